@@ -1,0 +1,69 @@
+// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
+// metrics for every RPC (kurt_grpc_server_*), the admin HTTP server, and a graceful SIGTERM:
+// mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period, then run
+// the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
+//
+// Lives in main for the whole process; AddService and OnShutdown before Start, from one thread.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "platform/admin_http.h"
+#include "platform/metrics.h"
+
+namespace kurt::platform {
+
+struct GrpcServerOptions {
+  std::string name;  // e.g. "links": the log component and a metric label
+  std::string host = "127.0.0.1";
+  int grpc_port = 0;     // 0 picks a free port (tests)
+  int metrics_port = 0;  // 0 picks a free port (tests); -1 disables the admin server
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // Fills host, ports and grace from the standard flags.
+  static GrpcServerOptions FromFlags(std::string name);
+};
+
+class GrpcServer {
+ public:
+  GrpcServer(GrpcServerOptions options, metrics::Registry* registry);
+  ~GrpcServer();
+
+  void AddService(grpc::Service* service);
+  void OnShutdown(std::function<void()> hook);
+
+  absl::Status Start();
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+
+  // Blocks until SIGTERM/SIGINT, then shuts down gracefully.
+  void Wait();
+  // Graceful shutdown without a signal (tests).
+  void Shutdown();
+
+ private:
+  GrpcServerOptions options_;
+  metrics::Registry* registry_;
+  std::vector<grpc::Service*> services_;
+  std::vector<std::function<void()>> shutdown_hooks_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AdminHttpServer> admin_;
+  std::atomic<bool> serving_{false};
+  bool shut_down_ = false;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+};
+
+// Maps a Status to a grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// The value of a metadata key of the incoming call ("" when absent).
+std::string Metadata(const grpc::ServerContext& context, absl::string_view key);
+
+}  // namespace kurt::platform

@@ -1,0 +1,55 @@
+# Shared by the scripts in tools/: where things live, the default ports, installing packages.
+# Sourced, never run.
+
+KURT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+export KURT_STATE_DIR=${KURT_STATE_DIR:-$KURT_ROOT/.kurt}
+export KURT_BUILD_DIR=${KURT_BUILD_DIR:-$KURT_ROOT/build}
+
+export KURT_PG_PORT=${KURT_PG_PORT:-15432}
+export KURT_PG_REPLICA_PORT=${KURT_PG_REPLICA_PORT:-15433}
+export KURT_REDIS_PORT=${KURT_REDIS_PORT:-16379}
+export KURT_KAFKA_PORT=${KURT_KAFKA_PORT:-19092}
+export KURT_KAFKA_CONTROLLER_PORT=${KURT_KAFKA_CONTROLLER_PORT:-19093}
+export KURT_EDGE_PORT=${KURT_EDGE_PORT:-8080}
+
+# Debian packages the build and the local stack need.
+KURT_BUILD_PACKAGES=(
+  cmake ninja-build ccache pkg-config g++ git python3 python3-pip unzip
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
+  librdkafka-dev libpqxx-dev libhiredis-dev libboost-dev libgtest-dev libgmock-dev
+  libbenchmark-dev
+)
+KURT_STACK_PACKAGES=(postgresql redis-server kcat openjdk-17-jre-headless maven curl procps)
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+as_root() {
+  if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# apt_install PKG...: installs the packages that are not installed yet (apt-get update once).
+apt_install() {
+  local missing=() p
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  log "installing ${missing[*]}"
+  as_root apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+# go_tool NAME MODULE@VERSION [go install flags...]: a Go-built tool under $KURT_STATE_DIR/tools/bin.
+go_tool() {
+  local name=$1 module=$2; shift 2
+  local bin=$KURT_STATE_DIR/tools/bin/$name
+  if [ ! -x "$bin" ]; then
+    command -v go >/dev/null || apt_install golang-go
+    log "building $name from the Go module proxy ($module)"
+    mkdir -p "$KURT_STATE_DIR/tools/bin"
+    GOBIN=$KURT_STATE_DIR/tools/bin go install "$@" "$module" >&2
+  fi
+  printf '%s\n' "$bin"
+}
