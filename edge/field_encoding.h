@@ -1,0 +1,31 @@
+// Encodes a field value given as text (a path variable or a query parameter) straight into
+// protobuf wire format, checking it against the field's type. Appending such encodings to a
+// serialized message merges them into it (the protobuf rule for concatenated messages): that is
+// how the transcoder adds path and query values to the JSON body without a message in between.
+#pragma once
+
+#include <string>
+#include "absl/strings/string_view.h"
+
+#include "absl/status/status.h"
+#include "edge/route.h"
+
+namespace kurt::edge {
+
+// Appends `path` = `text` to `out`, which holds fields of path.front()'s containing message.
+// `what` names the value in errors: `query parameter "count"`. Errors are INVALID_ARGUMENT and
+// say which field and why.
+absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
+                                 absl::string_view what, std::string* out);
+
+// Appends a length-delimited field (a message, string or bytes) to `out`.
+void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out);
+
+// Reads the last occurrence of length-delimited top-level field `field_number` of a serialized
+// message (a string, bytes or message field). False when absent or the bytes do not parse.
+bool FindLengthDelimited(absl::string_view message, int field_number, absl::string_view* value);
+
+// The top-level occurrences of `field_number`, re-encoded as a message that has only that field.
+std::string KeepOnlyField(absl::string_view message, int field_number);
+
+}  // namespace kurt::edge
