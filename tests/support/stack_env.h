@@ -1,0 +1,55 @@
+// What integration tests need to reach the local stack (tools/stack up): its addresses, taken
+// from the same KURT_* variables as the binaries (so `. .kurt/env` works) with the same defaults,
+// and scratch databases so that tests sharing one stack do not see each other's rows.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "platform/pg.h"
+
+namespace kurt::testing {
+
+std::string PgPrimaryUrl();
+std::string PgReplicaUrl();
+std::string RedisUrl();
+std::string KafkaBrokers();
+// The source tree (for migrations/ and other fixtures).
+std::string SourceDir();
+
+// Lower-case letters and digits, for names of one test's own topics, groups and databases.
+std::string RandomName(const std::string& prefix);
+
+// A database created on the primary for one test (so it also exists on the streaming replica)
+// with every migration applied; dropped on destruction.
+class ScratchDatabase {
+ public:
+  // With apply_migrations false the database is empty (for the migrator's own tests).
+  explicit ScratchDatabase(bool apply_migrations = true);
+  ~ScratchDatabase();
+  const std::string& name() const { return name_; }
+  std::string primary_url() const;
+  std::string replica_url() const;
+  // Waits until the replica has replayed everything the primary wrote so far.
+  void WaitForReplica() const;
+
+ private:
+  std::string name_;
+};
+
+// Replaces the database name of a postgresql:// URL.
+std::string WithDatabase(const std::string& url, const std::string& database);
+
+}  // namespace kurt::testing
+
+namespace kurt::testing {
+
+// Creates a topic on the local broker (auto-creation is off there) and waits until it is usable.
+void CreateTopic(const std::string& name, int partitions);
+
+// The group's committed offsets on a topic, per partition (-1001 where none).
+std::vector<int64_t> CommittedOffsets(const std::string& group, const std::string& topic,
+                                      int partitions);
+
+}  // namespace kurt::testing
