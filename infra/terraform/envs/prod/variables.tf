@@ -1,0 +1,85 @@
+variable "region" {
+  description = "AWS region of everything but CloudFront's us-east-1 pieces."
+  type        = string
+  default     = "eu-west-1"
+}
+
+variable "availability_zones" {
+  description = "The three zones of the region to use."
+  type        = list(string)
+  default     = ["eu-west-1a", "eu-west-1b", "eu-west-1c"]
+}
+
+variable "environment" {
+  description = "Environment name, part of every resource name."
+  type        = string
+  default     = "prod"
+}
+
+variable "vpc_cidr" {
+  description = "The VPC's range; its data-subnet /20 must match the ipBlock in deploy/base/network-policies.yaml (10.40.208.0/20 for the default)."
+  type        = string
+  default     = "10.40.0.0/16"
+}
+
+variable "cluster_public_access_cidrs" {
+  description = "Address ranges that may reach the Kubernetes API from outside the VPC (CI, operators). No default: name them."
+  type        = list(string)
+}
+
+variable "kubernetes_version" {
+  description = "EKS version; tools/check-deploy validates deploy/ against the same minor version."
+  type        = string
+  default     = "1.33"
+}
+
+variable "postgres_instance_class" {
+  description = "RDS instance class of the primary and replicas."
+  type        = string
+  default     = "db.r7g.large"
+}
+
+variable "postgres_replica_count" {
+  description = "Read replicas of the primary (deploy/overlays/prod expects two: pg-replica-1 and pg-replica-2)."
+  type        = number
+  default     = 2
+}
+
+variable "redis_node_type" {
+  description = "ElastiCache node type."
+  type        = string
+  default     = "cache.r7g.large"
+}
+
+variable "kafka_broker_count" {
+  description = "MSK brokers, a multiple of three (deploy/overlays/prod names kafka-1..3 as bootstrap servers; more brokers are found through them)."
+  type        = number
+  default     = 3
+}
+
+variable "kafka_broker_instance_type" {
+  description = "MSK broker instance type."
+  type        = string
+  default     = "kafka.m7g.large"
+}
+
+variable "app_domain" {
+  description = "Host name of the SPA and its API on the CDN, e.g. app.kurt.example."
+  type        = string
+}
+
+variable "app_certificate_arn" {
+  description = "ACM certificate (in us-east-1) for app_domain."
+  type        = string
+}
+
+variable "edge_origin_domain" {
+  description = "Public host name of the ingress-nginx load balancer in front of kurt-edge (known after deploy/ is applied; the CDN's /v1/* origin)."
+  type        = string
+}
+
+variable "tags" {
+  description = "Extra tags for every resource (cost centre, owner)."
+  type        = map(string)
+  default     = {}
+}

@@ -1,0 +1,318 @@
+"""Checks the rendered Kubernetes manifests against docs/development.md, the one source of truth for
+the binaries' ports and flags: every containerPort, Service port, probe and scrape annotation must
+be the port the binary serves, and every KURT_* variable or --flag the manifests pass must be a
+documented flag. When the binaries are built it also asks them (--helpfull), and when a local
+stack runs it probes the real /healthz and /readyz.
+
+Run by tools/check-deploy (KURT_DEPLOY_RENDERED=<dir of rendered YAML>); on its own it renders
+with the kustomize that tools/check-deploy built, and skips when there is none:
+    python3 -m unittest discover -s tests/deploy
+Needs PyYAML (tools/check-deploy's venv has it).
+"""
+import http.client
+import os
+import pathlib
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import unittest
+
+try:
+    import yaml
+except ImportError:  # pragma: no cover - reported as a skip
+    yaml = None
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STATE = pathlib.Path(os.environ.get("KURT_STATE_DIR", ROOT / ".kurt"))
+BUILD = pathlib.Path(os.environ.get("KURT_BUILD_DIR", ROOT / "build"))
+KUSTOMIZATIONS = ["overlays/dev", "overlays/prod", "monitoring", "ingress-nginx"]
+OVERLAYS = ["overlays-dev", "overlays-prod"]
+
+
+def parse_development_md():
+    """Returns ({binary: (grpc_port or None, http_port or None)}, {flag names})."""
+    text = (ROOT / "docs" / "development.md").read_text()
+    binaries, flags = {}, set()
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) < 3:
+            continue
+        name = re.fullmatch(r"`(kurt-[a-z-]+)`", cells[0])
+        if name:
+            grpc = re.match(r"(\d+)", cells[1])
+            http = re.match(r"(\d+)", cells[2])
+            binaries[name.group(1)] = (int(grpc.group(1)) if grpc else None,
+                                       int(http.group(1)) if http else None)
+        flag = re.fullmatch(r"`--([a-z0-9_]+)`", cells[0])
+        if flag:
+            flags.add(flag.group(1))
+    return binaries, flags
+
+
+def render_all():
+    """{name: [documents]} from KURT_DEPLOY_RENDERED, or rendered here with kustomize."""
+    rendered = os.environ.get("KURT_DEPLOY_RENDERED")
+    tmp = None
+    if not rendered:
+        kustomize = STATE / "tools" / "bin" / "kustomize"
+        kustomize = str(kustomize) if kustomize.exists() else shutil.which("kustomize")
+        if not kustomize:
+            raise unittest.SkipTest("no rendered manifests and no kustomize (run tools/check-deploy)")
+        tmp = tempfile.TemporaryDirectory()
+        rendered = tmp.name
+        for k in KUSTOMIZATIONS:
+            out = subprocess.run([kustomize, "build", str(ROOT / "deploy" / k)], check=True,
+                                 capture_output=True, text=True).stdout
+            pathlib.Path(rendered, k.replace("/", "-") + ".yaml").write_text(out)
+    docs = {}
+    for path in sorted(pathlib.Path(rendered).glob("*.yaml")):
+        docs[path.stem] = [d for d in yaml.safe_load_all(path.read_text()) if d]
+    if tmp:
+        tmp.cleanup()
+    return docs
+
+
+def named_port(container, port):
+    """Resolves a probe's port (a number or a containerPort name) to a number."""
+    if isinstance(port, int):
+        return port
+    for p in container.get("ports", []):
+        if p.get("name") == port:
+            return p["containerPort"]
+    raise AssertionError(f"container {container['name']} has no port named {port}")
+
+
+def workloads(docs):
+    """(kind, name, pod spec) of every Deployment and Job."""
+    for d in docs:
+        if d["kind"] in ("Deployment", "Job"):
+            yield d["kind"], d["metadata"]["name"], d["spec"]["template"]
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed (tools/check-deploy's venv has it)")
+class ManifestsMatchDevelopmentMd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.binaries, cls.flags = parse_development_md()
+        cls.rendered = render_all()
+
+    def test_the_table_was_parsed(self):
+        self.assertIn("kurt-edge", self.binaries)
+        self.assertIn("kurt-links", self.binaries)
+        self.assertEqual(self.binaries["kurt-edge"], (None, 8080))
+        self.assertIn("listen_host", self.flags)
+        self.assertIn("metrics_port", self.flags)
+
+    def test_every_binary_is_deployed(self):
+        for overlay in OVERLAYS:
+            names = {(kind, name) for kind, name, _ in workloads(self.rendered[overlay])}
+            for binary, (grpc, http) in self.binaries.items():
+                kind = "Deployment" if http else "Job"
+                self.assertIn((kind, binary), names, f"{overlay}: no {kind} {binary}")
+
+    def test_container_ports_probes_and_scrape_annotations(self):
+        for overlay in OVERLAYS:
+            for kind, name, template in workloads(self.rendered[overlay]):
+                if name not in self.binaries:
+                    continue
+                grpc, http = self.binaries[name]
+                with self.subTest(overlay=overlay, workload=name):
+                    (container,) = template["spec"]["containers"]
+                    ports = sorted(p["containerPort"] for p in container.get("ports", []))
+                    self.assertEqual(ports, sorted(p for p in (grpc, http) if p))
+                    if http is None:
+                        for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
+                            self.assertNotIn(probe, container)
+                        continue
+                    probes = {
+                        "readinessProbe": "/readyz",
+                        "livenessProbe": "/healthz",
+                        "startupProbe": "/healthz",
+                    }
+                    for probe, path in probes.items():
+                        self.assertIn(probe, container)
+                        get = container[probe]["httpGet"]
+                        self.assertEqual(get["path"], path, probe)
+                        self.assertEqual(named_port(container, get["port"]), http, probe)
+                    annotations = template["metadata"].get("annotations", {})
+                    self.assertEqual(annotations.get("prometheus.io/scrape"), "true")
+                    self.assertEqual(annotations.get("prometheus.io/port"), str(http))
+                    self.assertEqual(annotations.get("prometheus.io/path"), "/metrics")
+
+    def test_service_ports(self):
+        for overlay in OVERLAYS:
+            services = {d["metadata"]["name"]: d for d in self.rendered[overlay]
+                        if d["kind"] == "Service"}
+            for name, (grpc, http) in self.binaries.items():
+                if http is None:
+                    continue
+                with self.subTest(overlay=overlay, service=name):
+                    ports = {p["name"]: p for p in services[name]["spec"]["ports"]}
+                    if grpc:
+                        self.assertEqual(ports["grpc"]["port"], grpc)
+                        self.assertEqual(ports["metrics"]["port"], http)
+                        # Headless, so gRPC clients see every pod and balance themselves.
+                        self.assertEqual(services[name]["spec"].get("clusterIP"), "None")
+                    else:
+                        self.assertEqual(ports["http"]["port"], http)
+
+    def test_network_policy_ports_are_served(self):
+        for overlay in OVERLAYS:
+            docs = self.rendered[overlay]
+            for d in docs:
+                if d["kind"] != "NetworkPolicy":
+                    continue
+                target = d["spec"]["podSelector"].get("matchLabels", {}).get(
+                    "app.kubernetes.io/name")
+                if target in self.binaries:
+                    served = {p for p in self.binaries[target] if p}
+                    for rule in d["spec"].get("ingress", []):
+                        for port in rule.get("ports", []):
+                            self.assertIn(port["port"], served, f"{overlay}: {d['metadata']['name']}")
+                # Egress to another Kurt binary must use its gRPC port.
+                for rule in d["spec"].get("egress", []):
+                    for peer in rule.get("to", []):
+                        callee = peer.get("podSelector", {}).get("matchLabels", {}).get(
+                            "app.kubernetes.io/name")
+                        if callee in self.binaries:
+                            ports = {p["port"] for p in rule.get("ports", [])}
+                            self.assertEqual(ports, {self.binaries[callee][0]},
+                                             f"{overlay}: {d['metadata']['name']} → {callee}")
+
+    def used_flags(self, overlay):
+        """Every flag name the manifests set, by KURT_* variable or by --flag argument."""
+        docs = self.rendered[overlay]
+        used = {}
+        for d in docs:
+            if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("kurt-"):
+                for key in d.get("data", {}):
+                    if key.startswith("KURT_"):
+                        used.setdefault(key[5:].lower(), f"ConfigMap {d['metadata']['name']}")
+        for _, name, template in workloads(docs):
+            for c in template["spec"]["containers"]:
+                for e in c.get("env", []):
+                    if e["name"].startswith("KURT_"):
+                        used.setdefault(e["name"][5:].lower(), f"{name} env")
+                for arg in c.get("command", []) + c.get("args", []):
+                    m = re.match(r"--([a-z0-9_]+)", str(arg))
+                    if m and name in self.binaries:
+                        used.setdefault(m.group(1), f"{name} args")
+        return used
+
+    def test_every_flag_is_documented(self):
+        for overlay in OVERLAYS:
+            for flag, where in self.used_flags(overlay).items():
+                with self.subTest(overlay=overlay, flag=flag):
+                    self.assertIn(flag, self.flags, f"--{flag} ({where}) is not in docs/development.md")
+
+    def test_listen_host_is_all_interfaces(self):
+        for overlay in OVERLAYS:
+            config = [d for d in self.rendered[overlay]
+                      if d["kind"] == "ConfigMap" and d["metadata"]["name"].startswith("kurt-config")]
+            self.assertEqual(len(config), 1)
+            self.assertEqual(config[0]["data"]["KURT_LISTEN_HOST"], "0.0.0.0")
+
+    def test_images_are_the_binaries(self):
+        for overlay in OVERLAYS:
+            for _, name, template in workloads(self.rendered[overlay]):
+                if name in self.binaries:
+                    image = template["spec"]["containers"][0]["image"]
+                    self.assertEqual(image.rsplit("/", 1)[-1].split(":")[0].split("@")[0], name)
+
+    def test_dockerfile_names_every_binary(self):
+        dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
+        for binary in self.binaries:
+            self.assertIn(binary, dockerfile)
+
+    def test_binaries_know_the_flags(self):
+        """Against the real binaries, when tools/build has made them."""
+        used = set()
+        for overlay in OVERLAYS:
+            used |= set(self.used_flags(overlay))
+        found = 0
+        for binary, (grpc, http) in self.binaries.items():
+            path = BUILD / "bin" / binary
+            if not path.exists() or http is None:
+                continue
+            found += 1
+            out = subprocess.run([str(path), "--helpfull"], capture_output=True, text=True,
+                                 timeout=30)
+            text = out.stdout + out.stderr
+            with self.subTest(binary=binary):
+                for flag in sorted(used):
+                    self.assertRegex(text, rf"--{flag}\b", f"{binary} has no --{flag}")
+                for flag, port in (("grpc_port", grpc), ("metrics_port", http)):
+                    if port and flag in self.flags:
+                        m = re.search(rf"--{flag}\b.*?default: (\d+)", text, re.S)
+                        if m:
+                            self.assertEqual(int(m.group(1)), port, f"{binary} --{flag}")
+        if not found:
+            self.skipTest(f"no binaries in {BUILD / 'bin'} (tools/build)")
+
+    def test_running_stack_serves_the_probed_paths(self):
+        """Against a running local stack: what the probes ask for must answer."""
+        checked = 0
+        for binary, (grpc, http) in self.binaries.items():
+            if http is None:
+                continue
+            try:
+                socket.create_connection(("127.0.0.1", http), timeout=0.5).close()
+            except OSError:
+                continue
+            checked += 1
+            for path, allowed in (("/healthz", {200}), ("/readyz", {200, 503})):
+                with self.subTest(binary=binary, path=path):
+                    conn = http_client(http)
+                    conn.request("GET", path)
+                    status = conn.getresponse().status
+                    conn.close()
+                    self.assertIn(status, allowed, f"{binary} GET {path} on {http}")
+        if not checked:
+            self.skipTest("no Kurt binary listening on 127.0.0.1 (tools/run)")
+
+
+def http_client(port):
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed (tools/check-deploy's venv has it)")
+class Autoscaling(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.rendered = render_all()
+
+    def test_consumers_scale_on_their_groups_lag(self):
+        partitions = int(re.search(
+            r'variable "default_partitions" \{.*?default\s*=\s*(\d+)',
+            (ROOT / "infra/terraform/modules/kafka/variables.tf").read_text(), re.S).group(1))
+        hpas = {d["metadata"]["name"]: d for d in self.rendered["overlays-prod"]
+                if d["kind"] == "HorizontalPodAutoscaler"}
+        for name in ("kurt-analytics", "kurt-report-worker", "kurt-notifications"):
+            with self.subTest(hpa=name):
+                spec = hpas[name]["spec"]
+                external = [m["external"] for m in spec["metrics"] if m["type"] == "External"]
+                self.assertEqual(len(external), 1)
+                self.assertEqual(external[0]["metric"]["name"], "kafka_consumergroup_lag")
+                self.assertEqual(external[0]["metric"]["selector"]["matchLabels"]["consumergroup"],
+                                 name)
+                # A consumer beyond the partition count has nothing to read.
+                self.assertLessEqual(spec["maxReplicas"], partitions)
+
+    def test_every_deployment_has_an_hpa_and_a_pdb(self):
+        for overlay in OVERLAYS:
+            docs = self.rendered[overlay]
+            by_kind = {}
+            for d in docs:
+                by_kind.setdefault(d["kind"], set()).add(d["metadata"]["name"])
+            binaries, _ = parse_development_md()
+            for name, (_, http) in binaries.items():
+                if http is None:
+                    continue
+                self.assertIn(name, by_kind["HorizontalPodAutoscaler"], overlay)
+                self.assertIn(name, by_kind["PodDisruptionBudget"], overlay)
+
+
+if __name__ == "__main__":
+    unittest.main()
