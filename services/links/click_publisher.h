@@ -1,0 +1,50 @@
+// Publishes a click event per resolve to kurt.clicks.v1 (key: the code) without blocking or
+// failing the resolve: a click that cannot be queued is counted and logged, never waited for.
+#pragma once
+
+#include <string>
+
+#include "absl/time/time.h"
+#include "platform/kafka.h"
+#include "platform/metrics.h"
+
+namespace kurt::links {
+
+inline constexpr const char* kClicksTopic = "kurt.clicks.v1";
+
+struct Click {
+  std::string code;
+  absl::Time time;
+  std::string referrer;
+  std::string user_agent;
+  std::string client_ip;  // hashed before it leaves the process
+  std::string traceparent;
+};
+
+class ClickSink {
+ public:
+  virtual ~ClickSink() = default;
+  virtual void Publish(const Click& click) = 0;
+};
+
+class KafkaClickSink : public ClickSink {
+ public:
+  // `producer` outlives the sink. `salt` keeps client hashes from being reversed by hashing
+  // every address; replicas must share it so one client hashes alike everywhere.
+  KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
+                 metrics::Registry* registry);
+  void Publish(const Click& click) override;
+
+  // Hex SHA-256 of salt + address.
+  static std::string HashClient(absl::string_view salt, absl::string_view ip);
+
+ private:
+  kafka::KafkaProducer* producer_;
+  const std::string topic_;
+  const std::string salt_;
+  metrics::Counter* queued_;
+  metrics::Counter* dropped_;
+  metrics::Counter* failed_;
+};
+
+}  // namespace kurt::links

@@ -1,0 +1,71 @@
+// The redirect's cache in Redis: what a code resolves to (or that the primary confirmed it does
+// not exist), with TTL jitter so that keys written together do not expire together.
+//
+// Writes from mutations (create, update, delete) overwrite; fills after a database read only add
+// (SET NX), so a fill carrying a stale replica answer cannot overwrite a mutation's fresh value.
+// Redis down: every call fails fast (UNAVAILABLE) and the caller goes to the database; mutations'
+// writes that failed are kept and replayed once Redis answers again.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "platform/redis.h"
+
+namespace kurt::links {
+
+struct CachedLink {
+  bool exists = false;  // false: the primary confirmed there is no live link
+  std::string target_url;
+  std::optional<absl::Time> expire_time;
+
+  std::string Encode() const;
+  static std::optional<CachedLink> Decode(absl::string_view data);
+};
+
+class LinkCache {
+ public:
+  virtual ~LinkCache() = default;
+  virtual absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) = 0;
+  // After a database read: only if nothing is cached for the code.
+  virtual void Fill(const std::string& code, const CachedLink& link) = 0;
+  // After a mutation: always.
+  virtual void Put(const std::string& code, const CachedLink& link) = 0;
+};
+
+struct LinkCacheOptions {
+  absl::Duration ttl = absl::Minutes(5);
+  double jitter = 0.2;  // each TTL is ttl * (1 ± jitter)
+  absl::Duration miss_ttl = absl::Seconds(10);
+  // Namespaces the keys (several deployments, or tests, sharing one Redis).
+  std::string key_prefix = "kurt:link:v1:";
+};
+
+class RedisLinkCache : public LinkCache {
+ public:
+  RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions options);
+
+  absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) override;
+  void Fill(const std::string& code, const CachedLink& link) override;
+  void Put(const std::string& code, const CachedLink& link) override;
+
+  // The TTL a value gets: jittered, never past the link's expiry. Exposed for tests.
+  absl::Duration TtlFor(const CachedLink& link, absl::Time now) const;
+  std::string Key(const std::string& code) const { return options_.key_prefix + code; }
+
+ private:
+  void Write(const std::string& code, const CachedLink& link, bool only_if_absent);
+  void ReplayPending();
+
+  redis::RedisClient* redis_;
+  const LinkCacheOptions options_;
+  std::mutex mu_;
+  std::map<std::string, CachedLink> pending_;  // mutations Redis did not take yet
+  std::atomic<bool> has_pending_{false};
+};
+
+}  // namespace kurt::links

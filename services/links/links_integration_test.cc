@@ -1,0 +1,432 @@
+// The links service against the real stack: PostgreSQL primary + streaming replica, Redis, Kafka.
+#include <atomic>
+#include <cstdlib>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "kurt/events/v1/click.pb.h"
+#include "kurt/links/v1/links.grpc.pb.h"
+#include "platform/grpc_server.h"
+#include "platform/kafka.h"
+#include "platform/pg.h"
+#include "platform/redis.h"
+#include "services/links/click_publisher.h"
+#include "services/links/link_cache.h"
+#include "services/links/links_service.h"
+#include "services/links/links_store.h"
+#include "services/links/resolver.h"
+#include "tests/support/stack_env.h"
+
+namespace kurt::links {
+namespace {
+
+namespace v1 = kurt::links::v1;
+
+// Runs `tools/stack <verb> <server>`; the stack script waits for readiness on start.
+void Stack(const std::string& verb, const std::string& server) {
+  std::string cmd = absl::StrCat(testing::SourceDir(), "/tools/stack ", verb, " ", server,
+                                 " >/dev/null 2>&1");
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+void ReplicaReplay(bool paused) {
+  pg::PoolOptions o;
+  o.url = testing::PgReplicaUrl();
+  o.max_connections = 1;
+  pg::PgPool replica(o);
+  ASSERT_TRUE(replica
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    tx.exec(paused ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
+                  })
+                  .ok());
+}
+
+class LinksIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::ClusterOptions po;
+    po.primary.url = db_.primary_url();
+    po.primary.max_connections = 16;
+    pg::PoolOptions replica;
+    replica.url = db_.replica_url();
+    replica.name = "replica0";
+    replica.max_connections = 16;
+    po.replicas = {replica};
+    po.max_replica_lag = absl::Seconds(2);
+    po.check_interval = absl::Milliseconds(100);
+    cluster_ = std::make_unique<pg::PgCluster>(po);
+
+    redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
+    topic_ = testing::RandomName("kurt.test.clicks.");
+    testing::CreateTopic(topic_, 3);
+    kafka::ProducerOptions ko;
+    ko.brokers = testing::KafkaBrokers();
+    producer_ = std::move(*kafka::KafkaProducer::Create(ko));
+
+    store_ = std::make_unique<PgLinksStore>(cluster_.get(), &registry_);
+    LinkCacheOptions cache_options;
+    cache_options.key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    cache_ = std::make_unique<RedisLinkCache>(redis_.get(), cache_options);
+    resolver_ = std::make_unique<Resolver>(store_.get(), cache_.get(), &registry_);
+    clicks_ = std::make_unique<KafkaClickSink>(producer_.get(), topic_, "salt", &registry_);
+    LinksServiceOptions so;
+    so.short_url_base = "http://kurt.test/";
+    service_ = std::make_unique<LinksService>(so, store_.get(), resolver_.get(), clicks_.get());
+    platform::GrpcServerOptions go;
+    go.name = "links";
+    go.metrics_port = -1;
+    server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
+    server_->AddService(service_.get());
+    ASSERT_TRUE(server_->Start().ok());
+    channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::LinksService::NewStub(channel_);
+  }
+
+  void TearDown() override {
+    server_->Shutdown();
+    ReplicaReplay(false);
+  }
+
+  std::unique_ptr<grpc::ClientContext> As(const std::string& account) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!account.empty()) ctx->AddMetadata("x-kurt-account-id", account);
+    ctx->AddMetadata("x-kurt-client-ip", "203.0.113.7");
+    ctx->AddMetadata("x-kurt-user-agent", "TestAgent/1.0");
+    ctx->AddMetadata("x-kurt-referer", "https://ref.example/");
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return ctx;
+  }
+
+  grpc::Status Create(const std::string& account, const std::string& target, v1::Link* out,
+                      const std::string& alias = "") {
+    v1::CreateLinkRequest req;
+    req.set_target_url(target);
+    req.set_alias(alias);
+    return stub_->CreateLink(As(account).get(), req, out);
+  }
+
+  grpc::Status Resolve(const std::string& code, std::string* target = nullptr) {
+    v1::ResolveRequest req;
+    req.set_code(code);
+    v1::ResolveResponse res;
+    grpc::Status s = stub_->Resolve(As("").get(), req, &res);
+    if (target) *target = res.target_url();
+    return s;
+  }
+
+  int64_t ReadCount(const std::string& source) {
+    std::string text = registry_.Render();
+    std::string needle = absl::StrCat("kurt_links_db_reads_total{source=\"", source, "\"} ");
+    size_t at = text.find(needle);
+    if (at == std::string::npos) return 0;
+    return std::stoll(text.substr(at + needle.size()));
+  }
+
+  void ForgetCache(const std::string& code) {
+    ASSERT_TRUE(redis_->Del({cache_->Key(code)}).ok());
+  }
+
+  testing::ScratchDatabase db_;
+  metrics::Registry registry_;
+  std::unique_ptr<pg::PgCluster> cluster_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::string topic_;
+  std::unique_ptr<kafka::KafkaProducer> producer_;
+  std::unique_ptr<PgLinksStore> store_;
+  std::unique_ptr<RedisLinkCache> cache_;
+  std::unique_ptr<Resolver> resolver_;
+  std::unique_ptr<KafkaClickSink> clicks_;
+  std::unique_ptr<LinksService> service_;
+  std::unique_ptr<platform::GrpcServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::LinksService::Stub> stub_;
+};
+
+TEST_F(LinksIntegrationTest, CreateGetUpdateDeleteWithOwnership) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/page", &link).ok());
+  EXPECT_EQ(link.code().size(), 7u);
+  EXPECT_EQ(link.short_url(), "http://kurt.test/" + link.code());
+  EXPECT_GT(link.create_time().seconds(), 0);
+
+  v1::GetLinkRequest get;
+  get.set_code(link.code());
+  v1::Link got;
+  ASSERT_TRUE(stub_->GetLink(As("acct-a").get(), get, &got).ok());
+  EXPECT_EQ(got.target_url(), "https://example.com/page");
+  // Another account cannot tell the link exists.
+  EXPECT_EQ(stub_->GetLink(As("acct-b").get(), get, &got).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(stub_->GetLink(As("").get(), get, &got).error_code(), grpc::UNAUTHENTICATED);
+
+  v1::UpdateLinkRequest update;
+  update.set_code(link.code());
+  update.set_target_url("https://example.com/new");
+  v1::Link updated;
+  EXPECT_EQ(stub_->UpdateLink(As("acct-b").get(), update, &updated).error_code(),
+            grpc::NOT_FOUND);
+  std::string target;
+  ASSERT_TRUE(Resolve(link.code(), &target).ok());
+  EXPECT_EQ(target, "https://example.com/page");
+  ASSERT_TRUE(stub_->UpdateLink(As("acct-a").get(), update, &updated).ok());
+  EXPECT_EQ(updated.target_url(), "https://example.com/new");
+  ASSERT_TRUE(Resolve(link.code(), &target).ok());
+  EXPECT_EQ(target, "https://example.com/new") << "the update reached the cache at once";
+
+  v1::DeleteLinkRequest del;
+  del.set_code(link.code());
+  google::protobuf::Empty empty;
+  EXPECT_EQ(stub_->DeleteLink(As("acct-b").get(), del, &empty).error_code(), grpc::NOT_FOUND);
+  ASSERT_TRUE(stub_->DeleteLink(As("acct-a").get(), del, &empty).ok());
+  EXPECT_EQ(Resolve(link.code()).error_code(), grpc::NOT_FOUND) << "deleted: stops at once";
+  EXPECT_EQ(stub_->GetLink(As("acct-a").get(), get, &got).error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(stub_->DeleteLink(As("acct-a").get(), del, &empty).error_code(), grpc::NOT_FOUND);
+  // A deleted code is never handed out again.
+  EXPECT_EQ(Create("acct-a", "https://x.example", &link, del.code()).error_code(),
+            grpc::ALREADY_EXISTS);
+}
+
+TEST_F(LinksIntegrationTest, BadInputIsRejectedNamingTheFieldAndChangesNothing) {
+  v1::Link link;
+  struct Case {
+    std::string target, alias, field;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"javascript:alert(1)", "", "target_url"},
+           {"data:text/html,x", "", "target_url"},
+           {"https://user:pw@example.com/", "", "target_url"},
+           {"ftp://example.com/", "", "target_url"},
+           {"https://example.com/" + std::string(2100, 'a'), "", "target_url"},
+           {"https://example.com/", "v1", "alias"},
+           {"https://example.com/", "healthz", "alias"},
+           {"https://example.com/", "a/b", "alias"},
+           {"https://example.com/", "ab", "alias"}}) {
+    grpc::Status s = Create("acct-a", c.target, &link, c.alias);
+    EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << c.target << " " << c.alias;
+    EXPECT_EQ(s.error_message().rfind(c.field, 0), 0u) << s.error_message();
+  }
+  v1::CreateLinkRequest past;
+  past.set_target_url("https://example.com/");
+  past.mutable_expire_time()->set_seconds(1000);
+  grpc::Status s = stub_->CreateLink(As("acct-a").get(), past, &link);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("expire_time"), std::string::npos);
+
+  v1::UpdateLinkRequest nothing;
+  nothing.set_code("abcdefg");
+  EXPECT_EQ(stub_->UpdateLink(As("acct-a").get(), nothing, &link).error_code(),
+            grpc::INVALID_ARGUMENT);
+  v1::ListLinksRequest bad_token;
+  bad_token.set_page_token("not-a-token");
+  v1::ListLinksResponse list;
+  s = stub_->ListLinks(As("acct-a").get(), bad_token, &list);
+  EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("page_token"), std::string::npos);
+
+  v1::ListLinksRequest all;
+  ASSERT_TRUE(stub_->ListLinks(As("acct-a").get(), all, &list).ok());
+  EXPECT_EQ(list.links_size(), 0) << "no rejected request created anything";
+}
+
+TEST_F(LinksIntegrationTest, AliasesAreUniqueAndListsPaginateNewestFirst) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/1", &link, "my-alias").ok());
+  EXPECT_EQ(link.code(), "my-alias");
+  grpc::Status taken = Create("acct-b", "https://example.com/2", &link, "my-alias");
+  EXPECT_EQ(taken.error_code(), grpc::ALREADY_EXISTS);
+  EXPECT_NE(taken.error_message().find("alias"), std::string::npos);
+
+  std::set<std::string> created = {"my-alias"};
+  for (int i = 0; i < 24; ++i) {
+    ASSERT_TRUE(Create("acct-a", absl::StrCat("https://example.com/", i), &link).ok());
+    created.insert(link.code());
+  }
+  ASSERT_TRUE(Create("acct-b", "https://example.com/other", &link).ok());
+
+  std::vector<std::string> seen;
+  std::string token;
+  int pages = 0;
+  do {
+    v1::ListLinksRequest req;
+    req.set_page_size(10);
+    req.set_page_token(token);
+    v1::ListLinksResponse res;
+    ASSERT_TRUE(stub_->ListLinks(As("acct-a").get(), req, &res).ok());
+    for (const auto& l : res.links()) seen.push_back(l.code());
+    token = res.next_page_token();
+    ++pages;
+  } while (!token.empty() && pages < 10);
+  EXPECT_EQ(pages, 3);
+  EXPECT_EQ(seen.size(), 25u);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), created);
+  EXPECT_EQ(seen.back(), "my-alias") << "newest first: the alias was created first";
+}
+
+TEST_F(LinksIntegrationTest, ResolvesRightAfterCreateWhileReplicaIsPaused) {
+  ReplicaReplay(true);
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/fresh", &link).ok());
+  ForgetCache(link.code());  // force the database path
+  std::string target;
+  grpc::Status s = Resolve(link.code(), &target);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(target, "https://example.com/fresh");
+  EXPECT_GE(ReadCount("primary"), 1) << "the primary confirmed what the replica lacked";
+  ReplicaReplay(false);
+}
+
+TEST_F(LinksIntegrationTest, OneDatabaseReadForAThousandConcurrentResolvesOfAColdCode) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/hot", &link).ok());
+  db_.WaitForReplica();
+  ForgetCache(link.code());
+  const int64_t before = ReadCount("replica") + ReadCount("primary");
+
+  std::atomic<int> ok{0}, done{0};
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::ResolveRequest> requests(1000);
+  std::vector<v1::ResolveResponse> responses(1000);
+  std::mutex mu;
+  std::condition_variable cv;
+  for (int i = 0; i < 1000; ++i) {
+    contexts.push_back(As(""));
+    requests[i].set_code(link.code());
+    stub_->async()->Resolve(contexts.back().get(), &requests[i], &responses[i],
+                            [&](grpc::Status s) {
+                              if (s.ok()) ok++;
+                              std::lock_guard<std::mutex> l(mu);
+                              done++;
+                              cv.notify_one();
+                            });
+  }
+  std::unique_lock<std::mutex> l(mu);
+  ASSERT_TRUE(cv.wait_for(l, std::chrono::seconds(30), [&] { return done == 1000; }));
+  EXPECT_EQ(ok, 1000);
+  EXPECT_EQ(ReadCount("replica") + ReadCount("primary") - before, 1)
+      << "a burst of misses of one code makes one database read";
+}
+
+TEST_F(LinksIntegrationTest, ExpiredLinksStopResolvingAtOnce) {
+  v1::CreateLinkRequest req;
+  req.set_target_url("https://example.com/soon-gone");
+  absl::Time expiry = absl::Now() + absl::Milliseconds(1500);
+  req.mutable_expire_time()->set_seconds(absl::ToUnixSeconds(expiry));
+  req.mutable_expire_time()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(expiry - absl::FromUnixSeconds(
+                                                              absl::ToUnixSeconds(expiry)))));
+  v1::Link link;
+  ASSERT_TRUE(stub_->CreateLink(As("acct-a").get(), req, &link).ok());
+  ASSERT_TRUE(Resolve(link.code()).ok());
+  absl::SleepFor(expiry - absl::Now() + absl::Milliseconds(50));
+  EXPECT_EQ(Resolve(link.code()).error_code(), grpc::NOT_FOUND);
+  ForgetCache(link.code());
+  EXPECT_EQ(Resolve(link.code()).error_code(), grpc::NOT_FOUND) << "from the database too";
+}
+
+TEST_F(LinksIntegrationTest, UnknownCodeIsNotFoundAndItsMissIsCachedOnlyAfterThePrimary) {
+  const int64_t primary_before = ReadCount("primary");
+  EXPECT_EQ(Resolve("nosuchcode").error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(ReadCount("primary") - primary_before, 1);
+  auto cached = redis_->Get(cache_->Key("nosuchcode"));
+  ASSERT_TRUE(cached.ok() && cached->has_value());
+  EXPECT_EQ(**cached, "M");
+  EXPECT_EQ(Resolve("nosuchcode").error_code(), grpc::NOT_FOUND);
+  EXPECT_EQ(ReadCount("primary") - primary_before, 1) << "the second miss came from Redis";
+  // Creating the code as an alias replaces the cached miss at once.
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/now", &link, "nosuchcode").ok());
+  EXPECT_TRUE(Resolve("nosuchcode").ok());
+  EXPECT_EQ(Resolve("bad/code").error_code(), grpc::NOT_FOUND);
+}
+
+TEST_F(LinksIntegrationTest, ResolvePublishesAClickEventKeyedByCode) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/clicked", &link).ok());
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Resolve(link.code()).ok());
+  ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
+
+  std::vector<kafka::Message> got;
+  std::mutex mu;
+  kafka::ConsumerOptions co;
+  co.brokers = testing::KafkaBrokers();
+  co.group_id = testing::RandomName("kurt-test-");
+  co.topics = {topic_};
+  auto consumer = std::move(*kafka::KafkaConsumer::Create(co, [&](const auto& batch) {
+    std::lock_guard<std::mutex> l(mu);
+    got.insert(got.end(), batch.begin(), batch.end());
+    return absl::OkStatus();
+  }));
+  std::thread runner([&] { consumer->Run(); });
+  for (int i = 0; i < 300; ++i) {
+    {
+      std::lock_guard<std::mutex> l(mu);
+      if (got.size() >= 3) break;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  consumer->Stop();
+  runner.join();
+  ASSERT_EQ(got.size(), 3u);
+  std::set<std::string> ids;
+  for (const auto& m : got) {
+    EXPECT_EQ(m.key, link.code());
+    events::v1::ClickEvent e;
+    ASSERT_TRUE(e.ParseFromString(m.value));
+    EXPECT_EQ(e.code(), link.code());
+    EXPECT_EQ(e.referrer(), "https://ref.example/");
+    EXPECT_EQ(e.user_agent(), "TestAgent/1.0");
+    EXPECT_EQ(e.client_hash(), KafkaClickSink::HashClient("salt", "203.0.113.7"));
+    EXPECT_EQ(e.client_hash().find("203.0.113.7"), std::string::npos);
+    EXPECT_NEAR(e.time().seconds(), absl::ToUnixSeconds(absl::Now()), 60);
+    EXPECT_EQ(m.Header("event-id").value(), e.event_id());
+    ids.insert(e.event_id());
+  }
+  EXPECT_EQ(ids.size(), 3u);
+}
+
+TEST_F(LinksIntegrationTest, EveryCallWorksWhileRedisIsStopped) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/before", &link).ok());
+  ASSERT_TRUE(Resolve(link.code()).ok());
+  Stack("stop", "redis");
+  v1::Link other;
+  grpc::Status s = Create("acct-a", "https://example.com/during", &other);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  std::string target;
+  s = Resolve(link.code(), &target);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(target, "https://example.com/before");
+  EXPECT_TRUE(Resolve(other.code()).ok());
+  v1::UpdateLinkRequest update;
+  update.set_code(link.code());
+  update.set_target_url("https://example.com/changed-while-redis-was-down");
+  EXPECT_TRUE(stub_->UpdateLink(As("acct-a").get(), update, &other).ok());
+  EXPECT_TRUE(Resolve(link.code(), &target).ok());
+  EXPECT_EQ(target, "https://example.com/changed-while-redis-was-down");
+  Stack("start", "redis");
+  // Redis kept the old value on disk; the change made while it was down replaces it.
+  absl::SleepFor(absl::Seconds(1));  // the client's circuit breaker closes again
+  ASSERT_TRUE(Resolve(link.code(), &target).ok());
+  EXPECT_EQ(target, "https://example.com/changed-while-redis-was-down");
+  ASSERT_TRUE(Resolve(link.code(), &target).ok());
+  EXPECT_EQ(target, "https://example.com/changed-while-redis-was-down");
+}
+
+TEST_F(LinksIntegrationTest, ReadsGoToThePrimaryWhileTheReplicaIsStopped) {
+  v1::Link link;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/replica-down", &link).ok());
+  Stack("stop", "pg-replica");
+  ForgetCache(link.code());
+  std::string target;
+  grpc::Status s = Resolve(link.code(), &target);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(target, "https://example.com/replica-down");
+  Stack("start", "pg-replica");
+}
+
+}  // namespace
+}  // namespace kurt::links

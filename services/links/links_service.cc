@@ -1,0 +1,270 @@
+#include "services/links/links_service.h"
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "platform/grpc_server.h"
+#include "platform/log.h"
+#include "services/links/link_rules.h"
+
+namespace kurt::links {
+namespace {
+
+using platform::Metadata;
+using platform::ToGrpcStatus;
+
+constexpr int kDefaultPageSize = 20;
+constexpr int kMaxPageSize = 100;
+constexpr int kCreateAttempts = 5;
+
+// The authenticated caller, or UNAUTHENTICATED.
+absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) {
+  std::string account = Metadata(context, "x-kurt-account-id");
+  if (account.empty()) {
+    return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
+  }
+  return account;
+}
+
+std::string RequestId(const grpc::ServerContext& context) {
+  std::string id = Metadata(context, "x-request-id");
+  return id.empty() ? log::NewRequestId() : id;
+}
+
+absl::Time FromProto(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
+  int64_t micros = absl::ToUnixMicros(t);
+  int64_t seconds = micros / 1000000, rem = micros % 1000000;
+  if (rem < 0) {
+    rem += 1000000;
+    --seconds;
+  }
+  out->set_seconds(seconds);
+  out->set_nanos(static_cast<int32_t>(rem * 1000));
+}
+
+absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, absl::string_view field) {
+  // google.protobuf.Timestamp's range: 0001-01-01 to 9999-12-31.
+  if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 ||
+      t.nanos() > 999999999) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateFutureExpiry(const google::protobuf::Timestamp& t, absl::Time now) {
+  if (absl::Status s = ValidateTimestamp(t, "expire_time"); !s.ok()) return s;
+  if (FromProto(t) <= now) return absl::InvalidArgumentError("expire_time: must be in the future");
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCode(const std::string& code) {
+  if (code.empty()) return absl::InvalidArgumentError("code: required");
+  if (!IsWellFormedCode(code)) {
+    return absl::InvalidArgumentError(
+        "code: must be 3 to 64 letters, digits, '-' or '_'");
+  }
+  return absl::OkStatus();
+}
+
+CachedLink Live(const LinkRecord& r) { return CachedLink{true, r.target_url, r.expire_time}; }
+
+}  // namespace
+
+LinksService::LinksService(LinksServiceOptions options, LinksStore* store, Resolver* resolver,
+                           ClickSink* clicks)
+    : options_(std::move(options)), store_(store), resolver_(resolver), clicks_(clicks) {}
+
+void LinksService::ToProto(const LinkRecord& record, v1::Link* out) const {
+  out->set_code(record.code);
+  out->set_short_url(absl::StrCat(options_.short_url_base, record.code));
+  out->set_target_url(record.target_url);
+  SetTimestamp(record.create_time, out->mutable_create_time());
+  SetTimestamp(record.update_time, out->mutable_update_time());
+  if (record.expire_time) SetTimestamp(*record.expire_time, out->mutable_expire_time());
+}
+
+grpc::Status LinksService::CreateLink(grpc::ServerContext* context,
+                                      const v1::CreateLinkRequest* request, v1::Link* response) {
+  log::RequestScope scope(RequestId(*context));
+  auto account = Caller(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
+  if (absl::Status s = ValidateTargetUrl(request->target_url()); !s.ok()) return ToGrpcStatus(s);
+  if (!request->alias().empty()) {
+    if (absl::Status s = ValidateAlias(request->alias()); !s.ok()) return ToGrpcStatus(s);
+  }
+  LinkRecord link;
+  link.account_id = *account;
+  link.target_url = request->target_url();
+  if (request->has_expire_time()) {
+    if (absl::Status s = ValidateFutureExpiry(request->expire_time(), absl::Now()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    link.expire_time = FromProto(request->expire_time());
+  }
+
+  absl::StatusOr<LinkRecord> created;
+  if (!request->alias().empty()) {
+    link.code = request->alias();
+    created = store_->Insert(link);
+    if (absl::IsAlreadyExists(created.status())) {
+      return ToGrpcStatus(absl::AlreadyExistsError(
+          absl::StrCat("alias: '", request->alias(), "' is already taken")));
+    }
+  } else {
+    // 62^7 codes: a collision is rare, several in a row mean something is wrong.
+    for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
+      link.code = RandomCode(kRandomCodeLength + attempt / 2);
+      created = store_->Insert(link);
+      if (!absl::IsAlreadyExists(created.status())) break;
+    }
+  }
+  if (!created.ok()) return ToGrpcStatus(created.status());
+  resolver_->Changed(created->code, Live(*created));
+  KURT_LOG(kInfo, "link created", {"code", created->code}, {"account", *account});
+  ToProto(*created, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status LinksService::GetLink(grpc::ServerContext* context,
+                                   const v1::GetLinkRequest* request, v1::Link* response) {
+  log::RequestScope scope(RequestId(*context));
+  auto account = Caller(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
+  if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
+  auto link = store_->Get(*account, request->code());
+  if (!link.ok()) return ToGrpcStatus(link.status());
+  ToProto(*link, response);
+  return grpc::Status::OK;
+}
+
+std::string LinksService::EncodePageToken(const ListCursor& cursor) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(absl::ToUnixMicros(cursor.create_time), ":", cursor.code));
+}
+
+absl::StatusOr<ListCursor> LinksService::DecodePageToken(absl::string_view token) {
+  std::string raw;
+  ListCursor cursor;
+  int64_t micros = 0;
+  size_t colon = std::string::npos;
+  if (absl::WebSafeBase64Unescape(token, &raw)) colon = raw.find(':');
+  if (colon == std::string::npos || !absl::SimpleAtoi(raw.substr(0, colon), &micros) ||
+      !IsWellFormedCode(raw.substr(colon + 1))) {
+    return absl::InvalidArgumentError("page_token: not a token from a previous page");
+  }
+  cursor.create_time = absl::FromUnixMicros(micros);
+  cursor.code = raw.substr(colon + 1);
+  return cursor;
+}
+
+grpc::Status LinksService::ListLinks(grpc::ServerContext* context,
+                                     const v1::ListLinksRequest* request,
+                                     v1::ListLinksResponse* response) {
+  log::RequestScope scope(RequestId(*context));
+  auto account = Caller(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
+  if (request->page_size() < 0) {
+    return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
+  }
+  int size = request->page_size() == 0 ? kDefaultPageSize
+                                       : std::min(request->page_size(), kMaxPageSize);
+  std::optional<ListCursor> after;
+  if (!request->page_token().empty()) {
+    auto cursor = DecodePageToken(request->page_token());
+    if (!cursor.ok()) return ToGrpcStatus(cursor.status());
+    after = *cursor;
+  }
+  // One more than asked tells whether there is a next page.
+  auto links = store_->List(*account, size + 1, after);
+  if (!links.ok()) return ToGrpcStatus(links.status());
+  bool more = static_cast<int>(links->size()) > size;
+  if (more) links->pop_back();
+  for (const LinkRecord& l : *links) ToProto(l, response->add_links());
+  if (more) {
+    response->set_next_page_token(
+        EncodePageToken({links->back().create_time, links->back().code}));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status LinksService::UpdateLink(grpc::ServerContext* context,
+                                      const v1::UpdateLinkRequest* request, v1::Link* response) {
+  log::RequestScope scope(RequestId(*context));
+  auto account = Caller(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
+  if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
+  LinkUpdate update;
+  if (request->has_target_url()) {
+    if (absl::Status s = ValidateTargetUrl(request->target_url()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    update.target_url = request->target_url();
+  }
+  if (request->has_expire_time() && request->clear_expire_time()) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "expire_time: cannot be set together with clear_expire_time"));
+  }
+  if (request->has_expire_time()) {
+    if (absl::Status s = ValidateFutureExpiry(request->expire_time(), absl::Now()); !s.ok()) {
+      return ToGrpcStatus(s);
+    }
+    update.expire_time = FromProto(request->expire_time());
+  }
+  update.clear_expire_time = request->clear_expire_time();
+  if (!update.target_url && !update.expire_time && !update.clear_expire_time) {
+    return ToGrpcStatus(absl::InvalidArgumentError(
+        "nothing to update: give target_url, expire_time or clear_expire_time"));
+  }
+  auto link = store_->Update(*account, request->code(), update);
+  if (!link.ok()) return ToGrpcStatus(link.status());
+  resolver_->Changed(link->code, Live(*link));
+  ToProto(*link, response);
+  return grpc::Status::OK;
+}
+
+grpc::Status LinksService::DeleteLink(grpc::ServerContext* context,
+                                      const v1::DeleteLinkRequest* request,
+                                      google::protobuf::Empty*) {
+  log::RequestScope scope(RequestId(*context));
+  auto account = Caller(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
+  if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
+  if (absl::Status s = store_->Delete(*account, request->code()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  resolver_->Changed(request->code(), CachedLink{});
+  KURT_LOG(kInfo, "link deleted", {"code", request->code()}, {"account", *account});
+  return grpc::Status::OK;
+}
+
+grpc::Status LinksService::Resolve(grpc::ServerContext* context,
+                                   const v1::ResolveRequest* request,
+                                   v1::ResolveResponse* response) {
+  if (!IsWellFormedCode(request->code())) {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no link with code '", request->code(), "'"));
+  }
+  absl::Time now = absl::Now();
+  auto target = resolver_->Resolve(request->code(), now);
+  if (!target.ok()) {
+    if (!absl::IsNotFound(target.status())) {
+      log::RequestScope scope(RequestId(*context));
+      KURT_LOG(kError, "resolve failed", {"code", request->code()},
+               {"error", target.status().ToString()});
+    }
+    return ToGrpcStatus(target.status());
+  }
+  response->set_target_url(std::move(*target));
+  clicks_->Publish(Click{request->code(), now, Metadata(*context, "x-kurt-referer"),
+                         Metadata(*context, "x-kurt-user-agent"),
+                         Metadata(*context, "x-kurt-client-ip"),
+                         Metadata(*context, "traceparent")});
+  return grpc::Status::OK;
+}
+
+}  // namespace kurt::links

@@ -1,0 +1,89 @@
+// Where links live: the interface the service uses, and its PostgreSQL implementation (all of the
+// links SQL is in links_store.cc). Writes and owner reads go to the primary; lookups for the
+// redirect name the database they read from, so the resolver can confirm a replica's miss on the
+// primary.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "platform/metrics.h"
+#include "platform/pg.h"
+
+namespace kurt::links {
+
+struct LinkRecord {
+  std::string code;
+  std::string account_id;
+  std::string target_url;
+  absl::Time create_time;
+  absl::Time update_time;
+  std::optional<absl::Time> expire_time;
+};
+
+// What the redirect needs of a live (not deleted) link.
+struct ResolveRecord {
+  std::string target_url;
+  std::optional<absl::Time> expire_time;
+};
+
+struct LinkUpdate {
+  std::optional<std::string> target_url;
+  std::optional<absl::Time> expire_time;
+  bool clear_expire_time = false;
+};
+
+// Keyset position for ListLinks: the last link of the previous page.
+struct ListCursor {
+  absl::Time create_time;
+  std::string code;
+};
+
+enum class ReadFrom { kReplica, kPrimary };
+
+class LinksStore {
+ public:
+  virtual ~LinksStore() = default;
+  // ALREADY_EXISTS when the code is taken (by a live or a deleted link).
+  virtual absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) = 0;
+  // NOT_FOUND unless the account owns a live link with this code.
+  virtual absl::StatusOr<LinkRecord> Get(const std::string& account_id,
+                                         const std::string& code) = 0;
+  // Up to `limit` live links of the account, newest first, after `after`.
+  virtual absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
+                                                       const std::optional<ListCursor>& after) = 0;
+  virtual absl::StatusOr<LinkRecord> Update(const std::string& account_id,
+                                            const std::string& code, const LinkUpdate& update) = 0;
+  virtual absl::Status Delete(const std::string& account_id, const std::string& code) = 0;
+  // The live link with this code, or nullopt (unknown or deleted). Expiry is the caller's to
+  // check. kReplica falls back to the primary when no replica is usable.
+  virtual absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code,
+                                                              ReadFrom from) = 0;
+};
+
+class PgLinksStore : public LinksStore {
+ public:
+  // `cluster` outlives the store. Lookups are counted in kurt_links_db_reads_total{source}.
+  PgLinksStore(pg::PgCluster* cluster, metrics::Registry* registry);
+
+  absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) override;
+  absl::StatusOr<LinkRecord> Get(const std::string& account_id, const std::string& code) override;
+  absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
+                                               const std::optional<ListCursor>& after) override;
+  absl::StatusOr<LinkRecord> Update(const std::string& account_id, const std::string& code,
+                                    const LinkUpdate& update) override;
+  absl::Status Delete(const std::string& account_id, const std::string& code) override;
+  absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code,
+                                                      ReadFrom from) override;
+
+ private:
+  pg::PgCluster* cluster_;
+  metrics::Counter* replica_reads_;
+  metrics::Counter* primary_reads_;
+};
+
+}  // namespace kurt::links

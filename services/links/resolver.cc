@@ -1,0 +1,83 @@
+#include "services/links/resolver.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace kurt::links {
+namespace {
+
+absl::Status NotFound(const std::string& code) {
+  return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
+}
+
+CachedLink FromRecord(const ResolveRecord& r) {
+  return CachedLink{true, r.target_url, r.expire_time};
+}
+
+}  // namespace
+
+Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
+                   absl::Duration recent_window)
+    : store_(store), cache_(cache), recent_window_(recent_window) {
+  auto& cache_metric = registry->AddCounter(
+      "kurt_links_cache_requests_total", "Resolve cache lookups, by result", {"result"});
+  cache_hits_ = &cache_metric.WithLabels({"hit"});
+  cache_misses_ = &cache_metric.WithLabels({"miss"});
+  cache_errors_ = &cache_metric.WithLabels({"error"});
+}
+
+absl::StatusOr<std::string> Resolver::Resolve(const std::string& code, absl::Time now) {
+  std::optional<CachedLink> link;
+  auto cached = cache_->Get(code);
+  if (cached.ok() && cached->has_value()) {
+    cache_hits_->Increment();
+    link = std::move(**cached);
+  } else {
+    (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
+    absl::StatusOr<CachedLink> loaded = flight_.Do(code, [&] { return Load(code); });
+    if (!loaded.ok()) return loaded.status();
+    link = std::move(*loaded);
+  }
+  if (!link->exists || (link->expire_time && *link->expire_time <= now)) return NotFound(code);
+  return std::move(link->target_url);
+}
+
+absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
+  if (!RecentlyChanged(code)) {
+    auto replica = store_->LookUp(code, ReadFrom::kReplica);
+    if (replica.ok() && replica->has_value()) {
+      CachedLink link = FromRecord(**replica);
+      cache_->Fill(code, link);
+      return link;
+    }
+    // A replica error or miss: the primary decides.
+  }
+  auto primary = store_->LookUp(code, ReadFrom::kPrimary);
+  if (!primary.ok()) return primary.status();
+  CachedLink link = primary->has_value() ? FromRecord(**primary) : CachedLink{};
+  cache_->Fill(code, link);
+  return link;
+}
+
+void Resolver::Changed(const std::string& code, const CachedLink& now_is) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    absl::Time now = absl::Now();
+    recent_[code] = now;
+    // Forget old entries now and then, so the map stays as small as the recent write rate.
+    if (recent_.size() > 1024) {
+      for (auto it = recent_.begin(); it != recent_.end();) {
+        it = now - it->second > recent_window_ ? recent_.erase(it) : std::next(it);
+      }
+    }
+  }
+  cache_->Put(code, now_is);
+}
+
+bool Resolver::RecentlyChanged(const std::string& code) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = recent_.find(code);
+  return it != recent_.end() && absl::Now() - it->second <= recent_window_;
+}
+
+}  // namespace kurt::links

@@ -1,0 +1,53 @@
+// The redirect's read path: Redis, then a read replica, then the primary.
+//
+// A code the replica does not know is looked up on the primary before anyone is told it does not
+// exist (a link created a moment ago resolves while the replica lags), and only then is the miss
+// cached. Concurrent misses of one code share one database read. Codes changed by this process
+// in the last few seconds skip the replica, whose copy may predate the change.
+//
+// Lives as long as the service; Resolve is thread-safe.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "platform/metrics.h"
+#include "platform/singleflight.h"
+#include "services/links/link_cache.h"
+#include "services/links/links_store.h"
+
+namespace kurt::links {
+
+class Resolver {
+ public:
+  // Every pointer outlives the resolver. `recent_window` should exceed the replica lag bound.
+  Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
+           absl::Duration recent_window = absl::Seconds(10));
+
+  // The target of the live, unexpired link with this code; NOT_FOUND otherwise.
+  absl::StatusOr<std::string> Resolve(const std::string& code, absl::Time now);
+
+  // Called after a mutation of `code` committed: writes the new state through to the cache and
+  // keeps the replica out of this code's reads for a while.
+  void Changed(const std::string& code, const CachedLink& now_is);
+
+ private:
+  absl::StatusOr<CachedLink> Load(const std::string& code);
+  bool RecentlyChanged(const std::string& code);
+
+  LinksStore* store_;
+  LinkCache* cache_;
+  const absl::Duration recent_window_;
+  platform::SingleFlight<absl::StatusOr<CachedLink>> flight_;
+  std::mutex mu_;
+  std::map<std::string, absl::Time> recent_;
+  metrics::Counter* cache_hits_;
+  metrics::Counter* cache_misses_;
+  metrics::Counter* cache_errors_;
+};
+
+}  // namespace kurt::links

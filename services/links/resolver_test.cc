@@ -1,0 +1,141 @@
+#include "services/links/resolver.h"
+
+#include <atomic>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+
+namespace kurt::links {
+namespace {
+
+// In-memory store: a primary and a (possibly lagging) replica copy.
+class FakeStore : public LinksStore {
+ public:
+  std::map<std::string, ResolveRecord> primary, replica;
+  std::atomic<int> replica_reads{0}, primary_reads{0};
+  absl::Duration delay = absl::ZeroDuration();
+  bool replica_down = false;
+
+  absl::StatusOr<LinkRecord> Insert(const LinkRecord&) override { return absl::UnimplementedError(""); }
+  absl::StatusOr<LinkRecord> Get(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<std::vector<LinkRecord>> List(const std::string&, int,
+                                               const std::optional<ListCursor>&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<LinkRecord> Update(const std::string&, const std::string&,
+                                    const LinkUpdate&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::Status Delete(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code,
+                                                      ReadFrom from) override {
+    absl::SleepFor(delay);
+    auto& db = from == ReadFrom::kReplica ? replica : primary;
+    (from == ReadFrom::kReplica ? replica_reads : primary_reads)++;
+    if (from == ReadFrom::kReplica && replica_down) return absl::UnavailableError("down");
+    auto it = db.find(code);
+    if (it == db.end()) return std::optional<ResolveRecord>();
+    return std::optional<ResolveRecord>(it->second);
+  }
+};
+
+class FakeCache : public LinkCache {
+ public:
+  std::map<std::string, CachedLink> entries;
+  bool down = false;
+  std::mutex mu;
+  absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (down) return absl::UnavailableError("redis down");
+    auto it = entries.find(code);
+    if (it == entries.end()) return std::optional<CachedLink>();
+    return std::optional<CachedLink>(it->second);
+  }
+  void Fill(const std::string& code, const CachedLink& link) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (!down) entries.emplace(code, link);
+  }
+  void Put(const std::string& code, const CachedLink& link) override {
+    std::lock_guard<std::mutex> l(mu);
+    if (!down) entries[code] = link;
+  }
+};
+
+class ResolverTest : public ::testing::Test {
+ protected:
+  FakeStore store_;
+  FakeCache cache_;
+  metrics::Registry registry_;
+  Resolver resolver_{&store_, &cache_, &registry_, absl::Seconds(10)};
+  absl::Time now_ = absl::Now();
+};
+
+TEST_F(ResolverTest, ReplicaHitIsCachedAndServedFromCacheAfterwards) {
+  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt};
+  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  EXPECT_EQ(store_.replica_reads, 1);
+  EXPECT_EQ(store_.primary_reads, 0);
+}
+
+TEST_F(ResolverTest, ReplicaMissIsConfirmedOnPrimaryBeforeNotFound) {
+  store_.primary["new"] = {"http://fresh", std::nullopt};  // the replica lags
+  EXPECT_EQ(resolver_.Resolve("new", now_).value(), "http://fresh");
+  EXPECT_EQ(resolver_.Resolve("nope", now_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_.primary_reads, 2);
+  ASSERT_TRUE(cache_.entries.count("nope"));
+  EXPECT_FALSE(cache_.entries["nope"].exists) << "the confirmed miss is cached";
+  EXPECT_EQ(resolver_.Resolve("nope", now_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_.primary_reads, 2) << "the cached miss needs no database";
+}
+
+TEST_F(ResolverTest, ExpiredLinksDoNotResolveEvenFromCache) {
+  store_.replica["old"] = {"http://t", now_ + absl::Seconds(1)};
+  EXPECT_TRUE(resolver_.Resolve("old", now_).ok());
+  EXPECT_EQ(resolver_.Resolve("old", now_ + absl::Seconds(2)).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(ResolverTest, ConcurrentMissesOfOneCodeShareOneRead) {
+  store_.replica["hot"] = {"http://hot", std::nullopt};
+  store_.delay = absl::Milliseconds(100);
+  std::vector<std::thread> threads;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 200; ++i) {
+    threads.emplace_back([&] { ok += resolver_.Resolve("hot", now_).ok(); });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(ok, 200);
+  EXPECT_EQ(store_.replica_reads, 1);
+}
+
+TEST_F(ResolverTest, RecentlyChangedCodesSkipTheReplica) {
+  store_.replica["x1"] = {"http://stale", std::nullopt};
+  store_.primary["x1"] = {"http://new", std::nullopt};
+  resolver_.Changed("x1", CachedLink{true, "http://new", std::nullopt});
+  cache_.entries.clear();  // as if Redis lost the write
+  EXPECT_EQ(resolver_.Resolve("x1", now_).value(), "http://new");
+  EXPECT_EQ(store_.replica_reads, 0);
+}
+
+TEST_F(ResolverTest, CacheDownMeansDatabaseReadsNotErrors) {
+  cache_.down = true;
+  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt};
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  EXPECT_EQ(store_.replica_reads, 3);
+}
+
+TEST_F(ResolverTest, ReplicaDownFallsToPrimary) {
+  store_.replica_down = true;
+  store_.primary["abc"] = {"http://t", std::nullopt};
+  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+}
+
+}  // namespace
+}  // namespace kurt::links
