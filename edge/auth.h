@@ -1,0 +1,47 @@
+// The seam where authentication and rate limits plug in (issue 5): the edge asks an Authorizer
+// about every routed request before it calls the upstream. Until accounts exist the edge uses
+// PassThroughAuthorizer, and the services see the Authorization header themselves.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "edge/route.h"
+
+namespace kurt::edge {
+
+struct AuthRequest {
+  const Route* route = nullptr;  // route->is_public: (kurt.api.v1.access).public
+  absl::string_view authorization;  // the Authorization header ("" when absent)
+  absl::string_view client_ip;
+  absl::string_view request_id;
+};
+
+struct AuthDecision {
+  // Not OK: the request is answered with this status (UNAUTHENTICATED 401, PERMISSION_DENIED
+  // 403, RESOURCE_EXHAUSTED 429, ...) and the upstream is not called.
+  absl::Status status;
+  // Added to the upstream call's metadata (e.g. the authenticated account).
+  std::vector<std::pair<std::string, std::string>> metadata;
+};
+
+class Authorizer {
+ public:
+  virtual ~Authorizer() = default;
+  // Calls `done` exactly once, on any thread (possibly before returning). The strings in
+  // `request` live until `done` is called.
+  virtual void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) = 0;
+};
+
+class PassThroughAuthorizer : public Authorizer {
+ public:
+  void Authorize(const AuthRequest&, std::function<void(AuthDecision)> done) override {
+    done(AuthDecision{});
+  }
+};
+
+}  // namespace kurt::edge

@@ -1,0 +1,451 @@
+#include "edge/edge.h"
+
+#include <optional>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "edge/edge_call.h"
+#include "edge/http_util.h"
+#include "edge/openapi.h"
+#include "edge/status_mapping.h"
+#include "platform/log.h"
+
+namespace kurt::edge {
+
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+absl::string_view View(boost::beast::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// Headers a browser may send cross-origin; CORS preflights are answered with these.
+constexpr absl::string_view kCorsAllowHeaders =
+    "authorization, content-type, x-request-id, traceparent, last-event-id, x-request-timeout, "
+    "grpc-timeout, if-none-match";
+constexpr absl::string_view kCorsExposeHeaders = "x-request-id, etag, location, retry-after";
+
+bool IsServerSide(grpc::StatusCode code) { return HttpStatusFromGrpc(code) >= 500; }
+
+}  // namespace
+
+Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* routes,
+           Upstreams* upstreams, Authorizer* authorizer, metrics::Registry* registry)
+    : options_(std::move(options)),
+      api_(api),
+      routes_(routes),
+      upstreams_(upstreams),
+      authorizer_(authorizer),
+      registry_(registry),
+      transcoder_(api),
+      metrics_(registry),
+      cache_(options_.cache_entries) {
+  for (const auto& route : routes_->routes()) {
+    RouteState state;
+    state.stats = metrics_.Route(route->name);
+    state.upstream_errors = &metrics_.UpstreamErrors(route->service);
+    route_states_.push_back(state);
+  }
+  unmatched_stats_ = metrics_.Route("unmatched");
+  healthz_stats_ = metrics_.Route("healthz");
+  readyz_stats_ = metrics_.Route("readyz");
+  metrics_stats_ = metrics_.Route("metrics");
+  openapi_stats_ = metrics_.Route("openapi");
+  preflight_stats_ = metrics_.Route("cors_preflight");
+  server_error_stats_ = metrics_.Route("refused");
+  openapi_ = BuildOpenApi(*api_, *routes_, options_.public_url);
+  openapi_etag_ = StrongEtag(openapi_);
+  cors_max_age_ = absl::StrCat(absl::ToInt64Seconds(options_.cors_max_age));
+}
+
+Edge::~Edge() { WaitIdle(absl::Seconds(5)); }
+
+void Edge::WaitIdle(absl::Duration max) {
+  absl::Time deadline = absl::Now() + max;
+  while (upstream_calls_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+}
+
+bool Edge::OriginAllowed(absl::string_view origin) const {
+  for (const std::string& o : options_.cors_origins) {
+    if (o == "*" || o == origin) return true;
+  }
+  return false;
+}
+
+void Edge::AddCommonHeaders(const Call& call, HttpResponse* res) const {
+  res->set("x-request-id", call.request_id);
+  if (!call.origin.empty() && OriginAllowed(call.origin)) {
+    res->set(http::field::access_control_allow_origin, call.origin);
+    res->set(http::field::access_control_expose_headers,
+             std::string(kCorsExposeHeaders));
+    res->set(http::field::vary, "Origin");
+  }
+}
+
+void Edge::Record(const Call& call, unsigned http_status) {
+  absl::Duration latency = absl::Now() - call.start;
+  call.stats->Record(http_status, latency);
+  if (http_status >= 500) {
+    KURT_LOG(kWarn, "request failed", {"request_id", call.request_id},
+             {"method", std::string(View(call.exchange->request().method_string()))},
+             {"target", std::string(View(call.exchange->request().target()))},
+             {"status", http_status}, {"ms", absl::ToDoubleMilliseconds(latency)});
+  } else {
+    KURT_LOG(kDebug, "request", {"request_id", call.request_id},
+             {"method", std::string(View(call.exchange->request().method_string()))},
+             {"target", std::string(View(call.exchange->request().target()))},
+             {"status", http_status}, {"ms", absl::ToDoubleMilliseconds(latency)});
+  }
+}
+
+void Edge::Send(const std::shared_ptr<Call>& call, HttpResponse res) {
+  AddCommonHeaders(*call, &res);
+  Record(*call, res.result_int());
+  call->exchange->Respond(std::move(res));
+}
+
+void Edge::SendError(const std::shared_ptr<Call>& call, unsigned http_status, int grpc_code,
+                     absl::string_view message, absl::string_view details) {
+  HttpResponse res{static_cast<http::status>(http_status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  res.body() = transcoder_.ErrorBody(grpc_code, message, details);
+  Send(call, std::move(res));
+}
+
+void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+  SendError(call, HttpStatusFromGrpc(status.error_code()), status.error_code(),
+            status.error_message(), status.error_details());
+}
+
+HttpResponse Edge::ServerError(unsigned http_status, int grpc_code, absl::string_view message,
+                               const HttpRequest* request) {
+  HttpResponse res{static_cast<http::status>(http_status), 11};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::connection, "close");
+  res.body() = transcoder_.ErrorBody(grpc_code, message, "");
+  std::string id;
+  if (request != nullptr) id = MetadataSafe(View((*request)["x-request-id"]), 128);
+  res.set("x-request-id", id.empty() ? log::NewRequestId() : id);
+  server_error_stats_->Record(http_status, absl::ZeroDuration());
+  return res;
+}
+
+void Edge::Handle(std::shared_ptr<Exchange> exchange) {
+  auto call = std::make_shared<Call>();
+  call->start = absl::Now();
+  call->exchange = std::move(exchange);
+  HttpRequest& req = call->exchange->request();
+  call->request_id = MetadataSafe(View(req["x-request-id"]), 128);
+  if (call->request_id.empty()) call->request_id = log::NewRequestId();
+  call->origin = std::string(View(req[http::field::origin]));
+
+  absl::string_view target = View(req.target());
+  absl::string_view path = target.substr(0, target.find('?'));
+  absl::string_view query =
+      path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
+
+  if (req.method() == http::verb::options) return Preflight(call, path);
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+      path == "/v1/openapi.json") {
+    return Builtin(call, path);
+  }
+  bool is_get = req.method() == http::verb::get;
+  if (is_get && cache_.enabled() && ServeFromCache(call)) return;
+
+  Router::Match match = routes_->router().Find(View(req.method_string()), path);
+  switch (match.outcome) {
+    case Router::Outcome::kFound:
+      break;
+    case Router::Outcome::kNotFound:
+      call->stats = unmatched_stats_;
+      return SendError(call, 404, grpc::StatusCode::NOT_FOUND,
+                       absl::StrCat("no route for ", View(req.method_string()), " ", path));
+    case Router::Outcome::kMethodNotAllowed: {
+      call->stats = unmatched_stats_;
+      HttpResponse res{http::status::method_not_allowed, 11};
+      res.set(http::field::allow, match.allow);
+      res.set(http::field::content_type, "application/json");
+      res.body() = transcoder_.ErrorBody(
+          grpc::StatusCode::UNIMPLEMENTED,
+          absl::StrCat(View(req.method_string()), " is not allowed on ", path, " (allowed: ",
+                       match.allow, ")"),
+          "");
+      return Send(call, std::move(res));
+    }
+    case Router::Outcome::kBadPath:
+      call->stats = unmatched_stats_;
+      return SendError(call, 400, grpc::StatusCode::INVALID_ARGUMENT,
+                       "malformed path (a bad %-escape?)");
+  }
+
+  const Route& route = *routes_->routes()[match.route_id];
+  call->route = &route;
+  call->stats = route_states_[route.id].stats;
+  if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
+      cache_.enabled()) {
+    call->cache_key = std::string(target);
+    metrics_.cache_misses().Increment();
+  }
+
+  absl::StatusOr<std::string> request =
+      transcoder_.Request(route, match.values, query, req.body(),
+                          View(req[http::field::content_type]));
+  if (!request.ok()) {
+    return SendError(call, 400, grpc::StatusCode::INVALID_ARGUMENT, request.status().message());
+  }
+  call->client_ip = ClientIp(call->exchange->peer_address(), View(req["x-forwarded-for"]),
+                             options_.trust_forwarded_for);
+
+  // The auth seam: may answer at once (pass-through) or later, on any thread.
+  AuthRequest auth;
+  auth.route = &route;
+  auth.authorization = View(req[http::field::authorization]);
+  auth.client_ip = call->client_ip;
+  auth.request_id = call->request_id;
+  auto serialized = std::make_shared<std::string>(*std::move(request));
+  auto inline_thread = std::this_thread::get_id();
+  authorizer_->Authorize(auth, [this, call, serialized, inline_thread](AuthDecision decision) {
+    if (std::this_thread::get_id() == inline_thread) {
+      Authorized(call, std::move(decision));
+      if (call->exchange->responded()) return;
+      if (call->route->server_streaming) {
+        StartStream(call, std::move(*serialized));
+      } else {
+        StartUnary(call, std::move(*serialized));
+      }
+      return;
+    }
+    net::post(call->exchange->executor(),
+              [this, call, serialized, decision = std::move(decision)]() mutable {
+                Authorized(call, std::move(decision));
+                if (call->exchange->responded()) return;
+                if (call->route->server_streaming) {
+                  StartStream(call, std::move(*serialized));
+                } else {
+                  StartUnary(call, std::move(*serialized));
+                }
+              });
+  });
+}
+
+void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) {
+  if (!decision.status.ok()) {
+    int code = static_cast<int>(decision.status.code());
+    return SendError(call, HttpStatusFromGrpc(code), code, decision.status.message());
+  }
+  HttpRequest& req = call->exchange->request();
+  grpc::ClientContext& ctx = call->context;
+  for (auto& [key, value] : decision.metadata) ctx.AddMetadata(key, value);
+  if (auto v = View(req[http::field::authorization]); !v.empty()) {
+    ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
+  }
+  ctx.AddMetadata("x-request-id", call->request_id);
+  if (auto v = View(req["traceparent"]); !v.empty()) {
+    ctx.AddMetadata("traceparent", MetadataSafe(v, 256));
+  }
+  ctx.AddMetadata("x-kurt-client-ip", MetadataSafe(call->client_ip, 64));
+  if (auto v = View(req[http::field::user_agent]); !v.empty()) {
+    ctx.AddMetadata("x-kurt-user-agent", MetadataSafe(v, 512));
+  }
+  if (auto v = View(req[http::field::referer]); !v.empty()) {
+    ctx.AddMetadata("x-kurt-referer", MetadataSafe(v, 1024));
+  }
+  if (auto v = View(req["last-event-id"]); !v.empty()) {
+    ctx.AddMetadata("last-event-id", MetadataSafe(v, 256));
+  }
+
+  std::optional<absl::Duration> timeout;
+  if (auto v = View(req["grpc-timeout"]); !v.empty()) timeout = ParseGrpcTimeout(v);
+  if (!timeout) {
+    if (auto v = View(req["x-request-timeout"]); !v.empty()) timeout = ParseRequestTimeout(v);
+  }
+  if (!timeout && call->route->default_timeout > absl::ZeroDuration()) {
+    timeout = call->route->default_timeout;
+  }
+  if (timeout) {
+    ctx.set_deadline(absl::ToChronoTime(call->start + std::min(*timeout, options_.max_timeout)));
+  }
+}
+
+void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
+  grpc::GenericStub* stub = upstreams_->Stub(call->route->service);
+  if (stub == nullptr) {
+    return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
+                     absl::StrCat("no upstream configured for ", call->route->service));
+  }
+  call->request = ToByteBuffer(std::move(request));
+  upstream_calls_.fetch_add(1);
+  stub->UnaryCall(&call->context, call->route->grpc_method, grpc::StubOptions(), &call->request,
+                  &call->response, [this, call](grpc::Status status) {
+                    net::post(call->exchange->executor(),
+                              [this, call, status] { FinishUnary(call, status); });
+                    // After the post: once the count is zero, no gRPC thread touches an
+                    // io_context any more (see WaitIdle).
+                    upstream_calls_.fetch_sub(1);
+                  });
+}
+
+void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+  const Route& route = *call->route;
+  if (!status.ok()) {
+    if (IsServerSide(status.error_code())) route_states_[route.id].upstream_errors->Increment();
+    return SendGrpcError(call, status);
+  }
+  std::string bytes = FromByteBuffer(call->response);
+  HttpRequest& req = call->exchange->request();
+
+  if (route.redirect) {
+    std::string location = Transcoder::Location(route, bytes);
+    if (location.empty()) {
+      return SendError(call, 500, grpc::StatusCode::INTERNAL,
+                       "the upstream answered the redirect without a location");
+    }
+    HttpResponse res{static_cast<http::status>(route.redirect->status_code), 11};
+    int max_age = route.redirect->cache_max_age_seconds;
+    std::string cache_control =
+        max_age > 0 && route.is_public ? absl::StrCat("public, max-age=", max_age) : "no-store";
+    res.set(http::field::location, location);
+    res.set(http::field::cache_control, cache_control);
+    if (!call->cache_key.empty()) {
+      auto cached = std::make_shared<CachedResponse>();
+      cached->status = route.redirect->status_code;
+      cached->route_id = route.id;
+      cached->headers.emplace_back("Location", location);
+      cached->headers.emplace_back("Cache-Control", cache_control);
+      absl::Duration ttl = std::min(absl::Seconds(max_age), options_.cache_ttl_cap);
+      cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl);
+    }
+    return Send(call, std::move(res));
+  }
+
+  absl::StatusOr<HttpPayload> payload = transcoder_.Response(route, bytes);
+  if (!payload.ok()) {
+    return SendError(call, 500, grpc::StatusCode::INTERNAL, payload.status().message());
+  }
+  HttpResponse res{http::status::ok, 11};
+  res.set(http::field::content_type, payload->content_type);
+  if (req.method() == http::verb::get) {
+    std::string etag = StrongEtag(payload->body);
+    res.set(http::field::etag, etag);
+    res.set(http::field::cache_control, route.is_public ? "public, no-cache" : "private, no-cache");
+    if (auto inm = View(req[http::field::if_none_match]); !inm.empty() && IfNoneMatch(inm, etag)) {
+      res.result(http::status::not_modified);
+      res.erase(http::field::content_type);
+      return Send(call, std::move(res));
+    }
+  } else {
+    res.set(http::field::cache_control, "no-store");
+  }
+  res.body() = std::move(payload->body);
+  Send(call, std::move(res));
+}
+
+bool Edge::ServeFromCache(const std::shared_ptr<Call>& call) {
+  absl::Time now = call->start;
+  std::shared_ptr<const CachedResponse> hit =
+      cache_.Get(View(call->exchange->request().target()), now);
+  if (hit == nullptr) return false;
+  metrics_.cache_hits().Increment();
+  call->stats = hit->route_id >= 0 ? route_states_[hit->route_id].stats : unmatched_stats_;
+  HttpResponse res{static_cast<http::status>(hit->status), 11};
+  for (const auto& [name, value] : hit->headers) res.set(name, value);
+  res.body() = hit->body;
+  Send(call, std::move(res));
+  return true;
+}
+
+void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {
+  HttpRequest& req = call->exchange->request();
+  RouteStats* stats = path == "/healthz"   ? healthz_stats_
+                      : path == "/readyz"  ? readyz_stats_
+                      : path == "/metrics" ? metrics_stats_
+                                           : openapi_stats_;
+  call->stats = stats;
+  if (req.method() != http::verb::get && req.method() != http::verb::head) {
+    HttpResponse res{http::status::method_not_allowed, 11};
+    res.set(http::field::allow, "GET, HEAD");
+    res.set(http::field::content_type, "application/json");
+    res.body() = transcoder_.ErrorBody(grpc::StatusCode::UNIMPLEMENTED,
+                                       absl::StrCat("only GET is allowed on ", path), "");
+    return Send(call, std::move(res));
+  }
+  HttpResponse res{http::status::ok, 11};
+  res.set(http::field::cache_control, "no-store");
+  if (path == "/healthz") {
+    res.set(http::field::content_type, "text/plain");
+    res.body() = "ok\n";
+    return Send(call, std::move(res));
+  }
+  if (path == "/metrics") {
+    res.set(http::field::content_type, "text/plain; version=0.0.4");
+    res.body() = registry_->Render();
+    return Send(call, std::move(res));
+  }
+  if (path == "/v1/openapi.json") {
+    res.set(http::field::etag, openapi_etag_);
+    res.set(http::field::cache_control, "public, max-age=300");
+    if (auto inm = View(req[http::field::if_none_match]);
+        !inm.empty() && IfNoneMatch(inm, openapi_etag_)) {
+      res.result(http::status::not_modified);
+      return Send(call, std::move(res));
+    }
+    res.set(http::field::content_type, "application/json");
+    res.body() = openapi_;
+    return Send(call, std::move(res));
+  }
+  // /readyz: every upstream SERVING.
+  if (draining_) {
+    res.result(http::status::service_unavailable);
+    res.set(http::field::content_type, "text/plain");
+    res.body() = "draining\n";
+    return Send(call, std::move(res));
+  }
+  upstream_calls_.fetch_add(1);
+  upstreams_->CheckHealth(options_.readiness_timeout, [this, call](std::string problems) {
+    net::post(call->exchange->executor(), [this, call, problems = std::move(problems)] {
+      HttpResponse res{problems.empty() ? http::status::ok : http::status::service_unavailable,
+                       11};
+      res.set(http::field::cache_control, "no-store");
+      res.set(http::field::content_type, "text/plain");
+      res.body() = problems.empty() ? "ready\n" : absl::StrCat("not ready: ", problems, "\n");
+      Send(call, std::move(res));
+    });
+    upstream_calls_.fetch_sub(1);
+  });
+}
+
+void Edge::Preflight(const std::shared_ptr<Call>& call, absl::string_view path) {
+  call->stats = preflight_stats_;
+  HttpRequest& req = call->exchange->request();
+  bool builtin = path == "/healthz" || path == "/readyz" || path == "/metrics" ||
+                 path == "/v1/openapi.json";
+  std::string allowed = builtin ? "GET, HEAD" : routes_->router().AllowedMethods(path);
+  if (allowed.empty()) {
+    return SendError(call, 404, grpc::StatusCode::NOT_FOUND, absl::StrCat("no route for ", path));
+  }
+  absl::string_view requested = View(req[http::field::access_control_request_method]);
+  if (requested.empty()) {  // a plain OPTIONS
+    HttpResponse res{http::status::no_content, 11};
+    res.set(http::field::allow, absl::StrCat(allowed, ", OPTIONS"));
+    return Send(call, std::move(res));
+  }
+  if (call->origin.empty() || !OriginAllowed(call->origin)) {
+    return SendError(call, 403, grpc::StatusCode::PERMISSION_DENIED,
+                     absl::StrCat("origin \"", call->origin, "\" is not allowed"));
+  }
+  HttpResponse res{http::status::no_content, 11};
+  res.set(http::field::access_control_allow_methods, allowed);
+  res.set(http::field::access_control_allow_headers, std::string(kCorsAllowHeaders));
+  res.set(http::field::access_control_max_age, cors_max_age_);
+  Send(call, std::move(res));
+}
+
+}  // namespace kurt::edge

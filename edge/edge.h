@@ -1,0 +1,118 @@
+// The edge's request pipeline, as the HttpServer's handler: operations routes, CORS, the
+// response cache, routing, the auth seam, transcoding, the upstream gRPC call (unary, or a
+// server stream served as Server-Sent Events / chunked raw content) and the HTTP answer.
+//
+// Created in main after its dependencies, which it does not own and which outlive it. Handle
+// runs on the I/O threads; upstream completions are posted back to the connection's thread.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "edge/api_descriptors.h"
+#include "edge/auth.h"
+#include "edge/edge_metrics.h"
+#include "edge/http_server.h"
+#include "edge/response_cache.h"
+#include "edge/route_table.h"
+#include "edge/transcoder.h"
+#include "edge/upstream.h"
+#include "platform/metrics.h"
+
+namespace kurt::edge {
+
+struct EdgeOptions {
+  // Origins allowed by CORS ("*": any).
+  std::vector<std::string> cors_origins = {"http://localhost:5173"};
+  absl::Duration cors_max_age = absl::Minutes(10);
+  // Take the client address from the first X-Forwarded-For entry (behind a trusted proxy).
+  bool trust_forwarded_for = false;
+  // Upper bound of any deadline a request asks for.
+  absl::Duration max_timeout = absl::Seconds(60);
+  // The in-memory cache of public redirects: entries (0: off) and the longest time an entry is
+  // kept whatever its max-age.
+  size_t cache_entries = 100000;
+  absl::Duration cache_ttl_cap = absl::Seconds(60);
+  // SSE: headers go out after this long without a first event; then a comment this often.
+  absl::Duration sse_first_flush = absl::Milliseconds(500);
+  absl::Duration sse_keepalive = absl::Seconds(15);
+  absl::Duration readiness_timeout = absl::Seconds(1);
+  // The OpenAPI document's servers[0].url ("" for none).
+  std::string public_url;
+};
+
+class Edge : public HttpHandler {
+ public:
+  Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* routes,
+       Upstreams* upstreams, Authorizer* authorizer, metrics::Registry* registry);
+  ~Edge() override;
+
+  void Handle(std::shared_ptr<Exchange> exchange) override;
+  HttpResponse ServerError(unsigned http_status, int grpc_code, absl::string_view message,
+                           const HttpRequest* request) override;
+
+  // /readyz answers 503 from now on (graceful shutdown).
+  void SetDraining() { draining_ = true; }
+  // Waits (up to `max`) until no upstream call is in flight.
+  void WaitIdle(absl::Duration max);
+
+  ResponseCache& cache() { return cache_; }
+  const std::string& openapi() const { return openapi_; }
+
+  struct Call;
+  struct StreamCall;
+
+ private:
+  struct RouteState {
+    RouteStats* stats = nullptr;
+    metrics::Counter* upstream_errors = nullptr;
+  };
+
+  void Builtin(const std::shared_ptr<Call>& call, absl::string_view path);
+  void Preflight(const std::shared_ptr<Call>& call, absl::string_view path);
+  bool ServeFromCache(const std::shared_ptr<Call>& call);
+  void Authorized(const std::shared_ptr<Call>& call, AuthDecision decision);
+  void StartUnary(const std::shared_ptr<Call>& call, std::string request);
+  void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void StartStream(const std::shared_ptr<Call>& call, std::string request);
+
+  // Fills the headers every response carries (request id, CORS) and sends it.
+  void Send(const std::shared_ptr<Call>& call, HttpResponse response);
+  void SendError(const std::shared_ptr<Call>& call, unsigned http_status, int grpc_code,
+                 absl::string_view message, absl::string_view details = "");
+  void SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void AddCommonHeaders(const Call& call, HttpResponse* response) const;
+  bool OriginAllowed(absl::string_view origin) const;
+  void Record(const Call& call, unsigned http_status);
+
+  friend struct StreamCall;
+
+  const EdgeOptions options_;
+  const ApiDescriptors* api_;
+  const RouteTable* routes_;
+  Upstreams* upstreams_;
+  Authorizer* authorizer_;
+  metrics::Registry* registry_;
+  Transcoder transcoder_;
+  EdgeMetrics metrics_;
+  ResponseCache cache_;
+  std::vector<RouteState> route_states_;
+  RouteStats* unmatched_stats_;
+  RouteStats* healthz_stats_;
+  RouteStats* readyz_stats_;
+  RouteStats* metrics_stats_;
+  RouteStats* openapi_stats_;
+  RouteStats* preflight_stats_;
+  RouteStats* server_error_stats_;
+  std::string openapi_;
+  std::string openapi_etag_;
+  std::string cors_allow_headers_;
+  std::string cors_max_age_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int> upstream_calls_{0};
+};
+
+}  // namespace kurt::edge

@@ -1,0 +1,30 @@
+// The state of one routed request inside the Edge (edge.cc, edge_stream.cc): shared by the
+// callbacks that continue it, touched only on its connection's I/O thread (the gRPC context and
+// buffers also by gRPC while the call runs).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "edge/edge.h"
+#include "grpcpp/grpcpp.h"
+
+namespace kurt::edge {
+
+struct Edge::Call {
+  std::shared_ptr<Exchange> exchange;
+  absl::Time start;
+  std::string request_id;
+  std::string origin;
+  const Route* route = nullptr;
+  RouteStats* stats = nullptr;
+  std::string client_ip;
+  std::string cache_key;  // non-empty: a cacheable redirect
+
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+}  // namespace kurt::edge

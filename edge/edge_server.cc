@@ -1,0 +1,71 @@
+#include "edge/edge_server.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "kurt/proto/descriptor_set.h"
+#include "platform/log.h"
+
+namespace kurt::edge {
+
+absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig config,
+                                                               Authorizer* authorizer) {
+  std::unique_ptr<EdgeServer> s(new EdgeServer());
+  absl::StatusOr<std::unique_ptr<ApiDescriptors>> api =
+      ApiDescriptors::CreateWithFiles(kurt::proto::DescriptorSet(), config.extra_descriptor_sets);
+  if (!api.ok()) return api.status();
+  s->api_ = *std::move(api);
+
+  absl::StatusOr<std::unique_ptr<RouteTable>> routes = RouteTable::Build(*s->api_, config.routes);
+  if (!routes.ok()) return routes.status();
+  s->routes_ = *std::move(routes);
+
+  absl::StatusOr<std::map<std::string, std::string>> targets = ParseUpstreams(config.upstreams);
+  if (!targets.ok()) return targets.status();
+  std::vector<std::string> missing;
+  for (const std::string& service : s->routes_->services()) {
+    if (targets->contains(service)) continue;
+    std::string address = DefaultUpstreamAddress(service, config.default_upstream_host);
+    if (address.empty()) {
+      missing.push_back(service);
+    } else {
+      (*targets)[service] = address;
+    }
+  }
+  for (const auto& [service, address] : *targets) {
+    KURT_LOG(kInfo, "upstream", {"service", service}, {"target", ChannelTarget(address)});
+  }
+  if (!missing.empty()) {
+    KURT_LOG(kWarn, "services without an upstream answer 503",
+             {"services", absl::StrJoin(missing, ",")});
+  }
+  s->upstreams_ = std::make_unique<Upstreams>(*targets, config.upstream);
+
+  if (authorizer == nullptr) {
+    s->own_authorizer_ = std::make_unique<PassThroughAuthorizer>();
+    authorizer = s->own_authorizer_.get();
+  }
+  s->edge_ = std::make_unique<Edge>(config.edge, s->api_.get(), s->routes_.get(),
+                                    s->upstreams_.get(), authorizer, &s->registry_);
+  s->http_ = std::make_unique<HttpServer>(config.http, s->edge_.get());
+  absl::StatusOr<int> port = s->http_->Start();
+  if (!port.ok()) return port.status();
+  KURT_LOG(kInfo, "edge listening", {"address", absl::StrCat(config.http.host, ":", *port)},
+           {"routes", s->routes_->routes().size()}, {"io_threads", config.http.threads});
+  return s;
+}
+
+EdgeServer::~EdgeServer() { Shutdown(absl::ZeroDuration()); }
+
+void EdgeServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  edge_->SetDraining();
+  http_->Stop(grace);
+  edge_->WaitIdle(absl::Seconds(5));
+}
+
+const std::map<std::string, std::string>& EdgeServer::upstream_targets() const {
+  return upstreams_->targets();
+}
+
+}  // namespace kurt::edge

@@ -1,0 +1,236 @@
+// Server-streaming RPCs: each message becomes a Server-Sent Event (`id:` from the message's
+// event id field, `data:` its JSON), or a chunk of raw content when the stream carries
+// google.api.HttpBody. One message is read from the upstream only after the previous one was
+// written to the client, so a slow client slows the stream instead of filling memory.
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "edge/edge.h"
+#include "edge/edge_call.h"
+#include "edge/status_mapping.h"
+
+namespace kurt::edge {
+
+namespace http = boost::beast::http;
+namespace net = boost::asio;
+
+// Lives until the upstream call is done and the client's response ended; shared by the gRPC
+// reactor callbacks (any thread), which post everything to the connection's I/O thread, where
+// the rest of its state is touched.
+struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                          std::enable_shared_from_this<Edge::StreamCall> {
+  StreamCall(Edge* edge, std::shared_ptr<Call> call)
+      : edge(edge), call(std::move(call)), timer(this->call->exchange->executor()) {}
+
+  Edge* edge;
+  std::shared_ptr<Call> call;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer message;
+  std::shared_ptr<StreamCall> self;  // set while gRPC may still call us back
+  net::steady_timer timer;
+
+  bool sse = true;
+  bool head_sent = false;
+  bool head_pending = false;
+  bool writing = false;
+  bool read_outstanding = false;
+  bool hold_released = false;
+  bool upstream_done = false;
+  bool client_gone = false;
+  bool ended = false;
+  std::string content_type;  // raw streams: from the first message
+  struct Chunk {
+    std::string data;
+    bool then_read;
+  };
+  std::deque<Chunk> queue;
+
+  void Begin(std::string bytes) {
+    sse = !call->route->response_is_http_body;
+    request = ToByteBuffer(std::move(bytes));
+    self = shared_from_this();
+    call->exchange->OnClientGone([w = weak_from_this()] {
+      if (auto s = w.lock()) s->ClientGone();
+    });
+    AddHold();
+    StartWriteLast(&request, grpc::WriteOptions());
+    read_outstanding = true;
+    StartRead(&message);
+    StartCall();
+    if (sse) ArmTimer(edge->options_.sse_first_flush);
+  }
+
+  // gRPC threads.
+  void OnReadDone(bool ok) override {
+    std::string bytes = ok ? FromByteBuffer(message) : std::string();
+    net::post(call->exchange->executor(),
+              [s = shared_from_this(), ok, bytes = std::move(bytes)]() mutable {
+                s->HandleRead(ok, std::move(bytes));
+              });
+  }
+  void OnDone(const grpc::Status& status) override {
+    Edge* e = edge;
+    net::post(call->exchange->executor(), [s = std::move(self), status] { s->HandleDone(status); });
+    e->upstream_calls_.fetch_sub(1);
+  }
+
+  // I/O thread from here on.
+  void ReleaseHold() {
+    if (hold_released) return;
+    hold_released = true;
+    RemoveHold();
+  }
+
+  void HandleRead(bool ok, std::string bytes) {
+    read_outstanding = false;
+    if (!ok || client_gone) return ReleaseHold();
+    if (sse) {
+      absl::StatusOr<HttpPayload> json = edge->transcoder_.StreamMessage(*call->route, bytes);
+      if (!json.ok()) {
+        call->context.TryCancel();
+        return ReleaseHold();
+      }
+      std::string id = edge->transcoder_.EventId(*call->route, bytes);
+      std::string event;
+      if (!id.empty()) absl::StrAppend(&event, "id: ", id, "\n");
+      absl::StrAppend(&event, "data: ", json->body, "\n\n");
+      Enqueue(std::move(event), /*then_read=*/true);
+    } else {
+      absl::StatusOr<HttpPayload> raw = edge->transcoder_.StreamMessage(*call->route, bytes);
+      if (content_type.empty() && raw.ok()) content_type = raw->content_type;
+      Enqueue(raw.ok() ? std::move(raw->body) : std::string(), /*then_read=*/true);
+    }
+  }
+
+  void HandleDone(const grpc::Status& status) {
+    upstream_done = true;
+    timer.cancel();
+    if (client_gone) return End();
+    if (!head_sent && !head_pending) {
+      if (!status.ok()) {
+        if (HttpStatusFromGrpc(status.error_code()) >= 500) {
+          edge->route_states_[call->route->id].upstream_errors->Increment();
+        }
+        ended = true;
+        return edge->SendGrpcError(call, status);
+      }
+      // A stream without a single message: an empty body.
+      SendHead();
+    }
+    if (!status.ok() && sse) {
+      std::string event = "event: error\ndata: ";
+      event += edge->transcoder_.ErrorBody(status.error_code(), status.error_message(),
+                                           status.error_details());
+      event += "\n\n";
+      Enqueue(std::move(event), false);
+    }
+    MaybeEnd();
+  }
+
+  void ClientGone() {
+    client_gone = true;
+    timer.cancel();
+    call->context.TryCancel();
+    if (!read_outstanding) ReleaseHold();
+  }
+
+  void Enqueue(std::string data, bool then_read) {
+    queue.push_back({std::move(data), then_read});
+    if (!head_sent) {
+      if (!head_pending) SendHead();
+      return;
+    }
+    Pump();
+  }
+
+  void SendHead() {
+    head_pending = true;
+    HttpResponse head{http::status::ok, 11};
+    if (sse) {
+      head.set(http::field::content_type, "text/event-stream");
+      head.set(http::field::cache_control, "no-cache");
+      head.set("x-accel-buffering", "no");
+    } else {
+      head.set(http::field::content_type,
+               content_type.empty() ? "application/octet-stream" : content_type);
+      head.set(http::field::cache_control, "no-store");
+    }
+    edge->AddCommonHeaders(*call, &head);
+    edge->Record(*call, 200);
+    call->exchange->StartStream(std::move(head), [s = shared_from_this()](bool ok) {
+      s->head_sent = true;
+      s->head_pending = false;
+      if (!ok) return s->ClientGone();
+      s->Pump();
+      s->MaybeEnd();
+    });
+  }
+
+  void Pump() {
+    if (writing || queue.empty() || !head_sent) return;
+    writing = true;
+    bool then_read = queue.front().then_read;
+    std::string data = std::move(queue.front().data);
+    queue.pop_front();
+    if (data.empty()) {  // nothing to write (an empty HttpBody message)
+      net::post(call->exchange->executor(),
+                [s = shared_from_this(), then_read] { s->Written(true, then_read); });
+      return;
+    }
+    call->exchange->WriteChunk(std::move(data), [s = shared_from_this(), then_read](bool ok) {
+      s->Written(ok, then_read);
+    });
+  }
+
+  void Written(bool ok, bool then_read) {
+    writing = false;
+    if (!ok) return ClientGone();
+    if (then_read && !client_gone && !upstream_done) {
+      read_outstanding = true;
+      StartRead(&message);
+    }
+    Pump();
+    MaybeEnd();
+  }
+
+  void MaybeEnd() {
+    if (upstream_done && head_sent && !writing && queue.empty()) End();
+  }
+
+  void End() {
+    if (ended) return;
+    ended = true;
+    if (head_sent) call->exchange->EndStream();
+  }
+
+  void ArmTimer(absl::Duration after) {
+    timer.expires_after(absl::ToChronoNanoseconds(after));
+    timer.async_wait([s = shared_from_this()](boost::system::error_code ec) {
+      if (ec || s->upstream_done || s->client_gone) return;
+      if (!s->head_sent && !s->head_pending) {
+        s->SendHead();
+      } else if (s->head_sent && !s->writing && s->queue.empty()) {
+        s->queue.push_back({": keepalive\n\n", false});
+        s->Pump();
+      }
+      s->ArmTimer(s->edge->options_.sse_keepalive);
+    });
+  }
+};
+
+void Edge::StartStream(const std::shared_ptr<Call>& call, std::string request) {
+  grpc::GenericStub* stub = upstreams_->Stub(call->route->service);
+  if (stub == nullptr) {
+    return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
+                     absl::StrCat("no upstream configured for ", call->route->service));
+  }
+  auto stream = std::make_shared<StreamCall>(this, call);
+  upstream_calls_.fetch_add(1);
+  stub->PrepareBidiStreamingCall(&call->context, call->route->grpc_method, grpc::StubOptions(),
+                                 stream.get());
+  stream->Begin(std::move(request));
+}
+
+}  // namespace kurt::edge

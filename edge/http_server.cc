@@ -1,0 +1,396 @@
+#include "edge/http_server.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/post.hpp"
+#include "boost/asio/steady_timer.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/core/tcp_stream.hpp"
+#include "boost/beast/http/chunk_encode.hpp"
+#include "boost/beast/http/empty_body.hpp"
+#include "boost/beast/http/error.hpp"
+#include "boost/beast/http/parser.hpp"
+#include "boost/beast/http/read.hpp"
+#include "boost/beast/http/write.hpp"
+#include "grpcpp/support/status.h"
+
+namespace kurt::edge {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+using tcp = net::ip::tcp;
+using error_code = beast::error_code;
+
+namespace {
+
+std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
+  return absl::ToChronoNanoseconds(d);
+}
+
+}  // namespace
+
+struct HttpServer::Worker {
+  net::io_context ioc{1};
+  std::optional<tcp::acceptor> acceptor;
+};
+
+// One accepted TCP connection: reads requests one at a time and writes their responses.
+// Shared by its pending operations and the Exchange of the request being answered.
+class Connection : public std::enable_shared_from_this<Connection> {
+ public:
+  Connection(tcp::socket socket, HttpServer* server)
+      : stream_(std::move(socket)), server_(server) {}
+
+  void Start() {
+    error_code ec;
+    tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) peer_ = peer.address().to_string();
+    stream_.socket().set_option(tcp::no_delay(true), ec);
+    WaitForRequest();
+  }
+
+  const std::string& peer() const { return peer_; }
+  net::any_io_executor executor() { return stream_.get_executor(); }
+
+  void Send(HttpResponse response) {
+    response_ = std::make_unique<HttpResponse>(std::move(response));
+    response_->prepare_payload();
+    stream_.expires_after(ToChrono(server_->options_.write_timeout));
+    http::async_write(stream_, *response_,
+                      [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
+  }
+
+  void StartStream(HttpResponse head, std::function<void(bool)> done) {
+    streaming_ = true;
+    stream_head_.emplace(std::move(head.base()));
+    stream_head_->chunked(true);
+    stream_head_->keep_alive(false);
+    head_serializer_.emplace(*stream_head_);
+    stream_.expires_after(ToChrono(server_->options_.write_timeout));
+    http::async_write_header(
+        stream_, *head_serializer_,
+        [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
+          if (ec) self->ClientGone();
+          if (!ec) self->WatchForClose();
+          done(!ec);
+        });
+  }
+
+  void WriteChunk(std::string data, std::function<void(bool)> done) {
+    if (client_gone_) {
+      net::post(stream_.get_executor(), [done = std::move(done)] { done(false); });
+      return;
+    }
+    chunk_ = std::move(data);
+    stream_.expires_after(ToChrono(server_->options_.write_timeout));
+    net::async_write(
+        stream_, http::make_chunk(net::buffer(chunk_)),
+        [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
+          if (ec) self->ClientGone();
+          done(!ec);
+        });
+  }
+
+  void EndStream() {
+    if (client_gone_) {
+      Close();
+      return;
+    }
+    stream_.expires_after(ToChrono(server_->options_.write_timeout));
+    net::async_write(stream_, http::make_chunk_last(),
+                     [self = shared_from_this()](error_code, size_t) { self->Close(); });
+  }
+
+  void OnClientGone(std::function<void()> callback) {
+    if (client_gone_) {
+      net::post(stream_.get_executor(), std::move(callback));
+      return;
+    }
+    on_client_gone_ = std::move(callback);
+  }
+
+  // An Exchange went away without an answer: nothing more can be said on this connection.
+  void Abandon() { Close(); }
+
+  HttpServer* server() const { return server_; }
+  bool stopping() const { return server_->stopping_; }
+
+ private:
+  const HttpServerOptions& options() const { return server_->options_; }
+
+  // Between requests: wait for the first byte with the idle timeout.
+  void WaitForRequest() {
+    if (server_->stopping_) {
+      Close();
+      return;
+    }
+    if (buffer_.size() > 0) {
+      ReadHeader();
+      return;
+    }
+    stream_.expires_after(ToChrono(options().idle_timeout));
+    stream_.async_read_some(buffer_.prepare(8192),
+                            [self = shared_from_this()](error_code ec, size_t n) {
+                              if (ec) return self->Close();
+                              self->buffer_.commit(n);
+                              self->ReadHeader();
+                            });
+  }
+
+  void ReadHeader() {
+    parser_.emplace();
+    parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
+    parser_->body_limit(options().max_body_bytes);
+    stream_.expires_after(ToChrono(options().read_timeout));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              self->OnHeader(ec);
+                            });
+  }
+
+  void OnHeader(error_code ec) {
+    if (ec) return OnReadError(ec);
+    const auto& req = parser_->get();
+    int count = 0;
+    for (auto it = req.begin(); it != req.end(); ++it) ++count;
+    if (count > options().max_header_count) {
+      return Refuse(431, grpc::StatusCode::INVALID_ARGUMENT,
+                    absl::StrCat("too many header fields (at most ", options().max_header_count,
+                                 ")"));
+    }
+    if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
+      return RefuseBodyTooLarge();
+    }
+    if (parser_->is_done()) return Dispatch();
+    if (beast::iequals(req[http::field::expect], "100-continue")) {
+      continue_.emplace(http::status::continue_, 11);
+      http::async_write(stream_, *continue_, [self = shared_from_this()](error_code ec, size_t) {
+        if (ec) return self->Close();
+        self->ReadBody();
+      });
+      return;
+    }
+    ReadBody();
+  }
+
+  void ReadBody() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](error_code ec, size_t) {
+                       if (ec) return self->OnReadError(ec);
+                       self->Dispatch();
+                     });
+  }
+
+  void OnReadError(error_code ec) {
+    if (ec == http::error::header_limit) {
+      return Refuse(431, grpc::StatusCode::INVALID_ARGUMENT,
+                    absl::StrCat("request header too large (at most ", options().max_header_bytes,
+                                 " bytes)"));
+    }
+    if (ec == http::error::body_limit) return RefuseBodyTooLarge();
+    if (ec == beast::error::timeout) {
+      return Refuse(408, grpc::StatusCode::DEADLINE_EXCEEDED,
+                    "the request was not received in time");
+    }
+    if (ec.category() == beast::error_code(http::error::end_of_stream).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      return Refuse(400, grpc::StatusCode::INVALID_ARGUMENT,
+                    absl::StrCat("malformed HTTP request: ", ec.message()));
+    }
+    Close();
+  }
+
+  void RefuseBodyTooLarge() {
+    Refuse(413, grpc::StatusCode::INVALID_ARGUMENT,
+           absl::StrCat("request body too large (at most ", options().max_body_bytes, " bytes)"));
+  }
+
+  // Answers a request the server will not pass on, then closes the connection.
+  void Refuse(unsigned status, grpc::StatusCode code, absl::string_view message) {
+    const HttpRequest* req = parser_ ? &parser_->get() : nullptr;
+    HttpResponse res = server_->handler_->ServerError(status, code, message, req);
+    res.keep_alive(false);
+    Send(std::move(res));
+  }
+
+  void Dispatch() {
+    stream_.expires_never();
+    auto exchange = std::make_shared<Exchange>(shared_from_this(), parser_->release());
+    parser_.reset();
+    server_->handler_->Handle(std::move(exchange));
+  }
+
+  void OnWritten(error_code ec) {
+    bool keep_alive = response_->keep_alive();
+    response_.reset();
+    if (ec || !keep_alive) return Close();
+    WaitForRequest();
+  }
+
+  // While a response streams, a read on the socket tells when the client goes away.
+  void WatchForClose() {
+    stream_.socket().async_read_some(
+        net::buffer(watch_, sizeof(watch_)),
+        [self = shared_from_this()](error_code ec, size_t) {
+          if (ec) return self->ClientGone();
+          if (!self->closed_) self->WatchForClose();
+        });
+  }
+
+  void ClientGone() {
+    if (client_gone_) return;
+    client_gone_ = true;
+    if (on_client_gone_) {
+      auto cb = std::move(on_client_gone_);
+      on_client_gone_ = nullptr;
+      cb();
+    }
+  }
+
+  void Close() {
+    if (closed_) return;
+    closed_ = true;
+    error_code ec;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    // Drain what the client still sends for a moment, so that closing does not reset the
+    // connection before it read our answer (e.g. a 413 while its body is on the way).
+    stream_.expires_after(std::chrono::seconds(1));
+    Drain();
+  }
+
+  void Drain() {
+    stream_.async_read_some(net::buffer(drain_, sizeof(drain_)),
+                            [self = shared_from_this()](error_code ec, size_t) {
+                              if (ec) {
+                                self->stream_.close();
+                                self->ClientGone();
+                                return;
+                              }
+                              self->Drain();
+                            });
+  }
+
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  HttpServer* server_;
+  std::string peer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::unique_ptr<HttpResponse> response_;
+  std::optional<http::response<http::empty_body>> continue_;
+
+  bool streaming_ = false;
+  bool client_gone_ = false;
+  bool closed_ = false;
+  std::optional<http::response<http::empty_body>> stream_head_;
+  std::optional<http::response_serializer<http::empty_body>> head_serializer_;
+  std::string chunk_;
+  std::function<void()> on_client_gone_;
+  char watch_[512];
+  char drain_[4096];
+};
+
+Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
+    : connection_(std::move(connection)), request_(std::move(request)) {
+  connection_->server()->in_flight_.fetch_add(1, std::memory_order_relaxed);
+}
+
+Exchange::~Exchange() {
+  if (!responded_) connection_->Abandon();
+  connection_->server()->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+const std::string& Exchange::peer_address() const { return connection_->peer(); }
+
+net::any_io_executor Exchange::executor() const { return connection_->executor(); }
+
+void Exchange::Respond(HttpResponse response) {
+  if (responded_) return;
+  responded_ = true;
+  response.keep_alive(response.keep_alive() && request_.keep_alive() && !connection_->stopping());
+  connection_->Send(std::move(response));
+}
+
+void Exchange::StartStream(HttpResponse head, std::function<void(bool ok)> done) {
+  responded_ = true;
+  connection_->StartStream(std::move(head), std::move(done));
+}
+
+void Exchange::WriteChunk(std::string data, std::function<void(bool ok)> done) {
+  connection_->WriteChunk(std::move(data), std::move(done));
+}
+
+void Exchange::EndStream() { connection_->EndStream(); }
+
+void Exchange::OnClientGone(std::function<void()> callback) {
+  connection_->OnClientGone(std::move(callback));
+}
+
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler)
+    : options_(std::move(options)), handler_(handler) {}
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::StatusOr<int> HttpServer::Start() {
+  error_code ec;
+  net::ip::address address = net::ip::make_address(options_.host, ec);
+  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options_.host));
+  int port = options_.port;
+  int threads = std::max(1, options_.threads);
+  for (int i = 0; i < threads; ++i) {
+    auto worker = std::make_unique<Worker>();
+    tcp::acceptor& acceptor = worker->acceptor.emplace(worker->ioc);
+    tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+    acceptor.open(endpoint.protocol(), ec);
+    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+      acceptor.set_option(reuse_port(true), ec);
+    }
+    if (!ec) acceptor.bind(endpoint, ec);
+    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (ec) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options_.host, ":", port, ": ", ec.message()));
+    }
+    port = acceptor.local_endpoint().port();
+    workers_.push_back(std::move(worker));
+  }
+  port_ = port;
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    net::post(w->ioc, [this, w] { Accept(w); });
+    threads_.emplace_back([w] { w->ioc.run(); });
+  }
+  return port_;
+}
+
+void HttpServer::Accept(Worker* w) {
+  w->acceptor->async_accept([this, w](error_code ec, tcp::socket socket) {
+    if (ec == net::error::operation_aborted || !w->acceptor->is_open()) return;
+    if (!ec) std::make_shared<Connection>(std::move(socket), this)->Start();
+    Accept(w);
+  });
+}
+
+void HttpServer::Stop(absl::Duration grace) {
+  if (threads_.empty()) return;
+  stopping_ = true;
+  for (auto& worker : workers_) {
+    Worker* w = worker.get();
+    net::post(w->ioc, [w] {
+      error_code ec;
+      w->acceptor->close(ec);
+    });
+  }
+  absl::Time deadline = absl::Now() + grace;
+  while (in_flight_.load() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  for (auto& worker : workers_) worker->ioc.stop();
+  for (std::thread& t : threads_) t.join();
+  threads_.clear();
+}
+
+}  // namespace kurt::edge

@@ -1,0 +1,131 @@
+// kurt-edge: the public HTTP/JSON API, translated to gRPC calls to Kurt's services.
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/time.h"
+#include "edge/edge_server.h"
+#include "platform/config.h"
+#include "platform/log.h"
+
+ABSL_FLAG(int, edge_port, 8080, "HTTP port of the public API (and /metrics, /healthz, /readyz)");
+ABSL_FLAG(int, io_threads, 0, "HTTP I/O threads (0: one per core)");
+ABSL_FLAG(std::vector<std::string>, upstream, {},
+          "Service=host:port[,host:port...] per upstream service, e.g. "
+          "kurt.links.v1.LinksService=127.0.0.1:7101 (repeatable; several addresses or a DNS "
+          "name are balanced round-robin). Kurt's services default to their local ports.");
+ABSL_FLAG(std::string, upstream_host, "127.0.0.1",
+          "Host of Kurt's services when --upstream does not name them");
+ABSL_FLAG(int, upstream_channels, 1, "Connections (channels) per upstream service");
+ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(1),
+          "How long connecting to an upstream may take before calls fail with 503");
+ABSL_FLAG(std::vector<std::string>, extra_descriptor_sets, {},
+          "Files with serialized FileDescriptorSets of more services to serve (tests)");
+ABSL_FLAG(std::vector<std::string>, cors_origins, {"http://localhost:5173"},
+          "Origins allowed by CORS (comma-separated; * for any)");
+ABSL_FLAG(bool, trust_forwarded_for, false,
+          "Take the client address from the first X-Forwarded-For entry (behind a trusted proxy)");
+ABSL_FLAG(int64_t, max_body_bytes, 1 << 20, "Largest request body (else 413)");
+ABSL_FLAG(int64_t, max_header_bytes, 16 << 10, "Largest request header (else 431)");
+ABSL_FLAG(int, max_header_count, 64, "Most header fields in a request (else 431)");
+ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(10),
+          "Time to receive one request's header and body (else 408 and close)");
+ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60), "Keep-alive idle time");
+ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30), "Time for each write to a client");
+ABSL_FLAG(absl::Duration, default_timeout, absl::Seconds(10),
+          "Deadline of unary upstream calls when the request has no grpc-timeout or "
+          "x-request-timeout header");
+ABSL_FLAG(std::vector<std::string>, route_timeouts, {},
+          "Per-RPC default deadlines: Package.Service.Method=duration,...");
+ABSL_FLAG(absl::Duration, max_timeout, absl::Seconds(60), "Upper bound of a requested deadline");
+ABSL_FLAG(int64_t, cache_entries, 100000,
+          "Entries of the in-memory cache of public redirects (0: off)");
+ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
+          "Longest time a cached redirect is kept, whatever its max-age");
+ABSL_FLAG(std::string, public_url, "", "The API's public base URL, for the OpenAPI document");
+
+namespace {
+
+// absl keeps only the last of a repeated flag; --upstream may be given many times, so its
+// occurrences are joined into one before parsing.
+std::vector<std::string> MergeRepeated(int argc, char** argv, const std::string& name) {
+  std::vector<std::string> args;
+  std::vector<std::string> values;
+  std::string eq = absl::StrCat("--", name, "=");
+  std::string bare = absl::StrCat("--", name);
+  for (int i = 0; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a.rfind(eq, 0) == 0) {
+      values.push_back(a.substr(eq.size()));
+    } else if (a == bare && i + 1 < argc) {
+      values.push_back(argv[++i]);
+    } else {
+      args.push_back(a);
+    }
+  }
+  if (!values.empty()) args.push_back(absl::StrCat(eq, absl::StrJoin(values, ",")));
+  return args;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args = MergeRepeated(argc, argv, "upstream");
+  std::vector<char*> arg_ptrs;
+  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  kurt::platform::InitProcess(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), "edge",
+                              "kurt-edge: the public HTTP/JSON API in front of Kurt's gRPC services");
+
+  kurt::edge::EdgeServerConfig config;
+  config.http.host = absl::GetFlag(FLAGS_listen_host);
+  config.http.port = absl::GetFlag(FLAGS_edge_port);
+  int threads = absl::GetFlag(FLAGS_io_threads);
+  config.http.threads = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  config.http.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes));
+  config.http.max_header_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_header_bytes));
+  config.http.max_header_count = absl::GetFlag(FLAGS_max_header_count);
+  config.http.read_timeout = absl::GetFlag(FLAGS_read_timeout);
+  config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
+  config.http.write_timeout = absl::GetFlag(FLAGS_write_timeout);
+
+  config.edge.cors_origins = absl::GetFlag(FLAGS_cors_origins);
+  config.edge.trust_forwarded_for = absl::GetFlag(FLAGS_trust_forwarded_for);
+  config.edge.max_timeout = absl::GetFlag(FLAGS_max_timeout);
+  config.edge.cache_entries = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_entries)));
+  config.edge.cache_ttl_cap = absl::GetFlag(FLAGS_cache_ttl_cap);
+  config.edge.public_url = absl::GetFlag(FLAGS_public_url);
+
+  config.routes.default_timeout = absl::GetFlag(FLAGS_default_timeout);
+  for (const std::string& entry : absl::GetFlag(FLAGS_route_timeouts)) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(entry, absl::MaxSplits('=', 1));
+    absl::Duration d;
+    if (kv.second.empty() || !absl::ParseDuration(kv.second, &d)) {
+      KURT_LOG(kError, "bad --route_timeouts entry (want Package.Service.Method=10s)",
+               {"entry", entry});
+      return 2;
+    }
+    config.routes.route_timeouts[kv.first] = d;
+  }
+  config.upstream.channels_per_service = absl::GetFlag(FLAGS_upstream_channels);
+  config.upstream.connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
+  config.upstreams = absl::GetFlag(FLAGS_upstream);
+  config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
+  config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);
+
+  absl::StatusOr<std::unique_ptr<kurt::edge::EdgeServer>> server =
+      kurt::edge::EdgeServer::Start(std::move(config));
+  if (!server.ok()) {
+    KURT_LOG(kError, "cannot start", {"error", server.status().ToString()});
+    return 1;
+  }
+  int sig = kurt::platform::WaitForShutdownSignal();
+  KURT_LOG(kInfo, "shutting down", {"signal", sig});
+  (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  return 0;
+}

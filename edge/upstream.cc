@@ -1,0 +1,211 @@
+#include "edge/upstream.h"
+
+#include <atomic>
+#include <mutex>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "boost/asio/ip/address.hpp"
+
+namespace kurt::edge {
+namespace {
+
+bool IsIpLiteralAddress(absl::string_view address, bool* v6) {
+  // host:port, with [v6]:port for IPv6.
+  std::string host;
+  if (absl::StartsWith(address, "[")) {
+    size_t end = address.find(']');
+    if (end == absl::string_view::npos) return false;
+    host = std::string(address.substr(1, end - 1));
+    *v6 = true;
+  } else {
+    size_t colon = address.rfind(':');
+    if (colon == absl::string_view::npos) return false;
+    host = std::string(address.substr(0, colon));
+    *v6 = false;
+  }
+  boost::system::error_code ec;
+  boost::asio::ip::make_address(host, ec);
+  return !ec;
+}
+
+// Kurt's services and their gRPC ports (docs/development.md).
+constexpr std::pair<absl::string_view, int> kDefaultPorts[] = {
+    {"kurt.links.", 7101},   {"kurt.accounts.", 7102}, {"kurt.analytics.", 7103},
+    {"kurt.reports.", 7104}, {"kurt.notifications.", 7106},
+};
+
+}  // namespace
+
+absl::StatusOr<std::map<std::string, std::string>> ParseUpstreams(
+    const std::vector<std::string>& entries) {
+  std::map<std::string, std::string> out;
+  std::string* last = nullptr;
+  for (const std::string& entry : entries) {
+    for (absl::string_view item : absl::StrSplit(entry, ',', absl::SkipWhitespace())) {
+      item = absl::StripAsciiWhitespace(item);
+      size_t eq = item.find('=');
+      if (eq == absl::string_view::npos) {
+        if (last == nullptr) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("upstream \"", item, "\": want Service=host:port"));
+        }
+        absl::StrAppend(last, ",", item);
+        continue;
+      }
+      std::string service(item.substr(0, eq));
+      absl::string_view address = item.substr(eq + 1);
+      if (service.empty() || address.empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("upstream \"", item, "\": want Service=host:port"));
+      }
+      last = &out[service];
+      *last = std::string(address);
+    }
+  }
+  return out;
+}
+
+std::string ChannelTarget(absl::string_view addresses) {
+  if (absl::StrContains(addresses, ":///") || absl::StartsWith(addresses, "ipv4:") ||
+      absl::StartsWith(addresses, "ipv6:") || absl::StartsWith(addresses, "unix:") ||
+      absl::StartsWith(addresses, "dns:")) {
+    return std::string(addresses);
+  }
+  std::vector<absl::string_view> list = absl::StrSplit(addresses, ',', absl::SkipWhitespace());
+  bool all_v4 = true, all_v6 = true;
+  for (absl::string_view a : list) {
+    bool v6 = false;
+    if (!IsIpLiteralAddress(a, &v6)) {
+      all_v4 = all_v6 = false;
+      break;
+    }
+    (v6 ? all_v4 : all_v6) = false;
+  }
+  if (all_v4 && !list.empty()) return absl::StrCat("ipv4:", absl::StrJoin(list, ","));
+  if (all_v6 && !list.empty()) return absl::StrCat("ipv6:", absl::StrJoin(list, ","));
+  // A name: DNS gives every address behind it (only the first name of a list is used).
+  return absl::StrCat("dns:///", list.empty() ? addresses : list.front());
+}
+
+std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host) {
+  for (const auto& [prefix, port] : kDefaultPorts) {
+    if (absl::StartsWith(service, prefix)) return absl::StrCat(host, ":", port);
+  }
+  return "";
+}
+
+Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
+                     const UpstreamOptions& options)
+    : targets_(targets) {
+  for (const auto& [service, addresses] : targets) {
+    auto upstream = std::make_unique<Upstream>();
+    for (int i = 0; i < std::max(1, options.channels_per_service); ++i) {
+      grpc::ChannelArguments args;
+      args.SetLoadBalancingPolicyName("round_robin");
+      // Fail fast when nothing listens, and find a restarted upstream again quickly.
+      args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(absl::ToInt64Milliseconds(options.connect_timeout)));
+      args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+      args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS,
+                  static_cast<int>(absl::ToInt64Milliseconds(options.max_reconnect_backoff)));
+      // Separate connections per channel, not one shared subchannel.
+      args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+      args.SetInt("kurt.edge.channel", i);
+      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+      auto channel = grpc::CreateCustomChannel(ChannelTarget(addresses),
+                                               grpc::InsecureChannelCredentials(), args);
+      upstream->stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
+    }
+    upstreams_.emplace(service, std::move(upstream));
+  }
+}
+
+Upstreams::~Upstreams() = default;
+
+grpc::GenericStub* Upstreams::Stub(absl::string_view service) {
+  auto it = upstreams_.find(service);
+  if (it == upstreams_.end()) return nullptr;
+  Upstream& u = *it->second;
+  if (u.stubs.size() == 1) return u.stubs[0].get();
+  return u.stubs[u.next.fetch_add(1, std::memory_order_relaxed) % u.stubs.size()].get();
+}
+
+namespace {
+
+struct HealthFanOut {
+  std::mutex mu;
+  std::vector<std::string> problems;
+  std::atomic<int> pending{0};
+  std::function<void(std::string)> done;
+
+  void Finish(std::string problem) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (!problem.empty()) problems.push_back(std::move(problem));
+    }
+    if (pending.fetch_sub(1) == 1) {
+      std::sort(problems.begin(), problems.end());
+      done(absl::StrJoin(problems, "; "));
+    }
+  }
+};
+
+struct HealthCall {
+  grpc::ClientContext context;
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+const std::string kHealthCheckMethod = "/grpc.health.v1.Health/Check";
+
+}  // namespace
+
+void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::string)> done) {
+  if (upstreams_.empty()) {
+    done("");
+    return;
+  }
+  auto fan = std::make_shared<HealthFanOut>();
+  fan->done = std::move(done);
+  fan->pending = static_cast<int>(upstreams_.size());
+  for (auto& [service, upstream] : upstreams_) {
+    auto call = std::make_shared<HealthCall>();
+    call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    call->request = ToByteBuffer("");  // HealthCheckRequest{service: ""}: the whole server
+    std::string name = service;
+    upstream->stubs[0]->UnaryCall(
+        &call->context, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
+        [fan, call, name](grpc::Status status) {
+          if (!status.ok()) {
+            fan->Finish(absl::StrCat(name, ": ", status.error_message()));
+            return;
+          }
+          // HealthCheckResponse{status = 1: SERVING}: bytes 08 01.
+          std::string bytes = FromByteBuffer(call->response);
+          fan->Finish(bytes == std::string("\x08\x01", 2) ? ""
+                                                          : absl::StrCat(name, ": not serving"));
+        });
+  }
+}
+
+grpc::ByteBuffer ToByteBuffer(std::string bytes) {
+  grpc::Slice slice(std::move(bytes));
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
+  std::string out;
+  std::vector<grpc::Slice> slices;
+  if (!buffer.Dump(&slices).ok()) return out;
+  out.reserve(buffer.Length());
+  for (const grpc::Slice& s : slices) {
+    out.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return out;
+}
+
+}  // namespace kurt::edge

@@ -1,0 +1,74 @@
+// The gRPC side of the edge: one set of channels per upstream service (client-side round-robin
+// over every address of its target), generic calls with raw protobuf bytes, and health checks.
+//
+// Upstreams is created in main and outlives every call. Call callbacks run on gRPC's threads.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/generic/generic_stub.h"
+#include "grpcpp/grpcpp.h"
+
+namespace kurt::edge {
+
+// Parses "Service=target[,Service2=target2]" entries; a comma-separated item without '=' is one
+// more address of the previous service ("S=10.0.0.1:7101,10.0.0.2:7101"). Returns service ->
+// comma-separated addresses.
+absl::StatusOr<std::map<std::string, std::string>> ParseUpstreams(
+    const std::vector<std::string>& entries);
+
+// The gRPC target for a list of addresses: "ipv4:a:1,b:2" for IP literals (round-robin over
+// them), "dns:///host:port" for a name (round-robin over what it resolves to); a target that
+// already has a scheme is kept.
+std::string ChannelTarget(absl::string_view addresses);
+
+// The local default address of a Kurt service by its package (kurt.links.* -> 127.0.0.1:7101,
+// ...; the ports of docs/development.md); "" for a service that is not one of Kurt's.
+std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host);
+
+struct UpstreamOptions {
+  // Connections per service (each its own HTTP/2 connection per address).
+  int channels_per_service = 1;
+  // How long a connection attempt may take before the channel reports failure.
+  absl::Duration connect_timeout = absl::Seconds(1);
+  absl::Duration max_reconnect_backoff = absl::Seconds(2);
+};
+
+class Upstreams {
+ public:
+  // `targets`: service full name -> addresses (ParseUpstreams).
+  Upstreams(const std::map<std::string, std::string>& targets, const UpstreamOptions& options);
+  ~Upstreams();
+
+  // The stub for a service, round-robin over its channels; nullptr when none is configured.
+  grpc::GenericStub* Stub(absl::string_view service);
+  bool Has(absl::string_view service) const { return upstreams_.contains(service); }
+
+  // Calls grpc.health.v1.Health/Check("") on every upstream; `done` gets "" when all are
+  // SERVING, else what is wrong with which. Runs on gRPC's threads.
+  void CheckHealth(absl::Duration timeout, std::function<void(std::string problems)> done);
+
+  const std::map<std::string, std::string>& targets() const { return targets_; }
+
+ private:
+  struct Upstream {
+    std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+    std::atomic<unsigned> next{0};
+  };
+  std::map<std::string, std::string> targets_;
+  absl::flat_hash_map<std::string, std::unique_ptr<Upstream>> upstreams_;
+};
+
+// Serializes raw bytes into a ByteBuffer and back.
+grpc::ByteBuffer ToByteBuffer(std::string bytes);
+std::string FromByteBuffer(const grpc::ByteBuffer& buffer);
+
+}  // namespace kurt::edge
