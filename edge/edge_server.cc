@@ -24,7 +24,9 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
   std::vector<std::string> missing;
   for (const std::string& service : s->routes_->services()) {
     if (targets->contains(service)) continue;
-    std::string address = DefaultUpstreamAddress(service, config.default_upstream_host);
+    std::string address = config.default_upstream_host.empty()
+                              ? ""
+                              : DefaultUpstreamAddress(service, config.default_upstream_host);
     if (address.empty()) {
       missing.push_back(service);
     } else {

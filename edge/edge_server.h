@@ -28,7 +28,8 @@ struct EdgeServerConfig {
   std::vector<std::string> extra_descriptor_sets;
   // --upstream entries ("Service=host:port[,host:port]").
   std::vector<std::string> upstreams;
-  // Where Kurt's own services are when --upstream does not say (their default ports).
+  // Where Kurt's own services are when --upstream does not say (their default ports); empty:
+  // nowhere (their routes answer 503).
   std::string default_upstream_host = "127.0.0.1";
 };
 

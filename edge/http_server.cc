@@ -43,7 +43,7 @@ struct HttpServer::Worker {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, HttpServer* server)
-      : stream_(std::move(socket)), server_(server) {}
+      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), server_(server) {}
 
   void Start() {
     error_code ec;
@@ -132,9 +132,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ReadHeader();
       return;
     }
-    stream_.expires_after(ToChrono(options().idle_timeout));
+    stream_.expires_never();
+    ArmReadTimer(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(8192),
                             [self = shared_from_this()](error_code ec, size_t n) {
+                              self->read_timer_.cancel();
                               if (ec) return self->Close();
                               self->buffer_.commit(n);
                               self->ReadHeader();
@@ -145,11 +147,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
     parser_->body_limit(options().max_body_bytes);
-    stream_.expires_after(ToChrono(options().read_timeout));
+    // Our own timer rather than the stream's expiry: on a timeout the stream would close the
+    // socket, and a slow client should still hear 408.
+    ArmReadTimer(options().read_timeout);
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](error_code ec, size_t) {
                               self->OnHeader(ec);
                             });
+  }
+
+  void ArmReadTimer(absl::Duration timeout) {
+    read_timed_out_ = false;
+    read_timer_.expires_after(ToChrono(timeout));
+    read_timer_.async_wait([self = shared_from_this()](error_code ec) {
+      if (ec) return;  // cancelled: the read finished in time
+      self->read_timed_out_ = true;
+      self->stream_.socket().cancel(ec);
+    });
   }
 
   void OnHeader(error_code ec) {
@@ -165,7 +179,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
       return RefuseBodyTooLarge();
     }
-    if (parser_->is_done()) return Dispatch();
+    if (parser_->is_done()) {
+      read_timer_.cancel();
+      return Dispatch();
+    }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
       http::async_write(stream_, *continue_, [self = shared_from_this()](error_code ec, size_t) {
@@ -181,11 +198,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
                        if (ec) return self->OnReadError(ec);
+                       self->read_timer_.cancel();
                        self->Dispatch();
                      });
   }
 
   void OnReadError(error_code ec) {
+    read_timer_.cancel();
+    if (read_timed_out_) ec = beast::error::timeout;
     if (ec == http::error::header_limit) {
       return Refuse(431, grpc::StatusCode::INVALID_ARGUMENT,
                     absl::StrCat("request header too large (at most ", options().max_header_bytes,
@@ -211,6 +231,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Answers a request the server will not pass on, then closes the connection.
   void Refuse(unsigned status, grpc::StatusCode code, absl::string_view message) {
+    read_timer_.cancel();
     const HttpRequest* req = parser_ ? &parser_->get() : nullptr;
     HttpResponse res = server_->handler_->ServerError(status, code, message, req);
     res.keep_alive(false);
@@ -254,6 +275,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Close() {
     if (closed_) return;
     closed_ = true;
+    read_timer_.cancel();
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     // Drain what the client still sends for a moment, so that closing does not reset the
@@ -275,6 +297,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   beast::tcp_stream stream_;
+  net::steady_timer read_timer_;
+  bool read_timed_out_ = false;
   beast::flat_buffer buffer_;
   HttpServer* server_;
   std::string peer_;

@@ -1,0 +1,149 @@
+// End to end over real HTTP: metadata, CORS, ETags, operations routes and OpenAPI.
+#include "tests/edge/edge_fixture.h"
+
+namespace kurt::edge::testing {
+namespace {
+
+TEST_F(EdgeTest, AllowListedHeadersBecomeMetadata) {
+  Reply r = Get("/v1/headers", {{"Authorization", "Bearer k1"},
+                                {"X-Request-Id", "req-123"},
+                                {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                                {"User-Agent", "Agent/1.0"},
+                                {"Referer", "https://ref.example/"},
+                                {"X-Kurt-Account-Id", "forged"},
+                                {"X-Forwarded-For", "203.0.113.9"},
+                                {"Cookie", "secret=1"}});
+  ASSERT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.Header("x-request-id"), "req-123");
+  EXPECT_CONTAINS(r.body, R"("authorization":"Bearer k1")");
+  EXPECT_CONTAINS(r.body, R"("x-request-id":"req-123")");
+  EXPECT_CONTAINS(r.body, R"("traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")");
+  EXPECT_CONTAINS(r.body, R"("x-kurt-user-agent":"Agent/1.0")");
+  EXPECT_CONTAINS(r.body, R"("x-kurt-referer":"https://ref.example/")");
+  EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"127.0.0.1")");  // X-Forwarded-For not trusted
+  EXPECT_EQ(r.body.find("forged"), std::string::npos);
+  EXPECT_EQ(r.body.find("secret"), std::string::npos);
+}
+
+TEST_F(EdgeTest, RequestIdIsGeneratedWhenAbsent) {
+  Reply r = Get("/v1/headers");
+  std::string id = r.Header("x-request-id");
+  EXPECT_EQ(id.size(), 32u);
+  EXPECT_CONTAINS(r.body, absl::StrCat(R"("x-request-id":")", id, "\""));
+  EXPECT_EQ(Get("/v2/nothing").Header("x-request-id").size(), 32u);
+}
+
+TEST(EdgeForwardedForTest, TrustedForwardedForGivesTheClientIp) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  config.edge.trust_forwarded_for = true;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Reply r = Fetch((*server)->port(), "GET", "/v1/headers",
+                  {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}});
+  EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
+}
+
+TEST_F(EdgeTest, CorsPreflightForAllowedOrigin) {
+  Reply r = Fetch(port(), "OPTIONS", "/v1/links/abc",
+                  {{"Origin", "http://localhost:5173"},
+                   {"Access-Control-Request-Method", "PATCH"},
+                   {"Access-Control-Request-Headers", "authorization, content-type"}});
+  EXPECT_EQ(r.status, 204u);
+  EXPECT_EQ(r.Header("access-control-allow-origin"), "http://localhost:5173");
+  EXPECT_EQ(r.Header("access-control-allow-methods"), "DELETE, GET, PATCH");
+  EXPECT_CONTAINS(r.Header("access-control-allow-headers"), "authorization");
+  EXPECT_CONTAINS(r.Header("access-control-allow-headers"), "content-type");
+  EXPECT_EQ(r.Header("access-control-max-age"), "600");
+  EXPECT_EQ(r.Header("vary"), "Origin");
+}
+
+TEST_F(EdgeTest, CorsRefusesOtherOrigins) {
+  Reply r = Fetch(port(), "OPTIONS", "/v1/links/abc",
+                  {{"Origin", "https://evil.example"}, {"Access-Control-Request-Method", "GET"}});
+  EXPECT_EQ(r.status, 403u);
+  EXPECT_EQ(r.Header("access-control-allow-origin"), "");
+  Reply get = Get("/v1/things/x", {{"Origin", "https://evil.example"}});
+  EXPECT_EQ(get.status, 200u);
+  EXPECT_EQ(get.Header("access-control-allow-origin"), "");
+}
+
+TEST_F(EdgeTest, CorsHeadersOnResponses) {
+  Reply r = Get("/v1/things/x", {{"Origin", "http://localhost:5173"}});
+  EXPECT_EQ(r.Header("access-control-allow-origin"), "http://localhost:5173");
+  EXPECT_CONTAINS(r.Header("access-control-expose-headers"), "x-request-id");
+  // On errors and cached redirects too.
+  EXPECT_EQ(Get("/v2/x", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
+            "http://localhost:5173");
+  Get("/t/cors");
+  EXPECT_EQ(Get("/t/cors", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
+            "http://localhost:5173");
+}
+
+TEST_F(EdgeTest, PlainOptionsListsMethods) {
+  Reply r = Fetch(port(), "OPTIONS", "/v1/things/x");
+  EXPECT_EQ(r.status, 204u);
+  EXPECT_EQ(r.Header("allow"), "GET, PATCH, OPTIONS");
+  EXPECT_EQ(Fetch(port(), "OPTIONS", "/v2/none").status, 404u);
+}
+
+TEST_F(EdgeTest, EtagAndNotModified) {
+  Reply r = Get("/v1/public/things/e1");
+  ASSERT_EQ(r.status, 200u);
+  std::string etag = r.Header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_EQ(r.Header("cache-control"), "public, no-cache");
+  Reply again = Get("/v1/public/things/e1", {{"If-None-Match", etag}});
+  EXPECT_EQ(again.status, 304u);
+  EXPECT_EQ(again.body, "");
+  EXPECT_EQ(again.Header("etag"), etag);
+  EXPECT_EQ(Get("/v1/public/things/e1", {{"If-None-Match", "\"other\""}}).status, 200u);
+  // Authenticated GETs are private to the client.
+  EXPECT_EQ(Get("/v1/things/e1").Header("cache-control"), "private, no-cache");
+}
+
+TEST_F(EdgeTest, HealthzAndReadyz) {
+  EXPECT_EQ(Get("/healthz").status, 200u);
+  // The fixture's DownService has no server: not ready, and it says which.
+  Reply r = Get("/readyz");
+  EXPECT_EQ(r.status, 503u);
+  EXPECT_CONTAINS(r.body, "kurt.testing.v1.DownService");
+}
+
+TEST(EdgeReadyTest, ReadyWhenEveryUpstreamServes) {
+  TestUpstream upstream;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server =
+      EdgeServer::Start(TestConfig(upstream.port(), 0));
+  ASSERT_TRUE(server.ok()) << server.status();
+  Reply r = Fetch((*server)->port(), "GET", "/readyz");
+  EXPECT_EQ(r.status, 200u) << r.body;
+  (*server)->Shutdown(absl::Seconds(1));
+}
+
+TEST_F(EdgeTest, MetricsAreExposed) {
+  Get("/v1/things/m");
+  Reply r = Get("/metrics");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_CONTAINS(r.Header("content-type"), "text/plain");
+  EXPECT_CONTAINS(r.body,
+                  "kurt_edge_requests_total{route=\"kurt.testing.v1.EchoService.GetThing\","
+                  "status_class=\"2xx\"}");
+  EXPECT_CONTAINS(r.body,
+                  "kurt_edge_request_latency_seconds_bucket{route=\"kurt.testing.v1.EchoService."
+                  "GetThing\"");
+  EXPECT_CONTAINS(r.body, "kurt_edge_cache_hits_total");
+  EXPECT_CONTAINS(r.body, "kurt_edge_upstream_errors_total");
+}
+
+TEST_F(EdgeTest, OpenApiDocument) {
+  Reply r = Get("/v1/openapi.json");
+  ASSERT_EQ(r.status, 200u);
+  EXPECT_EQ(r.Header("content-type"), "application/json");
+  EXPECT_CONTAINS(r.body, R"("openapi": "3.0.3")");
+  EXPECT_CONTAINS(r.body, R"("/v1/links/{code}")");
+  EXPECT_CONTAINS(r.body, R"("/v1/things/{id}:cancel")");
+  EXPECT_EQ(Get("/v1/openapi.json", {{"If-None-Match", r.Header("etag")}}).status, 304u);
+}
+
+}  // namespace
+}  // namespace kurt::edge::testing

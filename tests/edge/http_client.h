@@ -1,0 +1,120 @@
+// Test helper: a blocking HTTP/1.1 client over a real socket (Boost.Beast), with a receive
+// timeout so that a test never hangs, plus raw-socket access for malformed and slow requests.
+#pragma once
+
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "boost/asio/connect.hpp"
+#include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/read.hpp"
+#include "boost/asio/write.hpp"
+#include "boost/beast/core/flat_buffer.hpp"
+#include "boost/beast/http.hpp"
+
+namespace kurt::edge::testing {
+
+struct Reply {
+  unsigned status = 0;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string error;  // set when the exchange failed (connection closed, timeout, ...)
+
+  std::string Header(const std::string& name) const {
+    auto it = headers.find(name);
+    return it == headers.end() ? "" : it->second;
+  }
+};
+
+class HttpConnection {
+ public:
+  explicit HttpConnection(int port, int timeout_ms = 10000) : socket_(ioc_) {
+    boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"),
+                                      static_cast<unsigned short>(port));
+    socket_.connect(ep);
+    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+
+  Reply Fetch(const std::string& method, const std::string& target,
+              const std::vector<std::pair<std::string, std::string>>& headers = {},
+              const std::string& body = "") {
+    namespace http = boost::beast::http;
+    http::request<http::string_body> req;
+    req.method_string(method);
+    req.target(target);
+    req.version(11);
+    req.set(http::field::host, "127.0.0.1");
+    for (const auto& [k, v] : headers) req.set(k, v);
+    if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") {
+      req.body() = body;
+      req.prepare_payload();
+    }
+    boost::beast::error_code ec;
+    http::write(socket_, req, ec);
+    if (ec) return Reply{0, {}, "", "write: " + ec.message()};
+    return Read();
+  }
+
+  Reply Read() {
+    namespace http = boost::beast::http;
+    boost::beast::error_code ec;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(64 << 20);
+    http::read(socket_, buffer_, parser, ec);
+    if (ec) return Reply{0, {}, "", "read: " + ec.message()};
+    Reply r;
+    r.status = parser.get().result_int();
+    for (const auto& f : parser.get()) {
+      r.headers[absl::AsciiStrToLower(std::string(f.name_string()))] = std::string(f.value());
+    }
+    r.body = parser.get().body();
+    return r;
+  }
+
+  // Raw bytes, for requests Beast would not write.
+  bool Send(const std::string& bytes) {
+    boost::system::error_code ec;
+    boost::asio::write(socket_, boost::asio::buffer(bytes), ec);
+    return !ec;
+  }
+
+  // Reads until the server closes (or the timeout); returns what arrived.
+  std::string ReadToEnd() {
+    std::string out(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    buffer_.consume(buffer_.size());
+    char buf[4096];
+    while (true) {
+      boost::system::error_code ec;
+      size_t n = socket_.read_some(boost::asio::buffer(buf), ec);
+      out.append(buf, n);
+      if (ec) break;
+    }
+    return out;
+  }
+
+  void Close() {
+    boost::system::error_code ec;
+    socket_.close(ec);
+  }
+
+ private:
+  boost::asio::io_context ioc_;
+  boost::asio::ip::tcp::socket socket_;
+  boost::beast::flat_buffer buffer_;
+};
+
+inline Reply Fetch(int port, const std::string& method, const std::string& target,
+                   const std::vector<std::pair<std::string, std::string>>& headers = {},
+                   const std::string& body = "") {
+  HttpConnection c(port);
+  return c.Fetch(method, target, headers, body);
+}
+
+}  // namespace kurt::edge::testing
