@@ -19,6 +19,8 @@ struct AuthRequest {
   absl::string_view authorization;  // the Authorization header ("" when absent)
   absl::string_view client_ip;
   absl::string_view request_id;
+  // Any request header by name ("" when absent).
+  std::function<absl::string_view(absl::string_view name)> header;
 };
 
 struct AuthDecision {
@@ -32,8 +34,8 @@ struct AuthDecision {
 class Authorizer {
  public:
   virtual ~Authorizer() = default;
-  // Calls `done` exactly once, on any thread (possibly before returning). The strings in
-  // `request` live until `done` is called.
+  // Calls `done` exactly once, on any thread (possibly before returning). `request` is valid
+  // only during this call: copy what an asynchronous check needs.
   virtual void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) = 0;
 };
 
@@ -41,6 +43,19 @@ class PassThroughAuthorizer : public Authorizer {
  public:
   void Authorize(const AuthRequest&, std::function<void(AuthDecision)> done) override {
     done(AuthDecision{});
+  }
+};
+
+// Development and benchmarks only (--dev_trust_account_header): trusts the client's
+// X-Kurt-Account-Id header as the authenticated account, so the services can be exercised
+// before issue 5's API keys exist. Never enable it where clients are not trusted.
+class DevAccountHeaderAuthorizer : public Authorizer {
+ public:
+  void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override {
+    AuthDecision decision;
+    absl::string_view account = request.header ? request.header("x-kurt-account-id") : "";
+    if (!account.empty()) decision.metadata.emplace_back("x-kurt-account-id", std::string(account));
+    done(std::move(decision));
   }
 };
 

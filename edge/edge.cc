@@ -210,6 +210,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   auth.authorization = View(req[http::field::authorization]);
   auth.client_ip = call->client_ip;
   auth.request_id = call->request_id;
+  auth.header = [&req](absl::string_view name) {
+    return View(req[boost::beast::string_view(name.data(), name.size())]);
+  };
   auto serialized = std::make_shared<std::string>(*std::move(request));
   auto inline_thread = std::this_thread::get_id();
   authorizer_->Authorize(auth, [this, call, serialized, inline_thread](AuthDecision decision) {

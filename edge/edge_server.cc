@@ -42,7 +42,11 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
   }
   s->upstreams_ = std::make_unique<Upstreams>(*targets, config.upstream);
 
-  if (authorizer == nullptr) {
+  if (authorizer == nullptr && config.dev_trust_account_header) {
+    KURT_LOG(kWarn, "--dev_trust_account_header: X-Kurt-Account-Id is trusted (development only)");
+    s->own_authorizer_ = std::make_unique<DevAccountHeaderAuthorizer>();
+    authorizer = s->own_authorizer_.get();
+  } else if (authorizer == nullptr) {
     s->own_authorizer_ = std::make_unique<PassThroughAuthorizer>();
     authorizer = s->own_authorizer_.get();
   }

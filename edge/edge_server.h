@@ -31,6 +31,8 @@ struct EdgeServerConfig {
   // Where Kurt's own services are when --upstream does not say (their default ports); empty:
   // nowhere (their routes answer 503).
   std::string default_upstream_host = "127.0.0.1";
+  // See DevAccountHeaderAuthorizer (auth.h); ignored when Start is given an authorizer.
+  bool dev_trust_account_header = false;
 };
 
 class EdgeServer {

@@ -48,6 +48,9 @@ ABSL_FLAG(int64_t, cache_entries, 100000,
           "Entries of the in-memory cache of public redirects (0: off)");
 ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
           "Longest time a cached redirect is kept, whatever its max-age");
+ABSL_FLAG(bool, dev_trust_account_header, false,
+          "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
+          "API keys exist); never in production");
 ABSL_FLAG(std::string, public_url, "", "The API's public base URL, for the OpenAPI document");
 
 namespace {
@@ -117,6 +120,7 @@ int main(int argc, char** argv) {
   config.upstreams = absl::GetFlag(FLAGS_upstream);
   config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
   config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);
+  config.dev_trust_account_header = absl::GetFlag(FLAGS_dev_trust_account_header);
 
   absl::StatusOr<std::unique_ptr<kurt::edge::EdgeServer>> server =
       kurt::edge::EdgeServer::Start(std::move(config));

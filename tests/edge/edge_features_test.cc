@@ -44,6 +44,16 @@ TEST(EdgeForwardedForTest, TrustedForwardedForGivesTheClientIp) {
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
 }
 
+TEST(EdgeDevAuthTest, DevAccountHeaderIsTrustedOnlyWhenEnabled) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  config.dev_trust_account_header = true;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Reply r = Fetch((*server)->port(), "GET", "/v1/headers", {{"X-Kurt-Account-Id", "acct-1"}});
+  EXPECT_CONTAINS(r.body, R"("x-kurt-account-id":"acct-1")");
+}
+
 TEST_F(EdgeTest, CorsPreflightForAllowedOrigin) {
   Reply r = Fetch(port(), "OPTIONS", "/v1/links/abc",
                   {{"Origin", "http://localhost:5173"},

@@ -1,0 +1,245 @@
+#!/usr/bin/env bash
+# tools/bench edge: Kurt's edge against a grpc-gateway proxy generated from the same protos, both
+# in front of the same kurt-links, under the same wrk load: a JSON create, a JSON get and the
+# redirect (the edge's redirect cache off, so both do the gRPC call); then the edge's cached
+# redirect against nginx answering a static 302. One run, side by side.
+# Writes $KURT_STATE_DIR/bench/edge.json (ratios create_rps_vs_grpc_gateway,
+# get_rps_vs_grpc_gateway, redirect_rps_vs_grpc_gateway, cached_redirect_rps_vs_nginx).
+# Knobs: KURT_BENCH_SECONDS (10), KURT_BENCH_CONNECTIONS (64), KURT_BENCH_HOT_CODES (100).
+set -euo pipefail
+. "$(dirname "$0")/../lib.sh"
+
+seconds=${KURT_BENCH_SECONDS:-10}
+connections=${KURT_BENCH_CONNECTIONS:-64}
+hot=${KURT_BENCH_HOT_CODES:-100}
+links_grpc=17111 links_http=19111 edge_port=18181 gateway_port=18182 nginx_port=18183
+topic=kurt.bench.clicks.v1
+account=bench-edge
+out=$KURT_STATE_DIR/bench
+gw=$KURT_STATE_DIR/bench/grpc-gateway
+work=$(mktemp -d)
+mkdir -p "$out" "$gw"
+
+apt_install wrk nginx-light protobuf-compiler
+command -v go >/dev/null || apt_install golang-go
+"$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
+"$KURT_ROOT/tools/stack" up >/dev/null
+set -a
+. "$KURT_STATE_DIR/stack.env"
+set +a
+"$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
+
+# --- the grpc-gateway proxy, generated from proto/ (cached under $gw) ----------------------------
+protoc_gen_go=$(go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12)
+protoc_gen_go_grpc=$(go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2)
+protoc_gen_gateway=$(go_tool protoc-gen-grpc-gateway \
+  github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0)
+if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt "$gw/gateway" ]; then
+  log "building the grpc-gateway proxy in $gw"
+  rm -rf "$gw/src" && mkdir -p "$gw/src/cmd/gateway"
+  protoc -I "$KURT_ROOT/proto" -I "$KURT_STATE_DIR/deps/googleapis" \
+    --plugin=protoc-gen-go="$protoc_gen_go" --plugin=protoc-gen-go-grpc="$protoc_gen_go_grpc" \
+    --plugin=protoc-gen-grpc-gateway="$protoc_gen_gateway" \
+    --go_out="$gw/src" --go_opt=module=github.com/kurt/kurt \
+    --go-grpc_out="$gw/src" --go-grpc_opt=module=github.com/kurt/kurt \
+    --grpc-gateway_out="$gw/src" --grpc-gateway_opt=module=github.com/kurt/kurt \
+    kurt/api/v1/options.proto kurt/links/v1/links.proto
+  cat >"$gw/src/cmd/gateway/main.go" <<'GO'
+// The reference proxy: grpc-gateway's generated handlers for kurt.links.v1, nothing else.
+package main
+
+import (
+	"context"
+	"flag"
+	"log"
+	"net/http"
+
+	linksv1 "github.com/kurt/kurt/gen/go/kurt/links/v1"
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+func main() {
+	listen := flag.String("listen", "127.0.0.1:18182", "HTTP address")
+	upstream := flag.String("upstream", "127.0.0.1:7101", "kurt-links gRPC address")
+	flag.Parse()
+	mux := runtime.NewServeMux()
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
+	if err := linksv1.RegisterLinksServiceHandlerFromEndpoint(context.Background(), mux, *upstream, opts); err != nil {
+		log.Fatal(err)
+	}
+	log.Fatal(http.ListenAndServe(*listen, mux))
+}
+GO
+  (cd "$gw/src" && { [ -f go.mod ] || go mod init github.com/kurt/kurt >/dev/null 2>&1; } &&
+    go mod tidy >/dev/null 2>&1 && go build -o "$gw/gateway" ./cmd/gateway) ||
+    die "building the grpc-gateway proxy failed (cd $gw/src && go build ./cmd/gateway)"
+fi
+
+# --- data and servers ---------------------------------------------------------------------------
+psql -q "$KURT_PG_PRIMARY_URL" -c "INSERT INTO links (code, account_id, target_url)
+  SELECT 'edgebench' || i, '$account', 'https://example.com/landing/' || i
+  FROM generate_series(1, $hot) i ON CONFLICT (code) DO NOTHING" >/dev/null
+"$KURT_ROOT/tools/kafka" topics --bootstrap-server "$KURT_KAFKA_BROKERS" --create \
+  --if-not-exists --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null 2>&1 || true
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+wait_http() { # URL: until it answers (any status)
+  for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
+  die "$1 did not come up"
+}
+
+"$KURT_BUILD_DIR/bin/kurt-links" --grpc_port=$links_grpc --metrics_port=$links_http \
+  --clicks_topic=$topic --log_level=warn >"$work/links.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$links_http/readyz" && break; sleep 0.1; done
+
+start_edge() { # extra flags...
+  "$KURT_BUILD_DIR/bin/kurt-edge" --edge_port=$edge_port --log_level=warn \
+    --upstream=kurt.links.v1.LinksService=127.0.0.1:$links_grpc --dev_trust_account_header \
+    "$@" >>"$work/edge.log" 2>&1 &
+  edge_pid=$!
+  pids+=($edge_pid)
+  wait_http "http://127.0.0.1:$edge_port/healthz"
+}
+"$gw/gateway" -listen 127.0.0.1:$gateway_port -upstream 127.0.0.1:$links_grpc >"$work/gateway.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$gateway_port/"
+mkdir -p "$work/nginx"
+cat >"$work/nginx/nginx.conf" <<NGINX
+worker_processes 2;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { return 302 https://example.com/landing/1; }
+  }
+}
+NGINX
+nginx -p "$work/nginx" -c "$work/nginx/nginx.conf" &
+pids+=($!)
+wait_http "http://127.0.0.1:$nginx_port/"
+
+# --- load -------------------------------------------------------------------------------------
+cat >"$work/create.lua" <<LUA
+wrk.method = "POST"
+wrk.body = '{"targetUrl": "https://example.com/created"}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["X-Kurt-Account-Id"] = "$account"
+wrk.headers["Grpc-Metadata-X-Kurt-Account-Id"] = "$account"
+LUA
+cat >"$work/get.lua" <<LUA
+local i = 0
+request = function()
+  i = i % $hot + 1
+  return wrk.format("GET", "/v1/links/edgebench" .. i,
+    {["X-Kurt-Account-Id"] = "$account", ["Grpc-Metadata-X-Kurt-Account-Id"] = "$account"})
+end
+LUA
+cat >"$work/redirect.lua" <<LUA
+local i = 0
+request = function()
+  i = i % $hot + 1
+  return wrk.format("GET", "/edgebench" .. i)
+end
+LUA
+
+run_wrk() { # NAME URL SCRIPT: wrk's report in $work/NAME.txt
+  log "wrk $1: ${seconds}s, $connections connections"
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$3" "$2" >"$work/$1.txt" 2>&1
+}
+rss_during() { # PID NAME: samples the resident set in the middle of the next run
+  (sleep $((seconds / 2)); ps -o rss= -p "$1" >"$work/$2.rss" 2>/dev/null || true) &
+}
+
+start_edge --cache_entries=0
+for kind in create get redirect; do
+  # Warm both (connections to the upstream, caches) before measuring.
+  wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
+  wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$gateway_port" >/dev/null 2>&1
+  rss_during "$edge_pid" "edge_$kind"
+  run_wrk "edge_$kind" "http://127.0.0.1:$edge_port" "$work/$kind.lua"
+  run_wrk "gateway_$kind" "http://127.0.0.1:$gateway_port" "$work/$kind.lua"
+done
+kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
+start_edge
+wrk -t1 -c4 -d1s -s "$work/redirect.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
+rss_during "$edge_pid" "edge_cached_redirect"
+run_wrk edge_cached_redirect "http://127.0.0.1:$edge_port" "$work/redirect.lua"
+run_wrk nginx_redirect "http://127.0.0.1:$nginx_port" "$work/redirect.lua"
+sleep 1
+
+python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" <<'PY'
+import json, re, sys
+work, out_file, seconds, connections, hot = sys.argv[1:]
+
+def ms(text):
+    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    v, unit = float(m.group(1)), m.group(2)
+    return round(v * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[unit], 3)
+
+def parse(name):
+    text = open(f"{work}/{name}.txt").read()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    p50 = re.search(r"^\s+50%\s+(\S+)", text, re.M)
+    p99 = re.search(r"^\s+99%\s+(\S+)", text, re.M)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
+    errs = re.search(r"Socket errors: (.*)", text)
+    if not rps:
+        sys.exit(f"wrk {name} failed:\n{text}")
+    r = {"rps": round(float(rps.group(1))), "p50_ms": ms(p50.group(1)), "p99_ms": ms(p99.group(1)),
+         "non_2xx_3xx": int(bad.group(1)) if bad else 0}
+    if errs:
+        r["socket_errors"] = errs.group(1).strip()
+    return r
+
+def rss(name):
+    try:
+        return round(int(open(f"{work}/{name}.rss").read().strip()) / 1024, 1)
+    except (OSError, ValueError):
+        return None
+
+rows = {}
+for kind in ("create", "get", "redirect"):
+    rows[f"edge_{kind}"] = parse(f"edge_{kind}")
+    rows[f"edge_{kind}"]["rss_mb"] = rss(f"edge_{kind}")
+    rows[f"grpc_gateway_{kind}"] = parse(f"gateway_{kind}")
+rows["edge_cached_redirect"] = parse("edge_cached_redirect")
+rows["edge_cached_redirect"]["rss_mb"] = rss("edge_cached_redirect")
+rows["nginx_static_302"] = parse("nginx_redirect")
+
+def ratio(a, b):
+    return round(rows[a]["rps"] / max(rows[b]["rps"], 1), 3)
+
+ratios = {
+    "create_rps_vs_grpc_gateway": ratio("edge_create", "grpc_gateway_create"),
+    "get_rps_vs_grpc_gateway": ratio("edge_get", "grpc_gateway_get"),
+    "redirect_rps_vs_grpc_gateway": ratio("edge_redirect", "grpc_gateway_redirect"),
+    "cached_redirect_rps_vs_nginx": ratio("edge_cached_redirect", "nginx_static_302"),
+}
+print(f"{'':26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx/3xx':>12} {'edge RSS MB':>12}")
+for name, r in rows.items():
+    print(f"{name:26} {r['rps']:>9} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['non_2xx_3xx']:>12} "
+          f"{r.get('rss_mb') if r.get('rss_mb') is not None else '':>12}")
+for k, v in ratios.items():
+    print(f"{k} = {v}")
+p99 = {k: rows[f"edge_{k}"]["p99_ms"] <= rows[f"grpc_gateway_{k}"]["p99_ms"]
+       for k in ("create", "get", "redirect")}
+print("p99 no worse than grpc-gateway: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in p99.items()))
+json.dump({"benchmark": "edge", "seconds": int(seconds), "connections": int(connections),
+           "threads": 2, "hot_codes": int(hot), "results": rows, "p99_no_worse": p99,
+           "targets": {"vs_grpc_gateway": 1.5, "cached_redirect_vs_nginx": 0.5},
+           "ratios": ratios}, open(out_file, "w"), indent=2)
+print(f"wrote {out_file}")
+PY
