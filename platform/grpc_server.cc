@@ -107,6 +107,13 @@ absl::Status GrpcServer::Start() {
                                      ":", options_.grpc_port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &grpc_port_);
   for (grpc::Service* s : services_) builder.RegisterService(s);
+  // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
+  // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, options_.sync_cqs);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS,
+                              options_.sync_min_pollers);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              options_.sync_max_pollers);
   // Keep-alive pings let clients notice a dead connection; generous limits for bursts.
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);

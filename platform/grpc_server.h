@@ -26,6 +26,10 @@ struct GrpcServerOptions {
   int grpc_port = 0;     // 0 picks a free port (tests)
   int metrics_port = 0;  // 0 picks a free port (tests); -1 disables the admin server
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Threads of the synchronous server: completion queues, and pollers per queue.
+  int sync_cqs = 2;
+  int sync_min_pollers = 8;
+  int sync_max_pollers = 64;
   // Fills host, ports and grace from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };

@@ -33,7 +33,7 @@ struct Options {
   std::string host = "127.0.0.1";
   int port = 6379;
   int db = 0;
-  int max_connections = 16;
+  int max_connections = 64;  // idle connections kept; more are opened under bursts
   absl::Duration connect_timeout = absl::Milliseconds(100);
   absl::Duration command_timeout = absl::Milliseconds(200);
   // After a connection failure, calls fail fast for this long.
