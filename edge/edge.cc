@@ -245,7 +245,7 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) 
     return SendError(call, HttpStatusFromGrpc(code), code, decision.status.message());
   }
   HttpRequest& req = call->exchange->request();
-  grpc::ClientContext& ctx = call->context;
+  grpc::ClientContext& ctx = call->context.emplace();
   for (auto& [key, value] : decision.metadata) ctx.AddMetadata(key, value);
   if (auto v = View(req[http::field::authorization]); !v.empty()) {
     ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
@@ -286,7 +286,7 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
   }
   call->request = ToByteBuffer(std::move(request));
   upstream_calls_.fetch_add(1);
-  stub->UnaryCall(&call->context, call->route->grpc_method, grpc::StubOptions(), &call->request,
+  stub->UnaryCall(&*call->context, call->route->grpc_method, grpc::StubOptions(), &call->request,
                   &call->response, [this, call](grpc::Status status) {
                     net::post(call->exchange->executor(),
                               [this, call, status] { FinishUnary(call, status); });

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/time/time.h"
@@ -22,7 +23,8 @@ struct Edge::Call {
   std::string client_ip;
   std::string cache_key;  // non-empty: a cacheable redirect
 
-  grpc::ClientContext context;
+  // Only for requests that go upstream (a cache hit never builds one).
+  std::optional<grpc::ClientContext> context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;
 };

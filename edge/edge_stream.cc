@@ -89,7 +89,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     if (sse) {
       absl::StatusOr<HttpPayload> json = edge->transcoder_.StreamMessage(*call->route, bytes);
       if (!json.ok()) {
-        call->context.TryCancel();
+        call->context->TryCancel();
         return ReleaseHold();
       }
       std::string id = edge->transcoder_.EventId(*call->route, bytes);
@@ -132,7 +132,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   void ClientGone() {
     client_gone = true;
     timer.cancel();
-    call->context.TryCancel();
+    call->context->TryCancel();
     if (!read_outstanding) ReleaseHold();
   }
 
@@ -228,7 +228,7 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, std::string request) {
   }
   auto stream = std::make_shared<StreamCall>(this, call);
   upstream_calls_.fetch_add(1);
-  stub->PrepareBidiStreamingCall(&call->context, call->route->grpc_method, grpc::StubOptions(),
+  stub->PrepareBidiStreamingCall(&*call->context, call->route->grpc_method, grpc::StubOptions(),
                                  stream.get());
   stream->Begin(std::move(request));
 }

@@ -316,7 +316,73 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
   return absl::OkStatus();
 }
 
+bool WellFormed(const google::protobuf::Descriptor* type, absl::string_view message, int depth) {
+  if (depth > 100) return false;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()),
+                                            static_cast<int>(message.size()));
+  while (in.CurrentPosition() < static_cast<int>(message.size())) {
+    uint32_t tag = in.ReadTag();
+    int number = WireFormatLite::GetTagFieldNumber(tag);
+    if (tag == 0 || number == 0) return false;
+    const FieldDescriptor* f = type != nullptr ? type->FindFieldByNumber(number) : nullptr;
+    switch (WireFormatLite::GetTagWireType(tag)) {
+      case WireFormatLite::WIRETYPE_VARINT: {
+        uint64_t v;
+        if (!in.ReadVarint64(&v)) return false;
+        break;
+      }
+      case WireFormatLite::WIRETYPE_FIXED64:
+        if (!in.Skip(8)) return false;
+        break;
+      case WireFormatLite::WIRETYPE_FIXED32:
+        if (!in.Skip(4)) return false;
+        break;
+      case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
+        uint32_t length;
+        if (!in.ReadVarint32(&length)) return false;
+        int pos = in.CurrentPosition();
+        if (length > message.size() - static_cast<size_t>(pos)) return false;
+        absl::string_view sub = message.substr(pos, length);
+        if (!in.Skip(static_cast<int>(length))) return false;
+        if (f == nullptr) break;
+        if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
+          if (!WellFormed(f->message_type(), sub, depth + 1)) return false;
+        } else if (f->is_repeated() && f->type() != FieldDescriptor::TYPE_STRING &&
+                   f->type() != FieldDescriptor::TYPE_BYTES) {
+          // Packed scalars.
+          FieldDescriptor::Type t = f->type();
+          int fixed = t == FieldDescriptor::TYPE_DOUBLE || t == FieldDescriptor::TYPE_FIXED64 ||
+                              t == FieldDescriptor::TYPE_SFIXED64
+                          ? 8
+                      : t == FieldDescriptor::TYPE_FLOAT || t == FieldDescriptor::TYPE_FIXED32 ||
+                              t == FieldDescriptor::TYPE_SFIXED32
+                          ? 4
+                          : 0;
+          if (fixed > 0) {
+            if (length % static_cast<uint32_t>(fixed) != 0) return false;
+          } else {
+            google::protobuf::io::CodedInputStream packed(
+                reinterpret_cast<const uint8_t*>(sub.data()), static_cast<int>(sub.size()));
+            while (packed.CurrentPosition() < static_cast<int>(sub.size())) {
+              uint64_t v;
+              if (!packed.ReadVarint64(&v)) return false;
+            }
+          }
+        }
+        break;
+      }
+      default:  // groups: not in proto3, and not something our services send
+        return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
+
+bool IsWellFormed(const google::protobuf::Descriptor* type, absl::string_view message) {
+  return WellFormed(type, message, 0);
+}
 
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out) {
   AppendTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, out);

@@ -28,4 +28,9 @@ bool FindLengthDelimited(absl::string_view message, int field_number, absl::stri
 // The top-level occurrences of `field_number`, re-encoded as a message that has only that field.
 std::string KeepOnlyField(absl::string_view message, int field_number);
 
+// Whether `message` is well-formed wire format for `type`, down through nested messages and
+// packed fields. protobuf 3.21's BinaryToJsonString loops forever on some malformed packed
+// fields (found by edge_fuzz), so bytes from outside are checked with this first.
+bool IsWellFormed(const google::protobuf::Descriptor* type, absl::string_view message);
+
 }  // namespace kurt::edge

@@ -223,7 +223,15 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
   return out;
 }
 
-absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
+const google::protobuf::Descriptor* Transcoder::FindType(absl::string_view type_url) const {
+  absl::string_view name = type_url.substr(type_url.rfind('/') + 1);
+  std::string full(name);
+  const Descriptor* d = api_->pool().FindMessageTypeByName(full);
+  if (d == nullptr) d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full);
+  return d;
+}
+
+absl::StatusOr<std::string> Transcoder::Render(absl::string_view type_url,
                                                absl::string_view message) const {
   std::string json;
   util::Status s = util::BinaryToJsonString(api_->resolver(), std::string(type_url),
@@ -235,11 +243,22 @@ absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
   return json;
 }
 
+absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
+                                               absl::string_view message) const {
+  const Descriptor* type = FindType(type_url);
+  if (type == nullptr) return absl::InternalError(absl::StrCat("unknown type ", type_url));
+  if (!IsWellFormed(type, message)) return absl::InternalError("malformed protobuf message");
+  return Render(type_url, message);
+}
+
 absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
                                                  absl::string_view message) const {
+  if (!IsWellFormed(route.method->output_type(), message)) {
+    return absl::InternalError("the upstream's response is not a well-formed message");
+  }
   if (route.response_body == nullptr) {
     if (route.response_is_http_body) return DecodeHttpBody(message);
-    absl::StatusOr<std::string> json = ToJson(route.response_type_url, message);
+    absl::StatusOr<std::string> json = Render(route.response_type_url, message);
     if (!json.ok()) return json.status();
     return HttpPayload{"application/json", *std::move(json)};
   }
@@ -248,7 +267,7 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
     absl::string_view sub;
     FindLengthDelimited(message, f->number(), &sub);
     if (route.response_is_http_body) return DecodeHttpBody(sub);
-    absl::StatusOr<std::string> json = ToJson(TypeUrl(f->message_type()), sub);
+    absl::StatusOr<std::string> json = Render(TypeUrl(f->message_type()), sub);
     if (!json.ok()) return json.status();
     return HttpPayload{"application/json", *std::move(json)};
   }
@@ -288,7 +307,7 @@ std::string Transcoder::EventId(const Route& route, absl::string_view message) c
   }
   std::string json;
   std::string only = KeepOnlyField(message, f->number());
-  if (only.empty()) return "";
+  if (only.empty() || !IsWellFormed(route.method->output_type(), only)) return "";
   if (!util::BinaryToJsonString(api_->resolver(), route.response_type_url, only, &json,
                                 print_options_)
            .ok()) {
@@ -322,7 +341,9 @@ std::string Transcoder::ErrorBody(int grpc_code, absl::string_view message,
       if (!first) out.push_back(',');
       first = false;
       std::string json;
-      if (util::BinaryToJsonString(api_->resolver(), std::string(kAnyTypeUrl),
+      const Descriptor* type = FindType(any.type_url());
+      if (type != nullptr && IsWellFormed(type, any.value()) &&
+          util::BinaryToJsonString(api_->resolver(), std::string(kAnyTypeUrl),
                                    any.SerializeAsString(), &json, print_options_)
               .ok()) {
         out.append(json);

@@ -52,10 +52,13 @@ class Transcoder {
   std::string ErrorBody(int grpc_code, absl::string_view message,
                         absl::string_view status_details) const;
 
-  // Any message of the API as JSON (for tests and tools).
+  // Any message of the API as JSON (checked first: it may come from anywhere).
   absl::StatusOr<std::string> ToJson(absl::string_view type_url, absl::string_view message) const;
 
  private:
+  const google::protobuf::Descriptor* FindType(absl::string_view type_url) const;
+  // Without the well-formedness check: for bytes already checked.
+  absl::StatusOr<std::string> Render(absl::string_view type_url, absl::string_view message) const;
   absl::StatusOr<std::string> BodyJsonToBinary(const Route& route, absl::string_view body) const;
   absl::Status AppendQuery(const Route& route, absl::string_view query, std::string* out) const;
 
