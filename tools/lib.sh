@@ -41,15 +41,25 @@ apt_install() {
     "${missing[@]}" >/dev/null
 }
 
-# go_tool NAME MODULE@VERSION [go install flags...]: a Go-built tool under $KURT_STATE_DIR/tools/bin.
+# Tools built or installed for the scripts (Go binaries, Python venvs) are kept outside the
+# checkout, so fresh clones on one machine (CI) reuse them; each is keyed by its version.
+export KURT_TOOLS_DIR=${KURT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kurt-tools}
+
+# go_tool NAME MODULE@VERSION [go install flags...]: prints the path of a Go-built tool, building
+# it from the Go module proxy the first time.
 go_tool() {
   local name=$1 module=$2; shift 2
-  local bin=$KURT_STATE_DIR/tools/bin/$name
-  if [ ! -x "$bin" ]; then
+  local dir=$KURT_TOOLS_DIR/go/$name@${module##*@}
+  if [ ! -x "$dir/$name" ]; then
     command -v go >/dev/null || apt_install golang-go
     log "building $name from the Go module proxy ($module)"
-    mkdir -p "$KURT_STATE_DIR/tools/bin"
-    GOBIN=$KURT_STATE_DIR/tools/bin go install "$@" "$module" >&2
+    mkdir -p "$dir.tmp"
+    GOBIN=$dir.tmp go install "$@" "$module" >&2
+    local built
+    built=$(find "$dir.tmp" -maxdepth 1 -type f -perm -u+x | head -n 1)
+    [ -n "$built" ] || die "go install $module produced no binary"
+    mv "$built" "$dir.tmp/$name.new" && mkdir -p "$dir" && mv "$dir.tmp/$name.new" "$dir/$name"
+    rm -rf "$dir.tmp"
   fi
-  printf '%s\n' "$bin"
+  printf '%s\n' "$dir/$name"
 }
