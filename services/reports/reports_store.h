@@ -1,0 +1,80 @@
+// Where the reports service keeps report jobs: the interface the service uses and its
+// PostgreSQL implementation (all of the service's SQL is in reports_store.cc). Creating a job
+// writes its kurt.reports.requested.v1 event to the outbox in the same transaction. Gets and
+// cancels go to the primary (a job just created must be found); lists read a replica.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "platform/pg.h"
+#include "services/reports/report_job.h"
+
+namespace kurt::reports {
+
+struct NewReport {
+  std::string account_id;
+  std::string request_id;  // "" for none
+  ReportKind kind = v1::REPORT_KIND_UNSPECIFIED;
+  std::string code;  // "" for every link
+  absl::Time start_time;
+  absl::Time end_time;
+};
+
+struct CreateResult {
+  ReportJob job;
+  // False when request_id found the job of an earlier request.
+  bool created = false;
+};
+
+// Keyset position for ListReports: the last job of the previous page.
+struct ListCursor {
+  absl::Time create_time;
+  std::string id;
+};
+
+class ReportsStore {
+ public:
+  virtual ~ReportsStore() = default;
+  // ALREADY_EXISTS when request_id was used for a report with different parameters.
+  virtual absl::StatusOr<CreateResult> Create(const NewReport& report) = 0;
+  // NOT_FOUND unless the account owns the job.
+  virtual absl::StatusOr<ReportJob> Get(const std::string& account_id, const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<ReportJob>> List(const std::string& account_id, int limit,
+                                                      const std::optional<ListCursor>& after) = 0;
+  // Cancels a PENDING or RUNNING job; returns it as it is now (also when it was already final).
+  virtual absl::StatusOr<ReportJob> Cancel(const std::string& account_id,
+                                           const std::string& id) = 0;
+  // Whether the account has a link with this code (deleted ones included: their clicks stay
+  // the account's).
+  virtual absl::StatusOr<bool> OwnsLink(const std::string& account_id,
+                                        const std::string& code) = 0;
+};
+
+struct PgReportsStoreOptions {
+  std::string requested_topic = kRequestedTopic;
+  // How long a new job waits for its Kafka message before workers' scans claim it anyway.
+  absl::Duration pending_grace = absl::Seconds(60);
+};
+
+class PgReportsStore : public ReportsStore {
+ public:
+  // `cluster` outlives the store.
+  PgReportsStore(PgReportsStoreOptions options, pg::PgCluster* cluster);
+
+  absl::StatusOr<CreateResult> Create(const NewReport& report) override;
+  absl::StatusOr<ReportJob> Get(const std::string& account_id, const std::string& id) override;
+  absl::StatusOr<std::vector<ReportJob>> List(const std::string& account_id, int limit,
+                                              const std::optional<ListCursor>& after) override;
+  absl::StatusOr<ReportJob> Cancel(const std::string& account_id, const std::string& id) override;
+  absl::StatusOr<bool> OwnsLink(const std::string& account_id, const std::string& code) override;
+
+ private:
+  const PgReportsStoreOptions options_;
+  pg::PgCluster* cluster_;
+};
+
+}  // namespace kurt::reports
