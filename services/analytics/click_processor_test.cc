@@ -1,0 +1,224 @@
+// ClickProcessor against an in-memory store and dead-letter sink: the order of the steps inside a
+// batch's transaction, and what a failure at each step leaves behind.
+#include "services/analytics/click_processor.h"
+
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "gtest/gtest.h"
+
+namespace kurt::analytics {
+namespace {
+
+// What the database would hold; copied at the start of a transaction, swapped in on commit.
+struct FakeState {
+  OffsetMap offsets;
+  std::vector<ClickRow> rows;
+  std::map<std::pair<std::string, int64_t>, int64_t> hourly;
+  std::map<std::tuple<std::string, int64_t, std::string>, int64_t> referrers;
+  std::map<std::tuple<std::string, int64_t, std::string>, int64_t> agents;
+};
+
+class FakeStore : public ClickStore {
+ public:
+  absl::Status InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) override {
+    Tx tx(this, state);
+    absl::Status s = fn(tx);
+    if (s.ok()) state = tx.state;
+    return s;
+  }
+  absl::StatusOr<OffsetMap> LoadOffsets(const std::string&, const std::string&) override {
+    return state.offsets;
+  }
+  absl::StatusOr<int> EnsurePartitions(absl::Time, int) override { return 0; }
+
+  FakeState state;
+  std::set<std::string> links = {"aaa", "bbb"};
+  int code_lookups = 0;
+  absl::Status write_error;
+  std::vector<std::string>* calls = nullptr;
+
+ private:
+  struct Tx : ClickTransaction {
+    Tx(FakeStore* s, FakeState st) : store(s), state(std::move(st)) {}
+    absl::StatusOr<OffsetMap> LockOffsets(const std::string& group,
+                                          const std::vector<PartitionKey>& partitions) override {
+      EXPECT_EQ(group, "g");
+      if (store->calls) store->calls->push_back("lock");
+      OffsetMap out;
+      for (const auto& p : partitions) {
+        if (auto it = state.offsets.find(p); it != state.offsets.end()) out.insert(*it);
+      }
+      return out;
+    }
+    absl::StatusOr<std::vector<std::string>> ExistingCodes(
+        const std::vector<std::string>& codes) override {
+      ++store->code_lookups;
+      if (store->calls) store->calls->push_back("codes");
+      std::vector<std::string> out;
+      for (const auto& c : codes) {
+        if (store->links.count(c)) out.push_back(c);
+      }
+      return out;
+    }
+    absl::Status Write(const std::string&, const BatchPlan& plan) override {
+      if (store->calls) store->calls->push_back("write");
+      if (!store->write_error.ok()) return store->write_error;
+      for (const auto& r : plan.rows) state.rows.push_back(r);
+      for (const auto& h : plan.aggregates.hourly) state.hourly[{h.code, h.hour}] += h.clicks;
+      for (const auto& d : plan.aggregates.referrers) {
+        state.referrers[{d.code, d.hour, d.value}] += d.clicks;
+      }
+      for (const auto& d : plan.aggregates.agents) {
+        state.agents[{d.code, d.hour, d.value}] += d.clicks;
+      }
+      for (const auto& [p, next] : plan.next_offsets) state.offsets[p] = next;
+      return absl::OkStatus();
+    }
+    FakeStore* store;
+    FakeState state;
+  };
+};
+
+class FakeDeadLetters : public DeadLetterSink {
+ public:
+  absl::Status Publish(const std::vector<DeadLetter>& letters) override {
+    if (letters.empty()) return absl::OkStatus();
+    if (calls) calls->push_back("dead-letters");
+    if (!error.ok()) return error;
+    for (const auto& l : letters) published.emplace_back(l.message->offset, l.reason);
+    return absl::OkStatus();
+  }
+  std::vector<std::pair<int64_t, RejectReason>> published;
+  absl::Status error;
+  std::vector<std::string>* calls = nullptr;
+};
+
+kafka::Message Click(int32_t partition, int64_t offset, const std::string& code) {
+  events::v1::ClickEvent e;
+  e.set_event_id(absl::StrCat("e", partition, "-", offset));
+  e.set_code(code);
+  e.mutable_time()->set_seconds(1709632800 + offset);
+  e.set_referrer("https://r.example/");
+  e.set_user_agent("curl/8");
+  kafka::Message m;
+  m.topic = "clicks";
+  m.partition = partition;
+  m.offset = offset;
+  m.key = code;
+  m.value = e.SerializeAsString();
+  return m;
+}
+
+kafka::Message Garbage(int32_t partition, int64_t offset) {
+  kafka::Message m;
+  m.topic = "clicks";
+  m.partition = partition;
+  m.offset = offset;
+  m.value = "\xff\xff\xff";
+  return m;
+}
+
+int64_t Sum(const FakeState& s) {
+  int64_t n = 0;
+  for (const auto& [k, v] : s.hourly) n += v;
+  return n;
+}
+
+class ClickProcessorTest : public ::testing::Test {
+ protected:
+  metrics::Registry registry_;
+  FakeStore store_;
+  FakeDeadLetters dead_letters_;
+  ClickProcessor processor_{"g", &store_, &dead_letters_, &registry_};
+};
+
+TEST_F(ClickProcessorTest, StoresRowsAggregatesAndOffsetsTogether) {
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "aaa"), Click(1, 0, "bbb")}).ok());
+  EXPECT_EQ(store_.state.rows.size(), 3u);
+  EXPECT_EQ(Sum(store_.state), 3);
+  EXPECT_EQ(store_.state.offsets, (OffsetMap{{{"clicks", 0}, 2}, {{"clicks", 1}, 1}}));
+  EXPECT_EQ((store_.state.referrers[{"aaa", 1709632800, "r.example"}]), 2);
+  EXPECT_EQ((store_.state.agents[{"bbb", 1709632800, "HTTP library"}]), 1);
+}
+
+TEST_F(ClickProcessorTest, RedeliveredMessagesCountOnce) {
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "aaa")}).ok());
+  // The same messages again (a crash before Kafka knew), then an overlapping batch.
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "aaa")}).ok());
+  ASSERT_TRUE(processor_.Handle({Click(0, 1, "aaa"), Click(0, 2, "aaa")}).ok());
+  EXPECT_EQ(store_.state.rows.size(), 3u);
+  EXPECT_EQ(Sum(store_.state), 3);
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 3);
+  EXPECT_NE(registry_.Render().find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 3"),
+            std::string::npos)
+      << registry_.Render();
+}
+
+TEST_F(ClickProcessorTest, DeadLettersArePublishedBeforeTheWrite) {
+  std::vector<std::string> calls;
+  store_.calls = &calls;
+  dead_letters_.calls = &calls;
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Garbage(0, 1), Click(0, 2, "nope")}).ok());
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "codes", "dead-letters", "write"}));
+  EXPECT_EQ(dead_letters_.published,
+            (std::vector<std::pair<int64_t, RejectReason>>{{1, RejectReason::kBadProtobuf},
+                                                           {2, RejectReason::kUnknownCode}}));
+  EXPECT_EQ(store_.state.rows.size(), 1u);
+  // Consumption goes on past them.
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 3);
+  EXPECT_NE(registry_.Render().find("kurt_analytics_dead_letters_total{reason=\"unknown-code\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(ClickProcessorTest, UnacknowledgedDeadLettersCommitNothing) {
+  dead_letters_.error = absl::UnavailableError("broker down");
+  absl::Status s = processor_.Handle({Click(0, 0, "aaa"), Garbage(0, 1)});
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_TRUE(store_.state.rows.empty());
+  EXPECT_TRUE(store_.state.offsets.empty());
+
+  // The consumer retries the same batch once the broker is back.
+  dead_letters_.error = absl::OkStatus();
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Garbage(0, 1)}).ok());
+  EXPECT_EQ(store_.state.rows.size(), 1u);
+  EXPECT_EQ(dead_letters_.published.size(), 1u);
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 2);
+}
+
+TEST_F(ClickProcessorTest, FailedWriteLeavesEverythingForTheRetry) {
+  store_.write_error = absl::UnavailableError("connection lost");
+  EXPECT_FALSE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "bbb")}).ok());
+  EXPECT_TRUE(store_.state.rows.empty());
+  store_.write_error = absl::OkStatus();
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "bbb")}).ok());
+  EXPECT_EQ(Sum(store_.state), 2);
+}
+
+TEST_F(ClickProcessorTest, ConfirmedCodesAreNotLookedUpAgain) {
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Click(0, 1, "bbb")}).ok());
+  EXPECT_EQ(store_.code_lookups, 1);
+  ASSERT_TRUE(processor_.Handle({Click(0, 2, "aaa"), Click(0, 3, "bbb")}).ok());
+  EXPECT_EQ(store_.code_lookups, 1);
+  // Unknown codes are asked about every time: the link may exist by then.
+  ASSERT_TRUE(processor_.Handle({Click(0, 4, "ccc")}).ok());
+  store_.links.insert("ccc");
+  ASSERT_TRUE(processor_.Handle({Click(0, 5, "ccc")}).ok());
+  EXPECT_EQ(store_.code_lookups, 3);
+  EXPECT_EQ(Sum(store_.state), 5);
+  EXPECT_EQ(dead_letters_.published.size(), 1u);
+}
+
+TEST_F(ClickProcessorTest, ABatchEntirelyCountedBeforeChangesNothing) {
+  store_.state.offsets[{"clicks", 0}] = 100;
+  std::vector<std::string> calls;
+  store_.calls = &calls;
+  ASSERT_TRUE(processor_.Handle({Click(0, 10, "aaa"), Garbage(0, 11)}).ok());
+  EXPECT_TRUE(store_.state.rows.empty());
+  EXPECT_TRUE(dead_letters_.published.empty());
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 100);
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "write"}));
+}
+
+}  // namespace
+}  // namespace kurt::analytics

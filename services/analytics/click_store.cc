@@ -1,0 +1,196 @@
+#include "services/analytics/click_store.h"
+
+#include <tuple>
+
+#include "absl/strings/str_cat.h"
+
+namespace kurt::analytics {
+namespace {
+
+template <typename T, typename F>
+std::string ArrayLiteral(const std::vector<T>& items, F text_of) {
+  std::string out = "{";
+  bool first = true;
+  for (const T& item : items) {
+    if (!first) out.push_back(',');
+    first = false;
+    out.push_back('"');
+    for (char c : text_of(item)) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+template <typename T, typename F>
+std::string NumberArrayLiteral(const std::vector<T>& items, F number_of) {
+  std::string out = "{";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    absl::StrAppend(&out, number_of(items[i]));
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Adds one batch's sums to an hourly dimension table (referrers or agents).
+void UpsertDimension(pqxx::work& tx, const char* table, const char* column,
+                     const std::vector<DimensionHourlyCount>& counts) {
+  if (counts.empty()) return;
+  tx.exec_params(
+      absl::StrCat("INSERT INTO ", table, " (code, hour, ", column, ", clicks) "
+                   "SELECT c, to_timestamp(h), v, n FROM "
+                   "unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS u(c, h, v, n) "
+                   "ON CONFLICT (code, hour, ", column, ") DO UPDATE SET clicks = ", table,
+                   ".clicks + EXCLUDED.clicks"),
+      ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.code; }),
+      NumberArrayLiteral(counts, [](const auto& c) { return c.hour; }),
+      ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.value; }),
+      NumberArrayLiteral(counts, [](const auto& c) { return c.clicks; }));
+}
+
+class PgClickTransaction : public ClickTransaction {
+ public:
+  explicit PgClickTransaction(pqxx::work& tx) : tx_(tx) {}
+
+  absl::StatusOr<OffsetMap> LockOffsets(const std::string& group,
+                                        const std::vector<PartitionKey>& partitions) override {
+    try {
+      std::string topics = ArrayLiteral(partitions, [](const auto& p) { return p.first; });
+      std::string numbers = NumberArrayLiteral(partitions, [](const auto& p) { return p.second; });
+      // A missing row starts at 0; the UPDATE in Write sets it before the commit.
+      tx_.exec_params(
+          "INSERT INTO analytics_consumer_offsets (group_id, topic, kafka_partition, next_offset) "
+          "SELECT $1, t, p, 0 FROM unnest($2::text[], $3::int[]) AS u(t, p) "
+          "ON CONFLICT (group_id, topic, kafka_partition) DO NOTHING",
+          group, topics, numbers);
+      // Sorted, so that writers sharing partitions lock them in one order.
+      pqxx::result r = tx_.exec_params(
+          "SELECT topic, kafka_partition, next_offset FROM analytics_consumer_offsets "
+          "WHERE group_id = $1 AND (topic, kafka_partition) IN "
+          "(SELECT t, p FROM unnest($2::text[], $3::int[]) AS u(t, p)) "
+          "ORDER BY topic, kafka_partition FOR UPDATE",
+          group, topics, numbers);
+      OffsetMap out;
+      for (const auto& row : r) {
+        out[{row[0].as<std::string>(), row[1].as<int32_t>()}] = row[2].as<int64_t>();
+      }
+      return out;
+    } catch (...) {
+      return pg::StatusFromCurrentException("locking consumer offsets");
+    }
+  }
+
+  absl::StatusOr<std::vector<std::string>> ExistingCodes(
+      const std::vector<std::string>& codes) override {
+    std::vector<std::string> out;
+    if (codes.empty()) return out;
+    try {
+      pqxx::result r = tx_.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])",
+                                       TextArrayLiteral(codes));
+      for (const auto& row : r) out.push_back(row[0].as<std::string>());
+      return out;
+    } catch (...) {
+      return pg::StatusFromCurrentException("looking up link codes");
+    }
+  }
+
+  absl::Status Write(const std::string& group, const BatchPlan& plan) override {
+    try {
+      if (!plan.rows.empty()) {
+        pqxx::stream_to copy(tx_, "clicks",
+                             std::vector<std::string>{"code", "click_time", "event_id",
+                                                      "referrer", "user_agent", "client_hash",
+                                                      "kafka_partition", "kafka_offset"});
+        for (const ClickRow& r : plan.rows) {
+          copy << std::make_tuple(r.code, FormatTimestampMicros(r.time_micros), r.event_id,
+                                  r.referrer, r.user_agent, r.client_hash, r.partition, r.offset);
+        }
+        copy.complete();
+      }
+      const Aggregates& a = plan.aggregates;
+      if (!a.hourly.empty()) {
+        tx_.exec_params(
+            "INSERT INTO click_hourly (code, hour, clicks) "
+            "SELECT c, to_timestamp(h), n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
+            "AS u(c, h, n) "
+            "ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hourly.clicks + EXCLUDED.clicks",
+            ArrayLiteral(a.hourly, [](const auto& c) -> const std::string& { return c.code; }),
+            NumberArrayLiteral(a.hourly, [](const auto& c) { return c.hour; }),
+            NumberArrayLiteral(a.hourly, [](const auto& c) { return c.clicks; }));
+      }
+      UpsertDimension(tx_, "click_referrers_hourly", "referrer", a.referrers);
+      UpsertDimension(tx_, "click_agents_hourly", "agent", a.agents);
+      if (!plan.next_offsets.empty()) {
+        std::vector<std::pair<PartitionKey, int64_t>> next(plan.next_offsets.begin(),
+                                                           plan.next_offsets.end());
+        tx_.exec_params(
+            "UPDATE analytics_consumer_offsets o SET next_offset = u.n, update_time = now() "
+            "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) "
+            "WHERE o.group_id = $1 AND o.topic = u.t AND o.kafka_partition = u.p",
+            group, ArrayLiteral(next, [](const auto& e) { return e.first.first; }),
+            NumberArrayLiteral(next, [](const auto& e) { return e.first.second; }),
+            NumberArrayLiteral(next, [](const auto& e) { return e.second; }));
+      }
+      return absl::OkStatus();
+    } catch (...) {
+      return pg::StatusFromCurrentException("writing clicks");
+    }
+  }
+
+ private:
+  pqxx::work& tx_;
+};
+
+}  // namespace
+
+std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  return ArrayLiteral(values, [](const std::string& s) -> const std::string& { return s; });
+}
+
+absl::Status PgClickStore::InTransaction(
+    const std::function<absl::Status(ClickTransaction&)>& fn) {
+  absl::Status result;
+  absl::Status s = primary_->Run([&](pqxx::connection& c) {
+    pqxx::work tx(c);
+    PgClickTransaction t(tx);
+    result = fn(t);
+    // Leaving without commit rolls back.
+    if (result.ok()) tx.commit();
+  });
+  if (!s.ok()) return s;
+  return result;
+}
+
+absl::StatusOr<OffsetMap> PgClickStore::LoadOffsets(const std::string& group,
+                                                    const std::string& topic) {
+  OffsetMap out;
+  absl::Status s = primary_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    pqxx::result r = tx.exec_params(
+        "SELECT kafka_partition, next_offset FROM analytics_consumer_offsets "
+        "WHERE group_id = $1 AND topic = $2",
+        group, topic);
+    for (const auto& row : r) out[{topic, row[0].as<int32_t>()}] = row[1].as<int64_t>();
+  });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<int> PgClickStore::EnsurePartitions(absl::Time first_month, int months) {
+  int created = 0;
+  absl::Status s = primary_->Transact([&](pqxx::work& tx) {
+    created = tx.exec_params1(
+                    "SELECT analytics_ensure_click_partitions("
+                    "timestamptz 'epoch' + $1::bigint * interval '1 second', $2)",
+                    absl::ToUnixSeconds(first_month), months)[0]
+                  .as<int>();
+  });
+  if (!s.ok()) return s;
+  return created;
+}
+
+}  // namespace kurt::analytics

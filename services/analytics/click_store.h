@@ -1,0 +1,65 @@
+// Where ingested clicks go: the interface ClickProcessor writes through, and its PostgreSQL
+// implementation (all of the ingest SQL is in click_store.cc). One ClickTransaction covers one
+// batch: its offset rows locked, its raw clicks copied, its aggregates upserted, its offsets
+// advanced, all committed together or not at all.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "platform/pg.h"
+#include "services/analytics/click_batch.h"
+
+namespace kurt::analytics {
+
+// Lives for one transaction, on the thread that runs it.
+class ClickTransaction {
+ public:
+  virtual ~ClickTransaction() = default;
+  // Locks the offset rows of these partitions for the rest of the transaction (creating missing
+  // ones) and returns their next offsets. A concurrent writer of the same partitions waits here.
+  virtual absl::StatusOr<OffsetMap> LockOffsets(const std::string& group,
+                                                const std::vector<PartitionKey>& partitions) = 0;
+  // Those of `codes` that name a link (live or deleted).
+  virtual absl::StatusOr<std::vector<std::string>> ExistingCodes(
+      const std::vector<std::string>& codes) = 0;
+  // Copies the rows, adds the aggregates and sets the next offsets.
+  virtual absl::Status Write(const std::string& group, const BatchPlan& plan) = 0;
+};
+
+class ClickStore {
+ public:
+  virtual ~ClickStore() = default;
+  // Runs `fn` in one transaction on the primary, committed if and only if fn returns OK.
+  virtual absl::Status InTransaction(
+      const std::function<absl::Status(ClickTransaction&)>& fn) = 0;
+  // The stored next offsets of a group on a topic (where a consumer resumes).
+  virtual absl::StatusOr<OffsetMap> LoadOffsets(const std::string& group,
+                                                const std::string& topic) = 0;
+  // Creates missing monthly partitions of the clicks table: `months` months from the one holding
+  // `first_month`. Returns how many it created.
+  virtual absl::StatusOr<int> EnsurePartitions(absl::Time first_month, int months) = 0;
+};
+
+class PgClickStore : public ClickStore {
+ public:
+  // `primary` outlives the store.
+  explicit PgClickStore(pg::PgPool* primary) : primary_(primary) {}
+
+  absl::Status InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) override;
+  absl::StatusOr<OffsetMap> LoadOffsets(const std::string& group,
+                                        const std::string& topic) override;
+  absl::StatusOr<int> EnsurePartitions(absl::Time first_month, int months) override;
+
+ private:
+  pg::PgPool* primary_;
+};
+
+// A PostgreSQL array literal ({"a","b"}) of these texts, for array parameters (exposed for tests).
+std::string TextArrayLiteral(const std::vector<std::string>& values);
+
+}  // namespace kurt::analytics
