@@ -34,7 +34,8 @@ protoc_gen_go=$(go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-
 protoc_gen_go_grpc=$(go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2)
 protoc_gen_gateway=$(go_tool protoc-gen-grpc-gateway \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0)
-if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt "$gw/gateway" ]; then
+if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt "$gw/gateway" ] ||
+  [ "${BASH_SOURCE[0]}" -nt "$gw/gateway" ]; then
   log "building the grpc-gateway proxy in $gw"
   rm -rf "$gw/src" && mkdir -p "$gw/src/cmd/gateway"
   protoc -I "$KURT_ROOT/proto" -I "$KURT_STATE_DIR/deps/googleapis" \
@@ -53,6 +54,7 @@ import (
 	"flag"
 	"log"
 	"net/http"
+	"strings"
 
 	linksv1 "github.com/kurt/kurt/gen/go/kurt/links/v1"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
@@ -64,7 +66,19 @@ func main() {
 	listen := flag.String("listen", "127.0.0.1:18182", "HTTP address")
 	upstream := flag.String("upstream", "127.0.0.1:7101", "kurt-links gRPC address")
 	flag.Parse()
-	mux := runtime.NewServeMux()
+	// The same metadata the edge passes (its allow-list, and the dev account header the edge
+	// trusts with --dev_trust_account_header), so that kurt-links does the same work for both.
+	mux := runtime.NewServeMux(runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
+		switch k := strings.ToLower(key); k {
+		case "authorization", "x-request-id", "traceparent", "x-kurt-account-id":
+			return k, true
+		case "user-agent":
+			return "x-kurt-user-agent", true
+		case "referer":
+			return "x-kurt-referer", true
+		}
+		return "", false
+	}))
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
 	if err := linksv1.RegisterLinksServiceHandlerFromEndpoint(context.Background(), mux, *upstream, opts); err != nil {
 		log.Fatal(err)
@@ -134,17 +148,17 @@ wait_http "http://127.0.0.1:$nginx_port/"
 # --- load -------------------------------------------------------------------------------------
 cat >"$work/create.lua" <<LUA
 wrk.method = "POST"
+wrk.path = "/v1/links"
 wrk.body = '{"targetUrl": "https://example.com/created"}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-Kurt-Account-Id"] = "$account"
-wrk.headers["Grpc-Metadata-X-Kurt-Account-Id"] = "$account"
 LUA
 cat >"$work/get.lua" <<LUA
 local i = 0
 request = function()
   i = i % $hot + 1
   return wrk.format("GET", "/v1/links/edgebench" .. i,
-    {["X-Kurt-Account-Id"] = "$account", ["Grpc-Metadata-X-Kurt-Account-Id"] = "$account"})
+    {["X-Kurt-Account-Id"] = "$account"})
 end
 LUA
 cat >"$work/redirect.lua" <<LUA
