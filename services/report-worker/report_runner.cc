@@ -93,15 +93,16 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
   const std::string key = ArtifactKey(job);
   RunOutcome outcome;
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> writer = storage_->Create(key);
-  absl::StatusOr<int64_t> rows = writer.status();
-  if (writer.ok()) {
+  absl::StatusOr<int64_t> rows = absl::UnknownError("not run");
+  if (!writer.ok()) {
+    rows = writer.status();
+  } else {
     rows = source_->Write(job, writer->get(), [&](int64_t n) {
       control->progress = n;
       return control->stop.load() == JobControl::kRun;
     });
   }
-  absl::StatusOr<int64_t> size = rows.status();
-  if (rows.ok()) size = (*writer)->Commit();
+  absl::StatusOr<int64_t> size = rows.ok() ? (*writer)->Commit() : rows.status();
   if (writer.ok()) writer->reset();  // an uncommitted artifact is discarded here
 
   if (control->stop.load() == JobControl::kShutdown) {
