@@ -109,6 +109,17 @@ absl::StatusOr<std::unique_ptr<ApiDescriptors>> ApiDescriptors::Create(
     }
   }
   api->resolver_ = std::make_unique<CachingTypeResolver>(api->pool_.get(), api->files_);
+  api->factory_ = std::make_unique<google::protobuf::DynamicMessageFactory>(api->pool_.get());
+  std::vector<const Descriptor*> todo;
+  for (const FileDescriptor* file : api->files_) {
+    for (int i = 0; i < file->message_type_count(); ++i) todo.push_back(file->message_type(i));
+  }
+  while (!todo.empty()) {
+    const Descriptor* d = todo.back();
+    todo.pop_back();
+    api->prototypes_[d] = api->factory_->GetPrototype(d);
+    for (int i = 0; i < d->nested_type_count(); ++i) todo.push_back(d->nested_type(i));
+  }
   return api;
 }
 

@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/container/flat_hash_map.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/type_resolver.h"
 
 namespace kurt::edge {
@@ -39,6 +41,11 @@ class ApiDescriptors {
   // Thread-safe; resolves this pool's types and, failing that, those compiled into the binary
   // (e.g. google.rpc error details inside an Any).
   google::protobuf::util::TypeResolver* resolver() const { return resolver_.get(); }
+  // The empty DynamicMessage of a type of this pool (made at start), or null.
+  const google::protobuf::Message* Prototype(const google::protobuf::Descriptor* type) const {
+    auto it = prototypes_.find(type);
+    return it == prototypes_.end() ? nullptr : it->second;
+  }
 
  private:
   ApiDescriptors() = default;
@@ -46,6 +53,9 @@ class ApiDescriptors {
   std::unique_ptr<google::protobuf::DescriptorPool> pool_;
   std::vector<const google::protobuf::FileDescriptor*> files_;
   std::unique_ptr<google::protobuf::util::TypeResolver> resolver_;
+  std::unique_ptr<google::protobuf::DynamicMessageFactory> factory_;
+  absl::flat_hash_map<const google::protobuf::Descriptor*, const google::protobuf::Message*>
+      prototypes_;
 };
 
 }  // namespace kurt::edge

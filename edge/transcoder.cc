@@ -7,6 +7,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "edge/field_encoding.h"
+#include "edge/json_printer.h"
+#include "google/protobuf/arena.h"
 #include "edge/route_table.h"
 #include "edge/router.h"
 #include "google/rpc/status.pb.h"
@@ -231,8 +233,26 @@ const google::protobuf::Descriptor* Transcoder::FindType(absl::string_view type_
   return d;
 }
 
-absl::StatusOr<std::string> Transcoder::Render(absl::string_view type_url,
+absl::StatusOr<std::string> Transcoder::Render(const Descriptor* type,
                                                absl::string_view message) const {
+  if (const google::protobuf::Message* prototype = api_->Prototype(type)) {
+    alignas(8) char block[8192];
+    google::protobuf::ArenaOptions options;
+    options.initial_block = block;
+    options.initial_block_size = sizeof(block);
+    google::protobuf::Arena arena(options);
+    google::protobuf::Message* m = prototype->New(&arena);
+    std::string json;
+    if (m->ParseFromArray(message.data(), static_cast<int>(message.size())) &&
+        PrintJson(*m, &json)) {
+      return json;
+    }
+  }
+  return RenderWithUtil(TypeUrl(type), message);
+}
+
+absl::StatusOr<std::string> Transcoder::RenderWithUtil(absl::string_view type_url,
+                                                       absl::string_view message) const {
   std::string json;
   util::Status s = util::BinaryToJsonString(api_->resolver(), std::string(type_url),
                                             std::string(message), &json, print_options_);
@@ -248,7 +268,7 @@ absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
   const Descriptor* type = FindType(type_url);
   if (type == nullptr) return absl::InternalError(absl::StrCat("unknown type ", type_url));
   if (!IsWellFormed(type, message)) return absl::InternalError("malformed protobuf message");
-  return Render(type_url, message);
+  return Render(type, message);
 }
 
 absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
@@ -258,7 +278,7 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
   }
   if (route.response_body == nullptr) {
     if (route.response_is_http_body) return DecodeHttpBody(message);
-    absl::StatusOr<std::string> json = Render(route.response_type_url, message);
+    absl::StatusOr<std::string> json = Render(route.method->output_type(), message);
     if (!json.ok()) return json.status();
     return HttpPayload{"application/json", *std::move(json)};
   }
@@ -267,7 +287,7 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
     absl::string_view sub;
     FindLengthDelimited(message, f->number(), &sub);
     if (route.response_is_http_body) return DecodeHttpBody(sub);
-    absl::StatusOr<std::string> json = Render(TypeUrl(f->message_type()), sub);
+    absl::StatusOr<std::string> json = Render(f->message_type(), sub);
     if (!json.ok()) return json.status();
     return HttpPayload{"application/json", *std::move(json)};
   }

@@ -57,8 +57,12 @@ class Transcoder {
 
  private:
   const google::protobuf::Descriptor* FindType(absl::string_view type_url) const;
-  // Without the well-formedness check: for bytes already checked.
-  absl::StatusOr<std::string> Render(absl::string_view type_url, absl::string_view message) const;
+  // Without the well-formedness check: for bytes already checked. By reflection (PrintJson),
+  // or by the util printer for what PrintJson leaves to it.
+  absl::StatusOr<std::string> Render(const google::protobuf::Descriptor* type,
+                                     absl::string_view message) const;
+  absl::StatusOr<std::string> RenderWithUtil(absl::string_view type_url,
+                                             absl::string_view message) const;
   absl::StatusOr<std::string> BodyJsonToBinary(const Route& route, absl::string_view body) const;
   absl::Status AppendQuery(const Route& route, absl::string_view query, std::string* out) const;
 

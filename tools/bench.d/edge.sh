@@ -124,7 +124,8 @@ start_edge() { # extra flags...
   wait_http "http://127.0.0.1:$edge_port/healthz"
 }
 "$gw/gateway" -listen 127.0.0.1:$gateway_port -upstream 127.0.0.1:$links_grpc >"$work/gateway.log" 2>&1 &
-pids+=($!)
+gateway_pid=$!
+pids+=($gateway_pid)
 wait_http "http://127.0.0.1:$gateway_port/"
 mkdir -p "$work/nginx"
 cat >"$work/nginx/nginx.conf" <<NGINX
@@ -169,9 +170,16 @@ request = function()
 end
 LUA
 
-run_wrk() { # NAME URL SCRIPT: wrk's report in $work/NAME.txt
+cpu_ticks() { # PID: user+system CPU time so far, in clock ticks
+  awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+run_wrk() { # NAME URL SCRIPT [PID]: wrk's report in $work/NAME.txt, the PID's CPU in NAME.cpu
   log "wrk $1: ${seconds}s, $connections connections"
+  local before=0
+  [ -n "${4:-}" ] && before=$(cpu_ticks "$4")
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$3" "$2" >"$work/$1.txt" 2>&1
+  [ -n "${4:-}" ] && echo "$(( $(cpu_ticks "$4") - before )) $(getconf CLK_TCK)" >"$work/$1.cpu"
+  return 0
 }
 rss_during() { # PID NAME: samples the resident set in the middle of the next run
   (sleep $((seconds / 2)); ps -o rss= -p "$1" >"$work/$2.rss" 2>/dev/null || true) &
@@ -183,14 +191,14 @@ for kind in create get redirect; do
   wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
   wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$gateway_port" >/dev/null 2>&1
   rss_during "$edge_pid" "edge_$kind"
-  run_wrk "edge_$kind" "http://127.0.0.1:$edge_port" "$work/$kind.lua"
-  run_wrk "gateway_$kind" "http://127.0.0.1:$gateway_port" "$work/$kind.lua"
+  run_wrk "edge_$kind" "http://127.0.0.1:$edge_port" "$work/$kind.lua" "$edge_pid"
+  run_wrk "gateway_$kind" "http://127.0.0.1:$gateway_port" "$work/$kind.lua" "$gateway_pid"
 done
 kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
 start_edge
 wrk -t1 -c4 -d1s -s "$work/redirect.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
 rss_during "$edge_pid" "edge_cached_redirect"
-run_wrk edge_cached_redirect "http://127.0.0.1:$edge_port" "$work/redirect.lua"
+run_wrk edge_cached_redirect "http://127.0.0.1:$edge_port" "$work/redirect.lua" "$edge_pid"
 run_wrk nginx_redirect "http://127.0.0.1:$nginx_port" "$work/redirect.lua"
 sleep 1
 
@@ -216,6 +224,13 @@ def parse(name):
          "non_2xx_3xx": int(bad.group(1)) if bad else 0}
     if errs:
         r["socket_errors"] = errs.group(1).strip()
+    total = re.search(r"(\d+) requests in", text)
+    try:
+        ticks, hz = open(f"{work}/{name}.cpu").read().split()
+        # The proxy's own CPU per request: what it leaves to the upstream on shared cores.
+        r["proxy_cpu_us_per_request"] = round(int(ticks) / int(hz) * 1e6 / max(int(total.group(1)), 1), 1)
+    except (OSError, ValueError, AttributeError):
+        pass
     return r
 
 def rss(name):
@@ -236,24 +251,29 @@ rows["nginx_static_302"] = parse("nginx_redirect")
 def ratio(a, b):
     return round(rows[a]["rps"] / max(rows[b]["rps"], 1), 3)
 
+extra = {"cached_redirect_rps_vs_grpc_gateway": ratio("edge_cached_redirect", "grpc_gateway_redirect")}
 ratios = {
     "create_rps_vs_grpc_gateway": ratio("edge_create", "grpc_gateway_create"),
     "get_rps_vs_grpc_gateway": ratio("edge_get", "grpc_gateway_get"),
     "redirect_rps_vs_grpc_gateway": ratio("edge_redirect", "grpc_gateway_redirect"),
     "cached_redirect_rps_vs_nginx": ratio("edge_cached_redirect", "nginx_static_302"),
 }
-print(f"{'':26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx/3xx':>12} {'edge RSS MB':>12}")
+print(f"{'':26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx/3xx':>12} {'CPU us/req':>11} "
+      f"{'edge RSS MB':>12}")
 for name, r in rows.items():
     print(f"{name:26} {r['rps']:>9} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['non_2xx_3xx']:>12} "
+          f"{r.get('proxy_cpu_us_per_request', ''):>11} "
           f"{r.get('rss_mb') if r.get('rss_mb') is not None else '':>12}")
 for k, v in ratios.items():
     print(f"{k} = {v}")
+for k, v in extra.items():
+    print(f"({k} = {v}: the edge's cache on, for information)")
 p99 = {k: rows[f"edge_{k}"]["p99_ms"] <= rows[f"grpc_gateway_{k}"]["p99_ms"]
        for k in ("create", "get", "redirect")}
 print("p99 no worse than grpc-gateway: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in p99.items()))
 json.dump({"benchmark": "edge", "seconds": int(seconds), "connections": int(connections),
            "threads": 2, "hot_codes": int(hot), "results": rows, "p99_no_worse": p99,
            "targets": {"vs_grpc_gateway": 1.5, "cached_redirect_vs_nginx": 0.5},
-           "ratios": ratios}, open(out_file, "w"), indent=2)
+           "ratios": ratios, "information": extra}, open(out_file, "w"), indent=2)
 print(f"wrote {out_file}")
 PY
