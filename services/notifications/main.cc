@@ -15,6 +15,7 @@
 #include "services/notifications/notification_store.h"
 #include "services/notifications/notifications_service.h"
 #include "services/notifications/webhook_sender.h"
+#include "services/reports/first_assignment.h"
 
 ABSL_FLAG(std::string, completed_topic, "kurt.reports.completed.v1",
           "Kafka topic of finished reports (consumed)");
@@ -64,9 +65,11 @@ int main(int argc, char** argv) {
   consumer_options.topics = {absl::GetFlag(FLAGS_completed_topic)};
   consumer_options.client_id = "kurt-notifications";
   consumer_options.assignment_strategy = "cooperative-sticky";
+  kurt::reports::FirstAssignment first_assignment;
   auto consumer = kurt::kafka::KafkaConsumer::Create(
       consumer_options,
-      [&](const std::vector<kurt::kafka::Message>& batch) { return handler.HandleBatch(batch); });
+      [&](const std::vector<kurt::kafka::Message>& batch) { return handler.HandleBatch(batch); },
+      first_assignment.Handler());
   if (!consumer.ok()) {
     KURT_LOG(kError, "kafka consumer", {"error", consumer.status().ToString()});
     return 2;
@@ -77,11 +80,7 @@ int main(int argc, char** argv) {
   server.AddService(&service);
   std::thread consuming;
   server.OnShutdown([&] { sender.Stop(); });
-  server.OnShutdown([&] {
-    (*consumer)->Stop();
-    if (consuming.joinable()) consuming.join();
-    consumer->reset();  // commits and leaves the group
-  });
+  server.OnShutdown([&] { first_assignment.StopAndClose(&*consumer, &consuming); });
   if (absl::Status s = server.Start(); !s.ok()) {
     KURT_LOG(kError, "cannot start", {"error", s.ToString()});
     return 1;

@@ -18,6 +18,7 @@
 #include "services/report-worker/report_source.h"
 #include "services/report-worker/worker.h"
 #include "services/reports/artifact_storage.h"
+#include "services/reports/first_assignment.h"
 
 ABSL_FLAG(std::string, artifact_dir, "",
           "Directory of report artifacts, shared with the reports service (default: "
@@ -127,9 +128,11 @@ int main(int argc, char** argv) {
   consumer_options.client_id = store_options.worker_id;
   consumer_options.max_batch = 50;
   consumer_options.assignment_strategy = "cooperative-sticky";
+  kurt::reports::FirstAssignment first_assignment;
   auto consumer = kurt::kafka::KafkaConsumer::Create(
       consumer_options,
-      [&](const std::vector<kurt::kafka::Message>& batch) { return worker.HandleBatch(batch); });
+      [&](const std::vector<kurt::kafka::Message>& batch) { return worker.HandleBatch(batch); },
+      first_assignment.Handler());
   if (!consumer.ok()) {
     KURT_LOG(kError, "kafka consumer", {"error", consumer.status().ToString()});
     return 2;
@@ -145,11 +148,7 @@ int main(int argc, char** argv) {
   });
   server.OnShutdown([&] { relay.Stop(); });
   server.OnShutdown([&] { worker.Stop(); });
-  server.OnShutdown([&] {
-    (*consumer)->Stop();
-    if (consuming.joinable()) consuming.join();
-    consumer->reset();  // commits and leaves the group
-  });
+  server.OnShutdown([&] { first_assignment.StopAndClose(&*consumer, &consuming); });
   if (absl::Status s = server.Start(); !s.ok()) {
     KURT_LOG(kError, "cannot start", {"error", s.ToString()});
     return 1;
