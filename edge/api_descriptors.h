@@ -8,12 +8,11 @@
 #include <memory>
 #include <string>
 #include <string_view>
-
-#include "absl/strings/string_view.h"
 #include <vector>
 
-#include "absl/status/statusor.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/dynamic_message.h"
 #include "google/protobuf/util/type_resolver.h"

@@ -15,7 +15,7 @@
 namespace kurt::edge {
 
 struct AuthRequest {
-  const Route* route = nullptr;  // route->is_public: (kurt.api.v1.access).public
+  const Route* route = nullptr;     // route->is_public: (kurt.api.v1.access).public
   absl::string_view authorization;  // the Authorization header ("" when absent)
   absl::string_view client_ip;
   absl::string_view request_id;

@@ -22,7 +22,9 @@ namespace net = boost::asio;
 
 namespace {
 
-absl::string_view View(boost::beast::string_view s) { return absl::string_view(s.data(), s.size()); }
+absl::string_view View(boost::beast::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
 
 // Headers a browser may send cross-origin; CORS preflights are answered with these.
 constexpr absl::string_view kCorsAllowHeaders =
@@ -83,8 +85,7 @@ void Edge::AddCommonHeaders(const Call& call, HttpResponse* res) const {
   res->set("x-request-id", call.request_id);
   if (!call.origin.empty() && OriginAllowed(call.origin)) {
     res->set(http::field::access_control_allow_origin, call.origin);
-    res->set(http::field::access_control_expose_headers,
-             std::string(kCorsExposeHeaders));
+    res->set(http::field::access_control_expose_headers, std::string(kCorsExposeHeaders));
     res->set(http::field::vary, "Origin");
   }
 }
@@ -153,8 +154,7 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
       path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
 
   if (req.method() == http::verb::options) return Preflight(call, path);
-  if (path == "/healthz" || path == "/readyz" || path == "/metrics" ||
-      path == "/v1/openapi.json") {
+  if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/openapi.json") {
     return Builtin(call, path);
   }
   bool is_get = req.method() == http::verb::get;
@@ -173,11 +173,11 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
       HttpResponse res{http::status::method_not_allowed, 11};
       res.set(http::field::allow, match.allow);
       res.set(http::field::content_type, "application/json");
-      res.body() = transcoder_.ErrorBody(
-          grpc::StatusCode::UNIMPLEMENTED,
-          absl::StrCat(View(req.method_string()), " is not allowed on ", path, " (allowed: ",
-                       match.allow, ")"),
-          "");
+      res.body() =
+          transcoder_.ErrorBody(grpc::StatusCode::UNIMPLEMENTED,
+                                absl::StrCat(View(req.method_string()), " is not allowed on ", path,
+                                             " (allowed: ", match.allow, ")"),
+                                "");
       return Send(call, std::move(res));
     }
     case Router::Outcome::kBadPath:
@@ -195,9 +195,8 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
     metrics_.cache_misses().Increment();
   }
 
-  absl::StatusOr<std::string> request =
-      transcoder_.Request(route, match.values, query, req.body(),
-                          View(req[http::field::content_type]));
+  absl::StatusOr<std::string> request = transcoder_.Request(route, match.values, query, req.body(),
+                                                            View(req[http::field::content_type]));
   if (!request.ok()) {
     return SendError(call, 400, grpc::StatusCode::INVALID_ARGUMENT, request.status().message());
   }
@@ -414,8 +413,7 @@ void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {
   upstream_calls_.fetch_add(1);
   upstreams_->CheckHealth(options_.readiness_timeout, [this, call](std::string problems) {
     net::post(call->exchange->executor(), [this, call, problems = std::move(problems)] {
-      HttpResponse res{problems.empty() ? http::status::ok : http::status::service_unavailable,
-                       11};
+      HttpResponse res{problems.empty() ? http::status::ok : http::status::service_unavailable, 11};
       res.set(http::field::cache_control, "no-store");
       res.set(http::field::content_type, "text/plain");
       res.body() = problems.empty() ? "ready\n" : absl::StrCat("not ready: ", problems, "\n");
@@ -428,8 +426,8 @@ void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {
 void Edge::Preflight(const std::shared_ptr<Call>& call, absl::string_view path) {
   call->stats = preflight_stats_;
   HttpRequest& req = call->exchange->request();
-  bool builtin = path == "/healthz" || path == "/readyz" || path == "/metrics" ||
-                 path == "/v1/openapi.json";
+  bool builtin =
+      path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/openapi.json";
   std::string allowed = builtin ? "GET, HEAD" : routes_->router().AllowedMethods(path);
   if (allowed.empty()) {
     return SendError(call, 404, grpc::StatusCode::NOT_FOUND, absl::StrCat("no route for ", path));

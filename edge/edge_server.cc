@@ -8,7 +8,7 @@
 namespace kurt::edge {
 
 absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig config,
-                                                               Authorizer* authorizer) {
+                                                              Authorizer* authorizer) {
   std::unique_ptr<EdgeServer> s(new EdgeServer());
   absl::StatusOr<std::unique_ptr<ApiDescriptors>> api =
       ApiDescriptors::CreateWithFiles(kurt::proto::DescriptorSet(), config.extra_descriptor_sets);

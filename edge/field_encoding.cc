@@ -86,10 +86,9 @@ std::string Describe(const FieldDescriptor* f) {
 
 absl::Status BadValue(absl::string_view what, absl::string_view text, const FieldDescriptor* f,
                       absl::string_view why = "") {
-  return absl::InvalidArgumentError(absl::StrCat(what, ": invalid value \"", text, "\" for ",
-                                                 Describe(f), " field ", f->name(),
-                                                 why.empty() ? "" : " (", why,
-                                                 why.empty() ? "" : ")"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": invalid value \"", text, "\" for ", Describe(f), " field ", f->name(),
+                   why.empty() ? "" : " (", why, why.empty() ? "" : ")"));
 }
 
 // absl::SimpleAtoi forgives surrounding spaces; a field value does not.
@@ -164,7 +163,8 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
       if (value != nullptr) {
         number = value->number();
       } else if (!ParseInt(text, &number) ||
-                 (f->enum_type()->file()->syntax() == google::protobuf::FileDescriptor::SYNTAX_PROTO2 &&
+                 (f->enum_type()->file()->syntax() ==
+                      google::protobuf::FileDescriptor::SYNTAX_PROTO2 &&
                   f->enum_type()->FindValueByNumber(number) == nullptr)) {
         return BadValue(what, text, f);
       }
@@ -294,9 +294,11 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
     google::protobuf::FieldMask mask;
     // The JSON form is lowerCamelCase; snake_case paths are taken as they are.
     if (absl::StrContains(text, '_') ||
-        !google::protobuf::util::FieldMaskUtil::FromJsonString(google::protobuf::StringPiece(text.data(), text.size()), &mask)) {
+        !google::protobuf::util::FieldMaskUtil::FromJsonString(
+            google::protobuf::StringPiece(text.data(), text.size()), &mask)) {
       mask.Clear();
-      google::protobuf::util::FieldMaskUtil::FromString(google::protobuf::StringPiece(text.data(), text.size()), &mask);
+      google::protobuf::util::FieldMaskUtil::FromString(
+          google::protobuf::StringPiece(text.data(), text.size()), &mask);
     }
     for (const std::string& p : mask.paths()) AppendLengthDelimited(1, p, &inner);
   } else if (absl::StartsWith(type, "google.protobuf.") && absl::EndsWith(type, "Value") &&
@@ -308,9 +310,8 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
     }
   } else {
     return absl::InvalidArgumentError(absl::StrCat(
-        what, ": field ", f->name(), " is a message (", type, "); set its fields, e.g. ",
-        f->name(), ".", f->message_type()->field_count() > 0 ? f->message_type()->field(0)->name()
-                                                            : "x"));
+        what, ": field ", f->name(), " is a message (", type, "); set its fields, e.g. ", f->name(),
+        ".", f->message_type()->field_count() > 0 ? f->message_type()->field(0)->name() : "x"));
   }
   AppendLengthDelimited(f->number(), inner, out);
   return absl::OkStatus();
@@ -398,10 +399,10 @@ absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
         absl::StrCat(what, ": map field ", leaf->name(), " cannot be set from text"));
   }
   std::string leaf_bytes;
-  absl::Status s = leaf->type() == FieldDescriptor::TYPE_MESSAGE ||
-                           leaf->type() == FieldDescriptor::TYPE_GROUP
-                       ? AppendWellKnown(leaf, text, what, &leaf_bytes)
-                       : AppendScalar(leaf, text, what, &leaf_bytes);
+  absl::Status s =
+      leaf->type() == FieldDescriptor::TYPE_MESSAGE || leaf->type() == FieldDescriptor::TYPE_GROUP
+          ? AppendWellKnown(leaf, text, what, &leaf_bytes)
+          : AppendScalar(leaf, text, what, &leaf_bytes);
   if (!s.ok()) return s;
   for (size_t i = path.size() - 1; i > 0; --i) {
     std::string wrapped;

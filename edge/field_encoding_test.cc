@@ -64,11 +64,11 @@ TEST(FieldEncodingTest, TypeErrorsNameTheField) {
   struct Case {
     std::vector<const char*> path;
     const char* text;
-  } cases[] = {{{"count"}, "abc"},       {{"count"}, "3000000000"}, {{"ubig"}, "-1"},
-               {{"flag"}, "yes"},        {{"color"}, "BLUE"},       {{"ratio"}, "x"},
-               {{"score"}, "1e300"},     {{"when"}, "yesterday"},   {{"ttl"}, "5"},
-               {{"inner"}, "x"},         {{"labels"}, "x"},         {{"id"}, "\xff"},
-               {{"maybe_big"}, "x"},     {{"big"}, "1.5"},          {{"small"}, " 1"}};
+  } cases[] = {{{"count"}, "abc"},   {{"count"}, "3000000000"}, {{"ubig"}, "-1"},
+               {{"flag"}, "yes"},    {{"color"}, "BLUE"},       {{"ratio"}, "x"},
+               {{"score"}, "1e300"}, {{"when"}, "yesterday"},   {{"ttl"}, "5"},
+               {{"inner"}, "x"},     {{"labels"}, "x"},         {{"id"}, "\xff"},
+               {{"maybe_big"}, "x"}, {{"big"}, "1.5"},          {{"small"}, " 1"}};
   for (const Case& c : cases) {
     absl::StatusOr<Thing> t = Set(c.path, c.text);
     ASSERT_FALSE(t.ok()) << c.path.back() << "=" << c.text;
@@ -112,7 +112,9 @@ TEST(FieldEncodingTest, WellFormedChecksNestedAndPackedFields) {
   // returns on this (found by edge_fuzz).
   EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x6a\x02\xff\xff", 4)));
   // A length past the end, a truncated varint, a group, field number 0.
-  EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x0a\x05" "ab", 4)));
+  EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x0a\x05"
+                                                             "ab",
+                                                             4)));
   EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x10\xff", 2)));
   EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x0b", 1)));
   EXPECT_FALSE(IsWellFormed(Thing::descriptor(), std::string("\x00\x01", 2)));

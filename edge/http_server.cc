@@ -87,12 +87,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     chunk_ = std::move(data);
     stream_.expires_after(ToChrono(server_->options_.write_timeout));
-    net::async_write(
-        stream_, http::make_chunk(net::buffer(chunk_)),
-        [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
-          if (ec) self->ClientGone();
-          done(!ec);
-        });
+    net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
+                     [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
+                       if (ec) self->ClientGone();
+                       done(!ec);
+                     });
   }
 
   void EndStream() {
@@ -150,10 +149,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Our own timer rather than the stream's expiry: on a timeout the stream would close the
     // socket, and a slow client should still hear 408.
     ArmReadTimer(options().read_timeout);
-    http::async_read_header(stream_, buffer_, *parser_,
-                            [self = shared_from_this()](error_code ec, size_t) {
-                              self->OnHeader(ec);
-                            });
+    http::async_read_header(
+        stream_, buffer_, *parser_,
+        [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
   void ArmReadTimer(absl::Duration timeout) {
@@ -172,9 +170,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     int count = 0;
     for (auto it = req.begin(); it != req.end(); ++it) ++count;
     if (count > options().max_header_count) {
-      return Refuse(431, grpc::StatusCode::INVALID_ARGUMENT,
-                    absl::StrCat("too many header fields (at most ", options().max_header_count,
-                                 ")"));
+      return Refuse(
+          431, grpc::StatusCode::INVALID_ARGUMENT,
+          absl::StrCat("too many header fields (at most ", options().max_header_count, ")"));
     }
     if (parser_->content_length() && *parser_->content_length() > options().max_body_bytes) {
       return RefuseBodyTooLarge();
@@ -254,12 +252,11 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // While a response streams, a read on the socket tells when the client goes away.
   void WatchForClose() {
-    stream_.socket().async_read_some(
-        net::buffer(watch_, sizeof(watch_)),
-        [self = shared_from_this()](error_code ec, size_t) {
-          if (ec) return self->ClientGone();
-          if (!self->closed_) self->WatchForClose();
-        });
+    stream_.socket().async_read_some(net::buffer(watch_, sizeof(watch_)),
+                                     [self = shared_from_this()](error_code ec, size_t) {
+                                       if (ec) return self->ClientGone();
+                                       if (!self->closed_) self->WatchForClose();
+                                     });
   }
 
   void ClientGone() {

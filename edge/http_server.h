@@ -31,11 +31,11 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 picks a free one
   int threads = 1;
-  size_t max_body_bytes = 1 << 20;       // larger: 413
-  size_t max_header_bytes = 16 << 10;    // larger: 431
-  int max_header_count = 64;             // more: 431
-  absl::Duration read_timeout = absl::Seconds(10);  // one request's header and body: else 408
-  absl::Duration idle_timeout = absl::Seconds(60);  // a kept-alive connection between requests
+  size_t max_body_bytes = 1 << 20;                   // larger: 413
+  size_t max_header_bytes = 16 << 10;                // larger: 431
+  int max_header_count = 64;                         // more: 431
+  absl::Duration read_timeout = absl::Seconds(10);   // one request's header and body: else 408
+  absl::Duration idle_timeout = absl::Seconds(60);   // a kept-alive connection between requests
   absl::Duration write_timeout = absl::Seconds(30);  // each write (a slow reader is cut off)
 };
 

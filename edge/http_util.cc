@@ -17,13 +17,20 @@ std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view text) {
   }
   if (!absl::SimpleAtoi(digits, &n)) return std::nullopt;
   switch (text.back()) {
-    case 'H': return absl::Hours(n);
-    case 'M': return absl::Minutes(n);
-    case 'S': return absl::Seconds(n);
-    case 'm': return absl::Milliseconds(n);
-    case 'u': return absl::Microseconds(n);
-    case 'n': return absl::Nanoseconds(n);
-    default: return std::nullopt;
+    case 'H':
+      return absl::Hours(n);
+    case 'M':
+      return absl::Minutes(n);
+    case 'S':
+      return absl::Seconds(n);
+    case 'm':
+      return absl::Milliseconds(n);
+    case 'u':
+      return absl::Microseconds(n);
+    case 'n':
+      return absl::Nanoseconds(n);
+    default:
+      return std::nullopt;
   }
 }
 
@@ -41,8 +48,8 @@ std::optional<absl::Duration> ParseRequestTimeout(absl::string_view text) {
 std::string ClientIp(absl::string_view peer, absl::string_view forwarded_for,
                      bool trust_forwarded_for) {
   if (trust_forwarded_for && !forwarded_for.empty()) {
-    absl::string_view first = absl::StripAsciiWhitespace(
-        *absl::StrSplit(forwarded_for, absl::MaxSplits(',', 1)).begin());
+    absl::string_view first =
+        absl::StripAsciiWhitespace(*absl::StrSplit(forwarded_for, absl::MaxSplits(',', 1)).begin());
     if (!first.empty()) return std::string(first);
   }
   return std::string(peer);

@@ -47,7 +47,7 @@ class Json {
   Kind kind_ = Kind::kNull;
   std::string text_;
   std::vector<std::pair<std::string, Json>> members_;  // object
-  std::vector<Json> items_;                             // array
+  std::vector<Json> items_;                            // array
 };
 
 }  // namespace kurt::edge

@@ -5,11 +5,11 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "edge/edge_server.h"
 #include "platform/config.h"
@@ -83,8 +83,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> args = MergeRepeated(argc, argv, "upstream");
   std::vector<char*> arg_ptrs;
   for (std::string& a : args) arg_ptrs.push_back(a.data());
-  kurt::platform::InitProcess(static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), "edge",
-                              "kurt-edge: the public HTTP/JSON API in front of Kurt's gRPC services");
+  kurt::platform::InitProcess(
+      static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), "edge",
+      "kurt-edge: the public HTTP/JSON API in front of Kurt's gRPC services");
 
   // Abseil's mutex deadlock detection (on in Debian's build) costs every gRPC call a graph
   // update; the edge takes no lock in an order that could deadlock.
@@ -105,7 +106,8 @@ int main(int argc, char** argv) {
   config.edge.cors_origins = absl::GetFlag(FLAGS_cors_origins);
   config.edge.trust_forwarded_for = absl::GetFlag(FLAGS_trust_forwarded_for);
   config.edge.max_timeout = absl::GetFlag(FLAGS_max_timeout);
-  config.edge.cache_entries = static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_entries)));
+  config.edge.cache_entries =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_entries)));
   config.edge.cache_ttl_cap = absl::GetFlag(FLAGS_cache_ttl_cap);
   config.edge.public_url = absl::GetFlag(FLAGS_public_url);
 

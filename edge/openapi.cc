@@ -78,7 +78,8 @@ class Generator {
     for (const auto& route : routes_.routes()) {
       Json& item = (*paths)[route->path.OpenApiPath()];
       Json& op = item[absl::AsciiStrToLower(route->http_method)];
-      std::string op_id = absl::StrCat(route->method->service()->name(), "_", route->method->name());
+      std::string op_id =
+          absl::StrCat(route->method->service()->name(), "_", route->method->name());
       if (used_ids_.count(op_id) > 0) absl::StrAppend(&op_id, "_", route->id);
       used_ids_.insert(op_id);
       op["operationId"] = Json::String(op_id);
@@ -97,8 +98,7 @@ class Generator {
     AddOperational(paths, "/healthz", "Alive: 200 while the process runs.", "text/plain");
     AddOperational(paths, "/readyz", "Ready: 200 when every upstream service is serving.",
                    "text/plain");
-    AddOperational(paths, "/metrics", "Prometheus metrics (text exposition format).",
-                   "text/plain");
+    AddOperational(paths, "/metrics", "Prometheus metrics (text exposition format).", "text/plain");
     AddOperational(paths, "/v1/openapi.json", "This document.", "application/json");
   }
 
@@ -110,7 +110,8 @@ class Generator {
     op["security"] = Json::Array();
     Json& ok = op["responses"]["200"];
     ok["description"] = Json::String("OK");
-    ok["content"][type]["schema"]["type"] = Json::String(absl::StrContains(type, "json") ? "object" : "string");
+    ok["content"][type]["schema"]["type"] =
+        Json::String(absl::StrContains(type, "json") ? "object" : "string");
   }
 
   void AddParameters(const Route& route, Json* op) {
@@ -139,7 +140,8 @@ class Generator {
       const FieldDescriptor* f = d->field(i);
       if (depth == 0 && bound.count(f) > 0) continue;
       if (f->is_map()) continue;
-      std::string name = prefix.empty() ? f->json_name() : absl::StrCat(prefix, ".", f->json_name());
+      std::string name =
+          prefix.empty() ? f->json_name() : absl::StrCat(prefix, ".", f->json_name());
       if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
         const std::string& t = f->message_type()->full_name();
         bool text_form = t == "google.protobuf.Timestamp" || t == "google.protobuf.Duration" ||
@@ -187,14 +189,14 @@ class Generator {
       r["headers"]["Location"]["schema"]["type"] = Json::String("string");
     } else {
       Json& r = responses["200"];
-      r["description"] = Json::String(route.server_streaming
-                                          ? "A stream (Server-Sent Events, one JSON message each)"
-                                          : "OK");
+      r["description"] = Json::String(
+          route.server_streaming ? "A stream (Server-Sent Events, one JSON message each)" : "OK");
       Json schema;
       if (route.response_is_http_body) {
         r["content"]["*/*"]["schema"] = BinarySchema();
       } else {
-        schema = route.response_body != nullptr ? FieldSchema(route.response_body, false) : Ref(out);
+        schema =
+            route.response_body != nullptr ? FieldSchema(route.response_body, false) : Ref(out);
         r["content"][route.server_streaming ? "text/event-stream" : "application/json"]["schema"] =
             std::move(schema);
       }
@@ -273,8 +275,8 @@ class Generator {
       case FieldDescriptor::TYPE_UINT64:
       case FieldDescriptor::TYPE_FIXED64:
         j["type"] = Json::String("string");
-        j["format"] = Json::String(f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64 ? "uint64"
-                                                                                     : "int64");
+        j["format"] =
+            Json::String(f->cpp_type() == FieldDescriptor::CPPTYPE_UINT64 ? "uint64" : "int64");
         break;
       case FieldDescriptor::TYPE_DOUBLE:
         j["type"] = Json::String("number");
@@ -295,7 +297,8 @@ class Generator {
         if (std::find(enums_.begin(), enums_.end(), f->enum_type()) == enums_.end()) {
           enums_.push_back(f->enum_type());
         }
-        j["$ref"] = Json::String(absl::StrCat("#/components/schemas/", f->enum_type()->full_name()));
+        j["$ref"] =
+            Json::String(absl::StrCat("#/components/schemas/", f->enum_type()->full_name()));
         break;
       case FieldDescriptor::TYPE_MESSAGE:
       case FieldDescriptor::TYPE_GROUP:

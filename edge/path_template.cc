@@ -118,8 +118,8 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
     for (absl::string_view s : absl::StrSplit(sub, '/')) {
       if (auto st = AddPlainSegment(s, text, &t); !st.ok()) return st;
     }
-    v.end = t.segments.back().kind == Kind::kDoubleWildcard ? -1
-                                                            : static_cast<int>(t.segments.size());
+    v.end =
+        t.segments.back().kind == Kind::kDoubleWildcard ? -1 : static_cast<int>(t.segments.size());
     t.variables.push_back(std::move(v));
   }
   for (size_t i = 0; i + 1 < t.segments.size(); ++i) {
@@ -140,9 +140,7 @@ std::string PathTemplate::OpenApiPath() const {
       continue;
     }
     const Segment& s = segments[i++];
-    parts.push_back(s.kind == Kind::kLiteral ? s.literal
-                    : s.kind == Kind::kWildcard ? "*"
-                                                : "**");
+    parts.push_back(s.kind == Kind::kLiteral ? s.literal : s.kind == Kind::kWildcard ? "*" : "**");
   }
   std::string out = absl::StrCat("/", absl::StrJoin(parts, "/"));
   if (!verb.empty()) absl::StrAppend(&out, ":", verb);

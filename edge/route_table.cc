@@ -32,8 +32,8 @@ absl::StatusOr<FieldPath> ResolvePath(const Descriptor* message,
     }
     const FieldDescriptor* f = current->FindFieldByName(names[i]);
     if (f == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat("no field \"", absl::StrJoin(names, "."),
-                                                     "\" in ", message->full_name()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("no field \"", absl::StrJoin(names, "."), "\" in ", message->full_name()));
     }
     if (f->is_repeated() && i + 1 < names.size()) {
       return absl::InvalidArgumentError(
@@ -79,18 +79,30 @@ absl::StatusOr<Binding> BindingOf(const MethodDescriptor* m, const google::api::
   switch (rule.pattern_case()) {
     case google::api::HttpRule::kGet:
       b.method = "GET";
-      b.path = rule.get(); break;
-    case google::api::HttpRule::kPut: b.method = "PUT";
-      b.path = rule.put(); break;
-    case google::api::HttpRule::kPost: b.method = "POST";
-      b.path = rule.post(); break;
-    case google::api::HttpRule::kDelete: b.method = "DELETE";
-      b.path = rule.delete_(); break;
-    case google::api::HttpRule::kPatch: b.method = "PATCH";
-      b.path = rule.patch(); break;
-    case google::api::HttpRule::kCustom: b.method = rule.custom().kind();
-      b.path = rule.custom().path(); break;
-    default: return Bad(m, "google.api.http rule without a pattern");
+      b.path = rule.get();
+      break;
+    case google::api::HttpRule::kPut:
+      b.method = "PUT";
+      b.path = rule.put();
+      break;
+    case google::api::HttpRule::kPost:
+      b.method = "POST";
+      b.path = rule.post();
+      break;
+    case google::api::HttpRule::kDelete:
+      b.method = "DELETE";
+      b.path = rule.delete_();
+      break;
+    case google::api::HttpRule::kPatch:
+      b.method = "PATCH";
+      b.path = rule.patch();
+      break;
+    case google::api::HttpRule::kCustom:
+      b.method = rule.custom().kind();
+      b.path = rule.custom().path();
+      break;
+    default:
+      return Bad(m, "google.api.http rule without a pattern");
   }
   b.body = rule.body();
   b.response_body = rule.response_body();
@@ -122,7 +134,8 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
       for (int i = 0; i < service->method_count(); ++i) {
         const MethodDescriptor* m = service->method(i);
         if (!m->options().HasExtension(google::api::http)) continue;
-        if (m->client_streaming()) return Bad(m, "client-streaming RPCs cannot be served over HTTP");
+        if (m->client_streaming())
+          return Bad(m, "client-streaming RPCs cannot be served over HTTP");
         const google::api::HttpRule& rule = m->options().GetExtension(google::api::http);
         std::vector<const google::api::HttpRule*> rules = {&rule};
         for (const google::api::HttpRule& extra : rule.additional_bindings()) {
@@ -177,7 +190,8 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
           if (!binding->response_body.empty()) {
             route->response_body = out->FindFieldByName(binding->response_body);
             if (route->response_body == nullptr) {
-              return Bad(m, absl::StrCat("no response_body field \"", binding->response_body, "\""));
+              return Bad(m,
+                         absl::StrCat("no response_body field \"", binding->response_body, "\""));
             }
             route->response_is_http_body = !route->response_body->is_repeated() &&
                                            IsHttpBody(route->response_body->message_type());

@@ -73,8 +73,8 @@ absl::Status Router::Add(absl::string_view method, PathTemplate path_template, i
   std::vector<Entry>& entries = node->leaves[path_template.verb];
   for (const Entry& e : entries) {
     if (e.method == method) {
-      return absl::AlreadyExistsError(absl::StrCat(method, " ", path_template.text,
-                                                   " conflicts with ", e.path_template->text));
+      return absl::AlreadyExistsError(
+          absl::StrCat(method, " ", path_template.text, " conflicts with ", e.path_template->text));
     }
   }
   entries.push_back(

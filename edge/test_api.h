@@ -16,8 +16,8 @@ struct TestApi {
 
   static TestApi Load() {
     TestApi t;
-    absl::StatusOr<std::unique_ptr<ApiDescriptors>> api =
-        ApiDescriptors::CreateWithFiles(kurt::proto::DescriptorSet(), {KURT_TESTING_DESCRIPTOR_SET});
+    absl::StatusOr<std::unique_ptr<ApiDescriptors>> api = ApiDescriptors::CreateWithFiles(
+        kurt::proto::DescriptorSet(), {KURT_TESTING_DESCRIPTOR_SET});
     EXPECT_TRUE(api.ok()) << api.status();
     if (!api.ok()) return t;
     t.api = *std::move(api);

@@ -8,9 +8,9 @@
 #include "absl/strings/str_split.h"
 #include "edge/field_encoding.h"
 #include "edge/json_printer.h"
-#include "google/protobuf/arena.h"
 #include "edge/route_table.h"
 #include "edge/router.h"
+#include "google/protobuf/arena.h"
 #include "google/rpc/status.pb.h"
 
 namespace kurt::edge {
@@ -55,11 +55,21 @@ void AppendJsonEscaped(absl::string_view text, std::string* out) {
   static constexpr char kHex[] = "0123456789abcdef";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           out->append("\\u00");
@@ -107,12 +117,12 @@ absl::StatusOr<std::string> Transcoder::BodyJsonToBinary(const Route& route,
     type_url = &field_type_url;
   }
   util::Status s = util::JsonToBinaryString(api_->resolver(), *type_url,
-                                            google::protobuf::StringPiece(body.data(), body.size()), &binary,
-                                            parse_options_);
+                                            google::protobuf::StringPiece(body.data(), body.size()),
+                                            &binary, parse_options_);
   if (!s.ok()) {
-    std::string where =
-        route.body == Route::Body::kField ? absl::StrCat(" (field ", route.body_field->name(), ")")
-                                          : "";
+    std::string where = route.body == Route::Body::kField
+                            ? absl::StrCat(" (field ", route.body_field->name(), ")")
+                            : "";
     return absl::InvalidArgumentError(
         absl::StrCat("invalid JSON body", where, ": ", std::string(s.message())));
   }
@@ -173,10 +183,11 @@ absl::Status Transcoder::AppendQuery(const Route& route, absl::string_view query
       }
     }
     if (path.back()->is_repeated() && path.back()->type() == FieldDescriptor::TYPE_MESSAGE &&
-        !path.back()->is_map() && path.back()->message_type()->full_name().rfind("google.protobuf.", 0) != 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(what, ": repeated message field ", path.back()->name(),
-                       " cannot be set from a query; use a body"));
+        !path.back()->is_map() &&
+        path.back()->message_type()->full_name().rfind("google.protobuf.", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat(what, ": repeated message field ",
+                                                     path.back()->name(),
+                                                     " cannot be set from a query; use a body"));
     }
     if (absl::Status s = AppendFieldFromText(path, value, what, out); !s.ok()) return s;
   }
@@ -202,8 +213,7 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
       break;
     case Route::Body::kField:
       if (route.body_is_http_body) {
-        AppendLengthDelimited(route.body_field->number(), EncodeHttpBody(content_type, body),
-                              &out);
+        AppendLengthDelimited(route.body_field->number(), EncodeHttpBody(content_type, body), &out);
       } else {
         absl::StatusOr<std::string> b = BodyJsonToBinary(route, body);
         if (!b.ok()) return b.status();
@@ -229,7 +239,8 @@ const google::protobuf::Descriptor* Transcoder::FindType(absl::string_view type_
   absl::string_view name = type_url.substr(type_url.rfind('/') + 1);
   std::string full(name);
   const Descriptor* d = api_->pool().FindMessageTypeByName(full);
-  if (d == nullptr) d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full);
+  if (d == nullptr)
+    d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full);
   return d;
 }
 
@@ -295,8 +306,8 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
   // out of {"<jsonName>":<value>}.
   std::string only = KeepOnlyField(message, f->number());
   std::string json;
-  util::Status s = util::BinaryToJsonString(api_->resolver(), route.response_type_url, only,
-                                            &json, print_all_options_);
+  util::Status s = util::BinaryToJsonString(api_->resolver(), route.response_type_url, only, &json,
+                                            print_all_options_);
   if (!s.ok()) {
     return absl::InternalError(
         absl::StrCat("cannot render the response as JSON: ", std::string(s.message())));

@@ -11,10 +11,10 @@
 #pragma once
 
 #include <string>
-#include "absl/strings/string_view.h"
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "edge/api_descriptors.h"
 #include "edge/route.h"
 #include "google/protobuf/util/json_util.h"
@@ -32,7 +32,8 @@ class Transcoder {
 
   // The serialized request message. INVALID_ARGUMENT (naming the parameter or field) when a
   // value does not fit its field, a name is unknown, or the JSON is malformed.
-  absl::StatusOr<std::string> Request(const Route& route, const std::vector<std::string>& path_values,
+  absl::StatusOr<std::string> Request(const Route& route,
+                                      const std::vector<std::string>& path_values,
                                       absl::string_view query, absl::string_view body,
                                       absl::string_view content_type) const;
 

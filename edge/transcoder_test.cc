@@ -90,9 +90,9 @@ TEST_F(TranscoderTest, QueryErrorsNameTheParameter) {
 }
 
 TEST_F(TranscoderTest, BodyStar) {
-  absl::StatusOr<Thing> t = RequestThing(
-      "POST", "/v1/things", "",
-      R"({"id":"a","display_name":"snake","big":"123","ubig":"5","color":"RED",
+  absl::StatusOr<Thing> t =
+      RequestThing("POST", "/v1/things", "",
+                   R"({"id":"a","display_name":"snake","big":"123","ubig":"5","color":"RED",
           "when":"2024-01-01T00:00:00Z","maybeFlag":false,"labels":{"k":"v"},
           "extra":{"x":[1,"y"]},"choiceNumber":4})");
   ASSERT_TRUE(t.ok()) << t.status();
@@ -167,9 +167,8 @@ TEST_F(TranscoderTest, ResponsesAsJson) {
   absl::StatusOr<HttpPayload> p = transcoder_->Response(get, t.SerializeAsString());
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->content_type, "application/json");
-  EXPECT_EQ(p->body,
-            R"({"id":"x","big":"1234567890123","color":"RED","inner":{"name":"in"},)"
-            R"("when":"2024-01-01T00:00:00Z","title":"d"})");
+  EXPECT_EQ(p->body, R"({"id":"x","big":"1234567890123","color":"RED","inner":{"name":"in"},)"
+                     R"("when":"2024-01-01T00:00:00Z","title":"d"})");
 
   const Route& inner = api_.Find("GET", "/v1/things/x/inner", nullptr);
   p = transcoder_->Response(inner, t.SerializeAsString());

@@ -34,7 +34,7 @@ bool IsIpLiteralAddress(absl::string_view address, bool* v6) {
 
 // Kurt's services and their gRPC ports (docs/development.md).
 constexpr std::pair<absl::string_view, int> kDefaultPorts[] = {
-    {"kurt.links.", 7101},   {"kurt.accounts.", 7102}, {"kurt.analytics.", 7103},
+    {"kurt.links.", 7101},   {"kurt.accounts.", 7102},      {"kurt.analytics.", 7103},
     {"kurt.reports.", 7104}, {"kurt.notifications.", 7106},
 };
 

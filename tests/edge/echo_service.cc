@@ -28,8 +28,7 @@ Status EchoServiceImpl::CreateThing(ServerContext*, const Thing* req, Thing* res
   return Status::OK;
 }
 
-Status EchoServiceImpl::UpdateThing(ServerContext*, const v1::UpdateThingRequest* req,
-                                    Thing* res) {
+Status EchoServiceImpl::UpdateThing(ServerContext*, const v1::UpdateThingRequest* req, Thing* res) {
   *res = req->thing();
   *res->mutable_mask() = req->update_mask();
   return Status::OK;
@@ -46,8 +45,7 @@ Status EchoServiceImpl::GetFile(ServerContext*, const v1::GetFileRequest* req,
   return Status::OK;
 }
 
-Status EchoServiceImpl::CancelThing(ServerContext*, const v1::CancelThingRequest* req,
-                                    Thing* res) {
+Status EchoServiceImpl::CancelThing(ServerContext*, const v1::CancelThingRequest* req, Thing* res) {
   res->set_id(req->id());
   res->set_display_name(absl::StrCat("cancelled: ", req->reason()));
   return Status::OK;
@@ -91,7 +89,8 @@ Status EchoServiceImpl::Watch(ServerContext* ctx, const v1::WatchRequest* req,
                               grpc::ServerWriter<v1::WatchEvent>* writer) {
   std::string resumed;
   auto it = ctx->client_metadata().find("last-event-id");
-  if (it != ctx->client_metadata().end()) resumed = std::string(it->second.data(), it->second.size());
+  if (it != ctx->client_metadata().end())
+    resumed = std::string(it->second.data(), it->second.size());
   int count = req->count() < 0 ? 1000000 : req->count();
   auto interval = std::chrono::milliseconds(req->interval().seconds() * 1000 +
                                             req->interval().nanos() / 1000000);

@@ -53,8 +53,8 @@ TEST_F(EdgeTest, GrpcStatusesMapToHttpWithDetails) {
   struct Case {
     int grpc;
     unsigned http;
-  } cases[] = {{3, 400}, {5, 404}, {6, 409}, {7, 403}, {16, 401}, {8, 429}, {9, 400},
-               {10, 409}, {12, 501}, {13, 500}, {14, 503}, {4, 504}, {15, 500}, {2, 500}};
+  } cases[] = {{3, 400},  {5, 404},  {6, 409},  {7, 403},  {16, 401}, {8, 429},  {9, 400},
+               {10, 409}, {12, 501}, {13, 500}, {14, 503}, {4, 504},  {15, 500}, {2, 500}};
   for (const Case& c : cases) {
     Reply r = Post("/v1/fail", absl::StrCat(R"({"code":)", c.grpc, R"(,"message":"m"})"));
     EXPECT_EQ(r.status, c.http) << c.grpc;
@@ -62,10 +62,9 @@ TEST_F(EdgeTest, GrpcStatusesMapToHttpWithDetails) {
   }
   Reply r = Post("/v1/fail", R"({"code":3,"message":"bad url","badField":"target_url"})");
   EXPECT_EQ(r.status, 400u);
-  EXPECT_EQ(r.body,
-            R"({"code":3,"message":"bad url","details":[{"@type":)"
-            R"("type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":)"
-            R"("target_url","description":"is wrong"}]}]})");
+  EXPECT_EQ(r.body, R"({"code":3,"message":"bad url","details":[{"@type":)"
+                    R"("type.googleapis.com/google.rpc.BadRequest","fieldViolations":[{"field":)"
+                    R"("target_url","description":"is wrong"}]}]})");
 }
 
 TEST_F(EdgeTest, OversizedBodyIs413) {

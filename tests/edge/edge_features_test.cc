@@ -5,19 +5,21 @@ namespace kurt::edge::testing {
 namespace {
 
 TEST_F(EdgeTest, AllowListedHeadersBecomeMetadata) {
-  Reply r = Get("/v1/headers", {{"Authorization", "Bearer k1"},
-                                {"X-Request-Id", "req-123"},
-                                {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-                                {"User-Agent", "Agent/1.0"},
-                                {"Referer", "https://ref.example/"},
-                                {"X-Kurt-Account-Id", "forged"},
-                                {"X-Forwarded-For", "203.0.113.9"},
-                                {"Cookie", "secret=1"}});
+  Reply r = Get("/v1/headers",
+                {{"Authorization", "Bearer k1"},
+                 {"X-Request-Id", "req-123"},
+                 {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+                 {"User-Agent", "Agent/1.0"},
+                 {"Referer", "https://ref.example/"},
+                 {"X-Kurt-Account-Id", "forged"},
+                 {"X-Forwarded-For", "203.0.113.9"},
+                 {"Cookie", "secret=1"}});
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.Header("x-request-id"), "req-123");
   EXPECT_CONTAINS(r.body, R"("authorization":"Bearer k1")");
   EXPECT_CONTAINS(r.body, R"("x-request-id":"req-123")");
-  EXPECT_CONTAINS(r.body, R"("traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")");
+  EXPECT_CONTAINS(r.body,
+                  R"("traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")");
   EXPECT_CONTAINS(r.body, R"("x-kurt-user-agent":"Agent/1.0")");
   EXPECT_CONTAINS(r.body, R"("x-kurt-referer":"https://ref.example/")");
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"127.0.0.1")");  // X-Forwarded-For not trusted
@@ -83,11 +85,13 @@ TEST_F(EdgeTest, CorsHeadersOnResponses) {
   EXPECT_EQ(r.Header("access-control-allow-origin"), "http://localhost:5173");
   EXPECT_CONTAINS(r.Header("access-control-expose-headers"), "x-request-id");
   // On errors and cached redirects too.
-  EXPECT_EQ(Get("/v2/x", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
-            "http://localhost:5173");
+  EXPECT_EQ(
+      Get("/v2/x", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
+      "http://localhost:5173");
   Get("/t/cors");
-  EXPECT_EQ(Get("/t/cors", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
-            "http://localhost:5173");
+  EXPECT_EQ(
+      Get("/t/cors", {{"Origin", "http://localhost:5173"}}).Header("access-control-allow-origin"),
+      "http://localhost:5173");
 }
 
 TEST_F(EdgeTest, PlainOptionsListsMethods) {

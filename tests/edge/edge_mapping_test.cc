@@ -5,11 +5,11 @@ namespace kurt::edge::testing {
 namespace {
 
 TEST_F(EdgeTest, PathVariableAndQueryIntoNestedRepeatedAndWellKnownFields) {
-  Reply r = Get(
-      "/v1/things/t%201?count=3&big=-9000000000000000000&ubig=18446744073709551615"
-      "&inner.name=n&inner.values=1&inner.values=2&tags=a&tags=b&colors=RED&colors=2"
-      "&inner.child.color=GREEN&when=2024-01-01T00:00:00Z&ttl=2.5s&mask=title,inner.name"
-      "&maybeBig=5&maybe_name=x&title=T&flag=true&blob=aGk%3D&score=0.5&ratio=-1e3");
+  Reply r =
+      Get("/v1/things/t%201?count=3&big=-9000000000000000000&ubig=18446744073709551615"
+          "&inner.name=n&inner.values=1&inner.values=2&tags=a&tags=b&colors=RED&colors=2"
+          "&inner.child.color=GREEN&when=2024-01-01T00:00:00Z&ttl=2.5s&mask=title,inner.name"
+          "&maybeBig=5&maybe_name=x&title=T&flag=true&blob=aGk%3D&score=0.5&ratio=-1e3");
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.Header("content-type"), "application/json");
   EXPECT_EQ(r.body,
@@ -38,10 +38,10 @@ TEST_F(EdgeTest, LiteralSegmentsWinOverVariables) {
 }
 
 TEST_F(EdgeTest, BodyStarInBothSpellings) {
-  Reply r = Post("/v1/things",
-                 R"({"id":"a","display_name":"snake","big":"123","color":"RED",)"
-                 R"("when":"2024-01-01T00:00:00.5Z","maybeFlag":false,"labels":{"k":"v"},)"
-                 R"("extra":{"x":[1,"y",null]},"choiceNumber":4,"inners":[{"name":"i"}]})");
+  Reply r =
+      Post("/v1/things", R"({"id":"a","display_name":"snake","big":"123","color":"RED",)"
+                         R"("when":"2024-01-01T00:00:00.5Z","maybeFlag":false,"labels":{"k":"v"},)"
+                         R"("extra":{"x":[1,"y",null]},"choiceNumber":4,"inners":[{"name":"i"}]})");
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.Header("cache-control"), "no-store");
   EXPECT_EQ(r.body,
@@ -90,7 +90,8 @@ TEST_F(EdgeTest, HttpBodyIn) {
   std::string data("\x89PNG\r\n\0raw", 10);
   Reply r = Fetch(port(), "POST", "/v1/uploads/pic", {{"Content-Type", "image/png"}}, data);
   ASSERT_EQ(r.status, 200u) << r.body;
-  EXPECT_EQ(r.body, R"({"name":"pic","contentType":"image/png","size":"10","data":"iVBORw0KAHJhdw=="})");
+  EXPECT_EQ(r.body,
+            R"({"name":"pic","contentType":"image/png","size":"10","data":"iVBORw0KAHJhdw=="})");
 }
 
 TEST_F(EdgeTest, HttpBodyOut) {
@@ -124,9 +125,10 @@ TEST_F(EdgeTest, ServerStreamAsServerSentEvents) {
 TEST_F(EdgeTest, ServerStreamErrorAfterEventsIsAnErrorEvent) {
   Reply r = Get("/v1/events:watch?count=1&failCode=14");
   ASSERT_EQ(r.status, 200u) << r.error;
-  EXPECT_EQ(r.body,
-            "id: e1\ndata: {\"eventId\":\"e1\",\"seq\":\"1\"}\n\n"
-            "event: error\ndata: {\"code\":14,\"message\":\"the watch failed\",\"details\":[]}\n\n");
+  EXPECT_EQ(
+      r.body,
+      "id: e1\ndata: {\"eventId\":\"e1\",\"seq\":\"1\"}\n\n"
+      "event: error\ndata: {\"code\":14,\"message\":\"the watch failed\",\"details\":[]}\n\n");
 }
 
 TEST_F(EdgeTest, ServerStreamErrorBeforeEventsIsAnHttpError) {
