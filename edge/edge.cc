@@ -285,14 +285,14 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
   }
   call->request = ToByteBuffer(std::move(request));
   upstream_calls_.fetch_add(1);
-  stub->UnaryCall(&*call->context, call->route->grpc_method, grpc::StubOptions(), &call->request,
-                  &call->response, [this, call](grpc::Status status) {
-                    net::post(call->exchange->executor(),
-                              [this, call, status] { FinishUnary(call, status); });
-                    // After the post: once the count is zero, no gRPC thread touches an
-                    // io_context any more (see WaitIdle).
-                    upstream_calls_.fetch_sub(1);
-                  });
+  upstreams_->AsyncUnary(stub, &*call->context, call->route->grpc_method, call->request,
+                         &call->response, [this, call](const grpc::Status& status) {
+                           net::post(call->exchange->executor(),
+                                     [this, call, status] { FinishUnary(call, status); });
+                           // After the post: once the count is zero, no gRPC thread touches an
+                           // io_context any more (see WaitIdle).
+                           upstream_calls_.fetch_sub(1);
+                         });
 }
 
 void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {

@@ -98,6 +98,17 @@ std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view 
   return "";
 }
 
+namespace {
+
+// One unary call waiting on a completion queue.
+struct UnaryTag {
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+  grpc::Status status;
+  std::function<void(const grpc::Status&)> done;
+};
+
+}  // namespace
+
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
                      const UpstreamOptions& options)
     : targets_(targets) {
@@ -122,9 +133,38 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
     }
     upstreams_.emplace(service, std::move(upstream));
   }
+  for (int i = 0; i < std::max(1, options.completion_threads); ++i) {
+    queues_.push_back(std::make_unique<grpc::CompletionQueue>());
+    grpc::CompletionQueue* queue = queues_.back().get();
+    threads_.emplace_back([queue] {
+      void* tag;
+      bool ok;
+      while (queue->Next(&tag, &ok)) {
+        // Finish always completes with ok == true; the call's outcome is in the status.
+        std::unique_ptr<UnaryTag> call(static_cast<UnaryTag*>(tag));
+        call->done(call->status);
+      }
+    });
+  }
 }
 
-Upstreams::~Upstreams() = default;
+Upstreams::~Upstreams() {
+  for (auto& q : queues_) q->Shutdown();
+  for (std::thread& t : threads_) t.join();
+}
+
+void Upstreams::AsyncUnary(grpc::GenericStub* stub, grpc::ClientContext* context,
+                           const std::string& method, const grpc::ByteBuffer& request,
+                           grpc::ByteBuffer* response,
+                           std::function<void(const grpc::Status&)> done) {
+  grpc::CompletionQueue* queue =
+      queues_[next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_.size()].get();
+  auto* tag = new UnaryTag();
+  tag->done = std::move(done);
+  tag->reader = stub->PrepareUnaryCall(context, method, request, queue);
+  tag->reader->StartCall();
+  tag->reader->Finish(response, &tag->status, tag);
+}
 
 grpc::GenericStub* Upstreams::Stub(absl::string_view service) {
   auto it = upstreams_.find(service);

@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -35,6 +36,8 @@ std::string ChannelTarget(absl::string_view addresses);
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host);
 
 struct UpstreamOptions {
+  // Threads that wait on completion queues for unary calls.
+  int completion_threads = 1;
   // Connections per service (each its own HTTP/2 connection per address).
   int channels_per_service = 1;
   // How long a connection attempt may take before the channel reports failure.
@@ -52,6 +55,14 @@ class Upstreams {
   grpc::GenericStub* Stub(absl::string_view service);
   bool Has(absl::string_view service) const { return upstreams_.contains(service); }
 
+  // Starts a unary call; `done` runs on one of the completion threads. `context`, `request`,
+  // `response` and `method` must live until then. Unary calls go through completion queues, not
+  // the callback API: the thread waiting on a queue also polls the connection, so a response is
+  // handled where it is read, without one more wake-up of another gRPC thread per call.
+  void AsyncUnary(grpc::GenericStub* stub, grpc::ClientContext* context, const std::string& method,
+                  const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
+                  std::function<void(const grpc::Status&)> done);
+
   // Calls grpc.health.v1.Health/Check("") on every upstream; `done` gets "" when all are
   // SERVING, else what is wrong with which. Runs on gRPC's threads.
   void CheckHealth(absl::Duration timeout, std::function<void(std::string problems)> done);
@@ -65,6 +76,9 @@ class Upstreams {
   };
   std::map<std::string, std::string> targets_;
   absl::flat_hash_map<std::string, std::unique_ptr<Upstream>> upstreams_;
+  std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
+  std::vector<std::thread> threads_;
+  std::atomic<unsigned> next_queue_{0};
 };
 
 // Serializes raw bytes into a ByteBuffer and back.
