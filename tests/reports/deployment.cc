@@ -49,7 +49,13 @@ Service& Deployment::Start(const std::string& name, const std::string& binary,
   s.grpc_port = FreePort();
   s.http_port = FreePort();
   std::vector<std::string> args = CommonFlags(s);
-  args.insert(args.end(), extra.begin(), extra.end());
+  for (std::string a : extra) {
+    // "{http_port}" stands for the port chosen here (binaries whose HTTP port has its own flag).
+    if (size_t at = a.find("{http_port}"); at != std::string::npos) {
+      a.replace(at, 11, std::to_string(s.http_port));
+    }
+    args.push_back(std::move(a));
+  }
   s.process = std::make_unique<ChildProcess>(BinaryPath(binary), args,
                                              absl::StrCat(dir_, "/", name, ".log"));
   absl::Status started = s.process->Start();

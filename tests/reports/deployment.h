@@ -27,8 +27,9 @@ class Deployment {
   Deployment();
   ~Deployment();
 
-  // Starts a binary with the common flags (database, brokers, ports, topics) plus `extra`;
-  // waits until it is ready. `name` is its key here and its log file's name.
+  // Starts a binary with the common flags (database, brokers, ports, topics) plus `extra`
+  // (where "{http_port}" stands for the HTTP port chosen for it); waits until it is ready.
+  // `name` is its key here and its log file's name.
   Service& Start(const std::string& name, const std::string& binary,
                  const std::vector<std::string>& extra = {});
   Service& StartReports(const std::vector<std::string>& extra = {});

@@ -200,8 +200,11 @@ std::string ExpectedCsv(const std::string& url, const std::string& account, absl
           pqxx::nontransaction tx(c);
           tx.exec("SET TimeZone = 'UTC'");
           pqxx::result r = tx.exec_params(
-              "SELECT string_agg(concat_ws(',', c.code, c.click_time::text, c.referrer, "
-              "c.user_agent, c.client_hash, c.event_id), E'\\n' "
+              // COPY's CSV quotes empty strings (an unquoted empty field is NULL).
+              "SELECT string_agg(concat_ws(',', c.code, c.click_time::text, "
+              "CASE c.referrer WHEN '' THEN '\"\"' ELSE c.referrer END, "
+              "CASE c.user_agent WHEN '' THEN '\"\"' ELSE c.user_agent END, "
+              "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
               "ORDER BY c.code, c.click_time, c.event_id) "
               "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
               "c.click_time >= to_timestamp($2::double precision) AND "

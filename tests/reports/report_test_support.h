@@ -67,8 +67,8 @@ void SeedClicks(const std::string& url, const std::string& account,
                 absl::Duration spacing);
 
 // The CSV a CLICKS_CSV report of this account and range must hold (header included), computed
-// independently of the worker with string_agg on the primary; only for data needing no CSV
-// quoting (what SeedClicks writes).
+// independently of the worker with string_agg on the primary; only for data whose CSV quoting
+// is at most that of empty strings (what SeedClicks and the analytics service write).
 std::string ExpectedCsv(const std::string& url, const std::string& account, absl::Time start,
                         absl::Time end);
 
