@@ -58,7 +58,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Send(HttpResponse response) {
     response_ = std::make_unique<HttpResponse>(std::move(response));
-    response_->prepare_payload();
+    if (!response_->has_content_length()) response_->prepare_payload();
     stream_.expires_after(ToChrono(server_->options_.write_timeout));
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
@@ -332,6 +332,12 @@ void Exchange::Respond(HttpResponse response) {
   if (responded_) return;
   responded_ = true;
   response.keep_alive(response.keep_alive() && request_.keep_alive() && !connection_->stopping());
+  if (request_.method() == boost::beast::http::verb::head) {
+    // The length a GET would have, and no body.
+    size_t length = response.body().size();
+    response.body().clear();
+    response.content_length(length);
+  }
   connection_->Send(std::move(response));
 }
 

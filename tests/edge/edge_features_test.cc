@@ -118,6 +118,14 @@ TEST_F(EdgeTest, EtagAndNotModified) {
 
 TEST_F(EdgeTest, HealthzAndReadyz) {
   EXPECT_EQ(Get("/healthz").status, 200u);
+  {
+    // HEAD: the GET's headers (Content-Length 3) without its body.
+    HttpConnection c(port());
+    ASSERT_TRUE(c.Send("HEAD /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    std::string raw = c.ReadToEnd();
+    EXPECT_CONTAINS(raw, "Content-Length: 3\r\n");
+    EXPECT_EQ(raw.substr(raw.size() - 4), "\r\n\r\n");
+  }
   // The fixture's DownService has no server: not ready, and it says which.
   Reply r = Get("/readyz");
   EXPECT_EQ(r.status, 503u);
