@@ -24,6 +24,7 @@ ABSL_FLAG(std::vector<std::string>, upstream, {},
 ABSL_FLAG(std::string, upstream_host, "127.0.0.1",
           "Host of Kurt's services when --upstream does not name them");
 ABSL_FLAG(int, upstream_channels, 1, "Connections (channels) per upstream service");
+ABSL_FLAG(int, upstream_threads, 1, "Threads completing unary upstream calls");
 ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(1),
           "How long connecting to an upstream may take before calls fail with 503");
 ABSL_FLAG(std::vector<std::string>, extra_descriptor_sets, {},
@@ -123,6 +124,7 @@ int main(int argc, char** argv) {
     config.routes.route_timeouts[kv.first] = d;
   }
   config.upstream.channels_per_service = absl::GetFlag(FLAGS_upstream_channels);
+  config.upstream.completion_threads = absl::GetFlag(FLAGS_upstream_threads);
   config.upstream.connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
   config.upstreams = absl::GetFlag(FLAGS_upstream);
   config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
