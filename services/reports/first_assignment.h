@@ -38,7 +38,7 @@ class FirstAssignment {
   // Stops `consumer` (whose Run is on `thread`) and closes it, or leaves it unclosed when it
   // never got an assignment within `wait` (see above).
   void StopAndClose(std::unique_ptr<kafka::KafkaConsumer>* consumer, std::thread* thread,
-                    absl::Duration wait = absl::Seconds(20)) {
+                    absl::Duration wait = absl::Seconds(5)) {
     bool ok = Wait(wait);
     (*consumer)->Stop();
     if (thread->joinable()) thread->join();
