@@ -2,6 +2,8 @@
 
 #include <signal.h>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
@@ -30,6 +32,8 @@ Deployment::~Deployment() {
   if (::testing::Test::HasFailure()) {
     std::fprintf(stderr, "---- logs of the processes under test (%s) ----\n%s\n", dir_.c_str(),
                  Logs().c_str());
+  } else {
+    std::filesystem::remove_all(dir_);  // kept for a look when the test failed
   }
 }
 
