@@ -74,6 +74,11 @@ void Edge::WaitIdle(absl::Duration max) {
   }
 }
 
+void Edge::CancelStreams() {
+  std::lock_guard<std::mutex> lock(streams_mu_);
+  for (grpc::ClientContext* context : streams_) context->TryCancel();
+}
+
 bool Edge::OriginAllowed(absl::string_view origin) const {
   for (const std::string& o : options_.cors_origins) {
     if (o == "*" || o == origin) return true;

@@ -8,9 +8,11 @@
 
 #include <atomic>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "edge/api_descriptors.h"
 #include "edge/auth.h"
@@ -58,6 +60,8 @@ class Edge : public HttpHandler {
   void SetDraining() { draining_ = true; }
   // Waits (up to `max`) until no upstream call is in flight.
   void WaitIdle(absl::Duration max);
+  // Cancels the server streams in flight (shutdown: they have no deadline of their own).
+  void CancelStreams();
 
   ResponseCache& cache() { return cache_; }
   const std::string& openapi() const { return openapi_; }
@@ -112,6 +116,8 @@ class Edge : public HttpHandler {
   std::string cors_allow_headers_;
   std::string cors_max_age_;
   std::atomic<bool> draining_{false};
+  std::mutex streams_mu_;
+  absl::flat_hash_set<grpc::ClientContext*> streams_;  // guarded by streams_mu_
   std::atomic<int> upstream_calls_{0};
 };
 

@@ -66,7 +66,13 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   edge_->SetDraining();
+  // Streams have no deadline and would hold the grace period: end them (clients resume with
+  // Last-Event-ID elsewhere).
+  edge_->CancelStreams();
   http_->Stop(grace);
+  // The I/O threads have stopped but their io_contexts live until http_ goes: upstream
+  // completions may still post to them until WaitIdle returns.
+  edge_->CancelStreams();
   edge_->WaitIdle(absl::Seconds(5));
 }
 

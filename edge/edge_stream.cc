@@ -72,6 +72,10 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   }
   void OnDone(const grpc::Status& status) override {
     Edge* e = edge;
+    {
+      std::lock_guard<std::mutex> lock(e->streams_mu_);
+      e->streams_.erase(&*call->context);
+    }
     net::post(call->exchange->executor(), [s = std::move(self), status] { s->HandleDone(status); });
     e->upstream_calls_.fetch_sub(1);
   }
@@ -228,6 +232,10 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, std::string request) {
   }
   auto stream = std::make_shared<StreamCall>(this, call);
   upstream_calls_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(streams_mu_);
+    streams_.insert(&*call->context);
+  }
   stub->PrepareBidiStreamingCall(&*call->context, call->route->grpc_method, grpc::StubOptions(),
                                  stream.get());
   stream->Begin(std::move(request));

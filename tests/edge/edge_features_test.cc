@@ -142,6 +142,22 @@ TEST(EdgeReadyTest, ReadyWhenEveryUpstreamServes) {
   (*server)->Shutdown(absl::Seconds(1));
 }
 
+TEST(EdgeShutdownTest, ShutdownEndsOpenStreamsQuickly) {
+  TestUpstream upstream;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server =
+      EdgeServer::Start(TestConfig(upstream.port(), 0));
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpConnection c((*server)->port());
+  ASSERT_TRUE(c.Send("GET /v1/events:watch?count=-1&interval=0.05s HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  (*server)->Shutdown(absl::Seconds(10));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  std::string raw = c.ReadToEnd();
+  EXPECT_CONTAINS(raw, "id: e1");
+  EXPECT_CONTAINS(raw, "event: error");  // the stream says it ended; the client may resume
+}
+
 TEST_F(EdgeTest, MetricsAreExposed) {
   Get("/v1/things/m");
   Reply r = Get("/metrics");
