@@ -11,9 +11,11 @@
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
 #include "platform/config.h"
 #include "platform/log.h"
+#include "platform/redis.h"
 
 ABSL_FLAG(int, edge_port, 8080, "HTTP port of the public API (and /metrics, /healthz, /readyz)");
 ABSL_FLAG(int, io_threads, 0, "HTTP I/O threads (0: one per core)");
@@ -54,6 +56,21 @@ ABSL_FLAG(bool, dev_trust_account_header, false,
           "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
           "API keys exist); never in production");
 ABSL_FLAG(std::string, public_url, "", "The API's public base URL, for the OpenAPI document");
+ABSL_FLAG(std::string, accounts_address, "",
+          "host:port of kurt-accounts; when set, every non-public route needs "
+          "Authorization: Bearer <API key> (empty: no authentication, development only)");
+ABSL_FLAG(std::string, edge_secret, "",
+          "Shared secret sent upstream as x-kurt-edge-secret (services trust x-kurt-account-id "
+          "only with it)");
+ABSL_FLAG(double, rate_per_address, 50,
+          "Requests per second per client address (token bucket refill; 0: no limit); needs "
+          "--accounts_address");
+ABSL_FLAG(double, burst_per_address, 100, "Token bucket size per client address");
+ABSL_FLAG(double, rate_per_account, 20, "Requests per second per account (0: no limit)");
+ABSL_FLAG(double, burst_per_account, 40, "Token bucket size per account");
+ABSL_FLAG(int, rate_limit_threads, 2, "Threads that run the rate limits' Redis calls");
+ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(5),
+          "How long the edge remembers an API key's account (part of the revocation bound)");
 
 namespace {
 
@@ -131,8 +148,40 @@ int main(int argc, char** argv) {
   config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);
   config.dev_trust_account_header = absl::GetFlag(FLAGS_dev_trust_account_header);
 
+  std::unique_ptr<kurt::redis::RedisClient> redis;
+  std::unique_ptr<kurt::edge::RateLimiter> limiter;
+  std::unique_ptr<kurt::edge::KeyAuthenticator> authenticator;
+  std::unique_ptr<kurt::edge::Authorizer> authorizer;
+  if (!absl::GetFlag(FLAGS_accounts_address).empty()) {
+    kurt::edge::GrpcKeyAuthenticatorOptions auth_options;
+    auth_options.address = absl::GetFlag(FLAGS_accounts_address);
+    auth_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+    authenticator = kurt::edge::MakeGrpcKeyAuthenticator(auth_options);
+    kurt::edge::AccountsAuthorizerOptions authorizer_options;
+    authorizer_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+    authorizer_options.cache_ttl = absl::GetFlag(FLAGS_auth_cache_ttl);
+    authorizer_options.per_address = {absl::GetFlag(FLAGS_rate_per_address),
+                                      absl::GetFlag(FLAGS_burst_per_address)};
+    authorizer_options.per_account = {absl::GetFlag(FLAGS_rate_per_account),
+                                      absl::GetFlag(FLAGS_burst_per_account)};
+    if (authorizer_options.per_address.per_second > 0 ||
+        authorizer_options.per_account.per_second > 0) {
+      auto redis_options = kurt::redis::Options::FromUrl(absl::GetFlag(FLAGS_redis_url));
+      if (!redis_options.ok()) {
+        KURT_LOG(kError, "bad --redis_url", {"error", redis_options.status().ToString()});
+        return 2;
+      }
+      redis = std::make_unique<kurt::redis::RedisClient>(*redis_options);
+      limiter = std::make_unique<kurt::edge::RedisRateLimiter>(
+          redis.get(), absl::GetFlag(FLAGS_rate_limit_threads));
+      authorizer_options.limiter = limiter.get();
+    }
+    authorizer = std::make_unique<kurt::edge::AccountsAuthorizer>(authorizer_options,
+                                                                  authenticator.get());
+  }
+
   absl::StatusOr<std::unique_ptr<kurt::edge::EdgeServer>> server =
-      kurt::edge::EdgeServer::Start(std::move(config));
+      kurt::edge::EdgeServer::Start(std::move(config), authorizer.get());
   if (!server.ok()) {
     KURT_LOG(kError, "cannot start", {"error", server.status().ToString()});
     return 1;

@@ -1,0 +1,197 @@
+#include "edge/accounts_authorizer.h"
+
+#include <algorithm>
+#include <memory>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "kurt/accounts/v1/accounts.grpc.pb.h"
+#include "openssl/sha.h"
+
+namespace kurt::edge {
+namespace {
+
+std::string Digest(absl::string_view key) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
+  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+}
+
+class GrpcKeyAuthenticator : public KeyAuthenticator {
+ public:
+  explicit GrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options)
+      : options_(std::move(options)),
+        stub_(accounts::v1::AccountsService::NewStub(
+            grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials()))) {}
+
+  void Authenticate(const std::string& key,
+                    std::function<void(absl::StatusOr<std::string>)> done) override {
+    struct CallState {
+      grpc::ClientContext context;
+      accounts::v1::AuthenticateRequest request;
+      accounts::v1::AuthenticateResponse response;
+    };
+    auto state = std::make_shared<CallState>();
+    state->request.set_key(key);
+    state->context.set_deadline(std::chrono::system_clock::now() +
+                                absl::ToChronoMilliseconds(options_.timeout));
+    if (!options_.edge_secret.empty()) {
+      state->context.AddMetadata("x-kurt-edge-secret", options_.edge_secret);
+    }
+    stub_->async()->Authenticate(
+        &state->context, &state->request, &state->response,
+        [state, done = std::move(done)](grpc::Status status) {
+          if (status.ok()) return done(state->response.account_id());
+          if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+            return done(absl::UnauthenticatedError(status.error_message()));
+          }
+          // Anything else (accounts down, slow, misconfigured) is the edge's problem, not the
+          // caller's: 503, and never cached.
+          done(absl::UnavailableError("cannot check the API key right now; retry"));
+        });
+  }
+
+ private:
+  const GrpcKeyAuthenticatorOptions options_;
+  std::unique_ptr<accounts::v1::AccountsService::Stub> stub_;
+};
+
+}  // namespace
+
+std::unique_ptr<KeyAuthenticator> MakeGrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options) {
+  return std::make_unique<GrpcKeyAuthenticator>(std::move(options));
+}
+
+AccountsAuthorizer::AccountsAuthorizer(AccountsAuthorizerOptions options,
+                                       KeyAuthenticator* authenticator,
+                                       std::function<absl::Time()> clock)
+    : options_(std::move(options)), authenticator_(authenticator), clock_(std::move(clock)) {}
+
+AuthDecision AccountsAuthorizer::Decide(const absl::StatusOr<std::string>& account) const {
+  AuthDecision decision;
+  if (!account.ok()) {
+    decision.status = account.status();
+    return decision;
+  }
+  decision.metadata.emplace_back("x-kurt-account-id", *account);
+  if (!options_.edge_secret.empty()) {
+    decision.metadata.emplace_back("x-kurt-edge-secret", options_.edge_secret);
+  }
+  return decision;
+}
+
+bool AccountsAuthorizer::Lookup(const std::string& digest, absl::StatusOr<std::string>* account) {
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(digest);
+  if (it == cache_.end()) return false;
+  if (it->second.expires <= clock_()) {
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+    return false;
+  }
+  lru_.splice(lru_.begin(), lru_, it->second.lru);
+  *account = it->second.account;
+  return true;
+}
+
+void AccountsAuthorizer::Remember(const std::string& digest,
+                                  const absl::StatusOr<std::string>& account) {
+  if (options_.cache_entries == 0 || options_.cache_ttl <= absl::ZeroDuration()) return;
+  std::lock_guard lock(mu_);
+  auto it = cache_.find(digest);
+  if (it != cache_.end()) {
+    lru_.erase(it->second.lru);
+    cache_.erase(it);
+  }
+  while (cache_.size() >= options_.cache_entries && !lru_.empty()) {
+    cache_.erase(lru_.back());
+    lru_.pop_back();
+  }
+  lru_.push_front(digest);
+  cache_.emplace(digest, Entry{account, clock_() + options_.cache_ttl, lru_.begin()});
+}
+
+namespace {
+
+absl::Status TooMany(absl::string_view who, absl::Duration retry_after) {
+  int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
+  return absl::ResourceExhaustedError(
+      absl::StrCat("rate limit exceeded for this ", who, "; retry after ", seconds, " s"));
+}
+
+}  // namespace
+
+void AccountsAuthorizer::Authorize(const AuthRequest& request,
+                                   std::function<void(AuthDecision)> done) {
+  bool is_public = request.route != nullptr && request.route->is_public;
+  std::string authorization(request.authorization);
+  if (options_.limiter == nullptr || options_.per_address.per_second <= 0) {
+    return Authenticate(is_public, std::move(authorization), std::move(done));
+  }
+  options_.limiter->Take(
+      absl::StrCat("ip:", request.client_ip), options_.per_address,
+      [this, is_public, authorization = std::move(authorization),
+       done = std::move(done)](RateDecision rate) mutable {
+        if (!rate.allowed) {
+          return done(Decide(TooMany("client address", rate.retry_after)));
+        }
+        Authenticate(is_public, std::move(authorization), std::move(done));
+      });
+}
+
+void AccountsAuthorizer::Limit(AuthDecision decision, const std::string& account,
+                               std::function<void(AuthDecision)> done) {
+  if (options_.limiter == nullptr || options_.per_account.per_second <= 0 ||
+      !decision.status.ok()) {
+    return done(std::move(decision));
+  }
+  options_.limiter->Take(absl::StrCat("acct:", account), options_.per_account,
+                         [this, decision = std::move(decision),
+                          done = std::move(done)](RateDecision rate) mutable {
+                           if (!rate.allowed) {
+                             return done(Decide(TooMany("API key's account", rate.retry_after)));
+                           }
+                           done(std::move(decision));
+                         });
+}
+
+void AccountsAuthorizer::Authenticate(bool is_public, std::string authorization,
+                                      std::function<void(AuthDecision)> done) {
+  if (is_public) {
+    // Public routes carry no account; the secret still marks the call as the edge's.
+    AuthDecision decision;
+    if (!options_.edge_secret.empty()) {
+      decision.metadata.emplace_back("x-kurt-edge-secret", options_.edge_secret);
+    }
+    return done(std::move(decision));
+  }
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (authorization.empty()) {
+    return done(Decide(absl::UnauthenticatedError(
+        "this route needs an API key: Authorization: Bearer <key>")));
+  }
+  if (!absl::StartsWithIgnoreCase(authorization, kBearer)) {
+    return done(Decide(absl::UnauthenticatedError(
+        "unsupported Authorization scheme (want: Authorization: Bearer <key>)")));
+  }
+  std::string key(
+      absl::StripAsciiWhitespace(absl::string_view(authorization).substr(kBearer.size())));
+  std::string digest = Digest(key);
+  absl::StatusOr<std::string> cached;
+  if (Lookup(digest, &cached)) {
+    std::string account = cached.ok() ? *cached : "";
+    return Limit(Decide(cached), account, std::move(done));
+  }
+  authenticator_->Authenticate(
+      key, [this, digest, done = std::move(done)](absl::StatusOr<std::string> account) mutable {
+        if (account.ok() || absl::IsUnauthenticated(account.status())) {
+          Remember(digest, account);
+        }
+        std::string id = account.ok() ? *account : "";
+        Limit(Decide(account), id, std::move(done));
+      });
+}
+
+}  // namespace kurt::edge

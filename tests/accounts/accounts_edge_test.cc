@@ -1,0 +1,352 @@
+// Through the real edge: kurt-accounts and kurt-links services in this process on the local
+// stack (a scratch database, Redis, Kafka), and the edge with AccountsAuthorizer in front.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "edge/accounts_authorizer.h"
+#include "edge/edge_server.h"
+#include "edge/rate_limiter.h"
+#include "absl/synchronization/notification.h"
+#include "gtest/gtest.h"
+#include "platform/grpc_server.h"
+#include "platform/kafka.h"
+#include "platform/pg.h"
+#include "platform/redis.h"
+#include "services/accounts/accounts_service.h"
+#include "services/accounts/accounts_store.h"
+#include "services/accounts/api_key.h"
+#include "services/accounts/key_cache.h"
+#include "services/links/click_publisher.h"
+#include "services/links/link_cache.h"
+#include "services/links/links_service.h"
+#include "services/links/links_store.h"
+#include "services/links/resolver.h"
+#include "tests/edge/http_client.h"
+#include "tests/support/stack_env.h"
+
+namespace kurt::accounts {
+namespace {
+
+using edge::testing::Fetch;
+using edge::testing::Reply;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+constexpr absl::Duration kEdgeCacheTtl = absl::Seconds(1);
+constexpr absl::Duration kRedisTtl = absl::Seconds(2);
+
+// Sends this process's stderr (where every component's JSON logs go) to a file while alive.
+class StderrCapture {
+ public:
+  StderrCapture() : path_(absl::StrCat("/tmp/", testing::RandomName("kurt-edge-log-"))) {
+    fflush(stderr);
+    saved_ = dup(2);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+  }
+  ~StderrCapture() {
+    if (saved_ >= 0) Stop();
+  }
+  std::string Stop() {
+    fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    saved_ = -1;
+    std::ifstream in(path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::remove(path_.c_str());
+    return text.str();
+  }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
+// A JSON string field's value (good enough for the flat answers these tests read).
+std::string Field(const std::string& json, const std::string& name) {
+  std::string needle = absl::StrCat("\"", name, "\":");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) return "";
+  at = json.find('"', at + needle.size());
+  size_t end = json.find('"', at + 1);
+  return json.substr(at + 1, end - at - 1);
+}
+
+class AccountsEdgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::ClusterOptions po;
+    po.primary.url = db_.primary_url();
+    po.primary.max_connections = 8;
+    cluster_ = std::make_unique<pg::PgCluster>(po);
+    redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
+
+    accounts_store_ = std::make_unique<PgAccountsStore>(cluster_.get());
+    key_cache_ = std::make_unique<RedisKeyCache>(redis_.get(), kRedisTtl,
+                                                 testing::RandomName("kurt:test:apikey:") + ":");
+    AccountsServiceOptions ao;
+    ao.admin_token = "edge-test-admin";
+    ao.edge_secret = "edge-test-secret";
+    accounts_ = std::make_unique<AccountsService>(ao, accounts_store_.get(), key_cache_.get());
+
+    topic_ = testing::RandomName("kurt.test.clicks.");
+    testing::CreateTopic(topic_, 1);
+    kafka::ProducerOptions ko;
+    ko.brokers = testing::KafkaBrokers();
+    producer_ = std::move(*kafka::KafkaProducer::Create(ko));
+    links_store_ = std::make_unique<links::PgLinksStore>(cluster_.get(), &registry_);
+    links::LinkCacheOptions lco;
+    lco.key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    link_cache_ = std::make_unique<links::RedisLinkCache>(redis_.get(), lco);
+    resolver_ =
+        std::make_unique<links::Resolver>(links_store_.get(), link_cache_.get(), &registry_);
+    clicks_ = std::make_unique<links::KafkaClickSink>(producer_.get(), topic_, "salt", &registry_);
+    links_ = std::make_unique<links::LinksService>(links::LinksServiceOptions{},
+                                                   links_store_.get(), resolver_.get(),
+                                                   clicks_.get());
+
+    platform::GrpcServerOptions go;
+    go.name = "accounts-and-links";
+    go.metrics_port = -1;
+    grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
+    grpc_->AddService(accounts_.get());
+    grpc_->AddService(links_.get());
+    ASSERT_TRUE(grpc_->Start().ok());
+    std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
+
+    edge::GrpcKeyAuthenticatorOptions gko;
+    gko.address = upstream;
+    gko.edge_secret = "edge-test-secret";
+    authenticator_ = edge::MakeGrpcKeyAuthenticator(gko);
+    edge::AccountsAuthorizerOptions eao;
+    eao.edge_secret = "edge-test-secret";
+    eao.cache_ttl = kEdgeCacheTtl;
+    limiter_ = std::make_unique<edge::RedisRateLimiter>(
+        redis_.get(), 2, testing::RandomName("kurt:test:rl:") + ":");
+    eao.limiter = limiter_.get();
+    eao.per_address = {1000, 1000};
+    eao.per_account = {10, 20};
+    authorizer_ = std::make_unique<edge::AccountsAuthorizer>(eao, authenticator_.get());
+
+    edge::EdgeServerConfig c;
+    c.http.port = 0;
+    c.http.threads = 2;
+    c.upstreams = {absl::StrCat("kurt.accounts.v1.AccountsService=", upstream),
+                   absl::StrCat("kurt.links.v1.LinksService=", upstream)};
+    c.default_upstream_host = "";
+    auto server = edge::EdgeServer::Start(std::move(c), authorizer_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    edge_ = std::move(*server);
+  }
+
+  void TearDown() override {
+    if (edge_) edge_->Shutdown(absl::Seconds(1));
+    grpc_->Shutdown();
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& key,
+             const std::string& body = "") {
+    Headers h;
+    if (!key.empty()) h.emplace_back("Authorization", "Bearer " + key);
+    if (!body.empty()) h.emplace_back("Content-Type", "application/json");
+    return Fetch(edge_->port(), method, target, h, body);
+  }
+
+  // POST /v1/accounts with the admin token: {account id, raw key}.
+  std::pair<std::string, std::string> NewAccount(const std::string& name) {
+    Reply r = Call("POST", "/v1/accounts", "edge-test-admin",
+                   absl::StrCat("{\"name\":\"", name, "\"}"));
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return {Field(r.body, "id"), Field(r.body, "secretKey")};
+  }
+
+  testing::ScratchDatabase db_;
+  metrics::Registry registry_;
+  std::unique_ptr<pg::PgCluster> cluster_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<PgAccountsStore> accounts_store_;
+  std::unique_ptr<RedisKeyCache> key_cache_;
+  std::unique_ptr<AccountsService> accounts_;
+  std::string topic_;
+  std::unique_ptr<kafka::KafkaProducer> producer_;
+  std::unique_ptr<links::PgLinksStore> links_store_;
+  std::unique_ptr<links::RedisLinkCache> link_cache_;
+  std::unique_ptr<links::Resolver> resolver_;
+  std::unique_ptr<links::KafkaClickSink> clicks_;
+  std::unique_ptr<links::LinksService> links_;
+  std::unique_ptr<platform::GrpcServer> grpc_;
+  std::unique_ptr<edge::RateLimiter> limiter_;
+  std::unique_ptr<edge::KeyAuthenticator> authenticator_;
+  std::unique_ptr<edge::AccountsAuthorizer> authorizer_;
+  std::unique_ptr<edge::EdgeServer> edge_;
+};
+
+TEST_F(AccountsEdgeTest, NoOrBadKeyIs401AndPublicRoutesNeedNone) {
+  EXPECT_EQ(Call("GET", "/v1/links", "").status, 401u);
+  Reply r = Call("GET", "/v1/keys", "");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_NE(r.body.find("Bearer"), std::string::npos) << r.body;
+  EXPECT_EQ(Call("GET", "/v1/links", "kurt_000000000000_" + std::string(64, '0')).status, 401u);
+  EXPECT_EQ(Call("GET", "/v1/links", "garbage").status, 401u);
+  EXPECT_EQ(Call("GET", "/healthz", "").status, 200u);
+  EXPECT_EQ(Call("GET", "/v1/openapi.json", "").status, 200u);
+  EXPECT_EQ(Call("GET", "/nosuchcode", "").status, 404u);  // the redirect is public
+  // Account creation needs the admin token, checked by accounts itself.
+  EXPECT_EQ(Call("POST", "/v1/accounts", "", "{\"name\":\"x\"}").status, 401u);
+  EXPECT_EQ(Call("POST", "/v1/accounts", "wrong", "{\"name\":\"x\"}").status, 401u);
+}
+
+TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
+  auto [account, key] = NewAccount("Ada");
+  ASSERT_FALSE(key.empty());
+  Reply created = Call("POST", "/v1/keys", key, "{\"name\":\"ci\"}");
+  ASSERT_EQ(created.status, 200u) << created.body;
+  std::string second = Field(created.body, "secretKey");
+  std::string second_id = Field(created.body, "id");
+  ASSERT_EQ(Call("GET", "/v1/links", second).status, 200u);
+  Reply list = Call("GET", "/v1/keys", key);
+  ASSERT_EQ(list.status, 200u);
+  EXPECT_NE(list.body.find(second_id), std::string::npos);
+  EXPECT_EQ(list.body.find(second), std::string::npos) << "list shows a secret";
+
+  ASSERT_EQ(Call("DELETE", "/v1/keys/" + second_id, key).status, 200u);
+  absl::Time revoked = absl::Now();
+  // The documented bound: the edge's cache TTL + the Redis TTL (the revoke also deletes the Redis
+  // entry, so in practice it is the edge's TTL).
+  absl::Duration bound = kEdgeCacheTtl + kRedisTtl;
+  unsigned status = 0;
+  while (absl::Now() - revoked < bound + absl::Milliseconds(500)) {
+    status = Call("GET", "/v1/links", second).status;
+    if (status == 401) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(status, 401u);
+  EXPECT_LE(absl::Now() - revoked, bound + absl::Milliseconds(500));
+  EXPECT_EQ(Call("GET", "/v1/links", key).status, 200u);
+}
+
+TEST_F(AccountsEdgeTest, OtherAccountsObjectsAre404OnEveryRouteWithAnId) {
+  auto [a_id, a] = NewAccount("A");
+  auto [b_id, b] = NewAccount("B");
+  Reply made = Call("POST", "/v1/links", b, "{\"targetUrl\":\"https://example.com/b\"}");
+  ASSERT_EQ(made.status, 200u) << made.body;
+  std::string code = Field(made.body, "code");
+  ASSERT_FALSE(code.empty());
+  std::string path = "/v1/links/" + code;
+
+  EXPECT_EQ(Call("GET", path, a).status, 404u);
+  EXPECT_EQ(Call("PATCH", path, a, "{\"targetUrl\":\"https://evil.example/\"}").status, 404u);
+  EXPECT_EQ(Call("DELETE", path, a).status, 404u);
+  // B's key ids: A cannot revoke them either.
+  Reply b_keys = Call("GET", "/v1/keys", b);
+  std::string b_key_id = Field(b_keys.body, "id");
+  ASSERT_FALSE(b_key_id.empty());
+  EXPECT_EQ(Call("DELETE", "/v1/keys/" + b_key_id, a).status, 404u);
+  // Nothing changed for B.
+  Reply still = Call("GET", path, b);
+  EXPECT_EQ(still.status, 200u);
+  EXPECT_NE(still.body.find("https://example.com/b"), std::string::npos);
+  EXPECT_EQ(Call("GET", "/v1/links", b).status, 200u);
+}
+
+TEST_F(AccountsEdgeTest, PerAccountLimitGives429AndRecovers) {
+  auto [a_id, a] = NewAccount("Busy");
+  auto [b_id, b] = NewAccount("Quiet");
+  int limited = 0;
+  std::string message;
+  for (int i = 0; i < 40; ++i) {
+    Reply r = Call("GET", "/v1/links", a);
+    if (r.status == 429) {
+      ++limited;
+      message = r.body;
+    } else {
+      EXPECT_EQ(r.status, 200u) << r.body;
+    }
+  }
+  EXPECT_GT(limited, 0);
+  EXPECT_NE(message.find("retry after"), std::string::npos) << message;
+  // Another account is not affected; the busy one recovers once tokens refill.
+  EXPECT_EQ(Call("GET", "/v1/links", b).status, 200u);
+  absl::SleepFor(absl::Milliseconds(1200));
+  EXPECT_EQ(Call("GET", "/v1/links", a).status, 200u);
+}
+
+// Two edge replicas' limiters share one bucket through Redis.
+TEST(SharedRateLimitTest, ReplicasShareTheBucket) {
+  redis::RedisClient redis(*redis::Options::FromUrl(testing::RedisUrl()));
+  std::string prefix = testing::RandomName("kurt:test:rl:") + ":";
+  edge::RedisRateLimiter one(&redis, 1, prefix);
+  edge::RedisRateLimiter two(&redis, 1, prefix);
+  auto take = [](edge::RedisRateLimiter& l) {
+    absl::Notification n;
+    edge::RateDecision out;
+    l.Take("acct:x", edge::RateLimit{0.1, 3}, [&](edge::RateDecision d) {
+      out = d;
+      n.Notify();
+    });
+    n.WaitForNotification();
+    return out;
+  };
+  EXPECT_TRUE(take(one).allowed);
+  EXPECT_TRUE(take(two).allowed);
+  EXPECT_TRUE(take(one).allowed);
+  edge::RateDecision d = take(two);
+  EXPECT_FALSE(d.allowed);
+  EXPECT_GT(d.retry_after, absl::Seconds(5));
+}
+
+TEST_F(AccountsEdgeTest, RawKeysAppearInNoLogAndNoTable) {
+  std::vector<std::string> keys;
+  {
+    StderrCapture capture;
+    auto [id, key] = NewAccount("Logs");
+    keys.push_back(key);
+    Reply created = Call("POST", "/v1/keys", key, "{}");
+    keys.push_back(Field(created.body, "secretKey"));
+    EXPECT_EQ(Call("POST", "/v1/links", key, "{\"targetUrl\":\"https://example.com/\"}").status,
+              200u);
+    EXPECT_EQ(Call("GET", "/v1/links", keys[1]).status, 200u);
+    std::string wrong = key;
+    wrong.back() = wrong.back() == 'a' ? 'b' : 'a';
+    EXPECT_EQ(Call("GET", "/v1/links", wrong).status, 401u);
+    EXPECT_EQ(Call("GET", "/v1/links/nosuch", key).status, 404u);
+    std::string logs = capture.Stop();
+    EXPECT_NE(logs.find("account created"), std::string::npos) << "logs were not captured";
+    for (const std::string& k : keys) {
+      ASSERT_TRUE(ParseApiKey(k).ok());
+      EXPECT_EQ(logs.find(ParseApiKey(k)->secret), std::string::npos) << logs;
+    }
+  }
+  std::string all;
+  ASSERT_TRUE(cluster_->primary()
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    for (const auto& t : tx.exec(
+                             "SELECT table_schema, table_name FROM information_schema.tables "
+                             "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
+                             "('pg_catalog', 'information_schema')")) {
+                      for (const auto& row : tx.exec(absl::StrCat(
+                               "SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
+                               c.quote_name(t[1].c_str()), " t"))) {
+                        absl::StrAppend(&all, row[0].c_str(), "\n");
+                      }
+                    }
+                  })
+                  .ok());
+  EXPECT_NE(all.find("Logs"), std::string::npos);
+  for (const std::string& k : keys) {
+    EXPECT_EQ(all.find(ParseApiKey(k)->secret), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace kurt::accounts

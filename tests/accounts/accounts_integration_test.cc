@@ -1,0 +1,216 @@
+// The accounts service against the local stack: PostgreSQL (a scratch database with every
+// migration) and Redis. Proves the key life cycle, ownership, and that the raw key is stored
+// nowhere in the database and written to no log.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "platform/grpc_server.h"
+#include "platform/pg.h"
+#include "platform/redis.h"
+#include "services/accounts/accounts_service.h"
+#include "services/accounts/accounts_store.h"
+#include "services/accounts/api_key.h"
+#include "services/accounts/key_cache.h"
+#include "tests/support/stack_env.h"
+
+namespace kurt::accounts {
+namespace {
+
+namespace v1 = kurt::accounts::v1;
+
+// Sends this process's stderr (where the JSON logs go) to a file while alive.
+class StderrCapture {
+ public:
+  StderrCapture() : path_(absl::StrCat("/tmp/", testing::RandomName("kurt-accounts-log-"))) {
+    fflush(stderr);
+    saved_ = dup(2);
+    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    dup2(fd, 2);
+    close(fd);
+  }
+  std::string Stop() {
+    fflush(stderr);
+    dup2(saved_, 2);
+    close(saved_);
+    std::ifstream in(path_);
+    std::stringstream text;
+    text << in.rdbuf();
+    std::remove(path_.c_str());
+    return text.str();
+  }
+
+ private:
+  std::string path_;
+  int saved_ = -1;
+};
+
+class AccountsIntegrationTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::ClusterOptions po;
+    po.primary.url = db_.primary_url();
+    po.primary.max_connections = 4;
+    cluster_ = std::make_unique<pg::PgCluster>(po);
+    redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
+    store_ = std::make_unique<PgAccountsStore>(cluster_.get());
+    cache_ = std::make_unique<RedisKeyCache>(redis_.get(), absl::Seconds(10),
+                                             testing::RandomName("kurt:test:apikey:") + ":");
+    AccountsServiceOptions o;
+    o.admin_token = "test-admin-token";
+    o.edge_secret = "test-edge-secret";
+    service_ = std::make_unique<AccountsService>(o, store_.get(), cache_.get());
+    platform::GrpcServerOptions go;
+    go.name = "accounts";
+    go.metrics_port = -1;
+    server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
+    server_->AddService(service_.get());
+    ASSERT_TRUE(server_->Start().ok());
+    stub_ = v1::AccountsService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  v1::CreateAccountResponse NewAccount(const std::string& name) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("authorization", "Bearer test-admin-token");
+    v1::CreateAccountRequest req;
+    req.set_name(name);
+    v1::CreateAccountResponse res;
+    grpc::Status s = stub_->CreateAccount(&ctx, req, &res);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return res;
+  }
+  grpc::Status Authenticate(const std::string& key, v1::AuthenticateResponse* out) {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-kurt-edge-secret", "test-edge-secret");
+    v1::AuthenticateRequest req;
+    req.set_key(key);
+    return stub_->Authenticate(&ctx, req, out);
+  }
+  void As(grpc::ClientContext* ctx, const std::string& account) {
+    ctx->AddMetadata("x-kurt-account-id", account);
+    ctx->AddMetadata("x-kurt-edge-secret", "test-edge-secret");
+  }
+
+  // Every text-like column of every table of the scratch database, as one string.
+  std::string DumpAllText() {
+    std::string all;
+    absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      pqxx::result tables = tx.exec(
+          "SELECT table_schema, table_name FROM information_schema.tables "
+          "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', "
+          "'information_schema')");
+      for (const auto& t : tables) {
+        std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
+                                     c.quote_name(t[1].c_str()), " t");
+        for (const auto& row : tx.exec(q)) absl::StrAppend(&all, row[0].c_str(), "\n");
+      }
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return all;
+  }
+
+  testing::ScratchDatabase db_;
+  metrics::Registry registry_;
+  std::unique_ptr<pg::PgCluster> cluster_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<PgAccountsStore> store_;
+  std::unique_ptr<RedisKeyCache> cache_;
+  std::unique_ptr<AccountsService> service_;
+  std::unique_ptr<platform::GrpcServer> server_;
+  std::unique_ptr<v1::AccountsService::Stub> stub_;
+};
+
+TEST_F(AccountsIntegrationTest, KeyLifeCycleAndOwnership) {
+  v1::CreateAccountResponse a = NewAccount("A");
+  v1::CreateAccountResponse b = NewAccount("B");
+  v1::AuthenticateResponse who;
+  ASSERT_TRUE(Authenticate(a.secret_key(), &who).ok());
+  EXPECT_EQ(who.account_id(), a.account().id());
+  ASSERT_TRUE(Authenticate(b.secret_key(), &who).ok());
+  EXPECT_EQ(who.account_id(), b.account().id());
+
+  v1::CreateKeyResponse extra;
+  {
+    grpc::ClientContext ctx;
+    As(&ctx, a.account().id());
+    v1::CreateKeyRequest req;
+    req.set_name("deploy");
+    ASSERT_TRUE(stub_->CreateKey(&ctx, req, &extra).ok());
+  }
+  {
+    grpc::ClientContext ctx;
+    As(&ctx, a.account().id());
+    v1::ListKeysResponse list;
+    ASSERT_TRUE(stub_->ListKeys(&ctx, {}, &list).ok());
+    ASSERT_EQ(list.keys_size(), 2);
+    EXPECT_EQ(list.keys(0).id(), extra.key().id());
+    EXPECT_EQ(list.keys(0).name(), "deploy");
+  }
+  // B asking to revoke A's key: NOT_FOUND, and the key still works.
+  {
+    grpc::ClientContext ctx;
+    As(&ctx, b.account().id());
+    v1::RevokeKeyRequest req;
+    req.set_id(extra.key().id());
+    v1::ApiKey out;
+    EXPECT_EQ(stub_->RevokeKey(&ctx, req, &out).error_code(), grpc::StatusCode::NOT_FOUND);
+  }
+  ASSERT_TRUE(Authenticate(extra.secret_key(), &who).ok());  // now cached in Redis
+  {
+    grpc::ClientContext ctx;
+    As(&ctx, a.account().id());
+    v1::RevokeKeyRequest req;
+    req.set_id(extra.key().id());
+    v1::ApiKey out;
+    ASSERT_TRUE(stub_->RevokeKey(&ctx, req, &out).ok());
+  }
+  // The revoke deleted the cached entry: refused at once, not after the TTL.
+  EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_TRUE(Authenticate(a.secret_key(), &who).ok());
+}
+
+TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {
+  StderrCapture capture;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 3; ++i) {
+    v1::CreateAccountResponse r = NewAccount(absl::StrCat("acct", i));
+    keys.push_back(r.secret_key());
+    grpc::ClientContext ctx;
+    As(&ctx, r.account().id());
+    v1::CreateKeyResponse extra;
+    ASSERT_TRUE(stub_->CreateKey(&ctx, {}, &extra).ok());
+    keys.push_back(extra.secret_key());
+    v1::AuthenticateResponse who;
+    ASSERT_TRUE(Authenticate(extra.secret_key(), &who).ok());
+    std::string wrong = extra.secret_key();
+    wrong.back() = wrong.back() == 'a' ? 'b' : 'a';
+    EXPECT_FALSE(Authenticate(wrong, &who).ok());
+  }
+  std::string logs = capture.Stop();
+  EXPECT_NE(logs.find("account created"), std::string::npos) << "logs were not captured";
+  std::string db = DumpAllText();
+  EXPECT_NE(db.find("acct0"), std::string::npos) << "the dump missed the accounts table";
+  for (const std::string& key : keys) {
+    auto parsed = ParseApiKey(key);
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(db.find(parsed->secret), std::string::npos);
+    EXPECT_EQ(logs.find(parsed->secret), std::string::npos);
+    EXPECT_EQ(db.find(key), std::string::npos);
+    EXPECT_EQ(logs.find(key), std::string::npos);
+    // What is stored is the hash.
+    EXPECT_NE(db.find(Sha256Hex(parsed->secret)), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace kurt::accounts
