@@ -37,5 +37,14 @@ TEST(SingleFlightTest, DifferentKeysAndLaterCallsRunAgain) {
   EXPECT_EQ(flight.Do("b", [&] { return ++runs; }), 3);
 }
 
+TEST(SingleFlightTest, LingeringResultAnswersLateCallersUntilForgotten) {
+  SingleFlight<int> flight(absl::Seconds(60));
+  int runs = 0;
+  EXPECT_EQ(flight.Do("a", [&] { return ++runs; }), 1);
+  EXPECT_EQ(flight.Do("a", [&] { return ++runs; }), 1) << "within the linger: no new run";
+  flight.Forget("a");
+  EXPECT_EQ(flight.Do("a", [&] { return ++runs; }), 2);
+}
+
 }  // namespace
 }  // namespace kurt::platform

@@ -18,7 +18,7 @@ CachedLink FromRecord(const ResolveRecord& r) {
 
 Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
                    absl::Duration recent_window)
-    : store_(store), cache_(cache), recent_window_(recent_window) {
+    : store_(store), cache_(cache), recent_window_(recent_window), flight_(kCoalesceLinger) {
   auto& cache_metric = registry->AddCounter(
       "kurt_links_cache_requests_total", "Resolve cache lookups, by result", {"result"});
   cache_hits_ = &cache_metric.WithLabels({"hit"});
@@ -43,6 +43,9 @@ absl::StatusOr<std::string> Resolver::Resolve(const std::string& code, absl::Tim
 }
 
 absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
+  // A flight that ended just before this one began has filled the cache: look again, so that a
+  // burst of misses makes one database read, not one per flight.
+  if (auto cached = cache_->Get(code); cached.ok() && cached->has_value()) return **cached;
   if (!RecentlyChanged(code)) {
     auto replica = store_->LookUp(code, ReadFrom::kReplica);
     if (replica.ok() && replica->has_value()) {
@@ -60,6 +63,7 @@ absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
 }
 
 void Resolver::Changed(const std::string& code, const CachedLink& now_is) {
+  flight_.Forget(code);
   {
     std::lock_guard<std::mutex> lock(mu_);
     absl::Time now = absl::Now();

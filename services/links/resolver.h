@@ -3,7 +3,9 @@
 // A code the replica does not know is looked up on the primary before anyone is told it does not
 // exist (a link created a moment ago resolves while the replica lags), and only then is the miss
 // cached. Concurrent misses of one code share one database read. Codes changed by this process
-// in the last few seconds skip the replica, whose copy may predate the change.
+// in the last few seconds skip the replica, whose copy may predate the change. A load's result
+// also answers misses of that code for a moment after it (kCoalesceLinger), so that a burst makes
+// one read even when Redis is slow or down.
 //
 // Lives as long as the service; Resolve is thread-safe.
 #pragma once
@@ -24,6 +26,8 @@ namespace kurt::links {
 
 class Resolver {
  public:
+  static constexpr absl::Duration kCoalesceLinger = absl::Milliseconds(200);
+
   // Every pointer outlives the resolver. `recent_window` should exceed the replica lag bound.
   Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
            absl::Duration recent_window = absl::Seconds(10));

@@ -265,8 +265,10 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
             if not path.exists():
                 continue
             found += 1
+            # Without the KURT_* environment twins, so that "currently" is the binary's default.
+            env = {k: v for k, v in os.environ.items() if not k.startswith("KURT_")}
             out = subprocess.run([str(path), "--helpfull"], capture_output=True, text=True,
-                                 timeout=30)
+                                 timeout=30, env=env)
             text = out.stdout + out.stderr
             used = set()
             for overlay in OVERLAYS:
@@ -276,7 +278,7 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                     self.assertRegex(text, rf"--{flag}\b", f"{binary} has no --{flag}")
                 # "--grpc_port (…); default: 0;\n currently: 7101;" — the binary's own default.
                 ports = set()
-                for m in re.finditer(r"--([a-z0-9_]+_port) \(.*?\); default: (\d+);"
+                for m in re.finditer(r"--([a-z0-9_]+_port) \(.*?\);\s+default: (\d+);"
                                      r"(?:\s*currently: (\d+);)?", text, re.S):
                     ports.add(int(m.group(3) or m.group(2)))
                 for port in (grpc, http):

@@ -34,6 +34,23 @@ if [ -x "$KURT_BUILD_DIR/bin/kurt-edge" ]; then
   location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$code")
   [ "$location" = "302 https://example.com/smoke" ] || fail "GET /$code gave '$location'"
   echo "edge: GET /$code -> $location"
+
+  # The REST API with an API key: no key is 401; the admin token makes an account whose key
+  # creates a link that redirects.
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+    -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links")
+  [ "$status" = 401 ] || fail "POST /v1/links without a key gave $status"
+  account=$(curl -sf -X POST -H "Authorization: Bearer $KURT_ADMIN_TOKEN" \
+    -H 'content-type: application/json' -d '{"name": "smoke"}' "$KURT_EDGE_URL/v1/accounts") ||
+    fail "POST /v1/accounts with the admin token"
+  key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secretKey"])' <<<"$account")
+  created=$(curl -sf -X POST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links") ||
+    fail "POST /v1/links with a key"
+  rest_code=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])' <<<"$created")
+  location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$rest_code")
+  [ "$location" = "302 https://example.com/rest" ] || fail "GET /$rest_code gave '$location'"
+  echo "edge: account, key, POST /v1/links, GET /$rest_code -> $location"
 fi
 
 "$KURT_ROOT/tools/stack" down
