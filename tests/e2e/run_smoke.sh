@@ -53,6 +53,12 @@ if [ -x "$KURT_BUILD_DIR/bin/kurt-edge" ]; then
   echo "edge: account, key, POST /v1/links, GET /$rest_code -> $location"
 fi
 
+# The manifests' probes ask the running binaries for what they really serve.
+probes=$(cd "$KURT_ROOT" && python3 -m unittest discover -s tests/deploy \
+  -k test_running_stack_serves_the_probed_paths 2>&1) || fail "deploy probes: $probes"
+grep -q skipped <<<"$probes" && fail "deploy probe test found no running binary"
+echo "deploy manifests' probe paths answer on the running binaries"
+
 "$KURT_ROOT/tools/stack" down
 left=$( (pgrep -af -- "$KURT_STATE_DIR" ; pgrep -af -- "$KURT_BUILD_DIR/bin/kurt-";
         pgrep -af -- "redis-server 127.0.0.1:$KURT_REDIS_PORT") | grep -v pgrep || true)
