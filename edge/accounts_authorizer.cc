@@ -115,10 +115,14 @@ void AccountsAuthorizer::Remember(const std::string& digest,
 
 namespace {
 
-absl::Status TooMany(absl::string_view who, absl::Duration retry_after) {
+// A 429 that says, in its message and in Retry-After, when to come back.
+AuthDecision TooMany(absl::string_view who, absl::Duration retry_after) {
   int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
-  return absl::ResourceExhaustedError(
+  AuthDecision decision;
+  decision.status = absl::ResourceExhaustedError(
       absl::StrCat("rate limit exceeded for this ", who, "; retry after ", seconds, " s"));
+  decision.response_headers.emplace_back("Retry-After", absl::StrCat(seconds));
+  return decision;
 }
 
 }  // namespace
@@ -135,7 +139,7 @@ void AccountsAuthorizer::Authorize(const AuthRequest& request,
       [this, is_public, authorization = std::move(authorization),
        done = std::move(done)](RateDecision rate) mutable {
         if (!rate.allowed) {
-          return done(Decide(TooMany("client address", rate.retry_after)));
+          return done(TooMany("client address", rate.retry_after));
         }
         Authenticate(is_public, std::move(authorization), std::move(done));
       });
@@ -151,7 +155,7 @@ void AccountsAuthorizer::Limit(AuthDecision decision, const std::string& account
                          [this, decision = std::move(decision),
                           done = std::move(done)](RateDecision rate) mutable {
                            if (!rate.allowed) {
-                             return done(Decide(TooMany("API key's account", rate.retry_after)));
+                             return done(TooMany("API key's account", rate.retry_after));
                            }
                            done(std::move(decision));
                          });

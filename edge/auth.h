@@ -29,6 +29,8 @@ struct AuthDecision {
   absl::Status status;
   // Added to the upstream call's metadata (e.g. the authenticated account).
   std::vector<std::pair<std::string, std::string>> metadata;
+  // Added to the error response when status is not OK (e.g. Retry-After with a 429).
+  std::vector<std::pair<std::string, std::string>> response_headers;
 };
 
 class Authorizer {

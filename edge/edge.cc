@@ -246,7 +246,12 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
 void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) {
   if (!decision.status.ok()) {
     int code = static_cast<int>(decision.status.code());
-    return SendError(call, HttpStatusFromGrpc(code), code, decision.status.message());
+    HttpResponse res{static_cast<http::status>(HttpStatusFromGrpc(code)), 11};
+    res.set(http::field::content_type, "application/json");
+    res.set(http::field::cache_control, "no-store");
+    for (const auto& [name, value] : decision.response_headers) res.set(name, value);
+    res.body() = transcoder_.ErrorBody(code, decision.status.message(), "");
+    return Send(call, std::move(res));
   }
   HttpRequest& req = call->exchange->request();
   grpc::ClientContext& ctx = call->context.emplace();

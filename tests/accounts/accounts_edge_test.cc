@@ -14,6 +14,7 @@
 #include "edge/edge_server.h"
 #include "edge/rate_limiter.h"
 #include "absl/synchronization/notification.h"
+#include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "platform/grpc_server.h"
 #include "platform/kafka.h"
@@ -268,6 +269,9 @@ TEST_F(AccountsEdgeTest, PerAccountLimitGives429AndRecovers) {
     if (r.status == 429) {
       ++limited;
       message = r.body;
+      int retry_after = 0;
+      EXPECT_TRUE(absl::SimpleAtoi(r.Header("retry-after"), &retry_after)) << r.Header("retry-after");
+      EXPECT_GE(retry_after, 1);
     } else {
       EXPECT_EQ(r.status, 200u) << r.body;
     }
