@@ -12,6 +12,9 @@ export KURT_KAFKA_PORT=${KURT_KAFKA_PORT:-19092}
 export KURT_KAFKA_CONTROLLER_PORT=${KURT_KAFKA_CONTROLLER_PORT:-19093}
 export KURT_EDGE_PORT=${KURT_EDGE_PORT:-8080}
 
+# Let ccache share results between checkouts in different directories (CI builds a fresh clone).
+export CCACHE_BASEDIR=$KURT_ROOT CCACHE_NOHASHDIR=true
+
 # Debian packages the build and the local stack need.
 KURT_BUILD_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ git python3 python3-pip unzip

@@ -96,11 +96,11 @@ class SseClient {
 
 TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv) {
   for (const char* binary : {"kurt-edge", "kurt-links", "kurt-analytics", "kurt-reports",
-                             "kurt-report-worker", "kurt-notifications"}) {
+                             "kurt-report-worker", "kurt-notifications", "kurt-accounts"}) {
     if (::access(BinaryPath(binary).c_str(), X_OK) != 0) {
       GTEST_SKIP() << BinaryPath(binary)
                    << " is not built; the end-to-end test needs the edge, links, analytics, "
-                      "reports, report-worker and notifications binaries";
+                      "reports, report-worker, notifications and accounts binaries";
     }
   }
   Deployment d;
@@ -116,6 +116,8 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
                                {absl::StrCat("--clicks_topic=", clicks_topic),
                                 absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
                                 absl::StrCat("--group_id=", RandomName("kurt-test-analytics-"))});
+  // The edge is ready only once every service it routes to answers, accounts included.
+  Service& accounts = d.Start("accounts", "kurt-accounts", {});
   Service& edge = d.Start(
       "edge", "kurt-edge",
       // No redirect cache: every click of the test must reach links (and Kafka).
@@ -126,7 +128,9 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
                     analytics.grpc_port),
        absl::StrCat("--upstream=kurt.reports.v1.ReportsService=127.0.0.1:", reports.grpc_port),
        absl::StrCat("--upstream=kurt.notifications.v1.NotificationsService=127.0.0.1:",
-                    notifications.grpc_port)});
+                    notifications.grpc_port),
+       absl::StrCat("--upstream=kurt.accounts.v1.AccountsService=127.0.0.1:",
+                    accounts.grpc_port)});
   const int port = edge.http_port;
   const std::string account = RandomName("acct-e2e-");
   const std::vector<std::pair<std::string, std::string>> as = {
