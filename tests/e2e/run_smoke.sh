@@ -54,7 +54,13 @@ if [ -x "$KURT_BUILD_DIR/bin/kurt-edge" ]; then
 fi
 
 # The manifests' probes ask the running binaries for what they really serve.
-probes=$(cd "$KURT_ROOT" && python3 -m unittest discover -s tests/deploy \
+# (PyYAML: from tools/check-deploy's venv when it exists, else Debian's python3-yaml.)
+py=$KURT_TOOLS_DIR/venv-deploy/bin/python
+if [ ! -x "$py" ]; then
+  py=python3
+  "$py" -c 'import yaml' 2>/dev/null || apt_install python3-yaml
+fi
+probes=$(cd "$KURT_ROOT" && "$py" -m unittest discover -s tests/deploy \
   -k test_running_stack_serves_the_probed_paths 2>&1) || fail "deploy probes: $probes"
 grep -q skipped <<<"$probes" && fail "deploy probe test found no running binary"
 echo "deploy manifests' probe paths answer on the running binaries"
