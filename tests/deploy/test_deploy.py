@@ -71,8 +71,11 @@ def render_all():
     rendered = os.environ.get("KURT_DEPLOY_RENDERED")
     tmp = None
     if not rendered:
-        kustomize = STATE / "tools" / "bin" / "kustomize"
-        kustomize = str(kustomize) if kustomize.exists() else shutil.which("kustomize")
+        # tools/check-deploy builds it into $KURT_TOOLS_DIR (tools/lib.sh's go_tool).
+        tools = pathlib.Path(os.environ.get(
+            "KURT_TOOLS_DIR", pathlib.Path.home() / ".cache" / "kurt-tools"))
+        built = sorted(tools.glob("go/kustomize@*/kustomize"))
+        kustomize = str(built[-1]) if built else shutil.which("kustomize")
         if not kustomize:
             raise unittest.SkipTest("no rendered manifests and no kustomize (run tools/check-deploy)")
         tmp = tempfile.TemporaryDirectory()
