@@ -1,0 +1,249 @@
+#include "services/analytics/test_clicks.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <stdexcept>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "kurt/events/v1/click.pb.h"
+#include "services/analytics/click_store.h"
+
+namespace kurt::analytics::testing {
+namespace {
+
+void Check(const absl::Status& s, const std::string& what) {
+  if (!s.ok()) throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+}
+
+const char* const kReferrers[] = {"", "https://news.example/a", "https://search.example/?q=1",
+                                  "not a url"};
+const char* const kAgents[] = {
+    "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Gecko/20100101 Firefox/121.0", "curl/8.4.0",
+    "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"};
+
+}  // namespace
+
+std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& account,
+                                     const std::string& prefix, int n) {
+  std::vector<std::string> codes;
+  for (int i = 0; i < n; ++i) codes.push_back(absl::StrCat(prefix, i));
+  Check(primary.Transact([&](pqxx::work& tx) {
+          tx.exec_params(
+              "INSERT INTO links (code, account_id, target_url) "
+              "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
+              TextArrayLiteral(codes), account);
+        }),
+        "inserting links");
+  return codes;
+}
+
+std::string ClickValue(const std::string& event_id, const std::string& code, absl::Time time,
+                       const std::string& referrer, const std::string& user_agent) {
+  events::v1::ClickEvent e;
+  e.set_event_id(event_id);
+  e.set_code(code);
+  const int64_t micros = absl::ToUnixMicros(time);
+  e.mutable_time()->set_seconds(micros / 1000000);
+  e.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+  e.set_referrer(referrer);
+  e.set_user_agent(user_agent);
+  e.set_client_hash("0123456789abcdef");
+  return e.SerializeAsString();
+}
+
+std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
+                                             const std::string& topic,
+                                             const std::vector<std::string>& codes, int64_t count,
+                                             int64_t per_second) {
+  std::map<std::string, int64_t> expected;
+  auto failed = std::make_shared<std::atomic<int64_t>>(0);
+  const absl::Time start = absl::Now();
+  const std::string run = absl::StrCat(absl::ToUnixNanos(start));
+  for (int64_t i = 0; i < count; ++i) {
+    if (per_second > 0 && i % 500 == 0) {
+      absl::Time due = start + absl::Seconds(static_cast<double>(i) / per_second);
+      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+    }
+    const std::string& code = codes[i % codes.size()];
+    std::string id = absl::StrCat(run, "-", i);
+    std::string value = ClickValue(id, code, absl::Now(), kReferrers[i % std::size(kReferrers)],
+                                   kAgents[i % std::size(kAgents)]);
+    for (;;) {
+      absl::Status s = producer.Produce(topic, code, value, {{"event-id", id}},
+                                        [failed](const absl::Status& st) {
+                                          if (!st.ok()) ++*failed;
+                                        });
+      if (s.ok()) break;
+      if (!absl::IsResourceExhausted(s)) Check(s, "producing a click");
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    ++expected[code];
+  }
+  Check(producer.Flush(absl::Seconds(60)), "flushing clicks");
+  if (*failed > 0) throw std::runtime_error(absl::StrCat(failed->load(), " clicks not delivered"));
+  return expected;
+}
+
+Counts CountAll(pg::PgPool& primary) {
+  Counts c;
+  Check(primary.Run([&](pqxx::connection& conn) {
+          pqxx::nontransaction tx(conn);
+          pqxx::row r = tx.exec1(
+              "SELECT (SELECT COALESCE(sum(clicks), 0) FROM click_hourly)::bigint, "
+              "(SELECT COALESCE(sum(clicks), 0) FROM click_referrers_hourly)::bigint, "
+              "(SELECT COALESCE(sum(clicks), 0) FROM click_agents_hourly)::bigint, "
+              "(SELECT count(*) FROM clicks), "
+              "(SELECT count(DISTINCT event_id) FROM clicks), "
+              "(SELECT COALESCE(sum(next_offset), 0) FROM analytics_consumer_offsets)::bigint");
+          c.hourly = r[0].as<int64_t>();
+          c.referrers = r[1].as<int64_t>();
+          c.agents = r[2].as<int64_t>();
+          c.raw = r[3].as<int64_t>();
+          c.distinct_events = r[4].as<int64_t>();
+          c.offsets = r[5].as<int64_t>();
+        }),
+        "counting clicks");
+  return c;
+}
+
+int64_t CountHourly(pg::PgPool& primary) {
+  int64_t n = 0;
+  Check(primary.Run([&](pqxx::connection& conn) {
+          pqxx::nontransaction tx(conn);
+          n = tx.exec1("SELECT COALESCE(sum(clicks), 0)::bigint FROM click_hourly")[0]
+                  .as<int64_t>();
+        }),
+        "counting clicks");
+  return n;
+}
+
+std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary) {
+  std::map<std::string, int64_t> out;
+  Check(primary.Run([&](pqxx::connection& conn) {
+          pqxx::nontransaction tx(conn);
+          for (const auto& row :
+               tx.exec("SELECT code, sum(clicks)::bigint FROM click_hourly GROUP BY code")) {
+            out[row[0].as<std::string>()] = row[1].as<int64_t>();
+          }
+        }),
+        "counting clicks per code");
+  return out;
+}
+
+int FreePort() {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    close(fd);
+    throw std::runtime_error("no free port");
+  }
+  int port = ntohs(addr.sin_port);
+  close(fd);
+  return port;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return "";
+  }
+  std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+                                 "Connection: close\r\n\r\n");
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return "";
+  }
+  std::string out;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  close(fd);
+  size_t body = out.find("\r\n\r\n");
+  return body == std::string::npos ? "" : out.substr(body + 4);
+}
+
+double MetricValue(const std::string& page, const std::string& series) {
+  double total = 0;
+  size_t at = 0;
+  const std::string needle = series + " ";
+  while ((at = page.find(needle, at)) != std::string::npos) {
+    if (at == 0 || page[at - 1] == '\n') total += std::stod(page.substr(at + needle.size()));
+    at += needle.size();
+  }
+  return total;
+}
+
+ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args,
+                           std::string log_path)
+    : binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
+
+ChildProcess::~ChildProcess() {
+  if (pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+}
+
+void ChildProcess::Start() {
+  std::vector<char*> argv;
+  argv.push_back(binary_.data());
+  for (std::string& a : args_) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+  pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    // The test may block signals; the child must get its own defaults.
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (log >= 0) {
+      dup2(log, STDERR_FILENO);
+      dup2(log, STDOUT_FILENO);
+    }
+    execv(binary_.c_str(), argv.data());
+    _exit(127);
+  }
+  if (log >= 0) close(log);
+  pid_ = pid;
+}
+
+void ChildProcess::Signal(int sig) {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int ChildProcess::Wait(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (pid_ > 0) {
+    int status = 0;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      pid_ = -1;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (absl::Now() > deadline) return -1;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return -1;
+}
+
+}  // namespace kurt::analytics::testing

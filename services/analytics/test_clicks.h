@@ -1,0 +1,72 @@
+// Helpers shared by the analytics integration and fault tests: links to click on, click events
+// published like the links service does, what the database counted, and a child process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "platform/kafka.h"
+#include "platform/pg.h"
+
+namespace kurt::analytics::testing {
+
+// Inserts links <prefix>0 … <prefix><n-1> owned by `account`; returns their codes.
+std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& account,
+                                     const std::string& prefix, int n);
+
+// A serialized ClickEvent.
+std::string ClickValue(const std::string& event_id, const std::string& code, absl::Time time,
+                       const std::string& referrer = "", const std::string& user_agent = "");
+
+// Publishes `count` clicks spread over `codes` (round robin), `per_second` at most (0: no limit),
+// and waits for every acknowledgement. Returns the clicks per code.
+std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
+                                             const std::string& topic,
+                                             const std::vector<std::string>& codes, int64_t count,
+                                             int64_t per_second = 0);
+
+struct Counts {
+  int64_t hourly = 0;     // sum of click_hourly
+  int64_t referrers = 0;  // sum of click_referrers_hourly
+  int64_t agents = 0;     // sum of click_agents_hourly
+  int64_t raw = 0;        // rows of clicks
+  int64_t distinct_events = 0;
+  int64_t offsets = 0;  // sum of next_offset in analytics_consumer_offsets
+};
+Counts CountAll(pg::PgPool& primary);
+// sum(click_hourly) only: cheap enough to poll.
+int64_t CountHourly(pg::PgPool& primary);
+std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary);
+
+// A free TCP port on 127.0.0.1 (for a child's metrics server).
+int FreePort();
+// GET http://127.0.0.1:<port><path>: the body, or "" on any failure.
+std::string HttpGet(int port, const std::string& path);
+// The value of a sample line `name{labels} value` in a Prometheus text page (0 when absent).
+double MetricValue(const std::string& page, const std::string& series);
+
+// A child process whose stderr goes to a file (kept for a failing test's log).
+class ChildProcess {
+ public:
+  ChildProcess(std::string binary, std::vector<std::string> args, std::string log_path);
+  ~ChildProcess();  // SIGKILLs a child still running
+  void Start();
+  void Signal(int sig);
+  // Waits for the exit; returns the exit status (128 + signal when killed), -1 on timeout.
+  int Wait(absl::Duration timeout);
+  bool running() const { return pid_ > 0; }
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  std::string binary_;
+  std::vector<std::string> args_;
+  std::string log_path_;
+  pid_t pid_ = -1;
+};
+
+}  // namespace kurt::analytics::testing
