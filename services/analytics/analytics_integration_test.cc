@@ -306,6 +306,44 @@ TEST_F(AnalyticsIntegrationTest, BadEventsGoToTheDeadLetterTopicAndConsumptionGo
   EXPECT_EQ(WaitForHourly(3), 3);
 }
 
+TEST_F(AnalyticsIntegrationTest, RawRowsKeepEveryFieldExactly) {
+  auto codes = testing::InsertLinks(cluster_->primary(), "acct", "raw", 1);
+  const std::string referrer = "https://r.example/a\tb\\c\nd\re \\N \xc3\xa9\xe2\x82\xac";
+  const std::string ua = "Mozilla/5.0 \"quoted\" \\. \t end";
+  const absl::Time t = absl::FromUnixMicros(int64_t{1709635500123456});
+  kafka::Message m = Message("t", 2, 77, codes[0], t, referrer, ua);
+  ASSERT_TRUE(processor_->Handle({m}).ok());
+  ASSERT_TRUE(cluster_->primary()
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    pqxx::row r = tx.exec1(
+                        "SELECT code, (extract(epoch FROM click_time) * 1000000)::bigint, "
+                        "event_id, referrer, user_agent, client_hash, kafka_partition, "
+                        "kafka_offset, tableoid::regclass::text FROM clicks");
+                    EXPECT_EQ(r[0].as<std::string>(), codes[0]);
+                    EXPECT_EQ(r[1].as<int64_t>(), 1709635500123456);
+                    EXPECT_EQ(r[2].as<std::string>(), "t-2-77");
+                    EXPECT_EQ(r[3].as<std::string>(), referrer);
+                    EXPECT_EQ(r[4].as<std::string>(), ua);
+                    EXPECT_EQ(r[5].as<std::string>(), "0123456789abcdef");
+                    EXPECT_EQ(r[6].as<int>(), 2);
+                    EXPECT_EQ(r[7].as<int64_t>(), 77);
+                    // March 2024 has no monthly partition here: the default one holds it.
+                    EXPECT_EQ(r[8].as<std::string>(), "clicks_default");
+                  })
+                  .ok());
+  // The hour's partition, created later, takes the row out of the default partition.
+  ASSERT_TRUE(store_->EnsurePartitions(t, 1).ok());
+  ASSERT_TRUE(cluster_->primary()
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    EXPECT_EQ(tx.exec1("SELECT tableoid::regclass::text FROM clicks")[0]
+                                  .as<std::string>(),
+                              "clicks_y2024m03");
+                  })
+                  .ok());
+}
+
 TEST_F(AnalyticsIntegrationTest, AFormerOwnerWaitsForTheOffsetLockAndSkipsWhatWasCounted) {
   auto codes = testing::InsertLinks(cluster_->primary(), "acct", "fen", 3);
   const absl::Time now = absl::Now();

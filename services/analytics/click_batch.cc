@@ -1,10 +1,9 @@
 #include "services/analytics/click_batch.h"
 
 #include <algorithm>
-#include <tuple>
+#include <climits>
+#include <cstdio>
 
-#include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 
@@ -28,16 +27,37 @@ int64_t FloorDiv(int64_t a, int64_t b) {
 }
 
 // Cuts to at most `max` bytes without splitting a UTF-8 sequence, and drops NUL characters.
-std::string CleanText(std::string* s, size_t max) {
-  std::string out = std::move(*s);
-  if (out.find('\0') != std::string::npos) std::erase(out, '\0');
-  if (out.size() > max) {
+void CleanText(std::string* s, size_t max) {
+  if (s->find('\0') != std::string::npos) std::erase(*s, '\0');
+  if (s->size() > max) {
     size_t cut = max;
     // Back up over continuation bytes (10xxxxxx) to the start of the cut sequence.
-    while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xC0) == 0x80) --cut;
-    out.resize(cut);
+    while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80) --cut;
+    s->resize(cut);
   }
-  return out;
+}
+
+// "YYYY-MM-DD HH:MM:SS" of a second since the epoch, UTC.
+std::string FormatSecond(int64_t seconds) {
+  const absl::CivilSecond cs =
+      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
+  char buf[32];
+  // Years before 1 AD do not occur: DecodeClick refuses times outside Timestamp's range.
+  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d",
+                        static_cast<int>(cs.year()), cs.month(), cs.day(), cs.hour(),
+                        cs.minute(), cs.second());
+  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+}
+
+void AppendMicros(int64_t frac, std::string* out) {
+  char digits[7];
+  for (int i = 5; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + frac % 10);
+    frac /= 10;
+  }
+  digits[6] = '\0';
+  out->push_back('.');
+  out->append(digits, 6);
 }
 
 }  // namespace
@@ -65,82 +85,44 @@ bool IsWellFormedCode(absl::string_view code) {
   return true;
 }
 
-Decoded DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event) {
-  Decoded d;
+std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event,
+                                     Click* click) {
   if (!event->ParseFromString(message.value)) {
-    d.reason = RejectReason::kBadProtobuf;
-    d.detail = "the value is not a kurt.events.v1.ClickEvent";
-    return d;
+    return Rejection{RejectReason::kBadProtobuf, "the value is not a kurt.events.v1.ClickEvent"};
   }
   if (!IsWellFormedCode(event->code())) {
-    d.reason = RejectReason::kUnknownCode;
-    d.detail = event->code().empty() ? "the event has no code" : "the code is not well-formed";
-    return d;
+    return Rejection{RejectReason::kUnknownCode, event->code().empty()
+                                                     ? "the event has no code"
+                                                     : "the code is not well-formed"};
   }
-  if (!event->has_time() || event->time().seconds() < kMinSeconds ||
-      event->time().seconds() > kMaxSeconds || event->time().nanos() < 0 ||
-      event->time().nanos() > 999999999) {
-    d.reason = RejectReason::kInvalidEvent;
-    d.detail = event->has_time() ? "time is not a valid timestamp" : "the event has no time";
-    return d;
+  const auto& t = event->time();
+  if (!event->has_time() || t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds ||
+      t.nanos() < 0 || t.nanos() > 999999999) {
+    return Rejection{RejectReason::kInvalidEvent, event->has_time()
+                                                      ? "time is not a valid timestamp"
+                                                      : "the event has no time"};
   }
-  ClickRow row;
-  row.code = std::move(*event->mutable_code());
-  row.time_micros = event->time().seconds() * 1000000 + event->time().nanos() / 1000;
-  row.hour = FloorDiv(event->time().seconds(), 3600) * 3600;
-  row.event_id = CleanText(event->mutable_event_id(), kMaxEventId);
-  if (row.event_id.empty()) {
+  click->time_micros = t.seconds() * 1000000 + t.nanos() / 1000;
+  click->hour = FloorDiv(t.seconds(), 3600) * 3600;
+  CleanText(event->mutable_event_id(), kMaxEventId);
+  if (event->event_id().empty()) {
     if (auto header = message.Header("event-id"); header && !header->empty()) {
-      std::string h(*header);
-      row.event_id = CleanText(&h, kMaxEventId);
+      event->set_event_id(std::string(*header));
+      CleanText(event->mutable_event_id(), kMaxEventId);
     }
-    if (row.event_id.empty()) {
-      row.event_id = absl::StrCat(message.topic, "/", message.partition, "/", message.offset);
+    if (event->event_id().empty()) {
+      event->set_event_id(absl::StrCat(message.topic, "/", message.partition, "/", message.offset));
     }
   }
-  row.referrer = CleanText(event->mutable_referrer(), kMaxReferrer);
-  row.user_agent = CleanText(event->mutable_user_agent(), kMaxUserAgent);
-  row.client_hash = CleanText(event->mutable_client_hash(), kMaxClientHash);
-  row.partition = message.partition;
-  row.offset = message.offset;
-  row.referrer_host = ReferrerHost(row.referrer);
-  row.agent = ClassifyUserAgent(row.user_agent);
-  d.row = std::move(row);
-  return d;
+  CleanText(event->mutable_referrer(), kMaxReferrer);
+  CleanText(event->mutable_user_agent(), kMaxUserAgent);
+  CleanText(event->mutable_client_hash(), kMaxClientHash);
+  return std::nullopt;
 }
 
-Aggregates Aggregate(const std::vector<ClickRow>& rows) {
-  // Keys point into `rows`, which outlives the maps.
-  absl::flat_hash_map<std::pair<absl::string_view, int64_t>, int64_t> hourly;
-  absl::flat_hash_map<std::tuple<absl::string_view, int64_t, absl::string_view>, int64_t> refs;
-  absl::flat_hash_map<std::tuple<absl::string_view, int64_t, AgentFamily>, int64_t> agents;
-  for (const ClickRow& r : rows) {
-    ++hourly[{r.code, r.hour}];
-    ++refs[{r.code, r.hour, r.referrer_host}];
-    ++agents[{r.code, r.hour, r.agent}];
-  }
-  Aggregates out;
-  out.hourly.reserve(hourly.size());
-  for (const auto& [k, n] : hourly) out.hourly.push_back({std::string(k.first), k.second, n});
-  out.referrers.reserve(refs.size());
-  for (const auto& [k, n] : refs) {
-    out.referrers.push_back(
-        {std::string(std::get<0>(k)), std::get<1>(k), std::string(std::get<2>(k)), n});
-  }
-  out.agents.reserve(agents.size());
-  for (const auto& [k, n] : agents) {
-    out.agents.push_back({std::string(std::get<0>(k)), std::get<1>(k),
-                          std::string(AgentFamilyName(std::get<2>(k))), n});
-  }
-  std::sort(out.hourly.begin(), out.hourly.end(), [](const auto& a, const auto& b) {
-    return std::tie(a.code, a.hour) < std::tie(b.code, b.hour);
-  });
-  auto by_key = [](const DimensionHourlyCount& a, const DimensionHourlyCount& b) {
-    return std::tie(a.code, a.hour, a.value) < std::tie(b.code, b.hour, b.value);
-  };
-  std::sort(out.referrers.begin(), out.referrers.end(), by_key);
-  std::sort(out.agents.begin(), out.agents.end(), by_key);
-  return out;
+bool IsNew(const kafka::Message& message, const OffsetMap& stored) {
+  auto it = stored.find({message.topic, message.partition});
+  return it == stored.end() || message.offset >= it->second;
 }
 
 std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch) {
@@ -155,65 +137,125 @@ std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch)
   return out;
 }
 
-bool IsNew(const kafka::Message& message, const OffsetMap& stored) {
-  auto it = stored.find({message.topic, message.partition});
-  return it == stored.end() || message.offset >= it->second;
+AgentFamily DimensionCache::Agent(absl::string_view user_agent) {
+  if (auto it = agents_.find(user_agent); it != agents_.end()) return it->second;
+  if (agents_.size() >= max_entries_) agents_.clear();
+  AgentFamily family = ClassifyUserAgent(user_agent);
+  agents_.emplace(std::string(user_agent), family);
+  return family;
 }
 
-std::vector<std::string> CodesToCheck(const std::vector<kafka::Message>& batch,
-                                      const std::vector<Decoded>& decoded,
-                                      const OffsetMap& stored,
-                                      const std::function<bool(const std::string&)>& known) {
-  absl::flat_hash_set<absl::string_view> seen;
-  std::vector<std::string> out;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (!decoded[i].row || !IsNew(batch[i], stored)) continue;
-    const std::string& code = decoded[i].row->code;
-    if (seen.insert(code).second && !known(code)) out.push_back(code);
+const std::string& DimensionCache::Host(absl::string_view referrer) {
+  if (auto it = hosts_.find(referrer); it != hosts_.end()) return it->second;
+  if (hosts_.size() >= max_entries_) hosts_.clear();
+  return hosts_.emplace(std::string(referrer), ReferrerHost(referrer)).first->second;
+}
+
+int BatchBuilder::Intern(std::vector<std::string>* names,
+                         absl::flat_hash_map<std::string, int>* ids, absl::string_view name) {
+  if (auto it = ids->find(name); it != ids->end()) return it->second;
+  const int id = static_cast<int>(names->size());
+  names->emplace_back(name);
+  ids->emplace(std::string(name), id);
+  return id;
+}
+
+void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
+                       int32_t partition, int64_t offset) {
+  const int code = Intern(&codes_, &code_ids_, event.code());
+  const int host = Intern(&hosts_, &host_ids_, cache_->Host(event.referrer()));
+  ++hourly_[{code, click.hour}];
+  ++referrers_[{code, click.hour, host}];
+  ++agents_[{code, click.hour, cache_->Agent(event.user_agent())}];
+  ++rows_;
+
+  // A well-formed code needs no escaping.
+  copy_.append(event.code());
+  copy_.push_back('\t');
+  const int64_t second = FloorDiv(click.time_micros, 1000000);
+  if (second != formatted_second_) {
+    formatted_second_ = second;
+    formatted_prefix_ = FormatSecond(second);
   }
-  std::sort(out.begin(), out.end());
+  copy_.append(formatted_prefix_);
+  AppendMicros(click.time_micros - second * 1000000, &copy_);
+  copy_.append("+00\t");
+  AppendCopyEscaped(event.event_id(), &copy_);
+  copy_.push_back('\t');
+  AppendCopyEscaped(event.referrer(), &copy_);
+  copy_.push_back('\t');
+  AppendCopyEscaped(event.user_agent(), &copy_);
+  copy_.push_back('\t');
+  AppendCopyEscaped(event.client_hash(), &copy_);
+  absl::StrAppend(&copy_, "\t", partition, "\t", offset, "\n");
+}
+
+std::string BatchBuilder::TakeCopyText() {
+  std::string out;
+  out.swap(copy_);
+  copy_.reserve(out.capacity());
   return out;
 }
 
-BatchPlan PlanBatch(const std::vector<kafka::Message>& batch, std::vector<Decoded>& decoded,
-                    const OffsetMap& stored,
-                    const std::function<bool(const std::string&)>& known) {
-  BatchPlan plan;
-  plan.rows.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const kafka::Message& m = batch[i];
-    if (!IsNew(m, stored)) {
-      ++plan.duplicates;
-      continue;
-    }
-    int64_t& next = plan.next_offsets[{m.topic, m.partition}];
-    next = std::max(next, m.offset + 1);
-    Decoded& d = decoded[i];
-    if (!d.row) {
-      plan.dead_letters.push_back({&m, d.reason, d.detail});
-    } else if (!known(d.row->code)) {
-      plan.dead_letters.push_back(
-          {&m, RejectReason::kUnknownCode, absl::StrCat("no link with code '", d.row->code, "'")});
-    } else {
-      plan.rows.push_back(std::move(*d.row));
-      d.row.reset();
-    }
+Aggregates BatchBuilder::TakeAggregates() const {
+  Aggregates out;
+  out.hourly.reserve(hourly_.size());
+  for (const auto& [k, n] : hourly_) out.hourly.push_back({codes_[k.first], k.second, n});
+  out.referrers.reserve(referrers_.size());
+  for (const auto& [k, n] : referrers_) {
+    out.referrers.push_back(
+        {codes_[std::get<0>(k)], std::get<1>(k), hosts_[std::get<2>(k)], n});
   }
-  plan.aggregates = Aggregate(plan.rows);
-  return plan;
+  out.agents.reserve(agents_.size());
+  for (const auto& [k, n] : agents_) {
+    out.agents.push_back({codes_[std::get<0>(k)], std::get<1>(k),
+                          std::string(AgentFamilyName(std::get<2>(k))), n});
+  }
+  std::sort(out.hourly.begin(), out.hourly.end(), [](const auto& a, const auto& b) {
+    return std::tie(a.code, a.hour) < std::tie(b.code, b.hour);
+  });
+  auto by_key = [](const DimensionHourlyCount& a, const DimensionHourlyCount& b) {
+    return std::tie(a.code, a.hour, a.value) < std::tie(b.code, b.hour, b.value);
+  };
+  std::sort(out.referrers.begin(), out.referrers.end(), by_key);
+  std::sort(out.agents.begin(), out.agents.end(), by_key);
+  return out;
+}
+
+void AppendCopyEscaped(absl::string_view value, std::string* out) {
+  size_t start = 0;
+  for (size_t i = 0; i < value.size(); ++i) {
+    const char c = value[i];
+    const char* escaped = nullptr;
+    switch (c) {
+      case '\\':
+        escaped = "\\\\";
+        break;
+      case '\t':
+        escaped = "\\t";
+        break;
+      case '\n':
+        escaped = "\\n";
+        break;
+      case '\r':
+        escaped = "\\r";
+        break;
+      default:
+        continue;
+    }
+    out->append(value.data() + start, i - start);
+    out->append(escaped);
+    start = i + 1;
+  }
+  out->append(value.data() + start, value.size() - start);
 }
 
 std::string FormatTimestampMicros(int64_t micros) {
-  const int64_t seconds = FloorDiv(micros, 1000000);
-  const int64_t frac = micros - seconds * 1000000;
-  const absl::CivilSecond cs =
-      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
-  char buf[48];
-  // Years before 1 AD do not occur: DecodeClick refuses times outside Timestamp's range.
-  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d.%06d+00",
-                        static_cast<int>(cs.year()), cs.month(), cs.day(), cs.hour(),
-                        cs.minute(), cs.second(), static_cast<int>(frac));
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+  const int64_t second = FloorDiv(micros, 1000000);
+  std::string out = FormatSecond(second);
+  AppendMicros(micros - second * 1000000, &out);
+  out.append("+00");
+  return out;
 }
 
 }  // namespace kurt::analytics

@@ -1,16 +1,18 @@
-// The pure part of ingesting a batch of click events: decoding each Kafka message, fencing off
-// offsets already accounted for, choosing what goes to the dead-letter topic, and summing the
-// hourly aggregates. No I/O here; ClickProcessor runs these steps inside a database transaction.
+// The pure part of ingesting a batch of click events: decoding and checking each Kafka message,
+// fencing off offsets already accounted for, and building what the transaction writes — the raw
+// rows as COPY text and the hourly aggregates. No I/O here; ClickProcessor drives these steps
+// inside a database transaction.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/kafka.h"
@@ -22,21 +24,6 @@ namespace kurt::analytics {
 using PartitionKey = std::pair<std::string, int32_t>;
 // The next offset to handle, per partition.
 using OffsetMap = std::map<PartitionKey, int64_t>;
-
-// One click as the raw table stores it, with the values it is aggregated by.
-struct ClickRow {
-  std::string code;
-  int64_t time_micros = 0;  // since the Unix epoch
-  std::string event_id;
-  std::string referrer;
-  std::string user_agent;
-  std::string client_hash;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  int64_t hour = 0;  // start of the UTC hour, seconds since the Unix epoch
-  std::string referrer_host;
-  AgentFamily agent = AgentFamily::kOther;
-};
 
 enum class RejectReason { kBadProtobuf, kInvalidEvent, kUnknownCode };
 
@@ -50,22 +37,34 @@ struct DeadLetter {
   std::string detail;
 };
 
-// The outcome of decoding one message: a row, or why there is none.
-struct Decoded {
-  std::optional<ClickRow> row;
-  RejectReason reason = RejectReason::kBadProtobuf;
+// Why a message is not a click; nullopt when it is one.
+struct Rejection {
+  RejectReason reason;
   std::string detail;
 };
 
-// Decodes a kurt.events.v1.ClickEvent. A code that is not well-formed is kUnknownCode (it cannot
-// name a link); an event without a valid time is kInvalidEvent. Text fields are cut to the
-// producer's limits and stripped of NUL characters (PostgreSQL text cannot hold them); a missing
-// event id falls back to the event-id header, then to topic/partition/offset.
-// `scratch` is reused between calls to spare allocations.
-Decoded DecodeClick(const kafka::Message& message, events::v1::ClickEvent* scratch);
+// A decoded click: the event (cleaned) and what is derived from it.
+struct Click {
+  int64_t time_micros = 0;  // since the Unix epoch
+  int64_t hour = 0;         // start of the UTC hour, seconds since the Unix epoch
+};
+
+// Parses `message` into `event` (reused between calls to spare allocations) and checks it. A code
+// that is not well-formed is kUnknownCode (it cannot name a link); an event without a valid time
+// is kInvalidEvent. Text fields are cut to the producer's limits and stripped of NUL characters
+// (PostgreSQL text cannot hold them); a missing event id falls back to the event-id header, then
+// to topic/partition/offset.
+std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event,
+                                     Click* click);
 
 // Whether a code has the shape of a link's code: [A-Za-z0-9_-]{3,64}.
 bool IsWellFormedCode(absl::string_view code);
+
+// Whether a message is at or after its partition's stored offset (no stored offset: it is).
+bool IsNew(const kafka::Message& message, const OffsetMap& stored);
+
+// The partitions of a batch, sorted.
+std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch);
 
 struct HourlyCount {
   std::string code;
@@ -89,37 +88,65 @@ struct Aggregates {
   std::vector<DimensionHourlyCount> agents;
 };
 
-Aggregates Aggregate(const std::vector<ClickRow>& rows);
+// Remembers the referrer host and the agent family of recently seen header values: the same few
+// thousand user agents make most of the traffic. Bounded; lives as long as the processor, used
+// from its thread only.
+class DimensionCache {
+ public:
+  explicit DimensionCache(size_t max_entries = 20000) : max_entries_(max_entries) {}
+  AgentFamily Agent(absl::string_view user_agent);
+  const std::string& Host(absl::string_view referrer);
 
-// What one batch changes, decided under the lock of its partitions' offset rows.
-struct BatchPlan {
-  std::vector<ClickRow> rows;
-  Aggregates aggregates;
-  std::vector<DeadLetter> dead_letters;
-  // Per partition with handled messages: the offset after the last of them.
-  OffsetMap next_offsets;
-  // Messages below their partition's stored offset: already counted (a redelivery, or a former
-  // owner of the partition got there first).
-  int64_t duplicates = 0;
+ private:
+  const size_t max_entries_;
+  absl::flat_hash_map<std::string, AgentFamily> agents_;
+  absl::flat_hash_map<std::string, std::string> hosts_;
 };
 
-// The partitions of a batch, sorted.
-std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch);
+// The columns of `clicks` the COPY text carries, in order.
+inline constexpr const char* kClickCopyColumns[] = {
+    "code",        "click_time",      "event_id",    "referrer",
+    "user_agent",  "client_hash",     "kafka_partition", "kafka_offset"};
 
-// Whether message i is at or after its partition's stored offset (no stored offset: it is).
-bool IsNew(const kafka::Message& message, const OffsetMap& stored);
+// Accumulates one batch's clicks: their raw rows as PostgreSQL COPY text (drained as it grows, so
+// that the database ingests while the batch is still being decoded) and their aggregates.
+// Lives for one batch.
+class BatchBuilder {
+ public:
+  explicit BatchBuilder(DimensionCache* cache) : cache_(cache) {}
 
-// The codes of new, decoded messages, deduplicated, for which `known` says false.
-std::vector<std::string> CodesToCheck(const std::vector<kafka::Message>& batch,
-                                      const std::vector<Decoded>& decoded,
-                                      const OffsetMap& stored,
-                                      const std::function<bool(const std::string&)>& known);
+  // Adds a decoded click (its event as DecodeClick left it).
+  void Add(const events::v1::ClickEvent& event, const Click& click, int32_t partition,
+           int64_t offset);
 
-// Builds the plan: skips messages below `stored`, dead-letters rejects and codes `known` says
-// are not links, moves the rest into rows (from `decoded`) and sums them.
-BatchPlan PlanBatch(const std::vector<kafka::Message>& batch, std::vector<Decoded>& decoded,
-                    const OffsetMap& stored,
-                    const std::function<bool(const std::string&)>& known);
+  // COPY text of the rows added since the last call: whole lines, each ending in '\n'.
+  std::string TakeCopyText();
+  size_t PendingCopyBytes() const { return copy_.size(); }
+  int64_t rows() const { return rows_; }
+
+  // The sums of every click added.
+  Aggregates TakeAggregates() const;
+
+ private:
+  int Intern(std::vector<std::string>* names, absl::flat_hash_map<std::string, int>* ids,
+             absl::string_view name);
+
+  DimensionCache* cache_;
+  std::string copy_;
+  int64_t rows_ = 0;
+  // Per-batch ids of codes and referrer hosts, so that sums are keyed by numbers.
+  std::vector<std::string> codes_, hosts_;
+  absl::flat_hash_map<std::string, int> code_ids_, host_ids_;
+  absl::flat_hash_map<std::pair<int, int64_t>, int64_t> hourly_;
+  absl::flat_hash_map<std::tuple<int, int64_t, int>, int64_t> referrers_;
+  absl::flat_hash_map<std::tuple<int, int64_t, AgentFamily>, int64_t> agents_;
+  // The last second formatted, as "YYYY-MM-DD HH:MM:SS" (clicks of a batch share seconds).
+  int64_t formatted_second_ = INT64_MIN;
+  std::string formatted_prefix_;
+};
+
+// Appends `value` to `out` escaped for COPY's text format (backslash, tab, newline, return).
+void AppendCopyEscaped(absl::string_view value, std::string* out);
 
 // "YYYY-MM-DD HH:MM:SS.ffffff+00", the timestamptz text COPY reads.
 std::string FormatTimestampMicros(int64_t micros);

@@ -1,5 +1,8 @@
 #include "services/analytics/click_processor.h"
 
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/log.h"
@@ -8,6 +11,10 @@ namespace kurt::analytics {
 namespace {
 
 constexpr size_t kMaxKnownCodes = 1000000;
+// COPY text is handed to the database in chunks of about this size while decoding goes on.
+constexpr size_t kCopyChunkBytes = 256 * 1024;
+// Dead letters logged one by one per batch; the rest are counted.
+constexpr size_t kLoggedDeadLetters = 10;
 
 }  // namespace
 
@@ -34,50 +41,111 @@ ClickProcessor::ClickProcessor(std::string group, ClickStore* store,
                         .Get();
 }
 
+absl::Status ClickProcessor::HandleInTransaction(const std::vector<kafka::Message>& batch,
+                                                 ClickTransaction& tx, BatchOutcome* outcome) {
+  *outcome = BatchOutcome();
+  absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, PartitionsOf(batch));
+  if (!stored.ok()) return stored.status();
+
+  BatchBuilder builder(&dimensions_);
+  events::v1::ClickEvent event;
+  Click click;
+  OffsetMap next;
+  // Clicks whose code is not confirmed yet: looked up together once the first COPY is done.
+  std::vector<const kafka::Message*> unconfirmed;
+  auto flush = [&](size_t at_least) -> absl::Status {
+    if (builder.PendingCopyBytes() < std::max<size_t>(at_least, 1)) return absl::OkStatus();
+    return tx.CopyClicks(builder.TakeCopyText());
+  };
+  for (const kafka::Message& m : batch) {
+    if (!IsNew(m, *stored)) {
+      ++outcome->duplicates;
+      continue;
+    }
+    int64_t& n = next[{m.topic, m.partition}];
+    n = std::max(n, m.offset + 1);
+    if (auto rejected = DecodeClick(m, &event, &click)) {
+      outcome->dead_letters.push_back({&m, rejected->reason, std::move(rejected->detail)});
+      continue;
+    }
+    if (!known_codes_.contains(event.code())) {
+      unconfirmed.push_back(&m);
+      continue;
+    }
+    builder.Add(event, click, m.partition, m.offset);
+    if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) return s;
+  }
+  if (absl::Status s = flush(0); !s.ok()) return s;
+
+  if (!unconfirmed.empty()) {
+    std::vector<std::string> codes;
+    for (const kafka::Message* m : unconfirmed) {
+      DecodeClick(*m, &event, &click);
+      codes.push_back(event.code());
+    }
+    std::sort(codes.begin(), codes.end());
+    codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
+    absl::StatusOr<std::vector<std::string>> existing = tx.ExistingCodes(codes);
+    if (!existing.ok()) return existing.status();
+    if (known_codes_.size() + existing->size() > kMaxKnownCodes) known_codes_.clear();
+    for (std::string& code : *existing) known_codes_.insert(std::move(code));
+    for (const kafka::Message* m : unconfirmed) {
+      DecodeClick(*m, &event, &click);
+      if (!known_codes_.contains(event.code())) {
+        outcome->dead_letters.push_back({m, RejectReason::kUnknownCode,
+                                         absl::StrCat("no link with code '", event.code(), "'")});
+        continue;
+      }
+      builder.Add(event, click, m->partition, m->offset);
+      if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) return s;
+    }
+    if (absl::Status s = flush(0); !s.ok()) return s;
+  }
+  outcome->stored = builder.rows();
+
+  // In offset order, acknowledged by the broker before the offsets that skip them are committed.
+  std::sort(outcome->dead_letters.begin(), outcome->dead_letters.end(),
+            [](const DeadLetter& a, const DeadLetter& b) {
+              return std::tie(a.message->topic, a.message->partition, a.message->offset) <
+                     std::tie(b.message->topic, b.message->partition, b.message->offset);
+            });
+  if (absl::Status s = dead_letters_->Publish(outcome->dead_letters); !s.ok()) return s;
+  if (builder.rows() > 0) {
+    if (absl::Status s = tx.AddAggregates(builder.TakeAggregates()); !s.ok()) return s;
+  }
+  return tx.SetOffsets(group_, next);
+}
+
 absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
   const absl::Time start = absl::Now();
-  // Decoding needs no lock: done before the transaction, which then stays short.
-  std::vector<Decoded> decoded;
-  decoded.reserve(batch.size());
-  events::v1::ClickEvent scratch;
-  for (const kafka::Message& m : batch) decoded.push_back(DecodeClick(m, &scratch));
-  const std::vector<PartitionKey> partitions = PartitionsOf(batch);
-  auto known = [this](const std::string& code) { return Known(code); };
-
-  BatchPlan plan;
-  absl::Status s = store_->InTransaction([&](ClickTransaction& tx) -> absl::Status {
-    absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, partitions);
-    if (!stored.ok()) return stored.status();
-    std::vector<std::string> unknown = CodesToCheck(batch, decoded, *stored, known);
-    if (!unknown.empty()) {
-      absl::StatusOr<std::vector<std::string>> existing = tx.ExistingCodes(unknown);
-      if (!existing.ok()) return existing.status();
-      if (known_codes_.size() + existing->size() > kMaxKnownCodes) known_codes_.clear();
-      for (std::string& code : *existing) known_codes_.insert(std::move(code));
-    }
-    plan = PlanBatch(batch, decoded, *stored, known);
-    // Acknowledged by the broker before the offsets that skip them are committed.
-    if (absl::Status d = dead_letters_->Publish(plan.dead_letters); !d.ok()) return d;
-    return tx.Write(group_, plan);
-  });
+  BatchOutcome outcome;
+  absl::Status s = store_->InTransaction(
+      [&](ClickTransaction& tx) { return HandleInTransaction(batch, tx, &outcome); });
   if (!s.ok()) {
     batches_failed_->Increment();
     return s;
   }
   batches_ok_->Increment();
   batch_seconds_->ObserveDuration(absl::Now() - start);
-  stored_->Increment(static_cast<double>(plan.rows.size()));
-  duplicates_->Increment(static_cast<double>(plan.duplicates));
-  for (const DeadLetter& d : plan.dead_letters) {
+  stored_->Increment(static_cast<double>(outcome.stored));
+  duplicates_->Increment(static_cast<double>(outcome.duplicates));
+  for (size_t i = 0; i < outcome.dead_letters.size(); ++i) {
+    const DeadLetter& d = outcome.dead_letters[i];
     dead_lettered_->WithLabels({std::string(RejectReasonName(d.reason))}).Increment();
-    KURT_LOG(kWarn, "click event dead-lettered", {"reason", RejectReasonName(d.reason)},
-             {"detail", d.detail}, {"partition", d.message->partition},
-             {"offset", d.message->offset});
+    if (i < kLoggedDeadLetters) {
+      KURT_LOG(kWarn, "click event dead-lettered", {"reason", RejectReasonName(d.reason)},
+               {"detail", d.detail}, {"partition", d.message->partition},
+               {"offset", d.message->offset});
+    }
   }
-  if (plan.duplicates > 0) {
-    KURT_LOG(kInfo, "skipped click events already counted", {"count", plan.duplicates});
+  if (outcome.dead_letters.size() > kLoggedDeadLetters) {
+    KURT_LOG(kWarn, "more click events dead-lettered in the batch",
+             {"count", outcome.dead_letters.size() - kLoggedDeadLetters});
   }
-  KURT_LOG(kDebug, "batch stored", {"messages", batch.size()}, {"rows", plan.rows.size()},
+  if (outcome.duplicates > 0) {
+    KURT_LOG(kInfo, "skipped click events already counted", {"count", outcome.duplicates});
+  }
+  KURT_LOG(kDebug, "batch stored", {"messages", batch.size()}, {"rows", outcome.stored},
            {"seconds", absl::ToDoubleSeconds(absl::Now() - start)});
   return absl::OkStatus();
 }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 
 namespace kurt::analytics {
@@ -13,7 +14,7 @@ namespace {
 // What the database would hold; copied at the start of a transaction, swapped in on commit.
 struct FakeState {
   OffsetMap offsets;
-  std::vector<ClickRow> rows;
+  std::vector<std::string> rows;  // COPY lines
   std::map<std::pair<std::string, int64_t>, int64_t> hourly;
   std::map<std::tuple<std::string, int64_t, std::string>, int64_t> referrers;
   std::map<std::tuple<std::string, int64_t, std::string>, int64_t> agents;
@@ -41,10 +42,15 @@ class FakeStore : public ClickStore {
  private:
   struct Tx : ClickTransaction {
     Tx(FakeStore* s, FakeState st) : store(s), state(std::move(st)) {}
+    void Call(const std::string& what) {
+      if (store->calls && (store->calls->empty() || store->calls->back() != what)) {
+        store->calls->push_back(what);
+      }
+    }
     absl::StatusOr<OffsetMap> LockOffsets(const std::string& group,
                                           const std::vector<PartitionKey>& partitions) override {
       EXPECT_EQ(group, "g");
-      if (store->calls) store->calls->push_back("lock");
+      Call("lock");
       OffsetMap out;
       for (const auto& p : partitions) {
         if (auto it = state.offsets.find(p); it != state.offsets.end()) out.insert(*it);
@@ -54,25 +60,32 @@ class FakeStore : public ClickStore {
     absl::StatusOr<std::vector<std::string>> ExistingCodes(
         const std::vector<std::string>& codes) override {
       ++store->code_lookups;
-      if (store->calls) store->calls->push_back("codes");
+      Call("codes");
       std::vector<std::string> out;
       for (const auto& c : codes) {
         if (store->links.count(c)) out.push_back(c);
       }
       return out;
     }
-    absl::Status Write(const std::string&, const BatchPlan& plan) override {
-      if (store->calls) store->calls->push_back("write");
+    absl::Status CopyClicks(std::string lines) override {
+      Call("copy");
+      EXPECT_EQ(lines.back(), '\n');
+      for (absl::string_view line : absl::StrSplit(lines, '\n', absl::SkipEmpty())) {
+        state.rows.emplace_back(line);
+      }
+      return absl::OkStatus();
+    }
+    absl::Status AddAggregates(const Aggregates& a) override {
+      Call("aggregates");
       if (!store->write_error.ok()) return store->write_error;
-      for (const auto& r : plan.rows) state.rows.push_back(r);
-      for (const auto& h : plan.aggregates.hourly) state.hourly[{h.code, h.hour}] += h.clicks;
-      for (const auto& d : plan.aggregates.referrers) {
-        state.referrers[{d.code, d.hour, d.value}] += d.clicks;
-      }
-      for (const auto& d : plan.aggregates.agents) {
-        state.agents[{d.code, d.hour, d.value}] += d.clicks;
-      }
-      for (const auto& [p, next] : plan.next_offsets) state.offsets[p] = next;
+      for (const auto& h : a.hourly) state.hourly[{h.code, h.hour}] += h.clicks;
+      for (const auto& d : a.referrers) state.referrers[{d.code, d.hour, d.value}] += d.clicks;
+      for (const auto& d : a.agents) state.agents[{d.code, d.hour, d.value}] += d.clicks;
+      return absl::OkStatus();
+    }
+    absl::Status SetOffsets(const std::string&, const OffsetMap& next) override {
+      Call("offsets");
+      for (const auto& [p, n] : next) state.offsets[p] = n;
       return absl::OkStatus();
     }
     FakeStore* store;
@@ -160,13 +173,20 @@ TEST_F(ClickProcessorTest, DeadLettersArePublishedBeforeTheWrite) {
   store_.calls = &calls;
   dead_letters_.calls = &calls;
   ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Garbage(0, 1), Click(0, 2, "nope")}).ok());
-  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "codes", "dead-letters", "write"}));
+  // "aaa" is not confirmed yet: it is looked up with "nope" before any row is copied.
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "codes", "copy", "dead-letters",
+                                             "aggregates", "offsets"}));
+  // Once confirmed, rows stream to COPY before any lookup.
+  calls.clear();
+  ASSERT_TRUE(processor_.Handle({Click(0, 3, "aaa"), Click(0, 4, "bbb")}).ok());
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "copy", "codes", "copy", "aggregates",
+                                             "offsets"}));
   EXPECT_EQ(dead_letters_.published,
             (std::vector<std::pair<int64_t, RejectReason>>{{1, RejectReason::kBadProtobuf},
                                                            {2, RejectReason::kUnknownCode}}));
-  EXPECT_EQ(store_.state.rows.size(), 1u);
+  EXPECT_EQ(store_.state.rows.size(), 3u);
   // Consumption goes on past them.
-  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 3);
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 5);
   EXPECT_NE(registry_.Render().find("kurt_analytics_dead_letters_total{reason=\"unknown-code\"} 1"),
             std::string::npos);
 }
@@ -217,7 +237,7 @@ TEST_F(ClickProcessorTest, ABatchEntirelyCountedBeforeChangesNothing) {
   EXPECT_TRUE(store_.state.rows.empty());
   EXPECT_TRUE(dead_letters_.published.empty());
   EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 100);
-  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "write"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "offsets"}));
 }
 
 }  // namespace

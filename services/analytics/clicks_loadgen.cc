@@ -1,7 +1,7 @@
 // kurt-clicks-loadgen: publishes synthetic kurt.events.v1.ClickEvent messages, as the links
 // service would (key = code, header event-id), for links <code_prefix>1 … <code_prefix>N with a
 // Zipf-like popularity. Used by tools/bench clicks. Prints one JSON line when every message is
-// acknowledged: {"produced": …, "seconds": …}.
+// acknowledged: {"produced": …, "seconds": …, "value_bytes": …} (value_bytes: the mean size).
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -76,6 +76,7 @@ int main(int argc, char** argv) {
   std::atomic<int64_t> failed{0};
   kurt::events::v1::ClickEvent event;
   std::string value;
+  int64_t value_bytes = 0;
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
@@ -95,6 +96,7 @@ int main(int argc, char** argv) {
     event.set_user_agent(kAgents[rng() % std::size(kAgents)]);
     event.set_client_hash(absl::StrCat(absl::Hex(rng(), absl::kZeroPad16)));
     event.SerializeToString(&value);
+    value_bytes += static_cast<int64_t>(value.size());
     for (;;) {
       absl::Status s = (*producer)->Produce(
           topic, code, value, {{"event-id", event_id}},
@@ -114,6 +116,7 @@ int main(int argc, char** argv) {
               << "\n";
     return 1;
   }
-  std::cout << "{\"produced\": " << count << ", \"seconds\": " << seconds << "}" << std::endl;
+  std::cout << "{\"produced\": " << count << ", \"seconds\": " << seconds
+            << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
   return 0;
 }
