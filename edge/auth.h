@@ -53,12 +53,22 @@ class PassThroughAuthorizer : public Authorizer {
 // before issue 5's API keys exist. Never enable it where clients are not trusted.
 class DevAccountHeaderAuthorizer : public Authorizer {
  public:
+  // `edge_secret` (empty: none) goes with the account, as the AccountsAuthorizer sends it.
+  explicit DevAccountHeaderAuthorizer(std::string edge_secret = "")
+      : edge_secret_(std::move(edge_secret)) {}
+
   void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override {
     AuthDecision decision;
     absl::string_view account = request.header ? request.header("x-kurt-account-id") : "";
-    if (!account.empty()) decision.metadata.emplace_back("x-kurt-account-id", std::string(account));
+    if (!account.empty()) {
+      decision.metadata.emplace_back("x-kurt-account-id", std::string(account));
+      if (!edge_secret_.empty()) decision.metadata.emplace_back("x-kurt-edge-secret", edge_secret_);
+    }
     done(std::move(decision));
   }
+
+ private:
+  const std::string edge_secret_;
 };
 
 }  // namespace kurt::edge

@@ -44,7 +44,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
 
   if (authorizer == nullptr && config.dev_trust_account_header) {
     KURT_LOG(kWarn, "--dev_trust_account_header: X-Kurt-Account-Id is trusted (development only)");
-    s->own_authorizer_ = std::make_unique<DevAccountHeaderAuthorizer>();
+    s->own_authorizer_ = std::make_unique<DevAccountHeaderAuthorizer>(config.edge_secret);
     authorizer = s->own_authorizer_.get();
   } else if (authorizer == nullptr) {
     s->own_authorizer_ = std::make_unique<PassThroughAuthorizer>();

@@ -33,6 +33,9 @@ struct EdgeServerConfig {
   std::string default_upstream_host = "127.0.0.1";
   // See DevAccountHeaderAuthorizer (auth.h); ignored when Start is given an authorizer.
   bool dev_trust_account_header = false;
+  // Sent as x-kurt-edge-secret with the account DevAccountHeaderAuthorizer takes, so services
+  // that check the secret still believe it (the AccountsAuthorizer is given its own).
+  std::string edge_secret;
 };
 
 class EdgeServer {

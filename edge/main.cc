@@ -59,9 +59,6 @@ ABSL_FLAG(std::string, public_url, "", "The API's public base URL, for the OpenA
 ABSL_FLAG(std::string, accounts_address, "",
           "host:port of kurt-accounts; when set, every non-public route needs "
           "Authorization: Bearer <API key> (empty: no authentication, development only)");
-ABSL_FLAG(std::string, edge_secret, "",
-          "Shared secret sent upstream as x-kurt-edge-secret (services trust x-kurt-account-id "
-          "only with it)");
 ABSL_FLAG(double, rate_per_address, 50,
           "Requests per second per client address (token bucket refill; 0: no limit); needs "
           "--accounts_address");
@@ -147,6 +144,7 @@ int main(int argc, char** argv) {
   config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
   config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);
   config.dev_trust_account_header = absl::GetFlag(FLAGS_dev_trust_account_header);
+  config.edge_secret = absl::GetFlag(FLAGS_edge_secret);
 
   std::unique_ptr<kurt::redis::RedisClient> redis;
   std::unique_ptr<kurt::edge::RateLimiter> limiter;

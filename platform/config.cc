@@ -25,6 +25,10 @@ ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:16379", "Redis");
 ABSL_FLAG(std::string, kafka_brokers, "127.0.0.1:19092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "How long SIGTERM waits for in-flight work");
+ABSL_FLAG(std::string, edge_secret, "",
+          "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
+          "and a gRPC service refuses a call carrying x-kurt-account-id without it (empty: no "
+          "check, local development only)");
 
 namespace kurt::platform {
 

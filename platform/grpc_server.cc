@@ -6,6 +6,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "platform/config.h"
+#include "platform/edge_trust.h"
 #include "platform/log.h"
 
 namespace kurt::platform {
@@ -82,6 +83,7 @@ GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
   o.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   o.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
   return o;
 }
 
@@ -105,7 +107,17 @@ absl::Status GrpcServer::Start() {
                                          ? absl::StrCat("[", options_.host, "]")
                                          : options_.host,
                                      ":", options_.grpc_port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &grpc_port_);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options_.edge_secret.empty()) {
+    metrics::Counter* refused =
+        &registry_
+             ->AddCounter("kurt_grpc_server_untrusted_calls_total",
+                          "Calls refused for carrying x-kurt-account-id without the edge's secret")
+             .Get();
+    credentials = EdgeTrustingServerCredentials(options_.edge_secret,
+                                                [refused] { refused->Increment(); });
+  }
+  builder.AddListeningPort(address, credentials, &grpc_port_);
   for (grpc::Service* s : services_) builder.RegisterService(s);
   // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
   // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).

@@ -1,5 +1,6 @@
 // The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
-// metrics for every RPC (kurt_grpc_server_*), the admin HTTP server, and a graceful SIGTERM:
+// metrics for every RPC (kurt_grpc_server_*), trust in x-kurt-account-id only from the edge
+// (--edge_secret, platform/edge_trust.h), the admin HTTP server, and a graceful SIGTERM:
 // mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period, then run
 // the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
 //
@@ -26,11 +27,14 @@ struct GrpcServerOptions {
   int grpc_port = 0;     // 0 picks a free port (tests)
   int metrics_port = 0;  // 0 picks a free port (tests); -1 disables the admin server
   absl::Duration shutdown_grace = absl::Seconds(10);
+  // Non-empty: calls carrying x-kurt-account-id without this x-kurt-edge-secret are refused
+  // (UNAUTHENTICATED) before any handler runs; see platform/edge_trust.h.
+  std::string edge_secret;
   // Threads of the synchronous server: completion queues, and pollers per queue.
   int sync_cqs = 2;
   int sync_min_pollers = 8;
   int sync_max_pollers = 64;
-  // Fills host, ports and grace from the standard flags.
+  // Fills host, ports, grace and the edge secret from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
 

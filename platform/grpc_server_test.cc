@@ -27,13 +27,16 @@ std::pair<int, std::string> HttpGet(int port, const std::string& target) {
   return {res.result_int(), res.body()};
 }
 
-// grpc.health.v1.Health/Check with an empty request; returns the status enum (1 = SERVING).
-int HealthStatus(int port) {
+// A unary call with an empty request and the given metadata; the response's bytes in `out`.
+grpc::Status Call(int port, const std::string& method,
+                  const std::vector<std::pair<std::string, std::string>>& metadata = {},
+                  std::string* out = nullptr) {
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
                                      grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  for (const auto& [key, value] : metadata) ctx.AddMetadata(key, value);
   grpc::ByteBuffer request, response;
   grpc::Slice empty("");
   request = grpc::ByteBuffer(&empty, 1);
@@ -41,20 +44,28 @@ int HealthStatus(int port) {
   std::condition_variable cv;
   bool done = false;
   grpc::Status status;
-  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&](grpc::Status s) {
-                   std::lock_guard<std::mutex> l(mu);
-                   status = s;
-                   done = true;
-                   cv.notify_one();
-                 });
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
+    std::lock_guard<std::mutex> l(mu);
+    status = s;
+    done = true;
+    cv.notify_one();
+  });
   std::unique_lock<std::mutex> l(mu);
   cv.wait(l, [&] { return done; });
-  if (!status.ok()) return -status.error_code();
-  std::vector<grpc::Slice> slices;
-  response.Dump(&slices);
+  if (status.ok() && out != nullptr) {
+    std::vector<grpc::Slice> slices;
+    response.Dump(&slices);
+    for (auto& s : slices) out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
+  return status;
+}
+
+// grpc.health.v1.Health/Check with an empty request; returns the status enum (1 = SERVING).
+int HealthStatus(int port,
+                 const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
   std::string bytes;
-  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  grpc::Status status = Call(port, "/grpc.health.v1.Health/Check", metadata, &bytes);
+  if (!status.ok()) return -status.error_code();
   // HealthCheckResponse { status = 1 }: field 1 varint.
   return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
 }
@@ -86,6 +97,53 @@ TEST(GrpcServerTest, ServesHealthMetricsAndReadiness) {
 
   server.Shutdown();
   EXPECT_TRUE(hook_ran);
+}
+
+TEST(GrpcServerTest, WithAnEdgeSecretAnAccountNeedsIt) {
+  metrics::Registry registry;
+  GrpcServerOptions options;
+  options.name = "test";
+  options.shutdown_grace = absl::Seconds(1);
+  options.edge_secret = "edge-secret";
+  GrpcServer server(options, &registry);
+  ASSERT_TRUE(server.Start().ok());
+  const int port = server.grpc_port();
+  // No such method: a call the check lets through gets UNIMPLEMENTED from the server.
+  const std::string method = "/kurt.testing.v1.Nothing/Here";
+
+  grpc::Status without = Call(port, method, {{"x-kurt-account-id", "acct-1"}});
+  EXPECT_EQ(without.error_code(), grpc::StatusCode::UNAUTHENTICATED) << without.error_message();
+  EXPECT_NE(without.error_message().find("x-kurt-edge-secret"), std::string::npos);
+  grpc::Status wrong = Call(port, method,
+                            {{"x-kurt-account-id", "acct-1"}, {"x-kurt-edge-secret", "nope"}});
+  EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Call(port, method, {{"x-kurt-account-id", "acct-1"},
+                                {"x-kurt-edge-secret", "edge-secret"}})
+                .error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  // Without an account the service decides (internal callers, public routes).
+  EXPECT_EQ(Call(port, method).error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  // Health checks never need the secret.
+  EXPECT_EQ(HealthStatus(port), 1);
+  EXPECT_EQ(HealthStatus(port, {{"x-kurt-account-id", "acct-1"}}), 1);
+
+  std::string body = HttpGet(server.metrics_port(), "/metrics").second;
+  EXPECT_NE(body.find("kurt_grpc_server_untrusted_calls_total 2"), std::string::npos) << body;
+  server.Shutdown();
+}
+
+TEST(GrpcServerTest, WithoutAnEdgeSecretNothingIsChecked) {
+  metrics::Registry registry;
+  GrpcServerOptions options;
+  options.name = "test";
+  options.shutdown_grace = absl::Seconds(1);
+  GrpcServer server(options, &registry);
+  ASSERT_TRUE(server.Start().ok());
+  EXPECT_EQ(Call(server.grpc_port(), "/kurt.testing.v1.Nothing/Here",
+                 {{"x-kurt-account-id", "acct-1"}})
+                .error_code(),
+            grpc::StatusCode::UNIMPLEMENTED);
+  server.Shutdown();
 }
 
 TEST(GrpcServerTest, StatusConversionKeepsCodeAndMessage) {

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "platform/edge_trust.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
 #include "services/accounts/api_key.h"
@@ -9,6 +10,8 @@
 namespace kurt::accounts {
 namespace {
 
+using platform::FromTrustedEdge;
+using platform::kEdgeSecretMetadata;
 using platform::Metadata;
 using platform::ToGrpcStatus;
 
@@ -44,7 +47,7 @@ AccountsService::AccountsService(AccountsServiceOptions options, AccountsStore* 
     : options_(std::move(options)), store_(store), cache_(cache) {}
 
 absl::StatusOr<std::string> AccountsService::Caller(const grpc::ServerContext& context) const {
-  if (!FromTrustedEdge(Metadata(context, "x-kurt-edge-secret"), options_.edge_secret)) {
+  if (!FromTrustedEdge(Metadata(context, kEdgeSecretMetadata), options_.edge_secret)) {
     return absl::UnauthenticatedError("call not from the edge (x-kurt-edge-secret)");
   }
   std::string account = Metadata(context, "x-kurt-account-id");
@@ -155,7 +158,7 @@ grpc::Status AccountsService::RevokeKey(grpc::ServerContext* context,
 grpc::Status AccountsService::Authenticate(grpc::ServerContext* context,
                                            const v1::AuthenticateRequest* request,
                                            v1::AuthenticateResponse* response) {
-  if (!FromTrustedEdge(Metadata(*context, "x-kurt-edge-secret"), options_.edge_secret)) {
+  if (!FromTrustedEdge(Metadata(*context, kEdgeSecretMetadata), options_.edge_secret)) {
     return ToGrpcStatus(absl::PermissionDeniedError("Authenticate is for the edge only"));
   }
   absl::StatusOr<ParsedApiKey> parsed = ParseApiKey(request->key());

@@ -73,9 +73,4 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
   return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-bool FromTrustedEdge(absl::string_view presented, absl::string_view expected) {
-  if (expected.empty()) return true;
-  return ConstantTimeEquals(Sha256Hex(presented), Sha256Hex(expected));
-}
-
 }  // namespace kurt::accounts

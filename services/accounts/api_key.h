@@ -37,9 +37,4 @@ bool ConstantTimeEquals(absl::string_view a, absl::string_view b);
 // Random lower-case hex of `bytes` random bytes (ids); INTERNAL if the CSPRNG fails.
 absl::StatusOr<std::string> RandomHex(int bytes);
 
-// Whether a call may trust x-kurt-account-id: the edge adds `x-kurt-edge-secret` with the secret
-// shared by the edge and the services. An empty `expected` disables the check (local
-// development; in the mesh, mTLS identifies the edge instead).
-bool FromTrustedEdge(absl::string_view presented, absl::string_view expected);
-
 }  // namespace kurt::accounts

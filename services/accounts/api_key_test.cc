@@ -51,13 +51,5 @@ TEST(ApiKeyTest, ConstantTimeEquals) {
   EXPECT_TRUE(ConstantTimeEquals("", ""));
 }
 
-TEST(ApiKeyTest, EdgeSecret) {
-  EXPECT_TRUE(FromTrustedEdge("", ""));
-  EXPECT_TRUE(FromTrustedEdge("anything", ""));
-  EXPECT_TRUE(FromTrustedEdge("s3cret", "s3cret"));
-  EXPECT_FALSE(FromTrustedEdge("", "s3cret"));
-  EXPECT_FALSE(FromTrustedEdge("s3creT", "s3cret"));
-}
-
 }  // namespace
 }  // namespace kurt::accounts

@@ -13,9 +13,6 @@ ABSL_FLAG(std::string, admin_token, "",
           "Bearer token that may create accounts (POST /v1/accounts); empty: nobody can unless "
           "--open_signup");
 ABSL_FLAG(bool, open_signup, false, "Anyone may create an account");
-ABSL_FLAG(std::string, edge_secret, "",
-          "Secret the edge sends as x-kurt-edge-secret; calls without it are refused (empty: "
-          "no check, local development only)");
 ABSL_FLAG(int, key_cache_ttl_seconds, 10, "How long Redis keeps a key lookup");
 ABSL_FLAG(int, pg_pool_size, 8, "Connections per database pool");
 
@@ -40,7 +37,7 @@ int main(int argc, char** argv) {
   kurt::accounts::AccountsServiceOptions options;
   options.admin_token = absl::GetFlag(FLAGS_admin_token);
   options.open_signup = absl::GetFlag(FLAGS_open_signup);
-  options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+  options.edge_secret = absl::GetFlag(FLAGS_edge_secret);  // platform's, shared with the edge
   kurt::accounts::AccountsService service(options, &store, &cache);
 
   kurt::platform::GrpcServer server(kurt::platform::GrpcServerOptions::FromFlags("accounts"),

@@ -54,6 +54,19 @@ TEST(EdgeDevAuthTest, DevAccountHeaderIsTrustedOnlyWhenEnabled) {
   ASSERT_TRUE(server.ok()) << server.status();
   Reply r = Fetch((*server)->port(), "GET", "/v1/headers", {{"X-Kurt-Account-Id", "acct-1"}});
   EXPECT_CONTAINS(r.body, R"("x-kurt-account-id":"acct-1")");
+  EXPECT_EQ(r.body.find("x-kurt-edge-secret"), std::string::npos) << r.body;
+}
+
+TEST(EdgeDevAuthTest, DevAccountHeaderGoesWithTheEdgeSecret) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  config.dev_trust_account_header = true;
+  config.edge_secret = "dev-edge-secret";
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  Reply r = Fetch((*server)->port(), "GET", "/v1/headers", {{"X-Kurt-Account-Id", "acct-1"}});
+  EXPECT_CONTAINS(r.body, R"("x-kurt-account-id":"acct-1")");
+  EXPECT_CONTAINS(r.body, R"("x-kurt-edge-secret":"dev-edge-secret")");
 }
 
 TEST_F(EdgeTest, CorsPreflightForAllowedOrigin) {
