@@ -256,7 +256,10 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) 
   HttpRequest& req = call->exchange->request();
   grpc::ClientContext& ctx = call->context.emplace();
   for (auto& [key, value] : decision.metadata) ctx.AddMetadata(key, value);
-  if (auto v = View(req[http::field::authorization]); !v.empty()) {
+  // The client's credentials go only to public routes, whose service checks them itself
+  // (CreateAccount's admin token). On every other route the edge has authenticated the key, and
+  // the upstream learns the account, never the key.
+  if (auto v = View(req[http::field::authorization]); !v.empty() && call->route->is_public) {
     ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
   }
   ctx.AddMetadata("x-request-id", call->request_id);

@@ -43,6 +43,10 @@ class EchoServiceImpl final : public kurt::testing::v1::EchoService::Service {
                      kurt::testing::v1::SleepResponse* res) override;
   grpc::Status Headers(grpc::ServerContext*, const google::protobuf::Empty* req,
                        kurt::testing::v1::HeadersResponse* res) override;
+  grpc::Status PublicHeaders(grpc::ServerContext* ctx, const google::protobuf::Empty* req,
+                             kurt::testing::v1::HeadersResponse* res) override {
+    return Headers(ctx, req, res);
+  }
   grpc::Status GetPublicThing(grpc::ServerContext*, const Thing* req, Thing* res) override;
 
   std::atomic<int> go_calls{0};

@@ -16,7 +16,6 @@ TEST_F(EdgeTest, AllowListedHeadersBecomeMetadata) {
                  {"Cookie", "secret=1"}});
   ASSERT_EQ(r.status, 200u) << r.body;
   EXPECT_EQ(r.Header("x-request-id"), "req-123");
-  EXPECT_CONTAINS(r.body, R"("authorization":"Bearer k1")");
   EXPECT_CONTAINS(r.body, R"("x-request-id":"req-123")");
   EXPECT_CONTAINS(r.body,
                   R"("traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")");
@@ -25,6 +24,19 @@ TEST_F(EdgeTest, AllowListedHeadersBecomeMetadata) {
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"127.0.0.1")");  // X-Forwarded-For not trusted
   EXPECT_EQ(r.body.find("forged"), std::string::npos);
   EXPECT_EQ(r.body.find("secret"), std::string::npos);
+  // The API key stays at the edge on a route that is not public.
+  EXPECT_EQ(r.body.find("authorization"), std::string::npos) << r.body;
+  EXPECT_EQ(r.body.find("k1"), std::string::npos) << r.body;
+}
+
+TEST_F(EdgeTest, AuthorizationGoesOnlyToPublicRoutes) {
+  // A public route's service checks credentials itself (CreateAccount's admin token).
+  Reply pub = Get("/v1/public/headers", {{"Authorization", "Bearer admin-token"}});
+  ASSERT_EQ(pub.status, 200u) << pub.body;
+  EXPECT_CONTAINS(pub.body, R"("authorization":"Bearer admin-token")");
+  Reply other = Get("/v1/headers", {{"Authorization", "Bearer admin-token"}});
+  ASSERT_EQ(other.status, 200u) << other.body;
+  EXPECT_EQ(other.body.find("admin-token"), std::string::npos) << other.body;
 }
 
 TEST_F(EdgeTest, RequestIdIsGeneratedWhenAbsent) {
