@@ -1,10 +1,12 @@
 // The links service against the real stack: PostgreSQL primary + streaming replica, Redis, Kafka.
 #include <atomic>
+#include <future>
 #include <cstdlib>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "kurt/events/v1/click.pb.h"
@@ -146,6 +148,80 @@ class LinksIntegrationTest : public ::testing::Test {
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::LinksService::Stub> stub_;
 };
+
+// grpc.health.v1.Health/Check with an empty request and no metadata: true when SERVING.
+bool Healthy(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::Slice empty("");
+  grpc::ByteBuffer request(&empty, 1), response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) { done.set_value(s); });
+  if (!done.get_future().get().ok()) return false;
+  std::vector<grpc::Slice> slices;
+  response.Dump(&slices);
+  std::string bytes;
+  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  return bytes == std::string("\x08\x01", 2);  // HealthCheckResponse { status: SERVING }
+}
+
+// With --edge_secret (GrpcServerOptions::edge_secret), x-kurt-account-id is believed only with
+// the edge's secret: anyone else who reaches the port cannot act as an account.
+TEST_F(LinksIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesNothing) {
+  LinksServiceOptions so;
+  so.short_url_base = "http://kurt.test/";
+  LinksService service(so, store_.get(), resolver_.get(), clicks_.get());
+  metrics::Registry registry;
+  platform::GrpcServerOptions go;
+  go.name = "links";
+  go.metrics_port = -1;
+  go.shutdown_grace = absl::Seconds(1);
+  go.edge_secret = "links-edge-secret";
+  platform::GrpcServer server(go, &registry);
+  server.AddService(&service);
+  ASSERT_TRUE(server.Start().ok());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto stub = v1::LinksService::NewStub(channel);
+  const std::string account = testing::RandomName("acct-trust-");
+  const std::string alias = testing::RandomName("trust-");
+
+  auto create = [&](const std::string& secret, v1::Link* out) {
+    auto ctx = As(account);
+    if (!secret.empty()) ctx->AddMetadata("x-kurt-edge-secret", secret);
+    v1::CreateLinkRequest req;
+    req.set_target_url("https://example.com/trusted");
+    req.set_alias(alias);
+    return stub->CreateLink(ctx.get(), req, out);
+  };
+  v1::Link link;
+  for (const std::string& secret : {std::string(), std::string("wrong-secret")}) {
+    grpc::Status refused = create(secret, &link);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << secret;
+    EXPECT_NE(refused.error_message().find("x-kurt-edge-secret"), std::string::npos)
+        << refused.error_message();
+  }
+  auto list_ctx = As(account);
+  v1::ListLinksResponse list;
+  EXPECT_EQ(stub->ListLinks(list_ctx.get(), v1::ListLinksRequest(), &list).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  // Nothing was created: the alias is still free (the primary's unique constraint says so).
+  EXPECT_EQ(Resolve(alias).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::Status created = create("links-edge-secret", &link);
+  ASSERT_TRUE(created.ok()) << created.error_message();
+  EXPECT_EQ(link.code(), alias);
+  // Without an account the service decides (Resolve is public) and health needs no secret.
+  v1::ResolveRequest resolve;
+  resolve.set_code(alias);
+  v1::ResolveResponse resolved;
+  auto resolve_ctx = As("");
+  ASSERT_TRUE(stub->Resolve(resolve_ctx.get(), resolve, &resolved).ok());
+  EXPECT_EQ(resolved.target_url(), "https://example.com/trusted");
+  EXPECT_TRUE(Healthy(channel));
+  server.Shutdown();
+}
 
 TEST_F(LinksIntegrationTest, CreateGetUpdateDeleteWithOwnership) {
   v1::Link link;

@@ -26,8 +26,17 @@ health=$("$health_probe" -addr 127.0.0.1:7101 2>&1) || fail "links health: $heal
 echo "$health"
 grep -q 'status: SERVING' <<<"$health" || fail "links is not SERVING"
 
+# tools/run gives every service the edge's secret: an account named without it is refused.
+edge_secret=$(cat "$KURT_STATE_DIR/edge_secret")
+if refused=$("$grpcurl" -plaintext -H 'x-kurt-account-id: smoke-test' \
+    -d '{"target_url": "https://example.com/forged"}' 127.0.0.1:7101 \
+    kurt.links.v1.LinksService/CreateLink 2>&1); then
+  fail "links believed x-kurt-account-id without x-kurt-edge-secret"
+fi
+grep -q 'Unauthenticated' <<<"$refused" || fail "links without the edge secret: $refused"
 link=$("$grpcurl" -plaintext -H 'x-kurt-account-id: smoke-test' \
-  -d '{"target_url": "https://example.com/smoke"}' 127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink)
+  -H "x-kurt-edge-secret: $edge_secret" -d '{"target_url": "https://example.com/smoke"}' \
+  127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink)
 code=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])' <<<"$link")
 if [ -x "$KURT_BUILD_DIR/bin/kurt-edge" ]; then
   curl -sf "$KURT_EDGE_URL/healthz" >/dev/null || fail "edge /healthz"

@@ -44,7 +44,8 @@ std::vector<std::string> Deployment::CommonFlags(const Service& s) const {
           absl::StrCat("--pg_primary_url=", db_.primary_url()),
           absl::StrCat("--pg_replica_url=", db_.replica_url()),
           absl::StrCat("--kafka_brokers=", KafkaBrokers()),
-          "--shutdown_grace_seconds=2"};
+          "--shutdown_grace_seconds=2",
+          absl::StrCat("--edge_secret=", kDeploymentEdgeSecret)};
 }
 
 Service& Deployment::Start(const std::string& name, const std::string& binary,
@@ -120,6 +121,8 @@ reports::v1::Report Deployment::WaitFinal(const std::string& account, const std:
   while (absl::Now() < deadline) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-kurt-account-id", account);
+  ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
+    ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     reports::v1::GetReportRequest req;
     req.set_id(id);
@@ -138,6 +141,7 @@ grpc::Status Deployment::Download(const std::string& account, const std::string&
   auto stub = ReportsStub();
   grpc::ClientContext ctx;
   ctx.AddMetadata("x-kurt-account-id", account);
+  ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
   reports::v1::GetReportContentRequest req;
   req.set_id(id);

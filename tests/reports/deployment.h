@@ -16,6 +16,10 @@
 
 namespace kurt::testing {
 
+// Every binary of a Deployment runs with --edge_secret=kDeploymentEdgeSecret, as tools/run gives
+// one secret to all: the edge sends it, and a direct gRPC call that names an account must too.
+inline constexpr char kDeploymentEdgeSecret[] = "deployment-edge-secret";
+
 struct Service {
   std::unique_ptr<ChildProcess> process;
   int grpc_port = 0;

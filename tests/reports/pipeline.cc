@@ -58,6 +58,7 @@ Pipeline::Pipeline(PipelineOptions options) {
   go.name = "reports";
   go.metrics_port = -1;
   go.shutdown_grace = absl::Seconds(1);
+  go.edge_secret = options.edge_secret;
   reports_server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
   reports_server_->AddService(reports_service_.get());
   if (!reports_server_->Start().ok()) throw std::runtime_error("reports server");
@@ -133,6 +134,7 @@ Pipeline::Pipeline(PipelineOptions options) {
     ngo.name = "notifications";
     ngo.metrics_port = -1;
     ngo.shutdown_grace = absl::Seconds(1);
+    ngo.edge_secret = options.edge_secret;
     r->server = std::make_unique<platform::GrpcServer>(ngo, &registry_);
     r->server->AddService(r->service.get());
     if (!r->server->Start().ok()) throw std::runtime_error("notifications server");

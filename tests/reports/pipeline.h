@@ -35,6 +35,8 @@ namespace kurt::testing {
 struct PipelineOptions {
   int64_t scan_rows_per_second = 0;
   int64_t scan_chunk_rows = 1000;
+  // The gRPC servers' --edge_secret (empty: x-kurt-account-id is trusted from anyone).
+  std::string edge_secret;
 };
 
 // One notifications replica: its service on its own gRPC server, its hub, its consumer.

@@ -207,6 +207,19 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
                       {{"X-Kurt-Account-Id", "someone-else"}});
   EXPECT_EQ(other.status, 404u);
 
+  // The binaries run with --edge_secret: the account the edge vouched for was believed, but a
+  // caller that reaches kurt-reports directly cannot name one without the secret.
+  {
+    grpc::ClientContext ctx;
+    ctx.AddMetadata("x-kurt-account-id", account);
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
+    rv1::GetReportRequest get;
+    get.set_id(report.id());
+    rv1::Report direct;
+    grpc::Status refused = d.ReportsStub()->GetReport(&ctx, get, &direct);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << refused.error_message();
+  }
+
   // Resuming with Last-Event-ID replays what came after it.
   SseClient resumed(port, "/v1/notifications:stream",
                     {{"X-Kurt-Account-Id", account}, {"Last-Event-ID", "0"}});

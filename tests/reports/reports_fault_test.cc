@@ -37,6 +37,7 @@ grpc::Status Create(rv1::ReportsService::Stub* stub, const std::string& account,
                     const rv1::CreateReportRequest& req, rv1::Report* out) {
   grpc::ClientContext ctx;
   ctx.AddMetadata("x-kurt-account-id", account);
+  ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
   ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
   return stub->CreateReport(&ctx, req, out);
 }

@@ -55,6 +55,50 @@ bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
 
 class ReportsIntegrationTest : public ::testing::Test {};
 
+// The gRPC servers check x-kurt-edge-secret for every service (platform/grpc_server): reports
+// and notifications refuse an account named without it, before their handlers run.
+TEST_F(ReportsIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesNothing) {
+  PipelineOptions options;
+  options.edge_secret = "reports-edge-secret";
+  Pipeline p(options);
+  auto with_secret = [](const std::string& account, const std::string& secret) {
+    auto ctx = As(account);
+    if (!secret.empty()) ctx->AddMetadata("x-kurt-edge-secret", secret);
+    return ctx;
+  };
+  const std::string account = RandomName("acct-trust-");
+  const rv1::CreateReportRequest req = Request(rv1::CLICKS_CSV, kStart, kStart + absl::Hours(1));
+  for (const std::string& secret : {std::string(), std::string("wrong-secret")}) {
+    rv1::Report report;
+    grpc::Status refused =
+        p.reports().CreateReport(with_secret(account, secret).get(), req, &report);
+    EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAUTHENTICATED) << secret;
+    EXPECT_NE(refused.error_message().find("x-kurt-edge-secret"), std::string::npos)
+        << refused.error_message();
+    nv1::ListNotificationsResponse listed;
+    EXPECT_EQ(p.notifications(0)
+                  .stub->ListNotifications(with_secret(account, secret).get(),
+                                           nv1::ListNotificationsRequest(), &listed)
+                  .error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+  }
+  const std::string count = absl::StrCat(
+      "SELECT count(*) FROM report_jobs WHERE account_id = '", account, "'");
+  EXPECT_EQ(QueryInt(p.db().primary_url(), count), 0) << "a refused call created nothing";
+  EXPECT_EQ(QueryInt(p.db().primary_url(), "SELECT count(*) FROM outbox"), 0);
+
+  rv1::Report created;
+  grpc::Status ok =
+      p.reports().CreateReport(with_secret(account, "reports-edge-secret").get(), req, &created);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_EQ(QueryInt(p.db().primary_url(), count), 1);
+  nv1::ListNotificationsResponse listed;
+  EXPECT_TRUE(p.notifications(0)
+                  .stub->ListNotifications(with_secret(account, "reports-edge-secret").get(),
+                                           nv1::ListNotificationsRequest(), &listed)
+                  .ok());
+}
+
 TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) {
   Pipeline p;
   SeedClicks(p.db().primary_url(), "acct-a", {"aaa111", "bbb222"}, 3000, kStart,
