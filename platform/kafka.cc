@@ -39,8 +39,12 @@ class DeliveryReporter : public RdKafka::DeliveryReportCb {
 // messages of theirs still in the current batch are dropped, not handled by a former owner.
 class RebalanceHandler : public RdKafka::RebalanceCb {
  public:
-  RebalanceHandler(AssignHandler on_assign, RevokeHandler on_revoke)
-      : on_assign_(std::move(on_assign)), on_revoke_(std::move(on_revoke)) {}
+  // `before_revoke`: run before partitions are taken away (finishes the batch in the handler).
+  RebalanceHandler(AssignHandler on_assign, RevokeHandler on_revoke,
+                   std::function<void()> before_revoke)
+      : on_assign_(std::move(on_assign)),
+        on_revoke_(std::move(on_revoke)),
+        before_revoke_(std::move(before_revoke)) {}
 
   void rebalance_cb(RdKafka::KafkaConsumer* consumer, RdKafka::ErrorCode err,
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
@@ -74,6 +78,7 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
         delete e;
       }
     } else {
+      if (before_revoke_) before_revoke_();
       for (const auto& tp : tps) revoked_.insert(tp);
       if (on_revoke_) on_revoke_(tps);
       KURT_LOG(kInfo, "partitions revoked", {"count", tps.size()});
@@ -93,6 +98,7 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
  private:
   AssignHandler on_assign_;
   RevokeHandler on_revoke_;
+  std::function<void()> before_revoke_;
   std::set<TopicPartition> revoked_;
 };
 
@@ -214,7 +220,9 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(ConsumerOpt
   std::unique_ptr<KafkaConsumer> c(new KafkaConsumer());
   c->options_ = std::move(options);
   c->handler_ = std::move(handler);
-  c->rebalance_ = std::make_unique<RebalanceHandler>(std::move(on_assign), std::move(on_revoke));
+  KafkaConsumer* self = c.get();
+  c->rebalance_ = std::make_unique<RebalanceHandler>(std::move(on_assign), std::move(on_revoke),
+                                                     [self] { self->Settle(); });
   std::map<std::string, std::string> config = {
       {"bootstrap.servers", c->options_.brokers},
       {"group.id", c->options_.group_id},
@@ -245,6 +253,7 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(ConsumerOpt
 }
 
 KafkaConsumer::~KafkaConsumer() {
+  Settle();
   if (consumer_) consumer_->close();
 }
 
@@ -277,6 +286,34 @@ absl::Status KafkaConsumer::HandleWithRetry(const std::vector<Message>& batch) {
   }
 }
 
+void KafkaConsumer::Commit(const std::vector<Message>& batch) {
+  if (!options_.commit_to_kafka || batch.empty()) return;
+  std::map<std::pair<std::string, int32_t>, int64_t> next;
+  for (const Message& m : batch) next[{m.topic, m.partition}] = m.offset + 1;
+  std::vector<RdKafka::TopicPartition*> offsets;
+  for (const auto& [tp, offset] : next) {
+    offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
+  }
+  RdKafka::ErrorCode e = consumer_->commitSync(offsets);
+  RdKafka::TopicPartition::destroy(offsets);
+  if (e != RdKafka::ERR_NO_ERROR) {
+    // The work is done; a failed commit means a redelivery later, which handlers must
+    // tolerate (they are idempotent by event id).
+    KURT_LOG(kWarn, "kafka commit failed", {"error", RdKafka::err2str(e)});
+  }
+}
+
+void KafkaConsumer::Settle() {
+  if (!in_flight_) return;
+  std::unique_ptr<InFlight> done = std::move(in_flight_);
+  done->worker.join();
+  if (done->result.ok()) {
+    Commit(done->batch);
+  } else {
+    failed_ = std::move(done->batch);
+  }
+}
+
 void KafkaConsumer::Run() {
   std::vector<Message> batch;
   while (!stop_) {
@@ -296,30 +333,44 @@ void KafkaConsumer::Run() {
       }
       batch.push_back(Convert(*m));
     }
+    if (options_.pipelined) {
+      // The batch in the handler finishes before the next one starts.
+      Settle();
+      if (!failed_.empty()) {
+        // Both come again: the failed batch first (Rewind keeps the first offset it sees).
+        std::vector<Message> again = std::move(failed_);
+        failed_.clear();
+        again.insert(again.end(), std::make_move_iterator(batch.begin()),
+                     std::make_move_iterator(batch.end()));
+        std::erase_if(again,
+                      [&](const Message& m) { return rebalance_->Revoked(m.topic, m.partition); });
+        Rewind(again);
+        continue;
+      }
+    }
     // Messages of partitions revoked while the batch filled belong to their new owner now.
     std::erase_if(batch, [&](const Message& m) { return rebalance_->Revoked(m.topic, m.partition); });
     if (batch.empty()) continue;
 
+    if (options_.pipelined) {
+      in_flight_ = std::make_unique<InFlight>();
+      in_flight_->batch = std::move(batch);
+      batch = std::vector<Message>();
+      InFlight* f = in_flight_.get();
+      f->worker = std::thread([this, f] { f->result = HandleWithRetry(f->batch); });
+      continue;
+    }
     absl::Status s = HandleWithRetry(batch);
     if (!s.ok()) {
       Rewind(batch);
       continue;
     }
-    if (options_.commit_to_kafka) {
-      std::map<std::pair<std::string, int32_t>, int64_t> next;
-      for (const Message& m : batch) next[{m.topic, m.partition}] = m.offset + 1;
-      std::vector<RdKafka::TopicPartition*> offsets;
-      for (const auto& [tp, offset] : next) {
-        offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
-      }
-      RdKafka::ErrorCode e = consumer_->commitSync(offsets);
-      RdKafka::TopicPartition::destroy(offsets);
-      if (e != RdKafka::ERR_NO_ERROR) {
-        // The work is done; a failed commit means a redelivery later, which handlers must
-        // tolerate (they are idempotent by event id).
-        KURT_LOG(kWarn, "kafka commit failed", {"error", RdKafka::err2str(e)});
-      }
-    }
+    Commit(batch);
+  }
+  Settle();
+  if (!failed_.empty()) {
+    // Not committed: whoever owns these partitions next starts from the last commit.
+    failed_.clear();
   }
 }
 

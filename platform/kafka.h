@@ -101,6 +101,12 @@ struct ConsumerOptions {
   // Commit offsets to Kafka after each successful batch. Off when the handler stores offsets
   // itself (in the same database transaction as its work).
   bool commit_to_kafka = true;
+  // Fetch the next batch while the handler works on this one (on a thread of its own), so that
+  // a handler bound by a database does not leave it idle while messages are fetched. Batches
+  // are still handled one at a time and in order; before partitions are revoked, the batch in
+  // the handler finishes (and is committed). A failed batch discards the one fetched behind it,
+  // and both come again.
+  bool pipelined = false;
   // "cooperative-sticky" for incremental rebalancing; empty: librdkafka's default.
   std::string assignment_strategy;
   std::string auto_offset_reset = "earliest";
@@ -134,12 +140,24 @@ class KafkaConsumer {
   KafkaConsumer() = default;
   absl::Status HandleWithRetry(const std::vector<Message>& batch);
   void Rewind(const std::vector<Message>& batch);
+  void Commit(const std::vector<Message>& batch);
+  // Pipelined mode: waits for the batch in the handler; commits it, or keeps it in failed_ for
+  // Run to rewind. Runs on the Run thread (also inside rebalance callbacks).
+  void Settle();
+
+  struct InFlight {
+    std::vector<Message> batch;
+    absl::Status result;
+    std::thread worker;
+  };
 
   ConsumerOptions options_;
   BatchHandler handler_;
   std::unique_ptr<class RebalanceHandler> rebalance_;
   std::unique_ptr<RdKafka::KafkaConsumer> consumer_;
   std::atomic<bool> stop_{false};
+  std::unique_ptr<InFlight> in_flight_;
+  std::vector<Message> failed_;  // a pipelined batch that failed, to be rewound
 };
 
 }  // namespace kurt::kafka

@@ -122,7 +122,8 @@ TEST(StackTest, RedisKeyRoundTripsAndExpires) {
   EXPECT_TRUE(client.Del({key}).ok());
 }
 
-class KafkaStackTest : public ::testing::Test {
+// Parameter: whether the consumer fetches the next batch while the handler works (pipelined).
+class KafkaStackTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     topic_ = testing::RandomName("kurt.test.");
@@ -151,23 +152,42 @@ class KafkaStackTest : public ::testing::Test {
   }
 
   // Runs a consumer of the group until it has seen `want` distinct messages (or 30 s pass).
-  std::map<std::string, int> Consume(size_t want, int fail_first_calls = 0) {
+  // With `handler_delay`, each call takes that long (outside the lock), and the test checks that
+  // calls never overlap and that each partition's messages come in offset order.
+  std::map<std::string, int> Consume(size_t want, int fail_first_calls = 0,
+                                     absl::Duration handler_delay = absl::ZeroDuration(),
+                                     int max_batch = 500) {
     std::map<std::string, int> seen;
+    std::map<int32_t, int64_t> last_offset;
     std::mutex mu;
     int calls = 0;
+    std::atomic<int> running{0};
     kafka::ConsumerOptions co;
     co.brokers = testing::KafkaBrokers();
     co.group_id = group_;
     co.topics = {topic_};
     co.retry_backoff = absl::Milliseconds(10);
+    co.pipelined = GetParam();
+    co.max_batch = max_batch;
     std::unique_ptr<kafka::KafkaConsumer> consumer;
     auto c = kafka::KafkaConsumer::Create(co, [&](const std::vector<kafka::Message>& batch) {
+      EXPECT_EQ(running.fetch_add(1), 0) << "two batches in the handler at once";
+      absl::SleepFor(handler_delay);
       std::lock_guard<std::mutex> l(mu);
+      running.fetch_sub(1);
+      bool fail = ++calls <= fail_first_calls;
       for (const auto& m : batch) {
         EXPECT_EQ(m.Header("event-id").value(), "e" + m.value.substr(1));
         seen[m.value]++;
+        if (!fail) {
+          auto [it, first] = last_offset.try_emplace(m.partition, m.offset);
+          if (!first) {
+            EXPECT_EQ(m.offset, it->second + 1) << "partition " << m.partition << " out of order";
+            it->second = m.offset;
+          }
+        }
       }
-      if (++calls <= fail_first_calls) return absl::UnavailableError("simulated failure");
+      if (fail) return absl::UnavailableError("simulated failure");
       return absl::OkStatus();
     });
     EXPECT_TRUE(c.ok()) << c.status();
@@ -192,7 +212,7 @@ class KafkaStackTest : public ::testing::Test {
   std::unique_ptr<kafka::KafkaProducer> producer_;
 };
 
-TEST_F(KafkaStackTest, GroupConsumesEverythingAndCommitsOffsets) {
+TEST_P(KafkaStackTest, GroupConsumesEverythingAndCommitsOffsets) {
   ProduceAcknowledged(0, 300);
   auto seen = Consume(300);
   EXPECT_EQ(seen.size(), 300u);
@@ -210,7 +230,7 @@ TEST_F(KafkaStackTest, GroupConsumesEverythingAndCommitsOffsets) {
   }
 }
 
-TEST_F(KafkaStackTest, FailedBatchIsRedeliveredAndNotCommittedUntilItSucceeds) {
+TEST_P(KafkaStackTest, FailedBatchIsRedeliveredAndNotCommittedUntilItSucceeds) {
   ProduceAcknowledged(0, 50);
   auto seen = Consume(50, /*fail_first_calls=*/2);
   EXPECT_EQ(seen.size(), 50u);
@@ -221,6 +241,21 @@ TEST_F(KafkaStackTest, FailedBatchIsRedeliveredAndNotCommittedUntilItSucceeds) {
   for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
   EXPECT_EQ(total, 50);
 }
+
+TEST_P(KafkaStackTest, SlowHandlerGetsBatchesOneAtATimeInOrderAndAllIsCommitted) {
+  ProduceAcknowledged(0, 400);
+  auto seen = Consume(400, /*fail_first_calls=*/0, absl::Milliseconds(30), /*max_batch=*/40);
+  EXPECT_EQ(seen.size(), 400u);
+  for (const auto& [value, count] : seen) EXPECT_EQ(count, 1) << value;
+  int64_t total = 0;
+  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
+  EXPECT_EQ(total, 400);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, KafkaStackTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Pipelined" : "OneBatchAtATime";
+                         });
 
 }  // namespace
 }  // namespace kurt
