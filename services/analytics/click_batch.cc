@@ -169,6 +169,7 @@ void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
   ++agents_[{code, click.hour, cache_->Agent(event.user_agent())}];
   ++rows_;
 
+  lines_.push_back({code, click.time_micros, copy_.size()});
   // A well-formed code needs no escaping.
   copy_.append(event.code());
   copy_.push_back('\t');
@@ -191,9 +192,34 @@ void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
 }
 
 std::string BatchBuilder::TakeCopyText() {
+  std::vector<Line> order = std::move(lines_);
+  lines_.clear();
+  // Codes by name: per-batch ids are in order of first appearance.
+  std::vector<int> rank(codes_.size());
+  {
+    std::vector<int> by_name(codes_.size());
+    for (size_t i = 0; i < by_name.size(); ++i) by_name[i] = static_cast<int>(i);
+    std::sort(by_name.begin(), by_name.end(),
+              [this](int a, int b) { return codes_[a] < codes_[b]; });
+    for (size_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = static_cast<int>(i);
+  }
+  const auto end_of = [&](size_t i) {
+    return i + 1 < order.size() ? order[i + 1].begin : copy_.size();
+  };
+  std::vector<std::pair<size_t, size_t>> spans(order.size());  // (begin, end) in copy_
+  for (size_t i = 0; i < order.size(); ++i) spans[i] = {order[i].begin, end_of(i)};
+  std::vector<size_t> index(order.size());
+  for (size_t i = 0; i < index.size(); ++i) index[i] = i;
+  std::stable_sort(index.begin(), index.end(), [&](size_t a, size_t b) {
+    return std::tie(rank[order[a].code], order[a].time_micros) <
+           std::tie(rank[order[b].code], order[b].time_micros);
+  });
   std::string out;
-  out.swap(copy_);
-  copy_.reserve(out.capacity());
+  out.reserve(copy_.size());
+  for (size_t i : index) {
+    out.append(copy_, spans[i].first, spans[i].second - spans[i].first);
+  }
+  copy_.clear();
   return out;
 }
 

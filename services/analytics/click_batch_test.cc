@@ -1,5 +1,6 @@
 #include "services/analytics/click_batch.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
@@ -146,6 +147,31 @@ TEST(BatchBuilderTest, CopyTextHasOneEscapedLinePerClick) {
   ASSERT_EQ(lines.size(), 3u);  // two lines and the empty remainder after the last newline
   EXPECT_EQ(lines[1], "abc\t2024-03-05 10:00:00.250000+00\te1-9\t\t\th\t1\t9");
   EXPECT_EQ(builder.rows(), 3);
+}
+
+TEST(BatchBuilderTest, CopyTextComesInCodeThenTimeOrder) {
+  DimensionCache cache;
+  BatchBuilder builder(&cache);
+  AddAll({Message(0, 0, "ccc", kHour + 5), Message(0, 1, "aaa", kHour + 9),
+          Message(0, 2, "ccc", kHour + 1), Message(0, 3, "bbb", kHour),
+          Message(0, 4, "aaa", kHour + 2), Message(0, 5, "aaa", kHour + 2)},
+         &builder);
+  std::vector<std::string> offsets;
+  for (absl::string_view line : absl::StrSplit(builder.TakeCopyText(), '\n', absl::SkipEmpty())) {
+    std::vector<absl::string_view> fields = absl::StrSplit(line, '\t');
+    ASSERT_EQ(fields.size(), 8u) << line;
+    offsets.push_back(absl::StrCat(fields[0], "@", fields[7]));
+  }
+  // Equal keys keep their arrival order.
+  EXPECT_EQ(offsets, (std::vector<std::string>{"aaa@4", "aaa@5", "aaa@1", "bbb@3", "ccc@2",
+                                               "ccc@0"}));
+  // Whatever is taken next is sorted on its own.
+  AddAll({Message(0, 6, "bbb", kHour), Message(0, 7, "aaa", kHour)}, &builder);
+  std::vector<std::string> lines =
+      absl::StrSplit(builder.TakeCopyText(), '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 2u);
+  EXPECT_TRUE(absl::StartsWith(lines[0], "aaa\t")) << lines[0];
+  EXPECT_EQ(builder.rows(), 8);
 }
 
 TEST(DimensionCacheTest, RemembersAndStaysBounded) {

@@ -49,6 +49,8 @@ absl::Status ClickConsumer::Start() {
   co.max_batch = options_.max_batch;
   co.batch_wait = options_.batch_wait;
   co.commit_to_kafka = options_.mirror_offsets_to_kafka;
+  // The next batch is fetched and converted while the database writes this one.
+  co.pipelined = true;
   // Bounded prefetch: while the database is slow, librdkafka stops fetching instead of growing.
   co.extra["queued.max.messages.kbytes"] = "32768";
   auto consumer = kafka::KafkaConsumer::Create(

@@ -5,9 +5,17 @@
 // Each click thus counts once across crashes, redeliveries and a former owner of a partition
 // still finishing a batch.
 //
-// Lives as long as the consumer; Handle is called from the consumer's thread only.
+// A batch spanning several partitions is written as one transaction per partition, up to
+// `parallelism` of them at once (PostgreSQL works one statement per backend, so this is how a
+// batch uses more than one core there). Exactly-once holds per partition: its clicks and its
+// offset row are in the same transaction. If one fails, the batch comes again and the partitions
+// already committed are skipped by their offsets.
+//
+// Lives as long as the consumer; Handle is called from the consumer's thread only, and runs its
+// transactions on threads of its own for the duration of the call.
 #pragma once
 
+#include <shared_mutex>
 #include <string>
 #include <vector>
 
@@ -33,21 +41,28 @@ struct BatchOutcome {
 class ClickProcessor {
  public:
   // Every pointer outlives the processor.
+  // `parallelism`: transactions of one batch at once (1: the whole batch in one transaction).
   ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
-                 metrics::Registry* registry);
+                 metrics::Registry* registry, int parallelism = 1);
 
   absl::Status Handle(const std::vector<kafka::Message>& batch);
 
  private:
-  absl::Status HandleInTransaction(const std::vector<kafka::Message>& batch,
-                                   ClickTransaction& tx, BatchOutcome* outcome);
+  absl::Status HandleInTransaction(const std::vector<const kafka::Message*>& messages,
+                                   ClickTransaction& tx, DimensionCache* dimensions,
+                                   BatchOutcome* outcome);
+  bool Known(absl::string_view code) const;
+  void Confirm(std::vector<std::string> codes);
 
   const std::string group_;
   ClickStore* store_;
   DeadLetterSink* dead_letters_;
-  DimensionCache dimensions_;
+  const size_t parallelism_;
+  // One per concurrent transaction (a cache is used by one thread at a time).
+  std::vector<DimensionCache> dimensions_;
   // Codes confirmed to name a link. Links are never removed (a deleted one keeps its row), so a
   // confirmation stays true; the set is cleared when it grows past a bound.
+  mutable std::shared_mutex known_mu_;
   absl::flat_hash_set<std::string> known_codes_;
 
   metrics::Counter* stored_;

@@ -2,6 +2,7 @@
 // batch's transaction, and what a failure at each step leaves behind.
 #include "services/analytics/click_processor.h"
 
+#include <mutex>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -23,6 +24,9 @@ struct FakeState {
 class FakeStore : public ClickStore {
  public:
   absl::Status InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) override {
+    // Transactions of a parallel batch run one after the other here.
+    std::lock_guard<std::mutex> lock(mu);
+    ++transactions;
     Tx tx(this, state);
     absl::Status s = fn(tx);
     if (s.ok()) state = tx.state;
@@ -33,6 +37,10 @@ class FakeStore : public ClickStore {
   }
   absl::StatusOr<int> EnsurePartitions(absl::Time, int) override { return 0; }
 
+  std::mutex mu;
+  int transactions = 0;
+  // SetOffsets fails in transactions holding this partition.
+  int32_t fail_partition = -1;
   FakeState state;
   std::set<std::string> links = {"aaa", "bbb"};
   int code_lookups = 0;
@@ -51,6 +59,7 @@ class FakeStore : public ClickStore {
                                           const std::vector<PartitionKey>& partitions) override {
       EXPECT_EQ(group, "g");
       Call("lock");
+      locked = partitions;
       OffsetMap out;
       for (const auto& p : partitions) {
         if (auto it = state.offsets.find(p); it != state.offsets.end()) out.insert(*it);
@@ -85,11 +94,15 @@ class FakeStore : public ClickStore {
     }
     absl::Status SetOffsets(const std::string&, const OffsetMap& next) override {
       Call("offsets");
+      for (const auto& p : locked) {
+        if (p.second == store->fail_partition) return absl::AbortedError("deadlock detected");
+      }
       for (const auto& [p, n] : next) state.offsets[p] = n;
       return absl::OkStatus();
     }
     FakeStore* store;
     FakeState state;
+    std::vector<PartitionKey> locked;
   };
 };
 
@@ -238,6 +251,40 @@ TEST_F(ClickProcessorTest, ABatchEntirelyCountedBeforeChangesNothing) {
   EXPECT_TRUE(dead_letters_.published.empty());
   EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 100);
   EXPECT_EQ(calls, (std::vector<std::string>{"lock", "offsets"}));
+}
+
+TEST(ClickProcessorParallelTest, OneTransactionPerPartitionAndExactRetries) {
+  metrics::Registry registry;
+  FakeStore store;
+  FakeDeadLetters dead_letters;
+  ClickProcessor processor("g", &store, &dead_letters, &registry, 3);
+  std::vector<kafka::Message> batch;
+  for (int32_t p = 0; p < 4; ++p) {
+    for (int64_t o = 0; o < 50; ++o) batch.push_back(Click(p, o, p % 2 ? "aaa" : "bbb"));
+  }
+  batch.push_back(Garbage(3, 50));
+  store.fail_partition = 2;
+  EXPECT_EQ(processor.Handle(batch).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(store.transactions, 4);
+  // The other partitions are committed.
+  EXPECT_EQ(store.state.rows.size(), 150u);
+  EXPECT_EQ(store.state.offsets.count({"clicks", 2}), 0u);
+
+  store.fail_partition = -1;
+  ASSERT_TRUE(processor.Handle(batch).ok());
+  EXPECT_EQ(store.state.rows.size(), 200u);
+  EXPECT_EQ(Sum(store.state), 200);
+  EXPECT_EQ(store.state.offsets,
+            (OffsetMap{{{"clicks", 0}, 50}, {{"clicks", 1}, 50}, {{"clicks", 2}, 50},
+                       {{"clicks", 3}, 51}}));
+  // The dead letter of partition 3 went out once: its partition committed the first time.
+  EXPECT_EQ(dead_letters.published.size(), 1u);
+  const std::string page = registry.Render();
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"stored\"} 200"), std::string::npos)
+      << page;
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 151"),
+            std::string::npos)
+      << page;
 }
 
 }  // namespace

@@ -24,7 +24,7 @@ class DeadLetterSink {
 
 class KafkaDeadLetterSink : public DeadLetterSink {
  public:
-  // `producer` outlives the sink. Called from the consumer thread only.
+  // `producer` outlives the sink. Publish is thread-safe.
   KafkaDeadLetterSink(kafka::KafkaProducer* producer, std::string topic,
                       absl::Duration ack_timeout = absl::Seconds(30));
 
