@@ -1,7 +1,10 @@
 // kurt-clicks-loadgen: publishes synthetic kurt.events.v1.ClickEvent messages, as the links
 // service would (key = code, header event-id), for links <code_prefix>1 … <code_prefix>N with a
-// Zipf-like popularity. Used by tools/bench clicks. Prints one JSON line when every message is
-// acknowledged: {"produced": …, "seconds": …, "value_bytes": …} (value_bytes: the mean size).
+// Zipf-like popularity. Used by tools/bench clicks. The events are built before producing starts
+// (as ProducerPerformance builds its payload first), so that the producer's own speed is what is
+// measured. Prints one JSON line when every message is acknowledged: {"produced": …,
+// "start_unix": …, "seconds": …, "value_bytes": …} (start_unix: when producing began; seconds:
+// from then to the last acknowledgement; value_bytes: the mean size).
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -9,6 +12,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/config.h"
@@ -73,34 +77,42 @@ int main(int argc, char** argv) {
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_real_distribution<double> uniform(0, sum);
 
-  std::atomic<int64_t> failed{0};
+  struct Event {
+    std::string code, id, value;
+  };
+  std::vector<Event> events(count);
   kurt::events::v1::ClickEvent event;
-  std::string value;
   int64_t value_bytes = 0;
+  for (int64_t i = 0; i < count; ++i) {
+    Event& e = events[i];
+    int index = static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) -
+                                 cdf.begin());
+    e.code = absl::StrCat(prefix, std::min(index, codes - 1) + 1);
+    e.id = absl::StrCat(absl::Hex(rng(), absl::kZeroPad16), absl::Hex(i, absl::kZeroPad16));
+    const int64_t micros = absl::ToUnixMicros(absl::Now());
+    event.set_event_id(e.id);
+    event.set_code(e.code);
+    event.mutable_time()->set_seconds(micros / 1000000);
+    event.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
+    event.set_referrer(kReferrers[rng() % std::size(kReferrers)]);
+    event.set_user_agent(kAgents[rng() % std::size(kAgents)]);
+    event.set_client_hash(absl::StrCat(absl::Hex(rng(), absl::kZeroPad16)));
+    event.SerializeToString(&e.value);
+    value_bytes += static_cast<int64_t>(e.value.size());
+  }
+
+  auto failed = std::make_shared<std::atomic<int64_t>>(0);
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
       absl::Time due = start + absl::Seconds(static_cast<double>(i) / rate);
       if (due > absl::Now()) absl::SleepFor(due - absl::Now());
     }
-    int index = static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) -
-                                 cdf.begin());
-    std::string code = absl::StrCat(prefix, std::min(index, codes - 1) + 1);
-    std::string event_id = absl::StrCat(absl::Hex(rng(), absl::kZeroPad16), absl::Hex(i, absl::kZeroPad16));
-    const int64_t micros = absl::ToUnixMicros(absl::Now());
-    event.set_event_id(event_id);
-    event.set_code(code);
-    event.mutable_time()->set_seconds(micros / 1000000);
-    event.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-    event.set_referrer(kReferrers[rng() % std::size(kReferrers)]);
-    event.set_user_agent(kAgents[rng() % std::size(kAgents)]);
-    event.set_client_hash(absl::StrCat(absl::Hex(rng(), absl::kZeroPad16)));
-    event.SerializeToString(&value);
-    value_bytes += static_cast<int64_t>(value.size());
+    const Event& e = events[i];
     for (;;) {
       absl::Status s = (*producer)->Produce(
-          topic, code, value, {{"event-id", event_id}},
-          [&failed](const absl::Status& st) { if (!st.ok()) ++failed; });
+          topic, e.code, e.value, {{"event-id", e.id}},
+          [failed](const absl::Status& st) { if (!st.ok()) ++*failed; });
       if (s.ok()) break;
       if (!absl::IsResourceExhausted(s)) {
         std::cerr << s << "\n";
@@ -111,12 +123,14 @@ int main(int argc, char** argv) {
   }
   absl::Status flushed = (*producer)->Flush(absl::Minutes(2));
   const double seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  if (!flushed.ok() || failed > 0) {
-    std::cerr << "not every event was acknowledged: " << flushed << ", failed " << failed.load()
+  if (!flushed.ok() || *failed > 0) {
+    std::cerr << "not every event was acknowledged: " << flushed << ", failed " << failed->load()
               << "\n";
     return 1;
   }
-  std::cout << "{\"produced\": " << count << ", \"seconds\": " << seconds
+  std::cout << "{\"produced\": " << count << ", \"start_unix\": "
+            << absl::StrFormat("%.6f", absl::ToDoubleSeconds(start - absl::UnixEpoch()))
+            << ", \"seconds\": " << seconds
             << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
   return 0;
 }
