@@ -381,7 +381,9 @@ std::vector<std::pair<TopicPartition, int64_t>> KafkaConsumer::Lag() {
   consumer_->position(parts);
   for (auto* p : parts) {
     int64_t low = 0, high = 0;
-    if (consumer_->get_watermark_offsets(p->topic(), p->partition(), &low, &high) ==
+    // Asks the broker: the cached watermark stops moving while fetching is paused because the
+    // local queue is full, which is exactly when the lag matters.
+    if (consumer_->query_watermark_offsets(p->topic(), p->partition(), &low, &high, 2000) ==
             RdKafka::ERR_NO_ERROR &&
         p->offset() >= 0) {
       out.push_back({{p->topic(), p->partition(), p->offset()}, std::max<int64_t>(0, high - p->offset())});

@@ -133,7 +133,8 @@ class KafkaConsumer {
   void Run();
   void Stop() { stop_ = true; }
 
-  // Messages behind the high watermark, per assigned partition (for the lag metric).
+  // Messages behind the high watermark (asked of the broker), per assigned partition (for the lag
+  // metric). Blocks for up to 2 s per partition; call it off the consuming thread.
   std::vector<std::pair<TopicPartition, int64_t>> Lag();
 
  private:

@@ -3,6 +3,7 @@
 // test has its own scratch database, topic and consumer group.
 #include <signal.h>
 
+#include <fstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -10,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "platform/kafka.h"
 #include "platform/pg.h"
+#include "pqxx/pqxx"
 #include "services/analytics/test_clicks.h"
 #include "tests/support/stack_env.h"
 
@@ -160,6 +162,62 @@ TEST_F(AnalyticsFaultTest, ASecondInstanceJoiningMidStreamSharesThePartitions) {
   ExpectExactly(kClicks + 6000, expected);
   a->Signal(SIGTERM);
   EXPECT_EQ(a->Wait(absl::Seconds(30)), 0);
+}
+
+// Resident memory of a process in MB (from /proc), -1 when unknown.
+double ResidentMb(pid_t pid) {
+  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+  }
+  return -1;
+}
+
+TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAndLosesNothing) {
+  // About 100 MB of events waiting, three times librdkafka's prefetch bound (32 MB).
+  constexpr int64_t kBacklog = 500000;
+  kurt::testing::CreateTopic(topic_, 3);
+  kurt::testing::CreateTopic(dlq_topic_, 1);
+  const int port = testing::FreePort();
+  auto analytics = Analytics("a", port);
+  analytics->Start();
+  std::map<std::string, int64_t> expected = testing::PublishClicks(*producer_, topic_, codes_, 2000);
+  ASSERT_EQ(WaitForHourly(2000, absl::Seconds(60)), 2000);
+
+  // Another session takes the aggregates table: the consumer's writes wait (reads do not).
+  pqxx::connection blocker(db_.primary_url());
+  pqxx::work stall(blocker);
+  stall.exec("LOCK TABLE click_hourly IN EXCLUSIVE MODE");
+  for (const auto& [code, n] : testing::PublishClicks(*producer_, topic_, codes_, kBacklog)) {
+    expected[code] += n;
+  }
+  double peak_mb = 0;
+  double lag = 0;
+  const std::string lag_series = absl::StrCat("kurt_kafka_consumer_lag{topic=\"", topic_);
+  for (int i = 0; i < 30; ++i) {  // 6 s with the database stalled
+    absl::SleepFor(absl::Milliseconds(200));
+    peak_mb = std::max(peak_mb, ResidentMb(analytics->pid()));
+    std::string page = testing::HttpGet(port, "/metrics");
+    lag = 0;
+    for (size_t at = page.find(lag_series); at != std::string::npos;
+         at = page.find(lag_series, at + 1)) {
+      size_t eol = page.find('\n', at);
+      lag += std::stod(page.substr(page.rfind(' ', eol) + 1, eol - page.rfind(' ', eol) - 1));
+    }
+  }
+  EXPECT_EQ(CountHourly(*primary_), 2000) << "nothing is counted while the database is stalled";
+  EXPECT_GT(lag, kBacklog / 2) << "the backlog waits in Kafka, and the lag metric shows it";
+  EXPECT_GT(peak_mb, 0);
+  EXPECT_LT(peak_mb, 150) << "memory is bounded, not proportional to the backlog";
+  std::cerr << "stalled: peak RSS " << peak_mb << " MB, lag " << lag << "\n";
+
+  stall.abort();
+  EXPECT_EQ(WaitForHourly(kBacklog + 2000, absl::Seconds(120)), kBacklog + 2000);
+  absl::SleepFor(absl::Seconds(1));
+  ExpectExactly(kBacklog + 2000, expected);
+  analytics->Signal(SIGTERM);
+  EXPECT_EQ(analytics->Wait(absl::Seconds(30)), 0);
 }
 
 }  // namespace

@@ -60,6 +60,7 @@ class ChildProcess {
   // Waits for the exit; returns the exit status (128 + signal when killed), -1 on timeout.
   int Wait(absl::Duration timeout);
   bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
   const std::string& log_path() const { return log_path_; }
 
  private:
