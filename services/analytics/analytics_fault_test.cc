@@ -185,10 +185,10 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   std::map<std::string, int64_t> expected = testing::PublishClicks(*producer_, topic_, codes_, 2000);
   ASSERT_EQ(WaitForHourly(2000, absl::Seconds(60)), 2000);
 
-  // Another session takes the aggregates table: the consumer's writes wait (reads do not).
+  // Another session takes the raw clicks table: the consumer's writes wait (reads do not).
   pqxx::connection blocker(db_.primary_url());
   pqxx::work stall(blocker);
-  stall.exec("LOCK TABLE click_hourly IN EXCLUSIVE MODE");
+  stall.exec("LOCK TABLE clicks IN EXCLUSIVE MODE");
   for (const auto& [code, n] : testing::PublishClicks(*producer_, topic_, codes_, kBacklog)) {
     expected[code] += n;
   }

@@ -92,7 +92,8 @@ void ScratchDatabase::WaitForReplica() const {
   std::string lsn;
   Check(primary.Run([&](pqxx::connection& c) {
           pqxx::nontransaction tx(c);
-          lsn = tx.exec1("SELECT pg_current_wal_lsn()::text")[0].as<std::string>();
+          // The insert position: a commit with synchronous_commit = off may not be written yet.
+          lsn = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
         }),
         "reading the primary's WAL position");
   pg::PoolOptions r;
