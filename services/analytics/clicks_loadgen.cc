@@ -3,8 +3,11 @@
 // Zipf-like popularity. Used by tools/bench clicks. The events are built before producing starts
 // (as ProducerPerformance builds its payload first), so that the producer's own speed is what is
 // measured. Prints one JSON line when every message is acknowledged: {"produced": …,
-// "start_unix": …, "seconds": …, "value_bytes": …} (start_unix: when producing began; seconds:
-// from then to the last acknowledgement; value_bytes: the mean size).
+// "start_unix": …, "seconds": …, "cpu_seconds": …, "value_bytes": …} (start_unix: when producing
+// began; seconds: from then to the last acknowledgement; cpu_seconds: the CPU it used meanwhile;
+// value_bytes: the mean size).
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <cmath>
 #include <iostream>
@@ -102,6 +105,14 @@ int main(int argc, char** argv) {
   }
 
   auto failed = std::make_shared<std::atomic<int64_t>>(0);
+  // CPU seconds this process has used (all threads: the producer's own included).
+  auto cpu_seconds = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+           static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6;
+  };
+  const double cpu_start = cpu_seconds();
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
@@ -131,6 +142,6 @@ int main(int argc, char** argv) {
   std::cout << "{\"produced\": " << count << ", \"start_unix\": "
             << absl::StrFormat("%.6f", absl::ToDoubleSeconds(start - absl::UnixEpoch()))
             << ", \"seconds\": " << seconds
-            << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
+            << ", \"cpu_seconds\": " << cpu_seconds() - cpu_start << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
   return 0;
 }

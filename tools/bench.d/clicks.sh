@@ -84,10 +84,11 @@ count_aggregated() {
 }
 now() { date +%s.%N; }
 # CPU seconds (user + system) used so far by each group of processes, one line per group:
-# kurt-analytics, the load generator, PostgreSQL primary, replica, the Kafka broker.
+# kurt-analytics, PostgreSQL primary, replica, the Kafka broker (the load generator reports its
+# own: it may be gone by the end).
 cpu_groups() {
   local pids pid
-  for pids in "$analytics_pid" "$loadgen_pid" "$(pgrep -d' ' -f 'postgres: kurt-primary')" \
+  for pids in "$analytics_pid" "$(pgrep -d' ' -f 'postgres: kurt-primary')" \
     "$(pgrep -d' ' -f 'postgres: kurt-replica')" "$(pgrep -d' ' -f 'kafka\.Kafka ')"; do
     # shellcheck disable=SC2086 # a list of pids, some of which may have ended
     for pid in $pids; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
@@ -150,8 +151,9 @@ rate_of = lambda l: float(re.search(r"([\d.]+) records/sec", l).group(1))
 summary = max(summaries, key=rate_of)
 kafka_rate = rate_of(summary)
 cpu = {name: round(float(b) - float(a), 2) for name, a, b in zip(
-    ["kurt-analytics", "kurt-clicks-loadgen", "postgresql primary", "postgresql replica",
-     "kafka broker"], open(cpu0).read().split(), open(cpu1).read().split())}
+    ["kurt-analytics", "postgresql primary", "postgresql replica", "kafka broker"],
+    open(cpu0).read().split(), open(cpu1).read().split())}
+cpu["kurt-clicks-loadgen"] = round(produced["cpu_seconds"], 2)
 ratio = ingest / kafka_rate
 print(f"{clicks:,} clicks, {size}-byte events, {partitions} partitions, acks=all idempotent lz4:")
 print(f"{'':54} {'clicks/s':>10} {'seconds':>8}")
