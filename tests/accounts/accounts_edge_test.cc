@@ -1,14 +1,17 @@
-// Through the real edge: kurt-accounts and kurt-links services in this process on the local
-// stack (a scratch database, Redis, Kafka), and the edge with AccountsAuthorizer in front.
+// Through the real edge: the accounts, links, analytics (stats), reports and notifications
+// services in this process on the local stack (a scratch database, Redis, Kafka), and the edge
+// with AccountsAuthorizer in front.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
@@ -24,11 +27,19 @@
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/api_key.h"
 #include "services/accounts/key_cache.h"
+#include "services/analytics/analytics_service.h"
+#include "services/analytics/stats_store.h"
 #include "services/links/click_publisher.h"
 #include "services/links/link_cache.h"
 #include "services/links/links_service.h"
 #include "services/links/links_store.h"
 #include "services/links/resolver.h"
+#include "services/notifications/notification_hub.h"
+#include "services/notifications/notification_store.h"
+#include "services/notifications/notifications_service.h"
+#include "services/reports/artifact_storage.h"
+#include "services/reports/reports_service.h"
+#include "services/reports/reports_store.h"
 #include "tests/edge/http_client.h"
 #include "tests/support/stack_env.h"
 
@@ -115,12 +126,36 @@ class AccountsEdgeTest : public ::testing::Test {
                                                    links_store_.get(), resolver_.get(),
                                                    clicks_.get());
 
+    // Stats, reports (no relay and no worker: a report stays PENDING) and notifications (no
+    // consumer: tests store their rows through the store).
+    stats_store_ = std::make_unique<analytics::PgStatsStore>(cluster_.get());
+    analytics_ = std::make_unique<analytics::AnalyticsService>(stats_store_.get());
+    reports::DirectoryStorageOptions so;
+    so.dir = artifact_dir_;
+    so.fsync = false;
+    artifacts_ = std::make_unique<reports::DirectoryStorage>(so);
+    ASSERT_TRUE(artifacts_->Init().ok());
+    reports_store_ = std::make_unique<reports::PgReportsStore>(reports::PgReportsStoreOptions{},
+                                                               cluster_.get());
+    reports_ = std::make_unique<reports::ReportsService>(
+        reports::ReportsServiceOptions{}, reports_store_.get(), artifacts_.get(), nullptr,
+        &registry_);
+    notification_store_ =
+        std::make_unique<notifications::PgNotificationStore>(&cluster_->primary());
+    hub_ = std::make_unique<notifications::NotificationHub>("", &registry_);
+    notifications_ = std::make_unique<notifications::NotificationsService>(
+        notifications::NotificationsServiceOptions{}, notification_store_.get(), hub_.get(),
+        &registry_);
+
     platform::GrpcServerOptions go;
-    go.name = "accounts-and-links";
+    go.name = "edge-test-upstream";
     go.metrics_port = -1;
     grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
     grpc_->AddService(accounts_.get());
     grpc_->AddService(links_.get());
+    grpc_->AddService(analytics_.get());
+    grpc_->AddService(reports_.get());
+    grpc_->AddService(notifications_.get());
     ASSERT_TRUE(grpc_->Start().ok());
     std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
 
@@ -142,7 +177,10 @@ class AccountsEdgeTest : public ::testing::Test {
     c.http.port = 0;
     c.http.threads = 2;
     c.upstreams = {absl::StrCat("kurt.accounts.v1.AccountsService=", upstream),
-                   absl::StrCat("kurt.links.v1.LinksService=", upstream)};
+                   absl::StrCat("kurt.links.v1.LinksService=", upstream),
+                   absl::StrCat("kurt.analytics.v1.AnalyticsService=", upstream),
+                   absl::StrCat("kurt.reports.v1.ReportsService=", upstream),
+                   absl::StrCat("kurt.notifications.v1.NotificationsService=", upstream)};
     c.default_upstream_host = "";
     auto server = edge::EdgeServer::Start(std::move(c), authorizer_.get());
     ASSERT_TRUE(server.ok()) << server.status();
@@ -151,7 +189,9 @@ class AccountsEdgeTest : public ::testing::Test {
 
   void TearDown() override {
     if (edge_) edge_->Shutdown(absl::Seconds(1));
-    grpc_->Shutdown();
+    if (hub_) hub_->Stop();
+    if (grpc_) grpc_->Shutdown();
+    std::filesystem::remove_all(artifact_dir_);
   }
 
   Reply Call(const std::string& method, const std::string& target, const std::string& key,
@@ -184,6 +224,16 @@ class AccountsEdgeTest : public ::testing::Test {
   std::unique_ptr<links::Resolver> resolver_;
   std::unique_ptr<links::KafkaClickSink> clicks_;
   std::unique_ptr<links::LinksService> links_;
+  std::unique_ptr<analytics::PgStatsStore> stats_store_;
+  std::unique_ptr<analytics::AnalyticsService> analytics_;
+  const std::string artifact_dir_ =
+      absl::StrCat("/tmp/", testing::RandomName("kurt-edge-artifacts-"));
+  std::unique_ptr<reports::DirectoryStorage> artifacts_;
+  std::unique_ptr<reports::PgReportsStore> reports_store_;
+  std::unique_ptr<reports::ReportsService> reports_;
+  std::unique_ptr<notifications::PgNotificationStore> notification_store_;
+  std::unique_ptr<notifications::NotificationHub> hub_;
+  std::unique_ptr<notifications::NotificationsService> notifications_;
   std::unique_ptr<platform::GrpcServer> grpc_;
   std::unique_ptr<edge::RateLimiter> limiter_;
   std::unique_ptr<edge::KeyAuthenticator> authenticator_;
@@ -235,28 +285,112 @@ TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
   EXPECT_EQ(Call("GET", "/v1/links", key).status, 200u);
 }
 
+// Every route of proto/kurt that takes an id, called by A with B's id. A's answer must be the
+// very answer to an id that does not exist (same status, same body once the id is blanked out),
+// so it tells A nothing; and B's objects must be as they were.
 TEST_F(AccountsEdgeTest, OtherAccountsObjectsAre404OnEveryRouteWithAnId) {
   auto [a_id, a] = NewAccount("A");
   auto [b_id, b] = NewAccount("B");
+  ASSERT_FALSE(a.empty());
+  ASSERT_FALSE(b.empty());
+
+  // B's objects: a link, a key, a report (PENDING: nothing runs it) and a notification.
   Reply made = Call("POST", "/v1/links", b, "{\"targetUrl\":\"https://example.com/b\"}");
   ASSERT_EQ(made.status, 200u) << made.body;
   std::string code = Field(made.body, "code");
   ASSERT_FALSE(code.empty());
-  std::string path = "/v1/links/" + code;
-
-  EXPECT_EQ(Call("GET", path, a).status, 404u);
-  EXPECT_EQ(Call("PATCH", path, a, "{\"targetUrl\":\"https://evil.example/\"}").status, 404u);
-  EXPECT_EQ(Call("DELETE", path, a).status, 404u);
-  // B's key ids: A cannot revoke them either.
   Reply b_keys = Call("GET", "/v1/keys", b);
   std::string b_key_id = Field(b_keys.body, "id");
-  ASSERT_FALSE(b_key_id.empty());
-  EXPECT_EQ(Call("DELETE", "/v1/keys/" + b_key_id, a).status, 404u);
+  ASSERT_FALSE(b_key_id.empty()) << b_keys.body;
+  constexpr char kUtc[] = "%Y-%m-%dT%H:%M:%SZ";
+  absl::Time now = absl::Now();
+  Reply requested = Call(
+      "POST", "/v1/reports", b,
+      absl::StrCat("{\"kind\":\"SUMMARY_JSON\",\"startTime\":\"",
+                   absl::FormatTime(kUtc, now - absl::Hours(1), absl::UTCTimeZone()),
+                   "\",\"endTime\":\"",
+                   absl::FormatTime(kUtc, now, absl::UTCTimeZone()),
+                   "\",\"code\":\"", code, "\"}"));
+  ASSERT_EQ(requested.status, 200u) << requested.body;
+  std::string report = Field(requested.body, "id");
+  ASSERT_EQ(report.size(), 36u) << requested.body;
+  ASSERT_EQ(Field(requested.body, "state"), "PENDING") << requested.body;
+  // A notification as the consumer stores one (of another report of B's, one that finished).
+  events::v1::ReportCompleted completed;
+  completed.set_report_id("0b0b0b0b-0000-4000-8000-000000000001");
+  completed.set_event_id(completed.report_id() + "/completed");
+  completed.set_account_id(b_id);
+  completed.set_kind(reports::v1::SUMMARY_JSON);
+  completed.set_state(reports::v1::SUCCEEDED);
+  ASSERT_EQ(notification_store_->StoreCompleted({completed}).value_or(-1), 1);
+  auto b_notes = notification_store_->List(b_id, 10, 0, false);
+  ASSERT_TRUE(b_notes.ok()) << b_notes.status();
+  ASSERT_EQ(b_notes->size(), 1u);
+  std::string note = absl::StrCat(b_notes->front().id);
+
+  // What B gets, so the ids are known to be real and the routes to work for their owner.
+  Reply b_stats = Call("GET", absl::StrCat("/v1/links/", code, "/stats"), b);
+  ASSERT_EQ(b_stats.status, 200u) << b_stats.body;
+  EXPECT_EQ(Field(b_stats.body, "code"), code) << b_stats.body;
+  Reply b_report = Call("GET", "/v1/reports/" + report, b);
+  ASSERT_EQ(b_report.status, 200u) << b_report.body;
+  // Content exists once a report SUCCEEDED: B hears that this one is PENDING, not that it is
+  // unknown.
+  Reply b_content = Call("GET", absl::StrCat("/v1/reports/", report, "/content"), b);
+  EXPECT_NE(b_content.status, 404u) << b_content.body;
+  EXPECT_NE(b_content.body.find("PENDING"), std::string::npos) << b_content.body;
+  Reply b_list = Call("GET", "/v1/notifications", b);
+  ASSERT_EQ(b_list.status, 200u) << b_list.body;
+  EXPECT_NE(b_list.body.find(absl::StrCat("\"id\":\"", note, "\"")), std::string::npos)
+      << b_list.body;
+
+  // A, with each of B's ids and with one nobody has.
+  struct Route {
+    std::string method, path, body, real, made_up;
+  };
+  const std::string kNoReport = "0badc0de-0000-4000-8000-000000000000";
+  const std::vector<Route> routes = {
+      {"GET", "/v1/links/{id}", "", code, "nosuch" + code},
+      {"PATCH", "/v1/links/{id}", "{\"targetUrl\":\"https://evil.example/\"}", code,
+       "nosuch" + code},
+      {"DELETE", "/v1/links/{id}", "", code, "nosuch" + code},
+      {"GET", "/v1/links/{id}/stats", "", code, "nosuch" + code},
+      {"DELETE", "/v1/keys/{id}", "", b_key_id, "000000000000"},
+      {"GET", "/v1/reports/{id}", "", report, kNoReport},
+      {"POST", "/v1/reports/{id}:cancel", "{}", report, kNoReport},
+      {"GET", "/v1/reports/{id}/content", "", report, kNoReport},
+      {"POST", "/v1/notifications/{id}:ack", "{}", note, "999999999"},
+  };
+  for (const Route& r : routes) {
+    SCOPED_TRACE(absl::StrCat(r.method, " ", r.path));
+    Reply theirs = Call(r.method, absl::StrReplaceAll(r.path, {{"{id}", r.real}}), a, r.body);
+    Reply unknown = Call(r.method, absl::StrReplaceAll(r.path, {{"{id}", r.made_up}}), a, r.body);
+    EXPECT_EQ(theirs.status, 404u) << theirs.body;
+    EXPECT_EQ(unknown.status, 404u) << unknown.body;
+    EXPECT_EQ(absl::StrReplaceAll(theirs.body, {{r.real, "<id>"}}),
+              absl::StrReplaceAll(unknown.body, {{r.made_up, "<id>"}}));
+    EXPECT_EQ(theirs.Header("content-type"), unknown.Header("content-type"));
+  }
+
   // Nothing changed for B.
-  Reply still = Call("GET", path, b);
-  EXPECT_EQ(still.status, 200u);
-  EXPECT_NE(still.body.find("https://example.com/b"), std::string::npos);
+  Reply still = Call("GET", "/v1/links/" + code, b);
+  EXPECT_EQ(still.status, 200u) << still.body;
+  EXPECT_NE(still.body.find("https://example.com/b"), std::string::npos) << still.body;
   EXPECT_EQ(Call("GET", "/v1/links", b).status, 200u);
+  EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/stats"), b).status, 200u);
+  Reply b_report_after = Call("GET", "/v1/reports/" + report, b);
+  EXPECT_EQ(b_report_after.status, 200u) << b_report_after.body;
+  EXPECT_EQ(Field(b_report_after.body, "state"), "PENDING") << b_report_after.body;
+  Reply b_list_after = Call("GET", "/v1/notifications", b);
+  EXPECT_EQ(b_list_after.status, 200u) << b_list_after.body;
+  EXPECT_EQ(b_list_after.body.find("ackTime"), std::string::npos) << b_list_after.body;
+  // The ids were B's to use all along: B's own cancel and ack go through.
+  Reply cancelled = Call("POST", absl::StrCat("/v1/reports/", report, ":cancel"), b, "{}");
+  EXPECT_EQ(cancelled.status, 200u) << cancelled.body;
+  EXPECT_EQ(Field(cancelled.body, "state"), "CANCELLED") << cancelled.body;
+  Reply acked = Call("POST", absl::StrCat("/v1/notifications/", note, ":ack"), b, "{}");
+  EXPECT_EQ(acked.status, 200u) << acked.body;
+  EXPECT_NE(acked.body.find("ackTime"), std::string::npos) << acked.body;
 }
 
 TEST_F(AccountsEdgeTest, PerAccountLimitGives429AndRecovers) {
