@@ -1,5 +1,5 @@
 // kurt-analytics: the click consumer (kurt.clicks.v1 → raw clicks, hourly aggregates and the
-// consumed offsets, in one transaction per batch) and the stats gRPC service.
+// consumed offsets, in one transaction per partition of each batch) and the stats gRPC service.
 #include <malloc.h>
 
 #include "absl/flags/flag.h"
