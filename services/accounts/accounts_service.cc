@@ -5,6 +5,7 @@
 #include "platform/edge_trust.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
+#include "platform/request_context.h"
 #include "services/accounts/api_key.h"
 
 namespace kurt::accounts {
@@ -13,15 +14,10 @@ namespace {
 using platform::FromTrustedEdge;
 using platform::kEdgeSecretMetadata;
 using platform::Metadata;
+using platform::SetTimestamp;
 using platform::ToGrpcStatus;
 
 constexpr size_t kMaxNameLength = 200;
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(t);
-  out->set_seconds(micros / 1000000);
-  out->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
-}
 
 void ToProto(const KeyRecord& key, v1::ApiKey* out) {
   out->set_id(key.id);
@@ -50,11 +46,7 @@ absl::StatusOr<std::string> AccountsService::Caller(const grpc::ServerContext& c
   if (!FromTrustedEdge(Metadata(context, kEdgeSecretMetadata), options_.edge_secret)) {
     return absl::UnauthenticatedError("call not from the edge (x-kurt-edge-secret)");
   }
-  std::string account = Metadata(context, "x-kurt-account-id");
-  if (account.empty()) {
-    return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
-  }
-  return account;
+  return platform::CallerAccount(context);
 }
 
 absl::Status AccountsService::CheckAdmin(const grpc::ServerContext& context) const {

@@ -3,6 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
+#include "platform/request_context.h"
 #include "services/analytics/click_batch.h"
 #include "services/analytics/dimensions.h"
 #include "services/analytics/time_buckets.h"
@@ -10,7 +11,6 @@
 namespace kurt::analytics {
 namespace {
 
-using platform::Metadata;
 using platform::ToGrpcStatus;
 
 constexpr int kDefaultLimit = 10;
@@ -40,13 +40,11 @@ AnalyticsService::AnalyticsService(StatsStore* store, std::function<absl::Time()
 grpc::Status AnalyticsService::GetLinkStats(grpc::ServerContext* context,
                                             const v1::GetLinkStatsRequest* request,
                                             v1::LinkStats* response) {
-  std::string request_id = Metadata(*context, "x-request-id");
-  log::RequestScope scope(request_id.empty() ? log::NewRequestId() : request_id);
+  log::RequestScope scope(platform::RequestIdOf(*context));
+  absl::StatusOr<std::string> account = platform::CallerAccount(*context);
+  if (!account.ok()) return ToGrpcStatus(account.status());
   StatsQuery q;
-  q.account_id = Metadata(*context, "x-kurt-account-id");
-  if (q.account_id.empty()) {
-    return ToGrpcStatus(absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)"));
-  }
+  q.account_id = *std::move(account);
   if (request->code().empty()) {
     return ToGrpcStatus(absl::InvalidArgumentError("code: required"));
   }

@@ -74,17 +74,6 @@ absl::string_view RejectReasonName(RejectReason reason) {
   return "invalid-event";
 }
 
-bool IsWellFormedCode(absl::string_view code) {
-  if (code.size() < 3 || code.size() > 64) return false;
-  for (char c : code) {
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-')) {
-      return false;
-    }
-  }
-  return true;
-}
-
 std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event,
                                      Click* click) {
   if (!event->ParseFromString(message.value)) {

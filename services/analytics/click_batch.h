@@ -17,6 +17,7 @@
 #include "kurt/events/v1/click.pb.h"
 #include "platform/kafka.h"
 #include "services/analytics/dimensions.h"
+#include "services/links/link_rules.h"
 
 namespace kurt::analytics {
 
@@ -58,7 +59,7 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
                                      Click* click);
 
 // Whether a code has the shape of a link's code: [A-Za-z0-9_-]{3,64}.
-bool IsWellFormedCode(absl::string_view code);
+using links::IsWellFormedCode;
 
 // Whether a message is at or after its partition's stored offset (no stored offset: it is).
 bool IsNew(const kafka::Message& message, const OffsetMap& stored);

@@ -1,64 +1,32 @@
 #include "services/links/links_service.h"
 
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
+#include "platform/request_context.h"
 #include "services/links/link_rules.h"
 
 namespace kurt::links {
 namespace {
 
+using platform::CallerAccount;
+using platform::FromTimestamp;
 using platform::Metadata;
+using platform::RequestIdOf;
+using platform::SetTimestamp;
 using platform::ToGrpcStatus;
+using platform::ValidateTimestamp;
 
 constexpr int kDefaultPageSize = 20;
 constexpr int kMaxPageSize = 100;
 constexpr int kCreateAttempts = 5;
 
-// The authenticated caller, or UNAUTHENTICATED.
-absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) {
-  std::string account = Metadata(context, "x-kurt-account-id");
-  if (account.empty()) {
-    return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
-  }
-  return account;
-}
-
-std::string RequestId(const grpc::ServerContext& context) {
-  std::string id = Metadata(context, "x-request-id");
-  return id.empty() ? log::NewRequestId() : id;
-}
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1000000, rem = micros % 1000000;
-  if (rem < 0) {
-    rem += 1000000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rem * 1000));
-}
-
-absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, absl::string_view field) {
-  // google.protobuf.Timestamp's range: 0001-01-01 to 9999-12-31.
-  if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 ||
-      t.nanos() > 999999999) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ValidateFutureExpiry(const google::protobuf::Timestamp& t, absl::Time now) {
   if (absl::Status s = ValidateTimestamp(t, "expire_time"); !s.ok()) return s;
-  if (FromProto(t) <= now) return absl::InvalidArgumentError("expire_time: must be in the future");
+  if (FromTimestamp(t) <= now) {
+    return absl::InvalidArgumentError("expire_time: must be in the future");
+  }
   return absl::OkStatus();
 }
 
@@ -90,8 +58,8 @@ void LinksService::ToProto(const LinkRecord& record, v1::Link* out) const {
 
 grpc::Status LinksService::CreateLink(grpc::ServerContext* context,
                                       const v1::CreateLinkRequest* request, v1::Link* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateTargetUrl(request->target_url()); !s.ok()) return ToGrpcStatus(s);
   if (!request->alias().empty()) {
@@ -104,7 +72,7 @@ grpc::Status LinksService::CreateLink(grpc::ServerContext* context,
     if (absl::Status s = ValidateFutureExpiry(request->expire_time(), absl::Now()); !s.ok()) {
       return ToGrpcStatus(s);
     }
-    link.expire_time = FromProto(request->expire_time());
+    link.expire_time = FromTimestamp(request->expire_time());
   }
 
   absl::StatusOr<LinkRecord> created;
@@ -132,8 +100,8 @@ grpc::Status LinksService::CreateLink(grpc::ServerContext* context,
 
 grpc::Status LinksService::GetLink(grpc::ServerContext* context,
                                    const v1::GetLinkRequest* request, v1::Link* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
   auto link = store_->Get(*account, request->code());
@@ -143,30 +111,22 @@ grpc::Status LinksService::GetLink(grpc::ServerContext* context,
 }
 
 std::string LinksService::EncodePageToken(const ListCursor& cursor) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(absl::ToUnixMicros(cursor.create_time), ":", cursor.code));
+  return platform::EncodePageToken(cursor.create_time, cursor.code);
 }
 
 absl::StatusOr<ListCursor> LinksService::DecodePageToken(absl::string_view token) {
-  std::string raw;
-  ListCursor cursor;
-  int64_t micros = 0;
-  size_t colon = std::string::npos;
-  if (absl::WebSafeBase64Unescape(token, &raw)) colon = raw.find(':');
-  if (colon == std::string::npos || !absl::SimpleAtoi(raw.substr(0, colon), &micros) ||
-      !IsWellFormedCode(raw.substr(colon + 1))) {
+  auto decoded = platform::DecodePageToken(token);
+  if (!decoded || !IsWellFormedCode(decoded->second)) {
     return absl::InvalidArgumentError("page_token: not a token from a previous page");
   }
-  cursor.create_time = absl::FromUnixMicros(micros);
-  cursor.code = raw.substr(colon + 1);
-  return cursor;
+  return ListCursor{decoded->first, std::move(decoded->second)};
 }
 
 grpc::Status LinksService::ListLinks(grpc::ServerContext* context,
                                      const v1::ListLinksRequest* request,
                                      v1::ListLinksResponse* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (request->page_size() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
@@ -194,8 +154,8 @@ grpc::Status LinksService::ListLinks(grpc::ServerContext* context,
 
 grpc::Status LinksService::UpdateLink(grpc::ServerContext* context,
                                       const v1::UpdateLinkRequest* request, v1::Link* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
   LinkUpdate update;
@@ -213,7 +173,7 @@ grpc::Status LinksService::UpdateLink(grpc::ServerContext* context,
     if (absl::Status s = ValidateFutureExpiry(request->expire_time(), absl::Now()); !s.ok()) {
       return ToGrpcStatus(s);
     }
-    update.expire_time = FromProto(request->expire_time());
+    update.expire_time = FromTimestamp(request->expire_time());
   }
   update.clear_expire_time = request->clear_expire_time();
   if (!update.target_url && !update.expire_time && !update.clear_expire_time) {
@@ -230,8 +190,8 @@ grpc::Status LinksService::UpdateLink(grpc::ServerContext* context,
 grpc::Status LinksService::DeleteLink(grpc::ServerContext* context,
                                       const v1::DeleteLinkRequest* request,
                                       google::protobuf::Empty*) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateCode(request->code()); !s.ok()) return ToGrpcStatus(s);
   if (absl::Status s = store_->Delete(*account, request->code()); !s.ok()) {
@@ -253,7 +213,7 @@ grpc::Status LinksService::Resolve(grpc::ServerContext* context,
   auto target = resolver_->Resolve(request->code(), now);
   if (!target.ok()) {
     if (!absl::IsNotFound(target.status())) {
-      log::RequestScope scope(RequestId(*context));
+      log::RequestScope scope(RequestIdOf(*context));
       KURT_LOG(kError, "resolve failed", {"code", request->code()},
                {"error", target.status().ToString()});
     }

@@ -5,9 +5,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "kurt/reports/v1/reports.pb.h"
+#include "platform/request_context.h"
 
 namespace kurt::notifications {
 namespace {
+
+using platform::SetTimestamp;
 
 constexpr const char* kColumns =
     "n.id, n.account_id, n.event_id, n.type, n.message, n.report_id, n.report_kind, "
@@ -31,17 +34,6 @@ NotificationRecord FromRow(const pqxx::row& r, int at = 0) {
   n.create_time = absl::FromUnixMicros(r[at + 11].as<int64_t>());
   if (!r[at + 12].is_null()) n.ack_time = absl::FromUnixMicros(r[at + 12].as<int64_t>());
   return n;
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1000000, rem = micros % 1000000;
-  if (rem < 0) {
-    rem += 1000000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rem * 1000));
 }
 
 }  // namespace

@@ -4,42 +4,27 @@
 #include "absl/strings/str_cat.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
+#include "platform/request_context.h"
 #include "services/notifications/webhook_target.h"
 
 namespace kurt::notifications {
 namespace {
 
+using platform::CallerAccount;
 using platform::Metadata;
+using platform::RequestIdOf;
+using platform::SetTimestamp;
 using platform::ToGrpcStatus;
 
 constexpr int kDefaultPageSize = 20;
 constexpr int kMaxPageSize = 100;
 constexpr int kStreamBatch = 100;
 
-absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) {
-  std::string account = Metadata(context, "x-kurt-account-id");
-  if (account.empty()) {
-    return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
-  }
-  return account;
-}
-
-std::string RequestId(const grpc::ServerContext& context) {
-  std::string id = Metadata(context, "x-request-id");
-  return id.empty() ? log::NewRequestId() : id;
-}
-
 // Notification ids are positive decimal numbers.
 std::optional<int64_t> ParseId(absl::string_view text) {
   int64_t id = 0;
   if (!absl::SimpleAtoi(text, &id) || id <= 0) return std::nullopt;
   return id;
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(t);
-  out->set_seconds(micros / 1000000);
-  out->set_nanos(static_cast<int32_t>((micros % 1000000) * 1000));
 }
 
 }  // namespace
@@ -58,8 +43,8 @@ NotificationsService::NotificationsService(NotificationsServiceOptions options,
 grpc::Status NotificationsService::ListNotifications(grpc::ServerContext* context,
                                                      const v1::ListNotificationsRequest* request,
                                                      v1::ListNotificationsResponse* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (request->page_size() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
@@ -87,8 +72,8 @@ grpc::Status NotificationsService::ListNotifications(grpc::ServerContext* contex
 grpc::Status NotificationsService::AckNotification(grpc::ServerContext* context,
                                                    const v1::AckNotificationRequest* request,
                                                    v1::Notification* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (request->id().empty()) return ToGrpcStatus(absl::InvalidArgumentError("id: required"));
   auto id = ParseId(request->id());
@@ -105,8 +90,8 @@ grpc::Status NotificationsService::AckNotification(grpc::ServerContext* context,
 grpc::Status NotificationsService::StreamNotifications(
     grpc::ServerContext* context, const v1::StreamNotificationsRequest* request,
     grpc::ServerWriter<v1::Notification>* writer) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   std::string resume = Metadata(*context, "last-event-id");
   if (resume.empty()) resume = request->after_id();
@@ -162,8 +147,8 @@ grpc::Status NotificationsService::StreamNotifications(
 grpc::Status NotificationsService::SetWebhook(grpc::ServerContext* context,
                                               const v1::SetWebhookRequest* request,
                                               v1::Webhook* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (!request->url().empty()) {
     auto url = ParseWebhookUrl(request->url());
@@ -183,8 +168,8 @@ grpc::Status NotificationsService::SetWebhook(grpc::ServerContext* context,
 grpc::Status NotificationsService::GetWebhook(grpc::ServerContext* context,
                                               const v1::GetWebhookRequest*,
                                               v1::Webhook* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   auto hook = store_->GetWebhook(*account);
   if (!hook.ok()) return ToGrpcStatus(hook.status());

@@ -2,6 +2,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "platform/request_context.h"
 
 namespace kurt::reports {
 
@@ -57,28 +58,13 @@ std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
 }
 
-void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  int64_t micros = absl::ToUnixMicros(t);
-  int64_t seconds = micros / 1000000, rem = micros % 1000000;
-  if (rem < 0) {
-    rem += 1000000;
-    --seconds;
-  }
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(rem * 1000));
-}
-
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
 events::v1::ReportRequested RequestedEvent(const ReportJob& job) {
   events::v1::ReportRequested e;
   e.set_event_id(job.request_event_id);
   e.set_report_id(job.id);
   e.set_account_id(job.account_id);
   e.set_kind(job.kind);
-  ToTimestamp(job.create_time, e.mutable_request_time());
+  platform::SetTimestamp(job.create_time, e.mutable_request_time());
   return e;
 }
 
@@ -97,15 +83,15 @@ events::v1::ReportCompleted CompletedEvent(const ReportJob& job) {
   e.set_size_bytes(job.size_bytes);
   e.set_content_type(job.content_type);
   e.set_error(job.error);
-  if (job.finish_time) ToTimestamp(*job.finish_time, e.mutable_finish_time());
+  if (job.finish_time) platform::SetTimestamp(*job.finish_time, e.mutable_finish_time());
   return e;
 }
 
 void ToProto(const ReportJob& job, v1::Report* out) {
   out->set_id(job.id);
   out->set_kind(job.kind);
-  ToTimestamp(job.start_time, out->mutable_start_time());
-  ToTimestamp(job.end_time, out->mutable_end_time());
+  platform::SetTimestamp(job.start_time, out->mutable_start_time());
+  platform::SetTimestamp(job.end_time, out->mutable_end_time());
   out->set_code(job.code);
   out->set_state(job.state);
   out->set_progress_rows(job.progress_rows);
@@ -115,9 +101,9 @@ void ToProto(const ReportJob& job, v1::Report* out) {
   out->set_error(job.error);
   out->set_attempts(job.attempts);
   out->set_request_id(job.request_id);
-  ToTimestamp(job.create_time, out->mutable_create_time());
-  ToTimestamp(job.update_time, out->mutable_update_time());
-  if (job.finish_time) ToTimestamp(*job.finish_time, out->mutable_finish_time());
+  platform::SetTimestamp(job.create_time, out->mutable_create_time());
+  platform::SetTimestamp(job.update_time, out->mutable_update_time());
+  if (job.finish_time) platform::SetTimestamp(*job.finish_time, out->mutable_finish_time());
 }
 
 bool IsReportId(const std::string& id) {

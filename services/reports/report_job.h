@@ -66,9 +66,6 @@ std::string ExtensionOf(ReportKind kind);
 // RFC 3339 with microseconds, for SQL parameters (cast with ::timestamptz) and documents.
 std::string Rfc3339(absl::Time t);
 
-void ToTimestamp(absl::Time t, google::protobuf::Timestamp* out);
-absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
-
 // The kurt.reports.requested.v1 event of a job (also what goes to the dead-letter topic).
 events::v1::ReportRequested RequestedEvent(const ReportJob& job);
 // The kurt.reports.completed.v1 event of a job in its final state.

@@ -1,5 +1,6 @@
 #include "services/reports/report_job.h"
 
+#include "platform/request_context.h"
 #include "gtest/gtest.h"
 
 namespace kurt::reports {
@@ -29,11 +30,11 @@ TEST(ReportJobTest, TimesKeepMicroseconds) {
   absl::Time t = absl::FromUnixMicros(1700000000123456);
   EXPECT_EQ(Rfc3339(t), "2023-11-14T22:13:20.123456Z");
   google::protobuf::Timestamp ts;
-  ToTimestamp(t, &ts);
+  platform::SetTimestamp(t, &ts);
   EXPECT_EQ(ts.seconds(), 1700000000);
   EXPECT_EQ(ts.nanos(), 123456000);
-  EXPECT_EQ(FromTimestamp(ts), t);
-  ToTimestamp(absl::FromUnixMicros(-1), &ts);
+  EXPECT_EQ(platform::FromTimestamp(ts), t);
+  platform::SetTimestamp(absl::FromUnixMicros(-1), &ts);
   EXPECT_EQ(ts.seconds(), -1);
   EXPECT_EQ(ts.nanos(), 999999000);
 }

@@ -1,56 +1,28 @@
 #include "services/reports/reports_service.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "platform/grpc_server.h"
 #include "platform/log.h"
+#include "platform/request_context.h"
+#include "services/links/link_rules.h"
 
 namespace kurt::reports {
 namespace {
 
-using platform::Metadata;
+using links::IsWellFormedCode;
+using platform::CallerAccount;
+using platform::FromTimestamp;
+using platform::RequestIdOf;
 using platform::ToGrpcStatus;
+using platform::ValidateTimestamp;
 
 constexpr int kDefaultPageSize = 20;
 constexpr int kMaxPageSize = 100;
 constexpr size_t kMaxRequestIdLength = 128;
 
-absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) {
-  std::string account = Metadata(context, "x-kurt-account-id");
-  if (account.empty()) {
-    return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
-  }
-  return account;
-}
-
-std::string RequestId(const grpc::ServerContext& context) {
-  std::string id = Metadata(context, "x-request-id");
-  return id.empty() ? log::NewRequestId() : id;
-}
-
-absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, absl::string_view field) {
-  if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 ||
-      t.nanos() > 999999999) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
-  }
-  return absl::OkStatus();
-}
-
 // Whole microseconds: what the database keeps.
 absl::Time Micros(const google::protobuf::Timestamp& t) {
   return absl::FromUnixMicros(absl::ToUnixMicros(FromTimestamp(t)));
-}
-
-bool IsWellFormedCode(absl::string_view code) {
-  if (code.size() < 3 || code.size() > 64) return false;
-  for (char c : code) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_')) {
-      return false;
-    }
-  }
-  return true;
 }
 
 absl::Status ValidateId(const std::string& id) {
@@ -109,8 +81,8 @@ absl::Status ReportsService::Validate(const v1::CreateReportRequest& request) co
 grpc::Status ReportsService::CreateReport(grpc::ServerContext* context,
                                           const v1::CreateReportRequest* request,
                                           v1::Report* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = Validate(*request); !s.ok()) return ToGrpcStatus(s);
   if (!request->code().empty()) {
@@ -143,8 +115,8 @@ grpc::Status ReportsService::CreateReport(grpc::ServerContext* context,
 grpc::Status ReportsService::GetReport(grpc::ServerContext* context,
                                        const v1::GetReportRequest* request,
                                        v1::Report* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateId(request->id()); !s.ok()) return ToGrpcStatus(s);
   auto job = store_->Get(*account, request->id());
@@ -154,27 +126,22 @@ grpc::Status ReportsService::GetReport(grpc::ServerContext* context,
 }
 
 std::string ReportsService::EncodePageToken(const ListCursor& cursor) {
-  return absl::WebSafeBase64Escape(
-      absl::StrCat(absl::ToUnixMicros(cursor.create_time), ":", cursor.id));
+  return platform::EncodePageToken(cursor.create_time, cursor.id);
 }
 
 absl::StatusOr<ListCursor> ReportsService::DecodePageToken(absl::string_view token) {
-  std::string raw;
-  int64_t micros = 0;
-  size_t colon = std::string::npos;
-  if (absl::WebSafeBase64Unescape(token, &raw)) colon = raw.find(':');
-  if (colon == std::string::npos || !absl::SimpleAtoi(raw.substr(0, colon), &micros) ||
-      !IsReportId(raw.substr(colon + 1))) {
+  auto decoded = platform::DecodePageToken(token);
+  if (!decoded || !IsReportId(decoded->second)) {
     return absl::InvalidArgumentError("page_token: not a token from a previous page");
   }
-  return ListCursor{absl::FromUnixMicros(micros), raw.substr(colon + 1)};
+  return ListCursor{decoded->first, std::move(decoded->second)};
 }
 
 grpc::Status ReportsService::ListReports(grpc::ServerContext* context,
                                          const v1::ListReportsRequest* request,
                                          v1::ListReportsResponse* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (request->page_size() < 0) {
     return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
@@ -202,8 +169,8 @@ grpc::Status ReportsService::ListReports(grpc::ServerContext* context,
 grpc::Status ReportsService::CancelReport(grpc::ServerContext* context,
                                           const v1::CancelReportRequest* request,
                                           v1::Report* response) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateId(request->id()); !s.ok()) return ToGrpcStatus(s);
   auto job = store_->Cancel(*account, request->id());
@@ -221,8 +188,8 @@ grpc::Status ReportsService::CancelReport(grpc::ServerContext* context,
 grpc::Status ReportsService::GetReportContent(
     grpc::ServerContext* context, const v1::GetReportContentRequest* request,
     grpc::ServerWriter<google::api::HttpBody>* writer) {
-  log::RequestScope scope(RequestId(*context));
-  auto account = Caller(*context);
+  log::RequestScope scope(RequestIdOf(*context));
+  auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
   if (absl::Status s = ValidateId(request->id()); !s.ok()) return ToGrpcStatus(s);
   auto job = store_->Get(*account, request->id());

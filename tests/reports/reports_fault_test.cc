@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
+#include "platform/request_context.h"
 #include "gtest/gtest.h"
 #include "kurt/events/v1/report_events.pb.h"
 #include "services/reports/report_job.h"
@@ -28,8 +29,8 @@ const absl::Time kStart =
 rv1::CreateReportRequest CsvRequest(absl::Time start, absl::Time end) {
   rv1::CreateReportRequest r;
   r.set_kind(rv1::CLICKS_CSV);
-  reports::ToTimestamp(start, r.mutable_start_time());
-  reports::ToTimestamp(end, r.mutable_end_time());
+  platform::SetTimestamp(start, r.mutable_start_time());
+  platform::SetTimestamp(end, r.mutable_end_time());
   return r;
 }
 

@@ -18,6 +18,7 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "platform/request_context.h"
 #include "gtest/gtest.h"
 #include "tests/reports/pipeline.h"
 #include "tests/reports/report_test_support.h"
@@ -33,8 +34,8 @@ const absl::Time kStart = absl::FromCivil(absl::CivilSecond(2026, 1, 5, 0, 0, 0)
 rv1::CreateReportRequest Request(rv1::ReportKind kind, absl::Time start, absl::Time end) {
   rv1::CreateReportRequest r;
   r.set_kind(kind);
-  reports::ToTimestamp(start, r.mutable_start_time());
-  reports::ToTimestamp(end, r.mutable_end_time());
+  platform::SetTimestamp(start, r.mutable_start_time());
+  platform::SetTimestamp(end, r.mutable_end_time());
   return r;
 }
 
