@@ -1,5 +1,7 @@
 #include "platform/request_context.h"
 
+#include <algorithm>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -43,6 +45,12 @@ absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, absl::strin
     return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<int> PageSize(int requested) {
+  constexpr int kDefault = 20, kMax = 100;
+  if (requested < 0) return absl::InvalidArgumentError("page_size: must not be negative");
+  return requested == 0 ? kDefault : std::min(requested, kMax);
 }
 
 std::string EncodePageToken(absl::Time time, absl::string_view key) {

@@ -29,6 +29,10 @@ absl::Time FromTimestamp(const google::protobuf::Timestamp& t);
 // (0001-01-01 to 9999-12-31) with valid nanos.
 absl::Status ValidateTimestamp(const google::protobuf::Timestamp& t, absl::string_view field);
 
+// The page size of a List request: 0 means 20, more than 100 means 100, negative is
+// INVALID_ARGUMENT (page_size).
+absl::StatusOr<int> PageSize(int requested);
+
 // An opaque page token for keyset pagination on (time, key): the last row of a page.
 std::string EncodePageToken(absl::Time time, absl::string_view key);
 // The (time, key) of a token from EncodePageToken; nullopt when it is not one.

@@ -28,6 +28,13 @@ TEST(RequestContextTest, ValidateTimestampNamesTheField) {
   EXPECT_FALSE(ValidateTimestamp(ts, "end_time").ok());
 }
 
+TEST(RequestContextTest, PageSizeDefaultsAndCaps) {
+  EXPECT_EQ(*PageSize(0), 20);
+  EXPECT_EQ(*PageSize(7), 7);
+  EXPECT_EQ(*PageSize(1000), 100);
+  EXPECT_EQ(PageSize(-1).status().message(), "page_size: must not be negative");
+}
+
 TEST(RequestContextTest, PageTokensRoundTripAndRejectGarbage) {
   absl::Time t = absl::FromUnixMicros(1700000000123456);
   auto decoded = DecodePageToken(EncodePageToken(t, "key:with:colons"));

@@ -18,8 +18,6 @@ using platform::SetTimestamp;
 using platform::ToGrpcStatus;
 using platform::ValidateTimestamp;
 
-constexpr int kDefaultPageSize = 20;
-constexpr int kMaxPageSize = 100;
 constexpr int kCreateAttempts = 5;
 
 absl::Status ValidateFutureExpiry(const google::protobuf::Timestamp& t, absl::Time now) {
@@ -128,11 +126,9 @@ grpc::Status LinksService::ListLinks(grpc::ServerContext* context,
   log::RequestScope scope(RequestIdOf(*context));
   auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
-  if (request->page_size() < 0) {
-    return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
-  }
-  int size = request->page_size() == 0 ? kDefaultPageSize
-                                       : std::min(request->page_size(), kMaxPageSize);
+  absl::StatusOr<int> page_size = platform::PageSize(request->page_size());
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  const int size = *page_size;
   std::optional<ListCursor> after;
   if (!request->page_token().empty()) {
     auto cursor = DecodePageToken(request->page_token());

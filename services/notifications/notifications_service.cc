@@ -16,8 +16,6 @@ using platform::RequestIdOf;
 using platform::SetTimestamp;
 using platform::ToGrpcStatus;
 
-constexpr int kDefaultPageSize = 20;
-constexpr int kMaxPageSize = 100;
 constexpr int kStreamBatch = 100;
 
 // Notification ids are positive decimal numbers.
@@ -46,11 +44,9 @@ grpc::Status NotificationsService::ListNotifications(grpc::ServerContext* contex
   log::RequestScope scope(RequestIdOf(*context));
   auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
-  if (request->page_size() < 0) {
-    return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
-  }
-  int size = request->page_size() == 0 ? kDefaultPageSize
-                                       : std::min(request->page_size(), kMaxPageSize);
+  absl::StatusOr<int> page_size = platform::PageSize(request->page_size());
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  const int size = *page_size;
   int64_t before = 0;
   if (!request->page_token().empty()) {
     auto id = ParseId(request->page_token());

@@ -16,8 +16,6 @@ using platform::RequestIdOf;
 using platform::ToGrpcStatus;
 using platform::ValidateTimestamp;
 
-constexpr int kDefaultPageSize = 20;
-constexpr int kMaxPageSize = 100;
 constexpr size_t kMaxRequestIdLength = 128;
 
 // Whole microseconds: what the database keeps.
@@ -143,11 +141,9 @@ grpc::Status ReportsService::ListReports(grpc::ServerContext* context,
   log::RequestScope scope(RequestIdOf(*context));
   auto account = CallerAccount(*context);
   if (!account.ok()) return ToGrpcStatus(account.status());
-  if (request->page_size() < 0) {
-    return ToGrpcStatus(absl::InvalidArgumentError("page_size: must not be negative"));
-  }
-  int size = request->page_size() == 0 ? kDefaultPageSize
-                                       : std::min(request->page_size(), kMaxPageSize);
+  absl::StatusOr<int> page_size = platform::PageSize(request->page_size());
+  if (!page_size.ok()) return ToGrpcStatus(page_size.status());
+  const int size = *page_size;
   std::optional<ListCursor> after;
   if (!request->page_token().empty()) {
     auto cursor = DecodePageToken(request->page_token());
