@@ -1,8 +1,11 @@
 #include "platform/kafka.h"
 
+#include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
 #include <set>
+#include <tuple>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -91,8 +94,9 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
     }
   }
 
+  // Asked for every message of a batch: nothing is built when nothing was revoked.
   bool Revoked(const std::string& topic, int32_t partition) const {
-    return revoked_.count({topic, partition, -1}) > 0;
+    return !revoked_.empty() && revoked_.count({topic, partition, -1}) > 0;
   }
 
  private:
@@ -114,19 +118,32 @@ absl::Status ApplyConfig(RdKafka::Conf* conf, const std::map<std::string, std::s
   return absl::OkStatus();
 }
 
+// Through the C API: the C++ wrapper's headers() detaches and copies the header list, and
+// get_all() copies every header once more, before this copies them into the Message.
 Message Convert(RdKafka::Message& m) {
+  const rd_kafka_message_t* rkm = m.c_ptr();
   Message out;
-  out.topic = m.topic_name();
-  out.partition = m.partition();
-  out.offset = m.offset();
-  if (m.key()) out.key = *m.key();
-  out.value.assign(static_cast<const char*>(m.payload()), m.len());
-  out.timestamp_ms = m.timestamp().timestamp;
-  if (RdKafka::Headers* h = m.headers()) {
-    for (const auto& header : h->get_all()) {
-      out.headers.emplace_back(header.key(),
-                               std::string(static_cast<const char*>(header.value()),
-                                           header.value_size()));
+  out.topic = rd_kafka_topic_name(rkm->rkt);
+  out.partition = rkm->partition;
+  out.offset = rkm->offset;
+  if (rkm->key != nullptr) out.key.assign(static_cast<const char*>(rkm->key), rkm->key_len);
+  if (rkm->payload != nullptr) out.value.assign(static_cast<const char*>(rkm->payload), rkm->len);
+  out.timestamp_ms = rd_kafka_message_timestamp(rkm, nullptr);
+  rd_kafka_headers_t* headers = nullptr;
+  if (rd_kafka_message_headers(rkm, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    const size_t n = rd_kafka_header_cnt(headers);
+    out.headers.reserve(n);
+    for (size_t i = 0; i < n; ++i) {
+      const char* name = nullptr;
+      const void* value = nullptr;
+      size_t size = 0;
+      if (rd_kafka_header_get_all(headers, i, &name, &value, &size) !=
+          RD_KAFKA_RESP_ERR_NO_ERROR) {
+        break;
+      }
+      out.headers.emplace_back(
+          std::piecewise_construct, std::forward_as_tuple(name),
+          std::forward_as_tuple(value ? static_cast<const char*>(value) : "", value ? size : 0));
     }
   }
   return out;
