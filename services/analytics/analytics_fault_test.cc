@@ -37,21 +37,22 @@ class AnalyticsFaultTest : public ::testing::Test {
     codes_ = testing::InsertLinks(*primary_, "fault", "flt", 300);
   }
 
-  // A kurt-analytics process on this test's database, topic and group.
-  std::unique_ptr<ChildProcess> Analytics(const std::string& name, int metrics_port) {
+  // A kurt-analytics process on this test's database, topic and group; small batches (many
+  // transactions to be killed in) unless `default_batches`.
+  std::unique_ptr<ChildProcess> Analytics(const std::string& name, int metrics_port,
+                                          bool default_batches = false) {
     std::string log = absl::StrCat(::testing::TempDir(), "/", group_, "-", name, ".log");
     child_logs_.push_back(log);
-    return std::make_unique<ChildProcess>(
-        KURT_ANALYTICS_BINARY,
-        std::vector<std::string>{
-            absl::StrCat("--pg_primary_url=", db_.primary_url()),
-            absl::StrCat("--pg_replica_url=", db_.replica_url()),
-            absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
-            absl::StrCat("--clicks_topic=", topic_), absl::StrCat("--dlq_topic=", dlq_topic_),
-            absl::StrCat("--group_id=", group_), "--grpc_port=0",
-            absl::StrCat("--metrics_port=", metrics_port), "--batch_max_messages=2000",
-            "--batch_wait_ms=50", "--lag_refresh_seconds=1"},
-        log);
+    std::vector<std::string> args = {
+        absl::StrCat("--pg_primary_url=", db_.primary_url()),
+        absl::StrCat("--pg_replica_url=", db_.replica_url()),
+        absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
+        absl::StrCat("--clicks_topic=", topic_), absl::StrCat("--dlq_topic=", dlq_topic_),
+        absl::StrCat("--group_id=", group_), "--grpc_port=0",
+        absl::StrCat("--metrics_port=", metrics_port), "--batch_wait_ms=50",
+        "--lag_refresh_seconds=1"};
+    if (!default_batches) args.push_back("--batch_max_messages=2000");
+    return std::make_unique<ChildProcess>(KURT_ANALYTICS_BINARY, std::move(args), log);
   }
 
   // Waits until the aggregates reach `n` clicks; returns the count last seen.
@@ -180,7 +181,8 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   kurt::testing::CreateTopic(topic_, 3);
   kurt::testing::CreateTopic(dlq_topic_, 1);
   const int port = testing::FreePort();
-  auto analytics = Analytics("a", port);
+  // The batch size the service runs with, so that the bound below is the one in production.
+  auto analytics = Analytics("a", port, /*default_batches=*/true);
   analytics->Start();
   std::map<std::string, int64_t> expected = testing::PublishClicks(*producer_, topic_, codes_, 2000);
   ASSERT_EQ(WaitForHourly(2000, absl::Seconds(60)), 2000);

@@ -41,6 +41,8 @@ cleanup() {
   psql -qX "$KURT_PG_PRIMARY_URL" -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
   "$KURT_ROOT/tools/kafka" topics --bootstrap-server "$KURT_KAFKA_BROKERS" --delete \
     --topic "$topic|$perf_topic|$topic.dlq" >/dev/null 2>&1 || true
+  # The consumer's log stays for a look at its batches (--log_level=debug logs each one).
+  [ -f "$work/analytics.log" ] && cp "$work/analytics.log" "$out/clicks-analytics.log"
   rm -rf "$work"
 }
 trap cleanup EXIT
