@@ -344,6 +344,41 @@ TEST_F(AnalyticsIntegrationTest, RawRowsKeepEveryFieldExactly) {
                   .ok());
 }
 
+TEST_F(AnalyticsIntegrationTest, ARefusedCopyCountsNothingAndTheBatchCountsOnceWhenItComesAgain) {
+  auto codes = testing::InsertLinks(cluster_->primary(), "acct", "cpy", 2);
+  const absl::Time now = absl::Now();
+  std::vector<kafka::Message> batch;
+  for (int64_t o = 0; o < 500; ++o) {
+    batch.push_back(Message("t", 0, o, codes[o % 2], now,
+                            o == 321 ? "https://refused.example/" : "https://ok.example/"));
+  }
+  auto exec = [&](const std::string& sql) {
+    ASSERT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) { pqxx::nontransaction(c).exec(sql); })
+                    .ok());
+  };
+  // The database refuses one row in the middle of the COPY.
+  exec("ALTER TABLE clicks ADD CONSTRAINT refuse_one "
+       "CHECK (referrer <> 'https://refused.example/')");
+  absl::Status s = processor_->Handle(batch);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
+  EXPECT_NE(s.message().find("refuse_one"), std::string::npos) << s;
+  testing::Counts c = CountAll(cluster_->primary());
+  EXPECT_EQ(c.raw, 0);
+  EXPECT_EQ(c.hourly, 0);
+  EXPECT_EQ(c.offsets, 0);
+
+  // The same connections serve the batch when it comes again.
+  exec("ALTER TABLE clicks DROP CONSTRAINT refuse_one");
+  ASSERT_TRUE(processor_->Handle(batch).ok());
+  c = CountAll(cluster_->primary());
+  EXPECT_EQ(c.raw, 500);
+  EXPECT_EQ(c.distinct_events, 500);
+  EXPECT_EQ(c.hourly, 500);
+  EXPECT_EQ(c.referrers, 500);
+  EXPECT_EQ(c.offsets, 500);
+}
+
 TEST_F(AnalyticsIntegrationTest, AFormerOwnerWaitsForTheOffsetLockAndSkipsWhatWasCounted) {
   auto codes = testing::InsertLinks(cluster_->primary(), "acct", "fen", 3);
   const absl::Time now = absl::Now();

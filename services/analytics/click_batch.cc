@@ -1,8 +1,6 @@
 #include "services/analytics/click_batch.h"
 
 #include <algorithm>
-#include <climits>
-#include <cstdio>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -37,28 +35,41 @@ void CleanText(std::string* s, size_t max) {
   }
 }
 
-// "YYYY-MM-DD HH:MM:SS" of a second since the epoch, UTC.
-std::string FormatSecond(int64_t seconds) {
-  const absl::CivilSecond cs =
-      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
-  char buf[32];
-  // Years before 1 AD do not occur: DecodeClick refuses times outside Timestamp's range.
-  int n = std::snprintf(buf, sizeof(buf), "%04d-%02d-%02d %02d:%02d:%02d",
-                        static_cast<int>(cs.year()), cs.month(), cs.day(), cs.hour(),
-                        cs.minute(), cs.second());
-  return std::string(buf, n > 0 ? static_cast<size_t>(n) : 0);
+// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary COPY
+// carries a timestamptz as microseconds since the latter.
+constexpr int64_t kPostgresEpochMicros = int64_t{946684800} * 1000000;
+
+// Binary COPY's integers are big-endian.
+void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
+  char b[8];
+  for (int i = bytes - 1; i >= 0; --i) {
+    b[i] = static_cast<char>(value & 0xff);
+    value >>= 8;
+  }
+  out->append(b, static_cast<size_t>(bytes));
 }
 
-void AppendMicros(int64_t frac, std::string* out) {
-  char digits[7];
-  for (int i = 5; i >= 0; --i) {
-    digits[i] = static_cast<char>('0' + frac % 10);
-    frac /= 10;
-  }
-  digits[6] = '\0';
-  out->push_back('.');
-  out->append(digits, 6);
+int64_t ReadBigEndian(absl::string_view b) {
+  uint64_t value = 0;
+  for (char c : b) value = (value << 8) | static_cast<unsigned char>(c);
+  // Sign-extends what is narrower than 64 bits.
+  const int shift = 64 - 8 * static_cast<int>(b.size());
+  return shift == 0 ? static_cast<int64_t>(value)
+                    : static_cast<int64_t>(value << shift) >> shift;
 }
+
+// A field: its length (int32), then its bytes.
+void AppendField(absl::string_view value, std::string* out) {
+  AppendBigEndian(value.size(), 4, out);
+  out->append(value.data(), value.size());
+}
+
+void AppendIntField(int64_t value, int bytes, std::string* out) {
+  AppendBigEndian(static_cast<uint64_t>(bytes), 4, out);
+  AppendBigEndian(static_cast<uint64_t>(value), bytes, out);
+}
+
+constexpr int kClickCopyFields = sizeof(kClickCopyColumns) / sizeof(kClickCopyColumns[0]);
 
 }  // namespace
 
@@ -158,31 +169,21 @@ void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
   ++agents_[{code, click.hour, cache_->Agent(event.user_agent())}];
   ++rows_;
 
-  lines_.push_back({code, click.time_micros, copy_.size()});
-  // A well-formed code needs no escaping.
-  copy_.append(event.code());
-  copy_.push_back('\t');
-  const int64_t second = FloorDiv(click.time_micros, 1000000);
-  if (second != formatted_second_) {
-    formatted_second_ = second;
-    formatted_prefix_ = FormatSecond(second);
-  }
-  copy_.append(formatted_prefix_);
-  AppendMicros(click.time_micros - second * 1000000, &copy_);
-  copy_.append("+00\t");
-  AppendCopyEscaped(event.event_id(), &copy_);
-  copy_.push_back('\t');
-  AppendCopyEscaped(event.referrer(), &copy_);
-  copy_.push_back('\t');
-  AppendCopyEscaped(event.user_agent(), &copy_);
-  copy_.push_back('\t');
-  AppendCopyEscaped(event.client_hash(), &copy_);
-  absl::StrAppend(&copy_, "\t", partition, "\t", offset, "\n");
+  tuples_.push_back({code, click.time_micros, copy_.size()});
+  AppendBigEndian(kClickCopyFields, 2, &copy_);
+  AppendField(event.code(), &copy_);
+  AppendIntField(click.time_micros - kPostgresEpochMicros, 8, &copy_);
+  AppendField(event.event_id(), &copy_);
+  AppendField(event.referrer(), &copy_);
+  AppendField(event.user_agent(), &copy_);
+  AppendField(event.client_hash(), &copy_);
+  AppendIntField(partition, 4, &copy_);
+  AppendIntField(offset, 8, &copy_);
 }
 
-std::string BatchBuilder::TakeCopyText() {
-  std::vector<Line> order = std::move(lines_);
-  lines_.clear();
+std::string BatchBuilder::TakeCopyData() {
+  std::vector<Tuple> order = std::move(tuples_);
+  tuples_.clear();
   // Codes by name: per-batch ids are in order of first appearance.
   std::vector<int> rank(codes_.size());
   {
@@ -237,40 +238,58 @@ Aggregates BatchBuilder::TakeAggregates() const {
   return out;
 }
 
-void AppendCopyEscaped(absl::string_view value, std::string* out) {
-  size_t start = 0;
-  for (size_t i = 0; i < value.size(); ++i) {
-    const char c = value[i];
-    const char* escaped = nullptr;
-    switch (c) {
-      case '\\':
-        escaped = "\\\\";
-        break;
-      case '\t':
-        escaped = "\\t";
-        break;
-      case '\n':
-        escaped = "\\n";
-        break;
-      case '\r':
-        escaped = "\\r";
-        break;
-      default:
-        continue;
-    }
-    out->append(value.data() + start, i - start);
-    out->append(escaped);
-    start = i + 1;
-  }
-  out->append(value.data() + start, value.size() - start);
+absl::string_view CopyBinaryHeader() {
+  // The signature, then 32-bit flags (0: no OIDs) and the length of the header extension (0).
+  static constexpr char kHeader[] = "PGCOPY\n\377\r\n\0\0\0\0\0\0\0\0\0";
+  return absl::string_view(kHeader, sizeof(kHeader) - 1);
 }
 
-std::string FormatTimestampMicros(int64_t micros) {
-  const int64_t second = FloorDiv(micros, 1000000);
-  std::string out = FormatSecond(second);
-  AppendMicros(micros - second * 1000000, &out);
-  out.append("+00");
-  return out;
+absl::string_view CopyBinaryTrailer() {
+  static constexpr char kTrailer[] = "\377\377";  // a field count of -1
+  return absl::string_view(kTrailer, 2);
+}
+
+std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data) {
+  std::vector<CopyRow> rows;
+  auto take = [&data](size_t n) -> std::optional<absl::string_view> {
+    if (data.size() < n) return std::nullopt;
+    absl::string_view out = data.substr(0, n);
+    data.remove_prefix(n);
+    return out;
+  };
+  auto field = [&]() -> std::optional<absl::string_view> {
+    auto length = take(4);
+    if (!length) return std::nullopt;
+    const int64_t n = ReadBigEndian(*length);
+    if (n < 0) return std::nullopt;  // NULL: never written
+    return take(static_cast<size_t>(n));
+  };
+  auto int_field = [&](size_t bytes) -> std::optional<int64_t> {
+    auto f = field();
+    if (!f || f->size() != bytes) return std::nullopt;
+    return ReadBigEndian(*f);
+  };
+  while (!data.empty()) {
+    auto count = take(2);
+    if (!count || ReadBigEndian(*count) != kClickCopyFields) return std::nullopt;
+    CopyRow row;
+    auto code = field();
+    auto time = int_field(8);
+    auto event_id = field();
+    auto referrer = field();
+    auto user_agent = field();
+    auto client_hash = field();
+    auto partition = int_field(4);
+    auto offset = int_field(8);
+    if (!code || !time || !event_id || !referrer || !user_agent || !client_hash || !partition ||
+        !offset) {
+      return std::nullopt;
+    }
+    rows.push_back({std::string(*code), *time + kPostgresEpochMicros, std::string(*event_id),
+                    std::string(*referrer), std::string(*user_agent), std::string(*client_hash),
+                    static_cast<int32_t>(*partition), *offset});
+  }
+  return rows;
 }
 
 }  // namespace kurt::analytics

@@ -133,23 +133,49 @@ TEST(BatchBuilderTest, SumsPerCodeHourAndDimensionSorted) {
                                                          {"bbb", h + 3600, "HTTP library", 1}}));
 }
 
-TEST(BatchBuilderTest, CopyTextHasOneEscapedLinePerClick) {
+// The rows of `data`, which must decode.
+std::vector<CopyRow> Rows(const std::string& data) {
+  std::optional<std::vector<CopyRow>> rows = DecodeCopyRows(data);
+  EXPECT_TRUE(rows.has_value()) << "not binary COPY tuples";
+  return rows.value_or(std::vector<CopyRow>{});
+}
+
+TEST(BatchBuilderTest, CopyDataHasOneTuplePerClickWithEveryField) {
   DimensionCache cache;
   BatchBuilder builder(&cache);
+  // Text goes as it is: binary COPY has no escapes.
   AddAll({Message(1, 7, "abc", kHour, "https://r.example/a\tb\\c", "UA\nnext\rline")}, &builder);
-  std::string text = builder.TakeCopyText();
-  EXPECT_EQ(text,
-            "abc\t2024-03-05 10:00:00.250000+00\te1-7\thttps://r.example/a\\tb\\\\c\t"
-            "UA\\nnext\\rline\th\t1\t7\n");
+  std::string data = builder.TakeCopyData();
+  const int64_t micros = kHour * 1000000 + 250000;
+  EXPECT_EQ(Rows(data), (std::vector<CopyRow>{{"abc", micros, "e1-7", "https://r.example/a\tb\\c",
+                                               "UA\nnext\rline", "h", 1, 7}}));
+  // The exact bytes PostgreSQL reads: a field count of 8, then each field's length and value;
+  // the time in microseconds since 2000-01-01 UTC (2024-03-05 10:00:00.25 is 762948000250000).
+  EXPECT_EQ(data.substr(0, 2 + 4 + 3 + 4 + 8),
+            absl::StrCat(std::string("\0\x08", 2), std::string("\0\0\0\x03", 4), "abc",
+                         std::string("\0\0\0\x08", 4),
+                         std::string("\x00\x02\xb5\xe5\xac\x89\x78\x90", 8)));
   EXPECT_EQ(builder.PendingCopyBytes(), 0u);
   AddAll({Message(1, 8, "abc"), Message(1, 9, "abc")}, &builder);
-  std::vector<std::string> lines = absl::StrSplit(builder.TakeCopyText(), '\n');
-  ASSERT_EQ(lines.size(), 3u);  // two lines and the empty remainder after the last newline
-  EXPECT_EQ(lines[1], "abc\t2024-03-05 10:00:00.250000+00\te1-9\t\t\th\t1\t9");
+  std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[1], (CopyRow{"abc", micros, "e1-9", "", "", "h", 1, 9}));
   EXPECT_EQ(builder.rows(), 3);
 }
 
-TEST(BatchBuilderTest, CopyTextComesInCodeThenTimeOrder) {
+TEST(BatchBuilderTest, CopyDataKeepsTimesBeforeTheEpochsAndLargeOffsets) {
+  DimensionCache cache;
+  BatchBuilder builder(&cache);
+  // 1969-12-31 23:59:59.25, before both the Unix and PostgreSQL epochs.
+  AddAll({Message(2147483647, int64_t{1} << 40, "abc", -1)}, &builder);
+  std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0].time_micros, -1000000 + 250000);
+  EXPECT_EQ(rows[0].partition, 2147483647);
+  EXPECT_EQ(rows[0].offset, int64_t{1} << 40);
+}
+
+TEST(BatchBuilderTest, CopyDataComesInCodeThenTimeOrder) {
   DimensionCache cache;
   BatchBuilder builder(&cache);
   AddAll({Message(0, 0, "ccc", kHour + 5), Message(0, 1, "aaa", kHour + 9),
@@ -157,21 +183,33 @@ TEST(BatchBuilderTest, CopyTextComesInCodeThenTimeOrder) {
           Message(0, 4, "aaa", kHour + 2), Message(0, 5, "aaa", kHour + 2)},
          &builder);
   std::vector<std::string> offsets;
-  for (absl::string_view line : absl::StrSplit(builder.TakeCopyText(), '\n', absl::SkipEmpty())) {
-    std::vector<absl::string_view> fields = absl::StrSplit(line, '\t');
-    ASSERT_EQ(fields.size(), 8u) << line;
-    offsets.push_back(absl::StrCat(fields[0], "@", fields[7]));
+  for (const CopyRow& row : Rows(builder.TakeCopyData())) {
+    offsets.push_back(absl::StrCat(row.code, "@", row.offset));
   }
   // Equal keys keep their arrival order.
   EXPECT_EQ(offsets, (std::vector<std::string>{"aaa@4", "aaa@5", "aaa@1", "bbb@3", "ccc@2",
                                                "ccc@0"}));
   // Whatever is taken next is sorted on its own.
   AddAll({Message(0, 6, "bbb", kHour), Message(0, 7, "aaa", kHour)}, &builder);
-  std::vector<std::string> lines =
-      absl::StrSplit(builder.TakeCopyText(), '\n', absl::SkipEmpty());
-  ASSERT_EQ(lines.size(), 2u);
-  EXPECT_TRUE(absl::StartsWith(lines[0], "aaa\t")) << lines[0];
+  std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_EQ(rows[0].code, "aaa");
   EXPECT_EQ(builder.rows(), 8);
+}
+
+TEST(DecodeCopyRowsTest, RefusesCutOrForeignData) {
+  DimensionCache cache;
+  BatchBuilder builder(&cache);
+  AddAll({Message(0, 0, "abc")}, &builder);
+  std::string data = builder.TakeCopyData();
+  EXPECT_FALSE(DecodeCopyRows(data.substr(0, data.size() - 1)).has_value());
+  EXPECT_FALSE(DecodeCopyRows(CopyBinaryTrailer()).has_value());
+  EXPECT_TRUE(DecodeCopyRows("").has_value());
+}
+
+TEST(CopyBinaryFramingTest, HeaderAndTrailerAreWhatPostgresExpects) {
+  EXPECT_EQ(CopyBinaryHeader(), std::string("PGCOPY\n\xff\r\n\0" "\0\0\0\0" "\0\0\0\0", 19));
+  EXPECT_EQ(CopyBinaryTrailer(), std::string("\xff\xff", 2));
 }
 
 TEST(DimensionCacheTest, RemembersAndStaysBounded) {
@@ -199,23 +237,6 @@ TEST(PartitionsOfTest, SortedAndUnique) {
                                        Message(0, 1, "aaa")};
   EXPECT_EQ(PartitionsOf(batch),
             (std::vector<PartitionKey>{{"clicks", 0}, {"clicks", 1}, {"clicks", 2}}));
-}
-
-TEST(AppendCopyEscapedTest, EscapesTheSpecialCharacters) {
-  std::string out = "x";
-  AppendCopyEscaped("plain", &out);
-  AppendCopyEscaped("", &out);
-  AppendCopyEscaped("\\\t\n\r.\\.", &out);
-  EXPECT_EQ(out, "xplain\\\\\\t\\n\\r.\\\\.");
-}
-
-TEST(FormatTimestampMicrosTest, PostgresText) {
-  EXPECT_EQ(FormatTimestampMicros(0), "1970-01-01 00:00:00.000000+00");
-  EXPECT_EQ(FormatTimestampMicros(int64_t{1709635500} * 1000000 + 123456),
-            "2024-03-05 10:45:00.123456+00");
-  EXPECT_EQ(FormatTimestampMicros(-1), "1969-12-31 23:59:59.999999+00");
-  EXPECT_EQ(FormatTimestampMicros(int64_t{-62135596800} * 1000000),
-            "0001-01-01 00:00:00.000000+00");
 }
 
 TEST(IsWellFormedCodeTest, Shapes) {

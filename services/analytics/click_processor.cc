@@ -14,7 +14,7 @@ namespace kurt::analytics {
 namespace {
 
 constexpr size_t kMaxKnownCodes = 1000000;
-// COPY text is handed to the database in chunks of about this size while decoding goes on (each
+// COPY data is handed to the database in chunks of about this size while decoding goes on (each
 // chunk sorted for the index: the larger, the more of a link's rows sit together).
 constexpr size_t kCopyChunkBytes = 4 * 1024 * 1024;
 // Dead letters logged one by one per batch; the rest are counted.
@@ -80,7 +80,7 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   std::vector<const kafka::Message*> unconfirmed;
   auto flush = [&](size_t at_least) -> absl::Status {
     if (builder.PendingCopyBytes() < std::max<size_t>(at_least, 1)) return absl::OkStatus();
-    return tx.CopyClicks(builder.TakeCopyText());
+    return tx.CopyClicks(builder.TakeCopyData());
   };
   for (const kafka::Message* message : batch) {
     const kafka::Message& m = *message;

@@ -15,7 +15,7 @@ namespace {
 // What the database would hold; copied at the start of a transaction, swapped in on commit.
 struct FakeState {
   OffsetMap offsets;
-  std::vector<std::string> rows;  // COPY lines
+  std::vector<CopyRow> rows;  // as COPY got them
   std::map<std::pair<std::string, int64_t>, int64_t> hourly;
   std::map<std::tuple<std::string, int64_t, std::string>, int64_t> referrers;
   std::map<std::tuple<std::string, int64_t, std::string>, int64_t> agents;
@@ -76,12 +76,11 @@ class FakeStore : public ClickStore {
       }
       return out;
     }
-    absl::Status CopyClicks(std::string lines) override {
+    absl::Status CopyClicks(std::string tuples) override {
       Call("copy");
-      EXPECT_EQ(lines.back(), '\n');
-      for (absl::string_view line : absl::StrSplit(lines, '\n', absl::SkipEmpty())) {
-        state.rows.emplace_back(line);
-      }
+      std::optional<std::vector<CopyRow>> rows = DecodeCopyRows(tuples);
+      EXPECT_TRUE(rows.has_value()) << "whole binary COPY tuples";
+      if (rows) state.rows.insert(state.rows.end(), rows->begin(), rows->end());
       return absl::OkStatus();
     }
     absl::Status AddAggregates(const Aggregates& a) override {

@@ -27,9 +27,10 @@ class ClickTransaction {
   // Those of `codes` that name a link (live or deleted).
   virtual absl::StatusOr<std::vector<std::string>> ExistingCodes(
       const std::vector<std::string>& codes) = 0;
-  // Raw clicks in COPY text format (columns kClickCopyColumns, whole lines). May be called many
-  // times: the rows stream to the database while the caller prepares the next ones.
-  virtual absl::Status CopyClicks(std::string lines) = 0;
+  // Raw clicks as binary COPY tuples (BatchBuilder::TakeCopyData: columns kClickCopyColumns,
+  // whole tuples). May be called many times: the rows stream to the database while the caller
+  // prepares the next ones.
+  virtual absl::Status CopyClicks(std::string tuples) = 0;
   // Adds a batch's sums to the aggregate tables.
   virtual absl::Status AddAggregates(const Aggregates& aggregates) = 0;
   // Sets the next offsets of the group's partitions.

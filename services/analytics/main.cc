@@ -38,7 +38,7 @@ ABSL_FLAG(int, pg_pool_size, 8, "Connections per database pool");
 int main(int argc, char** argv) {
   kurt::platform::SetFlagDefault(&FLAGS_grpc_port, 7103);
   kurt::platform::SetFlagDefault(&FLAGS_metrics_port, 9103);
-  // Every batch allocates and frees the same tens of megabytes (messages, COPY text): keep them
+  // Every batch allocates and frees the same tens of megabytes (messages, COPY data): keep them
   // in the heap instead of handing them back to the kernel and faulting them in again.
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
