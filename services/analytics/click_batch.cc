@@ -120,9 +120,13 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   return std::nullopt;
 }
 
-bool IsNew(const kafka::Message& message, const OffsetMap& stored) {
-  auto it = stored.find({message.topic, message.partition});
-  return it == stored.end() || message.offset >= it->second;
+bool OffsetFence::IsNew(const kafka::Message& message) {
+  if (run_ == nullptr || run_->partition != message.partition || run_->topic != message.topic) {
+    run_ = &message;
+    auto it = stored_.find({message.topic, message.partition});
+    next_ = it == stored_.end() ? std::nullopt : std::optional<int64_t>(it->second);
+  }
+  return !next_ || message.offset >= *next_;
 }
 
 std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch) {

@@ -61,8 +61,19 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
 // Whether a code has the shape of a link's code: [A-Za-z0-9_-]{3,64}.
 using links::IsWellFormedCode;
 
-// Whether a message is at or after its partition's stored offset (no stored offset: it is).
-bool IsNew(const kafka::Message& message, const OffsetMap& stored);
+// Tells whether each message is at or after its partition's stored offset (no stored offset: it
+// is). Messages of a partition come in runs, so the stored offset is looked up once per run, not
+// once per message (a lookup copies the topic name).
+class OffsetFence {
+ public:
+  explicit OffsetFence(const OffsetMap& stored) : stored_(stored) {}
+  bool IsNew(const kafka::Message& message);
+
+ private:
+  const OffsetMap& stored_;
+  const kafka::Message* run_ = nullptr;  // the first message of the current run
+  std::optional<int64_t> next_;          // the run's partition's stored offset
+};
 
 // The partitions of a batch, sorted.
 std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch);

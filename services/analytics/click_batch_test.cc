@@ -224,11 +224,18 @@ TEST(DimensionCacheTest, RemembersAndStaysBounded) {
   EXPECT_EQ(cache.Agent("Googlebot"), AgentFamily::kBot);
 }
 
-TEST(IsNewTest, ComparesWithTheStoredOffsetOfThePartition) {
-  OffsetMap stored = {{{"clicks", 0}, 7}};
-  EXPECT_FALSE(IsNew(Message(0, 6, "aaa"), stored));
-  EXPECT_TRUE(IsNew(Message(0, 7, "aaa"), stored));
-  EXPECT_TRUE(IsNew(Message(1, 0, "aaa"), stored));  // no stored offset
+TEST(OffsetFenceTest, ComparesWithTheStoredOffsetOfEachMessagesPartition) {
+  OffsetMap stored = {{{"clicks", 0}, 7}, {{"clicks", 2}, 3}};
+  OffsetFence fence(stored);
+  // Runs of partitions, switching back and forth.
+  std::vector<kafka::Message> batch = {Message(0, 6, "aaa"), Message(0, 7, "aaa"),
+                                       Message(1, 0, "aaa"), Message(2, 2, "aaa"),
+                                       Message(2, 3, "aaa"), Message(0, 5, "aaa"),
+                                       Message(1, 1, "aaa")};
+  batch[6].topic = "other";  // same partition number, another topic: no stored offset
+  std::vector<bool> is_new;
+  for (const auto& m : batch) is_new.push_back(fence.IsNew(m));
+  EXPECT_EQ(is_new, (std::vector<bool>{false, true, true, false, true, false, true}));
 }
 
 TEST(PartitionsOfTest, SortedAndUnique) {

@@ -66,7 +66,13 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
                                                  BatchOutcome* outcome) {
   *outcome = BatchOutcome();
   std::vector<PartitionKey> partitions;
-  for (const kafka::Message* m : batch) partitions.emplace_back(m->topic, m->partition);
+  for (const kafka::Message* m : batch) {
+    // Runs of one partition add it once.
+    if (partitions.empty() || partitions.back().second != m->partition ||
+        partitions.back().first != m->topic) {
+      partitions.emplace_back(m->topic, m->partition);
+    }
+  }
   std::sort(partitions.begin(), partitions.end());
   partitions.erase(std::unique(partitions.begin(), partitions.end()), partitions.end());
   absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, partitions);
@@ -82,14 +88,22 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
     if (builder.PendingCopyBytes() < std::max<size_t>(at_least, 1)) return absl::OkStatus();
     return tx.CopyClicks(builder.TakeCopyData());
   };
+  OffsetFence fence(*stored);
+  // The next offset of the partition of the current run of messages (entered once it has a
+  // message that is new: a partition with none keeps its stored offset).
+  const kafka::Message* run = nullptr;
+  int64_t* run_next = nullptr;
   for (const kafka::Message* message : batch) {
     const kafka::Message& m = *message;
-    if (!IsNew(m, *stored)) {
+    if (!fence.IsNew(m)) {
       ++outcome->duplicates;
       continue;
     }
-    int64_t& n = next[{m.topic, m.partition}];
-    n = std::max(n, m.offset + 1);
+    if (run == nullptr || run->partition != m.partition || run->topic != m.topic) {
+      run = &m;
+      run_next = &next[{m.topic, m.partition}];
+    }
+    *run_next = std::max(*run_next, m.offset + 1);
     if (auto rejected = DecodeClick(m, &event, &click)) {
       outcome->dead_letters.push_back({&m, rejected->reason, std::move(rejected->detail)});
       continue;
