@@ -143,7 +143,11 @@ std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data);
 // aggregates. Lives for one batch.
 class BatchBuilder {
  public:
-  explicit BatchBuilder(DimensionCache* cache) : cache_(cache) {}
+  // `copy_bytes`: about how much COPY data is taken at a time (room is made for it at once, not
+  // by doubling).
+  explicit BatchBuilder(DimensionCache* cache, size_t copy_bytes = 0) : cache_(cache) {
+    copy_.reserve(copy_bytes);
+  }
 
   // Adds a decoded click (its event as DecodeClick left it).
   void Add(const events::v1::ClickEvent& event, const Click& click, int32_t partition,

@@ -78,7 +78,8 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, partitions);
   if (!stored.ok()) return stored.status();
 
-  BatchBuilder builder(dimensions);
+  // A chunk is taken once it reaches kCopyChunkBytes, so the last row added may pass it.
+  BatchBuilder builder(dimensions, kCopyChunkBytes + 64 * 1024);
   events::v1::ClickEvent event;
   Click click;
   OffsetMap next;
@@ -165,10 +166,16 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
     for (const kafka::Message& m : batch) units.back().push_back(&m);
   } else {
     std::map<std::pair<absl::string_view, int32_t>, size_t> unit_of;
+    const kafka::Message* run = nullptr;  // first message of the current run of a partition
+    size_t unit = 0;
     for (const kafka::Message& m : batch) {
-      auto [it, added] = unit_of.try_emplace({m.topic, m.partition}, units.size());
-      if (added) units.emplace_back();
-      units[it->second].push_back(&m);
+      if (run == nullptr || run->partition != m.partition || run->topic != m.topic) {
+        run = &m;
+        auto [it, added] = unit_of.try_emplace({m.topic, m.partition}, units.size());
+        if (added) units.emplace_back();
+        unit = it->second;
+      }
+      units[unit].push_back(&m);
     }
   }
   std::vector<BatchOutcome> outcomes(units.size());
