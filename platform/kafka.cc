@@ -3,6 +3,7 @@
 #include <librdkafka/rdkafka.h>
 #include <librdkafka/rdkafkacpp.h>
 
+#include <algorithm>
 #include <set>
 #include <tuple>
 #include <utility>
@@ -83,6 +84,7 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
     } else {
       if (before_revoke_) before_revoke_();
       for (const auto& tp : tps) revoked_.insert(tp);
+      just_revoked_.insert(just_revoked_.end(), tps.begin(), tps.end());
       if (on_revoke_) on_revoke_(tps);
       KURT_LOG(kInfo, "partitions revoked", {"count", tps.size()});
       if (cooperative) {
@@ -99,11 +101,17 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
     return !revoked_.empty() && revoked_.count({topic, partition, -1}) > 0;
   }
 
+  // The partitions revoked since the last call. Messages of theirs fetched before must go even
+  // if a partition comes back at once: it then starts again from the stored offset, and the same
+  // messages would be in the batch twice.
+  std::vector<TopicPartition> TakeJustRevoked() { return std::exchange(just_revoked_, {}); }
+
  private:
   AssignHandler on_assign_;
   RevokeHandler on_revoke_;
   std::function<void()> before_revoke_;
   std::set<TopicPartition> revoked_;
+  std::vector<TopicPartition> just_revoked_;
 };
 
 namespace {
@@ -340,6 +348,14 @@ void KafkaConsumer::Run() {
       int wait_ms = static_cast<int>(
           std::max<int64_t>(batch.empty() ? 100 : 0, absl::ToInt64Milliseconds(until - absl::Now())));
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
+      // A rebalance runs inside consume(): what was fetched of a partition it revoked goes.
+      if (std::vector<TopicPartition> gone = rebalance_->TakeJustRevoked(); !gone.empty()) {
+        std::erase_if(batch, [&](const Message& b) {
+          return std::any_of(gone.begin(), gone.end(), [&](const TopicPartition& tp) {
+            return tp.partition == b.partition && tp.topic == b.topic;
+          });
+        });
+      }
       if (m->err() == RdKafka::ERR__TIMED_OUT) {
         if (!batch.empty() || absl::Now() >= until) break;
         continue;

@@ -104,7 +104,14 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
       run = &m;
       run_next = &next[{m.topic, m.partition}];
     }
-    *run_next = std::max(*run_next, m.offset + 1);
+    // Offsets only grow within a partition: one below what this transaction already took is a
+    // second copy of a message in the batch (fetched again after its partition came back to this
+    // consumer while the batch filled), not a new one.
+    if (m.offset < *run_next) {
+      ++outcome->duplicates;
+      continue;
+    }
+    *run_next = m.offset + 1;
     if (auto rejected = DecodeClick(m, &event, &click)) {
       outcome->dead_letters.push_back({&m, rejected->reason, std::move(rejected->detail)});
       continue;

@@ -180,6 +180,27 @@ TEST_F(ClickProcessorTest, RedeliveredMessagesCountOnce) {
       << registry_.Render();
 }
 
+TEST_F(ClickProcessorTest, MessagesTwiceInOneBatchCountOnce) {
+  // A partition that went away and came back while the batch filled is fetched again from the
+  // stored offset: the batch holds offsets 0-5 of partition 0, then 3-7 again, between messages
+  // of partition 1 (one of which also comes twice, a dead letter).
+  std::vector<kafka::Message> batch;
+  for (int64_t o = 0; o < 6; ++o) batch.push_back(Click(0, o, "aaa"));
+  batch.push_back(Click(1, 0, "bbb"));
+  batch.push_back(Click(1, 1, "zz"));  // not a well-formed code: a dead letter
+  for (int64_t o = 3; o < 8; ++o) batch.push_back(Click(0, o, "aaa"));
+  batch.push_back(Click(1, 1, "zz"));
+  batch.push_back(Click(1, 2, "bbb"));
+  ASSERT_TRUE(processor_.Handle(batch).ok());
+  EXPECT_EQ(store_.state.rows.size(), 10u);  // 0-7 and 0, 2 of partition 1
+  EXPECT_EQ(Sum(store_.state), 10);
+  EXPECT_EQ(store_.state.offsets, (OffsetMap{{{"clicks", 0}, 8}, {{"clicks", 1}, 3}}));
+  EXPECT_EQ(dead_letters_.published.size(), 1u);
+  EXPECT_NE(registry_.Render().find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 4"),
+            std::string::npos)
+      << registry_.Render();
+}
+
 TEST_F(ClickProcessorTest, DeadLettersArePublishedBeforeTheWrite) {
   std::vector<std::string> calls;
   store_.calls = &calls;
