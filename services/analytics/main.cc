@@ -20,7 +20,7 @@ ABSL_FLAG(std::string, dlq_topic, "kurt.clicks.dlq.v1",
           "Kafka topic for click events that cannot be counted");
 ABSL_FLAG(std::string, group_id, "kurt-analytics", "Kafka consumer group of the click consumer");
 ABSL_FLAG(bool, consume, true, "Run the click consumer (false: serve stats only)");
-ABSL_FLAG(int, batch_max_messages, 60000,
+ABSL_FLAG(int, batch_max_messages, 100000,
           "Most click events handled in one database transaction (bounds memory)");
 ABSL_FLAG(int, write_parallelism, 3,
           "Transactions a batch is written in at once, one partition each (1: one transaction "
