@@ -1,6 +1,7 @@
 #include "services/analytics/click_processor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -188,8 +189,16 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
   std::vector<BatchOutcome> outcomes(units.size());
   std::vector<absl::Status> results(units.size());
   const size_t workers = std::min(units.size(), parallelism_);
+  // Largest first, each to whichever worker is free: partitions of hot links are much larger than
+  // the rest, and the batch is done only when its largest transaction is.
+  std::vector<size_t> order(units.size());
+  for (size_t u = 0; u < order.size(); ++u) order[u] = u;
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return units[a].size() > units[b].size(); });
+  std::atomic<size_t> next_unit{0};
   auto work = [&](size_t worker) {
-    for (size_t u = worker; u < units.size(); u += workers) {
+    for (size_t i; (i = next_unit.fetch_add(1)) < order.size();) {
+      const size_t u = order[i];
       results[u] = store_->InTransaction([&](ClickTransaction& tx) {
         return HandleInTransaction(units[u], tx, &dimensions_[worker], &outcomes[u]);
       });
