@@ -19,8 +19,8 @@ export CCACHE_BASEDIR=$KURT_ROOT CCACHE_NOHASHDIR=true
 KURT_BUILD_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ git python3 python3-pip unzip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
-  librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libboost-dev libgtest-dev libgmock-dev
-  libbenchmark-dev
+  librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev libgtest-dev
+  libgmock-dev libbenchmark-dev
 )
 KURT_STACK_PACKAGES=(postgresql redis-server kcat openjdk-17-jre-headless maven curl procps)
 

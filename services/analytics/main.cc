@@ -1,6 +1,5 @@
 // kurt-analytics: the click consumer (kurt.clicks.v1 → raw clicks, hourly aggregates and the
 // consumed offsets, in one transaction per partition of each batch) and the stats gRPC service.
-#include <malloc.h>
 
 #include "absl/flags/flag.h"
 #include "platform/config.h"
@@ -38,10 +37,6 @@ ABSL_FLAG(int, pg_pool_size, 8, "Connections per database pool");
 int main(int argc, char** argv) {
   kurt::platform::SetFlagDefault(&FLAGS_grpc_port, 7103);
   kurt::platform::SetFlagDefault(&FLAGS_metrics_port, 9103);
-  // Every batch allocates and frees the same tens of megabytes (messages, COPY data): keep them
-  // in the heap instead of handing them back to the kernel and faulting them in again.
-  mallopt(M_MMAP_THRESHOLD, 64 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   kurt::platform::InitProcess(argc, argv, "analytics",
                               "kurt-analytics: click consumer and stats gRPC service");
 
