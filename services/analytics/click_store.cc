@@ -64,24 +64,24 @@ struct RawConnection : pqxx::largeobject {
 };
 
 // `COPY table (columns) FROM STDIN (FORMAT binary)` inside the transaction, fed with ready-made
-// tuples (BatchBuilder's): PostgreSQL reads them without parsing text, which is most of what a
-// text COPY costs it besides the index. Throws pqxx exceptions, as the rest of the transaction.
+// tuples (BatchBuilder's): PostgreSQL reads them without parsing text, which was about a quarter
+// of what a text COPY cost it. Throws pqxx exceptions, as the rest of the transaction.
 class BinaryCopyIn {
  public:
   BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table,
                const std::vector<std::string>& columns)
       : conn_(RawConnection::Of(tx)) {
-    std::string sql = absl::StrCat("COPY ", tx.quote_name(table), " (");
+    sql_ = absl::StrCat("COPY ", tx.quote_name(table), " (");
     for (size_t i = 0; i < columns.size(); ++i) {
-      absl::StrAppend(&sql, i > 0 ? ", " : "", tx.quote_name(columns[i]));
+      absl::StrAppend(&sql_, i > 0 ? ", " : "", tx.quote_name(columns[i]));
     }
-    absl::StrAppend(&sql, ") FROM STDIN (FORMAT binary)");
-    PGresult* r = PQexec(conn_, sql.c_str());
+    absl::StrAppend(&sql_, ") FROM STDIN (FORMAT binary)");
+    PGresult* r = PQexec(conn_, sql_.c_str());
     const bool started = PQresultStatus(r) == PGRES_COPY_IN;
     std::string error = started ? "" : ErrorOf(r);
     std::string state = started ? "" : SqlStateOf(r);
     PQclear(r);
-    if (!started) Throw(error, state, sql);
+    if (!started) Throw(error, state);
     active_ = true;
     Put(CopyBinaryHeader());
   }
@@ -104,7 +104,7 @@ class BinaryCopyIn {
     active_ = false;
     if (PQputCopyEnd(conn_, nullptr) != 1) throw pqxx::broken_connection(PQerrorMessage(conn_));
     auto [error, state] = Finish();
-    if (!error.empty()) Throw(error, state, "COPY clicks");
+    if (!error.empty()) Throw(error, state);
   }
 
  private:
@@ -116,10 +116,9 @@ class BinaryCopyIn {
     const char* s = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     return s != nullptr ? s : "";
   }
-  [[noreturn]] void Throw(const std::string& error, const std::string& state,
-                          const std::string& query) {
+  [[noreturn]] void Throw(const std::string& error, const std::string& state) {
     if (PQstatus(conn_) != CONNECTION_OK) throw pqxx::broken_connection(error);
-    throw pqxx::sql_error(error, query, state.empty() ? nullptr : state.c_str());
+    throw pqxx::sql_error(error, sql_, state.empty() ? nullptr : state.c_str());
   }
 
   void Put(absl::string_view data) {
@@ -142,6 +141,7 @@ class BinaryCopyIn {
   }
 
   PGconn* conn_;
+  std::string sql_;
   bool active_ = false;
 };
 
