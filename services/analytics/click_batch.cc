@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "platform/text.h"
 
 namespace kurt::analytics {
 namespace {
@@ -106,7 +107,10 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   click->hour = FloorDiv(t.seconds(), 3600) * 3600;
   CleanText(event->mutable_event_id(), kMaxEventId);
   if (event->event_id().empty()) {
-    if (auto header = message.Header("event-id"); header && !header->empty()) {
+    // A header is bytes, not a protobuf string checked by the parser: PostgreSQL would refuse
+    // one that is not UTF-8, and the batch with it would fail for ever.
+    if (auto header = message.Header("event-id");
+        header && !header->empty() && platform::IsValidUtf8(*header)) {
       event->set_event_id(std::string(*header));
       CleanText(event->mutable_event_id(), kMaxEventId);
     }

@@ -103,6 +103,11 @@ TEST(DecodeClickTest, CleansTextFields) {
   m.headers.clear();
   ASSERT_FALSE(DecodeClick(m, &event, &click).has_value());
   EXPECT_EQ(event.event_id(), "t/1/9");
+
+  // A header that is not UTF-8 cannot be stored as text: the fallback is used instead.
+  m.headers = {{"event-id", "bad \xff\xfe id"}};
+  ASSERT_FALSE(DecodeClick(m, &event, &click).has_value());
+  EXPECT_EQ(event.event_id(), "t/1/9");
 }
 
 TEST(DecodeClickTest, HourOfTimesBeforeTheEpoch) {
