@@ -50,7 +50,9 @@ void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
   out->append(b, static_cast<size_t>(bytes));
 }
 
+// `b`: 1 to 8 bytes.
 int64_t ReadBigEndian(absl::string_view b) {
+  if (b.empty() || b.size() > 8) return 0;
   uint64_t value = 0;
   for (char c : b) value = (value << 8) | static_cast<unsigned char>(c);
   // Sign-extends what is narrower than 64 bits.
