@@ -6,16 +6,16 @@
 # the broker's jars) publishing M records of the same size to a topic with the same settings, with
 # the same producer settings, in one run.
 # This machine's speed drifts by a third within minutes, so the two are measured in adjacent pairs,
-# KURT_BENCH_RUNS (3) times, after one ProducerPerformance run that warms the JVM and is not
+# KURT_BENCH_RUNS (5) times, after one ProducerPerformance run that warms the JVM and is not
 # counted; the ratio is the median of the pairs' ratios, and every pair is printed.
 # Writes $KURT_STATE_DIR/bench/clicks.json (ratio ingest_vs_kafka_producer; target >= 0.5).
-# Knobs: KURT_BENCH_CLICKS (1000000), KURT_BENCH_RUNS (3), KURT_BENCH_PARTITIONS (3),
+# Knobs: KURT_BENCH_CLICKS (1000000), KURT_BENCH_RUNS (5), KURT_BENCH_PARTITIONS (3),
 # KURT_BENCH_ANALYTICS_FLAGS (extra kurt-analytics flags, e.g. --batch_max_messages=20000).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 clicks=${KURT_BENCH_CLICKS:-1000000}
-runs=${KURT_BENCH_RUNS:-3}
+runs=${KURT_BENCH_RUNS:-5}
 partitions=${KURT_BENCH_PARTITIONS:-3}
 # shellcheck disable=SC2206 # a list of flags
 analytics_flags=(${KURT_BENCH_ANALYTICS_FLAGS:-})
