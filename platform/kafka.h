@@ -129,7 +129,9 @@ class KafkaConsumer {
                                                                RevokeHandler on_revoke = nullptr);
   ~KafkaConsumer();
 
-  // Consumes until Stop; then commits what was handled and leaves the group.
+  // Consumes until Stop; then commits what was handled and leaves the group. A batch never
+  // holds messages of a partition fetched before it was revoked (even if it came back since), so
+  // no message is in a batch twice.
   void Run();
   void Stop() { stop_ = true; }
 
