@@ -1,5 +1,6 @@
 #include "platform/edge_trust.h"
 
+#include <array>
 #include <functional>
 #include <utility>
 
@@ -12,8 +13,24 @@
 namespace kurt::platform {
 namespace {
 
-void Sha256(absl::string_view data, unsigned char out[SHA256_DIGEST_LENGTH]) {
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out);
+using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+
+Digest Sha256(absl::string_view data) {
+  Digest out;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+  return out;
+}
+
+// Calls the check lets through whatever the secret: no account named, or health and reflection.
+bool NeedsNoSecret(absl::string_view method, bool has_account_id) {
+  return !has_account_id || absl::StartsWith(method, "/grpc.health.v1.Health/") ||
+         absl::StartsWith(method, "/grpc.reflection.");
+}
+
+absl::Status Refused() {
+  return absl::UnauthenticatedError(absl::StrCat(
+      kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
+      kEdgeSecretMetadata));
 }
 
 absl::string_view View(const grpc_slice& slice) {
@@ -24,7 +41,7 @@ absl::string_view View(const grpc_slice& slice) {
 // Lives as long as the credentials (gRPC calls Destroy); Process runs on gRPC's threads, and
 // only reads.
 struct EdgeTrustProcessor {
-  std::string expected;
+  EdgeSecret expected;
   std::function<void()> on_refused;
 
   static void Process(void* state, grpc_auth_context* /*context*/, const grpc_metadata* md,
@@ -79,7 +96,7 @@ class EdgeTrustingCredentials : public grpc::ServerCredentials {
     grpc_auth_metadata_processor processor;
     processor.process = &EdgeTrustProcessor::Process;
     processor.destroy = &EdgeTrustProcessor::Destroy;
-    processor.state = new EdgeTrustProcessor{expected_, on_refused_};
+    processor.state = new EdgeTrustProcessor{EdgeSecret(expected_), on_refused_};
     grpc_server_credentials_set_auth_metadata_processor(creds, processor);
     int port = grpc_server_add_http2_port(server, addr.c_str(), creds);
     grpc_server_credentials_release(creds);
@@ -92,26 +109,25 @@ class EdgeTrustingCredentials : public grpc::ServerCredentials {
 
 }  // namespace
 
+EdgeSecret::EdgeSecret(absl::string_view secret)
+    : empty_(secret.empty()), digest_(Sha256(secret)) {}
+
+bool EdgeSecret::Matches(absl::string_view presented) const {
+  if (empty_) return true;
+  const Digest a = Sha256(presented);
+  return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
+}
+
 bool FromTrustedEdge(absl::string_view presented, absl::string_view expected) {
-  if (expected.empty()) return true;
-  unsigned char a[SHA256_DIGEST_LENGTH];
-  unsigned char b[SHA256_DIGEST_LENGTH];
-  Sha256(presented, a);
-  Sha256(expected, b);
-  return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+  return EdgeSecret(expected).Matches(presented);
 }
 
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
-                            absl::string_view presented_secret, absl::string_view expected) {
-  if (expected.empty() || !has_account_id) return absl::OkStatus();
-  if (absl::StartsWith(method, "/grpc.health.v1.Health/") ||
-      absl::StartsWith(method, "/grpc.reflection.")) {
+                            absl::string_view presented_secret, const EdgeSecret& expected) {
+  if (NeedsNoSecret(method, has_account_id) || expected.Matches(presented_secret)) {
     return absl::OkStatus();
   }
-  if (FromTrustedEdge(presented_secret, expected)) return absl::OkStatus();
-  return absl::UnauthenticatedError(absl::StrCat(
-      kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
-      kEdgeSecretMetadata));
+  return Refused();
 }
 
 std::shared_ptr<grpc::ServerCredentials> EdgeTrustingServerCredentials(

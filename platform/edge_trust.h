@@ -7,6 +7,8 @@
 // Pure functions and a credentials factory; safe from any thread.
 #pragma once
 
+#include <array>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -19,9 +21,22 @@ namespace kurt::platform {
 inline constexpr absl::string_view kAccountIdMetadata = "x-kurt-account-id";
 inline constexpr absl::string_view kEdgeSecretMetadata = "x-kurt-edge-secret";
 
-// Whether `presented` is the edge's secret. Both sides are hashed (SHA-256) and compared with
-// CRYPTO_memcmp, so the time taken says nothing about where they differ or how long the secret
-// is. An empty `expected` disables the check (local development): always true.
+// The edge's secret as the services check it: hashed (SHA-256) once, when it is configured, since
+// it is checked on every call. An empty secret disables the check (local development).
+class EdgeSecret {
+ public:
+  explicit EdgeSecret(absl::string_view secret);
+  // Whether `presented` is the secret (always, when there is none). `presented` is hashed too and
+  // the digests compared with CRYPTO_memcmp, so the time taken says nothing about where they
+  // differ or how long the secret is.
+  bool Matches(absl::string_view presented) const;
+
+ private:
+  bool empty_;
+  std::array<unsigned char, 32> digest_;  // SHA-256
+};
+
+// EdgeSecret(expected).Matches(presented), for a single check.
 bool FromTrustedEdge(absl::string_view presented, absl::string_view expected);
 
 // The rule every server applies to a call to `method` ("/package.Service/Method"): a call that
@@ -29,7 +44,11 @@ bool FromTrustedEdge(absl::string_view presented, absl::string_view expected);
 // Calls without an account (public routes, internal callers, health checks) pass: the service
 // decides whether it needs one. Health checks and reflection always pass.
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
-                            absl::string_view presented_secret, absl::string_view expected);
+                            absl::string_view presented_secret, const EdgeSecret& expected);
+inline absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
+                                   absl::string_view presented_secret, absl::string_view expected) {
+  return CheckEdgeTrust(method, has_account_id, presented_secret, EdgeSecret(expected));
+}
 
 // Plaintext server credentials that apply CheckEdgeTrust to every incoming call before
 // interceptors and handlers (a gRPC auth metadata processor); `on_refused` (may be empty) runs

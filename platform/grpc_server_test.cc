@@ -70,12 +70,18 @@ int HealthStatus(int port,
   return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
 }
 
-TEST(GrpcServerTest, ServesHealthMetricsAndReadiness) {
-  metrics::Registry registry;
+// A server on ephemeral ports that shuts down quickly.
+GrpcServerOptions TestOptions(std::string edge_secret = "") {
   GrpcServerOptions options;
   options.name = "test";
   options.shutdown_grace = absl::Seconds(1);
-  GrpcServer server(options, &registry);
+  options.edge_secret = std::move(edge_secret);
+  return options;
+}
+
+TEST(GrpcServerTest, ServesHealthMetricsAndReadiness) {
+  metrics::Registry registry;
+  GrpcServer server(TestOptions(), &registry);
   bool hook_ran = false;
   server.OnShutdown([&] { hook_ran = true; });
   ASSERT_TRUE(server.Start().ok());
@@ -101,11 +107,7 @@ TEST(GrpcServerTest, ServesHealthMetricsAndReadiness) {
 
 TEST(GrpcServerTest, WithAnEdgeSecretAnAccountNeedsIt) {
   metrics::Registry registry;
-  GrpcServerOptions options;
-  options.name = "test";
-  options.shutdown_grace = absl::Seconds(1);
-  options.edge_secret = "edge-secret";
-  GrpcServer server(options, &registry);
+  GrpcServer server(TestOptions("edge-secret"), &registry);
   ASSERT_TRUE(server.Start().ok());
   const int port = server.grpc_port();
   // No such method: a call the check lets through gets UNIMPLEMENTED from the server.
@@ -134,10 +136,7 @@ TEST(GrpcServerTest, WithAnEdgeSecretAnAccountNeedsIt) {
 
 TEST(GrpcServerTest, WithoutAnEdgeSecretNothingIsChecked) {
   metrics::Registry registry;
-  GrpcServerOptions options;
-  options.name = "test";
-  options.shutdown_grace = absl::Seconds(1);
-  GrpcServer server(options, &registry);
+  GrpcServer server(TestOptions(), &registry);
   ASSERT_TRUE(server.Start().ok());
   EXPECT_EQ(Call(server.grpc_port(), "/kurt.testing.v1.Nothing/Here",
                  {{"x-kurt-account-id", "acct-1"}})

@@ -371,8 +371,7 @@ void KafkaConsumer::Run() {
       Settle();
       if (!failed_.empty()) {
         // Both come again: the failed batch first (Rewind keeps the first offset it sees).
-        std::vector<Message> again = std::move(failed_);
-        failed_.clear();
+        std::vector<Message> again = std::exchange(failed_, {});
         again.insert(again.end(), std::make_move_iterator(batch.begin()),
                      std::make_move_iterator(batch.end()));
         std::erase_if(again,
@@ -381,14 +380,12 @@ void KafkaConsumer::Run() {
         continue;
       }
     }
-    // Messages of partitions revoked while the batch filled belong to their new owner now.
-    std::erase_if(batch, [&](const Message& m) { return rebalance_->Revoked(m.topic, m.partition); });
+    // (Messages of partitions revoked while the batch filled left it at once, above.)
     if (batch.empty()) continue;
 
     if (options_.pipelined) {
       in_flight_ = std::make_unique<InFlight>();
       in_flight_->batch = std::move(batch);
-      batch = std::vector<Message>();
       InFlight* f = in_flight_.get();
       f->worker = std::thread([this, f] { f->result = HandleWithRetry(f->batch); });
       continue;
@@ -401,10 +398,8 @@ void KafkaConsumer::Run() {
     Commit(batch);
   }
   Settle();
-  if (!failed_.empty()) {
-    // Not committed: whoever owns these partitions next starts from the last commit.
-    failed_.clear();
-  }
+  // A failed batch is not committed: whoever owns its partitions next starts from the last commit.
+  failed_.clear();
 }
 
 std::vector<std::pair<TopicPartition, int64_t>> KafkaConsumer::Lag() {

@@ -11,7 +11,6 @@
 namespace kurt::accounts {
 namespace {
 
-using platform::FromTrustedEdge;
 using platform::kEdgeSecretMetadata;
 using platform::Metadata;
 using platform::SetTimestamp;
@@ -40,10 +39,13 @@ absl::Status ValidateName(const std::string& name, bool required) {
 
 AccountsService::AccountsService(AccountsServiceOptions options, AccountsStore* store,
                                  KeyCache* cache)
-    : options_(std::move(options)), store_(store), cache_(cache) {}
+    : options_(std::move(options)),
+      edge_secret_(options_.edge_secret),
+      store_(store),
+      cache_(cache) {}
 
 absl::StatusOr<std::string> AccountsService::Caller(const grpc::ServerContext& context) const {
-  if (!FromTrustedEdge(Metadata(context, kEdgeSecretMetadata), options_.edge_secret)) {
+  if (!edge_secret_.Matches(Metadata(context, kEdgeSecretMetadata))) {
     return absl::UnauthenticatedError("call not from the edge (x-kurt-edge-secret)");
   }
   return platform::CallerAccount(context);
@@ -150,7 +152,7 @@ grpc::Status AccountsService::RevokeKey(grpc::ServerContext* context,
 grpc::Status AccountsService::Authenticate(grpc::ServerContext* context,
                                            const v1::AuthenticateRequest* request,
                                            v1::AuthenticateResponse* response) {
-  if (!FromTrustedEdge(Metadata(*context, kEdgeSecretMetadata), options_.edge_secret)) {
+  if (!edge_secret_.Matches(Metadata(*context, kEdgeSecretMetadata))) {
     return ToGrpcStatus(absl::PermissionDeniedError("Authenticate is for the edge only"));
   }
   absl::StatusOr<ParsedApiKey> parsed = ParseApiKey(request->key());

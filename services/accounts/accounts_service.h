@@ -7,6 +7,7 @@
 #include <string>
 
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
+#include "platform/edge_trust.h"
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/key_cache.h"
 
@@ -43,6 +44,7 @@ class AccountsService final : public kurt::accounts::v1::AccountsService::Servic
                                                            const std::string& name) const;
 
   const AccountsServiceOptions options_;
+  const platform::EdgeSecret edge_secret_;  // options_.edge_secret, hashed once
   AccountsStore* store_;
   KeyCache* cache_;
 };

@@ -196,16 +196,15 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   }
   double peak_mb = 0;
   double lag = 0;
-  const std::string lag_series = absl::StrCat("kurt_kafka_consumer_lag{topic=\"", topic_);
   for (int i = 0; i < 30; ++i) {  // 6 s with the database stalled
     absl::SleepFor(absl::Milliseconds(200));
     peak_mb = std::max(peak_mb, ResidentMb(analytics->pid()));
     std::string page = testing::HttpGet(port, "/metrics");
     lag = 0;
-    for (size_t at = page.find(lag_series); at != std::string::npos;
-         at = page.find(lag_series, at + 1)) {
-      size_t eol = page.find('\n', at);
-      lag += std::stod(page.substr(page.rfind(' ', eol) + 1, eol - page.rfind(' ', eol) - 1));
+    for (int partition = 0; partition < 3; ++partition) {
+      lag += testing::MetricValue(
+          page, absl::StrCat("kurt_kafka_consumer_lag{topic=\"", topic_, "\",partition=\"",
+                             partition, "\",group=\"", group_, "\"}"));
     }
   }
   EXPECT_EQ(CountHourly(*primary_), 2000) << "nothing is counted while the database is stalled";

@@ -16,14 +16,11 @@ using platform::ToGrpcStatus;
 constexpr int kDefaultLimit = 10;
 constexpr int kMaxLimit = 100;
 
+// A request's time, checked (INVALID_ARGUMENT naming `field`).
 absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
                                      absl::string_view field) {
-  // google.protobuf.Timestamp's range: 0001-01-01 to 9999-12-31.
-  if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 ||
-      t.nanos() > 999999999) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": not a valid timestamp"));
-  }
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+  if (absl::Status s = platform::ValidateTimestamp(t, field); !s.ok()) return s;
+  return platform::FromTimestamp(t);
 }
 
 void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {

@@ -135,11 +135,12 @@ bool OffsetFence::IsNew(const kafka::Message& message) {
   return !next_ || message.offset >= *next_;
 }
 
-std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch) {
+std::vector<PartitionKey> PartitionsOf(const std::vector<const kafka::Message*>& batch) {
   std::vector<PartitionKey> out;
-  for (const kafka::Message& m : batch) {
-    if (out.empty() || out.back().first != m.topic || out.back().second != m.partition) {
-      out.emplace_back(m.topic, m.partition);
+  for (const kafka::Message* m : batch) {
+    // Runs of one partition add it once.
+    if (out.empty() || out.back().second != m->partition || out.back().first != m->topic) {
+      out.emplace_back(m->topic, m->partition);
     }
   }
   std::sort(out.begin(), out.end());

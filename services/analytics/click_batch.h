@@ -76,7 +76,7 @@ class OffsetFence {
 };
 
 // The partitions of a batch, sorted.
-std::vector<PartitionKey> PartitionsOf(const std::vector<kafka::Message>& batch);
+std::vector<PartitionKey> PartitionsOf(const std::vector<const kafka::Message*>& batch);
 
 struct HourlyCount {
   std::string code;

@@ -247,7 +247,9 @@ TEST(PartitionsOfTest, SortedAndUnique) {
   std::vector<kafka::Message> batch = {Message(2, 0, "aaa"), Message(0, 0, "aaa"),
                                        Message(2, 1, "aaa"), Message(1, 0, "aaa"),
                                        Message(0, 1, "aaa")};
-  EXPECT_EQ(PartitionsOf(batch),
+  std::vector<const kafka::Message*> pointers;
+  for (const kafka::Message& m : batch) pointers.push_back(&m);
+  EXPECT_EQ(PartitionsOf(pointers),
             (std::vector<PartitionKey>{{"clicks", 0}, {"clicks", 1}, {"clicks", 2}}));
 }
 

@@ -66,17 +66,7 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
                                                  ClickTransaction& tx, DimensionCache* dimensions,
                                                  BatchOutcome* outcome) {
   *outcome = BatchOutcome();
-  std::vector<PartitionKey> partitions;
-  for (const kafka::Message* m : batch) {
-    // Runs of one partition add it once.
-    if (partitions.empty() || partitions.back().second != m->partition ||
-        partitions.back().first != m->topic) {
-      partitions.emplace_back(m->topic, m->partition);
-    }
-  }
-  std::sort(partitions.begin(), partitions.end());
-  partitions.erase(std::unique(partitions.begin(), partitions.end()), partitions.end());
-  absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, partitions);
+  absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, PartitionsOf(batch));
   if (!stored.ok()) return stored.status();
 
   // A chunk is taken once it reaches kCopyChunkBytes, so the last row added may pass it.

@@ -121,7 +121,6 @@ reports::v1::Report Deployment::WaitFinal(const std::string& account, const std:
   while (absl::Now() < deadline) {
     grpc::ClientContext ctx;
     ctx.AddMetadata("x-kurt-account-id", account);
-  ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
     ctx.AddMetadata("x-kurt-edge-secret", kDeploymentEdgeSecret);
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(5)));
     reports::v1::GetReportRequest req;
