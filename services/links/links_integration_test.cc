@@ -1,7 +1,10 @@
 // The links service against the real stack: PostgreSQL primary + streaming replica, Redis, Kafka.
 #include <atomic>
-#include <future>
 #include <cstdlib>
+#include <future>
+#include <map>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -15,6 +18,7 @@
 #include "platform/kafka.h"
 #include "platform/pg.h"
 #include "platform/redis.h"
+#include "platform/request_context.h"
 #include "services/links/click_publisher.h"
 #include "services/links/link_cache.h"
 #include "services/links/links_service.h"
@@ -127,6 +131,36 @@ class LinksIntegrationTest : public ::testing::Test {
     size_t at = text.find(needle);
     if (at == std::string::npos) return 0;
     return std::stoll(text.substr(at + needle.size()));
+  }
+
+  // The click events on the topic, once at least `n` have arrived (or 15 s passed), and then
+  // `settle` more for any that should not be there.
+  std::vector<kafka::Message> ConsumeClicks(size_t n,
+                                            absl::Duration settle = absl::ZeroDuration()) {
+    EXPECT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
+    std::vector<kafka::Message> got;
+    std::mutex mu;
+    kafka::ConsumerOptions co;
+    co.brokers = testing::KafkaBrokers();
+    co.group_id = testing::RandomName("kurt-test-");
+    co.topics = {topic_};
+    auto consumer = std::move(*kafka::KafkaConsumer::Create(co, [&](const auto& batch) {
+      std::lock_guard<std::mutex> l(mu);
+      got.insert(got.end(), batch.begin(), batch.end());
+      return absl::OkStatus();
+    }));
+    std::thread runner([&] { consumer->Run(); });
+    for (int i = 0; i < 300; ++i) {
+      {
+        std::lock_guard<std::mutex> l(mu);
+        if (got.size() >= n) break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    absl::SleepFor(settle);
+    consumer->Stop();
+    runner.join();
+    return got;
   }
 
   void ForgetCache(const std::string& code) {
@@ -423,29 +457,7 @@ TEST_F(LinksIntegrationTest, ResolvePublishesAClickEventKeyedByCode) {
   v1::Link link;
   ASSERT_TRUE(Create("acct-a", "https://example.com/clicked", &link).ok());
   for (int i = 0; i < 3; ++i) ASSERT_TRUE(Resolve(link.code()).ok());
-  ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
-
-  std::vector<kafka::Message> got;
-  std::mutex mu;
-  kafka::ConsumerOptions co;
-  co.brokers = testing::KafkaBrokers();
-  co.group_id = testing::RandomName("kurt-test-");
-  co.topics = {topic_};
-  auto consumer = std::move(*kafka::KafkaConsumer::Create(co, [&](const auto& batch) {
-    std::lock_guard<std::mutex> l(mu);
-    got.insert(got.end(), batch.begin(), batch.end());
-    return absl::OkStatus();
-  }));
-  std::thread runner([&] { consumer->Run(); });
-  for (int i = 0; i < 300; ++i) {
-    {
-      std::lock_guard<std::mutex> l(mu);
-      if (got.size() >= 3) break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  consumer->Stop();
-  runner.join();
+  std::vector<kafka::Message> got = ConsumeClicks(3);
   ASSERT_EQ(got.size(), 3u);
   std::set<std::string> ids;
   for (const auto& m : got) {
@@ -462,6 +474,84 @@ TEST_F(LinksIntegrationTest, ResolvePublishesAClickEventKeyedByCode) {
     ids.insert(e.event_id());
   }
   EXPECT_EQ(ids.size(), 3u);
+}
+
+api::v1::CachedRedirects::Hit CachedHit(const std::string& code, absl::Time time,
+                                        const std::string& agent) {
+  api::v1::CachedRedirects::Hit hit;
+  v1::ResolveRequest resolve;
+  resolve.set_code(code);
+  hit.set_request(resolve.SerializeAsString());
+  platform::SetTimestamp(time, hit.mutable_time());
+  (*hit.mutable_metadata())["x-kurt-user-agent"] = agent;
+  (*hit.mutable_metadata())["x-kurt-referer"] = "https://ref.example/cached";
+  (*hit.mutable_metadata())["x-kurt-client-ip"] = "198.51.100.9";
+  return hit;
+}
+
+TEST_F(LinksIntegrationTest, RedirectsTheEdgeAnsweredFromItsCacheBecomeClicksAtTheirOwnTime) {
+  const absl::Time when = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()) - 3'000'123);
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = CachedHit("cachedone", when, "Agent/1");
+  *batch.add_hits() = CachedHit("cachedone", when + absl::Milliseconds(1), "Agent/2");
+  *batch.add_hits() = CachedHit("cachedtwo", when, "Agent/3");
+  google::protobuf::Empty empty;
+  grpc::Status s = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  std::vector<kafka::Message> got = ConsumeClicks(3);
+  ASSERT_EQ(got.size(), 3u);
+  std::map<std::string, events::v1::ClickEvent> by_agent;
+  for (const auto& m : got) {
+    events::v1::ClickEvent e;
+    ASSERT_TRUE(e.ParseFromString(m.value));
+    EXPECT_EQ(m.key, e.code());
+    EXPECT_EQ(e.referrer(), "https://ref.example/cached");
+    EXPECT_EQ(e.client_hash(), KafkaClickSink::HashClient("salt", "198.51.100.9"));
+    by_agent[e.user_agent()] = e;
+  }
+  ASSERT_EQ(by_agent.size(), 3u);
+  EXPECT_EQ(by_agent["Agent/1"].code(), "cachedone");
+  EXPECT_EQ(platform::FromTimestamp(by_agent["Agent/1"].time()), when);
+  EXPECT_EQ(platform::FromTimestamp(by_agent["Agent/2"].time()), when + absl::Milliseconds(1));
+  EXPECT_EQ(by_agent["Agent/3"].code(), "cachedtwo");
+}
+
+TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPublishesNothing) {
+  const absl::Time now = absl::Now();
+  auto refused = [&](api::v1::CachedRedirects batch, const std::string& names) {
+    google::protobuf::Empty empty;
+    grpc::Status s = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << names;
+    EXPECT_NE(s.error_message().find(names), std::string::npos) << s.error_message();
+  };
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = CachedHit("goodcode", now, "Refused/1");
+  *batch.add_hits() = CachedHit("goodcode", now, "Refused/1");
+  batch.mutable_hits(1)->set_request("\xff\xff not a message");
+  refused(batch, "hits[1].request");
+  batch.mutable_hits(1)->set_request(CachedHit("bad code!", now, "x").request());
+  refused(batch, "hits[1].request: code");
+  *batch.mutable_hits(1) = CachedHit("goodcode", now + absl::Minutes(5), "Refused/1");
+  refused(batch, "hits[1].time");
+  *batch.mutable_hits(1) = CachedHit("goodcode", now - absl::Hours(25), "Refused/1");
+  refused(batch, "hits[1].time");
+  batch.mutable_hits(1)->mutable_time()->set_nanos(-1);
+  refused(batch, "hits[1].time");
+  api::v1::CachedRedirects too_many;
+  for (int i = 0; i <= kMaxCachedRedirectsPerCall; ++i) *too_many.add_hits() = batch.hits(0);
+  refused(too_many, "hits: at most");
+
+  // Then one good hit: it is the only click on the topic.
+  api::v1::CachedRedirects good;
+  *good.add_hits() = CachedHit("goodcode", now, "Accepted/1");
+  google::protobuf::Empty empty;
+  ASSERT_TRUE(stub_->RecordCachedRedirects(As("").get(), good, &empty).ok());
+  std::vector<kafka::Message> got = ConsumeClicks(1, absl::Seconds(2));
+  ASSERT_EQ(got.size(), 1u);
+  events::v1::ClickEvent e;
+  ASSERT_TRUE(e.ParseFromString(got[0].value));
+  EXPECT_EQ(e.user_agent(), "Accepted/1");
 }
 
 TEST_F(LinksIntegrationTest, EveryCallWorksWhileRedisIsStopped) {

@@ -223,4 +223,48 @@ grpc::Status LinksService::Resolve(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext*,
+                                                 const api::v1::CachedRedirects* request,
+                                                 google::protobuf::Empty*) {
+  if (request->hits_size() > kMaxCachedRedirectsPerCall) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        absl::StrCat("hits: at most ", kMaxCachedRedirectsPerCall,
+                                     " per call, not ", request->hits_size()));
+  }
+  // Everything is checked before anything is published: a refused batch changes nothing.
+  const absl::Time now = absl::Now();
+  std::vector<Click> clicks;
+  clicks.reserve(request->hits_size());
+  for (int i = 0; i < request->hits_size(); ++i) {
+    const api::v1::CachedRedirects::Hit& hit = request->hits(i);
+    auto bad = [i](absl::string_view field, absl::string_view why) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          absl::StrCat("hits[", i, "].", field, ": ", why));
+    };
+    v1::ResolveRequest resolve;
+    if (!resolve.ParseFromString(hit.request())) {
+      return bad("request", "not a kurt.links.v1.ResolveRequest");
+    }
+    if (!IsWellFormedCode(resolve.code())) {
+      return bad("request", "code must be 3 to 64 letters, digits, '-' or '_'");
+    }
+    if (absl::Status s = ValidateTimestamp(hit.time(), "time"); !s.ok()) {
+      return bad("time", "not a valid timestamp");
+    }
+    absl::Time time = FromTimestamp(hit.time());
+    if (time > now + kCachedRedirectMaxSkew || time < now - kCachedRedirectMaxAge) {
+      return bad("time", "more than a minute ahead of or a day behind this server's clock");
+    }
+    auto value = [&hit](const char* key) {
+      auto it = hit.metadata().find(key);
+      return it == hit.metadata().end() ? std::string() : it->second;
+    };
+    clicks.push_back(Click{resolve.code(), time, value("x-kurt-referer"),
+                           value("x-kurt-user-agent"), value("x-kurt-client-ip"),
+                           value("traceparent")});
+  }
+  for (const Click& click : clicks) clicks_->Publish(click);
+  return grpc::Status::OK;
+}
+
 }  // namespace kurt::links

@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "absl/time/time.h"
 #include "kurt/links/v1/links.grpc.pb.h"
 #include "services/links/click_publisher.h"
 #include "services/links/links_store.h"
@@ -16,6 +17,12 @@ struct LinksServiceOptions {
   // Prefix of short URLs: short_url = base + code.
   std::string short_url_base = "http://127.0.0.1:8080/";
 };
+
+// RecordCachedRedirects' bounds: hits per call, and how far a hit's time may be from now (the
+// edge holds hits while this service is unreachable).
+inline constexpr int kMaxCachedRedirectsPerCall = 10000;
+inline constexpr absl::Duration kCachedRedirectMaxAge = absl::Hours(24);
+inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
 
 class LinksService final : public kurt::links::v1::LinksService::Service {
  public:
@@ -35,6 +42,12 @@ class LinksService final : public kurt::links::v1::LinksService::Service {
                           google::protobuf::Empty* response) override;
   grpc::Status Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
                        v1::ResolveResponse* response) override;
+  // Publishes a click per redirect the edge answered from its cache. The whole batch is refused
+  // (INVALID_ARGUMENT naming the hit) if any hit is not a Resolve request of a well-formed code
+  // at a plausible time; then nothing is published.
+  grpc::Status RecordCachedRedirects(grpc::ServerContext* context,
+                                     const api::v1::CachedRedirects* request,
+                                     google::protobuf::Empty* response) override;
 
   // Page tokens are opaque to callers; exposed for tests.
   static std::string EncodePageToken(const ListCursor& cursor);
