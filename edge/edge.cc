@@ -1,5 +1,6 @@
 #include "edge/edge.h"
 
+#include <future>
 #include <optional>
 #include <thread>
 
@@ -34,6 +35,50 @@ constexpr absl::string_view kCorsExposeHeaders = "x-request-id, etag, location, 
 
 bool IsServerSide(grpc::StatusCode code) { return HttpStatusFromGrpc(code) >= 500; }
 
+// Reports of cached redirects go upstream like any unary call, from the reporter's thread.
+class UpstreamHitSender final : public HitSender {
+ public:
+  explicit UpstreamHitSender(Upstreams* upstreams) : upstreams_(upstreams) {}
+
+  grpc::Status Send(const std::string& service, const std::string& method, const std::string& batch,
+                    absl::Duration timeout) override {
+    grpc::GenericStub* stub = upstreams_->Stub(service);
+    if (stub == nullptr) {
+      return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                          absl::StrCat("no upstream configured for ", service));
+    }
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    context.AddMetadata("x-request-id", log::NewRequestId());
+    grpc::ByteBuffer request = ToByteBuffer(batch);
+    grpc::ByteBuffer response;
+    std::promise<grpc::Status> done;
+    upstreams_->AsyncUnary(stub, &context, method, request, &response,
+                           [&done](const grpc::Status& status) { done.set_value(status); });
+    return done.get_future().get();
+  }
+
+ private:
+  Upstreams* upstreams_;
+};
+
+// The metadata an upstream call carries for the client's request (besides the auth decision's
+// and the credentials), bounded in size; also what the report of a cached redirect says.
+template <typename Add>
+void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
+                      absl::string_view client_ip, Add&& add) {
+  add("x-request-id", request_id);
+  if (auto v = View(req["traceparent"]); !v.empty()) add("traceparent", MetadataSafe(v, 256));
+  add("x-kurt-client-ip", MetadataSafe(client_ip, 64));
+  if (auto v = View(req[http::field::user_agent]); !v.empty()) {
+    add("x-kurt-user-agent", MetadataSafe(v, 512));
+  }
+  if (auto v = View(req[http::field::referer]); !v.empty()) {
+    add("x-kurt-referer", MetadataSafe(v, 1024));
+  }
+  if (auto v = View(req["last-event-id"]); !v.empty()) add("last-event-id", MetadataSafe(v, 256));
+}
+
 }  // namespace
 
 Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* routes,
@@ -46,11 +91,21 @@ Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* rou
       registry_(registry),
       transcoder_(api),
       metrics_(registry),
-      cache_(options_.cache_entries) {
+      cache_(options_.cache_entries),
+      hit_sender_(std::make_unique<UpstreamHitSender>(upstreams)),
+      hit_reporter_(
+          std::make_unique<HitReporter>(options_.cached_hits, hit_sender_.get(), registry)) {
+  absl::flat_hash_map<std::string, int> hit_methods;
   for (const auto& route : routes_->routes()) {
     RouteState state;
     state.stats = metrics_.Route(route->name);
     state.upstream_errors = &metrics_.UpstreamErrors(route->service);
+    if (route->redirect && !route->redirect->cached_hits_method.empty()) {
+      const std::string& method = route->redirect->cached_hits_method;
+      auto [it, added] = hit_methods.try_emplace(method, -1);
+      if (added) it->second = hit_reporter_->AddMethod(route->service, method);
+      state.cached_hits = it->second;
+    }
     route_states_.push_back(state);
   }
   unmatched_stats_ = metrics_.Route("unmatched");
@@ -205,6 +260,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   if (!request.ok()) {
     return SendError(call, 400, grpc::StatusCode::INVALID_ARGUMENT, request.status().message());
   }
+  if (!call->cache_key.empty() && route_states_[route.id].cached_hits >= 0) {
+    call->cached_request = *request;
+  }
   call->client_ip = ClientIp(call->exchange->peer_address(), View(req["x-forwarded-for"]),
                              options_.trust_forwarded_for);
 
@@ -262,20 +320,10 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) 
   if (auto v = View(req[http::field::authorization]); !v.empty() && call->route->is_public) {
     ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
   }
-  ctx.AddMetadata("x-request-id", call->request_id);
-  if (auto v = View(req["traceparent"]); !v.empty()) {
-    ctx.AddMetadata("traceparent", MetadataSafe(v, 256));
-  }
-  ctx.AddMetadata("x-kurt-client-ip", MetadataSafe(call->client_ip, 64));
-  if (auto v = View(req[http::field::user_agent]); !v.empty()) {
-    ctx.AddMetadata("x-kurt-user-agent", MetadataSafe(v, 512));
-  }
-  if (auto v = View(req[http::field::referer]); !v.empty()) {
-    ctx.AddMetadata("x-kurt-referer", MetadataSafe(v, 1024));
-  }
-  if (auto v = View(req["last-event-id"]); !v.empty()) {
-    ctx.AddMetadata("last-event-id", MetadataSafe(v, 256));
-  }
+  ForEachForwarded(req, call->request_id, call->client_ip,
+                   [&ctx](absl::string_view key, const std::string& value) {
+                     ctx.AddMetadata(std::string(key), value);
+                   });
 
   std::optional<absl::Duration> timeout;
   if (auto v = View(req["grpc-timeout"]); !v.empty()) timeout = ParseGrpcTimeout(v);
@@ -324,9 +372,14 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
                        "the upstream answered the redirect without a location");
     }
     HttpResponse res{static_cast<http::status>(route.redirect->status_code), 11};
+    // A CDN cannot tell the service of the redirects it answers: a route that counts them keeps
+    // them to the edge's cache (and the browser's).
     int max_age = route.redirect->cache_max_age_seconds;
     std::string cache_control =
-        max_age > 0 && route.is_public ? absl::StrCat("public, max-age=", max_age) : "no-store";
+        max_age > 0 && route.is_public
+            ? absl::StrCat(route.redirect->cached_hits_method.empty() ? "public" : "private",
+                           ", max-age=", max_age)
+            : "no-store";
     res.set(http::field::location, location);
     res.set(http::field::cache_control, cache_control);
     if (!call->cache_key.empty()) {
@@ -335,6 +388,7 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
       cached->route_id = route.id;
       cached->headers.emplace_back("Location", location);
       cached->headers.emplace_back("Cache-Control", cache_control);
+      cached->request = std::move(call->cached_request);
       absl::Duration ttl = std::min(absl::Seconds(max_age), options_.cache_ttl_cap);
       cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl);
     }
@@ -370,11 +424,28 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call) {
   if (hit == nullptr) return false;
   metrics_.cache_hits().Increment();
   call->stats = hit->route_id >= 0 ? route_states_[hit->route_id].stats : unmatched_stats_;
+  if (hit->route_id >= 0 && route_states_[hit->route_id].cached_hits >= 0) {
+    ReportCachedHit(*call, *hit);
+  }
   HttpResponse res{static_cast<http::status>(hit->status), 11};
   for (const auto& [name, value] : hit->headers) res.set(name, value);
   res.body() = hit->body;
   Send(call, std::move(res));
   return true;
+}
+
+void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit) {
+  HttpRequest& req = call.exchange->request();
+  const std::string client_ip = ClientIp(
+      call.exchange->peer_address(), View(req["x-forwarded-for"]), options_.trust_forwarded_for);
+  std::vector<std::pair<absl::string_view, std::string>> metadata;
+  metadata.reserve(5);
+  ForEachForwarded(req, call.request_id, client_ip,
+                   [&metadata](absl::string_view key, std::string value) {
+                     metadata.emplace_back(key, std::move(value));
+                   });
+  hit_reporter_->Add(route_states_[hit.route_id].cached_hits,
+                     EncodeCachedHit(hit.request, call.start, metadata));
 }
 
 void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {

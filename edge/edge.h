@@ -17,6 +17,7 @@
 #include "edge/api_descriptors.h"
 #include "edge/auth.h"
 #include "edge/edge_metrics.h"
+#include "edge/hit_reporter.h"
 #include "edge/http_server.h"
 #include "edge/response_cache.h"
 #include "edge/route_table.h"
@@ -38,6 +39,9 @@ struct EdgeOptions {
   // kept whatever its max-age.
   size_t cache_entries = 100000;
   absl::Duration cache_ttl_cap = absl::Seconds(60);
+  // How the redirects answered from the cache are reported to their service
+  // ((kurt.api.v1.http_redirect).cached_hits_method).
+  HitReporterOptions cached_hits;
   // SSE: headers go out after this long without a first event; then a comment this often.
   absl::Duration sse_first_flush = absl::Milliseconds(500);
   absl::Duration sse_keepalive = absl::Seconds(15);
@@ -62,6 +66,8 @@ class Edge : public HttpHandler {
   void WaitIdle(absl::Duration max);
   // Cancels the server streams in flight (shutdown: they have no deadline of their own).
   void CancelStreams();
+  // Sends the pending reports of cached redirects now, and returns when that is done.
+  void FlushCachedHits() { hit_reporter_->Flush(); }
 
   ResponseCache& cache() { return cache_; }
   const std::string& openapi() const { return openapi_; }
@@ -73,6 +79,7 @@ class Edge : public HttpHandler {
   struct RouteState {
     RouteStats* stats = nullptr;
     metrics::Counter* upstream_errors = nullptr;
+    int cached_hits = -1;  // the route's HitReporter method, if it reports cached answers
   };
 
   void Builtin(const std::shared_ptr<Call>& call, absl::string_view path);
@@ -89,6 +96,7 @@ class Edge : public HttpHandler {
                  absl::string_view message, absl::string_view details = "");
   void SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
+  void ReportCachedHit(const Call& call, const CachedResponse& hit);
   bool OriginAllowed(absl::string_view origin) const;
   void Record(const Call& call, unsigned http_status);
 
@@ -103,6 +111,8 @@ class Edge : public HttpHandler {
   Transcoder transcoder_;
   EdgeMetrics metrics_;
   ResponseCache cache_;
+  std::unique_ptr<HitSender> hit_sender_;
+  std::unique_ptr<HitReporter> hit_reporter_;
   std::vector<RouteState> route_states_;
   RouteStats* unmatched_stats_;
   RouteStats* healthz_stats_;

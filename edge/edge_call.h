@@ -22,6 +22,8 @@ struct Edge::Call {
   RouteStats* stats = nullptr;
   std::string client_ip;
   std::string cache_key;  // non-empty: a cacheable redirect
+  // The upstream request, kept for the cache entry when its route reports cached answers.
+  std::string cached_request;
 
   // Only for requests that go upstream (a cache hit never builds one).
   std::optional<grpc::ClientContext> context;

@@ -74,6 +74,8 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   // completions may still post to them until WaitIdle returns.
   edge_->CancelStreams();
   edge_->WaitIdle(absl::Seconds(5));
+  // Nothing is served from the cache any more: tell the services of what was.
+  edge_->FlushCachedHits();
 }
 
 const std::map<std::string, std::string>& EdgeServer::upstream_targets() const {

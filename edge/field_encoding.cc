@@ -350,6 +350,11 @@ bool IsWellFormed(const google::protobuf::Descriptor* type, absl::string_view me
   return WellFormed(type, message, 0);
 }
 
+void AppendVarintField(int field_number, uint64_t value, std::string* out) {
+  AppendTag(field_number, WireFormatLite::WIRETYPE_VARINT, out);
+  AppendVarint(value, out);
+}
+
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out) {
   AppendTag(field_number, WireFormatLite::WIRETYPE_LENGTH_DELIMITED, out);
   AppendVarint(bytes.size(), out);

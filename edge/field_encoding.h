@@ -20,6 +20,8 @@ absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
 
 // Appends a length-delimited field (a message, string or bytes) to `out`.
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out);
+// Appends a varint field (int32, int64, uint32, uint64, bool, enum) to `out`.
+void AppendVarintField(int field_number, uint64_t value, std::string* out);
 
 // Reads the last occurrence of length-delimited top-level field `field_number` of a serialized
 // message (a string, bytes or message field). False when absent or the bytes do not parse.

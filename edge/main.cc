@@ -52,6 +52,11 @@ ABSL_FLAG(int64_t, cache_entries, 100000,
           "Entries of the in-memory cache of public redirects (0: off)");
 ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
           "Longest time a cached redirect is kept, whatever its max-age");
+ABSL_FLAG(absl::Duration, cached_hits_interval, absl::Milliseconds(500),
+          "How often redirects answered from the cache are reported to their service "
+          "(kurt-links counts them as clicks)");
+ABSL_FLAG(int64_t, cached_hits_max_pending, 200000,
+          "Reports of cached redirects kept while their service is unreachable; more are dropped");
 ABSL_FLAG(bool, dev_trust_account_header, false,
           "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
           "API keys exist); never in production");
@@ -124,6 +129,9 @@ int main(int argc, char** argv) {
   config.edge.cache_entries =
       static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_entries)));
   config.edge.cache_ttl_cap = absl::GetFlag(FLAGS_cache_ttl_cap);
+  config.edge.cached_hits.interval = absl::GetFlag(FLAGS_cached_hits_interval);
+  config.edge.cached_hits.max_pending =
+      static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_cached_hits_max_pending)));
   config.edge.public_url = absl::GetFlag(FLAGS_public_url);
 
   config.routes.default_timeout = absl::GetFlag(FLAGS_default_timeout);

@@ -21,6 +21,8 @@ struct CachedResponse {
   int route_id = -1;  // for metrics
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // The upstream request that produced it, when its route reports cached answers (HitReporter).
+  std::string request;
 };
 
 class ResponseCache {

@@ -22,6 +22,8 @@ struct Route {
     int location_field_number = 0;
     int status_code = 302;
     int cache_max_age_seconds = 0;
+    // "/pkg.Service/Method" that hears of the redirects served from the edge's cache; "" none.
+    std::string cached_hits_method;
   };
 
   int id = 0;

@@ -214,7 +214,19 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
               return Bad(m, absl::StrCat("http_redirect.status_code ", code, " is not a redirect"));
             }
             if (route->server_streaming) return Bad(m, "a redirect cannot be a stream");
-            route->redirect = Route::Redirect{f->number(), code, opt.cache_max_age_seconds()};
+            route->redirect = Route::Redirect{f->number(), code, opt.cache_max_age_seconds(), ""};
+            if (!opt.cached_hits_method().empty()) {
+              const MethodDescriptor* hits = service->FindMethodByName(opt.cached_hits_method());
+              if (hits == nullptr || hits->client_streaming() || hits->server_streaming() ||
+                  hits->input_type()->full_name() != "kurt.api.v1.CachedRedirects") {
+                return Bad(
+                    m, absl::StrCat("http_redirect.cached_hits_method \"", opt.cached_hits_method(),
+                                    "\" is not a unary RPC of ", service->full_name(),
+                                    " taking kurt.api.v1.CachedRedirects"));
+              }
+              route->redirect->cached_hits_method =
+                  absl::StrCat("/", service->full_name(), "/", hits->name());
+            }
           }
           if (m->options().HasExtension(kurt::api::v1::access)) {
             route->is_public = m->options().GetExtension(kurt::api::v1::access).public_();

@@ -1,7 +1,11 @@
 #include "edge/route_table.h"
 
+#include "absl/strings/str_cat.h"
 #include "edge/test_api.h"
+#include "google/api/annotations.pb.h"
+#include "google/protobuf/descriptor.pb.h"
 #include "gtest/gtest.h"
+#include "kurt/api/v1/options.pb.h"
 
 namespace kurt::edge {
 namespace {
@@ -24,6 +28,8 @@ TEST(RouteTableTest, BuildsRoutesFromAnnotations) {
   ASSERT_TRUE(resolve.redirect.has_value());
   EXPECT_EQ(resolve.redirect->status_code, 302);
   EXPECT_EQ(resolve.redirect->cache_max_age_seconds, 5);
+  EXPECT_EQ(resolve.redirect->cached_hits_method,
+            "/kurt.links.v1.LinksService/RecordCachedRedirects");
   EXPECT_TRUE(resolve.is_public);
   EXPECT_FALSE(get.is_public);
 }
@@ -53,6 +59,54 @@ TEST(RouteTableTest, TestServiceMappingRules) {
   const Route& go = t.Find("GET", "/t/abc", nullptr);
   ASSERT_TRUE(go.redirect.has_value());
   EXPECT_EQ(go.redirect->cache_max_age_seconds, 60);
+  EXPECT_EQ(go.redirect->cached_hits_method, "") << "its service hears of no cached redirect";
+}
+
+// A service of a redirect whose cached_hits_method is `hits_method`, with one more RPC, Record,
+// taking `record_input`; Build's answer for the production set plus it.
+absl::Status BuildWithRedirect(const std::string& hits_method, const std::string& record_input) {
+  google::protobuf::FileDescriptorSet set;
+  EXPECT_TRUE(set.ParseFromString(std::string(kurt::proto::DescriptorSet())));
+  google::protobuf::FileDescriptorProto* file = set.add_file();
+  file->set_name("bad/redirect.proto");
+  file->set_package("bad");
+  for (const char* dependency :
+       {"google/api/annotations.proto", "kurt/api/v1/options.proto", "kurt/links/v1/links.proto"}) {
+    file->add_dependency(dependency);
+  }
+  google::protobuf::ServiceDescriptorProto* service = file->add_service();
+  service->set_name("Bad");
+  google::protobuf::MethodDescriptorProto* go = service->add_method();
+  go->set_name("Go");
+  go->set_input_type(".kurt.links.v1.ResolveRequest");
+  go->set_output_type(".kurt.links.v1.ResolveResponse");
+  google::protobuf::MethodDescriptorProto* record = service->add_method();
+  record->set_name("Record");
+  record->set_input_type(record_input);
+  record->set_output_type(".kurt.links.v1.ResolveResponse");
+  google::api::HttpRule rule;
+  rule.set_get("/bad/{code}");
+  google::protobuf::MethodOptions* options = go->mutable_options();
+  *options->MutableExtension(google::api::http) = rule;
+  auto* redirect = options->MutableExtension(kurt::api::v1::http_redirect);
+  redirect->set_location_field("target_url");
+  redirect->set_cache_max_age_seconds(5);
+  redirect->set_cached_hits_method(hits_method);
+  auto api = ApiDescriptors::Create({set.SerializeAsString()});
+  if (!api.ok()) return api.status();
+  return RouteTable::Build(**api, {}).status();
+}
+
+TEST(RouteTableTest, ACachedHitsMethodMustBeAUnaryRpcOfTheServiceTakingCachedRedirects) {
+  EXPECT_TRUE(BuildWithRedirect("Record", ".kurt.api.v1.CachedRedirects").ok());
+  absl::Status missing = BuildWithRedirect("Nowhere", ".kurt.api.v1.CachedRedirects");
+  EXPECT_EQ(missing.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(missing.message().find("bad.Bad.Go: http_redirect.cached_hits_method \"Nowhere\""),
+            std::string::npos)
+      << missing;
+  absl::Status wrong_type = BuildWithRedirect("Record", ".kurt.links.v1.ResolveRequest");
+  EXPECT_NE(wrong_type.message().find("taking kurt.api.v1.CachedRedirects"), std::string::npos)
+      << wrong_type;
 }
 
 TEST(RouteTableTest, ServicesWithRoutes) {

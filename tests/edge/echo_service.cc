@@ -186,6 +186,20 @@ Status FakeLinksService::ListLinks(ServerContext*, const kurt::links::v1::ListLi
   return Status::OK;
 }
 
+Status FakeLinksService::RecordCachedRedirects(ServerContext*,
+                                               const kurt::api::v1::CachedRedirects* req,
+                                               google::protobuf::Empty*) {
+  if (refuse_cached_hits) return Status(grpc::StatusCode::UNAVAILABLE, "refusing for the test");
+  std::lock_guard<std::mutex> lock(mu_);
+  cached_hits_.insert(cached_hits_.end(), req->hits().begin(), req->hits().end());
+  return Status::OK;
+}
+
+std::vector<kurt::api::v1::CachedRedirects::Hit> FakeLinksService::CachedHits() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cached_hits_;
+}
+
 TestUpstream::TestUpstream() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;

@@ -1,10 +1,13 @@
 // Test upstreams for the edge's end-to-end tests: kurt.testing.v1.EchoService (echoes what the
 // edge transcoded) and a stand-in for kurt.links.v1.LinksService (Resolve, ListLinks), served by
-// a real in-process gRPC server on a free port.
+// a real in-process gRPC server on a free port. The stand-in keeps the redirects the edge reports
+// from its cache (RecordCachedRedirects).
 #pragma once
 
 #include <atomic>
 #include <memory>
+#include <mutex>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "kurt/links/v1/links.grpc.pb.h"
@@ -60,7 +63,19 @@ class FakeLinksService final : public kurt::links::v1::LinksService::Service {
                        kurt::links::v1::ResolveResponse* res) override;
   grpc::Status ListLinks(grpc::ServerContext*, const kurt::links::v1::ListLinksRequest* req,
                          kurt::links::v1::ListLinksResponse* res) override;
+  grpc::Status RecordCachedRedirects(grpc::ServerContext*,
+                                     const kurt::api::v1::CachedRedirects* req,
+                                     google::protobuf::Empty*) override;
+  // The hits reported so far, in order.
+  std::vector<kurt::api::v1::CachedRedirects::Hit> CachedHits();
+
   std::atomic<int> resolve_calls{0};
+  // While set, RecordCachedRedirects answers UNAVAILABLE and keeps nothing.
+  std::atomic<bool> refuse_cached_hits{false};
+
+ private:
+  std::mutex mu_;
+  std::vector<kurt::api::v1::CachedRedirects::Hit> cached_hits_;
 };
 
 // The two services on one in-process server (with grpc.health.v1), on a free port.

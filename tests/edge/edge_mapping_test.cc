@@ -186,6 +186,64 @@ TEST_F(EdgeTest, HotRedirectsAreServedFromTheEdgeCache) {
   EXPECT_EQ(metrics.body.find("kurt_edge_cache_hits_total 0\n"), std::string::npos);
 }
 
+// Only the first of these redirects reaches links; the others are answered from the edge's cache
+// and reported to links afterwards, so that links counts every one as a click.
+TEST_F(EdgeTest, RedirectsAnsweredFromTheCacheAreReportedToTheirService) {
+  const absl::Time start = absl::Now();
+  const int before = upstream_->links().resolve_calls;
+  server_->edge().FlushCachedHits();
+  const size_t reported_before = upstream_->links().CachedHits().size();
+  std::vector<std::string> request_ids;
+  for (int i = 0; i < 4; ++i) {
+    Reply r = Get("/reportedhit?utm_source=mail",
+                  {{"User-Agent", absl::StrCat("Agent/", i)},
+                   {"Referer", "https://ref.example/page"},
+                   {"traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+    ASSERT_EQ(r.status, 302u) << r.body;
+    EXPECT_EQ(r.Header("location"), "https://links.example/reportedhit");
+    // A CDN could not report what it answers: only the browser and the edge may keep it.
+    EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");
+    request_ids.push_back(r.Header("x-request-id"));
+  }
+  EXPECT_EQ(upstream_->links().resolve_calls - before, 1);
+
+  server_->edge().FlushCachedHits();
+  std::vector<kurt::api::v1::CachedRedirects::Hit> hits = upstream_->links().CachedHits();
+  ASSERT_EQ(hits.size() - reported_before, 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    const kurt::api::v1::CachedRedirects::Hit& hit = hits[reported_before + i];
+    kurt::links::v1::ResolveRequest resolve;
+    ASSERT_TRUE(resolve.ParseFromString(hit.request()));
+    EXPECT_EQ(resolve.code(), "reportedhit");
+    EXPECT_EQ(hit.metadata().at("x-kurt-user-agent"), absl::StrCat("Agent/", i + 1));
+    EXPECT_EQ(hit.metadata().at("x-kurt-referer"), "https://ref.example/page");
+    EXPECT_EQ(hit.metadata().at("x-kurt-client-ip"), "127.0.0.1");
+    EXPECT_EQ(hit.metadata().at("traceparent"),
+              "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    EXPECT_EQ(hit.metadata().at("x-request-id"), request_ids[i + 1]);
+    absl::Time when =
+        absl::FromUnixSeconds(hit.time().seconds()) + absl::Nanoseconds(hit.time().nanos());
+    EXPECT_GE(when, start - absl::Seconds(1));
+    EXPECT_LE(when, absl::Now());
+  }
+  Reply metrics = Get("/metrics");
+  EXPECT_CONTAINS(metrics.body, "kurt_edge_cached_hits_total{outcome=\"reported\"}");
+}
+
+// While links is unreachable the reports wait in the edge, and go once it answers again.
+TEST_F(EdgeTest, ReportsOfCachedRedirectsWaitWhileTheirServiceRefusesThem) {
+  ASSERT_EQ(Get("/waitinghit").status, 302u);
+  server_->edge().FlushCachedHits();
+  const size_t reported_before = upstream_->links().CachedHits().size();
+  upstream_->links().refuse_cached_hits = true;
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Get("/waitinghit").status, 302u);
+  server_->edge().FlushCachedHits();
+  EXPECT_EQ(upstream_->links().CachedHits().size(), reported_before);
+  upstream_->links().refuse_cached_hits = false;
+  server_->edge().FlushCachedHits();
+  EXPECT_EQ(upstream_->links().CachedHits().size() - reported_before, 3u);
+}
+
 TEST_F(EdgeTest, KeepAliveServesManyRequestsOnOneConnection) {
   HttpConnection c(port());
   for (int i = 0; i < 3; ++i) {

@@ -1,0 +1,171 @@
+#include "edge/hit_reporter.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "edge/field_encoding.h"
+#include "platform/log.h"
+
+namespace kurt::edge {
+namespace {
+
+// Worth another try with the same hits: the service did not answer, or not in time.
+bool Retryable(grpc::StatusCode code) {
+  return code == grpc::StatusCode::UNAVAILABLE || code == grpc::StatusCode::DEADLINE_EXCEEDED;
+}
+
+}  // namespace
+
+std::string EncodeCachedHit(
+    absl::string_view request, absl::Time time,
+    const std::vector<std::pair<absl::string_view, std::string>>& metadata) {
+  // kurt.api.v1.CachedRedirects.Hit: request = 1, time = 2, metadata = 3 (map entries).
+  std::string hit;
+  hit.reserve(request.size() + 24 + 8 * metadata.size());
+  AppendLengthDelimited(1, request, &hit);
+  const int64_t micros = absl::ToUnixMicros(time);
+  int64_t seconds = micros / 1000000;
+  int64_t nanos = micros % 1000000 * 1000;
+  if (nanos < 0) {
+    seconds -= 1;
+    nanos += 1000000000;
+  }
+  std::string timestamp;
+  if (seconds != 0) AppendVarintField(1, static_cast<uint64_t>(seconds), &timestamp);
+  if (nanos != 0) AppendVarintField(2, static_cast<uint64_t>(nanos), &timestamp);
+  AppendLengthDelimited(2, timestamp, &hit);
+  std::string entry;
+  for (const auto& [key, value] : metadata) {
+    entry.clear();
+    AppendLengthDelimited(1, key, &entry);
+    AppendLengthDelimited(2, value, &entry);
+    AppendLengthDelimited(3, entry, &hit);
+  }
+  return hit;
+}
+
+HitReporter::HitReporter(HitReporterOptions options, HitSender* sender, metrics::Registry* registry)
+    : options_(options), sender_(sender) {
+  auto& hits = registry->AddCounter(
+      "kurt_edge_cached_hits_total",
+      "Redirects answered from the edge's cache, by whether their service heard of them",
+      {"outcome"});
+  reported_ = &hits.WithLabels({"reported"});
+  dropped_ = &hits.WithLabels({"dropped"});
+  thread_ = std::thread([this] { Run(); });
+}
+
+HitReporter::~HitReporter() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  thread_.join();
+}
+
+int HitReporter::AddMethod(std::string service, std::string method) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto m = std::make_unique<Method>();
+  m->service = std::move(service);
+  m->method = std::move(method);
+  methods_.push_back(std::move(m));
+  return static_cast<int>(methods_.size()) - 1;
+}
+
+void HitReporter::Add(int id, absl::string_view hit) {
+  bool full;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Method& m = *methods_[id];
+    if (m.sizes.size() >= options_.max_pending) {
+      dropped_->Increment();
+      return;
+    }
+    const size_t before = m.pending.size();
+    AppendLengthDelimited(1, hit, &m.pending);
+    m.sizes.push_back(m.pending.size() - before);
+    full = m.sizes.size() == options_.max_batch;
+  }
+  if (full) wake_.notify_one();
+}
+
+void HitReporter::Flush() {
+  std::unique_lock<std::mutex> lock(mu_);
+  // A round under way may have taken its hits before this call's: wait for the one after it.
+  const uint64_t until = rounds_ + (in_round_ ? 2 : 1);
+  flush_ = true;
+  wake_.notify_one();
+  flushed_.wait(lock, [&] { return rounds_ >= until; });
+}
+
+size_t HitReporter::Pending(int id) {
+  std::lock_guard<std::mutex> lock(mu_);
+  return methods_[id]->sizes.size();
+}
+
+bool HitReporter::AnyFull() const {
+  return std::any_of(methods_.begin(), methods_.end(),
+                     [&](const auto& m) { return m->sizes.size() >= options_.max_batch; });
+}
+
+void HitReporter::Run() {
+  std::unique_lock<std::mutex> lock(mu_);
+  bool backing_off = false;
+  while (true) {
+    // After a failed call, wait out the interval even when hits pile up.
+    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval),
+                   [&] { return stop_ || flush_ || (!backing_off && AnyFull()); });
+    const bool stopping = stop_;
+    flush_ = false;
+    in_round_ = true;
+    backing_off = !SendPending(lock);
+    in_round_ = false;
+    ++rounds_;
+    flushed_.notify_all();
+    if (stopping) return;
+  }
+}
+
+bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock) {
+  bool all_sent = true;
+  for (auto& owned : methods_) {
+    Method& m = *owned;
+    while (!m.sizes.empty()) {
+      const size_t n = std::min(m.sizes.size(), options_.max_batch);
+      std::vector<size_t> sizes(m.sizes.begin(), m.sizes.begin() + n);
+      const size_t bytes = std::accumulate(sizes.begin(), sizes.end(), size_t{0});
+      std::string batch;
+      if (n == m.sizes.size()) {
+        batch.swap(m.pending);
+        m.sizes.clear();
+      } else {
+        batch = m.pending.substr(0, bytes);
+        m.pending.erase(0, bytes);
+        m.sizes.erase(m.sizes.begin(), m.sizes.begin() + n);
+      }
+      lock.unlock();
+      grpc::Status status = sender_->Send(m.service, m.method, batch, options_.timeout);
+      lock.lock();
+      if (status.ok()) {
+        reported_->Increment(static_cast<double>(n));
+        continue;
+      }
+      if (Retryable(status.error_code())) {
+        // Back in front, in order, for the next round.
+        m.pending.insert(0, batch);
+        m.sizes.insert(m.sizes.begin(), sizes.begin(), sizes.end());
+        KURT_LOG(kWarn, "cached redirects not reported yet; trying again", {"method", m.method},
+                 {"hits", m.sizes.size()}, {"error", status.error_message()});
+        all_sent = false;
+        break;
+      }
+      dropped_->Increment(static_cast<double>(n));
+      KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method}, {"hits", n},
+               {"code", static_cast<int>(status.error_code())}, {"error", status.error_message()});
+    }
+  }
+  return all_sent;
+}
+
+}  // namespace kurt::edge

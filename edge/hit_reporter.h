@@ -1,0 +1,103 @@
+// Tells services about the redirects the edge answered from its own cache, so that they see every
+// redirect although the hot ones never leave the edge (kurt-links counts each as a click). A
+// redirect route names the RPC that hears of them: (kurt.api.v1.http_redirect).cached_hits_method,
+// which takes a kurt.api.v1.CachedRedirects.
+//
+// Add() only appends the hit, already in wire format, to its method's buffer: the I/O threads call
+// it for every cached answer. A thread of the reporter's own sends each method's hits as one call
+// every `interval`, or sooner once `max_batch` are waiting.
+// - A call that fails UNAVAILABLE or DEADLINE_EXCEEDED (the service restarting, unreachable or
+//   overloaded) leaves its hits pending; they go again with the next. Such a failure after the
+//   service took the hits (it died before answering) counts them twice: at least once, not
+//   exactly once.
+// - Any other failure (the service refuses the batch, or does not have the method) drops it.
+// - At most `max_pending` hits wait per method; beyond that new hits are dropped.
+// Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}.
+//
+// The destructor (the edge shutting down) sends what is pending once more. Add is thread-safe.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/support/status.h"
+#include "platform/metrics.h"
+
+namespace kurt::edge {
+
+struct HitReporterOptions {
+  absl::Duration interval = absl::Milliseconds(500);
+  size_t max_batch = 2000;
+  size_t max_pending = 200000;
+  // Deadline of one call.
+  absl::Duration timeout = absl::Seconds(5);
+};
+
+// The call that delivers a batch: Upstreams in the edge, a fake in tests.
+class HitSender {
+ public:
+  virtual ~HitSender() = default;
+  // Sends `batch` (a serialized kurt.api.v1.CachedRedirects) to `method` ("/pkg.Service/Method")
+  // of `service`; returns when it is answered.
+  virtual grpc::Status Send(const std::string& service, const std::string& method,
+                            const std::string& batch, absl::Duration timeout) = 0;
+};
+
+// One cached redirect as a kurt.api.v1.CachedRedirects.Hit, in wire format.
+std::string EncodeCachedHit(absl::string_view request, absl::Time time,
+                            const std::vector<std::pair<absl::string_view, std::string>>& metadata);
+
+class HitReporter {
+ public:
+  HitReporter(HitReporterOptions options, HitSender* sender, metrics::Registry* registry);
+  ~HitReporter();
+  HitReporter(const HitReporter&) = delete;
+  HitReporter& operator=(const HitReporter&) = delete;
+
+  // Before the first Add, from one thread: a destination; returns its number for Add.
+  int AddMethod(std::string service, std::string method);
+  // Queues one hit (EncodeCachedHit) for method `id`.
+  void Add(int id, absl::string_view hit);
+  // Sends what is pending now and returns when that is done (tests).
+  void Flush();
+  // Hits waiting for method `id`.
+  size_t Pending(int id);
+
+ private:
+  struct Method {
+    std::string service;
+    std::string method;
+    std::string pending;        // repeated `hits` entries of a CachedRedirects
+    std::vector<size_t> sizes;  // of each entry in `pending`, to split it into batches
+  };
+
+  void Run();
+  // Sends each method's pending hits, max_batch at a time; false when some stay pending after
+  // a failure worth trying again. Called with `lock` held; releases it during each call.
+  bool SendPending(std::unique_lock<std::mutex>& lock);
+  bool AnyFull() const;
+
+  const HitReporterOptions options_;
+  HitSender* sender_;
+  metrics::Counter* reported_;
+  metrics::Counter* dropped_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::condition_variable flushed_;
+  std::vector<std::unique_ptr<Method>> methods_;
+  bool stop_ = false;
+  bool flush_ = false;
+  bool in_round_ = false;
+  uint64_t rounds_ = 0;  // completed sending rounds; Flush waits for one that began after it
+  std::thread thread_;
+};
+
+}  // namespace kurt::edge

@@ -1,0 +1,193 @@
+#include "edge/hit_reporter.h"
+
+#include <deque>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "kurt/api/v1/options.pb.h"
+
+namespace kurt::edge {
+namespace {
+
+using kurt::api::v1::CachedRedirects;
+
+// Records every batch it is given and answers with the statuses it was told to (then OK).
+class FakeSender : public HitSender {
+ public:
+  grpc::Status Send(const std::string& service, const std::string& method, const std::string& batch,
+                    absl::Duration) override {
+    std::lock_guard<std::mutex> lock(mu);
+    calls.push_back(service + " " + method);
+    CachedRedirects parsed;
+    EXPECT_TRUE(parsed.ParseFromString(batch));
+    grpc::Status answer = grpc::Status::OK;
+    if (!answers.empty()) {
+      answer = answers.front();
+      answers.pop_front();
+    }
+    if (answer.ok()) batches.push_back(parsed);
+    return answer;
+  }
+
+  // The `request` of every hit accepted so far, in order.
+  std::vector<std::string> Requests() {
+    std::lock_guard<std::mutex> lock(mu);
+    std::vector<std::string> out;
+    for (const CachedRedirects& b : batches) {
+      for (const auto& hit : b.hits()) out.push_back(hit.request());
+    }
+    return out;
+  }
+  size_t Batches() {
+    std::lock_guard<std::mutex> lock(mu);
+    return batches.size();
+  }
+
+  std::mutex mu;
+  std::vector<std::string> calls;
+  std::vector<CachedRedirects> batches;
+  std::deque<grpc::Status> answers;
+};
+
+double Counter(metrics::Registry& registry, const std::string& outcome) {
+  std::string text = registry.Render();
+  std::string series = absl::StrCat("kurt_edge_cached_hits_total{outcome=\"", outcome, "\"} ");
+  size_t at = text.find(series);
+  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size()));
+}
+
+std::string Hit(const std::string& request) { return EncodeCachedHit(request, absl::Now(), {}); }
+
+HitReporterOptions Slow(size_t max_batch = 100, size_t max_pending = 1000) {
+  HitReporterOptions o;
+  o.interval = absl::Hours(1);  // only Flush, a full batch or the destructor send
+  o.max_batch = max_batch;
+  o.max_pending = max_pending;
+  return o;
+}
+
+TEST(HitReporterTest, EncodesAHitAsTheCachedRedirectsMessage) {
+  const absl::Time when = absl::FromUnixMicros(1'700'000'000'123'456);
+  std::string bytes = EncodeCachedHit("request bytes", when,
+                                      {{"x-kurt-user-agent", "Agent/1"}, {"x-request-id", "r-1"}});
+  CachedRedirects::Hit hit;
+  ASSERT_TRUE(hit.ParseFromString(bytes));
+  EXPECT_EQ(hit.request(), "request bytes");
+  EXPECT_EQ(hit.time().seconds(), 1'700'000'000);
+  EXPECT_EQ(hit.time().nanos(), 123'456'000);
+  EXPECT_EQ(hit.metadata().at("x-kurt-user-agent"), "Agent/1");
+  EXPECT_EQ(hit.metadata().at("x-request-id"), "r-1");
+  EXPECT_EQ(hit.metadata().size(), 2u);
+
+  // Before 1970 the nanos stay positive, as google.protobuf.Timestamp requires.
+  ASSERT_TRUE(hit.ParseFromString(EncodeCachedHit("", absl::FromUnixMicros(-1'500'000), {})));
+  EXPECT_EQ(hit.time().seconds(), -2);
+  EXPECT_EQ(hit.time().nanos(), 500'000'000);
+}
+
+TEST(HitReporterTest, SendsEachMethodsHitsInOrderInBatchesOfAtMostMaxBatch) {
+  metrics::Registry registry;
+  FakeSender sender;
+  HitReporter reporter(Slow(/*max_batch=*/2), &sender, &registry);
+  int links = reporter.AddMethod("kurt.links.v1.LinksService", "/kurt.links.v1.LinksService/R");
+  for (const char* r : {"a", "b", "c", "d", "e"}) reporter.Add(links, Hit(r));
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
+  ASSERT_EQ(sender.batches.size(), 3u);
+  EXPECT_EQ(sender.batches[0].hits_size(), 2);
+  EXPECT_EQ(sender.batches[2].hits_size(), 1);
+  EXPECT_EQ(sender.calls[0], "kurt.links.v1.LinksService /kurt.links.v1.LinksService/R");
+  EXPECT_EQ(Counter(registry, "reported"), 5);
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+  EXPECT_EQ(reporter.Pending(links), 0u);
+}
+
+TEST(HitReporterTest, HitsTheServiceDidNotTakeGoAgainWithTheNextOnesInOrder) {
+  metrics::Registry registry;
+  FakeSender sender;
+  sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused"),
+                    grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "slow")};
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  reporter.Add(id, Hit("a"));
+  reporter.Add(id, Hit("b"));
+  reporter.Flush();
+  EXPECT_EQ(reporter.Pending(id), 2u);
+  reporter.Add(id, Hit("c"));
+  reporter.Flush();
+  EXPECT_EQ(reporter.Pending(id), 3u);
+  EXPECT_EQ(sender.Batches(), 0u);
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(sender.Batches(), 1u);
+  EXPECT_EQ(Counter(registry, "reported"), 3);
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+}
+
+TEST(HitReporterTest, ABatchTheServiceRefusesIsDroppedAndCounted) {
+  metrics::Registry registry;
+  FakeSender sender;
+  sender.answers = {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hits[0].time")};
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  reporter.Add(id, Hit("a"));
+  reporter.Add(id, Hit("b"));
+  reporter.Flush();
+  EXPECT_EQ(reporter.Pending(id), 0u);
+  EXPECT_EQ(Counter(registry, "dropped"), 2);
+  reporter.Add(id, Hit("c"));
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"c"}));
+  EXPECT_EQ(Counter(registry, "reported"), 1);
+}
+
+TEST(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
+  metrics::Registry registry;
+  FakeSender sender;
+  sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")};
+  HitReporter reporter(Slow(/*max_batch=*/100, /*max_pending=*/3), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  for (const char* r : {"a", "b", "c", "d", "e"}) reporter.Add(id, Hit(r));
+  EXPECT_EQ(reporter.Pending(id), 3u);
+  EXPECT_EQ(Counter(registry, "dropped"), 2);
+  reporter.Flush();  // UNAVAILABLE
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(HitReporterTest, AFullBatchGoesWithoutWaitingForTheInterval) {
+  metrics::Registry registry;
+  FakeSender sender;
+  HitReporter reporter(Slow(/*max_batch=*/3), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  for (const char* r : {"a", "b", "c"}) reporter.Add(id, Hit(r));
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (sender.Batches() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(HitReporterTest, PendingHitsAreSentEveryIntervalAndWhenTheReporterEnds) {
+  metrics::Registry registry;
+  FakeSender sender;
+  HitReporterOptions o = Slow();
+  o.interval = absl::Milliseconds(20);
+  {
+    HitReporter reporter(o, &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("a"));
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (sender.Batches() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a"}));
+  }
+  {
+    HitReporter reporter(Slow(), &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("b"));
+  }
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b"}));
+}
+
+}  // namespace
+}  // namespace kurt::edge
