@@ -2,6 +2,10 @@
 
 #include <openssl/sha.h>
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "kurt/events/v1/click.pb.h"
@@ -27,7 +31,7 @@ std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
-void KafkaClickSink::Publish(const Click& click) {
+absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback on_delivery) {
   events::v1::ClickEvent event;
   std::string event_id = log::NewRequestId();
   event.set_event_id(event_id);
@@ -40,17 +44,59 @@ void KafkaClickSink::Publish(const Click& click) {
   if (!click.client_ip.empty()) event.set_client_hash(HashClient(salt_, click.client_ip));
   kafka::Headers headers = {{"event-id", event_id}};
   if (!click.traceparent.empty()) headers.emplace_back("traceparent", click.traceparent);
-  absl::Status s = producer_->Produce(
-      topic_, click.code, event.SerializeAsString(), headers,
-      [failed = failed_](const absl::Status& delivered) {
-        if (!delivered.ok()) failed->Increment();
-      });
+  absl::Status s = producer_->Produce(topic_, click.code, event.SerializeAsString(), headers,
+                                      std::move(on_delivery));
   if (s.ok()) {
     queued_->Increment();
   } else {
     dropped_->Increment();
     KURT_LOG(kWarn, "click event not queued", {"code", click.code}, {"error", s.ToString()});
   }
+  return s;
+}
+
+void KafkaClickSink::Publish(const Click& click) {
+  Produce(click, [failed = failed_](const absl::Status& delivered) {
+    if (!delivered.ok()) failed->Increment();
+  }).IgnoreError();
+}
+
+absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::Time deadline) {
+  // Shared with the delivery callbacks, which may run after this returns (a timeout).
+  struct Wait {
+    std::mutex mu;
+    std::condition_variable done;
+    size_t pending = 0;
+    absl::Status first_error;
+  };
+  auto wait = std::make_shared<Wait>();
+  wait->pending = clicks.size();
+  absl::Status queued;
+  for (const Click& click : clicks) {
+    absl::Status s = Produce(click, [wait, failed = failed_](const absl::Status& delivered) {
+      if (!delivered.ok()) failed->Increment();
+      std::lock_guard<std::mutex> lock(wait->mu);
+      if (!delivered.ok() && wait->first_error.ok()) wait->first_error = delivered;
+      if (--wait->pending == 0) wait->done.notify_all();
+    });
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(wait->mu);
+      --wait->pending;
+      if (queued.ok()) queued = s;
+    }
+  }
+  std::unique_lock<std::mutex> lock(wait->mu);
+  bool all =
+      wait->done.wait_until(lock, absl::ToChronoTime(deadline), [&] { return wait->pending == 0; });
+  if (!queued.ok()) return absl::UnavailableError(absl::StrCat("not queued: ", queued.message()));
+  if (!all) {
+    return absl::UnavailableError(
+        absl::StrCat(wait->pending, " of ", clicks.size(), " clicks not yet in Kafka"));
+  }
+  if (!wait->first_error.ok()) {
+    return absl::UnavailableError(absl::StrCat("not delivered: ", wait->first_error.message()));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kurt::links

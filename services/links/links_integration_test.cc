@@ -517,6 +517,42 @@ TEST_F(LinksIntegrationTest, RedirectsTheEdgeAnsweredFromItsCacheBecomeClicksAtT
   EXPECT_EQ(by_agent["Agent/3"].code(), "cachedtwo");
 }
 
+// The edge forgets reported hits once RecordCachedRedirects answers OK, so it answers OK only
+// when Kafka has the clicks; with no broker reachable it says UNAVAILABLE (the edge tries again).
+TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheirClicks) {
+  kafka::ProducerOptions ko;
+  ko.brokers = "127.0.0.1:1";  // nothing listens there
+  ko.extra["message.timeout.ms"] = "500";
+  auto nowhere = std::move(*kafka::KafkaProducer::Create(ko));
+  KafkaClickSink unreachable(nowhere.get(), topic_, "salt", &registry_);
+  LinksService service({}, store_.get(), resolver_.get(), &unreachable);
+  platform::GrpcServerOptions go;
+  go.name = "links-without-kafka";
+  go.metrics_port = -1;
+  metrics::Registry registry;
+  platform::GrpcServer server(go, &registry);
+  server.AddService(&service);
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
+
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = CachedHit("unsentcode", absl::Now(), "Agent/1");
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  google::protobuf::Empty empty;
+  grpc::Status s = stub->RecordCachedRedirects(&ctx, batch, &empty);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
+  EXPECT_NE(s.error_message().find("not delivered"), std::string::npos) << s.error_message();
+  server.Shutdown();
+
+  // With Kafka reachable the same batch is acknowledged, and its click is on the topic by then.
+  grpc::Status ok = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  std::vector<kafka::Message> got = ConsumeClicks(1);
+  ASSERT_EQ(got.size(), 1u);
+}
+
 TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPublishesNothing) {
   const absl::Time now = absl::Now();
   auto refused = [&](api::v1::CachedRedirects batch, const std::string& names) {

@@ -223,7 +223,7 @@ grpc::Status LinksService::Resolve(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext*,
+grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext* context,
                                                  const api::v1::CachedRedirects* request,
                                                  google::protobuf::Empty*) {
   if (request->hits_size() > kMaxCachedRedirectsPerCall) {
@@ -263,8 +263,10 @@ grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext*,
                            value("x-kurt-user-agent"), value("x-kurt-client-ip"),
                            value("traceparent")});
   }
-  for (const Click& click : clicks) clicks_->Publish(click);
-  return grpc::Status::OK;
+  // The edge forgets the hits once this answers OK: they must be in Kafka by then.
+  absl::Time deadline =
+      std::min(absl::FromChrono(context->deadline()), absl::Now() + kCachedRedirectPublishTimeout);
+  return ToGrpcStatus(clicks_->PublishAll(clicks, deadline));
 }
 
 }  // namespace kurt::links

@@ -23,6 +23,8 @@ struct LinksServiceOptions {
 inline constexpr int kMaxCachedRedirectsPerCall = 10000;
 inline constexpr absl::Duration kCachedRedirectMaxAge = absl::Hours(24);
 inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
+// How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
+inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(10);
 
 class LinksService final : public kurt::links::v1::LinksService::Service {
  public:
@@ -42,7 +44,8 @@ class LinksService final : public kurt::links::v1::LinksService::Service {
                           google::protobuf::Empty* response) override;
   grpc::Status Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
                        v1::ResolveResponse* response) override;
-  // Publishes a click per redirect the edge answered from its cache. The whole batch is refused
+  // Publishes a click per redirect the edge answered from its cache, and answers OK once Kafka
+  // has them all (UNAVAILABLE otherwise: the edge sends them again). The whole batch is refused
   // (INVALID_ARGUMENT naming the hit) if any hit is not a Resolve request of a well-formed code
   // at a plausible time; then nothing is published.
   grpc::Status RecordCachedRedirects(grpc::ServerContext* context,
