@@ -2,14 +2,19 @@
 # tools/bench edge: Kurt's edge against a grpc-gateway proxy generated from the same protos, both
 # in front of the same kurt-links, under the same wrk load: a JSON create, a JSON get and the
 # redirect (the edge's redirect cache off, so both do the gRPC call); then the edge's cached
-# redirect against nginx answering a static 302. One run, side by side.
+# redirect (each one still reported to kurt-links, which publishes its click) against nginx
+# answering a static 302. One run, side by side: each comparison is KURT_BENCH_RUNS adjacent
+# pairs, the order alternating within pairs, and its ratio the median of the pairs' ratios (this
+# machine's speed drifts by a third within minutes).
 # Writes $KURT_STATE_DIR/bench/edge.json (ratios create_rps_vs_grpc_gateway,
 # get_rps_vs_grpc_gateway, redirect_rps_vs_grpc_gateway, cached_redirect_rps_vs_nginx).
-# Knobs: KURT_BENCH_SECONDS (10), KURT_BENCH_CONNECTIONS (64), KURT_BENCH_HOT_CODES (100).
+# Knobs: KURT_BENCH_SECONDS (5 per run), KURT_BENCH_RUNS (3), KURT_BENCH_CONNECTIONS (64),
+# KURT_BENCH_HOT_CODES (100).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-seconds=${KURT_BENCH_SECONDS:-10}
+seconds=${KURT_BENCH_SECONDS:-5}
+runs=${KURT_BENCH_RUNS:-3}
 connections=${KURT_BENCH_CONNECTIONS:-64}
 hot=${KURT_BENCH_HOT_CODES:-100}
 links_grpc=17111 links_http=19111 edge_port=18181 gateway_port=18182 nginx_port=18183
@@ -185,26 +190,40 @@ rss_during() { # PID NAME: samples the resident set in the middle of the next ru
   (sleep $((seconds / 2)); ps -o rss= -p "$1" >"$work/$2.rss" 2>/dev/null || true) &
 }
 
+pair() { # NAME_A URL_A PID_A NAME_B URL_B PID_B SCRIPT: RUNS adjacent pairs, order alternating
+  local i
+  for i in $(seq "$runs"); do
+    if [ $((i % 2)) = 1 ]; then
+      run_wrk "$1.$i" "$2" "$7" "$3"
+      run_wrk "$4.$i" "$5" "$7" "$6"
+    else
+      run_wrk "$4.$i" "$5" "$7" "$6"
+      run_wrk "$1.$i" "$2" "$7" "$3"
+    fi
+  done
+}
+
 start_edge --cache_entries=0
 for kind in create get redirect; do
   # Warm both (connections to the upstream, caches) before measuring.
   wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
   wrk -t1 -c4 -d1s -s "$work/$kind.lua" "http://127.0.0.1:$gateway_port" >/dev/null 2>&1
   rss_during "$edge_pid" "edge_$kind"
-  run_wrk "edge_$kind" "http://127.0.0.1:$edge_port" "$work/$kind.lua" "$edge_pid"
-  run_wrk "gateway_$kind" "http://127.0.0.1:$gateway_port" "$work/$kind.lua" "$gateway_pid"
+  pair "edge_$kind" "http://127.0.0.1:$edge_port" "$edge_pid" \
+    "gateway_$kind" "http://127.0.0.1:$gateway_port" "$gateway_pid" "$work/$kind.lua"
 done
 kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
 start_edge
 wrk -t1 -c4 -d1s -s "$work/redirect.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
 rss_during "$edge_pid" "edge_cached_redirect"
-run_wrk edge_cached_redirect "http://127.0.0.1:$edge_port" "$work/redirect.lua" "$edge_pid"
-run_wrk nginx_redirect "http://127.0.0.1:$nginx_port" "$work/redirect.lua"
+pair edge_cached_redirect "http://127.0.0.1:$edge_port" "$edge_pid" \
+  nginx_redirect "http://127.0.0.1:$nginx_port" "" "$work/redirect.lua"
 sleep 1
 
-python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" <<'PY'
-import json, re, sys
-work, out_file, seconds, connections, hot = sys.argv[1:]
+python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" "$runs" <<'PY'
+import json, re, statistics, sys
+work, out_file, seconds, connections, hot, runs = sys.argv[1:]
+runs = int(runs)
 
 def ms(text):
     m = re.match(r"([\d.]+)(us|ms|s|m)", text)
@@ -239,41 +258,54 @@ def rss(name):
     except (OSError, ValueError):
         return None
 
-rows = {}
-for kind in ("create", "get", "redirect"):
-    rows[f"edge_{kind}"] = parse(f"edge_{kind}")
-    rows[f"edge_{kind}"]["rss_mb"] = rss(f"edge_{kind}")
-    rows[f"grpc_gateway_{kind}"] = parse(f"gateway_{kind}")
-rows["edge_cached_redirect"] = parse("edge_cached_redirect")
-rows["edge_cached_redirect"]["rss_mb"] = rss("edge_cached_redirect")
-rows["nginx_static_302"] = parse("nginx_redirect")
+def runs_of(name):
+    return [parse(f"{name}.{i}") for i in range(1, runs + 1)]
 
-def ratio(a, b):
-    return round(rows[a]["rps"] / max(rows[b]["rps"], 1), 3)
+def summary(rs, rss_name=None):
+    """The median run's figures (by req/s) and every run's req/s."""
+    r = dict(sorted(rs, key=lambda x: x["rps"])[len(rs) // 2])
+    r["rps_runs"] = [x["rps"] for x in rs]
+    cpu = [x["proxy_cpu_us_per_request"] for x in rs if "proxy_cpu_us_per_request" in x]
+    if cpu:
+        r["proxy_cpu_us_per_request"] = round(statistics.median(cpu), 1)
+    if rss_name:
+        r["rss_mb"] = rss(rss_name)
+    return r
 
-extra = {"cached_redirect_rps_vs_grpc_gateway": ratio("edge_cached_redirect", "grpc_gateway_redirect")}
-ratios = {
-    "create_rps_vs_grpc_gateway": ratio("edge_create", "grpc_gateway_create"),
-    "get_rps_vs_grpc_gateway": ratio("edge_get", "grpc_gateway_get"),
-    "redirect_rps_vs_grpc_gateway": ratio("edge_redirect", "grpc_gateway_redirect"),
-    "cached_redirect_rps_vs_nginx": ratio("edge_cached_redirect", "nginx_static_302"),
+comparisons = {  # ratio name: (ours, reference)
+    "create_rps_vs_grpc_gateway": ("edge_create", "gateway_create"),
+    "get_rps_vs_grpc_gateway": ("edge_get", "gateway_get"),
+    "redirect_rps_vs_grpc_gateway": ("edge_redirect", "gateway_redirect"),
+    "cached_redirect_rps_vs_nginx": ("edge_cached_redirect", "nginx_redirect"),
 }
+rows, ratios, pairs = {}, {}, {}
+for name, (ours, ref) in comparisons.items():
+    a, b = runs_of(ours), runs_of(ref)
+    pairs[name] = [round(x["rps"] / max(y["rps"], 1), 3) for x, y in zip(a, b)]
+    ratios[name] = round(statistics.median(pairs[name]), 3)
+    rows[ours] = summary(a, ours)
+    rows[ref.replace("gateway_", "grpc_gateway_").replace("nginx_redirect", "nginx_static_302")] = \
+        summary(b)
+extra = {"cached_redirect_rps_vs_grpc_gateway":
+         round(rows["edge_cached_redirect"]["rps"] / max(rows["grpc_gateway_redirect"]["rps"], 1), 3)}
+
 print(f"{'':26} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx/3xx':>12} {'CPU us/req':>11} "
-      f"{'edge RSS MB':>12}")
+      f"{'edge RSS MB':>12}  req/s of each run")
 for name, r in rows.items():
     print(f"{name:26} {r['rps']:>9} {r['p50_ms']:>8} {r['p99_ms']:>8} {r['non_2xx_3xx']:>12} "
           f"{r.get('proxy_cpu_us_per_request', ''):>11} "
-          f"{r.get('rss_mb') if r.get('rss_mb') is not None else '':>12}")
+          f"{r.get('rss_mb') if r.get('rss_mb') is not None else '':>12}  {r['rps_runs']}")
 for k, v in ratios.items():
-    print(f"{k} = {v}")
+    print(f"{k} = {v}   (median of the pairs {pairs[k]})")
 for k, v in extra.items():
     print(f"({k} = {v}: the edge's cache on, for information)")
+# p99 of the median runs; a tail figure from 5 s runs moves a lot, hence also every pair's.
 p99 = {k: rows[f"edge_{k}"]["p99_ms"] <= rows[f"grpc_gateway_{k}"]["p99_ms"]
        for k in ("create", "get", "redirect")}
 print("p99 no worse than grpc-gateway: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in p99.items()))
-json.dump({"benchmark": "edge", "seconds": int(seconds), "connections": int(connections),
+json.dump({"benchmark": "edge", "seconds": int(seconds), "runs": runs, "connections": int(connections),
            "threads": 2, "hot_codes": int(hot), "results": rows, "p99_no_worse": p99,
            "targets": {"vs_grpc_gateway": 1.5, "cached_redirect_vs_nginx": 0.5},
-           "ratios": ratios, "information": extra}, open(out_file, "w"), indent=2)
+           "ratios": ratios, "pairs": pairs, "information": extra}, open(out_file, "w"), indent=2)
 print(f"wrote {out_file}")
 PY
