@@ -25,6 +25,9 @@ ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:16379", "Redis");
 ABSL_FLAG(std::string, kafka_brokers, "127.0.0.1:19092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(int, shutdown_grace_seconds, 10, "How long SIGTERM waits for in-flight work");
+ABSL_FLAG(int, grpc_max_connection_age_seconds, 120,
+          "A gRPC server ends each client connection after about this long (calls in flight "
+          "finish), so that clients resolve again and spread over new replicas (0: never)");
 ABSL_FLAG(std::string, edge_secret, "",
           "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
           "and a gRPC service refuses a call carrying x-kurt-account-id without it (empty: no "

@@ -20,6 +20,7 @@ ABSL_DECLARE_FLAG(std::string, redis_url);
 ABSL_DECLARE_FLAG(std::string, kafka_brokers);
 ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(int, shutdown_grace_seconds);
+ABSL_DECLARE_FLAG(int, grpc_max_connection_age_seconds);
 ABSL_DECLARE_FLAG(std::string, edge_secret);
 
 namespace kurt::platform {

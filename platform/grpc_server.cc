@@ -1,5 +1,8 @@
 #include "platform/grpc_server.h"
 
+#include <algorithm>
+#include <cstdint>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
@@ -83,6 +86,7 @@ GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
   o.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   o.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  o.max_connection_age = absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_seconds));
   o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
   return o;
 }
@@ -130,6 +134,14 @@ absl::Status GrpcServer::Start() {
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Clients re-resolve only when a connection ends: without an age, replicas added by the
+  // autoscaler would get no calls from clients already connected (gRPC adds ±10 % jitter).
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(
+            std::min<int64_t>(absl::ToInt64Milliseconds(options_.max_connection_age), INT32_MAX)));
+  }
 
   RpcMetrics rpc_metrics;
   rpc_metrics.requests = &registry_->AddCounter(

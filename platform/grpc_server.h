@@ -30,11 +30,14 @@ struct GrpcServerOptions {
   // Non-empty: calls carrying x-kurt-account-id without this x-kurt-edge-secret are refused
   // (UNAUTHENTICATED) before any handler runs; see platform/edge_trust.h.
   std::string edge_secret;
+  // Each client connection is ended (GOAWAY; calls in flight finish) after about this long, so
+  // that clients resolve the service again and reach replicas added since. Zero: never.
+  absl::Duration max_connection_age = absl::Minutes(2);
   // Threads of the synchronous server: completion queues, and pollers per queue.
   int sync_cqs = 2;
   int sync_min_pollers = 8;
   int sync_max_pollers = 64;
-  // Fills host, ports, grace and the edge secret from the standard flags.
+  // Fills host, ports, grace, connection age and the edge secret from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
 

@@ -3,7 +3,10 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <future>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 
@@ -103,6 +106,48 @@ TEST(GrpcServerTest, ServesHealthMetricsAndReadiness) {
 
   server.Shutdown();
   EXPECT_TRUE(hook_ran);
+}
+
+// Clients only resolve a service again when a connection ends: the server ends each one after
+// max_connection_age, so that replicas added later get calls too. Calls keep working throughout.
+TEST(GrpcServerTest, ConnectionsEndAfterTheirMaximumAgeAndClientsReconnect) {
+  metrics::Registry registry;
+  GrpcServerOptions options = TestOptions();
+  options.max_connection_age = absl::Seconds(1);
+  GrpcServer server(options, &registry);
+  ASSERT_TRUE(server.Start().ok());
+  auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  auto check = [&] {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1), response;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status s) { done.set_value(s); });
+    return done.get_future().get();
+  };
+  ASSERT_TRUE(check().ok());
+  ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
+  // Within the age (1 s, +10 % jitter, + its grace for the GOAWAY) the connection goes.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (channel->GetState(false) == GRPC_CHANNEL_READY && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_NE(channel->GetState(false), GRPC_CHANNEL_READY) << "the connection outlived its age";
+  EXPECT_TRUE(check().ok()) << "a new connection serves the next call";
+
+  GrpcServerOptions ageless = TestOptions();
+  ageless.max_connection_age = absl::ZeroDuration();
+  GrpcServer forever(ageless, &registry);
+  ASSERT_TRUE(forever.Start().ok());
+  auto kept = grpc::CreateChannel(absl::StrCat("127.0.0.1:", forever.grpc_port()),
+                                  grpc::InsecureChannelCredentials());
+  ASSERT_TRUE(kept->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  absl::SleepFor(absl::Seconds(3));
+  EXPECT_EQ(kept->GetState(false), GRPC_CHANNEL_READY) << "zero: connections are kept";
 }
 
 TEST(GrpcServerTest, WithAnEdgeSecretAnAccountNeedsIt) {
