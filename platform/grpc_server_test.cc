@@ -3,7 +3,6 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <future>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -30,12 +29,11 @@ std::pair<int, std::string> HttpGet(int port, const std::string& target) {
   return {res.result_int(), res.body()};
 }
 
-// A unary call with an empty request and the given metadata; the response's bytes in `out`.
-grpc::Status Call(int port, const std::string& method,
+// A unary call with an empty request and the given metadata on `channel`; the response's bytes
+// in `out`.
+grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                   const std::vector<std::pair<std::string, std::string>>& metadata = {},
                   std::string* out = nullptr) {
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
-                                     grpc::InsecureChannelCredentials());
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -61,6 +59,15 @@ grpc::Status Call(int port, const std::string& method,
     for (auto& s : slices) out->append(reinterpret_cast<const char*>(s.begin()), s.size());
   }
   return status;
+}
+
+// The same on a new channel to 127.0.0.1:`port`.
+grpc::Status Call(int port, const std::string& method,
+                  const std::vector<std::pair<std::string, std::string>>& metadata = {},
+                  std::string* out = nullptr) {
+  return Call(
+      grpc::CreateChannel("127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()),
+      method, metadata, out);
 }
 
 // grpc.health.v1.Health/Check with an empty request; returns the status enum (1 = SERVING).
@@ -118,17 +125,7 @@ TEST(GrpcServerTest, ConnectionsEndAfterTheirMaximumAgeAndClientsReconnect) {
   ASSERT_TRUE(server.Start().ok());
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.grpc_port()),
                                      grpc::InsecureChannelCredentials());
-  grpc::GenericStub stub(channel);
-  auto check = [&] {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1), response;
-    std::promise<grpc::Status> done;
-    stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                   [&](grpc::Status s) { done.set_value(s); });
-    return done.get_future().get();
-  };
+  auto check = [&] { return Call(channel, "/grpc.health.v1.Health/Check"); };
   ASSERT_TRUE(check().ok());
   ASSERT_EQ(channel->GetState(false), GRPC_CHANNEL_READY);
   // Within the age (1 s, +10 % jitter, + its grace for the GOAWAY) the connection goes.
