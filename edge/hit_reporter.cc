@@ -1,7 +1,6 @@
 #include "edge/hit_reporter.h"
 
 #include <algorithm>
-#include <numeric>
 
 #include "edge/field_encoding.h"
 #include "platform/log.h"
@@ -62,6 +61,13 @@ HitReporter::~HitReporter() {
   }
   wake_.notify_all();
   thread_.join();
+  // The last round could not send these (the service is unreachable): they are lost.
+  for (const auto& m : methods_) {
+    if (m->pending == 0) continue;
+    dropped_->Increment(static_cast<double>(m->pending));
+    KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
+             {"method", m->method}, {"hits", m->pending});
+  }
 }
 
 int HitReporter::AddMethod(std::string service, std::string method) {
@@ -78,14 +84,21 @@ void HitReporter::Add(int id, absl::string_view hit) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     Method& m = *methods_[id];
-    if (m.sizes.size() >= options_.max_pending) {
+    if (m.pending >= options_.max_pending || m.pending_bytes >= options_.max_pending_bytes) {
       dropped_->Increment();
       return;
     }
-    const size_t before = m.pending.size();
-    AppendLengthDelimited(1, hit, &m.pending);
-    m.sizes.push_back(m.pending.size() - before);
-    full = m.sizes.size() == options_.max_batch;
+    if (m.batches.empty() || m.batches.back().count >= options_.max_batch ||
+        m.batches.back().hits.size() >= options_.max_batch_bytes) {
+      m.batches.emplace_back();
+    }
+    Batch& b = m.batches.back();
+    const size_t before = b.hits.size();
+    AppendLengthDelimited(1, hit, &b.hits);
+    ++b.count;
+    ++m.pending;
+    m.pending_bytes += b.hits.size() - before;
+    full = b.count >= options_.max_batch || b.hits.size() >= options_.max_batch_bytes;
   }
   if (full) wake_.notify_one();
 }
@@ -101,21 +114,27 @@ void HitReporter::Flush() {
 
 size_t HitReporter::Pending(int id) {
   std::lock_guard<std::mutex> lock(mu_);
-  return methods_[id]->sizes.size();
+  return methods_[id]->pending;
 }
 
 bool HitReporter::AnyFull() const {
   return std::any_of(methods_.begin(), methods_.end(),
-                     [&](const auto& m) { return m->sizes.size() >= options_.max_batch; });
+                     [](const auto& m) { return m->batches.size() > 1; }) ||
+         std::any_of(methods_.begin(), methods_.end(), [&](const auto& m) {
+           return !m->batches.empty() &&
+                  (m->batches.back().count >= options_.max_batch ||
+                   m->batches.back().hits.size() >= options_.max_batch_bytes);
+         });
 }
 
 void HitReporter::Run() {
   std::unique_lock<std::mutex> lock(mu_);
+  const auto interval =
+      absl::ToChronoNanoseconds(std::max(options_.interval, absl::Milliseconds(10)));
   bool backing_off = false;
   while (true) {
     // After a failed call, wait out the interval even when hits pile up.
-    wake_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval),
-                   [&] { return stop_ || flush_ || (!backing_off && AnyFull()); });
+    wake_.wait_for(lock, interval, [&] { return stop_ || flush_ || (!backing_off && AnyFull()); });
     const bool stopping = stop_;
     flush_ = false;
     in_round_ = true;
@@ -129,40 +148,35 @@ void HitReporter::Run() {
 
 bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock) {
   bool all_sent = true;
-  for (auto& owned : methods_) {
-    Method& m = *owned;
-    while (!m.sizes.empty()) {
-      const size_t n = std::min(m.sizes.size(), options_.max_batch);
-      std::vector<size_t> sizes(m.sizes.begin(), m.sizes.begin() + n);
-      const size_t bytes = std::accumulate(sizes.begin(), sizes.end(), size_t{0});
-      std::string batch;
-      if (n == m.sizes.size()) {
-        batch.swap(m.pending);
-        m.sizes.clear();
-      } else {
-        batch = m.pending.substr(0, bytes);
-        m.pending.erase(0, bytes);
-        m.sizes.erase(m.sizes.begin(), m.sizes.begin() + n);
-      }
+  // Methods are only added before the first hit, so the vector does not change while unlocked.
+  for (size_t i = 0; i < methods_.size(); ++i) {
+    Method& m = *methods_[i];
+    while (!m.batches.empty()) {
+      Batch batch = std::move(m.batches.front());
+      m.batches.pop_front();
+      m.pending -= batch.count;
+      m.pending_bytes -= batch.hits.size();
       lock.unlock();
-      grpc::Status status = sender_->Send(m.service, m.method, batch, options_.timeout);
+      grpc::Status status = sender_->Send(m.service, m.method, batch.hits, options_.timeout);
       lock.lock();
       if (status.ok()) {
-        reported_->Increment(static_cast<double>(n));
+        reported_->Increment(static_cast<double>(batch.count));
         continue;
       }
       if (Retryable(status.error_code())) {
-        // Back in front, in order, for the next round.
-        m.pending.insert(0, batch);
-        m.sizes.insert(m.sizes.begin(), sizes.begin(), sizes.end());
+        // Back in front, whole, for the next round (new hits went to batches behind it).
+        m.pending += batch.count;
+        m.pending_bytes += batch.hits.size();
+        m.batches.push_front(std::move(batch));
         KURT_LOG(kWarn, "cached redirects not reported yet; trying again", {"method", m.method},
-                 {"hits", m.sizes.size()}, {"error", status.error_message()});
+                 {"hits", m.pending}, {"error", status.error_message()});
         all_sent = false;
         break;
       }
-      dropped_->Increment(static_cast<double>(n));
-      KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method}, {"hits", n},
-               {"code", static_cast<int>(status.error_code())}, {"error", status.error_message()});
+      dropped_->Increment(static_cast<double>(batch.count));
+      KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method},
+               {"hits", batch.count}, {"code", static_cast<int>(status.error_code())},
+               {"error", status.error_message()});
     }
   }
   return all_sent;

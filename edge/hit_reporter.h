@@ -3,22 +3,25 @@
 // redirect route names the RPC that hears of them: (kurt.api.v1.http_redirect).cached_hits_method,
 // which takes a kurt.api.v1.CachedRedirects.
 //
-// Add() only appends the hit, already in wire format, to its method's buffer: the I/O threads call
-// it for every cached answer. A thread of the reporter's own sends each method's hits as one call
-// every `interval`, or sooner once `max_batch` are waiting.
+// Add() only appends the hit, already in wire format, to the last batch of its method (a new one
+// once that holds max_batch hits or max_batch_bytes): the I/O threads call it for every cached
+// answer. A thread of the reporter's own sends each method's batches, oldest first, every
+// `interval`, or sooner once a batch is full.
 // - A call that fails UNAVAILABLE or DEADLINE_EXCEEDED (the service restarting, unreachable or
-//   overloaded) leaves its hits pending; they go again with the next. Such a failure after the
-//   service took the hits (it died before answering) counts them twice: at least once, not
-//   exactly once.
+//   overloaded) keeps its batch in front; it goes again the next round. The service may have taken
+//   it before failing (it died before answering, or Kafka acknowledged after the deadline): then
+//   its hits count twice. At least once, not exactly once.
 // - Any other failure (the service refuses the batch, or does not have the method) drops it.
-// - At most `max_pending` hits wait per method; beyond that new hits are dropped.
-// Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}.
-//
-// The destructor (the edge shutting down) sends what is pending once more. Add is thread-safe.
+// - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
+//   dropped.
+// Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
+// edge shutting down) sends what is pending once more and counts what still did not go as dropped.
+// Add is thread-safe.
 #pragma once
 
 #include <condition_variable>
 #include <cstddef>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -34,11 +37,14 @@
 namespace kurt::edge {
 
 struct HitReporterOptions {
-  absl::Duration interval = absl::Milliseconds(500);
+  absl::Duration interval = absl::Milliseconds(500);  // at least 10 ms
   size_t max_batch = 2000;
+  size_t max_batch_bytes = 1 << 20;  // well under gRPC's 4 MB message limit
   size_t max_pending = 200000;
-  // Deadline of one call.
-  absl::Duration timeout = absl::Seconds(5);
+  size_t max_pending_bytes = 64 << 20;
+  // Deadline of one call: longer than the service needs to make a batch durable (links waits for
+  // Kafka), so that a slow broker delays reports rather than repeating them.
+  absl::Duration timeout = absl::Seconds(30);
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -72,17 +78,23 @@ class HitReporter {
   size_t Pending(int id);
 
  private:
+  struct Batch {
+    std::string hits;  // repeated `hits` entries: a serialized CachedRedirects
+    size_t count = 0;
+  };
   struct Method {
     std::string service;
     std::string method;
-    std::string pending;        // repeated `hits` entries of a CachedRedirects
-    std::vector<size_t> sizes;  // of each entry in `pending`, to split it into batches
+    std::deque<Batch> batches;  // oldest first; only the last one takes new hits
+    size_t pending = 0;         // hits in `batches`
+    size_t pending_bytes = 0;
   };
 
   void Run();
-  // Sends each method's pending hits, max_batch at a time; false when some stay pending after
-  // a failure worth trying again. Called with `lock` held; releases it during each call.
+  // Sends each method's batches, oldest first; false when one stays after a failure worth
+  // trying again. Called with `lock` held; releases it during each call.
   bool SendPending(std::unique_lock<std::mutex>& lock);
+  // A method has a batch that takes no more hits.
   bool AnyFull() const;
 
   const HitReporterOptions options_;

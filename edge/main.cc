@@ -54,7 +54,7 @@ ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
           "Longest time a cached redirect is kept, whatever its max-age");
 ABSL_FLAG(absl::Duration, cached_hits_interval, absl::Milliseconds(500),
           "How often redirects answered from the cache are reported to their service "
-          "(kurt-links counts them as clicks)");
+          "(kurt-links counts them as clicks); at least 10ms");
 ABSL_FLAG(int64_t, cached_hits_max_pending, 200000,
           "Reports of cached redirects kept while their service is unreachable; more are dropped");
 ABSL_FLAG(bool, dev_trust_account_header, false,

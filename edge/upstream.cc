@@ -142,6 +142,9 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       while (queue->Next(&tag, &ok)) {
         // Finish always completes with ok == true; the call's outcome is in the status.
         std::unique_ptr<UnaryTag> call(static_cast<UnaryTag*>(tag));
+        // The reader lives in memory its ClientContext owns, and `done` may let the context go
+        // (the caller's Call, or a caller waiting on the stack): destroy the reader first.
+        call->reader.reset();
         call->done(call->status);
       }
     });

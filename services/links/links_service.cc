@@ -263,9 +263,10 @@ grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext* context,
                            value("x-kurt-user-agent"), value("x-kurt-client-ip"),
                            value("traceparent")});
   }
-  // The edge forgets the hits once this answers OK: they must be in Kafka by then.
-  absl::Time deadline =
-      std::min(absl::FromChrono(context->deadline()), absl::Now() + kCachedRedirectPublishTimeout);
+  // The edge forgets the hits once this answers OK: they must be in Kafka by then. Answer a little
+  // before the caller's deadline, so that it hears UNAVAILABLE rather than nothing.
+  absl::Time deadline = std::min(absl::FromChrono(context->deadline()) - absl::Milliseconds(500),
+                                 absl::Now() + kCachedRedirectPublishTimeout);
   return ToGrpcStatus(clicks_->PublishAll(clicks, deadline));
 }
 

@@ -24,7 +24,7 @@ inline constexpr int kMaxCachedRedirectsPerCall = 10000;
 inline constexpr absl::Duration kCachedRedirectMaxAge = absl::Hours(24);
 inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
 // How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
-inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(10);
+inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
 
 class LinksService final : public kurt::links::v1::LinksService::Service {
  public:
