@@ -126,7 +126,9 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       // Separate connections per channel, not one shared subchannel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("kurt.edge.channel", i);
-      args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);
+      // Retries stay on, with no retry policy: only transparent ones, of calls the server never
+      // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
+      // goes on the next connection instead of failing). Nothing is sent twice to a handler.
       auto channel = grpc::CreateCustomChannel(ChannelTarget(addresses),
                                                grpc::InsecureChannelCredentials(), args);
       upstream->stubs.push_back(std::make_unique<grpc::GenericStub>(channel));

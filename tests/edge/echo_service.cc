@@ -200,10 +200,13 @@ std::vector<kurt::api::v1::CachedRedirects::Hit> FakeLinksService::CachedHits() 
   return cached_hits_;
 }
 
-TestUpstream::TestUpstream() {
+TestUpstream::TestUpstream(int max_connection_age_ms) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  if (max_connection_age_ms > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, max_connection_age_ms);
+  }
   builder.RegisterService(&echo_);
   builder.RegisterService(&links_);
   server_ = builder.BuildAndStart();

@@ -81,7 +81,9 @@ class FakeLinksService final : public kurt::links::v1::LinksService::Service {
 // The two services on one in-process server (with grpc.health.v1), on a free port.
 class TestUpstream {
  public:
-  TestUpstream();
+  // max_connection_age_ms > 0: the server ends each connection after that long (GOAWAY), as
+  // Kurt's services do every two minutes.
+  explicit TestUpstream(int max_connection_age_ms = 0);
   ~TestUpstream();
   int port() const { return port_; }
   EchoServiceImpl& echo() { return echo_; }

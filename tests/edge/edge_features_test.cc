@@ -58,6 +58,31 @@ TEST(EdgeForwardedForTest, TrustedForwardedForGivesTheClientIp) {
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
 }
 
+// Services end each connection after a maximum age (GOAWAY), so that clients spread over new
+// replicas. A call that meets the GOAWAY on its way must go on the next connection, not fail.
+TEST(EdgeUpstreamTest, CallsCrossingAnUpstreamsConnectionEndingDoNotFail) {
+  TestUpstream upstream(/*max_connection_age_ms=*/100);
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  config.edge.cache_entries = 0;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  std::atomic<int> failed{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 8; ++c) {
+    clients.emplace_back([&, c] {
+      HttpConnection conn(port);
+      const absl::Time until = absl::Now() + absl::Seconds(3);
+      for (int i = 0; absl::Now() < until; ++i) {
+        Reply r = conn.Fetch("GET", absl::StrCat("/agecode", c, "x", i));
+        if (r.status != 302) ++failed;
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(failed, 0);
+}
+
 TEST(EdgeDevAuthTest, DevAccountHeaderIsTrustedOnlyWhenEnabled) {
   TestUpstream upstream;
   EdgeServerConfig config = TestConfig(upstream.port(), 0);
