@@ -66,7 +66,8 @@ class Edge : public HttpHandler {
   void WaitIdle(absl::Duration max);
   // Cancels the server streams in flight (shutdown: they have no deadline of their own).
   void CancelStreams();
-  // Sends the pending reports of cached redirects now, and returns when that is done.
+  // Sends the pending reports of cached redirects now, and returns when that is done (tests;
+  // destruction sends what is left).
   void FlushCachedHits() { hit_reporter_->Flush(); }
 
   ResponseCache& cache() { return cache_; }

@@ -74,8 +74,8 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   // completions may still post to them until WaitIdle returns.
   edge_->CancelStreams();
   edge_->WaitIdle(absl::Seconds(5));
-  // Nothing is served from the cache any more: tell the services of what was.
-  edge_->FlushCachedHits();
+  // Reports of cached redirects still pending go when the Edge is destroyed (HitReporter's last
+  // round, with a short deadline that fits the pod's termination grace period).
 }
 
 const std::map<std::string, std::string>& EdgeServer::upstream_targets() const {

@@ -138,7 +138,7 @@ void HitReporter::Run() {
     const bool stopping = stop_;
     flush_ = false;
     in_round_ = true;
-    backing_off = !SendPending(lock);
+    backing_off = !SendPending(lock, stopping ? options_.shutdown_timeout : options_.timeout);
     in_round_ = false;
     ++rounds_;
     flushed_.notify_all();
@@ -146,7 +146,7 @@ void HitReporter::Run() {
   }
 }
 
-bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock) {
+bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration timeout) {
   bool all_sent = true;
   // Methods are only added before the first hit, so the vector does not change while unlocked.
   for (size_t i = 0; i < methods_.size(); ++i) {
@@ -157,7 +157,7 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock) {
       m.pending -= batch.count;
       m.pending_bytes -= batch.hits.size();
       lock.unlock();
-      grpc::Status status = sender_->Send(m.service, m.method, batch.hits, options_.timeout);
+      grpc::Status status = sender_->Send(m.service, m.method, batch.hits, timeout);
       lock.lock();
       if (status.ok()) {
         reported_->Increment(static_cast<double>(batch.count));

@@ -15,7 +15,8 @@
 // - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
 //   dropped.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
-// edge shutting down) sends what is pending once more and counts what still did not go as dropped.
+// edge shutting down) sends what is pending once more, with a shorter deadline, and counts what
+// still did not go as dropped.
 // Add is thread-safe.
 #pragma once
 
@@ -45,6 +46,8 @@ struct HitReporterOptions {
   // Deadline of one call: longer than the service needs to make a batch durable (links waits for
   // Kafka), so that a slow broker delays reports rather than repeating them.
   absl::Duration timeout = absl::Seconds(30);
+  // Deadline of the calls of the last round (the edge shutting down within its grace period).
+  absl::Duration shutdown_timeout = absl::Seconds(5);
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -93,7 +96,7 @@ class HitReporter {
   void Run();
   // Sends each method's batches, oldest first; false when one stays after a failure worth
   // trying again. Called with `lock` held; releases it during each call.
-  bool SendPending(std::unique_lock<std::mutex>& lock);
+  bool SendPending(std::unique_lock<std::mutex>& lock, absl::Duration timeout);
   // A method has a batch that takes no more hits.
   bool AnyFull() const;
 

@@ -17,9 +17,10 @@ using kurt::api::v1::CachedRedirects;
 class FakeSender : public HitSender {
  public:
   grpc::Status Send(const std::string& service, const std::string& method, const std::string& batch,
-                    absl::Duration) override {
+                    absl::Duration timeout) override {
     std::lock_guard<std::mutex> lock(mu);
     calls.push_back(service + " " + method);
+    timeouts.push_back(timeout);
     CachedRedirects parsed;
     EXPECT_TRUE(parsed.ParseFromString(batch));
     grpc::Status answer = grpc::Status::OK;
@@ -47,6 +48,7 @@ class FakeSender : public HitSender {
 
   std::mutex mu;
   std::vector<std::string> calls;
+  std::vector<absl::Duration> timeouts;
   std::vector<CachedRedirects> batches;
   std::deque<grpc::Status> answers;
 };
@@ -174,6 +176,21 @@ TEST(HitReporterTest, HitsStillUnsentWhenTheReporterEndsAreCountedAsDropped) {
   EXPECT_EQ(sender.Batches(), 0u);
   EXPECT_EQ(Counter(registry, "dropped"), 2);
   EXPECT_EQ(Counter(registry, "reported"), 0);
+}
+
+TEST(HitReporterTest, TheLastRoundAtShutdownHasTheShorterDeadline) {
+  metrics::Registry registry;
+  FakeSender sender;
+  {
+    HitReporter reporter(Slow(), &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("a"));
+    reporter.Flush();
+    reporter.Add(id, Hit("b"));
+  }
+  EXPECT_EQ(sender.timeouts, (std::vector<absl::Duration>{HitReporterOptions().timeout,
+                                                          HitReporterOptions().shutdown_timeout}));
+  EXPECT_LT(HitReporterOptions().shutdown_timeout, HitReporterOptions().timeout);
 }
 
 TEST(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
