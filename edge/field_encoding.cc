@@ -233,28 +233,14 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
     if (!google::protobuf::util::TimeUtil::FromString(std::string(text), &ts)) {
       return BadValue(what, text, f, "want RFC 3339, e.g. 2024-01-02T03:04:05Z");
     }
-    if (ts.seconds() != 0) {
-      AppendTag(1, WireFormatLite::WIRETYPE_VARINT, &inner);
-      AppendVarint(static_cast<uint64_t>(ts.seconds()), &inner);
-    }
-    if (ts.nanos() != 0) {
-      AppendTag(2, WireFormatLite::WIRETYPE_VARINT, &inner);
-      AppendVarint(static_cast<uint64_t>(static_cast<int64_t>(ts.nanos())), &inner);
-    }
+    inner = EncodeSecondsNanos(ts.seconds(), ts.nanos());
   } else if (type == "google.protobuf.Duration") {
     google::protobuf::Duration d;
     if (!absl::EndsWith(text, "s") ||
         !google::protobuf::util::TimeUtil::FromString(std::string(text), &d)) {
       return BadValue(what, text, f, "want seconds with an 's', e.g. 1.5s");
     }
-    if (d.seconds() != 0) {
-      AppendTag(1, WireFormatLite::WIRETYPE_VARINT, &inner);
-      AppendVarint(static_cast<uint64_t>(d.seconds()), &inner);
-    }
-    if (d.nanos() != 0) {
-      AppendTag(2, WireFormatLite::WIRETYPE_VARINT, &inner);
-      AppendVarint(static_cast<uint64_t>(static_cast<int64_t>(d.nanos())), &inner);
-    }
+    inner = EncodeSecondsNanos(d.seconds(), d.nanos());
   } else if (type == "google.protobuf.FieldMask") {
     google::protobuf::FieldMask mask;
     // The JSON form is lowerCamelCase; snake_case paths are taken as they are.
@@ -353,6 +339,14 @@ bool IsWellFormed(const google::protobuf::Descriptor* type, absl::string_view me
 void AppendVarintField(int field_number, uint64_t value, std::string* out) {
   AppendTag(field_number, WireFormatLite::WIRETYPE_VARINT, out);
   AppendVarint(value, out);
+}
+
+std::string EncodeSecondsNanos(int64_t seconds, int32_t nanos) {
+  std::string out;
+  if (seconds != 0) AppendVarintField(1, static_cast<uint64_t>(seconds), &out);
+  // Negative nanos (a negative Duration) are sign-extended, as int32 varints are.
+  if (nanos != 0) AppendVarintField(2, static_cast<uint64_t>(static_cast<int64_t>(nanos)), &out);
+  return out;
 }
 
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out) {

@@ -22,6 +22,9 @@ absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out);
 // Appends a varint field (int32, int64, uint32, uint64, bool, enum) to `out`.
 void AppendVarintField(int field_number, uint64_t value, std::string* out);
+// A google.protobuf.Timestamp or Duration (both are {int64 seconds = 1; int32 nanos = 2;}) in
+// wire format, zero fields omitted.
+std::string EncodeSecondsNanos(int64_t seconds, int32_t nanos);
 
 // Reads the last occurrence of length-delimited top-level field `field_number` of a serialized
 // message (a string, bytes or message field). False when absent or the bytes do not parse.

@@ -29,10 +29,7 @@ std::string EncodeCachedHit(
     seconds -= 1;
     nanos += 1000000000;
   }
-  std::string timestamp;
-  if (seconds != 0) AppendVarintField(1, static_cast<uint64_t>(seconds), &timestamp);
-  if (nanos != 0) AppendVarintField(2, static_cast<uint64_t>(nanos), &timestamp);
-  AppendLengthDelimited(2, timestamp, &hit);
+  AppendLengthDelimited(2, EncodeSecondsNanos(seconds, static_cast<int32_t>(nanos)), &hit);
   std::string entry;
   for (const auto& [key, value] : metadata) {
     entry.clear();
@@ -88,17 +85,14 @@ void HitReporter::Add(int id, absl::string_view hit) {
       dropped_->Increment();
       return;
     }
-    if (m.batches.empty() || m.batches.back().count >= options_.max_batch ||
-        m.batches.back().hits.size() >= options_.max_batch_bytes) {
-      m.batches.emplace_back();
-    }
+    if (m.batches.empty() || Full(m.batches.back())) m.batches.emplace_back();
     Batch& b = m.batches.back();
     const size_t before = b.hits.size();
     AppendLengthDelimited(1, hit, &b.hits);
     ++b.count;
     ++m.pending;
     m.pending_bytes += b.hits.size() - before;
-    full = b.count >= options_.max_batch || b.hits.size() >= options_.max_batch_bytes;
+    full = Full(b);
   }
   if (full) wake_.notify_one();
 }
@@ -117,14 +111,15 @@ size_t HitReporter::Pending(int id) {
   return methods_[id]->pending;
 }
 
+bool HitReporter::Full(const Batch& batch) const {
+  return batch.count >= options_.max_batch || batch.hits.size() >= options_.max_batch_bytes;
+}
+
 bool HitReporter::AnyFull() const {
-  return std::any_of(methods_.begin(), methods_.end(),
-                     [](const auto& m) { return m->batches.size() > 1; }) ||
-         std::any_of(methods_.begin(), methods_.end(), [&](const auto& m) {
-           return !m->batches.empty() &&
-                  (m->batches.back().count >= options_.max_batch ||
-                   m->batches.back().hits.size() >= options_.max_batch_bytes);
-         });
+  // Only the last batch of a method takes hits: any before it is full.
+  return std::any_of(methods_.begin(), methods_.end(), [&](const auto& m) {
+    return m->batches.size() > 1 || (!m->batches.empty() && Full(m->batches.back()));
+  });
 }
 
 void HitReporter::Run() {

@@ -97,6 +97,8 @@ class HitReporter {
   // Sends each method's batches, oldest first; false when one stays after a failure worth
   // trying again. Called with `lock` held; releases it during each call.
   bool SendPending(std::unique_lock<std::mutex>& lock, absl::Duration timeout);
+  // The batch takes no more hits.
+  bool Full(const Batch& batch) const;
   // A method has a batch that takes no more hits.
   bool AnyFull() const;
 

@@ -7,6 +7,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "kurt/api/v1/options.pb.h"
+#include "tests/support/metric_value.h"
 
 namespace kurt::edge {
 namespace {
@@ -54,11 +55,16 @@ class FakeSender : public HitSender {
 };
 
 double Counter(metrics::Registry& registry, const std::string& outcome) {
-  std::string text = registry.Render();
-  std::string series = absl::StrCat("kurt_edge_cached_hits_total{outcome=\"", outcome, "\"} ");
-  size_t at = text.find(series);
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + series.size()));
+  return testing::MetricValue(
+      registry.Render(), absl::StrCat("kurt_edge_cached_hits_total{outcome=\"", outcome, "\"}"));
 }
+
+// Each test's own registry and sender; reporters are made in the tests (their lifetimes matter).
+class HitReporterTest : public ::testing::Test {
+ protected:
+  metrics::Registry registry;
+  FakeSender sender;
+};
 
 std::string Hit(const std::string& request) { return EncodeCachedHit(request, absl::Now(), {}); }
 
@@ -70,7 +76,7 @@ HitReporterOptions Slow(size_t max_batch = 100, size_t max_pending = 1000) {
   return o;
 }
 
-TEST(HitReporterTest, EncodesAHitAsTheCachedRedirectsMessage) {
+TEST(HitReporterEncodingTest, EncodesAHitAsTheCachedRedirectsMessage) {
   const absl::Time when = absl::FromUnixMicros(1'700'000'000'123'456);
   std::string bytes = EncodeCachedHit("request bytes", when,
                                       {{"x-kurt-user-agent", "Agent/1"}, {"x-request-id", "r-1"}});
@@ -89,9 +95,7 @@ TEST(HitReporterTest, EncodesAHitAsTheCachedRedirectsMessage) {
   EXPECT_EQ(hit.time().nanos(), 500'000'000);
 }
 
-TEST(HitReporterTest, SendsEachMethodsHitsInOrderInBatchesOfAtMostMaxBatch) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, SendsEachMethodsHitsInOrderInBatchesOfAtMostMaxBatch) {
   HitReporter reporter(Slow(/*max_batch=*/2), &sender, &registry);
   int links = reporter.AddMethod("kurt.links.v1.LinksService", "/kurt.links.v1.LinksService/R");
   // (A full batch may go while the next hits are added: only order and sizes are certain.)
@@ -106,9 +110,7 @@ TEST(HitReporterTest, SendsEachMethodsHitsInOrderInBatchesOfAtMostMaxBatch) {
   EXPECT_EQ(reporter.Pending(links), 0u);
 }
 
-TEST(HitReporterTest, ABatchIsClosedOnceItReachesItsByteLimit) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, ABatchIsClosedOnceItReachesItsByteLimit) {
   HitReporterOptions o = Slow();
   o.max_batch_bytes = 1000;
   HitReporter reporter(o, &sender, &registry);
@@ -124,9 +126,7 @@ TEST(HitReporterTest, ABatchIsClosedOnceItReachesItsByteLimit) {
   EXPECT_GE(sender.batches.size(), 3u);
 }
 
-TEST(HitReporterTest, HitsTheServiceDidNotTakeGoAgainWithTheNextOnesInOrder) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, HitsTheServiceDidNotTakeGoAgainWithTheNextOnesInOrder) {
   sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused"),
                     grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "slow")};
   HitReporter reporter(Slow(), &sender, &registry);
@@ -146,9 +146,7 @@ TEST(HitReporterTest, HitsTheServiceDidNotTakeGoAgainWithTheNextOnesInOrder) {
   EXPECT_EQ(Counter(registry, "dropped"), 0);
 }
 
-TEST(HitReporterTest, ABatchTheServiceRefusesIsDroppedAndCounted) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, ABatchTheServiceRefusesIsDroppedAndCounted) {
   sender.answers = {grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "hits[0].time")};
   HitReporter reporter(Slow(), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
@@ -163,9 +161,7 @@ TEST(HitReporterTest, ABatchTheServiceRefusesIsDroppedAndCounted) {
   EXPECT_EQ(Counter(registry, "reported"), 1);
 }
 
-TEST(HitReporterTest, HitsStillUnsentWhenTheReporterEndsAreCountedAsDropped) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, HitsStillUnsentWhenTheReporterEndsAreCountedAsDropped) {
   sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")};
   {
     HitReporter reporter(Slow(), &sender, &registry);
@@ -178,9 +174,7 @@ TEST(HitReporterTest, HitsStillUnsentWhenTheReporterEndsAreCountedAsDropped) {
   EXPECT_EQ(Counter(registry, "reported"), 0);
 }
 
-TEST(HitReporterTest, TheLastRoundAtShutdownHasTheShorterDeadline) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, TheLastRoundAtShutdownHasTheShorterDeadline) {
   {
     HitReporter reporter(Slow(), &sender, &registry);
     int id = reporter.AddMethod("S", "/S/R");
@@ -193,9 +187,7 @@ TEST(HitReporterTest, TheLastRoundAtShutdownHasTheShorterDeadline) {
   EXPECT_LT(HitReporterOptions().shutdown_timeout, HitReporterOptions().timeout);
 }
 
-TEST(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
   sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")};
   HitReporter reporter(Slow(/*max_batch=*/100, /*max_pending=*/3), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
@@ -207,9 +199,7 @@ TEST(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
 }
 
-TEST(HitReporterTest, AFullBatchGoesWithoutWaitingForTheInterval) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, AFullBatchGoesWithoutWaitingForTheInterval) {
   HitReporter reporter(Slow(/*max_batch=*/3), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
   for (const char* r : {"a", "b", "c"}) reporter.Add(id, Hit(r));
@@ -218,9 +208,7 @@ TEST(HitReporterTest, AFullBatchGoesWithoutWaitingForTheInterval) {
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
 }
 
-TEST(HitReporterTest, PendingHitsAreSentEveryIntervalAndWhenTheReporterEnds) {
-  metrics::Registry registry;
-  FakeSender sender;
+TEST_F(HitReporterTest, PendingHitsAreSentEveryIntervalAndWhenTheReporterEnds) {
   HitReporterOptions o = Slow();
   o.interval = absl::Milliseconds(20);
   {

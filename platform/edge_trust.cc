@@ -118,10 +118,6 @@ bool EdgeSecret::Matches(absl::string_view presented) const {
   return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
 }
 
-bool FromTrustedEdge(absl::string_view presented, absl::string_view expected) {
-  return EdgeSecret(expected).Matches(presented);
-}
-
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
                             absl::string_view presented_secret, const EdgeSecret& expected) {
   if (NeedsNoSecret(method, has_account_id) || expected.Matches(presented_secret)) {

@@ -36,19 +36,12 @@ class EdgeSecret {
   std::array<unsigned char, 32> digest_;  // SHA-256
 };
 
-// EdgeSecret(expected).Matches(presented), for a single check.
-bool FromTrustedEdge(absl::string_view presented, absl::string_view expected);
-
 // The rule every server applies to a call to `method` ("/package.Service/Method"): a call that
 // carries x-kurt-account-id must carry the right x-kurt-edge-secret, else UNAUTHENTICATED.
 // Calls without an account (public routes, internal callers, health checks) pass: the service
 // decides whether it needs one. Health checks and reflection always pass.
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
                             absl::string_view presented_secret, const EdgeSecret& expected);
-inline absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
-                                   absl::string_view presented_secret, absl::string_view expected) {
-  return CheckEdgeTrust(method, has_account_id, presented_secret, EdgeSecret(expected));
-}
 
 // Plaintext server credentials that apply CheckEdgeTrust to every incoming call before
 // interceptors and handlers (a gRPC auth metadata processor); `on_refused` (may be empty) runs

@@ -5,6 +5,15 @@
 namespace kurt::platform {
 namespace {
 
+// One check against a secret given as text.
+bool FromTrustedEdge(absl::string_view presented, absl::string_view expected) {
+  return EdgeSecret(expected).Matches(presented);
+}
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
+                            absl::string_view presented_secret, absl::string_view expected) {
+  return platform::CheckEdgeTrust(method, has_account_id, presented_secret, EdgeSecret(expected));
+}
+
 TEST(EdgeTrustTest, SecretIsComparedExactly) {
   EXPECT_TRUE(FromTrustedEdge("s3cret", "s3cret"));
   EXPECT_FALSE(FromTrustedEdge("", "s3cret"));

@@ -39,8 +39,9 @@ class DeliveryReporter : public RdKafka::DeliveryReportCb {
 };
 
 // Rebalance events arrive inside consume(); partitions are assigned with the starting offsets
-// the service chose (e.g. from its database) and revoked partitions are remembered so that
-// messages of theirs still in the current batch are dropped, not handled by a former owner.
+// the service chose (e.g. from its database). Partitions revoked since the last look
+// (TakeJustRevoked) have their messages dropped from the batch being filled, and those still
+// revoked (Revoked) keep a failed batch from coming again to a former owner.
 class RebalanceHandler : public RdKafka::RebalanceCb {
  public:
   // `before_revoke`: run before partitions are taken away (finishes the batch in the handler).
@@ -96,9 +97,8 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
     }
   }
 
-  // Asked for every message of a batch: nothing is built when nothing was revoked.
   bool Revoked(const std::string& topic, int32_t partition) const {
-    return !revoked_.empty() && revoked_.count({topic, partition, -1}) > 0;
+    return revoked_.count({topic, partition, -1}) > 0;
   }
 
   // The partitions revoked since the last call. Messages of theirs fetched before must go even

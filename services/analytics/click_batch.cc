@@ -36,10 +36,6 @@ void CleanText(std::string* s, size_t max) {
   }
 }
 
-// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary COPY
-// carries a timestamptz as microseconds since the latter.
-constexpr int64_t kPostgresEpochMicros = int64_t{946684800} * 1000000;
-
 // Binary COPY's integers are big-endian.
 void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
   char b[8];
@@ -48,17 +44,6 @@ void AppendBigEndian(uint64_t value, int bytes, std::string* out) {
     value >>= 8;
   }
   out->append(b, static_cast<size_t>(bytes));
-}
-
-// `b`: 1 to 8 bytes.
-int64_t ReadBigEndian(absl::string_view b) {
-  if (b.empty() || b.size() > 8) return 0;
-  uint64_t value = 0;
-  for (char c : b) value = (value << 8) | static_cast<unsigned char>(c);
-  // Sign-extends what is narrower than 64 bits.
-  const int shift = 64 - 8 * static_cast<int>(b.size());
-  return shift == 0 ? static_cast<int64_t>(value)
-                    : static_cast<int64_t>(value << shift) >> shift;
 }
 
 // A field: its length (int32), then its bytes.
@@ -71,8 +56,6 @@ void AppendIntField(int64_t value, int bytes, std::string* out) {
   AppendBigEndian(static_cast<uint64_t>(bytes), 4, out);
   AppendBigEndian(static_cast<uint64_t>(value), bytes, out);
 }
-
-constexpr int kClickCopyFields = sizeof(kClickCopyColumns) / sizeof(kClickCopyColumns[0]);
 
 }  // namespace
 
@@ -258,49 +241,6 @@ absl::string_view CopyBinaryHeader() {
 absl::string_view CopyBinaryTrailer() {
   static constexpr char kTrailer[] = "\377\377";  // a field count of -1
   return absl::string_view(kTrailer, 2);
-}
-
-std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data) {
-  std::vector<CopyRow> rows;
-  auto take = [&data](size_t n) -> std::optional<absl::string_view> {
-    if (data.size() < n) return std::nullopt;
-    absl::string_view out = data.substr(0, n);
-    data.remove_prefix(n);
-    return out;
-  };
-  auto field = [&]() -> std::optional<absl::string_view> {
-    auto length = take(4);
-    if (!length) return std::nullopt;
-    const int64_t n = ReadBigEndian(*length);
-    if (n < 0) return std::nullopt;  // NULL: never written
-    return take(static_cast<size_t>(n));
-  };
-  auto int_field = [&](size_t bytes) -> std::optional<int64_t> {
-    auto f = field();
-    if (!f || f->size() != bytes) return std::nullopt;
-    return ReadBigEndian(*f);
-  };
-  while (!data.empty()) {
-    auto count = take(2);
-    if (!count || ReadBigEndian(*count) != kClickCopyFields) return std::nullopt;
-    CopyRow row;
-    auto code = field();
-    auto time = int_field(8);
-    auto event_id = field();
-    auto referrer = field();
-    auto user_agent = field();
-    auto client_hash = field();
-    auto partition = int_field(4);
-    auto offset = int_field(8);
-    if (!code || !time || !event_id || !referrer || !user_agent || !client_hash || !partition ||
-        !offset) {
-      return std::nullopt;
-    }
-    rows.push_back({std::string(*code), *time + kPostgresEpochMicros, std::string(*event_id),
-                    std::string(*referrer), std::string(*user_agent), std::string(*client_hash),
-                    static_cast<int32_t>(*partition), *offset});
-  }
-  return rows;
 }
 
 }  // namespace kurt::analytics

@@ -120,23 +120,15 @@ inline constexpr const char* kClickCopyColumns[] = {
     "code",        "click_time",      "event_id",    "referrer",
     "user_agent",  "client_hash",     "kafka_partition", "kafka_offset"};
 
+inline constexpr int kClickCopyFields = sizeof(kClickCopyColumns) / sizeof(kClickCopyColumns[0]);
+// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary COPY
+// carries a timestamptz as microseconds since the latter.
+inline constexpr int64_t kPostgresEpochMicros = int64_t{946684800} * 1000000;
+
 // PostgreSQL's binary COPY format (the "Binary Format" section of COPY's manual page) frames the
 // rows with a signature header before the first and a trailer after the last.
 absl::string_view CopyBinaryHeader();
 absl::string_view CopyBinaryTrailer();
-
-// A raw row as the COPY data carries it.
-struct CopyRow {
-  std::string code;
-  int64_t time_micros = 0;  // since the Unix epoch
-  std::string event_id, referrer, user_agent, client_hash;
-  int32_t partition = 0;
-  int64_t offset = 0;
-  bool operator==(const CopyRow&) const = default;
-};
-
-// Reads back rows of BatchBuilder's COPY data (no header or trailer); nullopt if malformed.
-std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data);
 
 // Accumulates one batch's clicks: their raw rows as PostgreSQL binary COPY data (drained as it
 // grows, so that the database ingests while the batch is still being decoded) and their

@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
+#include "services/analytics/copy_rows_for_tests.h"
 
 namespace kurt::analytics {
 namespace {

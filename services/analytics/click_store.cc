@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "pqxx/largeobject"
 
 namespace kurt::analytics {
@@ -68,14 +69,9 @@ struct RawConnection : pqxx::largeobject {
 // of what a text COPY cost it. Throws pqxx exceptions, as the rest of the transaction.
 class BinaryCopyIn {
  public:
-  BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& table,
-               const std::vector<std::string>& columns)
-      : conn_(RawConnection::Of(tx)) {
-    sql_ = absl::StrCat("COPY ", tx.quote_name(table), " (");
-    for (size_t i = 0; i < columns.size(); ++i) {
-      absl::StrAppend(&sql_, i > 0 ? ", " : "", tx.quote_name(columns[i]));
-    }
-    absl::StrAppend(&sql_, ") FROM STDIN (FORMAT binary)");
+  // `sql`: the COPY ... FROM STDIN (FORMAT binary) statement; it outlives this.
+  BinaryCopyIn(pqxx::dbtransaction& tx, const std::string& sql)
+      : conn_(RawConnection::Of(tx)), sql_(sql) {
     PGresult* r = PQexec(conn_, sql_.c_str());
     const bool started = PQresultStatus(r) == PGRES_COPY_IN;
     std::string error = started ? "" : ErrorOf(r);
@@ -141,7 +137,7 @@ class BinaryCopyIn {
   }
 
   PGconn* conn_;
-  std::string sql_;
+  const std::string& sql_;
   bool active_ = false;
 };
 
@@ -196,9 +192,11 @@ class PgClickTransaction : public ClickTransaction {
   absl::Status CopyClicks(std::string tuples) override {
     try {
       if (!copy_) {
-        copy_ = std::make_unique<BinaryCopyIn>(
-            tx_, "clicks",
-            std::vector<std::string>(std::begin(kClickCopyColumns), std::end(kClickCopyColumns)));
+        // The same statement for every batch: built once.
+        static const std::string kCopyClicks =
+            absl::StrCat("COPY clicks (", absl::StrJoin(kClickCopyColumns, ", "),
+                         ") FROM STDIN (FORMAT binary)");
+        copy_ = std::make_unique<BinaryCopyIn>(tx_, kCopyClicks);
       }
       copy_->Write(tuples);
       return absl::OkStatus();

@@ -181,17 +181,6 @@ std::string HttpGet(int port, const std::string& path) {
   return body == std::string::npos ? "" : out.substr(body + 4);
 }
 
-double MetricValue(const std::string& page, const std::string& series) {
-  double total = 0;
-  size_t at = 0;
-  const std::string needle = series + " ";
-  while ((at = page.find(needle, at)) != std::string::npos) {
-    if (at == 0 || page[at - 1] == '\n') total += std::stod(page.substr(at + needle.size()));
-    at += needle.size();
-  }
-  return total;
-}
-
 ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args,
                            std::string log_path)
     : binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}

@@ -12,6 +12,7 @@
 #include "absl/time/time.h"
 #include "platform/kafka.h"
 #include "platform/pg.h"
+#include "tests/support/metric_value.h"
 
 namespace kurt::analytics::testing {
 
@@ -43,12 +44,12 @@ Counts CountAll(pg::PgPool& primary);
 int64_t CountHourly(pg::PgPool& primary);
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary);
 
+using kurt::testing::MetricValue;
+
 // A free TCP port on 127.0.0.1 (for a child's metrics server).
 int FreePort();
 // GET http://127.0.0.1:<port><path>: the body, or "" on any failure.
 std::string HttpGet(int port, const std::string& path);
-// The value of a sample line `name{labels} value` in a Prometheus text page (0 when absent).
-double MetricValue(const std::string& page, const std::string& series);
 
 // A child process whose stderr goes to a file (kept for a failing test's log).
 class ChildProcess {

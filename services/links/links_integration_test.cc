@@ -24,6 +24,7 @@
 #include "services/links/links_service.h"
 #include "services/links/links_store.h"
 #include "services/links/resolver.h"
+#include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::links {
@@ -126,11 +127,8 @@ class LinksIntegrationTest : public ::testing::Test {
   }
 
   int64_t ReadCount(const std::string& source) {
-    std::string text = registry_.Render();
-    std::string needle = absl::StrCat("kurt_links_db_reads_total{source=\"", source, "\"} ");
-    size_t at = text.find(needle);
-    if (at == std::string::npos) return 0;
-    return std::stoll(text.substr(at + needle.size()));
+    return static_cast<int64_t>(testing::MetricValue(
+        registry_.Render(), absl::StrCat("kurt_links_db_reads_total{source=\"", source, "\"}")));
   }
 
   // The click events on the topic, once at least `n` have arrived (or 15 s passed), and then

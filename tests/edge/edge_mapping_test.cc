@@ -1,4 +1,5 @@
 // End to end over real HTTP: every google.api.http mapping rule the edge implements.
+#include "platform/request_context.h"
 #include "tests/edge/edge_fixture.h"
 
 namespace kurt::edge::testing {
@@ -221,8 +222,7 @@ TEST_F(EdgeTest, RedirectsAnsweredFromTheCacheAreReportedToTheirService) {
     EXPECT_EQ(hit.metadata().at("traceparent"),
               "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
     EXPECT_EQ(hit.metadata().at("x-request-id"), request_ids[i + 1]);
-    absl::Time when =
-        absl::FromUnixSeconds(hit.time().seconds()) + absl::Nanoseconds(hit.time().nanos());
+    absl::Time when = platform::FromTimestamp(hit.time());
     EXPECT_GE(when, start - absl::Seconds(1));
     EXPECT_LE(when, absl::Now());
   }

@@ -7,15 +7,14 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "kurt/links/v1/links.pb.h"
 #include "tests/edge/http_client.h"
 #include "tests/reports/deployment.h"
+#include "tests/support/metric_value.h"
 
 namespace kurt::testing {
 namespace {
@@ -23,15 +22,9 @@ namespace {
 using edge::testing::Fetch;
 using edge::testing::Reply;
 
-// The value of one series on a Prometheus page (-1 when absent).
+// The value of one series on the edge's /metrics page.
 double Metric(int http_port, const std::string& series) {
-  Reply page = Fetch(http_port, "GET", "/metrics", {});
-  for (absl::string_view line : absl::StrSplit(page.body, '\n')) {
-    if (absl::StartsWith(line, series + " ")) {
-      return std::stod(std::string(line.substr(series.size() + 1)));
-    }
-  }
-  return -1;
+  return MetricValue(Fetch(http_port, "GET", "/metrics", {}).body, series);
 }
 
 TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCountedOnce) {
