@@ -14,7 +14,7 @@
 #include "edge/http_util.h"
 #include "edge/openapi.h"
 #include "edge/status_mapping.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::edge {
 

@@ -23,7 +23,7 @@
 #include "edge/route_table.h"
 #include "edge/transcoder.h"
 #include "edge/upstream.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::edge {
 

@@ -9,7 +9,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::edge {
 

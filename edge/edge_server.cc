@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kurt/proto/descriptor_set.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::edge {
 

@@ -15,7 +15,7 @@
 #include "edge/http_server.h"
 #include "edge/route_table.h"
 #include "edge/upstream.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::edge {
 

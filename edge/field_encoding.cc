@@ -16,7 +16,7 @@
 #include "google/protobuf/util/field_mask_util.h"
 #include "google/protobuf/util/time_util.h"
 #include "google/protobuf/wire_format_lite.h"
-#include "platform/text.h"
+#include "platform/core/text.h"
 
 namespace kurt::edge {
 namespace {

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "edge/field_encoding.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::edge {
 namespace {

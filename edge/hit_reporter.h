@@ -33,7 +33,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::edge {
 

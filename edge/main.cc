@@ -13,9 +13,9 @@
 #include "absl/time/time.h"
 #include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
-#include "platform/config.h"
-#include "platform/log.h"
-#include "platform/redis.h"
+#include "platform/core/config.h"
+#include "platform/core/log.h"
+#include "platform/redis/redis.h"
 
 ABSL_FLAG(int, edge_port, 8080, "HTTP port of the public API (and /metrics, /healthz, /readyz)");
 ABSL_FLAG(int, io_threads, 0, "HTTP I/O threads (0: one per core)");

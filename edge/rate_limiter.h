@@ -17,7 +17,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/time/time.h"
-#include "platform/redis.h"
+#include "platform/redis/redis.h"
 
 namespace kurt::edge {
 

@@ -2,10 +2,12 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "platform/edge_trust.h"
-#include "platform/grpc_server.h"
-#include "platform/log.h"
-#include "platform/request_context.h"
+#include "platform/grpc/edge_trust.h"
+#include "platform/grpc/server.h"
+#include "platform/core/log.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 #include "services/accounts/api_key.h"
 
 namespace kurt::accounts {

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
-#include "platform/edge_trust.h"
+#include "platform/grpc/edge_trust.h"
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/key_cache.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "platform/redis.h"
+#include "platform/redis/redis.h"
 #include "services/accounts/accounts_store.h"
 
 namespace kurt::accounts {

@@ -10,7 +10,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "kurt/analytics/v1/analytics.grpc.pb.h"
-#include "platform/grpc_server.h"
+#include "platform/grpc/server.h"
 #include "services/analytics/analytics_service.h"
 #include "services/analytics/click_consumer.h"
 #include "services/analytics/click_processor.h"

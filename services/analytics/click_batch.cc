@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "platform/text.h"
+#include "platform/core/text.h"
 
 namespace kurt::analytics {
 namespace {

@@ -15,9 +15,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "kurt/events/v1/click.pb.h"
-#include "platform/kafka.h"
+#include "platform/kafka/kafka.h"
 #include "services/analytics/dimensions.h"
-#include "services/links/link_rules.h"
+#include "services/common/link_code.h"
 
 namespace kurt::analytics {
 

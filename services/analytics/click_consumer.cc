@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::analytics {
 

@@ -16,8 +16,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka.h"
-#include "platform/metrics.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/metrics.h"
 #include "services/analytics/click_processor.h"
 #include "services/analytics/click_store.h"
 

@@ -9,7 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::analytics {
 namespace {

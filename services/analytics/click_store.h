@@ -11,7 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 #include "services/analytics/click_batch.h"
 
 namespace kurt::analytics {

@@ -18,9 +18,9 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
-#include "platform/config.h"
-#include "platform/kafka.h"
-#include "platform/log.h"
+#include "platform/core/config.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/log.h"
 
 ABSL_FLAG(std::string, topic, "kurt.clicks.v1", "Topic to publish to");
 ABSL_FLAG(int64_t, count, 1000000, "Events to publish");

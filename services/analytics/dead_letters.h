@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka.h"
+#include "platform/kafka/kafka.h"
 #include "services/analytics/click_batch.h"
 
 namespace kurt::analytics {

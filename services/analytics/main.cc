@@ -2,11 +2,11 @@
 // consumed offsets, in one transaction per partition of each batch) and the stats gRPC service.
 
 #include "absl/flags/flag.h"
-#include "platform/config.h"
-#include "platform/grpc_server.h"
-#include "platform/kafka.h"
-#include "platform/log.h"
-#include "platform/pg.h"
+#include "platform/core/config.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/log.h"
+#include "platform/pg/pg.h"
 #include "services/analytics/analytics_service.h"
 #include "services/analytics/click_consumer.h"
 #include "services/analytics/click_processor.h"

@@ -10,7 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::analytics {
 

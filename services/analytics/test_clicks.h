@@ -10,8 +10,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "platform/kafka.h"
-#include "platform/pg.h"
+#include "platform/kafka/kafka.h"
+#include "platform/pg/pg.h"
 #include "tests/support/metric_value.h"
 
 namespace kurt::analytics::testing {

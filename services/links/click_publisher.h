@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "absl/time/time.h"
-#include "platform/kafka.h"
-#include "platform/metrics.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::links {
 

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/redis.h"
+#include "platform/redis/redis.h"
 
 namespace kurt::links {
 

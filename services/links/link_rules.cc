@@ -17,8 +17,6 @@ constexpr std::array<absl::string_view, 12> kReserved = {
     "api",    "admin", "assets", "healthz", "readyz",  "metrics",
     "static", "docs",  "login",  "logout",  "openapi", "well-known"};
 
-bool IsCodeChar(char c) { return absl::ascii_isalnum(c) || c == '-' || c == '_'; }
-
 }  // namespace
 
 absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field) {
@@ -75,21 +73,13 @@ absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field) {
   return absl::OkStatus();
 }
 
-bool IsWellFormedCode(absl::string_view code) {
-  if (code.size() < kMinAliasLength || code.size() > kMaxAliasLength) return false;
-  for (char c : code) {
-    if (!IsCodeChar(c)) return false;
-  }
-  return true;
-}
-
 absl::Status ValidateAlias(absl::string_view alias) {
   if (alias.size() < kMinAliasLength || alias.size() > kMaxAliasLength) {
     return absl::InvalidArgumentError(absl::StrCat("alias: must be ", kMinAliasLength, " to ",
                                                    kMaxAliasLength, " characters"));
   }
   for (char c : alias) {
-    if (!IsCodeChar(c)) {
+    if (!IsCodeCharacter(c)) {
       return absl::InvalidArgumentError(
           "alias: may contain only letters, digits, '-' and '_'");
     }

@@ -6,12 +6,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "services/common/link_code.h"
 
 namespace kurt::links {
 
 inline constexpr size_t kMaxTargetLength = 2048;
-inline constexpr size_t kMinAliasLength = 3;
-inline constexpr size_t kMaxAliasLength = 64;
+inline constexpr size_t kMinAliasLength = kMinCodeLength;
+inline constexpr size_t kMaxAliasLength = kMaxCodeLength;
 inline constexpr size_t kRandomCodeLength = 7;
 
 // An absolute http or https URL of printable ASCII, at most kMaxTargetLength characters, with a
@@ -21,9 +22,6 @@ absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field = 
 // [A-Za-z0-9_-], kMinAliasLength to kMaxAliasLength characters, and not one of the API's own
 // first path segments (v1, healthz, ...; compared without case).
 absl::Status ValidateAlias(absl::string_view alias);
-
-// Whether `code` could be a code at all (the alias alphabet and length); cheap, for Resolve.
-bool IsWellFormedCode(absl::string_view code);
 
 // kRandomCodeLength characters of [A-Za-z0-9] from a cryptographic random source.
 std::string RandomCode(size_t length = kRandomCodeLength);

@@ -2,9 +2,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "platform/grpc_server.h"
-#include "platform/log.h"
-#include "platform/request_context.h"
+#include "platform/grpc/server.h"
+#include "platform/core/log.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 #include "services/links/link_rules.h"
 
 namespace kurt::links {

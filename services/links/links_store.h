@@ -11,8 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/metrics.h"
-#include "platform/pg.h"
+#include "platform/core/metrics.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::links {
 

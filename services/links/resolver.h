@@ -17,8 +17,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/metrics.h"
-#include "platform/singleflight.h"
+#include "platform/core/metrics.h"
+#include "platform/core/singleflight.h"
 #include "services/links/link_cache.h"
 #include "services/links/links_store.h"
 

@@ -1,7 +1,7 @@
 #include "services/notifications/completed_consumer.h"
 
-#include "platform/log.h"
-#include "platform/outbox.h"
+#include "platform/core/log.h"
+#include "platform/outbox/outbox.h"
 
 namespace kurt::notifications {
 

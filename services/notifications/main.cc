@@ -4,18 +4,18 @@
 #include <thread>
 
 #include "absl/flags/flag.h"
-#include "platform/config.h"
-#include "platform/grpc_server.h"
-#include "platform/kafka.h"
-#include "platform/log.h"
-#include "platform/pg.h"
+#include "platform/core/config.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/log.h"
+#include "platform/pg/pg.h"
 #include "services/notifications/completed_consumer.h"
 #include "services/notifications/http_client.h"
 #include "services/notifications/notification_hub.h"
 #include "services/notifications/notification_store.h"
 #include "services/notifications/notifications_service.h"
 #include "services/notifications/webhook_sender.h"
-#include "services/reports/first_assignment.h"
+#include "platform/kafka/first_assignment.h"
 
 ABSL_FLAG(std::string, completed_topic, "kurt.reports.completed.v1",
           "Kafka topic of finished reports (consumed)");
@@ -65,7 +65,7 @@ int main(int argc, char** argv) {
   consumer_options.topics = {absl::GetFlag(FLAGS_completed_topic)};
   consumer_options.client_id = "kurt-notifications";
   consumer_options.assignment_strategy = "cooperative-sticky";
-  kurt::reports::FirstAssignment first_assignment;
+  kurt::kafka::FirstAssignment first_assignment;
   auto consumer = kurt::kafka::KafkaConsumer::Create(
       consumer_options,
       [&](const std::vector<kurt::kafka::Message>& batch) { return handler.HandleBatch(batch); },

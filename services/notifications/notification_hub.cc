@@ -1,7 +1,7 @@
 #include "services/notifications/notification_hub.h"
 
 #include "absl/time/clock.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 #include "pqxx/pqxx"
 #include "services/notifications/notification_store.h"
 

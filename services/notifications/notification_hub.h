@@ -20,7 +20,7 @@
 #include <thread>
 
 #include "absl/time/time.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 
 namespace kurt::notifications {
 

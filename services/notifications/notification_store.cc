@@ -5,7 +5,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "kurt/reports/v1/reports.pb.h"
-#include "platform/request_context.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 
 namespace kurt::notifications {
 namespace {

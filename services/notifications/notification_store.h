@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 #include "kurt/events/v1/report_events.pb.h"
 #include "kurt/notifications/v1/notifications.pb.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::notifications {
 

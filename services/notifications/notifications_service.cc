@@ -2,9 +2,11 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "platform/grpc_server.h"
-#include "platform/log.h"
-#include "platform/request_context.h"
+#include "platform/grpc/server.h"
+#include "platform/core/log.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 #include "services/notifications/webhook_target.h"
 
 namespace kurt::notifications {

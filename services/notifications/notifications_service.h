@@ -5,7 +5,7 @@
 #pragma once
 
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 #include "services/notifications/notification_hub.h"
 #include "services/notifications/notification_store.h"
 

@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/json_util.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::notifications {
 

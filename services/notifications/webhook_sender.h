@@ -14,7 +14,7 @@
 #include <thread>
 
 #include "absl/time/time.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 #include "services/notifications/http_client.h"
 #include "services/notifications/notification_store.h"
 

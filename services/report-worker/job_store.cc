@@ -2,7 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "platform/outbox.h"
+#include "platform/outbox/outbox.h"
 
 namespace kurt::reports {
 namespace {

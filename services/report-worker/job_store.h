@@ -15,8 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/kafka.h"
-#include "platform/pg.h"
+#include "platform/kafka/kafka.h"
+#include "platform/pg/pg.h"
 #include "services/reports/report_job.h"
 
 namespace kurt::reports {

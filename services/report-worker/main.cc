@@ -7,18 +7,18 @@
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
-#include "platform/config.h"
-#include "platform/grpc_server.h"
-#include "platform/kafka.h"
-#include "platform/log.h"
-#include "platform/outbox.h"
-#include "platform/pg.h"
+#include "platform/core/config.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/log.h"
+#include "platform/outbox/outbox.h"
+#include "platform/pg/pg.h"
 #include "services/report-worker/job_store.h"
 #include "services/report-worker/report_runner.h"
 #include "services/report-worker/report_source.h"
 #include "services/report-worker/worker.h"
 #include "services/reports/artifact_storage.h"
-#include "services/reports/first_assignment.h"
+#include "platform/kafka/first_assignment.h"
 
 ABSL_FLAG(std::string, artifact_dir, "",
           "Directory of report artifacts, shared with the reports service (default: "
@@ -128,7 +128,7 @@ int main(int argc, char** argv) {
   consumer_options.client_id = store_options.worker_id;
   consumer_options.max_batch = 50;
   consumer_options.assignment_strategy = "cooperative-sticky";
-  kurt::reports::FirstAssignment first_assignment;
+  kurt::kafka::FirstAssignment first_assignment;
   auto consumer = kurt::kafka::KafkaConsumer::Create(
       consumer_options,
       [&](const std::vector<kurt::kafka::Message>& batch) { return worker.HandleBatch(batch); },

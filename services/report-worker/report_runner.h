@@ -11,7 +11,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "platform/metrics.h"
+#include "platform/core/metrics.h"
 #include "services/report-worker/job_store.h"
 #include "services/report-worker/report_source.h"
 #include "services/reports/artifact_storage.h"

@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 #include "services/reports/artifact_storage.h"
 #include "services/reports/report_job.h"
 

@@ -3,7 +3,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "kurt/events/v1/report_events.pb.h"
-#include "platform/log.h"
+#include "platform/core/log.h"
 
 namespace kurt::reports {
 

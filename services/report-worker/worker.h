@@ -21,8 +21,8 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka.h"
-#include "platform/metrics.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/metrics.h"
 #include "services/report-worker/job_store.h"
 #include "services/report-worker/report_runner.h"
 

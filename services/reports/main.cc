@@ -1,12 +1,12 @@
 // kurt-reports: the reports gRPC service (report jobs, their status and their content) and an
 // outbox relay that publishes the jobs' events.
 #include "absl/flags/flag.h"
-#include "platform/config.h"
-#include "platform/grpc_server.h"
-#include "platform/kafka.h"
-#include "platform/log.h"
-#include "platform/outbox.h"
-#include "platform/pg.h"
+#include "platform/core/config.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/core/log.h"
+#include "platform/outbox/outbox.h"
+#include "platform/pg/pg.h"
 #include "services/reports/artifact_storage.h"
 #include "services/reports/reports_service.h"
 #include "services/reports/reports_store.h"

@@ -2,7 +2,9 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "platform/request_context.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 
 namespace kurt::reports {
 

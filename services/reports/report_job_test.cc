@@ -1,6 +1,8 @@
 #include "services/reports/report_job.h"
 
-#include "platform/request_context.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 #include "gtest/gtest.h"
 
 namespace kurt::reports {

@@ -1,10 +1,12 @@
 #include "services/reports/reports_service.h"
 
 #include "absl/strings/str_cat.h"
-#include "platform/grpc_server.h"
-#include "platform/log.h"
-#include "platform/request_context.h"
-#include "services/links/link_rules.h"
+#include "platform/grpc/server.h"
+#include "platform/core/log.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
+#include "services/common/link_code.h"
 
 namespace kurt::reports {
 namespace {

@@ -7,8 +7,8 @@
 #include <string>
 
 #include "kurt/reports/v1/reports.grpc.pb.h"
-#include "platform/metrics.h"
-#include "platform/outbox.h"
+#include "platform/core/metrics.h"
+#include "platform/outbox/outbox.h"
 #include "services/reports/artifact_storage.h"
 #include "services/reports/reports_store.h"
 

@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "platform/grpc_server.h"
+#include "platform/grpc/server.h"
 
 namespace kurt::reports {
 namespace {

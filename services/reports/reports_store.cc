@@ -1,7 +1,7 @@
 #include "services/reports/reports_store.h"
 
 #include "absl/strings/str_cat.h"
-#include "platform/outbox.h"
+#include "platform/outbox/outbox.h"
 
 namespace kurt::reports {
 namespace {

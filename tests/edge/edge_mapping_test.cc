@@ -1,5 +1,7 @@
 // End to end over real HTTP: every google.api.http mapping rule the edge implements.
-#include "platform/request_context.h"
+#include "platform/grpc/handler.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
 #include "tests/edge/edge_fixture.h"
 
 namespace kurt::edge::testing {

@@ -7,9 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "platform/kafka.h"
-#include "platform/pg.h"
-#include "platform/redis.h"
+#include "platform/kafka/kafka.h"
+#include "platform/pg/pg.h"
+#include "platform/redis/redis.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt {

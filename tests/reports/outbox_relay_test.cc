@@ -6,7 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
-#include "platform/outbox.h"
+#include "platform/outbox/outbox.h"
 #include "tests/reports/report_test_support.h"
 
 namespace kurt::testing {

@@ -10,10 +10,10 @@
 
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "kurt/reports/v1/reports.grpc.pb.h"
-#include "platform/grpc_server.h"
-#include "platform/kafka.h"
-#include "platform/outbox.h"
-#include "platform/pg.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/outbox/outbox.h"
+#include "platform/pg/pg.h"
 #include "services/notifications/completed_consumer.h"
 #include "services/notifications/http_client.h"
 #include "services/notifications/notification_hub.h"
@@ -25,7 +25,7 @@
 #include "services/report-worker/report_source.h"
 #include "services/report-worker/worker.h"
 #include "services/reports/artifact_storage.h"
-#include "services/reports/first_assignment.h"
+#include "platform/kafka/first_assignment.h"
 #include "services/reports/reports_service.h"
 #include "services/reports/reports_store.h"
 #include "tests/support/stack_env.h"
@@ -45,7 +45,7 @@ struct NotificationsReplica {
   std::unique_ptr<notifications::NotificationsService> service;
   std::unique_ptr<notifications::WebhookSender> sender;
   std::unique_ptr<notifications::CompletedConsumer> handler;
-  reports::FirstAssignment first_assignment;
+  kafka::FirstAssignment first_assignment;
   std::unique_ptr<kafka::KafkaConsumer> consumer;
   std::thread consuming;
   std::unique_ptr<platform::GrpcServer> server;
@@ -93,7 +93,7 @@ class Pipeline {
   std::unique_ptr<reports::PgReportSource> source_;
   std::unique_ptr<reports::ReportRunner> runner_;
   std::unique_ptr<reports::Worker> worker_;
-  reports::FirstAssignment worker_assignment_;
+  kafka::FirstAssignment worker_assignment_;
   std::unique_ptr<kafka::KafkaConsumer> worker_consumer_;
   std::thread worker_consuming_;
   std::unique_ptr<notifications::PgNotificationStore> notification_store_;

@@ -17,7 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::testing {
 

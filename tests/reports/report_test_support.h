@@ -14,7 +14,7 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka.h"
+#include "platform/kafka/kafka.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::testing {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::testing {
 

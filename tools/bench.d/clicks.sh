@@ -142,7 +142,7 @@ ingest_once() {
 }
 
 # Kafka's own producer: the same record count and size, the same producer settings as Kurt's
-# (platform/kafka.cc ProducerConfig), to a fresh topic with the same partitions; appends its
+# (platform/kafka/kafka.cc ProducerConfig), to a fresh topic with the same partitions; appends its
 # summary to $2.
 reference_once() {
   local topic=$perf_topics.$1

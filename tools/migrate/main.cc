@@ -3,9 +3,9 @@
 #include <iostream>
 
 #include "absl/flags/flag.h"
-#include "platform/config.h"
-#include "platform/log.h"
-#include "platform/pg.h"
+#include "platform/core/config.h"
+#include "platform/core/log.h"
+#include "platform/pg/pg.h"
 #include "tools/migrate/migrator.h"
 
 ABSL_FLAG(std::string, migrations_dir, "",

@@ -8,7 +8,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
-#include "platform/pg.h"
+#include "platform/pg/pg.h"
 
 namespace kurt::migrate {
 

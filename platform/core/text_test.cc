@@ -1,0 +1,28 @@
+#include "platform/core/text.h"
+
+#include <string>
+
+#include "gtest/gtest.h"
+
+namespace kurt::platform {
+namespace {
+
+TEST(IsValidUtf8Test, AcceptsWellFormedText) {
+  EXPECT_TRUE(IsValidUtf8(""));
+  EXPECT_TRUE(IsValidUtf8("plain ascii"));
+  EXPECT_TRUE(IsValidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"));  // é € 😀
+  EXPECT_TRUE(IsValidUtf8("\xf4\x8f\xbf\xbf"));                           // U+10FFFF
+}
+
+TEST(IsValidUtf8Test, RefusesWhatPostgresAndProtobufRefuse) {
+  EXPECT_FALSE(IsValidUtf8("\xff"));                    // never in UTF-8
+  EXPECT_FALSE(IsValidUtf8("\x80"));                    // a stray continuation byte
+  EXPECT_FALSE(IsValidUtf8("caf\xc3"));                 // cut short
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));                // overlong "/"
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));            // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));        // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8(std::string("ok\xe2\x82", 4)));
+}
+
+}  // namespace
+}  // namespace kurt::platform

@@ -1,0 +1,141 @@
+#include "platform/grpc/edge_trust.h"
+
+#include <array>
+#include <functional>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/grpc_security.h"
+#include "openssl/crypto.h"
+#include "openssl/sha.h"
+#include "absl/flags/flag.h"
+
+ABSL_FLAG(std::string, edge_secret, "",
+          "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
+          "and a gRPC service refuses a call carrying x-kurt-account-id without it (empty: no "
+          "check, local development only)");
+
+namespace kurt::platform {
+namespace {
+
+using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
+
+Digest Sha256(absl::string_view data) {
+  Digest out;
+  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
+  return out;
+}
+
+// Calls the check lets through whatever the secret: no account named, or health and reflection.
+bool NeedsNoSecret(absl::string_view method, bool has_account_id) {
+  return !has_account_id || absl::StartsWith(method, "/grpc.health.v1.Health/") ||
+         absl::StartsWith(method, "/grpc.reflection.");
+}
+
+absl::Status Refused() {
+  return absl::UnauthenticatedError(absl::StrCat(
+      kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
+      kEdgeSecretMetadata));
+}
+
+absl::string_view View(const grpc_slice& slice) {
+  return absl::string_view(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(slice)),
+                           GRPC_SLICE_LENGTH(slice));
+}
+
+// Lives as long as the credentials (gRPC calls Destroy); Process runs on gRPC's threads, and
+// only reads.
+struct EdgeTrustProcessor {
+  EdgeSecret expected;
+  std::function<void()> on_refused;
+
+  static void Process(void* state, grpc_auth_context* /*context*/, const grpc_metadata* md,
+                      size_t num_md, grpc_process_auth_metadata_done_cb done, void* user_data) {
+    const auto* self = static_cast<const EdgeTrustProcessor*>(state);
+    absl::string_view method;
+    absl::string_view secret;
+    bool has_secret = false;
+    bool has_account = false;
+    for (size_t i = 0; i < num_md; ++i) {
+      absl::string_view key = View(md[i].key);
+      if (key == ":path") {
+        method = View(md[i].value);
+      } else if (key == kAccountIdMetadata) {
+        has_account = true;
+      } else if (key == kEdgeSecretMetadata && !has_secret) {
+        // The first one, as the services' Metadata() reads it.
+        secret = View(md[i].value);
+        has_secret = true;
+      }
+    }
+    absl::Status status = CheckEdgeTrust(method, has_account, secret, self->expected);
+    if (status.ok()) {
+      done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
+      return;
+    }
+    if (self->on_refused) self->on_refused();
+    std::string message(status.message());
+    done(user_data, nullptr, 0, nullptr, 0, static_cast<grpc_status_code>(status.code()),
+         message.c_str());
+  }
+
+  static void Destroy(void* state) { delete static_cast<EdgeTrustProcessor*>(state); }
+};
+
+// InsecureServerCredentials() refuses an auth metadata processor, but gRPC core applies one to
+// plaintext ports too: this binds the port through the C API with the processor attached.
+class EdgeTrustingCredentials : public grpc::ServerCredentials {
+ public:
+  EdgeTrustingCredentials(std::string expected, std::function<void()> on_refused)
+      : expected_(std::move(expected)), on_refused_(std::move(on_refused)) {}
+
+  void SetAuthMetadataProcessor(
+      const std::shared_ptr<grpc::AuthMetadataProcessor>& /*processor*/) override {
+    // This class exists to install its own processor; another one would undo it.
+    abort();
+  }
+
+ private:
+  int AddPortToServer(const std::string& addr, grpc_server* server) override {
+    grpc_server_credentials* creds = grpc_insecure_server_credentials_create();
+    grpc_auth_metadata_processor processor;
+    processor.process = &EdgeTrustProcessor::Process;
+    processor.destroy = &EdgeTrustProcessor::Destroy;
+    processor.state = new EdgeTrustProcessor{EdgeSecret(expected_), on_refused_};
+    grpc_server_credentials_set_auth_metadata_processor(creds, processor);
+    int port = grpc_server_add_http2_port(server, addr.c_str(), creds);
+    grpc_server_credentials_release(creds);
+    return port;
+  }
+
+  const std::string expected_;
+  const std::function<void()> on_refused_;
+};
+
+}  // namespace
+
+EdgeSecret::EdgeSecret(absl::string_view secret)
+    : empty_(secret.empty()), digest_(Sha256(secret)) {}
+
+bool EdgeSecret::Matches(absl::string_view presented) const {
+  if (empty_) return true;
+  const Digest a = Sha256(presented);
+  return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
+}
+
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
+                            absl::string_view presented_secret, const EdgeSecret& expected) {
+  if (NeedsNoSecret(method, has_account_id) || expected.Matches(presented_secret)) {
+    return absl::OkStatus();
+  }
+  return Refused();
+}
+
+std::shared_ptr<grpc::ServerCredentials> EdgeTrustingServerCredentials(
+    std::string expected_secret, std::function<void()> on_refused) {
+  return std::make_shared<EdgeTrustingCredentials>(std::move(expected_secret),
+                                                   std::move(on_refused));
+}
+
+}  // namespace kurt::platform

@@ -1,0 +1,60 @@
+// Trusting x-kurt-account-id only from the edge: the edge authenticates the caller and sends the
+// account as x-kurt-account-id together with a secret it shares with the services
+// (x-kurt-edge-secret, flag --edge_secret). Every gRPC server (platform/grpc_server) refuses a
+// call that names an account without that secret, before any handler runs. In the mesh, mTLS
+// identifies the edge as well. Which RPCs need an account at all is each service's decision.
+//
+// Pure functions and a credentials factory; safe from any thread.
+#pragma once
+
+#include <array>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+#include "grpcpp/security/server_credentials.h"
+
+#include "absl/flags/declare.h"
+
+ABSL_DECLARE_FLAG(std::string, edge_secret);
+
+namespace kurt::platform {
+
+inline constexpr absl::string_view kAccountIdMetadata = "x-kurt-account-id";
+inline constexpr absl::string_view kEdgeSecretMetadata = "x-kurt-edge-secret";
+// The request id that the edge gives each request, carried from hop to hop and into every log.
+inline constexpr absl::string_view kRequestIdMetadata = "x-request-id";
+// W3C trace context, carried from hop to hop.
+inline constexpr absl::string_view kTraceparentMetadata = "traceparent";
+
+// The edge's secret as the services check it: hashed (SHA-256) once, when it is configured, since
+// it is checked on every call. An empty secret disables the check (local development).
+class EdgeSecret {
+ public:
+  explicit EdgeSecret(absl::string_view secret);
+  // Whether `presented` is the secret (always, when there is none). `presented` is hashed too and
+  // the digests compared with CRYPTO_memcmp, so the time taken says nothing about where they
+  // differ or how long the secret is.
+  bool Matches(absl::string_view presented) const;
+
+ private:
+  bool empty_;
+  std::array<unsigned char, 32> digest_;  // SHA-256
+};
+
+// The rule every server applies to a call to `method` ("/package.Service/Method"): a call that
+// carries x-kurt-account-id must carry the right x-kurt-edge-secret, else UNAUTHENTICATED.
+// Calls without an account (public routes, internal callers, health checks) pass: the service
+// decides whether it needs one. Health checks and reflection always pass.
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
+                            absl::string_view presented_secret, const EdgeSecret& expected);
+
+// Plaintext server credentials that apply CheckEdgeTrust to every incoming call before
+// interceptors and handlers (a gRPC auth metadata processor); `on_refused` (may be empty) runs
+// for each refused call, on a gRPC thread. `expected_secret` must not be empty.
+std::shared_ptr<grpc::ServerCredentials> EdgeTrustingServerCredentials(
+    std::string expected_secret, std::function<void()> on_refused);
+
+}  // namespace kurt::platform

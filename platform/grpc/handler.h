@@ -1,0 +1,117 @@
+// The one adapter between gRPC and a service's RPCs, so that an RPC is a plain function:
+//
+//   absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const Caller&, const v1::CreateLinkRequest&);
+//
+// and the generated service's override is one line:
+//
+//   grpc::Status CreateLink(grpc::ServerContext* c, const v1::CreateLinkRequest* r,
+//                           v1::Link* out) override {
+//     return platform::Handle(c, *r, out, rpcs_, &LinksRpcs::CreateLink);
+//   }
+//
+// Handle opens the request scope for logs (x-request-id), checks the caller (an RPC on behalf of
+// an account answers UNAUTHENTICATED without one; platform/grpc/edge_trust.h says when the
+// account is trusted), calls the function and maps its absl::Status to a grpc::Status. The
+// server's interceptor (platform/grpc/server.h) counts every RPC and observes its latency, health
+// checks and streams included. A unit test calls the function with a Caller it made and fakes
+// behind the RPCs object, without gRPC.
+//
+// Caller is a view of one call; it lives on the handler's stack for the length of the RPC.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "grpcpp/server_context.h"
+#include "grpcpp/support/status.h"
+#include "platform/core/log.h"
+
+namespace kurt::platform {
+
+// Whether an RPC acts on behalf of an account (the edge's authenticated caller) or is open to
+// any caller the server let in (the redirect's Resolve, calls between services).
+enum class Access { kAccount, kAnyCaller };
+
+// Who is calling and what the call carries.
+class Caller {
+ public:
+  // A call served by gRPC.
+  explicit Caller(const grpc::ServerContext& context);
+  // A call made up by a test (or any caller outside gRPC).
+  explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
+                  absl::Time deadline = absl::InfiniteFuture());
+
+  // The authenticated account (x-kurt-account-id); empty when the call names none.
+  const std::string& account_id() const { return account_id_; }
+  // The caller's x-request-id, or a new one.
+  const std::string& request_id() const { return request_id_; }
+  // A metadata value of the call ("" when absent).
+  std::string Metadata(absl::string_view key) const;
+  // When the caller stops waiting (absl::InfiniteFuture() when it set no deadline).
+  absl::Time deadline() const { return deadline_; }
+  // The gRPC call, when there is one (streams write through it); nullptr for a made-up caller.
+  const grpc::ServerContext* context() const { return context_; }
+
+ private:
+  const grpc::ServerContext* context_ = nullptr;
+  std::map<std::string, std::string> metadata_;  // a made-up caller's only
+  std::string account_id_;
+  std::string request_id_;
+  absl::Time deadline_;
+};
+
+// Maps a Status to a grpc::Status with the same code and message.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// UNAUTHENTICATED unless `caller` names an account, when `access` asks for one.
+absl::Status CheckAccess(const Caller& caller, Access access);
+
+namespace internal {
+template <typename Response, typename Result>
+grpc::Status Finish(Result result, Response* response) {
+  if constexpr (std::is_same_v<Result, absl::Status>) {
+    return ToGrpcStatus(result);
+  } else {
+    if (!result.ok()) {
+      return ToGrpcStatus(result.status());
+    }
+    *response = *std::move(result);
+    return grpc::Status::OK;
+  }
+}
+}  // namespace internal
+
+// Serves a unary RPC with `rpc`, a member function of `rpcs` taking (const Caller&, const
+// Request&) and returning absl::StatusOr<Response>, or absl::Status when the response is empty.
+template <typename Rpcs, typename Request, typename Response, typename Rpc>
+grpc::Status Handle(grpc::ServerContext* context, const Request& request, Response* response,
+                    Rpcs& rpcs, Rpc rpc, Access access = Access::kAccount) {
+  const Caller caller(*context);
+  log::RequestScope scope(caller.request_id());
+  if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
+    return ToGrpcStatus(allowed);
+  }
+  return internal::Finish(std::invoke(rpc, rpcs, caller, request), response);
+}
+
+// Serves a server-streaming RPC with `rpc`, taking (const Caller&, const Request&, Writer*) and
+// returning absl::Status; it writes its messages through the writer.
+template <typename Rpcs, typename Request, typename Writer, typename Rpc>
+grpc::Status HandleStream(grpc::ServerContext* context, const Request& request, Writer* writer,
+                          Rpcs& rpcs, Rpc rpc, Access access = Access::kAccount) {
+  const Caller caller(*context);
+  log::RequestScope scope(caller.request_id());
+  if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
+    return ToGrpcStatus(allowed);
+  }
+  return ToGrpcStatus(std::invoke(rpc, rpcs, caller, request, writer));
+}
+
+}  // namespace kurt::platform

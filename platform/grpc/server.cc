@@ -1,0 +1,200 @@
+#include "platform/grpc/server.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/support/server_interceptor.h"
+#include "platform/core/config.h"
+#include "platform/grpc/edge_trust.h"
+#include "platform/core/log.h"
+#include "absl/flags/flag.h"
+
+ABSL_FLAG(int, grpc_port, 0, "gRPC port (the binary sets its own default)");
+ABSL_FLAG(int, grpc_max_connection_age_seconds, 120,
+          "A gRPC server ends each client connection after about this long (calls in flight "
+          "finish), so that clients resolve again and spread over new replicas (0: never)");
+
+namespace kurt::platform {
+namespace {
+
+using grpc::experimental::InterceptionHookPoints;
+
+const char* CodeName(grpc::StatusCode code) {
+  static const char* const kNames[] = {
+      "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
+      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
+      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
+      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
+      "UNAUTHENTICATED"};
+  int i = static_cast<int>(code);
+  return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
+}
+
+struct RpcMetrics {
+  metrics::Family<metrics::Counter>* requests;
+  metrics::Family<metrics::Histogram>* latency;
+};
+
+// Counts every RPC by method and status code and observes its latency; lives for one call.
+class MetricsInterceptor : public grpc::experimental::Interceptor {
+ public:
+  MetricsInterceptor(grpc::experimental::ServerRpcInfo* info, const RpcMetrics* metrics)
+      : metrics_(metrics), start_(absl::Now()) {
+    // "/package.Service/Method"
+    std::vector<absl::string_view> parts = absl::StrSplit(info->method(), '/');
+    if (parts.size() == 3) {
+      service_ = std::string(parts[1]);
+      method_ = std::string(parts[2]);
+    } else {
+      method_ = info->method();
+    }
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      grpc::Status status = methods->GetSendStatus();
+      metrics_->requests->WithLabels({service_, method_, CodeName(status.error_code())})
+          .Increment();
+      metrics_->latency->WithLabels({service_, method_}).ObserveDuration(absl::Now() - start_);
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const RpcMetrics* metrics_;
+  absl::Time start_;
+  std::string service_;
+  std::string method_;
+};
+
+class MetricsInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit MetricsInterceptorFactory(RpcMetrics metrics) : metrics_(metrics) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new MetricsInterceptor(info, &metrics_);
+  }
+
+ private:
+  RpcMetrics metrics_;
+};
+
+}  // namespace
+
+GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
+  GrpcServerOptions o;
+  o.name = std::move(name);
+  o.host = absl::GetFlag(FLAGS_listen_host);
+  o.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  o.max_connection_age = absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_seconds));
+  o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+  return o;
+}
+
+GrpcServer::GrpcServer(GrpcServerOptions options, metrics::Registry* registry)
+    : options_(std::move(options)), registry_(registry) {}
+
+GrpcServer::~GrpcServer() { Shutdown(); }
+
+void GrpcServer::AddService(grpc::Service* service) { services_.push_back(service); }
+
+void GrpcServer::OnShutdown(std::function<void()> hook) {
+  shutdown_hooks_.push_back(std::move(hook));
+}
+
+absl::Status GrpcServer::Start() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  grpc::ServerBuilder builder;
+  std::string address = absl::StrCat(options_.host.find(':') != std::string::npos
+                                         ? absl::StrCat("[", options_.host, "]")
+                                         : options_.host,
+                                     ":", options_.grpc_port);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!options_.edge_secret.empty()) {
+    metrics::Counter* refused =
+        &registry_
+             ->AddCounter("kurt_grpc_server_untrusted_calls_total",
+                          "Calls refused for carrying x-kurt-account-id without the edge's secret")
+             .Get();
+    credentials = EdgeTrustingServerCredentials(options_.edge_secret,
+                                                [refused] { refused->Increment(); });
+  }
+  builder.AddListeningPort(address, credentials, &grpc_port_);
+  for (grpc::Service* s : services_) builder.RegisterService(s);
+  // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
+  // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, options_.sync_cqs);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS,
+                              options_.sync_min_pollers);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS,
+                              options_.sync_max_pollers);
+  // Keep-alive pings let clients notice a dead connection; generous limits for bursts.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  // Clients re-resolve only when a connection ends: without an age, replicas added by the
+  // autoscaler would get no calls from clients already connected (gRPC adds ±10 % jitter).
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(
+            std::min<int64_t>(absl::ToInt64Milliseconds(options_.max_connection_age), INT32_MAX)));
+  }
+
+  RpcMetrics rpc_metrics;
+  rpc_metrics.requests = &registry_->AddCounter(
+      "kurt_grpc_server_requests_total", "RPCs handled, by method and status code",
+      {"service", "method", "code"});
+  rpc_metrics.latency = &registry_->AddHistogram(
+      "kurt_grpc_server_latency_seconds", "Time from the start of an RPC to its status",
+      {"service", "method"});
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+  creators.push_back(std::make_unique<MetricsInterceptorFactory>(rpc_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(creators));
+
+  server_ = builder.BuildAndStart();
+  if (!server_ || grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address));
+  }
+  server_->GetHealthCheckService()->SetServingStatus(true);
+
+  if (options_.metrics_port >= 0) {
+    admin_ = std::make_unique<AdminHttpServer>(registry_, [this] { return serving_.load(); });
+    absl::StatusOr<int> port = admin_->Start(options_.host, options_.metrics_port);
+    if (!port.ok()) return port.status();
+    metrics_port_ = *port;
+  }
+  serving_ = true;
+  KURT_LOG(kInfo, "serving", {"grpc", absl::StrCat(options_.host, ":", grpc_port_)},
+           {"http", absl::StrCat(options_.host, ":", metrics_port_)});
+  return absl::OkStatus();
+}
+
+void GrpcServer::Wait() {
+  int sig = WaitForShutdownSignal();
+  KURT_LOG(kInfo, "shutting down", {"signal", sig});
+  Shutdown();
+}
+
+void GrpcServer::Shutdown() {
+  if (shut_down_ || !server_) return;
+  shut_down_ = true;
+  serving_ = false;
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) (*it)();
+  if (admin_) admin_->Stop();
+  KURT_LOG(kInfo, "stopped");
+}
+
+}  // namespace kurt::platform

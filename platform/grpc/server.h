@@ -1,0 +1,79 @@
+// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
+// metrics for every RPC (kurt_grpc_server_*), trust in x-kurt-account-id only from the edge
+// (--edge_secret, platform/grpc/edge_trust.h), the admin HTTP server, and a graceful SIGTERM:
+// mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period, then run
+// the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
+//
+// Lives in main for the whole process; AddService and OnShutdown before Start, from one thread.
+#pragma once
+
+#include "absl/strings/string_view.h"
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "platform/http/admin_http.h"
+#include "platform/core/metrics.h"
+
+#include "absl/flags/declare.h"
+
+ABSL_DECLARE_FLAG(int, grpc_port);
+ABSL_DECLARE_FLAG(int, grpc_max_connection_age_seconds);
+
+namespace kurt::platform {
+
+struct GrpcServerOptions {
+  std::string name;  // e.g. "links": the log component and a metric label
+  std::string host = "127.0.0.1";
+  int grpc_port = 0;     // 0 picks a free port (tests)
+  int metrics_port = 0;  // 0 picks a free port (tests); -1 disables the admin server
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // Non-empty: calls carrying x-kurt-account-id without this x-kurt-edge-secret are refused
+  // (UNAUTHENTICATED) before any handler runs; see platform/grpc/edge_trust.h.
+  std::string edge_secret;
+  // Each client connection is ended (GOAWAY; calls in flight finish) after about this long, so
+  // that clients resolve the service again and reach replicas added since. Zero: never.
+  absl::Duration max_connection_age = absl::Minutes(2);
+  // Threads of the synchronous server: completion queues, and pollers per queue.
+  int sync_cqs = 2;
+  int sync_min_pollers = 8;
+  int sync_max_pollers = 64;
+  // Fills host, ports, grace, connection age and the edge secret from the standard flags.
+  static GrpcServerOptions FromFlags(std::string name);
+};
+
+class GrpcServer {
+ public:
+  GrpcServer(GrpcServerOptions options, metrics::Registry* registry);
+  ~GrpcServer();
+
+  void AddService(grpc::Service* service);
+  void OnShutdown(std::function<void()> hook);
+
+  absl::Status Start();
+  int grpc_port() const { return grpc_port_; }
+  int metrics_port() const { return metrics_port_; }
+
+  // Blocks until SIGTERM/SIGINT, then shuts down gracefully.
+  void Wait();
+  // Graceful shutdown without a signal (tests).
+  void Shutdown();
+
+ private:
+  GrpcServerOptions options_;
+  metrics::Registry* registry_;
+  std::vector<grpc::Service*> services_;
+  std::vector<std::function<void()>> shutdown_hooks_;
+  std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<AdminHttpServer> admin_;
+  std::atomic<bool> serving_{false};
+  bool shut_down_ = false;
+  int grpc_port_ = 0;
+  int metrics_port_ = 0;
+};
+
+}  // namespace kurt::platform
