@@ -9,6 +9,7 @@
 #include "grpcpp/grpcpp.h"
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
 #include "openssl/sha.h"
+#include "platform/grpc/edge_trust.h"
 
 namespace kurt::edge {
 namespace {
@@ -38,7 +39,7 @@ class GrpcKeyAuthenticator : public KeyAuthenticator {
     state->context.set_deadline(std::chrono::system_clock::now() +
                                 absl::ToChronoMilliseconds(options_.timeout));
     if (!options_.edge_secret.empty()) {
-      state->context.AddMetadata("x-kurt-edge-secret", options_.edge_secret);
+      state->context.AddMetadata(std::string(platform::kEdgeSecretMetadata), options_.edge_secret);
     }
     stub_->async()->Authenticate(
         &state->context, &state->request, &state->response,
@@ -75,9 +76,9 @@ AuthDecision AccountsAuthorizer::Decide(const absl::StatusOr<std::string>& accou
     decision.status = account.status();
     return decision;
   }
-  decision.metadata.emplace_back("x-kurt-account-id", *account);
+  decision.metadata.emplace_back(platform::kAccountIdMetadata, *account);
   if (!options_.edge_secret.empty()) {
-    decision.metadata.emplace_back("x-kurt-edge-secret", options_.edge_secret);
+    decision.metadata.emplace_back(platform::kEdgeSecretMetadata, options_.edge_secret);
   }
   return decision;
 }
@@ -167,7 +168,7 @@ void AccountsAuthorizer::Authenticate(bool is_public, std::string authorization,
     // Public routes carry no account; the secret still marks the call as the edge's.
     AuthDecision decision;
     if (!options_.edge_secret.empty()) {
-      decision.metadata.emplace_back("x-kurt-edge-secret", options_.edge_secret);
+      decision.metadata.emplace_back(platform::kEdgeSecretMetadata, options_.edge_secret);
     }
     return done(std::move(decision));
   }

@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "edge/route.h"
+#include "platform/grpc/edge_trust.h"
 
 namespace kurt::edge {
 
@@ -59,10 +60,13 @@ class DevAccountHeaderAuthorizer : public Authorizer {
 
   void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override {
     AuthDecision decision;
-    absl::string_view account = request.header ? request.header("x-kurt-account-id") : "";
+    absl::string_view account =
+        request.header ? request.header(platform::kAccountIdMetadata) : "";
     if (!account.empty()) {
-      decision.metadata.emplace_back("x-kurt-account-id", std::string(account));
-      if (!edge_secret_.empty()) decision.metadata.emplace_back("x-kurt-edge-secret", edge_secret_);
+      decision.metadata.emplace_back(platform::kAccountIdMetadata, std::string(account));
+      if (!edge_secret_.empty()) {
+        decision.metadata.emplace_back(platform::kEdgeSecretMetadata, edge_secret_);
+      }
     }
     done(std::move(decision));
   }

@@ -15,6 +15,8 @@
 #include "edge/openapi.h"
 #include "edge/status_mapping.h"
 #include "platform/core/log.h"
+#include "platform/grpc/edge_trust.h"
+#include "services/common/mesh.h"
 
 namespace kurt::edge {
 
@@ -49,7 +51,7 @@ class UpstreamHitSender final : public HitSender {
     }
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
-    context.AddMetadata("x-request-id", log::NewRequestId());
+    context.AddMetadata(std::string(platform::kRequestIdMetadata), log::NewRequestId());
     grpc::ByteBuffer request = ToByteBuffer(batch);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
@@ -67,14 +69,16 @@ class UpstreamHitSender final : public HitSender {
 template <typename Add>
 void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
                       absl::string_view client_ip, Add&& add) {
-  add("x-request-id", request_id);
-  if (auto v = View(req["traceparent"]); !v.empty()) add("traceparent", MetadataSafe(v, 256));
-  add("x-kurt-client-ip", MetadataSafe(client_ip, 64));
+  add(platform::kRequestIdMetadata, request_id);
+  if (auto v = View(req["traceparent"]); !v.empty()) {
+    add(platform::kTraceparentMetadata, MetadataSafe(v, 256));
+  }
+  add(mesh::kClientIpMetadata, MetadataSafe(client_ip, 64));
   if (auto v = View(req[http::field::user_agent]); !v.empty()) {
-    add("x-kurt-user-agent", MetadataSafe(v, 512));
+    add(mesh::kUserAgentMetadata, MetadataSafe(v, 512));
   }
   if (auto v = View(req[http::field::referer]); !v.empty()) {
-    add("x-kurt-referer", MetadataSafe(v, 1024));
+    add(mesh::kRefererMetadata, MetadataSafe(v, 1024));
   }
   if (auto v = View(req["last-event-id"]); !v.empty()) add("last-event-id", MetadataSafe(v, 256));
 }

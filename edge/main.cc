@@ -16,8 +16,10 @@
 #include "platform/core/config.h"
 #include "platform/core/log.h"
 #include "platform/redis/redis.h"
+#include "services/common/mesh.h"
 
-ABSL_FLAG(int, edge_port, 8080, "HTTP port of the public API (and /metrics, /healthz, /readyz)");
+ABSL_FLAG(int, edge_port, kurt::mesh::kEdgeHttpPort,
+          "HTTP port of the public API (and /metrics, /healthz, /readyz)");
 ABSL_FLAG(int, io_threads, 0, "HTTP I/O threads (0: one per core)");
 ABSL_FLAG(std::vector<std::string>, upstream, {},
           "Service=host:port[,host:port...] per upstream service, e.g. "
@@ -194,6 +196,6 @@ int main(int argc, char** argv) {
   }
   int sig = kurt::platform::WaitForShutdownSignal();
   KURT_LOG(kInfo, "shutting down", {"signal", sig});
-  (*server)->Shutdown(absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds)));
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
   return 0;
 }

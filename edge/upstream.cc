@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "boost/asio/ip/address.hpp"
+#include "services/common/mesh.h"
 
 namespace kurt::edge {
 namespace {
@@ -31,12 +32,6 @@ bool IsIpLiteralAddress(absl::string_view address, bool* v6) {
   boost::asio::ip::make_address(host, ec);
   return !ec;
 }
-
-// Kurt's services and their gRPC ports (docs/development.md).
-constexpr std::pair<absl::string_view, int> kDefaultPorts[] = {
-    {"kurt.links.", 7101},   {"kurt.accounts.", 7102},      {"kurt.analytics.", 7103},
-    {"kurt.reports.", 7104}, {"kurt.notifications.", 7106},
-};
 
 }  // namespace
 
@@ -92,8 +87,10 @@ std::string ChannelTarget(absl::string_view addresses) {
 }
 
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host) {
-  for (const auto& [prefix, port] : kDefaultPorts) {
-    if (absl::StartsWith(service, prefix)) return absl::StrCat(host, ":", port);
+  for (const mesh::Program& program : mesh::kPrograms) {
+    if (!program.package_prefix.empty() && absl::StartsWith(service, program.package_prefix)) {
+      return absl::StrCat(host, ":", program.grpc_port);
+    }
   }
   return "";
 }

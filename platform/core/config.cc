@@ -17,7 +17,8 @@ ABSL_FLAG(std::string, listen_host, "127.0.0.1",
           "Address the gRPC and HTTP servers bind (0.0.0.0 in Kubernetes)");
 ABSL_FLAG(int, metrics_port, 0, "HTTP port of /metrics, /healthz and /readyz");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
-ABSL_FLAG(int, shutdown_grace_seconds, 10, "How long SIGTERM waits for in-flight work");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
+          "How long SIGTERM waits for in-flight work (e.g. 10s)");
 
 namespace kurt::platform {
 

@@ -10,11 +10,12 @@
 
 #include "absl/flags/declare.h"
 #include "absl/flags/flag.h"
+#include "absl/time/time.h"
 
 ABSL_DECLARE_FLAG(std::string, listen_host);
 ABSL_DECLARE_FLAG(int, metrics_port);
 ABSL_DECLARE_FLAG(std::string, log_level);
-ABSL_DECLARE_FLAG(int, shutdown_grace_seconds);
+ABSL_DECLARE_FLAG(absl::Duration, shutdown_grace);
 
 namespace kurt::platform {
 

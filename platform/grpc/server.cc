@@ -14,7 +14,7 @@
 #include "absl/flags/flag.h"
 
 ABSL_FLAG(int, grpc_port, 0, "gRPC port (the binary sets its own default)");
-ABSL_FLAG(int, grpc_max_connection_age_seconds, 120,
+ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(2),
           "A gRPC server ends each client connection after about this long (calls in flight "
           "finish), so that clients resolve again and spread over new replicas (0: never)");
 
@@ -91,8 +91,8 @@ GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
   o.host = absl::GetFlag(FLAGS_listen_host);
   o.grpc_port = absl::GetFlag(FLAGS_grpc_port);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
-  o.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
-  o.max_connection_age = absl::Seconds(absl::GetFlag(FLAGS_grpc_max_connection_age_seconds));
+  o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
+  o.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
   return o;
 }

@@ -22,7 +22,7 @@
 #include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(int, grpc_port);
-ABSL_DECLARE_FLAG(int, grpc_max_connection_age_seconds);
+ABSL_DECLARE_FLAG(absl::Duration, grpc_max_connection_age);
 
 namespace kurt::platform {
 
