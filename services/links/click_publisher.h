@@ -1,19 +1,20 @@
-// Publishes a click event per resolve to kurt.clicks.v1 (key: the code) without blocking or
-// failing the resolve: a click that cannot be queued is counted and logged, never waited for.
-// The clicks of the edge's cached redirects are published and waited for (PublishAll): the edge
-// forgets them once this service has answered, so they must be in Kafka by then.
+// Publishes a click event per resolve to the clicks topic (mesh::kClicksTopic; key: the code)
+// without blocking or failing the resolve: a click that cannot be queued is counted and logged,
+// never waited for. The clicks of the edge's cached redirects are published and waited for
+// (PublishAll): the edge forgets them once this service has answered, so they must be in Kafka
+// by then.
+//
+// A sink lives as long as the service; Publish and PublishAll are called from any thread.
 #pragma once
 
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 
 namespace kurt::links {
-
-inline constexpr const char* kClicksTopic = "kurt.clicks.v1";
 
 struct Click {
   std::string code;

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "services/links/fake_link_cache.h"
 
 namespace kurt::links {
 namespace {
@@ -18,7 +19,9 @@ class FakeStore : public LinksStore {
   absl::Duration delay = absl::ZeroDuration();
   bool replica_down = false;
 
-  absl::StatusOr<LinkRecord> Insert(const LinkRecord&) override { return absl::UnimplementedError(""); }
+  absl::StatusOr<LinkRecord> Insert(const LinkRecord&) override {
+    return absl::UnimplementedError("");
+  }
   absl::StatusOr<LinkRecord> Get(const std::string&, const std::string&) override {
     return absl::UnimplementedError("");
   }
@@ -38,39 +41,21 @@ class FakeStore : public LinksStore {
     absl::SleepFor(delay);
     auto& db = from == ReadFrom::kReplica ? replica : primary;
     (from == ReadFrom::kReplica ? replica_reads : primary_reads)++;
-    if (from == ReadFrom::kReplica && replica_down) return absl::UnavailableError("down");
+    if (from == ReadFrom::kReplica && replica_down) {
+      return absl::UnavailableError("down");
+    }
     auto it = db.find(code);
-    if (it == db.end()) return std::optional<ResolveRecord>();
+    if (it == db.end()) {
+      return std::optional<ResolveRecord>();
+    }
     return std::optional<ResolveRecord>(it->second);
-  }
-};
-
-class FakeCache : public LinkCache {
- public:
-  std::map<std::string, CachedLink> entries;
-  bool down = false;
-  std::mutex mu;
-  absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) override {
-    std::lock_guard<std::mutex> l(mu);
-    if (down) return absl::UnavailableError("redis down");
-    auto it = entries.find(code);
-    if (it == entries.end()) return std::optional<CachedLink>();
-    return std::optional<CachedLink>(it->second);
-  }
-  void Fill(const std::string& code, const CachedLink& link) override {
-    std::lock_guard<std::mutex> l(mu);
-    if (!down) entries.emplace(code, link);
-  }
-  void Put(const std::string& code, const CachedLink& link) override {
-    std::lock_guard<std::mutex> l(mu);
-    if (!down) entries[code] = link;
   }
 };
 
 class ResolverTest : public ::testing::Test {
  protected:
   FakeStore store_;
-  FakeCache cache_;
+  FakeLinkCache cache_;
   metrics::Registry registry_;
   Resolver resolver_{&store_, &cache_, &registry_, absl::Seconds(10)};
   absl::Time now_ = absl::Now();
@@ -106,11 +91,14 @@ TEST_F(ResolverTest, ConcurrentMissesOfOneCodeShareOneRead) {
   store_.replica["hot"] = {"http://hot", std::nullopt};
   store_.delay = absl::Milliseconds(100);
   std::vector<std::thread> threads;
+  threads.reserve(200);
   std::atomic<int> ok{0};
   for (int i = 0; i < 200; ++i) {
     threads.emplace_back([&] { ok += resolver_.Resolve("hot", now_).ok(); });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads) {
+    t.join();
+  }
   EXPECT_EQ(ok, 200);
   EXPECT_EQ(store_.replica_reads, 1);
 }
@@ -127,7 +115,9 @@ TEST_F(ResolverTest, RecentlyChangedCodesSkipTheReplica) {
 TEST_F(ResolverTest, CacheDownMeansDatabaseReadsNotErrors) {
   cache_.down = true;
   store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt};
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  }
   EXPECT_EQ(store_.replica_reads, 1) << "calls close together share one read";
   absl::SleepFor(Resolver::kCoalesceLinger + absl::Milliseconds(50));
   EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");

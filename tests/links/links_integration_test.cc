@@ -1,4 +1,5 @@
-// The links service against the real stack: PostgreSQL primary + streaming replica, Redis, Kafka.
+// The links service against the real stack: PostgreSQL primary + streaming replica, Redis, Kafka,
+// wired by LinksModule as kurt-links wires it.
 #include <atomic>
 #include <cstdlib>
 #include <future>
@@ -14,18 +15,15 @@
 #include "gtest/gtest.h"
 #include "kurt/events/v1/click.pb.h"
 #include "kurt/links/v1/links.grpc.pb.h"
+#include "platform/grpc/edge_trust.h"
 #include "platform/grpc/server.h"
+#include "platform/grpc/timestamps.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
-#include "platform/grpc/handler.h"
-#include "platform/grpc/pagination.h"
-#include "platform/grpc/timestamps.h"
+#include "services/common/mesh.h"
 #include "services/links/click_publisher.h"
-#include "services/links/link_cache.h"
-#include "services/links/links_service.h"
-#include "services/links/links_store.h"
-#include "services/links/resolver.h"
+#include "services/links/links_module.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
 
@@ -36,8 +34,8 @@ namespace v1 = kurt::links::v1;
 
 // Runs `tools/stack <verb> <server>`; the stack script waits for readiness on start.
 void Stack(const std::string& verb, const std::string& server) {
-  std::string cmd = absl::StrCat(testing::SourceDir(), "/tools/stack ", verb, " ", server,
-                                 " >/dev/null 2>&1");
+  std::string cmd =
+      absl::StrCat(testing::SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
@@ -49,7 +47,8 @@ void ReplicaReplay(bool paused) {
   ASSERT_TRUE(replica
                   .Run([&](pqxx::connection& c) {
                     pqxx::nontransaction tx(c);
-                    tx.exec(paused ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
+                    tx.exec(paused ? "SELECT pg_wal_replay_pause()"
+                                   : "SELECT pg_wal_replay_resume()");
                   })
                   .ok());
 }
@@ -76,24 +75,33 @@ class LinksIntegrationTest : public ::testing::Test {
     ko.brokers = testing::KafkaBrokers();
     producer_ = std::move(*kafka::KafkaProducer::Create(ko));
 
-    store_ = std::make_unique<PgLinksStore>(cluster_.get(), &registry_);
-    LinkCacheOptions cache_options;
-    cache_options.key_prefix = testing::RandomName("kurt:test:link:") + ":";
-    cache_ = std::make_unique<RedisLinkCache>(redis_.get(), cache_options);
-    resolver_ = std::make_unique<Resolver>(store_.get(), cache_.get(), &registry_);
-    clicks_ = std::make_unique<KafkaClickSink>(producer_.get(), topic_, "salt", &registry_);
-    LinksServiceOptions so;
-    so.short_url_base = "http://kurt.test/";
-    service_ = std::make_unique<LinksService>(so, store_.get(), resolver_.get(), clicks_.get());
+    config_.short_url_base = "http://kurt.test/";
+    config_.click_hash_salt = "salt";
+    config_.clicks_topic = topic_;
+    config_.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    config_.max_replica_lag = po.max_replica_lag;
+    links_ = Links(producer_.get(), &registry_);
+    ASSERT_NE(links_, nullptr);
     platform::GrpcServerOptions go;
     go.name = "links";
     go.metrics_port = -1;
     server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
-    server_->AddService(service_.get());
+    links_->AddTo(server_.get());
     ASSERT_TRUE(server_->Start().ok());
     channel_ = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
                                    grpc::InsecureChannelCredentials());
     stub_ = v1::LinksService::NewStub(channel_);
+  }
+
+  // A links module of this test's config on the stack's clients, with its own click producer and
+  // metrics.
+  std::unique_ptr<LinksModule> Links(kafka::KafkaProducer* producer, metrics::Registry* registry) {
+    auto links = LinksModule::Create(config_, {.cluster = cluster_.get(),
+                                               .redis = redis_.get(),
+                                               .producer = producer,
+                                               .registry = registry});
+    EXPECT_TRUE(links.ok()) << links.status();
+    return links.ok() ? *std::move(links) : nullptr;
   }
 
   void TearDown() override {
@@ -103,10 +111,12 @@ class LinksIntegrationTest : public ::testing::Test {
 
   std::unique_ptr<grpc::ClientContext> As(const std::string& account) {
     auto ctx = std::make_unique<grpc::ClientContext>();
-    if (!account.empty()) ctx->AddMetadata("x-kurt-account-id", account);
-    ctx->AddMetadata("x-kurt-client-ip", "203.0.113.7");
-    ctx->AddMetadata("x-kurt-user-agent", "TestAgent/1.0");
-    ctx->AddMetadata("x-kurt-referer", "https://ref.example/");
+    if (!account.empty()) {
+      ctx->AddMetadata(std::string{platform::kAccountIdMetadata}, account);
+    }
+    ctx->AddMetadata(mesh::kClientIpMetadata, "203.0.113.7");
+    ctx->AddMetadata(mesh::kUserAgentMetadata, "TestAgent/1.0");
+    ctx->AddMetadata(mesh::kRefererMetadata, "https://ref.example/");
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     return ctx;
   }
@@ -124,7 +134,9 @@ class LinksIntegrationTest : public ::testing::Test {
     req.set_code(code);
     v1::ResolveResponse res;
     grpc::Status s = stub_->Resolve(As("").get(), req, &res);
-    if (target) *target = res.target_url();
+    if (target) {
+      *target = res.target_url();
+    }
     return s;
   }
 
@@ -153,7 +165,9 @@ class LinksIntegrationTest : public ::testing::Test {
     for (int i = 0; i < 300; ++i) {
       {
         std::lock_guard<std::mutex> l(mu);
-        if (got.size() >= n) break;
+        if (got.size() >= n) {
+          break;
+        }
       }
       absl::SleepFor(absl::Milliseconds(50));
     }
@@ -164,7 +178,7 @@ class LinksIntegrationTest : public ::testing::Test {
   }
 
   void ForgetCache(const std::string& code) {
-    ASSERT_TRUE(redis_->Del({cache_->Key(code)}).ok());
+    ASSERT_TRUE(redis_->Del({links_->cache().Key(code)}).ok());
   }
 
   testing::ScratchDatabase db_;
@@ -173,11 +187,8 @@ class LinksIntegrationTest : public ::testing::Test {
   std::unique_ptr<redis::RedisClient> redis_;
   std::string topic_;
   std::unique_ptr<kafka::KafkaProducer> producer_;
-  std::unique_ptr<PgLinksStore> store_;
-  std::unique_ptr<RedisLinkCache> cache_;
-  std::unique_ptr<Resolver> resolver_;
-  std::unique_ptr<KafkaClickSink> clicks_;
-  std::unique_ptr<LinksService> service_;
+  LinksConfig config_;
+  std::unique_ptr<LinksModule> links_;
   std::unique_ptr<platform::GrpcServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::LinksService::Stub> stub_;
@@ -192,29 +203,32 @@ bool Healthy(const std::shared_ptr<grpc::Channel>& channel) {
   grpc::ByteBuffer request(&empty, 1), response;
   std::promise<grpc::Status> done;
   stub.UnaryCall(&ctx, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
-                 [&](grpc::Status s) { done.set_value(s); });
-  if (!done.get_future().get().ok()) return false;
+                 [&](const grpc::Status& s) { done.set_value(s); });
+  if (!done.get_future().get().ok()) {
+    return false;
+  }
   std::vector<grpc::Slice> slices;
   response.Dump(&slices);
   std::string bytes;
-  for (auto& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  for (auto& s : slices) {
+    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  }
   return bytes == std::string("\x08\x01", 2);  // HealthCheckResponse { status: SERVING }
 }
 
 // With --edge_secret (GrpcServerOptions::edge_secret), x-kurt-account-id is believed only with
 // the edge's secret: anyone else who reaches the port cannot act as an account.
 TEST_F(LinksIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesNothing) {
-  LinksServiceOptions so;
-  so.short_url_base = "http://kurt.test/";
-  LinksService service(so, store_.get(), resolver_.get(), clicks_.get());
   metrics::Registry registry;
+  std::unique_ptr<LinksModule> links = Links(producer_.get(), &registry);
+  ASSERT_NE(links, nullptr);
   platform::GrpcServerOptions go;
   go.name = "links";
   go.metrics_port = -1;
   go.shutdown_grace = absl::Seconds(1);
   go.edge_secret = "links-edge-secret";
   platform::GrpcServer server(go, &registry);
-  server.AddService(&service);
+  links->AddTo(&server);
   ASSERT_TRUE(server.Start().ok());
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", server.grpc_port()),
                                      grpc::InsecureChannelCredentials());
@@ -224,7 +238,9 @@ TEST_F(LinksIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesNot
 
   auto create = [&](const std::string& secret, v1::Link* out) {
     auto ctx = As(account);
-    if (!secret.empty()) ctx->AddMetadata("x-kurt-edge-secret", secret);
+    if (!secret.empty()) {
+      ctx->AddMetadata(std::string{platform::kEdgeSecretMetadata}, secret);
+    }
     v1::CreateLinkRequest req;
     req.set_target_url("https://example.com/trusted");
     req.set_alias(alias);
@@ -277,8 +293,7 @@ TEST_F(LinksIntegrationTest, CreateGetUpdateDeleteWithOwnership) {
   update.set_code(link.code());
   update.set_target_url("https://example.com/new");
   v1::Link updated;
-  EXPECT_EQ(stub_->UpdateLink(As("acct-b").get(), update, &updated).error_code(),
-            grpc::NOT_FOUND);
+  EXPECT_EQ(stub_->UpdateLink(As("acct-b").get(), update, &updated).error_code(), grpc::NOT_FOUND);
   std::string target;
   ASSERT_TRUE(Resolve(link.code(), &target).ok());
   EXPECT_EQ(target, "https://example.com/page");
@@ -305,16 +320,16 @@ TEST_F(LinksIntegrationTest, BadInputIsRejectedNamingTheFieldAndChangesNothing) 
   struct Case {
     std::string target, alias, field;
   };
-  for (const Case& c : std::vector<Case>{
-           {"javascript:alert(1)", "", "target_url"},
-           {"data:text/html,x", "", "target_url"},
-           {"https://user:pw@example.com/", "", "target_url"},
-           {"ftp://example.com/", "", "target_url"},
-           {"https://example.com/" + std::string(2100, 'a'), "", "target_url"},
-           {"https://example.com/", "v1", "alias"},
-           {"https://example.com/", "healthz", "alias"},
-           {"https://example.com/", "a/b", "alias"},
-           {"https://example.com/", "ab", "alias"}}) {
+  for (const Case& c :
+       std::vector<Case>{{"javascript:alert(1)", "", "target_url"},
+                         {"data:text/html,x", "", "target_url"},
+                         {"https://user:pw@example.com/", "", "target_url"},
+                         {"ftp://example.com/", "", "target_url"},
+                         {"https://example.com/" + std::string(2100, 'a'), "", "target_url"},
+                         {"https://example.com/", "v1", "alias"},
+                         {"https://example.com/", "healthz", "alias"},
+                         {"https://example.com/", "a/b", "alias"},
+                         {"https://example.com/", "ab", "alias"}}) {
     grpc::Status s = Create("acct-a", c.target, &link, c.alias);
     EXPECT_EQ(s.error_code(), grpc::INVALID_ARGUMENT) << c.target << " " << c.alias;
     EXPECT_EQ(s.error_message().rfind(c.field, 0), 0u) << s.error_message();
@@ -366,7 +381,9 @@ TEST_F(LinksIntegrationTest, AliasesAreUniqueAndListsPaginateNewestFirst) {
     req.set_page_token(token);
     v1::ListLinksResponse res;
     ASSERT_TRUE(stub_->ListLinks(As("acct-a").get(), req, &res).ok());
-    for (const auto& l : res.links()) seen.push_back(l.code());
+    for (const auto& l : res.links()) {
+      seen.push_back(l.code());
+    }
     token = res.next_page_token();
     ++pages;
   } while (!token.empty() && pages < 10);
@@ -406,8 +423,10 @@ TEST_F(LinksIntegrationTest, OneDatabaseReadForAThousandConcurrentResolvesOfACol
     contexts.push_back(As(""));
     requests[i].set_code(link.code());
     stub_->async()->Resolve(contexts.back().get(), &requests[i], &responses[i],
-                            [&](grpc::Status s) {
-                              if (s.ok()) ok++;
+                            [&](const grpc::Status& s) {
+                              if (s.ok()) {
+                                ok++;
+                              }
                               std::lock_guard<std::mutex> l(mu);
                               done++;
                               cv.notify_one();
@@ -425,9 +444,8 @@ TEST_F(LinksIntegrationTest, ExpiredLinksStopResolvingAtOnce) {
   req.set_target_url("https://example.com/soon-gone");
   absl::Time expiry = absl::Now() + absl::Milliseconds(1500);
   req.mutable_expire_time()->set_seconds(absl::ToUnixSeconds(expiry));
-  req.mutable_expire_time()->set_nanos(
-      static_cast<int32_t>(absl::ToInt64Nanoseconds(expiry - absl::FromUnixSeconds(
-                                                              absl::ToUnixSeconds(expiry)))));
+  req.mutable_expire_time()->set_nanos(static_cast<int32_t>(
+      absl::ToInt64Nanoseconds(expiry - absl::FromUnixSeconds(absl::ToUnixSeconds(expiry)))));
   v1::Link link;
   ASSERT_TRUE(stub_->CreateLink(As("acct-a").get(), req, &link).ok());
   ASSERT_TRUE(Resolve(link.code()).ok());
@@ -441,7 +459,7 @@ TEST_F(LinksIntegrationTest, UnknownCodeIsNotFoundAndItsMissIsCachedOnlyAfterThe
   const int64_t primary_before = ReadCount("primary");
   EXPECT_EQ(Resolve("nosuchcode").error_code(), grpc::NOT_FOUND);
   EXPECT_EQ(ReadCount("primary") - primary_before, 1);
-  auto cached = redis_->Get(cache_->Key("nosuchcode"));
+  auto cached = redis_->Get(links_->cache().Key("nosuchcode"));
   ASSERT_TRUE(cached.ok() && cached->has_value());
   EXPECT_EQ(**cached, "M");
   EXPECT_EQ(Resolve("nosuchcode").error_code(), grpc::NOT_FOUND);
@@ -456,7 +474,9 @@ TEST_F(LinksIntegrationTest, UnknownCodeIsNotFoundAndItsMissIsCachedOnlyAfterThe
 TEST_F(LinksIntegrationTest, ResolvePublishesAClickEventKeyedByCode) {
   v1::Link link;
   ASSERT_TRUE(Create("acct-a", "https://example.com/clicked", &link).ok());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(Resolve(link.code()).ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(Resolve(link.code()).ok());
+  }
   std::vector<kafka::Message> got = ConsumeClicks(3);
   ASSERT_EQ(got.size(), 3u);
   std::set<std::string> ids;
@@ -483,9 +503,9 @@ api::v1::CachedRedirects::Hit CachedHit(const std::string& code, absl::Time time
   resolve.set_code(code);
   hit.set_request(resolve.SerializeAsString());
   platform::SetTimestamp(time, hit.mutable_time());
-  (*hit.mutable_metadata())["x-kurt-user-agent"] = agent;
-  (*hit.mutable_metadata())["x-kurt-referer"] = "https://ref.example/cached";
-  (*hit.mutable_metadata())["x-kurt-client-ip"] = "198.51.100.9";
+  (*hit.mutable_metadata())[mesh::kUserAgentMetadata] = agent;
+  (*hit.mutable_metadata())[mesh::kRefererMetadata] = "https://ref.example/cached";
+  (*hit.mutable_metadata())[mesh::kClientIpMetadata] = "198.51.100.9";
   return hit;
 }
 
@@ -524,14 +544,14 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   ko.brokers = "127.0.0.1:1";  // nothing listens there
   ko.extra["message.timeout.ms"] = "500";
   auto nowhere = std::move(*kafka::KafkaProducer::Create(ko));
-  KafkaClickSink unreachable(nowhere.get(), topic_, "salt", &registry_);
-  LinksService service({}, store_.get(), resolver_.get(), &unreachable);
+  metrics::Registry registry;
+  std::unique_ptr<LinksModule> unreachable = Links(nowhere.get(), &registry);
+  ASSERT_NE(unreachable, nullptr);
   platform::GrpcServerOptions go;
   go.name = "links-without-kafka";
   go.metrics_port = -1;
-  metrics::Registry registry;
   platform::GrpcServer server(go, &registry);
-  server.AddService(&service);
+  server.AddService(unreachable->service());
   ASSERT_TRUE(server.Start().ok());
   auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
@@ -556,7 +576,7 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
 
 TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPublishesNothing) {
   const absl::Time now = absl::Now();
-  auto refused = [&](api::v1::CachedRedirects batch, const std::string& names) {
+  auto refused = [&](const api::v1::CachedRedirects& batch, const std::string& names) {
     google::protobuf::Empty empty;
     grpc::Status s = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << names;
@@ -576,7 +596,9 @@ TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPubl
   batch.mutable_hits(1)->mutable_time()->set_nanos(-1);
   refused(batch, "hits[1].time");
   api::v1::CachedRedirects too_many;
-  for (int i = 0; i <= kMaxCachedRedirectsPerCall; ++i) *too_many.add_hits() = batch.hits(0);
+  for (int i = 0; i <= kMaxCachedRedirectsPerCall; ++i) {
+    *too_many.add_hits() = batch.hits(0);
+  }
   refused(too_many, "hits: at most");
 
   // Then one good hit: it is the only click on the topic.

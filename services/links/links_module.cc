@@ -1,0 +1,79 @@
+#include "services/links/links_module.h"
+
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "platform/core/log.h"
+
+namespace kurt::links {
+namespace {
+
+LinkCacheOptions CacheOptions(const LinksConfig& config) {
+  LinkCacheOptions options;
+  options.ttl = config.cache_ttl;
+  options.miss_ttl = config.cache_miss_ttl;
+  options.key_prefix = config.cache_key_prefix;
+  return options;
+}
+
+// What a code changed by this process keeps away from the replica for: the lag bound, plus
+// headroom for the lag measurement's own delay.
+absl::Duration RecentWindow(const LinksConfig& config) {
+  return config.max_replica_lag + absl::Seconds(5);
+}
+
+absl::Status Validate(const LinksConfig& config, const LinksDeps& deps) {
+  if (deps.cluster == nullptr || deps.redis == nullptr || deps.producer == nullptr ||
+      deps.registry == nullptr) {
+    return absl::InvalidArgumentError("deps: cluster, redis, producer and registry are required");
+  }
+  if (config.short_url_base.empty()) {
+    return absl::InvalidArgumentError("short_url_base: required");
+  }
+  if (config.clicks_topic.empty()) {
+    return absl::InvalidArgumentError("clicks_topic: required");
+  }
+  for (const auto& [name, value] : {std::pair{"cache_ttl", config.cache_ttl},
+                                    std::pair{"cache_miss_ttl", config.cache_miss_ttl},
+                                    std::pair{"max_replica_lag", config.max_replica_lag},
+                                    std::pair{"click_flush_timeout", config.click_flush_timeout}}) {
+    if (value < absl::ZeroDuration()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": must not be negative"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LinksModule>> LinksModule::Create(const LinksConfig& config,
+                                                                 LinksDeps deps) {
+  if (absl::Status s = Validate(config, deps); !s.ok()) {
+    return s;
+  }
+  return std::unique_ptr<LinksModule>(new LinksModule(config, deps));
+}
+
+LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps)
+    : producer_(deps.producer),
+      click_flush_timeout_(config.click_flush_timeout),
+      store_(deps.cluster, deps.registry),
+      cache_(deps.redis, CacheOptions(config)),
+      resolver_(&store_, &cache_, deps.registry, RecentWindow(config)),
+      clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry),
+      rpcs_(LinksRpcsOptions{config.short_url_base}, &store_, &resolver_, &clicks_),
+      service_(&rpcs_) {}
+
+void LinksModule::AddTo(platform::GrpcServer* server) {
+  server->AddService(&service_);
+  server->OnShutdown([this] { FlushClicks(); });
+}
+
+void LinksModule::FlushClicks() {
+  if (absl::Status s = producer_->Flush(click_flush_timeout_); !s.ok()) {
+    KURT_LOG(kWarn, "click events left unsent", {"error", s.ToString()});
+  }
+}
+
+}  // namespace kurt::links

@@ -1,0 +1,270 @@
+#include "services/links/links_rpcs.h"
+
+#include <algorithm>
+#include <optional>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "platform/core/log.h"
+#include "platform/grpc/edge_trust.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
+#include "services/common/link_code.h"
+#include "services/common/mesh.h"
+#include "services/links/link_rules.h"
+
+namespace kurt::links {
+namespace {
+
+using platform::FromTimestamp;
+using platform::SetTimestamp;
+using platform::ValidateTimestamp;
+
+constexpr int kCreateAttempts = 5;
+
+absl::Status ValidateFutureExpiry(const google::protobuf::Timestamp& t, absl::Time now) {
+  if (absl::Status s = ValidateTimestamp(t, "expire_time"); !s.ok()) {
+    return s;
+  }
+  if (FromTimestamp(t) <= now) {
+    return absl::InvalidArgumentError("expire_time: must be in the future");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateCode(const std::string& code) {
+  if (code.empty()) {
+    return absl::InvalidArgumentError("code: required");
+  }
+  if (!IsWellFormedCode(code)) {
+    return absl::InvalidArgumentError("code: must be 3 to 64 letters, digits, '-' or '_'");
+  }
+  return absl::OkStatus();
+}
+
+CachedLink Live(const LinkRecord& r) { return CachedLink{true, r.target_url, r.expire_time}; }
+
+}  // namespace
+
+LinksRpcs::LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver,
+                     ClickSink* clicks)
+    : options_(std::move(options)), store_(store), resolver_(resolver), clicks_(clicks) {}
+
+v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
+  v1::Link out;
+  out.set_code(record.code);
+  out.set_short_url(absl::StrCat(options_.short_url_base, record.code));
+  out.set_target_url(record.target_url);
+  SetTimestamp(record.create_time, out.mutable_create_time());
+  SetTimestamp(record.update_time, out.mutable_update_time());
+  if (record.expire_time) {
+    SetTimestamp(*record.expire_time, out.mutable_expire_time());
+  }
+  return out;
+}
+
+absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
+                                               const v1::CreateLinkRequest& request) {
+  if (absl::Status s = ValidateTargetUrl(request.target_url()); !s.ok()) {
+    return s;
+  }
+  if (!request.alias().empty()) {
+    if (absl::Status s = ValidateAlias(request.alias()); !s.ok()) {
+      return s;
+    }
+  }
+  LinkRecord link;
+  link.account_id = caller.account_id();
+  link.target_url = request.target_url();
+  if (request.has_expire_time()) {
+    if (absl::Status s = ValidateFutureExpiry(request.expire_time(), absl::Now()); !s.ok()) {
+      return s;
+    }
+    link.expire_time = FromTimestamp(request.expire_time());
+  }
+
+  absl::StatusOr<LinkRecord> created;
+  if (!request.alias().empty()) {
+    link.code = request.alias();
+    created = store_->Insert(link);
+    if (absl::IsAlreadyExists(created.status())) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("alias: '", request.alias(), "' is already taken"));
+    }
+  } else {
+    // 62^7 codes: a collision is rare, several in a row mean something is wrong.
+    for (int attempt = 0; attempt < kCreateAttempts; ++attempt) {
+      link.code = RandomCode(kRandomCodeLength + attempt / 2);
+      created = store_->Insert(link);
+      if (!absl::IsAlreadyExists(created.status())) {
+        break;
+      }
+    }
+  }
+  if (!created.ok()) {
+    return created.status();
+  }
+  resolver_->Changed(created->code, Live(*created));
+  KURT_LOG(kInfo, "link created", {"code", created->code}, {"account", caller.account_id()});
+  return ToProto(*created);
+}
+
+absl::StatusOr<v1::Link> LinksRpcs::GetLink(const platform::Caller& caller,
+                                            const v1::GetLinkRequest& request) {
+  if (absl::Status s = ValidateCode(request.code()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<LinkRecord> link = store_->Get(caller.account_id(), request.code());
+  if (!link.ok()) {
+    return link.status();
+  }
+  return ToProto(*link);
+}
+
+absl::StatusOr<v1::ListLinksResponse> LinksRpcs::ListLinks(const platform::Caller& caller,
+                                                           const v1::ListLinksRequest& request) {
+  absl::StatusOr<platform::PageRequest> page =
+      platform::ReadPageRequest(request.page_size(), request.page_token(), IsWellFormedCode);
+  if (!page.ok()) {
+    return page.status();
+  }
+  std::optional<ListCursor> after;
+  if (page->after) {
+    after = ListCursor{page->after->time, std::move(page->after->key)};
+  }
+  // One more than asked tells whether there is a next page.
+  absl::StatusOr<std::vector<LinkRecord>> links =
+      store_->List(caller.account_id(), page->size + 1, after);
+  if (!links.ok()) {
+    return links.status();
+  }
+  v1::ListLinksResponse response;
+  response.set_next_page_token(platform::FinishPage(&*links, page->size, [](const LinkRecord& l) {
+    return platform::PageKey{l.create_time, l.code};
+  }));
+  for (const LinkRecord& l : *links) {
+    *response.add_links() = ToProto(l);
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
+                                               const v1::UpdateLinkRequest& request) {
+  if (absl::Status s = ValidateCode(request.code()); !s.ok()) {
+    return s;
+  }
+  LinkUpdate update;
+  if (request.has_target_url()) {
+    if (absl::Status s = ValidateTargetUrl(request.target_url()); !s.ok()) {
+      return s;
+    }
+    update.target_url = request.target_url();
+  }
+  if (request.has_expire_time() && request.clear_expire_time()) {
+    return absl::InvalidArgumentError("expire_time: cannot be set together with clear_expire_time");
+  }
+  if (request.has_expire_time()) {
+    if (absl::Status s = ValidateFutureExpiry(request.expire_time(), absl::Now()); !s.ok()) {
+      return s;
+    }
+    update.expire_time = FromTimestamp(request.expire_time());
+  }
+  update.clear_expire_time = request.clear_expire_time();
+  if (!update.target_url && !update.expire_time && !update.clear_expire_time) {
+    return absl::InvalidArgumentError(
+        "nothing to update: give target_url, expire_time or clear_expire_time");
+  }
+  absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
+  if (!link.ok()) {
+    return link.status();
+  }
+  resolver_->Changed(link->code, Live(*link));
+  return ToProto(*link);
+}
+
+absl::Status LinksRpcs::DeleteLink(const platform::Caller& caller,
+                                   const v1::DeleteLinkRequest& request) {
+  if (absl::Status s = ValidateCode(request.code()); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = store_->Delete(caller.account_id(), request.code()); !s.ok()) {
+    return s;
+  }
+  resolver_->Changed(request.code(), CachedLink{});
+  KURT_LOG(kInfo, "link deleted", {"code", request.code()}, {"account", caller.account_id()});
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,
+                                                       const v1::ResolveRequest& request) {
+  // The redirect: nothing here is copied or allocated that the answer and the click do not need.
+  if (!IsWellFormedCode(request.code())) {
+    return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+  }
+  const absl::Time now = absl::Now();
+  absl::StatusOr<std::string> target = resolver_->Resolve(request.code(), now);
+  if (!target.ok()) {
+    if (!absl::IsNotFound(target.status())) {
+      KURT_LOG(kError, "resolve failed", {"code", request.code()},
+               {"error", target.status().ToString()});
+    }
+    return target.status();
+  }
+  v1::ResolveResponse response;
+  response.set_target_url(*std::move(target));
+  clicks_->Publish(Click{request.code(), now, caller.Metadata(mesh::kRefererMetadata),
+                         caller.Metadata(mesh::kUserAgentMetadata),
+                         caller.Metadata(mesh::kClientIpMetadata),
+                         caller.Metadata(platform::kTraceparentMetadata)});
+  return response;
+}
+
+absl::Status LinksRpcs::RecordCachedRedirects(const platform::Caller& caller,
+                                              const api::v1::CachedRedirects& request) {
+  if (request.hits_size() > kMaxCachedRedirectsPerCall) {
+    return absl::InvalidArgumentError(absl::StrCat("hits: at most ", kMaxCachedRedirectsPerCall,
+                                                   " per call, not ", request.hits_size()));
+  }
+  // Everything is checked before anything is published: a refused batch changes nothing.
+  const absl::Time now = absl::Now();
+  std::vector<Click> clicks;
+  clicks.reserve(request.hits_size());
+  for (int i = 0; i < request.hits_size(); ++i) {
+    const api::v1::CachedRedirects::Hit& hit = request.hits(i);
+    auto bad = [i](absl::string_view field, absl::string_view why) {
+      return absl::InvalidArgumentError(absl::StrCat("hits[", i, "].", field, ": ", why));
+    };
+    v1::ResolveRequest resolve;
+    if (!resolve.ParseFromString(hit.request())) {
+      return bad("request", "not a kurt.links.v1.ResolveRequest");
+    }
+    if (!IsWellFormedCode(resolve.code())) {
+      return bad("request", "code must be 3 to 64 letters, digits, '-' or '_'");
+    }
+    if (absl::Status s = ValidateTimestamp(hit.time(), "time"); !s.ok()) {
+      return bad("time", "not a valid timestamp");
+    }
+    const absl::Time time = FromTimestamp(hit.time());
+    if (time > now + kCachedRedirectMaxSkew || time < now - kCachedRedirectMaxAge) {
+      return bad("time", "more than a minute ahead of or a day behind this server's clock");
+    }
+    auto value = [&hit](absl::string_view key) {
+      // protobuf's Map looks a std::string_view up without copying it into a key.
+      auto it = hit.metadata().find(std::string_view(key.data(), key.size()));
+      return it == hit.metadata().end() ? std::string() : it->second;
+    };
+    clicks.push_back(Click{resolve.code(), time, value(mesh::kRefererMetadata),
+                           value(mesh::kUserAgentMetadata), value(mesh::kClientIpMetadata),
+                           value(platform::kTraceparentMetadata)});
+  }
+  // The edge forgets the hits once this answers OK: they must be in Kafka by then. Answer a little
+  // before the caller's deadline, so that it hears UNAVAILABLE rather than nothing.
+  const absl::Time deadline = std::min(caller.deadline() - absl::Milliseconds(500),
+                                       absl::Now() + kCachedRedirectPublishTimeout);
+  return clicks_->PublishAll(clicks, deadline);
+}
+
+}  // namespace kurt::links

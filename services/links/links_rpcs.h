@@ -1,0 +1,74 @@
+// The RPCs of kurt.links.v1.LinksService as plain functions: each validates its request, calls
+// the store, the resolver or the click sink, and says what went wrong as an absl::Status naming
+// the field. links_service.h serves them over gRPC; a unit test calls them with fakes.
+//
+// Lives as long as the service (LinksModule owns it); every method is called concurrently from
+// gRPC's threads and keeps no state of its own between calls.
+#pragma once
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "google/protobuf/empty.pb.h"
+#include "kurt/links/v1/links.pb.h"
+#include "platform/grpc/handler.h"
+#include "services/links/click_publisher.h"
+#include "services/links/links_store.h"
+#include "services/links/resolver.h"
+
+namespace kurt::links {
+
+// RecordCachedRedirects' bounds: hits per call, and how far a hit's time may be from now (the
+// edge holds hits while this service is unreachable).
+inline constexpr int kMaxCachedRedirectsPerCall = 10000;
+inline constexpr absl::Duration kCachedRedirectMaxAge = absl::Hours(24);
+inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
+// How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
+inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
+
+struct LinksRpcsOptions {
+  // Prefix of short URLs: short_url = base + code.
+  std::string short_url_base = "http://127.0.0.1:8080/";
+};
+
+class LinksRpcs {
+ public:
+  // Every pointer outlives the RPCs.
+  LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver, ClickSink* clicks);
+
+  // On behalf of the caller's account (the adapter answers UNAUTHENTICATED without one). A code
+  // owned by another account is NOT_FOUND, like an unknown one.
+  absl::StatusOr<v1::Link> CreateLink(const platform::Caller& caller,
+                                      const v1::CreateLinkRequest& request);
+  absl::StatusOr<v1::Link> GetLink(const platform::Caller& caller,
+                                   const v1::GetLinkRequest& request);
+  absl::StatusOr<v1::ListLinksResponse> ListLinks(const platform::Caller& caller,
+                                                  const v1::ListLinksRequest& request);
+  absl::StatusOr<v1::Link> UpdateLink(const platform::Caller& caller,
+                                      const v1::UpdateLinkRequest& request);
+  absl::Status DeleteLink(const platform::Caller& caller, const v1::DeleteLinkRequest& request);
+
+  // Open to any caller: the redirect. Publishes a click (without waiting for Kafka) carrying the
+  // caller's x-kurt-referer, x-kurt-user-agent, x-kurt-client-ip and traceparent.
+  absl::StatusOr<v1::ResolveResponse> Resolve(const platform::Caller& caller,
+                                              const v1::ResolveRequest& request);
+  // Open to any caller (the edge). Publishes a click per redirect the edge answered from its
+  // cache, and answers OK once Kafka has them all (UNAVAILABLE otherwise, a little before the
+  // caller's deadline: the edge sends them again). The whole batch is refused (INVALID_ARGUMENT
+  // naming the hit) if any hit is not a Resolve request of a well-formed code at a plausible
+  // time; then nothing is published.
+  absl::Status RecordCachedRedirects(const platform::Caller& caller,
+                                     const api::v1::CachedRedirects& request);
+
+ private:
+  v1::Link ToProto(const LinkRecord& record) const;
+
+  const LinksRpcsOptions options_;
+  LinksStore* store_;
+  Resolver* resolver_;
+  ClickSink* clicks_;
+};
+
+}  // namespace kurt::links

@@ -1,0 +1,697 @@
+// LinksRpcs with an in-memory store, the real Resolver over an in-memory cache, and a click sink
+// that records what it is given; the last tests go through LinksService, the gRPC adapter.
+#include "services/links/links_rpcs.h"
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/test/server_context_test_spouse.h"
+#include "gtest/gtest.h"
+#include "platform/grpc/edge_trust.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
+#include "services/common/link_code.h"
+#include "services/common/mesh.h"
+#include "services/links/fake_link_cache.h"
+#include "services/links/link_rules.h"
+#include "services/links/links_service.h"
+
+namespace kurt::links {
+namespace {
+
+using platform::Caller;
+
+// The links table in memory, as PgLinksStore answers: a code stays taken once deleted, lists are
+// newest first by (create_time, code). Each insert is `tick` after the one before.
+class FakeLinksStore : public LinksStore {
+ public:
+  absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++writes;
+    if (rows_.contains(link.code)) {
+      return absl::AlreadyExistsError("code taken");
+    }
+    Row& row = rows_[link.code];
+    row.link = link;
+    row.link.create_time = row.link.update_time = clock;
+    clock += tick;
+    return row.link;
+  }
+  absl::StatusOr<LinkRecord> Get(const std::string& account_id, const std::string& code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reads;
+    const Row* row = Owned(account_id, code);
+    if (row == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
+    }
+    return row->link;
+  }
+  absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
+                                               const std::optional<ListCursor>& after) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++reads;
+    std::vector<LinkRecord> out;
+    for (const auto& [code, row] : rows_) {
+      if (row.deleted || row.link.account_id != account_id) {
+        continue;
+      }
+      if (after && std::tie(row.link.create_time, row.link.code) >=
+                       std::tie(after->create_time, after->code)) {
+        continue;
+      }
+      out.push_back(row.link);
+    }
+    std::sort(out.begin(), out.end(), [](const LinkRecord& a, const LinkRecord& b) {
+      return std::tie(a.create_time, a.code) > std::tie(b.create_time, b.code);
+    });
+    if (static_cast<int>(out.size()) > limit) {
+      out.resize(limit);
+    }
+    return out;
+  }
+  absl::StatusOr<LinkRecord> Update(const std::string& account_id, const std::string& code,
+                                    const LinkUpdate& update) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++writes;
+    Row* row = Owned(account_id, code);
+    if (row == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
+    }
+    if (update.target_url) {
+      row->link.target_url = *update.target_url;
+    }
+    if (update.clear_expire_time) {
+      row->link.expire_time.reset();
+    } else if (update.expire_time) {
+      row->link.expire_time = update.expire_time;
+    }
+    row->link.update_time = clock;
+    return row->link;
+  }
+  absl::Status Delete(const std::string& account_id, const std::string& code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++writes;
+    Row* row = Owned(account_id, code);
+    if (row == nullptr) {
+      return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
+    }
+    row->deleted = true;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code, ReadFrom) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++lookups;
+    auto it = rows_.find(code);
+    if (it == rows_.end() || it->second.deleted) {
+      return std::optional<ResolveRecord>();
+    }
+    return std::optional<ResolveRecord>(
+        ResolveRecord{it->second.link.target_url, it->second.link.expire_time});
+  }
+
+  // Every link, deleted ones too: what a refused request must leave as it was.
+  std::map<std::string, LinkRecord> Snapshot() {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::map<std::string, LinkRecord> out;
+    for (const auto& [code, row] : rows_) {
+      out[code] = row.link;
+    }
+    return out;
+  }
+
+  absl::Time clock = absl::FromUnixSeconds(1'700'000'000);
+  absl::Duration tick = absl::Seconds(1);
+  int reads = 0, writes = 0, lookups = 0;
+
+ private:
+  struct Row {
+    LinkRecord link;
+    bool deleted = false;
+  };
+  Row* Owned(const std::string& account_id, const std::string& code) {
+    auto it = rows_.find(code);
+    if (it == rows_.end() || it->second.deleted || it->second.link.account_id != account_id) {
+      return nullptr;
+    }
+    return &it->second;
+  }
+
+  std::mutex mu_;
+  std::map<std::string, Row> rows_;
+};
+
+// Records every click it is given; PublishAll answers `publish_all_status`.
+class RecordingClickSink : public ClickSink {
+ public:
+  void Publish(const Click& click) override {
+    std::lock_guard<std::mutex> lock(mu);
+    published.push_back(click);
+  }
+  absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override {
+    std::lock_guard<std::mutex> lock(mu);
+    ++publish_all_calls;
+    last_deadline = deadline;
+    if (publish_all_status.ok()) {
+      published.insert(published.end(), clicks.begin(), clicks.end());
+    }
+    return publish_all_status;
+  }
+
+  std::mutex mu;
+  std::vector<Click> published;
+  int publish_all_calls = 0;
+  absl::Time last_deadline;
+  absl::Status publish_all_status;
+};
+
+bool SameLink(const LinkRecord& a, const LinkRecord& b) {
+  return a.code == b.code && a.account_id == b.account_id && a.target_url == b.target_url &&
+         a.create_time == b.create_time && a.update_time == b.update_time &&
+         a.expire_time == b.expire_time;
+}
+
+bool SameLinks(const std::map<std::string, LinkRecord>& a,
+               const std::map<std::string, LinkRecord>& b) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](auto& x, auto& y) {
+           return x.first == y.first && SameLink(x.second, y.second);
+         });
+}
+
+google::protobuf::Timestamp ToTimestamp(absl::Time t) {
+  google::protobuf::Timestamp out;
+  platform::SetTimestamp(t, &out);
+  return out;
+}
+
+class LinksRpcsTest : public ::testing::Test {
+ protected:
+  static Caller As(const std::string& account) {
+    return Caller(account, {{std::string{platform::kRequestIdMetadata}, "req-1"}});
+  }
+
+  absl::StatusOr<v1::Link> Create(const std::string& account, const std::string& target,
+                                  const std::string& alias = "") {
+    v1::CreateLinkRequest request;
+    request.set_target_url(target);
+    request.set_alias(alias);
+    return rpcs_.CreateLink(As(account), request);
+  }
+
+  absl::StatusOr<v1::ResolveResponse> Resolve(const std::string& code,
+                                              const Caller& caller = Caller("")) {
+    v1::ResolveRequest request;
+    request.set_code(code);
+    return rpcs_.Resolve(caller, request);
+  }
+
+  absl::StatusOr<v1::ListLinksResponse> List(const std::string& account, int page_size,
+                                             const std::string& token) {
+    v1::ListLinksRequest request;
+    request.set_page_size(page_size);
+    request.set_page_token(token);
+    return rpcs_.ListLinks(As(account), request);
+  }
+
+  FakeLinksStore store_;
+  FakeLinkCache cache_;
+  metrics::Registry registry_;
+  Resolver resolver_{&store_, &cache_, &registry_};
+  RecordingClickSink clicks_;
+  LinksRpcs rpcs_{LinksRpcsOptions{"https://kurt.test/"}, &store_, &resolver_, &clicks_};
+};
+
+TEST_F(LinksRpcsTest, CreateWithoutAnAliasMakesARandomCodeThatResolves) {
+  absl::StatusOr<v1::Link> link = Create("acct-a", "https://example.com/page");
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->code().size(), kRandomCodeLength);
+  EXPECT_TRUE(IsWellFormedCode(link->code()));
+  EXPECT_EQ(link->short_url(), "https://kurt.test/" + link->code());
+  EXPECT_EQ(link->target_url(), "https://example.com/page");
+  EXPECT_EQ(platform::FromTimestamp(link->create_time()), absl::FromUnixSeconds(1'700'000'000));
+  EXPECT_FALSE(link->has_expire_time());
+  EXPECT_EQ(store_.Snapshot().at(link->code()).account_id, "acct-a");
+
+  absl::StatusOr<v1::ResolveResponse> resolved = Resolve(link->code());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "https://example.com/page");
+  EXPECT_EQ(store_.lookups, 0) << "the create wrote the link through to the cache";
+
+  absl::StatusOr<v1::Link> other = Create("acct-a", "https://example.com/page");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->code(), link->code());
+}
+
+TEST_F(LinksRpcsTest, CreateWithAnAliasUsesItAndATakenAliasIsAlreadyExistsNamingIt) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/1");
+  request.set_alias("my-alias");
+  const absl::Time expiry = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) + 3600);
+  *request.mutable_expire_time() = ToTimestamp(expiry);
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), request);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->code(), "my-alias");
+  EXPECT_EQ(link->short_url(), "https://kurt.test/my-alias");
+  EXPECT_EQ(platform::FromTimestamp(link->expire_time()), expiry);
+  const auto before = store_.Snapshot();
+
+  absl::StatusOr<v1::Link> taken = Create("acct-b", "https://example.com/2", "my-alias");
+  EXPECT_EQ(taken.status().code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(taken.status().message(), "alias: 'my-alias' is already taken");
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+  EXPECT_EQ(Resolve("my-alias")->target_url(), "https://example.com/1");
+}
+
+TEST_F(LinksRpcsTest, BadTargetAliasOrExpiryIsRefusedNamingTheFieldAndChangesNothing) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/kept", "kept-link").ok());
+  const auto before = store_.Snapshot();
+  const int writes = store_.writes;
+  struct Case {
+    std::string target, alias, field;
+  };
+  for (const Case& c :
+       std::vector<Case>{{"", "", "target_url"},
+                         {"javascript:alert(1)", "", "target_url"},
+                         {"ftp://example.com/", "", "target_url"},
+                         {"https://user:pw@example.com/", "", "target_url"},
+                         {"https://example.com/" + std::string(2100, 'a'), "", "target_url"},
+                         {"https://example.com/", "ab", "alias"},
+                         {"https://example.com/", "a/b", "alias"},
+                         {"https://example.com/", "v1", "alias"},
+                         {"https://example.com/", "healthz", "alias"},
+                         {"javascript:alert(1)", "fine-alias", "target_url"}}) {
+    absl::StatusOr<v1::Link> refused = Create("acct-a", c.target, c.alias);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument)
+        << c.target << " " << c.alias;
+    EXPECT_TRUE(absl::StartsWith(refused.status().message(), c.field + ": ")) << refused.status();
+  }
+  for (const google::protobuf::Timestamp& expiry :
+       {ToTimestamp(absl::Now() - absl::Seconds(1)), ToTimestamp(absl::FromUnixSeconds(1000))}) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    request.set_alias("expiring");
+    *request.mutable_expire_time() = expiry;
+    absl::StatusOr<v1::Link> refused = rpcs_.CreateLink(As("acct-a"), request);
+    EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(refused.status().message(), "expire_time: must be in the future");
+  }
+  v1::CreateLinkRequest bad_nanos;
+  bad_nanos.set_target_url("https://example.com/");
+  bad_nanos.mutable_expire_time()->set_seconds(absl::ToUnixSeconds(absl::Now()) + 60);
+  bad_nanos.mutable_expire_time()->set_nanos(-1);
+  absl::StatusOr<v1::Link> refused = rpcs_.CreateLink(As("acct-a"), bad_nanos);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(refused.status().message(), "expire_time: ")) << refused.status();
+
+  EXPECT_EQ(store_.writes, writes) << "nothing refused reached the store";
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+  EXPECT_EQ(cache_.entries.size(), 1u) << "nor the cache";
+  EXPECT_TRUE(clicks_.published.empty());
+}
+
+TEST_F(LinksRpcsTest, GetIsTheOwnersAndAMalformedCodeIsRefusedNamingIt) {
+  absl::StatusOr<v1::Link> link = Create("acct-a", "https://example.com/mine", "mine-only");
+  ASSERT_TRUE(link.ok());
+  v1::GetLinkRequest get;
+  get.set_code("mine-only");
+  absl::StatusOr<v1::Link> got = rpcs_.GetLink(As("acct-a"), get);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->target_url(), "https://example.com/mine");
+  EXPECT_EQ(got->short_url(), "https://kurt.test/mine-only");
+  EXPECT_EQ(got->create_time().seconds(), link->create_time().seconds());
+  EXPECT_EQ(rpcs_.GetLink(As("acct-b"), get).status().code(), absl::StatusCode::kNotFound);
+
+  const int reads = store_.reads;
+  for (const std::string& code : {std::string(), std::string("ab"), std::string("bad/code")}) {
+    get.set_code(code);
+    absl::Status refused = rpcs_.GetLink(As("acct-a"), get).status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << code;
+    EXPECT_TRUE(absl::StartsWith(refused.message(), "code: ")) << refused;
+  }
+  EXPECT_EQ(store_.reads, reads);
+}
+
+TEST_F(LinksRpcsTest, ListsPageNewestFirstWithOpaqueTokensAndRefuseAGarbageToken) {
+  std::vector<std::string> newest_first;
+  for (int i = 0; i < 25; ++i) {
+    // Links created in the same microsecond are ordered by code: the token must carry both.
+    store_.tick = i % 3 == 0 ? absl::ZeroDuration() : absl::Seconds(1);
+    absl::StatusOr<v1::Link> link = Create("acct-a", absl::StrCat("https://example.com/", i));
+    ASSERT_TRUE(link.ok());
+    newest_first.push_back(link->code());
+  }
+  ASSERT_TRUE(Create("acct-b", "https://example.com/other").ok());
+  std::vector<LinkRecord> expected;
+  for (const auto& [code, link] : store_.Snapshot()) {
+    if (link.account_id == "acct-a") {
+      expected.push_back(link);
+    }
+  }
+  std::sort(expected.begin(), expected.end(), [](const LinkRecord& a, const LinkRecord& b) {
+    return std::tie(a.create_time, a.code) > std::tie(b.create_time, b.code);
+  });
+
+  std::vector<std::string> seen;
+  std::vector<int> page_sizes;
+  std::string token;
+  do {
+    absl::StatusOr<v1::ListLinksResponse> page = List("acct-a", 10, token);
+    ASSERT_TRUE(page.ok()) << page.status();
+    page_sizes.push_back(page->links_size());
+    for (const v1::Link& link : page->links()) {
+      seen.push_back(link.code());
+      EXPECT_EQ(link.short_url(), "https://kurt.test/" + link.code());
+    }
+    token = page->next_page_token();
+    EXPECT_EQ(token.find(seen.back()), std::string::npos) << "the token is opaque";
+    if (!token.empty()) {
+      // Tokens handed out before stay valid: (create time, code) of the page's last link.
+      const LinkRecord& last = expected[seen.size() - 1];
+      EXPECT_EQ(token, platform::EncodePageToken(last.create_time, last.code));
+    }
+  } while (!token.empty() && page_sizes.size() < 10);
+  EXPECT_EQ(page_sizes, (std::vector<int>{10, 10, 5}));
+  std::vector<std::string> expected_codes;
+  expected_codes.reserve(expected.size());
+  for (const LinkRecord& link : expected) {
+    expected_codes.push_back(link.code);
+  }
+  EXPECT_EQ(seen, expected_codes);
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()),
+            std::set<std::string>(newest_first.begin(), newest_first.end()));
+
+  absl::StatusOr<v1::ListLinksResponse> first = List("acct-a", 0, "");
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->links_size(), 20) << "page size 0 means 20";
+  EXPECT_FALSE(first->next_page_token().empty());
+
+  const int reads = store_.reads;
+  for (const std::string& garbage :
+       {std::string("not-a-token"), std::string("!!!"),
+        platform::EncodePageToken(absl::Now(), "bad code!"), token + "x"}) {
+    absl::Status refused = List("acct-a", 10, garbage).status();
+    EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << garbage;
+    EXPECT_EQ(refused.message(), "page_token: not a token from a previous page");
+  }
+  EXPECT_EQ(List("acct-a", -1, "").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store_.reads, reads) << "refused requests read nothing";
+}
+
+TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpiries) {
+  absl::StatusOr<v1::Link> link = Create("acct-a", "https://example.com/old", "updated");
+  ASSERT_TRUE(link.ok());
+  ASSERT_EQ(Resolve("updated")->target_url(), "https://example.com/old");
+  const auto before = store_.Snapshot();
+  const int writes = store_.writes;
+
+  v1::UpdateLinkRequest nothing;
+  nothing.set_code("updated");
+  absl::Status refused = rpcs_.UpdateLink(As("acct-a"), nothing).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(),
+            "nothing to update: give target_url, expire_time or clear_expire_time");
+
+  v1::UpdateLinkRequest both;
+  both.set_code("updated");
+  *both.mutable_expire_time() = ToTimestamp(absl::Now() + absl::Hours(1));
+  both.set_clear_expire_time(true);
+  refused = rpcs_.UpdateLink(As("acct-a"), both).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused.message(), "expire_time: cannot be set together with clear_expire_time");
+
+  v1::UpdateLinkRequest bad_target;
+  bad_target.set_code("updated");
+  bad_target.set_target_url("javascript:alert(1)");
+  refused = rpcs_.UpdateLink(As("acct-a"), bad_target).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(refused.message(), "target_url: ")) << refused;
+
+  v1::UpdateLinkRequest past;
+  past.set_code("updated");
+  *past.mutable_expire_time() = ToTimestamp(absl::Now() - absl::Seconds(1));
+  EXPECT_EQ(rpcs_.UpdateLink(As("acct-a"), past).status().message(),
+            "expire_time: must be in the future");
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+
+  v1::UpdateLinkRequest retarget;
+  retarget.set_code("updated");
+  retarget.set_target_url("https://example.com/new");
+  EXPECT_EQ(rpcs_.UpdateLink(As("acct-b"), retarget).status().code(), absl::StatusCode::kNotFound);
+  absl::StatusOr<v1::Link> updated = rpcs_.UpdateLink(As("acct-a"), retarget);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->target_url(), "https://example.com/new");
+  EXPECT_EQ(Resolve("updated")->target_url(), "https://example.com/new")
+      << "the update reached the cache at once";
+
+  v1::UpdateLinkRequest expire;
+  expire.set_code("updated");
+  const absl::Time expiry = absl::FromUnixSeconds(absl::ToUnixSeconds(absl::Now()) + 3600);
+  *expire.mutable_expire_time() = ToTimestamp(expiry);
+  updated = rpcs_.UpdateLink(As("acct-a"), expire);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(platform::FromTimestamp(updated->expire_time()), expiry);
+  EXPECT_EQ(updated->target_url(), "https://example.com/new");
+  EXPECT_EQ(store_.Snapshot().at("updated").expire_time, expiry);
+
+  v1::UpdateLinkRequest clear;
+  clear.set_code("updated");
+  clear.set_clear_expire_time(true);
+  updated = rpcs_.UpdateLink(As("acct-a"), clear);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_FALSE(updated->has_expire_time());
+  EXPECT_FALSE(store_.Snapshot().at("updated").expire_time.has_value());
+  EXPECT_FALSE(cache_.entries.at("updated").expire_time.has_value());
+}
+
+TEST_F(LinksRpcsTest, ADeletedLinkStopsResolvingAndItsCodeIsNotHandedOutAgain) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/gone", "gone-soon").ok());
+  ASSERT_TRUE(Resolve("gone-soon").ok());
+  v1::DeleteLinkRequest del;
+  del.set_code("gone-soon");
+  EXPECT_EQ(rpcs_.DeleteLink(As("acct-b"), del).code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(Resolve("gone-soon").ok()) << "another account's delete changed nothing";
+  clicks_.published.clear();
+
+  ASSERT_TRUE(rpcs_.DeleteLink(As("acct-a"), del).ok());
+  absl::Status resolved = Resolve("gone-soon").status();
+  EXPECT_EQ(resolved.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(resolved.message(), "no link with code 'gone-soon'");
+  cache_.entries.clear();
+  EXPECT_EQ(Resolve("gone-soon").status().code(), absl::StatusCode::kNotFound)
+      << "from the store too";
+  EXPECT_TRUE(clicks_.published.empty()) << "a failed resolve is no click";
+  v1::GetLinkRequest get;
+  get.set_code("gone-soon");
+  EXPECT_EQ(rpcs_.GetLink(As("acct-a"), get).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(rpcs_.DeleteLink(As("acct-a"), del).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Create("acct-a", "https://example.com/again", "gone-soon").status().code(),
+            absl::StatusCode::kAlreadyExists);
+}
+
+TEST_F(LinksRpcsTest, ResolvePublishesOneClickCarryingTheRedirectsMetadata) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/clicked", "clicked").ok());
+  const Caller visitor("", {{mesh::kRefererMetadata, "https://ref.example/"},
+                            {mesh::kUserAgentMetadata, "TestAgent/1.0"},
+                            {mesh::kClientIpMetadata, "203.0.113.7"},
+                            {std::string{platform::kTraceparentMetadata},
+                             "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}});
+  const absl::Time before = absl::Now();
+  absl::StatusOr<v1::ResolveResponse> resolved = Resolve("clicked", visitor);
+  const absl::Time after = absl::Now();
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "https://example.com/clicked");
+
+  ASSERT_EQ(clicks_.published.size(), 1u);
+  const Click& click = clicks_.published[0];
+  EXPECT_EQ(click.code, "clicked");
+  EXPECT_GE(click.time, before);
+  EXPECT_LE(click.time, after);
+  EXPECT_EQ(click.referrer, "https://ref.example/");
+  EXPECT_EQ(click.user_agent, "TestAgent/1.0");
+  EXPECT_EQ(click.client_ip, "203.0.113.7");
+  EXPECT_EQ(click.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(clicks_.publish_all_calls, 0) << "the redirect does not wait for Kafka";
+
+  EXPECT_EQ(Resolve("unknown-code").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(clicks_.published.size(), 1u) << "an unknown code is no click";
+}
+
+TEST_F(LinksRpcsTest, ResolveOfAMalformedCodeIsNotFoundWithoutTouchingTheStoreOrCache) {
+  for (const std::string& code : {std::string(), std::string("ab"), std::string("bad/code"),
+                                  std::string("has space"), std::string(65, 'a')}) {
+    absl::Status resolved = Resolve(code).status();
+    EXPECT_EQ(resolved.code(), absl::StatusCode::kNotFound) << code;
+    EXPECT_EQ(resolved.message(), absl::StrCat("no link with code '", code, "'"));
+  }
+  EXPECT_EQ(store_.lookups, 0);
+  EXPECT_EQ(cache_.gets, 0);
+  EXPECT_TRUE(clicks_.published.empty());
+}
+
+api::v1::CachedRedirects::Hit Hit(const std::string& code, absl::Time time,
+                                  const std::string& agent) {
+  api::v1::CachedRedirects::Hit hit;
+  v1::ResolveRequest resolve;
+  resolve.set_code(code);
+  hit.set_request(resolve.SerializeAsString());
+  *hit.mutable_time() = ToTimestamp(time);
+  (*hit.mutable_metadata())[mesh::kUserAgentMetadata] = agent;
+  (*hit.mutable_metadata())[mesh::kRefererMetadata] = "https://ref.example/cached";
+  (*hit.mutable_metadata())[mesh::kClientIpMetadata] = "198.51.100.9";
+  return hit;
+}
+
+TEST_F(LinksRpcsTest, ACachedRedirectBatchWithOneBadHitIsRefusedWholeNamingTheHit) {
+  const absl::Time now = absl::Now();
+  auto refused = [&](const api::v1::CachedRedirects& batch, const std::string& names) {
+    absl::Status s = rpcs_.RecordCachedRedirects(Caller(""), batch);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << names;
+    EXPECT_TRUE(absl::StrContains(s.message(), names)) << s;
+  };
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = Hit("goodcode", now, "Refused/0");
+  *batch.add_hits() = Hit("goodcode", now, "Refused/1");
+  *batch.add_hits() = Hit("goodcode", now, "Refused/2");
+  batch.mutable_hits(2)->set_request("\xff\xff not a message");
+  refused(batch, "hits[2].request: not a kurt.links.v1.ResolveRequest");
+  batch.mutable_hits(2)->set_request(Hit("bad code!", now, "x").request());
+  refused(batch, "hits[2].request: code");
+  *batch.mutable_hits(2) = Hit("goodcode", now + absl::Minutes(5), "Refused/2");
+  refused(batch, "hits[2].time: more than a minute ahead");
+  *batch.mutable_hits(2) = Hit("goodcode", now - absl::Hours(25), "Refused/2");
+  refused(batch, "hits[2].time: more than a minute ahead");
+  batch.mutable_hits(2)->mutable_time()->set_nanos(-1);
+  refused(batch, "hits[2].time: not a valid timestamp");
+  api::v1::CachedRedirects too_many;
+  for (int i = 0; i <= kMaxCachedRedirectsPerCall; ++i) {
+    *too_many.add_hits() = batch.hits(0);
+  }
+  refused(too_many, "hits: at most 10000 per call, not 10001");
+
+  EXPECT_EQ(clicks_.publish_all_calls, 0);
+  EXPECT_TRUE(clicks_.published.empty());
+}
+
+TEST_F(LinksRpcsTest, AGoodCachedRedirectBatchIsPublishedWholeBeforeTheCallersDeadline) {
+  const absl::Time when = absl::FromUnixMicros(absl::ToUnixMicros(absl::Now()) - 3'000'123);
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = Hit("cachedone", when, "Agent/1");
+  *batch.add_hits() = Hit("cachedone", when + absl::Milliseconds(1), "Agent/2");
+  *batch.add_hits() = Hit("cachedtwo", when, "Agent/3");
+  (*batch.mutable_hits(2)->mutable_metadata())[std::string{platform::kTraceparentMetadata}] =
+      "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  ASSERT_TRUE(rpcs_.RecordCachedRedirects(Caller("", {}, deadline), batch).ok());
+
+  EXPECT_EQ(clicks_.publish_all_calls, 1);
+  EXPECT_EQ(clicks_.last_deadline, deadline - absl::Milliseconds(500))
+      << "it answers before the caller stops waiting";
+  ASSERT_EQ(clicks_.published.size(), 3u);
+  const std::vector<std::tuple<std::string, absl::Time, std::string>> expected = {
+      {"cachedone", when, "Agent/1"},
+      {"cachedone", when + absl::Milliseconds(1), "Agent/2"},
+      {"cachedtwo", when, "Agent/3"}};
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const Click& click = clicks_.published[i];
+    EXPECT_EQ(click.code, std::get<0>(expected[i]));
+    EXPECT_EQ(click.time, std::get<1>(expected[i])) << "a hit's click is at the hit's time";
+    EXPECT_EQ(click.user_agent, std::get<2>(expected[i]));
+    EXPECT_EQ(click.referrer, "https://ref.example/cached");
+    EXPECT_EQ(click.client_ip, "198.51.100.9");
+  }
+  EXPECT_EQ(clicks_.published[0].traceparent, "");
+  EXPECT_EQ(clicks_.published[2].traceparent,
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  EXPECT_EQ(store_.lookups, 0) << "the edge resolved these itself";
+
+  // Without a deadline it waits a bounded time; Kafka's failure is the caller's answer.
+  clicks_.publish_all_status = absl::UnavailableError("not delivered: broker down");
+  const absl::Time start = absl::Now();
+  absl::Status unsent = rpcs_.RecordCachedRedirects(Caller(""), batch);
+  EXPECT_EQ(unsent.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(unsent.message(), "not delivered: broker down");
+  EXPECT_GE(clicks_.last_deadline, start + kCachedRedirectPublishTimeout);
+  EXPECT_LE(clicks_.last_deadline, absl::Now() + kCachedRedirectPublishTimeout);
+}
+
+// Through the gRPC adapter: which RPCs need an account.
+class LinksServiceTest : public LinksRpcsTest {
+ protected:
+  LinksService service_{&rpcs_};
+};
+
+TEST_F(LinksServiceTest, AccountRpcsAreUnauthenticatedWithoutAnAccountAndTouchNothing) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/owned", "owned").ok());
+  const auto before = store_.Snapshot();
+  const int reads = store_.reads, writes = store_.writes;
+  grpc::ServerContext context;  // no x-kurt-account-id
+  v1::Link link;
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/");
+  v1::GetLinkRequest get;
+  get.set_code("owned");
+  v1::ListLinksRequest list;
+  v1::ListLinksResponse listed;
+  v1::UpdateLinkRequest update;
+  update.set_code("owned");
+  update.set_target_url("https://example.com/changed");
+  v1::DeleteLinkRequest del;
+  del.set_code("owned");
+  google::protobuf::Empty empty;
+  for (const grpc::Status& s :
+       {service_.CreateLink(&context, &create, &link), service_.GetLink(&context, &get, &link),
+        service_.ListLinks(&context, &list, &listed), service_.UpdateLink(&context, &update, &link),
+        service_.DeleteLink(&context, &del, &empty)}) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(s.error_message(), "no authenticated account (x-kurt-account-id)");
+  }
+  EXPECT_EQ(store_.reads, reads);
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+
+  grpc::ServerContext with_account;
+  grpc::testing::ServerContextTestSpouse spouse(&with_account);
+  spouse.AddClientMetadata(std::string{platform::kAccountIdMetadata}, "acct-a");
+  grpc::Status got = service_.GetLink(&with_account, &get, &link);
+  ASSERT_TRUE(got.ok()) << got.error_message();
+  EXPECT_EQ(link.target_url(), "https://example.com/owned");
+}
+
+TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/open", "open-link").ok());
+  grpc::ServerContext context;
+  grpc::testing::ServerContextTestSpouse spouse(&context);
+  spouse.AddClientMetadata(mesh::kUserAgentMetadata, "Browser/1");
+  v1::ResolveRequest resolve;
+  resolve.set_code("open-link");
+  v1::ResolveResponse resolved;
+  grpc::Status s = service_.Resolve(&context, &resolve, &resolved);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resolved.target_url(), "https://example.com/open");
+  ASSERT_EQ(clicks_.published.size(), 1u);
+  EXPECT_EQ(clicks_.published[0].user_agent, "Browser/1") << "metadata read from the call";
+
+  resolve.set_code("bad/code");
+  s = service_.Resolve(&context, &resolve, &resolved);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(s.error_message(), "no link with code 'bad/code'");
+
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = Hit("open-link", absl::Now(), "Agent/1");
+  google::protobuf::Empty empty;
+  grpc::ServerContext edge;
+  s = service_.RecordCachedRedirects(&edge, &batch, &empty);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(clicks_.published.size(), 2u);
+}
+
+}  // namespace
+}  // namespace kurt::links
