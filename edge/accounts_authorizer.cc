@@ -43,8 +43,10 @@ class GrpcKeyAuthenticator : public KeyAuthenticator {
     }
     stub_->async()->Authenticate(
         &state->context, &state->request, &state->response,
-        [state, done = std::move(done)](grpc::Status status) {
-          if (status.ok()) return done(state->response.account_id());
+        [state, done = std::move(done)](const grpc::Status& status) {
+          if (status.ok()) {
+            return done(state->response.account_id());
+          }
           if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
             return done(absl::UnauthenticatedError(status.error_message()));
           }
@@ -86,7 +88,9 @@ AuthDecision AccountsAuthorizer::Decide(const absl::StatusOr<std::string>& accou
 bool AccountsAuthorizer::Lookup(const std::string& digest, absl::StatusOr<std::string>* account) {
   std::lock_guard lock(mu_);
   auto it = cache_.find(digest);
-  if (it == cache_.end()) return false;
+  if (it == cache_.end()) {
+    return false;
+  }
   if (it->second.expires <= clock_()) {
     lru_.erase(it->second.lru);
     cache_.erase(it);
@@ -99,7 +103,9 @@ bool AccountsAuthorizer::Lookup(const std::string& digest, absl::StatusOr<std::s
 
 void AccountsAuthorizer::Remember(const std::string& digest,
                                   const absl::StatusOr<std::string>& account) {
-  if (options_.cache_entries == 0 || options_.cache_ttl <= absl::ZeroDuration()) return;
+  if (options_.cache_entries == 0 || options_.cache_ttl <= absl::ZeroDuration()) {
+    return;
+  }
   std::lock_guard lock(mu_);
   auto it = cache_.find(digest);
   if (it != cache_.end()) {
@@ -118,7 +124,8 @@ namespace {
 
 // A 429 that says, in its message and in Retry-After, when to come back.
 AuthDecision TooMany(absl::string_view who, absl::Duration retry_after) {
-  int64_t seconds = std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
+  int64_t seconds =
+      std::max<int64_t>(1, absl::ToInt64Seconds(absl::Ceil(retry_after, absl::Seconds(1))));
   AuthDecision decision;
   decision.status = absl::ResourceExhaustedError(
       absl::StrCat("rate limit exceeded for this ", who, "; retry after ", seconds, " s"));
@@ -135,15 +142,14 @@ void AccountsAuthorizer::Authorize(const AuthRequest& request,
   if (options_.limiter == nullptr || options_.per_address.per_second <= 0) {
     return Authenticate(is_public, std::move(authorization), std::move(done));
   }
-  options_.limiter->Take(
-      absl::StrCat("ip:", request.client_ip), options_.per_address,
-      [this, is_public, authorization = std::move(authorization),
-       done = std::move(done)](RateDecision rate) mutable {
-        if (!rate.allowed) {
-          return done(TooMany("client address", rate.retry_after));
-        }
-        Authenticate(is_public, std::move(authorization), std::move(done));
-      });
+  options_.limiter->Take(absl::StrCat("ip:", request.client_ip), options_.per_address,
+                         [this, is_public, authorization = std::move(authorization),
+                          done = std::move(done)](RateDecision rate) mutable {
+                           if (!rate.allowed) {
+                             return done(TooMany("client address", rate.retry_after));
+                           }
+                           Authenticate(is_public, std::move(authorization), std::move(done));
+                         });
 }
 
 void AccountsAuthorizer::Limit(AuthDecision decision, const std::string& account,
@@ -152,17 +158,17 @@ void AccountsAuthorizer::Limit(AuthDecision decision, const std::string& account
       !decision.status.ok()) {
     return done(std::move(decision));
   }
-  options_.limiter->Take(absl::StrCat("acct:", account), options_.per_account,
-                         [this, decision = std::move(decision),
-                          done = std::move(done)](RateDecision rate) mutable {
-                           if (!rate.allowed) {
-                             return done(TooMany("API key's account", rate.retry_after));
-                           }
-                           done(std::move(decision));
-                         });
+  options_.limiter->Take(
+      absl::StrCat("acct:", account), options_.per_account,
+      [this, decision = std::move(decision), done = std::move(done)](RateDecision rate) mutable {
+        if (!rate.allowed) {
+          return done(TooMany("API key's account", rate.retry_after));
+        }
+        done(std::move(decision));
+      });
 }
 
-void AccountsAuthorizer::Authenticate(bool is_public, std::string authorization,
+void AccountsAuthorizer::Authenticate(bool is_public, const std::string& authorization,
                                       std::function<void(AuthDecision)> done) {
   if (is_public) {
     // Public routes carry no account; the secret still marks the call as the edge's.
@@ -174,8 +180,8 @@ void AccountsAuthorizer::Authenticate(bool is_public, std::string authorization,
   }
   constexpr absl::string_view kBearer = "Bearer ";
   if (authorization.empty()) {
-    return done(Decide(absl::UnauthenticatedError(
-        "this route needs an API key: Authorization: Bearer <key>")));
+    return done(Decide(
+        absl::UnauthenticatedError("this route needs an API key: Authorization: Bearer <key>")));
   }
   if (!absl::StartsWithIgnoreCase(authorization, kBearer)) {
     return done(Decide(absl::UnauthenticatedError(

@@ -1,4 +1,4 @@
-// Authentication by API key at the edge (issue 5): `Authorization: Bearer <key>` is checked
+// Authentication by API key at the edge: `Authorization: Bearer <key>` is checked
 // through kurt-accounts' Authenticate, and the account id goes upstream as x-kurt-account-id,
 // together with the edge's shared secret (x-kurt-edge-secret) that services check before
 // trusting it. Public routes pass without a key. Answers are cached in the edge for a short TTL,
@@ -68,7 +68,7 @@ class AccountsAuthorizer : public Authorizer {
   };
   AuthDecision Decide(const absl::StatusOr<std::string>& account) const;
   // Authenticates (after the address's bucket allowed the request).
-  void Authenticate(bool is_public, std::string authorization,
+  void Authenticate(bool is_public, const std::string& authorization,
                     std::function<void(AuthDecision)> done);
   // Takes a token of the account's bucket, then calls done.
   void Limit(AuthDecision decision, const std::string& account,

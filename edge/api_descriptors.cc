@@ -28,8 +28,12 @@ class CachingTypeResolver : public util::TypeResolver {
         generated_resolver_(util::NewTypeResolverForDescriptorPool(
             std::string(kTypeUrlPrefix), DescriptorPool::generated_pool())) {
     for (const FileDescriptor* file : files) {
-      for (int i = 0; i < file->message_type_count(); ++i) AddMessage(file->message_type(i));
-      for (int i = 0; i < file->enum_type_count(); ++i) AddEnum(file->enum_type(i));
+      for (int i = 0; i < file->message_type_count(); ++i) {
+        AddMessage(file->message_type(i));
+      }
+      for (int i = 0; i < file->enum_type_count(); ++i) {
+        AddEnum(file->enum_type(i));
+      }
     }
   }
 
@@ -40,7 +44,9 @@ class CachingTypeResolver : public util::TypeResolver {
       return util::Status();
     }
     util::Status s = pool_resolver_->ResolveMessageType(type_url, type);
-    if (s.ok()) return s;
+    if (s.ok()) {
+      return s;
+    }
     return generated_resolver_->ResolveMessageType(type_url, type);
   }
 
@@ -51,7 +57,9 @@ class CachingTypeResolver : public util::TypeResolver {
       return util::Status();
     }
     util::Status s = pool_resolver_->ResolveEnumType(type_url, enum_type);
-    if (s.ok()) return s;
+    if (s.ok()) {
+      return s;
+    }
     return generated_resolver_->ResolveEnumType(type_url, enum_type);
   }
 
@@ -62,8 +70,12 @@ class CachingTypeResolver : public util::TypeResolver {
     if (pool_resolver_->ResolveMessageType(url, type.get()).ok()) {
       messages_.emplace(std::move(url), std::move(type));
     }
-    for (int i = 0; i < d->nested_type_count(); ++i) AddMessage(d->nested_type(i));
-    for (int i = 0; i < d->enum_type_count(); ++i) AddEnum(d->enum_type(i));
+    for (int i = 0; i < d->nested_type_count(); ++i) {
+      AddMessage(d->nested_type(i));
+    }
+    for (int i = 0; i < d->enum_type_count(); ++i) {
+      AddEnum(d->enum_type(i));
+    }
   }
   void AddEnum(const EnumDescriptor* e) {
     std::string url = absl::StrCat(kTypeUrlPrefix, "/", e->full_name());
@@ -98,7 +110,9 @@ absl::StatusOr<std::unique_ptr<ApiDescriptors>> ApiDescriptors::Create(
           absl::StrCat("descriptor set #", n, " is not a serialized FileDescriptorSet"));
     }
     for (const google::protobuf::FileDescriptorProto& proto : set.file()) {
-      if (api->pool_->FindFileByName(proto.name()) != nullptr) continue;
+      if (api->pool_->FindFileByName(proto.name()) != nullptr) {
+        continue;
+      }
       const FileDescriptor* file = api->pool_->BuildFile(proto);
       if (file == nullptr) {
         return absl::InvalidArgumentError(
@@ -112,13 +126,17 @@ absl::StatusOr<std::unique_ptr<ApiDescriptors>> ApiDescriptors::Create(
   api->factory_ = std::make_unique<google::protobuf::DynamicMessageFactory>(api->pool_.get());
   std::vector<const Descriptor*> todo;
   for (const FileDescriptor* file : api->files_) {
-    for (int i = 0; i < file->message_type_count(); ++i) todo.push_back(file->message_type(i));
+    for (int i = 0; i < file->message_type_count(); ++i) {
+      todo.push_back(file->message_type(i));
+    }
   }
   while (!todo.empty()) {
     const Descriptor* d = todo.back();
     todo.pop_back();
     api->prototypes_[d] = api->factory_->GetPrototype(d);
-    for (int i = 0; i < d->nested_type_count(); ++i) todo.push_back(d->nested_type(i));
+    for (int i = 0; i < d->nested_type_count(); ++i) {
+      todo.push_back(d->nested_type(i));
+    }
   }
   return api;
 }
@@ -129,7 +147,9 @@ absl::StatusOr<std::unique_ptr<ApiDescriptors>> ApiDescriptors::CreateWithFiles(
   sets.emplace_back(built_in);
   for (const std::string& path : paths) {
     std::ifstream in(path, std::ios::binary);
-    if (!in) return absl::NotFoundError(absl::StrCat("cannot read descriptor set ", path));
+    if (!in) {
+      return absl::NotFoundError(absl::StrCat("cannot read descriptor set ", path));
+    }
     std::stringstream buffer;
     buffer << in.rdbuf();
     sets.push_back(buffer.str());

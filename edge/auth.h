@@ -1,6 +1,7 @@
-// The seam where authentication and rate limits plug in (issue 5): the edge asks an Authorizer
-// about every routed request before it calls the upstream. Until accounts exist the edge uses
-// PassThroughAuthorizer, and the services see the Authorization header themselves.
+// The seam where authentication and rate limits plug in: the edge asks an Authorizer about every
+// routed request before it calls the upstream. With kurt-accounts configured that is the
+// AccountsAuthorizer (edge/accounts_authorizer.h); without it the PassThroughAuthorizer, and the
+// services see the Authorization header themselves.
 #pragma once
 
 #include <functional>
@@ -50,8 +51,8 @@ class PassThroughAuthorizer : public Authorizer {
 };
 
 // Development and benchmarks only (--dev_trust_account_header): trusts the client's
-// X-Kurt-Account-Id header as the authenticated account, so the services can be exercised
-// before issue 5's API keys exist. Never enable it where clients are not trusted.
+// X-Kurt-Account-Id header as the authenticated account, so that benchmarks and tests can
+// exercise the services without API keys. Never enable it where clients are not trusted.
 class DevAccountHeaderAuthorizer : public Authorizer {
  public:
   // `edge_secret` (empty: none) goes with the account, as the AccountsAuthorizer sends it.
@@ -60,8 +61,7 @@ class DevAccountHeaderAuthorizer : public Authorizer {
 
   void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override {
     AuthDecision decision;
-    absl::string_view account =
-        request.header ? request.header(platform::kAccountIdMetadata) : "";
+    absl::string_view account = request.header ? request.header(platform::kAccountIdMetadata) : "";
     if (!account.empty()) {
       decision.metadata.emplace_back(platform::kAccountIdMetadata, std::string(account));
       if (!edge_secret_.empty()) {

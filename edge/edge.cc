@@ -80,7 +80,9 @@ void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
   if (auto v = View(req[http::field::referer]); !v.empty()) {
     add(mesh::kRefererMetadata, MetadataSafe(v, 1024));
   }
-  if (auto v = View(req["last-event-id"]); !v.empty()) add("last-event-id", MetadataSafe(v, 256));
+  if (auto v = View(req["last-event-id"]); !v.empty()) {
+    add("last-event-id", MetadataSafe(v, 256));
+  }
 }
 
 }  // namespace
@@ -107,7 +109,9 @@ Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* rou
     if (route->redirect && !route->redirect->cached_hits_method.empty()) {
       const std::string& method = route->redirect->cached_hits_method;
       auto [it, added] = hit_methods.try_emplace(method, -1);
-      if (added) it->second = hit_reporter_->AddMethod(route->service, method);
+      if (added) {
+        it->second = hit_reporter_->AddMethod(route->service, method);
+      }
       state.cached_hits = it->second;
     }
     route_states_.push_back(state);
@@ -135,12 +139,16 @@ void Edge::WaitIdle(absl::Duration max) {
 
 void Edge::CancelStreams() {
   std::lock_guard<std::mutex> lock(streams_mu_);
-  for (grpc::ClientContext* context : streams_) context->TryCancel();
+  for (grpc::ClientContext* context : streams_) {
+    context->TryCancel();
+  }
 }
 
 bool Edge::OriginAllowed(absl::string_view origin) const {
   for (const std::string& o : options_.cors_origins) {
-    if (o == "*" || o == origin) return true;
+    if (o == "*" || o == origin) {
+      return true;
+    }
   }
   return false;
 }
@@ -197,7 +205,9 @@ HttpResponse Edge::ServerError(unsigned http_status, int grpc_code, absl::string
   res.set(http::field::connection, "close");
   res.body() = transcoder_.ErrorBody(grpc_code, message, "");
   std::string id;
-  if (request != nullptr) id = MetadataSafe(View((*request)["x-request-id"]), 128);
+  if (request != nullptr) {
+    id = MetadataSafe(View((*request)["x-request-id"]), 128);
+  }
   res.set("x-request-id", id.empty() ? log::NewRequestId() : id);
   server_error_stats_->Record(http_status, absl::ZeroDuration());
   return res;
@@ -209,7 +219,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   call->exchange = std::move(exchange);
   HttpRequest& req = call->exchange->request();
   call->request_id = MetadataSafe(View(req["x-request-id"]), 128);
-  if (call->request_id.empty()) call->request_id = log::NewRequestId();
+  if (call->request_id.empty()) {
+    call->request_id = log::NewRequestId();
+  }
   call->origin = std::string(View(req[http::field::origin]));
 
   absl::string_view target = View(req.target());
@@ -217,12 +229,16 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   absl::string_view query =
       path.size() < target.size() ? target.substr(path.size() + 1) : absl::string_view();
 
-  if (req.method() == http::verb::options) return Preflight(call, path);
+  if (req.method() == http::verb::options) {
+    return Preflight(call, path);
+  }
   if (path == "/healthz" || path == "/readyz" || path == "/metrics" || path == "/v1/openapi.json") {
     return Builtin(call, path);
   }
   bool is_get = req.method() == http::verb::get;
-  if (is_get && cache_.enabled() && ServeFromCache(call)) return;
+  if (is_get && cache_.enabled() && ServeFromCache(call)) {
+    return;
+  }
 
   Router::Match match = routes_->router().Find(View(req.method_string()), path);
   switch (match.outcome) {
@@ -284,7 +300,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   authorizer_->Authorize(auth, [this, call, serialized, inline_thread](AuthDecision decision) {
     if (std::this_thread::get_id() == inline_thread) {
       Authorized(call, std::move(decision));
-      if (call->exchange->responded()) return;
+      if (call->exchange->responded()) {
+        return;
+      }
       if (call->route->server_streaming) {
         StartStream(call, std::move(*serialized));
       } else {
@@ -295,7 +313,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
     net::post(call->exchange->executor(),
               [this, call, serialized, decision = std::move(decision)]() mutable {
                 Authorized(call, std::move(decision));
-                if (call->exchange->responded()) return;
+                if (call->exchange->responded()) {
+                  return;
+                }
                 if (call->route->server_streaming) {
                   StartStream(call, std::move(*serialized));
                 } else {
@@ -305,19 +325,23 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   });
 }
 
-void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) {
+void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision) {
   if (!decision.status.ok()) {
     int code = static_cast<int>(decision.status.code());
     HttpResponse res{static_cast<http::status>(HttpStatusFromGrpc(code)), 11};
     res.set(http::field::content_type, "application/json");
     res.set(http::field::cache_control, "no-store");
-    for (const auto& [name, value] : decision.response_headers) res.set(name, value);
+    for (const auto& [name, value] : decision.response_headers) {
+      res.set(name, value);
+    }
     res.body() = transcoder_.ErrorBody(code, decision.status.message(), "");
     return Send(call, std::move(res));
   }
   HttpRequest& req = call->exchange->request();
   grpc::ClientContext& ctx = call->context.emplace();
-  for (auto& [key, value] : decision.metadata) ctx.AddMetadata(key, value);
+  for (auto& [key, value] : decision.metadata) {
+    ctx.AddMetadata(key, value);
+  }
   // The client's credentials go only to public routes, whose service checks them itself
   // (CreateAccount's admin token). On every other route the edge has authenticated the key, and
   // the upstream learns the account, never the key.
@@ -330,9 +354,13 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, AuthDecision decision) 
                    });
 
   std::optional<absl::Duration> timeout;
-  if (auto v = View(req["grpc-timeout"]); !v.empty()) timeout = ParseGrpcTimeout(v);
+  if (auto v = View(req["grpc-timeout"]); !v.empty()) {
+    timeout = ParseGrpcTimeout(v);
+  }
   if (!timeout) {
-    if (auto v = View(req["x-request-timeout"]); !v.empty()) timeout = ParseRequestTimeout(v);
+    if (auto v = View(req["x-request-timeout"]); !v.empty()) {
+      timeout = ParseRequestTimeout(v);
+    }
   }
   if (!timeout && call->route->default_timeout > absl::ZeroDuration()) {
     timeout = call->route->default_timeout;
@@ -363,7 +391,9 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
 void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {
   const Route& route = *call->route;
   if (!status.ok()) {
-    if (IsServerSide(status.error_code())) route_states_[route.id].upstream_errors->Increment();
+    if (IsServerSide(status.error_code())) {
+      route_states_[route.id].upstream_errors->Increment();
+    }
     return SendGrpcError(call, status);
   }
   std::string bytes = FromByteBuffer(call->response);
@@ -425,14 +455,18 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call) {
   absl::Time now = call->start;
   std::shared_ptr<const CachedResponse> hit =
       cache_.Get(View(call->exchange->request().target()), now);
-  if (hit == nullptr) return false;
+  if (hit == nullptr) {
+    return false;
+  }
   metrics_.cache_hits().Increment();
   call->stats = hit->route_id >= 0 ? route_states_[hit->route_id].stats : unmatched_stats_;
   if (hit->route_id >= 0 && route_states_[hit->route_id].cached_hits >= 0) {
     ReportCachedHit(*call, *hit);
   }
   HttpResponse res{static_cast<http::status>(hit->status), 11};
-  for (const auto& [name, value] : hit->headers) res.set(name, value);
+  for (const auto& [name, value] : hit->headers) {
+    res.set(name, value);
+  }
   res.body() = hit->body;
   Send(call, std::move(res));
   return true;

@@ -5,7 +5,9 @@ namespace kurt::edge {
 RouteStats::RouteStats(metrics::Family<metrics::Counter>& requests,
                        metrics::Family<metrics::Histogram>& latency, const std::string& route) {
   static const char* kClasses[] = {"other", "1xx", "2xx", "3xx", "4xx", "5xx"};
-  for (int i = 0; i < 6; ++i) by_class_[i] = &requests.WithLabels({route, kClasses[i]});
+  for (int i = 0; i < 6; ++i) {
+    by_class_[i] = &requests.WithLabels({route, kClasses[i]});
+  }
   latency_ = &latency.WithLabels({route});
 }
 
@@ -36,13 +38,17 @@ EdgeMetrics::EdgeMetrics(metrics::Registry* registry)
 
 RouteStats* EdgeMetrics::Route(const std::string& label) {
   auto& slot = routes_[label];
-  if (!slot) slot = std::make_unique<RouteStats>(requests_, latency_, label);
+  if (!slot) {
+    slot = std::make_unique<RouteStats>(requests_, latency_, label);
+  }
   return slot.get();
 }
 
 metrics::Counter& EdgeMetrics::UpstreamErrors(const std::string& service) {
   auto& slot = upstream_error_counters_[service];
-  if (slot == nullptr) slot = &upstream_errors_.WithLabels({service});
+  if (slot == nullptr) {
+    slot = &upstream_errors_.WithLabels({service});
+  }
   return *slot;
 }
 

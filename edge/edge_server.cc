@@ -12,18 +12,26 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
   std::unique_ptr<EdgeServer> s(new EdgeServer());
   absl::StatusOr<std::unique_ptr<ApiDescriptors>> api =
       ApiDescriptors::CreateWithFiles(kurt::proto::DescriptorSet(), config.extra_descriptor_sets);
-  if (!api.ok()) return api.status();
+  if (!api.ok()) {
+    return api.status();
+  }
   s->api_ = *std::move(api);
 
   absl::StatusOr<std::unique_ptr<RouteTable>> routes = RouteTable::Build(*s->api_, config.routes);
-  if (!routes.ok()) return routes.status();
+  if (!routes.ok()) {
+    return routes.status();
+  }
   s->routes_ = *std::move(routes);
 
   absl::StatusOr<std::map<std::string, std::string>> targets = ParseUpstreams(config.upstreams);
-  if (!targets.ok()) return targets.status();
+  if (!targets.ok()) {
+    return targets.status();
+  }
   std::vector<std::string> missing;
   for (const std::string& service : s->routes_->services()) {
-    if (targets->contains(service)) continue;
+    if (targets->contains(service)) {
+      continue;
+    }
     std::string address = config.default_upstream_host.empty()
                               ? ""
                               : DefaultUpstreamAddress(service, config.default_upstream_host);
@@ -54,7 +62,9 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
                                     s->upstreams_.get(), authorizer, &s->registry_);
   s->http_ = std::make_unique<HttpServer>(config.http, s->edge_.get());
   absl::StatusOr<int> port = s->http_->Start();
-  if (!port.ok()) return port.status();
+  if (!port.ok()) {
+    return port.status();
+  }
   KURT_LOG(kInfo, "edge listening", {"address", absl::StrCat(config.http.host, ":", *port)},
            {"routes", s->routes_->routes().size()}, {"io_threads", config.http.threads});
   return s;
@@ -63,7 +73,9 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
 EdgeServer::~EdgeServer() { Shutdown(absl::ZeroDuration()); }
 
 void EdgeServer::Shutdown(absl::Duration grace) {
-  if (shut_down_) return;
+  if (shut_down_) {
+    return;
+  }
   shut_down_ = true;
   edge_->SetDraining();
   // Streams have no deadline and would hold the grace period: end them (clients resume with

@@ -52,14 +52,18 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     request = ToByteBuffer(std::move(bytes));
     self = shared_from_this();
     call->exchange->OnClientGone([w = weak_from_this()] {
-      if (auto s = w.lock()) s->ClientGone();
+      if (auto s = w.lock()) {
+        s->ClientGone();
+      }
     });
     AddHold();
     StartWriteLast(&request, grpc::WriteOptions());
     read_outstanding = true;
     StartRead(&message);
     StartCall();
-    if (sse) ArmTimer(edge->options_.sse_first_flush);
+    if (sse) {
+      ArmTimer(edge->options_.sse_first_flush);
+    }
   }
 
   // gRPC threads.
@@ -82,14 +86,18 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
 
   // I/O thread from here on.
   void ReleaseHold() {
-    if (hold_released) return;
+    if (hold_released) {
+      return;
+    }
     hold_released = true;
     RemoveHold();
   }
 
-  void HandleRead(bool ok, std::string bytes) {
+  void HandleRead(bool ok, const std::string& bytes) {
     read_outstanding = false;
-    if (!ok || client_gone) return ReleaseHold();
+    if (!ok || client_gone) {
+      return ReleaseHold();
+    }
     if (sse) {
       absl::StatusOr<HttpPayload> json = edge->transcoder_.StreamMessage(*call->route, bytes);
       if (!json.ok()) {
@@ -98,12 +106,16 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
       }
       std::string id = edge->transcoder_.EventId(*call->route, bytes);
       std::string event;
-      if (!id.empty()) absl::StrAppend(&event, "id: ", id, "\n");
+      if (!id.empty()) {
+        absl::StrAppend(&event, "id: ", id, "\n");
+      }
       absl::StrAppend(&event, "data: ", json->body, "\n\n");
       Enqueue(std::move(event), /*then_read=*/true);
     } else {
       absl::StatusOr<HttpPayload> raw = edge->transcoder_.StreamMessage(*call->route, bytes);
-      if (content_type.empty() && raw.ok()) content_type = raw->content_type;
+      if (content_type.empty() && raw.ok()) {
+        content_type = raw->content_type;
+      }
       Enqueue(raw.ok() ? std::move(raw->body) : std::string(), /*then_read=*/true);
     }
   }
@@ -111,7 +123,9 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   void HandleDone(const grpc::Status& status) {
     upstream_done = true;
     timer.cancel();
-    if (client_gone) return End();
+    if (client_gone) {
+      return End();
+    }
     if (!head_sent && !head_pending) {
       if (!status.ok()) {
         if (HttpStatusFromGrpc(status.error_code()) >= 500) {
@@ -137,13 +151,17 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     client_gone = true;
     timer.cancel();
     call->context->TryCancel();
-    if (!read_outstanding) ReleaseHold();
+    if (!read_outstanding) {
+      ReleaseHold();
+    }
   }
 
   void Enqueue(std::string data, bool then_read) {
     queue.push_back({std::move(data), then_read});
     if (!head_sent) {
-      if (!head_pending) SendHead();
+      if (!head_pending) {
+        SendHead();
+      }
       return;
     }
     Pump();
@@ -166,14 +184,18 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     call->exchange->StartStream(std::move(head), [s = shared_from_this()](bool ok) {
       s->head_sent = true;
       s->head_pending = false;
-      if (!ok) return s->ClientGone();
+      if (!ok) {
+        return s->ClientGone();
+      }
       s->Pump();
       s->MaybeEnd();
     });
   }
 
   void Pump() {
-    if (writing || queue.empty() || !head_sent) return;
+    if (writing || queue.empty() || !head_sent) {
+      return;
+    }
     writing = true;
     bool then_read = queue.front().then_read;
     std::string data = std::move(queue.front().data);
@@ -190,7 +212,9 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
 
   void Written(bool ok, bool then_read) {
     writing = false;
-    if (!ok) return ClientGone();
+    if (!ok) {
+      return ClientGone();
+    }
     if (then_read && !client_gone && !upstream_done) {
       read_outstanding = true;
       StartRead(&message);
@@ -200,19 +224,27 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   }
 
   void MaybeEnd() {
-    if (upstream_done && head_sent && !writing && queue.empty()) End();
+    if (upstream_done && head_sent && !writing && queue.empty()) {
+      End();
+    }
   }
 
   void End() {
-    if (ended) return;
+    if (ended) {
+      return;
+    }
     ended = true;
-    if (head_sent) call->exchange->EndStream();
+    if (head_sent) {
+      call->exchange->EndStream();
+    }
   }
 
   void ArmTimer(absl::Duration after) {
     timer.expires_after(absl::ToChronoNanoseconds(after));
     timer.async_wait([s = shared_from_this()](boost::system::error_code ec) {
-      if (ec || s->upstream_done || s->client_gone) return;
+      if (ec || s->upstream_done || s->client_gone) {
+        return;
+      }
       if (!s->head_sent && !s->head_pending) {
         s->SendHead();
       } else if (s->head_sent && !s->writing && s->queue.empty()) {

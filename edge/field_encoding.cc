@@ -44,8 +44,12 @@ void AppendFixed(T v, std::string* out) {
 }
 
 std::string Describe(const FieldDescriptor* f) {
-  if (f->enum_type() != nullptr) return f->enum_type()->full_name();
-  if (f->message_type() != nullptr) return f->message_type()->full_name();
+  if (f->enum_type() != nullptr) {
+    return f->enum_type()->full_name();
+  }
+  if (f->message_type() != nullptr) {
+    return f->message_type()->full_name();
+  }
   return f->type_name();
 }
 
@@ -62,7 +66,9 @@ bool ParseInt(absl::string_view text, T* v) {
   if (text.empty() || absl::ascii_isspace(text.front()) || absl::ascii_isspace(text.back())) {
     return false;
   }
-  if (std::is_unsigned_v<T> && text.front() == '-') return false;
+  if (std::is_unsigned_v<T> && text.front() == '-') {
+    return false;
+  }
   return absl::SimpleAtoi(text, v);
 }
 
@@ -104,7 +110,9 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
   const int n = f->number();
   switch (f->type()) {
     case FieldDescriptor::TYPE_STRING:
-      if (!platform::IsValidUtf8(text)) return BadValue(what, "", f, "not UTF-8");
+      if (!platform::IsValidUtf8(text)) {
+        return BadValue(what, "", f, "not UTF-8");
+      }
       AppendLengthDelimited(n, text, out);
       return absl::OkStatus();
     case FieldDescriptor::TYPE_BYTES: {
@@ -117,7 +125,9 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
     }
     case FieldDescriptor::TYPE_BOOL: {
       bool v;
-      if (!ParseBool(text, &v)) return BadValue(what, text, f);
+      if (!ParseBool(text, &v)) {
+        return BadValue(what, text, f);
+      }
       AppendTag(n, WireFormatLite::WIRETYPE_VARINT, out);
       AppendVarint(v ? 1 : 0, out);
       return absl::OkStatus();
@@ -141,7 +151,9 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
     case FieldDescriptor::TYPE_SINT32:
     case FieldDescriptor::TYPE_SFIXED32: {
       int32_t v;
-      if (!ParseInt(text, &v)) return BadValue(what, text, f);
+      if (!ParseInt(text, &v)) {
+        return BadValue(what, text, f);
+      }
       if (f->type() == FieldDescriptor::TYPE_SFIXED32) {
         AppendTag(n, WireFormatLite::WIRETYPE_FIXED32, out);
         AppendFixed(v, out);
@@ -158,7 +170,9 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
     case FieldDescriptor::TYPE_SINT64:
     case FieldDescriptor::TYPE_SFIXED64: {
       int64_t v;
-      if (!ParseInt(text, &v)) return BadValue(what, text, f);
+      if (!ParseInt(text, &v)) {
+        return BadValue(what, text, f);
+      }
       if (f->type() == FieldDescriptor::TYPE_SFIXED64) {
         AppendTag(n, WireFormatLite::WIRETYPE_FIXED64, out);
         AppendFixed(v, out);
@@ -202,7 +216,9 @@ absl::Status AppendScalar(const FieldDescriptor* f, absl::string_view text, absl
     }
     case FieldDescriptor::TYPE_DOUBLE: {
       double v;
-      if (!ParseDouble(text, &v)) return BadValue(what, text, f);
+      if (!ParseDouble(text, &v)) {
+        return BadValue(what, text, f);
+      }
       AppendTag(n, WireFormatLite::WIRETYPE_FIXED64, out);
       AppendFixed(v, out);
       return absl::OkStatus();
@@ -251,7 +267,9 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
       google::protobuf::util::FieldMaskUtil::FromString(
           google::protobuf::StringPiece(text.data(), text.size()), &mask);
     }
-    for (const std::string& p : mask.paths()) AppendLengthDelimited(1, p, &inner);
+    for (const std::string& p : mask.paths()) {
+      AppendLengthDelimited(1, p, &inner);
+    }
   } else if (absl::StartsWith(type, "google.protobuf.") && absl::EndsWith(type, "Value") &&
              f->message_type()->field_count() == 1 &&
              f->message_type()->field(0)->name() == "value") {
@@ -269,36 +287,56 @@ absl::Status AppendWellKnown(const FieldDescriptor* f, absl::string_view text,
 }
 
 bool WellFormed(const google::protobuf::Descriptor* type, absl::string_view message, int depth) {
-  if (depth > 100) return false;
+  if (depth > 100) {
+    return false;
+  }
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()),
                                             static_cast<int>(message.size()));
   while (in.CurrentPosition() < static_cast<int>(message.size())) {
     uint32_t tag = in.ReadTag();
     int number = WireFormatLite::GetTagFieldNumber(tag);
-    if (tag == 0 || number == 0) return false;
+    if (tag == 0 || number == 0) {
+      return false;
+    }
     const FieldDescriptor* f = type != nullptr ? type->FindFieldByNumber(number) : nullptr;
     switch (WireFormatLite::GetTagWireType(tag)) {
       case WireFormatLite::WIRETYPE_VARINT: {
         uint64_t v;
-        if (!in.ReadVarint64(&v)) return false;
+        if (!in.ReadVarint64(&v)) {
+          return false;
+        }
         break;
       }
       case WireFormatLite::WIRETYPE_FIXED64:
-        if (!in.Skip(8)) return false;
+        if (!in.Skip(8)) {
+          return false;
+        }
         break;
       case WireFormatLite::WIRETYPE_FIXED32:
-        if (!in.Skip(4)) return false;
+        if (!in.Skip(4)) {
+          return false;
+        }
         break;
       case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
         uint32_t length;
-        if (!in.ReadVarint32(&length)) return false;
+        if (!in.ReadVarint32(&length)) {
+          return false;
+        }
         int pos = in.CurrentPosition();
-        if (length > message.size() - static_cast<size_t>(pos)) return false;
+        if (length > message.size() - static_cast<size_t>(pos)) {
+          return false;
+        }
         absl::string_view sub = message.substr(pos, length);
-        if (!in.Skip(static_cast<int>(length))) return false;
-        if (f == nullptr) break;
+        if (!in.Skip(static_cast<int>(length))) {
+          return false;
+        }
+        if (f == nullptr) {
+          break;
+        }
         if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
-          if (!WellFormed(f->message_type(), sub, depth + 1)) return false;
+          if (!WellFormed(f->message_type(), sub, depth + 1)) {
+            return false;
+          }
         } else if (f->is_repeated() && f->type() != FieldDescriptor::TYPE_STRING &&
                    f->type() != FieldDescriptor::TYPE_BYTES) {
           // Packed scalars.
@@ -311,13 +349,17 @@ bool WellFormed(const google::protobuf::Descriptor* type, absl::string_view mess
                           ? 4
                           : 0;
           if (fixed > 0) {
-            if (length % static_cast<uint32_t>(fixed) != 0) return false;
+            if (length % static_cast<uint32_t>(fixed) != 0) {
+              return false;
+            }
           } else {
             google::protobuf::io::CodedInputStream packed(
                 reinterpret_cast<const uint8_t*>(sub.data()), static_cast<int>(sub.size()));
             while (packed.CurrentPosition() < static_cast<int>(sub.size())) {
               uint64_t v;
-              if (!packed.ReadVarint64(&v)) return false;
+              if (!packed.ReadVarint64(&v)) {
+                return false;
+              }
             }
           }
         }
@@ -343,9 +385,13 @@ void AppendVarintField(int field_number, uint64_t value, std::string* out) {
 
 std::string EncodeSecondsNanos(int64_t seconds, int32_t nanos) {
   std::string out;
-  if (seconds != 0) AppendVarintField(1, static_cast<uint64_t>(seconds), &out);
+  if (seconds != 0) {
+    AppendVarintField(1, static_cast<uint64_t>(seconds), &out);
+  }
   // Negative nanos (a negative Duration) are sign-extended, as int32 varints are.
-  if (nanos != 0) AppendVarintField(2, static_cast<uint64_t>(static_cast<int64_t>(nanos)), &out);
+  if (nanos != 0) {
+    AppendVarintField(2, static_cast<uint64_t>(static_cast<int64_t>(nanos)), &out);
+  }
   return out;
 }
 
@@ -367,7 +413,9 @@ absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
       leaf->type() == FieldDescriptor::TYPE_MESSAGE || leaf->type() == FieldDescriptor::TYPE_GROUP
           ? AppendWellKnown(leaf, text, what, &leaf_bytes)
           : AppendScalar(leaf, text, what, &leaf_bytes);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   for (size_t i = path.size() - 1; i > 0; --i) {
     std::string wrapped;
     AppendLengthDelimited(path[i - 1]->number(), leaf_bytes, &wrapped);
@@ -383,18 +431,26 @@ bool FindLengthDelimited(absl::string_view message, int field_number, absl::stri
   bool found = false;
   while (true) {
     uint32_t tag = in.ReadTag();
-    if (tag == 0) return found;
+    if (tag == 0) {
+      return found;
+    }
     if (WireFormatLite::GetTagFieldNumber(tag) == field_number &&
         WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
       uint32_t length;
-      if (!in.ReadVarint32(&length)) return false;
+      if (!in.ReadVarint32(&length)) {
+        return false;
+      }
       int pos = in.CurrentPosition();
-      if (!in.Skip(static_cast<int>(length))) return false;
+      if (!in.Skip(static_cast<int>(length))) {
+        return false;
+      }
       *value = message.substr(pos, length);
       found = true;
       continue;
     }
-    if (!WireFormatLite::SkipField(&in, tag)) return false;
+    if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
   }
 }
 
@@ -405,8 +461,12 @@ std::string KeepOnlyField(absl::string_view message, int field_number) {
   while (true) {
     int start = in.CurrentPosition();
     uint32_t tag = in.ReadTag();
-    if (tag == 0) break;
-    if (!WireFormatLite::SkipField(&in, tag)) break;
+    if (tag == 0) {
+      break;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) {
+      break;
+    }
     if (WireFormatLite::GetTagFieldNumber(tag) == field_number) {
       out.append(message.data() + start, in.CurrentPosition() - start);
     }

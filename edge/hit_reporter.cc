@@ -60,7 +60,9 @@ HitReporter::~HitReporter() {
   thread_.join();
   // The last round could not send these (the service is unreachable): they are lost.
   for (const auto& m : methods_) {
-    if (m->pending == 0) continue;
+    if (m->pending == 0) {
+      continue;
+    }
     dropped_->Increment(static_cast<double>(m->pending));
     KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
              {"method", m->method}, {"hits", m->pending});
@@ -85,7 +87,9 @@ void HitReporter::Add(int id, absl::string_view hit) {
       dropped_->Increment();
       return;
     }
-    if (m.batches.empty() || Full(m.batches.back())) m.batches.emplace_back();
+    if (m.batches.empty() || Full(m.batches.back())) {
+      m.batches.emplace_back();
+    }
     Batch& b = m.batches.back();
     const size_t before = b.hits.size();
     AppendLengthDelimited(1, hit, &b.hits);
@@ -94,7 +98,9 @@ void HitReporter::Add(int id, absl::string_view hit) {
     m.pending_bytes += b.hits.size() - before;
     full = Full(b);
   }
-  if (full) wake_.notify_one();
+  if (full) {
+    wake_.notify_one();
+  }
 }
 
 void HitReporter::Flush() {
@@ -137,7 +143,9 @@ void HitReporter::Run() {
     in_round_ = false;
     ++rounds_;
     flushed_.notify_all();
-    if (stopping) return;
+    if (stopping) {
+      return;
+    }
   }
 }
 

@@ -29,7 +29,9 @@ class FakeSender : public HitSender {
       answer = answers.front();
       answers.pop_front();
     }
-    if (answer.ok()) batches.push_back(parsed);
+    if (answer.ok()) {
+      batches.push_back(parsed);
+    }
     return answer;
   }
 
@@ -38,7 +40,9 @@ class FakeSender : public HitSender {
     std::lock_guard<std::mutex> lock(mu);
     std::vector<std::string> out;
     for (const CachedRedirects& b : batches) {
-      for (const auto& hit : b.hits()) out.push_back(hit.request());
+      for (const auto& hit : b.hits()) {
+        out.push_back(hit.request());
+      }
     }
     return out;
   }
@@ -99,11 +103,15 @@ TEST_F(HitReporterTest, SendsEachMethodsHitsInOrderInBatchesOfAtMostMaxBatch) {
   HitReporter reporter(Slow(/*max_batch=*/2), &sender, &registry);
   int links = reporter.AddMethod("kurt.links.v1.LinksService", "/kurt.links.v1.LinksService/R");
   // (A full batch may go while the next hits are added: only order and sizes are certain.)
-  for (const char* r : {"a", "b", "c", "d", "e"}) reporter.Add(links, Hit(r));
+  for (const char* r : {"a", "b", "c", "d", "e"}) {
+    reporter.Add(links, Hit(r));
+  }
   reporter.Flush();
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c", "d", "e"}));
   ASSERT_GE(sender.batches.size(), 3u);
-  for (const CachedRedirects& b : sender.batches) EXPECT_LE(b.hits_size(), 2);
+  for (const CachedRedirects& b : sender.batches) {
+    EXPECT_LE(b.hits_size(), 2);
+  }
   EXPECT_EQ(sender.calls[0], "kurt.links.v1.LinksService /kurt.links.v1.LinksService/R");
   EXPECT_EQ(Counter(registry, "reported"), 5);
   EXPECT_EQ(Counter(registry, "dropped"), 0);
@@ -116,7 +124,9 @@ TEST_F(HitReporterTest, ABatchIsClosedOnceItReachesItsByteLimit) {
   HitReporter reporter(o, &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
   const std::string big(300, 'x');
-  for (int i = 0; i < 10; ++i) reporter.Add(id, Hit(big));
+  for (int i = 0; i < 10; ++i) {
+    reporter.Add(id, Hit(big));
+  }
   reporter.Flush();
   EXPECT_EQ(sender.Requests().size(), 10u);
   for (const CachedRedirects& b : sender.batches) {
@@ -191,7 +201,9 @@ TEST_F(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
   sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "down")};
   HitReporter reporter(Slow(/*max_batch=*/100, /*max_pending=*/3), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
-  for (const char* r : {"a", "b", "c", "d", "e"}) reporter.Add(id, Hit(r));
+  for (const char* r : {"a", "b", "c", "d", "e"}) {
+    reporter.Add(id, Hit(r));
+  }
   EXPECT_EQ(reporter.Pending(id), 3u);
   EXPECT_EQ(Counter(registry, "dropped"), 2);
   reporter.Flush();  // UNAVAILABLE
@@ -202,9 +214,13 @@ TEST_F(HitReporterTest, WhileTheServiceIsUnreachableAtMostMaxPendingHitsWait) {
 TEST_F(HitReporterTest, AFullBatchGoesWithoutWaitingForTheInterval) {
   HitReporter reporter(Slow(/*max_batch=*/3), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");
-  for (const char* r : {"a", "b", "c"}) reporter.Add(id, Hit(r));
+  for (const char* r : {"a", "b", "c"}) {
+    reporter.Add(id, Hit(r));
+  }
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (sender.Batches() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (sender.Batches() == 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b", "c"}));
 }
 
@@ -216,7 +232,9 @@ TEST_F(HitReporterTest, PendingHitsAreSentEveryIntervalAndWhenTheReporterEnds) {
     int id = reporter.AddMethod("S", "/S/R");
     reporter.Add(id, Hit("a"));
     const absl::Time deadline = absl::Now() + absl::Seconds(10);
-    while (sender.Batches() == 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+    while (sender.Batches() == 0 && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
     EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a"}));
   }
   {

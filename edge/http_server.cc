@@ -48,7 +48,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void Start() {
     error_code ec;
     tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
-    if (!ec) peer_ = peer.address().to_string();
+    if (!ec) {
+      peer_ = peer.address().to_string();
+    }
     stream_.socket().set_option(tcp::no_delay(true), ec);
     WaitForRequest();
   }
@@ -58,7 +60,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void Send(HttpResponse response) {
     response_ = std::make_unique<HttpResponse>(std::move(response));
-    if (!response_->has_content_length()) response_->prepare_payload();
+    if (!response_->has_content_length()) {
+      response_->prepare_payload();
+    }
     stream_.expires_after(ToChrono(server_->options_.write_timeout));
     http::async_write(stream_, *response_,
                       [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
@@ -74,8 +78,12 @@ class Connection : public std::enable_shared_from_this<Connection> {
     http::async_write_header(
         stream_, *head_serializer_,
         [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
-          if (ec) self->ClientGone();
-          if (!ec) self->WatchForClose();
+          if (ec) {
+            self->ClientGone();
+          }
+          if (!ec) {
+            self->WatchForClose();
+          }
           done(!ec);
         });
   }
@@ -89,7 +97,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.expires_after(ToChrono(server_->options_.write_timeout));
     net::async_write(stream_, http::make_chunk(net::buffer(chunk_)),
                      [self = shared_from_this(), done = std::move(done)](error_code ec, size_t) {
-                       if (ec) self->ClientGone();
+                       if (ec) {
+                         self->ClientGone();
+                       }
                        done(!ec);
                      });
   }
@@ -136,7 +146,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     stream_.async_read_some(buffer_.prepare(8192),
                             [self = shared_from_this()](error_code ec, size_t n) {
                               self->read_timer_.cancel();
-                              if (ec) return self->Close();
+                              if (ec) {
+                                return self->Close();
+                              }
                               self->buffer_.commit(n);
                               self->ReadHeader();
                             });
@@ -158,17 +170,23 @@ class Connection : public std::enable_shared_from_this<Connection> {
     read_timed_out_ = false;
     read_timer_.expires_after(ToChrono(timeout));
     read_timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) return;  // cancelled: the read finished in time
+      if (ec) {
+        return;  // cancelled: the read finished in time
+      }
       self->read_timed_out_ = true;
       self->stream_.socket().cancel(ec);
     });
   }
 
   void OnHeader(error_code ec) {
-    if (ec) return OnReadError(ec);
+    if (ec) {
+      return OnReadError(ec);
+    }
     const auto& req = parser_->get();
     int count = 0;
-    for (auto it = req.begin(); it != req.end(); ++it) ++count;
+    for (auto it = req.begin(); it != req.end(); ++it) {
+      ++count;
+    }
     if (count > options().max_header_count) {
       return Refuse(
           431, grpc::StatusCode::INVALID_ARGUMENT,
@@ -184,7 +202,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
       http::async_write(stream_, *continue_, [self = shared_from_this()](error_code ec, size_t) {
-        if (ec) return self->Close();
+        if (ec) {
+          return self->Close();
+        }
         self->ReadBody();
       });
       return;
@@ -195,7 +215,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void ReadBody() {
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
-                       if (ec) return self->OnReadError(ec);
+                       if (ec) {
+                         return self->OnReadError(ec);
+                       }
                        self->read_timer_.cancel();
                        self->Dispatch();
                      });
@@ -203,13 +225,17 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   void OnReadError(error_code ec) {
     read_timer_.cancel();
-    if (read_timed_out_) ec = beast::error::timeout;
+    if (read_timed_out_) {
+      ec = beast::error::timeout;
+    }
     if (ec == http::error::header_limit) {
       return Refuse(431, grpc::StatusCode::INVALID_ARGUMENT,
                     absl::StrCat("request header too large (at most ", options().max_header_bytes,
                                  " bytes)"));
     }
-    if (ec == http::error::body_limit) return RefuseBodyTooLarge();
+    if (ec == http::error::body_limit) {
+      return RefuseBodyTooLarge();
+    }
     if (ec == beast::error::timeout) {
       return Refuse(408, grpc::StatusCode::DEADLINE_EXCEEDED,
                     "the request was not received in time");
@@ -246,7 +272,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void OnWritten(error_code ec) {
     bool keep_alive = response_->keep_alive();
     response_.reset();
-    if (ec || !keep_alive) return Close();
+    if (ec || !keep_alive) {
+      return Close();
+    }
     WaitForRequest();
   }
 
@@ -254,13 +282,19 @@ class Connection : public std::enable_shared_from_this<Connection> {
   void WatchForClose() {
     stream_.socket().async_read_some(net::buffer(watch_, sizeof(watch_)),
                                      [self = shared_from_this()](error_code ec, size_t) {
-                                       if (ec) return self->ClientGone();
-                                       if (!self->closed_) self->WatchForClose();
+                                       if (ec) {
+                                         return self->ClientGone();
+                                       }
+                                       if (!self->closed_) {
+                                         self->WatchForClose();
+                                       }
                                      });
   }
 
   void ClientGone() {
-    if (client_gone_) return;
+    if (client_gone_) {
+      return;
+    }
     client_gone_ = true;
     if (on_client_gone_) {
       auto cb = std::move(on_client_gone_);
@@ -270,7 +304,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Close() {
-    if (closed_) return;
+    if (closed_) {
+      return;
+    }
     closed_ = true;
     read_timer_.cancel();
     error_code ec;
@@ -320,7 +356,9 @@ Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
 }
 
 Exchange::~Exchange() {
-  if (!responded_) connection_->Abandon();
+  if (!responded_) {
+    connection_->Abandon();
+  }
   connection_->server()->in_flight_.fetch_sub(1, std::memory_order_relaxed);
 }
 
@@ -329,7 +367,9 @@ const std::string& Exchange::peer_address() const { return connection_->peer(); 
 net::any_io_executor Exchange::executor() const { return connection_->executor(); }
 
 void Exchange::Respond(HttpResponse response) {
-  if (responded_) return;
+  if (responded_) {
+    return;
+  }
   responded_ = true;
   response.keep_alive(response.keep_alive() && request_.keep_alive() && !connection_->stopping());
   if (request_.method() == boost::beast::http::verb::head) {
@@ -364,7 +404,9 @@ HttpServer::~HttpServer() { Stop(); }
 absl::StatusOr<int> HttpServer::Start() {
   error_code ec;
   net::ip::address address = net::ip::make_address(options_.host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options_.host));
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("bad listen address ", options_.host));
+  }
   int port = options_.port;
   int threads = std::max(1, options_.threads);
   for (int i = 0; i < threads; ++i) {
@@ -372,13 +414,19 @@ absl::StatusOr<int> HttpServer::Start() {
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->ioc);
     tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
     acceptor.open(endpoint.protocol(), ec);
-    if (!ec) acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    if (!ec) {
+      acceptor.set_option(net::socket_base::reuse_address(true), ec);
+    }
     if (!ec) {
       using reuse_port = net::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
       acceptor.set_option(reuse_port(true), ec);
     }
-    if (!ec) acceptor.bind(endpoint, ec);
-    if (!ec) acceptor.listen(net::socket_base::max_listen_connections, ec);
+    if (!ec) {
+      acceptor.bind(endpoint, ec);
+    }
+    if (!ec) {
+      acceptor.listen(net::socket_base::max_listen_connections, ec);
+    }
     if (ec) {
       return absl::UnavailableError(
           absl::StrCat("cannot listen on ", options_.host, ":", port, ": ", ec.message()));
@@ -397,14 +445,20 @@ absl::StatusOr<int> HttpServer::Start() {
 
 void HttpServer::Accept(Worker* w) {
   w->acceptor->async_accept([this, w](error_code ec, tcp::socket socket) {
-    if (ec == net::error::operation_aborted || !w->acceptor->is_open()) return;
-    if (!ec) std::make_shared<Connection>(std::move(socket), this)->Start();
+    if (ec == net::error::operation_aborted || !w->acceptor->is_open()) {
+      return;
+    }
+    if (!ec) {
+      std::make_shared<Connection>(std::move(socket), this)->Start();
+    }
     Accept(w);
   });
 }
 
 void HttpServer::Stop(absl::Duration grace) {
-  if (threads_.empty()) return;
+  if (threads_.empty()) {
+    return;
+  }
   stopping_ = true;
   for (auto& worker : workers_) {
     Worker* w = worker.get();
@@ -414,9 +468,15 @@ void HttpServer::Stop(absl::Duration grace) {
     });
   }
   absl::Time deadline = absl::Now() + grace;
-  while (in_flight_.load() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
-  for (auto& worker : workers_) worker->ioc.stop();
-  for (std::thread& t : threads_) t.join();
+  while (in_flight_.load() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  for (auto& worker : workers_) {
+    worker->ioc.stop();
+  }
+  for (std::thread& t : threads_) {
+    t.join();
+  }
   threads_.clear();
 }
 

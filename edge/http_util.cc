@@ -9,13 +9,19 @@
 namespace kurt::edge {
 
 std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view text) {
-  if (text.size() < 2 || text.size() > 9) return std::nullopt;
+  if (text.size() < 2 || text.size() > 9) {
+    return std::nullopt;
+  }
   int64_t n;
   absl::string_view digits = text.substr(0, text.size() - 1);
   for (char c : digits) {
-    if (!absl::ascii_isdigit(c)) return std::nullopt;
+    if (!absl::ascii_isdigit(c)) {
+      return std::nullopt;
+    }
   }
-  if (!absl::SimpleAtoi(digits, &n)) return std::nullopt;
+  if (!absl::SimpleAtoi(digits, &n)) {
+    return std::nullopt;
+  }
   switch (text.back()) {
     case 'H':
       return absl::Hours(n);
@@ -41,7 +47,9 @@ std::optional<absl::Duration> ParseRequestTimeout(absl::string_view text) {
     return seconds > 0 ? std::optional(absl::Seconds(seconds)) : std::nullopt;
   }
   absl::Duration d;
-  if (absl::ParseDuration(text, &d) && d > absl::ZeroDuration()) return d;
+  if (absl::ParseDuration(text, &d) && d > absl::ZeroDuration()) {
+    return d;
+  }
   return std::nullopt;
 }
 
@@ -50,7 +58,9 @@ std::string ClientIp(absl::string_view peer, absl::string_view forwarded_for,
   if (trust_forwarded_for && !forwarded_for.empty()) {
     absl::string_view first =
         absl::StripAsciiWhitespace(*absl::StrSplit(forwarded_for, absl::MaxSplits(',', 1)).begin());
-    if (!first.empty()) return std::string(first);
+    if (!first.empty()) {
+      return std::string(first);
+    }
   }
   return std::string(peer);
 }
@@ -67,9 +77,15 @@ std::string StrongEtag(absl::string_view body) {
 bool IfNoneMatch(absl::string_view header, absl::string_view etag) {
   for (absl::string_view tag : absl::StrSplit(header, ',')) {
     tag = absl::StripAsciiWhitespace(tag);
-    if (tag == "*") return true;
-    if (absl::StartsWith(tag, "W/")) tag.remove_prefix(2);  // weak comparison for GET
-    if (tag == etag) return true;
+    if (tag == "*") {
+      return true;
+    }
+    if (absl::StartsWith(tag, "W/")) {
+      tag.remove_prefix(2);  // weak comparison for GET
+    }
+    if (tag == etag) {
+      return true;
+    }
   }
   return false;
 }
@@ -78,8 +94,12 @@ std::string MetadataSafe(absl::string_view value, size_t max_size) {
   std::string out;
   out.reserve(std::min(value.size(), max_size));
   for (char c : value) {
-    if (out.size() >= max_size) break;
-    if (c >= 0x20 && c <= 0x7e) out.push_back(c);
+    if (out.size() >= max_size) {
+      break;
+    }
+    if (c >= 0x20 && c <= 0x7e) {
+      out.push_back(c);
+    }
   }
   return out;
 }

@@ -166,8 +166,12 @@ bool PrintMapKey(const Message& entry, const FieldDescriptor* key, std::string* 
       return true;
     default: {
       std::string number;
-      if (!PrintValue(entry, key, -1, &number)) return false;
-      if (number.front() != '"') number = absl::StrCat("\"", number, "\"");
+      if (!PrintValue(entry, key, -1, &number)) {
+        return false;
+      }
+      if (number.front() != '"') {
+        number = absl::StrCat("\"", number, "\"");
+      }
       out->append(number);
       return true;
     }
@@ -213,7 +217,9 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
       mask.add_paths(r->GetRepeatedString(m, paths, i));
     }
     std::string text;
-    if (!google::protobuf::util::FieldMaskUtil::ToJsonString(mask, &text)) return false;
+    if (!google::protobuf::util::FieldMaskUtil::ToJsonString(mask, &text)) {
+      return false;
+    }
     AppendQuoted(text, out);
     return true;
   }
@@ -223,11 +229,17 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
     out->push_back('{');
     for (int i = 0; i < r->FieldSize(m, fields); ++i) {
       const Message& entry = r->GetRepeatedMessage(m, fields, i);
-      if (i > 0) out->push_back(',');
+      if (i > 0) {
+        out->push_back(',');
+      }
       const Descriptor* ed = entry.GetDescriptor();
-      if (!PrintMapKey(entry, ed->field(0), out)) return false;
+      if (!PrintMapKey(entry, ed->field(0), out)) {
+        return false;
+      }
       out->push_back(':');
-      if (!PrintMessage(entry.GetReflection()->GetMessage(entry, ed->field(1)), out)) return false;
+      if (!PrintMessage(entry.GetReflection()->GetMessage(entry, ed->field(1)), out)) {
+        return false;
+      }
     }
     out->push_back('}');
     return true;
@@ -236,8 +248,12 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
     const FieldDescriptor* values = d->field(0);
     out->push_back('[');
     for (int i = 0; i < r->FieldSize(m, values); ++i) {
-      if (i > 0) out->push_back(',');
-      if (!PrintMessage(r->GetRepeatedMessage(m, values, i), out)) return false;
+      if (i > 0) {
+        out->push_back(',');
+      }
+      if (!PrintMessage(r->GetRepeatedMessage(m, values, i), out)) {
+        return false;
+      }
     }
     out->push_back(']');
     return true;
@@ -245,10 +261,14 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
   if (name == "google.protobuf.Value") {
     const google::protobuf::OneofDescriptor* kind = d->oneof_decl(0);
     const FieldDescriptor* set = r->GetOneofFieldDescriptor(m, kind);
-    if (set == nullptr) return false;  // the util printer refuses an empty Value too
+    if (set == nullptr) {
+      return false;  // the util printer refuses an empty Value too
+    }
     return PrintValue(m, set, -1, out);
   }
-  if (name == "google.protobuf.Any") return false;
+  if (name == "google.protobuf.Any") {
+    return false;
+  }
   if (name == "google.protobuf.Empty") {
     out->append("{}");
     return true;
@@ -263,8 +283,12 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
 
 bool PrintMessage(const Message& m, std::string* out) {
   bool handled;
-  if (!PrintWellKnown(m, out, &handled)) return false;
-  if (handled) return true;
+  if (!PrintWellKnown(m, out, &handled)) {
+    return false;
+  }
+  if (handled) {
+    return true;
+  }
   const Descriptor* d = m.GetDescriptor();
   const Reflection* r = m.GetReflection();
   out->push_back('{');
@@ -273,8 +297,12 @@ bool PrintMessage(const Message& m, std::string* out) {
     const FieldDescriptor* f = d->field(i);
     if (f->is_repeated()) {
       int n = r->FieldSize(m, f);
-      if (n == 0) continue;
-      if (!first) out->push_back(',');
+      if (n == 0) {
+        continue;
+      }
+      if (!first) {
+        out->push_back(',');
+      }
       first = false;
       AppendQuoted(f->json_name(), out);
       out->push_back(':');
@@ -284,28 +312,44 @@ bool PrintMessage(const Message& m, std::string* out) {
         out->push_back('{');
         for (int k = 0; k < n; ++k) {
           const Message& entry = r->GetRepeatedMessage(m, f, k);
-          if (k > 0) out->push_back(',');
-          if (!PrintMapKey(entry, key, out)) return false;
+          if (k > 0) {
+            out->push_back(',');
+          }
+          if (!PrintMapKey(entry, key, out)) {
+            return false;
+          }
           out->push_back(':');
-          if (!PrintValue(entry, value, -1, out)) return false;
+          if (!PrintValue(entry, value, -1, out)) {
+            return false;
+          }
         }
         out->push_back('}');
       } else {
         out->push_back('[');
         for (int k = 0; k < n; ++k) {
-          if (k > 0) out->push_back(',');
-          if (!PrintValue(m, f, k, out)) return false;
+          if (k > 0) {
+            out->push_back(',');
+          }
+          if (!PrintValue(m, f, k, out)) {
+            return false;
+          }
         }
         out->push_back(']');
       }
       continue;
     }
-    if (!r->HasField(m, f)) continue;
-    if (!first) out->push_back(',');
+    if (!r->HasField(m, f)) {
+      continue;
+    }
+    if (!first) {
+      out->push_back(',');
+    }
     first = false;
     AppendQuoted(f->json_name(), out);
     out->push_back(':');
-    if (!PrintValue(m, f, -1, out)) return false;
+    if (!PrintValue(m, f, -1, out)) {
+      return false;
+    }
   }
   out->push_back('}');
   return true;

@@ -12,9 +12,13 @@ Json Json::Number(double v) {
 }
 
 Json& Json::operator[](absl::string_view key) {
-  if (kind_ == Kind::kNull) kind_ = Kind::kObject;
+  if (kind_ == Kind::kNull) {
+    kind_ = Kind::kObject;
+  }
   for (auto& [k, v] : members_) {
-    if (k == key) return v;
+    if (k == key) {
+      return v;
+    }
   }
   members_.emplace_back(std::string(key), Json());
   return members_.back().second;
@@ -22,13 +26,17 @@ Json& Json::operator[](absl::string_view key) {
 
 bool Json::Has(absl::string_view key) const {
   for (const auto& [k, v] : members_) {
-    if (k == key) return true;
+    if (k == key) {
+      return true;
+    }
   }
   return false;
 }
 
 Json& Json::Push(Json value) {
-  if (kind_ == Kind::kNull) kind_ = Kind::kArray;
+  if (kind_ == Kind::kNull) {
+    kind_ = Kind::kArray;
+  }
   items_.push_back(std::move(value));
   return items_.back();
 }
@@ -41,7 +49,9 @@ std::string Json::Dump(bool pretty) const {
 
 void Json::DumpTo(std::string* out, bool pretty, int indent) const {
   auto newline = [&](int level) {
-    if (!pretty) return;
+    if (!pretty) {
+      return;
+    }
     out->push_back('\n');
     out->append(static_cast<size_t>(level) * 2, ' ');
   };
@@ -61,25 +71,33 @@ void Json::DumpTo(std::string* out, bool pretty, int indent) const {
     case Kind::kArray: {
       out->push_back('[');
       for (size_t i = 0; i < items_.size(); ++i) {
-        if (i > 0) out->push_back(',');
+        if (i > 0) {
+          out->push_back(',');
+        }
         newline(indent + 1);
         items_[i].DumpTo(out, pretty, indent + 1);
       }
-      if (!items_.empty()) newline(indent);
+      if (!items_.empty()) {
+        newline(indent);
+      }
       out->push_back(']');
       return;
     }
     case Kind::kObject: {
       out->push_back('{');
       for (size_t i = 0; i < members_.size(); ++i) {
-        if (i > 0) out->push_back(',');
+        if (i > 0) {
+          out->push_back(',');
+        }
         newline(indent + 1);
         out->push_back('"');
         AppendJsonEscaped(members_[i].first, out);
         out->append(pretty ? "\": " : "\":");
         members_[i].second.DumpTo(out, pretty, indent + 1);
       }
-      if (!members_.empty()) newline(indent);
+      if (!members_.empty()) {
+        newline(indent);
+      }
       out->push_back('}');
       return;
     }

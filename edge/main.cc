@@ -95,7 +95,9 @@ std::vector<std::string> MergeRepeated(int argc, char** argv, const std::string&
       args.push_back(a);
     }
   }
-  if (!values.empty()) args.push_back(absl::StrCat(eq, absl::StrJoin(values, ",")));
+  if (!values.empty()) {
+    args.push_back(absl::StrCat(eq, absl::StrJoin(values, ",")));
+  }
   return args;
 }
 
@@ -104,7 +106,10 @@ std::vector<std::string> MergeRepeated(int argc, char** argv, const std::string&
 int main(int argc, char** argv) {
   std::vector<std::string> args = MergeRepeated(argc, argv, "upstream");
   std::vector<char*> arg_ptrs;
-  for (std::string& a : args) arg_ptrs.push_back(a.data());
+  arg_ptrs.reserve(args.size());
+  for (std::string& a : args) {
+    arg_ptrs.push_back(a.data());
+  }
   kurt::platform::InitProcess(
       static_cast<int>(arg_ptrs.size()), arg_ptrs.data(), "edge",
       "kurt-edge: the public HTTP/JSON API in front of Kurt's gRPC services");
@@ -184,8 +189,8 @@ int main(int argc, char** argv) {
           redis.get(), absl::GetFlag(FLAGS_rate_limit_threads));
       authorizer_options.limiter = limiter.get();
     }
-    authorizer = std::make_unique<kurt::edge::AccountsAuthorizer>(authorizer_options,
-                                                                  authenticator.get());
+    authorizer =
+        std::make_unique<kurt::edge::AccountsAuthorizer>(authorizer_options, authenticator.get());
   }
 
   absl::StatusOr<std::unique_ptr<kurt::edge::EdgeServer>> server =

@@ -21,7 +21,9 @@ using google::protobuf::FieldDescriptor;
 template <typename D>
 std::string Comment(const D* d) {
   google::protobuf::SourceLocation loc;
-  if (!d->GetSourceLocation(&loc)) return "";
+  if (!d->GetSourceLocation(&loc)) {
+    return "";
+  }
   std::string text = std::string(absl::StripAsciiWhitespace(loc.leading_comments));
   // Comments are written as "// ..." lines: join them into one paragraph per blank line.
   std::vector<std::string> lines;
@@ -38,7 +40,7 @@ bool IsWrapper(const std::string& name) {
 
 class Generator {
  public:
-  Generator(const RouteTable& routes) : routes_(routes) {}
+  explicit Generator(const RouteTable& routes) : routes_(routes) {}
 
   std::string Build(const std::string& server_url) {
     Json doc = Json::Object();
@@ -51,7 +53,9 @@ class Generator {
         "protos. JSON is proto3 JSON: lowerCamelCase names (proto names are accepted too), "
         "64-bit integers as strings, enums by name. Errors are {code, message, details} with "
         "the gRPC status code.");
-    if (!server_url.empty()) doc["servers"].Push(Json::Object())["url"] = Json::String(server_url);
+    if (!server_url.empty()) {
+      doc["servers"].Push(Json::Object())["url"] = Json::String(server_url);
+    }
     Json& paths = doc["paths"];
     paths = Json::Object();
     AddOperations(&paths);
@@ -65,7 +69,9 @@ class Generator {
       pending_.erase(pending_.begin());
       schemas[d->full_name()] = MessageSchema(d);
     }
-    for (const EnumDescriptor* e : enums_) schemas[e->full_name()] = EnumSchema(e);
+    for (const EnumDescriptor* e : enums_) {
+      schemas[e->full_name()] = EnumSchema(e);
+    }
     Json& bearer = components["securitySchemes"]["bearerAuth"];
     bearer["type"] = Json::String("http");
     bearer["scheme"] = Json::String("bearer");
@@ -80,12 +86,16 @@ class Generator {
       Json& op = item[absl::AsciiStrToLower(route->http_method)];
       std::string op_id =
           absl::StrCat(route->method->service()->name(), "_", route->method->name());
-      if (used_ids_.count(op_id) > 0) absl::StrAppend(&op_id, "_", route->id);
+      if (used_ids_.count(op_id) > 0) {
+        absl::StrAppend(&op_id, "_", route->id);
+      }
       used_ids_.insert(op_id);
       op["operationId"] = Json::String(op_id);
       op["tags"].Push(Json::String(route->method->service()->name()));
       std::string comment = Comment(route->method);
-      if (!comment.empty()) op["description"] = Json::String(comment);
+      if (!comment.empty()) {
+        op["description"] = Json::String(comment);
+      }
       AddParameters(*route, &op);
       AddRequestBody(*route, &op);
       AddResponses(*route, &op);
@@ -124,22 +134,34 @@ class Generator {
       p["in"] = Json::String("path");
       p["required"] = Json::Bool(true);
       std::string comment = Comment(fp.back());
-      if (!comment.empty()) p["description"] = Json::String(comment);
+      if (!comment.empty()) {
+        p["description"] = Json::String(comment);
+      }
       p["schema"] = FieldSchema(fp.back(), /*element=*/false);
       (*op)["parameters"].Push(std::move(p));
     }
-    if (route.body == Route::Body::kAll) return;
-    if (route.body_field != nullptr) bound.insert(route.body_field);
+    if (route.body == Route::Body::kAll) {
+      return;
+    }
+    if (route.body_field != nullptr) {
+      bound.insert(route.body_field);
+    }
     AddQuery(route.method->input_type(), "", bound, 0, op);
   }
 
   void AddQuery(const Descriptor* d, const std::string& prefix,
                 const std::set<const FieldDescriptor*>& bound, int depth, Json* op) {
-    if (depth > 3) return;
+    if (depth > 3) {
+      return;
+    }
     for (int i = 0; i < d->field_count(); ++i) {
       const FieldDescriptor* f = d->field(i);
-      if (depth == 0 && bound.count(f) > 0) continue;
-      if (f->is_map()) continue;
+      if (depth == 0 && bound.count(f) > 0) {
+        continue;
+      }
+      if (f->is_map()) {
+        continue;
+      }
       std::string name =
           prefix.empty() ? f->json_name() : absl::StrCat(prefix, ".", f->json_name());
       if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
@@ -157,7 +179,9 @@ class Generator {
       p["name"] = Json::String(name);
       p["in"] = Json::String("query");
       std::string comment = Comment(f);
-      if (!comment.empty()) p["description"] = Json::String(comment);
+      if (!comment.empty()) {
+        p["description"] = Json::String(comment);
+      }
       p["schema"] = FieldSchema(f, false);
       if (f->is_repeated()) {
         p["style"] = Json::String("form");
@@ -168,7 +192,9 @@ class Generator {
   }
 
   void AddRequestBody(const Route& route, Json* op) {
-    if (route.body == Route::Body::kNone) return;
+    if (route.body == Route::Body::kNone) {
+      return;
+    }
     Json& body = (*op)["requestBody"];
     body["required"] = Json::Bool(route.body == Route::Body::kAll);
     if (route.body_is_http_body) {
@@ -210,8 +236,12 @@ class Generator {
   Json Ref(const Descriptor* d) {
     Json j = Json::Object();
     const std::string& t = d->full_name();
-    if (absl::StartsWith(t, "google.protobuf.")) return WellKnown(d);
-    if (seen_.insert(d).second) pending_.push_back(d);
+    if (absl::StartsWith(t, "google.protobuf.")) {
+      return WellKnown(d);
+    }
+    if (seen_.insert(d).second) {
+      pending_.push_back(d);
+    }
     j["$ref"] = Json::String(absl::StrCat("#/components/schemas/", t));
     return j;
   }
@@ -242,7 +272,9 @@ class Generator {
       j["additionalProperties"] = Json::Bool(true);
     } else {  // Struct, Empty and the rest
       j["type"] = Json::String("object");
-      if (t == "google.protobuf.Struct") j["additionalProperties"] = Json::Bool(true);
+      if (t == "google.protobuf.Struct") {
+        j["additionalProperties"] = Json::Bool(true);
+      }
     }
     return j;
   }
@@ -329,7 +361,9 @@ class Generator {
     Json j = Json::Object();
     j["type"] = Json::String("object");
     std::string comment = Comment(d);
-    if (!comment.empty()) j["description"] = Json::String(comment);
+    if (!comment.empty()) {
+      j["description"] = Json::String(comment);
+    }
     Json& props = j["properties"];
     props = Json::Object();
     Json required = Json::Array();
@@ -345,7 +379,9 @@ class Generator {
           required.Push(Json::String(f->json_name()));
           any_required = true;
         }
-        if (b == google::api::OUTPUT_ONLY) output_only = true;
+        if (b == google::api::OUTPUT_ONLY) {
+          output_only = true;
+        }
       }
       if (schema.Has("$ref") && (!fc.empty() || output_only)) {
         // $ref siblings are ignored in OpenAPI 3.0: wrap it.
@@ -353,11 +389,17 @@ class Generator {
         wrapped["allOf"].Push(std::move(schema));
         schema = std::move(wrapped);
       }
-      if (!fc.empty()) schema["description"] = Json::String(fc);
-      if (output_only) schema["readOnly"] = Json::Bool(true);
+      if (!fc.empty()) {
+        schema["description"] = Json::String(fc);
+      }
+      if (output_only) {
+        schema["readOnly"] = Json::Bool(true);
+      }
       props[f->json_name()] = std::move(schema);
     }
-    if (any_required) j["required"] = std::move(required);
+    if (any_required) {
+      j["required"] = std::move(required);
+    }
     return j;
   }
 
@@ -365,10 +407,14 @@ class Generator {
     Json j = Json::Object();
     j["type"] = Json::String("string");
     std::string comment = Comment(e);
-    if (!comment.empty()) j["description"] = Json::String(comment);
+    if (!comment.empty()) {
+      j["description"] = Json::String(comment);
+    }
     Json& values = j["enum"];
     values = Json::Array();
-    for (int i = 0; i < e->value_count(); ++i) values.Push(Json::String(e->value(i)->name()));
+    for (int i = 0; i < e->value_count(); ++i) {
+      values.Push(Json::String(e->value(i)->name()));
+    }
     return j;
   }
 

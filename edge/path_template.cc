@@ -9,15 +9,21 @@ namespace kurt::edge {
 namespace {
 
 bool IsIdent(absl::string_view s) {
-  if (s.empty() || absl::ascii_isdigit(s[0])) return false;
+  if (s.empty() || absl::ascii_isdigit(s[0])) {
+    return false;
+  }
   for (char c : s) {
-    if (!absl::ascii_isalnum(c) && c != '_') return false;
+    if (!absl::ascii_isalnum(c) && c != '_') {
+      return false;
+    }
   }
   return true;
 }
 
 bool IsLiteral(absl::string_view s) {
-  if (s.empty()) return false;
+  if (s.empty()) {
+    return false;
+  }
   for (char c : s) {
     if (c == '{' || c == '}' || c == '*' || c == '/' || c == ':' || c == '=' || c == '?' ||
         c == '#' || static_cast<unsigned char>(c) <= 0x20) {
@@ -33,8 +39,12 @@ std::vector<absl::string_view> SplitTopLevel(absl::string_view s) {
   int depth = 0;
   size_t begin = 0;
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '{') ++depth;
-    if (s[i] == '}') --depth;
+    if (s[i] == '{') {
+      ++depth;
+    }
+    if (s[i] == '}') {
+      --depth;
+    }
     if (s[i] == '/' && depth == 0) {
       out.push_back(s.substr(begin, i - begin));
       begin = i + 1;
@@ -66,7 +76,9 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
   };
   PathTemplate t;
   t.text = std::string(text);
-  if (text.empty() || text[0] != '/') return bad("must start with '/'");
+  if (text.empty() || text[0] != '/') {
+    return bad("must start with '/'");
+  }
   absl::string_view rest = text.substr(1);
 
   // The verb follows the last ':' outside braces.
@@ -74,56 +86,80 @@ absl::StatusOr<PathTemplate> PathTemplate::Parse(absl::string_view text) {
   size_t colon = absl::string_view::npos;
   for (size_t i = 0; i < rest.size(); ++i) {
     if (rest[i] == '{') {
-      if (++depth > 1) return bad("nested '{'");
+      if (++depth > 1) {
+        return bad("nested '{'");
+      }
     } else if (rest[i] == '}') {
-      if (--depth < 0) return bad("unbalanced '}'");
+      if (--depth < 0) {
+        return bad("unbalanced '}'");
+      }
     } else if (rest[i] == ':' && depth == 0) {
       colon = i;
     }
   }
-  if (depth != 0) return bad("unbalanced '{'");
+  if (depth != 0) {
+    return bad("unbalanced '{'");
+  }
   if (colon != absl::string_view::npos) {
     t.verb = std::string(rest.substr(colon + 1));
-    if (!IsLiteral(t.verb)) return bad("bad verb");
+    if (!IsLiteral(t.verb)) {
+      return bad("bad verb");
+    }
     rest = rest.substr(0, colon);
   }
 
   for (absl::string_view piece : SplitTopLevel(rest)) {
-    if (piece.empty()) return bad("empty segment");
+    if (piece.empty()) {
+      return bad("empty segment");
+    }
     if (piece.front() != '{') {
       if (absl::StrContains(piece, '{') || absl::StrContains(piece, '}')) {
         return bad("a variable must be a whole segment");
       }
-      if (auto s = AddPlainSegment(piece, text, &t); !s.ok()) return s;
+      if (auto s = AddPlainSegment(piece, text, &t); !s.ok()) {
+        return s;
+      }
       continue;
     }
-    if (piece.back() != '}') return bad("a variable must be a whole segment");
+    if (piece.back() != '}') {
+      return bad("a variable must be a whole segment");
+    }
     absl::string_view inner = piece.substr(1, piece.size() - 2);
     absl::string_view field = inner;
     absl::string_view sub = "*";
     if (size_t eq = inner.find('='); eq != absl::string_view::npos) {
       field = inner.substr(0, eq);
       sub = inner.substr(eq + 1);
-      if (sub.empty()) return bad("empty variable template");
+      if (sub.empty()) {
+        return bad("empty variable template");
+      }
     }
     Variable v;
     for (absl::string_view part : absl::StrSplit(field, '.')) {
-      if (!IsIdent(part)) return bad(absl::StrCat("bad field path \"", field, "\""));
+      if (!IsIdent(part)) {
+        return bad(absl::StrCat("bad field path \"", field, "\""));
+      }
       v.field_path.emplace_back(part);
     }
     for (const Variable& other : t.variables) {
-      if (other.field_path == v.field_path) return bad(absl::StrCat("\"", field, "\" bound twice"));
+      if (other.field_path == v.field_path) {
+        return bad(absl::StrCat("\"", field, "\" bound twice"));
+      }
     }
     v.start = static_cast<int>(t.segments.size());
     for (absl::string_view s : absl::StrSplit(sub, '/')) {
-      if (auto st = AddPlainSegment(s, text, &t); !st.ok()) return st;
+      if (auto st = AddPlainSegment(s, text, &t); !st.ok()) {
+        return st;
+      }
     }
     v.end =
         t.segments.back().kind == Kind::kDoubleWildcard ? -1 : static_cast<int>(t.segments.size());
     t.variables.push_back(std::move(v));
   }
   for (size_t i = 0; i + 1 < t.segments.size(); ++i) {
-    if (t.segments[i].kind == Kind::kDoubleWildcard) return bad("'**' must be the last segment");
+    if (t.segments[i].kind == Kind::kDoubleWildcard) {
+      return bad("'**' must be the last segment");
+    }
   }
   return t;
 }
@@ -143,7 +179,9 @@ std::string PathTemplate::OpenApiPath() const {
     parts.push_back(s.kind == Kind::kLiteral ? s.literal : s.kind == Kind::kWildcard ? "*" : "**");
   }
   std::string out = absl::StrCat("/", absl::StrJoin(parts, "/"));
-  if (!verb.empty()) absl::StrAppend(&out, ":", verb);
+  if (!verb.empty()) {
+    absl::StrAppend(&out, ":", verb);
+  }
   return out;
 }
 

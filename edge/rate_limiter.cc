@@ -32,9 +32,12 @@ RateDecision LocalBuckets::Take(const std::string& key, const RateLimit& limit, 
   if (buckets_.size() >= max_buckets_ && !buckets_.contains(key)) {
     // Drop buckets idle long enough to be full again; they would start full anyway.
     absl::erase_if(buckets_, [&](const auto& kv) {
-      return now - kv.second.updated > absl::Seconds(limit.burst / limit.per_second) + absl::Seconds(1);
+      return now - kv.second.updated >
+             absl::Seconds(limit.burst / limit.per_second) + absl::Seconds(1);
     });
-    if (buckets_.size() >= max_buckets_) buckets_.clear();
+    if (buckets_.size() >= max_buckets_) {
+      buckets_.clear();
+    }
   }
   auto [it, inserted] = buckets_.try_emplace(key);
   return TakeToken(&it->second, inserted, now, limit);
@@ -68,7 +71,9 @@ return {allowed, wait_ms}
 
 RedisRateLimiter::RedisRateLimiter(redis::RedisClient* redis, int threads, std::string key_prefix)
     : redis_(redis), key_prefix_(std::move(key_prefix)) {
-  for (int i = 0; i < std::max(1, threads); ++i) threads_.emplace_back([this] { Work(); });
+  for (int i = 0; i < std::max(1, threads); ++i) {
+    threads_.emplace_back([this] { Work(); });
+  }
 }
 
 RedisRateLimiter::~RedisRateLimiter() {
@@ -77,7 +82,9 @@ RedisRateLimiter::~RedisRateLimiter() {
     stop_ = true;
   }
   cv_.notify_all();
-  for (auto& t : threads_) t.join();
+  for (auto& t : threads_) {
+    t.join();
+  }
 }
 
 void RedisRateLimiter::Take(std::string key, RateLimit limit,
@@ -95,7 +102,9 @@ void RedisRateLimiter::Work() {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
-      if (queue_.empty()) return;
+      if (queue_.empty()) {
+        return;
+      }
       job = std::move(queue_.front());
       queue_.pop_front();
     }
@@ -104,9 +113,9 @@ void RedisRateLimiter::Work() {
 }
 
 RateDecision RedisRateLimiter::Evaluate(const Job& job) {
-  absl::StatusOr<redis::Reply> reply = redis_->Command(
-      {"EVAL", Script(), "1", key_prefix_ + job.key, absl::StrCat(job.limit.per_second),
-       absl::StrCat(job.limit.burst)});
+  absl::StatusOr<redis::Reply> reply =
+      redis_->Command({"EVAL", Script(), "1", key_prefix_ + job.key,
+                       absl::StrCat(job.limit.per_second), absl::StrCat(job.limit.burst)});
   if (reply.ok() && reply->type == redis::Reply::Type::kArray && reply->elements.size() == 2) {
     RateDecision d;
     d.allowed = reply->elements[0].integer == 1;

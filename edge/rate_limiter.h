@@ -61,8 +61,8 @@ class RateLimiter {
 class RedisRateLimiter : public RateLimiter {
  public:
   // `redis` outlives the limiter. Keys are stored under `key_prefix`.
-  RedisRateLimiter(redis::RedisClient* redis, int threads = 2,
-                   std::string key_prefix = "kurt:rl:");
+  explicit RedisRateLimiter(redis::RedisClient* redis, int threads = 2,
+                            std::string key_prefix = "kurt:rl:");
   ~RedisRateLimiter() override;
 
   void Take(std::string key, RateLimit limit, std::function<void(RateDecision)> done) override;

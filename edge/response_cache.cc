@@ -10,9 +10,13 @@ ResponseCache::ResponseCache(size_t max_entries, int shards) {
     return;
   }
   size_t n = static_cast<size_t>(std::max(1, shards));
-  if (n > max_entries) n = max_entries;
+  if (n > max_entries) {
+    n = max_entries;
+  }
   per_shard_ = (max_entries + n - 1) / n;
-  for (size_t i = 0; i < n; ++i) shards_.push_back(std::make_unique<Shard>());
+  for (size_t i = 0; i < n; ++i) {
+    shards_.push_back(std::make_unique<Shard>());
+  }
 }
 
 ResponseCache::Shard& ResponseCache::ShardFor(absl::string_view key) {
@@ -20,11 +24,15 @@ ResponseCache::Shard& ResponseCache::ShardFor(absl::string_view key) {
 }
 
 std::shared_ptr<const CachedResponse> ResponseCache::Get(absl::string_view key, absl::Time now) {
-  if (per_shard_ == 0) return nullptr;
+  if (per_shard_ == 0) {
+    return nullptr;
+  }
   Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   auto it = shard.index.find(key);
-  if (it == shard.index.end()) return nullptr;
+  if (it == shard.index.end()) {
+    return nullptr;
+  }
   if (it->second->expires <= now) {
     shard.lru.erase(it->second);
     shard.index.erase(it);
@@ -34,9 +42,11 @@ std::shared_ptr<const CachedResponse> ResponseCache::Get(absl::string_view key, 
   return it->second->response;
 }
 
-void ResponseCache::Put(std::string key, std::shared_ptr<const CachedResponse> response,
+void ResponseCache::Put(const std::string& key, std::shared_ptr<const CachedResponse> response,
                         absl::Time expires) {
-  if (per_shard_ == 0) return;
+  if (per_shard_ == 0) {
+    return;
+  }
   Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
   if (auto it = shard.index.find(key); it != shard.index.end()) {

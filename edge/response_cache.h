@@ -31,7 +31,8 @@ class ResponseCache {
   explicit ResponseCache(size_t max_entries, int shards = 16);
 
   std::shared_ptr<const CachedResponse> Get(absl::string_view key, absl::Time now);
-  void Put(std::string key, std::shared_ptr<const CachedResponse> response, absl::Time expires);
+  void Put(const std::string& key, std::shared_ptr<const CachedResponse> response,
+           absl::Time expires);
   void Clear();
 
   bool enabled() const { return per_shard_ > 0; }

@@ -46,8 +46,12 @@ absl::StatusOr<FieldPath> ResolvePath(const Descriptor* message,
 }
 
 bool IsPathBindable(const FieldDescriptor* f) {
-  if (f->is_repeated()) return false;
-  if (f->type() != FieldDescriptor::TYPE_MESSAGE) return true;
+  if (f->is_repeated()) {
+    return false;
+  }
+  if (f->type() != FieldDescriptor::TYPE_MESSAGE) {
+    return true;
+  }
   // Well-known types with a string form may be bound too.
   const std::string& t = f->message_type()->full_name();
   return t == "google.protobuf.Timestamp" || t == "google.protobuf.Duration" ||
@@ -113,9 +117,13 @@ absl::StatusOr<Binding> BindingOf(const MethodDescriptor* m, const google::api::
 
 const FieldDescriptor* FindField(const Descriptor* message, absl::string_view name) {
   const FieldDescriptor* f = message->FindFieldByName(std::string(name));
-  if (f != nullptr) return f;
+  if (f != nullptr) {
+    return f;
+  }
   for (int i = 0; i < message->field_count(); ++i) {
-    if (message->field(i)->json_name() == name) return message->field(i);
+    if (message->field(i)->json_name() == name) {
+      return message->field(i);
+    }
   }
   return nullptr;
 }
@@ -133,9 +141,12 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
       bool has_route = false;
       for (int i = 0; i < service->method_count(); ++i) {
         const MethodDescriptor* m = service->method(i);
-        if (!m->options().HasExtension(google::api::http)) continue;
-        if (m->client_streaming())
+        if (!m->options().HasExtension(google::api::http)) {
+          continue;
+        }
+        if (m->client_streaming()) {
           return Bad(m, "client-streaming RPCs cannot be served over HTTP");
+        }
         const google::api::HttpRule& rule = m->options().GetExtension(google::api::http);
         std::vector<const google::api::HttpRule*> rules = {&rule};
         for (const google::api::HttpRule& extra : rule.additional_bindings()) {
@@ -143,9 +154,13 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
         }
         for (const google::api::HttpRule* r : rules) {
           absl::StatusOr<Binding> binding = BindingOf(m, *r);
-          if (!binding.ok()) return binding.status();
+          if (!binding.ok()) {
+            return binding.status();
+          }
           absl::StatusOr<PathTemplate> path = PathTemplate::Parse(binding->path);
-          if (!path.ok()) return Bad(m, path.status().message());
+          if (!path.ok()) {
+            return Bad(m, path.status().message());
+          }
 
           auto route = std::make_unique<Route>();
           route->id = static_cast<int>(table->routes_.size());
@@ -160,7 +175,9 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
 
           for (const PathTemplate::Variable& v : path->variables) {
             absl::StatusOr<FieldPath> fp = ResolvePath(m->input_type(), v.field_path);
-            if (!fp.ok()) return Bad(m, fp.status().message());
+            if (!fp.ok()) {
+              return Bad(m, fp.status().message());
+            }
             if (!IsPathBindable(fp->back())) {
               return Bad(m, absl::StrCat("path variable \"", absl::StrJoin(v.field_path, "."),
                                          "\" must be a singular scalar field"));
@@ -173,7 +190,9 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
             route->body_is_http_body = IsHttpBody(m->input_type());
           } else if (!binding->body.empty()) {
             const FieldDescriptor* f = m->input_type()->FindFieldByName(binding->body);
-            if (f == nullptr) return Bad(m, absl::StrCat("no body field \"", binding->body, "\""));
+            if (f == nullptr) {
+              return Bad(m, absl::StrCat("no body field \"", binding->body, "\""));
+            }
             if (f->type() != FieldDescriptor::TYPE_MESSAGE || f->is_repeated()) {
               return Bad(m, absl::StrCat("body field \"", binding->body,
                                          "\" must be a singular message field"));
@@ -213,7 +232,9 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
             if (code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
               return Bad(m, absl::StrCat("http_redirect.status_code ", code, " is not a redirect"));
             }
-            if (route->server_streaming) return Bad(m, "a redirect cannot be a stream");
+            if (route->server_streaming) {
+              return Bad(m, "a redirect cannot be a stream");
+            }
             route->redirect = Route::Redirect{f->number(), code, opt.cache_max_age_seconds(), ""};
             if (!opt.cached_hits_method().empty()) {
               const MethodDescriptor* hits = service->FindMethodByName(opt.cached_hits_method());
@@ -247,7 +268,9 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
           has_route = true;
         }
       }
-      if (has_route) table->services_.push_back(service->full_name());
+      if (has_route) {
+        table->services_.push_back(service->full_name());
+      }
     }
   }
   return table;

@@ -93,7 +93,9 @@ absl::Status BuildWithRedirect(const std::string& hits_method, const std::string
   redirect->set_cache_max_age_seconds(5);
   redirect->set_cached_hits_method(hits_method);
   auto api = ApiDescriptors::Create({set.SerializeAsString()});
-  if (!api.ok()) return api.status();
+  if (!api.ok()) {
+    return api.status();
+  }
   return RouteTable::Build(**api, {}).status();
 }
 

@@ -10,9 +10,15 @@ namespace kurt::edge {
 namespace {
 
 int HexValue(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= '0' && c <= '9') {
+    return c - '0';
+  }
+  if (c >= 'a' && c <= 'f') {
+    return c - 'a' + 10;
+  }
+  if (c >= 'A' && c <= 'F') {
+    return c - 'A' + 10;
+  }
   return -1;
 }
 
@@ -26,10 +32,14 @@ bool PercentDecode(absl::string_view in, bool keep_slash, std::string* out) {
       out->push_back(in[i]);
       continue;
     }
-    if (i + 2 >= in.size()) return false;
+    if (i + 2 >= in.size()) {
+      return false;
+    }
     int hi = HexValue(in[i + 1]);
     int lo = HexValue(in[i + 2]);
-    if (hi < 0 || lo < 0) return false;
+    if (hi < 0 || lo < 0) {
+      return false;
+    }
     char c = static_cast<char>(hi * 16 + lo);
     if (keep_slash && c == '/') {
       out->append(in.data() + i, 3);
@@ -67,7 +77,9 @@ absl::Status Router::Add(absl::string_view method, PathTemplate path_template, i
         next = &node->double_wildcard;
         break;
     }
-    if (!*next) *next = std::make_unique<Node>();
+    if (!*next) {
+      *next = std::make_unique<Node>();
+    }
     node = next->get();
   }
   std::vector<Entry>& entries = node->leaves[path_template.verb];
@@ -84,10 +96,14 @@ absl::Status Router::Add(absl::string_view method, PathTemplate path_template, i
 
 void Router::Collect(const Node& node, const std::vector<absl::string_view>& segments, size_t i,
                      absl::string_view verb, Search* search) {
-  if (search->found) return;
+  if (search->found) {
+    return;
+  }
   if (i == segments.size()) {
     auto it = node.leaves.find(verb);
-    if (it == node.leaves.end()) return;
+    if (it == node.leaves.end()) {
+      return;
+    }
     for (const Entry& e : it->second) {
       if (e.method == search->method) {
         search->found = &e;
@@ -100,9 +116,13 @@ void Router::Collect(const Node& node, const std::vector<absl::string_view>& seg
   absl::string_view segment = segments[i];
   if (!node.literals.empty()) {
     auto it = node.literals.find(segment);
-    if (it != node.literals.end()) Collect(*it->second, segments, i + 1, verb, search);
+    if (it != node.literals.end()) {
+      Collect(*it->second, segments, i + 1, verb, search);
+    }
   }
-  if (node.wildcard && !segment.empty()) Collect(*node.wildcard, segments, i + 1, verb, search);
+  if (node.wildcard && !segment.empty()) {
+    Collect(*node.wildcard, segments, i + 1, verb, search);
+  }
   if (node.double_wildcard) {
     // `**` takes the rest (at least one segment), and is always last.
     Collect(*node.double_wildcard, segments, segments.size(), verb, search);
@@ -128,12 +148,18 @@ Router::Match Router::Find(absl::string_view method, absl::string_view path) con
     trimmed = segments;
     trimmed.back() = last.substr(0, colon);
     Collect(root_, trimmed, 0, last.substr(colon + 1), &search);
-    if (search.found) matched_segments = &trimmed;
+    if (search.found) {
+      matched_segments = &trimmed;
+    }
   }
-  if (!search.found) Collect(root_, segments, 0, "", &search);
+  if (!search.found) {
+    Collect(root_, segments, 0, "", &search);
+  }
 
   if (!search.found) {
-    if (search.allowed.empty()) return match;
+    if (search.allowed.empty()) {
+      return match;
+    }
     std::sort(search.allowed.begin(), search.allowed.end());
     search.allowed.erase(std::unique(search.allowed.begin(), search.allowed.end()),
                          search.allowed.end());

@@ -19,11 +19,15 @@ struct TestApi {
     absl::StatusOr<std::unique_ptr<ApiDescriptors>> api = ApiDescriptors::CreateWithFiles(
         kurt::proto::DescriptorSet(), {KURT_TESTING_DESCRIPTOR_SET});
     EXPECT_TRUE(api.ok()) << api.status();
-    if (!api.ok()) return t;
+    if (!api.ok()) {
+      return t;
+    }
     t.api = *std::move(api);
     absl::StatusOr<std::unique_ptr<RouteTable>> routes = RouteTable::Build(*t.api, {});
     EXPECT_TRUE(routes.ok()) << routes.status();
-    if (routes.ok()) t.routes = *std::move(routes);
+    if (routes.ok()) {
+      t.routes = *std::move(routes);
+    }
     return t;
   }
 
@@ -31,7 +35,9 @@ struct TestApi {
   const Route& Find(const char* method, const char* path, std::vector<std::string>* values) const {
     Router::Match m = routes->router().Find(method, path);
     EXPECT_EQ(m.outcome, Router::Outcome::kFound) << method << " " << path;
-    if (values != nullptr) *values = m.values;
+    if (values != nullptr) {
+      *values = m.values;
+    }
     return *routes->routes().at(m.route_id < 0 ? 0 : m.route_id);
   }
 };

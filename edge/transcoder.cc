@@ -25,8 +25,12 @@ constexpr absl::string_view kAnyTypeUrl = "type.googleapis.com/google.protobuf.A
 // google.api.HttpBody: content_type = 1, data = 2.
 std::string EncodeHttpBody(absl::string_view content_type, absl::string_view data) {
   std::string out;
-  if (!content_type.empty()) AppendLengthDelimited(1, content_type, &out);
-  if (!data.empty()) AppendLengthDelimited(2, data, &out);
+  if (!content_type.empty()) {
+    AppendLengthDelimited(1, content_type, &out);
+  }
+  if (!data.empty()) {
+    AppendLengthDelimited(2, data, &out);
+  }
   return out;
 }
 
@@ -35,16 +39,22 @@ HttpPayload DecodeHttpBody(absl::string_view message) {
   FindLengthDelimited(message, 1, &content_type);
   FindLengthDelimited(message, 2, &data);
   HttpPayload p{std::string(content_type), std::string(data)};
-  if (p.content_type.empty()) p.content_type = "application/octet-stream";
+  if (p.content_type.empty()) {
+    p.content_type = "application/octet-stream";
+  }
   return p;
 }
 
 absl::string_view StripSpace(absl::string_view s) { return absl::StripAsciiWhitespace(s); }
 
 bool SamePath(const FieldPath& a, const std::vector<const FieldDescriptor*>& b, size_t n) {
-  if (a.size() < n || b.size() < n) return false;
+  if (a.size() < n || b.size() < n) {
+    return false;
+  }
   for (size_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return false;
+    if (a[i] != b[i]) {
+      return false;
+    }
   }
   return true;
 }
@@ -90,8 +100,12 @@ bool ParseQuery(absl::string_view query, std::vector<std::pair<std::string, std:
     std::replace(key.begin(), key.end(), '+', ' ');
     std::replace(value.begin(), value.end(), '+', ' ');
     std::string k, v;
-    if (!PercentDecode(key, false, &k) || !PercentDecode(value, false, &v)) return false;
-    if (k.empty()) continue;
+    if (!PercentDecode(key, false, &k) || !PercentDecode(value, false, &v)) {
+      return false;
+    }
+    if (k.empty()) {
+      continue;
+    }
     out->emplace_back(std::move(k), std::move(v));
   }
   return true;
@@ -109,7 +123,9 @@ Transcoder::Transcoder(const ApiDescriptors* api) : api_(api) {
 absl::StatusOr<std::string> Transcoder::BodyJsonToBinary(const Route& route,
                                                          absl::string_view body) const {
   std::string binary;
-  if (StripSpace(body).empty()) return binary;
+  if (StripSpace(body).empty()) {
+    return binary;
+  }
   const std::string* type_url = &route.request_type_url;
   std::string field_type_url;
   if (route.body == Route::Body::kField) {
@@ -165,7 +181,9 @@ absl::Status Transcoder::AppendQuery(const Route& route, absl::string_view query
     }
     if (unknown) {
       // A shared short link may carry tracking parameters; nothing else takes unknown names.
-      if (route.redirect) continue;
+      if (route.redirect) {
+        continue;
+      }
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": no such field in ", request->full_name()));
     }
@@ -189,7 +207,9 @@ absl::Status Transcoder::AppendQuery(const Route& route, absl::string_view query
                                                      path.back()->name(),
                                                      " cannot be set from a query; use a body"));
     }
-    if (absl::Status s = AppendFieldFromText(path, value, what, out); !s.ok()) return s;
+    if (absl::Status s = AppendFieldFromText(path, value, what, out); !s.ok()) {
+      return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -207,7 +227,9 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
         out = EncodeHttpBody(content_type, body);
       } else {
         absl::StatusOr<std::string> b = BodyJsonToBinary(route, body);
-        if (!b.ok()) return b.status();
+        if (!b.ok()) {
+          return b.status();
+        }
         out = *std::move(b);
       }
       break;
@@ -216,13 +238,17 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
         AppendLengthDelimited(route.body_field->number(), EncodeHttpBody(content_type, body), &out);
       } else {
         absl::StatusOr<std::string> b = BodyJsonToBinary(route, body);
-        if (!b.ok()) return b.status();
+        if (!b.ok()) {
+          return b.status();
+        }
         out = *std::move(b);
       }
       break;
   }
   if (!query.empty()) {
-    if (absl::Status s = AppendQuery(route, query, &out); !s.ok()) return s;
+    if (absl::Status s = AppendQuery(route, query, &out); !s.ok()) {
+      return s;
+    }
   }
   // Path values last: where the body also set them, the path wins.
   for (size_t i = 0; i < route.bindings.size() && i < path_values.size(); ++i) {
@@ -239,8 +265,9 @@ const google::protobuf::Descriptor* Transcoder::FindType(absl::string_view type_
   absl::string_view name = type_url.substr(type_url.rfind('/') + 1);
   std::string full(name);
   const Descriptor* d = api_->pool().FindMessageTypeByName(full);
-  if (d == nullptr)
+  if (d == nullptr) {
     d = google::protobuf::DescriptorPool::generated_pool()->FindMessageTypeByName(full);
+  }
   return d;
 }
 
@@ -277,8 +304,12 @@ absl::StatusOr<std::string> Transcoder::RenderWithUtil(absl::string_view type_ur
 absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
                                                absl::string_view message) const {
   const Descriptor* type = FindType(type_url);
-  if (type == nullptr) return absl::InternalError(absl::StrCat("unknown type ", type_url));
-  if (!IsWellFormed(type, message)) return absl::InternalError("malformed protobuf message");
+  if (type == nullptr) {
+    return absl::InternalError(absl::StrCat("unknown type ", type_url));
+  }
+  if (!IsWellFormed(type, message)) {
+    return absl::InternalError("malformed protobuf message");
+  }
   return Render(type, message);
 }
 
@@ -288,18 +319,26 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
     return absl::InternalError("the upstream's response is not a well-formed message");
   }
   if (route.response_body == nullptr) {
-    if (route.response_is_http_body) return DecodeHttpBody(message);
+    if (route.response_is_http_body) {
+      return DecodeHttpBody(message);
+    }
     absl::StatusOr<std::string> json = Render(route.method->output_type(), message);
-    if (!json.ok()) return json.status();
+    if (!json.ok()) {
+      return json.status();
+    }
     return HttpPayload{"application/json", *std::move(json)};
   }
   const FieldDescriptor* f = route.response_body;
   if (f->type() == FieldDescriptor::TYPE_MESSAGE && !f->is_repeated()) {
     absl::string_view sub;
     FindLengthDelimited(message, f->number(), &sub);
-    if (route.response_is_http_body) return DecodeHttpBody(sub);
+    if (route.response_is_http_body) {
+      return DecodeHttpBody(sub);
+    }
     absl::StatusOr<std::string> json = Render(f->message_type(), sub);
-    if (!json.ok()) return json.status();
+    if (!json.ok()) {
+      return json.status();
+    }
     return HttpPayload{"application/json", *std::move(json)};
   }
   // A scalar, repeated or map field: render a message holding only that field and cut the value
@@ -326,10 +365,14 @@ absl::StatusOr<HttpPayload> Transcoder::StreamMessage(const Route& route,
 
 std::string Transcoder::EventId(const Route& route, absl::string_view message) const {
   const FieldDescriptor* f = route.event_id_field;
-  if (f == nullptr) return "";
+  if (f == nullptr) {
+    return "";
+  }
   if (f->type() == FieldDescriptor::TYPE_STRING) {
     absl::string_view v;
-    if (!FindLengthDelimited(message, f->number(), &v)) return "";
+    if (!FindLengthDelimited(message, f->number(), &v)) {
+      return "";
+    }
     // An SSE field ends at a line break.
     std::string id(v);
     id.erase(std::remove_if(id.begin(), id.end(), [](char c) { return c == '\n' || c == '\r'; }),
@@ -338,16 +381,22 @@ std::string Transcoder::EventId(const Route& route, absl::string_view message) c
   }
   std::string json;
   std::string only = KeepOnlyField(message, f->number());
-  if (only.empty() || !IsWellFormed(route.method->output_type(), only)) return "";
+  if (only.empty() || !IsWellFormed(route.method->output_type(), only)) {
+    return "";
+  }
   if (!util::BinaryToJsonString(api_->resolver(), route.response_type_url, only, &json,
                                 print_options_)
            .ok()) {
     return "";
   }
   std::string prefix = absl::StrCat("{\"", f->json_name(), "\":");
-  if (!absl::StartsWith(json, prefix)) return "";
+  if (!absl::StartsWith(json, prefix)) {
+    return "";
+  }
   std::string value = json.substr(prefix.size(), json.size() - prefix.size() - 1);
-  if (value.size() >= 2 && value.front() == '"') value = value.substr(1, value.size() - 2);
+  if (value.size() >= 2 && value.front() == '"') {
+    value = value.substr(1, value.size() - 2);
+  }
   return value;
 }
 
@@ -369,7 +418,9 @@ std::string Transcoder::ErrorBody(int grpc_code, absl::string_view message,
       status.ParseFromArray(status_details.data(), static_cast<int>(status_details.size()))) {
     bool first = true;
     for (const google::protobuf::Any& any : status.details()) {
-      if (!first) out.push_back(',');
+      if (!first) {
+        out.push_back(',');
+      }
       first = false;
       std::string json;
       const Descriptor* type = FindType(any.type_url());

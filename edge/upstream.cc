@@ -19,12 +19,16 @@ bool IsIpLiteralAddress(absl::string_view address, bool* v6) {
   std::string host;
   if (absl::StartsWith(address, "[")) {
     size_t end = address.find(']');
-    if (end == absl::string_view::npos) return false;
+    if (end == absl::string_view::npos) {
+      return false;
+    }
     host = std::string(address.substr(1, end - 1));
     *v6 = true;
   } else {
     size_t colon = address.rfind(':');
-    if (colon == absl::string_view::npos) return false;
+    if (colon == absl::string_view::npos) {
+      return false;
+    }
     host = std::string(address.substr(0, colon));
     *v6 = false;
   }
@@ -80,8 +84,12 @@ std::string ChannelTarget(absl::string_view addresses) {
     }
     (v6 ? all_v4 : all_v6) = false;
   }
-  if (all_v4 && !list.empty()) return absl::StrCat("ipv4:", absl::StrJoin(list, ","));
-  if (all_v6 && !list.empty()) return absl::StrCat("ipv6:", absl::StrJoin(list, ","));
+  if (all_v4 && !list.empty()) {
+    return absl::StrCat("ipv4:", absl::StrJoin(list, ","));
+  }
+  if (all_v6 && !list.empty()) {
+    return absl::StrCat("ipv6:", absl::StrJoin(list, ","));
+  }
   // A name: DNS gives every address behind it (only the first name of a list is used).
   return absl::StrCat("dns:///", list.empty() ? addresses : list.front());
 }
@@ -151,8 +159,12 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
 }
 
 Upstreams::~Upstreams() {
-  for (auto& q : queues_) q->Shutdown();
-  for (std::thread& t : threads_) t.join();
+  for (auto& q : queues_) {
+    q->Shutdown();
+  }
+  for (std::thread& t : threads_) {
+    t.join();
+  }
 }
 
 void Upstreams::AsyncUnary(grpc::GenericStub* stub, grpc::ClientContext* context,
@@ -170,9 +182,13 @@ void Upstreams::AsyncUnary(grpc::GenericStub* stub, grpc::ClientContext* context
 
 grpc::GenericStub* Upstreams::Stub(absl::string_view service) {
   auto it = upstreams_.find(service);
-  if (it == upstreams_.end()) return nullptr;
+  if (it == upstreams_.end()) {
+    return nullptr;
+  }
   Upstream& u = *it->second;
-  if (u.stubs.size() == 1) return u.stubs[0].get();
+  if (u.stubs.size() == 1) {
+    return u.stubs[0].get();
+  }
   return u.stubs[u.next.fetch_add(1, std::memory_order_relaxed) % u.stubs.size()].get();
 }
 
@@ -187,7 +203,9 @@ struct HealthFanOut {
   void Finish(std::string problem) {
     {
       std::lock_guard<std::mutex> lock(mu);
-      if (!problem.empty()) problems.push_back(std::move(problem));
+      if (!problem.empty()) {
+        problems.push_back(std::move(problem));
+      }
     }
     if (pending.fetch_sub(1) == 1) {
       std::sort(problems.begin(), problems.end());
@@ -221,7 +239,7 @@ void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::stri
     std::string name = service;
     upstream->stubs[0]->UnaryCall(
         &call->context, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
-        [fan, call, name](grpc::Status status) {
+        [fan, call, name](const grpc::Status& status) {
           if (!status.ok()) {
             fan->Finish(absl::StrCat(name, ": ", status.error_message()));
             return;
@@ -234,15 +252,17 @@ void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::stri
   }
 }
 
-grpc::ByteBuffer ToByteBuffer(std::string bytes) {
-  grpc::Slice slice(std::move(bytes));
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
   return grpc::ByteBuffer(&slice, 1);
 }
 
 std::string FromByteBuffer(const grpc::ByteBuffer& buffer) {
   std::string out;
   std::vector<grpc::Slice> slices;
-  if (!buffer.Dump(&slices).ok()) return out;
+  if (!buffer.Dump(&slices).ok()) {
+    return out;
+  }
   out.reserve(buffer.Length());
   for (const grpc::Slice& s : slices) {
     out.append(reinterpret_cast<const char*>(s.begin()), s.size());

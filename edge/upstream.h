@@ -82,7 +82,7 @@ class Upstreams {
 };
 
 // Serializes raw bytes into a ByteBuffer and back.
-grpc::ByteBuffer ToByteBuffer(std::string bytes);
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes);
 std::string FromByteBuffer(const grpc::ByteBuffer& buffer);
 
 }  // namespace kurt::edge

@@ -24,7 +24,9 @@ namespace kurt::platform {
 
 std::string EnvTwinName(absl::string_view flag_name) {
   std::string name = "KURT_";
-  for (char c : flag_name) name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  for (char c : flag_name) {
+    name += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
   return name;
 }
 
@@ -34,7 +36,9 @@ void ApplyEnvironmentTwins() {
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     const std::string env = EnvTwinName(name);
     const char* value = std::getenv(env.c_str());
-    if (value == nullptr) continue;
+    if (value == nullptr) {
+      continue;
+    }
     std::string error;
     if (!flag->ParseFrom(value, &error)) {
       std::cerr << "invalid value for " << env << " (flag --" << name << "): " << error << "\n";

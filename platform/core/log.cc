@@ -16,7 +16,7 @@ namespace {
 std::atomic<int> g_min_level{static_cast<int>(Level::kInfo)};
 // Set once at start-up, before other threads exist.
 std::string* g_component = new std::string("kurt");
-thread_local std::string t_request_id;
+thread_local absl::string_view t_request_id;
 
 const char* LevelName(Level level) {
   switch (level) {
@@ -86,7 +86,8 @@ bool Enabled(Level level) { return static_cast<int>(level) >= g_min_level.load()
 std::string Format(Level level, absl::string_view component, absl::string_view request_id,
                    absl::string_view msg, std::initializer_list<Field> fields) {
   std::string out = "{\"ts\":";
-  AppendJsonString(&out, absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()));
+  AppendJsonString(&out,
+                   absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::Now(), absl::UTCTimeZone()));
   out.append(",\"level\":");
   AppendJsonString(&out, LevelName(level));
   out.append(",\"component\":");
@@ -115,19 +116,23 @@ void Write(Level level, absl::string_view msg, std::initializer_list<Field> fiel
   (void)unused;
 }
 
-RequestScope::RequestScope(std::string request_id) : previous_(std::move(t_request_id)) {
-  t_request_id = std::move(request_id);
+RequestScope::RequestScope(std::string request_id)
+    : owned_(std::move(request_id)), previous_(t_request_id) {
+  t_request_id = owned_;
 }
 
-RequestScope::~RequestScope() { t_request_id = std::move(previous_); }
+RequestScope::RequestScope(absl::string_view request_id, Borrow) : previous_(t_request_id) {
+  t_request_id = request_id;
+}
+
+RequestScope::~RequestScope() { t_request_id = previous_; }
 
 absl::string_view RequestScope::Current() { return t_request_id; }
 
 std::string NewRequestId() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   uint64_t a = rng(), b = rng();
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(&a), sizeof(a))) +
+  return absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(&a), sizeof(a))) +
          absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(&b), sizeof(b)));
 }
 

@@ -4,12 +4,12 @@
 //   KURT_LOG(kInfo, "link created", {"code", code}, {"account", id});
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <initializer_list>
 #include <string>
 #include <string_view>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace kurt::log {
 
@@ -44,11 +44,15 @@ void Write(Level level, absl::string_view msg, std::initializer_list<Field> fiel
 std::string Format(Level level, absl::string_view component, absl::string_view request_id,
                    absl::string_view msg, std::initializer_list<Field> fields);
 
-// The request id logs carry on this thread, for as long as the scope lives. Services create one
-// at the top of each RPC (from the x-request-id metadata).
+// The request id logs carry on this thread, for as long as the scope lives; scopes nest. The RPC
+// handler (platform/grpc/handler.h) opens one for each call, from the x-request-id metadata.
 class RequestScope {
  public:
+  // Keeps its own copy of the id.
   explicit RequestScope(std::string request_id);
+  // Borrows the id, which must outlive the scope: no copy, for the per-call hot path.
+  struct Borrow {};
+  RequestScope(absl::string_view request_id, Borrow);
   ~RequestScope();
   RequestScope(const RequestScope&) = delete;
   RequestScope& operator=(const RequestScope&) = delete;
@@ -56,7 +60,8 @@ class RequestScope {
   static absl::string_view Current();
 
  private:
-  std::string previous_;
+  std::string owned_;
+  absl::string_view previous_;
 };
 
 // A fresh random request id (16 bytes, hex).
@@ -64,9 +69,9 @@ std::string NewRequestId();
 
 }  // namespace kurt::log
 
-#define KURT_LOG(level, msg, ...)                                              \
-  do {                                                                         \
-    if (::kurt::log::Enabled(::kurt::log::Level::level)) {                     \
-      ::kurt::log::Write(::kurt::log::Level::level, msg, {__VA_ARGS__});       \
-    }                                                                          \
+#define KURT_LOG(level, msg, ...)                                        \
+  do {                                                                   \
+    if (::kurt::log::Enabled(::kurt::log::Level::level)) {               \
+      ::kurt::log::Write(::kurt::log::Level::level, msg, {__VA_ARGS__}); \
+    }                                                                    \
   } while (0)

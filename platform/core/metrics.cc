@@ -16,9 +16,15 @@ void AtomicAdd(std::atomic<double>& a, double by) {
 }
 
 std::string FormatValue(double v) {
-  if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  if (std::isnan(v)) return "NaN";
-  if (v == std::floor(v) && std::fabs(v) < 1e15) return absl::StrCat(static_cast<int64_t>(v));
+  if (std::isinf(v)) {
+    return v > 0 ? "+Inf" : "-Inf";
+  }
+  if (std::isnan(v)) {
+    return "NaN";
+  }
+  if (v == std::floor(v) && std::fabs(v) < 1e15) {
+    return absl::StrCat(static_cast<int64_t>(v));
+  }
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.9g", v);
   return buf;
@@ -41,16 +47,22 @@ void AppendEscapedLabel(std::string* out, absl::string_view v) {
 // {a="x",b="y"} plus an optional extra label (le for buckets).
 std::string Labels(const std::vector<std::string>& names, const std::vector<std::string>& values,
                    absl::string_view extra_name = {}, absl::string_view extra_value = {}) {
-  if (names.empty() && extra_name.empty()) return "";
+  if (names.empty() && extra_name.empty()) {
+    return "";
+  }
   std::string out = "{";
   for (size_t i = 0; i < names.size(); ++i) {
-    if (i > 0) out.push_back(',');
+    if (i > 0) {
+      out.push_back(',');
+    }
     absl::StrAppend(&out, names[i], "=\"");
     AppendEscapedLabel(&out, values[i]);
     out.push_back('"');
   }
   if (!extra_name.empty()) {
-    if (!names.empty()) out.push_back(',');
+    if (!names.empty()) {
+      out.push_back(',');
+    }
     absl::StrAppend(&out, extra_name, "=\"", extra_value, "\"");
   }
   out.push_back('}');
@@ -110,7 +122,9 @@ void Gauge::Add(double by) { AtomicAdd(value_, by); }
 
 Histogram::Histogram(const std::vector<double>* bounds)
     : bounds_(bounds), buckets_(new std::atomic<uint64_t>[bounds->size() + 1]) {
-  for (size_t i = 0; i <= bounds_->size(); ++i) buckets_[i] = 0;
+  for (size_t i = 0; i <= bounds_->size(); ++i) {
+    buckets_[i] = 0;
+  }
 }
 
 void Histogram::Observe(double value) {
@@ -131,9 +145,9 @@ std::vector<uint64_t> Histogram::CumulativeCounts() const {
 }
 
 const std::vector<double>& LatencyBuckets() {
-  static const auto* buckets = new std::vector<double>{
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
-      5,      10};
+  static const auto* buckets =
+      new std::vector<double>{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                              0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
   return *buckets;
 }
 
@@ -194,17 +208,23 @@ Family<Histogram>& Registry::AddHistogram(std::string name, std::string help,
                                           std::vector<double> bounds) {
   std::sort(bounds.begin(), bounds.end());
   std::lock_guard<std::mutex> lock(mu_);
-  histograms_.push_back(std::make_unique<Family<Histogram>>(
-      std::move(name), std::move(help), std::move(labels), std::move(bounds)));
+  histograms_.push_back(std::make_unique<Family<Histogram>>(std::move(name), std::move(help),
+                                                            std::move(labels), std::move(bounds)));
   return *histograms_.back();
 }
 
 std::string Registry::Render() const {
   std::string out;
   std::lock_guard<std::mutex> lock(mu_);
-  for (const auto& f : counters_) f->Render(&out);
-  for (const auto& f : gauges_) f->Render(&out);
-  for (const auto& f : histograms_) f->Render(&out);
+  for (const auto& f : counters_) {
+    f->Render(&out);
+  }
+  for (const auto& f : gauges_) {
+    f->Render(&out);
+  }
+  for (const auto& f : histograms_) {
+    f->Render(&out);
+  }
   return out;
 }
 

@@ -58,7 +58,9 @@ class SingleFlight {
   void Forget(const std::string& key) {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = calls_.find(key);
-    if (it != calls_.end() && it->second->value.has_value()) calls_.erase(it);
+    if (it != calls_.end() && it->second->value.has_value()) {
+      calls_.erase(it);
+    }
   }
 
  private:

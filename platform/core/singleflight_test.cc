@@ -15,6 +15,7 @@ TEST(SingleFlightTest, ConcurrentCallsForOneKeyRunTheWorkOnce) {
   std::atomic<int> runs{0};
   std::vector<std::thread> threads;
   std::vector<int> results(64);
+  threads.reserve(64);
   for (int i = 0; i < 64; ++i) {
     threads.emplace_back([&, i] {
       results[i] = flight.Do("k", [&] {
@@ -24,9 +25,13 @@ TEST(SingleFlightTest, ConcurrentCallsForOneKeyRunTheWorkOnce) {
       });
     });
   }
-  for (auto& t : threads) t.join();
+  for (auto& t : threads) {
+    t.join();
+  }
   EXPECT_EQ(runs.load(), 1);
-  for (int r : results) EXPECT_EQ(r, 7);
+  for (int r : results) {
+    EXPECT_EQ(r, 7);
+  }
 }
 
 TEST(SingleFlightTest, DifferentKeysAndLaterCallsRunAgain) {

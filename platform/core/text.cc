@@ -25,10 +25,14 @@ bool IsValidUtf8(absl::string_view s) {
     } else {
       return false;
     }
-    if (i + extra >= s.size()) return false;
+    if (i + extra >= s.size()) {
+      return false;
+    }
     for (int k = 1; k <= extra; ++k) {
       unsigned char cc = s[i + k];
-      if ((cc & 0xC0) != 0x80) return false;
+      if ((cc & 0xC0) != 0x80) {
+        return false;
+      }
       cp = (cp << 6) | (cc & 0x3F);
     }
     if ((extra == 1 && cp < 0x80) || (extra == 2 && cp < 0x800) || (extra == 3 && cp < 0x10000) ||

@@ -15,12 +15,12 @@ TEST(IsValidUtf8Test, AcceptsWellFormedText) {
 }
 
 TEST(IsValidUtf8Test, RefusesWhatPostgresAndProtobufRefuse) {
-  EXPECT_FALSE(IsValidUtf8("\xff"));                    // never in UTF-8
-  EXPECT_FALSE(IsValidUtf8("\x80"));                    // a stray continuation byte
-  EXPECT_FALSE(IsValidUtf8("caf\xc3"));                 // cut short
-  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));                // overlong "/"
-  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));            // a surrogate
-  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));        // past U+10FFFF
+  EXPECT_FALSE(IsValidUtf8("\xff"));              // never in UTF-8
+  EXPECT_FALSE(IsValidUtf8("\x80"));              // a stray continuation byte
+  EXPECT_FALSE(IsValidUtf8("caf\xc3"));           // cut short
+  EXPECT_FALSE(IsValidUtf8("\xc0\xaf"));          // overlong "/"
+  EXPECT_FALSE(IsValidUtf8("\xed\xa0\x80"));      // a surrogate
+  EXPECT_FALSE(IsValidUtf8("\xf4\x90\x80\x80"));  // past U+10FFFF
   EXPECT_FALSE(IsValidUtf8(std::string("ok\xe2\x82", 4)));
 }
 

@@ -4,12 +4,12 @@
 #include <functional>
 #include <utility>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security.h"
 #include "openssl/crypto.h"
 #include "openssl/sha.h"
-#include "absl/flags/flag.h"
 
 ABSL_FLAG(std::string, edge_secret, "",
           "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
@@ -34,9 +34,9 @@ bool NeedsNoSecret(absl::string_view method, bool has_account_id) {
 }
 
 absl::Status Refused() {
-  return absl::UnauthenticatedError(absl::StrCat(
-      kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
-      kEdgeSecretMetadata));
+  return absl::UnauthenticatedError(
+      absl::StrCat(kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
+                   kEdgeSecretMetadata));
 }
 
 absl::string_view View(const grpc_slice& slice) {
@@ -74,7 +74,9 @@ struct EdgeTrustProcessor {
       done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
       return;
     }
-    if (self->on_refused) self->on_refused();
+    if (self->on_refused) {
+      self->on_refused();
+    }
     std::string message(status.message());
     done(user_data, nullptr, 0, nullptr, 0, static_cast<grpc_status_code>(status.code()),
          message.c_str());
@@ -119,7 +121,9 @@ EdgeSecret::EdgeSecret(absl::string_view secret)
     : empty_(secret.empty()), digest_(Sha256(secret)) {}
 
 bool EdgeSecret::Matches(absl::string_view presented) const {
-  if (empty_) return true;
+  if (empty_) {
+    return true;
+  }
   const Digest a = Sha256(presented);
   return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
 }

@@ -12,11 +12,10 @@
 #include <memory>
 #include <string>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/security/server_credentials.h"
-
-#include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(std::string, edge_secret);
 

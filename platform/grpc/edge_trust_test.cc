@@ -50,8 +50,8 @@ TEST(EdgeTrustTest, CallsWithoutAnAccountAreLeftToTheService) {
 TEST(EdgeTrustTest, HealthAndReflectionNeverNeedTheSecret) {
   EXPECT_TRUE(CheckEdgeTrust("/grpc.health.v1.Health/Check", true, "", "shh").ok());
   EXPECT_TRUE(CheckEdgeTrust("/grpc.health.v1.Health/Watch", true, "", "shh").ok());
-  EXPECT_TRUE(CheckEdgeTrust("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
-                             true, "", "shh")
+  EXPECT_TRUE(CheckEdgeTrust("/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", true,
+                             "", "shh")
                   .ok());
   // A look-alike service name is not exempt.
   EXPECT_FALSE(CheckEdgeTrust("/grpc.healthz.Evil/Check", true, "", "shh").ok());

@@ -47,11 +47,14 @@ class Caller {
   // A call made up by a test (or any caller outside gRPC).
   explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
                   absl::Time deadline = absl::InfiniteFuture());
+  // request_id() may point into the Caller itself.
+  Caller(const Caller&) = delete;
+  Caller& operator=(const Caller&) = delete;
 
   // The authenticated account (x-kurt-account-id); empty when the call names none.
   const std::string& account_id() const { return account_id_; }
-  // The caller's x-request-id, or a new one.
-  const std::string& request_id() const { return request_id_; }
+  // The caller's x-request-id, or a new one; valid while the Caller lives.
+  absl::string_view request_id() const { return request_id_; }
   // A metadata value of the call ("" when absent).
   std::string Metadata(absl::string_view key) const;
   // When the caller stops waiting (absl::InfiniteFuture() when it set no deadline).
@@ -63,7 +66,8 @@ class Caller {
   const grpc::ServerContext* context_ = nullptr;
   std::map<std::string, std::string> metadata_;  // a made-up caller's only
   std::string account_id_;
-  std::string request_id_;
+  std::string new_request_id_;    // when the call carried none
+  absl::string_view request_id_;  // into the call's metadata, metadata_ or new_request_id_
   absl::Time deadline_;
 };
 
@@ -94,7 +98,7 @@ template <typename Rpcs, typename Request, typename Response, typename Rpc>
 grpc::Status Handle(grpc::ServerContext* context, const Request& request, Response* response,
                     Rpcs& rpcs, Rpc rpc, Access access = Access::kAccount) {
   const Caller caller(*context);
-  log::RequestScope scope(caller.request_id());
+  log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
   if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
     return ToGrpcStatus(allowed);
   }
@@ -107,7 +111,7 @@ template <typename Rpcs, typename Request, typename Writer, typename Rpc>
 grpc::Status HandleStream(grpc::ServerContext* context, const Request& request, Writer* writer,
                           Rpcs& rpcs, Rpc rpc, Access access = Access::kAccount) {
   const Caller caller(*context);
-  log::RequestScope scope(caller.request_id());
+  log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
   if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
     return ToGrpcStatus(allowed);
   }

@@ -15,7 +15,7 @@ using google::protobuf::Timestamp;
 struct FakeRpcs {
   absl::StatusOr<Timestamp> Echo(const Caller& caller, const Timestamp& request) {
     seen_account = caller.account_id();
-    seen_request_id = caller.request_id();
+    seen_request_id = std::string(caller.request_id());
     seen_log_request_id = std::string(log::RequestScope::Current());
     seen_referer = caller.Metadata("x-kurt-referer");
     if (request.seconds() < 0) {
@@ -107,8 +107,7 @@ TEST(CallerTest, AMadeUpCallerCarriesItsAccountMetadataAndDeadline) {
   EXPECT_EQ(caller.deadline(), deadline);
   EXPECT_EQ(caller.context(), nullptr);
   EXPECT_TRUE(CheckAccess(caller, Access::kAccount).ok());
-  EXPECT_EQ(CheckAccess(Caller(""), Access::kAccount).code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(CheckAccess(Caller(""), Access::kAccount).code(), absl::StatusCode::kUnauthenticated);
 }
 
 }  // namespace

@@ -3,15 +3,15 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "platform/core/config.h"
-#include "platform/grpc/edge_trust.h"
 #include "platform/core/log.h"
-#include "absl/flags/flag.h"
+#include "platform/grpc/edge_trust.h"
 
 ABSL_FLAG(int, grpc_port, 0, "gRPC port (the binary sets its own default)");
 ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(2),
@@ -24,12 +24,23 @@ namespace {
 using grpc::experimental::InterceptionHookPoints;
 
 const char* CodeName(grpc::StatusCode code) {
-  static const char* const kNames[] = {
-      "OK",        "CANCELLED",          "UNKNOWN",           "INVALID_ARGUMENT",
-      "DEADLINE_EXCEEDED", "NOT_FOUND",  "ALREADY_EXISTS",    "PERMISSION_DENIED",
-      "RESOURCE_EXHAUSTED", "FAILED_PRECONDITION", "ABORTED", "OUT_OF_RANGE",
-      "UNIMPLEMENTED", "INTERNAL",       "UNAVAILABLE",       "DATA_LOSS",
-      "UNAUTHENTICATED"};
+  static const char* const kNames[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
   int i = static_cast<int>(code);
   return i >= 0 && i <= 16 ? kNames[i] : "UNKNOWN";
 }
@@ -124,11 +135,13 @@ absl::Status GrpcServer::Start() {
              ->AddCounter("kurt_grpc_server_untrusted_calls_total",
                           "Calls refused for carrying x-kurt-account-id without the edge's secret")
              .Get();
-    credentials = EdgeTrustingServerCredentials(options_.edge_secret,
-                                                [refused] { refused->Increment(); });
+    credentials =
+        EdgeTrustingServerCredentials(options_.edge_secret, [refused] { refused->Increment(); });
   }
   builder.AddListeningPort(address, credentials, &grpc_port_);
-  for (grpc::Service* s : services_) builder.RegisterService(s);
+  for (grpc::Service* s : services_) {
+    builder.RegisterService(s);
+  }
   // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
   // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).
   builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, options_.sync_cqs);
@@ -150,12 +163,12 @@ absl::Status GrpcServer::Start() {
   }
 
   RpcMetrics rpc_metrics;
-  rpc_metrics.requests = &registry_->AddCounter(
-      "kurt_grpc_server_requests_total", "RPCs handled, by method and status code",
-      {"service", "method", "code"});
-  rpc_metrics.latency = &registry_->AddHistogram(
-      "kurt_grpc_server_latency_seconds", "Time from the start of an RPC to its status",
-      {"service", "method"});
+  rpc_metrics.requests = &registry_->AddCounter("kurt_grpc_server_requests_total",
+                                                "RPCs handled, by method and status code",
+                                                {"service", "method", "code"});
+  rpc_metrics.latency = &registry_->AddHistogram("kurt_grpc_server_latency_seconds",
+                                                 "Time from the start of an RPC to its status",
+                                                 {"service", "method"});
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
   creators.push_back(std::make_unique<MetricsInterceptorFactory>(rpc_metrics));
   builder.experimental().SetInterceptorCreators(std::move(creators));
@@ -169,7 +182,9 @@ absl::Status GrpcServer::Start() {
   if (options_.metrics_port >= 0) {
     admin_ = std::make_unique<AdminHttpServer>(registry_, [this] { return serving_.load(); });
     absl::StatusOr<int> port = admin_->Start(options_.host, options_.metrics_port);
-    if (!port.ok()) return port.status();
+    if (!port.ok()) {
+      return port.status();
+    }
     metrics_port_ = *port;
   }
   serving_ = true;
@@ -185,15 +200,21 @@ void GrpcServer::Wait() {
 }
 
 void GrpcServer::Shutdown() {
-  if (shut_down_ || !server_) return;
+  if (shut_down_ || !server_) {
+    return;
+  }
   shut_down_ = true;
   serving_ = false;
   server_->GetHealthCheckService()->SetServingStatus(false);
   // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
-  for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) (*it)();
-  if (admin_) admin_->Stop();
+  for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
+    (*it)();
+  }
+  if (admin_) {
+    admin_->Stop();
+  }
   KURT_LOG(kInfo, "stopped");
 }
 

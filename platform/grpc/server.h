@@ -7,19 +7,18 @@
 // Lives in main for the whole process; AddService and OnShutdown before Start, from one thread.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
-#include "platform/http/admin_http.h"
 #include "platform/core/metrics.h"
-
-#include "absl/flags/declare.h"
+#include "platform/http/admin_http.h"
 
 ABSL_DECLARE_FLAG(int, grpc_port);
 ABSL_DECLARE_FLAG(absl::Duration, grpc_max_connection_age);

@@ -1,14 +1,15 @@
 #include "platform/grpc/server.h"
-#include "platform/grpc/handler.h"
 
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "platform/grpc/handler.h"
 
 namespace kurt::platform {
 namespace {
@@ -38,7 +39,9 @@ grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::stri
   grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  for (const auto& [key, value] : metadata) ctx.AddMetadata(key, value);
+  for (const auto& [key, value] : metadata) {
+    ctx.AddMetadata(key, value);
+  }
   grpc::ByteBuffer request, response;
   grpc::Slice empty("");
   request = grpc::ByteBuffer(&empty, 1);
@@ -48,7 +51,7 @@ grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::stri
   grpc::Status status;
   stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status s) {
     std::lock_guard<std::mutex> l(mu);
-    status = s;
+    status = std::move(s);
     done = true;
     cv.notify_one();
   });
@@ -57,7 +60,9 @@ grpc::Status Call(const std::shared_ptr<grpc::Channel>& channel, const std::stri
   if (status.ok() && out != nullptr) {
     std::vector<grpc::Slice> slices;
     response.Dump(&slices);
-    for (auto& s : slices) out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    for (auto& s : slices) {
+      out->append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
   }
   return status;
 }
@@ -72,11 +77,12 @@ grpc::Status Call(int port, const std::string& method,
 }
 
 // grpc.health.v1.Health/Check with an empty request; returns the status enum (1 = SERVING).
-int HealthStatus(int port,
-                 const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
+int HealthStatus(int port, const std::vector<std::pair<std::string, std::string>>& metadata = {}) {
   std::string bytes;
   grpc::Status status = Call(port, "/grpc.health.v1.Health/Check", metadata, &bytes);
-  if (!status.ok()) return -status.error_code();
+  if (!status.ok()) {
+    return -status.error_code();
+  }
   // HealthCheckResponse { status = 1 }: field 1 varint.
   return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
 }
@@ -159,13 +165,13 @@ TEST(GrpcServerTest, WithAnEdgeSecretAnAccountNeedsIt) {
   grpc::Status without = Call(port, method, {{"x-kurt-account-id", "acct-1"}});
   EXPECT_EQ(without.error_code(), grpc::StatusCode::UNAUTHENTICATED) << without.error_message();
   EXPECT_NE(without.error_message().find("x-kurt-edge-secret"), std::string::npos);
-  grpc::Status wrong = Call(port, method,
-                            {{"x-kurt-account-id", "acct-1"}, {"x-kurt-edge-secret", "nope"}});
+  grpc::Status wrong =
+      Call(port, method, {{"x-kurt-account-id", "acct-1"}, {"x-kurt-edge-secret", "nope"}});
   EXPECT_EQ(wrong.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(Call(port, method, {{"x-kurt-account-id", "acct-1"},
-                                {"x-kurt-edge-secret", "edge-secret"}})
-                .error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(
+      Call(port, method, {{"x-kurt-account-id", "acct-1"}, {"x-kurt-edge-secret", "edge-secret"}})
+          .error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
   // Without an account the service decides (internal callers, public routes).
   EXPECT_EQ(Call(port, method).error_code(), grpc::StatusCode::UNIMPLEMENTED);
   // Health checks never need the secret.
@@ -181,10 +187,10 @@ TEST(GrpcServerTest, WithoutAnEdgeSecretNothingIsChecked) {
   metrics::Registry registry;
   GrpcServer server(TestOptions(), &registry);
   ASSERT_TRUE(server.Start().ok());
-  EXPECT_EQ(Call(server.grpc_port(), "/kurt.testing.v1.Nothing/Here",
-                 {{"x-kurt-account-id", "acct-1"}})
-                .error_code(),
-            grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_EQ(
+      Call(server.grpc_port(), "/kurt.testing.v1.Nothing/Here", {{"x-kurt-account-id", "acct-1"}})
+          .error_code(),
+      grpc::StatusCode::UNIMPLEMENTED);
   server.Shutdown();
 }
 

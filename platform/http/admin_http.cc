@@ -94,8 +94,8 @@ absl::StatusOr<int> AdminHttpServer::Start(const std::string& host, int port) {
     impl_->acceptor = std::make_unique<tcp::acceptor>(
         impl_->io, tcp::endpoint(address, static_cast<unsigned short>(port)));
   } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", host, ":", port, ": ",
-                                               e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("cannot listen on ", host, ":", port, ": ", e.what()));
   }
   int bound = impl_->acceptor->local_endpoint().port();
   asio::co_spawn(

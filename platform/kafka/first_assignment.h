@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "absl/time/clock.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/log.h"
+#include "platform/kafka/kafka.h"
 
 namespace kurt::kafka {
 

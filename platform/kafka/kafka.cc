@@ -8,10 +8,10 @@
 #include <tuple>
 #include <utility>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "platform/core/log.h"
-#include "absl/flags/flag.h"
 
 ABSL_FLAG(std::string, kafka_brokers, "127.0.0.1:19092", "Kafka bootstrap servers");
 
@@ -19,7 +19,9 @@ namespace kurt::kafka {
 
 std::optional<absl::string_view> Message::Header(absl::string_view name) const {
   for (const auto& [k, v] : headers) {
-    if (k == name) return v;
+    if (k == name) {
+      return v;
+    }
   }
   return std::nullopt;
 }
@@ -33,7 +35,9 @@ class DeliveryReporter : public RdKafka::DeliveryReportCb {
       KURT_LOG(kError, "kafka delivery failed", {"topic", message.topic_name()},
                {"error", message.errstr()});
     }
-    if (cb == nullptr) return;
+    if (cb == nullptr) {
+      return;
+    }
     (*cb)(message.err() == RdKafka::ERR_NO_ERROR
               ? absl::OkStatus()
               : absl::UnavailableError(absl::StrCat("kafka delivery: ", message.errstr())));
@@ -58,9 +62,14 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
                     std::vector<RdKafka::TopicPartition*>& partitions) override {
     const bool cooperative = consumer->rebalance_protocol() == "COOPERATIVE";
     std::vector<TopicPartition> tps;
-    for (auto* p : partitions) tps.push_back({p->topic(), p->partition(), -1});
+    tps.reserve(partitions.size());
+    for (auto* p : partitions) {
+      tps.push_back({p->topic(), p->partition(), -1});
+    }
     if (err == RdKafka::ERR__ASSIGN_PARTITIONS) {
-      for (const auto& tp : tps) revoked_.erase(tp);
+      for (const auto& tp : tps) {
+        revoked_.erase(tp);
+      }
       if (on_assign_) {
         absl::Status s = on_assign_(&tps);
         if (!s.ok()) {
@@ -70,7 +79,9 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
           std::abort();
         }
         for (size_t i = 0; i < tps.size(); ++i) {
-          if (tps[i].offset >= 0) partitions[i]->set_offset(tps[i].offset);
+          if (tps[i].offset >= 0) {
+            partitions[i]->set_offset(tps[i].offset);
+          }
         }
       }
       KURT_LOG(kInfo, "partitions assigned", {"count", tps.size()},
@@ -86,10 +97,16 @@ class RebalanceHandler : public RdKafka::RebalanceCb {
         delete e;
       }
     } else {
-      if (before_revoke_) before_revoke_();
-      for (const auto& tp : tps) revoked_.insert(tp);
+      if (before_revoke_) {
+        before_revoke_();
+      }
+      for (const auto& tp : tps) {
+        revoked_.insert(tp);
+      }
       just_revoked_.insert(just_revoked_.end(), tps.begin(), tps.end());
-      if (on_revoke_) on_revoke_(tps);
+      if (on_revoke_) {
+        on_revoke_(tps);
+      }
       KURT_LOG(kInfo, "partitions revoked", {"count", tps.size()});
       if (cooperative) {
         RdKafka::Error* e = consumer->incremental_unassign(partitions);
@@ -137,8 +154,12 @@ Message Convert(RdKafka::Message& m) {
   out.topic = rd_kafka_topic_name(rkm->rkt);
   out.partition = rkm->partition;
   out.offset = rkm->offset;
-  if (rkm->key != nullptr) out.key.assign(static_cast<const char*>(rkm->key), rkm->key_len);
-  if (rkm->payload != nullptr) out.value.assign(static_cast<const char*>(rkm->payload), rkm->len);
+  if (rkm->key != nullptr) {
+    out.key.assign(static_cast<const char*>(rkm->key), rkm->key_len);
+  }
+  if (rkm->payload != nullptr) {
+    out.value.assign(static_cast<const char*>(rkm->payload), rkm->len);
+  }
   out.timestamp_ms = rd_kafka_message_timestamp(rkm, nullptr);
   rd_kafka_headers_t* headers = nullptr;
   if (rd_kafka_message_headers(rkm, &headers) == RD_KAFKA_RESP_ERR_NO_ERROR) {
@@ -148,8 +169,7 @@ Message Convert(RdKafka::Message& m) {
       const char* name = nullptr;
       const void* value = nullptr;
       size_t size = 0;
-      if (rd_kafka_header_get_all(headers, i, &name, &value, &size) !=
-          RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (rd_kafka_header_get_all(headers, i, &name, &value, &size) != RD_KAFKA_RESP_ERR_NO_ERROR) {
         break;
       }
       out.headers.emplace_back(
@@ -176,26 +196,35 @@ std::map<std::string, std::string> ProducerConfig(const ProducerOptions& options
       // Keep retrying through a broker restart for up to five minutes.
       {"message.timeout.ms", "300000"},
   };
-  for (const auto& [k, v] : options.extra) config[k] = v;
+  for (const auto& [k, v] : options.extra) {
+    config[k] = v;
+  }
   return config;
 }
 
-absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(ProducerOptions options) {
+absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
+    const ProducerOptions& options) {
   std::unique_ptr<KafkaProducer> p(new KafkaProducer());
   p->reporter_ = std::make_unique<DeliveryReporter>();
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  if (absl::Status s = ApplyConfig(conf.get(), ProducerConfig(options)); !s.ok()) return s;
+  if (absl::Status s = ApplyConfig(conf.get(), ProducerConfig(options)); !s.ok()) {
+    return s;
+  }
   std::string err;
   conf->set("dr_cb", p->reporter_.get(), err);
   p->producer_.reset(RdKafka::Producer::create(conf.get(), err));
-  if (!p->producer_) return absl::InternalError(absl::StrCat("kafka producer: ", err));
+  if (!p->producer_) {
+    return absl::InternalError(absl::StrCat("kafka producer: ", err));
+  }
   p->poller_ = std::thread([raw = p.get()] { raw->PollLoop(); });
   return p;
 }
 
 KafkaProducer::~KafkaProducer() {
   stop_ = true;
-  if (poller_.joinable()) poller_.join();
+  if (poller_.joinable()) {
+    poller_.join();
+  }
   if (producer_) {
     // Give queued messages a last chance; anything left is reported as failed by librdkafka.
     producer_->flush(5000);
@@ -203,7 +232,9 @@ KafkaProducer::~KafkaProducer() {
 }
 
 void KafkaProducer::PollLoop() {
-  while (!stop_) producer_->poll(100);
+  while (!stop_) {
+    producer_->poll(100);
+  }
 }
 
 absl::Status KafkaProducer::Produce(absl::string_view topic, absl::string_view key,
@@ -212,7 +243,9 @@ absl::Status KafkaProducer::Produce(absl::string_view topic, absl::string_view k
   RdKafka::Headers* h = nullptr;
   if (!headers.empty()) {
     h = RdKafka::Headers::create();
-    for (const auto& [k, v] : headers) h->add(k, v.data(), v.size());
+    for (const auto& [k, v] : headers) {
+      h->add(k, v.data(), v.size());
+    }
   }
   auto* cb = on_delivery ? new DeliveryCallback(std::move(on_delivery)) : nullptr;
   RdKafka::ErrorCode err = producer_->produce(
@@ -230,8 +263,7 @@ absl::Status KafkaProducer::Produce(absl::string_view topic, absl::string_view k
 }
 
 absl::Status KafkaProducer::Flush(absl::Duration timeout) {
-  RdKafka::ErrorCode err =
-      producer_->flush(static_cast<int>(absl::ToInt64Milliseconds(timeout)));
+  RdKafka::ErrorCode err = producer_->flush(static_cast<int>(absl::ToInt64Milliseconds(timeout)));
   if (err != RdKafka::ERR_NO_ERROR) {
     return absl::DeadlineExceededError(
         absl::StrCat("kafka flush: ", producer_->outq_len(), " messages still queued"));
@@ -266,13 +298,19 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(ConsumerOpt
   if (!c->options_.assignment_strategy.empty()) {
     config["partition.assignment.strategy"] = c->options_.assignment_strategy;
   }
-  for (const auto& [k, v] : c->options_.extra) config[k] = v;
+  for (const auto& [k, v] : c->options_.extra) {
+    config[k] = v;
+  }
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  if (absl::Status s = ApplyConfig(conf.get(), config); !s.ok()) return s;
+  if (absl::Status s = ApplyConfig(conf.get(), config); !s.ok()) {
+    return s;
+  }
   std::string err;
   conf->set("rebalance_cb", c->rebalance_.get(), err);
   c->consumer_.reset(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!c->consumer_) return absl::InternalError(absl::StrCat("kafka consumer: ", err));
+  if (!c->consumer_) {
+    return absl::InternalError(absl::StrCat("kafka consumer: ", err));
+  }
   RdKafka::ErrorCode e = c->consumer_->subscribe(c->options_.topics);
   if (e != RdKafka::ERR_NO_ERROR) {
     return absl::InternalError(absl::StrCat("kafka subscribe: ", RdKafka::err2str(e)));
@@ -282,13 +320,17 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(ConsumerOpt
 
 KafkaConsumer::~KafkaConsumer() {
   Settle();
-  if (consumer_) consumer_->close();
+  if (consumer_) {
+    consumer_->close();
+  }
 }
 
 void KafkaConsumer::Rewind(const std::vector<Message>& batch) {
   // Seek each partition back to the first message of the batch so that it comes again.
   std::map<std::pair<std::string, int32_t>, int64_t> first;
-  for (const Message& m : batch) first.try_emplace({m.topic, m.partition}, m.offset);
+  for (const Message& m : batch) {
+    first.try_emplace({m.topic, m.partition}, m.offset);
+  }
   for (const auto& [tp, offset] : first) {
     std::unique_ptr<RdKafka::TopicPartition> p(
         RdKafka::TopicPartition::create(tp.first, tp.second, offset));
@@ -305,20 +347,29 @@ absl::Status KafkaConsumer::HandleWithRetry(const std::vector<Message>& batch) {
   const absl::Time give_up = absl::Now() + absl::Seconds(30);
   for (;;) {
     absl::Status s = handler_(batch);
-    if (s.ok()) return s;
+    if (s.ok()) {
+      return s;
+    }
     KURT_LOG(kWarn, "batch handler failed; will retry", {"error", s.ToString()},
              {"messages", batch.size()});
-    if (stop_ || absl::Now() + backoff > give_up) return s;
+    if (stop_ || absl::Now() + backoff > give_up) {
+      return s;
+    }
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, absl::Seconds(10));
   }
 }
 
 void KafkaConsumer::Commit(const std::vector<Message>& batch) {
-  if (!options_.commit_to_kafka || batch.empty()) return;
+  if (!options_.commit_to_kafka || batch.empty()) {
+    return;
+  }
   std::map<std::pair<std::string, int32_t>, int64_t> next;
-  for (const Message& m : batch) next[{m.topic, m.partition}] = m.offset + 1;
+  for (const Message& m : batch) {
+    next[{m.topic, m.partition}] = m.offset + 1;
+  }
   std::vector<RdKafka::TopicPartition*> offsets;
+  offsets.reserve(next.size());
   for (const auto& [tp, offset] : next) {
     offsets.push_back(RdKafka::TopicPartition::create(tp.first, tp.second, offset));
   }
@@ -332,7 +383,9 @@ void KafkaConsumer::Commit(const std::vector<Message>& batch) {
 }
 
 void KafkaConsumer::Settle() {
-  if (!in_flight_) return;
+  if (!in_flight_) {
+    return;
+  }
   std::unique_ptr<InFlight> done = std::move(in_flight_);
   done->worker.join();
   if (done->result.ok()) {
@@ -348,8 +401,8 @@ void KafkaConsumer::Run() {
     batch.clear();
     const absl::Time until = absl::Now() + options_.batch_wait;
     while (static_cast<int>(batch.size()) < options_.max_batch && !stop_) {
-      int wait_ms = static_cast<int>(
-          std::max<int64_t>(batch.empty() ? 100 : 0, absl::ToInt64Milliseconds(until - absl::Now())));
+      int wait_ms = static_cast<int>(std::max<int64_t>(
+          batch.empty() ? 100 : 0, absl::ToInt64Milliseconds(until - absl::Now())));
       std::unique_ptr<RdKafka::Message> m(consumer_->consume(wait_ms));
       // A rebalance runs inside consume(): what was fetched of a partition it revoked goes.
       if (std::vector<TopicPartition> gone = rebalance_->TakeJustRevoked(); !gone.empty()) {
@@ -360,7 +413,9 @@ void KafkaConsumer::Run() {
         });
       }
       if (m->err() == RdKafka::ERR__TIMED_OUT) {
-        if (!batch.empty() || absl::Now() >= until) break;
+        if (!batch.empty() || absl::Now() >= until) {
+          break;
+        }
         continue;
       }
       if (m->err() != RdKafka::ERR_NO_ERROR) {
@@ -384,7 +439,9 @@ void KafkaConsumer::Run() {
       }
     }
     // (Messages of partitions revoked while the batch filled left it at once, above.)
-    if (batch.empty()) continue;
+    if (batch.empty()) {
+      continue;
+    }
 
     if (options_.pipelined) {
       in_flight_ = std::make_unique<InFlight>();
@@ -408,7 +465,9 @@ void KafkaConsumer::Run() {
 std::vector<std::pair<TopicPartition, int64_t>> KafkaConsumer::Lag() {
   std::vector<std::pair<TopicPartition, int64_t>> out;
   std::vector<RdKafka::TopicPartition*> parts;
-  if (consumer_->assignment(parts) != RdKafka::ERR_NO_ERROR) return out;
+  if (consumer_->assignment(parts) != RdKafka::ERR_NO_ERROR) {
+    return out;
+  }
   consumer_->position(parts);
   for (auto* p : parts) {
     int64_t low = 0, high = 0;
@@ -417,7 +476,8 @@ std::vector<std::pair<TopicPartition, int64_t>> KafkaConsumer::Lag() {
     if (consumer_->query_watermark_offsets(p->topic(), p->partition(), &low, &high, 2000) ==
             RdKafka::ERR_NO_ERROR &&
         p->offset() >= 0) {
-      out.push_back({{p->topic(), p->partition(), p->offset()}, std::max<int64_t>(0, high - p->offset())});
+      out.push_back(
+          {{p->topic(), p->partition(), p->offset()}, std::max<int64_t>(0, high - p->offset())});
     }
   }
   RdKafka::TopicPartition::destroy(parts);

@@ -5,7 +5,6 @@
 // delivery reports. KafkaConsumer: Run is called from one thread and returns after Stop.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <atomic>
 #include <functional>
 #include <map>
@@ -15,11 +14,11 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-
-#include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(std::string, kafka_brokers);
 
@@ -59,7 +58,7 @@ using DeliveryCallback = std::function<void(const absl::Status&)>;
 
 class KafkaProducer {
  public:
-  static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(ProducerOptions options);
+  static absl::StatusOr<std::unique_ptr<KafkaProducer>> Create(const ProducerOptions& options);
   ~KafkaProducer();
 
   // Queues a message without blocking; RESOURCE_EXHAUSTED when the local queue is full.

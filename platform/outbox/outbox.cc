@@ -13,10 +13,16 @@
 namespace kurt::outbox {
 
 bool IsValidTableName(absl::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (!(absl::ascii_islower(name[0]) || name[0] == '_')) return false;
+  if (name.empty() || name.size() > 63) {
+    return false;
+  }
+  if (!(absl::ascii_islower(name[0]) || name[0] == '_')) {
+    return false;
+  }
   for (char c : name) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_')) return false;
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_')) {
+      return false;
+    }
   }
   return true;
 }
@@ -49,7 +55,9 @@ bool Enqueue(pqxx::work& tx, absl::string_view table, const OutboxMessage& messa
                    " (topic, message_key, payload, event_id, headers) VALUES ($1, $2, $3, $4, ",
                    headers, ") ON CONFLICT (event_id) DO NOTHING RETURNING id"),
       message.topic, message.key, payload, message.event_id);
-  if (r.empty()) return false;
+  if (r.empty()) {
+    return false;
+  }
   tx.exec(absl::StrCat("NOTIFY ", table));
   return true;
 }
@@ -60,7 +68,9 @@ absl::Status KafkaPublisher::Publish(const OutboxMessage& message,
   headers.reserve(message.headers.size() + 1);
   headers.emplace_back(std::string(kEventIdHeader), message.event_id);
   for (const auto& h : message.headers) {
-    if (h.first != kEventIdHeader) headers.push_back(h);
+    if (h.first != kEventIdHeader) {
+      headers.push_back(h);
+    }
   }
   return producer_->Produce(message.topic, message.key, message.payload, headers,
                             std::move(on_delivery));
@@ -89,8 +99,8 @@ class OutboxListener {
       int64_t us = std::max<int64_t>(0, absl::ToInt64Microseconds(timeout));
       return conn_->await_notification(us / 1000000, us % 1000000) > 0;
     } catch (const std::exception& e) {
-      KURT_LOG(kWarn, "outbox LISTEN connection failed; polling meanwhile",
-               {"channel", channel_}, {"error", e.what()});
+      KURT_LOG(kWarn, "outbox LISTEN connection failed; polling meanwhile", {"channel", channel_},
+               {"error", e.what()});
       receiver_.reset();
       conn_.reset();
       next_connect_ = absl::Now() + absl::Seconds(2);
@@ -117,14 +127,14 @@ OutboxRelay::OutboxRelay(RelayOptions options, pg::PgPool* pool, Publisher* publ
     : options_(std::move(options)), pool_(pool), publisher_(publisher) {
   CheckTable(options_.table);
   published_ = &registry
-                    ->AddCounter("kurt_outbox_published_total",
-                                 "Outbox rows published and marked", {"table"})
+                    ->AddCounter("kurt_outbox_published_total", "Outbox rows published and marked",
+                                 {"table"})
                     .WithLabels({options_.table});
-  failures_ = &registry
-                   ->AddCounter("kurt_outbox_delivery_failures_total",
-                                "Outbox messages the broker did not acknowledge (retried)",
-                                {"table"})
-                   .WithLabels({options_.table});
+  failures_ =
+      &registry
+           ->AddCounter("kurt_outbox_delivery_failures_total",
+                        "Outbox messages the broker did not acknowledge (retried)", {"table"})
+           .WithLabels({options_.table});
   errors_ = &registry
                  ->AddCounter("kurt_outbox_relay_errors_total",
                               "Relay rounds that failed (database or producer errors)", {"table"})
@@ -151,7 +161,9 @@ void OutboxRelay::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
 }
 
 void OutboxRelay::Wake() {
@@ -175,8 +187,12 @@ void OutboxRelay::WaitForWork(absl::Duration timeout) {
         }
       }
       absl::Duration left = until - absl::Now();
-      if (left <= absl::ZeroDuration()) return;
-      if (listener_->Wait(std::min(left, absl::Milliseconds(100)))) return;
+      if (left <= absl::ZeroDuration()) {
+        return;
+      }
+      if (listener_->Wait(std::min(left, absl::Milliseconds(100)))) {
+        return;
+      }
     }
     return;
   }
@@ -206,7 +222,9 @@ void OutboxRelay::Loop() {
         KURT_LOG(kWarn, "outbox cleanup failed", {"error", deleted.status().ToString()});
       }
     }
-    if (*n < options_.batch_size) WaitForWork(options_.poll_interval);
+    if (*n < options_.batch_size) {
+      WaitForWork(options_.poll_interval);
+    }
   }
 }
 
@@ -259,7 +277,9 @@ absl::StatusOr<int> OutboxRelay::RelayOnce() {
                                                  row[6].as<std::string>());
       }
     }
-    if (rows.empty()) return;
+    if (rows.empty()) {
+      return;
+    }
 
     auto acks = std::make_shared<Acks>();
     acks->ok.assign(rows.size(), false);
@@ -296,16 +316,21 @@ absl::StatusOr<int> OutboxRelay::RelayOnce() {
       }
     }
     if (!done.empty()) {
-      tx.exec(absl::StrCat("UPDATE ", options_.table,
-                           " SET published_time = now() WHERE id IN (", absl::StrJoin(done, ","),
-                           ")"));
+      tx.exec(absl::StrCat("UPDATE ", options_.table, " SET published_time = now() WHERE id IN (",
+                           absl::StrJoin(done, ","), ")"));
     }
     tx.commit();
     published = static_cast<int>(done.size());
   });
-  if (published > 0) published_->Increment(published);
-  if (failed > 0) failures_->Increment(failed);
-  if (!status.ok()) return status;
+  if (published > 0) {
+    published_->Increment(published);
+  }
+  if (failed > 0) {
+    failures_->Increment(failed);
+  }
+  if (!status.ok()) {
+    return status;
+  }
   if (failed > 0 && published == 0) {
     return absl::UnavailableError(
         absl::StrCat(failed, " outbox messages were not acknowledged by the broker"));
@@ -325,7 +350,9 @@ absl::StatusOr<int64_t> OutboxRelay::DeletePublished() {
                                         " WHERE published_time IS NULL"))[0]
                       .as<double>());
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return deleted;
 }
 

@@ -16,7 +16,8 @@
 // Enqueue also NOTIFYs the channel named like the table, on which relays LISTEN for prompt
 // wake-ups (they poll as well).
 //
-// An OutboxRelay lives as long as its pool and publisher; Start/Stop from one thread, Wake from any.
+// An OutboxRelay lives as long as its pool and publisher; Start/Stop from one thread, Wake from
+// any.
 #pragma once
 
 #include <atomic>
@@ -30,8 +31,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
 
 namespace kurt::outbox {
@@ -71,8 +72,7 @@ class Publisher {
 class KafkaPublisher : public Publisher {
  public:
   explicit KafkaPublisher(kafka::KafkaProducer* producer) : producer_(producer) {}
-  absl::Status Publish(const OutboxMessage& message,
-                       kafka::DeliveryCallback on_delivery) override;
+  absl::Status Publish(const OutboxMessage& message, kafka::DeliveryCallback on_delivery) override;
 
  private:
   kafka::KafkaProducer* producer_;

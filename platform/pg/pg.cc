@@ -24,22 +24,34 @@ absl::Status StatusFromCurrentException(absl::string_view what) {
   } catch (const pqxx::in_doubt_error& e) {
     return absl::UnavailableError(absl::StrCat(what, ": commit outcome unknown: ", e.what()));
   } catch (const pqxx::sql_error& e) {
-    const std::string state = e.sqlstate();
+    const std::string& state = e.sqlstate();
     const std::string msg = absl::StrCat(what, ": ", absl::StripAsciiWhitespace(e.what()));
-    if (state == "23505") return absl::AlreadyExistsError(msg);
-    if (absl::StartsWith(state, "23")) return absl::FailedPreconditionError(msg);
-    if (state == "57014") return absl::DeadlineExceededError(msg);
-    if (state == "40001" || state == "40P01") return absl::AbortedError(msg);
-    if (absl::StartsWith(state, "08") || state == "57P01" || state == "57P02" ||
-        state == "57P03" || state == "53300") {
+    if (state == "23505") {
+      return absl::AlreadyExistsError(msg);
+    }
+    if (absl::StartsWith(state, "23")) {
+      return absl::FailedPreconditionError(msg);
+    }
+    if (state == "57014") {
+      return absl::DeadlineExceededError(msg);
+    }
+    if (state == "40001" || state == "40P01") {
+      return absl::AbortedError(msg);
+    }
+    if (absl::StartsWith(state, "08") || state == "57P01" || state == "57P02" || state == "57P03" ||
+        state == "53300") {
       return absl::UnavailableError(msg);
     }
-    if (state == "25006") return absl::FailedPreconditionError(msg);
-    if (absl::StartsWith(state, "22")) return absl::InvalidArgumentError(msg);
+    if (state == "25006") {
+      return absl::FailedPreconditionError(msg);
+    }
+    if (absl::StartsWith(state, "22")) {
+      return absl::InvalidArgumentError(msg);
+    }
     return absl::InternalError(absl::StrCat(msg, " (SQLSTATE ", state, ")"));
   } catch (const pqxx::conversion_error& e) {
-    return absl::InternalError(absl::StrCat(what, ": unexpected value from the database: ",
-                                            e.what()));
+    return absl::InternalError(
+        absl::StrCat(what, ": unexpected value from the database: ", e.what()));
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(what, ": ", e.what()));
   }
@@ -106,7 +118,9 @@ void PgPool::Release(std::unique_ptr<pqxx::connection> conn, bool broken) {
 
 absl::Status PgPool::Run(const std::function<void(pqxx::connection&)>& fn) {
   auto conn = Acquire();
-  if (!conn.ok()) return conn.status();
+  if (!conn.ok()) {
+    return conn.status();
+  }
   absl::Status status;
   bool broken = false;
   try {
@@ -160,7 +174,9 @@ PgCluster::~PgCluster() {
     stop_ = true;
   }
   stop_cv_.notify_all();
-  if (checker_.joinable()) checker_.join();
+  if (checker_.joinable()) {
+    checker_.join();
+  }
 }
 
 ClusterOptions PgCluster::OptionsFromFlags(int max_connections) {
@@ -200,7 +216,8 @@ void PgCluster::CheckReplicasNow() {
         pqxx::row row = tx.exec1(absl::StrCat(
             "SELECT pg_is_in_recovery(), "
             "COALESCE(pg_wal_lsn_diff(",
-            tx.quote(primary_lsn), "::pg_lsn, pg_last_wal_replay_lsn()), 0), "
+            tx.quote(primary_lsn),
+            "::pg_lsn, pg_last_wal_replay_lsn()), 0), "
             "COALESCE(EXTRACT(EPOCH FROM now() - pg_last_xact_replay_timestamp()), 1e9)"));
         in_recovery = row[0].as<bool>();
         lag = row[1].as<double>() > 0 ? row[2].as<double>() : 0;
@@ -223,7 +240,9 @@ void PgCluster::CheckLoop() {
   std::unique_lock<std::mutex> lock(stop_mu_);
   while (!stop_) {
     stop_cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.check_interval));
-    if (stop_) break;
+    if (stop_) {
+      break;
+    }
     lock.unlock();
     CheckReplicasNow();
     lock.lock();
@@ -232,7 +251,9 @@ void PgCluster::CheckLoop() {
 
 bool PgCluster::ReplicaAvailable() const {
   for (const auto& r : replicas_) {
-    if (r->usable) return true;
+    if (r->usable) {
+      return true;
+    }
   }
   return false;
 }
@@ -242,7 +263,9 @@ PgPool& PgCluster::ReadPool() {
   unsigned start = next_.fetch_add(1, std::memory_order_relaxed);
   for (size_t i = 0; i < n; ++i) {
     Replica& r = *replicas_[(start + i) % n];
-    if (r.usable.load(std::memory_order_relaxed)) return *r.pool;
+    if (r.usable.load(std::memory_order_relaxed)) {
+      return *r.pool;
+    }
   }
   return *primary_;
 }
@@ -250,12 +273,16 @@ PgPool& PgCluster::ReadPool() {
 absl::Status PgCluster::RunRead(const std::function<void(pqxx::connection&)>& fn) {
   PgPool& pool = ReadPool();
   absl::Status s = pool.Run(fn);
-  if (&pool == primary_.get() || !absl::IsUnavailable(s)) return s;
-  for (auto& r : replicas_) {
-    if (r->pool.get() == &pool) r->usable = false;  // until the checker sees it again
+  if (&pool == primary_.get() || !absl::IsUnavailable(s)) {
+    return s;
   }
-  KURT_LOG(kWarn, "replica read failed; reading from the primary",
-           {"replica", pool.options().name}, {"error", s.message()});
+  for (auto& r : replicas_) {
+    if (r->pool.get() == &pool) {
+      r->usable = false;  // until the checker sees it again
+    }
+  }
+  KURT_LOG(kWarn, "replica read failed; reading from the primary", {"replica", pool.options().name},
+           {"error", s.message()});
   return primary_->Run(fn);
 }
 

@@ -6,7 +6,6 @@
 // is used by one thread at a time, between Acquire and its return to the pool.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -17,12 +16,12 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "pqxx/pqxx"
-
-#include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(std::string, pg_primary_url);
 ABSL_DECLARE_FLAG(std::string, pg_replica_url);

@@ -20,8 +20,7 @@ TEST(PgStatusTest, MapsDatabaseErrorsToActionableCodes) {
   EXPECT_EQ(Map(pqxx::broken_connection("gone")).code(), absl::StatusCode::kUnavailable);
   EXPECT_EQ(Map(pqxx::sql_error("timeout", "", "57014")).code(),
             absl::StatusCode::kDeadlineExceeded);
-  EXPECT_EQ(Map(pqxx::sql_error("serialization", "", "40001")).code(),
-            absl::StatusCode::kAborted);
+  EXPECT_EQ(Map(pqxx::sql_error("serialization", "", "40001")).code(), absl::StatusCode::kAborted);
   EXPECT_EQ(Map(pqxx::sql_error("shutting down", "", "57P01")).code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(Map(pqxx::sql_error("boom", "", "XX000")).code(), absl::StatusCode::kInternal);
@@ -37,7 +36,9 @@ TEST(PgPoolTest, UnreachableDatabaseIsUnavailable) {
   PgPool pool(o);
   EXPECT_EQ(pool.Ping().code(), absl::StatusCode::kUnavailable);
   // A failed connect gives its slot back: the pool is not exhausted by failures.
-  for (int i = 0; i < 20; ++i) EXPECT_EQ(pool.Ping().code(), absl::StatusCode::kUnavailable);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(pool.Ping().code(), absl::StatusCode::kUnavailable);
+  }
 }
 
 }  // namespace

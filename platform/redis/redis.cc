@@ -2,12 +2,12 @@
 
 #include <hiredis/hiredis.h>
 
+#include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "platform/core/log.h"
-#include "absl/flags/flag.h"
 
 ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:16379", "Redis");
 
@@ -35,7 +35,9 @@ Reply Convert(const redisReply* r) {
       break;
     case REDIS_REPLY_ARRAY:
       out.type = Reply::Type::kArray;
-      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Convert(r->element[i]));
+      for (size_t i = 0; i < r->elements; ++i) {
+        out.elements.push_back(Convert(r->element[i]));
+      }
       break;
     default:
       out.type = Reply::Type::kNil;
@@ -58,12 +60,13 @@ absl::StatusOr<Options> Options::FromUrl(absl::string_view url) {
     o.host = std::string(hostport);
   } else {
     o.host = std::string(hostport.substr(0, colon));
-    if (!absl::SimpleAtoi(hostport.substr(colon + 1), &o.port) || o.port <= 0 ||
-        o.port > 65535) {
+    if (!absl::SimpleAtoi(hostport.substr(colon + 1), &o.port) || o.port <= 0 || o.port > 65535) {
       return absl::InvalidArgumentError(absl::StrCat("bad port in redis URL: ", url));
     }
   }
-  if (o.host.empty()) return absl::InvalidArgumentError(absl::StrCat("no host in: ", url));
+  if (o.host.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat("no host in: ", url));
+  }
   if (!db.empty() && !absl::SimpleAtoi(db, &o.db)) {
     return absl::InvalidArgumentError(absl::StrCat("bad database number in redis URL: ", url));
   }
@@ -94,7 +97,9 @@ absl::StatusOr<RedisClient::ContextPtr> RedisClient::Acquire() {
       return c;
     }
   }
-  if (CircuitOpen()) return absl::UnavailableError("redis unavailable (recent failure)");
+  if (CircuitOpen()) {
+    return absl::UnavailableError("redis unavailable (recent failure)");
+  }
   ContextPtr c(redisConnectWithTimeout(options_.host.c_str(), options_.port,
                                        absl::ToTimeval(options_.connect_timeout)));
   if (!c || c->err) {
@@ -107,21 +112,31 @@ absl::StatusOr<RedisClient::ContextPtr> RedisClient::Acquire() {
   if (options_.db != 0) {
     auto* r = static_cast<redisReply*>(redisCommand(c.get(), "SELECT %d", options_.db));
     bool ok = r && r->type != REDIS_REPLY_ERROR;
-    if (r) freeReplyObject(r);
-    if (!ok) return absl::UnavailableError("redis: SELECT failed");
+    if (r) {
+      freeReplyObject(r);
+    }
+    if (!ok) {
+      return absl::UnavailableError("redis: SELECT failed");
+    }
   }
   return c;
 }
 
 void RedisClient::Release(ContextPtr ctx) {
   std::lock_guard<std::mutex> lock(mu_);
-  if (static_cast<int>(idle_.size()) < options_.max_connections) idle_.push_back(std::move(ctx));
+  if (static_cast<int>(idle_.size()) < options_.max_connections) {
+    idle_.push_back(std::move(ctx));
+  }
 }
 
 absl::StatusOr<Reply> RedisClient::Command(const std::vector<std::string>& argv) {
-  if (CircuitOpen()) return absl::UnavailableError("redis unavailable (recent failure)");
+  if (CircuitOpen()) {
+    return absl::UnavailableError("redis unavailable (recent failure)");
+  }
   auto ctx = Acquire();
-  if (!ctx.ok()) return ctx.status();
+  if (!ctx.ok()) {
+    return ctx.status();
+  }
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -154,8 +169,12 @@ absl::StatusOr<Reply> RedisClient::Command(const std::vector<std::string>& argv)
 
 absl::StatusOr<std::optional<std::string>> RedisClient::Get(absl::string_view key) {
   auto r = Command({"GET", std::string(key)});
-  if (!r.ok()) return r.status();
-  if (r->type == Reply::Type::kNil) return std::optional<std::string>();
+  if (!r.ok()) {
+    return r.status();
+  }
+  if (r->type == Reply::Type::kNil) {
+    return std::optional<std::string>();
+  }
   return std::optional<std::string>(std::move(r->str));
 }
 
@@ -166,7 +185,9 @@ absl::Status RedisClient::Set(absl::string_view key, absl::string_view value, ab
 }
 
 absl::Status RedisClient::Del(const std::vector<std::string>& keys) {
-  if (keys.empty()) return absl::OkStatus();
+  if (keys.empty()) {
+    return absl::OkStatus();
+  }
   std::vector<std::string> argv = {"DEL"};
   argv.insert(argv.end(), keys.begin(), keys.end());
   return Command(argv).status();

@@ -5,7 +5,6 @@
 // Lives as long as its users; every method is thread-safe.
 #pragma once
 
-#include "absl/strings/string_view.h"
 #include <atomic>
 #include <memory>
 #include <mutex>
@@ -13,11 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-
-#include "absl/flags/declare.h"
 
 ABSL_DECLARE_FLAG(std::string, redis_url);
 

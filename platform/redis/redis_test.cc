@@ -1,7 +1,7 @@
 #include "platform/redis/redis.h"
 
-#include <sys/socket.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "absl/time/clock.h"

@@ -23,8 +23,7 @@ inline constexpr Program kAccounts = {"kurt-accounts", "kurt.accounts.", 7102, 9
 inline constexpr Program kAnalytics = {"kurt-analytics", "kurt.analytics.", 7103, 9103};
 inline constexpr Program kReports = {"kurt-reports", "kurt.reports.", 7104, 9104};
 inline constexpr Program kReportWorker = {"kurt-report-worker", "", 7105, 9105};
-inline constexpr Program kNotifications = {"kurt-notifications", "kurt.notifications.", 7106,
-                                           9106};
+inline constexpr Program kNotifications = {"kurt-notifications", "kurt.notifications.", 7106, 9106};
 inline constexpr std::array<Program, 6> kPrograms = {kLinks,   kAccounts,     kAnalytics,
                                                      kReports, kReportWorker, kNotifications};
 // The edge's HTTP port (flag --edge_port).
