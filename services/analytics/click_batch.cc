@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "platform/core/text.h"
+#include "services/common/link_code.h"
 
 namespace kurt::analytics {
 namespace {
@@ -76,7 +77,7 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   if (!event->ParseFromString(message.value)) {
     return Rejection{RejectReason::kBadProtobuf, "the value is not a kurt.events.v1.ClickEvent"};
   }
-  if (!IsWellFormedCode(event->code())) {
+  if (!links::IsWellFormedCode(event->code())) {
     return Rejection{RejectReason::kUnknownCode, event->code().empty()
                                                      ? "the event has no code"
                                                      : "the code is not well-formed"};
@@ -84,9 +85,8 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   const auto& t = event->time();
   if (!event->has_time() || t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds ||
       t.nanos() < 0 || t.nanos() > 999999999) {
-    return Rejection{RejectReason::kInvalidEvent, event->has_time()
-                                                      ? "time is not a valid timestamp"
-                                                      : "the event has no time"};
+    return Rejection{RejectReason::kInvalidEvent,
+                     event->has_time() ? "time is not a valid timestamp" : "the event has no time"};
   }
   click->time_micros = t.seconds() * 1000000 + t.nanos() / 1000;
   click->hour = FloorDiv(t.seconds(), 3600) * 3600;
@@ -154,8 +154,8 @@ int BatchBuilder::Intern(std::vector<std::string>* names,
   return id;
 }
 
-void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
-                       int32_t partition, int64_t offset) {
+void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click, int32_t partition,
+                       int64_t offset) {
   const int code = Intern(&codes_, &code_ids_, event.code());
   const int host = Intern(&hosts_, &host_ids_, cache_->Host(event.referrer()));
   ++hourly_[{code, click.hour}];
@@ -213,13 +213,12 @@ Aggregates BatchBuilder::TakeAggregates() const {
   for (const auto& [k, n] : hourly_) out.hourly.push_back({codes_[k.first], k.second, n});
   out.referrers.reserve(referrers_.size());
   for (const auto& [k, n] : referrers_) {
-    out.referrers.push_back(
-        {codes_[std::get<0>(k)], std::get<1>(k), hosts_[std::get<2>(k)], n});
+    out.referrers.push_back({codes_[std::get<0>(k)], std::get<1>(k), hosts_[std::get<2>(k)], n});
   }
   out.agents.reserve(agents_.size());
   for (const auto& [k, n] : agents_) {
-    out.agents.push_back({codes_[std::get<0>(k)], std::get<1>(k),
-                          std::string(AgentFamilyName(std::get<2>(k))), n});
+    out.agents.push_back(
+        {codes_[std::get<0>(k)], std::get<1>(k), std::string(AgentFamilyName(std::get<2>(k))), n});
   }
   std::sort(out.hourly.begin(), out.hourly.end(), [](const auto& a, const auto& b) {
     return std::tie(a.code, a.hour) < std::tie(b.code, b.hour);

@@ -19,10 +19,11 @@
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/core/config.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/log.h"
+#include "platform/kafka/kafka.h"
+#include "services/common/mesh.h"
 
-ABSL_FLAG(std::string, topic, "kurt.clicks.v1", "Topic to publish to");
+ABSL_FLAG(std::string, topic, kurt::mesh::kClicksTopic, "Topic to publish to");
 ABSL_FLAG(int64_t, count, 1000000, "Events to publish");
 ABSL_FLAG(std::string, code_prefix, "bench", "Links are <code_prefix>1 … <code_prefix><codes>");
 ABSL_FLAG(int, codes, 1000, "How many links the clicks go to");
@@ -88,8 +89,8 @@ int main(int argc, char** argv) {
   int64_t value_bytes = 0;
   for (int64_t i = 0; i < count; ++i) {
     Event& e = events[i];
-    int index = static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) -
-                                 cdf.begin());
+    int index =
+        static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) - cdf.begin());
     e.code = absl::StrCat(prefix, std::min(index, codes - 1) + 1);
     e.id = absl::StrCat(absl::Hex(rng(), absl::kZeroPad16), absl::Hex(i, absl::kZeroPad16));
     const int64_t micros = absl::ToUnixMicros(absl::Now());
@@ -121,9 +122,10 @@ int main(int argc, char** argv) {
     }
     const Event& e = events[i];
     for (;;) {
-      absl::Status s = (*producer)->Produce(
-          topic, e.code, e.value, {{"event-id", e.id}},
-          [failed](const absl::Status& st) { if (!st.ok()) ++*failed; });
+      absl::Status s = (*producer)->Produce(topic, e.code, e.value, {{"event-id", e.id}},
+                                            [failed](const absl::Status& st) {
+                                              if (!st.ok()) ++*failed;
+                                            });
       if (s.ok()) break;
       if (!absl::IsResourceExhausted(s)) {
         std::cerr << s << "\n";
@@ -141,7 +143,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "{\"produced\": " << count << ", \"start_unix\": "
             << absl::StrFormat("%.6f", absl::ToDoubleSeconds(start - absl::UnixEpoch()))
-            << ", \"seconds\": " << seconds
-            << ", \"cpu_seconds\": " << cpu_seconds() - cpu_start << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
+            << ", \"seconds\": " << seconds << ", \"cpu_seconds\": " << cpu_seconds() - cpu_start
+            << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
   return 0;
 }

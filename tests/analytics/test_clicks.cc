@@ -1,4 +1,4 @@
-#include "services/analytics/test_clicks.h"
+#include "tests/analytics/test_clicks.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -36,11 +36,11 @@ std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& acc
   std::vector<std::string> codes;
   for (int i = 0; i < n; ++i) codes.push_back(absl::StrCat(prefix, i));
   Check(primary.Transact([&](pqxx::work& tx) {
-          tx.exec_params(
-              "INSERT INTO links (code, account_id, target_url) "
-              "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
-              TextArrayLiteral(codes), account);
-        }),
+    tx.exec_params(
+        "INSERT INTO links (code, account_id, target_url) "
+        "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
+        TextArrayLiteral(codes), account);
+  }),
         "inserting links");
   return codes;
 }
@@ -95,21 +95,21 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
 Counts CountAll(pg::PgPool& primary) {
   Counts c;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          pqxx::row r = tx.exec1(
-              "SELECT (SELECT COALESCE(sum(clicks), 0) FROM click_hourly)::bigint, "
-              "(SELECT COALESCE(sum(clicks), 0) FROM click_referrers_hourly)::bigint, "
-              "(SELECT COALESCE(sum(clicks), 0) FROM click_agents_hourly)::bigint, "
-              "(SELECT count(*) FROM clicks), "
-              "(SELECT count(DISTINCT event_id) FROM clicks), "
-              "(SELECT COALESCE(sum(next_offset), 0) FROM analytics_consumer_offsets)::bigint");
-          c.hourly = r[0].as<int64_t>();
-          c.referrers = r[1].as<int64_t>();
-          c.agents = r[2].as<int64_t>();
-          c.raw = r[3].as<int64_t>();
-          c.distinct_events = r[4].as<int64_t>();
-          c.offsets = r[5].as<int64_t>();
-        }),
+    pqxx::nontransaction tx(conn);
+    pqxx::row r = tx.exec1(
+        "SELECT (SELECT COALESCE(sum(clicks), 0) FROM click_hourly)::bigint, "
+        "(SELECT COALESCE(sum(clicks), 0) FROM click_referrers_hourly)::bigint, "
+        "(SELECT COALESCE(sum(clicks), 0) FROM click_agents_hourly)::bigint, "
+        "(SELECT count(*) FROM clicks), "
+        "(SELECT count(DISTINCT event_id) FROM clicks), "
+        "(SELECT COALESCE(sum(next_offset), 0) FROM analytics_consumer_offsets)::bigint");
+    c.hourly = r[0].as<int64_t>();
+    c.referrers = r[1].as<int64_t>();
+    c.agents = r[2].as<int64_t>();
+    c.raw = r[3].as<int64_t>();
+    c.distinct_events = r[4].as<int64_t>();
+    c.offsets = r[5].as<int64_t>();
+  }),
         "counting clicks");
   return c;
 }
@@ -117,10 +117,9 @@ Counts CountAll(pg::PgPool& primary) {
 int64_t CountHourly(pg::PgPool& primary) {
   int64_t n = 0;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          n = tx.exec1("SELECT COALESCE(sum(clicks), 0)::bigint FROM click_hourly")[0]
-                  .as<int64_t>();
-        }),
+    pqxx::nontransaction tx(conn);
+    n = tx.exec1("SELECT COALESCE(sum(clicks), 0)::bigint FROM click_hourly")[0].as<int64_t>();
+  }),
         "counting clicks");
   return n;
 }
@@ -128,12 +127,12 @@ int64_t CountHourly(pg::PgPool& primary) {
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary) {
   std::map<std::string, int64_t> out;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          for (const auto& row :
-               tx.exec("SELECT code, sum(clicks)::bigint FROM click_hourly GROUP BY code")) {
-            out[row[0].as<std::string>()] = row[1].as<int64_t>();
-          }
-        }),
+    pqxx::nontransaction tx(conn);
+    for (const auto& row :
+         tx.exec("SELECT code, sum(clicks)::bigint FROM click_hourly GROUP BY code")) {
+      out[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+  }),
         "counting clicks per code");
   return out;
 }
@@ -167,8 +166,8 @@ std::string HttpGet(int port, const std::string& path) {
     close(fd);
     return "";
   }
-  std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-                                 "Connection: close\r\n\r\n");
+  std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", "Connection: close\r\n\r\n");
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return "";
@@ -181,8 +180,7 @@ std::string HttpGet(int port, const std::string& path) {
   return body == std::string::npos ? "" : out.substr(body + 4);
 }
 
-ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args,
-                           std::string log_path)
+ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args, std::string log_path)
     : binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
 
 ChildProcess::~ChildProcess() {
