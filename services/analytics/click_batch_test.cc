@@ -242,7 +242,9 @@ TEST(OffsetFenceTest, ComparesWithTheStoredOffsetOfEachMessagesPartition) {
       Message(2, 3, "aaa"), Message(0, 5, "aaa"), Message(1, 1, "aaa")};
   batch[6].topic = "other";  // same partition number, another topic: no stored offset
   std::vector<bool> is_new;
-  for (const auto& m : batch) is_new.push_back(fence.IsNew(m));
+  for (const auto& m : batch) {
+    is_new.push_back(fence.IsNew(m));
+  }
   EXPECT_EQ(is_new, (std::vector<bool>{false, true, true, false, true, false, true}));
 }
 
@@ -251,7 +253,9 @@ TEST(PartitionsOfTest, SortedAndUnique) {
                                        Message(2, 1, "aaa"), Message(1, 0, "aaa"),
                                        Message(0, 1, "aaa")};
   std::vector<const kafka::Message*> pointers;
-  for (const kafka::Message& m : batch) pointers.push_back(&m);
+  for (const kafka::Message& m : batch) {
+    pointers.push_back(&m);
+  }
   EXPECT_EQ(PartitionsOf(pointers),
             (std::vector<PartitionKey>{{"clicks", 0}, {"clicks", 1}, {"clicks", 2}}));
 }

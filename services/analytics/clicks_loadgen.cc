@@ -77,7 +77,9 @@ int main(int argc, char** argv) {
   // Popularity of link i proportional to 1/i.
   std::vector<double> cdf(codes);
   double sum = 0;
-  for (int i = 0; i < codes; ++i) cdf[i] = (sum += 1.0 / (i + 1));
+  for (int i = 0; i < codes; ++i) {
+    cdf[i] = (sum += 1.0 / (i + 1));
+  }
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_real_distribution<double> uniform(0, sum);
 
@@ -118,15 +120,21 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
       absl::Time due = start + absl::Seconds(static_cast<double>(i) / rate);
-      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+      if (due > absl::Now()) {
+        absl::SleepFor(due - absl::Now());
+      }
     }
     const Event& e = events[i];
     for (;;) {
       absl::Status s = (*producer)->Produce(topic, e.code, e.value, {{"event-id", e.id}},
                                             [failed](const absl::Status& st) {
-                                              if (!st.ok()) ++*failed;
+                                              if (!st.ok()) {
+                                                ++*failed;
+                                              }
                                             });
-      if (s.ok()) break;
+      if (s.ok()) {
+        break;
+      }
       if (!absl::IsResourceExhausted(s)) {
         std::cerr << s << "\n";
         return 1;

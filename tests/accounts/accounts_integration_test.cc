@@ -108,7 +108,9 @@ class AccountsIntegrationTest : public ::testing::Test {
       for (const auto& t : tables) {
         std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
                                      c.quote_name(t[1].c_str()), " t");
-        for (const auto& row : tx.exec(q)) absl::StrAppend(&all, row[0].c_str(), "\n");
+        for (const auto& row : tx.exec(q)) {
+          absl::StrAppend(&all, row[0].c_str(), "\n");
+        }
       }
     });
     EXPECT_TRUE(s.ok()) << s;

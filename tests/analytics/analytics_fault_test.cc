@@ -54,7 +54,9 @@ class AnalyticsFaultTest : public ::testing::Test {
         absl::StrCat("--metrics_port=", metrics_port),
         "--batch_wait=50ms",
         "--lag_refresh=1s"};
-    if (!default_batches) args.push_back("--batch_max_messages=2000");
+    if (!default_batches) {
+      args.push_back("--batch_max_messages=2000");
+    }
     return std::make_unique<ChildProcess>(KURT_ANALYTICS_BINARY, std::move(args), log);
   }
 
@@ -82,7 +84,9 @@ class AnalyticsFaultTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) {
-      for (const std::string& log : child_logs_) std::cerr << "child log: " << log << "\n";
+      for (const std::string& log : child_logs_) {
+        std::cerr << "child log: " << log << "\n";
+      }
     }
   }
 
@@ -159,7 +163,9 @@ TEST_F(AnalyticsFaultTest, ASecondInstanceJoiningMidStreamSharesThePartitions) {
   b->Signal(SIGTERM);
   EXPECT_EQ(b->Wait(absl::Seconds(30)), 0);
   auto more = testing::PublishClicks(*producer_, topic_, codes_, 6000);
-  for (const auto& [code, n] : more) expected[code] += n;
+  for (const auto& [code, n] : more) {
+    expected[code] += n;
+  }
   EXPECT_EQ(WaitForHourly(kClicks + 6000, absl::Seconds(60)), kClicks + 6000);
   ExpectExactly(kClicks + 6000, expected);
   a->Signal(SIGTERM);
@@ -171,7 +177,9 @@ double ResidentMb(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stod(line.substr(6)) / 1024;
+    }
   }
   return -1;
 }

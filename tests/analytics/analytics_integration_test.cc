@@ -74,10 +74,14 @@ std::vector<kafka::Message> ReadAll(const std::string& topic, int expected) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (static_cast<int>(out.size()) < expected && absl::Now() < deadline) {
     std::unique_ptr<RdKafka::Message> m(c->consume(t.get(), 0, 200));
-    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      continue;
+    }
     kafka::Message copy;
     copy.offset = m->offset();
-    if (m->key()) copy.key = *m->key();
+    if (m->key()) {
+      copy.key = *m->key();
+    }
     copy.value.assign(static_cast<const char*>(m->payload()), m->len());
     if (RdKafka::Headers* h = m->headers()) {
       for (const auto& header : h->get_all()) {
@@ -179,7 +183,9 @@ class AnalyticsIntegrationTest : public ::testing::Test {
   grpc::Status Stats(const std::string& account, const v1::GetLinkStatsRequest& req,
                      v1::LinkStats* out) {
     grpc::ClientContext ctx;
-    if (!account.empty()) ctx.AddMetadata("x-kurt-account-id", account);
+    if (!account.empty()) {
+      ctx.AddMetadata("x-kurt-account-id", account);
+    }
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     return stub_->GetLinkStats(&ctx, req, out);
   }
@@ -220,11 +226,15 @@ TEST_F(AnalyticsIntegrationTest, ConsumesClicksIntoRawRowsAggregatesAndOffsets) 
   auto caught_up = [&] {
     page = registry_.Render();
     for (int p = 0; p < 3; ++p) {
-      if (page.find(lag_series(p)) == std::string::npos) return false;
+      if (page.find(lag_series(p)) == std::string::npos) {
+        return false;
+      }
     }
     return true;
   };
-  while (!caught_up() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  while (!caught_up() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   EXPECT_TRUE(caught_up()) << page;
 }
 
@@ -252,7 +262,9 @@ TEST_F(AnalyticsIntegrationTest, ResumesFromTheOffsetsInTheDatabase) {
   EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 0\n"), std::string::npos)
       << page;
   std::vector<int64_t> committed = kurt::testing::CommittedOffsets(group_, topic_, 3);
-  for (int64_t o : committed) EXPECT_LT(o, 0) << "offsets must not be committed to Kafka";
+  for (int64_t o : committed) {
+    EXPECT_LT(o, 0) << "offsets must not be committed to Kafka";
+  }
 }
 
 TEST_F(AnalyticsIntegrationTest, BadEventsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
@@ -426,7 +438,9 @@ TEST_F(AnalyticsIntegrationTest, ConcurrentOwnersOfOnePartitionCountEachClickOnc
   const absl::Time now = absl::Now();
   const int64_t n = 3000;
   std::vector<kafka::Message> all;
-  for (int64_t o = 0; o < n; ++o) all.push_back(Message(topic_, 0, o, codes[o % 7], now));
+  for (int64_t o = 0; o < n; ++o) {
+    all.push_back(Message(topic_, 0, o, codes[o % 7], now));
+  }
   // Two consumers that both believe they own partition 0, with different batch sizes.
   auto run = [&](ClickProcessor* p, int64_t step) {
     for (int64_t from = 0; from < n; from += step) {
@@ -458,8 +472,9 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   int64_t offset = 0;
   auto add = [&](const std::string& code, const char* when, const std::string& ref,
                  const std::string& ua, int times) {
-    for (int i = 0; i < times; ++i)
+    for (int i = 0; i < times; ++i) {
       batch.push_back(Message("t", 0, offset++, code, T(when), ref, ua));
+    }
   };
   add(mine[0], "2024-03-05T10:15:00Z", "https://news.example/a", ff, 3);
   add(mine[0], "2024-03-05T10:59:59Z", "", "curl/8.0", 2);
@@ -485,7 +500,9 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   EXPECT_EQ(stats.end_time().seconds(), absl::ToUnixSeconds(T("2024-03-05T14:00:00Z")));
   ASSERT_EQ(stats.series_size(), 5);  // 09, 10, 11, 12, 13
   std::vector<int64_t> counts;
-  for (const auto& b : stats.series()) counts.push_back(b.clicks());
+  for (const auto& b : stats.series()) {
+    counts.push_back(b.clicks());
+  }
   EXPECT_EQ(counts, (std::vector<int64_t>{0, 5, 0, 0, 1}));
   EXPECT_EQ(stats.series(1).start_time().seconds(), absl::ToUnixSeconds(T("2024-03-05T10:00:00Z")));
   ASSERT_EQ(stats.top_referrers_size(), 3);
@@ -507,7 +524,9 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   ASSERT_TRUE(Stats("alice", req, &stats).ok());
   EXPECT_EQ(stats.total_clicks(), 10);
   counts.clear();
-  for (const auto& b : stats.series()) counts.push_back(b.clicks());
+  for (const auto& b : stats.series()) {
+    counts.push_back(b.clicks());
+  }
   EXPECT_EQ(counts, (std::vector<int64_t>{0, 6, 0, 4}));
   ASSERT_EQ(stats.top_referrers_size(), 1);
   EXPECT_EQ(stats.top_referrers(0).value(), "news.example");

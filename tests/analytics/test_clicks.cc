@@ -20,7 +20,9 @@ namespace kurt::analytics::testing {
 namespace {
 
 void Check(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  if (!s.ok()) {
+    throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  }
 }
 
 const char* const kReferrers[] = {"", "https://news.example/a", "https://search.example/?q=1",
@@ -34,7 +36,9 @@ const char* const kAgents[] = {
 std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& account,
                                      const std::string& prefix, int n) {
   std::vector<std::string> codes;
-  for (int i = 0; i < n; ++i) codes.push_back(absl::StrCat(prefix, i));
+  for (int i = 0; i < n; ++i) {
+    codes.push_back(absl::StrCat(prefix, i));
+  }
   Check(primary.Transact([&](pqxx::work& tx) {
     tx.exec_params(
         "INSERT INTO links (code, account_id, target_url) "
@@ -70,7 +74,9 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
   for (int64_t i = 0; i < count; ++i) {
     if (per_second > 0 && i % 500 == 0) {
       absl::Time due = start + absl::Seconds(static_cast<double>(i) / per_second);
-      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+      if (due > absl::Now()) {
+        absl::SleepFor(due - absl::Now());
+      }
     }
     const std::string& code = codes[i % codes.size()];
     std::string id = absl::StrCat(run, "-", i);
@@ -79,16 +85,24 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
     for (;;) {
       absl::Status s = producer.Produce(topic, code, value, {{"event-id", id}},
                                         [failed](const absl::Status& st) {
-                                          if (!st.ok()) ++*failed;
+                                          if (!st.ok()) {
+                                            ++*failed;
+                                          }
                                         });
-      if (s.ok()) break;
-      if (!absl::IsResourceExhausted(s)) Check(s, "producing a click");
+      if (s.ok()) {
+        break;
+      }
+      if (!absl::IsResourceExhausted(s)) {
+        Check(s, "producing a click");
+      }
       absl::SleepFor(absl::Milliseconds(2));
     }
     ++expected[code];
   }
   Check(producer.Flush(absl::Seconds(60)), "flushing clicks");
-  if (*failed > 0) throw std::runtime_error(absl::StrCat(failed->load(), " clicks not delivered"));
+  if (*failed > 0) {
+    throw std::runtime_error(absl::StrCat(failed->load(), " clicks not delivered"));
+  }
   return expected;
 }
 
@@ -174,7 +188,9 @@ std::string HttpGet(int port, const std::string& path) {
   }
   std::string out;
   char buf[8192];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
+    out.append(buf, n);
+  }
   close(fd);
   size_t body = out.find("\r\n\r\n");
   return body == std::string::npos ? "" : out.substr(body + 4);
@@ -193,11 +209,15 @@ ChildProcess::~ChildProcess() {
 void ChildProcess::Start() {
   std::vector<char*> argv;
   argv.push_back(binary_.data());
-  for (std::string& a : args_) argv.push_back(a.data());
+  for (std::string& a : args_) {
+    argv.push_back(a.data());
+  }
   argv.push_back(nullptr);
   int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
   if (pid == 0) {
     // The test may block signals; the child must get its own defaults.
     sigset_t none;
@@ -210,12 +230,16 @@ void ChildProcess::Start() {
     execv(binary_.c_str(), argv.data());
     _exit(127);
   }
-  if (log >= 0) close(log);
+  if (log >= 0) {
+    close(log);
+  }
   pid_ = pid;
 }
 
 void ChildProcess::Signal(int sig) {
-  if (pid_ > 0) kill(pid_, sig);
+  if (pid_ > 0) {
+    kill(pid_, sig);
+  }
 }
 
 int ChildProcess::Wait(absl::Duration timeout) {
@@ -227,7 +251,9 @@ int ChildProcess::Wait(absl::Duration timeout) {
       pid_ = -1;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    if (absl::Now() > deadline) return -1;
+    if (absl::Now() > deadline) {
+      return -1;
+    }
     absl::SleepFor(absl::Milliseconds(10));
   }
   return -1;
