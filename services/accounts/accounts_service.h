@@ -1,30 +1,20 @@
-// kurt.accounts.v1.AccountsService: accounts, the caller's API keys, and the edge's Authenticate.
-// The caller of the key RPCs arrives as metadata x-kurt-account-id, trusted only with the edge's
-// shared secret (x-kurt-edge-secret) when one is configured. CreateAccount checks the operator's
-// admin token (Authorization: Bearer) itself. Raw keys are never stored or logged.
+// kurt.accounts.v1.AccountsService over gRPC: each RPC is served by platform::Handle with the
+// function of the same name in AccountsRpcs (accounts_rpcs.h says who may call what).
+// CreateAccount and Authenticate act for no account (the admin token and the edge's secret are
+// checked inside); the key RPCs act for the caller's account.
+//
+// Lives as long as the module that owns it; gRPC's threads call it.
 #pragma once
 
-#include <string>
-
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
-#include "platform/grpc/edge_trust.h"
-#include "services/accounts/accounts_store.h"
-#include "services/accounts/key_cache.h"
+#include "services/accounts/accounts_rpcs.h"
 
 namespace kurt::accounts {
 
-struct AccountsServiceOptions {
-  // Bearer token that may create accounts; empty: only open sign-up can.
-  std::string admin_token;
-  bool open_signup = false;
-  // Shared with the edge; empty disables the check (local development).
-  std::string edge_secret;
-};
-
-class AccountsService final : public kurt::accounts::v1::AccountsService::Service {
+class AccountsService final : public v1::AccountsService::Service {
  public:
-  // `store` and `cache` outlive the service.
-  AccountsService(AccountsServiceOptions options, AccountsStore* store, KeyCache* cache);
+  // `rpcs` outlives the service.
+  explicit AccountsService(AccountsRpcs* rpcs) : rpcs_(*rpcs) {}
 
   grpc::Status CreateAccount(grpc::ServerContext* context, const v1::CreateAccountRequest* request,
                              v1::CreateAccountResponse* response) override;
@@ -38,15 +28,7 @@ class AccountsService final : public kurt::accounts::v1::AccountsService::Servic
                             v1::AuthenticateResponse* response) override;
 
  private:
-  absl::StatusOr<std::string> Caller(const grpc::ServerContext& context) const;
-  absl::Status CheckAdmin(const grpc::ServerContext& context) const;
-  absl::StatusOr<std::pair<KeyRecord, std::string>> NewKey(const std::string& account_id,
-                                                           const std::string& name) const;
-
-  const AccountsServiceOptions options_;
-  const platform::EdgeSecret edge_secret_;  // options_.edge_secret, hashed once
-  AccountsStore* store_;
-  KeyCache* cache_;
+  AccountsRpcs& rpcs_;
 };
 
 }  // namespace kurt::accounts

@@ -18,7 +18,9 @@ KeyRecord KeyFromRow(const pqxx::row& r) {
   k.secret_hash = r[3].as<std::string>();
   k.name = r[4].as<std::string>();
   k.create_time = absl::FromUnixMicros(r[5].as<int64_t>());
-  if (!r[6].is_null()) k.revoke_time = absl::FromUnixMicros(r[6].as<int64_t>());
+  if (!r[6].is_null()) {
+    k.revoke_time = absl::FromUnixMicros(r[6].as<int64_t>());
+  }
   return k;
 }
 
@@ -45,7 +47,9 @@ absl::StatusOr<std::pair<AccountRecord, KeyRecord>> PgAccountsStore::CreateAccou
                      kKeyColumns),
         key.id, account.id, key.prefix, key.secret_hash, key.name));
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -57,10 +61,16 @@ absl::StatusOr<KeyRecord> PgAccountsStore::InsertKey(const KeyRecord& key) {
                      "SELECT $1, id, $3, $4, $5 FROM accounts WHERE id = $2 RETURNING ",
                      kKeyColumns),
         key.id, key.account_id, key.prefix, key.secret_hash, key.name);
-    if (!r.empty()) out = KeyFromRow(r[0]);
+    if (!r.empty()) {
+      out = KeyFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return absl::NotFoundError(absl::StrCat("no account '", key.account_id, "'"));
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return absl::NotFoundError(absl::StrCat("no account '", key.account_id, "'"));
+  }
   return *out;
 }
 
@@ -72,9 +82,13 @@ absl::StatusOr<std::vector<KeyRecord>> PgAccountsStore::ListKeys(const std::stri
         absl::StrCat("SELECT ", kKeyColumns,
                      " FROM api_keys WHERE account_id = $1 ORDER BY create_time DESC, id DESC"),
         account_id);
-    for (const auto& row : r) out.push_back(KeyFromRow(row));
+    for (const auto& row : r) {
+      out.push_back(KeyFromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -82,15 +96,21 @@ absl::StatusOr<KeyRecord> PgAccountsStore::RevokeKey(const std::string& account_
                                                      const std::string& key_id) {
   std::optional<KeyRecord> out;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
-    pqxx::result r = tx.exec_params(
-        absl::StrCat("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
-                     "WHERE id = $1 AND account_id = $2 RETURNING ",
-                     kKeyColumns),
-        key_id, account_id);
-    if (!r.empty()) out = KeyFromRow(r[0]);
+    pqxx::result r =
+        tx.exec_params(absl::StrCat("UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) "
+                                    "WHERE id = $1 AND account_id = $2 RETURNING ",
+                                    kKeyColumns),
+                       key_id, account_id);
+    if (!r.empty()) {
+      out = KeyFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return KeyNotFound(key_id);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return KeyNotFound(key_id);
+  }
   return *out;
 }
 
@@ -100,9 +120,13 @@ absl::StatusOr<std::optional<KeyRecord>> PgAccountsStore::FindKey(const std::str
     pqxx::nontransaction tx(c);
     pqxx::result r = tx.exec_params(
         absl::StrCat("SELECT ", kKeyColumns, " FROM api_keys WHERE prefix = $1"), prefix);
-    if (!r.empty()) out = KeyFromRow(r[0]);
+    if (!r.empty()) {
+      out = KeyFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 

@@ -51,8 +51,8 @@ class PgAccountsStore : public AccountsStore {
   // `cluster` outlives the store.
   explicit PgAccountsStore(pg::PgCluster* cluster) : cluster_(cluster) {}
 
-  absl::StatusOr<std::pair<AccountRecord, KeyRecord>> CreateAccount(
-      const AccountRecord& account, const KeyRecord& key) override;
+  absl::StatusOr<std::pair<AccountRecord, KeyRecord>> CreateAccount(const AccountRecord& account,
+                                                                    const KeyRecord& key) override;
   absl::StatusOr<KeyRecord> InsertKey(const KeyRecord& key) override;
   absl::StatusOr<std::vector<KeyRecord>> ListKeys(const std::string& account_id) override;
   absl::StatusOr<KeyRecord> RevokeKey(const std::string& account_id,

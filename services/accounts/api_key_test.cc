@@ -21,14 +21,20 @@ TEST(ApiKeyTest, GeneratedKeyParsesBackAndHashesItsSecret) {
 
 TEST(ApiKeyTest, KeysAreUnique) {
   std::set<std::string> seen;
-  for (int i = 0; i < 1000; ++i) seen.insert(GenerateApiKey()->full_key);
+  for (int i = 0; i < 1000; ++i) {
+    seen.insert(GenerateApiKey()->full_key);
+  }
   EXPECT_EQ(seen.size(), 1000u);
 }
 
 TEST(ApiKeyTest, MalformedKeysAreRejectedWithoutEchoingThem) {
   std::string good = GenerateApiKey()->full_key;
-  std::vector<std::string> bads = {"", "kurt_", good.substr(1), good.substr(0, good.size() - 1),
-                                   good + "0", "kurt_abc_def",
+  std::vector<std::string> bads = {"",
+                                   "kurt_",
+                                   good.substr(1),
+                                   good.substr(0, good.size() - 1),
+                                   good + "0",
+                                   "kurt_abc_def",
                                    "kurt_" + std::string(12, 'G') + "_" + std::string(64, 'a')};
   for (const std::string& bad : bads) {
     auto parsed = ParseApiKey(bad);

@@ -17,19 +17,25 @@ std::optional<KeyRecord> RedisKeyCache::Decode(const std::string& prefix,
                                                const std::string& value) {
   std::vector<std::string> parts = absl::StrSplit(value, '|');
   int64_t revoked = 0;
-  if (parts.size() != 4 || !absl::SimpleAtoi(parts[3], &revoked)) return std::nullopt;
+  if (parts.size() != 4 || !absl::SimpleAtoi(parts[3], &revoked)) {
+    return std::nullopt;
+  }
   KeyRecord key;
   key.id = parts[0];
   key.account_id = parts[1];
   key.secret_hash = parts[2];
   key.prefix = prefix;
-  if (revoked != 0) key.revoke_time = absl::FromUnixMicros(revoked);
+  if (revoked != 0) {
+    key.revoke_time = absl::FromUnixMicros(revoked);
+  }
   return key;
 }
 
 std::optional<KeyRecord> RedisKeyCache::Get(const std::string& prefix) {
   auto value = redis_->Get(key_prefix_ + prefix);
-  if (!value.ok() || !value->has_value()) return std::nullopt;
+  if (!value.ok() || !value->has_value()) {
+    return std::nullopt;
+  }
   return Decode(prefix, **value);
 }
 
@@ -37,8 +43,6 @@ void RedisKeyCache::Put(const KeyRecord& key) {
   (void)redis_->Set(key_prefix_ + key.prefix, Encode(key), ttl_);
 }
 
-void RedisKeyCache::Forget(const std::string& prefix) {
-  (void)redis_->Del({key_prefix_ + prefix});
-}
+void RedisKeyCache::Forget(const std::string& prefix) { (void)redis_->Del({key_prefix_ + prefix}); }
 
 }  // namespace kurt::accounts

@@ -1,125 +1,13 @@
 #include "services/analytics/analytics_service.h"
 
-#include "absl/strings/str_cat.h"
-#include "platform/grpc/server.h"
-#include "platform/core/log.h"
 #include "platform/grpc/handler.h"
-#include "platform/grpc/pagination.h"
-#include "platform/grpc/timestamps.h"
-#include "services/analytics/click_batch.h"
-#include "services/analytics/dimensions.h"
-#include "services/analytics/time_buckets.h"
 
 namespace kurt::analytics {
-namespace {
-
-using platform::ToGrpcStatus;
-
-constexpr int kDefaultLimit = 10;
-constexpr int kMaxLimit = 100;
-
-// A request's time, checked (INVALID_ARGUMENT naming `field`).
-absl::StatusOr<absl::Time> FromProto(const google::protobuf::Timestamp& t,
-                                     absl::string_view field) {
-  if (absl::Status s = platform::ValidateTimestamp(t, field); !s.ok()) return s;
-  return platform::FromTimestamp(t);
-}
-
-void SetTimestamp(absl::Time t, google::protobuf::Timestamp* out) {
-  // Bucket bounds are whole seconds.
-  out->set_seconds(absl::ToUnixSeconds(t));
-  out->set_nanos(0);
-}
-
-}  // namespace
-
-AnalyticsService::AnalyticsService(StatsStore* store, std::function<absl::Time()> now)
-    : store_(store), now_(std::move(now)) {}
 
 grpc::Status AnalyticsService::GetLinkStats(grpc::ServerContext* context,
                                             const v1::GetLinkStatsRequest* request,
                                             v1::LinkStats* response) {
-  log::RequestScope scope(platform::RequestIdOf(*context));
-  absl::StatusOr<std::string> account = platform::CallerAccount(*context);
-  if (!account.ok()) return ToGrpcStatus(account.status());
-  StatsQuery q;
-  q.account_id = *std::move(account);
-  if (request->code().empty()) {
-    return ToGrpcStatus(absl::InvalidArgumentError("code: required"));
-  }
-  if (!IsWellFormedCode(request->code())) {
-    return ToGrpcStatus(
-        absl::InvalidArgumentError("code: must be 3 to 64 letters, digits, '-' or '_'"));
-  }
-  q.code = request->code();
-
-  BucketWidth width;
-  v1::Interval interval = request->interval();
-  switch (interval) {
-    case v1::INTERVAL_UNSPECIFIED:
-    case v1::DAY:
-      width = BucketWidth::kDay;
-      interval = v1::DAY;
-      break;
-    case v1::HOUR:
-      width = BucketWidth::kHour;
-      break;
-    default:
-      return ToGrpcStatus(absl::InvalidArgumentError("interval: must be HOUR or DAY"));
-  }
-  std::optional<absl::Time> start, end;
-  if (request->has_start_time()) {
-    auto t = FromProto(request->start_time(), "start_time");
-    if (!t.ok()) return ToGrpcStatus(t.status());
-    start = *t;
-  }
-  if (request->has_end_time()) {
-    auto t = FromProto(request->end_time(), "end_time");
-    if (!t.ok()) return ToGrpcStatus(t.status());
-    end = *t;
-  }
-  absl::StatusOr<BucketRange> range = MakeRange(start, end, width, now_());
-  if (!range.ok()) return ToGrpcStatus(range.status());
-  if (request->limit() < 0 || request->limit() > kMaxLimit) {
-    return ToGrpcStatus(absl::InvalidArgumentError(
-        absl::StrCat("limit: must be between 0 and ", kMaxLimit, " (0 means ", kDefaultLimit,
-                     ")")));
-  }
-  q.limit = request->limit() == 0 ? kDefaultLimit : request->limit();
-  q.start = range->start;
-  q.end = range->end;
-
-  absl::StatusOr<StatsData> data = store_->Read(q);
-  if (!data.ok()) {
-    if (!absl::IsNotFound(data.status())) {
-      KURT_LOG(kWarn, "stats read failed", {"code", q.code}, {"error", data.status().ToString()});
-    }
-    return ToGrpcStatus(data.status());
-  }
-
-  response->set_code(q.code);
-  SetTimestamp(range->start, response->mutable_start_time());
-  SetTimestamp(range->end, response->mutable_end_time());
-  response->set_interval(interval);
-  int64_t total = 0;
-  for (const auto& [bucket, clicks] : FillSeries(*range, data->hourly)) {
-    v1::TimeBucket* b = response->add_series();
-    SetTimestamp(bucket, b->mutable_start_time());
-    b->set_clicks(clicks);
-    total += clicks;
-  }
-  response->set_total_clicks(total);
-  for (const auto& [value, clicks] : data->referrers) {
-    v1::DimensionCount* d = response->add_top_referrers();
-    d->set_value(value.empty() ? std::string(kDirectReferrer) : value);
-    d->set_clicks(clicks);
-  }
-  for (const auto& [value, clicks] : data->agents) {
-    v1::DimensionCount* d = response->add_top_agents();
-    d->set_value(value);
-    d->set_clicks(clicks);
-  }
-  return grpc::Status::OK;
+  return platform::Handle(context, *request, response, rpcs_, &AnalyticsRpcs::GetLinkStats);
 }
 
 }  // namespace kurt::analytics

@@ -1,28 +1,24 @@
-// kurt.analytics.v1.AnalyticsService: validates a stats request, reads the store and shapes the
-// answer (aligned range, zero-filled series, top lists). The caller's account arrives as metadata
-// x-kurt-account-id (set by the edge after authentication); a link of another account is
-// NOT_FOUND, exactly like an unknown one.
+// kurt.analytics.v1.AnalyticsService over gRPC: GetLinkStats is served by platform::Handle with
+// AnalyticsRpcs::GetLinkStats, for the caller's account (UNAUTHENTICATED without one).
+//
+// Lives as long as the module that owns it; gRPC's threads call it.
 #pragma once
 
-#include <functional>
-
-#include "absl/time/time.h"
 #include "kurt/analytics/v1/analytics.grpc.pb.h"
-#include "services/analytics/stats_store.h"
+#include "services/analytics/analytics_rpcs.h"
 
 namespace kurt::analytics {
 
-class AnalyticsService final : public kurt::analytics::v1::AnalyticsService::Service {
+class AnalyticsService final : public v1::AnalyticsService::Service {
  public:
-  // `store` outlives the service; `now` is the clock (tests pin it).
-  explicit AnalyticsService(StatsStore* store, std::function<absl::Time()> now = absl::Now);
+  // `rpcs` outlives the service.
+  explicit AnalyticsService(AnalyticsRpcs* rpcs) : rpcs_(*rpcs) {}
 
   grpc::Status GetLinkStats(grpc::ServerContext* context, const v1::GetLinkStatsRequest* request,
                             v1::LinkStats* response) override;
 
  private:
-  StatsStore* store_;
-  std::function<absl::Time()> now_;
+  AnalyticsRpcs& rpcs_;
 };
 
 }  // namespace kurt::analytics

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "platform/core/text.h"
+#include "services/common/link_code.h"
 
 namespace kurt::analytics {
 namespace {
@@ -21,17 +22,23 @@ constexpr int64_t kMaxSeconds = 253402300799;
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) {
+    --q;
+  }
   return q;
 }
 
 // Cuts to at most `max` bytes without splitting a UTF-8 sequence, and drops NUL characters.
 void CleanText(std::string* s, size_t max) {
-  if (s->find('\0') != std::string::npos) std::erase(*s, '\0');
+  if (s->find('\0') != std::string::npos) {
+    std::erase(*s, '\0');
+  }
   if (s->size() > max) {
     size_t cut = max;
     // Back up over continuation bytes (10xxxxxx) to the start of the cut sequence.
-    while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80) --cut;
+    while (cut > 0 && (static_cast<unsigned char>((*s)[cut]) & 0xC0) == 0x80) {
+      --cut;
+    }
     s->resize(cut);
   }
 }
@@ -76,7 +83,7 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   if (!event->ParseFromString(message.value)) {
     return Rejection{RejectReason::kBadProtobuf, "the value is not a kurt.events.v1.ClickEvent"};
   }
-  if (!IsWellFormedCode(event->code())) {
+  if (!links::IsWellFormedCode(event->code())) {
     return Rejection{RejectReason::kUnknownCode, event->code().empty()
                                                      ? "the event has no code"
                                                      : "the code is not well-formed"};
@@ -84,9 +91,8 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   const auto& t = event->time();
   if (!event->has_time() || t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds ||
       t.nanos() < 0 || t.nanos() > 999999999) {
-    return Rejection{RejectReason::kInvalidEvent, event->has_time()
-                                                      ? "time is not a valid timestamp"
-                                                      : "the event has no time"};
+    return Rejection{RejectReason::kInvalidEvent,
+                     event->has_time() ? "time is not a valid timestamp" : "the event has no time"};
   }
   click->time_micros = t.seconds() * 1000000 + t.nanos() / 1000;
   click->hour = FloorDiv(t.seconds(), 3600) * 3600;
@@ -132,30 +138,40 @@ std::vector<PartitionKey> PartitionsOf(const std::vector<const kafka::Message*>&
 }
 
 AgentFamily DimensionCache::Agent(absl::string_view user_agent) {
-  if (auto it = agents_.find(user_agent); it != agents_.end()) return it->second;
-  if (agents_.size() >= max_entries_) agents_.clear();
+  if (auto it = agents_.find(user_agent); it != agents_.end()) {
+    return it->second;
+  }
+  if (agents_.size() >= max_entries_) {
+    agents_.clear();
+  }
   AgentFamily family = ClassifyUserAgent(user_agent);
   agents_.emplace(std::string(user_agent), family);
   return family;
 }
 
 const std::string& DimensionCache::Host(absl::string_view referrer) {
-  if (auto it = hosts_.find(referrer); it != hosts_.end()) return it->second;
-  if (hosts_.size() >= max_entries_) hosts_.clear();
+  if (auto it = hosts_.find(referrer); it != hosts_.end()) {
+    return it->second;
+  }
+  if (hosts_.size() >= max_entries_) {
+    hosts_.clear();
+  }
   return hosts_.emplace(std::string(referrer), ReferrerHost(referrer)).first->second;
 }
 
 int BatchBuilder::Intern(std::vector<std::string>* names,
                          absl::flat_hash_map<std::string, int>* ids, absl::string_view name) {
-  if (auto it = ids->find(name); it != ids->end()) return it->second;
+  if (auto it = ids->find(name); it != ids->end()) {
+    return it->second;
+  }
   const int id = static_cast<int>(names->size());
   names->emplace_back(name);
   ids->emplace(std::string(name), id);
   return id;
 }
 
-void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click,
-                       int32_t partition, int64_t offset) {
+void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click, int32_t partition,
+                       int64_t offset) {
   const int code = Intern(&codes_, &code_ids_, event.code());
   const int host = Intern(&hosts_, &host_ids_, cache_->Host(event.referrer()));
   ++hourly_[{code, click.hour}];
@@ -182,18 +198,26 @@ std::string BatchBuilder::TakeCopyData() {
   std::vector<int> rank(codes_.size());
   {
     std::vector<int> by_name(codes_.size());
-    for (size_t i = 0; i < by_name.size(); ++i) by_name[i] = static_cast<int>(i);
+    for (size_t i = 0; i < by_name.size(); ++i) {
+      by_name[i] = static_cast<int>(i);
+    }
     std::sort(by_name.begin(), by_name.end(),
               [this](int a, int b) { return codes_[a] < codes_[b]; });
-    for (size_t i = 0; i < by_name.size(); ++i) rank[by_name[i]] = static_cast<int>(i);
+    for (size_t i = 0; i < by_name.size(); ++i) {
+      rank[by_name[i]] = static_cast<int>(i);
+    }
   }
   const auto end_of = [&](size_t i) {
     return i + 1 < order.size() ? order[i + 1].begin : copy_.size();
   };
   std::vector<std::pair<size_t, size_t>> spans(order.size());  // (begin, end) in copy_
-  for (size_t i = 0; i < order.size(); ++i) spans[i] = {order[i].begin, end_of(i)};
+  for (size_t i = 0; i < order.size(); ++i) {
+    spans[i] = {order[i].begin, end_of(i)};
+  }
   std::vector<size_t> index(order.size());
-  for (size_t i = 0; i < index.size(); ++i) index[i] = i;
+  for (size_t i = 0; i < index.size(); ++i) {
+    index[i] = i;
+  }
   std::stable_sort(index.begin(), index.end(), [&](size_t a, size_t b) {
     return std::tie(rank[order[a].code], order[a].time_micros) <
            std::tie(rank[order[b].code], order[b].time_micros);
@@ -210,16 +234,17 @@ std::string BatchBuilder::TakeCopyData() {
 Aggregates BatchBuilder::TakeAggregates() const {
   Aggregates out;
   out.hourly.reserve(hourly_.size());
-  for (const auto& [k, n] : hourly_) out.hourly.push_back({codes_[k.first], k.second, n});
+  for (const auto& [k, n] : hourly_) {
+    out.hourly.push_back({codes_[k.first], k.second, n});
+  }
   out.referrers.reserve(referrers_.size());
   for (const auto& [k, n] : referrers_) {
-    out.referrers.push_back(
-        {codes_[std::get<0>(k)], std::get<1>(k), hosts_[std::get<2>(k)], n});
+    out.referrers.push_back({codes_[std::get<0>(k)], std::get<1>(k), hosts_[std::get<2>(k)], n});
   }
   out.agents.reserve(agents_.size());
   for (const auto& [k, n] : agents_) {
-    out.agents.push_back({codes_[std::get<0>(k)], std::get<1>(k),
-                          std::string(AgentFamilyName(std::get<2>(k))), n});
+    out.agents.push_back(
+        {codes_[std::get<0>(k)], std::get<1>(k), std::string(AgentFamilyName(std::get<2>(k))), n});
   }
   std::sort(out.hourly.begin(), out.hourly.end(), [](const auto& a, const auto& b) {
     return std::tie(a.code, a.hour) < std::tie(b.code, b.hour);

@@ -1,7 +1,7 @@
 // The pure part of ingesting a batch of click events: decoding and checking each Kafka message,
 // fencing off offsets already accounted for, and building what the transaction writes — the raw
-// rows as binary COPY data and the hourly aggregates. No I/O here; ClickProcessor drives these steps
-// inside a database transaction.
+// rows as binary COPY data and the hourly aggregates. No I/O here; ClickProcessor drives these
+// steps inside a database transaction.
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,6 @@
 #include "kurt/events/v1/click.pb.h"
 #include "platform/kafka/kafka.h"
 #include "services/analytics/dimensions.h"
-#include "services/common/link_code.h"
 
 namespace kurt::analytics {
 
@@ -57,9 +56,6 @@ struct Click {
 // to topic/partition/offset.
 std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event,
                                      Click* click);
-
-// Whether a code has the shape of a link's code: [A-Za-z0-9_-]{3,64}.
-using links::IsWellFormedCode;
 
 // Tells whether each message is at or after its partition's stored offset (no stored offset: it
 // is). Messages of a partition come in runs, so the stored offset is looked up once per run, not
@@ -117,8 +113,8 @@ class DimensionCache {
 
 // The columns of `clicks` the COPY data carries, in order.
 inline constexpr const char* kClickCopyColumns[] = {
-    "code",        "click_time",      "event_id",    "referrer",
-    "user_agent",  "client_hash",     "kafka_partition", "kafka_offset"};
+    "code",       "click_time",  "event_id",        "referrer",
+    "user_agent", "client_hash", "kafka_partition", "kafka_offset"};
 
 inline constexpr int kClickCopyFields = sizeof(kClickCopyColumns) / sizeof(kClickCopyColumns[0]);
 // Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary COPY

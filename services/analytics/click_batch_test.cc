@@ -5,6 +5,7 @@
 #include "absl/strings/str_split.h"
 #include "gtest/gtest.h"
 #include "services/analytics/copy_rows_for_tests.h"
+#include "services/common/link_code.h"
 
 namespace kurt::analytics {
 namespace {
@@ -63,8 +64,7 @@ TEST(DecodeClickTest, RejectsWhatCannotBeCounted) {
   EXPECT_EQ(r->reason, RejectReason::kBadProtobuf);
 
   EXPECT_EQ(DecodeClick(Message(0, 0, ""), &event, &click)->reason, RejectReason::kUnknownCode);
-  EXPECT_EQ(DecodeClick(Message(0, 0, "a b"), &event, &click)->reason,
-            RejectReason::kUnknownCode);
+  EXPECT_EQ(DecodeClick(Message(0, 0, "a b"), &event, &click)->reason, RejectReason::kUnknownCode);
   EXPECT_EQ(DecodeClick(Message(0, 0, std::string("abc\0def", 7)), &event, &click)->reason,
             RejectReason::kUnknownCode);
 
@@ -129,11 +129,11 @@ TEST(BatchBuilderTest, SumsPerCodeHourAndDimensionSorted) {
   EXPECT_EQ(builder.rows(), 4);
   Aggregates a = builder.TakeAggregates();
   const int64_t h = kHour;
-  EXPECT_EQ(a.hourly, (std::vector<HourlyCount>{
-                          {"aaa", h, 1}, {"bbb", h, 2}, {"bbb", h + 3600, 1}}));
-  EXPECT_EQ(a.referrers, (std::vector<DimensionHourlyCount>{{"aaa", h, "", 1},
-                                                            {"bbb", h, "a.example", 2},
-                                                            {"bbb", h + 3600, "b.example", 1}}));
+  EXPECT_EQ(a.hourly,
+            (std::vector<HourlyCount>{{"aaa", h, 1}, {"bbb", h, 2}, {"bbb", h + 3600, 1}}));
+  EXPECT_EQ(a.referrers,
+            (std::vector<DimensionHourlyCount>{
+                {"aaa", h, "", 1}, {"bbb", h, "a.example", 2}, {"bbb", h + 3600, "b.example", 1}}));
   EXPECT_EQ(a.agents, (std::vector<DimensionHourlyCount>{{"aaa", h, "Firefox", 1},
                                                          {"bbb", h, "HTTP library", 2},
                                                          {"bbb", h + 3600, "HTTP library", 1}}));
@@ -193,8 +193,8 @@ TEST(BatchBuilderTest, CopyDataComesInCodeThenTimeOrder) {
     offsets.push_back(absl::StrCat(row.code, "@", row.offset));
   }
   // Equal keys keep their arrival order.
-  EXPECT_EQ(offsets, (std::vector<std::string>{"aaa@4", "aaa@5", "aaa@1", "bbb@3", "ccc@2",
-                                               "ccc@0"}));
+  EXPECT_EQ(offsets,
+            (std::vector<std::string>{"aaa@4", "aaa@5", "aaa@1", "bbb@3", "ccc@2", "ccc@0"}));
   // Whatever is taken next is sorted on its own.
   AddAll({Message(0, 6, "bbb", kHour), Message(0, 7, "aaa", kHour)}, &builder);
   std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
@@ -214,7 +214,10 @@ TEST(DecodeCopyRowsTest, RefusesCutOrForeignData) {
 }
 
 TEST(CopyBinaryFramingTest, HeaderAndTrailerAreWhatPostgresExpects) {
-  EXPECT_EQ(CopyBinaryHeader(), std::string("PGCOPY\n\xff\r\n\0" "\0\0\0\0" "\0\0\0\0", 19));
+  EXPECT_EQ(CopyBinaryHeader(), std::string("PGCOPY\n\xff\r\n\0"
+                                            "\0\0\0\0"
+                                            "\0\0\0\0",
+                                            19));
   EXPECT_EQ(CopyBinaryTrailer(), std::string("\xff\xff", 2));
 }
 
@@ -234,13 +237,14 @@ TEST(OffsetFenceTest, ComparesWithTheStoredOffsetOfEachMessagesPartition) {
   OffsetMap stored = {{{"clicks", 0}, 7}, {{"clicks", 2}, 3}};
   OffsetFence fence(stored);
   // Runs of partitions, switching back and forth.
-  std::vector<kafka::Message> batch = {Message(0, 6, "aaa"), Message(0, 7, "aaa"),
-                                       Message(1, 0, "aaa"), Message(2, 2, "aaa"),
-                                       Message(2, 3, "aaa"), Message(0, 5, "aaa"),
-                                       Message(1, 1, "aaa")};
+  std::vector<kafka::Message> batch = {
+      Message(0, 6, "aaa"), Message(0, 7, "aaa"), Message(1, 0, "aaa"), Message(2, 2, "aaa"),
+      Message(2, 3, "aaa"), Message(0, 5, "aaa"), Message(1, 1, "aaa")};
   batch[6].topic = "other";  // same partition number, another topic: no stored offset
   std::vector<bool> is_new;
-  for (const auto& m : batch) is_new.push_back(fence.IsNew(m));
+  for (const auto& m : batch) {
+    is_new.push_back(fence.IsNew(m));
+  }
   EXPECT_EQ(is_new, (std::vector<bool>{false, true, true, false, true, false, true}));
 }
 
@@ -249,12 +253,15 @@ TEST(PartitionsOfTest, SortedAndUnique) {
                                        Message(2, 1, "aaa"), Message(1, 0, "aaa"),
                                        Message(0, 1, "aaa")};
   std::vector<const kafka::Message*> pointers;
-  for (const kafka::Message& m : batch) pointers.push_back(&m);
+  for (const kafka::Message& m : batch) {
+    pointers.push_back(&m);
+  }
   EXPECT_EQ(PartitionsOf(pointers),
             (std::vector<PartitionKey>{{"clicks", 0}, {"clicks", 1}, {"clicks", 2}}));
 }
 
 TEST(IsWellFormedCodeTest, Shapes) {
+  using links::IsWellFormedCode;
   EXPECT_TRUE(IsWellFormedCode("abc"));
   EXPECT_TRUE(IsWellFormedCode("A-b_9"));
   EXPECT_TRUE(IsWellFormedCode(std::string(64, 'x')));

@@ -25,11 +25,15 @@ absl::Status ClickConsumer::OnAssign(std::vector<kafka::TopicPartition>* partiti
   for (absl::Duration backoff = absl::Milliseconds(100);;
        backoff = std::min(backoff * 2, absl::Seconds(2))) {
     stored = store_->LoadOffsets(options_.group_id, options_.topic);
-    if (stored.ok() || absl::Now() + backoff > give_up) break;
+    if (stored.ok() || absl::Now() + backoff > give_up) {
+      break;
+    }
     KURT_LOG(kWarn, "cannot read stored offsets; retrying", {"error", stored.status().ToString()});
     absl::SleepFor(backoff);
   }
-  if (!stored.ok()) return stored.status();
+  if (!stored.ok()) {
+    return stored.status();
+  }
   for (kafka::TopicPartition& tp : *partitions) {
     auto it = stored->find({tp.topic, tp.partition});
     // No stored offset: Kafka's auto.offset.reset (earliest) decides.
@@ -56,7 +60,9 @@ absl::Status ClickConsumer::Start() {
   auto consumer = kafka::KafkaConsumer::Create(
       co, [this](const std::vector<kafka::Message>& batch) { return processor_->Handle(batch); },
       [this](std::vector<kafka::TopicPartition>* partitions) { return OnAssign(partitions); });
-  if (!consumer.ok()) return consumer.status();
+  if (!consumer.ok()) {
+    return consumer.status();
+  }
   consumer_ = std::move(*consumer);
   consume_thread_ = std::thread([this] { consumer_->Run(); });
   maintenance_thread_ = std::thread([this] { MaintenanceLoop(); });
@@ -67,13 +73,21 @@ absl::Status ClickConsumer::Start() {
 void ClickConsumer::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) return;
+    if (stopping_) {
+      return;
+    }
     stopping_ = true;
   }
   cv_.notify_all();
-  if (consumer_) consumer_->Stop();
-  if (consume_thread_.joinable()) consume_thread_.join();
-  if (maintenance_thread_.joinable()) maintenance_thread_.join();
+  if (consumer_) {
+    consumer_->Stop();
+  }
+  if (consume_thread_.joinable()) {
+    consume_thread_.join();
+  }
+  if (maintenance_thread_.joinable()) {
+    maintenance_thread_.join();
+  }
   // Leaves the group (closing the consumer) so that the partitions move on at once.
   consumer_.reset();
   KURT_LOG(kInfo, "click consumer stopped");
@@ -92,7 +106,9 @@ void ClickConsumer::MaintenanceLoop() {
 }
 
 void ClickConsumer::RefreshLag() {
-  for (auto& [tp, seen] : lag_reported_) seen = false;
+  for (auto& [tp, seen] : lag_reported_) {
+    seen = false;
+  }
   for (const auto& [tp, lag] : consumer_->Lag()) {
     lag_->WithLabels({tp.topic, absl::StrCat(tp.partition), options_.group_id})
         .Set(static_cast<double>(lag));
@@ -100,13 +116,17 @@ void ClickConsumer::RefreshLag() {
   }
   // A partition no longer assigned here is another member's to report.
   for (auto& [tp, seen] : lag_reported_) {
-    if (!seen) lag_->WithLabels({tp.first, absl::StrCat(tp.second), options_.group_id}).Set(0);
+    if (!seen) {
+      lag_->WithLabels({tp.first, absl::StrCat(tp.second), options_.group_id}).Set(0);
+    }
   }
 }
 
 void ClickConsumer::EnsurePartitions() {
   const absl::Time now = absl::Now();
-  if (now < next_partition_check_) return;
+  if (now < next_partition_check_) {
+    return;
+  }
   // From last month (late clicks) to partition_months_ahead months ahead.
   absl::StatusOr<int> created =
       store_->EnsurePartitions(now - absl::Hours(24 * 31), options_.partition_months_ahead + 2);
@@ -116,7 +136,9 @@ void ClickConsumer::EnsurePartitions() {
     next_partition_check_ = now + absl::Minutes(1);
     return;
   }
-  if (*created > 0) KURT_LOG(kInfo, "click partitions created", {"count", *created});
+  if (*created > 0) {
+    KURT_LOG(kInfo, "click partitions created", {"count", *created});
+  }
   next_partition_check_ = now + options_.partition_check;
 }
 

@@ -3,8 +3,8 @@
 // kurt_kafka_consumer_lag{topic,partition,group} and creates monthly partitions of the clicks
 // table ahead of time.
 //
-// Created in main; Start and Stop from one thread. Stop lets the batch in hand finish (commit or
-// roll back), then leaves the group.
+// Owned by AnalyticsModule; Start and Stop from one thread. Stop lets the batch in hand finish
+// (commit or roll back), then leaves the group.
 #pragma once
 
 #include <condition_variable>
@@ -16,18 +16,19 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 #include "services/analytics/click_processor.h"
 #include "services/analytics/click_store.h"
+#include "services/common/mesh.h"
 
 namespace kurt::analytics {
 
 struct ClickConsumerOptions {
   std::string brokers;
   std::string group_id = "kurt-analytics";
-  std::string topic = "kurt.clicks.v1";
-  std::string client_id = "kurt-analytics";
+  std::string topic = mesh::kClicksTopic;
+  std::string client_id = std::string(mesh::kAnalytics.binary);
   // A batch is at most this many messages, so memory stays bounded however far behind we are.
   int max_batch = 5000;
   absl::Duration batch_wait = absl::Milliseconds(100);

@@ -23,9 +23,8 @@ constexpr size_t kLoggedDeadLetters = 10;
 
 }  // namespace
 
-ClickProcessor::ClickProcessor(std::string group, ClickStore* store,
-                               DeadLetterSink* dead_letters, metrics::Registry* registry,
-                               int parallelism)
+ClickProcessor::ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
+                               metrics::Registry* registry, int parallelism)
     : group_(std::move(group)),
       store_(store),
       dead_letters_(dead_letters),
@@ -37,12 +36,12 @@ ClickProcessor::ClickProcessor(std::string group, ClickStore* store,
       {"outcome"});
   stored_ = &clicks.WithLabels({"stored"});
   duplicates_ = &clicks.WithLabels({"duplicate"});
-  dead_lettered_ = &registry->AddCounter("kurt_analytics_dead_letters_total",
-                                         "Click events sent to the dead-letter topic, by reason",
-                                         {"reason"});
-  auto& batches = registry->AddCounter("kurt_analytics_batches_total",
-                                       "Batches handled, by result (a failed one is retried)",
-                                       {"result"});
+  dead_lettered_ =
+      &registry->AddCounter("kurt_analytics_dead_letters_total",
+                            "Click events sent to the dead-letter topic, by reason", {"reason"});
+  auto& batches =
+      registry->AddCounter("kurt_analytics_batches_total",
+                           "Batches handled, by result (a failed one is retried)", {"result"});
   batches_ok_ = &batches.WithLabels({"ok"});
   batches_failed_ = &batches.WithLabels({"error"});
   batch_seconds_ = &registry
@@ -58,8 +57,12 @@ bool ClickProcessor::Known(absl::string_view code) const {
 
 void ClickProcessor::Confirm(std::vector<std::string> codes) {
   std::unique_lock<std::shared_mutex> lock(known_mu_);
-  if (known_codes_.size() + codes.size() > kMaxKnownCodes) known_codes_.clear();
-  for (std::string& code : codes) known_codes_.insert(std::move(code));
+  if (known_codes_.size() + codes.size() > kMaxKnownCodes) {
+    known_codes_.clear();
+  }
+  for (std::string& code : codes) {
+    known_codes_.insert(std::move(code));
+  }
 }
 
 absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::Message*>& batch,
@@ -67,7 +70,9 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
                                                  BatchOutcome* outcome) {
   *outcome = BatchOutcome();
   absl::StatusOr<OffsetMap> stored = tx.LockOffsets(group_, PartitionsOf(batch));
-  if (!stored.ok()) return stored.status();
+  if (!stored.ok()) {
+    return stored.status();
+  }
 
   // A chunk is taken once it reaches kCopyChunkBytes, so the last row added may pass it.
   BatchBuilder builder(dimensions, kCopyChunkBytes + 64 * 1024);
@@ -77,7 +82,9 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   // Clicks whose code is not confirmed yet: looked up together once the first COPY is done.
   std::vector<const kafka::Message*> unconfirmed;
   auto flush = [&](size_t at_least) -> absl::Status {
-    if (builder.PendingCopyBytes() < std::max<size_t>(at_least, 1)) return absl::OkStatus();
+    if (builder.PendingCopyBytes() < std::max<size_t>(at_least, 1)) {
+      return absl::OkStatus();
+    }
     return tx.CopyClicks(builder.TakeCopyData());
   };
   OffsetFence fence(*stored);
@@ -112,9 +119,13 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
       continue;
     }
     builder.Add(event, click, m.partition, m.offset);
-    if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) return s;
+    if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) {
+      return s;
+    }
   }
-  if (absl::Status s = flush(0); !s.ok()) return s;
+  if (absl::Status s = flush(0); !s.ok()) {
+    return s;
+  }
 
   if (!unconfirmed.empty()) {
     std::vector<std::string> codes;
@@ -125,7 +136,9 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
     std::sort(codes.begin(), codes.end());
     codes.erase(std::unique(codes.begin(), codes.end()), codes.end());
     absl::StatusOr<std::vector<std::string>> existing = tx.ExistingCodes(codes);
-    if (!existing.ok()) return existing.status();
+    if (!existing.ok()) {
+      return existing.status();
+    }
     const absl::flat_hash_set<std::string> found(existing->begin(), existing->end());
     Confirm(std::move(*existing));
     for (const kafka::Message* m : unconfirmed) {
@@ -136,9 +149,13 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
         continue;
       }
       builder.Add(event, click, m->partition, m->offset);
-      if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) return s;
+      if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) {
+        return s;
+      }
     }
-    if (absl::Status s = flush(0); !s.ok()) return s;
+    if (absl::Status s = flush(0); !s.ok()) {
+      return s;
+    }
   }
   outcome->stored = builder.rows();
 
@@ -148,9 +165,13 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
               return std::tie(a.message->topic, a.message->partition, a.message->offset) <
                      std::tie(b.message->topic, b.message->partition, b.message->offset);
             });
-  if (absl::Status s = dead_letters_->Publish(outcome->dead_letters); !s.ok()) return s;
+  if (absl::Status s = dead_letters_->Publish(outcome->dead_letters); !s.ok()) {
+    return s;
+  }
   if (builder.rows() > 0) {
-    if (absl::Status s = tx.AddAggregates(builder.TakeAggregates()); !s.ok()) return s;
+    if (absl::Status s = tx.AddAggregates(builder.TakeAggregates()); !s.ok()) {
+      return s;
+    }
   }
   return tx.SetOffsets(group_, next);
 }
@@ -161,7 +182,9 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
   std::vector<std::vector<const kafka::Message*>> units;
   if (parallelism_ <= 1) {
     units.emplace_back();
-    for (const kafka::Message& m : batch) units.back().push_back(&m);
+    for (const kafka::Message& m : batch) {
+      units.back().push_back(&m);
+    }
   } else {
     std::map<std::pair<absl::string_view, int32_t>, size_t> unit_of;
     const kafka::Message* run = nullptr;  // first message of the current run of a partition
@@ -170,7 +193,9 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
       if (run == nullptr || run->partition != m.partition || run->topic != m.topic) {
         run = &m;
         auto [it, added] = unit_of.try_emplace({m.topic, m.partition}, units.size());
-        if (added) units.emplace_back();
+        if (added) {
+          units.emplace_back();
+        }
         unit = it->second;
       }
       units[unit].push_back(&m);
@@ -182,7 +207,9 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
   // Largest first, each to whichever worker is free: partitions of hot links are much larger than
   // the rest, and the batch is done only when its largest transaction is.
   std::vector<size_t> order(units.size());
-  for (size_t u = 0; u < order.size(); ++u) order[u] = u;
+  for (size_t u = 0; u < order.size(); ++u) {
+    order[u] = u;
+  }
   std::stable_sort(order.begin(), order.end(),
                    [&](size_t a, size_t b) { return units[a].size() > units[b].size(); });
   std::atomic<size_t> next_unit{0};
@@ -195,21 +222,29 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
     }
   };
   std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) threads.emplace_back(work, w);
+  for (size_t w = 1; w < workers; ++w) {
+    threads.emplace_back(work, w);
+  }
   work(0);
-  for (std::thread& t : threads) t.join();
+  for (std::thread& t : threads) {
+    t.join();
+  }
 
   BatchOutcome outcome;
   absl::Status s;
   for (size_t u = 0; u < units.size(); ++u) {
     if (!results[u].ok()) {
-      if (s.ok()) s = results[u];
+      if (s.ok()) {
+        s = results[u];
+      }
       continue;
     }
     // Committed: counted even when another partition's transaction failed.
     outcome.stored += outcomes[u].stored;
     outcome.duplicates += outcomes[u].duplicates;
-    for (DeadLetter& d : outcomes[u].dead_letters) outcome.dead_letters.push_back(std::move(d));
+    for (DeadLetter& d : outcomes[u].dead_letters) {
+      outcome.dead_letters.push_back(std::move(d));
+    }
   }
   stored_->Increment(static_cast<double>(outcome.stored));
   duplicates_->Increment(static_cast<double>(outcome.duplicates));

@@ -21,8 +21,8 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 #include "services/analytics/click_batch.h"
 #include "services/analytics/click_store.h"
 #include "services/analytics/dead_letters.h"

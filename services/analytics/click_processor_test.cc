@@ -30,7 +30,9 @@ class FakeStore : public ClickStore {
     ++transactions;
     Tx tx(this, state);
     absl::Status s = fn(tx);
-    if (s.ok()) state = tx.state;
+    if (s.ok()) {
+      state = tx.state;
+    }
     return s;
   }
   absl::StatusOr<OffsetMap> LoadOffsets(const std::string&, const std::string&) override {
@@ -63,7 +65,9 @@ class FakeStore : public ClickStore {
       locked = partitions;
       OffsetMap out;
       for (const auto& p : partitions) {
-        if (auto it = state.offsets.find(p); it != state.offsets.end()) out.insert(*it);
+        if (auto it = state.offsets.find(p); it != state.offsets.end()) {
+          out.insert(*it);
+        }
       }
       return out;
     }
@@ -73,7 +77,9 @@ class FakeStore : public ClickStore {
       Call("codes");
       std::vector<std::string> out;
       for (const auto& c : codes) {
-        if (store->links.count(c)) out.push_back(c);
+        if (store->links.count(c)) {
+          out.push_back(c);
+        }
       }
       return out;
     }
@@ -81,23 +87,37 @@ class FakeStore : public ClickStore {
       Call("copy");
       std::optional<std::vector<CopyRow>> rows = DecodeCopyRows(tuples);
       EXPECT_TRUE(rows.has_value()) << "whole binary COPY tuples";
-      if (rows) state.rows.insert(state.rows.end(), rows->begin(), rows->end());
+      if (rows) {
+        state.rows.insert(state.rows.end(), rows->begin(), rows->end());
+      }
       return absl::OkStatus();
     }
     absl::Status AddAggregates(const Aggregates& a) override {
       Call("aggregates");
-      if (!store->write_error.ok()) return store->write_error;
-      for (const auto& h : a.hourly) state.hourly[{h.code, h.hour}] += h.clicks;
-      for (const auto& d : a.referrers) state.referrers[{d.code, d.hour, d.value}] += d.clicks;
-      for (const auto& d : a.agents) state.agents[{d.code, d.hour, d.value}] += d.clicks;
+      if (!store->write_error.ok()) {
+        return store->write_error;
+      }
+      for (const auto& h : a.hourly) {
+        state.hourly[{h.code, h.hour}] += h.clicks;
+      }
+      for (const auto& d : a.referrers) {
+        state.referrers[{d.code, d.hour, d.value}] += d.clicks;
+      }
+      for (const auto& d : a.agents) {
+        state.agents[{d.code, d.hour, d.value}] += d.clicks;
+      }
       return absl::OkStatus();
     }
     absl::Status SetOffsets(const std::string&, const OffsetMap& next) override {
       Call("offsets");
       for (const auto& p : locked) {
-        if (p.second == store->fail_partition) return absl::AbortedError("deadlock detected");
+        if (p.second == store->fail_partition) {
+          return absl::AbortedError("deadlock detected");
+        }
       }
-      for (const auto& [p, n] : next) state.offsets[p] = n;
+      for (const auto& [p, n] : next) {
+        state.offsets[p] = n;
+      }
       return absl::OkStatus();
     }
     FakeStore* store;
@@ -109,10 +129,18 @@ class FakeStore : public ClickStore {
 class FakeDeadLetters : public DeadLetterSink {
  public:
   absl::Status Publish(const std::vector<DeadLetter>& letters) override {
-    if (letters.empty()) return absl::OkStatus();
-    if (calls) calls->push_back("dead-letters");
-    if (!error.ok()) return error;
-    for (const auto& l : letters) published.emplace_back(l.message->offset, l.reason);
+    if (letters.empty()) {
+      return absl::OkStatus();
+    }
+    if (calls) {
+      calls->push_back("dead-letters");
+    }
+    if (!error.ok()) {
+      return error;
+    }
+    for (const auto& l : letters) {
+      published.emplace_back(l.message->offset, l.reason);
+    }
     return absl::OkStatus();
   }
   std::vector<std::pair<int64_t, RejectReason>> published;
@@ -147,7 +175,9 @@ kafka::Message Garbage(int32_t partition, int64_t offset) {
 
 int64_t Sum(const FakeState& s) {
   int64_t n = 0;
-  for (const auto& [k, v] : s.hourly) n += v;
+  for (const auto& [k, v] : s.hourly) {
+    n += v;
+  }
   return n;
 }
 
@@ -186,10 +216,14 @@ TEST_F(ClickProcessorTest, MessagesTwiceInOneBatchCountOnce) {
   // stored offset: the batch holds offsets 0-5 of partition 0, then 3-7 again, between messages
   // of partition 1 (one of which also comes twice, a dead letter).
   std::vector<kafka::Message> batch;
-  for (int64_t o = 0; o < 6; ++o) batch.push_back(Click(0, o, "aaa"));
+  for (int64_t o = 0; o < 6; ++o) {
+    batch.push_back(Click(0, o, "aaa"));
+  }
   batch.push_back(Click(1, 0, "bbb"));
   batch.push_back(Click(1, 1, "zz"));  // not a well-formed code: a dead letter
-  for (int64_t o = 3; o < 8; ++o) batch.push_back(Click(0, o, "aaa"));
+  for (int64_t o = 3; o < 8; ++o) {
+    batch.push_back(Click(0, o, "aaa"));
+  }
   batch.push_back(Click(1, 1, "zz"));
   batch.push_back(Click(1, 2, "bbb"));
   ASSERT_TRUE(processor_.Handle(batch).ok());
@@ -208,13 +242,13 @@ TEST_F(ClickProcessorTest, DeadLettersArePublishedBeforeTheWrite) {
   dead_letters_.calls = &calls;
   ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), Garbage(0, 1), Click(0, 2, "nope")}).ok());
   // "aaa" is not confirmed yet: it is looked up with "nope" before any row is copied.
-  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "codes", "copy", "dead-letters",
-                                             "aggregates", "offsets"}));
+  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "codes", "copy", "dead-letters", "aggregates",
+                                             "offsets"}));
   // Once confirmed, rows stream to COPY before any lookup.
   calls.clear();
   ASSERT_TRUE(processor_.Handle({Click(0, 3, "aaa"), Click(0, 4, "bbb")}).ok());
-  EXPECT_EQ(calls, (std::vector<std::string>{"lock", "copy", "codes", "copy", "aggregates",
-                                             "offsets"}));
+  EXPECT_EQ(calls,
+            (std::vector<std::string>{"lock", "copy", "codes", "copy", "aggregates", "offsets"}));
   EXPECT_EQ(dead_letters_.published,
             (std::vector<std::pair<int64_t, RejectReason>>{{1, RejectReason::kBadProtobuf},
                                                            {2, RejectReason::kUnknownCode}}));
@@ -281,7 +315,9 @@ TEST(ClickProcessorParallelTest, OneTransactionPerPartitionAndExactRetries) {
   ClickProcessor processor("g", &store, &dead_letters, &registry, 3);
   std::vector<kafka::Message> batch;
   for (int32_t p = 0; p < 4; ++p) {
-    for (int64_t o = 0; o < 50; ++o) batch.push_back(Click(p, o, p % 2 ? "aaa" : "bbb"));
+    for (int64_t o = 0; o < 50; ++o) {
+      batch.push_back(Click(p, o, p % 2 ? "aaa" : "bbb"));
+    }
   }
   batch.push_back(Garbage(3, 50));
   store.fail_partition = 2;
@@ -295,16 +331,16 @@ TEST(ClickProcessorParallelTest, OneTransactionPerPartitionAndExactRetries) {
   ASSERT_TRUE(processor.Handle(batch).ok());
   EXPECT_EQ(store.state.rows.size(), 200u);
   EXPECT_EQ(Sum(store.state), 200);
-  EXPECT_EQ(store.state.offsets,
-            (OffsetMap{{{"clicks", 0}, 50}, {{"clicks", 1}, 50}, {{"clicks", 2}, 50},
-                       {{"clicks", 3}, 51}}));
+  EXPECT_EQ(
+      store.state.offsets,
+      (OffsetMap{
+          {{"clicks", 0}, 50}, {{"clicks", 1}, 50}, {{"clicks", 2}, 50}, {{"clicks", 3}, 51}}));
   // The dead letter of partition 3 went out once: its partition committed the first time.
   EXPECT_EQ(dead_letters.published.size(), 1u);
   const std::string page = registry.Render();
   EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"stored\"} 200"), std::string::npos)
       << page;
-  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 151"),
-            std::string::npos)
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 151"), std::string::npos)
       << page;
 }
 

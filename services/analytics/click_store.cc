@@ -18,11 +18,15 @@ std::string ArrayLiteral(const std::vector<T>& items, F text_of) {
   std::string out = "{";
   bool first = true;
   for (const T& item : items) {
-    if (!first) out.push_back(',');
+    if (!first) {
+      out.push_back(',');
+    }
     first = false;
     out.push_back('"');
     for (char c : text_of(item)) {
-      if (c == '"' || c == '\\') out.push_back('\\');
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+      }
       out.push_back(c);
     }
     out.push_back('"');
@@ -35,7 +39,9 @@ template <typename T, typename F>
 std::string NumberArrayLiteral(const std::vector<T>& items, F number_of) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) out.push_back(',');
+    if (i > 0) {
+      out.push_back(',');
+    }
     absl::StrAppend(&out, number_of(items[i]));
   }
   out.push_back('}');
@@ -45,13 +51,16 @@ std::string NumberArrayLiteral(const std::vector<T>& items, F number_of) {
 // Adds one batch's sums to an hourly dimension table (referrers or agents).
 void UpsertDimension(pqxx::work& tx, const char* table, const char* column,
                      const std::vector<DimensionHourlyCount>& counts) {
-  if (counts.empty()) return;
+  if (counts.empty()) {
+    return;
+  }
   tx.exec_params(
-      absl::StrCat("INSERT INTO ", table, " (code, hour, ", column, ", clicks) "
+      absl::StrCat("INSERT INTO ", table, " (code, hour, ", column,
+                   ", clicks) "
                    "SELECT c, to_timestamp(h), v, n FROM "
                    "unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS u(c, h, v, n) "
-                   "ON CONFLICT (code, hour, ", column, ") DO UPDATE SET clicks = ", table,
-                   ".clicks + EXCLUDED.clicks"),
+                   "ON CONFLICT (code, hour, ",
+                   column, ") DO UPDATE SET clicks = ", table, ".clicks + EXCLUDED.clicks"),
       ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.code; }),
       NumberArrayLiteral(counts, [](const auto& c) { return c.hour; }),
       ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.value; }),
@@ -77,7 +86,9 @@ class BinaryCopyIn {
     std::string error = started ? "" : ErrorOf(r);
     std::string state = started ? "" : SqlStateOf(r);
     PQclear(r);
-    if (!started) Throw(error, state);
+    if (!started) {
+      Throw(error, state);
+    }
     active_ = true;
     Put(CopyBinaryHeader());
   }
@@ -86,21 +97,29 @@ class BinaryCopyIn {
   // Abandoned (an error on the way): ends the COPY as failed, so that the connection is back in
   // the (failed) transaction, which then rolls back.
   ~BinaryCopyIn() {
-    if (!active_) return;
+    if (!active_) {
+      return;
+    }
     PQputCopyEnd(conn_, "abandoned");
     Finish();
   }
 
   void Write(absl::string_view tuples) {
-    if (!tuples.empty()) Put(tuples);
+    if (!tuples.empty()) {
+      Put(tuples);
+    }
   }
 
   void Complete() {
     Put(CopyBinaryTrailer());
     active_ = false;
-    if (PQputCopyEnd(conn_, nullptr) != 1) throw pqxx::broken_connection(PQerrorMessage(conn_));
+    if (PQputCopyEnd(conn_, nullptr) != 1) {
+      throw pqxx::broken_connection(PQerrorMessage(conn_));
+    }
     auto [error, state] = Finish();
-    if (!error.empty()) Throw(error, state);
+    if (!error.empty()) {
+      Throw(error, state);
+    }
   }
 
  private:
@@ -113,7 +132,9 @@ class BinaryCopyIn {
     return s != nullptr ? s : "";
   }
   [[noreturn]] void Throw(const std::string& error, const std::string& state) {
-    if (PQstatus(conn_) != CONNECTION_OK) throw pqxx::broken_connection(error);
+    if (PQstatus(conn_) != CONNECTION_OK) {
+      throw pqxx::broken_connection(error);
+    }
     throw pqxx::sql_error(error, sql_, state.empty() ? nullptr : state.c_str());
   }
 
@@ -177,12 +198,16 @@ class PgClickTransaction : public ClickTransaction {
   absl::StatusOr<std::vector<std::string>> ExistingCodes(
       const std::vector<std::string>& codes) override {
     std::vector<std::string> out;
-    if (codes.empty()) return out;
+    if (codes.empty()) {
+      return out;
+    }
     try {
       EndCopy();
       pqxx::result r = tx_.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])",
                                        TextArrayLiteral(codes));
-      for (const auto& row : r) out.push_back(row[0].as<std::string>());
+      for (const auto& row : r) {
+        out.push_back(row[0].as<std::string>());
+      }
       return out;
     } catch (...) {
       return pg::StatusFromCurrentException("looking up link codes");
@@ -228,11 +253,12 @@ class PgClickTransaction : public ClickTransaction {
   }
 
   absl::Status SetOffsets(const std::string& group, const OffsetMap& next_offsets) override {
-    if (next_offsets.empty()) return absl::OkStatus();
+    if (next_offsets.empty()) {
+      return absl::OkStatus();
+    }
     try {
       EndCopy();
-      std::vector<std::pair<PartitionKey, int64_t>> next(next_offsets.begin(),
-                                                         next_offsets.end());
+      std::vector<std::pair<PartitionKey, int64_t>> next(next_offsets.begin(), next_offsets.end());
       tx_.exec_params(
           "UPDATE analytics_consumer_offsets o SET next_offset = u.n, update_time = now() "
           "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) "
@@ -248,7 +274,9 @@ class PgClickTransaction : public ClickTransaction {
 
   // Ends a COPY in progress (another statement cannot run before); throws on failure.
   void EndCopy() {
-    if (!copy_) return;
+    if (!copy_) {
+      return;
+    }
     std::unique_ptr<BinaryCopyIn> copy = std::move(copy_);
     copy->Complete();
   }
@@ -264,8 +292,7 @@ std::string TextArrayLiteral(const std::vector<std::string>& values) {
   return ArrayLiteral(values, [](const std::string& s) -> const std::string& { return s; });
 }
 
-absl::Status PgClickStore::InTransaction(
-    const std::function<absl::Status(ClickTransaction&)>& fn) {
+absl::Status PgClickStore::InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) {
   absl::Status result;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
@@ -281,7 +308,9 @@ absl::Status PgClickStore::InTransaction(
       tx.commit();
     }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return result;
 }
 
@@ -294,9 +323,13 @@ absl::StatusOr<OffsetMap> PgClickStore::LoadOffsets(const std::string& group,
         "SELECT kafka_partition, next_offset FROM analytics_consumer_offsets "
         "WHERE group_id = $1 AND topic = $2",
         group, topic);
-    for (const auto& row : r) out[{topic, row[0].as<int32_t>()}] = row[1].as<int64_t>();
+    for (const auto& row : r) {
+      out[{topic, row[0].as<int32_t>()}] = row[1].as<int64_t>();
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -309,7 +342,9 @@ absl::StatusOr<int> PgClickStore::EnsurePartitions(absl::Time first_month, int m
                     absl::ToUnixSeconds(first_month), months)[0]
                   .as<int>();
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return created;
 }
 

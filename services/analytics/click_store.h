@@ -41,8 +41,7 @@ class ClickStore {
  public:
   virtual ~ClickStore() = default;
   // Runs `fn` in one transaction on the primary, committed if and only if fn returns OK.
-  virtual absl::Status InTransaction(
-      const std::function<absl::Status(ClickTransaction&)>& fn) = 0;
+  virtual absl::Status InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) = 0;
   // The stored next offsets of a group on a topic (where a consumer resumes).
   virtual absl::StatusOr<OffsetMap> LoadOffsets(const std::string& group,
                                                 const std::string& topic) = 0;

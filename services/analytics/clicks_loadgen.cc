@@ -19,10 +19,11 @@
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/core/config.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/log.h"
+#include "platform/kafka/kafka.h"
+#include "services/common/mesh.h"
 
-ABSL_FLAG(std::string, topic, "kurt.clicks.v1", "Topic to publish to");
+ABSL_FLAG(std::string, topic, kurt::mesh::kClicksTopic, "Topic to publish to");
 ABSL_FLAG(int64_t, count, 1000000, "Events to publish");
 ABSL_FLAG(std::string, code_prefix, "bench", "Links are <code_prefix>1 … <code_prefix><codes>");
 ABSL_FLAG(int, codes, 1000, "How many links the clicks go to");
@@ -76,7 +77,9 @@ int main(int argc, char** argv) {
   // Popularity of link i proportional to 1/i.
   std::vector<double> cdf(codes);
   double sum = 0;
-  for (int i = 0; i < codes; ++i) cdf[i] = (sum += 1.0 / (i + 1));
+  for (int i = 0; i < codes; ++i) {
+    cdf[i] = (sum += 1.0 / (i + 1));
+  }
   std::mt19937_64 rng(absl::GetFlag(FLAGS_seed));
   std::uniform_real_distribution<double> uniform(0, sum);
 
@@ -88,8 +91,8 @@ int main(int argc, char** argv) {
   int64_t value_bytes = 0;
   for (int64_t i = 0; i < count; ++i) {
     Event& e = events[i];
-    int index = static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) -
-                                 cdf.begin());
+    int index =
+        static_cast<int>(std::lower_bound(cdf.begin(), cdf.end(), uniform(rng)) - cdf.begin());
     e.code = absl::StrCat(prefix, std::min(index, codes - 1) + 1);
     e.id = absl::StrCat(absl::Hex(rng(), absl::kZeroPad16), absl::Hex(i, absl::kZeroPad16));
     const int64_t micros = absl::ToUnixMicros(absl::Now());
@@ -117,14 +120,21 @@ int main(int argc, char** argv) {
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
       absl::Time due = start + absl::Seconds(static_cast<double>(i) / rate);
-      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+      if (due > absl::Now()) {
+        absl::SleepFor(due - absl::Now());
+      }
     }
     const Event& e = events[i];
     for (;;) {
-      absl::Status s = (*producer)->Produce(
-          topic, e.code, e.value, {{"event-id", e.id}},
-          [failed](const absl::Status& st) { if (!st.ok()) ++*failed; });
-      if (s.ok()) break;
+      absl::Status s = (*producer)->Produce(topic, e.code, e.value, {{"event-id", e.id}},
+                                            [failed](const absl::Status& st) {
+                                              if (!st.ok()) {
+                                                ++*failed;
+                                              }
+                                            });
+      if (s.ok()) {
+        break;
+      }
       if (!absl::IsResourceExhausted(s)) {
         std::cerr << s << "\n";
         return 1;
@@ -141,7 +151,7 @@ int main(int argc, char** argv) {
   }
   std::cout << "{\"produced\": " << count << ", \"start_unix\": "
             << absl::StrFormat("%.6f", absl::ToDoubleSeconds(start - absl::UnixEpoch()))
-            << ", \"seconds\": " << seconds
-            << ", \"cpu_seconds\": " << cpu_seconds() - cpu_start << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
+            << ", \"seconds\": " << seconds << ", \"cpu_seconds\": " << cpu_seconds() - cpu_start
+            << ", \"value_bytes\": " << (count > 0 ? value_bytes / count : 0) << "}" << std::endl;
   return 0;
 }

@@ -24,9 +24,13 @@ struct CopyRow {
 
 // A big-endian integer of 1 to 8 bytes, sign-extended (0 for another size).
 inline int64_t ReadBigEndian(absl::string_view b) {
-  if (b.empty() || b.size() > 8) return 0;
+  if (b.empty() || b.size() > 8) {
+    return 0;
+  }
   uint64_t value = 0;
-  for (char c : b) value = (value << 8) | static_cast<unsigned char>(c);
+  for (char c : b) {
+    value = (value << 8) | static_cast<unsigned char>(c);
+  }
   const int shift = 64 - 8 * static_cast<int>(b.size());
   return shift == 0 ? static_cast<int64_t>(value) : static_cast<int64_t>(value << shift) >> shift;
 }
@@ -35,26 +39,36 @@ inline int64_t ReadBigEndian(absl::string_view b) {
 inline std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data) {
   std::vector<CopyRow> rows;
   auto take = [&data](size_t n) -> std::optional<absl::string_view> {
-    if (data.size() < n) return std::nullopt;
+    if (data.size() < n) {
+      return std::nullopt;
+    }
     absl::string_view out = data.substr(0, n);
     data.remove_prefix(n);
     return out;
   };
   auto field = [&]() -> std::optional<absl::string_view> {
     auto length = take(4);
-    if (!length) return std::nullopt;
+    if (!length) {
+      return std::nullopt;
+    }
     const int64_t n = ReadBigEndian(*length);
-    if (n < 0) return std::nullopt;  // NULL: never written
+    if (n < 0) {
+      return std::nullopt;  // NULL: never written
+    }
     return take(static_cast<size_t>(n));
   };
   auto int_field = [&](size_t bytes) -> std::optional<int64_t> {
     auto f = field();
-    if (!f || f->size() != bytes) return std::nullopt;
+    if (!f || f->size() != bytes) {
+      return std::nullopt;
+    }
     return ReadBigEndian(*f);
   };
   while (!data.empty()) {
     auto count = take(2);
-    if (!count || ReadBigEndian(*count) != kClickCopyFields) return std::nullopt;
+    if (!count || ReadBigEndian(*count) != kClickCopyFields) {
+      return std::nullopt;
+    }
     auto code = field();
     auto time = int_field(8);
     auto event_id = field();

@@ -19,7 +19,9 @@ struct Acks {
 
   void Done(const absl::Status& s) {
     std::lock_guard<std::mutex> lock(mu);
-    if (!s.ok() && first_error.ok()) first_error = s;
+    if (!s.ok() && first_error.ok()) {
+      first_error = s;
+    }
     --pending;
     cv.notify_all();
   }
@@ -43,7 +45,9 @@ kafka::Headers KafkaDeadLetterSink::HeadersFor(const DeadLetter& letter) {
 }
 
 absl::Status KafkaDeadLetterSink::Publish(const std::vector<DeadLetter>& letters) {
-  if (letters.empty()) return absl::OkStatus();
+  if (letters.empty()) {
+    return absl::OkStatus();
+  }
   auto acks = std::make_shared<Acks>();
   const absl::Time deadline = absl::Now() + ack_timeout_;
   for (const DeadLetter& letter : letters) {
@@ -52,10 +56,12 @@ absl::Status KafkaDeadLetterSink::Publish(const std::vector<DeadLetter>& letters
       ++acks->pending;
     }
     for (;;) {
-      absl::Status s = producer_->Produce(topic_, letter.message->key, letter.message->value,
-                                          HeadersFor(letter),
-                                          [acks](const absl::Status& st) { acks->Done(st); });
-      if (s.ok()) break;
+      absl::Status s =
+          producer_->Produce(topic_, letter.message->key, letter.message->value, HeadersFor(letter),
+                             [acks](const absl::Status& st) { acks->Done(st); });
+      if (s.ok()) {
+        break;
+      }
       if (!absl::IsResourceExhausted(s) || absl::Now() > deadline) {
         acks->Done(s);
         break;

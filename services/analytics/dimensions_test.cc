@@ -113,12 +113,13 @@ TEST(ClassifyUserAgentTest, VeryLongAgentsAreClassifiedByTheirStart) {
 }
 
 TEST(AgentFamilyNameTest, EveryFamilyHasADistinctName) {
-  const AgentFamily all[] = {AgentFamily::kChrome, AgentFamily::kFirefox,
-                             AgentFamily::kSafari, AgentFamily::kEdge,
-                             AgentFamily::kOpera,  AgentFamily::kBot,
+  const AgentFamily all[] = {AgentFamily::kChrome,      AgentFamily::kFirefox, AgentFamily::kSafari,
+                             AgentFamily::kEdge,        AgentFamily::kOpera,   AgentFamily::kBot,
                              AgentFamily::kHttpLibrary, AgentFamily::kOther};
   std::set<std::string> names;
-  for (AgentFamily f : all) names.insert(std::string(AgentFamilyName(f)));
+  for (AgentFamily f : all) {
+    names.insert(std::string(AgentFamilyName(f)));
+  }
   EXPECT_EQ(names.size(), std::size(all));
   EXPECT_EQ(AgentFamilyName(AgentFamily::kHttpLibrary), "HTTP library");
 }

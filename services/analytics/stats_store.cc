@@ -19,26 +19,27 @@ std::string TopQuery(const char* column, const char* table) {
 
 }  // namespace
 
-absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuery& q,
-                                               bool* owned) {
+absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuery& q, bool* owned) {
   StatsData data;
   auto read = [&](pqxx::connection& c) {
     data = StatsData();
     *owned = false;
     // One snapshot for every query of the request.
-    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only>
-        tx(c);
+    pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
+        c);
     pqxx::result link = tx.exec_params(
-        "SELECT 1 FROM links WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL",
-        q.code, q.account_id);
-    if (link.empty()) return;
+        "SELECT 1 FROM links WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL", q.code,
+        q.account_id);
+    if (link.empty()) {
+      return;
+    }
     *owned = true;
     const int64_t start = absl::ToUnixSeconds(q.start), end = absl::ToUnixSeconds(q.end);
-    for (const auto& row : tx.exec_params(
-             "SELECT extract(epoch FROM hour)::bigint, clicks FROM click_hourly "
-             "WHERE code = $1 AND hour >= to_timestamp($2) AND hour < to_timestamp($3) "
-             "ORDER BY hour",
-             q.code, start, end)) {
+    for (const auto& row :
+         tx.exec_params("SELECT extract(epoch FROM hour)::bigint, clicks FROM click_hourly "
+                        "WHERE code = $1 AND hour >= to_timestamp($2) AND hour < to_timestamp($3) "
+                        "ORDER BY hour",
+                        q.code, start, end)) {
       data.hourly.emplace_back(absl::FromUnixSeconds(row[0].as<int64_t>()), row[1].as<int64_t>());
     }
     for (const auto& row : tx.exec_params(TopQuery("referrer", "click_referrers_hourly"), q.code,
@@ -52,7 +53,9 @@ absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuer
     tx.commit();
   };
   absl::Status s = pool ? pool->Run(read) : cluster_->RunRead(read);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return data;
 }
 
@@ -63,8 +66,12 @@ absl::StatusOr<StatsData> PgStatsStore::Read(const StatsQuery& query) {
     // A link created a moment ago may not have reached the replica yet: the primary decides.
     data = ReadOn(&cluster_->primary(), query, &owned);
   }
-  if (!data.ok()) return data.status();
-  if (!owned) return absl::NotFoundError(absl::StrCat("no link with code '", query.code, "'"));
+  if (!data.ok()) {
+    return data.status();
+  }
+  if (!owned) {
+    return absl::NotFoundError(absl::StrCat("no link with code '", query.code, "'"));
+  }
   return data;
 }
 

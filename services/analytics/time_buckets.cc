@@ -8,7 +8,9 @@ namespace {
 
 int64_t FloorDiv(int64_t a, int64_t b) {
   int64_t q = a / b;
-  if ((a % b != 0) && ((a < 0) != (b < 0))) --q;
+  if ((a % b != 0) && ((a < 0) != (b < 0))) {
+    --q;
+  }
   return q;
 }
 
@@ -49,14 +51,13 @@ absl::StatusOr<BucketRange> MakeRange(std::optional<absl::Time> start,
       start.value_or(e - (width == BucketWidth::kHour ? absl::Hours(24) : absl::Hours(24 * 30)));
   const char* unit = width == BucketWidth::kHour ? "HOUR" : "DAY";
   if (e <= s) {
-    return absl::InvalidArgumentError(
-        end ? "end_time: must be after start_time" : "start_time: must be before now");
+    return absl::InvalidArgumentError(end ? "end_time: must be after start_time"
+                                          : "start_time: must be before now");
   }
   if (e - s > MaxSpan(width)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        start ? "end_time" : "start_time", ": the range may span at most ",
-        absl::ToInt64Hours(MaxSpan(width)) / 24, " days with interval ",
-        unit));
+    return absl::InvalidArgumentError(
+        absl::StrCat(start ? "end_time" : "start_time", ": the range may span at most ",
+                     absl::ToInt64Hours(MaxSpan(width)) / 24, " days with interval ", unit));
   }
   BucketRange r;
   r.width = width;
@@ -70,11 +71,15 @@ std::vector<std::pair<absl::Time, int64_t>> FillSeries(
   const int64_t n = range.BucketCount();
   std::vector<std::pair<absl::Time, int64_t>> out;
   out.reserve(n);
-  for (int64_t i = 0; i < n; ++i) out.emplace_back(range.start + i * WidthOf(range.width), 0);
+  for (int64_t i = 0; i < n; ++i) {
+    out.emplace_back(range.start + i * WidthOf(range.width), 0);
+  }
   const int64_t w = WidthMicros(range.width);
   const int64_t origin = absl::ToUnixMicros(range.start);
   for (const auto& [hour, clicks] : hourly) {
-    if (hour < range.start || hour >= range.end) continue;
+    if (hour < range.start || hour >= range.end) {
+      continue;
+    }
     out[FloorDiv(absl::ToUnixMicros(hour) - origin, w)].second += clicks;
   }
   return out;

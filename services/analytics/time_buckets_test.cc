@@ -58,26 +58,26 @@ TEST(TimeBucketsTest, Defaults) {
 
 TEST(TimeBucketsTest, InvalidRangesNameTheField) {
   const absl::Time now = T("2024-03-05T10:20:00Z");
-  auto backwards = MakeRange(T("2024-03-05T10:00:00Z"), T("2024-03-05T09:00:00Z"),
-                             BucketWidth::kHour, now);
+  auto backwards =
+      MakeRange(T("2024-03-05T10:00:00Z"), T("2024-03-05T09:00:00Z"), BucketWidth::kHour, now);
   EXPECT_EQ(backwards.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(backwards.status().message(), "end_time: must be after start_time");
-  auto empty = MakeRange(T("2024-03-05T10:00:00Z"), T("2024-03-05T10:00:00Z"),
-                         BucketWidth::kHour, now);
+  auto empty =
+      MakeRange(T("2024-03-05T10:00:00Z"), T("2024-03-05T10:00:00Z"), BucketWidth::kHour, now);
   EXPECT_EQ(empty.status().code(), absl::StatusCode::kInvalidArgument);
   auto future = MakeRange(T("2024-03-06T10:00:00Z"), std::nullopt, BucketWidth::kHour, now);
   EXPECT_EQ(future.status().message(), "start_time: must be before now");
 
-  auto too_long_hours = MakeRange(T("2024-01-01T00:00:00Z"), T("2024-02-01T00:00:01Z"),
-                                  BucketWidth::kHour, now);
+  auto too_long_hours =
+      MakeRange(T("2024-01-01T00:00:00Z"), T("2024-02-01T00:00:01Z"), BucketWidth::kHour, now);
   EXPECT_EQ(too_long_hours.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(too_long_hours.status().message(),
             "end_time: the range may span at most 31 days with interval HOUR");
-  EXPECT_TRUE(MakeRange(T("2024-01-01T00:00:00Z"), T("2024-02-01T00:00:00Z"), BucketWidth::kHour,
-                        now)
-                  .ok());
-  auto too_long_days = MakeRange(T("2023-01-01T00:00:00Z"), T("2024-03-01T00:00:00Z"),
-                                 BucketWidth::kDay, now);
+  EXPECT_TRUE(
+      MakeRange(T("2024-01-01T00:00:00Z"), T("2024-02-01T00:00:00Z"), BucketWidth::kHour, now)
+          .ok());
+  auto too_long_days =
+      MakeRange(T("2023-01-01T00:00:00Z"), T("2024-03-01T00:00:00Z"), BucketWidth::kDay, now);
   EXPECT_EQ(too_long_days.status().message(),
             "end_time: the range may span at most 400 days with interval DAY");
   auto long_default = MakeRange(std::nullopt, T("2024-03-01T00:00:00Z"), BucketWidth::kDay, now);

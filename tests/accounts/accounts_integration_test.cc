@@ -14,10 +14,8 @@
 #include "platform/grpc/server.h"
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
-#include "services/accounts/accounts_service.h"
-#include "services/accounts/accounts_store.h"
+#include "services/accounts/accounts_module.h"
 #include "services/accounts/api_key.h"
-#include "services/accounts/key_cache.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::accounts {
@@ -59,18 +57,17 @@ class AccountsIntegrationTest : public ::testing::Test {
     po.primary.max_connections = 4;
     cluster_ = std::make_unique<pg::PgCluster>(po);
     redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
-    store_ = std::make_unique<PgAccountsStore>(cluster_.get());
-    cache_ = std::make_unique<RedisKeyCache>(redis_.get(), absl::Seconds(10),
-                                             testing::RandomName("kurt:test:apikey:") + ":");
-    AccountsServiceOptions o;
-    o.admin_token = "test-admin-token";
-    o.edge_secret = "test-edge-secret";
-    service_ = std::make_unique<AccountsService>(o, store_.get(), cache_.get());
+    AccountsConfig config;
+    config.admin_token = "test-admin-token";
+    config.edge_secret = "test-edge-secret";
+    config.key_cache_ttl = absl::Seconds(10);
+    config.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    accounts_ = AccountsModule::Create(config, {cluster_.get(), redis_.get()});
     platform::GrpcServerOptions go;
     go.name = "accounts";
     go.metrics_port = -1;
     server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
-    server_->AddService(service_.get());
+    server_->AddService(accounts_->service());
     ASSERT_TRUE(server_->Start().ok());
     stub_ = v1::AccountsService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
@@ -111,7 +108,9 @@ class AccountsIntegrationTest : public ::testing::Test {
       for (const auto& t : tables) {
         std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
                                      c.quote_name(t[1].c_str()), " t");
-        for (const auto& row : tx.exec(q)) absl::StrAppend(&all, row[0].c_str(), "\n");
+        for (const auto& row : tx.exec(q)) {
+          absl::StrAppend(&all, row[0].c_str(), "\n");
+        }
       }
     });
     EXPECT_TRUE(s.ok()) << s;
@@ -122,9 +121,7 @@ class AccountsIntegrationTest : public ::testing::Test {
   metrics::Registry registry_;
   std::unique_ptr<pg::PgCluster> cluster_;
   std::unique_ptr<redis::RedisClient> redis_;
-  std::unique_ptr<PgAccountsStore> store_;
-  std::unique_ptr<RedisKeyCache> cache_;
-  std::unique_ptr<AccountsService> service_;
+  std::unique_ptr<AccountsModule> accounts_;
   std::unique_ptr<platform::GrpcServer> server_;
   std::unique_ptr<v1::AccountsService::Stub> stub_;
 };
@@ -174,8 +171,7 @@ TEST_F(AccountsIntegrationTest, KeyLifeCycleAndOwnership) {
     ASSERT_TRUE(stub_->RevokeKey(&ctx, req, &out).ok());
   }
   // The revoke deleted the cached entry: refused at once, not after the TTL.
-  EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(Authenticate(a.secret_key(), &who).ok());
 }
 

@@ -1,9 +1,9 @@
 // The analytics service against the real stack: PostgreSQL primary + streaming replica and Kafka,
 // each test with its own scratch database and topics.
+#include <librdkafka/rdkafkacpp.h>
+
 #include <future>
 #include <thread>
-
-#include <librdkafka/rdkafkacpp.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -11,13 +11,9 @@
 #include "gtest/gtest.h"
 #include "kurt/analytics/v1/analytics.grpc.pb.h"
 #include "platform/grpc/server.h"
-#include "services/analytics/analytics_service.h"
-#include "services/analytics/click_consumer.h"
-#include "services/analytics/click_processor.h"
+#include "services/analytics/analytics_module.h"
 #include "services/analytics/click_store.h"
-#include "services/analytics/dead_letters.h"
-#include "services/analytics/stats_store.h"
-#include "services/analytics/test_clicks.h"
+#include "tests/analytics/test_clicks.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::analytics {
@@ -78,10 +74,14 @@ std::vector<kafka::Message> ReadAll(const std::string& topic, int expected) {
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (static_cast<int>(out.size()) < expected && absl::Now() < deadline) {
     std::unique_ptr<RdKafka::Message> m(c->consume(t.get(), 0, 200));
-    if (m->err() != RdKafka::ERR_NO_ERROR) continue;
+    if (m->err() != RdKafka::ERR_NO_ERROR) {
+      continue;
+    }
     kafka::Message copy;
     copy.offset = m->offset();
-    if (m->key()) copy.key = *m->key();
+    if (m->key()) {
+      copy.key = *m->key();
+    }
     copy.value.assign(static_cast<const char*>(m->payload()), m->len());
     if (RdKafka::Headers* h = m->headers()) {
       for (const auto& header : h->get_all()) {
@@ -123,17 +123,33 @@ class AnalyticsIntegrationTest : public ::testing::Test {
     ko.brokers = kurt::testing::KafkaBrokers();
     producer_ = std::move(*kafka::KafkaProducer::Create(ko));
 
-    store_ = std::make_unique<PgClickStore>(&cluster_->primary());
-    dead_letters_ = std::make_unique<KafkaDeadLetterSink>(producer_.get(), dlq_topic_,
-                                                          absl::Seconds(10));
-    processor_ = std::make_unique<ClickProcessor>(group_, store_.get(), dead_letters_.get(),
-                                                  &registry_);
+    analytics_ = NewAnalytics(&registry_);
+    processor_ = &analytics_->processor();
   }
 
   void TearDown() override {
-    if (consumer_) consumer_->Stop();
-    if (server_) server_->Shutdown();
+    if (server_) {
+      server_->Shutdown();
+    }
+    analytics_->Stop();
     PauseReplicaReplay(false);
+  }
+
+  // An analytics instance on this test's database, topics and group, with small batches; its
+  // metrics go to `registry`. Another instance of the same group plays another owner of the
+  // partitions.
+  std::unique_ptr<AnalyticsModule> NewAnalytics(metrics::Registry* registry) {
+    AnalyticsConfig config;
+    config.kafka_brokers = kurt::testing::KafkaBrokers();
+    config.clicks_topic = topic_;
+    config.dead_letter_topic = dlq_topic_;
+    config.consumer_group = group_;
+    config.batch_max_messages = 500;
+    config.batch_wait = absl::Milliseconds(20);
+    config.lag_refresh = absl::Milliseconds(200);
+    config.write_parallelism = 1;
+    config.now = [] { return T("2024-03-10T12:00:00Z"); };
+    return AnalyticsModule::Create(config, {cluster_.get(), producer_.get(), registry});
   }
 
   void CreateTopics(int partitions) {
@@ -141,19 +157,7 @@ class AnalyticsIntegrationTest : public ::testing::Test {
     kurt::testing::CreateTopic(dlq_topic_, 1);
   }
 
-  void StartConsumer(metrics::Registry* registry = nullptr, ClickProcessor* processor = nullptr) {
-    ClickConsumerOptions o;
-    o.brokers = kurt::testing::KafkaBrokers();
-    o.group_id = group_;
-    o.topic = topic_;
-    o.max_batch = 500;
-    o.batch_wait = absl::Milliseconds(20);
-    o.lag_refresh = absl::Milliseconds(200);
-    consumer_ = std::make_unique<ClickConsumer>(o, store_.get(),
-                                                processor ? processor : processor_.get(),
-                                                registry ? registry : &registry_);
-    ASSERT_TRUE(consumer_->Start().ok());
-  }
+  void StartConsumer() { ASSERT_TRUE(analytics_->Start().ok()); }
 
   // Waits until click_hourly sums to n (and returns the sum it last saw).
   int64_t WaitForHourly(int64_t n, absl::Duration timeout = absl::Seconds(60)) {
@@ -166,39 +170,34 @@ class AnalyticsIntegrationTest : public ::testing::Test {
   }
 
   void StartStatsServer() {
-    stats_store_ = std::make_unique<PgStatsStore>(cluster_.get());
-    service_ = std::make_unique<AnalyticsService>(stats_store_.get(),
-                                                  [] { return T("2024-03-10T12:00:00Z"); });
     platform::GrpcServerOptions go;
     go.name = "analytics";
     go.metrics_port = -1;
     server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
-    server_->AddService(service_.get());
+    server_->AddService(analytics_->service());
     ASSERT_TRUE(server_->Start().ok());
-    stub_ = v1::AnalyticsService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                            grpc::InsecureChannelCredentials()));
+    stub_ = v1::AnalyticsService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
   }
 
   grpc::Status Stats(const std::string& account, const v1::GetLinkStatsRequest& req,
                      v1::LinkStats* out) {
     grpc::ClientContext ctx;
-    if (!account.empty()) ctx.AddMetadata("x-kurt-account-id", account);
+    if (!account.empty()) {
+      ctx.AddMetadata("x-kurt-account-id", account);
+    }
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     return stub_->GetLinkStats(&ctx, req, out);
   }
 
   kurt::testing::ScratchDatabase db_;
   metrics::Registry registry_;
+  metrics::Registry second_registry_;  // a second instance's
   std::unique_ptr<pg::PgCluster> cluster_;
   std::string topic_, dlq_topic_, group_;
   std::unique_ptr<kafka::KafkaProducer> producer_;
-  std::unique_ptr<PgClickStore> store_;
-  std::unique_ptr<KafkaDeadLetterSink> dead_letters_;
-  std::unique_ptr<ClickProcessor> processor_;
-  std::unique_ptr<ClickConsumer> consumer_;
-  std::unique_ptr<PgStatsStore> stats_store_;
-  std::unique_ptr<AnalyticsService> service_;
+  std::unique_ptr<AnalyticsModule> analytics_;
+  ClickProcessor* processor_ = nullptr;  // analytics_'s
   std::unique_ptr<platform::GrpcServer> server_;
   std::unique_ptr<v1::AnalyticsService::Stub> stub_;
 };
@@ -227,11 +226,15 @@ TEST_F(AnalyticsIntegrationTest, ConsumesClicksIntoRawRowsAggregatesAndOffsets) 
   auto caught_up = [&] {
     page = registry_.Render();
     for (int p = 0; p < 3; ++p) {
-      if (page.find(lag_series(p)) == std::string::npos) return false;
+      if (page.find(lag_series(p)) == std::string::npos) {
+        return false;
+      }
     }
     return true;
   };
-  while (!caught_up() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  while (!caught_up() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
   EXPECT_TRUE(caught_up()) << page;
 }
 
@@ -241,44 +244,47 @@ TEST_F(AnalyticsIntegrationTest, ResumesFromTheOffsetsInTheDatabase) {
   testing::PublishClicks(*producer_, topic_, codes, 600);
   StartConsumer();
   ASSERT_EQ(WaitForHourly(600), 600);
-  consumer_->Stop();
-  consumer_.reset();
+  analytics_->Stop();
 
   // Nothing was committed to Kafka: a new member of the group starts where the database says,
   // so it reads only the new clicks (none is even seen twice).
   testing::PublishClicks(*producer_, topic_, codes, 400);
-  metrics::Registry second_registry;
-  ClickProcessor second(group_, store_.get(), dead_letters_.get(), &second_registry);
-  StartConsumer(&second_registry, &second);
+  analytics_ = NewAnalytics(&second_registry_);
+  processor_ = &analytics_->processor();
+  StartConsumer();
   ASSERT_EQ(WaitForHourly(1000), 1000);
   testing::Counts c = CountAll(cluster_->primary());
   EXPECT_EQ(c.raw, 1000);
   EXPECT_EQ(c.offsets, 1000);
-  std::string page = second_registry.Render();
+  std::string page = second_registry_.Render();
   EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"stored\"} 400"), std::string::npos)
       << page;
-  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 0\n"),
-            std::string::npos)
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"duplicate\"} 0\n"), std::string::npos)
       << page;
   std::vector<int64_t> committed = kurt::testing::CommittedOffsets(group_, topic_, 3);
-  for (int64_t o : committed) EXPECT_LT(o, 0) << "offsets must not be committed to Kafka";
+  for (int64_t o : committed) {
+    EXPECT_LT(o, 0) << "offsets must not be committed to Kafka";
+  }
 }
 
 TEST_F(AnalyticsIntegrationTest, BadEventsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
   CreateTopics(1);
   auto codes = testing::InsertLinks(cluster_->primary(), "acct", "dlq", 1);
   const absl::Time now = absl::Now();
-  ASSERT_TRUE(producer_->Produce(topic_, codes[0], testing::ClickValue("ok-1", codes[0], now),
-                                 {{"event-id", "ok-1"}})
+  ASSERT_TRUE(producer_
+                  ->Produce(topic_, codes[0], testing::ClickValue("ok-1", codes[0], now),
+                            {{"event-id", "ok-1"}})
                   .ok());
-  ASSERT_TRUE(producer_->Produce(topic_, "garbage", "\xff\xff\xff not a protobuf",
-                                 {{"event-id", "bad-1"}})
+  ASSERT_TRUE(
+      producer_->Produce(topic_, "garbage", "\xff\xff\xff not a protobuf", {{"event-id", "bad-1"}})
+          .ok());
+  ASSERT_TRUE(producer_
+                  ->Produce(topic_, "ghost", testing::ClickValue("ghost-1", "ghost", now),
+                            {{"event-id", "ghost-1"}})
                   .ok());
-  ASSERT_TRUE(producer_->Produce(topic_, "ghost", testing::ClickValue("ghost-1", "ghost", now),
-                                 {{"event-id", "ghost-1"}})
-                  .ok());
-  ASSERT_TRUE(producer_->Produce(topic_, codes[0], testing::ClickValue("ok-2", codes[0], now),
-                                 {{"event-id", "ok-2"}})
+  ASSERT_TRUE(producer_
+                  ->Produce(topic_, codes[0], testing::ClickValue("ok-2", codes[0], now),
+                            {{"event-id", "ok-2"}})
                   .ok());
   ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
   StartConsumer();
@@ -300,8 +306,8 @@ TEST_F(AnalyticsIntegrationTest, BadEventsGoToTheDeadLetterTopicAndConsumptionGo
   EXPECT_EQ(letters[1].key, "ghost");
 
   // More clicks keep flowing after the bad ones.
-  ASSERT_TRUE(producer_->Produce(topic_, codes[0], testing::ClickValue("ok-3", codes[0], now))
-                  .ok());
+  ASSERT_TRUE(
+      producer_->Produce(topic_, codes[0], testing::ClickValue("ok-3", codes[0], now)).ok());
   ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
   EXPECT_EQ(WaitForHourly(3), 3);
 }
@@ -333,15 +339,15 @@ TEST_F(AnalyticsIntegrationTest, RawRowsKeepEveryFieldExactly) {
                   })
                   .ok());
   // The hour's partition, created later, takes the row out of the default partition.
-  ASSERT_TRUE(store_->EnsurePartitions(t, 1).ok());
-  ASSERT_TRUE(cluster_->primary()
-                  .Run([&](pqxx::connection& c) {
-                    pqxx::nontransaction tx(c);
-                    EXPECT_EQ(tx.exec1("SELECT tableoid::regclass::text FROM clicks")[0]
-                                  .as<std::string>(),
-                              "clicks_y2024m03");
-                  })
-                  .ok());
+  ASSERT_TRUE(PgClickStore(&cluster_->primary()).EnsurePartitions(t, 1).ok());
+  ASSERT_TRUE(
+      cluster_->primary()
+          .Run([&](pqxx::connection& c) {
+            pqxx::nontransaction tx(c);
+            EXPECT_EQ(tx.exec1("SELECT tableoid::regclass::text FROM clicks")[0].as<std::string>(),
+                      "clicks_y2024m03");
+          })
+          .ok());
 }
 
 TEST_F(AnalyticsIntegrationTest, ARefusedCopyCountsNothingAndTheBatchCountsOnceWhenItComesAgain) {
@@ -358,8 +364,9 @@ TEST_F(AnalyticsIntegrationTest, ARefusedCopyCountsNothingAndTheBatchCountsOnceW
                     .ok());
   };
   // The database refuses one row in the middle of the COPY.
-  exec("ALTER TABLE clicks ADD CONSTRAINT refuse_one "
-       "CHECK (referrer <> 'https://refused.example/')");
+  exec(
+      "ALTER TABLE clicks ADD CONSTRAINT refuse_one "
+      "CHECK (referrer <> 'https://refused.example/')");
   absl::Status s = processor_->Handle(batch);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_NE(s.message().find("refuse_one"), std::string::npos) << s;
@@ -408,8 +415,8 @@ TEST_F(AnalyticsIntegrationTest, AFormerOwnerWaitsForTheOffsetLockAndSkipsWhatWa
   });
   locked.get_future().wait();
   // … so a batch overlapping its work waits for it …
-  metrics::Registry r2;
-  ClickProcessor former(group_, store_.get(), dead_letters_.get(), &r2);
+  std::unique_ptr<AnalyticsModule> former_owner = NewAnalytics(&second_registry_);
+  ClickProcessor& former = former_owner->processor();
   auto handled = std::async(std::launch::async, [&] { return former.Handle(range(50, 150)); });
   EXPECT_EQ(handled.wait_for(std::chrono::milliseconds(500)), std::future_status::timeout);
   release.set_value();
@@ -431,12 +438,13 @@ TEST_F(AnalyticsIntegrationTest, ConcurrentOwnersOfOnePartitionCountEachClickOnc
   const absl::Time now = absl::Now();
   const int64_t n = 3000;
   std::vector<kafka::Message> all;
-  for (int64_t o = 0; o < n; ++o) all.push_back(Message(topic_, 0, o, codes[o % 7], now));
+  for (int64_t o = 0; o < n; ++o) {
+    all.push_back(Message(topic_, 0, o, codes[o % 7], now));
+  }
   // Two consumers that both believe they own partition 0, with different batch sizes.
   auto run = [&](ClickProcessor* p, int64_t step) {
     for (int64_t from = 0; from < n; from += step) {
-      std::vector<kafka::Message> batch(all.begin() + from,
-                                        all.begin() + std::min(n, from + step));
+      std::vector<kafka::Message> batch(all.begin() + from, all.begin() + std::min(n, from + step));
       absl::Status s;
       do {
         s = p->Handle(batch);
@@ -444,10 +452,9 @@ TEST_F(AnalyticsIntegrationTest, ConcurrentOwnersOfOnePartitionCountEachClickOnc
       ASSERT_TRUE(s.ok()) << s;
     }
   };
-  metrics::Registry r2;
-  ClickProcessor other(group_, store_.get(), dead_letters_.get(), &r2);
-  std::thread a([&] { run(processor_.get(), 170); });
-  std::thread b([&] { run(&other, 230); });
+  std::unique_ptr<AnalyticsModule> other_owner = NewAnalytics(&second_registry_);
+  std::thread a([&] { run(processor_, 170); });
+  std::thread b([&] { run(&other_owner->processor(), 230); });
   a.join();
   b.join();
   testing::Counts c = CountAll(cluster_->primary());
@@ -465,7 +472,9 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   int64_t offset = 0;
   auto add = [&](const std::string& code, const char* when, const std::string& ref,
                  const std::string& ua, int times) {
-    for (int i = 0; i < times; ++i) batch.push_back(Message("t", 0, offset++, code, T(when), ref, ua));
+    for (int i = 0; i < times; ++i) {
+      batch.push_back(Message("t", 0, offset++, code, T(when), ref, ua));
+    }
   };
   add(mine[0], "2024-03-05T10:15:00Z", "https://news.example/a", ff, 3);
   add(mine[0], "2024-03-05T10:59:59Z", "", "curl/8.0", 2);
@@ -491,10 +500,11 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   EXPECT_EQ(stats.end_time().seconds(), absl::ToUnixSeconds(T("2024-03-05T14:00:00Z")));
   ASSERT_EQ(stats.series_size(), 5);  // 09, 10, 11, 12, 13
   std::vector<int64_t> counts;
-  for (const auto& b : stats.series()) counts.push_back(b.clicks());
+  for (const auto& b : stats.series()) {
+    counts.push_back(b.clicks());
+  }
   EXPECT_EQ(counts, (std::vector<int64_t>{0, 5, 0, 0, 1}));
-  EXPECT_EQ(stats.series(1).start_time().seconds(),
-            absl::ToUnixSeconds(T("2024-03-05T10:00:00Z")));
+  EXPECT_EQ(stats.series(1).start_time().seconds(), absl::ToUnixSeconds(T("2024-03-05T10:00:00Z")));
   ASSERT_EQ(stats.top_referrers_size(), 3);
   EXPECT_EQ(stats.top_referrers(0).value(), "news.example");
   EXPECT_EQ(stats.top_referrers(0).clicks(), 3);
@@ -514,7 +524,9 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   ASSERT_TRUE(Stats("alice", req, &stats).ok());
   EXPECT_EQ(stats.total_clicks(), 10);
   counts.clear();
-  for (const auto& b : stats.series()) counts.push_back(b.clicks());
+  for (const auto& b : stats.series()) {
+    counts.push_back(b.clicks());
+  }
   EXPECT_EQ(counts, (std::vector<int64_t>{0, 6, 0, 4}));
   ASSERT_EQ(stats.top_referrers_size(), 1);
   EXPECT_EQ(stats.top_referrers(0).value(), "news.example");
@@ -538,8 +550,7 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   other.set_code("nosuchcode");
   grpc::Status unknown = Stats("alice", other, &stats);
   EXPECT_EQ(unknown.error_code(), grpc::StatusCode::NOT_FOUND);
-  EXPECT_EQ(not_owned.error_message(),
-            absl::StrCat("no link with code '", theirs[0], "'"));
+  EXPECT_EQ(not_owned.error_message(), absl::StrCat("no link with code '", theirs[0], "'"));
   EXPECT_EQ(unknown.error_message(), "no link with code 'nosuchcode'");
   other.set_code(theirs[0]);
   stats.Clear();

@@ -12,7 +12,7 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
 #include "pqxx/pqxx"
-#include "services/analytics/test_clicks.h"
+#include "tests/analytics/test_clicks.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::analytics {
@@ -47,11 +47,16 @@ class AnalyticsFaultTest : public ::testing::Test {
         absl::StrCat("--pg_primary_url=", db_.primary_url()),
         absl::StrCat("--pg_replica_url=", db_.replica_url()),
         absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
-        absl::StrCat("--clicks_topic=", topic_), absl::StrCat("--dlq_topic=", dlq_topic_),
-        absl::StrCat("--group_id=", group_), "--grpc_port=0",
-        absl::StrCat("--metrics_port=", metrics_port), "--batch_wait_ms=50",
-        "--lag_refresh_seconds=1"};
-    if (!default_batches) args.push_back("--batch_max_messages=2000");
+        absl::StrCat("--clicks_topic=", topic_),
+        absl::StrCat("--dlq_topic=", dlq_topic_),
+        absl::StrCat("--consumer_group=", group_),
+        "--grpc_port=0",
+        absl::StrCat("--metrics_port=", metrics_port),
+        "--batch_wait=50ms",
+        "--lag_refresh=1s"};
+    if (!default_batches) {
+      args.push_back("--batch_max_messages=2000");
+    }
     return std::make_unique<ChildProcess>(KURT_ANALYTICS_BINARY, std::move(args), log);
   }
 
@@ -79,7 +84,9 @@ class AnalyticsFaultTest : public ::testing::Test {
 
   void TearDown() override {
     if (HasFailure()) {
-      for (const std::string& log : child_logs_) std::cerr << "child log: " << log << "\n";
+      for (const std::string& log : child_logs_) {
+        std::cerr << "child log: " << log << "\n";
+      }
     }
   }
 
@@ -97,9 +104,8 @@ TEST_F(AnalyticsFaultTest, SigkilledMidStreamTwiceStillCountsEachClickOnce) {
   kurt::testing::CreateTopic(dlq_topic_, 1);
   // Clicks keep arriving while the consumer is killed and restarted.
   std::map<std::string, int64_t> expected;
-  std::thread publisher([&] {
-    expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000);
-  });
+  std::thread publisher(
+      [&] { expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000); });
 
   auto analytics = Analytics("a", testing::FreePort());
   analytics->Start();
@@ -127,9 +133,8 @@ TEST_F(AnalyticsFaultTest, ASecondInstanceJoiningMidStreamSharesThePartitions) {
   kurt::testing::CreateTopic(topic_, 6);
   kurt::testing::CreateTopic(dlq_topic_, 1);
   std::map<std::string, int64_t> expected;
-  std::thread publisher([&] {
-    expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000);
-  });
+  std::thread publisher(
+      [&] { expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000); });
   const int port_a = testing::FreePort();
   auto a = Analytics("a", port_a);
   a->Start();
@@ -158,7 +163,9 @@ TEST_F(AnalyticsFaultTest, ASecondInstanceJoiningMidStreamSharesThePartitions) {
   b->Signal(SIGTERM);
   EXPECT_EQ(b->Wait(absl::Seconds(30)), 0);
   auto more = testing::PublishClicks(*producer_, topic_, codes_, 6000);
-  for (const auto& [code, n] : more) expected[code] += n;
+  for (const auto& [code, n] : more) {
+    expected[code] += n;
+  }
   EXPECT_EQ(WaitForHourly(kClicks + 6000, absl::Seconds(60)), kClicks + 6000);
   ExpectExactly(kClicks + 6000, expected);
   a->Signal(SIGTERM);
@@ -170,7 +177,9 @@ double ResidentMb(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) return std::stod(line.substr(6)) / 1024;
+    if (line.rfind("VmRSS:", 0) == 0) {
+      return std::stod(line.substr(6)) / 1024;
+    }
   }
   return -1;
 }
@@ -184,7 +193,8 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   // The batch size the service runs with, so that the bound below is the one in production.
   auto analytics = Analytics("a", port, /*default_batches=*/true);
   analytics->Start();
-  std::map<std::string, int64_t> expected = testing::PublishClicks(*producer_, topic_, codes_, 2000);
+  std::map<std::string, int64_t> expected =
+      testing::PublishClicks(*producer_, topic_, codes_, 2000);
   ASSERT_EQ(WaitForHourly(2000, absl::Seconds(60)), 2000);
 
   // Another session takes the raw clicks table: the consumer's writes wait (reads do not).

@@ -1,4 +1,4 @@
-#include "services/analytics/test_clicks.h"
+#include "tests/analytics/test_clicks.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -20,7 +20,9 @@ namespace kurt::analytics::testing {
 namespace {
 
 void Check(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  if (!s.ok()) {
+    throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  }
 }
 
 const char* const kReferrers[] = {"", "https://news.example/a", "https://search.example/?q=1",
@@ -34,13 +36,15 @@ const char* const kAgents[] = {
 std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& account,
                                      const std::string& prefix, int n) {
   std::vector<std::string> codes;
-  for (int i = 0; i < n; ++i) codes.push_back(absl::StrCat(prefix, i));
+  for (int i = 0; i < n; ++i) {
+    codes.push_back(absl::StrCat(prefix, i));
+  }
   Check(primary.Transact([&](pqxx::work& tx) {
-          tx.exec_params(
-              "INSERT INTO links (code, account_id, target_url) "
-              "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
-              TextArrayLiteral(codes), account);
-        }),
+    tx.exec_params(
+        "INSERT INTO links (code, account_id, target_url) "
+        "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
+        TextArrayLiteral(codes), account);
+  }),
         "inserting links");
   return codes;
 }
@@ -70,7 +74,9 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
   for (int64_t i = 0; i < count; ++i) {
     if (per_second > 0 && i % 500 == 0) {
       absl::Time due = start + absl::Seconds(static_cast<double>(i) / per_second);
-      if (due > absl::Now()) absl::SleepFor(due - absl::Now());
+      if (due > absl::Now()) {
+        absl::SleepFor(due - absl::Now());
+      }
     }
     const std::string& code = codes[i % codes.size()];
     std::string id = absl::StrCat(run, "-", i);
@@ -79,37 +85,45 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
     for (;;) {
       absl::Status s = producer.Produce(topic, code, value, {{"event-id", id}},
                                         [failed](const absl::Status& st) {
-                                          if (!st.ok()) ++*failed;
+                                          if (!st.ok()) {
+                                            ++*failed;
+                                          }
                                         });
-      if (s.ok()) break;
-      if (!absl::IsResourceExhausted(s)) Check(s, "producing a click");
+      if (s.ok()) {
+        break;
+      }
+      if (!absl::IsResourceExhausted(s)) {
+        Check(s, "producing a click");
+      }
       absl::SleepFor(absl::Milliseconds(2));
     }
     ++expected[code];
   }
   Check(producer.Flush(absl::Seconds(60)), "flushing clicks");
-  if (*failed > 0) throw std::runtime_error(absl::StrCat(failed->load(), " clicks not delivered"));
+  if (*failed > 0) {
+    throw std::runtime_error(absl::StrCat(failed->load(), " clicks not delivered"));
+  }
   return expected;
 }
 
 Counts CountAll(pg::PgPool& primary) {
   Counts c;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          pqxx::row r = tx.exec1(
-              "SELECT (SELECT COALESCE(sum(clicks), 0) FROM click_hourly)::bigint, "
-              "(SELECT COALESCE(sum(clicks), 0) FROM click_referrers_hourly)::bigint, "
-              "(SELECT COALESCE(sum(clicks), 0) FROM click_agents_hourly)::bigint, "
-              "(SELECT count(*) FROM clicks), "
-              "(SELECT count(DISTINCT event_id) FROM clicks), "
-              "(SELECT COALESCE(sum(next_offset), 0) FROM analytics_consumer_offsets)::bigint");
-          c.hourly = r[0].as<int64_t>();
-          c.referrers = r[1].as<int64_t>();
-          c.agents = r[2].as<int64_t>();
-          c.raw = r[3].as<int64_t>();
-          c.distinct_events = r[4].as<int64_t>();
-          c.offsets = r[5].as<int64_t>();
-        }),
+    pqxx::nontransaction tx(conn);
+    pqxx::row r = tx.exec1(
+        "SELECT (SELECT COALESCE(sum(clicks), 0) FROM click_hourly)::bigint, "
+        "(SELECT COALESCE(sum(clicks), 0) FROM click_referrers_hourly)::bigint, "
+        "(SELECT COALESCE(sum(clicks), 0) FROM click_agents_hourly)::bigint, "
+        "(SELECT count(*) FROM clicks), "
+        "(SELECT count(DISTINCT event_id) FROM clicks), "
+        "(SELECT COALESCE(sum(next_offset), 0) FROM analytics_consumer_offsets)::bigint");
+    c.hourly = r[0].as<int64_t>();
+    c.referrers = r[1].as<int64_t>();
+    c.agents = r[2].as<int64_t>();
+    c.raw = r[3].as<int64_t>();
+    c.distinct_events = r[4].as<int64_t>();
+    c.offsets = r[5].as<int64_t>();
+  }),
         "counting clicks");
   return c;
 }
@@ -117,10 +131,9 @@ Counts CountAll(pg::PgPool& primary) {
 int64_t CountHourly(pg::PgPool& primary) {
   int64_t n = 0;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          n = tx.exec1("SELECT COALESCE(sum(clicks), 0)::bigint FROM click_hourly")[0]
-                  .as<int64_t>();
-        }),
+    pqxx::nontransaction tx(conn);
+    n = tx.exec1("SELECT COALESCE(sum(clicks), 0)::bigint FROM click_hourly")[0].as<int64_t>();
+  }),
         "counting clicks");
   return n;
 }
@@ -128,12 +141,12 @@ int64_t CountHourly(pg::PgPool& primary) {
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary) {
   std::map<std::string, int64_t> out;
   Check(primary.Run([&](pqxx::connection& conn) {
-          pqxx::nontransaction tx(conn);
-          for (const auto& row :
-               tx.exec("SELECT code, sum(clicks)::bigint FROM click_hourly GROUP BY code")) {
-            out[row[0].as<std::string>()] = row[1].as<int64_t>();
-          }
-        }),
+    pqxx::nontransaction tx(conn);
+    for (const auto& row :
+         tx.exec("SELECT code, sum(clicks)::bigint FROM click_hourly GROUP BY code")) {
+      out[row[0].as<std::string>()] = row[1].as<int64_t>();
+    }
+  }),
         "counting clicks per code");
   return out;
 }
@@ -167,22 +180,23 @@ std::string HttpGet(int port, const std::string& path) {
     close(fd);
     return "";
   }
-  std::string req = absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
-                                 "Connection: close\r\n\r\n");
+  std::string req =
+      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", "Connection: close\r\n\r\n");
   if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
     close(fd);
     return "";
   }
   std::string out;
   char buf[8192];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) out.append(buf, n);
+  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
+    out.append(buf, n);
+  }
   close(fd);
   size_t body = out.find("\r\n\r\n");
   return body == std::string::npos ? "" : out.substr(body + 4);
 }
 
-ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args,
-                           std::string log_path)
+ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args, std::string log_path)
     : binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
 
 ChildProcess::~ChildProcess() {
@@ -195,11 +209,15 @@ ChildProcess::~ChildProcess() {
 void ChildProcess::Start() {
   std::vector<char*> argv;
   argv.push_back(binary_.data());
-  for (std::string& a : args_) argv.push_back(a.data());
+  for (std::string& a : args_) {
+    argv.push_back(a.data());
+  }
   argv.push_back(nullptr);
   int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
   pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid < 0) {
+    throw std::runtime_error("fork failed");
+  }
   if (pid == 0) {
     // The test may block signals; the child must get its own defaults.
     sigset_t none;
@@ -212,12 +230,16 @@ void ChildProcess::Start() {
     execv(binary_.c_str(), argv.data());
     _exit(127);
   }
-  if (log >= 0) close(log);
+  if (log >= 0) {
+    close(log);
+  }
   pid_ = pid;
 }
 
 void ChildProcess::Signal(int sig) {
-  if (pid_ > 0) kill(pid_, sig);
+  if (pid_ > 0) {
+    kill(pid_, sig);
+  }
 }
 
 int ChildProcess::Wait(absl::Duration timeout) {
@@ -229,7 +251,9 @@ int ChildProcess::Wait(absl::Duration timeout) {
       pid_ = -1;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
-    if (absl::Now() > deadline) return -1;
+    if (absl::Now() > deadline) {
+      return -1;
+    }
     absl::SleepFor(absl::Milliseconds(10));
   }
   return -1;

@@ -1,0 +1,56 @@
+// The one place the accounts service is wired: its store (PostgreSQL), its key cache (Redis), its
+// RPCs and their gRPC service. main and every test harness that serves accounts call Create.
+//
+// Created and destroyed on one thread, after the clients in AccountsDeps and before they go; the
+// service it hands out is called on gRPC's threads.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "absl/time/time.h"
+#include "platform/pg/pg.h"
+#include "platform/redis/redis.h"
+#include "services/accounts/accounts_rpcs.h"
+#include "services/accounts/accounts_service.h"
+#include "services/accounts/accounts_store.h"
+#include "services/accounts/key_cache.h"
+
+namespace kurt::accounts {
+
+// Everything the accounts service is configured with (main fills it from flags).
+struct AccountsConfig {
+  // Bearer token that may create accounts; empty: only open sign-up can.
+  std::string admin_token;
+  bool open_signup = false;
+  // Shared with the edge; empty disables the check (local development).
+  std::string edge_secret;
+  // How long Redis keeps a key lookup.
+  absl::Duration key_cache_ttl = absl::Seconds(10);
+  // Where in Redis the lookups are kept (tests take a prefix of their own).
+  std::string key_cache_prefix = "kurt:apikey:";
+};
+
+// The clients main built; each outlives the module.
+struct AccountsDeps {
+  pg::PgCluster* cluster = nullptr;
+  redis::RedisClient* redis = nullptr;
+};
+
+class AccountsModule {
+ public:
+  static std::unique_ptr<AccountsModule> Create(const AccountsConfig& config, AccountsDeps deps);
+
+  // kurt.accounts.v1.AccountsService, to add to a GrpcServer.
+  grpc::Service* service() { return &service_; }
+
+ private:
+  AccountsModule(const AccountsConfig& config, AccountsDeps deps);
+
+  PgAccountsStore store_;
+  RedisKeyCache cache_;
+  AccountsRpcs rpcs_;
+  AccountsService service_;
+};
+
+}  // namespace kurt::accounts

@@ -1,0 +1,60 @@
+#include "services/analytics/analytics_module.h"
+
+#include "platform/core/log.h"
+
+namespace kurt::analytics {
+namespace {
+
+ClickConsumerOptions ConsumerOptions(const AnalyticsConfig& config) {
+  ClickConsumerOptions options;
+  options.brokers = config.kafka_brokers;
+  options.group_id = config.consumer_group;
+  options.topic = config.clicks_topic;
+  options.max_batch = config.batch_max_messages;
+  options.batch_wait = config.batch_wait;
+  options.lag_refresh = config.lag_refresh;
+  options.partition_months_ahead = config.partition_months_ahead;
+  options.mirror_offsets_to_kafka = config.mirror_offsets_to_kafka;
+  return options;
+}
+
+}  // namespace
+
+std::unique_ptr<AnalyticsModule> AnalyticsModule::Create(const AnalyticsConfig& config,
+                                                         AnalyticsDeps deps) {
+  return std::unique_ptr<AnalyticsModule>(new AnalyticsModule(config, deps));
+}
+
+AnalyticsModule::AnalyticsModule(const AnalyticsConfig& config, AnalyticsDeps deps)
+    : consume_(config.consume),
+      producer_(deps.producer),
+      click_store_(&deps.cluster->primary()),
+      dead_letters_(deps.producer, config.dead_letter_topic),
+      processor_(config.consumer_group, &click_store_, &dead_letters_, deps.registry,
+                 config.write_parallelism),
+      consumer_(ConsumerOptions(config), &click_store_, &processor_, deps.registry),
+      stats_store_(deps.cluster),
+      rpcs_(&stats_store_, config.now),
+      service_(&rpcs_) {}
+
+AnalyticsModule::~AnalyticsModule() { Stop(); }
+
+absl::Status AnalyticsModule::Start() {
+  if (!consume_) {
+    return absl::OkStatus();
+  }
+  return consumer_.Start();
+}
+
+void AnalyticsModule::Stop() {
+  if (stopped_) {
+    return;
+  }
+  stopped_ = true;
+  consumer_.Stop();
+  if (absl::Status s = producer_->Flush(absl::Seconds(10)); !s.ok()) {
+    KURT_LOG(kWarn, "dead letters left unsent", {"error", s.ToString()});
+  }
+}
+
+}  // namespace kurt::analytics
