@@ -13,10 +13,16 @@
 namespace kurt::outbox {
 
 bool IsValidTableName(absl::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  if (!(absl::ascii_islower(name[0]) || name[0] == '_')) return false;
+  if (name.empty() || name.size() > 63) {
+    return false;
+  }
+  if (!(absl::ascii_islower(name[0]) || name[0] == '_')) {
+    return false;
+  }
   for (char c : name) {
-    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_')) return false;
+    if (!(absl::ascii_islower(c) || absl::ascii_isdigit(c) || c == '_')) {
+      return false;
+    }
   }
   return true;
 }
@@ -49,7 +55,9 @@ bool Enqueue(pqxx::work& tx, absl::string_view table, const OutboxMessage& messa
                    " (topic, message_key, payload, event_id, headers) VALUES ($1, $2, $3, $4, ",
                    headers, ") ON CONFLICT (event_id) DO NOTHING RETURNING id"),
       message.topic, message.key, payload, message.event_id);
-  if (r.empty()) return false;
+  if (r.empty()) {
+    return false;
+  }
   tx.exec(absl::StrCat("NOTIFY ", table));
   return true;
 }
@@ -60,71 +68,27 @@ absl::Status KafkaPublisher::Publish(const OutboxMessage& message,
   headers.reserve(message.headers.size() + 1);
   headers.emplace_back(std::string(kEventIdHeader), message.event_id);
   for (const auto& h : message.headers) {
-    if (h.first != kEventIdHeader) headers.push_back(h);
+    if (h.first != kEventIdHeader) {
+      headers.push_back(h);
+    }
   }
   return producer_->Produce(message.topic, message.key, message.payload, headers,
                             std::move(on_delivery));
 }
-
-// A dedicated connection that LISTENs on the table's channel. Used by the relay's thread only;
-// reconnects (with a pause) when the connection breaks.
-class OutboxListener {
- public:
-  OutboxListener(std::string url, std::string channel)
-      : url_(std::move(url)), channel_(std::move(channel)) {}
-
-  // Waits up to `timeout` for a notification; true if one came (or the state is unknown after a
-  // connection problem, so that the caller looks at the table anyway).
-  bool Wait(absl::Duration timeout) {
-    try {
-      if (!conn_) {
-        if (absl::Now() < next_connect_) {
-          absl::SleepFor(std::min(timeout, next_connect_ - absl::Now()));
-          return false;
-        }
-        conn_ = std::make_unique<pqxx::connection>(url_);
-        receiver_ = std::make_unique<Receiver>(*conn_, channel_);
-        return true;  // anything may have been written while we were not listening
-      }
-      int64_t us = std::max<int64_t>(0, absl::ToInt64Microseconds(timeout));
-      return conn_->await_notification(us / 1000000, us % 1000000) > 0;
-    } catch (const std::exception& e) {
-      KURT_LOG(kWarn, "outbox LISTEN connection failed; polling meanwhile",
-               {"channel", channel_}, {"error", e.what()});
-      receiver_.reset();
-      conn_.reset();
-      next_connect_ = absl::Now() + absl::Seconds(2);
-      return true;
-    }
-  }
-
- private:
-  struct Receiver : pqxx::notification_receiver {
-    Receiver(pqxx::connection_base& c, const std::string& channel)
-        : pqxx::notification_receiver(c, channel) {}
-    void operator()(const std::string&, int) override {}
-  };
-
-  const std::string url_;
-  const std::string channel_;
-  std::unique_ptr<pqxx::connection> conn_;
-  std::unique_ptr<Receiver> receiver_;
-  absl::Time next_connect_ = absl::InfinitePast();
-};
 
 OutboxRelay::OutboxRelay(RelayOptions options, pg::PgPool* pool, Publisher* publisher,
                          metrics::Registry* registry)
     : options_(std::move(options)), pool_(pool), publisher_(publisher) {
   CheckTable(options_.table);
   published_ = &registry
-                    ->AddCounter("kurt_outbox_published_total",
-                                 "Outbox rows published and marked", {"table"})
+                    ->AddCounter("kurt_outbox_published_total", "Outbox rows published and marked",
+                                 {"table"})
                     .WithLabels({options_.table});
-  failures_ = &registry
-                   ->AddCounter("kurt_outbox_delivery_failures_total",
-                                "Outbox messages the broker did not acknowledge (retried)",
-                                {"table"})
-                   .WithLabels({options_.table});
+  failures_ =
+      &registry
+           ->AddCounter("kurt_outbox_delivery_failures_total",
+                        "Outbox messages the broker did not acknowledge (retried)", {"table"})
+           .WithLabels({options_.table});
   errors_ = &registry
                  ->AddCounter("kurt_outbox_relay_errors_total",
                               "Relay rounds that failed (database or producer errors)", {"table"})
@@ -134,7 +98,14 @@ OutboxRelay::OutboxRelay(RelayOptions options, pg::PgPool* pool, Publisher* publ
                              "Unpublished rows seen by the last cleanup", {"table"})
                   .WithLabels({options_.table});
   if (!options_.listen_url.empty()) {
-    listener_ = std::make_unique<OutboxListener>(options_.listen_url, options_.table);
+    pg::ListenerOptions listen;
+    listen.url = options_.listen_url;
+    listen.channels = {options_.table};
+    listen.name = options_.table;
+    // A NOTIFY, or a (re)connection after which rows may be waiting that no NOTIFY announced.
+    listener_ = std::make_unique<pg::Listener>(
+        listen, [this](absl::string_view, absl::string_view) { Wake(); }, [this] { Wake(); },
+        registry);
   }
 }
 
@@ -143,15 +114,23 @@ OutboxRelay::~OutboxRelay() { Stop(); }
 void OutboxRelay::Start() {
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
+  if (listener_) {
+    listener_->Start();
+  }
 }
 
 void OutboxRelay::Stop() {
+  if (listener_) {
+    listener_->Stop();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
 }
 
 void OutboxRelay::Wake() {
@@ -163,23 +142,6 @@ void OutboxRelay::Wake() {
 }
 
 void OutboxRelay::WaitForWork(absl::Duration timeout) {
-  if (listener_) {
-    // Short slices so that Stop and Wake are noticed promptly.
-    const absl::Time until = absl::Now() + timeout;
-    while (!stop_) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (woken_) {
-          woken_ = false;
-          return;
-        }
-      }
-      absl::Duration left = until - absl::Now();
-      if (left <= absl::ZeroDuration()) return;
-      if (listener_->Wait(std::min(left, absl::Milliseconds(100)))) return;
-    }
-    return;
-  }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] { return woken_ || stop_.load(); });
   woken_ = false;
@@ -206,7 +168,9 @@ void OutboxRelay::Loop() {
         KURT_LOG(kWarn, "outbox cleanup failed", {"error", deleted.status().ToString()});
       }
     }
-    if (*n < options_.batch_size) WaitForWork(options_.poll_interval);
+    if (*n < options_.batch_size) {
+      WaitForWork(options_.poll_interval);
+    }
   }
 }
 
@@ -259,7 +223,9 @@ absl::StatusOr<int> OutboxRelay::RelayOnce() {
                                                  row[6].as<std::string>());
       }
     }
-    if (rows.empty()) return;
+    if (rows.empty()) {
+      return;
+    }
 
     auto acks = std::make_shared<Acks>();
     acks->ok.assign(rows.size(), false);
@@ -296,16 +262,21 @@ absl::StatusOr<int> OutboxRelay::RelayOnce() {
       }
     }
     if (!done.empty()) {
-      tx.exec(absl::StrCat("UPDATE ", options_.table,
-                           " SET published_time = now() WHERE id IN (", absl::StrJoin(done, ","),
-                           ")"));
+      tx.exec(absl::StrCat("UPDATE ", options_.table, " SET published_time = now() WHERE id IN (",
+                           absl::StrJoin(done, ","), ")"));
     }
     tx.commit();
     published = static_cast<int>(done.size());
   });
-  if (published > 0) published_->Increment(published);
-  if (failed > 0) failures_->Increment(failed);
-  if (!status.ok()) return status;
+  if (published > 0) {
+    published_->Increment(published);
+  }
+  if (failed > 0) {
+    failures_->Increment(failed);
+  }
+  if (!status.ok()) {
+    return status;
+  }
   if (failed > 0 && published == 0) {
     return absl::UnavailableError(
         absl::StrCat(failed, " outbox messages were not acknowledged by the broker"));
@@ -325,7 +296,9 @@ absl::StatusOr<int64_t> OutboxRelay::DeletePublished() {
                                         " WHERE published_time IS NULL"))[0]
                       .as<double>());
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return deleted;
 }
 
