@@ -76,52 +76,6 @@ absl::Status KafkaPublisher::Publish(const OutboxMessage& message,
                             std::move(on_delivery));
 }
 
-// A dedicated connection that LISTENs on the table's channel. Used by the relay's thread only;
-// reconnects (with a pause) when the connection breaks.
-class OutboxListener {
- public:
-  OutboxListener(std::string url, std::string channel)
-      : url_(std::move(url)), channel_(std::move(channel)) {}
-
-  // Waits up to `timeout` for a notification; true if one came (or the state is unknown after a
-  // connection problem, so that the caller looks at the table anyway).
-  bool Wait(absl::Duration timeout) {
-    try {
-      if (!conn_) {
-        if (absl::Now() < next_connect_) {
-          absl::SleepFor(std::min(timeout, next_connect_ - absl::Now()));
-          return false;
-        }
-        conn_ = std::make_unique<pqxx::connection>(url_);
-        receiver_ = std::make_unique<Receiver>(*conn_, channel_);
-        return true;  // anything may have been written while we were not listening
-      }
-      int64_t us = std::max<int64_t>(0, absl::ToInt64Microseconds(timeout));
-      return conn_->await_notification(us / 1000000, us % 1000000) > 0;
-    } catch (const std::exception& e) {
-      KURT_LOG(kWarn, "outbox LISTEN connection failed; polling meanwhile", {"channel", channel_},
-               {"error", e.what()});
-      receiver_.reset();
-      conn_.reset();
-      next_connect_ = absl::Now() + absl::Seconds(2);
-      return true;
-    }
-  }
-
- private:
-  struct Receiver : pqxx::notification_receiver {
-    Receiver(pqxx::connection_base& c, const std::string& channel)
-        : pqxx::notification_receiver(c, channel) {}
-    void operator()(const std::string&, int) override {}
-  };
-
-  const std::string url_;
-  const std::string channel_;
-  std::unique_ptr<pqxx::connection> conn_;
-  std::unique_ptr<Receiver> receiver_;
-  absl::Time next_connect_ = absl::InfinitePast();
-};
-
 OutboxRelay::OutboxRelay(RelayOptions options, pg::PgPool* pool, Publisher* publisher,
                          metrics::Registry* registry)
     : options_(std::move(options)), pool_(pool), publisher_(publisher) {
@@ -144,7 +98,14 @@ OutboxRelay::OutboxRelay(RelayOptions options, pg::PgPool* pool, Publisher* publ
                              "Unpublished rows seen by the last cleanup", {"table"})
                   .WithLabels({options_.table});
   if (!options_.listen_url.empty()) {
-    listener_ = std::make_unique<OutboxListener>(options_.listen_url, options_.table);
+    pg::ListenerOptions listen;
+    listen.url = options_.listen_url;
+    listen.channels = {options_.table};
+    listen.name = options_.table;
+    // A NOTIFY, or a (re)connection after which rows may be waiting that no NOTIFY announced.
+    listener_ = std::make_unique<pg::Listener>(
+        listen, [this](absl::string_view, absl::string_view) { Wake(); }, [this] { Wake(); },
+        registry);
   }
 }
 
@@ -153,9 +114,15 @@ OutboxRelay::~OutboxRelay() { Stop(); }
 void OutboxRelay::Start() {
   stop_ = false;
   thread_ = std::thread([this] { Loop(); });
+  if (listener_) {
+    listener_->Start();
+  }
 }
 
 void OutboxRelay::Stop() {
+  if (listener_) {
+    listener_->Stop();
+  }
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -175,27 +142,6 @@ void OutboxRelay::Wake() {
 }
 
 void OutboxRelay::WaitForWork(absl::Duration timeout) {
-  if (listener_) {
-    // Short slices so that Stop and Wake are noticed promptly.
-    const absl::Time until = absl::Now() + timeout;
-    while (!stop_) {
-      {
-        std::lock_guard<std::mutex> lock(mu_);
-        if (woken_) {
-          woken_ = false;
-          return;
-        }
-      }
-      absl::Duration left = until - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        return;
-      }
-      if (listener_->Wait(std::min(left, absl::Milliseconds(100)))) {
-        return;
-      }
-    }
-    return;
-  }
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait_for(lock, absl::ToChronoMilliseconds(timeout), [&] { return woken_ || stop_.load(); });
   woken_ = false;

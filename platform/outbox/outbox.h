@@ -13,8 +13,8 @@
 //   headers jsonb (more headers as {"name": "value"}), create_time timestamptz,
 //   published_time timestamptz (NULL until published), and an index on (id) WHERE
 //   published_time IS NULL.
-// Enqueue also NOTIFYs the channel named like the table, on which relays LISTEN for prompt
-// wake-ups (they poll as well).
+// Enqueue also NOTIFYs the channel named like the table, on which relays LISTEN (platform/pg/
+// listener.h) for prompt wake-ups; they poll as well.
 //
 // An OutboxRelay lives as long as its pool and publisher; Start/Stop from one thread, Wake from
 // any.
@@ -33,6 +33,7 @@
 #include "absl/time/time.h"
 #include "platform/core/metrics.h"
 #include "platform/kafka/kafka.h"
+#include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
 
 namespace kurt::outbox {
@@ -89,7 +90,7 @@ struct RelayOptions {
   absl::Duration ack_timeout = absl::Minutes(5);
   // Published rows older than this are deleted.
   absl::Duration retention = absl::Hours(24);
-  // A connection URL for LISTEN (normally the pool's); empty: poll only.
+  // The primary, directly, for LISTEN (pg::ListenUrlFromFlags()); empty: poll only.
   std::string listen_url;
 };
 
@@ -133,7 +134,8 @@ class OutboxRelay {
   bool woken_ = false;
   std::atomic<bool> stop_{false};
   std::thread thread_;
-  std::unique_ptr<class OutboxListener> listener_;
+  // Wakes the relay on each NOTIFY, and after each (re)connection.
+  std::unique_ptr<pg::Listener> listener_;
 };
 
 }  // namespace kurt::outbox

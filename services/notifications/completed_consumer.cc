@@ -40,12 +40,18 @@ absl::Status CompletedConsumer::HandleBatch(const std::vector<kafka::Message>& b
     }
     events.push_back(std::move(e));
   }
-  if (events.empty()) return absl::OkStatus();
+  if (events.empty()) {
+    return absl::OkStatus();
+  }
   absl::StatusOr<int> stored = store_->StoreCompleted(events);
-  if (!stored.ok()) return stored.status();
+  if (!stored.ok()) {
+    return stored.status();
+  }
   stored_->Increment(*stored);
   duplicates_->Increment(static_cast<double>(events.size() - *stored));
-  if (*stored > 0 && sender_ != nullptr) sender_->Wake();
+  if (*stored > 0 && sender_ != nullptr) {
+    sender_->Wake();
+  }
   return absl::OkStatus();
 }
 

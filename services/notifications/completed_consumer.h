@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "absl/status/status.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 #include "services/notifications/notification_store.h"
 #include "services/notifications/webhook_sender.h"
 

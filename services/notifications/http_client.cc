@@ -43,13 +43,17 @@ absl::StatusOr<HttpResponse> Exchange(net::io_context& ioc, Stream& stream,
                                       http::request<http::string_body>& req) {
   boost::system::error_code ec =
       Run(ioc, [&](auto handler) { http::async_write(stream, req, handler); });
-  if (ec) return NetError("sending the webhook request", ec);
+  if (ec) {
+    return NetError("sending the webhook request", ec);
+  }
   beast::flat_buffer buffer;
   http::response_parser<http::string_body> parser;
   parser.body_limit(kMaxResponseBody);
   ec = Run(ioc, [&](auto handler) { http::async_read(stream, buffer, parser, handler); });
   // A body over the limit still tells the status, which is all that matters.
-  if (ec && ec != http::error::body_limit) return NetError("reading the webhook response", ec);
+  if (ec && ec != http::error::body_limit) {
+    return NetError("reading the webhook response", ec);
+  }
   HttpResponse out;
   out.status = static_cast<int>(parser.get().result_int());
   out.body = parser.get().body();
@@ -66,25 +70,30 @@ absl::StatusOr<HttpResponse> BeastHttpPoster::Post(
   beast::tcp_stream tcp(ioc);
   tcp.expires_after(absl::ToChronoMilliseconds(timeout));
   boost::system::error_code ec = Run(ioc, [&](auto handler) {
-    tcp.async_connect(endpoints, [handler](boost::system::error_code e, const auto&) mutable {
-      handler(e);
-    });
+    tcp.async_connect(endpoints,
+                      [handler](boost::system::error_code e, const auto&) mutable { handler(e); });
   });
-  if (ec) return NetError(absl::StrCat("connecting to ", url.host), ec);
+  if (ec) {
+    return NetError(absl::StrCat("connecting to ", url.host), ec);
+  }
 
   http::request<http::string_body> req{http::verb::post, url.target, 11};
   const bool default_port = url.port == (url.https ? 443 : 80);
-  std::string host = url.host.find(':') != std::string::npos ? absl::StrCat("[", url.host, "]")
-                                                             : url.host;
+  std::string host =
+      url.host.find(':') != std::string::npos ? absl::StrCat("[", url.host, "]") : url.host;
   req.set(http::field::host, default_port ? host : absl::StrCat(host, ":", url.port));
   req.set(http::field::user_agent, "kurt-webhooks/1");
   req.set(http::field::content_type, "application/json");
-  for (const auto& [k, v] : headers) req.set(k, v);
+  for (const auto& [k, v] : headers) {
+    req.set(k, v);
+  }
   req.body() = body;
   req.prepare_payload();
   req.keep_alive(false);
 
-  if (!url.https) return Exchange(ioc, tcp, req);
+  if (!url.https) {
+    return Exchange(ioc, tcp, req);
+  }
 
   ssl::context ctx(ssl::context::tls_client);
   ctx.set_default_verify_paths();
@@ -95,7 +104,9 @@ absl::StatusOr<HttpResponse> BeastHttpPoster::Post(
     return absl::UnavailableError("TLS: cannot set the server name");
   }
   ec = Run(ioc, [&](auto handler) { tls.async_handshake(ssl::stream_base::client, handler); });
-  if (ec) return NetError(absl::StrCat("TLS handshake with ", url.host), ec);
+  if (ec) {
+    return NetError(absl::StrCat("TLS handshake with ", url.host), ec);
+  }
   return Exchange(ioc, tls, req);
 }
 

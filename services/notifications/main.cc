@@ -1,25 +1,25 @@
 // kurt-notifications: stores a notification per finished report (a Kafka consumer group on
 // kurt.reports.completed.v1), serves them (list, ack, a live stream) over gRPC, and POSTs them
-// to the accounts' webhooks.
-#include <thread>
+// to the accounts' webhooks. Wiring only: notifications_module.h is where the parts meet.
+#include <algorithm>
+#include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/time/time.h"
 #include "platform/core/config.h"
+#include "platform/core/log.h"
+#include "platform/core/metrics.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
-#include "platform/core/log.h"
+#include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
-#include "services/notifications/completed_consumer.h"
-#include "services/notifications/http_client.h"
-#include "services/notifications/notification_hub.h"
-#include "services/notifications/notification_store.h"
-#include "services/notifications/notifications_service.h"
-#include "services/notifications/webhook_sender.h"
-#include "platform/kafka/first_assignment.h"
+#include "services/common/mesh.h"
+#include "services/notifications/notifications_module.h"
 
-ABSL_FLAG(std::string, completed_topic, "kurt.reports.completed.v1",
+ABSL_FLAG(std::string, completed_topic, kurt::mesh::kReportsCompletedTopic,
           "Kafka topic of finished reports (consumed)");
-ABSL_FLAG(std::string, consumer_group, "kurt-notifications", "Kafka consumer group");
+ABSL_FLAG(std::string, consumer_group, std::string{kurt::mesh::kNotifications.binary},
+          "Kafka consumer group");
 ABSL_FLAG(bool, allow_private_webhooks, false,
           "Let webhooks reach private, loopback and link-local addresses (tests only)");
 ABSL_FLAG(int, webhook_max_attempts, 8, "POSTs of one notification before giving up");
@@ -30,9 +30,30 @@ ABSL_FLAG(absl::Duration, stream_poll, absl::Seconds(5),
           "Live streams look at the table at least this often (wake-ups come sooner)");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
 
+namespace {
+
+kurt::notifications::NotificationsConfig ConfigFromFlags() {
+  kurt::notifications::NotificationsConfig config;
+  config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
+  config.completed_topic = absl::GetFlag(FLAGS_completed_topic);
+  config.consumer_group = absl::GetFlag(FLAGS_consumer_group);
+  config.listen_url = kurt::pg::ListenUrlFromFlags();
+  const bool allow_private = absl::GetFlag(FLAGS_allow_private_webhooks);
+  config.rpcs.allow_internal_webhooks = allow_private;
+  config.rpcs.stream_poll = absl::GetFlag(FLAGS_stream_poll);
+  config.webhook_sender.allow_internal = allow_private;
+  config.webhook_sender.max_attempts = absl::GetFlag(FLAGS_webhook_max_attempts);
+  config.webhook_sender.backoff = absl::GetFlag(FLAGS_webhook_backoff);
+  config.webhook_sender.timeout = absl::GetFlag(FLAGS_webhook_timeout);
+  config.webhook_sender.lease = std::max(absl::Seconds(30), config.webhook_sender.timeout * 3);
+  return config;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  kurt::platform::SetFlagDefault(&FLAGS_grpc_port, 7106);
-  kurt::platform::SetFlagDefault(&FLAGS_metrics_port, 9106);
+  kurt::platform::SetFlagDefault(&FLAGS_grpc_port, kurt::mesh::kNotifications.grpc_port);
+  kurt::platform::SetFlagDefault(&FLAGS_metrics_port, kurt::mesh::kNotifications.metrics_port);
   kurt::platform::InitProcess(argc, argv, "notifications",
                               "kurt-notifications: notifications of finished reports");
 
@@ -41,58 +62,28 @@ int main(int argc, char** argv) {
   pool_options.url = absl::GetFlag(FLAGS_pg_primary_url);
   pool_options.max_connections = absl::GetFlag(FLAGS_pg_pool_size);
   kurt::pg::PgPool primary(pool_options);
-  kurt::notifications::PgNotificationStore store(&primary);
 
-  kurt::notifications::NotificationHub hub(absl::GetFlag(FLAGS_pg_primary_url), &registry);
-  kurt::notifications::BeastHttpPoster poster;
-  kurt::notifications::WebhookSenderOptions sender_options;
-  sender_options.allow_internal = absl::GetFlag(FLAGS_allow_private_webhooks);
-  sender_options.max_attempts = absl::GetFlag(FLAGS_webhook_max_attempts);
-  sender_options.backoff = absl::GetFlag(FLAGS_webhook_backoff);
-  sender_options.timeout = absl::GetFlag(FLAGS_webhook_timeout);
-  sender_options.lease = std::max(absl::Seconds(30), sender_options.timeout * 3);
-  kurt::notifications::WebhookSender sender(sender_options, &store, &poster, &registry);
-
-  kurt::notifications::NotificationsServiceOptions options;
-  options.allow_internal_webhooks = sender_options.allow_internal;
-  options.stream_poll = absl::GetFlag(FLAGS_stream_poll);
-  kurt::notifications::NotificationsService service(options, &store, &hub, &registry);
-
-  kurt::notifications::CompletedConsumer handler(&store, &sender, &registry);
-  kurt::kafka::ConsumerOptions consumer_options;
-  consumer_options.brokers = absl::GetFlag(FLAGS_kafka_brokers);
-  consumer_options.group_id = absl::GetFlag(FLAGS_consumer_group);
-  consumer_options.topics = {absl::GetFlag(FLAGS_completed_topic)};
-  consumer_options.client_id = "kurt-notifications";
-  consumer_options.assignment_strategy = "cooperative-sticky";
-  kurt::kafka::FirstAssignment first_assignment;
-  auto consumer = kurt::kafka::KafkaConsumer::Create(
-      consumer_options,
-      [&](const std::vector<kurt::kafka::Message>& batch) { return handler.HandleBatch(batch); },
-      first_assignment.Handler());
-  if (!consumer.ok()) {
-    KURT_LOG(kError, "kafka consumer", {"error", consumer.status().ToString()});
+  auto module = kurt::notifications::NotificationsModule::Create(
+      ConfigFromFlags(), {.primary = &primary, .registry = &registry});
+  if (!module.ok()) {
+    KURT_LOG(kError, "cannot build the service", {"error", module.status().ToString()});
     return 2;
   }
 
-  kurt::platform::GrpcServer server(
-      kurt::platform::GrpcServerOptions::FromFlags("notifications"), &registry);
-  server.AddService(&service);
-  std::thread consuming;
-  server.OnShutdown([&] { sender.Stop(); });
-  server.OnShutdown([&] { first_assignment.StopAndClose(&*consumer, &consuming); });
+  kurt::platform::GrpcServer server(kurt::platform::GrpcServerOptions::FromFlags("notifications"),
+                                    &registry);
+  server.AddService((*module)->service());
+  server.OnShutdown([&] { (*module)->Stop(); });
   if (absl::Status s = server.Start(); !s.ok()) {
     KURT_LOG(kError, "cannot start", {"error", s.ToString()});
     return 1;
   }
-  hub.Start();
-  sender.Start();
-  consuming = std::thread([&] { (*consumer)->Run(); });
+  (*module)->Start();
 
   int sig = kurt::platform::WaitForShutdownSignal();
   KURT_LOG(kInfo, "shutting down", {"signal", sig});
   // Live streams never end by themselves: end them first, so the drain does not wait for them.
-  hub.Stop();
+  (*module)->StopStreams();
   server.Shutdown();
   return 0;
 }

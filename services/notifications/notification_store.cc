@@ -5,8 +5,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "kurt/reports/v1/reports.pb.h"
-#include "platform/grpc/handler.h"
-#include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
 
 namespace kurt::notifications {
@@ -34,7 +32,9 @@ NotificationRecord FromRow(const pqxx::row& r, int at = 0) {
   n.size_bytes = r[at + 9].as<int64_t>();
   n.error = r[at + 10].as<std::string>();
   n.create_time = absl::FromUnixMicros(r[at + 11].as<int64_t>());
-  if (!r[at + 12].is_null()) n.ack_time = absl::FromUnixMicros(r[at + 12].as<int64_t>());
+  if (!r[at + 12].is_null()) {
+    n.ack_time = absl::FromUnixMicros(r[at + 12].as<int64_t>());
+  }
   return n;
 }
 
@@ -47,9 +47,13 @@ void ToProto(const NotificationRecord& r, v1::Notification* out) {
   v1::ReportNotice* report = out->mutable_report();
   report->set_report_id(r.report_id);
   reports::v1::ReportKind kind;
-  if (reports::v1::ReportKind_Parse(r.report_kind, &kind)) report->set_kind(kind);
+  if (reports::v1::ReportKind_Parse(r.report_kind, &kind)) {
+    report->set_kind(kind);
+  }
   reports::v1::ReportState state;
-  if (reports::v1::ReportState_Parse(r.report_state, &state)) report->set_state(state);
+  if (reports::v1::ReportState_Parse(r.report_state, &state)) {
+    report->set_state(state);
+  }
   report->set_row_count(r.row_count);
   report->set_size_bytes(r.size_bytes);
   if (r.report_state == "SUCCEEDED") {
@@ -57,7 +61,9 @@ void ToProto(const NotificationRecord& r, v1::Notification* out) {
   }
   report->set_error(r.error);
   SetTimestamp(r.create_time, out->mutable_create_time());
-  if (r.ack_time) SetTimestamp(*r.ack_time, out->mutable_ack_time());
+  if (r.ack_time) {
+    SetTimestamp(*r.ack_time, out->mutable_ack_time());
+  }
 }
 
 std::string MessageFor(const events::v1::ReportCompleted& e) {
@@ -76,7 +82,9 @@ absl::StatusOr<int> PgNotificationStore::StoreCompleted(
   // By account (stable: one account's events keep their Kafka order), so that concurrent
   // transactions take the per-account locks in the same order.
   std::vector<const events::v1::ReportCompleted*> sorted;
-  for (const auto& e : events) sorted.push_back(&e);
+  for (const auto& e : events) {
+    sorted.push_back(&e);
+  }
   std::stable_sort(sorted.begin(), sorted.end(),
                    [](auto* a, auto* b) { return a->account_id() < b->account_id(); });
   int inserted = 0;
@@ -98,7 +106,9 @@ absl::StatusOr<int> PgNotificationStore::StoreCompleted(
           e->account_id(), e->event_id(), MessageFor(*e), e->report_id(),
           reports::v1::ReportKind_Name(e->kind()), reports::v1::ReportState_Name(e->state()),
           e->row_count(), e->size_bytes(), e->error());
-      if (r.empty()) continue;
+      if (r.empty()) {
+        continue;
+      }
       ++inserted;
       notify.insert(e->account_id());
       tx.exec_params(
@@ -110,7 +120,9 @@ absl::StatusOr<int> PgNotificationStore::StoreCompleted(
       tx.exec_params(absl::StrCat("SELECT pg_notify('", kNotifyChannel, "', $1)"), account);
     }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return inserted;
 }
 
@@ -123,12 +135,15 @@ absl::StatusOr<std::vector<NotificationRecord>> PgNotificationStore::List(
     pqxx::result r = tx.exec_params(
         absl::StrCat("SELECT ", kColumns,
                      " FROM notifications n WHERE n.account_id = $1 AND ($2 = 0 OR n.id < $2)",
-                     unacked_only ? " AND n.ack_time IS NULL" : "",
-                     " ORDER BY n.id DESC LIMIT $3"),
+                     unacked_only ? " AND n.ack_time IS NULL" : "", " ORDER BY n.id DESC LIMIT $3"),
         account_id, before, limit);
-    for (const pqxx::row& row : r) out.push_back(FromRow(row));
+    for (const pqxx::row& row : r) {
+      out.push_back(FromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -138,14 +153,18 @@ absl::StatusOr<std::vector<NotificationRecord>> PgNotificationStore::After(
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     out.clear();
     pqxx::nontransaction tx(c);
-    pqxx::result r = tx.exec_params(
-        absl::StrCat("SELECT ", kColumns,
-                     " FROM notifications n WHERE n.account_id = $1 AND n.id > $2 "
-                     "ORDER BY n.id LIMIT $3"),
-        account_id, after, limit);
-    for (const pqxx::row& row : r) out.push_back(FromRow(row));
+    pqxx::result r =
+        tx.exec_params(absl::StrCat("SELECT ", kColumns,
+                                    " FROM notifications n WHERE n.account_id = $1 AND n.id > $2 "
+                                    "ORDER BY n.id LIMIT $3"),
+                       account_id, after, limit);
+    for (const pqxx::row& row : r) {
+      out.push_back(FromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -153,12 +172,13 @@ absl::StatusOr<int64_t> PgNotificationStore::LastId(const std::string& account_i
   int64_t id = 0;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    id = tx.exec_params1(
-               "SELECT COALESCE(max(id), 0) FROM notifications WHERE account_id = $1",
-               account_id)[0]
+    id = tx.exec_params1("SELECT COALESCE(max(id), 0) FROM notifications WHERE account_id = $1",
+                         account_id)[0]
              .as<int64_t>();
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return id;
 }
 
@@ -172,10 +192,16 @@ absl::StatusOr<NotificationRecord> PgNotificationStore::Ack(const std::string& a
                      "WHERE n.id = $1 AND n.account_id = $2 RETURNING ",
                      kColumns),
         id, account_id);
-    if (!r.empty()) out = FromRow(r[0]);
+    if (!r.empty()) {
+      out = FromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return absl::NotFoundError(absl::StrCat("no notification with id '", id, "'"));
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return absl::NotFoundError(absl::StrCat("no notification with id '", id, "'"));
+  }
   return *out;
 }
 
@@ -198,7 +224,9 @@ absl::StatusOr<WebhookRecord> PgNotificationStore::SetWebhook(const std::string&
     out.url = r[0].as<std::string>();
     out.update_time = absl::FromUnixMicros(r[1].as<int64_t>());
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -215,7 +243,9 @@ absl::StatusOr<std::optional<WebhookRecord>> PgNotificationStore::GetWebhook(
       out = WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>())};
     }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -225,17 +255,16 @@ absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(int l
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     out.clear();
     pqxx::result r = tx.exec_params(
-        absl::StrCat(
-            "WITH due AS (SELECT id FROM webhook_deliveries WHERE state = 'PENDING' AND "
-            "next_attempt_time <= now() ORDER BY next_attempt_time LIMIT $1 "
-            "FOR UPDATE SKIP LOCKED), "
-            "claimed AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
-            "next_attempt_time = now() + $2 * interval '1 millisecond' FROM due "
-            "WHERE d.id = due.id RETURNING d.id, d.url, d.attempts, d.notification_id) "
-            "SELECT claimed.id, claimed.url, claimed.attempts, ",
-            kColumns,
-            " FROM claimed JOIN notifications n ON n.id = claimed.notification_id "
-            "ORDER BY claimed.id"),
+        absl::StrCat("WITH due AS (SELECT id FROM webhook_deliveries WHERE state = 'PENDING' AND "
+                     "next_attempt_time <= now() ORDER BY next_attempt_time LIMIT $1 "
+                     "FOR UPDATE SKIP LOCKED), "
+                     "claimed AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
+                     "next_attempt_time = now() + $2 * interval '1 millisecond' FROM due "
+                     "WHERE d.id = due.id RETURNING d.id, d.url, d.attempts, d.notification_id) "
+                     "SELECT claimed.id, claimed.url, claimed.attempts, ",
+                     kColumns,
+                     " FROM claimed JOIN notifications n ON n.id = claimed.notification_id "
+                     "ORDER BY claimed.id"),
         limit, absl::ToInt64Milliseconds(lease));
     for (const pqxx::row& row : r) {
       Delivery d;
@@ -246,7 +275,9 @@ absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(int l
       out.push_back(std::move(d));
     }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 

@@ -1,6 +1,7 @@
-// Where notifications, webhooks and webhook deliveries live: the interface the service, the
-// event consumer and the webhook sender use, and its PostgreSQL implementation (all of the
-// notifications SQL is in notification_store.cc; everything runs on the primary).
+// Where notifications, webhooks and webhook deliveries live: the interface the RPCs, the event
+// consumer and the webhook sender use, and its PostgreSQL implementation (all of the
+// notifications SQL is in notification_store.cc; everything runs on the primary). A
+// PgNotificationStore lives as long as its pool; every method may run on many threads at once.
 //
 // Storing a batch of events is one transaction: a notification per event (an event seen before
 // is skipped by its event id), a webhook delivery for each when the account has a webhook, and a
@@ -99,8 +100,7 @@ class PgNotificationStore : public NotificationStore {
   absl::StatusOr<int> StoreCompleted(
       const std::vector<events::v1::ReportCompleted>& events) override;
   absl::StatusOr<std::vector<NotificationRecord>> List(const std::string& account_id, int limit,
-                                                       int64_t before,
-                                                       bool unacked_only) override;
+                                                       int64_t before, bool unacked_only) override;
   absl::StatusOr<std::vector<NotificationRecord>> After(const std::string& account_id,
                                                         int64_t after, int limit) override;
   absl::StatusOr<int64_t> LastId(const std::string& account_id) override;

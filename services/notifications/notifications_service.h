@@ -1,28 +1,19 @@
-// kurt.notifications.v1.NotificationsService: lists and acknowledges the caller's
-// notifications, streams them live (from the hub's wake-ups, resuming after last-event-id), and
-// sets the caller's webhook (validated: http/https, never an internal address unless allowed).
-// The caller's account arrives as metadata x-kurt-account-id.
+// kurt.notifications.v1.NotificationsService over gRPC: each RPC is one call of the generic
+// handler (platform/grpc/handler.h) into NotificationsRpcs, where the behaviour is. Every RPC acts
+// on behalf of the caller's account (x-kurt-account-id).
+//
+// Lives as long as the server that serves it; gRPC calls it from many threads.
 #pragma once
 
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
-#include "platform/core/metrics.h"
-#include "services/notifications/notification_hub.h"
-#include "services/notifications/notification_store.h"
+#include "services/notifications/notifications_rpcs.h"
 
 namespace kurt::notifications {
 
-struct NotificationsServiceOptions {
-  // Let webhooks point at private, loopback and link-local addresses (tests only).
-  bool allow_internal_webhooks = false;
-  // Streams look at the table at least this often, whatever the wake-ups.
-  absl::Duration stream_poll = absl::Seconds(5);
-};
-
 class NotificationsService final : public v1::NotificationsService::Service {
  public:
-  // Every pointer outlives the service.
-  NotificationsService(NotificationsServiceOptions options, NotificationStore* store,
-                       NotificationHub* hub, metrics::Registry* registry);
+  // `rpcs` outlives the service.
+  explicit NotificationsService(NotificationsRpcs* rpcs) : rpcs_(*rpcs) {}
 
   grpc::Status ListNotifications(grpc::ServerContext* context,
                                  const v1::ListNotificationsRequest* request,
@@ -39,10 +30,7 @@ class NotificationsService final : public v1::NotificationsService::Service {
                           v1::Webhook* response) override;
 
  private:
-  const NotificationsServiceOptions options_;
-  NotificationStore* store_;
-  NotificationHub* hub_;
-  metrics::Counter* streamed_;
+  NotificationsRpcs& rpcs_;
 };
 
 }  // namespace kurt::notifications

@@ -16,7 +16,9 @@ WebhookSender::WebhookSender(WebhookSenderOptions options, NotificationStore* st
 
 WebhookSender::~WebhookSender() { Stop(); }
 
-void WebhookSender::Start() { thread_ = std::thread([this] { Loop(); }); }
+void WebhookSender::Start() {
+  thread_ = std::thread([this] { Loop(); });
+}
 
 void WebhookSender::Stop() {
   {
@@ -24,7 +26,9 @@ void WebhookSender::Stop() {
     stop_ = true;
   }
   cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  if (thread_.joinable()) {
+    thread_.join();
+  }
 }
 
 void WebhookSender::Wake() {
@@ -37,7 +41,9 @@ void WebhookSender::Wake() {
 
 absl::Duration WebhookSender::Backoff(int attempts) const {
   absl::Duration d = options_.backoff;
-  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) d *= 2;
+  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) {
+    d *= 2;
+  }
   return std::min(d, options_.max_backoff);
 }
 
@@ -45,22 +51,31 @@ void WebhookSender::Loop() {
   for (;;) {
     int n = SendDue();
     std::unique_lock<std::mutex> lock(mu_);
-    if (stop_) return;
-    if (n >= options_.batch) continue;
+    if (stop_) {
+      return;
+    }
+    if (n >= options_.batch) {
+      continue;
+    }
     cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.poll_interval),
                  [&] { return woken_ || stop_; });
     woken_ = false;
-    if (stop_) return;
+    if (stop_) {
+      return;
+    }
   }
 }
 
 int WebhookSender::SendDue() {
-  absl::StatusOr<std::vector<Delivery>> due = store_->ClaimDeliveries(options_.batch, options_.lease);
+  absl::StatusOr<std::vector<Delivery>> due =
+      store_->ClaimDeliveries(options_.batch, options_.lease);
   if (!due.ok()) {
     KURT_LOG(kWarn, "cannot claim webhook deliveries", {"error", due.status().ToString()});
     return 0;
   }
-  for (const Delivery& d : *due) Deliver(d);
+  for (const Delivery& d : *due) {
+    Deliver(d);
+  }
   return static_cast<int>(due->size());
 }
 
@@ -87,7 +102,9 @@ void WebhookSender::Deliver(const Delivery& d) {
       error = std::string(res.status().message());
     } else {
       status = res->status;
-      if (status < 200 || status > 299) error = absl::StrCat("HTTP ", status);
+      if (status < 200 || status > 299) {
+        error = absl::StrCat("HTTP ", status);
+      }
     }
   }
   absl::Status s;
@@ -104,7 +121,9 @@ void WebhookSender::Deliver(const Delivery& d) {
     s = store_->MarkAttemptFailed(d.id, status, error, Backoff(d.attempts));
   }
   // If recording fails the lease runs out and the delivery is tried again: at least once.
-  if (!s.ok()) KURT_LOG(kWarn, "cannot record a webhook attempt", {"error", s.ToString()});
+  if (!s.ok()) {
+    KURT_LOG(kWarn, "cannot record a webhook attempt", {"error", s.ToString()});
+  }
 }
 
 }  // namespace kurt::notifications

@@ -5,7 +5,7 @@
 // once: a crash between the POST and its record repeats it, and receivers drop the repeat by the
 // Kurt-Notification-Id header.
 //
-// Lives in main; Start/Stop from one thread, Wake from any.
+// Lives in NotificationsModule; Start/Stop from one thread, Wake from any (the consumer wakes it).
 #pragma once
 
 #include <atomic>

@@ -14,15 +14,16 @@ class FakeStore : public NotificationStore {
   absl::StatusOr<int> StoreCompleted(
       const std::vector<events::v1::ReportCompleted>& events) override {
     int n = 0;
-    for (const auto& e : events) n += seen.insert(e.event_id()).second ? 1 : 0;
+    for (const auto& e : events) {
+      n += seen.insert(e.event_id()).second ? 1 : 0;
+    }
     return n;
   }
   absl::StatusOr<std::vector<NotificationRecord>> List(const std::string&, int, int64_t,
                                                        bool) override {
     return std::vector<NotificationRecord>{};
   }
-  absl::StatusOr<std::vector<NotificationRecord>> After(const std::string&, int64_t,
-                                                        int) override {
+  absl::StatusOr<std::vector<NotificationRecord>> After(const std::string&, int64_t, int) override {
     return std::vector<NotificationRecord>{};
   }
   absl::StatusOr<int64_t> LastId(const std::string&) override { return 0; }
@@ -76,7 +77,9 @@ class FakePoster : public HttpPoster {
     urls.push_back(url.host);
     bodies.push_back(body);
     last_headers = headers;
-    if (statuses.empty()) return absl::UnavailableError("connection refused");
+    if (statuses.empty()) {
+      return absl::UnavailableError("connection refused");
+    }
     int s = statuses.front();
     statuses.erase(statuses.begin());
     return HttpResponse{s, ""};
@@ -116,7 +119,9 @@ TEST(WebhookSenderTest, RetriesWithExponentialBackoffThenDelivers) {
   EXPECT_NE(poster.bodies.back().find("\"id\":\"41\""), std::string::npos) << poster.bodies.back();
   bool has_id_header = false;
   for (const auto& [k, v] : poster.last_headers) {
-    if (k == "kurt-notification-id" && v == "41") has_id_header = true;
+    if (k == "kurt-notification-id" && v == "41") {
+      has_id_header = true;
+    }
   }
   EXPECT_TRUE(has_id_header);
   EXPECT_EQ(sender.Backoff(30), absl::Hours(1));

@@ -18,7 +18,9 @@ absl::StatusOr<WebhookUrl> ParseWebhookUrl(absl::string_view url) {
     return bad(absl::StrCat("at most ", kMaxWebhookUrlLength, " characters"));
   }
   for (char c : url) {
-    if (c <= 0x20 || c >= 0x7f) return bad("printable ASCII without spaces only");
+    if (c <= 0x20 || c >= 0x7f) {
+      return bad("printable ASCII without spaces only");
+    }
   }
   WebhookUrl out;
   absl::string_view rest = url;
@@ -30,33 +32,45 @@ absl::StatusOr<WebhookUrl> ParseWebhookUrl(absl::string_view url) {
   } else {
     return bad("must be an http or https URL");
   }
-  if (size_t hash = rest.find('#'); hash != absl::string_view::npos) rest = rest.substr(0, hash);
+  if (size_t hash = rest.find('#'); hash != absl::string_view::npos) {
+    rest = rest.substr(0, hash);
+  }
   size_t end = rest.find_first_of("/?");
   absl::string_view authority = rest.substr(0, end);
   out.target = end == absl::string_view::npos ? "/" : std::string(rest.substr(end));
-  if (!out.target.empty() && out.target[0] == '?') out.target = "/" + out.target;
+  if (!out.target.empty() && out.target[0] == '?') {
+    out.target = "/" + out.target;
+  }
   if (authority.find('@') != absl::string_view::npos) {
     return bad("must not contain credentials");
   }
   absl::string_view port;
   if (absl::StartsWith(authority, "[")) {
     size_t close = authority.find(']');
-    if (close == absl::string_view::npos) return bad("unterminated IPv6 address");
+    if (close == absl::string_view::npos) {
+      return bad("unterminated IPv6 address");
+    }
     out.host = std::string(authority.substr(1, close - 1));
     absl::string_view after = authority.substr(close + 1);
     if (!after.empty()) {
-      if (after[0] != ':') return bad("bad host");
+      if (after[0] != ':') {
+        return bad("bad host");
+      }
       port = after.substr(1);
     }
   } else {
     size_t colon = authority.find(':');
     out.host = std::string(authority.substr(0, colon));
-    if (colon != absl::string_view::npos) port = authority.substr(colon + 1);
+    if (colon != absl::string_view::npos) {
+      port = authority.substr(colon + 1);
+    }
   }
-  if (out.host.empty()) return bad("needs a host");
+  if (out.host.empty()) {
+    return bad("needs a host");
+  }
   for (char c : out.host) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' ||
-          c == ':' || c == '_')) {
+    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+          c == '_')) {
       return bad("bad host");
     }
   }
@@ -96,9 +110,13 @@ bool InternalV4(const net::ip::address_v4& a) {
 }  // namespace
 
 bool IsInternalAddress(const net::ip::address& address) {
-  if (address.is_v4()) return InternalV4(address.to_v4());
+  if (address.is_v4()) {
+    return InternalV4(address.to_v4());
+  }
   const net::ip::address_v6 a = address.to_v6();
-  if (a.is_v4_mapped()) return InternalV4(net::ip::make_address_v4(net::ip::v4_mapped, a));
+  if (a.is_v4_mapped()) {
+    return InternalV4(net::ip::make_address_v4(net::ip::v4_mapped, a));
+  }
   auto bytes = a.to_bytes();
   return a.is_loopback() || a.is_unspecified() || a.is_link_local() || a.is_site_local() ||
          a.is_multicast() || (bytes[0] & 0xfe) == 0xfc ||  // fc00::/7 unique local
@@ -113,9 +131,8 @@ absl::StatusOr<std::vector<net::ip::tcp::endpoint>> ResolveWebhook(const Webhook
   boost::system::error_code ec;
   auto results = resolver.resolve(url.host, std::to_string(url.port), ec);
   if (ec || results.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("url: host '", url.host, "' does not resolve", ec ? ": " : "",
-                     ec ? ec.message() : ""));
+    return absl::InvalidArgumentError(absl::StrCat("url: host '", url.host, "' does not resolve",
+                                                   ec ? ": " : "", ec ? ec.message() : ""));
   }
   std::vector<net::ip::tcp::endpoint> out;
   for (const auto& r : results) {
