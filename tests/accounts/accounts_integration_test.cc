@@ -1,13 +1,6 @@
 // The accounts service against the local stack: PostgreSQL (a scratch database with every
 // migration) and Redis. Proves the key life cycle, ownership, and that the raw key is stored
 // nowhere in the database and written to no log.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -19,37 +12,12 @@
 #include "services/accounts/api_key.h"
 #include "services/accounts/key_cache.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/stderr_capture.h"
 
 namespace kurt::accounts {
 namespace {
 
 namespace v1 = kurt::accounts::v1;
-
-// Sends this process's stderr (where the JSON logs go) to a file while alive.
-class StderrCapture {
- public:
-  StderrCapture() : path_(absl::StrCat("/tmp/", testing::RandomName("kurt-accounts-log-"))) {
-    fflush(stderr);
-    saved_ = dup(2);
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-  }
-  std::string Stop() {
-    fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    std::ifstream in(path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::remove(path_.c_str());
-    return text.str();
-  }
-
- private:
-  std::string path_;
-  int saved_ = -1;
-};
 
 class AccountsIntegrationTest : public ::testing::Test {
  protected:
@@ -174,13 +142,12 @@ TEST_F(AccountsIntegrationTest, KeyLifeCycleAndOwnership) {
     ASSERT_TRUE(stub_->RevokeKey(&ctx, req, &out).ok());
   }
   // The revoke deleted the cached entry: refused at once, not after the TTL.
-  EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(Authenticate(a.secret_key(), &who).ok());
 }
 
 TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {
-  StderrCapture capture;
+  testing::StderrCapture capture;
   std::vector<std::string> keys;
   for (int i = 0; i < 3; ++i) {
     v1::CreateAccountResponse r = NewAccount(absl::StrCat("acct", i));

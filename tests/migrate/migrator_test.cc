@@ -48,10 +48,12 @@ TEST_F(MigratorTest, AppliesEachFileOnceInNumericOrder) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->empty()) << "a second run applies nothing";
   int rows = 0;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
+  ASSERT_TRUE(pool_
+                  ->Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
+                  })
+                  .ok());
   EXPECT_EQ(rows, 2);
 }
 
@@ -62,10 +64,12 @@ TEST_F(MigratorTest, FailedMigrationChangesNothingAndIsRetried) {
   EXPECT_FALSE(applied.ok());
   EXPECT_NE(applied.status().message().find("no_such_function"), std::string::npos);
   int rows = -1;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
+  ASSERT_TRUE(pool_
+                  ->Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
+                  })
+                  .ok());
   EXPECT_EQ(rows, 0) << "the failed file's transaction was rolled back";
   Write("0002_bad.sql", "INSERT INTO t VALUES (1);");
   applied = Apply(*pool_, Load());
@@ -102,10 +106,12 @@ TEST_F(MigratorTest, ConcurrentMigratorsApplyEachFileOnce) {
   t2.join();
   EXPECT_EQ(a.size() + b.size(), 2u);
   int rows = 0;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
+  ASSERT_TRUE(pool_
+                  ->Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
+                  })
+                  .ok());
   EXPECT_EQ(rows, 1);
 }
 

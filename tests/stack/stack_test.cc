@@ -63,8 +63,9 @@ TEST(StackTest, RowWrittenOnPrimaryIsReadFromStreamingReplica) {
   ASSERT_TRUE(primary
                   .Run([&](pqxx::connection& c) {
                     pqxx::nontransaction tx(c);
-                    streaming = tx.exec1("SELECT count(*) FROM pg_stat_replication "
-                                         "WHERE state = 'streaming'")[0]
+                    streaming = tx.exec1(
+                                      "SELECT count(*) FROM pg_stat_replication "
+                                      "WHERE state = 'streaming'")[0]
                                     .as<int>();
                   })
                   .ok());
@@ -95,10 +96,11 @@ TEST(StackTest, ClusterReadsFromReplicaAndFallsBackToPrimary) {
   pg::PgCluster degraded(down);
   EXPECT_FALSE(degraded.ReplicaAvailable());
   EXPECT_EQ(&degraded.ReadPool(), &degraded.primary());
-  EXPECT_TRUE(degraded.RunRead([](pqxx::connection& c) {
-                        pqxx::nontransaction tx(c);
-                        tx.exec("SELECT 1");
-                      })
+  EXPECT_TRUE(degraded
+                  .RunRead([](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    tx.exec("SELECT 1");
+                  })
                   .ok());
 }
 
