@@ -49,15 +49,21 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   return absl::StrCat(base, "/", database, rest);
 }
 
+bool Stack(const std::string& verb, const std::string& server) {
+  const std::string cmd =
+      absl::StrCat(SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
+  return std::system(cmd.c_str()) == 0;
+}
+
 ScratchDatabase::ScratchDatabase(bool apply_migrations) : name_(RandomName("kurt_test_")) {
   pg::PoolOptions o;
   o.url = PgPrimaryUrl();
   o.max_connections = 1;
   pg::PgPool admin(o);
   Check(admin.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          tx.exec(absl::StrCat("CREATE DATABASE ", name_));
-        }),
+    pqxx::nontransaction tx(c);
+    tx.exec(absl::StrCat("CREATE DATABASE ", name_));
+  }),
         "creating the scratch database (is the stack up? tools/stack up)");
   if (!apply_migrations) return;
   auto migrations = migrate::LoadMigrations(SourceDir() + "/migrations");
@@ -91,10 +97,10 @@ void ScratchDatabase::WaitForReplica() const {
   pg::PgPool primary(p);
   std::string lsn;
   Check(primary.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          // The insert position: a commit with synchronous_commit = off may not be written yet.
-          lsn = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
-        }),
+    pqxx::nontransaction tx(c);
+    // The insert position: a commit with synchronous_commit = off may not be written yet.
+    lsn = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
+  }),
         "reading the primary's WAL position");
   pg::PoolOptions r;
   r.url = PgReplicaUrl();
@@ -130,8 +136,7 @@ void CreateTopic(const std::string& name, int partitions) {
   rd_kafka_conf_set(conf, "bootstrap.servers", KafkaBrokers().c_str(), err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
   if (!rk) throw std::runtime_error(err);
-  rd_kafka_NewTopic_t* topic =
-      rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err));
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err));
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);

@@ -41,6 +41,10 @@ class ScratchDatabase {
 // Replaces the database name of a postgresql:// URL.
 std::string WithDatabase(const std::string& url, const std::string& database);
 
+// Runs `tools/stack <verb> <server>` (`stop`, `start`, `status`; start waits until the server is
+// ready), for tests that take a server of the stack away; true on success.
+bool Stack(const std::string& verb, const std::string& server);
+
 }  // namespace kurt::testing
 
 namespace kurt::testing {
