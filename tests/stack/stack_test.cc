@@ -46,9 +46,13 @@ TEST(StackTest, RowWrittenOnPrimaryIsReadFromStreamingReplica) {
       pqxx::nontransaction tx(c);
       in_recovery = tx.exec1("SELECT pg_is_in_recovery()")[0].as<bool>();
       auto r = tx.exec("SELECT v FROM replication_probe");
-      if (!r.empty()) seen = r[0][0].as<std::string>();
+      if (!r.empty()) {
+        seen = r[0][0].as<std::string>();
+      }
     });
-    if (seen.empty()) absl::SleepFor(absl::Milliseconds(20));
+    if (seen.empty()) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
     (void)s;  // the table may not have been replayed yet
   }
   EXPECT_TRUE(in_recovery) << "the replica must be a hot standby, not a second primary";
@@ -189,7 +193,9 @@ class KafkaStackTest : public ::testing::TestWithParam<bool> {
           }
         }
       }
-      if (fail) return absl::UnavailableError("simulated failure");
+      if (fail) {
+        return absl::UnavailableError("simulated failure");
+      }
       return absl::OkStatus();
     });
     EXPECT_TRUE(c.ok()) << c.status();
@@ -199,7 +205,9 @@ class KafkaStackTest : public ::testing::TestWithParam<bool> {
     for (;;) {
       {
         std::lock_guard<std::mutex> l(mu);
-        if (seen.size() >= want || absl::Now() > deadline) break;
+        if (seen.size() >= want || absl::Now() > deadline) {
+          break;
+        }
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -220,7 +228,9 @@ TEST_P(KafkaStackTest, GroupConsumesEverythingAndCommitsOffsets) {
   EXPECT_EQ(seen.size(), 300u);
   std::vector<int64_t> committed = testing::CommittedOffsets(group_, topic_, 3);
   int64_t total = 0;
-  for (int64_t o : committed) total += std::max<int64_t>(0, o);
+  for (int64_t o : committed) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 300) << "every consumed message's offset is committed";
 
   // A new member of the group resumes after the committed offsets: only new messages come.
@@ -237,10 +247,14 @@ TEST_P(KafkaStackTest, FailedBatchIsRedeliveredAndNotCommittedUntilItSucceeds) {
   auto seen = Consume(50, /*fail_first_calls=*/2);
   EXPECT_EQ(seen.size(), 50u);
   int redelivered = 0;
-  for (const auto& [value, count] : seen) redelivered += count > 1;
+  for (const auto& [value, count] : seen) {
+    redelivered += count > 1;
+  }
   EXPECT_GT(redelivered, 0) << "the failed batch must come again";
   int64_t total = 0;
-  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
+  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 50);
 }
 
@@ -248,9 +262,13 @@ TEST_P(KafkaStackTest, SlowHandlerGetsBatchesOneAtATimeInOrderAndAllIsCommitted)
   ProduceAcknowledged(0, 400);
   auto seen = Consume(400, /*fail_first_calls=*/0, absl::Milliseconds(30), /*max_batch=*/40);
   EXPECT_EQ(seen.size(), 400u);
-  for (const auto& [value, count] : seen) EXPECT_EQ(count, 1) << value;
+  for (const auto& [value, count] : seen) {
+    EXPECT_EQ(count, 1) << value;
+  }
   int64_t total = 0;
-  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
+  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 400);
 }
 
