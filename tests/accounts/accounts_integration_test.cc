@@ -67,25 +67,6 @@ class AccountsIntegrationTest : public ::testing::Test {
     ctx->AddMetadata("x-kurt-edge-secret", "test-edge-secret");
   }
 
-  // Every text-like column of every table of the scratch database, as one string.
-  std::string DumpAllText() {
-    std::string all;
-    absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      pqxx::result tables = tx.exec(
-          "SELECT table_schema, table_name FROM information_schema.tables "
-          "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', "
-          "'information_schema')");
-      for (const auto& t : tables) {
-        std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
-                                     c.quote_name(t[1].c_str()), " t");
-        for (const auto& row : tx.exec(q)) absl::StrAppend(&all, row[0].c_str(), "\n");
-      }
-    });
-    EXPECT_TRUE(s.ok()) << s;
-    return all;
-  }
-
   testing::ScratchDatabase db_;
   metrics::Registry registry_;
   std::unique_ptr<pg::PgCluster> cluster_;
@@ -165,7 +146,7 @@ TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {
   }
   std::string logs = capture.Stop();
   EXPECT_NE(logs.find("account created"), std::string::npos) << "logs were not captured";
-  std::string db = DumpAllText();
+  std::string db = testing::AllRowsAsText(db_.primary_url());
   EXPECT_NE(db.find("acct0"), std::string::npos) << "the dump missed the accounts table";
   for (const std::string& key : keys) {
     auto parsed = ParseApiKey(key);

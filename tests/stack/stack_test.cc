@@ -108,6 +108,27 @@ TEST(StackTest, ClusterReadsFromReplicaAndFallsBackToPrimary) {
                   .ok());
 }
 
+// tests/support's AllRowsAsText, which the tests that a secret is stored nowhere rely on, sees
+// every table of every schema.
+TEST(StackTest, AllRowsAsTextHoldsEveryRowOfEveryTable) {
+  ScratchDatabase db(/*apply_migrations=*/false);
+  pg::PgPool primary(Pool(db.primary_url(), "primary"));
+  ASSERT_TRUE(primary
+                  .Transact([&](pqxx::work& tx) {
+                    tx.exec("CREATE TABLE one (v text, n int)");
+                    tx.exec("CREATE SCHEMA other");
+                    tx.exec("CREATE TABLE other.two (v text)");
+                    tx.exec("INSERT INTO one VALUES ('first', 1), ('second', 2)");
+                    tx.exec("INSERT INTO other.two VALUES ('third')");
+                  })
+                  .ok());
+  const std::string all = testing::AllRowsAsText(db.primary_url());
+  for (const char* row : {"(first,1)\n", "(second,2)\n", "(third)\n"}) {
+    EXPECT_NE(all.find(row), std::string::npos) << row << " is not in " << all;
+  }
+  EXPECT_EQ(all.size(), std::string("(first,1)\n(second,2)\n(third)\n").size()) << all;
+}
+
 TEST(StackTest, RedisKeyRoundTripsAndExpires) {
   auto options = redis::Options::FromUrl(testing::RedisUrl());
   ASSERT_TRUE(options.ok());

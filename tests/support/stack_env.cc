@@ -53,6 +53,30 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   return absl::StrCat(base, "/", database, rest);
 }
 
+std::string AllRowsAsText(const std::string& url) {
+  pg::PoolOptions o;
+  o.url = url;
+  o.max_connections = 1;
+  pg::PgPool pool(o);
+  std::string all;
+  Check(pool.Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    const pqxx::result tables = tx.exec(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', "
+        "'information_schema')");
+    for (const auto& t : tables) {
+      const std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
+                                         c.quote_name(t[1].c_str()), " t");
+      for (const auto& row : tx.exec(q)) {
+        absl::StrAppend(&all, row[0].c_str(), "\n");
+      }
+    }
+  }),
+        "reading every table");
+  return all;
+}
+
 bool Stack(const std::string& verb, const std::string& server) {
   const std::string cmd =
       absl::StrCat(SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
