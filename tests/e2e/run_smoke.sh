@@ -51,19 +51,24 @@ account=$(curl -sf -X POST -H "Authorization: Bearer $KURT_ADMIN_TOKEN" \
 key=$(field '["secretKey"]' <<<"$account") || fail "POST /v1/accounts gave $account"
 account_id=$(field '["account"]["id"]' <<<"$account") || fail "POST /v1/accounts gave $account"
 with_key=(-H "Authorization: Bearer $key")
+# expect_link CODE TARGET: the key reads link CODE with its target, and GET /CODE redirects there
+# (a public route: no key).
+expect_link() {
+  local got location
+  got=$(curl -sf "${with_key[@]}" "$KURT_EDGE_URL/v1/links/$1") ||
+    fail "GET /v1/links/$1 with the account's key"
+  [ "$(field '["targetUrl"]' <<<"$got")" = "$2" ] || fail "GET /v1/links/$1 gave $got"
+  location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$1")
+  [ "$location" = "302 $2" ] || fail "GET /$1 gave '$location'"
+  echo "GET /v1/links/$1 and GET /$1 -> $location"
+}
 
-# The key creates a link and reads it back; anyone follows its redirect (a public route: no key).
+# The key creates a link and reads it back; anyone follows its redirect.
 created=$(curl -sf -X POST "${with_key[@]}" -H 'content-type: application/json' \
   -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links") ||
   fail "POST /v1/links with a key"
 code=$(field '["code"]' <<<"$created")
-got=$(curl -sf "${with_key[@]}" "$KURT_EDGE_URL/v1/links/$code") ||
-  fail "GET /v1/links/$code with the key that created it"
-[ "$(field '["targetUrl"]' <<<"$got")" = https://example.com/rest ] ||
-  fail "GET /v1/links/$code gave $got"
-location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$code")
-[ "$location" = "302 https://example.com/rest" ] || fail "GET /$code gave '$location'"
-echo "edge: account, key, POST /v1/links, GET /v1/links/$code, GET /$code -> $location"
+expect_link "$code" https://example.com/rest
 
 # gRPC straight to links: naming the account without the edge's secret is refused (tools/run
 # gives every binary the secret in .kurt/env); with it, the call acts for that account, whose
@@ -77,14 +82,7 @@ grep -q 'Unauthenticated' <<<"$refused" || fail "links without the edge secret: 
 link=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
   -H "x-kurt-edge-secret: $KURT_EDGE_SECRET" -d '{"target_url": "https://example.com/grpc"}' \
   127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink) || fail "CreateLink with the edge secret"
-grpc_code=$(field '["code"]' <<<"$link")
-got=$(curl -sf "${with_key[@]}" "$KURT_EDGE_URL/v1/links/$grpc_code") ||
-  fail "GET /v1/links/$grpc_code: the link created over gRPC is not the account's"
-[ "$(field '["targetUrl"]' <<<"$got")" = https://example.com/grpc ] ||
-  fail "GET /v1/links/$grpc_code gave $got"
-location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$grpc_code")
-[ "$location" = "302 https://example.com/grpc" ] || fail "GET /$grpc_code gave '$location'"
-echo "grpc: refused without the edge secret; CreateLink with it -> GET /$grpc_code -> $location"
+expect_link "$(field '["code"]' <<<"$link")" https://example.com/grpc
 
 # The manifests' probes ask the running binaries for what they really serve.
 # (PyYAML: from tools/check-deploy's venv when it exists, else Debian's python3-yaml.)
