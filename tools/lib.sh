@@ -66,3 +66,6 @@ go_tool() {
   fi
   printf '%s\n' "$dir/$name"
 }
+
+# The grpcurl the scripts use (tools/grpcurl runs it): go_tool grpcurl "$KURT_GRPCURL_MODULE".
+KURT_GRPCURL_MODULE=github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4

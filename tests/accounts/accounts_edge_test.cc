@@ -1,13 +1,7 @@
 // Through the real edge: the accounts, links, analytics (stats), reports and notifications
 // services in this process on the local stack (a scratch database, Redis, Kafka), and the edge
 // with AccountsAuthorizer in front.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -42,6 +36,7 @@
 #include "services/reports/reports_store.h"
 #include "tests/edge/http_client.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/stderr_capture.h"
 
 namespace kurt::accounts {
 namespace {
@@ -52,36 +47,6 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 constexpr absl::Duration kEdgeCacheTtl = absl::Seconds(1);
 constexpr absl::Duration kRedisTtl = absl::Seconds(2);
-
-// Sends this process's stderr (where every component's JSON logs go) to a file while alive.
-class StderrCapture {
- public:
-  StderrCapture() : path_(absl::StrCat("/tmp/", testing::RandomName("kurt-edge-log-"))) {
-    fflush(stderr);
-    saved_ = dup(2);
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-  }
-  ~StderrCapture() {
-    if (saved_ >= 0) Stop();
-  }
-  std::string Stop() {
-    fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    saved_ = -1;
-    std::ifstream in(path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::remove(path_.c_str());
-    return text.str();
-  }
-
- private:
-  std::string path_;
-  int saved_ = -1;
-};
 
 // A JSON string field's value (good enough for the flat answers these tests read).
 std::string Field(const std::string& json, const std::string& name) {
@@ -445,7 +410,7 @@ TEST(SharedRateLimitTest, ReplicasShareTheBucket) {
 TEST_F(AccountsEdgeTest, RawKeysAppearInNoLogAndNoTable) {
   std::vector<std::string> keys;
   {
-    StderrCapture capture;
+    testing::StderrCapture capture;
     auto [id, key] = NewAccount("Logs");
     keys.push_back(key);
     Reply created = Call("POST", "/v1/keys", key, "{}");

@@ -1,13 +1,6 @@
 // The accounts service against the local stack: PostgreSQL (a scratch database with every
 // migration) and Redis. Proves the key life cycle, ownership, and that the raw key is stored
 // nowhere in the database and written to no log.
-#include <fcntl.h>
-#include <unistd.h>
-
-#include <cstdio>
-#include <fstream>
-#include <sstream>
-
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -17,37 +10,12 @@
 #include "services/accounts/accounts_module.h"
 #include "services/accounts/api_key.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/stderr_capture.h"
 
 namespace kurt::accounts {
 namespace {
 
 namespace v1 = kurt::accounts::v1;
-
-// Sends this process's stderr (where the JSON logs go) to a file while alive.
-class StderrCapture {
- public:
-  StderrCapture() : path_(absl::StrCat("/tmp/", testing::RandomName("kurt-accounts-log-"))) {
-    fflush(stderr);
-    saved_ = dup(2);
-    int fd = open(path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    dup2(fd, 2);
-    close(fd);
-  }
-  std::string Stop() {
-    fflush(stderr);
-    dup2(saved_, 2);
-    close(saved_);
-    std::ifstream in(path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    std::remove(path_.c_str());
-    return text.str();
-  }
-
- private:
-  std::string path_;
-  int saved_ = -1;
-};
 
 class AccountsIntegrationTest : public ::testing::Test {
  protected:
@@ -94,27 +62,6 @@ class AccountsIntegrationTest : public ::testing::Test {
   void As(grpc::ClientContext* ctx, const std::string& account) {
     ctx->AddMetadata("x-kurt-account-id", account);
     ctx->AddMetadata("x-kurt-edge-secret", "test-edge-secret");
-  }
-
-  // Every text-like column of every table of the scratch database, as one string.
-  std::string DumpAllText() {
-    std::string all;
-    absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      pqxx::result tables = tx.exec(
-          "SELECT table_schema, table_name FROM information_schema.tables "
-          "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', "
-          "'information_schema')");
-      for (const auto& t : tables) {
-        std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
-                                     c.quote_name(t[1].c_str()), " t");
-        for (const auto& row : tx.exec(q)) {
-          absl::StrAppend(&all, row[0].c_str(), "\n");
-        }
-      }
-    });
-    EXPECT_TRUE(s.ok()) << s;
-    return all;
   }
 
   testing::ScratchDatabase db_;
@@ -176,7 +123,7 @@ TEST_F(AccountsIntegrationTest, KeyLifeCycleAndOwnership) {
 }
 
 TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {
-  StderrCapture capture;
+  testing::StderrCapture capture;
   std::vector<std::string> keys;
   for (int i = 0; i < 3; ++i) {
     v1::CreateAccountResponse r = NewAccount(absl::StrCat("acct", i));
@@ -194,7 +141,7 @@ TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {
   }
   std::string logs = capture.Stop();
   EXPECT_NE(logs.find("account created"), std::string::npos) << "logs were not captured";
-  std::string db = DumpAllText();
+  std::string db = testing::AllRowsAsText(db_.primary_url());
   EXPECT_NE(db.find("acct0"), std::string::npos) << "the dump missed the accounts table";
   for (const std::string& key : keys) {
     auto parsed = ParseApiKey(key);

@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# End to end: `tools/run --detach` brings up the whole system; grpcurl lists a running service's
-# services through reflection, and grpc_health_probe (the standard gRPC health client; gRPC's
-# built-in health service has no descriptor for grpcurl to use) says it is SERVING; the edge
-# redirects a link created through gRPC; `tools/stack down` then leaves no process of ours.
+# End to end: `tools/run --detach` brings up the whole system (every binary must be built); grpcurl
+# lists a running service's services through reflection, and grpc_health_probe (the standard gRPC
+# health client; gRPC's built-in health service has no descriptor for grpcurl to use) says it is
+# SERVING. Then as a client would: the admin token creates an account over REST, and its API key
+# creates a link, reads it and follows its redirect through the edge. Over gRPC, a call naming that
+# account is refused without the edge's secret and served with it (the secret from .kurt/env), and
+# the link it creates is the account's. `tools/stack down` then leaves no process of ours.
 set -euo pipefail
 . "$(dirname "$0")/../../tools/lib.sh"
+. "$KURT_ROOT/tools/services.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# field PATH <<<JSON: one value of a JSON document, e.g. field '["account"]["id"]'.
+field() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 
-grpcurl=$(go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)
+# tools/run starts whichever binaries were built; this test wants the whole system, so a missing
+# one fails it instead of shrinking it.
+for entry in "${KURT_BINARIES[@]}" kurt-migrate; do
+  bin=${entry%%:*}
+  [ -x "$KURT_BUILD_DIR/bin/$bin" ] || fail "$KURT_BUILD_DIR/bin/$bin is not built"
+done
+
+grpcurl=$(go_tool grpcurl "$KURT_GRPCURL_MODULE")
 health_probe=$(go_tool grpc-health-probe github.com/grpc-ecosystem/grpc-health-probe@v0.4.61)
 
 KURT_SKIP_BUILD=1 "$KURT_ROOT/tools/run" --detach
 set -a
 . "$KURT_STATE_DIR/env"
 set +a
-[ -n "$KURT_ADMIN_TOKEN" ] || fail ".kurt/env has no KURT_ADMIN_TOKEN"
+[ -n "${KURT_ADMIN_TOKEN:-}" ] || fail ".kurt/env has no KURT_ADMIN_TOKEN"
+[ -n "${KURT_EDGE_SECRET:-}" ] || fail ".kurt/env has no KURT_EDGE_SECRET"
 
 services=$("$grpcurl" -plaintext 127.0.0.1:7101 list)
 echo "$services"
@@ -26,41 +40,49 @@ health=$("$health_probe" -addr 127.0.0.1:7101 2>&1) || fail "links health: $heal
 echo "$health"
 grep -q 'status: SERVING' <<<"$health" || fail "links is not SERVING"
 
-# tools/run gives every service the edge's secret: an account named without it is refused.
-edge_secret=$(cat "$KURT_STATE_DIR/edge_secret")
-if refused=$("$grpcurl" -plaintext -H 'x-kurt-account-id: smoke-test' \
+# The REST API with a real API key. No key is 401; the admin token makes an account.
+curl -sf "$KURT_EDGE_URL/healthz" >/dev/null || fail "edge /healthz"
+status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
+  -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links")
+[ "$status" = 401 ] || fail "POST /v1/links without a key gave $status"
+account=$(curl -sf -X POST -H "Authorization: Bearer $KURT_ADMIN_TOKEN" \
+  -H 'content-type: application/json' -d '{"name": "smoke"}' "$KURT_EDGE_URL/v1/accounts") ||
+  fail "POST /v1/accounts with the admin token"
+key=$(field '["secretKey"]' <<<"$account") || fail "POST /v1/accounts gave $account"
+account_id=$(field '["account"]["id"]' <<<"$account") || fail "POST /v1/accounts gave $account"
+with_key=(-H "Authorization: Bearer $key")
+# expect_link CODE TARGET: the key reads link CODE with its target, and GET /CODE redirects there
+# (a public route: no key).
+expect_link() {
+  local got location
+  got=$(curl -sf "${with_key[@]}" "$KURT_EDGE_URL/v1/links/$1") ||
+    fail "GET /v1/links/$1 with the account's key"
+  [ "$(field '["targetUrl"]' <<<"$got")" = "$2" ] || fail "GET /v1/links/$1 gave $got"
+  location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$1")
+  [ "$location" = "302 $2" ] || fail "GET /$1 gave '$location'"
+  echo "GET /v1/links/$1 and GET /$1 -> $location"
+}
+
+# The key creates a link and reads it back; anyone follows its redirect.
+created=$(curl -sf -X POST "${with_key[@]}" -H 'content-type: application/json' \
+  -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links") ||
+  fail "POST /v1/links with a key"
+code=$(field '["code"]' <<<"$created")
+expect_link "$code" https://example.com/rest
+
+# gRPC straight to links: naming the account without the edge's secret is refused (tools/run
+# gives every binary the secret in .kurt/env); with it, the call acts for that account, whose
+# key then reads the link over REST.
+if refused=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
     -d '{"target_url": "https://example.com/forged"}' 127.0.0.1:7101 \
     kurt.links.v1.LinksService/CreateLink 2>&1); then
   fail "links believed x-kurt-account-id without x-kurt-edge-secret"
 fi
 grep -q 'Unauthenticated' <<<"$refused" || fail "links without the edge secret: $refused"
-link=$("$grpcurl" -plaintext -H 'x-kurt-account-id: smoke-test' \
-  -H "x-kurt-edge-secret: $edge_secret" -d '{"target_url": "https://example.com/smoke"}' \
-  127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink)
-code=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])' <<<"$link")
-if [ -x "$KURT_BUILD_DIR/bin/kurt-edge" ]; then
-  curl -sf "$KURT_EDGE_URL/healthz" >/dev/null || fail "edge /healthz"
-  location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$code")
-  [ "$location" = "302 https://example.com/smoke" ] || fail "GET /$code gave '$location'"
-  echo "edge: GET /$code -> $location"
-
-  # The REST API with an API key: no key is 401; the admin token makes an account whose key
-  # creates a link that redirects.
-  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' \
-    -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links")
-  [ "$status" = 401 ] || fail "POST /v1/links without a key gave $status"
-  account=$(curl -sf -X POST -H "Authorization: Bearer $KURT_ADMIN_TOKEN" \
-    -H 'content-type: application/json' -d '{"name": "smoke"}' "$KURT_EDGE_URL/v1/accounts") ||
-    fail "POST /v1/accounts with the admin token"
-  key=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["secretKey"])' <<<"$account")
-  created=$(curl -sf -X POST -H "Authorization: Bearer $key" -H 'content-type: application/json' \
-    -d '{"targetUrl": "https://example.com/rest"}' "$KURT_EDGE_URL/v1/links") ||
-    fail "POST /v1/links with a key"
-  rest_code=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["code"])' <<<"$created")
-  location=$(curl -s -o /dev/null -w '%{http_code} %{redirect_url}' "$KURT_EDGE_URL/$rest_code")
-  [ "$location" = "302 https://example.com/rest" ] || fail "GET /$rest_code gave '$location'"
-  echo "edge: account, key, POST /v1/links, GET /$rest_code -> $location"
-fi
+link=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
+  -H "x-kurt-edge-secret: $KURT_EDGE_SECRET" -d '{"target_url": "https://example.com/grpc"}' \
+  127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink) || fail "CreateLink with the edge secret"
+expect_link "$(field '["code"]' <<<"$link")" https://example.com/grpc
 
 # The manifests' probes ask the running binaries for what they really serve.
 # (PyYAML: from tools/check-deploy's venv when it exists, else Debian's python3-yaml.)

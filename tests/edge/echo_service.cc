@@ -1,9 +1,5 @@
 #include "tests/edge/echo_service.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <chrono>
 #include <thread>
 
@@ -213,18 +209,5 @@ TestUpstream::TestUpstream(int max_connection_age_ms) {
 }
 
 TestUpstream::~TestUpstream() { server_->Shutdown(std::chrono::system_clock::now()); }
-
-int UnusedPort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  close(fd);  // nothing listens there now
-  return ntohs(addr.sin_port);
-}
 
 }  // namespace kurt::edge::testing

@@ -96,7 +96,4 @@ class TestUpstream {
   int port_ = 0;
 };
 
-// A port nothing listens on.
-int UnusedPort();
-
 }  // namespace kurt::edge::testing

@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "tests/edge/echo_service.h"
 #include "tests/edge/http_client.h"
+#include "tests/support/free_port.h"
 
 namespace kurt::edge::testing {
 
@@ -41,7 +42,7 @@ class EdgeTest : public ::testing::Test {
   static void SetUpTestSuite() {
     upstream_ = new TestUpstream();
     absl::StatusOr<std::unique_ptr<EdgeServer>> s =
-        EdgeServer::Start(TestConfig(upstream_->port(), UnusedPort()));
+        EdgeServer::Start(TestConfig(upstream_->port(), kurt::testing::FreePort()));
     ASSERT_TRUE(s.ok()) << s.status();
     server_ = s->release();
   }

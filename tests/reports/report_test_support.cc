@@ -7,7 +7,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -20,20 +19,6 @@
 #include "platform/pg/pg.h"
 
 namespace kurt::testing {
-
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  int port = ntohs(addr.sin_port);
-  ::close(fd);
-  return port;
-}
 
 ChildProcess::ChildProcess(std::string path, std::vector<std::string> args, std::string log_path)
     : path_(std::move(path)), args_(std::move(args)), log_path_(std::move(log_path)) {}
@@ -120,12 +105,6 @@ bool WaitReady(int http_port, absl::Duration timeout) {
   return false;
 }
 
-bool Stack(const std::string& verb, const std::string& server) {
-  std::string cmd =
-      absl::StrCat(SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
-  return std::system(cmd.c_str()) == 0;
-}
-
 namespace {
 
 pg::PoolOptions Pool(const std::string& url) {
@@ -146,10 +125,10 @@ std::string QueryValue(const std::string& url, const std::string& sql) {
   pg::PgPool pool(Pool(url));
   std::string out;
   Check(pool.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          pqxx::result r = tx.exec(sql);
-          if (!r.empty() && !r[0][0].is_null()) out = r[0][0].as<std::string>();
-        }),
+    pqxx::nontransaction tx(c);
+    pqxx::result r = tx.exec(sql);
+    if (!r.empty() && !r[0][0].is_null()) out = r[0][0].as<std::string>();
+  }),
         sql);
   return out;
 }
@@ -162,9 +141,9 @@ int64_t QueryInt(const std::string& url, const std::string& sql) {
 void Exec(const std::string& url, const std::string& sql) {
   pg::PgPool pool(Pool(url));
   Check(pool.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          tx.exec(sql);
-        }),
+    pqxx::nontransaction tx(c);
+    tx.exec(sql);
+  }),
         sql);
 }
 
@@ -173,22 +152,22 @@ void SeedClicks(const std::string& url, const std::string& account,
                 absl::Duration spacing) {
   pg::PgPool pool(Pool(url));
   Check(pool.Transact([&](pqxx::work& tx) {
-          for (const std::string& code : codes) {
-            tx.exec_params(
-                "INSERT INTO links (code, account_id, target_url) VALUES ($1, $2, "
-                "'https://example.com/' || $1) ON CONFLICT (code) DO NOTHING",
-                code, account);
-            tx.exec_params(
-                "INSERT INTO clicks (code, click_time, event_id, referrer, user_agent, "
-                "client_hash, kafka_partition, kafka_offset) "
-                "SELECT $1, to_timestamp($2::double precision) + i * ($3::bigint * interval "
-                "'1 microsecond'), $1 || '-' || i, 'https://ref' || (i % 7) || '.example/', "
-                "'agent' || (i % 3), 'client' || (i % 101), 0, i "
-                "FROM generate_series(0, $4::bigint - 1) AS i",
-                code, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
-                absl::ToInt64Microseconds(spacing), per_code);
-          }
-        }),
+    for (const std::string& code : codes) {
+      tx.exec_params(
+          "INSERT INTO links (code, account_id, target_url) VALUES ($1, $2, "
+          "'https://example.com/' || $1) ON CONFLICT (code) DO NOTHING",
+          code, account);
+      tx.exec_params(
+          "INSERT INTO clicks (code, click_time, event_id, referrer, user_agent, "
+          "client_hash, kafka_partition, kafka_offset) "
+          "SELECT $1, to_timestamp($2::double precision) + i * ($3::bigint * interval "
+          "'1 microsecond'), $1 || '-' || i, 'https://ref' || (i % 7) || '.example/', "
+          "'agent' || (i % 3), 'client' || (i % 101), 0, i "
+          "FROM generate_series(0, $4::bigint - 1) AS i",
+          code, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
+          absl::ToInt64Microseconds(spacing), per_code);
+    }
+  }),
         "seeding clicks");
 }
 
@@ -197,22 +176,22 @@ std::string ExpectedCsv(const std::string& url, const std::string& account, absl
   pg::PgPool pool(Pool(url));
   std::string out = "code,click_time,referrer,user_agent,client_hash,event_id\n";
   Check(pool.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          tx.exec("SET TimeZone = 'UTC'");
-          pqxx::result r = tx.exec_params(
-              // COPY's CSV quotes empty strings (an unquoted empty field is NULL).
-              "SELECT string_agg(concat_ws(',', c.code, c.click_time::text, "
-              "CASE c.referrer WHEN '' THEN '\"\"' ELSE c.referrer END, "
-              "CASE c.user_agent WHEN '' THEN '\"\"' ELSE c.user_agent END, "
-              "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
-              "ORDER BY c.code, c.click_time, c.event_id) "
-              "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
-              "c.click_time >= to_timestamp($2::double precision) AND "
-              "c.click_time < to_timestamp($3::double precision)",
-              account, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
-              absl::ToDoubleSeconds(end - absl::UnixEpoch()));
-          if (!r[0][0].is_null()) absl::StrAppend(&out, r[0][0].as<std::string>(), "\n");
-        }),
+    pqxx::nontransaction tx(c);
+    tx.exec("SET TimeZone = 'UTC'");
+    pqxx::result r = tx.exec_params(
+        // COPY's CSV quotes empty strings (an unquoted empty field is NULL).
+        "SELECT string_agg(concat_ws(',', c.code, c.click_time::text, "
+        "CASE c.referrer WHEN '' THEN '\"\"' ELSE c.referrer END, "
+        "CASE c.user_agent WHEN '' THEN '\"\"' ELSE c.user_agent END, "
+        "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
+        "ORDER BY c.code, c.click_time, c.event_id) "
+        "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
+        "c.click_time >= to_timestamp($2::double precision) AND "
+        "c.click_time < to_timestamp($3::double precision)",
+        account, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
+        absl::ToDoubleSeconds(end - absl::UnixEpoch()));
+    if (!r[0][0].is_null()) absl::StrAppend(&out, r[0][0].as<std::string>(), "\n");
+  }),
         "expected CSV");
   return out;
 }
@@ -255,13 +234,11 @@ bool TopicReader::WaitFor(size_t n, absl::Duration timeout) {
   return false;
 }
 
-std::string BinaryPath(const std::string& name) {
-  return absl::StrCat(KURT_BINARY_DIR, "/", name);
-}
+std::string BinaryPath(const std::string& name) { return absl::StrCat(KURT_BINARY_DIR, "/", name); }
 
 std::string TempDir(const std::string& prefix) {
-  std::string dir = absl::StrCat(std::filesystem::temp_directory_path().string(), "/",
-                                 RandomName(prefix));
+  std::string dir =
+      absl::StrCat(std::filesystem::temp_directory_path().string(), "/", RandomName(prefix));
   std::filesystem::create_directories(dir);
   return dir;
 }

@@ -15,12 +15,10 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "platform/kafka/kafka.h"
+#include "tests/support/free_port.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::testing {
-
-// A port nothing listens on right now (the kernel's choice).
-int FreePort();
 
 // A binary run as a child process, its output appended to `log_path`. Stopped (SIGTERM, then
 // SIGKILL after 10 s) on destruction.
@@ -50,9 +48,6 @@ class ChildProcess {
 
 // Polls http://127.0.0.1:<port>/readyz until it answers 200.
 bool WaitReady(int http_port, absl::Duration timeout);
-
-// Runs `tools/stack <verb> <server>` (start waits until the server is ready); true on success.
-bool Stack(const std::string& verb, const std::string& server);
 
 // One statement on a database; the first column of the first row, as text ("" if none).
 std::string QueryValue(const std::string& url, const std::string& sql);

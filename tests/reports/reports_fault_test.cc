@@ -12,13 +12,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "kurt/events/v1/report_events.pb.h"
 #include "platform/grpc/handler.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
-#include "gtest/gtest.h"
-#include "kurt/events/v1/report_events.pb.h"
 #include "services/reports/report_job.h"
 #include "tests/reports/deployment.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::testing {
 namespace {
@@ -45,15 +46,6 @@ grpc::Status Create(rv1::ReportsService::Stub* stub, const std::string& account,
   return stub->CreateReport(&ctx, req, out);
 }
 
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return done();
-}
-
 TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
   Deployment d;
   constexpr int64_t kRows = 400000;
@@ -70,9 +62,9 @@ TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
   d.StartWorker("worker-2", worker_flags);
   auto stub = d.ReportsStub();
   rv1::Report created;
-  ASSERT_TRUE(Create(stub.get(), "acct-big", CsvRequest(kStart, kStart + absl::Hours(24 * 7)),
-                     &created)
-                  .ok());
+  ASSERT_TRUE(
+      Create(stub.get(), "acct-big", CsvRequest(kStart, kStart + absl::Hours(24 * 7)), &created)
+          .ok());
 
   const std::string job_sql = absl::StrCat("FROM report_jobs WHERE id = '", created.id(), "'");
   std::string owner;
@@ -103,8 +95,8 @@ TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
 
   std::string csv;
   ASSERT_TRUE(d.Download("acct-big", created.id(), &csv).ok());
-  EXPECT_TRUE(csv == ExpectedCsv(d.db().primary_url(), "acct-big", kStart,
-                                 kStart + absl::Hours(24 * 7)))
+  EXPECT_TRUE(csv ==
+              ExpectedCsv(d.db().primary_url(), "acct-big", kStart, kStart + absl::Hours(24 * 7)))
       << "the artifact is the complete report (" << csv.size() << " bytes)";
   int committed = 0;
   for (const auto& e : std::filesystem::directory_iterator(d.artifact_dir())) {
@@ -112,10 +104,10 @@ TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
   }
   EXPECT_EQ(committed, 1) << "one artifact (the killed attempt left at most a temporary file)";
 
-  const std::string notified = absl::StrCat("SELECT count(*) FROM notifications WHERE report_id = '",
-                                            created.id(), "'");
-  ASSERT_TRUE(WaitUntil([&] { return QueryInt(d.db().primary_url(), notified) >= 1; },
-                        absl::Seconds(20)))
+  const std::string notified =
+      absl::StrCat("SELECT count(*) FROM notifications WHERE report_id = '", created.id(), "'");
+  ASSERT_TRUE(
+      WaitUntil([&] { return QueryInt(d.db().primary_url(), notified) >= 1; }, absl::Seconds(20)))
       << d.Logs();
   absl::SleepFor(absl::Seconds(2));
   EXPECT_EQ(QueryInt(d.db().primary_url(), notified), 1);
@@ -163,13 +155,13 @@ TEST(ReportsFaultTest, BrokerRestartDuringABurstOf200RequestsLosesAndDuplicatesN
     for (auto& c : clients) c.join();
   };
   BrokerGuard guard;
-  burst(0, 60);                              // the broker up
+  burst(0, 60);  // the broker up
   ASSERT_TRUE(Stack("stop", "kafka"));
   const absl::Time stopped = absl::Now();
-  burst(60, 140);                            // the broker down
+  burst(60, 140);  // the broker down
   std::atomic<bool> started{false};
   std::thread starter([&] { started = Stack("start", "kafka"); });
-  burst(140, kRequests);                     // the broker starting
+  burst(140, kRequests);  // the broker starting
   starter.join();
   ASSERT_TRUE(started.load()) << "tools/stack start kafka";
   EXPECT_EQ(failed.load(), 0) << "requests need only the database, never the broker";
@@ -199,8 +191,9 @@ TEST(ReportsFaultTest, BrokerRestartDuringABurstOf200RequestsLosesAndDuplicatesN
                      "SELECT count(*) FROM (SELECT report_id FROM notifications GROUP BY report_id "
                      "HAVING count(*) > 1) dup"),
             0);
-  EXPECT_EQ(QueryInt(url, "SELECT count(*) FROM notifications n JOIN report_jobs j "
-                          "ON j.id::text = n.report_id"),
+  EXPECT_EQ(QueryInt(url,
+                     "SELECT count(*) FROM notifications n JOIN report_jobs j "
+                     "ON j.id::text = n.report_id"),
             kRequests)
       << "one notification for each report";
   EXPECT_EQ(QueryInt(url, "SELECT count(*) FROM report_jobs WHERE attempts <> 1"), 0)
@@ -216,10 +209,10 @@ TEST(ReportsFaultTest, PoisonJobEndsFailedAndReachesTheDeadLetterTopic) {
   d.StartNotifications();
   auto stub = d.ReportsStub();
   rv1::Report poison, healthy;
-  ASSERT_TRUE(Create(stub.get(), "acct-p", CsvRequest(kStart, kStart + absl::Hours(1)), &poison)
-                  .ok());
-  ASSERT_TRUE(Create(stub.get(), "acct-p", CsvRequest(kStart, kStart + absl::Hours(2)), &healthy)
-                  .ok());
+  ASSERT_TRUE(
+      Create(stub.get(), "acct-p", CsvRequest(kStart, kStart + absl::Hours(1)), &poison).ok());
+  ASSERT_TRUE(
+      Create(stub.get(), "acct-p", CsvRequest(kStart, kStart + absl::Hours(2)), &healthy).ok());
   // Every attempt of the poison job fails where its artifact would go (a directory is in the
   // way); the healthy job, on the same worker, is unaffected.
   for (int attempt = 1; attempt <= 3; ++attempt) {
@@ -227,8 +220,8 @@ TEST(ReportsFaultTest, PoisonJobEndsFailedAndReachesTheDeadLetterTopic) {
         absl::StrCat(d.artifact_dir(), "/", poison.id(), "-", attempt, ".csv/blocked"));
   }
   TopicReader dead_letters(d.dlq_topic());
-  d.StartWorker("worker-1", {"--max_attempts=3", "--retry_backoff=200ms",
-                             "--lease_scan_interval=300ms"});
+  d.StartWorker("worker-1",
+                {"--max_attempts=3", "--retry_backoff=200ms", "--lease_scan_interval=300ms"});
   // And a message that is no report request at all.
   kafka::ProducerOptions po;
   po.brokers = KafkaBrokers();
@@ -266,9 +259,9 @@ TEST(ReportsFaultTest, PoisonJobEndsFailedAndReachesTheDeadLetterTopic) {
   EXPECT_TRUE(junk_letter);
   EXPECT_EQ(dead_letters.Messages().size(), 2u);
   // Its user is told, once.
-  const std::string notified = absl::StrCat(
-      "SELECT string_agg(report_state, ',') FROM notifications WHERE report_id = '", poison.id(),
-      "'");
+  const std::string notified =
+      absl::StrCat("SELECT string_agg(report_state, ',') FROM notifications WHERE report_id = '",
+                   poison.id(), "'");
   ASSERT_TRUE(WaitUntil([&] { return !QueryValue(d.db().primary_url(), notified).empty(); },
                         absl::Seconds(20)));
   EXPECT_EQ(QueryValue(d.db().primary_url(), notified), "FAILED");

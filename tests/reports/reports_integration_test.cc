@@ -18,12 +18,13 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "gtest/gtest.h"
 #include "platform/grpc/handler.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
-#include "gtest/gtest.h"
 #include "tests/reports/pipeline.h"
 #include "tests/reports/report_test_support.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::testing {
 namespace {
@@ -31,7 +32,8 @@ namespace {
 namespace rv1 = kurt::reports::v1;
 namespace nv1 = kurt::notifications::v1;
 
-const absl::Time kStart = absl::FromCivil(absl::CivilSecond(2026, 1, 5, 0, 0, 0), absl::UTCTimeZone());
+const absl::Time kStart =
+    absl::FromCivil(absl::CivilSecond(2026, 1, 5, 0, 0, 0), absl::UTCTimeZone());
 
 rv1::CreateReportRequest Request(rv1::ReportKind kind, absl::Time start, absl::Time end) {
   rv1::CreateReportRequest r;
@@ -42,18 +44,9 @@ rv1::CreateReportRequest Request(rv1::ReportKind kind, absl::Time start, absl::T
 }
 
 int64_t Notifications(Pipeline& p, const std::string& report_id) {
-  return QueryInt(p.db().primary_url(),
-                  absl::StrCat("SELECT count(*) FROM notifications WHERE report_id = '",
-                               report_id, "'"));
-}
-
-bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(20));
-  }
-  return done();
+  return QueryInt(
+      p.db().primary_url(),
+      absl::StrCat("SELECT count(*) FROM notifications WHERE report_id = '", report_id, "'"));
 }
 
 class ReportsIntegrationTest : public ::testing::Test {};
@@ -80,13 +73,14 @@ TEST_F(ReportsIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesN
         << refused.error_message();
     nv1::ListNotificationsResponse listed;
     EXPECT_EQ(p.notifications(0)
-                  .stub->ListNotifications(with_secret(account, secret).get(),
-                                           nv1::ListNotificationsRequest(), &listed)
+                  .stub
+                  ->ListNotifications(with_secret(account, secret).get(),
+                                      nv1::ListNotificationsRequest(), &listed)
                   .error_code(),
               grpc::StatusCode::UNAUTHENTICATED);
   }
-  const std::string count = absl::StrCat(
-      "SELECT count(*) FROM report_jobs WHERE account_id = '", account, "'");
+  const std::string count =
+      absl::StrCat("SELECT count(*) FROM report_jobs WHERE account_id = '", account, "'");
   EXPECT_EQ(QueryInt(p.db().primary_url(), count), 0) << "a refused call created nothing";
   EXPECT_EQ(QueryInt(p.db().primary_url(), "SELECT count(*) FROM outbox"), 0);
 
@@ -97,15 +91,15 @@ TEST_F(ReportsIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesN
   EXPECT_EQ(QueryInt(p.db().primary_url(), count), 1);
   nv1::ListNotificationsResponse listed;
   EXPECT_TRUE(p.notifications(0)
-                  .stub->ListNotifications(with_secret(account, "reports-edge-secret").get(),
-                                           nv1::ListNotificationsRequest(), &listed)
+                  .stub
+                  ->ListNotifications(with_secret(account, "reports-edge-secret").get(),
+                                      nv1::ListNotificationsRequest(), &listed)
                   .ok());
 }
 
 TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) {
   Pipeline p;
-  SeedClicks(p.db().primary_url(), "acct-a", {"aaa111", "bbb222"}, 3000, kStart,
-             absl::Seconds(10));
+  SeedClicks(p.db().primary_url(), "acct-a", {"aaa111", "bbb222"}, 3000, kStart, absl::Seconds(10));
   SeedClicks(p.db().primary_url(), "acct-b", {"ccc333"}, 500, kStart, absl::Seconds(10));
   // One of acct-a's clicks outside the range, and one with text that needs CSV quoting.
   Exec(p.db().primary_url(),
@@ -183,8 +177,9 @@ TEST_F(ReportsIntegrationTest, SummaryJsonCountsPerLinkAndDay) {
   ASSERT_EQ(f.at("links").list_value().values_size(), 3);
   EXPECT_EQ(f.at("links").list_value().values(1).struct_value().fields().at("code").string_value(),
             "sum002");
-  EXPECT_EQ(f.at("links").list_value().values(1).struct_value().fields().at("clicks").number_value(),
-            200);
+  EXPECT_EQ(
+      f.at("links").list_value().values(1).struct_value().fields().at("clicks").number_value(),
+      200);
   const auto& days = f.at("clicksPerDay").list_value();
   ASSERT_EQ(days.values_size(), 3);
   EXPECT_EQ(days.values(0).struct_value().fields().at("day").string_value(), "2026-01-05");
@@ -217,25 +212,26 @@ TEST_F(ReportsIntegrationTest, RetriedRequestsAndDuplicateMessagesMakeOneReport)
       absl::StrCat("SELECT request_event_id FROM report_jobs WHERE id = '", first.id(), "'"));
   std::string payload = reports::RequestedEvent(job).SerializeAsString();
   for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(p.producer()
-                    .Produce(p.requested_topic(), first.id(), payload,
-                             {{"event-id", job.request_event_id}})
-                    .ok());
+    ASSERT_TRUE(
+        p.producer()
+            .Produce(p.requested_topic(), first.id(), payload, {{"event-id", job.request_event_id}})
+            .ok());
   }
   ASSERT_TRUE(p.producer().Flush(absl::Seconds(10)).ok());
   ASSERT_TRUE(WaitUntil([&] { return Notifications(p, first.id()) == 1; }, absl::Seconds(20)));
   absl::SleepFor(absl::Seconds(2));
   rv1::Report after = p.WaitFinal("acct-d", first.id());
   EXPECT_EQ(after.attempts(), 1);
-  EXPECT_EQ(after.finish_time().seconds(), p.WaitFinal("acct-d", first.id()).finish_time().seconds());
+  EXPECT_EQ(after.finish_time().seconds(),
+            p.WaitFinal("acct-d", first.id()).finish_time().seconds());
   EXPECT_EQ(Notifications(p, first.id()), 1);
   EXPECT_EQ(QueryInt(p.db().primary_url(),
                      absl::StrCat("SELECT count(*) FROM report_jobs WHERE account_id = 'acct-d'")),
             1);
-  EXPECT_EQ(QueryInt(p.db().primary_url(),
-                     absl::StrCat("SELECT count(*) FROM outbox WHERE event_id = '", first.id(),
-                                  "/completed'")),
-            1);
+  EXPECT_EQ(
+      QueryInt(p.db().primary_url(), absl::StrCat("SELECT count(*) FROM outbox WHERE event_id = '",
+                                                  first.id(), "/completed'")),
+      1);
 }
 
 TEST_F(ReportsIntegrationTest, CancelStopsARunningReportAtItsNextChunk) {
@@ -270,8 +266,7 @@ TEST_F(ReportsIntegrationTest, CancelStopsARunningReportAtItsNextChunk) {
       << "the worker stopped well before the 5 s the report would take";
   EXPECT_EQ(p.WaitFinal("acct-c", created.id()).state(), rv1::CANCELLED);
   std::string content;
-  EXPECT_EQ(p.Download("acct-c", created.id(), &content).error_code(),
-            grpc::FAILED_PRECONDITION);
+  EXPECT_EQ(p.Download("acct-c", created.id(), &content).error_code(), grpc::FAILED_PRECONDITION);
   size_t files = 0;
   for (const auto& e : std::filesystem::directory_iterator(p.artifact_dir())) {
     (void)e;
@@ -371,9 +366,9 @@ TEST_F(ReportsIntegrationTest, StreamsDeliverLiveOnAnyReplicaAndResumeAfterLastE
   nv1::AckNotificationRequest ack;
   ack.set_id(resume_after);
   nv1::Notification acked;
-  EXPECT_EQ(p.notifications(0).stub->AckNotification(As("acct-other").get(), ack, &acked)
-                .error_code(),
-            grpc::NOT_FOUND);
+  EXPECT_EQ(
+      p.notifications(0).stub->AckNotification(As("acct-other").get(), ack, &acked).error_code(),
+      grpc::NOT_FOUND);
   ASSERT_TRUE(p.notifications(0).stub->AckNotification(As("acct-n").get(), ack, &acked).ok());
   EXPECT_TRUE(acked.has_ack_time());
   nv1::ListNotificationsRequest unacked;
@@ -382,7 +377,8 @@ TEST_F(ReportsIntegrationTest, StreamsDeliverLiveOnAnyReplicaAndResumeAfterLastE
   nv1::ListNotificationsResponse page;
   std::set<std::string> listed;
   do {
-    ASSERT_TRUE(p.notifications(1).stub->ListNotifications(As("acct-n").get(), unacked, &page).ok());
+    ASSERT_TRUE(
+        p.notifications(1).stub->ListNotifications(As("acct-n").get(), unacked, &page).ok());
     for (const auto& n : page.notifications()) listed.insert(n.id());
     unacked.set_page_token(page.next_page_token());
   } while (!page.next_page_token().empty());
@@ -500,9 +496,9 @@ TEST_F(ReportsIntegrationTest, WebhooksAreValidatedAndDeliveredWithRetries) {
   EXPECT_TRUE(absl::StartsWith(requests[0], "POST /kurt-hook HTTP/1.1"));
   EXPECT_TRUE(absl::StrContains(requests[2], created.id()));
   EXPECT_TRUE(absl::StrContains(absl::AsciiStrToLower(requests[2]), "kurt-delivery-attempt: 3"));
-  EXPECT_EQ(QueryValue(p.db().primary_url(),
-                       "SELECT state || ':' || attempts FROM webhook_deliveries"),
-            "DELIVERED:3");
+  EXPECT_EQ(
+      QueryValue(p.db().primary_url(), "SELECT state || ':' || attempts FROM webhook_deliveries"),
+      "DELIVERED:3");
 }
 
 }  // namespace

@@ -13,8 +13,9 @@ inline double MetricValue(const std::string& page, const std::string& series) {
   size_t at = 0;
   const std::string needle = series + " ";
   while ((at = page.find(needle, at)) != std::string::npos) {
-    if (at == 0 || page[at - 1] == '\n') { total += std::stod(page.substr(at + needle.size()));
-}
+    if (at == 0 || page[at - 1] == '\n') {
+      total += std::stod(page.substr(at + needle.size()));
+    }
     at += needle.size();
   }
   return total;

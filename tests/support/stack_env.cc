@@ -17,7 +17,9 @@ std::string Env(const char* name, const char* fallback) {
 }
 
 void Check(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  if (!s.ok()) {
+    throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  }
 }
 
 }  // namespace
@@ -36,7 +38,9 @@ std::string RandomName(const std::string& prefix) {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
   const char* alphabet = "abcdefghijklmnopqrstuvwxyz0123456789";
   std::string out = prefix;
-  for (int i = 0; i < 10; ++i) out.push_back(alphabet[rng() % 36]);
+  for (int i = 0; i < 10; ++i) {
+    out.push_back(alphabet[rng() % 36]);
+  }
   return out;
 }
 
@@ -49,17 +53,49 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   return absl::StrCat(base, "/", database, rest);
 }
 
+std::string AllRowsAsText(const std::string& url) {
+  pg::PoolOptions o;
+  o.url = url;
+  o.max_connections = 1;
+  pg::PgPool pool(o);
+  std::string all;
+  Check(pool.Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    const pqxx::result tables = tx.exec(
+        "SELECT table_schema, table_name FROM information_schema.tables "
+        "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN ('pg_catalog', "
+        "'information_schema')");
+    for (const auto& t : tables) {
+      const std::string q = absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
+                                         c.quote_name(t[1].c_str()), " t");
+      for (const auto& row : tx.exec(q)) {
+        absl::StrAppend(&all, row[0].c_str(), "\n");
+      }
+    }
+  }),
+        "reading every table");
+  return all;
+}
+
+bool Stack(const std::string& verb, const std::string& server) {
+  const std::string cmd =
+      absl::StrCat(SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
+  return std::system(cmd.c_str()) == 0;
+}
+
 ScratchDatabase::ScratchDatabase(bool apply_migrations) : name_(RandomName("kurt_test_")) {
   pg::PoolOptions o;
   o.url = PgPrimaryUrl();
   o.max_connections = 1;
   pg::PgPool admin(o);
   Check(admin.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          tx.exec(absl::StrCat("CREATE DATABASE ", name_));
-        }),
+    pqxx::nontransaction tx(c);
+    tx.exec(absl::StrCat("CREATE DATABASE ", name_));
+  }),
         "creating the scratch database (is the stack up? tools/stack up)");
-  if (!apply_migrations) return;
+  if (!apply_migrations) {
+    return;
+  }
   auto migrations = migrate::LoadMigrations(SourceDir() + "/migrations");
   Check(migrations.status(), "reading migrations");
   pg::PoolOptions db;
@@ -91,10 +127,10 @@ void ScratchDatabase::WaitForReplica() const {
   pg::PgPool primary(p);
   std::string lsn;
   Check(primary.Run([&](pqxx::connection& c) {
-          pqxx::nontransaction tx(c);
-          // The insert position: a commit with synchronous_commit = off may not be written yet.
-          lsn = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
-        }),
+    pqxx::nontransaction tx(c);
+    // The insert position: a commit with synchronous_commit = off may not be written yet.
+    lsn = tx.exec1("SELECT pg_current_wal_insert_lsn()::text")[0].as<std::string>();
+  }),
         "reading the primary's WAL position");
   pg::PoolOptions r;
   r.url = PgReplicaUrl();
@@ -109,7 +145,9 @@ void ScratchDatabase::WaitForReplica() const {
                                         "::pg_lsn"))[0]
                       .as<bool>();
     });
-    if (s.ok() && caught_up) return;
+    if (s.ok() && caught_up) {
+      return;
+    }
     if (absl::Now() > deadline) {
       throw std::runtime_error("the replica did not catch up within 30 s");
     }
@@ -129,9 +167,10 @@ void CreateTopic(const std::string& name, int partitions) {
   rd_kafka_conf_t* conf = rd_kafka_conf_new();
   rd_kafka_conf_set(conf, "bootstrap.servers", KafkaBrokers().c_str(), err, sizeof(err));
   rd_kafka_t* rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-  if (!rk) throw std::runtime_error(err);
-  rd_kafka_NewTopic_t* topic =
-      rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err));
+  if (!rk) {
+    throw std::runtime_error(err);
+  }
+  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err));
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);
@@ -167,12 +206,18 @@ void CreateTopic(const std::string& name, int partitions) {
       rd_kafka_metadata_destroy(md);
     }
     rd_kafka_topic_destroy(t);
-    if (ready) break;
-    if (absl::Now() > deadline) error = "topic not ready within 30 s";
+    if (ready) {
+      break;
+    }
+    if (absl::Now() > deadline) {
+      error = "topic not ready within 30 s";
+    }
     absl::SleepFor(absl::Milliseconds(100));
   }
   rd_kafka_destroy(rk);
-  if (!error.empty()) throw std::runtime_error("creating topic " + name + ": " + error);
+  if (!error.empty()) {
+    throw std::runtime_error("creating topic " + name + ": " + error);
+  }
 }
 
 std::vector<int64_t> CommittedOffsets(const std::string& group, const std::string& topic,
@@ -182,15 +227,23 @@ std::vector<int64_t> CommittedOffsets(const std::string& group, const std::strin
   conf->set("bootstrap.servers", KafkaBrokers(), err);
   conf->set("group.id", group, err);
   std::unique_ptr<RdKafka::KafkaConsumer> consumer(RdKafka::KafkaConsumer::create(conf.get(), err));
-  if (!consumer) throw std::runtime_error(err);
+  if (!consumer) {
+    throw std::runtime_error(err);
+  }
   std::vector<RdKafka::TopicPartition*> parts;
-  for (int p = 0; p < partitions; ++p) parts.push_back(RdKafka::TopicPartition::create(topic, p));
+  for (int p = 0; p < partitions; ++p) {
+    parts.push_back(RdKafka::TopicPartition::create(topic, p));
+  }
   RdKafka::ErrorCode e = consumer->committed(parts, 10000);
   std::vector<int64_t> out;
-  for (auto* p : parts) out.push_back(p->offset());
+  for (auto* p : parts) {
+    out.push_back(p->offset());
+  }
   RdKafka::TopicPartition::destroy(parts);
   consumer->close();
-  if (e != RdKafka::ERR_NO_ERROR) throw std::runtime_error(RdKafka::err2str(e));
+  if (e != RdKafka::ERR_NO_ERROR) {
+    throw std::runtime_error(RdKafka::err2str(e));
+  }
   return out;
 }
 

@@ -38,8 +38,16 @@ class ScratchDatabase {
   std::string name_;
 };
 
+// Every row of every table of the database at `url`, as PostgreSQL's text form of the row, one per
+// line: for tests that a secret is stored nowhere.
+std::string AllRowsAsText(const std::string& url);
+
 // Replaces the database name of a postgresql:// URL.
 std::string WithDatabase(const std::string& url, const std::string& database);
+
+// Runs `tools/stack <verb> <server>` (`stop`, `start`, `status`; start waits until the server is
+// ready), for tests that take a server of the stack away; true on success.
+bool Stack(const std::string& verb, const std::string& server);
 
 }  // namespace kurt::testing
 

@@ -28,7 +28,7 @@ mkdir -p "$out"
 set -a
 . "$KURT_STATE_DIR/stack.env"
 set +a
-grpcurl=$(go_tool grpcurl github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.4)
+grpcurl=$(go_tool grpcurl "$KURT_GRPCURL_MODULE")
 unset PGHOST PGPORT PGUSER PGDATABASE PGOPTIONS
 export PGTZ=UTC
 primary=${KURT_PG_PRIMARY_URL%/*}/$db

@@ -46,9 +46,13 @@ TEST(StackTest, RowWrittenOnPrimaryIsReadFromStreamingReplica) {
       pqxx::nontransaction tx(c);
       in_recovery = tx.exec1("SELECT pg_is_in_recovery()")[0].as<bool>();
       auto r = tx.exec("SELECT v FROM replication_probe");
-      if (!r.empty()) seen = r[0][0].as<std::string>();
+      if (!r.empty()) {
+        seen = r[0][0].as<std::string>();
+      }
     });
-    if (seen.empty()) absl::SleepFor(absl::Milliseconds(20));
+    if (seen.empty()) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
     (void)s;  // the table may not have been replayed yet
   }
   EXPECT_TRUE(in_recovery) << "the replica must be a hot standby, not a second primary";
@@ -63,8 +67,9 @@ TEST(StackTest, RowWrittenOnPrimaryIsReadFromStreamingReplica) {
   ASSERT_TRUE(primary
                   .Run([&](pqxx::connection& c) {
                     pqxx::nontransaction tx(c);
-                    streaming = tx.exec1("SELECT count(*) FROM pg_stat_replication "
-                                         "WHERE state = 'streaming'")[0]
+                    streaming = tx.exec1(
+                                      "SELECT count(*) FROM pg_stat_replication "
+                                      "WHERE state = 'streaming'")[0]
                                     .as<int>();
                   })
                   .ok());
@@ -95,11 +100,33 @@ TEST(StackTest, ClusterReadsFromReplicaAndFallsBackToPrimary) {
   pg::PgCluster degraded(down);
   EXPECT_FALSE(degraded.ReplicaAvailable());
   EXPECT_EQ(&degraded.ReadPool(), &degraded.primary());
-  EXPECT_TRUE(degraded.RunRead([](pqxx::connection& c) {
-                        pqxx::nontransaction tx(c);
-                        tx.exec("SELECT 1");
-                      })
+  EXPECT_TRUE(degraded
+                  .RunRead([](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    tx.exec("SELECT 1");
+                  })
                   .ok());
+}
+
+// tests/support's AllRowsAsText, which the tests that a secret is stored nowhere rely on, sees
+// every table of every schema.
+TEST(StackTest, AllRowsAsTextHoldsEveryRowOfEveryTable) {
+  ScratchDatabase db(/*apply_migrations=*/false);
+  pg::PgPool primary(Pool(db.primary_url(), "primary"));
+  ASSERT_TRUE(primary
+                  .Transact([&](pqxx::work& tx) {
+                    tx.exec("CREATE TABLE one (v text, n int)");
+                    tx.exec("CREATE SCHEMA other");
+                    tx.exec("CREATE TABLE other.two (v text)");
+                    tx.exec("INSERT INTO one VALUES ('first', 1), ('second', 2)");
+                    tx.exec("INSERT INTO other.two VALUES ('third')");
+                  })
+                  .ok());
+  const std::string all = testing::AllRowsAsText(db.primary_url());
+  for (const char* row : {"(first,1)\n", "(second,2)\n", "(third)\n"}) {
+    EXPECT_NE(all.find(row), std::string::npos) << row << " is not in " << all;
+  }
+  EXPECT_EQ(all.size(), std::string("(first,1)\n(second,2)\n(third)\n").size()) << all;
 }
 
 TEST(StackTest, RedisKeyRoundTripsAndExpires) {
@@ -187,7 +214,9 @@ class KafkaStackTest : public ::testing::TestWithParam<bool> {
           }
         }
       }
-      if (fail) return absl::UnavailableError("simulated failure");
+      if (fail) {
+        return absl::UnavailableError("simulated failure");
+      }
       return absl::OkStatus();
     });
     EXPECT_TRUE(c.ok()) << c.status();
@@ -197,7 +226,9 @@ class KafkaStackTest : public ::testing::TestWithParam<bool> {
     for (;;) {
       {
         std::lock_guard<std::mutex> l(mu);
-        if (seen.size() >= want || absl::Now() > deadline) break;
+        if (seen.size() >= want || absl::Now() > deadline) {
+          break;
+        }
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -218,7 +249,9 @@ TEST_P(KafkaStackTest, GroupConsumesEverythingAndCommitsOffsets) {
   EXPECT_EQ(seen.size(), 300u);
   std::vector<int64_t> committed = testing::CommittedOffsets(group_, topic_, 3);
   int64_t total = 0;
-  for (int64_t o : committed) total += std::max<int64_t>(0, o);
+  for (int64_t o : committed) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 300) << "every consumed message's offset is committed";
 
   // A new member of the group resumes after the committed offsets: only new messages come.
@@ -235,10 +268,14 @@ TEST_P(KafkaStackTest, FailedBatchIsRedeliveredAndNotCommittedUntilItSucceeds) {
   auto seen = Consume(50, /*fail_first_calls=*/2);
   EXPECT_EQ(seen.size(), 50u);
   int redelivered = 0;
-  for (const auto& [value, count] : seen) redelivered += count > 1;
+  for (const auto& [value, count] : seen) {
+    redelivered += count > 1;
+  }
   EXPECT_GT(redelivered, 0) << "the failed batch must come again";
   int64_t total = 0;
-  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
+  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 50);
 }
 
@@ -246,9 +283,13 @@ TEST_P(KafkaStackTest, SlowHandlerGetsBatchesOneAtATimeInOrderAndAllIsCommitted)
   ProduceAcknowledged(0, 400);
   auto seen = Consume(400, /*fail_first_calls=*/0, absl::Milliseconds(30), /*max_batch=*/40);
   EXPECT_EQ(seen.size(), 400u);
-  for (const auto& [value, count] : seen) EXPECT_EQ(count, 1) << value;
+  for (const auto& [value, count] : seen) {
+    EXPECT_EQ(count, 1) << value;
+  }
   int64_t total = 0;
-  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) total += std::max<int64_t>(0, o);
+  for (int64_t o : testing::CommittedOffsets(group_, topic_, 3)) {
+    total += std::max<int64_t>(0, o);
+  }
   EXPECT_EQ(total, 400);
 }
 

@@ -30,6 +30,16 @@ class MigratorTest : public ::testing::Test {
     EXPECT_TRUE(m.ok()) << m.status();
     return m.ok() ? *m : std::vector<Migration>{};
   }
+  // Rows of the test table t; -1 when it cannot be read.
+  int RowsOfT() {
+    int rows = -1;
+    absl::Status s = pool_->Run([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
+    });
+    EXPECT_TRUE(s.ok()) << s;
+    return rows;
+  }
 
   testing::ScratchDatabase db_{/*apply_migrations=*/false};
   fs::path dir_;
@@ -47,12 +57,7 @@ TEST_F(MigratorTest, AppliesEachFileOnceInNumericOrder) {
   auto again = Apply(*pool_, Load());
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->empty()) << "a second run applies nothing";
-  int rows = 0;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
-  EXPECT_EQ(rows, 2);
+  EXPECT_EQ(RowsOfT(), 2);
 }
 
 TEST_F(MigratorTest, FailedMigrationChangesNothingAndIsRetried) {
@@ -61,12 +66,7 @@ TEST_F(MigratorTest, FailedMigrationChangesNothingAndIsRetried) {
   auto applied = Apply(*pool_, Load());
   EXPECT_FALSE(applied.ok());
   EXPECT_NE(applied.status().message().find("no_such_function"), std::string::npos);
-  int rows = -1;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
-  EXPECT_EQ(rows, 0) << "the failed file's transaction was rolled back";
+  EXPECT_EQ(RowsOfT(), 0) << "the failed file's transaction was rolled back";
   Write("0002_bad.sql", "INSERT INTO t VALUES (1);");
   applied = Apply(*pool_, Load());
   ASSERT_TRUE(applied.ok()) << applied.status();
@@ -101,12 +101,7 @@ TEST_F(MigratorTest, ConcurrentMigratorsApplyEachFileOnce) {
   t1.join();
   t2.join();
   EXPECT_EQ(a.size() + b.size(), 2u);
-  int rows = 0;
-  ASSERT_TRUE(pool_->Run([&](pqxx::connection& c) {
-                     pqxx::nontransaction tx(c);
-                     rows = tx.exec1("SELECT count(*) FROM t")[0].as<int>();
-                   }).ok());
-  EXPECT_EQ(rows, 1);
+  EXPECT_EQ(RowsOfT(), 1);
 }
 
 }  // namespace
