@@ -13,8 +13,8 @@
 
 namespace kurt::links {
 
-KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic,
-                               std::string salt, metrics::Registry* registry)
+KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
+                               metrics::Registry* registry)
     : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)) {
   auto& clicks = registry->AddCounter("kurt_links_click_events_total",
                                       "Click events, by what became of them", {"outcome"});

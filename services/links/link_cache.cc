@@ -12,8 +12,8 @@ namespace kurt::links {
 // "L|<expire unix micros or empty>|<target>" or "M" (a confirmed miss).
 std::string CachedLink::Encode() const {
   if (!exists) return "M";
-  return absl::StrCat("L|", expire_time ? absl::StrCat(absl::ToUnixMicros(*expire_time)) : "",
-                      "|", target_url);
+  return absl::StrCat("L|", expire_time ? absl::StrCat(absl::ToUnixMicros(*expire_time)) : "", "|",
+                      target_url);
 }
 
 std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
@@ -60,9 +60,8 @@ absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string&
 void RedisLinkCache::Write(const std::string& code, const CachedLink& link, bool only_if_absent) {
   absl::Time now = absl::Now();
   if (link.exists && link.expire_time && *link.expire_time <= now) return;  // nothing to keep
-  std::vector<std::string> argv = {
-      "SET", Key(code), link.Encode(), "PX",
-      absl::StrCat(absl::ToInt64Milliseconds(TtlFor(link, now)))};
+  std::vector<std::string> argv = {"SET", Key(code), link.Encode(), "PX",
+                                   absl::StrCat(absl::ToInt64Milliseconds(TtlFor(link, now)))};
   if (only_if_absent) argv.push_back("NX");
   absl::Status s = redis_->Command(argv).status();
   if (!s.ok() && !only_if_absent) {

@@ -75,13 +75,12 @@ absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field) {
 
 absl::Status ValidateAlias(absl::string_view alias) {
   if (alias.size() < kMinAliasLength || alias.size() > kMaxAliasLength) {
-    return absl::InvalidArgumentError(absl::StrCat("alias: must be ", kMinAliasLength, " to ",
-                                                   kMaxAliasLength, " characters"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("alias: must be ", kMinAliasLength, " to ", kMaxAliasLength, " characters"));
   }
   for (char c : alias) {
     if (!IsCodeCharacter(c)) {
-      return absl::InvalidArgumentError(
-          "alias: may contain only letters, digits, '-' and '_'");
+      return absl::InvalidArgumentError("alias: may contain only letters, digits, '-' and '_'");
     }
   }
   const std::string lower = absl::AsciiStrToLower(alias);

@@ -12,7 +12,8 @@ constexpr const char* kColumns =
     "(extract(epoch from update_time) * 1000000)::bigint, "
     "(extract(epoch from expire_time) * 1000000)::bigint";
 
-constexpr const char* kFromMicros = "(timestamptz 'epoch' + ($%d::bigint) * interval '1 microsecond')";
+constexpr const char* kFromMicros =
+    "(timestamptz 'epoch' + ($%d::bigint) * interval '1 microsecond')";
 
 std::optional<int64_t> Micros(const std::optional<absl::Time>& t) {
   if (!t) return std::nullopt;
@@ -44,9 +45,9 @@ std::string Param(const char* fmt, int n) {
 
 PgLinksStore::PgLinksStore(pg::PgCluster* cluster, metrics::Registry* registry)
     : cluster_(cluster) {
-  auto& reads = registry->AddCounter("kurt_links_db_reads_total",
-                                     "Database lookups made by Resolve, by where they went",
-                                     {"source"});
+  auto& reads =
+      registry->AddCounter("kurt_links_db_reads_total",
+                           "Database lookups made by Resolve, by where they went", {"source"});
   replica_reads_ = &reads.WithLabels({"replica"});
   primary_reads_ = &reads.WithLabels({"primary"});
 }
@@ -57,8 +58,7 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
     pqxx::result r = tx.exec_params(
         absl::StrCat("INSERT INTO links (code, account_id, target_url, expire_time) VALUES "
                      "($1, $2, $3, ",
-                     Param(kFromMicros, 4), ") ON CONFLICT (code) DO NOTHING RETURNING ",
-                     kColumns),
+                     Param(kFromMicros, 4), ") ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
         link.code, link.account_id, link.target_url, Micros(link.expire_time));
     if (!r.empty()) out = FromRow(r[0]);
   });
@@ -83,8 +83,8 @@ absl::StatusOr<LinkRecord> PgLinksStore::Get(const std::string& account_id,
   return *out;
 }
 
-absl::StatusOr<std::vector<LinkRecord>> PgLinksStore::List(
-    const std::string& account_id, int limit, const std::optional<ListCursor>& after) {
+absl::StatusOr<std::vector<LinkRecord>> PgLinksStore::List(const std::string& account_id, int limit,
+                                                           const std::optional<ListCursor>& after) {
   std::vector<LinkRecord> out;
   // Owners expect to see a link they just created: lists read the primary, through the
   // (account_id, create_time DESC, code DESC) index.
@@ -97,7 +97,8 @@ absl::StatusOr<std::vector<LinkRecord>> PgLinksStore::List(
           absl::StrCat("SELECT ", kColumns,
                        " FROM links WHERE account_id = $1 AND deleted_at IS NULL AND "
                        "(create_time, code) < (",
-                       Param(kFromMicros, 2), ", $3) ORDER BY create_time DESC, code DESC "
+                       Param(kFromMicros, 2),
+                       ", $3) ORDER BY create_time DESC, code DESC "
                        "LIMIT $4"),
           account_id, absl::ToUnixMicros(after->create_time), after->code, limit);
     } else {
@@ -113,8 +114,7 @@ absl::StatusOr<std::vector<LinkRecord>> PgLinksStore::List(
 }
 
 absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
-                                                const std::string& code,
-                                                const LinkUpdate& update) {
+                                                const std::string& code, const LinkUpdate& update) {
   std::optional<LinkRecord> out;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
@@ -124,8 +124,7 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
                      " ELSE expire_time END, update_time = now() "
                      "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING ",
                      kColumns),
-        code, account_id, update.target_url, Micros(update.expire_time),
-        update.clear_expire_time);
+        code, account_id, update.target_url, Micros(update.expire_time), update.clear_expire_time);
     if (!r.empty()) out = FromRow(r[0]);
   });
   if (!s.ok()) return s;
@@ -136,9 +135,10 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
 absl::Status PgLinksStore::Delete(const std::string& account_id, const std::string& code) {
   int affected = 0;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
-    affected = tx.exec_params("UPDATE links SET deleted_at = now(), update_time = now() "
-                              "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL",
-                              code, account_id)
+    affected = tx.exec_params(
+                     "UPDATE links SET deleted_at = now(), update_time = now() "
+                     "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL",
+                     code, account_id)
                    .affected_rows();
   });
   if (!s.ok()) return s;

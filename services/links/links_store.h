@@ -56,8 +56,8 @@ class LinksStore {
   // Up to `limit` live links of the account, newest first, after `after`.
   virtual absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
                                                        const std::optional<ListCursor>& after) = 0;
-  virtual absl::StatusOr<LinkRecord> Update(const std::string& account_id,
-                                            const std::string& code, const LinkUpdate& update) = 0;
+  virtual absl::StatusOr<LinkRecord> Update(const std::string& account_id, const std::string& code,
+                                            const LinkUpdate& update) = 0;
   virtual absl::Status Delete(const std::string& account_id, const std::string& code) = 0;
   // The live link with this code, or nullopt (unknown or deleted). Expiry is the caller's to
   // check. kReplica falls back to the primary when no replica is usable.

@@ -19,8 +19,8 @@ CachedLink FromRecord(const ResolveRecord& r) {
 Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
                    absl::Duration recent_window)
     : store_(store), cache_(cache), recent_window_(recent_window), flight_(kCoalesceLinger) {
-  auto& cache_metric = registry->AddCounter(
-      "kurt_links_cache_requests_total", "Resolve cache lookups, by result", {"result"});
+  auto& cache_metric = registry->AddCounter("kurt_links_cache_requests_total",
+                                            "Resolve cache lookups, by result", {"result"});
   cache_hits_ = &cache_metric.WithLabels({"hit"});
   cache_misses_ = &cache_metric.WithLabels({"miss"});
   cache_errors_ = &cache_metric.WithLabels({"error"});

@@ -4,14 +4,14 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
 #include "edge/rate_limiter.h"
-#include "absl/synchronization/notification.h"
-#include "absl/strings/numbers.h"
 #include "gtest/gtest.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
@@ -87,9 +87,8 @@ class AccountsEdgeTest : public ::testing::Test {
     resolver_ =
         std::make_unique<links::Resolver>(links_store_.get(), link_cache_.get(), &registry_);
     clicks_ = std::make_unique<links::KafkaClickSink>(producer_.get(), topic_, "salt", &registry_);
-    links_ = std::make_unique<links::LinksService>(links::LinksServiceOptions{},
-                                                   links_store_.get(), resolver_.get(),
-                                                   clicks_.get());
+    links_ = std::make_unique<links::LinksService>(links::LinksServiceOptions{}, links_store_.get(),
+                                                   resolver_.get(), clicks_.get());
 
     // Stats, reports (no relay and no worker: a report stays PENDING) and notifications (no
     // consumer: tests store their rows through the store).
@@ -100,11 +99,11 @@ class AccountsEdgeTest : public ::testing::Test {
     so.fsync = false;
     artifacts_ = std::make_unique<reports::DirectoryStorage>(so);
     ASSERT_TRUE(artifacts_->Init().ok());
-    reports_store_ = std::make_unique<reports::PgReportsStore>(reports::PgReportsStoreOptions{},
-                                                               cluster_.get());
-    reports_ = std::make_unique<reports::ReportsService>(
-        reports::ReportsServiceOptions{}, reports_store_.get(), artifacts_.get(), nullptr,
-        &registry_);
+    reports_store_ =
+        std::make_unique<reports::PgReportsStore>(reports::PgReportsStoreOptions{}, cluster_.get());
+    reports_ = std::make_unique<reports::ReportsService>(reports::ReportsServiceOptions{},
+                                                         reports_store_.get(), artifacts_.get(),
+                                                         nullptr, &registry_);
     notification_store_ =
         std::make_unique<notifications::PgNotificationStore>(&cluster_->primary());
     hub_ = std::make_unique<notifications::NotificationHub>("", &registry_);
@@ -131,8 +130,8 @@ class AccountsEdgeTest : public ::testing::Test {
     edge::AccountsAuthorizerOptions eao;
     eao.edge_secret = "edge-test-secret";
     eao.cache_ttl = kEdgeCacheTtl;
-    limiter_ = std::make_unique<edge::RedisRateLimiter>(
-        redis_.get(), 2, testing::RandomName("kurt:test:rl:") + ":");
+    limiter_ = std::make_unique<edge::RedisRateLimiter>(redis_.get(), 2,
+                                                        testing::RandomName("kurt:test:rl:") + ":");
     eao.limiter = limiter_.get();
     eao.per_address = {1000, 1000};
     eao.per_account = {10, 20};
@@ -169,8 +168,8 @@ class AccountsEdgeTest : public ::testing::Test {
 
   // POST /v1/accounts with the admin token: {account id, raw key}.
   std::pair<std::string, std::string> NewAccount(const std::string& name) {
-    Reply r = Call("POST", "/v1/accounts", "edge-test-admin",
-                   absl::StrCat("{\"name\":\"", name, "\"}"));
+    Reply r =
+        Call("POST", "/v1/accounts", "edge-test-admin", absl::StrCat("{\"name\":\"", name, "\"}"));
     EXPECT_EQ(r.status, 200u) << r.body;
     return {Field(r.body, "id"), Field(r.body, "secretKey")};
   }
@@ -269,13 +268,12 @@ TEST_F(AccountsEdgeTest, OtherAccountsObjectsAre404OnEveryRouteWithAnId) {
   ASSERT_FALSE(b_key_id.empty()) << b_keys.body;
   constexpr char kUtc[] = "%Y-%m-%dT%H:%M:%SZ";
   absl::Time now = absl::Now();
-  Reply requested = Call(
-      "POST", "/v1/reports", b,
-      absl::StrCat("{\"kind\":\"SUMMARY_JSON\",\"startTime\":\"",
-                   absl::FormatTime(kUtc, now - absl::Hours(1), absl::UTCTimeZone()),
-                   "\",\"endTime\":\"",
-                   absl::FormatTime(kUtc, now, absl::UTCTimeZone()),
-                   "\",\"code\":\"", code, "\"}"));
+  Reply requested =
+      Call("POST", "/v1/reports", b,
+           absl::StrCat("{\"kind\":\"SUMMARY_JSON\",\"startTime\":\"",
+                        absl::FormatTime(kUtc, now - absl::Hours(1), absl::UTCTimeZone()),
+                        "\",\"endTime\":\"", absl::FormatTime(kUtc, now, absl::UTCTimeZone()),
+                        "\",\"code\":\"", code, "\"}"));
   ASSERT_EQ(requested.status, 200u) << requested.body;
   std::string report = Field(requested.body, "id");
   ASSERT_EQ(report.size(), 36u) << requested.body;
@@ -369,7 +367,8 @@ TEST_F(AccountsEdgeTest, PerAccountLimitGives429AndRecovers) {
       ++limited;
       message = r.body;
       int retry_after = 0;
-      EXPECT_TRUE(absl::SimpleAtoi(r.Header("retry-after"), &retry_after)) << r.Header("retry-after");
+      EXPECT_TRUE(absl::SimpleAtoi(r.Header("retry-after"), &retry_after))
+          << r.Header("retry-after");
       EXPECT_GE(retry_after, 1);
     } else {
       EXPECT_EQ(r.status, 200u) << r.body;
@@ -433,13 +432,13 @@ TEST_F(AccountsEdgeTest, RawKeysAppearInNoLogAndNoTable) {
   ASSERT_TRUE(cluster_->primary()
                   .Run([&](pqxx::connection& c) {
                     pqxx::nontransaction tx(c);
-                    for (const auto& t : tx.exec(
-                             "SELECT table_schema, table_name FROM information_schema.tables "
-                             "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
-                             "('pg_catalog', 'information_schema')")) {
-                      for (const auto& row : tx.exec(absl::StrCat(
-                               "SELECT t::text FROM ", c.quote_name(t[0].c_str()), ".",
-                               c.quote_name(t[1].c_str()), " t"))) {
+                    for (const auto& t :
+                         tx.exec("SELECT table_schema, table_name FROM information_schema.tables "
+                                 "WHERE table_type = 'BASE TABLE' AND table_schema NOT IN "
+                                 "('pg_catalog', 'information_schema')")) {
+                      for (const auto& row :
+                           tx.exec(absl::StrCat("SELECT t::text FROM ", c.quote_name(t[0].c_str()),
+                                                ".", c.quote_name(t[1].c_str()), " t"))) {
                         absl::StrAppend(&all, row[0].c_str(), "\n");
                       }
                     }
