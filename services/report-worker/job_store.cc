@@ -4,7 +4,17 @@
 #include "absl/strings/str_join.h"
 #include "platform/outbox/outbox.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::CompletedEvent;
+using reports::CompletedEventId;
+using reports::JobFromRow;
+using reports::kJobColumns;
+using reports::kOutboxTable;
+using reports::ReportJob;
+using reports::RequestedEvent;
+namespace v1 = reports::v1;
+
 namespace {
 
 std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
@@ -58,11 +68,12 @@ absl::StatusOr<ClaimResult> PgJobStore::Claim(const std::string& report_id) {
       return;
     }
     pqxx::result claimed = tx.exec_params(
-        absl::StrCat("UPDATE report_jobs SET state = 'RUNNING', worker_id = $2, "
-                     "attempts = attempts + 1, lease_until = now() + $3 * interval '1 millisecond', "
-                     "heartbeat_time = now(), start_run_time = COALESCE(start_run_time, now()), "
-                     "progress_rows = 0, update_time = now() WHERE id = $1::uuid RETURNING ",
-                     kJobColumns),
+        absl::StrCat(
+            "UPDATE report_jobs SET state = 'RUNNING', worker_id = $2, "
+            "attempts = attempts + 1, lease_until = now() + $3 * interval '1 millisecond', "
+            "heartbeat_time = now(), start_run_time = COALESCE(start_run_time, now()), "
+            "progress_rows = 0, update_time = now() WHERE id = $1::uuid RETURNING ",
+            kJobColumns),
         report_id, options_.worker_id, Millis(options_.lease));
     out.outcome = ClaimOutcome::kClaimed;
     out.job = JobFromRow(claimed[0]);
@@ -82,12 +93,13 @@ absl::StatusOr<std::set<std::string>> PgJobStore::Heartbeat(
       values.push_back(absl::StrCat("(", tx.quote(id), "::uuid, ", rows, "::bigint)"));
     }
     pqxx::result r = tx.exec_params(
-        absl::StrCat("UPDATE report_jobs j SET lease_until = now() + $1 * interval '1 millisecond', "
-                     "heartbeat_time = now(), progress_rows = v.rows, update_time = now() "
-                     "FROM (VALUES ",
-                     absl::StrJoin(values, ", "),
-                     ") AS v(id, rows) WHERE j.id = v.id AND j.worker_id = $2 AND "
-                     "j.state = 'RUNNING' RETURNING j.id::text"),
+        absl::StrCat(
+            "UPDATE report_jobs j SET lease_until = now() + $1 * interval '1 millisecond', "
+            "heartbeat_time = now(), progress_rows = v.rows, update_time = now() "
+            "FROM (VALUES ",
+            absl::StrJoin(values, ", "),
+            ") AS v(id, rows) WHERE j.id = v.id AND j.worker_id = $2 AND "
+            "j.state = 'RUNNING' RETURNING j.id::text"),
         Millis(options_.lease), options_.worker_id);
     for (const pqxx::row& row : r) held.insert(row[0].as<std::string>());
   });
@@ -120,8 +132,9 @@ bool PgJobStore::FailInTransaction(pqxx::work& tx, const ReportJob& job, const s
       "update_time = now(), lease_until = NULL WHERE id = $1::uuid");
   pqxx::result r =
       owned_check
-          ? tx.exec_params(absl::StrCat(update, " AND worker_id = $3 AND state = 'RUNNING' "
-                                                "RETURNING ",
+          ? tx.exec_params(absl::StrCat(update,
+                                        " AND worker_id = $3 AND state = 'RUNNING' "
+                                        "RETURNING ",
                                         kJobColumns),
                            job.id, reason, options_.worker_id)
           : tx.exec_params(absl::StrCat(update, " RETURNING ", kJobColumns), job.id, reason);
@@ -208,5 +221,4 @@ absl::Status PgJobStore::DeadLetter(const kafka::Message& message, const std::st
   });
 }
 
-}  // namespace kurt::reports
-
+}  // namespace kurt::report_worker

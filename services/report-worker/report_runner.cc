@@ -4,7 +4,15 @@
 #include "absl/time/clock.h"
 #include "platform/core/log.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactStorage;
+using reports::ArtifactWriter;
+using reports::ContentTypeOf;
+using reports::ExtensionOf;
+using reports::KindName;
+using reports::ReportJob;
+
 namespace {
 
 // Errors no retry can fix: the job itself is wrong for this worker.
@@ -14,12 +22,18 @@ bool Permanent(const absl::Status& s) {
 
 const char* OutcomeName(RunOutcome o) {
   switch (o) {
-    case RunOutcome::kSucceeded: return "succeeded";
-    case RunOutcome::kRetrying: return "retrying";
-    case RunOutcome::kFailed: return "failed";
-    case RunOutcome::kLost: return "lost";
-    case RunOutcome::kReleased: return "released";
-    case RunOutcome::kStoreError: return "store_error";
+    case RunOutcome::kSucceeded:
+      return "succeeded";
+    case RunOutcome::kRetrying:
+      return "retrying";
+    case RunOutcome::kFailed:
+      return "failed";
+    case RunOutcome::kLost:
+      return "lost";
+    case RunOutcome::kReleased:
+      return "released";
+    case RunOutcome::kStoreError:
+      return "store_error";
   }
   return "unknown";
 }
@@ -35,13 +49,12 @@ ReportRunner::ReportRunner(RunnerOptions options, JobStore* store, ReportSource*
       outcomes_(&registry->AddCounter("kurt_report_worker_runs_total",
                                       "Report attempts run by this worker, by outcome",
                                       {"outcome"})),
-      rows_(&registry
-                 ->AddCounter("kurt_report_worker_rows_total", "Rows written to report artifacts")
-                 .Get()),
+      rows_(
+          &registry->AddCounter("kurt_report_worker_rows_total", "Rows written to report artifacts")
+               .Get()),
       duration_(&registry
-                     ->AddHistogram("kurt_report_worker_run_seconds",
-                                    "Time of one report attempt", {},
-                                    {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600})
+                     ->AddHistogram("kurt_report_worker_run_seconds", "Time of one report attempt",
+                                    {}, {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600})
                      .Get()) {}
 
 absl::Duration ReportRunner::Backoff(int attempts) const {
@@ -138,4 +151,4 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
   return outcome;
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

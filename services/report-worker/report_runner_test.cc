@@ -12,7 +12,14 @@
 #include "gtest/gtest.h"
 #include "services/report-worker/worker.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactWriter;
+using reports::DirectoryStorage;
+using reports::DirectoryStorageOptions;
+using reports::ReportJob;
+namespace v1 = reports::v1;
+
 namespace {
 
 class FakeJobStore : public JobStore {
@@ -287,4 +294,4 @@ TEST_F(RunnerTest, WorkerStopsAJobTheHeartbeatFindsCancelled) {
 }
 
 }  // namespace
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

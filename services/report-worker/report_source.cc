@@ -7,7 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactWriter;
+using reports::KindName;
+using reports::ReportJob;
+using reports::Rfc3339;
+namespace v1 = reports::v1;
 
 // One libpq connection, for COPY and cursors (libpqxx 6 has no COPY of a query). Used by one
 // thread; closed on destruction, which also abandons a COPY in progress.
@@ -21,9 +27,8 @@ class PqConnection {
     PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     std::unique_ptr<PqConnection> c(new PqConnection(conn));
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-      return absl::UnavailableError(
-          absl::StrCat("connecting for the report scan: ",
-                       conn ? PQerrorMessage(conn) : "out of memory"));
+      return absl::UnavailableError(absl::StrCat("connecting for the report scan: ",
+                                                 conn ? PQerrorMessage(conn) : "out of memory"));
     }
     return c;
   }
@@ -85,8 +90,8 @@ using Quoter = std::function<std::string(const std::string&)>;
 std::string ClicksOfJob(const ReportJob& job, const Quoter& quote) {
   std::string sql = absl::StrCat(
       "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = ", quote(job.account_id),
-      " AND c.click_time >= ", quote(Rfc3339(job.start_time)),
-      "::timestamptz AND c.click_time < ", quote(Rfc3339(job.end_time)), "::timestamptz");
+      " AND c.click_time >= ", quote(Rfc3339(job.start_time)), "::timestamptz AND c.click_time < ",
+      quote(Rfc3339(job.end_time)), "::timestamptz");
   if (!job.code.empty()) {
     absl::StrAppend(&sql, " AND l.code = ", quote(job.code), " AND c.code = ", quote(job.code));
   }
@@ -102,11 +107,21 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppend(out, "\\u00", absl::Hex(c, absl::kZeroPad2));
@@ -146,9 +161,9 @@ absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWrit
                                               const ProgressCallback& progress) {
   auto conn = PqConnection::Connect(cluster_->ReadPool().options().url, options_.connect_timeout);
   if (!conn.ok()) return conn.status();
-  if (absl::Status s = (*conn)->Exec(absl::StrCat(
-          "SET TimeZone = 'UTC'; SET statement_timeout = ",
-          absl::ToInt64Milliseconds(options_.statement_timeout)));
+  if (absl::Status s =
+          (*conn)->Exec(absl::StrCat("SET TimeZone = 'UTC'; SET statement_timeout = ",
+                                     absl::ToInt64Milliseconds(options_.statement_timeout)));
       !s.ok()) {
     return s;
   }
@@ -166,8 +181,7 @@ absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWrit
 absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const ReportJob& job,
                                                  ArtifactWriter* out,
                                                  const ProgressCallback& progress) {
-  const std::string sql =
-      ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
+  const std::string sql = ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
   if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) return s;
   res.reset();
@@ -208,10 +222,10 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     return s;
   }
   std::shared_ptr<PGresult> res;
-  if (absl::Status s = conn.Exec(absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
-                                              IsoTime("min(c.click_time)"), ", ",
-                                              IsoTime("max(c.click_time)"), " ", from),
-                                 &res);
+  if (absl::Status s = conn.Exec(
+          absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
+                       IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ", from),
+          &res);
       !s.ok()) {
     return s;
   }
@@ -222,8 +236,7 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   absl::StrAppend(&doc, ",\"kind\":\"SUMMARY_JSON\",\"startTime\":\"", Rfc3339(job.start_time),
                   "\",\"endTime\":\"", Rfc3339(job.end_time), "\",\"code\":");
   AppendJsonString(&doc, job.code);
-  absl::StrAppend(&doc, ",\"totalClicks\":", total,
-                  ",\"uniqueClients\":", Value(res.get(), 0, 1));
+  absl::StrAppend(&doc, ",\"totalClicks\":", total, ",\"uniqueClients\":", Value(res.get(), 0, 1));
   if (total > 0) {
     absl::StrAppend(&doc, ",\"firstClick\":\"", Value(res.get(), 0, 2), "\",\"lastClick\":\"",
                     Value(res.get(), 0, 3), "\"");
@@ -254,30 +267,31 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
 
   absl::StrAppend(&doc, ",\"links\":[");
   bool first = true;
-  absl::Status s = stream(
-      "report_links",
-      absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
-                   IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ", from,
-                   " GROUP BY c.code ORDER BY c.code"),
-      [&](PGresult* r, int i) {
-        absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
-        AppendJsonString(&doc, Value(r, i, 0));
-        absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1), ",\"uniqueClients\":",
-                        Value(r, i, 2), ",\"firstClick\":\"", Value(r, i, 3),
-                        "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
-        first = false;
-      });
+  absl::Status s =
+      stream("report_links",
+             absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
+                          IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ",
+                          from, " GROUP BY c.code ORDER BY c.code"),
+             [&](PGresult* r, int i) {
+               absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
+               AppendJsonString(&doc, Value(r, i, 0));
+               absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1),
+                               ",\"uniqueClients\":", Value(r, i, 2), ",\"firstClick\":\"",
+                               Value(r, i, 3), "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
+               first = false;
+             });
   if (!s.ok()) return s;
   absl::StrAppend(&doc, "],\"clicksPerDay\":[");
   first = true;
-  s = stream("report_days",
-             absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*) ",
-                          from, " GROUP BY 1 ORDER BY 1"),
-             [&](PGresult* r, int i) {
-               absl::StrAppend(&doc, first ? "" : ",", "{\"day\":\"", Value(r, i, 0),
-                               "\",\"clicks\":", Value(r, i, 1), "}");
-               first = false;
-             });
+  s = stream(
+      "report_days",
+      absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*) ", from,
+                   " GROUP BY 1 ORDER BY 1"),
+      [&](PGresult* r, int i) {
+        absl::StrAppend(&doc, first ? "" : ",", "{\"day\":\"", Value(r, i, 0),
+                        "\",\"clicks\":", Value(r, i, 1), "}");
+        first = false;
+      });
   if (!s.ok()) return s;
   if (s = conn.Exec(absl::StrCat("SELECT c.referrer, count(*) ", from,
                                  " AND c.referrer <> '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"),
@@ -298,4 +312,4 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   return total;
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -5,17 +5,20 @@
 #include "kurt/events/v1/report_events.pb.h"
 #include "platform/core/log.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::IsReportId;
+using reports::ReportJob;
 
 Worker::Worker(WorkerOptions options, JobStore* store, ReportRunner* runner,
                metrics::Registry* registry)
     : options_(std::move(options)),
       store_(store),
       runner_(runner),
-      running_gauge_(&registry
-                          ->AddGauge("kurt_report_worker_running_jobs",
-                                     "Report jobs this worker is running")
-                          .Get()),
+      running_gauge_(
+          &registry
+               ->AddGauge("kurt_report_worker_running_jobs", "Report jobs this worker is running")
+               .Get()),
       claims_(&registry->AddCounter("kurt_report_worker_claims_total",
                                     "Claim attempts, by how they ended and what caused them",
                                     {"outcome"})),
@@ -55,9 +58,8 @@ int Worker::running() const {
 
 bool Worker::AcquireSlot(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mu_);
-  bool ok = cv_.wait_for(lock, absl::ToChronoMilliseconds(wait), [&] {
-    return stopping_ || busy_ < options_.max_concurrent_jobs;
-  });
+  bool ok = cv_.wait_for(lock, absl::ToChronoMilliseconds(wait),
+                         [&] { return stopping_ || busy_ < options_.max_concurrent_jobs; });
   if (!ok || stopping_) return false;
   ++busy_;
   running_gauge_->Set(busy_);
@@ -113,8 +115,8 @@ absl::StatusOr<bool> Worker::TryStart(const std::string& report_id, absl::Durati
       return absl::NotFoundError(absl::StrCat("no report job ", report_id));
     case ClaimOutcome::kGaveUp:
       claims_->WithLabels({"gave_up"}).Increment();
-      KURT_LOG(kError, "report failed: claimed too often without finishing",
-               {"report", report_id}, {"attempts", claim->job.attempts});
+      KURT_LOG(kError, "report failed: claimed too often without finishing", {"report", report_id},
+               {"attempts", claim->job.attempts});
       break;
   }
   ReleaseSlot();
@@ -218,4 +220,4 @@ void Worker::ScanLoop() {
   while (SleepUnlessStopped(options_.lease_scan_interval)) ScanLeasesNow();
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -2,8 +2,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "platform/grpc/handler.h"
-#include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
 
 namespace kurt::reports {
@@ -108,7 +106,7 @@ void ToProto(const ReportJob& job, v1::Report* out) {
   if (job.finish_time) platform::SetTimestamp(*job.finish_time, out->mutable_finish_time());
 }
 
-bool IsReportId(const std::string& id) {
+bool IsReportId(absl::string_view id) {
   if (id.size() != 36) return false;
   for (size_t i = 0; i < id.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {

@@ -59,9 +59,9 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
   if (!s.ok()) return s;
   if (!out.created && !found) return absl::AbortedError("report request conflicted; retry");
   if (found && !SameParameters(out.job, report)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("request_id: '", report.request_id,
-                     "' was already used for a different report (", out.job.id, ")"));
+    return absl::AlreadyExistsError(absl::StrCat("request_id: '", report.request_id,
+                                                 "' was already used for a different report (",
+                                                 out.job.id, ")"));
   }
   return out;
 }
@@ -71,10 +71,10 @@ absl::StatusOr<ReportJob> PgReportsStore::Get(const std::string& account_id,
   std::optional<ReportJob> out;
   absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    pqxx::result r = tx.exec_params(
-        absl::StrCat("SELECT ", kJobColumns,
-                     " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
-        id, account_id);
+    pqxx::result r =
+        tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
+                                    " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
+                       id, account_id);
     if (!r.empty()) out = JobFromRow(r[0]);
   });
   if (!s.ok()) return s;
@@ -83,7 +83,7 @@ absl::StatusOr<ReportJob> PgReportsStore::Get(const std::string& account_id,
 }
 
 absl::StatusOr<std::vector<ReportJob>> PgReportsStore::List(
-    const std::string& account_id, int limit, const std::optional<ListCursor>& after) {
+    const std::string& account_id, int limit, const std::optional<platform::PageKey>& after) {
   std::vector<ReportJob> out;
   absl::Status s = cluster_->RunRead([&](pqxx::connection& c) {
     out.clear();
@@ -95,7 +95,7 @@ absl::StatusOr<std::vector<ReportJob>> PgReportsStore::List(
                        " FROM report_jobs WHERE account_id = $1 AND (create_time, id) < "
                        "(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid) "
                        "ORDER BY create_time DESC, id DESC LIMIT $4"),
-          account_id, absl::ToUnixMicros(after->create_time), after->id, limit);
+          account_id, absl::ToUnixMicros(after->time), after->key, limit);
     } else {
       r = tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
                                       " FROM report_jobs WHERE account_id = $1 "
@@ -121,10 +121,9 @@ absl::StatusOr<ReportJob> PgReportsStore::Cancel(const std::string& account_id,
                      kJobColumns),
         id, account_id);
     if (r.empty()) {
-      r = tx.exec_params(
-          absl::StrCat("SELECT ", kJobColumns,
-                       " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
-          id, account_id);
+      r = tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
+                                      " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
+                         id, account_id);
     }
     if (!r.empty()) out = JobFromRow(r[0]);
   });
@@ -138,9 +137,9 @@ absl::StatusOr<bool> PgReportsStore::OwnsLink(const std::string& account_id,
   bool owned = false;
   absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    owned = !tx.exec_params("SELECT 1 FROM links WHERE code = $1 AND account_id = $2", code,
-                            account_id)
-                 .empty();
+    owned =
+        !tx.exec_params("SELECT 1 FROM links WHERE code = $1 AND account_id = $2", code, account_id)
+             .empty();
   });
   if (!s.ok()) return s;
   return owned;

@@ -8,7 +8,6 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "services/reports/report_job.h"
 
 namespace kurt::testing {
 
@@ -44,7 +43,7 @@ std::vector<std::string> Deployment::CommonFlags(const Service& s) const {
           absl::StrCat("--pg_primary_url=", db_.primary_url()),
           absl::StrCat("--pg_replica_url=", db_.replica_url()),
           absl::StrCat("--kafka_brokers=", KafkaBrokers()),
-          "--shutdown_grace_seconds=2",
+          "--shutdown_grace=2s",
           absl::StrCat("--edge_secret=", kDeploymentEdgeSecret)};
 }
 
@@ -69,8 +68,8 @@ Service& Deployment::Start(const std::string& name, const std::string& binary,
   order_.push_back(name);
   Service& ref = services_.at(name);
   if (!WaitReady(ref.http_port, absl::Seconds(30))) {
-    throw std::runtime_error(absl::StrCat(name, " not ready within 30 s:\n",
-                                          ref.process->LogTail()));
+    throw std::runtime_error(
+        absl::StrCat(name, " not ready within 30 s:\n", ref.process->LogTail()));
   }
   return ref;
 }
@@ -86,7 +85,7 @@ Service& Deployment::StartWorker(const std::string& name, const std::vector<std:
   std::vector<std::string> args = {absl::StrCat("--artifact_dir=", artifact_dir_),
                                    absl::StrCat("--requested_topic=", requested_),
                                    absl::StrCat("--completed_topic=", completed_),
-                                   absl::StrCat("--dlq_topic=", dlq_),
+                                   absl::StrCat("--dead_letter_topic=", dlq_),
                                    absl::StrCat("--consumer_group=", worker_group_),
                                    absl::StrCat("--worker_id=", name)};
   args.insert(args.end(), extra.begin(), extra.end());
@@ -102,9 +101,8 @@ Service& Deployment::StartNotifications(const std::vector<std::string>& extra) {
 }
 
 std::unique_ptr<reports::v1::ReportsService::Stub> Deployment::ReportsStub() {
-  return reports::v1::ReportsService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", Get("reports").grpc_port),
-                          grpc::InsecureChannelCredentials()));
+  return reports::v1::ReportsService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", Get("reports").grpc_port), grpc::InsecureChannelCredentials()));
 }
 
 std::unique_ptr<notifications::v1::NotificationsService::Stub> Deployment::NotificationsStub() {
