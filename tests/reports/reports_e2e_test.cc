@@ -3,9 +3,8 @@
 // them (redirects → Kafka → analytics → raw clicks), request a CSV report, receive its
 // notification as a Server-Sent Event, download the CSV and check it against the database.
 //
-// The edge authenticates API keys once accounts exist (issue 5); until then it runs with
-// --dev_trust_account_header and the test names its account in X-Kurt-Account-Id. Skipped, saying
-// why, when one of the binaries is not built.
+// The edge runs with --dev_trust_account_header and the test names its account in
+// X-Kurt-Account-Id. Every binary it runs is a build dependency of the test.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -97,11 +96,8 @@ class SseClient {
 TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv) {
   for (const char* binary : {"kurt-edge", "kurt-links", "kurt-analytics", "kurt-reports",
                              "kurt-report-worker", "kurt-notifications", "kurt-accounts"}) {
-    if (::access(BinaryPath(binary).c_str(), X_OK) != 0) {
-      GTEST_SKIP() << BinaryPath(binary)
-                   << " is not built; the end-to-end test needs the edge, links, analytics, "
-                      "reports, report-worker, notifications and accounts binaries";
-    }
+    ASSERT_EQ(::access(BinaryPath(binary).c_str(), X_OK), 0)
+        << BinaryPath(binary) << " is not built (a build dependency of this test)";
   }
   Deployment d;
   const std::string clicks_topic = RandomName("kurt.test.clicks.");
@@ -109,9 +105,9 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Service& reports = d.StartReports();
   d.StartWorker("worker-1");
   Service& notifications = d.StartNotifications();
-  Service& links = d.Start("links", "kurt-links",
-                           {absl::StrCat("--clicks_topic=", clicks_topic),
-                            "--short_url_base=http://kurt.test/"});
+  Service& links = d.Start(
+      "links", "kurt-links",
+      {absl::StrCat("--clicks_topic=", clicks_topic), "--short_url_base=http://kurt.test/"});
   Service& analytics = d.Start("analytics", "kurt-analytics",
                                {absl::StrCat("--clicks_topic=", clicks_topic),
                                 absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
@@ -132,9 +128,9 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
        absl::StrCat("--upstream=kurt.accounts.v1.AccountsService=127.0.0.1:", accounts.grpc_port)});
   const int port = edge.http_port;
   const std::string account = RandomName("acct-e2e-");
-  const std::vector<std::pair<std::string, std::string>> as = {
-      {"X-Kurt-Account-Id", account}, {"Content-Type", "application/json"},
-      {"User-Agent", "kurt-e2e-test"}};
+  const std::vector<std::pair<std::string, std::string>> as = {{"X-Kurt-Account-Id", account},
+                                                               {"Content-Type", "application/json"},
+                                                               {"User-Agent", "kurt-e2e-test"}};
 
   // Links, created through the edge.
   std::vector<std::string> codes;
@@ -172,10 +168,10 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
 
   // The report, requested through the edge: PENDING at once.
   const absl::Time end = absl::Now() + absl::Minutes(1);
-  Reply created = Fetch(port, "POST", "/v1/reports", as,
-                        absl::StrCat(R"({"kind": "CLICKS_CSV", "startTime": ")",
-                                     reports::Rfc3339(start), R"(", "endTime": ")",
-                                     reports::Rfc3339(end), R"("})"));
+  Reply created =
+      Fetch(port, "POST", "/v1/reports", as,
+            absl::StrCat(R"({"kind": "CLICKS_CSV", "startTime": ")", reports::Rfc3339(start),
+                         R"(", "endTime": ")", reports::Rfc3339(end), R"("})"));
   ASSERT_EQ(created.status, 200u) << created.body;
   rv1::Report report;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created.body, &report).ok());
@@ -186,8 +182,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   auto event = sse.WaitForEvent(report.id(), absl::Seconds(30));
   ASSERT_TRUE(event.has_value()) << "no SSE event; the stream so far:\n" << sse.Raw() << d.Logs();
   notifications::v1::Notification n;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(event->second, &n).ok())
-      << event->second;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(event->second, &n).ok()) << event->second;
   EXPECT_EQ(n.report().state(), rv1::SUCCEEDED);
   EXPECT_EQ(n.report().row_count(), 2 * kClicksPerLink);
   EXPECT_EQ(event->first, n.id()) << "the SSE id is the notification id";
@@ -203,8 +198,8 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   EXPECT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2 * kClicksPerLink + 1);
 
   // Another account sees neither the report nor its content.
-  Reply other = Fetch(port, "GET", n.report().content_path(),
-                      {{"X-Kurt-Account-Id", "someone-else"}});
+  Reply other =
+      Fetch(port, "GET", n.report().content_path(), {{"X-Kurt-Account-Id", "someone-else"}});
   EXPECT_EQ(other.status, 404u);
 
   // The binaries run with --edge_secret: the account the edge vouched for was believed, but a
