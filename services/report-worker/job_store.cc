@@ -78,14 +78,18 @@ absl::StatusOr<ClaimResult> PgJobStore::Claim(const std::string& report_id) {
     out.outcome = ClaimOutcome::kClaimed;
     out.job = JobFromRow(claimed[0]);
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
 absl::StatusOr<std::set<std::string>> PgJobStore::Heartbeat(
     const std::vector<std::pair<std::string, int64_t>>& progress) {
   std::set<std::string> held;
-  if (progress.empty()) return held;
+  if (progress.empty()) {
+    return held;
+  }
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     held.clear();
     std::vector<std::string> values;
@@ -101,9 +105,13 @@ absl::StatusOr<std::set<std::string>> PgJobStore::Heartbeat(
             ") AS v(id, rows) WHERE j.id = v.id AND j.worker_id = $2 AND "
             "j.state = 'RUNNING' RETURNING j.id::text"),
         Millis(options_.lease), options_.worker_id);
-    for (const pqxx::row& row : r) held.insert(row[0].as<std::string>());
+    for (const pqxx::row& row : r) {
+      held.insert(row[0].as<std::string>());
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return held;
 }
 
@@ -119,9 +127,13 @@ absl::StatusOr<bool> PgJobStore::Succeed(const ReportJob& job, const Artifact& a
         job.id, options_.worker_id, artifact.rows, artifact.size_bytes, artifact.content_type,
         artifact.key);
     done = !r.empty();
-    if (done) EnqueueCompleted(tx, options_.completed_topic, JobFromRow(r[0]));
+    if (done) {
+      EnqueueCompleted(tx, options_.completed_topic, JobFromRow(r[0]));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -138,7 +150,9 @@ bool PgJobStore::FailInTransaction(pqxx::work& tx, const ReportJob& job, const s
                                         kJobColumns),
                            job.id, reason, options_.worker_id)
           : tx.exec_params(absl::StrCat(update, " RETURNING ", kJobColumns), job.id, reason);
-  if (r.empty()) return false;
+  if (r.empty()) {
+    return false;
+  }
   ReportJob failed = JobFromRow(r[0]);
   EnqueueCompleted(tx, options_.completed_topic, failed);
   outbox::OutboxMessage dead;
@@ -158,7 +172,9 @@ absl::StatusOr<bool> PgJobStore::Fail(const ReportJob& job, const std::string& r
   bool done = false;
   absl::Status s = primary_->Transact(
       [&](pqxx::work& tx) { done = FailInTransaction(tx, job, reason, /*owned_check=*/true); });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -174,7 +190,9 @@ absl::StatusOr<bool> PgJobStore::RetryLater(const ReportJob& job, const std::str
                  job.id, options_.worker_id, reason, Millis(backoff))
                .affected_rows() > 0;
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -198,9 +216,13 @@ absl::StatusOr<std::vector<std::string>> PgJobStore::Expired(int limit) {
         "SELECT id::text FROM report_jobs WHERE state IN ('PENDING', 'RUNNING') AND "
         "lease_until < now() ORDER BY lease_until LIMIT $1",
         limit);
-    for (const pqxx::row& row : r) ids.push_back(row[0].as<std::string>());
+    for (const pqxx::row& row : r) {
+      ids.push_back(row[0].as<std::string>());
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return ids;
 }
 

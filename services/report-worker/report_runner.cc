@@ -59,7 +59,9 @@ ReportRunner::ReportRunner(RunnerOptions options, JobStore* store, ReportSource*
 
 absl::Duration ReportRunner::Backoff(int attempts) const {
   absl::Duration d = options_.retry_backoff;
-  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) d *= 2;
+  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) {
+    d *= 2;
+  }
   return std::min(d, options_.max_backoff);
 }
 
@@ -87,7 +89,9 @@ RunOutcome ReportRunner::Failed(const ReportJob& job, const absl::Status& error)
              {"error", done.status().ToString()});
     return RunOutcome::kStoreError;
   }
-  if (!*done) return RunOutcome::kLost;
+  if (!*done) {
+    return RunOutcome::kLost;
+  }
   if (outcome == RunOutcome::kFailed) {
     KURT_LOG(kError, "report failed", {"report", job.id}, {"attempt", job.attempts},
              {"error", reason});
@@ -116,15 +120,23 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
     });
   }
   absl::StatusOr<int64_t> size = rows.ok() ? (*writer)->Commit() : rows.status();
-  if (writer.ok()) writer->reset();  // an uncommitted artifact is discarded here
+  if (writer.ok()) {
+    writer->reset();  // an uncommitted artifact is discarded here
+  }
 
   if (control->stop.load() == JobControl::kShutdown) {
-    if (size.ok()) (void)storage_->Delete(key);
+    if (size.ok()) {
+      (void)storage_->Delete(key);
+    }
     absl::Status s = store_->Release(job);
-    if (!s.ok()) KURT_LOG(kWarn, "cannot release a report", {"error", s.ToString()});
+    if (!s.ok()) {
+      KURT_LOG(kWarn, "cannot release a report", {"error", s.ToString()});
+    }
     outcome = RunOutcome::kReleased;
   } else if (control->stop.load() == JobControl::kLost) {
-    if (size.ok()) (void)storage_->Delete(key);
+    if (size.ok()) {
+      (void)storage_->Delete(key);
+    }
     KURT_LOG(kInfo, "report no longer ours (cancelled or taken over); stopped", {"report", job.id});
     outcome = RunOutcome::kLost;
   } else if (!size.ok()) {
@@ -132,7 +144,9 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
   } else {
     Artifact artifact{key, ContentTypeOf(job.kind), *rows, *size};
     absl::StatusOr<bool> done = store_->Succeed(job, artifact);
-    if (!done.ok() || !*done) (void)storage_->Delete(key);
+    if (!done.ok() || !*done) {
+      (void)storage_->Delete(key);
+    }
     if (!done.ok()) {
       KURT_LOG(kError, "cannot record a finished report", {"report", job.id},
                {"error", done.status().ToString()});

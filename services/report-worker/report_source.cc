@@ -34,14 +34,18 @@ class PqConnection {
   }
 
   ~PqConnection() {
-    if (conn_ != nullptr) PQfinish(conn_);
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+    }
   }
 
   PGconn* get() { return conn_; }
 
   std::string Quote(const std::string& value) {
     char* q = PQescapeLiteral(conn_, value.data(), value.size());
-    if (q == nullptr) return "NULL";
+    if (q == nullptr) {
+      return "NULL";
+    }
     std::string out(q);
     PQfreemem(q);
     return out;
@@ -51,24 +55,34 @@ class PqConnection {
   absl::Status Exec(const std::string& sql, std::shared_ptr<PGresult>* result = nullptr) {
     std::shared_ptr<PGresult> res(PQexec(conn_, sql.c_str()), PQclear);
     absl::Status s = Check(res.get(), PGRES_COMMAND_OK, PGRES_TUPLES_OK);
-    if (result != nullptr) *result = std::move(res);
+    if (result != nullptr) {
+      *result = std::move(res);
+    }
     return s;
   }
 
   absl::Status Check(PGresult* res, ExecStatusType ok1, ExecStatusType ok2) {
-    if (res == nullptr) return Error(nullptr);
+    if (res == nullptr) {
+      return Error(nullptr);
+    }
     ExecStatusType st = PQresultStatus(res);
-    if (st == ok1 || st == ok2) return absl::OkStatus();
+    if (st == ok1 || st == ok2) {
+      return absl::OkStatus();
+    }
     return Error(res);
   }
 
   absl::Status Error(PGresult* res) {
     std::string msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
+      msg.pop_back();
+    }
     const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
     std::string code = state ? state : "";
     msg = absl::StrCat("report scan: ", msg);
-    if (code == "57014") return absl::DeadlineExceededError(msg);
+    if (code == "57014") {
+      return absl::DeadlineExceededError(msg);
+    }
     if (code.empty() || code.rfind("08", 0) == 0 || code == "40001" || code == "57P01" ||
         code == "57P03" || code == "53300" || PQstatus(conn_) != CONNECTION_OK) {
       return absl::UnavailableError(msg);
@@ -139,10 +153,14 @@ std::string Value(PGresult* res, int row, int col) {
 
 // Sleeps as needed so that `rows` rows take at least rows / rate seconds since `start`.
 void Throttle(int64_t rows, int64_t rate, absl::Time start) {
-  if (rate <= 0) return;
+  if (rate <= 0) {
+    return;
+  }
   absl::Duration due = absl::Seconds(static_cast<double>(rows) / static_cast<double>(rate));
   absl::Duration ahead = due - (absl::Now() - start);
-  if (ahead > absl::ZeroDuration()) absl::SleepFor(ahead);
+  if (ahead > absl::ZeroDuration()) {
+    absl::SleepFor(ahead);
+  }
 }
 
 }  // namespace
@@ -160,7 +178,9 @@ PgReportSource::PgReportSource(PgReportSourceOptions options, pg::PgCluster* clu
 absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWriter* out,
                                               const ProgressCallback& progress) {
   auto conn = PqConnection::Connect(cluster_->ReadPool().options().url, options_.connect_timeout);
-  if (!conn.ok()) return conn.status();
+  if (!conn.ok()) {
+    return conn.status();
+  }
   if (absl::Status s =
           (*conn)->Exec(absl::StrCat("SET TimeZone = 'UTC'; SET statement_timeout = ",
                                      absl::ToInt64Milliseconds(options_.statement_timeout)));
@@ -183,7 +203,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
                                                  const ProgressCallback& progress) {
   const std::string sql = ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
-  if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) return s;
+  if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) {
+    return s;
+  }
   res.reset();
   // Each CopyData message is one line: the header, then one per row.
   int64_t lines = 0;
@@ -191,14 +213,22 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   for (;;) {
     char* buf = nullptr;
     int n = PQgetCopyData(conn.get(), &buf, /*async=*/0);
-    if (n == -1) break;
-    if (n < 0) return conn.Error(nullptr);
+    if (n == -1) {
+      break;
+    }
+    if (n < 0) {
+      return conn.Error(nullptr);
+    }
     absl::Status s = out->Append(absl::string_view(buf, static_cast<size_t>(n)));
     PQfreemem(buf);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      return s;
+    }
     ++lines;
     if (lines % options_.chunk_rows == 0) {
-      if (!progress(lines - 1)) return absl::CancelledError("report scan stopped");
+      if (!progress(lines - 1)) {
+        return absl::CancelledError("report scan stopped");
+      }
       Throttle(lines - 1, options_.max_rows_per_second, start);
     }
   }
@@ -206,7 +236,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   if (absl::Status s = conn.Check(res.get(), PGRES_COMMAND_OK, PGRES_COMMAND_OK); !s.ok()) {
     return s;
   }
-  while (PGresult* extra = PQgetResult(conn.get())) PQclear(extra);
+  while (PGresult* extra = PQgetResult(conn.get())) {
+    PQclear(extra);
+  }
   int64_t rows = std::max<int64_t>(0, lines - 1);
   progress(rows);
   return rows;
@@ -241,7 +273,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     absl::StrAppend(&doc, ",\"firstClick\":\"", Value(res.get(), 0, 2), "\",\"lastClick\":\"",
                     Value(res.get(), 0, 3), "\"");
   }
-  if (!progress(0)) return absl::CancelledError("report scan stopped");
+  if (!progress(0)) {
+    return absl::CancelledError("report scan stopped");
+  }
 
   // Per link and per day through cursors: a large account's summary never sits in memory.
   auto stream = [&](const std::string& name, const std::string& query,
@@ -256,11 +290,19 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
         return s;
       }
       int n = PQntuples(page.get());
-      for (int i = 0; i < n; ++i) row(page.get(), i);
-      if (absl::Status s = out->Append(doc); !s.ok()) return s;
+      for (int i = 0; i < n; ++i) {
+        row(page.get(), i);
+      }
+      if (absl::Status s = out->Append(doc); !s.ok()) {
+        return s;
+      }
       doc.clear();
-      if (n == 0) break;
-      if (!progress(0)) return absl::CancelledError("report scan stopped");
+      if (n == 0) {
+        break;
+      }
+      if (!progress(0)) {
+        return absl::CancelledError("report scan stopped");
+      }
     }
     return conn.Exec(absl::StrCat("CLOSE ", name));
   };
@@ -280,7 +322,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
                                Value(r, i, 3), "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
                first = false;
              });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   absl::StrAppend(&doc, "],\"clicksPerDay\":[");
   first = true;
   s = stream(
@@ -292,7 +336,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
                         "\",\"clicks\":", Value(r, i, 1), "}");
         first = false;
       });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   if (s = conn.Exec(absl::StrCat("SELECT c.referrer, count(*) ", from,
                                  " AND c.referrer <> '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"),
                     &res);
@@ -306,8 +352,12 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     absl::StrAppend(&doc, ",\"clicks\":", Value(res.get(), i, 1), "}");
   }
   absl::StrAppend(&doc, "]}\n");
-  if (s = out->Append(doc); !s.ok()) return s;
-  if (s = conn.Exec("COMMIT"); !s.ok()) return s;
+  if (s = out->Append(doc); !s.ok()) {
+    return s;
+  }
+  if (s = conn.Exec("COMMIT"); !s.ok()) {
+    return s;
+  }
   progress(total);
   return total;
 }

@@ -38,17 +38,25 @@ void Worker::Start() {
 void Worker::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !heartbeat_.joinable()) return;
+    if (stopping_ && !heartbeat_.joinable()) {
+      return;
+    }
     stopping_ = true;
-    for (auto& [id, control] : jobs_) control->stop = JobControl::kShutdown;
+    for (auto& [id, control] : jobs_) {
+      control->stop = JobControl::kShutdown;
+    }
   }
   cv_.notify_all();
-  if (scanner_.joinable()) scanner_.join();
+  if (scanner_.joinable()) {
+    scanner_.join();
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return busy_ == 0; });
   }
-  if (heartbeat_.joinable()) heartbeat_.join();
+  if (heartbeat_.joinable()) {
+    heartbeat_.join();
+  }
 }
 
 int Worker::running() const {
@@ -60,7 +68,9 @@ bool Worker::AcquireSlot(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mu_);
   bool ok = cv_.wait_for(lock, absl::ToChronoMilliseconds(wait),
                          [&] { return stopping_ || busy_ < options_.max_concurrent_jobs; });
-  if (!ok || stopping_) return false;
+  if (!ok || stopping_) {
+    return false;
+  }
   ++busy_;
   running_gauge_->Set(busy_);
   return true;
@@ -78,7 +88,9 @@ void Worker::Launch(const ReportJob& job) {
   auto control = std::make_shared<JobControl>();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) control->stop = JobControl::kShutdown;
+    if (stopping_) {
+      control->stop = JobControl::kShutdown;
+    }
     jobs_[job.id] = control;
   }
   std::thread([this, job, control] {
@@ -144,7 +156,9 @@ absl::Status Worker::HandleBatch(const std::vector<kafka::Message>& batch) {
     if (!problem.empty()) {
       KURT_LOG(kError, "report request to the dead-letter topic", {"partition", m.partition},
                {"offset", m.offset}, {"error", problem});
-      if (absl::Status s = store_->DeadLetter(m, problem); !s.ok()) return s;
+      if (absl::Status s = store_->DeadLetter(m, problem); !s.ok()) {
+        return s;
+      }
       dead_letters_->Increment();
     }
   }
@@ -164,8 +178,12 @@ void Worker::HeartbeatNow() {
     std::lock_guard<std::mutex> lock(mu_);
     jobs = jobs_;
   }
-  for (const auto& [id, control] : jobs) progress.emplace_back(id, control->progress.load());
-  if (progress.empty()) return;
+  for (const auto& [id, control] : jobs) {
+    progress.emplace_back(id, control->progress.load());
+  }
+  if (progress.empty()) {
+    return;
+  }
   absl::StatusOr<std::set<std::string>> held = store_->Heartbeat(progress);
   if (!held.ok()) {
     // Keep running: if the database stays away, the leases run out and the jobs are retried.
@@ -186,7 +204,9 @@ void Worker::HeartbeatLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.heartbeat_interval),
                    [&] { return stopping_ && busy_ == 0; });
-      if (stopping_ && busy_ == 0) return;
+      if (stopping_ && busy_ == 0) {
+        return;
+      }
     }
     HeartbeatNow();
   }
@@ -198,7 +218,9 @@ void Worker::ScanLeasesNow() {
     std::lock_guard<std::mutex> lock(mu_);
     free_slots = options_.max_concurrent_jobs - busy_;
   }
-  if (free_slots <= 0) return;
+  if (free_slots <= 0) {
+    return;
+  }
   absl::StatusOr<std::vector<std::string>> expired = store_->Expired(free_slots);
   if (!expired.ok()) {
     KURT_LOG(kWarn, "lease scan failed", {"error", expired.status().ToString()});
@@ -207,7 +229,9 @@ void Worker::ScanLeasesNow() {
   for (const std::string& id : *expired) {
     absl::StatusOr<bool> started = TryStart(id, absl::ZeroDuration());
     if (!started.ok()) {
-      if (absl::IsUnavailable(started.status())) break;  // no slot left
+      if (absl::IsUnavailable(started.status())) {
+        break;  // no slot left
+      }
       KURT_LOG(kWarn, "cannot take over a report", {"report", id},
                {"error", started.status().ToString()});
     } else if (*started) {
@@ -217,7 +241,9 @@ void Worker::ScanLeasesNow() {
 }
 
 void Worker::ScanLoop() {
-  while (SleepUnlessStopped(options_.lease_scan_interval)) ScanLeasesNow();
+  while (SleepUnlessStopped(options_.lease_scan_interval)) {
+    ScanLeasesNow();
+  }
 }
 
 }  // namespace kurt::report_worker

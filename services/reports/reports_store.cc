@@ -42,7 +42,9 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
           absl::StrCat("SELECT ", kJobColumns,
                        " FROM report_jobs WHERE account_id = $1 AND request_id = $2"),
           report.account_id, report.request_id);
-      if (existing.empty()) return;  // cannot happen: the conflict was on this key
+      if (existing.empty()) {
+        return;  // cannot happen: the conflict was on this key
+      }
       out.job = JobFromRow(existing[0]);
       found = true;
       return;
@@ -56,8 +58,12 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
     m.payload = RequestedEvent(out.job).SerializeAsString();
     outbox::Enqueue(tx, kOutboxTable, m);
   });
-  if (!s.ok()) return s;
-  if (!out.created && !found) return absl::AbortedError("report request conflicted; retry");
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out.created && !found) {
+    return absl::AbortedError("report request conflicted; retry");
+  }
   if (found && !SameParameters(out.job, report)) {
     return absl::AlreadyExistsError(absl::StrCat("request_id: '", report.request_id,
                                                  "' was already used for a different report (",
@@ -75,10 +81,16 @@ absl::StatusOr<ReportJob> PgReportsStore::Get(const std::string& account_id,
         tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
                                     " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
                        id, account_id);
-    if (!r.empty()) out = JobFromRow(r[0]);
+    if (!r.empty()) {
+      out = JobFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(id);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(id);
+  }
   return *out;
 }
 
@@ -102,9 +114,13 @@ absl::StatusOr<std::vector<ReportJob>> PgReportsStore::List(
                                       "ORDER BY create_time DESC, id DESC LIMIT $2"),
                          account_id, limit);
     }
-    for (const pqxx::row& row : r) out.push_back(JobFromRow(row));
+    for (const pqxx::row& row : r) {
+      out.push_back(JobFromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -125,10 +141,16 @@ absl::StatusOr<ReportJob> PgReportsStore::Cancel(const std::string& account_id,
                                       " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
                          id, account_id);
     }
-    if (!r.empty()) out = JobFromRow(r[0]);
+    if (!r.empty()) {
+      out = JobFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(id);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(id);
+  }
   return *out;
 }
 
@@ -141,7 +163,9 @@ absl::StatusOr<bool> PgReportsStore::OwnsLink(const std::string& account_id,
         !tx.exec_params("SELECT 1 FROM links WHERE code = $1 AND account_id = $2", code, account_id)
              .empty();
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return owned;
 }
 

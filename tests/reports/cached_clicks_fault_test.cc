@@ -68,7 +68,9 @@ TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCoun
     int served = 0;
     for (int i = 0; i < max && absl::Now() < until; ++i) {
       Reply r = Fetch(port, "GET", absl::StrCat("/", link.code()), {{"User-Agent", "fault/1"}});
-      if (r.status == 302) ++served;
+      if (r.status == 302) {
+        ++served;
+      }
     }
     return served;
   };

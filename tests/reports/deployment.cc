@@ -15,7 +15,9 @@ Deployment::Deployment() {
   requested_ = RandomName("kurt.test.reports.requested.");
   completed_ = RandomName("kurt.test.reports.completed.");
   dlq_ = RandomName("kurt.test.reports.dlq.");
-  for (const std::string& t : {requested_, completed_, dlq_}) CreateTopic(t, 3);
+  for (const std::string& t : {requested_, completed_, dlq_}) {
+    CreateTopic(t, 3);
+  }
   worker_group_ = RandomName("kurt-test-workers-");
   notifications_group_ = RandomName("kurt-test-notifications-");
   dir_ = TempDir("kurt-deployment-");
@@ -26,7 +28,9 @@ Deployment::~Deployment() {
   // Stop in reverse order of start; SIGTERM first (graceful), SIGKILL if it hangs.
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
     Service& s = services_.at(*it);
-    if (!s.process->Stop(SIGTERM, absl::Seconds(15))) s.process->Stop(SIGKILL);
+    if (!s.process->Stop(SIGTERM, absl::Seconds(15))) {
+      s.process->Stop(SIGKILL);
+    }
   }
   if (::testing::Test::HasFailure()) {
     std::fprintf(stderr, "---- logs of the processes under test (%s) ----\n%s\n", dir_.c_str(),
@@ -63,7 +67,9 @@ Service& Deployment::Start(const std::string& name, const std::string& binary,
   s.process = std::make_unique<ChildProcess>(BinaryPath(binary), args,
                                              absl::StrCat(dir_, "/", name, ".log"));
   absl::Status started = s.process->Start();
-  if (!started.ok()) throw std::runtime_error(started.ToString());
+  if (!started.ok()) {
+    throw std::runtime_error(started.ToString());
+  }
   services_[name] = std::move(s);
   order_.push_back(name);
   Service& ref = services_.at(name);
@@ -145,7 +151,9 @@ grpc::Status Deployment::Download(const std::string& account, const std::string&
   auto reader = stub->GetReportContent(&ctx, req);
   google::api::HttpBody body;
   content->clear();
-  while (reader->Read(&body)) content->append(body.data());
+  while (reader->Read(&body)) {
+    content->append(body.data());
+  }
   return reader->Finish();
 }
 

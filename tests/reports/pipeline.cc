@@ -10,7 +10,9 @@ namespace kurt::testing {
 
 std::unique_ptr<grpc::ClientContext> As(const std::string& account, absl::Duration deadline) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  if (!account.empty()) ctx->AddMetadata("x-kurt-account-id", account);
+  if (!account.empty()) {
+    ctx->AddMetadata("x-kurt-account-id", account);
+  }
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   return ctx;
 }
@@ -19,7 +21,9 @@ Pipeline::Pipeline(PipelineOptions options) {
   requested_ = RandomName("kurt.test.reports.requested.");
   completed_ = RandomName("kurt.test.reports.completed.");
   dlq_ = RandomName("kurt.test.reports.dlq.");
-  for (const std::string& t : {requested_, completed_, dlq_}) CreateTopic(t, 3);
+  for (const std::string& t : {requested_, completed_, dlq_}) {
+    CreateTopic(t, 3);
+  }
   artifact_dir_ = TempDir("kurt-artifacts-");
 
   pg::ClusterOptions po;
@@ -126,7 +130,9 @@ Pipeline::Pipeline(PipelineOptions options) {
     ngo.edge_secret = options.edge_secret;
     r->server = std::make_unique<platform::GrpcServer>(ngo, &registry_);
     r->server->AddService(r->service.get());
-    if (!r->server->Start().ok()) throw std::runtime_error("notifications server");
+    if (!r->server->Start().ok()) {
+      throw std::runtime_error("notifications server");
+    }
     r->stub = notifications::v1::NotificationsService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", r->server->grpc_port()), grpc::InsecureChannelCredentials()));
     r->hub->Start();
@@ -140,8 +146,12 @@ Pipeline::Pipeline(PipelineOptions options) {
   worker_->Start();
   // Every consumer in its group before the test starts (and before any could be closed).
   bool joined = worker_->WaitJoined(absl::Seconds(30));
-  for (auto& r : replicas_) joined = r->first_assignment.Wait(absl::Seconds(30)) && joined;
-  if (!joined) throw std::runtime_error("consumers did not join their groups within 30 s");
+  for (auto& r : replicas_) {
+    joined = r->first_assignment.Wait(absl::Seconds(30)) && joined;
+  }
+  if (!joined) {
+    throw std::runtime_error("consumers did not join their groups within 30 s");
+  }
 }
 
 Pipeline::~Pipeline() {
@@ -184,7 +194,9 @@ grpc::Status Pipeline::Download(const std::string& account, const std::string& i
   content->clear();
   while (reader->Read(&body)) {
     content->append(body.data());
-    if (content_type) *content_type = body.content_type();
+    if (content_type) {
+      *content_type = body.content_type();
+    }
   }
   return reader->Finish();
 }

@@ -45,14 +45,20 @@ class SseClient {
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
                                    "Accept: text/event-stream\r\n");
-    for (const auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
+    for (const auto& [k, v] : headers) {
+      absl::StrAppend(&req, k, ": ", v, "\r\n");
+    }
     absl::StrAppend(&req, "\r\n");
-    if (connected_) (void)!::write(fd_, req.data(), req.size());
+    if (connected_) {
+      (void)!::write(fd_, req.data(), req.size());
+    }
     thread_ = std::thread([this] {
       char buf[8192];
       for (;;) {
         ssize_t n = ::read(fd_, buf, sizeof(buf));
-        if (n <= 0) return;
+        if (n <= 0) {
+          return;
+        }
         absl::MutexLock lock(&mu_);
         raw_.append(buf, n);
       }
@@ -75,7 +81,9 @@ class SseClient {
       std::string raw = Raw();
       std::string id;
       for (absl::string_view line : absl::StrSplit(raw, absl::ByAnyChar("\r\n"))) {
-        if (absl::StartsWith(line, "id: ")) id = std::string(line.substr(4));
+        if (absl::StartsWith(line, "id: ")) {
+          id = std::string(line.substr(4));
+        }
         if (absl::StartsWith(line, "data: ") && absl::StrContains(line, needle)) {
           return std::make_pair(id, std::string(line.substr(6)));
         }
