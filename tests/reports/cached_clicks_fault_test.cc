@@ -39,7 +39,7 @@ TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCoun
   d.Start("analytics", "kurt-analytics",
           {absl::StrCat("--clicks_topic=", clicks_topic),
            absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
-           absl::StrCat("--group_id=", RandomName("kurt-test-analytics-"))});
+           absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   Service& edge =
       d.Start("edge", "kurt-edge",
               {"--edge_port={http_port}", "--dev_trust_account_header", "--io_threads=2",

@@ -116,10 +116,11 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Service& links = d.Start(
       "links", "kurt-links",
       {absl::StrCat("--clicks_topic=", clicks_topic), "--short_url_base=http://kurt.test/"});
-  Service& analytics = d.Start("analytics", "kurt-analytics",
-                               {absl::StrCat("--clicks_topic=", clicks_topic),
-                                absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
-                                absl::StrCat("--group_id=", RandomName("kurt-test-analytics-"))});
+  Service& analytics =
+      d.Start("analytics", "kurt-analytics",
+              {absl::StrCat("--clicks_topic=", clicks_topic),
+               absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
+               absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   // The edge is ready only once every service it routes to answers, accounts included.
   Service& accounts = d.Start("accounts", "kurt-accounts", {});
   Service& edge = d.Start(
