@@ -93,6 +93,7 @@ absl::StatusOr<std::set<std::string>> PgJobStore::Heartbeat(
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     held.clear();
     std::vector<std::string> values;
+    values.reserve(progress.size());
     for (const auto& [id, rows] : progress) {
       values.push_back(absl::StrCat("(", tx.quote(id), "::uuid, ", rows, "::bigint)"));
     }

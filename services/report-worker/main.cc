@@ -6,6 +6,7 @@
 #include "platform/core/log.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
+#include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
 #include "services/common/mesh.h"
 #include "services/report-worker/worker_module.h"
@@ -67,7 +68,7 @@ int main(int argc, char** argv) {
   config.scan_max_rows_per_second = absl::GetFlag(FLAGS_scan_max_rows_per_second);
   config.scan_statement_timeout = absl::GetFlag(FLAGS_scan_statement_timeout);
   config.outbox_relay = absl::GetFlag(FLAGS_outbox_relay);
-  config.outbox_listen_url = absl::GetFlag(FLAGS_pg_primary_url);
+  config.outbox_listen_url = kurt::pg::ListenUrlFromFlags();
 
   kurt::metrics::Registry registry;
   kurt::pg::PgCluster cluster(
@@ -80,8 +81,8 @@ int main(int argc, char** argv) {
     KURT_LOG(kError, "kafka producer", {"error", producer.status().ToString()});
     return 2;
   }
-  auto module =
-      kurt::report_worker::WorkerModule::Create(config, {&cluster, producer->get(), &registry});
+  auto module = kurt::report_worker::WorkerModule::Create(
+      config, {.cluster = &cluster, .producer = producer->get(), .registry = &registry});
   if (!module.ok()) {
     KURT_LOG(kError, "cannot wire the worker", {"error", module.status().ToString()});
     return 2;

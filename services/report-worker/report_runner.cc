@@ -42,7 +42,7 @@ const char* OutcomeName(RunOutcome o) {
 
 ReportRunner::ReportRunner(RunnerOptions options, JobStore* store, ReportSource* source,
                            ArtifactStorage* storage, metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       source_(source),
       storage_(storage),

@@ -173,7 +173,7 @@ std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote) {
 }
 
 PgReportSource::PgReportSource(PgReportSourceOptions options, pg::PgCluster* cluster)
-    : options_(std::move(options)), cluster_(cluster) {}
+    : options_(options), cluster_(cluster) {}
 
 absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWriter* out,
                                               const ProgressCallback& progress) {

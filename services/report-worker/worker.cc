@@ -12,7 +12,7 @@ using reports::ReportJob;
 
 Worker::Worker(WorkerOptions options, JobStore* store, ReportRunner* runner,
                metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       runner_(runner),
       running_gauge_(
@@ -178,6 +178,7 @@ void Worker::HeartbeatNow() {
     std::lock_guard<std::mutex> lock(mu_);
     jobs = jobs_;
   }
+  progress.reserve(jobs.size());
   for (const auto& [id, control] : jobs) {
     progress.emplace_back(id, control->progress.load());
   }

@@ -55,7 +55,8 @@ struct WorkerConfig {
   absl::Duration scan_statement_timeout = absl::ZeroDuration();
   // Run an outbox relay in this process.
   bool outbox_relay = true;
-  // Where the relay LISTENs for new outbox rows (the primary's URL); empty: it polls only.
+  // The primary, directly, where the relay LISTENs for new outbox rows
+  // (pg::ListenUrlFromFlags()); empty: it polls only.
   std::string outbox_listen_url;
 };
 
@@ -82,8 +83,9 @@ class WorkerModule {
   // shutdown hook, before the producer's flush). Idempotent.
   void Stop();
 
-  // Whether the consumer got its first partition assignment within `timeout`.
-  bool WaitJoined(absl::Duration timeout) const { return first_assignment_.Wait(timeout); }
+  // Whether the consumer got its first partitions within `timeout` (a harness waits for it
+  // before producing).
+  bool WaitForAssignment(absl::Duration timeout) const { return first_assignment_.Wait(timeout); }
 
   Worker& worker() { return worker_; }
   const std::string& worker_id() const { return store_.options().worker_id; }

@@ -43,7 +43,7 @@ class FileWriter : public ArtifactWriter {
         dir_(std::move(dir)),
         fsync_(options.fsync),
         limit_(options.buffer_bytes) {
-    buffer_.reserve(limit_ + 64 * 1024);
+    buffer_.reserve(limit_ + size_t{64} * 1024);
   }
 
   ~FileWriter() override {

@@ -5,6 +5,7 @@
 #include "platform/core/log.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
+#include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
 #include "services/common/mesh.h"
 #include "services/reports/reports_module.h"
@@ -31,7 +32,7 @@ int main(int argc, char** argv) {
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));
   config.outbox_relay = absl::GetFlag(FLAGS_outbox_relay);
-  config.outbox_listen_url = absl::GetFlag(FLAGS_pg_primary_url);
+  config.outbox_listen_url = kurt::pg::ListenUrlFromFlags();
 
   kurt::metrics::Registry registry;
   kurt::pg::PgCluster cluster(
@@ -44,8 +45,8 @@ int main(int argc, char** argv) {
     KURT_LOG(kError, "kafka producer", {"error", producer.status().ToString()});
     return 2;
   }
-  auto module =
-      kurt::reports::ReportsModule::Create(config, {&cluster, producer->get(), &registry});
+  auto module = kurt::reports::ReportsModule::Create(
+      config, {.cluster = &cluster, .producer = producer->get(), .registry = &registry});
   if (!module.ok()) {
     KURT_LOG(kError, "bad --artifact_dir", {"error", module.status().ToString()});
     return 2;

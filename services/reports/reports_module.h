@@ -34,7 +34,8 @@ struct ReportsConfig {
   absl::Duration max_range = absl::Hours(24 * 366);
   // Run an outbox relay in this process.
   bool outbox_relay = true;
-  // Where the relay LISTENs for new outbox rows (the primary's URL); empty: it polls only.
+  // The primary, directly, where the relay LISTENs for new outbox rows
+  // (pg::ListenUrlFromFlags()); empty: it polls only.
   std::string outbox_listen_url;
 };
 

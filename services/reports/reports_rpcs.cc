@@ -1,7 +1,7 @@
 #include "services/reports/reports_rpcs.h"
 
 #include <string>
-#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
@@ -47,7 +47,7 @@ bool Cancelled(const platform::Caller& caller) {
 
 ReportsRpcs::ReportsRpcs(ReportsRpcsOptions options, ReportsStore* store, ArtifactStorage* storage,
                          outbox::OutboxRelay* relay, metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       storage_(storage),
       relay_(relay),

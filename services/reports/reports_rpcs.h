@@ -26,7 +26,7 @@ struct ReportsRpcsOptions {
   // Longest range a report may cover.
   absl::Duration max_range = absl::Hours(24 * 366);
   // Bytes per HttpBody message of GetReportContent.
-  size_t content_chunk_bytes = 256 * 1024;
+  size_t content_chunk_bytes = size_t{256} * 1024;
 };
 
 // Where GetReportContent writes: the call's grpc::ServerWriter, or a test's fake.

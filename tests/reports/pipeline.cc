@@ -17,7 +17,7 @@ std::unique_ptr<grpc::ClientContext> As(const std::string& account, absl::Durati
   return ctx;
 }
 
-Pipeline::Pipeline(PipelineOptions options) {
+Pipeline::Pipeline(const PipelineOptions& options) {
   requested_ = RandomName("kurt.test.reports.requested.");
   completed_ = RandomName("kurt.test.reports.completed.");
   dlq_ = RandomName("kurt.test.reports.dlq.");
@@ -46,7 +46,8 @@ Pipeline::Pipeline(PipelineOptions options) {
   rc.artifact_dir = artifact_dir_;
   rc.requested_topic = requested_;
   rc.outbox_listen_url = db_.primary_url();
-  auto reports = reports::ReportsModule::Create(rc, {cluster_.get(), producer_.get(), &registry_});
+  auto reports = reports::ReportsModule::Create(
+      rc, {.cluster = cluster_.get(), .producer = producer_.get(), .registry = &registry_});
   if (!reports.ok()) {
     throw std::runtime_error(reports.status().ToString());
   }
@@ -81,8 +82,8 @@ Pipeline::Pipeline(PipelineOptions options) {
   wc.scan_chunk_rows = options.scan_chunk_rows;
   wc.scan_max_rows_per_second = options.scan_rows_per_second;
   wc.outbox_listen_url = db_.primary_url();
-  auto worker =
-      report_worker::WorkerModule::Create(wc, {cluster_.get(), producer_.get(), &registry_});
+  auto worker = report_worker::WorkerModule::Create(
+      wc, {.cluster = cluster_.get(), .producer = producer_.get(), .registry = &registry_});
   if (!worker.ok()) {
     throw std::runtime_error(worker.status().ToString());
   }
@@ -93,61 +94,50 @@ Pipeline::Pipeline(PipelineOptions options) {
   np.url = db_.primary_url();
   np.max_connections = 16;
   primary_ = std::make_unique<pg::PgPool>(np);
-  notification_store_ = std::make_unique<notifications::PgNotificationStore>(primary_.get());
   poster_ = std::make_unique<notifications::BeastHttpPoster>();
   const std::string group = RandomName("kurt-test-notifications-");
   for (int i = 0; i < 2; ++i) {
     auto r = std::make_unique<NotificationsReplica>();
-    r->hub = std::make_unique<notifications::NotificationHub>(db_.primary_url(), &registry_);
-    notifications::NotificationsServiceOptions nso;
-    nso.allow_internal_webhooks = i == 0;
-    nso.stream_poll = absl::Seconds(30);  // live delivery must come from the wake-ups
-    r->service = std::make_unique<notifications::NotificationsService>(
-        nso, notification_store_.get(), r->hub.get(), &registry_);
-    notifications::WebhookSenderOptions wso;
-    wso.allow_internal = true;
-    wso.backoff = absl::Milliseconds(200);
-    wso.poll_interval = absl::Milliseconds(100);
-    wso.timeout = absl::Seconds(2);
-    wso.lease = absl::Seconds(5);
-    r->sender = std::make_unique<notifications::WebhookSender>(wso, notification_store_.get(),
-                                                               poster_.get(), &registry_);
-    r->handler = std::make_unique<notifications::CompletedConsumer>(notification_store_.get(),
-                                                                    r->sender.get(), &registry_);
-    kafka::ConsumerOptions nco;
-    nco.brokers = KafkaBrokers();
-    nco.group_id = group;
-    nco.topics = {completed_};
-    nco.assignment_strategy = "cooperative-sticky";
-    auto* handler = r->handler.get();
-    r->consumer = std::move(*kafka::KafkaConsumer::Create(
-        nco, [handler](const std::vector<kafka::Message>& b) { return handler->HandleBatch(b); },
-        r->first_assignment.Handler()));
+    notifications::NotificationsConfig nc;
+    nc.kafka_brokers = KafkaBrokers();
+    nc.completed_topic = completed_;
+    nc.consumer_group = group;
+    nc.listen_url = db_.primary_url();
+    nc.rpcs.allow_internal_webhooks = i == 0;
+    nc.rpcs.stream_poll = absl::Seconds(30);  // live delivery must come from the wake-ups
+    nc.webhook_sender.allow_internal = true;
+    nc.webhook_sender.backoff = absl::Milliseconds(200);
+    nc.webhook_sender.poll_interval = absl::Milliseconds(100);
+    nc.webhook_sender.timeout = absl::Seconds(2);
+    nc.webhook_sender.lease = absl::Seconds(5);
+    auto module = notifications::NotificationsModule::Create(
+        nc, {.primary = primary_.get(), .registry = &registry_, .poster = poster_.get()});
+    if (!module.ok()) {
+      throw std::runtime_error(module.status().ToString());
+    }
+    r->module = *std::move(module);
     platform::GrpcServerOptions ngo;
     ngo.name = "notifications";
     ngo.metrics_port = -1;
     ngo.shutdown_grace = absl::Seconds(1);
     ngo.edge_secret = options.edge_secret;
     r->server = std::make_unique<platform::GrpcServer>(ngo, &registry_);
-    r->server->AddService(r->service.get());
+    r->server->AddService(r->module->service());
     if (!r->server->Start().ok()) {
       throw std::runtime_error("notifications server");
     }
     r->stub = notifications::v1::NotificationsService::NewStub(grpc::CreateChannel(
         absl::StrCat("127.0.0.1:", r->server->grpc_port()), grpc::InsecureChannelCredentials()));
-    r->hub->Start();
-    r->sender->Start();
-    auto* consumer = r->consumer.get();
-    r->consuming = std::thread([consumer] { consumer->Run(); });
+    r->module->Start();
     replicas_.push_back(std::move(r));
   }
 
   reports_->Start();
   worker_->Start();
   // Every consumer in its group before the test starts (and before any could be closed).
-  bool joined = worker_->WaitJoined(absl::Seconds(30));
+  bool joined = worker_->WaitForAssignment(absl::Seconds(30));
   for (auto& r : replicas_) {
-    joined = r->first_assignment.Wait(absl::Seconds(30)) && joined;
+    joined = r->module->WaitForAssignment(absl::Seconds(30)) && joined;
   }
   if (!joined) {
     throw std::runtime_error("consumers did not join their groups within 30 s");
@@ -157,9 +147,7 @@ Pipeline::Pipeline(PipelineOptions options) {
 Pipeline::~Pipeline() {
   worker_->Stop();
   for (auto& r : replicas_) {
-    r->first_assignment.StopAndClose(&r->consumer, &r->consuming);
-    r->sender->Stop();
-    r->hub->Stop();
+    r->module->Stop();
     r->server->Shutdown();
   }
   reports_server_->Shutdown();

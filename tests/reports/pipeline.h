@@ -1,26 +1,21 @@
 // The whole report workflow in one process, on the real stack: the reports service and a report
-// worker (consumer group, leases, COPY scans), each with its outbox relay and wired by its module
-// as its binary is, and two notifications replicas (one consumer group, a LISTEN hub each, a
-// webhook sender), on topics and a scratch database of their own. Integration tests drive it
+// worker (consumer group, leases, COPY scans), each with its outbox relay, and two notifications
+// replicas (one consumer group, a LISTEN hub each, a webhook sender), each wired by its module as
+// its binary is, on topics and a scratch database of their own. Integration tests drive it
 // through gRPC.
 #pragma once
 
 #include <memory>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "kurt/reports/v1/reports.grpc.pb.h"
 #include "platform/grpc/server.h"
-#include "platform/kafka/first_assignment.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
-#include "services/notifications/completed_consumer.h"
 #include "services/notifications/http_client.h"
-#include "services/notifications/notification_hub.h"
-#include "services/notifications/notification_store.h"
-#include "services/notifications/notifications_service.h"
-#include "services/notifications/webhook_sender.h"
+#include "services/notifications/notifications_module.h"
 #include "services/report-worker/worker_module.h"
 #include "services/reports/reports_module.h"
 #include "tests/support/stack_env.h"
@@ -34,22 +29,16 @@ struct PipelineOptions {
   std::string edge_secret;
 };
 
-// One notifications replica: its service on its own gRPC server, its hub, its consumer.
+// One notifications replica: its module (hub, webhook sender, consumer) on its own gRPC server.
 struct NotificationsReplica {
-  std::unique_ptr<notifications::NotificationHub> hub;
-  std::unique_ptr<notifications::NotificationsService> service;
-  std::unique_ptr<notifications::WebhookSender> sender;
-  std::unique_ptr<notifications::CompletedConsumer> handler;
-  kafka::FirstAssignment first_assignment;
-  std::unique_ptr<kafka::KafkaConsumer> consumer;
-  std::thread consuming;
+  std::unique_ptr<notifications::NotificationsModule> module;
   std::unique_ptr<platform::GrpcServer> server;
   std::unique_ptr<notifications::v1::NotificationsService::Stub> stub;
 };
 
 class Pipeline {
  public:
-  explicit Pipeline(PipelineOptions options = {});
+  explicit Pipeline(const PipelineOptions& options = {});
   ~Pipeline();
 
   ScratchDatabase& db() { return db_; }
@@ -81,7 +70,6 @@ class Pipeline {
   std::unique_ptr<platform::GrpcServer> reports_server_;
   std::unique_ptr<reports::v1::ReportsService::Stub> reports_stub_;
   std::unique_ptr<report_worker::WorkerModule> worker_;
-  std::unique_ptr<notifications::PgNotificationStore> notification_store_;
   std::unique_ptr<notifications::BeastHttpPoster> poster_;
   std::vector<std::unique_ptr<NotificationsReplica>> replicas_;
 };

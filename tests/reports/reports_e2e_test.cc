@@ -153,7 +153,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   }
   // Clicks: redirects through the edge (most answered from its cache), counted by analytics from
   // Kafka into raw clicks.
-  constexpr int kClicksPerLink = 25;
+  constexpr int64_t kClicksPerLink = 25;
   const absl::Time start = absl::Now() - absl::Minutes(1);
   for (const std::string& code : codes) {
     for (int i = 0; i < kClicksPerLink; ++i) {
