@@ -4,7 +4,17 @@
 #include "absl/strings/str_join.h"
 #include "platform/outbox/outbox.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::CompletedEvent;
+using reports::CompletedEventId;
+using reports::JobFromRow;
+using reports::kJobColumns;
+using reports::kOutboxTable;
+using reports::ReportJob;
+using reports::RequestedEvent;
+namespace v1 = reports::v1;
+
 namespace {
 
 std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
@@ -58,40 +68,51 @@ absl::StatusOr<ClaimResult> PgJobStore::Claim(const std::string& report_id) {
       return;
     }
     pqxx::result claimed = tx.exec_params(
-        absl::StrCat("UPDATE report_jobs SET state = 'RUNNING', worker_id = $2, "
-                     "attempts = attempts + 1, lease_until = now() + $3 * interval '1 millisecond', "
-                     "heartbeat_time = now(), start_run_time = COALESCE(start_run_time, now()), "
-                     "progress_rows = 0, update_time = now() WHERE id = $1::uuid RETURNING ",
-                     kJobColumns),
+        absl::StrCat(
+            "UPDATE report_jobs SET state = 'RUNNING', worker_id = $2, "
+            "attempts = attempts + 1, lease_until = now() + $3 * interval '1 millisecond', "
+            "heartbeat_time = now(), start_run_time = COALESCE(start_run_time, now()), "
+            "progress_rows = 0, update_time = now() WHERE id = $1::uuid RETURNING ",
+            kJobColumns),
         report_id, options_.worker_id, Millis(options_.lease));
     out.outcome = ClaimOutcome::kClaimed;
     out.job = JobFromRow(claimed[0]);
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
 absl::StatusOr<std::set<std::string>> PgJobStore::Heartbeat(
     const std::vector<std::pair<std::string, int64_t>>& progress) {
   std::set<std::string> held;
-  if (progress.empty()) return held;
+  if (progress.empty()) {
+    return held;
+  }
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     held.clear();
     std::vector<std::string> values;
+    values.reserve(progress.size());
     for (const auto& [id, rows] : progress) {
       values.push_back(absl::StrCat("(", tx.quote(id), "::uuid, ", rows, "::bigint)"));
     }
     pqxx::result r = tx.exec_params(
-        absl::StrCat("UPDATE report_jobs j SET lease_until = now() + $1 * interval '1 millisecond', "
-                     "heartbeat_time = now(), progress_rows = v.rows, update_time = now() "
-                     "FROM (VALUES ",
-                     absl::StrJoin(values, ", "),
-                     ") AS v(id, rows) WHERE j.id = v.id AND j.worker_id = $2 AND "
-                     "j.state = 'RUNNING' RETURNING j.id::text"),
+        absl::StrCat(
+            "UPDATE report_jobs j SET lease_until = now() + $1 * interval '1 millisecond', "
+            "heartbeat_time = now(), progress_rows = v.rows, update_time = now() "
+            "FROM (VALUES ",
+            absl::StrJoin(values, ", "),
+            ") AS v(id, rows) WHERE j.id = v.id AND j.worker_id = $2 AND "
+            "j.state = 'RUNNING' RETURNING j.id::text"),
         Millis(options_.lease), options_.worker_id);
-    for (const pqxx::row& row : r) held.insert(row[0].as<std::string>());
+    for (const pqxx::row& row : r) {
+      held.insert(row[0].as<std::string>());
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return held;
 }
 
@@ -107,9 +128,13 @@ absl::StatusOr<bool> PgJobStore::Succeed(const ReportJob& job, const Artifact& a
         job.id, options_.worker_id, artifact.rows, artifact.size_bytes, artifact.content_type,
         artifact.key);
     done = !r.empty();
-    if (done) EnqueueCompleted(tx, options_.completed_topic, JobFromRow(r[0]));
+    if (done) {
+      EnqueueCompleted(tx, options_.completed_topic, JobFromRow(r[0]));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -120,12 +145,15 @@ bool PgJobStore::FailInTransaction(pqxx::work& tx, const ReportJob& job, const s
       "update_time = now(), lease_until = NULL WHERE id = $1::uuid");
   pqxx::result r =
       owned_check
-          ? tx.exec_params(absl::StrCat(update, " AND worker_id = $3 AND state = 'RUNNING' "
-                                                "RETURNING ",
+          ? tx.exec_params(absl::StrCat(update,
+                                        " AND worker_id = $3 AND state = 'RUNNING' "
+                                        "RETURNING ",
                                         kJobColumns),
                            job.id, reason, options_.worker_id)
           : tx.exec_params(absl::StrCat(update, " RETURNING ", kJobColumns), job.id, reason);
-  if (r.empty()) return false;
+  if (r.empty()) {
+    return false;
+  }
   ReportJob failed = JobFromRow(r[0]);
   EnqueueCompleted(tx, options_.completed_topic, failed);
   outbox::OutboxMessage dead;
@@ -145,7 +173,9 @@ absl::StatusOr<bool> PgJobStore::Fail(const ReportJob& job, const std::string& r
   bool done = false;
   absl::Status s = primary_->Transact(
       [&](pqxx::work& tx) { done = FailInTransaction(tx, job, reason, /*owned_check=*/true); });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -161,7 +191,9 @@ absl::StatusOr<bool> PgJobStore::RetryLater(const ReportJob& job, const std::str
                  job.id, options_.worker_id, reason, Millis(backoff))
                .affected_rows() > 0;
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return done;
 }
 
@@ -185,9 +217,13 @@ absl::StatusOr<std::vector<std::string>> PgJobStore::Expired(int limit) {
         "SELECT id::text FROM report_jobs WHERE state IN ('PENDING', 'RUNNING') AND "
         "lease_until < now() ORDER BY lease_until LIMIT $1",
         limit);
-    for (const pqxx::row& row : r) ids.push_back(row[0].as<std::string>());
+    for (const pqxx::row& row : r) {
+      ids.push_back(row[0].as<std::string>());
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return ids;
 }
 
@@ -208,5 +244,4 @@ absl::Status PgJobStore::DeadLetter(const kafka::Message& message, const std::st
   });
 }
 
-}  // namespace kurt::reports
-
+}  // namespace kurt::report_worker

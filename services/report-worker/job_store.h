@@ -17,9 +17,10 @@
 #include "absl/time/time.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
+#include "services/common/mesh.h"
 #include "services/reports/report_job.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
 
 enum class ClaimOutcome {
   // The job is this worker's now (RUNNING, attempts counted, leased).
@@ -35,7 +36,7 @@ enum class ClaimOutcome {
 
 struct ClaimResult {
   ClaimOutcome outcome = ClaimOutcome::kNotClaimable;
-  ReportJob job;  // as it is after the claim
+  reports::ReportJob job;  // as it is after the claim
 };
 
 struct Artifact {
@@ -54,13 +55,13 @@ class JobStore {
   virtual absl::StatusOr<std::set<std::string>> Heartbeat(
       const std::vector<std::pair<std::string, int64_t>>& progress) = 0;
   // The final states; false when the job was no longer this worker's (nothing written).
-  virtual absl::StatusOr<bool> Succeed(const ReportJob& job, const Artifact& artifact) = 0;
-  virtual absl::StatusOr<bool> Fail(const ReportJob& job, const std::string& reason) = 0;
+  virtual absl::StatusOr<bool> Succeed(const reports::ReportJob& job, const Artifact& artifact) = 0;
+  virtual absl::StatusOr<bool> Fail(const reports::ReportJob& job, const std::string& reason) = 0;
   // Leaves the job for any worker to claim after `backoff`, recording the error.
-  virtual absl::StatusOr<bool> RetryLater(const ReportJob& job, const std::string& reason,
+  virtual absl::StatusOr<bool> RetryLater(const reports::ReportJob& job, const std::string& reason,
                                           absl::Duration backoff) = 0;
   // Gives the job back at once, the attempt not counted (shutdown).
-  virtual absl::Status Release(const ReportJob& job) = 0;
+  virtual absl::Status Release(const reports::ReportJob& job) = 0;
   // Ids of PENDING or RUNNING jobs whose lease ran out, oldest first.
   virtual absl::StatusOr<std::vector<std::string>> Expired(int limit) = 0;
   // Sends a message that names no job it could run (unparseable, unknown report) to the
@@ -74,9 +75,9 @@ struct PgJobStoreOptions {
   absl::Duration lease = absl::Seconds(15);
   // Claims before a job that never finishes is failed as poison.
   int max_attempts = 3;
-  std::string requested_topic = kRequestedTopic;
-  std::string completed_topic = kCompletedTopic;
-  std::string dead_letter_topic = kDeadLetterTopic;
+  std::string requested_topic = mesh::kReportsRequestedTopic;
+  std::string completed_topic = mesh::kReportsCompletedTopic;
+  std::string dead_letter_topic = mesh::kReportsDeadLetterTopic;
 };
 
 class PgJobStore : public JobStore {
@@ -87,11 +88,11 @@ class PgJobStore : public JobStore {
   absl::StatusOr<ClaimResult> Claim(const std::string& report_id) override;
   absl::StatusOr<std::set<std::string>> Heartbeat(
       const std::vector<std::pair<std::string, int64_t>>& progress) override;
-  absl::StatusOr<bool> Succeed(const ReportJob& job, const Artifact& artifact) override;
-  absl::StatusOr<bool> Fail(const ReportJob& job, const std::string& reason) override;
-  absl::StatusOr<bool> RetryLater(const ReportJob& job, const std::string& reason,
+  absl::StatusOr<bool> Succeed(const reports::ReportJob& job, const Artifact& artifact) override;
+  absl::StatusOr<bool> Fail(const reports::ReportJob& job, const std::string& reason) override;
+  absl::StatusOr<bool> RetryLater(const reports::ReportJob& job, const std::string& reason,
                                   absl::Duration backoff) override;
-  absl::Status Release(const ReportJob& job) override;
+  absl::Status Release(const reports::ReportJob& job) override;
   absl::StatusOr<std::vector<std::string>> Expired(int limit) override;
   absl::Status DeadLetter(const kafka::Message& message, const std::string& reason) override;
 
@@ -100,11 +101,11 @@ class PgJobStore : public JobStore {
  private:
   // Marks the job FAILED (guarded by this worker's ownership unless `owned_check` is false, when
   // the caller holds the row lock) and writes its completion and dead letter.
-  bool FailInTransaction(pqxx::work& tx, const ReportJob& job, const std::string& reason,
+  bool FailInTransaction(pqxx::work& tx, const reports::ReportJob& job, const std::string& reason,
                          bool owned_check);
 
   const PgJobStoreOptions options_;
   pg::PgPool* primary_;
 };
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

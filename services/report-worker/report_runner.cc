@@ -4,7 +4,15 @@
 #include "absl/time/clock.h"
 #include "platform/core/log.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactStorage;
+using reports::ArtifactWriter;
+using reports::ContentTypeOf;
+using reports::ExtensionOf;
+using reports::KindName;
+using reports::ReportJob;
+
 namespace {
 
 // Errors no retry can fix: the job itself is wrong for this worker.
@@ -14,12 +22,18 @@ bool Permanent(const absl::Status& s) {
 
 const char* OutcomeName(RunOutcome o) {
   switch (o) {
-    case RunOutcome::kSucceeded: return "succeeded";
-    case RunOutcome::kRetrying: return "retrying";
-    case RunOutcome::kFailed: return "failed";
-    case RunOutcome::kLost: return "lost";
-    case RunOutcome::kReleased: return "released";
-    case RunOutcome::kStoreError: return "store_error";
+    case RunOutcome::kSucceeded:
+      return "succeeded";
+    case RunOutcome::kRetrying:
+      return "retrying";
+    case RunOutcome::kFailed:
+      return "failed";
+    case RunOutcome::kLost:
+      return "lost";
+    case RunOutcome::kReleased:
+      return "released";
+    case RunOutcome::kStoreError:
+      return "store_error";
   }
   return "unknown";
 }
@@ -28,25 +42,26 @@ const char* OutcomeName(RunOutcome o) {
 
 ReportRunner::ReportRunner(RunnerOptions options, JobStore* store, ReportSource* source,
                            ArtifactStorage* storage, metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       source_(source),
       storage_(storage),
       outcomes_(&registry->AddCounter("kurt_report_worker_runs_total",
                                       "Report attempts run by this worker, by outcome",
                                       {"outcome"})),
-      rows_(&registry
-                 ->AddCounter("kurt_report_worker_rows_total", "Rows written to report artifacts")
-                 .Get()),
+      rows_(
+          &registry->AddCounter("kurt_report_worker_rows_total", "Rows written to report artifacts")
+               .Get()),
       duration_(&registry
-                     ->AddHistogram("kurt_report_worker_run_seconds",
-                                    "Time of one report attempt", {},
-                                    {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600})
+                     ->AddHistogram("kurt_report_worker_run_seconds", "Time of one report attempt",
+                                    {}, {0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600})
                      .Get()) {}
 
 absl::Duration ReportRunner::Backoff(int attempts) const {
   absl::Duration d = options_.retry_backoff;
-  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) d *= 2;
+  for (int i = 1; i < attempts && d < options_.max_backoff; ++i) {
+    d *= 2;
+  }
   return std::min(d, options_.max_backoff);
 }
 
@@ -74,7 +89,9 @@ RunOutcome ReportRunner::Failed(const ReportJob& job, const absl::Status& error)
              {"error", done.status().ToString()});
     return RunOutcome::kStoreError;
   }
-  if (!*done) return RunOutcome::kLost;
+  if (!*done) {
+    return RunOutcome::kLost;
+  }
   if (outcome == RunOutcome::kFailed) {
     KURT_LOG(kError, "report failed", {"report", job.id}, {"attempt", job.attempts},
              {"error", reason});
@@ -103,15 +120,23 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
     });
   }
   absl::StatusOr<int64_t> size = rows.ok() ? (*writer)->Commit() : rows.status();
-  if (writer.ok()) writer->reset();  // an uncommitted artifact is discarded here
+  if (writer.ok()) {
+    writer->reset();  // an uncommitted artifact is discarded here
+  }
 
   if (control->stop.load() == JobControl::kShutdown) {
-    if (size.ok()) (void)storage_->Delete(key);
+    if (size.ok()) {
+      (void)storage_->Delete(key);
+    }
     absl::Status s = store_->Release(job);
-    if (!s.ok()) KURT_LOG(kWarn, "cannot release a report", {"error", s.ToString()});
+    if (!s.ok()) {
+      KURT_LOG(kWarn, "cannot release a report", {"error", s.ToString()});
+    }
     outcome = RunOutcome::kReleased;
   } else if (control->stop.load() == JobControl::kLost) {
-    if (size.ok()) (void)storage_->Delete(key);
+    if (size.ok()) {
+      (void)storage_->Delete(key);
+    }
     KURT_LOG(kInfo, "report no longer ours (cancelled or taken over); stopped", {"report", job.id});
     outcome = RunOutcome::kLost;
   } else if (!size.ok()) {
@@ -119,7 +144,9 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
   } else {
     Artifact artifact{key, ContentTypeOf(job.kind), *rows, *size};
     absl::StatusOr<bool> done = store_->Succeed(job, artifact);
-    if (!done.ok() || !*done) (void)storage_->Delete(key);
+    if (!done.ok() || !*done) {
+      (void)storage_->Delete(key);
+    }
     if (!done.ok()) {
       KURT_LOG(kError, "cannot record a finished report", {"report", job.id},
                {"error", done.status().ToString()});
@@ -138,4 +165,4 @@ RunOutcome ReportRunner::Run(const ReportJob& job, JobControl* control) {
   return outcome;
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -16,7 +16,7 @@
 #include "services/report-worker/report_source.h"
 #include "services/reports/artifact_storage.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
 
 // Shared by a running job and the worker: progress for the heartbeat, and why to stop.
 struct JobControl {
@@ -38,25 +38,25 @@ class ReportRunner {
  public:
   // Every pointer outlives the runner.
   ReportRunner(RunnerOptions options, JobStore* store, ReportSource* source,
-               ArtifactStorage* storage, metrics::Registry* registry);
+               reports::ArtifactStorage* storage, metrics::Registry* registry);
 
-  RunOutcome Run(const ReportJob& job, JobControl* control);
+  RunOutcome Run(const reports::ReportJob& job, JobControl* control);
 
   // The backoff before attempt `attempts + 1`.
   absl::Duration Backoff(int attempts) const;
   // The artifact key of one attempt: attempts never share a file.
-  static std::string ArtifactKey(const ReportJob& job);
+  static std::string ArtifactKey(const reports::ReportJob& job);
 
  private:
-  RunOutcome Failed(const ReportJob& job, const absl::Status& error);
+  RunOutcome Failed(const reports::ReportJob& job, const absl::Status& error);
 
   const RunnerOptions options_;
   JobStore* store_;
   ReportSource* source_;
-  ArtifactStorage* storage_;
+  reports::ArtifactStorage* storage_;
   metrics::Family<metrics::Counter>* outcomes_;
   metrics::Counter* rows_;
   metrics::Histogram* duration_;
 };
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

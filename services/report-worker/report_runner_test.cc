@@ -12,7 +12,14 @@
 #include "gtest/gtest.h"
 #include "services/report-worker/worker.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactWriter;
+using reports::DirectoryStorage;
+using reports::DirectoryStorageOptions;
+using reports::ReportJob;
+namespace v1 = reports::v1;
+
 namespace {
 
 class FakeJobStore : public JobStore {
@@ -21,9 +28,13 @@ class FakeJobStore : public JobStore {
     std::lock_guard<std::mutex> lock(mu);
     ++claims;
     auto it = jobs.find(id);
-    if (it == jobs.end()) return ClaimResult{ClaimOutcome::kUnknown, {}};
+    if (it == jobs.end()) {
+      return ClaimResult{ClaimOutcome::kUnknown, {}};
+    }
     ReportJob& j = it->second;
-    if (j.state != v1::PENDING) return ClaimResult{ClaimOutcome::kNotClaimable, j};
+    if (j.state != v1::PENDING) {
+      return ClaimResult{ClaimOutcome::kNotClaimable, j};
+    }
     j.state = v1::RUNNING;
     ++j.attempts;
     return ClaimResult{ClaimOutcome::kClaimed, j};
@@ -34,13 +45,17 @@ class FakeJobStore : public JobStore {
     std::set<std::string> held;
     for (const auto& [id, rows] : progress) {
       last_progress[id] = rows;
-      if (jobs[id].state == v1::RUNNING) held.insert(id);
+      if (jobs[id].state == v1::RUNNING) {
+        held.insert(id);
+      }
     }
     return held;
   }
   absl::StatusOr<bool> Succeed(const ReportJob& job, const Artifact& a) override {
     std::lock_guard<std::mutex> lock(mu);
-    if (jobs[job.id].state != v1::RUNNING) return false;
+    if (jobs[job.id].state != v1::RUNNING) {
+      return false;
+    }
     jobs[job.id].state = v1::SUCCEEDED;
     jobs[job.id].row_count = a.rows;
     jobs[job.id].artifact_key = a.key;
@@ -48,7 +63,9 @@ class FakeJobStore : public JobStore {
   }
   absl::StatusOr<bool> Fail(const ReportJob& job, const std::string& reason) override {
     std::lock_guard<std::mutex> lock(mu);
-    if (jobs[job.id].state != v1::RUNNING) return false;
+    if (jobs[job.id].state != v1::RUNNING) {
+      return false;
+    }
     jobs[job.id].state = v1::FAILED;
     jobs[job.id].error = reason;
     return true;
@@ -106,13 +123,19 @@ class FakeSource : public ReportSource {
       }
     }
     for (int64_t i = 0; i < rows; ++i) {
-      if (absl::Status s = out->Append(absl::StrCat("row", i, "\n")); !s.ok()) return s;
+      if (absl::Status s = out->Append(absl::StrCat("row", i, "\n")); !s.ok()) {
+        return s;
+      }
       if (i % 10 == 9) {
-        if (!progress(i + 1)) return absl::CancelledError("stopped");
+        if (!progress(i + 1)) {
+          return absl::CancelledError("stopped");
+        }
         if (gate) {
           started.Notify();
           while (!release.HasBeenNotified()) {
-            if (!progress(i + 1)) return absl::CancelledError("stopped");
+            if (!progress(i + 1)) {
+              return absl::CancelledError("stopped");
+            }
             absl::SleepFor(absl::Milliseconds(5));
           }
         }
@@ -278,7 +301,9 @@ TEST_F(RunnerTest, WorkerStopsAJobTheHeartbeatFindsCancelled) {
     store_.jobs[kId].state = v1::CANCELLED;
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(10);
-  while (worker.running() > 0 && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(5));
+  while (worker.running() > 0 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
   EXPECT_EQ(worker.running(), 0) << "the job stopped at its next chunk";
   worker.Stop();
   EXPECT_EQ(store_.Get(kId).state, v1::CANCELLED);
@@ -287,4 +312,4 @@ TEST_F(RunnerTest, WorkerStopsAJobTheHeartbeatFindsCancelled) {
 }
 
 }  // namespace
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -7,7 +7,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::ArtifactWriter;
+using reports::KindName;
+using reports::ReportJob;
+using reports::Rfc3339;
+namespace v1 = reports::v1;
 
 // One libpq connection, for COPY and cursors (libpqxx 6 has no COPY of a query). Used by one
 // thread; closed on destruction, which also abandons a COPY in progress.
@@ -21,22 +27,25 @@ class PqConnection {
     PGconn* conn = PQconnectdbParams(keys, values, /*expand_dbname=*/1);
     std::unique_ptr<PqConnection> c(new PqConnection(conn));
     if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
-      return absl::UnavailableError(
-          absl::StrCat("connecting for the report scan: ",
-                       conn ? PQerrorMessage(conn) : "out of memory"));
+      return absl::UnavailableError(absl::StrCat("connecting for the report scan: ",
+                                                 conn ? PQerrorMessage(conn) : "out of memory"));
     }
     return c;
   }
 
   ~PqConnection() {
-    if (conn_ != nullptr) PQfinish(conn_);
+    if (conn_ != nullptr) {
+      PQfinish(conn_);
+    }
   }
 
   PGconn* get() { return conn_; }
 
   std::string Quote(const std::string& value) {
     char* q = PQescapeLiteral(conn_, value.data(), value.size());
-    if (q == nullptr) return "NULL";
+    if (q == nullptr) {
+      return "NULL";
+    }
     std::string out(q);
     PQfreemem(q);
     return out;
@@ -46,24 +55,34 @@ class PqConnection {
   absl::Status Exec(const std::string& sql, std::shared_ptr<PGresult>* result = nullptr) {
     std::shared_ptr<PGresult> res(PQexec(conn_, sql.c_str()), PQclear);
     absl::Status s = Check(res.get(), PGRES_COMMAND_OK, PGRES_TUPLES_OK);
-    if (result != nullptr) *result = std::move(res);
+    if (result != nullptr) {
+      *result = std::move(res);
+    }
     return s;
   }
 
   absl::Status Check(PGresult* res, ExecStatusType ok1, ExecStatusType ok2) {
-    if (res == nullptr) return Error(nullptr);
+    if (res == nullptr) {
+      return Error(nullptr);
+    }
     ExecStatusType st = PQresultStatus(res);
-    if (st == ok1 || st == ok2) return absl::OkStatus();
+    if (st == ok1 || st == ok2) {
+      return absl::OkStatus();
+    }
     return Error(res);
   }
 
   absl::Status Error(PGresult* res) {
     std::string msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn_);
-    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+    while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) {
+      msg.pop_back();
+    }
     const char* state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : nullptr;
     std::string code = state ? state : "";
     msg = absl::StrCat("report scan: ", msg);
-    if (code == "57014") return absl::DeadlineExceededError(msg);
+    if (code == "57014") {
+      return absl::DeadlineExceededError(msg);
+    }
     if (code.empty() || code.rfind("08", 0) == 0 || code == "40001" || code == "57P01" ||
         code == "57P03" || code == "53300" || PQstatus(conn_) != CONNECTION_OK) {
       return absl::UnavailableError(msg);
@@ -85,8 +104,8 @@ using Quoter = std::function<std::string(const std::string&)>;
 std::string ClicksOfJob(const ReportJob& job, const Quoter& quote) {
   std::string sql = absl::StrCat(
       "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = ", quote(job.account_id),
-      " AND c.click_time >= ", quote(Rfc3339(job.start_time)),
-      "::timestamptz AND c.click_time < ", quote(Rfc3339(job.end_time)), "::timestamptz");
+      " AND c.click_time >= ", quote(Rfc3339(job.start_time)), "::timestamptz AND c.click_time < ",
+      quote(Rfc3339(job.end_time)), "::timestamptz");
   if (!job.code.empty()) {
     absl::StrAppend(&sql, " AND l.code = ", quote(job.code), " AND c.code = ", quote(job.code));
   }
@@ -102,11 +121,21 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out->append("\\\""); break;
-      case '\\': out->append("\\\\"); break;
-      case '\n': out->append("\\n"); break;
-      case '\r': out->append("\\r"); break;
-      case '\t': out->append("\\t"); break;
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
       default:
         if (c < 0x20) {
           absl::StrAppend(out, "\\u00", absl::Hex(c, absl::kZeroPad2));
@@ -124,10 +153,14 @@ std::string Value(PGresult* res, int row, int col) {
 
 // Sleeps as needed so that `rows` rows take at least rows / rate seconds since `start`.
 void Throttle(int64_t rows, int64_t rate, absl::Time start) {
-  if (rate <= 0) return;
+  if (rate <= 0) {
+    return;
+  }
   absl::Duration due = absl::Seconds(static_cast<double>(rows) / static_cast<double>(rate));
   absl::Duration ahead = due - (absl::Now() - start);
-  if (ahead > absl::ZeroDuration()) absl::SleepFor(ahead);
+  if (ahead > absl::ZeroDuration()) {
+    absl::SleepFor(ahead);
+  }
 }
 
 }  // namespace
@@ -140,15 +173,17 @@ std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote) {
 }
 
 PgReportSource::PgReportSource(PgReportSourceOptions options, pg::PgCluster* cluster)
-    : options_(std::move(options)), cluster_(cluster) {}
+    : options_(options), cluster_(cluster) {}
 
 absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWriter* out,
                                               const ProgressCallback& progress) {
   auto conn = PqConnection::Connect(cluster_->ReadPool().options().url, options_.connect_timeout);
-  if (!conn.ok()) return conn.status();
-  if (absl::Status s = (*conn)->Exec(absl::StrCat(
-          "SET TimeZone = 'UTC'; SET statement_timeout = ",
-          absl::ToInt64Milliseconds(options_.statement_timeout)));
+  if (!conn.ok()) {
+    return conn.status();
+  }
+  if (absl::Status s =
+          (*conn)->Exec(absl::StrCat("SET TimeZone = 'UTC'; SET statement_timeout = ",
+                                     absl::ToInt64Milliseconds(options_.statement_timeout)));
       !s.ok()) {
     return s;
   }
@@ -166,10 +201,11 @@ absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWrit
 absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const ReportJob& job,
                                                  ArtifactWriter* out,
                                                  const ProgressCallback& progress) {
-  const std::string sql =
-      ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
+  const std::string sql = ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
-  if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) return s;
+  if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) {
+    return s;
+  }
   res.reset();
   // Each CopyData message is one line: the header, then one per row.
   int64_t lines = 0;
@@ -177,14 +213,22 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   for (;;) {
     char* buf = nullptr;
     int n = PQgetCopyData(conn.get(), &buf, /*async=*/0);
-    if (n == -1) break;
-    if (n < 0) return conn.Error(nullptr);
+    if (n == -1) {
+      break;
+    }
+    if (n < 0) {
+      return conn.Error(nullptr);
+    }
     absl::Status s = out->Append(absl::string_view(buf, static_cast<size_t>(n)));
     PQfreemem(buf);
-    if (!s.ok()) return s;
+    if (!s.ok()) {
+      return s;
+    }
     ++lines;
     if (lines % options_.chunk_rows == 0) {
-      if (!progress(lines - 1)) return absl::CancelledError("report scan stopped");
+      if (!progress(lines - 1)) {
+        return absl::CancelledError("report scan stopped");
+      }
       Throttle(lines - 1, options_.max_rows_per_second, start);
     }
   }
@@ -192,7 +236,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   if (absl::Status s = conn.Check(res.get(), PGRES_COMMAND_OK, PGRES_COMMAND_OK); !s.ok()) {
     return s;
   }
-  while (PGresult* extra = PQgetResult(conn.get())) PQclear(extra);
+  while (PGresult* extra = PQgetResult(conn.get())) {
+    PQclear(extra);
+  }
   int64_t rows = std::max<int64_t>(0, lines - 1);
   progress(rows);
   return rows;
@@ -208,10 +254,10 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     return s;
   }
   std::shared_ptr<PGresult> res;
-  if (absl::Status s = conn.Exec(absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
-                                              IsoTime("min(c.click_time)"), ", ",
-                                              IsoTime("max(c.click_time)"), " ", from),
-                                 &res);
+  if (absl::Status s = conn.Exec(
+          absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
+                       IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ", from),
+          &res);
       !s.ok()) {
     return s;
   }
@@ -222,13 +268,14 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   absl::StrAppend(&doc, ",\"kind\":\"SUMMARY_JSON\",\"startTime\":\"", Rfc3339(job.start_time),
                   "\",\"endTime\":\"", Rfc3339(job.end_time), "\",\"code\":");
   AppendJsonString(&doc, job.code);
-  absl::StrAppend(&doc, ",\"totalClicks\":", total,
-                  ",\"uniqueClients\":", Value(res.get(), 0, 1));
+  absl::StrAppend(&doc, ",\"totalClicks\":", total, ",\"uniqueClients\":", Value(res.get(), 0, 1));
   if (total > 0) {
     absl::StrAppend(&doc, ",\"firstClick\":\"", Value(res.get(), 0, 2), "\",\"lastClick\":\"",
                     Value(res.get(), 0, 3), "\"");
   }
-  if (!progress(0)) return absl::CancelledError("report scan stopped");
+  if (!progress(0)) {
+    return absl::CancelledError("report scan stopped");
+  }
 
   // Per link and per day through cursors: a large account's summary never sits in memory.
   auto stream = [&](const std::string& name, const std::string& query,
@@ -243,42 +290,55 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
         return s;
       }
       int n = PQntuples(page.get());
-      for (int i = 0; i < n; ++i) row(page.get(), i);
-      if (absl::Status s = out->Append(doc); !s.ok()) return s;
+      for (int i = 0; i < n; ++i) {
+        row(page.get(), i);
+      }
+      if (absl::Status s = out->Append(doc); !s.ok()) {
+        return s;
+      }
       doc.clear();
-      if (n == 0) break;
-      if (!progress(0)) return absl::CancelledError("report scan stopped");
+      if (n == 0) {
+        break;
+      }
+      if (!progress(0)) {
+        return absl::CancelledError("report scan stopped");
+      }
     }
     return conn.Exec(absl::StrCat("CLOSE ", name));
   };
 
   absl::StrAppend(&doc, ",\"links\":[");
   bool first = true;
-  absl::Status s = stream(
-      "report_links",
-      absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
-                   IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ", from,
-                   " GROUP BY c.code ORDER BY c.code"),
-      [&](PGresult* r, int i) {
-        absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
-        AppendJsonString(&doc, Value(r, i, 0));
-        absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1), ",\"uniqueClients\":",
-                        Value(r, i, 2), ",\"firstClick\":\"", Value(r, i, 3),
-                        "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
-        first = false;
-      });
-  if (!s.ok()) return s;
-  absl::StrAppend(&doc, "],\"clicksPerDay\":[");
-  first = true;
-  s = stream("report_days",
-             absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*) ",
-                          from, " GROUP BY 1 ORDER BY 1"),
+  absl::Status s =
+      stream("report_links",
+             absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
+                          IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ",
+                          from, " GROUP BY c.code ORDER BY c.code"),
              [&](PGresult* r, int i) {
-               absl::StrAppend(&doc, first ? "" : ",", "{\"day\":\"", Value(r, i, 0),
-                               "\",\"clicks\":", Value(r, i, 1), "}");
+               absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
+               AppendJsonString(&doc, Value(r, i, 0));
+               absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1),
+                               ",\"uniqueClients\":", Value(r, i, 2), ",\"firstClick\":\"",
+                               Value(r, i, 3), "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
                first = false;
              });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
+  absl::StrAppend(&doc, "],\"clicksPerDay\":[");
+  first = true;
+  s = stream(
+      "report_days",
+      absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*) ", from,
+                   " GROUP BY 1 ORDER BY 1"),
+      [&](PGresult* r, int i) {
+        absl::StrAppend(&doc, first ? "" : ",", "{\"day\":\"", Value(r, i, 0),
+                        "\",\"clicks\":", Value(r, i, 1), "}");
+        first = false;
+      });
+  if (!s.ok()) {
+    return s;
+  }
   if (s = conn.Exec(absl::StrCat("SELECT c.referrer, count(*) ", from,
                                  " AND c.referrer <> '' GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"),
                     &res);
@@ -292,10 +352,14 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     absl::StrAppend(&doc, ",\"clicks\":", Value(res.get(), i, 1), "}");
   }
   absl::StrAppend(&doc, "]}\n");
-  if (s = out->Append(doc); !s.ok()) return s;
-  if (s = conn.Exec("COMMIT"); !s.ok()) return s;
+  if (s = out->Append(doc); !s.ok()) {
+    return s;
+  }
+  if (s = conn.Exec("COMMIT"); !s.ok()) {
+    return s;
+  }
   progress(total);
   return total;
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

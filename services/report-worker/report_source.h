@@ -13,7 +13,7 @@
 #include "services/reports/artifact_storage.h"
 #include "services/reports/report_job.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
 
 // Told the rows written so far, every chunk; returning false stops the scan (CANCELLED).
 using ProgressCallback = std::function<bool(int64_t rows)>;
@@ -22,13 +22,13 @@ class ReportSource {
  public:
   virtual ~ReportSource() = default;
   // Writes the job's artifact (CSV or JSON by its kind) and returns the number of clicks in it.
-  virtual absl::StatusOr<int64_t> Write(const ReportJob& job, ArtifactWriter* out,
+  virtual absl::StatusOr<int64_t> Write(const reports::ReportJob& job, reports::ArtifactWriter* out,
                                         const ProgressCallback& progress) = 0;
 };
 
 // The COPY statement of a CLICKS_CSV report (also what tools/bench.d/reports.sh times psql's
 // \copy with). `quote` turns a value into an SQL literal.
-std::string ClicksCsvQuery(const ReportJob& job,
+std::string ClicksCsvQuery(const reports::ReportJob& job,
                            const std::function<std::string(const std::string&)>& quote);
 
 struct PgReportSourceOptions {
@@ -46,17 +46,18 @@ class PgReportSource : public ReportSource {
   // `cluster` outlives the source; scans go to its read pool (a usable replica, else primary).
   PgReportSource(PgReportSourceOptions options, pg::PgCluster* cluster);
 
-  absl::StatusOr<int64_t> Write(const ReportJob& job, ArtifactWriter* out,
+  absl::StatusOr<int64_t> Write(const reports::ReportJob& job, reports::ArtifactWriter* out,
                                 const ProgressCallback& progress) override;
 
  private:
-  absl::StatusOr<int64_t> WriteCsv(class PqConnection& conn, const ReportJob& job,
-                                   ArtifactWriter* out, const ProgressCallback& progress);
-  absl::StatusOr<int64_t> WriteSummary(class PqConnection& conn, const ReportJob& job,
-                                       ArtifactWriter* out, const ProgressCallback& progress);
+  absl::StatusOr<int64_t> WriteCsv(class PqConnection& conn, const reports::ReportJob& job,
+                                   reports::ArtifactWriter* out, const ProgressCallback& progress);
+  absl::StatusOr<int64_t> WriteSummary(class PqConnection& conn, const reports::ReportJob& job,
+                                       reports::ArtifactWriter* out,
+                                       const ProgressCallback& progress);
 
   const PgReportSourceOptions options_;
   pg::PgCluster* cluster_;
 };
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -5,17 +5,20 @@
 #include "kurt/events/v1/report_events.pb.h"
 #include "platform/core/log.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
+
+using reports::IsReportId;
+using reports::ReportJob;
 
 Worker::Worker(WorkerOptions options, JobStore* store, ReportRunner* runner,
                metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       runner_(runner),
-      running_gauge_(&registry
-                          ->AddGauge("kurt_report_worker_running_jobs",
-                                     "Report jobs this worker is running")
-                          .Get()),
+      running_gauge_(
+          &registry
+               ->AddGauge("kurt_report_worker_running_jobs", "Report jobs this worker is running")
+               .Get()),
       claims_(&registry->AddCounter("kurt_report_worker_claims_total",
                                     "Claim attempts, by how they ended and what caused them",
                                     {"outcome"})),
@@ -35,17 +38,25 @@ void Worker::Start() {
 void Worker::Stop() {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ && !heartbeat_.joinable()) return;
+    if (stopping_ && !heartbeat_.joinable()) {
+      return;
+    }
     stopping_ = true;
-    for (auto& [id, control] : jobs_) control->stop = JobControl::kShutdown;
+    for (auto& [id, control] : jobs_) {
+      control->stop = JobControl::kShutdown;
+    }
   }
   cv_.notify_all();
-  if (scanner_.joinable()) scanner_.join();
+  if (scanner_.joinable()) {
+    scanner_.join();
+  }
   {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return busy_ == 0; });
   }
-  if (heartbeat_.joinable()) heartbeat_.join();
+  if (heartbeat_.joinable()) {
+    heartbeat_.join();
+  }
 }
 
 int Worker::running() const {
@@ -55,10 +66,11 @@ int Worker::running() const {
 
 bool Worker::AcquireSlot(absl::Duration wait) {
   std::unique_lock<std::mutex> lock(mu_);
-  bool ok = cv_.wait_for(lock, absl::ToChronoMilliseconds(wait), [&] {
-    return stopping_ || busy_ < options_.max_concurrent_jobs;
-  });
-  if (!ok || stopping_) return false;
+  bool ok = cv_.wait_for(lock, absl::ToChronoMilliseconds(wait),
+                         [&] { return stopping_ || busy_ < options_.max_concurrent_jobs; });
+  if (!ok || stopping_) {
+    return false;
+  }
   ++busy_;
   running_gauge_->Set(busy_);
   return true;
@@ -76,7 +88,9 @@ void Worker::Launch(const ReportJob& job) {
   auto control = std::make_shared<JobControl>();
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) control->stop = JobControl::kShutdown;
+    if (stopping_) {
+      control->stop = JobControl::kShutdown;
+    }
     jobs_[job.id] = control;
   }
   std::thread([this, job, control] {
@@ -113,8 +127,8 @@ absl::StatusOr<bool> Worker::TryStart(const std::string& report_id, absl::Durati
       return absl::NotFoundError(absl::StrCat("no report job ", report_id));
     case ClaimOutcome::kGaveUp:
       claims_->WithLabels({"gave_up"}).Increment();
-      KURT_LOG(kError, "report failed: claimed too often without finishing",
-               {"report", report_id}, {"attempts", claim->job.attempts});
+      KURT_LOG(kError, "report failed: claimed too often without finishing", {"report", report_id},
+               {"attempts", claim->job.attempts});
       break;
   }
   ReleaseSlot();
@@ -142,7 +156,9 @@ absl::Status Worker::HandleBatch(const std::vector<kafka::Message>& batch) {
     if (!problem.empty()) {
       KURT_LOG(kError, "report request to the dead-letter topic", {"partition", m.partition},
                {"offset", m.offset}, {"error", problem});
-      if (absl::Status s = store_->DeadLetter(m, problem); !s.ok()) return s;
+      if (absl::Status s = store_->DeadLetter(m, problem); !s.ok()) {
+        return s;
+      }
       dead_letters_->Increment();
     }
   }
@@ -162,8 +178,13 @@ void Worker::HeartbeatNow() {
     std::lock_guard<std::mutex> lock(mu_);
     jobs = jobs_;
   }
-  for (const auto& [id, control] : jobs) progress.emplace_back(id, control->progress.load());
-  if (progress.empty()) return;
+  progress.reserve(jobs.size());
+  for (const auto& [id, control] : jobs) {
+    progress.emplace_back(id, control->progress.load());
+  }
+  if (progress.empty()) {
+    return;
+  }
   absl::StatusOr<std::set<std::string>> held = store_->Heartbeat(progress);
   if (!held.ok()) {
     // Keep running: if the database stays away, the leases run out and the jobs are retried.
@@ -184,7 +205,9 @@ void Worker::HeartbeatLoop() {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait_for(lock, absl::ToChronoMilliseconds(options_.heartbeat_interval),
                    [&] { return stopping_ && busy_ == 0; });
-      if (stopping_ && busy_ == 0) return;
+      if (stopping_ && busy_ == 0) {
+        return;
+      }
     }
     HeartbeatNow();
   }
@@ -196,7 +219,9 @@ void Worker::ScanLeasesNow() {
     std::lock_guard<std::mutex> lock(mu_);
     free_slots = options_.max_concurrent_jobs - busy_;
   }
-  if (free_slots <= 0) return;
+  if (free_slots <= 0) {
+    return;
+  }
   absl::StatusOr<std::vector<std::string>> expired = store_->Expired(free_slots);
   if (!expired.ok()) {
     KURT_LOG(kWarn, "lease scan failed", {"error", expired.status().ToString()});
@@ -205,7 +230,9 @@ void Worker::ScanLeasesNow() {
   for (const std::string& id : *expired) {
     absl::StatusOr<bool> started = TryStart(id, absl::ZeroDuration());
     if (!started.ok()) {
-      if (absl::IsUnavailable(started.status())) break;  // no slot left
+      if (absl::IsUnavailable(started.status())) {
+        break;  // no slot left
+      }
       KURT_LOG(kWarn, "cannot take over a report", {"report", id},
                {"error", started.status().ToString()});
     } else if (*started) {
@@ -215,7 +242,9 @@ void Worker::ScanLeasesNow() {
 }
 
 void Worker::ScanLoop() {
-  while (SleepUnlessStopped(options_.lease_scan_interval)) ScanLeasesNow();
+  while (SleepUnlessStopped(options_.lease_scan_interval)) {
+    ScanLeasesNow();
+  }
 }
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

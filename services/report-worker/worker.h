@@ -7,7 +7,7 @@
 // A batch is handled (its offsets committed) once each of its jobs is claimed durably in the
 // database, not when the jobs end: the database, not Kafka, holds the work in progress.
 //
-// Lives in main; Start and Stop from one thread; HandleBatch from the consumer's thread.
+// Lives in WorkerModule; Start and Stop from one thread; HandleBatch from the consumer's thread.
 #pragma once
 
 #include <atomic>
@@ -21,12 +21,12 @@
 
 #include "absl/status/status.h"
 #include "absl/time/time.h"
-#include "platform/kafka/kafka.h"
 #include "platform/core/metrics.h"
+#include "platform/kafka/kafka.h"
 #include "services/report-worker/job_store.h"
 #include "services/report-worker/report_runner.h"
 
-namespace kurt::reports {
+namespace kurt::report_worker {
 
 struct WorkerOptions {
   int max_concurrent_jobs = 2;
@@ -41,8 +41,7 @@ struct WorkerOptions {
 class Worker {
  public:
   // Every pointer outlives the worker.
-  Worker(WorkerOptions options, JobStore* store, ReportRunner* runner,
-         metrics::Registry* registry);
+  Worker(WorkerOptions options, JobStore* store, ReportRunner* runner, metrics::Registry* registry);
   ~Worker();
 
   void Start();
@@ -66,7 +65,7 @@ class Worker {
  private:
   bool AcquireSlot(absl::Duration wait);
   void ReleaseSlot();
-  void Launch(const ReportJob& job);
+  void Launch(const reports::ReportJob& job);
   void HeartbeatLoop();
   void ScanLoop();
   // Sleeps for `d` or until Stop.
@@ -90,4 +89,4 @@ class Worker {
   metrics::Counter* dead_letters_;
 };
 
-}  // namespace kurt::reports
+}  // namespace kurt::report_worker

@@ -19,8 +19,12 @@ namespace {
 absl::Status Errno(absl::string_view what, const std::string& path) {
   int e = errno;
   std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
-  if (e == ENOENT) return absl::NotFoundError(msg);
-  if (e == ENOSPC || e == EDQUOT) return absl::ResourceExhaustedError(msg);
+  if (e == ENOENT) {
+    return absl::NotFoundError(msg);
+  }
+  if (e == ENOSPC || e == EDQUOT) {
+    return absl::ResourceExhaustedError(msg);
+  }
   return absl::UnavailableError(msg);
 }
 
@@ -39,34 +43,52 @@ class FileWriter : public ArtifactWriter {
         dir_(std::move(dir)),
         fsync_(options.fsync),
         limit_(options.buffer_bytes) {
-    buffer_.reserve(limit_ + 64 * 1024);
+    buffer_.reserve(limit_ + size_t{64} * 1024);
   }
 
   ~FileWriter() override {
-    if (fd_ >= 0) ::close(fd_);
-    if (!committed_) ::unlink(temp_.c_str());
+    if (fd_ >= 0) {
+      ::close(fd_);
+    }
+    if (!committed_) {
+      ::unlink(temp_.c_str());
+    }
   }
 
   absl::Status Append(absl::string_view data) override {
-    if (!status_.ok()) return status_;
-    if (buffer_.size() + data.size() > limit_ && !buffer_.empty()) {
-      if (absl::Status s = Flush(); !s.ok()) return s;
+    if (!status_.ok()) {
+      return status_;
     }
-    if (data.size() >= limit_) return WriteAll(data);
+    if (buffer_.size() + data.size() > limit_ && !buffer_.empty()) {
+      if (absl::Status s = Flush(); !s.ok()) {
+        return s;
+      }
+    }
+    if (data.size() >= limit_) {
+      return WriteAll(data);
+    }
     buffer_.append(data.data(), data.size());
     return absl::OkStatus();
   }
 
   absl::StatusOr<int64_t> Commit() override {
-    if (!status_.ok()) return status_;
-    if (absl::Status s = Flush(); !s.ok()) return s;
-    if (fsync_ && ::fsync(fd_) != 0) return Errno("fsync", temp_);
+    if (!status_.ok()) {
+      return status_;
+    }
+    if (absl::Status s = Flush(); !s.ok()) {
+      return s;
+    }
+    if (fsync_ && ::fsync(fd_) != 0) {
+      return Errno("fsync", temp_);
+    }
     if (::close(fd_) != 0) {
       fd_ = -1;
       return Errno("close", temp_);
     }
     fd_ = -1;
-    if (::rename(temp_.c_str(), final_.c_str()) != 0) return Errno("rename", temp_);
+    if (::rename(temp_.c_str(), final_.c_str()) != 0) {
+      return Errno("rename", temp_);
+    }
     committed_ = true;
     if (fsync_) {
       int dfd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -95,7 +117,9 @@ class FileWriter : public ArtifactWriter {
     while (!data.empty()) {
       ssize_t n = ::write(fd_, data.data(), data.size());
       if (n < 0) {
-        if (errno == EINTR) continue;
+        if (errno == EINTR) {
+          continue;
+        }
         status_ = Errno("write", temp_);
         return status_;
       }
@@ -130,7 +154,9 @@ class FileReader : public ArtifactReader {
     out->resize(max);
     for (;;) {
       ssize_t n = ::read(fd_, out->data(), max);
-      if (n < 0 && errno == EINTR) continue;
+      if (n < 0 && errno == EINTR) {
+        continue;
+      }
       if (n < 0) {
         out->clear();
         return Errno("read", path_);
@@ -149,10 +175,11 @@ class FileReader : public ArtifactReader {
 }  // namespace
 
 bool IsValidArtifactKey(absl::string_view key) {
-  if (key.empty() || key.size() > 200 || key[0] == '.') return false;
+  if (key.empty() || key.size() > 200 || key[0] == '.') {
+    return false;
+  }
   for (char c : key) {
-    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' ||
-          c == '-')) {
+    if (!(absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) {
       return false;
     }
   }
@@ -160,9 +187,13 @@ bool IsValidArtifactKey(absl::string_view key) {
 }
 
 std::string ArtifactDirOrDefault(const std::string& flag) {
-  if (!flag.empty()) return flag;
+  if (!flag.empty()) {
+    return flag;
+  }
   const char* state = std::getenv("KURT_STATE_DIR");
-  if (state != nullptr && *state != '\0') return absl::StrCat(state, "/reports");
+  if (state != nullptr && *state != '\0') {
+    return absl::StrCat(state, "/reports");
+  }
   return ".kurt/reports";
 }
 
@@ -190,7 +221,9 @@ absl::StatusOr<std::unique_ptr<ArtifactWriter>> DirectoryStorage::Create(const s
   std::string final_path = absl::StrCat(options_.dir, "/", key);
   std::string temp = absl::StrCat(options_.dir, "/.tmp-", key, "-", RandomSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-  if (fd < 0) return Errno("create", temp);
+  if (fd < 0) {
+    return Errno("create", temp);
+  }
   return std::unique_ptr<ArtifactWriter>(
       new FileWriter(fd, std::move(temp), std::move(final_path), options_.dir, options_));
 }
@@ -201,7 +234,9 @@ absl::StatusOr<std::unique_ptr<ArtifactReader>> DirectoryStorage::Open(const std
   }
   std::string path = absl::StrCat(options_.dir, "/", key);
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return Errno("open", path);
+  if (fd < 0) {
+    return Errno("open", path);
+  }
   struct stat st;
   if (::fstat(fd, &st) != 0) {
     absl::Status s = Errno("stat", path);
@@ -216,7 +251,9 @@ absl::Status DirectoryStorage::Delete(const std::string& key) {
     return absl::InvalidArgumentError(absl::StrCat("invalid artifact key '", key, "'"));
   }
   std::string path = absl::StrCat(options_.dir, "/", key);
-  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Errno("unlink", path);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Errno("unlink", path);
+  }
   return absl::OkStatus();
 }
 

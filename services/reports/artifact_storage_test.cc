@@ -25,7 +25,9 @@ class DirectoryStorageTest : public ::testing::Test {
   std::string ReadAll(const std::string& key) {
     auto reader = storage_->Open(key);
     EXPECT_TRUE(reader.ok()) << reader.status();
-    if (!reader.ok()) return "";
+    if (!reader.ok()) {
+      return "";
+    }
     std::string all, chunk;
     do {
       EXPECT_TRUE((*reader)->Read(7, &chunk).ok());

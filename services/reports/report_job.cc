@@ -2,8 +2,6 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "platform/grpc/handler.h"
-#include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
 
 namespace kurt::reports {
@@ -24,7 +22,9 @@ ReportJob JobFromRow(const pqxx::row& r) {
   j.id = r[0].as<std::string>();
   j.account_id = r[1].as<std::string>();
   j.request_id = r[2].as<std::string>();
-  if (!v1::ReportKind_Parse(r[3].as<std::string>(), &j.kind)) j.kind = v1::REPORT_KIND_UNSPECIFIED;
+  if (!v1::ReportKind_Parse(r[3].as<std::string>(), &j.kind)) {
+    j.kind = v1::REPORT_KIND_UNSPECIFIED;
+  }
   j.code = r[4].as<std::string>();
   j.start_time = absl::FromUnixMicros(r[5].as<int64_t>());
   j.end_time = absl::FromUnixMicros(r[6].as<int64_t>());
@@ -39,11 +39,15 @@ ReportJob JobFromRow(const pqxx::row& r) {
   j.error = r[13].as<std::string>();
   j.attempts = r[14].as<int>();
   j.worker_id = r[15].as<std::string>();
-  if (!r[16].is_null()) j.lease_until = absl::FromUnixMicros(r[16].as<int64_t>());
+  if (!r[16].is_null()) {
+    j.lease_until = absl::FromUnixMicros(r[16].as<int64_t>());
+  }
   j.request_event_id = r[17].as<std::string>();
   j.create_time = absl::FromUnixMicros(r[18].as<int64_t>());
   j.update_time = absl::FromUnixMicros(r[19].as<int64_t>());
-  if (!r[20].is_null()) j.finish_time = absl::FromUnixMicros(r[20].as<int64_t>());
+  if (!r[20].is_null()) {
+    j.finish_time = absl::FromUnixMicros(r[20].as<int64_t>());
+  }
   return j;
 }
 
@@ -85,7 +89,9 @@ events::v1::ReportCompleted CompletedEvent(const ReportJob& job) {
   e.set_size_bytes(job.size_bytes);
   e.set_content_type(job.content_type);
   e.set_error(job.error);
-  if (job.finish_time) platform::SetTimestamp(*job.finish_time, e.mutable_finish_time());
+  if (job.finish_time) {
+    platform::SetTimestamp(*job.finish_time, e.mutable_finish_time());
+  }
   return e;
 }
 
@@ -105,14 +111,20 @@ void ToProto(const ReportJob& job, v1::Report* out) {
   out->set_request_id(job.request_id);
   platform::SetTimestamp(job.create_time, out->mutable_create_time());
   platform::SetTimestamp(job.update_time, out->mutable_update_time());
-  if (job.finish_time) platform::SetTimestamp(*job.finish_time, out->mutable_finish_time());
+  if (job.finish_time) {
+    platform::SetTimestamp(*job.finish_time, out->mutable_finish_time());
+  }
 }
 
-bool IsReportId(const std::string& id) {
-  if (id.size() != 36) return false;
+bool IsReportId(absl::string_view id) {
+  if (id.size() != 36) {
+    return false;
+  }
   for (size_t i = 0; i < id.size(); ++i) {
     if (i == 8 || i == 13 || i == 18 || i == 23) {
-      if (id[i] != '-') return false;
+      if (id[i] != '-') {
+        return false;
+      }
     } else if (!absl::ascii_isxdigit(static_cast<unsigned char>(id[i]))) {
       return false;
     }

@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "kurt/events/v1/report_events.pb.h"
 #include "kurt/reports/v1/reports.pb.h"
@@ -18,10 +19,6 @@ using v1::ReportState;
 
 // The outbox table both sides write their events to.
 inline constexpr char kOutboxTable[] = "outbox";
-
-inline constexpr char kRequestedTopic[] = "kurt.reports.requested.v1";
-inline constexpr char kCompletedTopic[] = "kurt.reports.completed.v1";
-inline constexpr char kDeadLetterTopic[] = "kurt.reports.dlq.v1";
 
 struct ReportJob {
   std::string id;
@@ -76,6 +73,6 @@ std::string CompletedEventId(const std::string& report_id);
 void ToProto(const ReportJob& job, v1::Report* out);
 
 // Whether `id` looks like a UUID (what report ids are); other text is never a report.
-bool IsReportId(const std::string& id);
+bool IsReportId(absl::string_view id);
 
 }  // namespace kurt::reports

@@ -1,9 +1,9 @@
 #include "services/reports/report_job.h"
 
+#include "gtest/gtest.h"
 #include "platform/grpc/handler.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
-#include "gtest/gtest.h"
 
 namespace kurt::reports {
 namespace {

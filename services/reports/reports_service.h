@@ -1,57 +1,44 @@
-// kurt.reports.v1.ReportsService: validates each request, calls the store, maps its errors to
-// gRPC statuses, and streams finished artifacts from the artifact storage. The caller's account
-// arrives as metadata x-kurt-account-id (set by the edge after authentication); another account's
-// report is NOT_FOUND.
+// kurt.reports.v1.ReportsService over gRPC: each RPC is one call of platform::Handle into
+// ReportsRpcs, which holds the behaviour; every RPC acts for an account.
+//
+// Lives in ReportsModule as long as its ReportsRpcs; gRPC's threads call it concurrently.
 #pragma once
 
-#include <string>
-
 #include "kurt/reports/v1/reports.grpc.pb.h"
-#include "platform/core/metrics.h"
-#include "platform/outbox/outbox.h"
-#include "services/reports/artifact_storage.h"
-#include "services/reports/reports_store.h"
+#include "platform/grpc/handler.h"
+#include "services/reports/reports_rpcs.h"
 
 namespace kurt::reports {
 
-struct ReportsServiceOptions {
-  // Longest range a report may cover.
-  absl::Duration max_range = absl::Hours(24 * 366);
-  // Bytes per HttpBody message of GetReportContent.
-  size_t content_chunk_bytes = 256 * 1024;
-};
-
 class ReportsService final : public v1::ReportsService::Service {
  public:
-  // Every pointer outlives the service; `relay` (may be null) is woken after a job is created.
-  ReportsService(ReportsServiceOptions options, ReportsStore* store, ArtifactStorage* storage,
-                 outbox::OutboxRelay* relay, metrics::Registry* registry);
+  // `rpcs` outlives the service.
+  explicit ReportsService(ReportsRpcs* rpcs) : rpcs_(*rpcs) {}
 
   grpc::Status CreateReport(grpc::ServerContext* context, const v1::CreateReportRequest* request,
-                            v1::Report* response) override;
+                            v1::Report* response) override {
+    return platform::Handle(context, *request, response, rpcs_, &ReportsRpcs::CreateReport);
+  }
   grpc::Status GetReport(grpc::ServerContext* context, const v1::GetReportRequest* request,
-                         v1::Report* response) override;
+                         v1::Report* response) override {
+    return platform::Handle(context, *request, response, rpcs_, &ReportsRpcs::GetReport);
+  }
   grpc::Status ListReports(grpc::ServerContext* context, const v1::ListReportsRequest* request,
-                           v1::ListReportsResponse* response) override;
+                           v1::ListReportsResponse* response) override {
+    return platform::Handle(context, *request, response, rpcs_, &ReportsRpcs::ListReports);
+  }
   grpc::Status CancelReport(grpc::ServerContext* context, const v1::CancelReportRequest* request,
-                            v1::Report* response) override;
+                            v1::Report* response) override {
+    return platform::Handle(context, *request, response, rpcs_, &ReportsRpcs::CancelReport);
+  }
   grpc::Status GetReportContent(grpc::ServerContext* context,
                                 const v1::GetReportContentRequest* request,
-                                grpc::ServerWriter<google::api::HttpBody>* writer) override;
-
-  // Page tokens are opaque to callers; exposed for tests.
-  static std::string EncodePageToken(const ListCursor& cursor);
-  static absl::StatusOr<ListCursor> DecodePageToken(absl::string_view token);
-  // The checks CreateReport makes before touching the database; exposed for tests.
-  absl::Status Validate(const v1::CreateReportRequest& request) const;
+                                grpc::ServerWriter<google::api::HttpBody>* writer) override {
+    return platform::HandleStream(context, *request, writer, rpcs_, &ReportsRpcs::GetReportContent);
+  }
 
  private:
-  const ReportsServiceOptions options_;
-  ReportsStore* store_;
-  ArtifactStorage* storage_;
-  outbox::OutboxRelay* relay_;
-  metrics::Family<metrics::Counter>* created_;
-  metrics::Counter* content_bytes_;
+  ReportsRpcs& rpcs_;
 };
 
 }  // namespace kurt::reports

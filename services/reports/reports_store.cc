@@ -42,7 +42,9 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
           absl::StrCat("SELECT ", kJobColumns,
                        " FROM report_jobs WHERE account_id = $1 AND request_id = $2"),
           report.account_id, report.request_id);
-      if (existing.empty()) return;  // cannot happen: the conflict was on this key
+      if (existing.empty()) {
+        return;  // cannot happen: the conflict was on this key
+      }
       out.job = JobFromRow(existing[0]);
       found = true;
       return;
@@ -56,12 +58,16 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
     m.payload = RequestedEvent(out.job).SerializeAsString();
     outbox::Enqueue(tx, kOutboxTable, m);
   });
-  if (!s.ok()) return s;
-  if (!out.created && !found) return absl::AbortedError("report request conflicted; retry");
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out.created && !found) {
+    return absl::AbortedError("report request conflicted; retry");
+  }
   if (found && !SameParameters(out.job, report)) {
-    return absl::AlreadyExistsError(
-        absl::StrCat("request_id: '", report.request_id,
-                     "' was already used for a different report (", out.job.id, ")"));
+    return absl::AlreadyExistsError(absl::StrCat("request_id: '", report.request_id,
+                                                 "' was already used for a different report (",
+                                                 out.job.id, ")"));
   }
   return out;
 }
@@ -71,19 +77,25 @@ absl::StatusOr<ReportJob> PgReportsStore::Get(const std::string& account_id,
   std::optional<ReportJob> out;
   absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    pqxx::result r = tx.exec_params(
-        absl::StrCat("SELECT ", kJobColumns,
-                     " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
-        id, account_id);
-    if (!r.empty()) out = JobFromRow(r[0]);
+    pqxx::result r =
+        tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
+                                    " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
+                       id, account_id);
+    if (!r.empty()) {
+      out = JobFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(id);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(id);
+  }
   return *out;
 }
 
 absl::StatusOr<std::vector<ReportJob>> PgReportsStore::List(
-    const std::string& account_id, int limit, const std::optional<ListCursor>& after) {
+    const std::string& account_id, int limit, const std::optional<platform::PageKey>& after) {
   std::vector<ReportJob> out;
   absl::Status s = cluster_->RunRead([&](pqxx::connection& c) {
     out.clear();
@@ -95,16 +107,20 @@ absl::StatusOr<std::vector<ReportJob>> PgReportsStore::List(
                        " FROM report_jobs WHERE account_id = $1 AND (create_time, id) < "
                        "(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', $3::uuid) "
                        "ORDER BY create_time DESC, id DESC LIMIT $4"),
-          account_id, absl::ToUnixMicros(after->create_time), after->id, limit);
+          account_id, absl::ToUnixMicros(after->time), after->key, limit);
     } else {
       r = tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
                                       " FROM report_jobs WHERE account_id = $1 "
                                       "ORDER BY create_time DESC, id DESC LIMIT $2"),
                          account_id, limit);
     }
-    for (const pqxx::row& row : r) out.push_back(JobFromRow(row));
+    for (const pqxx::row& row : r) {
+      out.push_back(JobFromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -121,15 +137,20 @@ absl::StatusOr<ReportJob> PgReportsStore::Cancel(const std::string& account_id,
                      kJobColumns),
         id, account_id);
     if (r.empty()) {
-      r = tx.exec_params(
-          absl::StrCat("SELECT ", kJobColumns,
-                       " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
-          id, account_id);
+      r = tx.exec_params(absl::StrCat("SELECT ", kJobColumns,
+                                      " FROM report_jobs WHERE id = $1::uuid AND account_id = $2"),
+                         id, account_id);
     }
-    if (!r.empty()) out = JobFromRow(r[0]);
+    if (!r.empty()) {
+      out = JobFromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(id);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(id);
+  }
   return *out;
 }
 
@@ -138,11 +159,13 @@ absl::StatusOr<bool> PgReportsStore::OwnsLink(const std::string& account_id,
   bool owned = false;
   absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    owned = !tx.exec_params("SELECT 1 FROM links WHERE code = $1 AND account_id = $2", code,
-                            account_id)
-                 .empty();
+    owned =
+        !tx.exec_params("SELECT 1 FROM links WHERE code = $1 AND account_id = $2", code, account_id)
+             .empty();
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return owned;
 }
 

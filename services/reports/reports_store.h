@@ -10,7 +10,9 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "platform/grpc/pagination.h"
 #include "platform/pg/pg.h"
+#include "services/common/mesh.h"
 #include "services/reports/report_job.h"
 
 namespace kurt::reports {
@@ -30,12 +32,6 @@ struct CreateResult {
   bool created = false;
 };
 
-// Keyset position for ListReports: the last job of the previous page.
-struct ListCursor {
-  absl::Time create_time;
-  std::string id;
-};
-
 class ReportsStore {
  public:
   virtual ~ReportsStore() = default;
@@ -43,19 +39,19 @@ class ReportsStore {
   virtual absl::StatusOr<CreateResult> Create(const NewReport& report) = 0;
   // NOT_FOUND unless the account owns the job.
   virtual absl::StatusOr<ReportJob> Get(const std::string& account_id, const std::string& id) = 0;
-  virtual absl::StatusOr<std::vector<ReportJob>> List(const std::string& account_id, int limit,
-                                                      const std::optional<ListCursor>& after) = 0;
+  // The account's jobs, newest first, after `after` (create_time, id) when given.
+  virtual absl::StatusOr<std::vector<ReportJob>> List(
+      const std::string& account_id, int limit, const std::optional<platform::PageKey>& after) = 0;
   // Cancels a PENDING or RUNNING job; returns it as it is now (also when it was already final).
   virtual absl::StatusOr<ReportJob> Cancel(const std::string& account_id,
                                            const std::string& id) = 0;
   // Whether the account has a link with this code (deleted ones included: their clicks stay
   // the account's).
-  virtual absl::StatusOr<bool> OwnsLink(const std::string& account_id,
-                                        const std::string& code) = 0;
+  virtual absl::StatusOr<bool> OwnsLink(const std::string& account_id, const std::string& code) = 0;
 };
 
 struct PgReportsStoreOptions {
-  std::string requested_topic = kRequestedTopic;
+  std::string requested_topic = mesh::kReportsRequestedTopic;
   // How long a new job waits for its Kafka message before workers' scans claim it anyway.
   absl::Duration pending_grace = absl::Seconds(60);
 };
@@ -67,8 +63,9 @@ class PgReportsStore : public ReportsStore {
 
   absl::StatusOr<CreateResult> Create(const NewReport& report) override;
   absl::StatusOr<ReportJob> Get(const std::string& account_id, const std::string& id) override;
-  absl::StatusOr<std::vector<ReportJob>> List(const std::string& account_id, int limit,
-                                              const std::optional<ListCursor>& after) override;
+  absl::StatusOr<std::vector<ReportJob>> List(
+      const std::string& account_id, int limit,
+      const std::optional<platform::PageKey>& after) override;
   absl::StatusOr<ReportJob> Cancel(const std::string& account_id, const std::string& id) override;
   absl::StatusOr<bool> OwnsLink(const std::string& account_id, const std::string& code) override;
 

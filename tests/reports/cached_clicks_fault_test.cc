@@ -3,7 +3,7 @@
 // them, and analytics writes one raw click per redirect the edge answered with a 302.
 //
 // Real processes on the real stack: kurt-edge (its redirect cache on), kurt-links and
-// kurt-analytics. Skipped, saying why, when one of the binaries is not built.
+// kurt-analytics, all three build dependencies of the test.
 #include <signal.h>
 #include <unistd.h>
 
@@ -29,10 +29,8 @@ double Metric(int http_port, const std::string& series) {
 
 TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCountedOnce) {
   for (const char* binary : {"kurt-edge", "kurt-links", "kurt-analytics"}) {
-    if (::access(BinaryPath(binary).c_str(), X_OK) != 0) {
-      GTEST_SKIP() << BinaryPath(binary) << " is not built; the test needs the edge, links and "
-                   << "analytics binaries";
-    }
+    ASSERT_EQ(::access(BinaryPath(binary).c_str(), X_OK), 0)
+        << BinaryPath(binary) << " is not built (a build dependency of this test)";
   }
   Deployment d;
   const std::string clicks_topic = RandomName("kurt.test.clicks.");
@@ -41,12 +39,12 @@ TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCoun
   d.Start("analytics", "kurt-analytics",
           {absl::StrCat("--clicks_topic=", clicks_topic),
            absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
-           absl::StrCat("--group_id=", RandomName("kurt-test-analytics-"))});
-  Service& edge = d.Start(
-      "edge", "kurt-edge",
-      {"--edge_port={http_port}", "--dev_trust_account_header", "--io_threads=2",
-       "--upstream_host=", "--cached_hits_interval=200ms",
-       absl::StrCat("--upstream=kurt.links.v1.LinksService=127.0.0.1:", links.grpc_port)});
+           absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
+  Service& edge =
+      d.Start("edge", "kurt-edge",
+              {"--edge_port={http_port}", "--dev_trust_account_header", "--io_threads=2",
+               "--upstream_host=", "--cached_hits_interval=200ms",
+               absl::StrCat("--upstream=kurt.links.v1.LinksService=127.0.0.1:", links.grpc_port)});
   const int port = edge.http_port;
   const std::string account = RandomName("acct-fault-");
 
@@ -70,7 +68,9 @@ TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCoun
     int served = 0;
     for (int i = 0; i < max && absl::Now() < until; ++i) {
       Reply r = Fetch(port, "GET", absl::StrCat("/", link.code()), {{"User-Agent", "fault/1"}});
-      if (r.status == 302) ++served;
+      if (r.status == 302) {
+        ++served;
+      }
     }
     return served;
   };

@@ -8,7 +8,6 @@
 #include "absl/time/clock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
-#include "services/reports/report_job.h"
 
 namespace kurt::testing {
 
@@ -16,7 +15,9 @@ Deployment::Deployment() {
   requested_ = RandomName("kurt.test.reports.requested.");
   completed_ = RandomName("kurt.test.reports.completed.");
   dlq_ = RandomName("kurt.test.reports.dlq.");
-  for (const std::string& t : {requested_, completed_, dlq_}) CreateTopic(t, 3);
+  for (const std::string& t : {requested_, completed_, dlq_}) {
+    CreateTopic(t, 3);
+  }
   worker_group_ = RandomName("kurt-test-workers-");
   notifications_group_ = RandomName("kurt-test-notifications-");
   dir_ = TempDir("kurt-deployment-");
@@ -27,7 +28,9 @@ Deployment::~Deployment() {
   // Stop in reverse order of start; SIGTERM first (graceful), SIGKILL if it hangs.
   for (auto it = order_.rbegin(); it != order_.rend(); ++it) {
     Service& s = services_.at(*it);
-    if (!s.process->Stop(SIGTERM, absl::Seconds(15))) s.process->Stop(SIGKILL);
+    if (!s.process->Stop(SIGTERM, absl::Seconds(15))) {
+      s.process->Stop(SIGKILL);
+    }
   }
   if (::testing::Test::HasFailure()) {
     std::fprintf(stderr, "---- logs of the processes under test (%s) ----\n%s\n", dir_.c_str(),
@@ -44,7 +47,7 @@ std::vector<std::string> Deployment::CommonFlags(const Service& s) const {
           absl::StrCat("--pg_primary_url=", db_.primary_url()),
           absl::StrCat("--pg_replica_url=", db_.replica_url()),
           absl::StrCat("--kafka_brokers=", KafkaBrokers()),
-          "--shutdown_grace_seconds=2",
+          "--shutdown_grace=2s",
           absl::StrCat("--edge_secret=", kDeploymentEdgeSecret)};
 }
 
@@ -64,13 +67,15 @@ Service& Deployment::Start(const std::string& name, const std::string& binary,
   s.process = std::make_unique<ChildProcess>(BinaryPath(binary), args,
                                              absl::StrCat(dir_, "/", name, ".log"));
   absl::Status started = s.process->Start();
-  if (!started.ok()) throw std::runtime_error(started.ToString());
+  if (!started.ok()) {
+    throw std::runtime_error(started.ToString());
+  }
   services_[name] = std::move(s);
   order_.push_back(name);
   Service& ref = services_.at(name);
   if (!WaitReady(ref.http_port, absl::Seconds(30))) {
-    throw std::runtime_error(absl::StrCat(name, " not ready within 30 s:\n",
-                                          ref.process->LogTail()));
+    throw std::runtime_error(
+        absl::StrCat(name, " not ready within 30 s:\n", ref.process->LogTail()));
   }
   return ref;
 }
@@ -86,7 +91,7 @@ Service& Deployment::StartWorker(const std::string& name, const std::vector<std:
   std::vector<std::string> args = {absl::StrCat("--artifact_dir=", artifact_dir_),
                                    absl::StrCat("--requested_topic=", requested_),
                                    absl::StrCat("--completed_topic=", completed_),
-                                   absl::StrCat("--dlq_topic=", dlq_),
+                                   absl::StrCat("--dead_letter_topic=", dlq_),
                                    absl::StrCat("--consumer_group=", worker_group_),
                                    absl::StrCat("--worker_id=", name)};
   args.insert(args.end(), extra.begin(), extra.end());
@@ -102,9 +107,8 @@ Service& Deployment::StartNotifications(const std::vector<std::string>& extra) {
 }
 
 std::unique_ptr<reports::v1::ReportsService::Stub> Deployment::ReportsStub() {
-  return reports::v1::ReportsService::NewStub(
-      grpc::CreateChannel(absl::StrCat("127.0.0.1:", Get("reports").grpc_port),
-                          grpc::InsecureChannelCredentials()));
+  return reports::v1::ReportsService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", Get("reports").grpc_port), grpc::InsecureChannelCredentials()));
 }
 
 std::unique_ptr<notifications::v1::NotificationsService::Stub> Deployment::NotificationsStub() {
@@ -147,7 +151,9 @@ grpc::Status Deployment::Download(const std::string& account, const std::string&
   auto reader = stub->GetReportContent(&ctx, req);
   google::api::HttpBody body;
   content->clear();
-  while (reader->Read(&body)) content->append(body.data());
+  while (reader->Read(&body)) {
+    content->append(body.data());
+  }
   return reader->Finish();
 }
 

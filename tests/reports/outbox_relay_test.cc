@@ -52,17 +52,21 @@ TEST(OutboxRelayTest, SeveralRelaysPublishEachRowOnceWithItsHeaders) {
     outbox::RelayOptions ro;
     ro.batch_size = 25;
     ro.poll_interval = absl::Milliseconds(50);
-    if (i == 0) ro.listen_url = db.primary_url();  // one listens, the others poll
+    if (i == 0) {
+      ro.listen_url = db.primary_url();  // one listens, the others poll
+    }
     registries.push_back(std::make_unique<metrics::Registry>());
-    relays.push_back(std::make_unique<outbox::OutboxRelay>(ro, &pool, &publisher,
-                                                           registries.back().get()));
+    relays.push_back(
+        std::make_unique<outbox::OutboxRelay>(ro, &pool, &publisher, registries.back().get()));
     relays.back()->Start();
   }
   TopicReader reader(topic);
   writer.join();
   ASSERT_TRUE(reader.WaitFor(kRows, absl::Seconds(60)));
   absl::SleepFor(absl::Seconds(1));  // would any duplicate still come?
-  for (auto& r : relays) r->Stop();
+  for (auto& r : relays) {
+    r->Stop();
+  }
 
   std::map<std::string, int> seen;
   for (const kafka::Message& m : reader.Messages()) {
@@ -75,7 +79,9 @@ TEST(OutboxRelayTest, SeveralRelaysPublishEachRowOnceWithItsHeaders) {
     EXPECT_EQ(m.Header("traceparent").value_or(""), absl::StrCat("tp-", j));
   }
   EXPECT_EQ(seen.size(), static_cast<size_t>(kRows));
-  for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id << " published " << n << " times";
+  for (const auto& [id, n] : seen) {
+    EXPECT_EQ(n, 1) << id << " published " << n << " times";
+  }
   EXPECT_EQ(QueryInt(db.primary_url(), "SELECT count(*) FROM outbox WHERE published_time IS NULL"),
             0);
   int relays_that_worked = 0;
@@ -107,8 +113,9 @@ TEST(OutboxRelayTest, PublishedRowsAreDeletedAfterTheRetention) {
   auto deleted = relay.DeletePublished();
   ASSERT_TRUE(deleted.ok());
   EXPECT_EQ(*deleted, 1);
-  EXPECT_EQ(QueryValue(db.primary_url(), "SELECT string_agg(event_id, ',' ORDER BY id) FROM outbox"),
-            "new,unpublished");
+  EXPECT_EQ(
+      QueryValue(db.primary_url(), "SELECT string_agg(event_id, ',' ORDER BY id) FROM outbox"),
+      "new,unpublished");
   // A publisher that refuses leaves the row unpublished, for the next round.
   EXPECT_FALSE(relay.RelayOnce().ok());
   EXPECT_EQ(QueryInt(db.primary_url(), "SELECT count(*) FROM outbox WHERE published_time IS NULL"),

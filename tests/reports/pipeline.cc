@@ -10,16 +10,20 @@ namespace kurt::testing {
 
 std::unique_ptr<grpc::ClientContext> As(const std::string& account, absl::Duration deadline) {
   auto ctx = std::make_unique<grpc::ClientContext>();
-  if (!account.empty()) ctx->AddMetadata("x-kurt-account-id", account);
+  if (!account.empty()) {
+    ctx->AddMetadata("x-kurt-account-id", account);
+  }
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   return ctx;
 }
 
-Pipeline::Pipeline(PipelineOptions options) {
+Pipeline::Pipeline(const PipelineOptions& options) {
   requested_ = RandomName("kurt.test.reports.requested.");
   completed_ = RandomName("kurt.test.reports.completed.");
   dlq_ = RandomName("kurt.test.reports.dlq.");
-  for (const std::string& t : {requested_, completed_, dlq_}) CreateTopic(t, 3);
+  for (const std::string& t : {requested_, completed_, dlq_}) {
+    CreateTopic(t, 3);
+  }
   artifact_dir_ = TempDir("kurt-artifacts-");
 
   pg::ClusterOptions po;
@@ -33,141 +37,121 @@ Pipeline::Pipeline(PipelineOptions options) {
   po.check_interval = absl::Milliseconds(100);
   cluster_ = std::make_unique<pg::PgCluster>(po);
 
-  reports::DirectoryStorageOptions so;
-  so.dir = artifact_dir_;
-  storage_ = std::make_unique<reports::DirectoryStorage>(so);
-  if (!storage_->Init().ok()) throw std::runtime_error("artifact dir");
-
   kafka::ProducerOptions ko;
   ko.brokers = KafkaBrokers();
   producer_ = std::move(*kafka::KafkaProducer::Create(ko));
-  publisher_ = std::make_unique<outbox::KafkaPublisher>(producer_.get());
-  outbox::RelayOptions ro;
-  ro.listen_url = db_.primary_url();
-  relay_ = std::make_unique<outbox::OutboxRelay>(ro, &cluster_->primary(), publisher_.get(),
-                                                 &registry_);
 
   // The reports service.
-  reports::PgReportsStoreOptions rso;
-  rso.requested_topic = requested_;
-  reports_store_ = std::make_unique<reports::PgReportsStore>(rso, cluster_.get());
-  reports_service_ = std::make_unique<reports::ReportsService>(
-      reports::ReportsServiceOptions{}, reports_store_.get(), storage_.get(), relay_.get(),
-      &registry_);
+  reports::ReportsConfig rc;
+  rc.artifact_dir = artifact_dir_;
+  rc.requested_topic = requested_;
+  rc.outbox_listen_url = db_.primary_url();
+  auto reports = reports::ReportsModule::Create(
+      rc, {.cluster = cluster_.get(), .producer = producer_.get(), .registry = &registry_});
+  if (!reports.ok()) {
+    throw std::runtime_error(reports.status().ToString());
+  }
+  reports_ = *std::move(reports);
   platform::GrpcServerOptions go;
   go.name = "reports";
   go.metrics_port = -1;
   go.shutdown_grace = absl::Seconds(1);
   go.edge_secret = options.edge_secret;
   reports_server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
-  reports_server_->AddService(reports_service_.get());
-  if (!reports_server_->Start().ok()) throw std::runtime_error("reports server");
+  reports_server_->AddService(reports_->service());
+  if (!reports_server_->Start().ok()) {
+    throw std::runtime_error("reports server");
+  }
   reports_stub_ = reports::v1::ReportsService::NewStub(
       grpc::CreateChannel(absl::StrCat("127.0.0.1:", reports_server_->grpc_port()),
                           grpc::InsecureChannelCredentials()));
 
   // The worker.
-  reports::PgJobStoreOptions jo;
-  jo.worker_id = "worker-under-test";
-  jo.lease = absl::Seconds(3);
-  jo.requested_topic = requested_;
-  jo.completed_topic = completed_;
-  jo.dead_letter_topic = dlq_;
-  job_store_ = std::make_unique<reports::PgJobStore>(jo, &cluster_->primary());
-  reports::PgReportSourceOptions src;
-  src.chunk_rows = options.scan_chunk_rows;
-  src.max_rows_per_second = options.scan_rows_per_second;
-  source_ = std::make_unique<reports::PgReportSource>(src, cluster_.get());
-  reports::RunnerOptions rno;
-  rno.retry_backoff = absl::Milliseconds(200);
-  runner_ = std::make_unique<reports::ReportRunner>(rno, job_store_.get(), source_.get(),
-                                                    storage_.get(), &registry_);
-  reports::WorkerOptions wo;
-  wo.heartbeat_interval = absl::Milliseconds(100);
-  wo.lease_scan_interval = absl::Milliseconds(300);
-  worker_ = std::make_unique<reports::Worker>(wo, job_store_.get(), runner_.get(), &registry_);
-  kafka::ConsumerOptions co;
-  co.brokers = KafkaBrokers();
-  co.group_id = RandomName("kurt-test-workers-");
-  co.topics = {requested_};
-  co.assignment_strategy = "cooperative-sticky";
-  worker_consumer_ = std::move(*kafka::KafkaConsumer::Create(
-      co, [this](const std::vector<kafka::Message>& b) { return worker_->HandleBatch(b); },
-      worker_assignment_.Handler()));
+  report_worker::WorkerConfig wc;
+  wc.artifact_dir = artifact_dir_;
+  wc.kafka_brokers = KafkaBrokers();
+  wc.requested_topic = requested_;
+  wc.completed_topic = completed_;
+  wc.dead_letter_topic = dlq_;
+  wc.consumer_group = RandomName("kurt-test-workers-");
+  wc.worker_id = "worker-under-test";
+  wc.lease = absl::Seconds(3);
+  wc.heartbeat_interval = absl::Milliseconds(100);
+  wc.lease_scan_interval = absl::Milliseconds(300);
+  wc.retry_backoff = absl::Milliseconds(200);
+  wc.scan_chunk_rows = options.scan_chunk_rows;
+  wc.scan_max_rows_per_second = options.scan_rows_per_second;
+  wc.outbox_listen_url = db_.primary_url();
+  auto worker = report_worker::WorkerModule::Create(
+      wc, {.cluster = cluster_.get(), .producer = producer_.get(), .registry = &registry_});
+  if (!worker.ok()) {
+    throw std::runtime_error(worker.status().ToString());
+  }
+  worker_ = *std::move(worker);
 
   // Two notifications replicas in one consumer group.
   pg::PoolOptions np;
   np.url = db_.primary_url();
   np.max_connections = 16;
   primary_ = std::make_unique<pg::PgPool>(np);
-  notification_store_ = std::make_unique<notifications::PgNotificationStore>(primary_.get());
   poster_ = std::make_unique<notifications::BeastHttpPoster>();
   const std::string group = RandomName("kurt-test-notifications-");
   for (int i = 0; i < 2; ++i) {
     auto r = std::make_unique<NotificationsReplica>();
-    r->hub = std::make_unique<notifications::NotificationHub>(db_.primary_url(), &registry_);
-    notifications::NotificationsServiceOptions nso;
-    nso.allow_internal_webhooks = i == 0;
-    nso.stream_poll = absl::Seconds(30);  // live delivery must come from the wake-ups
-    r->service = std::make_unique<notifications::NotificationsService>(
-        nso, notification_store_.get(), r->hub.get(), &registry_);
-    notifications::WebhookSenderOptions wso;
-    wso.allow_internal = true;
-    wso.backoff = absl::Milliseconds(200);
-    wso.poll_interval = absl::Milliseconds(100);
-    wso.timeout = absl::Seconds(2);
-    wso.lease = absl::Seconds(5);
-    r->sender = std::make_unique<notifications::WebhookSender>(wso, notification_store_.get(),
-                                                               poster_.get(), &registry_);
-    r->handler = std::make_unique<notifications::CompletedConsumer>(
-        notification_store_.get(), r->sender.get(), &registry_);
-    kafka::ConsumerOptions nco;
-    nco.brokers = KafkaBrokers();
-    nco.group_id = group;
-    nco.topics = {completed_};
-    nco.assignment_strategy = "cooperative-sticky";
-    auto* handler = r->handler.get();
-    r->consumer = std::move(*kafka::KafkaConsumer::Create(
-        nco, [handler](const std::vector<kafka::Message>& b) { return handler->HandleBatch(b); },
-        r->first_assignment.Handler()));
+    notifications::NotificationsConfig nc;
+    nc.kafka_brokers = KafkaBrokers();
+    nc.completed_topic = completed_;
+    nc.consumer_group = group;
+    nc.listen_url = db_.primary_url();
+    nc.rpcs.allow_internal_webhooks = i == 0;
+    nc.rpcs.stream_poll = absl::Seconds(30);  // live delivery must come from the wake-ups
+    nc.webhook_sender.allow_internal = true;
+    nc.webhook_sender.backoff = absl::Milliseconds(200);
+    nc.webhook_sender.poll_interval = absl::Milliseconds(100);
+    nc.webhook_sender.timeout = absl::Seconds(2);
+    nc.webhook_sender.lease = absl::Seconds(5);
+    auto module = notifications::NotificationsModule::Create(
+        nc, {.primary = primary_.get(), .registry = &registry_, .poster = poster_.get()});
+    if (!module.ok()) {
+      throw std::runtime_error(module.status().ToString());
+    }
+    r->module = *std::move(module);
     platform::GrpcServerOptions ngo;
     ngo.name = "notifications";
     ngo.metrics_port = -1;
     ngo.shutdown_grace = absl::Seconds(1);
     ngo.edge_secret = options.edge_secret;
     r->server = std::make_unique<platform::GrpcServer>(ngo, &registry_);
-    r->server->AddService(r->service.get());
-    if (!r->server->Start().ok()) throw std::runtime_error("notifications server");
-    r->stub = notifications::v1::NotificationsService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", r->server->grpc_port()),
-                            grpc::InsecureChannelCredentials()));
-    r->hub->Start();
-    r->sender->Start();
-    auto* consumer = r->consumer.get();
-    r->consuming = std::thread([consumer] { consumer->Run(); });
+    r->server->AddService(r->module->service());
+    if (!r->server->Start().ok()) {
+      throw std::runtime_error("notifications server");
+    }
+    r->stub = notifications::v1::NotificationsService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", r->server->grpc_port()), grpc::InsecureChannelCredentials()));
+    r->module->Start();
     replicas_.push_back(std::move(r));
   }
 
-  relay_->Start();
+  reports_->Start();
   worker_->Start();
-  worker_consuming_ = std::thread([this] { worker_consumer_->Run(); });
   // Every consumer in its group before the test starts (and before any could be closed).
-  bool joined = worker_assignment_.Wait(absl::Seconds(30));
-  for (auto& r : replicas_) joined = r->first_assignment.Wait(absl::Seconds(30)) && joined;
-  if (!joined) throw std::runtime_error("consumers did not join their groups within 30 s");
+  bool joined = worker_->WaitForAssignment(absl::Seconds(30));
+  for (auto& r : replicas_) {
+    joined = r->module->WaitForAssignment(absl::Seconds(30)) && joined;
+  }
+  if (!joined) {
+    throw std::runtime_error("consumers did not join their groups within 30 s");
+  }
 }
 
 Pipeline::~Pipeline() {
-  worker_assignment_.StopAndClose(&worker_consumer_, &worker_consuming_);
   worker_->Stop();
   for (auto& r : replicas_) {
-    r->first_assignment.StopAndClose(&r->consumer, &r->consuming);
-    r->sender->Stop();
-    r->hub->Stop();
+    r->module->Stop();
     r->server->Shutdown();
   }
   reports_server_->Shutdown();
-  relay_->Stop();
+  reports_->Stop();
   std::filesystem::remove_all(artifact_dir_);
 }
 
@@ -198,7 +182,9 @@ grpc::Status Pipeline::Download(const std::string& account, const std::string& i
   content->clear();
   while (reader->Read(&body)) {
     content->append(body.data());
-    if (content_type) *content_type = body.content_type();
+    if (content_type) {
+      *content_type = body.content_type();
+    }
   }
   return reader->Finish();
 }

@@ -1,33 +1,23 @@
-// The whole report workflow in one process, on the real stack: the reports service with an
-// outbox relay, a report worker (consumer group, leases, COPY scans), and two notifications
-// replicas (one consumer group, a LISTEN hub each, a webhook sender), each on its own topics and
-// scratch database. Integration tests drive it through gRPC.
+// The whole report workflow in one process, on the real stack: the reports service and a report
+// worker (consumer group, leases, COPY scans), each with its outbox relay, and two notifications
+// replicas (one consumer group, a LISTEN hub each, a webhook sender), each wired by its module as
+// its binary is, on topics and a scratch database of their own. Integration tests drive it
+// through gRPC.
 #pragma once
 
 #include <memory>
 #include <string>
-#include <thread>
+#include <vector>
 
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "kurt/reports/v1/reports.grpc.pb.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
-#include "platform/outbox/outbox.h"
 #include "platform/pg/pg.h"
-#include "services/notifications/completed_consumer.h"
 #include "services/notifications/http_client.h"
-#include "services/notifications/notification_hub.h"
-#include "services/notifications/notification_store.h"
-#include "services/notifications/notifications_service.h"
-#include "services/notifications/webhook_sender.h"
-#include "services/report-worker/job_store.h"
-#include "services/report-worker/report_runner.h"
-#include "services/report-worker/report_source.h"
-#include "services/report-worker/worker.h"
-#include "services/reports/artifact_storage.h"
-#include "platform/kafka/first_assignment.h"
-#include "services/reports/reports_service.h"
-#include "services/reports/reports_store.h"
+#include "services/notifications/notifications_module.h"
+#include "services/report-worker/worker_module.h"
+#include "services/reports/reports_module.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::testing {
@@ -39,29 +29,23 @@ struct PipelineOptions {
   std::string edge_secret;
 };
 
-// One notifications replica: its service on its own gRPC server, its hub, its consumer.
+// One notifications replica: its module (hub, webhook sender, consumer) on its own gRPC server.
 struct NotificationsReplica {
-  std::unique_ptr<notifications::NotificationHub> hub;
-  std::unique_ptr<notifications::NotificationsService> service;
-  std::unique_ptr<notifications::WebhookSender> sender;
-  std::unique_ptr<notifications::CompletedConsumer> handler;
-  kafka::FirstAssignment first_assignment;
-  std::unique_ptr<kafka::KafkaConsumer> consumer;
-  std::thread consuming;
+  std::unique_ptr<notifications::NotificationsModule> module;
   std::unique_ptr<platform::GrpcServer> server;
   std::unique_ptr<notifications::v1::NotificationsService::Stub> stub;
 };
 
 class Pipeline {
  public:
-  explicit Pipeline(PipelineOptions options = {});
+  explicit Pipeline(const PipelineOptions& options = {});
   ~Pipeline();
 
   ScratchDatabase& db() { return db_; }
   reports::v1::ReportsService::Stub& reports() { return *reports_stub_; }
   // Replica 0 allows webhooks to loopback (as tests need), replica 1 does not.
   NotificationsReplica& notifications(int i) { return *replicas_[i]; }
-  reports::Worker& worker() { return *worker_; }
+  report_worker::Worker& worker() { return worker_->worker(); }
   kafka::KafkaProducer& producer() { return *producer_; }
   const std::string& requested_topic() const { return requested_; }
   const std::string& completed_topic() const { return completed_; }
@@ -81,22 +65,11 @@ class Pipeline {
   std::string requested_, completed_, dlq_, artifact_dir_;
   std::unique_ptr<pg::PgCluster> cluster_;
   std::unique_ptr<pg::PgPool> primary_;
-  std::unique_ptr<reports::DirectoryStorage> storage_;
   std::unique_ptr<kafka::KafkaProducer> producer_;
-  std::unique_ptr<outbox::KafkaPublisher> publisher_;
-  std::unique_ptr<outbox::OutboxRelay> relay_;
-  std::unique_ptr<reports::PgReportsStore> reports_store_;
-  std::unique_ptr<reports::ReportsService> reports_service_;
+  std::unique_ptr<reports::ReportsModule> reports_;
   std::unique_ptr<platform::GrpcServer> reports_server_;
   std::unique_ptr<reports::v1::ReportsService::Stub> reports_stub_;
-  std::unique_ptr<reports::PgJobStore> job_store_;
-  std::unique_ptr<reports::PgReportSource> source_;
-  std::unique_ptr<reports::ReportRunner> runner_;
-  std::unique_ptr<reports::Worker> worker_;
-  kafka::FirstAssignment worker_assignment_;
-  std::unique_ptr<kafka::KafkaConsumer> worker_consumer_;
-  std::thread worker_consuming_;
-  std::unique_ptr<notifications::PgNotificationStore> notification_store_;
+  std::unique_ptr<report_worker::WorkerModule> worker_;
   std::unique_ptr<notifications::BeastHttpPoster> poster_;
   std::vector<std::unique_ptr<NotificationsReplica>> replicas_;
 };

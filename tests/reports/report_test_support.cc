@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstddef>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -24,7 +25,9 @@ ChildProcess::ChildProcess(std::string path, std::vector<std::string> args, std:
     : path_(std::move(path)), args_(std::move(args)), log_path_(std::move(log_path)) {}
 
 ChildProcess::~ChildProcess() {
-  if (pid_ > 0 && !exited_ && !Stop(SIGTERM)) Stop(SIGKILL);
+  if (pid_ > 0 && !exited_ && !Stop(SIGTERM)) {
+    Stop(SIGKILL);
+  }
 }
 
 absl::Status ChildProcess::Start() {
@@ -32,7 +35,9 @@ absl::Status ChildProcess::Start() {
     return absl::NotFoundError(absl::StrCat(path_, " is not built"));
   }
   pid_t pid = ::fork();
-  if (pid < 0) return absl::InternalError("fork failed");
+  if (pid < 0) {
+    return absl::InternalError("fork failed");
+  }
   if (pid == 0) {
     int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
@@ -45,7 +50,9 @@ absl::Status ChildProcess::Start() {
     sigprocmask(SIG_SETMASK, &none, nullptr);
     std::vector<char*> argv;
     argv.push_back(const_cast<char*>(path_.c_str()));
-    for (const std::string& a : args_) argv.push_back(const_cast<char*>(a.c_str()));
+    for (const std::string& a : args_) {
+      argv.push_back(const_cast<char*>(a.c_str()));
+    }
     argv.push_back(nullptr);
     ::execv(path_.c_str(), argv.data());
     _exit(127);
@@ -56,19 +63,27 @@ absl::Status ChildProcess::Start() {
 }
 
 bool ChildProcess::Running() {
-  if (pid_ <= 0 || exited_) return false;
+  if (pid_ <= 0 || exited_) {
+    return false;
+  }
   int status = 0;
   pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) exited_ = true;
+  if (r == pid_) {
+    exited_ = true;
+  }
   return !exited_;
 }
 
 bool ChildProcess::Stop(int signal, absl::Duration wait) {
-  if (!Running()) return true;
+  if (!Running()) {
+    return true;
+  }
   ::kill(pid_, signal);
   const absl::Time deadline = absl::Now() + wait;
   while (absl::Now() < deadline) {
-    if (!Running()) return true;
+    if (!Running()) {
+      return true;
+    }
     absl::SleepFor(absl::Milliseconds(20));
   }
   return !Running();
@@ -77,9 +92,11 @@ bool ChildProcess::Stop(int signal, absl::Duration wait) {
 std::string ChildProcess::LogTail(int lines) const {
   std::ifstream in(log_path_);
   std::vector<std::string> all;
-  for (std::string line; std::getline(in, line);) all.push_back(line);
+  for (std::string line; std::getline(in, line);) {
+    all.push_back(line);
+  }
   size_t from = all.size() > static_cast<size_t>(lines) ? all.size() - lines : 0;
-  return absl::StrJoin(all.begin() + from, all.end(), "\n");
+  return absl::StrJoin(all.begin() + static_cast<std::ptrdiff_t>(from), all.end(), "\n");
 }
 
 bool WaitReady(int http_port, absl::Duration timeout) {
@@ -99,7 +116,9 @@ bool WaitReady(int http_port, absl::Duration timeout) {
       ready = n > 12 && std::string(buf, n).find(" 200 ") != std::string::npos;
     }
     ::close(fd);
-    if (ready) return true;
+    if (ready) {
+      return true;
+    }
     absl::SleepFor(absl::Milliseconds(50));
   }
   return false;
@@ -116,7 +135,9 @@ pg::PoolOptions Pool(const std::string& url) {
 }
 
 void Check(const absl::Status& s, const std::string& what) {
-  if (!s.ok()) throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  if (!s.ok()) {
+    throw std::runtime_error(absl::StrCat(what, ": ", s.ToString()));
+  }
 }
 
 }  // namespace
@@ -127,7 +148,9 @@ std::string QueryValue(const std::string& url, const std::string& sql) {
   Check(pool.Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     pqxx::result r = tx.exec(sql);
-    if (!r.empty() && !r[0][0].is_null()) out = r[0][0].as<std::string>();
+    if (!r.empty() && !r[0][0].is_null()) {
+      out = r[0][0].as<std::string>();
+    }
   }),
         sql);
   return out;
@@ -190,7 +213,9 @@ std::string ExpectedCsv(const std::string& url, const std::string& account, absl
         "c.click_time < to_timestamp($3::double precision)",
         account, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
         absl::ToDoubleSeconds(end - absl::UnixEpoch()));
-    if (!r[0][0].is_null()) absl::StrAppend(&out, r[0][0].as<std::string>(), "\n");
+    if (!r[0][0].is_null()) {
+      absl::StrAppend(&out, r[0][0].as<std::string>(), "\n");
+    }
   }),
         "expected CSV");
   return out;
@@ -207,7 +232,9 @@ TopicReader::TopicReader(const std::string& topic) {
     messages_.insert(messages_.end(), batch.begin(), batch.end());
     return absl::OkStatus();
   });
-  if (!c.ok()) throw std::runtime_error(c.status().ToString());
+  if (!c.ok()) {
+    throw std::runtime_error(c.status().ToString());
+  }
   consumer_ = std::move(*c);
   thread_ = std::thread([this] { consumer_->Run(); });
 }
@@ -227,7 +254,9 @@ bool TopicReader::WaitFor(size_t n, absl::Duration timeout) {
   while (absl::Now() < deadline) {
     {
       std::lock_guard<std::mutex> lock(mu_);
-      if (messages_.size() >= n) return true;
+      if (messages_.size() >= n) {
+        return true;
+      }
     }
     absl::SleepFor(absl::Milliseconds(20));
   }

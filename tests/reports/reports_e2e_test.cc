@@ -3,9 +3,8 @@
 // them (redirects → Kafka → analytics → raw clicks), request a CSV report, receive its
 // notification as a Server-Sent Event, download the CSV and check it against the database.
 //
-// The edge authenticates API keys once accounts exist (issue 5); until then it runs with
-// --dev_trust_account_header and the test names its account in X-Kurt-Account-Id. Skipped, saying
-// why, when one of the binaries is not built.
+// The edge runs with --dev_trust_account_header and the test names its account in
+// X-Kurt-Account-Id. Every binary it runs is a build dependency of the test.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -46,14 +45,20 @@ class SseClient {
     connected_ = ::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
     std::string req = absl::StrCat("GET ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\n",
                                    "Accept: text/event-stream\r\n");
-    for (const auto& [k, v] : headers) absl::StrAppend(&req, k, ": ", v, "\r\n");
+    for (const auto& [k, v] : headers) {
+      absl::StrAppend(&req, k, ": ", v, "\r\n");
+    }
     absl::StrAppend(&req, "\r\n");
-    if (connected_) (void)!::write(fd_, req.data(), req.size());
+    if (connected_) {
+      (void)!::write(fd_, req.data(), req.size());
+    }
     thread_ = std::thread([this] {
       char buf[8192];
       for (;;) {
         ssize_t n = ::read(fd_, buf, sizeof(buf));
-        if (n <= 0) return;
+        if (n <= 0) {
+          return;
+        }
         absl::MutexLock lock(&mu_);
         raw_.append(buf, n);
       }
@@ -76,7 +81,9 @@ class SseClient {
       std::string raw = Raw();
       std::string id;
       for (absl::string_view line : absl::StrSplit(raw, absl::ByAnyChar("\r\n"))) {
-        if (absl::StartsWith(line, "id: ")) id = std::string(line.substr(4));
+        if (absl::StartsWith(line, "id: ")) {
+          id = std::string(line.substr(4));
+        }
         if (absl::StartsWith(line, "data: ") && absl::StrContains(line, needle)) {
           return std::make_pair(id, std::string(line.substr(6)));
         }
@@ -97,11 +104,8 @@ class SseClient {
 TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv) {
   for (const char* binary : {"kurt-edge", "kurt-links", "kurt-analytics", "kurt-reports",
                              "kurt-report-worker", "kurt-notifications", "kurt-accounts"}) {
-    if (::access(BinaryPath(binary).c_str(), X_OK) != 0) {
-      GTEST_SKIP() << BinaryPath(binary)
-                   << " is not built; the end-to-end test needs the edge, links, analytics, "
-                      "reports, report-worker, notifications and accounts binaries";
-    }
+    ASSERT_EQ(::access(BinaryPath(binary).c_str(), X_OK), 0)
+        << BinaryPath(binary) << " is not built (a build dependency of this test)";
   }
   Deployment d;
   const std::string clicks_topic = RandomName("kurt.test.clicks.");
@@ -109,13 +113,14 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Service& reports = d.StartReports();
   d.StartWorker("worker-1");
   Service& notifications = d.StartNotifications();
-  Service& links = d.Start("links", "kurt-links",
-                           {absl::StrCat("--clicks_topic=", clicks_topic),
-                            "--short_url_base=http://kurt.test/"});
-  Service& analytics = d.Start("analytics", "kurt-analytics",
-                               {absl::StrCat("--clicks_topic=", clicks_topic),
-                                absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
-                                absl::StrCat("--group_id=", RandomName("kurt-test-analytics-"))});
+  Service& links = d.Start(
+      "links", "kurt-links",
+      {absl::StrCat("--clicks_topic=", clicks_topic), "--short_url_base=http://kurt.test/"});
+  Service& analytics =
+      d.Start("analytics", "kurt-analytics",
+              {absl::StrCat("--clicks_topic=", clicks_topic),
+               absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
+               absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   // The edge is ready only once every service it routes to answers, accounts included.
   Service& accounts = d.Start("accounts", "kurt-accounts", {});
   Service& edge = d.Start(
@@ -132,9 +137,9 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
        absl::StrCat("--upstream=kurt.accounts.v1.AccountsService=127.0.0.1:", accounts.grpc_port)});
   const int port = edge.http_port;
   const std::string account = RandomName("acct-e2e-");
-  const std::vector<std::pair<std::string, std::string>> as = {
-      {"X-Kurt-Account-Id", account}, {"Content-Type", "application/json"},
-      {"User-Agent", "kurt-e2e-test"}};
+  const std::vector<std::pair<std::string, std::string>> as = {{"X-Kurt-Account-Id", account},
+                                                               {"Content-Type", "application/json"},
+                                                               {"User-Agent", "kurt-e2e-test"}};
 
   // Links, created through the edge.
   std::vector<std::string> codes;
@@ -148,7 +153,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   }
   // Clicks: redirects through the edge (most answered from its cache), counted by analytics from
   // Kafka into raw clicks.
-  constexpr int kClicksPerLink = 25;
+  constexpr int64_t kClicksPerLink = 25;
   const absl::Time start = absl::Now() - absl::Minutes(1);
   for (const std::string& code : codes) {
     for (int i = 0; i < kClicksPerLink; ++i) {
@@ -172,10 +177,10 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
 
   // The report, requested through the edge: PENDING at once.
   const absl::Time end = absl::Now() + absl::Minutes(1);
-  Reply created = Fetch(port, "POST", "/v1/reports", as,
-                        absl::StrCat(R"({"kind": "CLICKS_CSV", "startTime": ")",
-                                     reports::Rfc3339(start), R"(", "endTime": ")",
-                                     reports::Rfc3339(end), R"("})"));
+  Reply created =
+      Fetch(port, "POST", "/v1/reports", as,
+            absl::StrCat(R"({"kind": "CLICKS_CSV", "startTime": ")", reports::Rfc3339(start),
+                         R"(", "endTime": ")", reports::Rfc3339(end), R"("})"));
   ASSERT_EQ(created.status, 200u) << created.body;
   rv1::Report report;
   ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(created.body, &report).ok());
@@ -186,8 +191,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   auto event = sse.WaitForEvent(report.id(), absl::Seconds(30));
   ASSERT_TRUE(event.has_value()) << "no SSE event; the stream so far:\n" << sse.Raw() << d.Logs();
   notifications::v1::Notification n;
-  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(event->second, &n).ok())
-      << event->second;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(event->second, &n).ok()) << event->second;
   EXPECT_EQ(n.report().state(), rv1::SUCCEEDED);
   EXPECT_EQ(n.report().row_count(), 2 * kClicksPerLink);
   EXPECT_EQ(event->first, n.id()) << "the SSE id is the notification id";
@@ -203,8 +207,8 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   EXPECT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2 * kClicksPerLink + 1);
 
   // Another account sees neither the report nor its content.
-  Reply other = Fetch(port, "GET", n.report().content_path(),
-                      {{"X-Kurt-Account-Id", "someone-else"}});
+  Reply other =
+      Fetch(port, "GET", n.report().content_path(), {{"X-Kurt-Account-Id", "someone-else"}});
   EXPECT_EQ(other.status, 404u);
 
   // The binaries run with --edge_secret: the account the edge vouched for was believed, but a

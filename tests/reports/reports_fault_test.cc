@@ -100,7 +100,9 @@ TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
       << "the artifact is the complete report (" << csv.size() << " bytes)";
   int committed = 0;
   for (const auto& e : std::filesystem::directory_iterator(d.artifact_dir())) {
-    if (!absl::StartsWith(e.path().filename().string(), ".tmp-")) ++committed;
+    if (!absl::StartsWith(e.path().filename().string(), ".tmp-")) {
+      ++committed;
+    }
   }
   EXPECT_EQ(committed, 1) << "one artifact (the killed attempt left at most a temporary file)";
 
@@ -117,7 +119,9 @@ TEST(ReportsFaultTest, WorkerKilledMidReportIsTakenOverAndCompletesOnce) {
 // Makes sure the broker runs again when a test ends, even half-way.
 struct BrokerGuard {
   ~BrokerGuard() {
-    if (!Stack("status", "")) Stack("start", "kafka");
+    if (!Stack("status", "")) {
+      Stack("start", "kafka");
+    }
   }
 };
 
@@ -136,6 +140,7 @@ TEST(ReportsFaultTest, BrokerRestartDuringABurstOf200RequestsLosesAndDuplicatesN
   std::atomic<int> failed{0};
   auto burst = [&](int from, int to) {
     std::vector<std::thread> clients;
+    clients.reserve(4);
     for (int t = 0; t < 4; ++t) {
       clients.emplace_back([&, t] {
         for (int i = from + t; i < to; i += 4) {
@@ -145,14 +150,20 @@ TEST(ReportsFaultTest, BrokerRestartDuringABurstOf200RequestsLosesAndDuplicatesN
           grpc::Status s;
           for (int attempt = 0; attempt < 20; ++attempt) {
             s = Create(stub.get(), "acct-burst", req, &r);
-            if (s.ok()) break;
+            if (s.ok()) {
+              break;
+            }
             absl::SleepFor(absl::Milliseconds(200));
           }
-          if (!s.ok()) ++failed;
+          if (!s.ok()) {
+            ++failed;
+          }
         }
       });
     }
-    for (auto& c : clients) c.join();
+    for (auto& c : clients) {
+      c.join();
+    }
   };
   BrokerGuard guard;
   burst(0, 60);  // the broker up

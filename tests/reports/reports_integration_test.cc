@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
@@ -59,7 +61,9 @@ TEST_F(ReportsIntegrationTest, AnAccountWithoutTheEdgeSecretIsRefusedAndChangesN
   Pipeline p(options);
   auto with_secret = [](const std::string& account, const std::string& secret) {
     auto ctx = As(account);
-    if (!secret.empty()) ctx->AddMetadata("x-kurt-edge-secret", secret);
+    if (!secret.empty()) {
+      ctx->AddMetadata("x-kurt-edge-secret", secret);
+    }
     return ctx;
   };
   const std::string account = RandomName("acct-trust-");
@@ -282,7 +286,9 @@ class StreamReader {
   StreamReader(nv1::NotificationsService::Stub* stub, const std::string& account,
                const std::string& last_event_id) {
     ctx_.AddMetadata("x-kurt-account-id", account);
-    if (!last_event_id.empty()) ctx_.AddMetadata("last-event-id", last_event_id);
+    if (!last_event_id.empty()) {
+      ctx_.AddMetadata("last-event-id", last_event_id);
+    }
     ctx_.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
     reader_ = stub->StreamNotifications(&ctx_, nv1::StreamNotificationsRequest());
     thread_ = std::thread([this] {
@@ -335,12 +341,19 @@ TEST_F(ReportsIntegrationTest, StreamsDeliverLiveOnAnyReplicaAndResumeAfterLastE
   StreamReader other(p.notifications(1).stub.get(), "acct-other", "");
   absl::SleepFor(absl::Milliseconds(300));
   std::vector<std::string> ids;
-  for (int i = 0; i < 4; ++i) ids.push_back(make_report());
+  ids.reserve(4);
+  for (int i = 0; i < 4; ++i) {
+    ids.push_back(make_report());
+  }
   ASSERT_TRUE(live_a.WaitFor(4, absl::Seconds(20)));
   ASSERT_TRUE(live_b.WaitFor(4, absl::Seconds(20)));
   std::set<std::string> want(ids.begin(), ids.end()), got_a, got_b;
-  for (const auto& n : live_a.Got()) got_a.insert(n.report().report_id());
-  for (const auto& n : live_b.Got()) got_b.insert(n.report().report_id());
+  for (const auto& n : live_a.Got()) {
+    got_a.insert(n.report().report_id());
+  }
+  for (const auto& n : live_b.Got()) {
+    got_b.insert(n.report().report_id());
+  }
   EXPECT_EQ(got_a, want) << "live streams start after what was stored before";
   EXPECT_EQ(got_b, want);
   EXPECT_TRUE(other.Got().empty()) << "nobody sees another account's notifications";
@@ -379,7 +392,9 @@ TEST_F(ReportsIntegrationTest, StreamsDeliverLiveOnAnyReplicaAndResumeAfterLastE
   do {
     ASSERT_TRUE(
         p.notifications(1).stub->ListNotifications(As("acct-n").get(), unacked, &page).ok());
-    for (const auto& n : page.notifications()) listed.insert(n.id());
+    for (const auto& n : page.notifications()) {
+      listed.insert(n.id());
+    }
     unacked.set_page_token(page.next_page_token());
   } while (!page.next_page_token().empty());
   EXPECT_EQ(listed.size(), 4u) << "five stored, one acknowledged";
@@ -400,7 +415,9 @@ class WebhookReceiver {
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      ADD_FAILURE() << "bind: " << std::strerror(errno);
+    }
     socklen_t len = sizeof(addr);
     ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
     port_ = ntohs(addr.sin_port);
@@ -423,19 +440,25 @@ class WebhookReceiver {
   void Serve() {
     while (!stop_) {
       int c = ::accept(fd_, nullptr, nullptr);
-      if (c < 0) continue;
+      if (c < 0) {
+        continue;
+      }
       std::string req;
       char buf[4096];
       size_t body_at = std::string::npos, length = 0;
       while (body_at == std::string::npos || req.size() < body_at + length) {
         ssize_t n = ::read(c, buf, sizeof(buf));
-        if (n <= 0) break;
+        if (n <= 0) {
+          break;
+        }
         req.append(buf, n);
         if (body_at == std::string::npos && (body_at = req.find("\r\n\r\n")) != std::string::npos) {
           body_at += 4;
           std::string lower = absl::AsciiStrToLower(req.substr(0, body_at));
           size_t cl = lower.find("content-length:");
-          if (cl != std::string::npos) length = std::stoul(lower.substr(cl + 15));
+          if (cl != std::string::npos) {
+            length = std::stoul(lower.substr(cl + 15));
+          }
         }
       }
       int status;

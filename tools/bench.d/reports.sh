@@ -84,7 +84,7 @@ common=(--pg_primary_url="$primary" --pg_replica_url="$replica" --log_level=warn
 reports_pid=$!
 "$KURT_BUILD_DIR/bin/kurt-report-worker" "${common[@]}" --grpc_port=$worker_grpc_port \
   --metrics_port=$worker_http_port --completed_topic=$topic_prefix.completed.v1 \
-  --dlq_topic=$topic_prefix.dlq.v1 --consumer_group=kurt-bench-report-worker \
+  --dead_letter_topic=$topic_prefix.dlq.v1 --consumer_group=kurt-bench-report-worker \
   >"$work/worker.log" 2>&1 &
 worker_pid=$!
 trap 'kill $reports_pid $worker_pid 2>/dev/null; wait $reports_pid $worker_pid 2>/dev/null; rm -rf "$work"' EXIT

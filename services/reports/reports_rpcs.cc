@@ -1,0 +1,243 @@
+#include "services/reports/reports_rpcs.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "platform/core/log.h"
+#include "platform/grpc/pagination.h"
+#include "platform/grpc/timestamps.h"
+#include "services/common/link_code.h"
+
+namespace kurt::reports {
+namespace {
+
+using platform::FromTimestamp;
+using platform::ValidateTimestamp;
+
+constexpr size_t kMaxRequestIdLength = 128;
+
+// Whole microseconds: what the database keeps.
+absl::Time Micros(const google::protobuf::Timestamp& t) {
+  return absl::FromUnixMicros(absl::ToUnixMicros(FromTimestamp(t)));
+}
+
+absl::Status ValidateId(const std::string& id) {
+  if (id.empty()) {
+    return absl::InvalidArgumentError("id: required");
+  }
+  // Anything but a UUID cannot name a report; saying so as NOT_FOUND reveals nothing.
+  if (!IsReportId(id)) {
+    return absl::NotFoundError(absl::StrCat("no report with id '", id, "'"));
+  }
+  return absl::OkStatus();
+}
+
+v1::Report ToProto(const ReportJob& job) {
+  v1::Report report;
+  ToProto(job, &report);
+  return report;
+}
+
+bool Cancelled(const platform::Caller& caller) {
+  return caller.context() != nullptr && caller.context()->IsCancelled();
+}
+
+}  // namespace
+
+ReportsRpcs::ReportsRpcs(ReportsRpcsOptions options, ReportsStore* store, ArtifactStorage* storage,
+                         outbox::OutboxRelay* relay, metrics::Registry* registry)
+    : options_(options),
+      store_(store),
+      storage_(storage),
+      relay_(relay),
+      created_(&registry->AddCounter("kurt_reports_created_total", "Report jobs created, by kind",
+                                     {"kind"})),
+      content_bytes_(&registry
+                          ->AddCounter("kurt_reports_content_bytes_total",
+                                       "Artifact bytes streamed to callers")
+                          .Get()) {}
+
+absl::Status ReportsRpcs::Validate(const v1::CreateReportRequest& request) const {
+  if (request.kind() != v1::CLICKS_CSV && request.kind() != v1::SUMMARY_JSON) {
+    return absl::InvalidArgumentError("kind: must be CLICKS_CSV or SUMMARY_JSON");
+  }
+  if (!request.has_start_time()) {
+    return absl::InvalidArgumentError("start_time: required");
+  }
+  if (!request.has_end_time()) {
+    return absl::InvalidArgumentError("end_time: required");
+  }
+  if (absl::Status s = ValidateTimestamp(request.start_time(), "start_time"); !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = ValidateTimestamp(request.end_time(), "end_time"); !s.ok()) {
+    return s;
+  }
+  const absl::Time start = Micros(request.start_time());
+  const absl::Time end = Micros(request.end_time());
+  if (end <= start) {
+    return absl::InvalidArgumentError("end_time: must be after start_time");
+  }
+  if (end - start > options_.max_range) {
+    return absl::InvalidArgumentError(absl::StrCat("end_time: a report covers at most ",
+                                                   absl::ToInt64Hours(options_.max_range) / 24,
+                                                   " days"));
+  }
+  if (!request.code().empty() && !links::IsWellFormedCode(request.code())) {
+    return absl::InvalidArgumentError("code: must be 3 to 64 letters, digits, '-' or '_'");
+  }
+  if (request.request_id().size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: at most ", kMaxRequestIdLength, " characters"));
+  }
+  for (char c : request.request_id()) {
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError("request_id: printable ASCII without spaces only");
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::Report> ReportsRpcs::CreateReport(const platform::Caller& caller,
+                                                     const v1::CreateReportRequest& request) {
+  if (absl::Status s = Validate(request); !s.ok()) {
+    return s;
+  }
+  const std::string& account = caller.account_id();
+  if (!request.code().empty()) {
+    absl::StatusOr<bool> owned = store_->OwnsLink(account, request.code());
+    if (!owned.ok()) {
+      return owned.status();
+    }
+    if (!*owned) {
+      return absl::NotFoundError(absl::StrCat("code: no link with code '", request.code(), "'"));
+    }
+  }
+  NewReport report;
+  report.account_id = account;
+  report.request_id = request.request_id();
+  report.kind = request.kind();
+  report.code = request.code();
+  report.start_time = Micros(request.start_time());
+  report.end_time = Micros(request.end_time());
+  absl::StatusOr<CreateResult> result = store_->Create(report);
+  if (!result.ok()) {
+    return result.status();
+  }
+  if (result->created) {
+    created_->WithLabels({KindName(report.kind)}).Increment();
+    if (relay_ != nullptr) {
+      relay_->Wake();
+    }
+    KURT_LOG(kInfo, "report requested", {"report", result->job.id}, {"account", account},
+             {"kind", KindName(report.kind)});
+  }
+  return ToProto(result->job);
+}
+
+absl::StatusOr<v1::Report> ReportsRpcs::GetReport(const platform::Caller& caller,
+                                                  const v1::GetReportRequest& request) {
+  if (absl::Status s = ValidateId(request.id()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<ReportJob> job = store_->Get(caller.account_id(), request.id());
+  if (!job.ok()) {
+    return job.status();
+  }
+  return ToProto(*job);
+}
+
+absl::StatusOr<v1::ListReportsResponse> ReportsRpcs::ListReports(
+    const platform::Caller& caller, const v1::ListReportsRequest& request) {
+  absl::StatusOr<platform::PageRequest> page =
+      platform::ReadPageRequest(request.page_size(), request.page_token(), IsReportId);
+  if (!page.ok()) {
+    return page.status();
+  }
+  absl::StatusOr<std::vector<ReportJob>> jobs =
+      store_->List(caller.account_id(), page->size + 1, page->after);
+  if (!jobs.ok()) {
+    return jobs.status();
+  }
+  v1::ListReportsResponse response;
+  response.set_next_page_token(platform::FinishPage(&*jobs, page->size, [](const ReportJob& j) {
+    return platform::PageKey{j.create_time, j.id};
+  }));
+  for (const ReportJob& job : *jobs) {
+    ToProto(job, response.add_reports());
+  }
+  return response;
+}
+
+absl::StatusOr<v1::Report> ReportsRpcs::CancelReport(const platform::Caller& caller,
+                                                     const v1::CancelReportRequest& request) {
+  if (absl::Status s = ValidateId(request.id()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<ReportJob> job = store_->Cancel(caller.account_id(), request.id());
+  if (!job.ok()) {
+    return job.status();
+  }
+  if (job->state != v1::CANCELLED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("report ", job->id, " is ", StateName(job->state),
+                     "; only PENDING or RUNNING reports can be cancelled"));
+  }
+  KURT_LOG(kInfo, "report cancelled", {"report", job->id}, {"account", caller.account_id()});
+  return ToProto(*job);
+}
+
+absl::Status ReportsRpcs::GetReportContent(const platform::Caller& caller,
+                                           const v1::GetReportContentRequest& request,
+                                           ContentWriter* writer) {
+  if (absl::Status s = ValidateId(request.id()); !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<ReportJob> job = store_->Get(caller.account_id(), request.id());
+  if (!job.ok()) {
+    return job.status();
+  }
+  if (job->state != v1::SUCCEEDED) {
+    return absl::FailedPreconditionError(absl::StrCat("report ", job->id, " is ",
+                                                      StateName(job->state),
+                                                      "; its content exists once it SUCCEEDED"));
+  }
+  auto reader = storage_->Open(job->artifact_key);
+  if (!reader.ok()) {
+    KURT_LOG(kError, "artifact of a SUCCEEDED report cannot be opened", {"report", job->id},
+             {"key", job->artifact_key}, {"error", reader.status().ToString()});
+    if (absl::IsNotFound(reader.status())) {
+      return absl::DataLossError(
+          absl::StrCat("the content of report ", job->id, " is missing from storage"));
+    }
+    return reader.status();
+  }
+  google::api::HttpBody body;
+  body.set_content_type(job->content_type);
+  std::string chunk;
+  bool sent = false;
+  for (;;) {
+    if (Cancelled(caller)) {
+      return absl::CancelledError();
+    }
+    if (absl::Status s = (*reader)->Read(options_.content_chunk_bytes, &chunk); !s.ok()) {
+      return s;
+    }
+    if (chunk.empty() && sent) {
+      break;
+    }
+    body.set_data(chunk);
+    if (!writer->Write(body)) {
+      return absl::CancelledError();
+    }
+    content_bytes_->Increment(static_cast<double>(chunk.size()));
+    sent = true;
+    if (chunk.empty()) {
+      break;
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace kurt::reports
