@@ -21,7 +21,7 @@ std::pair<int, std::string> HttpGet(int port, const std::string& target) {
   boost::asio::io_context io;
   beast::tcp_stream stream(io);
   stream.connect(boost::asio::ip::tcp::endpoint(boost::asio::ip::make_address("127.0.0.1"),
-                                                static_cast<unsigned short>(port)));
+                                                static_cast<uint16_t>(port)));
   http::request<http::empty_body> req{http::verb::get, target, 11};
   req.set(http::field::host, "127.0.0.1");
   http::write(stream, req);

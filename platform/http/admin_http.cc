@@ -92,7 +92,7 @@ absl::StatusOr<int> AdminHttpServer::Start(const std::string& host, int port) {
   if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", host));
   try {
     impl_->acceptor = std::make_unique<tcp::acceptor>(
-        impl_->io, tcp::endpoint(address, static_cast<unsigned short>(port)));
+        impl_->io, tcp::endpoint(address, static_cast<uint16_t>(port)));
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot listen on ", host, ":", port, ": ", e.what()));
@@ -100,7 +100,7 @@ absl::StatusOr<int> AdminHttpServer::Start(const std::string& host, int port) {
   int bound = impl_->acceptor->local_endpoint().port();
   asio::co_spawn(
       impl_->io, [this]() { return impl_->Accept(); },
-      [](std::exception_ptr) { /* acceptor closed on Stop */ });
+      [](const std::exception_ptr&) { /* acceptor closed on Stop */ });
   impl_->thread = std::thread([this] { impl_->io.run(); });
   return bound;
 }

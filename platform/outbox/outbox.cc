@@ -288,10 +288,11 @@ absl::StatusOr<int64_t> OutboxRelay::DeletePublished() {
   int64_t deleted = 0;
   absl::Status s = pool_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    deleted = tx.exec(absl::StrCat("DELETE FROM ", options_.table,
-                                   " WHERE published_time < now() - interval '",
-                                   absl::ToInt64Seconds(options_.retention), " seconds'"))
-                  .affected_rows();
+    deleted = static_cast<int64_t>(
+        tx.exec(absl::StrCat("DELETE FROM ", options_.table,
+                             " WHERE published_time < now() - interval '",
+                             absl::ToInt64Seconds(options_.retention), " seconds'"))
+            .affected_rows());
     backlog_->Set(tx.exec1(absl::StrCat("SELECT count(*) FROM ", options_.table,
                                         " WHERE published_time IS NULL"))[0]
                       .as<double>());

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -28,7 +29,7 @@ struct Reply {
   enum class Type { kNil, kString, kInteger, kArray, kStatus, kError };
   Type type = Type::kNil;
   std::string str;  // kString, kStatus, kError
-  long long integer = 0;
+  int64_t integer = 0;
   std::vector<Reply> elements;
 };
 

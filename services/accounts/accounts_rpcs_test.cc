@@ -101,7 +101,7 @@ using platform::Caller;
 
 class AccountsRpcsTest : public ::testing::Test {
  protected:
-  void Start(AccountsRpcsOptions options) {
+  void Start(const AccountsRpcsOptions& options) {
     rpcs_ = std::make_unique<AccountsRpcs>(options, &store_, &cache_);
   }
 

@@ -14,8 +14,8 @@ namespace kurt::accounts {
 namespace {
 
 constexpr absl::string_view kKeyPrefix = "kurt_";
-constexpr int kPrefixBytes = 6;   // 12 hex digits
-constexpr int kSecretBytes = 32;  // 64 hex digits
+constexpr size_t kPrefixBytes = 6;   // 12 hex digits
+constexpr size_t kSecretBytes = 32;  // 64 hex digits
 
 bool IsLowerHex(absl::string_view s, size_t length) {
   if (s.size() != length) {

@@ -242,6 +242,7 @@ TEST(OffsetFenceTest, ComparesWithTheStoredOffsetOfEachMessagesPartition) {
       Message(2, 3, "aaa"), Message(0, 5, "aaa"), Message(1, 1, "aaa")};
   batch[6].topic = "other";  // same partition number, another topic: no stored offset
   std::vector<bool> is_new;
+  is_new.reserve(batch.size());
   for (const auto& m : batch) {
     is_new.push_back(fence.IsNew(m));
   }
@@ -253,6 +254,7 @@ TEST(PartitionsOfTest, SortedAndUnique) {
                                        Message(2, 1, "aaa"), Message(1, 0, "aaa"),
                                        Message(0, 1, "aaa")};
   std::vector<const kafka::Message*> pointers;
+  pointers.reserve(batch.size());
   for (const kafka::Message& m : batch) {
     pointers.push_back(&m);
   }

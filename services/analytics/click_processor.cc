@@ -17,7 +17,7 @@ namespace {
 constexpr size_t kMaxKnownCodes = 1000000;
 // COPY data is handed to the database in chunks of about this size while decoding goes on (each
 // chunk sorted for the index: the larger, the more of a link's rows sit together).
-constexpr size_t kCopyChunkBytes = 4 * 1024 * 1024;
+constexpr size_t kCopyChunkBytes = size_t{4} * 1024 * 1024;
 // Dead letters logged one by one per batch; the rest are counted.
 constexpr size_t kLoggedDeadLetters = 10;
 
@@ -75,7 +75,7 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   }
 
   // A chunk is taken once it reaches kCopyChunkBytes, so the last row added may pass it.
-  BatchBuilder builder(dimensions, kCopyChunkBytes + 64 * 1024);
+  BatchBuilder builder(dimensions, kCopyChunkBytes + size_t{64} * 1024);
   events::v1::ClickEvent event;
   Click click;
   OffsetMap next;

@@ -119,7 +119,7 @@ int main(int argc, char** argv) {
   const absl::Time start = absl::Now();
   for (int64_t i = 0; i < count; ++i) {
     if (rate > 0 && i % 1000 == 0) {
-      absl::Time due = start + absl::Seconds(static_cast<double>(i) / rate);
+      absl::Time due = start + absl::Seconds(static_cast<double>(i) / static_cast<double>(rate));
       if (due > absl::Now()) {
         absl::SleepFor(due - absl::Now());
       }

@@ -11,7 +11,7 @@
 #include "services/common/mesh.h"
 
 ABSL_FLAG(std::string, clicks_topic, kurt::mesh::kClicksTopic, "Kafka topic of click events");
-ABSL_FLAG(std::string, dlq_topic, kurt::mesh::kClicksDeadLetterTopic,
+ABSL_FLAG(std::string, dead_letter_topic, kurt::mesh::kClicksDeadLetterTopic,
           "Kafka topic for click events that cannot be counted");
 ABSL_FLAG(std::string, consumer_group, "kurt-analytics",
           "Kafka consumer group of the click consumer");
@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
   config.consume = absl::GetFlag(FLAGS_consume);
   config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
   config.clicks_topic = absl::GetFlag(FLAGS_clicks_topic);
-  config.dead_letter_topic = absl::GetFlag(FLAGS_dlq_topic);
+  config.dead_letter_topic = absl::GetFlag(FLAGS_dead_letter_topic);
   config.consumer_group = absl::GetFlag(FLAGS_consumer_group);
   config.batch_max_messages = absl::GetFlag(FLAGS_batch_max_messages);
   config.write_parallelism = absl::GetFlag(FLAGS_write_parallelism);

@@ -1,6 +1,7 @@
 #include "services/links/link_cache.h"
 
 #include <random>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -34,7 +35,7 @@ std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
 }
 
 RedisLinkCache::RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions options)
-    : redis_(redis), options_(options) {}
+    : redis_(redis), options_(std::move(options)) {}
 
 absl::Duration RedisLinkCache::TtlFor(const CachedLink& link, absl::Time now) const {
   if (!link.exists) return options_.miss_ttl;

@@ -135,11 +135,11 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
 absl::Status PgLinksStore::Delete(const std::string& account_id, const std::string& code) {
   int affected = 0;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
-    affected = tx.exec_params(
-                     "UPDATE links SET deleted_at = now(), update_time = now() "
-                     "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL",
-                     code, account_id)
-                   .affected_rows();
+    affected = static_cast<int>(
+        tx.exec_params("UPDATE links SET deleted_at = now(), update_time = now() "
+                       "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL",
+                       code, account_id)
+            .affected_rows());
   });
   if (!s.ok()) return s;
   if (affected == 0) return NotFound(code);

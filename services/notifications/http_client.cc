@@ -19,7 +19,7 @@ namespace ssl = net::ssl;
 
 namespace {
 
-constexpr size_t kMaxResponseBody = 64 * 1024;
+constexpr size_t kMaxResponseBody = size_t{64} * 1024;
 
 absl::Status NetError(absl::string_view what, const boost::system::error_code& ec) {
   if (ec == beast::error::timeout) {

@@ -82,6 +82,7 @@ absl::StatusOr<int> PgNotificationStore::StoreCompleted(
   // By account (stable: one account's events keep their Kafka order), so that concurrent
   // transactions take the per-account locks in the same order.
   std::vector<const events::v1::ReportCompleted*> sorted;
+  sorted.reserve(events.size());
   for (const auto& e : events) {
     sorted.push_back(&e);
   }

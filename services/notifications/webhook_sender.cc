@@ -8,7 +8,7 @@ namespace kurt::notifications {
 
 WebhookSender::WebhookSender(WebhookSenderOptions options, NotificationStore* store,
                              HttpPoster* poster, metrics::Registry* registry)
-    : options_(std::move(options)),
+    : options_(options),
       store_(store),
       poster_(poster),
       attempts_(&registry->AddCounter("kurt_notifications_webhook_attempts_total",

@@ -17,23 +17,12 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
-#include "services/accounts/accounts_service.h"
-#include "services/accounts/accounts_store.h"
+#include "services/accounts/accounts_module.h"
 #include "services/accounts/api_key.h"
-#include "services/accounts/key_cache.h"
-#include "services/analytics/analytics_service.h"
-#include "services/analytics/stats_store.h"
-#include "services/links/click_publisher.h"
-#include "services/links/link_cache.h"
-#include "services/links/links_service.h"
-#include "services/links/links_store.h"
-#include "services/links/resolver.h"
-#include "services/notifications/notification_hub.h"
-#include "services/notifications/notification_store.h"
-#include "services/notifications/notifications_service.h"
-#include "services/reports/artifact_storage.h"
-#include "services/reports/reports_service.h"
-#include "services/reports/reports_store.h"
+#include "services/analytics/analytics_module.h"
+#include "services/links/links_module.h"
+#include "services/notifications/notifications_module.h"
+#include "services/reports/reports_module.h"
 #include "tests/edge/http_client.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/stderr_capture.h"
@@ -67,59 +56,57 @@ class AccountsEdgeTest : public ::testing::Test {
     cluster_ = std::make_unique<pg::PgCluster>(po);
     redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
 
-    accounts_store_ = std::make_unique<PgAccountsStore>(cluster_.get());
-    key_cache_ = std::make_unique<RedisKeyCache>(redis_.get(), kRedisTtl,
-                                                 testing::RandomName("kurt:test:apikey:") + ":");
-    AccountsServiceOptions ao;
-    ao.admin_token = "edge-test-admin";
-    ao.edge_secret = "edge-test-secret";
-    accounts_ = std::make_unique<AccountsService>(ao, accounts_store_.get(), key_cache_.get());
+    AccountsConfig ac;
+    ac.admin_token = "edge-test-admin";
+    ac.edge_secret = "edge-test-secret";
+    ac.key_cache_ttl = kRedisTtl;
+    ac.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    accounts_ = AccountsModule::Create(ac, {cluster_.get(), redis_.get()});
 
     topic_ = testing::RandomName("kurt.test.clicks.");
     testing::CreateTopic(topic_, 1);
     kafka::ProducerOptions ko;
     ko.brokers = testing::KafkaBrokers();
     producer_ = std::move(*kafka::KafkaProducer::Create(ko));
-    links_store_ = std::make_unique<links::PgLinksStore>(cluster_.get(), &registry_);
-    links::LinkCacheOptions lco;
-    lco.key_prefix = testing::RandomName("kurt:test:link:") + ":";
-    link_cache_ = std::make_unique<links::RedisLinkCache>(redis_.get(), lco);
-    resolver_ =
-        std::make_unique<links::Resolver>(links_store_.get(), link_cache_.get(), &registry_);
-    clicks_ = std::make_unique<links::KafkaClickSink>(producer_.get(), topic_, "salt", &registry_);
-    links_ = std::make_unique<links::LinksService>(links::LinksServiceOptions{}, links_store_.get(),
-                                                   resolver_.get(), clicks_.get());
+    links::LinksConfig lc;
+    lc.click_hash_salt = "salt";
+    lc.clicks_topic = topic_;
+    lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    auto links = links::LinksModule::Create(
+        lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
+    ASSERT_TRUE(links.ok()) << links.status();
+    links_ = std::move(*links);
 
-    // Stats, reports (no relay and no worker: a report stays PENDING) and notifications (no
-    // consumer: tests store their rows through the store).
-    stats_store_ = std::make_unique<analytics::PgStatsStore>(cluster_.get());
-    analytics_ = std::make_unique<analytics::AnalyticsService>(stats_store_.get());
-    reports::DirectoryStorageOptions so;
-    so.dir = artifact_dir_;
-    so.fsync = false;
-    artifacts_ = std::make_unique<reports::DirectoryStorage>(so);
-    ASSERT_TRUE(artifacts_->Init().ok());
-    reports_store_ =
-        std::make_unique<reports::PgReportsStore>(reports::PgReportsStoreOptions{}, cluster_.get());
-    reports_ = std::make_unique<reports::ReportsService>(reports::ReportsServiceOptions{},
-                                                         reports_store_.get(), artifacts_.get(),
-                                                         nullptr, &registry_);
-    notification_store_ =
-        std::make_unique<notifications::PgNotificationStore>(&cluster_->primary());
-    hub_ = std::make_unique<notifications::NotificationHub>("", &registry_);
-    notifications_ = std::make_unique<notifications::NotificationsService>(
-        notifications::NotificationsServiceOptions{}, notification_store_.get(), hub_.get(),
-        &registry_);
+    // Stats (no consumer), reports (no relay and no worker: a report stays PENDING) and
+    // notifications (not started: no consumer; tests store their rows through the store).
+    analytics::AnalyticsConfig anc;
+    anc.consume = false;
+    anc.kafka_brokers = testing::KafkaBrokers();
+    analytics_ =
+        analytics::AnalyticsModule::Create(anc, {cluster_.get(), producer_.get(), &registry_});
+    reports::ReportsConfig rc;
+    rc.artifact_dir = artifact_dir_;
+    rc.outbox_relay = false;
+    auto reports = reports::ReportsModule::Create(rc, {cluster_.get(), nullptr, &registry_});
+    ASSERT_TRUE(reports.ok()) << reports.status();
+    reports_ = std::move(*reports);
+    notifications::NotificationsConfig nc;
+    nc.kafka_brokers = testing::KafkaBrokers();
+    nc.consumer_group = testing::RandomName("kurt-test-notifications-");
+    auto notifications =
+        notifications::NotificationsModule::Create(nc, {&cluster_->primary(), &registry_});
+    ASSERT_TRUE(notifications.ok()) << notifications.status();
+    notifications_ = std::move(*notifications);
 
     platform::GrpcServerOptions go;
     go.name = "edge-test-upstream";
     go.metrics_port = -1;
     grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
-    grpc_->AddService(accounts_.get());
-    grpc_->AddService(links_.get());
-    grpc_->AddService(analytics_.get());
-    grpc_->AddService(reports_.get());
-    grpc_->AddService(notifications_.get());
+    grpc_->AddService(accounts_->service());
+    grpc_->AddService(links_->service());
+    grpc_->AddService(analytics_->service());
+    grpc_->AddService(reports_->service());
+    grpc_->AddService(notifications_->service());
     ASSERT_TRUE(grpc_->Start().ok());
     std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
 
@@ -153,7 +140,6 @@ class AccountsEdgeTest : public ::testing::Test {
 
   void TearDown() override {
     if (edge_) edge_->Shutdown(absl::Seconds(1));
-    if (hub_) hub_->Stop();
     if (grpc_) grpc_->Shutdown();
     std::filesystem::remove_all(artifact_dir_);
   }
@@ -178,26 +164,15 @@ class AccountsEdgeTest : public ::testing::Test {
   metrics::Registry registry_;
   std::unique_ptr<pg::PgCluster> cluster_;
   std::unique_ptr<redis::RedisClient> redis_;
-  std::unique_ptr<PgAccountsStore> accounts_store_;
-  std::unique_ptr<RedisKeyCache> key_cache_;
-  std::unique_ptr<AccountsService> accounts_;
+  std::unique_ptr<AccountsModule> accounts_;
   std::string topic_;
   std::unique_ptr<kafka::KafkaProducer> producer_;
-  std::unique_ptr<links::PgLinksStore> links_store_;
-  std::unique_ptr<links::RedisLinkCache> link_cache_;
-  std::unique_ptr<links::Resolver> resolver_;
-  std::unique_ptr<links::KafkaClickSink> clicks_;
-  std::unique_ptr<links::LinksService> links_;
-  std::unique_ptr<analytics::PgStatsStore> stats_store_;
-  std::unique_ptr<analytics::AnalyticsService> analytics_;
+  std::unique_ptr<links::LinksModule> links_;
+  std::unique_ptr<analytics::AnalyticsModule> analytics_;
   const std::string artifact_dir_ =
       absl::StrCat("/tmp/", testing::RandomName("kurt-edge-artifacts-"));
-  std::unique_ptr<reports::DirectoryStorage> artifacts_;
-  std::unique_ptr<reports::PgReportsStore> reports_store_;
-  std::unique_ptr<reports::ReportsService> reports_;
-  std::unique_ptr<notifications::PgNotificationStore> notification_store_;
-  std::unique_ptr<notifications::NotificationHub> hub_;
-  std::unique_ptr<notifications::NotificationsService> notifications_;
+  std::unique_ptr<reports::ReportsModule> reports_;
+  std::unique_ptr<notifications::NotificationsModule> notifications_;
   std::unique_ptr<platform::GrpcServer> grpc_;
   std::unique_ptr<edge::RateLimiter> limiter_;
   std::unique_ptr<edge::KeyAuthenticator> authenticator_;
@@ -285,8 +260,8 @@ TEST_F(AccountsEdgeTest, OtherAccountsObjectsAre404OnEveryRouteWithAnId) {
   completed.set_account_id(b_id);
   completed.set_kind(reports::v1::SUMMARY_JSON);
   completed.set_state(reports::v1::SUCCEEDED);
-  ASSERT_EQ(notification_store_->StoreCompleted({completed}).value_or(-1), 1);
-  auto b_notes = notification_store_->List(b_id, 10, 0, false);
+  ASSERT_EQ(notifications_->store().StoreCompleted({completed}).value_or(-1), 1);
+  auto b_notes = notifications_->store().List(b_id, 10, 0, false);
   ASSERT_TRUE(b_notes.ok()) << b_notes.status();
   ASSERT_EQ(b_notes->size(), 1u);
   std::string note = absl::StrCat(b_notes->front().id);

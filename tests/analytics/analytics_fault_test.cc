@@ -48,7 +48,7 @@ class AnalyticsFaultTest : public ::testing::Test {
         absl::StrCat("--pg_replica_url=", db_.replica_url()),
         absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
         absl::StrCat("--clicks_topic=", topic_),
-        absl::StrCat("--dlq_topic=", dlq_topic_),
+        absl::StrCat("--dead_letter_topic=", dlq_topic_),
         absl::StrCat("--consumer_group=", group_),
         "--grpc_port=0",
         absl::StrCat("--metrics_port=", metrics_port),

@@ -38,7 +38,7 @@ TEST(CachedClicksFaultTest, RedirectsServedFromTheCacheWhileLinksIsKilledAreCoun
   Service& links = d.Start("links", "kurt-links", {absl::StrCat("--clicks_topic=", clicks_topic)});
   d.Start("analytics", "kurt-analytics",
           {absl::StrCat("--clicks_topic=", clicks_topic),
-           absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
+           absl::StrCat("--dead_letter_topic=", RandomName("kurt.test.clicks.dlq.")),
            absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   Service& edge =
       d.Start("edge", "kurt-edge",

@@ -119,7 +119,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Service& analytics =
       d.Start("analytics", "kurt-analytics",
               {absl::StrCat("--clicks_topic=", clicks_topic),
-               absl::StrCat("--dlq_topic=", RandomName("kurt.test.clicks.dlq.")),
+               absl::StrCat("--dead_letter_topic=", RandomName("kurt.test.clicks.dlq.")),
                absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   // The edge is ready only once every service it routes to answers, accounts included.
   Service& accounts = d.Start("accounts", "kurt-accounts", {});

@@ -65,7 +65,7 @@ new_topic() {
 # clock measures ingestion, not start-up.
 start_analytics() {
   "$KURT_BUILD_DIR/bin/kurt-analytics" --pg_primary_url="$primary" --pg_replica_url="$replica" \
-    --kafka_brokers="$KURT_KAFKA_BROKERS" --clicks_topic="$1" --dlq_topic="$1.dlq" \
+    --kafka_brokers="$KURT_KAFKA_BROKERS" --clicks_topic="$1" --dead_letter_topic="$1.dlq" \
     --consumer_group="$2" --grpc_port=0 --metrics_port=-1 "${analytics_flags[@]}" \
     >"$work/analytics.log" 2>&1 &
   analytics_pid=$!

@@ -57,7 +57,10 @@ absl::StatusOr<std::vector<Migration>> LoadMigrations(const std::string& dir) {
     }
   }
   std::vector<Migration> out;
-  for (auto& [v, m] : by_version) out.push_back(std::move(m));
+  out.reserve(by_version.size());
+  for (auto& [v, m] : by_version) {
+    out.push_back(std::move(m));
+  }
   return out;
 }
 
