@@ -140,7 +140,7 @@ void AccountsAuthorizer::Authorize(const AuthRequest& request,
   bool is_public = request.route != nullptr && request.route->is_public;
   std::string authorization(request.authorization);
   if (options_.limiter == nullptr || options_.per_address.per_second <= 0) {
-    return Authenticate(is_public, std::move(authorization), std::move(done));
+    return Authenticate(is_public, authorization, std::move(done));
   }
   options_.limiter->Take(absl::StrCat("ip:", request.client_ip), options_.per_address,
                          [this, is_public, authorization = std::move(authorization),
@@ -148,7 +148,7 @@ void AccountsAuthorizer::Authorize(const AuthRequest& request,
                            if (!rate.allowed) {
                              return done(TooMany("client address", rate.retry_after));
                            }
-                           Authenticate(is_public, std::move(authorization), std::move(done));
+                           Authenticate(is_public, authorization, std::move(done));
                          });
 }
 

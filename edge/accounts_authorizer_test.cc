@@ -16,9 +16,13 @@ class FakeAuthenticator : public KeyAuthenticator {
   void Authenticate(const std::string& key,
                     std::function<void(absl::StatusOr<std::string>)> done) override {
     ++calls;
-    if (down) return done(absl::UnavailableError("accounts down"));
+    if (down) {
+      return done(absl::UnavailableError("accounts down"));
+    }
     auto it = accounts.find(key);
-    if (it == accounts.end()) return done(absl::UnauthenticatedError("invalid API key"));
+    if (it == accounts.end()) {
+      return done(absl::UnauthenticatedError("invalid API key"));
+    }
     done(it->second);
   }
   std::map<std::string, std::string> accounts;
@@ -50,7 +54,9 @@ class AccountsAuthorizerTest : public ::testing::Test {
   }
   static std::string Meta(const AuthDecision& d, const std::string& key) {
     for (const auto& [k, v] : d.metadata) {
-      if (k == key) return v;
+      if (k == key) {
+        return v;
+      }
     }
     return "";
   }
@@ -128,7 +134,9 @@ TEST(TokenBucketTest, BurstThenRefillAtTheRate) {
   EXPECT_TRUE(TakeToken(&b, false, t + absl::Milliseconds(500), limit).allowed);
   // A long pause refills to the burst, not beyond.
   t += absl::Hours(1);
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(TakeToken(&b, false, t, limit).allowed);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(TakeToken(&b, false, t, limit).allowed);
+  }
   EXPECT_FALSE(TakeToken(&b, false, t, limit).allowed);
 }
 

@@ -299,7 +299,7 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   auto inline_thread = std::this_thread::get_id();
   authorizer_->Authorize(auth, [this, call, serialized, inline_thread](AuthDecision decision) {
     if (std::this_thread::get_id() == inline_thread) {
-      Authorized(call, std::move(decision));
+      Authorized(call, decision);
       if (call->exchange->responded()) {
         return;
       }
@@ -312,7 +312,7 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
     }
     net::post(call->exchange->executor(),
               [this, call, serialized, decision = std::move(decision)]() mutable {
-                Authorized(call, std::move(decision));
+                Authorized(call, decision);
                 if (call->exchange->responded()) {
                   return;
                 }
@@ -370,13 +370,13 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
   }
 }
 
-void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
+void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& request) {
   grpc::GenericStub* stub = upstreams_->Stub(call->route->service);
   if (stub == nullptr) {
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
-  call->request = ToByteBuffer(std::move(request));
+  call->request = ToByteBuffer(request);
   upstream_calls_.fetch_add(1);
   upstreams_->AsyncUnary(stub, &*call->context, call->route->grpc_method, call->request,
                          &call->response, [this, call](const grpc::Status& status) {

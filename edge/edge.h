@@ -87,7 +87,7 @@ class Edge : public HttpHandler {
   void Preflight(const std::shared_ptr<Call>& call, absl::string_view path);
   bool ServeFromCache(const std::shared_ptr<Call>& call);
   void Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision);
-  void StartUnary(const std::shared_ptr<Call>& call, std::string request);
+  void StartUnary(const std::shared_ptr<Call>& call, const std::string& request);
   void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status);
   void StartStream(const std::shared_ptr<Call>& call, std::string request);
 

@@ -47,9 +47,9 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   };
   std::deque<Chunk> queue;
 
-  void Begin(std::string bytes) {
+  void Begin(const std::string& bytes) {
     sse = !call->route->response_is_http_body;
-    request = ToByteBuffer(std::move(bytes));
+    request = ToByteBuffer(bytes);
     self = shared_from_this();
     call->exchange->OnClientGone([w = weak_from_this()] {
       if (auto s = w.lock()) {
@@ -71,7 +71,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     std::string bytes = ok ? FromByteBuffer(message) : std::string();
     net::post(call->exchange->executor(),
               [s = shared_from_this(), ok, bytes = std::move(bytes)]() mutable {
-                s->HandleRead(ok, std::move(bytes));
+                s->HandleRead(ok, bytes);
               });
   }
   void OnDone(const grpc::Status& status) override {

@@ -14,7 +14,7 @@ const google::protobuf::FieldDescriptor* F(const google::protobuf::Descriptor* d
 }
 
 // Encodes `name` = `text` into a Thing (generated pool: same wire format as the edge's).
-absl::StatusOr<Thing> Set(std::vector<const char*> names, const char* text) {
+absl::StatusOr<Thing> Set(const std::vector<const char*>& names, const char* text) {
   FieldPath path;
   const google::protobuf::Descriptor* d = Thing::descriptor();
   for (const char* n : names) {
@@ -23,9 +23,13 @@ absl::StatusOr<Thing> Set(std::vector<const char*> names, const char* text) {
   }
   std::string bytes;
   absl::Status s = AppendFieldFromText(path, text, "test", &bytes);
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   Thing t;
-  if (!t.ParseFromString(bytes)) return absl::InternalError("does not parse");
+  if (!t.ParseFromString(bytes)) {
+    return absl::InternalError("does not parse");
+  }
   return t;
 }
 

@@ -56,7 +56,7 @@ void ResponseCache::Put(const std::string& key, std::shared_ptr<const CachedResp
     return;
   }
   shard.lru.push_front(Entry{key, std::move(response), expires});
-  shard.index.emplace(std::move(key), shard.lru.begin());
+  shard.index.emplace(key, shard.lru.begin());
   while (shard.lru.size() > per_shard_) {
     shard.index.erase(shard.lru.back().key);
     shard.lru.pop_back();

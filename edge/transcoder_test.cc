@@ -31,7 +31,9 @@ class TranscoderTest : public ::testing::Test {
   absl::StatusOr<Thing> RequestThing(const char* method, const char* path, const char* query,
                                      absl::string_view body = "") {
     absl::StatusOr<std::string> bytes = Request(method, path, query, body);
-    if (!bytes.ok()) return bytes.status();
+    if (!bytes.ok()) {
+      return bytes.status();
+    }
     Thing t;
     EXPECT_TRUE(t.ParseFromString(*bytes));
     return t;

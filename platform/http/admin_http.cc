@@ -61,7 +61,9 @@ struct AdminHttpServer::Impl {
         auto res = Answer(req);
         bool keep = res.keep_alive();
         co_await http::async_write(stream, res, asio::use_awaitable);
-        if (!keep) break;
+        if (!keep) {
+          break;
+        }
       }
     } catch (const std::exception&) {
       // The peer went away or timed out: nothing to answer.
@@ -89,7 +91,9 @@ AdminHttpServer::~AdminHttpServer() { Stop(); }
 absl::StatusOr<int> AdminHttpServer::Start(const std::string& host, int port) {
   beast::error_code ec;
   auto address = asio::ip::make_address(host, ec);
-  if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen address ", host));
+  if (ec) {
+    return absl::InvalidArgumentError(absl::StrCat("bad listen address ", host));
+  }
   try {
     impl_->acceptor = std::make_unique<tcp::acceptor>(
         impl_->io, tcp::endpoint(address, static_cast<uint16_t>(port)));
@@ -106,7 +110,9 @@ absl::StatusOr<int> AdminHttpServer::Start(const std::string& host, int port) {
 }
 
 void AdminHttpServer::Stop() {
-  if (!impl_ || !impl_->thread.joinable()) return;
+  if (!impl_ || !impl_->thread.joinable()) {
+    return;
+  }
   impl_->io.stop();
   impl_->thread.join();
 }

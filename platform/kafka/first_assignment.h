@@ -31,7 +31,9 @@ class FirstAssignment {
 
   bool Wait(absl::Duration timeout) const {
     const absl::Time deadline = absl::Now() + timeout;
-    while (!assigned_ && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(20));
+    while (!assigned_ && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(20));
+    }
     return assigned_;
   }
 
@@ -41,7 +43,9 @@ class FirstAssignment {
                     absl::Duration wait = absl::Seconds(5)) {
     bool ok = Wait(wait);
     (*consumer)->Stop();
-    if (thread->joinable()) thread->join();
+    if (thread->joinable()) {
+      thread->join();
+    }
     if (ok) {
       consumer->reset();  // commits and leaves the group
     } else {

@@ -41,9 +41,13 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   event.mutable_time()->set_nanos(static_cast<int32_t>(micros % 1000000) * 1000);
   event.set_referrer(click.referrer.substr(0, 1024));
   event.set_user_agent(click.user_agent.substr(0, 512));
-  if (!click.client_ip.empty()) event.set_client_hash(HashClient(salt_, click.client_ip));
+  if (!click.client_ip.empty()) {
+    event.set_client_hash(HashClient(salt_, click.client_ip));
+  }
   kafka::Headers headers = {{"event-id", event_id}};
-  if (!click.traceparent.empty()) headers.emplace_back("traceparent", click.traceparent);
+  if (!click.traceparent.empty()) {
+    headers.emplace_back("traceparent", click.traceparent);
+  }
   absl::Status s = producer_->Produce(topic_, click.code, event.SerializeAsString(), headers,
                                       std::move(on_delivery));
   if (s.ok()) {
@@ -57,7 +61,9 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
 
 void KafkaClickSink::Publish(const Click& click) {
   Produce(click, [failed = failed_](const absl::Status& delivered) {
-    if (!delivered.ok()) failed->Increment();
+    if (!delivered.ok()) {
+      failed->Increment();
+    }
   }).IgnoreError();
 }
 
@@ -74,21 +80,31 @@ absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::
   absl::Status queued;
   for (const Click& click : clicks) {
     absl::Status s = Produce(click, [wait, failed = failed_](const absl::Status& delivered) {
-      if (!delivered.ok()) failed->Increment();
+      if (!delivered.ok()) {
+        failed->Increment();
+      }
       std::lock_guard<std::mutex> lock(wait->mu);
-      if (!delivered.ok() && wait->first_error.ok()) wait->first_error = delivered;
-      if (--wait->pending == 0) wait->done.notify_all();
+      if (!delivered.ok() && wait->first_error.ok()) {
+        wait->first_error = delivered;
+      }
+      if (--wait->pending == 0) {
+        wait->done.notify_all();
+      }
     });
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(wait->mu);
       --wait->pending;
-      if (queued.ok()) queued = s;
+      if (queued.ok()) {
+        queued = s;
+      }
     }
   }
   std::unique_lock<std::mutex> lock(wait->mu);
   bool all =
       wait->done.wait_until(lock, absl::ToChronoTime(deadline), [&] { return wait->pending == 0; });
-  if (!queued.ok()) return absl::UnavailableError(absl::StrCat("not queued: ", queued.message()));
+  if (!queued.ok()) {
+    return absl::UnavailableError(absl::StrCat("not queued: ", queued.message()));
+  }
   if (!all) {
     return absl::UnavailableError(
         absl::StrCat(wait->pending, " of ", clicks.size(), " clicks not yet in Kafka"));

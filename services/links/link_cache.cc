@@ -12,21 +12,31 @@ namespace kurt::links {
 
 // "L|<expire unix micros or empty>|<target>" or "M" (a confirmed miss).
 std::string CachedLink::Encode() const {
-  if (!exists) return "M";
+  if (!exists) {
+    return "M";
+  }
   return absl::StrCat("L|", expire_time ? absl::StrCat(absl::ToUnixMicros(*expire_time)) : "", "|",
                       target_url);
 }
 
 std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
   CachedLink l;
-  if (data == "M") return l;
-  if (data.size() < 3 || data.substr(0, 2) != "L|") return std::nullopt;
+  if (data == "M") {
+    return l;
+  }
+  if (data.size() < 3 || data.substr(0, 2) != "L|") {
+    return std::nullopt;
+  }
   data.remove_prefix(2);
   size_t bar = data.find('|');
-  if (bar == absl::string_view::npos) return std::nullopt;
+  if (bar == absl::string_view::npos) {
+    return std::nullopt;
+  }
   if (bar > 0) {
     int64_t micros = 0;
-    if (!absl::SimpleAtoi(data.substr(0, bar), &micros)) return std::nullopt;
+    if (!absl::SimpleAtoi(data.substr(0, bar), &micros)) {
+      return std::nullopt;
+    }
     l.expire_time = absl::FromUnixMicros(micros);
   }
   l.exists = true;
@@ -38,19 +48,29 @@ RedisLinkCache::RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions optio
     : redis_(redis), options_(std::move(options)) {}
 
 absl::Duration RedisLinkCache::TtlFor(const CachedLink& link, absl::Time now) const {
-  if (!link.exists) return options_.miss_ttl;
+  if (!link.exists) {
+    return options_.miss_ttl;
+  }
   thread_local std::mt19937_64 rng{std::random_device{}()};
   std::uniform_real_distribution<double> factor(1 - options_.jitter, 1 + options_.jitter);
   absl::Duration ttl = options_.ttl * factor(rng);
-  if (link.expire_time) ttl = std::min(ttl, *link.expire_time - now);
+  if (link.expire_time) {
+    ttl = std::min(ttl, *link.expire_time - now);
+  }
   return std::max(ttl, absl::Milliseconds(1));
 }
 
 absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string& code) {
-  if (has_pending_) ReplayPending();
+  if (has_pending_) {
+    ReplayPending();
+  }
   auto value = redis_->Get(Key(code));
-  if (!value.ok()) return value.status();
-  if (!value->has_value()) return std::optional<CachedLink>();
+  if (!value.ok()) {
+    return value.status();
+  }
+  if (!value->has_value()) {
+    return std::optional<CachedLink>();
+  }
   std::optional<CachedLink> link = CachedLink::Decode(**value);
   if (!link) {
     KURT_LOG(kWarn, "undecodable cache entry ignored", {"code", code});
@@ -60,10 +80,14 @@ absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string&
 
 void RedisLinkCache::Write(const std::string& code, const CachedLink& link, bool only_if_absent) {
   absl::Time now = absl::Now();
-  if (link.exists && link.expire_time && *link.expire_time <= now) return;  // nothing to keep
+  if (link.exists && link.expire_time && *link.expire_time <= now) {
+    return;  // nothing to keep
+  }
   std::vector<std::string> argv = {"SET", Key(code), link.Encode(), "PX",
                                    absl::StrCat(absl::ToInt64Milliseconds(TtlFor(link, now)))};
-  if (only_if_absent) argv.push_back("NX");
+  if (only_if_absent) {
+    argv.push_back("NX");
+  }
   absl::Status s = redis_->Command(argv).status();
   if (!s.ok() && !only_if_absent) {
     // A mutation's value that did not reach Redis: keep it, so that a stale entry written
@@ -81,7 +105,9 @@ void RedisLinkCache::ReplayPending() {
     pending.swap(pending_);
     has_pending_ = false;
   }
-  for (const auto& [code, link] : pending) Write(code, link, /*only_if_absent=*/false);
+  for (const auto& [code, link] : pending) {
+    Write(code, link, /*only_if_absent=*/false);
+  }
 }
 
 void RedisLinkCache::Fill(const std::string& code, const CachedLink& link) {
@@ -89,7 +115,9 @@ void RedisLinkCache::Fill(const std::string& code, const CachedLink& link) {
 }
 
 void RedisLinkCache::Put(const std::string& code, const CachedLink& link) {
-  if (has_pending_) ReplayPending();
+  if (has_pending_) {
+    ReplayPending();
+  }
   Write(code, link, /*only_if_absent=*/false);
 }
 

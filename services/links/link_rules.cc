@@ -20,7 +20,9 @@ constexpr std::array<absl::string_view, 12> kReserved = {
 }  // namespace
 
 absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field) {
-  if (url.empty()) return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  if (url.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": required"));
+  }
   if (url.size() > kMaxTargetLength) {
     return absl::InvalidArgumentError(
         absl::StrCat(field, ": longer than ", kMaxTargetLength, " characters"));
@@ -87,7 +89,9 @@ absl::Status ValidateAlias(absl::string_view alias) {
   bool version_like = lower.size() >= 2 && lower[0] == 'v' &&
                       lower.find_first_not_of("0123456789", 1) == std::string::npos;
   for (absl::string_view reserved : kReserved) {
-    if (lower == reserved) version_like = true;
+    if (lower == reserved) {
+      version_like = true;
+    }
   }
   if (version_like) {
     return absl::InvalidArgumentError(
@@ -103,10 +107,14 @@ std::string RandomCode(size_t length) {
   code.reserve(length);
   unsigned char buf[64];
   while (code.size() < length) {
-    if (RAND_bytes(buf, sizeof(buf)) != 1) std::abort();  // no entropy: cannot go on safely
+    if (RAND_bytes(buf, sizeof(buf)) != 1) {
+      std::abort();  // no entropy: cannot go on safely
+    }
     for (unsigned char b : buf) {
       // 248 = 4 * 62: reject the top values so every character is equally likely.
-      if (b < 248 && code.size() < length) code.push_back(kAlphabet[b % 62]);
+      if (b < 248 && code.size() < length) {
+        code.push_back(kAlphabet[b % 62]);
+      }
     }
   }
   return code;

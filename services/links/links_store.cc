@@ -16,7 +16,9 @@ constexpr const char* kFromMicros =
     "(timestamptz 'epoch' + ($%d::bigint) * interval '1 microsecond')";
 
 std::optional<int64_t> Micros(const std::optional<absl::Time>& t) {
-  if (!t) return std::nullopt;
+  if (!t) {
+    return std::nullopt;
+  }
   return absl::ToUnixMicros(*t);
 }
 
@@ -27,7 +29,9 @@ LinkRecord FromRow(const pqxx::row& r) {
   l.target_url = r[2].as<std::string>();
   l.create_time = absl::FromUnixMicros(r[3].as<int64_t>());
   l.update_time = absl::FromUnixMicros(r[4].as<int64_t>());
-  if (!r[5].is_null()) l.expire_time = absl::FromUnixMicros(r[5].as<int64_t>());
+  if (!r[5].is_null()) {
+    l.expire_time = absl::FromUnixMicros(r[5].as<int64_t>());
+  }
   return l;
 }
 
@@ -60,10 +64,16 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
                      "($1, $2, $3, ",
                      Param(kFromMicros, 4), ") ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
         link.code, link.account_id, link.target_url, Micros(link.expire_time));
-    if (!r.empty()) out = FromRow(r[0]);
+    if (!r.empty()) {
+      out = FromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return absl::AlreadyExistsError(absl::StrCat("code '", link.code, "' is taken"));
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return absl::AlreadyExistsError(absl::StrCat("code '", link.code, "' is taken"));
+  }
   return *out;
 }
 
@@ -76,10 +86,16 @@ absl::StatusOr<LinkRecord> PgLinksStore::Get(const std::string& account_id,
         absl::StrCat("SELECT ", kColumns,
                      " FROM links WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL"),
         code, account_id);
-    if (!r.empty()) out = FromRow(r[0]);
+    if (!r.empty()) {
+      out = FromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(code);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(code);
+  }
   return *out;
 }
 
@@ -107,9 +123,13 @@ absl::StatusOr<std::vector<LinkRecord>> PgLinksStore::List(const std::string& ac
                                       "ORDER BY create_time DESC, code DESC LIMIT $2"),
                          account_id, limit);
     }
-    for (const auto& row : r) out.push_back(FromRow(row));
+    for (const auto& row : r) {
+      out.push_back(FromRow(row));
+    }
   });
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 
@@ -125,10 +145,16 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
                      "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING ",
                      kColumns),
         code, account_id, update.target_url, Micros(update.expire_time), update.clear_expire_time);
-    if (!r.empty()) out = FromRow(r[0]);
+    if (!r.empty()) {
+      out = FromRow(r[0]);
+    }
   });
-  if (!s.ok()) return s;
-  if (!out) return NotFound(code);
+  if (!s.ok()) {
+    return s;
+  }
+  if (!out) {
+    return NotFound(code);
+  }
   return *out;
 }
 
@@ -141,8 +167,12 @@ absl::Status PgLinksStore::Delete(const std::string& account_id, const std::stri
                        code, account_id)
             .affected_rows());
   });
-  if (!s.ok()) return s;
-  if (affected == 0) return NotFound(code);
+  if (!s.ok()) {
+    return s;
+  }
+  if (affected == 0) {
+    return NotFound(code);
+  }
   return absl::OkStatus();
 }
 
@@ -156,9 +186,13 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
         "SELECT target_url, (extract(epoch from expire_time) * 1000000)::bigint "
         "FROM links WHERE code = $1 AND deleted_at IS NULL",
         code);
-    if (r.empty()) return;
+    if (r.empty()) {
+      return;
+    }
     out = ResolveRecord{r[0][0].as<std::string>(), std::nullopt};
-    if (!r[0][1].is_null()) out->expire_time = absl::FromUnixMicros(r[0][1].as<int64_t>());
+    if (!r[0][1].is_null()) {
+      out->expire_time = absl::FromUnixMicros(r[0][1].as<int64_t>());
+    }
   };
   absl::Status s;
   if (from == ReadFrom::kPrimary) {
@@ -168,7 +202,9 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
     replica_reads_->Increment();
     s = cluster_->RunRead(query);
   }
-  if (!s.ok()) return s;
+  if (!s.ok()) {
+    return s;
+  }
   return out;
 }
 

@@ -35,17 +35,23 @@ absl::StatusOr<std::string> Resolver::Resolve(const std::string& code, absl::Tim
   } else {
     (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
     absl::StatusOr<CachedLink> loaded = flight_.Do(code, [&] { return Load(code); });
-    if (!loaded.ok()) return loaded.status();
+    if (!loaded.ok()) {
+      return loaded.status();
+    }
     link = std::move(*loaded);
   }
-  if (!link->exists || (link->expire_time && *link->expire_time <= now)) return NotFound(code);
+  if (!link->exists || (link->expire_time && *link->expire_time <= now)) {
+    return NotFound(code);
+  }
   return std::move(link->target_url);
 }
 
 absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
   // A flight that ended just before this one began has filled the cache: look again, so that a
   // burst of misses makes one database read, not one per flight.
-  if (auto cached = cache_->Get(code); cached.ok() && cached->has_value()) return **cached;
+  if (auto cached = cache_->Get(code); cached.ok() && cached->has_value()) {
+    return **cached;
+  }
   if (!RecentlyChanged(code)) {
     auto replica = store_->LookUp(code, ReadFrom::kReplica);
     if (replica.ok() && replica->has_value()) {
@@ -56,7 +62,9 @@ absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
     // A replica error or miss: the primary decides.
   }
   auto primary = store_->LookUp(code, ReadFrom::kPrimary);
-  if (!primary.ok()) return primary.status();
+  if (!primary.ok()) {
+    return primary.status();
+  }
   CachedLink link = primary->has_value() ? FromRecord(**primary) : CachedLink{};
   cache_->Fill(code, link);
   return link;

@@ -41,7 +41,9 @@ constexpr absl::Duration kRedisTtl = absl::Seconds(2);
 std::string Field(const std::string& json, const std::string& name) {
   std::string needle = absl::StrCat("\"", name, "\":");
   size_t at = json.find(needle);
-  if (at == std::string::npos) return "";
+  if (at == std::string::npos) {
+    return "";
+  }
   at = json.find('"', at + needle.size());
   size_t end = json.find('"', at + 1);
   return json.substr(at + 1, end - at - 1);
@@ -72,8 +74,8 @@ class AccountsEdgeTest : public ::testing::Test {
     lc.click_hash_salt = "salt";
     lc.clicks_topic = topic_;
     lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
-    auto links = links::LinksModule::Create(
-        lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
+    auto links =
+        links::LinksModule::Create(lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
     ASSERT_TRUE(links.ok()) << links.status();
     links_ = std::move(*links);
 
@@ -139,16 +141,24 @@ class AccountsEdgeTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (edge_) edge_->Shutdown(absl::Seconds(1));
-    if (grpc_) grpc_->Shutdown();
+    if (edge_) {
+      edge_->Shutdown(absl::Seconds(1));
+    }
+    if (grpc_) {
+      grpc_->Shutdown();
+    }
     std::filesystem::remove_all(artifact_dir_);
   }
 
   Reply Call(const std::string& method, const std::string& target, const std::string& key,
              const std::string& body = "") {
     Headers h;
-    if (!key.empty()) h.emplace_back("Authorization", "Bearer " + key);
-    if (!body.empty()) h.emplace_back("Content-Type", "application/json");
+    if (!key.empty()) {
+      h.emplace_back("Authorization", "Bearer " + key);
+    }
+    if (!body.empty()) {
+      h.emplace_back("Content-Type", "application/json");
+    }
     return Fetch(edge_->port(), method, target, h, body);
   }
 
@@ -216,7 +226,9 @@ TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
   unsigned status = 0;
   while (absl::Now() - revoked < bound + absl::Milliseconds(500)) {
     status = Call("GET", "/v1/links", second).status;
-    if (status == 401) break;
+    if (status == 401) {
+      break;
+    }
     absl::SleepFor(absl::Milliseconds(100));
   }
   EXPECT_EQ(status, 401u);

@@ -36,6 +36,7 @@ const char* const kAgents[] = {
 std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& account,
                                      const std::string& prefix, int n) {
   std::vector<std::string> codes;
+  codes.reserve(n);
   for (int i = 0; i < n; ++i) {
     codes.push_back(absl::StrCat(prefix, i));
   }

@@ -64,7 +64,9 @@ Status EchoServiceImpl::Upload(ServerContext*, const v1::UploadRequest* req,
 
 Status EchoServiceImpl::Download(ServerContext*, const v1::DownloadRequest* req,
                                  google::api::HttpBody* res) {
-  if (req->name() == "missing") return Status(grpc::StatusCode::NOT_FOUND, "no such download");
+  if (req->name() == "missing") {
+    return Status(grpc::StatusCode::NOT_FOUND, "no such download");
+  }
   res->set_content_type("text/csv");
   res->set_data(absl::StrCat("name,value\n", req->name(), ",1\n"));
   return Status::OK;
@@ -76,7 +78,9 @@ Status EchoServiceImpl::DownloadStream(ServerContext*, const v1::DownloadRequest
     google::api::HttpBody chunk;
     chunk.set_content_type("text/plain");
     chunk.set_data(absl::StrCat("chunk ", i, "\n"));
-    if (!writer->Write(chunk)) break;
+    if (!writer->Write(chunk)) {
+      break;
+    }
   }
   return Status::OK;
 }
@@ -85,8 +89,9 @@ Status EchoServiceImpl::Watch(ServerContext* ctx, const v1::WatchRequest* req,
                               grpc::ServerWriter<v1::WatchEvent>* writer) {
   std::string resumed;
   auto it = ctx->client_metadata().find("last-event-id");
-  if (it != ctx->client_metadata().end())
+  if (it != ctx->client_metadata().end()) {
     resumed = std::string(it->second.data(), it->second.size());
+  }
   int count = req->count() < 0 ? 1000000 : req->count();
   auto interval = std::chrono::milliseconds(req->interval().seconds() * 1000 +
                                             req->interval().nanos() / 1000000);
@@ -103,7 +108,9 @@ Status EchoServiceImpl::Watch(ServerContext* ctx, const v1::WatchRequest* req,
       watch_cancelled = true;
       return Status::CANCELLED;
     }
-    if (interval.count() > 0) std::this_thread::sleep_for(interval);
+    if (interval.count() > 0) {
+      std::this_thread::sleep_for(interval);
+    }
   }
   if (req->fail_code() != 0) {
     return Status(static_cast<grpc::StatusCode>(req->fail_code()), "the watch failed");
@@ -113,8 +120,12 @@ Status EchoServiceImpl::Watch(ServerContext* ctx, const v1::WatchRequest* req,
 
 Status EchoServiceImpl::Go(ServerContext*, const v1::GoRequest* req, v1::GoResponse* res) {
   ++go_calls;
-  if (req->code() == "missing") return Status(grpc::StatusCode::NOT_FOUND, "no such link");
-  if (req->code() == "empty") return Status::OK;
+  if (req->code() == "missing") {
+    return Status(grpc::StatusCode::NOT_FOUND, "no such link");
+  }
+  if (req->code() == "empty") {
+    return Status::OK;
+  }
   res->set_url(absl::StrCat("https://example.com/", req->code()));
   return Status::OK;
 }
@@ -147,7 +158,9 @@ Status EchoServiceImpl::Sleep(ServerContext* ctx, const v1::SleepRequest* req,
   auto until = start + std::chrono::seconds(req->duration().seconds()) +
                std::chrono::nanoseconds(req->duration().nanos());
   while (std::chrono::system_clock::now() < until) {
-    if (ctx->IsCancelled()) return Status::CANCELLED;
+    if (ctx->IsCancelled()) {
+      return Status::CANCELLED;
+    }
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return Status::OK;
@@ -157,7 +170,9 @@ Status EchoServiceImpl::Headers(ServerContext* ctx, const google::protobuf::Empt
                                 v1::HeadersResponse* res) {
   for (const auto& [k, v] : ctx->client_metadata()) {
     std::string key(k.data(), k.size());
-    if (key.size() > 4 && key.substr(key.size() - 4) == "-bin") continue;
+    if (key.size() > 4 && key.substr(key.size() - 4) == "-bin") {
+      continue;
+    }
     (*res->mutable_metadata())[key] = std::string(v.data(), v.size());
   }
   return Status::OK;
@@ -185,7 +200,9 @@ Status FakeLinksService::ListLinks(ServerContext*, const kurt::links::v1::ListLi
 Status FakeLinksService::RecordCachedRedirects(ServerContext*,
                                                const kurt::api::v1::CachedRedirects* req,
                                                google::protobuf::Empty*) {
-  if (refuse_cached_hits) return Status(grpc::StatusCode::UNAVAILABLE, "refusing for the test");
+  if (refuse_cached_hits) {
+    return Status(grpc::StatusCode::UNAVAILABLE, "refusing for the test");
+  }
   std::lock_guard<std::mutex> lock(mu_);
   cached_hits_.insert(cached_hits_.end(), req->hits().begin(), req->hits().end());
   return Status::OK;

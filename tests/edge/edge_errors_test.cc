@@ -86,7 +86,10 @@ TEST_F(EdgeTest, OversizedOrTooManyHeadersAre431) {
   Reply r = Get("/v1/things/x", {{"X-Big", std::string(9000, 'a')}});
   EXPECT_EQ(r.status, 431u);
   std::vector<std::pair<std::string, std::string>> many;
-  for (int i = 0; i < 40; ++i) many.emplace_back(absl::StrCat("X-H", i), "v");
+  many.reserve(40);
+  for (int i = 0; i < 40; ++i) {
+    many.emplace_back(absl::StrCat("X-H", i), "v");
+  }
   r = Get("/v1/things/x", many);
   EXPECT_EQ(r.status, 431u);
   EXPECT_CONTAINS(r.body, "too many header fields");

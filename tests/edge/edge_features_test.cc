@@ -69,17 +69,22 @@ TEST(EdgeUpstreamTest, CallsCrossingAnUpstreamsConnectionEndingDoNotFail) {
   const int port = (*server)->port();
   std::atomic<int> failed{0};
   std::vector<std::thread> clients;
+  clients.reserve(8);
   for (int c = 0; c < 8; ++c) {
     clients.emplace_back([&, c] {
       HttpConnection conn(port);
       const absl::Time until = absl::Now() + absl::Seconds(3);
       for (int i = 0; absl::Now() < until; ++i) {
         Reply r = conn.Fetch("GET", absl::StrCat("/agecode", c, "x", i));
-        if (r.status != 302) ++failed;
+        if (r.status != 302) {
+          ++failed;
+        }
       }
     });
   }
-  for (std::thread& t : clients) t.join();
+  for (std::thread& t : clients) {
+    t.join();
+  }
   EXPECT_EQ(failed, 0);
 }
 

@@ -238,7 +238,9 @@ TEST_F(EdgeTest, ReportsOfCachedRedirectsWaitWhileTheirServiceRefusesThem) {
   server_->edge().FlushCachedHits();
   const size_t reported_before = upstream_->links().CachedHits().size();
   upstream_->links().refuse_cached_hits = true;
-  for (int i = 0; i < 3; ++i) ASSERT_EQ(Get("/waitinghit").status, 302u);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(Get("/waitinghit").status, 302u);
+  }
   server_->edge().FlushCachedHits();
   EXPECT_EQ(upstream_->links().CachedHits().size(), reported_before);
   upstream_->links().refuse_cached_hits = false;

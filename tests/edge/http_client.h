@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 
+#include <cstddef>
 #include <map>
 #include <string>
 #include <utility>
@@ -36,9 +37,9 @@ class HttpConnection {
  public:
   explicit HttpConnection(int port, int timeout_ms = 10000) : socket_(ioc_) {
     boost::asio::ip::tcp::endpoint ep(boost::asio::ip::make_address("127.0.0.1"),
-                                      static_cast<unsigned short>(port));
+                                      static_cast<uint16_t>(port));
     socket_.connect(ep);
-    timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    timeval tv{timeout_ms / 1000, static_cast<suseconds_t>(timeout_ms % 1000) * 1000};
     setsockopt(socket_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   }
 
@@ -51,14 +52,18 @@ class HttpConnection {
     req.target(target);
     req.version(11);
     req.set(http::field::host, "127.0.0.1");
-    for (const auto& [k, v] : headers) req.set(k, v);
+    for (const auto& [k, v] : headers) {
+      req.set(k, v);
+    }
     if (!body.empty() || method == "POST" || method == "PATCH" || method == "PUT") {
       req.body() = body;
       req.prepare_payload();
     }
     boost::beast::error_code ec;
     http::write(socket_, req, ec);
-    if (ec) return Reply{0, {}, "", "write: " + ec.message()};
+    if (ec) {
+      return Reply{0, {}, "", "write: " + ec.message()};
+    }
     return Read();
   }
 
@@ -68,7 +73,9 @@ class HttpConnection {
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 << 20);
     http::read(socket_, buffer_, parser, ec);
-    if (ec) return Reply{0, {}, "", "read: " + ec.message()};
+    if (ec) {
+      return Reply{0, {}, "", "read: " + ec.message()};
+    }
     Reply r;
     r.status = parser.get().result_int();
     for (const auto& f : parser.get()) {
@@ -94,7 +101,9 @@ class HttpConnection {
       boost::system::error_code ec;
       size_t n = socket_.read_some(boost::asio::buffer(buf), ec);
       out.append(buf, n);
-      if (ec) break;
+      if (ec) {
+        break;
+      }
     }
     return out;
   }

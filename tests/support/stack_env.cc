@@ -231,11 +231,13 @@ std::vector<int64_t> CommittedOffsets(const std::string& group, const std::strin
     throw std::runtime_error(err);
   }
   std::vector<RdKafka::TopicPartition*> parts;
+  parts.reserve(partitions);
   for (int p = 0; p < partitions; ++p) {
     parts.push_back(RdKafka::TopicPartition::create(topic, p));
   }
   RdKafka::ErrorCode e = consumer->committed(parts, 10000);
   std::vector<int64_t> out;
+  out.reserve(parts.size());
   for (auto* p : parts) {
     out.push_back(p->offset());
   }

@@ -12,8 +12,10 @@ import hashlib
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 
 def file_digest(path, memo={}):
@@ -72,12 +74,16 @@ def main():
             todo.append((e["file"], key))
     print(f"clang-tidy: {len(todo)} of {len(entries)} units to analyse", file=sys.stderr)
 
+    # Fixes are exported per unit and applied together at the end, once each even where several
+    # units report the same one in a shared header.
+    fixes = pathlib.Path(tempfile.mkdtemp(prefix="kurt-tidy-fixes-"))
+
     def run(item):
         source, key = item
         cmd = ["clang-tidy", "-p", str(build), "--quiet", f"--header-filter={header_filter}",
                source]
         if args.fix:
-            cmd.insert(1, "--fix")
+            cmd.insert(1, f"--export-fixes={fixes / (hashlib.sha256(source.encode()).hexdigest() + '.yaml')}")
         result = subprocess.run(cmd, capture_output=True, text=True)
         findings = [l for l in result.stdout.splitlines()
                     if (" warning: " in l or " error: " in l) and l.startswith(str(root))]
@@ -86,12 +92,17 @@ def main():
         return source, findings, result.stdout if findings or result.returncode else ""
 
     failed = 0
-    # Fixes to a shared header must not race: one unit at a time when fixing.
-    with concurrent.futures.ThreadPoolExecutor(1 if args.fix else args.jobs) as pool:
+    with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         for source, findings, output in pool.map(run, todo):
             if output:
                 failed += 1
                 print(output)
+    if args.fix:
+        apply = shutil.which("clang-apply-replacements") or "/usr/lib/llvm-14/bin/clang-apply-replacements"
+        subprocess.run([apply, "--remove-change-desc-files", str(fixes)], check=True)
+        print(f"clang-tidy: fixes applied; run tools/lint again to see what is left", file=sys.stderr)
+        return
+    shutil.rmtree(fixes, ignore_errors=True)
     if failed:
         sys.exit(f"clang-tidy: findings in {failed} units")
 

@@ -18,10 +18,14 @@ std::string DefaultDir(const char* argv0) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::path exe = fs::canonical("/proc/self/exe", ec);
-  if (ec) exe = fs::absolute(argv0);
+  if (ec) {
+    exe = fs::absolute(argv0);
+  }
   // build/bin/kurt-migrate -> ../../migrations
   fs::path source = exe.parent_path().parent_path().parent_path() / "migrations";
-  if (fs::is_directory(source, ec)) return source.string();
+  if (fs::is_directory(source, ec)) {
+    return source.string();
+  }
   return "/usr/share/kurt/migrations";
 }
 
@@ -30,7 +34,9 @@ std::string DefaultDir(const char* argv0) {
 int main(int argc, char** argv) {
   kurt::platform::InitProcess(argc, argv, "migrate", "kurt-migrate [--migrations_dir=DIR]");
   std::string dir = absl::GetFlag(FLAGS_migrations_dir);
-  if (dir.empty()) dir = DefaultDir(argv[0]);
+  if (dir.empty()) {
+    dir = DefaultDir(argv[0]);
+  }
   auto migrations = kurt::migrate::LoadMigrations(dir);
   if (!migrations.ok()) {
     KURT_LOG(kError, "cannot read migrations", {"error", migrations.status().ToString()});

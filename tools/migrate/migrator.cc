@@ -37,7 +37,9 @@ absl::StatusOr<std::vector<Migration>> LoadMigrations(const std::string& dir) {
   std::map<int, Migration> by_version;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const std::string file = entry.path().filename().string();
-    if (entry.path().extension() != ".sql") continue;
+    if (entry.path().extension() != ".sql") {
+      continue;
+    }
     size_t underscore = file.find('_');
     int version = 0;
     if (underscore == std::string::npos ||
@@ -109,8 +111,12 @@ absl::StatusOr<std::vector<std::string>> Apply(pg::PgPool& primary,
     pqxx::nontransaction unlock(c);
     unlock.exec(absl::StrCat("SELECT pg_advisory_unlock(", kAdvisoryLockKey, ")"));
   });
-  if (!s.ok()) return s;
-  if (!error.ok()) return error;
+  if (!s.ok()) {
+    return s;
+  }
+  if (!error.ok()) {
+    return error;
+  }
   return applied;
 }
 
