@@ -304,9 +304,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
         return;
       }
       if (call->route->server_streaming) {
-        StartStream(call, std::move(*serialized));
+        StartStream(call, *serialized);
       } else {
-        StartUnary(call, std::move(*serialized));
+        StartUnary(call, *serialized);
       }
       return;
     }
@@ -317,9 +317,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
                   return;
                 }
                 if (call->route->server_streaming) {
-                  StartStream(call, std::move(*serialized));
+                  StartStream(call, *serialized);
                 } else {
-                  StartUnary(call, std::move(*serialized));
+                  StartUnary(call, *serialized);
                 }
               });
   });

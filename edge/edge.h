@@ -89,7 +89,7 @@ class Edge : public HttpHandler {
   void Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision);
   void StartUnary(const std::shared_ptr<Call>& call, const std::string& request);
   void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status);
-  void StartStream(const std::shared_ptr<Call>& call, std::string request);
+  void StartStream(const std::shared_ptr<Call>& call, const std::string& request);
 
   // Fills the headers every response carries (request id, CORS) and sends it.
   void Send(const std::shared_ptr<Call>& call, HttpResponse response);

@@ -256,7 +256,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   }
 };
 
-void Edge::StartStream(const std::shared_ptr<Call>& call, std::string request) {
+void Edge::StartStream(const std::shared_ptr<Call>& call, const std::string& request) {
   grpc::GenericStub* stub = upstreams_->Stub(call->route->service);
   if (stub == nullptr) {
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
@@ -270,7 +270,7 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, std::string request) {
   }
   stub->PrepareBidiStreamingCall(&*call->context, call->route->grpc_method, grpc::StubOptions(),
                                  stream.get());
-  stream->Begin(std::move(request));
+  stream->Begin(request);
 }
 
 }  // namespace kurt::edge

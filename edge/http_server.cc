@@ -16,6 +16,7 @@
 #include "boost/beast/http/read.hpp"
 #include "boost/beast/http/write.hpp"
 #include "grpcpp/support/status.h"
+#include "platform/core/log.h"
 
 namespace kurt::edge {
 
@@ -357,7 +358,13 @@ Exchange::Exchange(std::shared_ptr<Connection> connection, HttpRequest request)
 
 Exchange::~Exchange() {
   if (!responded_) {
-    connection_->Abandon();
+    // Asio may throw while closing; from a destructor that would end the process, so a
+    // connection that cannot be closed now is left to its timers.
+    try {
+      connection_->Abandon();
+    } catch (const std::exception& e) {
+      KURT_LOG(kWarn, "closing an abandoned connection failed", {"error", e.what()});
+    }
   }
   connection_->server()->in_flight_.fetch_sub(1, std::memory_order_relaxed);
 }
@@ -412,7 +419,7 @@ absl::StatusOr<int> HttpServer::Start() {
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_unique<Worker>();
     tcp::acceptor& acceptor = worker->acceptor.emplace(worker->ioc);
-    tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
+    tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) {
       acceptor.set_option(net::socket_base::reuse_address(true), ec);

@@ -122,7 +122,8 @@ int main(int argc, char** argv) {
   config.http.host = absl::GetFlag(FLAGS_listen_host);
   config.http.port = absl::GetFlag(FLAGS_edge_port);
   int threads = absl::GetFlag(FLAGS_io_threads);
-  config.http.threads = threads > 0 ? threads : std::max(1u, std::thread::hardware_concurrency());
+  config.http.threads =
+      threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   config.http.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   config.http.max_header_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_header_bytes));
   config.http.max_header_count = absl::GetFlag(FLAGS_max_header_count);

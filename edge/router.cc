@@ -178,7 +178,8 @@ Router::Match Router::Find(absl::string_view method, absl::string_view path) con
     if (end == static_cast<size_t>(v.start) + 1 && v.end != -1) {
       ok = PercentDecode(segs[v.start], /*keep_slash=*/false, &value);
     } else {
-      std::string joined = absl::StrJoin(segs.begin() + v.start, segs.begin() + end, "/");
+      std::string joined = absl::StrJoin(segs.begin() + v.start,
+                                         segs.begin() + static_cast<std::ptrdiff_t>(end), "/");
       ok = PercentDecode(joined, /*keep_slash=*/true, &value);
     }
     if (!ok) {

@@ -39,7 +39,6 @@ unsigned HttpStatusFromGrpc(int grpc_code) {
     case grpc::StatusCode::UNAVAILABLE:
       return 503;
     case grpc::StatusCode::DATA_LOSS:
-      return 500;
     default:
       return 500;
   }

@@ -74,7 +74,8 @@ std::map<std::string, int64_t> PublishClicks(kafka::KafkaProducer& producer,
   const std::string run = absl::StrCat(absl::ToUnixNanos(start));
   for (int64_t i = 0; i < count; ++i) {
     if (per_second > 0 && i % 500 == 0) {
-      absl::Time due = start + absl::Seconds(static_cast<double>(i) / per_second);
+      absl::Time due =
+          start + absl::Seconds(static_cast<double>(i) / static_cast<double>(per_second));
       if (due > absl::Now()) {
         absl::SleepFor(due - absl::Now());
       }

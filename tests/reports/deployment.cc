@@ -41,14 +41,16 @@ Deployment::~Deployment() {
 }
 
 std::vector<std::string> Deployment::CommonFlags(const Service& s) const {
-  return {"--listen_host=127.0.0.1",
-          absl::StrCat("--grpc_port=", s.grpc_port),
-          absl::StrCat("--metrics_port=", s.http_port),
-          absl::StrCat("--pg_primary_url=", db_.primary_url()),
-          absl::StrCat("--pg_replica_url=", db_.replica_url()),
-          absl::StrCat("--kafka_brokers=", KafkaBrokers()),
-          "--shutdown_grace=2s",
-          absl::StrCat("--edge_secret=", kDeploymentEdgeSecret)};
+  return {"--listen_host=127.0.0.1", absl::StrCat("--metrics_port=", s.http_port),
+          "--shutdown_grace=2s"};
+}
+
+std::vector<std::string> Deployment::CommonEnvironment(const Service& s) const {
+  return {absl::StrCat("KURT_GRPC_PORT=", s.grpc_port),
+          absl::StrCat("KURT_PG_PRIMARY_URL=", db_.primary_url()),
+          absl::StrCat("KURT_PG_REPLICA_URL=", db_.replica_url()),
+          absl::StrCat("KURT_KAFKA_BROKERS=", KafkaBrokers()),
+          absl::StrCat("KURT_EDGE_SECRET=", kDeploymentEdgeSecret)};
 }
 
 Service& Deployment::Start(const std::string& name, const std::string& binary,
@@ -64,8 +66,8 @@ Service& Deployment::Start(const std::string& name, const std::string& binary,
     }
     args.push_back(std::move(a));
   }
-  s.process = std::make_unique<ChildProcess>(BinaryPath(binary), args,
-                                             absl::StrCat(dir_, "/", name, ".log"));
+  s.process = std::make_unique<ChildProcess>(
+      BinaryPath(binary), args, absl::StrCat(dir_, "/", name, ".log"), CommonEnvironment(s));
   absl::Status started = s.process->Start();
   if (!started.ok()) {
     throw std::runtime_error(started.ToString());

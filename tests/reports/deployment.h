@@ -61,7 +61,11 @@ class Deployment {
   const std::string& dir() const { return dir_; }
 
  private:
+  // Flags every Kurt binary has (platform/core).
   std::vector<std::string> CommonFlags(const Service& s) const;
+  // The rest of the shared settings, as environment twins: a binary reads those of the clients
+  // it links and ignores the others, as a pod does its ConfigMaps (a flag it lacks is refused).
+  std::vector<std::string> CommonEnvironment(const Service& s) const;
 
   ScratchDatabase db_;
   std::string requested_, completed_, dlq_, worker_group_, notifications_group_;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -21,8 +22,12 @@
 
 namespace kurt::testing {
 
-ChildProcess::ChildProcess(std::string path, std::vector<std::string> args, std::string log_path)
-    : path_(std::move(path)), args_(std::move(args)), log_path_(std::move(log_path)) {}
+ChildProcess::ChildProcess(std::string path, std::vector<std::string> args, std::string log_path,
+                           std::vector<std::string> env)
+    : path_(std::move(path)),
+      args_(std::move(args)),
+      log_path_(std::move(log_path)),
+      env_(std::move(env)) {}
 
 ChildProcess::~ChildProcess() {
   if (pid_ > 0 && !exited_ && !Stop(SIGTERM)) {
@@ -34,6 +39,30 @@ absl::Status ChildProcess::Start() {
   if (::access(path_.c_str(), X_OK) != 0) {
     return absl::NotFoundError(absl::StrCat(path_, " is not built"));
   }
+  // Made before fork: the child of a threaded process may only call async-signal-safe functions.
+  std::vector<std::string> environment = env_;
+  for (char** e = environ; *e != nullptr; ++e) {
+    absl::string_view entry(*e);
+    const bool overridden = std::any_of(env_.begin(), env_.end(), [&](const std::string& mine) {
+      return entry.substr(0, entry.find('=') + 1) == mine.substr(0, mine.find('=') + 1);
+    });
+    if (!overridden) {
+      environment.emplace_back(entry);
+    }
+  }
+  std::vector<char*> envp;
+  envp.reserve(environment.size() + 1);
+  for (std::string& entry : environment) {
+    envp.push_back(entry.data());
+  }
+  envp.push_back(nullptr);
+  std::vector<char*> argv;
+  argv.reserve(args_.size() + 2);
+  argv.push_back(const_cast<char*>(path_.c_str()));
+  for (const std::string& a : args_) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
   pid_t pid = ::fork();
   if (pid < 0) {
     return absl::InternalError("fork failed");
@@ -48,13 +77,7 @@ absl::Status ChildProcess::Start() {
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(path_.c_str()));
-    for (const std::string& a : args_) {
-      argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    ::execv(path_.c_str(), argv.data());
+    ::execve(path_.c_str(), argv.data(), envp.data());
     _exit(127);
   }
   pid_ = pid;

@@ -24,7 +24,9 @@ namespace kurt::testing {
 // SIGKILL after 10 s) on destruction.
 class ChildProcess {
  public:
-  ChildProcess(std::string path, std::vector<std::string> args, std::string log_path);
+  // `env`: NAME=value entries set in the child's environment on top of this process's.
+  ChildProcess(std::string path, std::vector<std::string> args, std::string log_path,
+               std::vector<std::string> env = {});
   ~ChildProcess();
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
@@ -42,6 +44,7 @@ class ChildProcess {
   const std::string path_;
   const std::vector<std::string> args_;
   const std::string log_path_;
+  const std::vector<std::string> env_;
   pid_t pid_ = -1;
   bool exited_ = false;
 };
