@@ -8,7 +8,7 @@ seconds=${1:-60}
 build=${KURT_FUZZ_BUILD_DIR:-$KURT_ROOT/build-fuzz}
 googleapis=$KURT_STATE_DIR/deps/googleapis
 [ -f "$googleapis/google/api/annotations.proto" ] || die "run tools/bootstrap first (googleapis protos)"
-command -v clang++-14 >/dev/null || apt_install clang-14 libclang-rt-14-dev
+apt_install clang-14 libclang-rt-14-dev  # the sanitizers' runtime and headers, not only the compiler
 
 cmake -S "$KURT_ROOT" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_CXX_COMPILER=clang++-14 -DKURT_FUZZ=ON -DKURT_GOOGLEAPIS_DIR="$googleapis" >/dev/null
