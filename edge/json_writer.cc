@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "edge/transcoder.h"
+#include "platform/core/text.h"
 
 namespace kurt::edge {
 
@@ -65,7 +66,7 @@ void Json::DumpTo(std::string* out, bool pretty, int indent) const {
       return;
     case Kind::kString:
       out->push_back('"');
-      AppendJsonEscaped(text_, out);
+      platform::AppendJsonEscaped(text_, out);
       out->push_back('"');
       return;
     case Kind::kArray: {
@@ -91,7 +92,7 @@ void Json::DumpTo(std::string* out, bool pretty, int indent) const {
         }
         newline(indent + 1);
         out->push_back('"');
-        AppendJsonEscaped(members_[i].first, out);
+        platform::AppendJsonEscaped(members_[i].first, out);
         out->append(pretty ? "\": " : "\":");
         members_[i].second.DumpTo(out, pretty, indent + 1);
       }

@@ -12,6 +12,7 @@
 #include "edge/router.h"
 #include "google/protobuf/arena.h"
 #include "google/rpc/status.pb.h"
+#include "platform/core/text.h"
 
 namespace kurt::edge {
 namespace {
@@ -60,37 +61,6 @@ bool SamePath(const FieldPath& a, const std::vector<const FieldDescriptor*>& b, 
 }
 
 }  // namespace
-
-void AppendJsonEscaped(absl::string_view text, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  for (unsigned char c : text) {
-    switch (c) {
-      case '"':
-        out->append("\\\"");
-        break;
-      case '\\':
-        out->append("\\\\");
-        break;
-      case '\n':
-        out->append("\\n");
-        break;
-      case '\r':
-        out->append("\\r");
-        break;
-      case '\t':
-        out->append("\\t");
-        break;
-      default:
-        if (c < 0x20) {
-          out->append("\\u00");
-          out->push_back(kHex[c >> 4]);
-          out->push_back(kHex[c & 0xF]);
-        } else {
-          out->push_back(static_cast<char>(c));
-        }
-    }
-  }
-}
 
 bool ParseQuery(absl::string_view query, std::vector<std::pair<std::string, std::string>>* out) {
   for (absl::string_view part : absl::StrSplit(query, '&', absl::SkipEmpty())) {
@@ -411,7 +381,7 @@ std::string Transcoder::Location(const Route& route, absl::string_view message) 
 std::string Transcoder::ErrorBody(int grpc_code, absl::string_view message,
                                   absl::string_view status_details) const {
   std::string out = absl::StrCat("{\"code\":", grpc_code, ",\"message\":\"");
-  AppendJsonEscaped(message, &out);
+  platform::AppendJsonEscaped(message, &out);
   out.append("\",\"details\":[");
   google::rpc::Status status;
   if (!status_details.empty() &&
@@ -431,7 +401,7 @@ std::string Transcoder::ErrorBody(int grpc_code, absl::string_view message,
         out.append(json);
       } else {
         out.append("{\"@type\":\"");
-        AppendJsonEscaped(any.type_url(), &out);
+        platform::AppendJsonEscaped(any.type_url(), &out);
         absl::StrAppend(&out, "\",\"value\":\"", absl::Base64Escape(any.value()), "\"}");
       }
     }

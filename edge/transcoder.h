@@ -73,9 +73,6 @@ class Transcoder {
   google::protobuf::util::JsonParseOptions parse_options_;
 };
 
-// Escapes text for a JSON string (without the quotes).
-void AppendJsonEscaped(absl::string_view text, std::string* out);
-
 // Splits a query string into decoded (name, value) pairs ('+' is a space). False on a bad escape.
 bool ParseQuery(absl::string_view query, std::vector<std::pair<std::string, std::string>>* out);
 

@@ -1,6 +1,8 @@
 // Checks on text that crosses into Kurt from outside (HTTP bodies, Kafka headers).
 #pragma once
 
+#include <string>
+
 #include "absl/strings/string_view.h"
 
 namespace kurt::platform {
@@ -9,5 +11,10 @@ namespace kurt::platform {
 // surrogate sequences, nothing past U+10FFFF. PostgreSQL's text and protobuf's string fields
 // refuse anything else.
 bool IsValidUtf8(absl::string_view s);
+
+// Appends `text` as the inside of a JSON string (without the quotes): '"', '\\' and control
+// characters escaped (\n, \r, \t by name, the others as \u00xx); every other byte as it is, so
+// UTF-8 passes through. One escaper for the logs, the edge's errors and the JSON reports.
+void AppendJsonEscaped(absl::string_view text, std::string* out);
 
 }  // namespace kurt::platform

@@ -24,5 +24,11 @@ TEST(IsValidUtf8Test, RefusesWhatPostgresAndProtobufRefuse) {
   EXPECT_FALSE(IsValidUtf8(std::string("ok\xe2\x82", 4)));
 }
 
+TEST(AppendJsonEscapedTest, EscapesQuotesBackslashesAndControlsAndKeepsUtf8) {
+  std::string out = "x";
+  AppendJsonEscaped(std::string("a\"b\\c\n\r\t\x01\x1f\0z \xc3\xa4", 15), &out);
+  EXPECT_EQ(out, std::string("xa\\\"b\\\\c\\n\\r\\t\\u0001\\u001f\\u0000z \xc3\xa4"));
+}
+
 }  // namespace
 }  // namespace kurt::platform
