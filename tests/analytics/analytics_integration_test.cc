@@ -47,20 +47,6 @@ kafka::Message Message(const std::string& topic, int32_t partition, int64_t offs
   return m;
 }
 
-void PauseReplicaReplay(bool paused) {
-  pg::PoolOptions o;
-  o.url = kurt::testing::PgReplicaUrl();
-  o.max_connections = 1;
-  pg::PgPool replica(o);
-  ASSERT_TRUE(replica
-                  .Run([&](pqxx::connection& c) {
-                    pqxx::nontransaction tx(c);
-                    tx.exec(paused ? "SELECT pg_wal_replay_pause()"
-                                   : "SELECT pg_wal_replay_resume()");
-                  })
-                  .ok());
-}
-
 // Every message of partition 0 of a topic, from the beginning (a plain consumer: no group).
 // Copied out: a librdkafka message keeps its client alive, and the client's destruction waits.
 std::vector<kafka::Message> ReadAll(const std::string& topic, int expected) {
@@ -103,15 +89,10 @@ std::string HeaderOf(const kafka::Message& m, const std::string& name) {
 class AnalyticsIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pg::ClusterOptions po;
-    po.primary.url = db_.primary_url();
+    pg::ClusterOptions po = db_.ClusterOptions();
     po.primary.max_connections = 8;
-    pg::PoolOptions replica;
-    replica.url = db_.replica_url();
-    replica.name = "replica0";
-    replica.max_connections = 4;
-    replica.acquire_timeout = absl::Milliseconds(500);
-    po.replicas = {replica};
+    po.replicas[0].max_connections = 4;
+    po.replicas[0].acquire_timeout = absl::Milliseconds(500);
     po.max_replica_lag = absl::Seconds(2);
     po.check_interval = absl::Milliseconds(100);
     cluster_ = std::make_unique<pg::PgCluster>(po);
@@ -132,7 +113,7 @@ class AnalyticsIntegrationTest : public ::testing::Test {
       server_->Shutdown();
     }
     analytics_->Stop();
-    PauseReplicaReplay(false);
+    ASSERT_TRUE(kurt::testing::PauseReplicaReplay(false).ok());
   }
 
   // An analytics instance on this test's database, topics and group, with small batches; its
@@ -602,7 +583,7 @@ TEST_F(AnalyticsIntegrationTest, StatsOfALinkTheReplicaHasNotSeenComeFromThePrim
   StartStatsServer();
   cluster_->CheckReplicasNow();
   ASSERT_TRUE(cluster_->ReplicaAvailable());
-  PauseReplicaReplay(true);
+  ASSERT_TRUE(kurt::testing::PauseReplicaReplay(true).ok());
   auto codes = testing::InsertLinks(cluster_->primary(), "carol", "fresh", 1);
   ASSERT_TRUE(processor_->Handle({Message("t", 0, 0, codes[0], T("2024-03-09T10:00:00Z"))}).ok());
   v1::GetLinkStatsRequest req;
@@ -611,7 +592,7 @@ TEST_F(AnalyticsIntegrationTest, StatsOfALinkTheReplicaHasNotSeenComeFromThePrim
   grpc::Status s = Stats("carol", req, &stats);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(stats.total_clicks(), 1);
-  PauseReplicaReplay(false);
+  ASSERT_TRUE(kurt::testing::PauseReplicaReplay(false).ok());
 }
 
 }  // namespace

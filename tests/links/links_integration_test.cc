@@ -39,31 +39,12 @@ void Stack(const std::string& verb, const std::string& server) {
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 }
 
-void ReplicaReplay(bool paused) {
-  pg::PoolOptions o;
-  o.url = testing::PgReplicaUrl();
-  o.max_connections = 1;
-  pg::PgPool replica(o);
-  ASSERT_TRUE(replica
-                  .Run([&](pqxx::connection& c) {
-                    pqxx::nontransaction tx(c);
-                    tx.exec(paused ? "SELECT pg_wal_replay_pause()"
-                                   : "SELECT pg_wal_replay_resume()");
-                  })
-                  .ok());
-}
-
 class LinksIntegrationTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    pg::ClusterOptions po;
-    po.primary.url = db_.primary_url();
+    pg::ClusterOptions po = db_.ClusterOptions();
     po.primary.max_connections = 16;
-    pg::PoolOptions replica;
-    replica.url = db_.replica_url();
-    replica.name = "replica0";
-    replica.max_connections = 16;
-    po.replicas = {replica};
+    po.replicas[0].max_connections = 16;
     po.max_replica_lag = absl::Seconds(2);
     po.check_interval = absl::Milliseconds(100);
     cluster_ = std::make_unique<pg::PgCluster>(po);
@@ -106,7 +87,7 @@ class LinksIntegrationTest : public ::testing::Test {
 
   void TearDown() override {
     server_->Shutdown();
-    ReplicaReplay(false);
+    ASSERT_TRUE(testing::PauseReplicaReplay(false).ok());
   }
 
   std::unique_ptr<grpc::ClientContext> As(const std::string& account) {
@@ -394,7 +375,7 @@ TEST_F(LinksIntegrationTest, AliasesAreUniqueAndListsPaginateNewestFirst) {
 }
 
 TEST_F(LinksIntegrationTest, ResolvesRightAfterCreateWhileReplicaIsPaused) {
-  ReplicaReplay(true);
+  ASSERT_TRUE(testing::PauseReplicaReplay(true).ok());
   v1::Link link;
   ASSERT_TRUE(Create("acct-a", "https://example.com/fresh", &link).ok());
   ForgetCache(link.code());  // force the database path
@@ -403,7 +384,7 @@ TEST_F(LinksIntegrationTest, ResolvesRightAfterCreateWhileReplicaIsPaused) {
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(target, "https://example.com/fresh");
   EXPECT_GE(ReadCount("primary"), 1) << "the primary confirmed what the replica lacked";
-  ReplicaReplay(false);
+  ASSERT_TRUE(testing::PauseReplicaReplay(false).ok());
 }
 
 TEST_F(LinksIntegrationTest, OneDatabaseReadForAThousandConcurrentResolvesOfAColdCode) {

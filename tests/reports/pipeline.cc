@@ -26,14 +26,9 @@ Pipeline::Pipeline(const PipelineOptions& options) {
   }
   artifact_dir_ = TempDir("kurt-artifacts-");
 
-  pg::ClusterOptions po;
-  po.primary.url = db_.primary_url();
+  pg::ClusterOptions po = db_.ClusterOptions();
   po.primary.max_connections = 16;
-  pg::PoolOptions replica;
-  replica.url = db_.replica_url();
-  replica.name = "replica0";
-  replica.max_connections = 8;
-  po.replicas = {replica};
+  po.replicas[0].max_connections = 8;
   po.check_interval = absl::Milliseconds(100);
   cluster_ = std::make_unique<pg::PgCluster>(po);
 

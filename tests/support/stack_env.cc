@@ -155,6 +155,27 @@ void ScratchDatabase::WaitForReplica() const {
   }
 }
 
+pg::ClusterOptions ScratchDatabase::ClusterOptions() const {
+  pg::ClusterOptions options;
+  options.primary.url = primary_url();
+  pg::PoolOptions replica;
+  replica.url = replica_url();
+  replica.name = "replica0";
+  options.replicas = {replica};
+  return options;
+}
+
+absl::Status PauseReplicaReplay(bool paused) {
+  pg::PoolOptions o;
+  o.url = PgReplicaUrl();
+  o.max_connections = 1;
+  pg::PgPool replica(o);
+  return replica.Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec(paused ? "SELECT pg_wal_replay_pause()" : "SELECT pg_wal_replay_resume()");
+  });
+}
+
 }  // namespace kurt::testing
 
 #include <librdkafka/rdkafka.h>

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "platform/pg/pg.h"
 
 namespace kurt::testing {
@@ -33,6 +34,9 @@ class ScratchDatabase {
   std::string replica_url() const;
   // Waits until the replica has replayed everything the primary wrote so far.
   void WaitForReplica() const;
+  // A cluster of this database on the primary and on the replica ("replica0"), with the pools'
+  // default sizes; tests size them for their load.
+  pg::ClusterOptions ClusterOptions() const;
 
  private:
   std::string name_;
@@ -48,6 +52,10 @@ std::string WithDatabase(const std::string& url, const std::string& database);
 // Runs `tools/stack <verb> <server>` (`stop`, `start`, `status`; start waits until the server is
 // ready), for tests that take a server of the stack away; true on success.
 bool Stack(const std::string& verb, const std::string& server);
+
+// Pauses or resumes WAL replay on the stack's streaming replica, so that it lags behind the
+// primary for as long as a test needs.
+absl::Status PauseReplicaReplay(bool paused);
 
 }  // namespace kurt::testing
 
