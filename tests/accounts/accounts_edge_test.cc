@@ -23,15 +23,15 @@
 #include "services/links/links_module.h"
 #include "services/notifications/notifications_module.h"
 #include "services/reports/reports_module.h"
-#include "tests/edge/http_client.h"
+#include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/stderr_capture.h"
 
 namespace kurt::accounts {
 namespace {
 
-using edge::testing::Fetch;
-using edge::testing::Reply;
+using kurt::testing::Fetch;
+using kurt::testing::Reply;
 using Headers = std::vector<std::pair<std::string, std::string>>;
 
 constexpr absl::Duration kEdgeCacheTtl = absl::Seconds(1);

@@ -13,12 +13,15 @@
 #include "platform/pg/pg.h"
 #include "pqxx/pqxx"
 #include "tests/analytics/test_clicks.h"
+#include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
+#include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::analytics {
 namespace {
 
-using testing::ChildProcess;
+using kurt::testing::ChildProcess;
 using testing::CountHourly;
 
 class AnalyticsFaultTest : public ::testing::Test {
@@ -107,8 +110,8 @@ TEST_F(AnalyticsFaultTest, SigkilledMidStreamTwiceStillCountsEachClickOnce) {
   std::thread publisher(
       [&] { expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000); });
 
-  auto analytics = Analytics("a", testing::FreePort());
-  analytics->Start();
+  auto analytics = Analytics("a", kurt::testing::FreePort());
+  ASSERT_TRUE(analytics->Start().ok());
   for (int64_t kill_at : {kClicks / 5, kClicks / 2}) {
     int64_t seen = WaitForHourly(kill_at, absl::Seconds(90));
     ASSERT_GE(seen, kill_at) << "the consumer made no progress";
@@ -117,7 +120,7 @@ TEST_F(AnalyticsFaultTest, SigkilledMidStreamTwiceStillCountsEachClickOnce) {
     int64_t at_kill = CountHourly(*primary_);
     EXPECT_LT(at_kill, kClicks) << "killed after the stream was consumed, not in the middle";
     std::cerr << "SIGKILL with " << at_kill << " of " << kClicks << " clicks counted\n";
-    analytics->Start();
+    ASSERT_TRUE(analytics->Start().ok());
   }
   publisher.join();
   EXPECT_EQ(WaitForHourly(kClicks, absl::Seconds(90)), kClicks);
@@ -135,21 +138,21 @@ TEST_F(AnalyticsFaultTest, ASecondInstanceJoiningMidStreamSharesThePartitions) {
   std::map<std::string, int64_t> expected;
   std::thread publisher(
       [&] { expected = testing::PublishClicks(*producer_, topic_, codes_, kClicks, 15000); });
-  const int port_a = testing::FreePort();
+  const int port_a = kurt::testing::FreePort();
   auto a = Analytics("a", port_a);
-  a->Start();
+  ASSERT_TRUE(a->Start().ok());
   ASSERT_GE(WaitForHourly(kClicks / 4, absl::Seconds(90)), kClicks / 4);
-  const int port_b = testing::FreePort();
+  const int port_b = kurt::testing::FreePort();
   auto b = Analytics("b", port_b);
-  b->Start();
+  ASSERT_TRUE(b->Start().ok());
   publisher.join();
   EXPECT_EQ(WaitForHourly(kClicks, absl::Seconds(90)), kClicks);
   absl::SleepFor(absl::Seconds(1));
   ExpectExactly(kClicks, expected);
 
   // Both did part of the work, and each reports lag for the partitions it holds.
-  std::string page_a = testing::HttpGet(port_a, "/metrics");
-  std::string page_b = testing::HttpGet(port_b, "/metrics");
+  std::string page_a = kurt::testing::Get(port_a, "/metrics").body;
+  std::string page_b = kurt::testing::Get(port_b, "/metrics").body;
   const std::string stored = "kurt_analytics_clicks_total{outcome=\"stored\"}";
   double by_a = testing::MetricValue(page_a, stored), by_b = testing::MetricValue(page_b, stored);
   EXPECT_GT(by_a, 0);
@@ -189,10 +192,10 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   constexpr int64_t kBacklog = 500000;
   kurt::testing::CreateTopic(topic_, 3);
   kurt::testing::CreateTopic(dlq_topic_, 1);
-  const int port = testing::FreePort();
+  const int port = kurt::testing::FreePort();
   // The batch size the service runs with, so that the bound below is the one in production.
   auto analytics = Analytics("a", port, /*default_batches=*/true);
-  analytics->Start();
+  ASSERT_TRUE(analytics->Start().ok());
   std::map<std::string, int64_t> expected =
       testing::PublishClicks(*producer_, topic_, codes_, 2000);
   ASSERT_EQ(WaitForHourly(2000, absl::Seconds(60)), 2000);
@@ -209,7 +212,7 @@ TEST_F(AnalyticsFaultTest, AStalledDatabaseHoldsConsumptionBackInBoundedMemoryAn
   for (int i = 0; i < 30; ++i) {  // 6 s with the database stalled
     absl::SleepFor(absl::Milliseconds(200));
     peak_mb = std::max(peak_mb, ResidentMb(analytics->pid()));
-    std::string page = testing::HttpGet(port, "/metrics");
+    std::string page = kurt::testing::Get(port, "/metrics").body;
     lag = 0;
     for (int partition = 0; partition < 3; ++partition) {
       lag += testing::MetricValue(

@@ -1,13 +1,5 @@
 #include "tests/analytics/test_clicks.h"
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <signal.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <atomic>
 #include <stdexcept>
 
@@ -151,114 +143,6 @@ std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary) {
   }),
         "counting clicks per code");
   return out;
-}
-
-int FreePort() {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    close(fd);
-    throw std::runtime_error("no free port");
-  }
-  int port = ntohs(addr.sin_port);
-  close(fd);
-  return port;
-}
-
-std::string HttpGet(int port, const std::string& path) {
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  timeval tv{2, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return "";
-  }
-  std::string req =
-      absl::StrCat("GET ", path, " HTTP/1.1\r\nHost: 127.0.0.1\r\n", "Connection: close\r\n\r\n");
-  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
-    close(fd);
-    return "";
-  }
-  std::string out;
-  char buf[8192];
-  for (ssize_t n; (n = read(fd, buf, sizeof(buf))) > 0;) {
-    out.append(buf, n);
-  }
-  close(fd);
-  size_t body = out.find("\r\n\r\n");
-  return body == std::string::npos ? "" : out.substr(body + 4);
-}
-
-ChildProcess::ChildProcess(std::string binary, std::vector<std::string> args, std::string log_path)
-    : binary_(std::move(binary)), args_(std::move(args)), log_path_(std::move(log_path)) {}
-
-ChildProcess::~ChildProcess() {
-  if (pid_ > 0) {
-    kill(pid_, SIGKILL);
-    waitpid(pid_, nullptr, 0);
-  }
-}
-
-void ChildProcess::Start() {
-  std::vector<char*> argv;
-  argv.push_back(binary_.data());
-  for (std::string& a : args_) {
-    argv.push_back(a.data());
-  }
-  argv.push_back(nullptr);
-  int log = open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-  pid_t pid = fork();
-  if (pid < 0) {
-    throw std::runtime_error("fork failed");
-  }
-  if (pid == 0) {
-    // The test may block signals; the child must get its own defaults.
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, nullptr);
-    if (log >= 0) {
-      dup2(log, STDERR_FILENO);
-      dup2(log, STDOUT_FILENO);
-    }
-    execv(binary_.c_str(), argv.data());
-    _exit(127);
-  }
-  if (log >= 0) {
-    close(log);
-  }
-  pid_ = pid;
-}
-
-void ChildProcess::Signal(int sig) {
-  if (pid_ > 0) {
-    kill(pid_, sig);
-  }
-}
-
-int ChildProcess::Wait(absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (pid_ > 0) {
-    int status = 0;
-    pid_t r = waitpid(pid_, &status, WNOHANG);
-    if (r == pid_) {
-      pid_ = -1;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    if (absl::Now() > deadline) {
-      return -1;
-    }
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return -1;
 }
 
 }  // namespace kurt::analytics::testing

@@ -1,8 +1,6 @@
 // Helpers shared by the analytics integration and fault tests: links to click on, click events
-// published like the links service does, what the database counted, and a child process.
+// published like the links service does, and what the database counted.
 #pragma once
-
-#include <sys/types.h>
 
 #include <cstdint>
 #include <map>
@@ -45,30 +43,5 @@ int64_t CountHourly(pg::PgPool& primary);
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary);
 
 using kurt::testing::MetricValue;
-
-// A free TCP port on 127.0.0.1 (for a child's metrics server).
-int FreePort();
-// GET http://127.0.0.1:<port><path>: the body, or "" on any failure.
-std::string HttpGet(int port, const std::string& path);
-
-// A child process whose stderr goes to a file (kept for a failing test's log).
-class ChildProcess {
- public:
-  ChildProcess(std::string binary, std::vector<std::string> args, std::string log_path);
-  ~ChildProcess();  // SIGKILLs a child still running
-  void Start();
-  void Signal(int sig);
-  // Waits for the exit; returns the exit status (128 + signal when killed), -1 on timeout.
-  int Wait(absl::Duration timeout);
-  bool running() const { return pid_ > 0; }
-  pid_t pid() const { return pid_; }
-  const std::string& log_path() const { return log_path_; }
-
- private:
-  std::string binary_;
-  std::vector<std::string> args_;
-  std::string log_path_;
-  pid_t pid_ = -1;
-};
 
 }  // namespace kurt::analytics::testing

@@ -10,10 +10,14 @@
 #include "edge/edge_server.h"
 #include "gtest/gtest.h"
 #include "tests/edge/echo_service.h"
-#include "tests/edge/http_client.h"
 #include "tests/support/free_port.h"
+#include "tests/support/http_client.h"
 
 namespace kurt::edge::testing {
+
+using kurt::testing::Fetch;
+using kurt::testing::HttpConnection;
+using kurt::testing::Reply;
 
 inline EdgeServerConfig TestConfig(int upstream_port, int down_port) {
   EdgeServerConfig c;

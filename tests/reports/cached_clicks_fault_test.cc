@@ -12,15 +12,15 @@
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
 #include "kurt/links/v1/links.pb.h"
-#include "tests/edge/http_client.h"
 #include "tests/reports/deployment.h"
+#include "tests/support/http_client.h"
 #include "tests/support/metric_value.h"
 
 namespace kurt::testing {
 namespace {
 
-using edge::testing::Fetch;
-using edge::testing::Reply;
+using kurt::testing::Fetch;
+using kurt::testing::Reply;
 
 // The value of one series on the edge's /metrics page.
 double Metric(int http_port, const std::string& series) {

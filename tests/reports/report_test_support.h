@@ -1,6 +1,6 @@
-// What the report workflow's integration, fault and end-to-end tests share: child processes of
-// the real binaries, free ports, seeding links and raw clicks, SQL one-liners, reading a topic,
-// and the local stack's tools/stack.
+// What the report workflow's integration, fault and end-to-end tests share: seeding links and
+// raw clicks, SQL one-liners, reading a topic, and the local stack's tools/stack (child processes,
+// free ports and HTTP come from tests/support).
 #pragma once
 
 #include <sys/types.h>
@@ -15,42 +15,12 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "platform/kafka/kafka.h"
+#include "tests/support/child_process.h"
 #include "tests/support/free_port.h"
+#include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::testing {
-
-// A binary run as a child process, its output appended to `log_path`. Stopped (SIGTERM, then
-// SIGKILL after 10 s) on destruction.
-class ChildProcess {
- public:
-  // `env`: NAME=value entries set in the child's environment on top of this process's.
-  ChildProcess(std::string path, std::vector<std::string> args, std::string log_path,
-               std::vector<std::string> env = {});
-  ~ChildProcess();
-  ChildProcess(const ChildProcess&) = delete;
-  ChildProcess& operator=(const ChildProcess&) = delete;
-
-  absl::Status Start();
-  pid_t pid() const { return pid_; }
-  bool Running();
-  // Sends `signal` and waits up to `wait` for the process to end; true if it did.
-  bool Stop(int signal, absl::Duration wait = absl::Seconds(10));
-  const std::string& log_path() const { return log_path_; }
-  // The last `lines` lines of its log (for failure messages).
-  std::string LogTail(int lines = 30) const;
-
- private:
-  const std::string path_;
-  const std::vector<std::string> args_;
-  const std::string log_path_;
-  const std::vector<std::string> env_;
-  pid_t pid_ = -1;
-  bool exited_ = false;
-};
-
-// Polls http://127.0.0.1:<port>/readyz until it answers 200.
-bool WaitReady(int http_port, absl::Duration timeout);
 
 // One statement on a database; the first column of the first row, as text ("" if none).
 std::string QueryValue(const std::string& url, const std::string& sql);

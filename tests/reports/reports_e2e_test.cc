@@ -3,8 +3,9 @@
 // them (redirects → Kafka → analytics → raw clicks), request a CSV report, receive its
 // notification as a Server-Sent Event, download the CSV and check it against the database.
 //
-// The edge runs with --dev_trust_account_header and the test names its account in
-// X-Kurt-Account-Id. Every binary it runs is a build dependency of the test.
+// Callers authenticate as users do: accounts and their API keys are made through the edge with
+// the admin token, and every call carries `Authorization: Bearer <key>`. Every binary it runs is
+// a build dependency of the test.
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -18,19 +19,44 @@
 #include "absl/time/clock.h"
 #include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "kurt/accounts/v1/accounts.pb.h"
 #include "kurt/links/v1/links.pb.h"
 #include "kurt/notifications/v1/notifications.pb.h"
 #include "kurt/reports/v1/reports.pb.h"
 #include "services/reports/report_job.h"
-#include "tests/edge/http_client.h"
 #include "tests/reports/deployment.h"
+#include "tests/support/http_client.h"
 
 namespace kurt::testing {
 namespace {
 
 namespace rv1 = kurt::reports::v1;
-using edge::testing::Fetch;
-using edge::testing::Reply;
+using kurt::testing::Fetch;
+using kurt::testing::Reply;
+
+constexpr char kAdminToken[] = "e2e-admin-token";
+
+struct Account {
+  std::string id;
+  std::string key;  // the raw API key, shown once
+};
+
+// POST /v1/accounts with the admin token, as an operator does.
+Account CreateAccount(int port, const std::string& name) {
+  Reply r = Fetch(port, "POST", "/v1/accounts",
+                  {{"Authorization", absl::StrCat("Bearer ", kAdminToken)},
+                   {"Content-Type", "application/json"}},
+                  absl::StrCat(R"({"name": ")", name, R"("})"));
+  EXPECT_EQ(r.status, 200u) << r.body;
+  accounts::v1::CreateAccountResponse created;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(r.body, &created).ok()) << r.body;
+  EXPECT_FALSE(created.secret_key().empty()) << r.body;
+  return {created.account().id(), created.secret_key()};
+}
+
+std::pair<std::string, std::string> Bearer(const Account& a) {
+  return {"Authorization", absl::StrCat("Bearer ", a.key)};
+}
 
 // An SSE client on a raw socket: sends one GET, then collects the events of the response.
 class SseClient {
@@ -122,12 +148,15 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
                absl::StrCat("--dead_letter_topic=", RandomName("kurt.test.clicks.dlq.")),
                absl::StrCat("--consumer_group=", RandomName("kurt-test-analytics-"))});
   // The edge is ready only once every service it routes to answers, accounts included.
-  Service& accounts = d.Start("accounts", "kurt-accounts", {});
+  Service& accounts =
+      d.Start("accounts", "kurt-accounts", {absl::StrCat("--admin_token=", kAdminToken)});
   Service& edge = d.Start(
       "edge", "kurt-edge",
       // With the redirect cache on (the default): all but the first click of each link are
       // answered by the edge, which reports them to links, so every one is counted.
-      {"--edge_port={http_port}", "--dev_trust_account_header", "--io_threads=2",
+      // Rate limits stay off: this test is about the workflow, not about throttling.
+      {"--edge_port={http_port}", "--io_threads=2", "--rate_per_address=0", "--rate_per_account=0",
+       absl::StrCat("--accounts_address=127.0.0.1:", accounts.grpc_port),
        absl::StrCat("--upstream=kurt.links.v1.LinksService=127.0.0.1:", links.grpc_port),
        absl::StrCat("--upstream=kurt.analytics.v1.AnalyticsService=127.0.0.1:",
                     analytics.grpc_port),
@@ -136,10 +165,11 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
                     notifications.grpc_port),
        absl::StrCat("--upstream=kurt.accounts.v1.AccountsService=127.0.0.1:", accounts.grpc_port)});
   const int port = edge.http_port;
-  const std::string account = RandomName("acct-e2e-");
-  const std::vector<std::pair<std::string, std::string>> as = {{"X-Kurt-Account-Id", account},
-                                                               {"Content-Type", "application/json"},
-                                                               {"User-Agent", "kurt-e2e-test"}};
+  const Account owner = CreateAccount(port, "e2e");
+  ASSERT_FALSE(owner.key.empty());
+  const std::string& account = owner.id;
+  const std::vector<std::pair<std::string, std::string>> as = {
+      Bearer(owner), {"Content-Type", "application/json"}, {"User-Agent", "kurt-e2e-test"}};
 
   // Links, created through the edge.
   std::vector<std::string> codes;
@@ -172,7 +202,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   d.db().WaitForReplica();
 
   // The notification stream, open before the request.
-  SseClient sse(port, "/v1/notifications:stream", {{"X-Kurt-Account-Id", account}});
+  SseClient sse(port, "/v1/notifications:stream", {Bearer(owner)});
   absl::SleepFor(absl::Milliseconds(500));
 
   // The report, requested through the edge: PENDING at once.
@@ -206,10 +236,13 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   EXPECT_EQ(csv.body, ExpectedCsv(d.db().primary_url(), account, start, end));
   EXPECT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2 * kClicksPerLink + 1);
 
-  // Another account sees neither the report nor its content.
-  Reply other =
-      Fetch(port, "GET", n.report().content_path(), {{"X-Kurt-Account-Id", "someone-else"}});
-  EXPECT_EQ(other.status, 404u);
+  // Another account sees neither the report nor its content; no key sees nothing at all.
+  const Account stranger = CreateAccount(port, "e2e-stranger");
+  EXPECT_EQ(Fetch(port, "GET", n.report().content_path(), {Bearer(stranger)}).status, 404u);
+  EXPECT_EQ(
+      Fetch(port, "GET", absl::StrCat("/v1/reports/", report.id()), {Bearer(stranger)}).status,
+      404u);
+  EXPECT_EQ(Fetch(port, "GET", n.report().content_path()).status, 401u);
 
   // The binaries run with --edge_secret: the account the edge vouched for was believed, but a
   // caller that reaches kurt-reports directly cannot name one without the secret.
@@ -225,8 +258,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   }
 
   // Resuming with Last-Event-ID replays what came after it.
-  SseClient resumed(port, "/v1/notifications:stream",
-                    {{"X-Kurt-Account-Id", account}, {"Last-Event-ID", "0"}});
+  SseClient resumed(port, "/v1/notifications:stream", {Bearer(owner), {"Last-Event-ID", "0"}});
   auto replayed = resumed.WaitForEvent(report.id(), absl::Seconds(10));
   ASSERT_TRUE(replayed.has_value()) << resumed.Raw();
   EXPECT_EQ(replayed->first, n.id());

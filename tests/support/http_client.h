@@ -1,17 +1,21 @@
 // Test helper: a blocking HTTP/1.1 client over a real socket (Boost.Beast), with a receive
 // timeout so that a test never hangs, plus raw-socket access for malformed and slow requests.
+// Header-only, so tests that do not link the stack support can use it.
 #pragma once
 
 #include <sys/socket.h>
 #include <sys/time.h>
 
 #include <cstddef>
+#include <exception>
 #include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "boost/asio/connect.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/read.hpp"
@@ -19,7 +23,7 @@
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/http.hpp"
 
-namespace kurt::edge::testing {
+namespace kurt::testing {
 
 struct Reply {
   unsigned status = 0;
@@ -126,4 +130,26 @@ inline Reply Fetch(int port, const std::string& method, const std::string& targe
   return c.Fetch(method, target, headers, body);
 }
 
-}  // namespace kurt::edge::testing
+// GET on a fresh connection that never throws: a refused connection is a Reply with `error` set.
+inline Reply Get(int port, const std::string& target, int timeout_ms = 10000) {
+  try {
+    HttpConnection c(port, timeout_ms);
+    return c.Fetch("GET", target);
+  } catch (const std::exception& e) {
+    return Reply{0, {}, "", e.what()};
+  }
+}
+
+// Polls http://127.0.0.1:<port>/readyz until it answers 200; false after `timeout`.
+inline bool WaitReady(int port, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (Get(port, "/readyz", 2000).status == 200) {
+      return true;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return false;
+}
+
+}  // namespace kurt::testing
