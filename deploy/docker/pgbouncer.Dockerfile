@@ -2,8 +2,9 @@
 # PgBouncer from Debian's package, for deploy/base/pgbouncer.yaml. Its configuration is mounted at
 # /etc/pgbouncer/conf/pgbouncer.ini (a ConfigMap) and /etc/pgbouncer/auth/userlist.txt (a Secret).
 #   docker build -f deploy/docker/pgbouncer.Dockerfile -t kurt-pgbouncer deploy/docker
-ARG DEBIAN_RELEASE=bookworm
-FROM debian:${DEBIAN_RELEASE}-slim
+# Any Debian 12 image: tools/images passes one made by mmdebstrap from Debian's packages.
+ARG BASE_IMAGE=debian:bookworm-slim
+FROM ${BASE_IMAGE}
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends ca-certificates pgbouncer \
  && rm -rf /var/lib/apt/lists/* \
