@@ -6,6 +6,13 @@
 KURT_DEBIAN_RELEASE=bookworm
 # What the base tarball holds beyond mmdebstrap's minbase variant; part of its cache key.
 KURT_BASE_PACKAGES=(ca-certificates)
+# As Debian's -slim images: no documentation, manual pages or translations (kept in the image's
+# dpkg configuration, so the images' own apt-get installs leave them out too).
+KURT_BASE_DPKG_OPTS=(
+  'path-exclude=/usr/share/doc/*' 'path-include=/usr/share/doc/*/copyright'
+  'path-exclude=/usr/share/man/*' 'path-exclude=/usr/share/info/*'
+  'path-exclude=/usr/share/locale/*' 'path-exclude=/usr/share/lintian/*'
+)
 
 # podman_setup: installs podman, runc and mmdebstrap, and points podman at a containers.conf of
 # ours (CONTAINERS_CONF) instead of changing the machine's.
@@ -31,7 +38,8 @@ CONF
 podman_base_image() {
   local key week
   week=$(date -u +%G-w%V)
-  key=$(printf '%s\n' "$KURT_DEBIAN_RELEASE" minbase "${KURT_BASE_PACKAGES[@]}" | sha256sum | cut -c1-12)
+  key=$(printf '%s\n' "$KURT_DEBIAN_RELEASE" minbase "${KURT_BASE_PACKAGES[@]}" \
+    "${KURT_BASE_DPKG_OPTS[@]}" | sha256sum | cut -c1-12)
   local dir=$KURT_TOOLS_DIR/images
   local tar=$dir/debian-$KURT_DEBIAN_RELEASE-$week-$key.tar
   KURT_PODMAN_BASE=localhost/kurt-base:$KURT_DEBIAN_RELEASE-$week-$key
@@ -39,12 +47,19 @@ podman_base_image() {
   if [ ! -s "$tar" ]; then
     log "making the Debian $KURT_DEBIAN_RELEASE base with mmdebstrap (a few minutes, once a week)"
     mkdir -p "$dir"
-    rm -f "$dir/debian-$KURT_DEBIAN_RELEASE-"*"-$key.tar"
-    local includes
+    # One base at a time: last week's, or one of another package list, goes.
+    rm -f "$dir"/debian-*.tar "$dir"/.partial-*.tar
+    local includes opts=() o
     includes=$(IFS=,; echo "${KURT_BASE_PACKAGES[*]}")
-    mmdebstrap --quiet --variant=minbase --include="$includes" "$KURT_DEBIAN_RELEASE" "$tar.tmp" >&2 ||
+    for o in "${KURT_BASE_DPKG_OPTS[@]}"; do opts+=("--dpkgopt=$o"); done
+    mmdebstrap --quiet --variant=minbase --include="$includes" "${opts[@]}" \
+      "$KURT_DEBIAN_RELEASE" "$dir/.partial-$key.tar" >&2 ||
       die "mmdebstrap failed"
-    mv "$tar.tmp" "$tar"
+    mv "$dir/.partial-$key.tar" "$tar"
   fi
+  local stale
+  for stale in $(podman images --format '{{.Repository}}:{{.Tag}}' localhost/kurt-base); do
+    podman rmi "$stale" >/dev/null 2>&1 || true # still in use by an image: its layers stay
+  done
   podman import --quiet "$tar" "$KURT_PODMAN_BASE" >/dev/null
 }

@@ -361,6 +361,28 @@ def wait_ready(run):
         f"{time.monotonic() - start:.1f} s")
 
 
+def check_settings(run):
+    """The running containers carry the manifests' security settings (podman could ignore one)."""
+    for d in run.plan.deployments + run.plan.jobs:
+        spec = d["spec"]["template"]["spec"]
+        pod_user = spec.get("securityContext", {}).get("runAsUser")
+        for c in spec["containers"]:
+            if d in run.plan.jobs:
+                name = f"{d['metadata']['name']}-{c['name']}"
+            else:
+                name = f"{d['metadata']['name']}-pod-0-{c['name']}"
+            got = podman("inspect", "--format",
+                         "{{.HostConfig.ReadonlyRootfs}} {{.Config.User}}", name).stdout.split()
+            ctx = c.get("securityContext", {})
+            want_ro = bool(ctx.get("readOnlyRootFilesystem"))
+            user = ctx.get("runAsUser", pod_user)
+            if got[0] != str(want_ro).lower() or (user is not None and
+                                                   got[1].split(":")[0] != str(user)):
+                fail(f"{name}: read-only root {got[0]}, user {got[1]}; the manifest says "
+                     f"{want_ro}, {user}")
+    log("every container runs with its manifest's read-only root and user")
+
+
 def use_the_api(run):
     edge = next(d for d in run.plan.deployments if d["metadata"]["name"] == "kurt-edge")
     port = edge["spec"]["template"]["spec"]["containers"][0]["ports"][0]["containerPort"]
@@ -423,6 +445,7 @@ def main():
         migrate(run)
         run.play("services.yaml", plan.played_config_maps() + plan.played_deployments())
         wait_ready(run)
+        check_settings(run)
         use_the_api(run)
     finally:
         run.down()
