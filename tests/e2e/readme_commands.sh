@@ -24,7 +24,7 @@ for block in re.findall(r"^```sh\n(.*?)^```", pathlib.Path(readme).read_text(), 
     if ". .kurt/env" in block and "…" not in block:
         n += 1
         (out / f"{n:02d}.sh").write_text(block)
-print(n)
+
 PY
 all=""
 for block in "$dir"/blocks/*.sh; do
@@ -40,5 +40,5 @@ $out"
 done
 grep -q '^HTTP/1.1 200' <<<"$all" || fail "no README block got 200 from /healthz"
 grep -qx 'kurt.links.v1.LinksService' <<<"$all" || fail "no README block listed kurt.links.v1.LinksService"
-grep -q '"shortUrl"' <<<"$all" || fail "no README block created a link over gRPC"
+grep -q '"short_url"' <<<"$all" || fail "no README block created a link over gRPC"
 echo "README commands: $(ls "$dir/blocks" | wc -l) blocks ran as written"
