@@ -438,6 +438,10 @@ def main():
         docs = [d for d in yaml.safe_load_all(f) if d]
     os.makedirs(args.work, exist_ok=True)
     plan = Plan(docs, args.tag)
+    # What an interrupted run (a timeout) left playing.
+    for name in ("services.yaml", "migrate.yaml"):
+        if os.path.exists(os.path.join(args.work, name)):
+            podman("kube", "down", os.path.join(args.work, name), check=False)
     ports_free(plan.ports())
     run = Run(plan, args.work)
     try:
