@@ -8,9 +8,10 @@
 # protos from PyPI (as tools/bootstrap does). A cold build takes about half an hour on two cores,
 # which is why tools/images stages the context from tools/build's ccache-backed build instead.
 
-ARG DEBIAN_RELEASE=bookworm
+# Any Debian 12 image (tools/images' mmdebstrap base works too).
+ARG BUILD_IMAGE=debian:bookworm
 
-FROM debian:${DEBIAN_RELEASE} AS build
+FROM ${BUILD_IMAGE} AS build
 ARG GOOGLEAPIS_VERSION=1.76.0
 # Keep in step with KURT_BUILD_PACKAGES in tools/lib.sh.
 RUN apt-get update \

@@ -12,6 +12,9 @@ RUN apt-get update \
  && useradd --system --uid 10001 --gid pgbouncer --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin pgbouncer
 USER 10001:10001
+LABEL org.opencontainers.image.title="kurt-pgbouncer" \
+      org.opencontainers.image.source="Kurt" \
+      org.opencontainers.image.description="PgBouncer for Kurt"
 EXPOSE 6432
 # PgBouncer 1.18 stops at once on SIGTERM but finishes running transactions on SIGINT; the
 # container runtime sends this signal when Kubernetes stops the pod.

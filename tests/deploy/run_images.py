@@ -312,6 +312,14 @@ class Run:
             podman("kube", "down", path, check=False)
         for name in self.secrets:
             podman("secret", "rm", name, check=False)
+        remove_config_volumes(self.plan)
+
+
+def remove_config_volumes(plan):
+    """podman keeps a ConfigMap mounted as files in a volume named after it, and would reuse it
+    as it is (the rewritten addresses included) in the next run."""
+    for name in plan.config_maps:
+        podman("volume", "rm", "-f", name, check=False)
 
 
 def ports_free(ports):
@@ -442,6 +450,7 @@ def main():
     for name in ("services.yaml", "migrate.yaml"):
         if os.path.exists(os.path.join(args.work, name)):
             podman("kube", "down", os.path.join(args.work, name), check=False)
+    remove_config_volumes(plan)
     ports_free(plan.ports())
     run = Run(plan, args.work)
     try:
