@@ -258,6 +258,13 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
         dockerfile = (ROOT / "deploy" / "docker" / "Dockerfile").read_text()
         for binary in self.binaries:
             self.assertIn(binary, dockerfile)
+        # The from-source build compiles and exports every binary (in one stage).
+        build = (ROOT / "deploy" / "docker" / "build.Dockerfile").read_text()
+        for line in ("--target", "for b in"):
+            block = build[build.index(line):]
+            block = block[:block.index(";") if line == "for b in" else block.index("\\\n &&")]
+            for binary in self.binaries:
+                self.assertIn(binary, block, f"build.Dockerfile: {line}")
 
     def test_binaries_know_the_flags(self):
         """Against the real binaries, when tools/build has made them: they accept every flag the
@@ -310,6 +317,113 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                     self.assertIn(status, allowed, f"{binary} GET {path} on {http}")
         if not checked:
             self.skipTest("no Kurt binary listening on 127.0.0.1 (tools/run)")
+
+
+def binary_flags(binary):
+    """The flags a binary has: asked of the built binary (--helpfull) when tools/build made it,
+    else those its own source declares."""
+    path = BUILD / "bin" / binary
+    if path.exists():
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KURT_")}
+        out = subprocess.run([str(path), "--helpfull"], capture_output=True, text=True,
+                             timeout=30, env=env)
+        return set(re.findall(r"^\s+--([a-z0-9_]+) \(", out.stdout + out.stderr, re.M))
+    return source_flags(binary)
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed (tools/check-deploy's venv has it)")
+class SecretsPerPod(unittest.TestCase):
+    """Each pod gets only the secret keys its binary uses: the internet-facing edge has no database
+    password, the service that fetches user-given webhook URLs no admin token."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rendered = render_all()
+        cls.flags = {}
+
+    def flags_of(self, binary):
+        if binary not in self.flags:
+            self.flags[binary] = binary_flags(binary)
+        return self.flags[binary]
+
+    def containers(self, overlay):
+        docs = self.rendered[overlay]
+        config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
+                       if d["kind"] == "ConfigMap"}
+        for kind, name, template in workloads(docs):
+            for c in template["spec"]["containers"]:
+                env = set()
+                for source in c.get("envFrom", []):
+                    env |= set(config_maps.get(source.get("configMapRef", {}).get("name"), {}))
+                env |= {e["name"] for e in c.get("env", []) if "value" in e}
+                yield name, template["spec"], c, env
+
+    def secret_env(self, container):
+        return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", [])
+                if "secretKeyRef" in e.get("valueFrom", {})}
+
+    def test_no_pod_takes_a_whole_secret(self):
+        for overlay in OVERLAYS:
+            for name, _, c, _ in self.containers(overlay):
+                for source in c.get("envFrom", []):
+                    self.assertNotIn("secretRef", source,
+                                     f"{overlay}: {name} takes every key of a Secret (envFrom)")
+
+    def test_every_secret_key_is_one_the_binary_uses(self):
+        for overlay in OVERLAYS:
+            for name, spec, c, env in self.containers(overlay):
+                if not name.startswith("kurt-") or name == "kurt-pgbouncer":
+                    continue
+                for variable in self.secret_env(c):
+                    with self.subTest(overlay=overlay, workload=name, variable=variable):
+                        if variable == "PGPASSWORD":
+                            # libpq's: only for a binary that is told where PostgreSQL is.
+                            self.assertIn("KURT_PG_PRIMARY_URL", env,
+                                          f"{name} gets the database password but no database")
+                        else:
+                            self.assertTrue(variable.startswith("KURT_"), variable)
+                            self.assertIn(variable[5:].lower(), self.flags_of(name),
+                                          f"{name} has no --{variable[5:].lower()}")
+
+    def test_secret_volumes_are_read_by_the_pods_config(self):
+        """A Secret mounted as files (PgBouncer's auth file) is named by the configuration that
+        the same container mounts. In prod: the dev PgBouncer authenticates nobody (auth_type any)
+        and its auth Secret is optional and never created."""
+        for overlay in ["overlays-prod"]:
+            docs = self.rendered[overlay]
+            config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
+                           if d["kind"] == "ConfigMap"}
+            for name, spec, c, _ in self.containers(overlay):
+                volumes = {v["name"]: v for v in spec.get("volumes", [])}
+                mounts = {m["name"]: m["mountPath"] for m in c.get("volumeMounts", [])}
+                config = "".join(
+                    "".join(config_maps.get(volumes[v]["configMap"]["name"], {}).values())
+                    for v in mounts if "configMap" in volumes.get(v, {}))
+                for v in volumes.values():
+                    if "secret" not in v:
+                        continue
+                    with self.subTest(overlay=overlay, workload=name, volume=v["name"]):
+                        self.assertIn(v["name"], mounts, f"{name} declares but never mounts it")
+                        self.assertIn(mounts[v["name"]], config,
+                                      f"{name}'s configuration never reads {mounts[v['name']]}")
+
+    def test_what_the_edge_and_notifications_get(self):
+        for overlay in OVERLAYS:
+            got = {name: set(self.secret_env(c)) for name, _, c, _ in self.containers(overlay)}
+            self.assertEqual(got["kurt-edge"], {"KURT_EDGE_SECRET"}, overlay)
+            self.assertEqual(got["kurt-notifications"], {"KURT_EDGE_SECRET", "PGPASSWORD"},
+                             overlay)
+            self.assertEqual(got["kurt-accounts"],
+                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_ADMIN_TOKEN"}, overlay)
+
+    def test_dev_needs_no_secret_and_prod_every_one(self):
+        """The dev overlay marks each reference optional (by its index in env: the patches in
+        deploy/overlays/dev); in prod a missing Secret keeps the pod from starting."""
+        for overlay, optional in (("overlays-dev", True), ("overlays-prod", False)):
+            for name, _, c, _ in self.containers(overlay):
+                for variable, ref in self.secret_env(c).items():
+                    self.assertEqual(ref.get("optional", False), optional,
+                                     f"{overlay}: {name} {variable}")
 
 
 def http_client(port):

@@ -5,7 +5,8 @@
 # SERVING. Then as a client would: the admin token creates an account over REST, and its API key
 # creates a link, reads it and follows its redirect through the edge. Over gRPC, a call naming that
 # account is refused without the edge's secret and served with it (the secret from .kurt/env), and
-# the link it creates is the account's. `tools/stack down` then leaves no process of ours.
+# the link it creates is the account's; the README's commands run as written
+# (tests/e2e/readme_commands.sh). `tools/stack down` then leaves no process of ours.
 set -euo pipefail
 . "$(dirname "$0")/../../tools/lib.sh"
 . "$KURT_ROOT/tools/services.sh"
@@ -83,6 +84,9 @@ link=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
   -H "x-kurt-edge-secret: $KURT_EDGE_SECRET" -d '{"target_url": "https://example.com/grpc"}' \
   127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink) || fail "CreateLink with the edge secret"
 expect_link "$(field '["code"]' <<<"$link")" https://example.com/grpc
+
+# The README's own commands (its grpcurl example among them) work as written.
+"$KURT_ROOT/tests/e2e/readme_commands.sh" || fail "the README's commands"
 
 # The manifests' probes ask the running binaries for what they really serve.
 # (PyYAML: from tools/check-deploy's venv when it exists, else Debian's python3-yaml.)

@@ -40,10 +40,16 @@ protoc_gen_go=$(go_tool protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-
 protoc_gen_go_grpc=$(go_tool protoc-gen-go-grpc google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2)
 protoc_gen_gateway=$(go_tool protoc-gen-grpc-gateway \
   github.com/grpc-ecosystem/grpc-gateway/v2/protoc-gen-grpc-gateway@v2.33.0)
+# Its Go module (main.go, go.mod, go.sum) is committed in tools/bench.d/grpc-gateway with versions
+# the module proxy serves: resolving the newest at run time picked genproto versions the proxy
+# refuses. The go.mod's replace lines hold genproto at a served version.
+src=$KURT_ROOT/tools/bench.d/grpc-gateway
 if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt "$gw/gateway" ] ||
-  [ "${BASH_SOURCE[0]}" -nt "$gw/gateway" ]; then
+  [ "${BASH_SOURCE[0]}" -nt "$gw/gateway" ] || [ "$src/go.mod" -nt "$gw/gateway" ] ||
+  [ "$src/go.sum" -nt "$gw/gateway" ] || [ "$src/cmd/gateway/main.go" -nt "$gw/gateway" ]; then
   log "building the grpc-gateway proxy in $gw"
-  rm -rf "$gw/src" && mkdir -p "$gw/src/cmd/gateway"
+  rm -rf "$gw/src" && mkdir -p "$gw/src"
+  cp -r "$src/." "$gw/src/"
   protoc -I "$KURT_ROOT/proto" -I "$KURT_STATE_DIR/deps/googleapis" \
     --plugin=protoc-gen-go="$protoc_gen_go" --plugin=protoc-gen-go-grpc="$protoc_gen_go_grpc" \
     --plugin=protoc-gen-grpc-gateway="$protoc_gen_gateway" \
@@ -51,50 +57,9 @@ if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt 
     --go-grpc_out="$gw/src" --go-grpc_opt=module=github.com/kurt/kurt \
     --grpc-gateway_out="$gw/src" --grpc-gateway_opt=module=github.com/kurt/kurt \
     kurt/api/v1/options.proto kurt/links/v1/links.proto
-  cat >"$gw/src/cmd/gateway/main.go" <<'GO'
-// The reference proxy: grpc-gateway's generated handlers for kurt.links.v1, nothing else.
-package main
-
-import (
-	"context"
-	"flag"
-	"log"
-	"net/http"
-	"strings"
-
-	linksv1 "github.com/kurt/kurt/gen/go/kurt/links/v1"
-	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-)
-
-func main() {
-	listen := flag.String("listen", "127.0.0.1:18182", "HTTP address")
-	upstream := flag.String("upstream", "127.0.0.1:7101", "kurt-links gRPC address")
-	flag.Parse()
-	// The same metadata the edge passes (its allow-list, and the dev account header the edge
-	// trusts with --dev_trust_account_header), so that kurt-links does the same work for both.
-	mux := runtime.NewServeMux(runtime.WithIncomingHeaderMatcher(func(key string) (string, bool) {
-		switch k := strings.ToLower(key); k {
-		case "authorization", "x-request-id", "traceparent", "x-kurt-account-id":
-			return k, true
-		case "user-agent":
-			return "x-kurt-user-agent", true
-		case "referer":
-			return "x-kurt-referer", true
-		}
-		return "", false
-	}))
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())}
-	if err := linksv1.RegisterLinksServiceHandlerFromEndpoint(context.Background(), mux, *upstream, opts); err != nil {
-		log.Fatal(err)
-	}
-	log.Fatal(http.ListenAndServe(*listen, mux))
-}
-GO
-  (cd "$gw/src" && { [ -f go.mod ] || go mod init github.com/kurt/kurt >/dev/null 2>&1; } &&
-    go mod tidy >/dev/null 2>&1 && go build -o "$gw/gateway" ./cmd/gateway) ||
-    die "building the grpc-gateway proxy failed (cd $gw/src && go build ./cmd/gateway)"
+  # -mod=readonly: the committed go.mod and go.sum as they are, nothing resolved here.
+  (cd "$gw/src" && go build -mod=readonly -o "$gw/gateway" ./cmd/gateway) ||
+    die "building the grpc-gateway proxy failed (cd $gw/src && go build -mod=readonly ./cmd/gateway)"
 fi
 
 # --- data and servers ---------------------------------------------------------------------------

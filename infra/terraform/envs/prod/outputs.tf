@@ -9,7 +9,7 @@ output "data_cidr_block" {
 }
 
 output "postgres_app_secret_arn" {
-  description = "Secret with the kurt role's password, source of the kurt-secrets and kurt-pgbouncer-auth Kubernetes Secrets."
+  description = "Secret with the kurt role's password, source of the kurt-pg-credentials and kurt-pgbouncer-auth Kubernetes Secrets."
   value       = module.postgres.app_secret_arn
 }
 

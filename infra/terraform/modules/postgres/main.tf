@@ -163,7 +163,7 @@ resource "aws_db_instance" "replica" {
 }
 
 # The application role "kurt" (what the services and PgBouncer log in as). Its password is made
-# here and stored in Secrets Manager; the cluster's secret operator turns it into the kurt-secrets
+# here and stored in Secrets Manager; the cluster's secret operator turns it into the kurt-pg-credentials
 # and kurt-pgbouncer-auth Kubernetes Secrets. Creating the role in the database is the one manual
 # step (infra/terraform/README.md).
 resource "random_password" "app" {
