@@ -180,12 +180,12 @@ int main(int argc, char** argv) {
                                       absl::GetFlag(FLAGS_burst_per_account)};
     if (authorizer_options.per_address.per_second > 0 ||
         authorizer_options.per_account.per_second > 0) {
-      auto redis_options = kurt::redis::Options::FromUrl(absl::GetFlag(FLAGS_redis_url));
-      if (!redis_options.ok()) {
-        KURT_LOG(kError, "bad --redis_url", {"error", redis_options.status().ToString()});
+      auto redis_client = kurt::redis::RedisClient::FromFlags();
+      if (!redis_client.ok()) {
+        KURT_LOG(kError, "cannot use Redis", {"error", redis_client.status().ToString()});
         return 2;
       }
-      redis = std::make_unique<kurt::redis::RedisClient>(*redis_options);
+      redis = *std::move(redis_client);
       limiter = std::make_unique<kurt::edge::RedisRateLimiter>(
           redis.get(), absl::GetFlag(FLAGS_rate_limit_threads));
       authorizer_options.limiter = limiter.get();

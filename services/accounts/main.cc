@@ -28,17 +28,18 @@ int main(int argc, char** argv) {
   config.edge_secret = absl::GetFlag(FLAGS_edge_secret);  // platform's, shared with the edge
   config.key_cache_ttl = absl::GetFlag(FLAGS_key_cache_ttl);
 
+  // First: a wrong Redis password is a configuration error, found before anything slow.
+  auto redis = kurt::redis::RedisClient::FromFlags();
+  if (!redis.ok()) {
+    KURT_LOG(kError, "cannot use Redis", {"error", redis.status().ToString()});
+    return 2;
+  }
+
   kurt::metrics::Registry registry;
   kurt::pg::PgCluster cluster(
       kurt::pg::PgCluster::OptionsFromFlags(absl::GetFlag(FLAGS_pg_pool_size)));
-  auto redis_options = kurt::redis::Options::FromUrl(absl::GetFlag(FLAGS_redis_url));
-  if (!redis_options.ok()) {
-    KURT_LOG(kError, "bad --redis_url", {"error", redis_options.status().ToString()});
-    return 2;
-  }
-  kurt::redis::RedisClient redis(*redis_options);
 
-  auto accounts = kurt::accounts::AccountsModule::Create(config, {&cluster, &redis});
+  auto accounts = kurt::accounts::AccountsModule::Create(config, {&cluster, redis->get()});
 
   kurt::platform::GrpcServer server(kurt::platform::GrpcServerOptions::FromFlags("accounts"),
                                     &registry);

@@ -47,18 +47,18 @@ int main(int argc, char** argv) {
   kurt::platform::InitProcess(argc, argv, "links", "kurt-links: the links gRPC service");
   const kurt::links::LinksConfig config = ConfigFromFlags();
 
+  // First: a wrong Redis password is a configuration error, found before anything slow.
+  auto redis = kurt::redis::RedisClient::FromFlags();
+  if (!redis.ok()) {
+    KURT_LOG(kError, "cannot use Redis", {"error", redis.status().ToString()});
+    return 2;
+  }
+
   kurt::metrics::Registry registry;
   kurt::pg::ClusterOptions pg_options =
       kurt::pg::PgCluster::OptionsFromFlags(absl::GetFlag(FLAGS_pg_pool_size));
   pg_options.max_replica_lag = config.max_replica_lag;
   kurt::pg::PgCluster cluster(pg_options);
-
-  auto redis_options = kurt::redis::Options::FromUrl(absl::GetFlag(FLAGS_redis_url));
-  if (!redis_options.ok()) {
-    KURT_LOG(kError, "bad --redis_url", {"error", redis_options.status().ToString()});
-    return 2;
-  }
-  kurt::redis::RedisClient redis(*redis_options);
 
   kurt::kafka::ProducerOptions producer_options;
   producer_options.brokers = absl::GetFlag(FLAGS_kafka_brokers);
@@ -69,9 +69,10 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto links = kurt::links::LinksModule::Create(
-      config,
-      {.cluster = &cluster, .redis = &redis, .producer = producer->get(), .registry = &registry});
+  auto links = kurt::links::LinksModule::Create(config, {.cluster = &cluster,
+                                                         .redis = redis->get(),
+                                                         .producer = producer->get(),
+                                                         .registry = &registry});
   if (!links.ok()) {
     KURT_LOG(kError, "bad configuration", {"error", links.status().ToString()});
     return 2;
