@@ -1,6 +1,7 @@
 # Starting and stopping Kurt's own binaries on the local stack (sourced by tools/run and
 # tools/stack; needs lib.sh). Each runs in the background with its log in $KURT_STATE_DIR/log/
-# and its pid in $KURT_STATE_DIR/run/<binary>.pid.
+# and its pid in $KURT_STATE_DIR/run/<instance>.pid; an instance is a binary, or in the --ha
+# shape one of its replicas (kurt-links-1, kurt-links-2, ...).
 
 # binary:gRPC port:HTTP port (readiness at http://127.0.0.1:<HTTP port>/readyz); the edge last.
 KURT_BINARIES=(
@@ -13,56 +14,171 @@ KURT_BINARIES=(
   kurt-edge:-:$KURT_EDGE_PORT
 )
 
-_svc_pid() { # BINARY: the pid of our running BINARY, if any
+# The --ha shape: KURT_HA_REPLICAS (default 2) replicas of every binary, replica r of the
+# program whose default gRPC port is 71NN on gRPC port 254N(r) and HTTP port 255N(r) (links:
+# 25411 and 25511, 25412 and 25512), edges on HTTP ports 25481, 25482, ... behind the balancer on
+# 25480 (tools/run --ha).
+KURT_HA_BALANCER_PORT=25480
+KURT_HA_REPLICAS=${KURT_HA_REPLICAS:-2}
+
+# ha_instances: instance:binary:gRPC port:HTTP port, a line each, services first, edges last.
+ha_instances() {
+  local entry bin grpc http r
+  for entry in "${KURT_BINARIES[@]}"; do
+    IFS=: read -r bin grpc http <<<"$entry"
+    for ((r = 1; r <= KURT_HA_REPLICAS; r++)); do
+      if [ "$grpc" = - ]; then
+        echo "$bin-$r:$bin:-:$((KURT_HA_BALANCER_PORT + r))"
+      else
+        echo "$bin-$r:$bin:$((25400 + (grpc - 7100) * 10 + r)):$((25500 + (grpc - 7100) * 10 + r))"
+      fi
+    done
+  done
+}
+
+# ha_upstreams: the edge's --upstream value in the --ha shape: every replica of each service.
+ha_upstreams() {
+  local line instance bin grpc http out="" service
+  declare -A addrs=()
+  while IFS=: read -r instance bin grpc http; do
+    [ "$grpc" != - ] || continue
+    addrs[$bin]+="${addrs[$bin]:+,}127.0.0.1:$grpc"
+  done < <(ha_instances)
+  for bin in kurt-links kurt-accounts kurt-analytics kurt-reports kurt-notifications; do
+    service=${bin#kurt-}
+    service="kurt.$service.v1.${service^}Service"
+    out+="${out:+,}$service=${addrs[$bin]}"
+  done
+  echo "$out"
+}
+
+_svc_pid() { # INSTANCE [BINARY]: the pid of our running INSTANCE (of BINARY), if any
   local pid
   pid=$(head -n1 "$KURT_STATE_DIR/run/$1.pid" 2>/dev/null) || return 1
   [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$1" || return 1
+    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "${2:-$1}" || return 1
   [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
   echo "$pid"
 }
 
-# services_stop: SIGTERM every binary we started (graceful drain), SIGKILL after 15 s.
+# services_stop: SIGTERM every Kurt binary we started, in either shape (graceful drain), SIGKILL
+# after 15 s.
 services_stop() {
-  local entry bin pid
-  for entry in "${KURT_BINARIES[@]}"; do
-    bin=${entry%%:*}
-    if pid=$(_svc_pid "$bin"); then
-      log "$bin: stopping (pid $pid)"
+  local file instance pid
+  for file in "$KURT_STATE_DIR"/run/kurt-*.pid; do
+    [ -e "$file" ] || continue
+    instance=$(basename "$file" .pid)
+    if pid=$(_svc_pid "$instance" "$(_svc_binary "$instance")"); then
+      log "$instance: stopping (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true
       for _ in $(seq 150); do [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
       [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     fi
-    rm -f "$KURT_STATE_DIR/run/$bin.pid"
+    rm -f "$file"
   done
 }
 
-# services_start: (re)starts every binary that the build produced, then waits for readiness.
-# The environment (KURT_* twins of the flags) must be exported by the caller.
+_svc_binary() { # INSTANCE: its binary (kurt-links-2 -> kurt-links)
+  local entry
+  for entry in "${KURT_BINARIES[@]}"; do
+    [[ $1 == "${entry%%:*}" || $1 =~ ^${entry%%:*}-[0-9]+$ ]] && { echo "${entry%%:*}"; return; }
+  done
+  echo "$1"
+}
+
+# services_start [--ha]: (re)starts every binary that the build produced (in the --ha shape, each
+# one's replicas), then waits for readiness. The environment (KURT_* twins of the flags) must be
+# exported by the caller.
 services_start() {
-  local entry bin grpc http pid started=()
+  local line instance bin grpc http started=() lines=()
   mkdir -p "$KURT_STATE_DIR/run" "$KURT_STATE_DIR/log"
   services_stop
-  for entry in "${KURT_BINARIES[@]}"; do
-    IFS=: read -r bin grpc http <<<"$entry"
+  if [ "${1:-}" = --ha ]; then
+    mapfile -t lines < <(ha_instances)
+  else
+    for line in "${KURT_BINARIES[@]}"; do lines+=("${line%%:*}:$line"); done
+  fi
+  for line in "${lines[@]}"; do
+    IFS=: read -r instance bin grpc http <<<"$line"
     [ -x "$KURT_BUILD_DIR/bin/$bin" ] || continue
     local args=()
-    [ "$grpc" != - ] && args+=(--grpc_port="$grpc" --metrics_port="$http")
+    if [ "$grpc" != - ]; then
+      args+=(--grpc_port="$grpc" --metrics_port="$http")
+    elif [ "${1:-}" = --ha ]; then
+      args+=(--edge_port="$http" --upstream="$(ha_upstreams)")
+    fi
     setsid "$KURT_BUILD_DIR/bin/$bin" "${args[@]}" \
-      >>"$KURT_STATE_DIR/log/$bin.log" 2>&1 </dev/null &
-    echo $! >"$KURT_STATE_DIR/run/$bin.pid"
-    started+=("$bin:$http")
+      >>"$KURT_STATE_DIR/log/$instance.log" 2>&1 </dev/null &
+    echo $! >"$KURT_STATE_DIR/run/$instance.pid"
+    started+=("$instance:$bin:$http")
   done
-  for entry in "${started[@]}"; do
-    bin=${entry%%:*}
-    http=${entry##*:}
+  for line in "${started[@]}"; do
+    IFS=: read -r instance bin http <<<"$line"
     local deadline=$((SECONDS + 60))
     until curl -sf -o /dev/null "http://127.0.0.1:$http/readyz"; do
-      _svc_pid "$bin" >/dev/null ||
-        die "$bin exited; its log: $KURT_STATE_DIR/log/$bin.log ($(tail -n 3 "$KURT_STATE_DIR/log/$bin.log"))"
-      [ $SECONDS -lt $deadline ] || die "$bin not ready within 60 s; see $KURT_STATE_DIR/log/$bin.log"
+      _svc_pid "$instance" "$bin" >/dev/null ||
+        die "$instance exited; its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
+      [ $SECONDS -lt $deadline ] || die "$instance not ready within 60 s; see $KURT_STATE_DIR/log/$instance.log"
       sleep 0.2
     done
-    log "$bin: ready (http://127.0.0.1:$http/readyz)"
+    log "$instance: ready (http://127.0.0.1:$http/readyz)"
   done
+}
+
+# The balancer in front of the edges in the --ha shape, standing in for the ingress: HAProxy,
+# least connections, each edge health-checked on /readyz; a request whose connection to an edge
+# fails is sent to the other. Its keep-alive to the edges is shorter than theirs, so it never
+# reuses a connection an edge is closing.
+edge_balancer_start() {
+  local dir=$KURT_STATE_DIR/ha/edge-balancer instance bin grpc http servers=""
+  apt_install haproxy
+  mkdir -p "$dir" "$KURT_STATE_DIR/run" "$KURT_STATE_DIR/log"
+  edge_balancer_stop
+  while IFS=: read -r instance bin grpc http; do
+    [ "$bin" = kurt-edge ] || continue
+    servers+="  server $instance 127.0.0.1:$http check"$'\n'
+  done < <(ha_instances)
+  cat >"$dir/haproxy.cfg" <<CFG
+global
+  maxconn 20000
+defaults
+  mode http
+  option redispatch
+  retries 2
+  retry-on conn-failure empty-response response-timeout
+  timeout connect 1s
+  timeout client 75s
+  timeout server 60s
+  timeout http-keep-alive 30s
+  timeout tunnel 1h
+frontend kurt-api
+  bind 127.0.0.1:$KURT_HA_BALANCER_PORT
+  default_backend kurt-edges
+backend kurt-edges
+  balance leastconn
+  option httpchk GET /readyz
+  http-check expect status 200
+  default-server inter 1s fall 2 rise 2
+$servers
+CFG
+  haproxy -c -q -f "$dir/haproxy.cfg" || die "the edge balancer's configuration is refused"
+  setsid haproxy -W -f "$dir/haproxy.cfg" -p "$KURT_STATE_DIR/run/edge-balancer.pid" \
+    >>"$KURT_STATE_DIR/log/edge-balancer.log" 2>&1 </dev/null &
+  local deadline=$((SECONDS + 30))
+  until curl -sf -o /dev/null "http://127.0.0.1:$KURT_HA_BALANCER_PORT/readyz"; do
+    [ $SECONDS -lt $deadline ] ||
+      die "the edge balancer does not answer; see $KURT_STATE_DIR/log/edge-balancer.log"
+    sleep 0.2
+  done
+  log "edge-balancer: ready (http://127.0.0.1:$KURT_HA_BALANCER_PORT)"
+}
+
+edge_balancer_stop() {
+  local pid
+  if pid=$(_svc_pid edge-balancer haproxy); then
+    log "edge-balancer: stopping (pid $pid)"
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do [ -d "/proc/$pid" ] || break; sleep 0.1; done
+  fi
+  rm -f "$KURT_STATE_DIR/run/edge-balancer.pid"
 }
