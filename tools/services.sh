@@ -86,43 +86,60 @@ _svc_binary() { # INSTANCE: its binary (kurt-links-2 -> kurt-links)
   echo "$1"
 }
 
+# _svc_lines [--ha]: instance:binary:gRPC port:HTTP port of every instance of the shape.
+_svc_lines() {
+  local line
+  if [ "${1:-}" = --ha ]; then
+    ha_instances
+  else
+    for line in "${KURT_BINARIES[@]}"; do echo "${line%%:*}:$line"; done
+  fi
+}
+
+# _svc_launch LINE: starts one instance in the background (its pid file and log as above).
+_svc_launch() {
+  local instance bin grpc http args=()
+  IFS=: read -r instance bin grpc http <<<"$1"
+  if [ "$grpc" != - ]; then
+    args+=(--grpc_port="$grpc" --metrics_port="$http")
+  elif [ "$instance" != "$bin" ]; then # an edge of the --ha shape
+    args+=(--edge_port="$http" --upstream="$(ha_upstreams)")
+  fi
+  setsid "$KURT_BUILD_DIR/bin/$bin" "${args[@]}" \
+    >>"$KURT_STATE_DIR/log/$instance.log" 2>&1 </dev/null &
+  echo $! >"$KURT_STATE_DIR/run/$instance.pid"
+}
+
+# _svc_wait_ready LINE: waits until the instance answers /readyz; dies if it exits or takes 60 s.
+_svc_wait_ready() {
+  local instance bin grpc http deadline=$((SECONDS + 60))
+  IFS=: read -r instance bin grpc http <<<"$1"
+  until curl -sf -o /dev/null "http://127.0.0.1:$http/readyz"; do
+    _svc_pid "$instance" "$bin" >/dev/null ||
+      die "$instance exited; its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
+    [ $SECONDS -lt $deadline ] || die "$instance not ready within 60 s; see $KURT_STATE_DIR/log/$instance.log"
+    sleep 0.2
+  done
+  log "$instance: ready (http://127.0.0.1:$http/readyz)"
+}
+
 # services_start [--ha]: (re)starts every binary that the build produced (in the --ha shape, each
 # one's replicas), then waits for readiness. The environment (KURT_* twins of the flags) must be
-# exported by the caller.
+# exported by the caller; it is kept in $KURT_STATE_DIR/run/services.env (owner only) for
+# tools/service, which restarts one instance the same way.
 services_start() {
-  local line instance bin grpc http started=() lines=()
+  local line bin started=()
   mkdir -p "$KURT_STATE_DIR/run" "$KURT_STATE_DIR/log"
   services_stop
-  if [ "${1:-}" = --ha ]; then
-    mapfile -t lines < <(ha_instances)
-  else
-    for line in "${KURT_BINARIES[@]}"; do lines+=("${line%%:*}:$line"); done
-  fi
-  for line in "${lines[@]}"; do
-    IFS=: read -r instance bin grpc http <<<"$line"
+  (umask 077 && export -p | grep '^declare -x KURT_' >"$KURT_STATE_DIR/run/services.env")
+  echo "KURT_SHAPE=${1:-default}" >>"$KURT_STATE_DIR/run/services.env"
+  while IFS= read -r line; do
+    bin=$(cut -d: -f2 <<<"$line")
     [ -x "$KURT_BUILD_DIR/bin/$bin" ] || continue
-    local args=()
-    if [ "$grpc" != - ]; then
-      args+=(--grpc_port="$grpc" --metrics_port="$http")
-    elif [ "${1:-}" = --ha ]; then
-      args+=(--edge_port="$http" --upstream="$(ha_upstreams)")
-    fi
-    setsid "$KURT_BUILD_DIR/bin/$bin" "${args[@]}" \
-      >>"$KURT_STATE_DIR/log/$instance.log" 2>&1 </dev/null &
-    echo $! >"$KURT_STATE_DIR/run/$instance.pid"
-    started+=("$instance:$bin:$http")
-  done
-  for line in "${started[@]}"; do
-    IFS=: read -r instance bin http <<<"$line"
-    local deadline=$((SECONDS + 60))
-    until curl -sf -o /dev/null "http://127.0.0.1:$http/readyz"; do
-      _svc_pid "$instance" "$bin" >/dev/null ||
-        die "$instance exited; its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
-      [ $SECONDS -lt $deadline ] || die "$instance not ready within 60 s; see $KURT_STATE_DIR/log/$instance.log"
-      sleep 0.2
-    done
-    log "$instance: ready (http://127.0.0.1:$http/readyz)"
-  done
+    _svc_launch "$line"
+    started+=("$line")
+  done < <(_svc_lines "${1:-}")
+  for line in "${started[@]}"; do _svc_wait_ready "$line"; done
 }
 
 # The balancer in front of the edges in the --ha shape, standing in for the ingress: HAProxy,
@@ -145,6 +162,8 @@ defaults
   mode http
   option redispatch
   retries 2
+  # A request the edge never answered goes to the other edge; only GETs and HEADs after they
+  # were sent (a create might have been done).
   retry-on conn-failure empty-response response-timeout
   timeout connect 1s
   timeout client 75s
@@ -153,6 +172,7 @@ defaults
   timeout tunnel 1h
 frontend kurt-api
   bind 127.0.0.1:$KURT_HA_BALANCER_PORT
+  http-request disable-l7-retry if !METH_GET !METH_HEAD
   default_backend kurt-edges
 backend kurt-edges
   balance leastconn
