@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""The --ha shape (tools/run --ha) through its balancer, under load, while instances go away.
+
+1. Every instance of every binary restarted one at a time (SIGTERM, a graceful drain) under a
+   steady load of redirects and creates: no request fails.
+2. One edge and one kurt-links replica SIGKILLed under the same load: at most 0.1% of requests
+   fail, and every redirect answered 302 is counted by analytics exactly once.
+
+Each prints what it measured. Needs the --ha stack running (tools/test starts it) and the built
+binaries; starts Kurt's binaries in the --ha shape itself and leaves them running.
+Usage: ha_shape_test.py SOURCE_DIR
+"""
+import collections
+import http.client
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import threading
+import time
+import unittest
+
+ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
+STATE = pathlib.Path(os.environ.get("KURT_STATE_DIR", ROOT / ".kurt"))
+LINKS = 20
+THREADS = 4
+CREATE_EVERY = 10  # one request in ten is a create, the others are redirects
+
+
+def tool(*args, **kwargs):
+    return subprocess.run([str(ROOT / "tools" / args[0]), *args[1:]], check=True,
+                          text=True, **kwargs)
+
+
+def read_env(path):
+    env = {}
+    for line in path.read_text().splitlines():
+        if "=" in line and not line.startswith("#"):
+            k, v = line.split("=", 1)
+            env[k] = v
+    return env
+
+
+class Load:
+    """THREADS clients on keep-alive connections to the balancer until stop()."""
+
+    def __init__(self, port, key, codes):
+        self.port, self.key, self.codes = port, key, codes
+        self.redirects = collections.Counter()  # code -> 302s received
+        self.created = 0
+        self.failures = collections.Counter()  # "METHOD status/error" -> count
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.running = True
+        self.threads = [threading.Thread(target=self.run, args=(i,)) for i in range(THREADS)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.running = False
+        for t in self.threads:
+            t.join()
+
+    def run(self, n):
+        conn = None
+        i = n
+        while self.running:
+            i += THREADS
+            create = i % CREATE_EVERY == 0
+            code = self.codes[i % len(self.codes)]
+            if conn is None:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+            try:
+                if create:
+                    conn.request("POST", "/v1/links",
+                                  body=json.dumps({"targetUrl": f"https://example.com/ha/{i}"}),
+                                  headers={"Authorization": f"Bearer {self.key}",
+                                           "Content-Type": "application/json"})
+                else:
+                    conn.request("GET", f"/{code}", headers={"User-Agent": "kurt-ha-test"})
+                res = conn.getresponse()
+                res.read()
+                outcome = res.status
+                if res.getheader("Connection", "").lower() == "close":
+                    conn.close()
+                    conn = None
+            except (OSError, http.client.HTTPException) as e:
+                outcome = type(e).__name__
+                conn.close()
+                conn = None
+            with self.lock:
+                self.requests += 1
+                if create and outcome == 200:
+                    self.created += 1
+                elif not create and outcome == 302:
+                    self.redirects[code] += 1
+                else:
+                    self.failures[f"{'POST' if create else 'GET'} {outcome}"] += 1
+
+    def summary(self):
+        failed = sum(self.failures.values())
+        return (f"{self.requests} requests, {sum(self.redirects.values())} redirects, "
+                f"{self.created} creates, {failed} failed {dict(self.failures)}")
+
+
+class HaShapeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        env = dict(os.environ, KURT_SKIP_BUILD="1",
+                   # The load comes from one address and one account: throttling is not the
+                   # subject here.
+                   KURT_RATE_PER_ADDRESS="0", KURT_RATE_PER_ACCOUNT="0")
+        tool("run", "--ha", "--detach", env=env, stdout=subprocess.DEVNULL)
+        cls.env = read_env(STATE / "env")
+        url = cls.env["KURT_EDGE_URL"]
+        cls.port = int(url.rsplit(":", 1)[1])
+        conn = http.client.HTTPConnection("127.0.0.1", cls.port, timeout=10)
+        conn.request("POST", "/v1/accounts", body=json.dumps({"name": "ha-shape"}),
+                     headers={"Authorization": f"Bearer {cls.env['KURT_ADMIN_TOKEN']}",
+                              "Content-Type": "application/json"})
+        res = conn.getresponse()
+        body = res.read()
+        assert res.status == 200, body
+        cls.key = json.loads(body)["secretKey"]
+
+    def new_links(self):
+        codes = []
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        for i in range(LINKS):
+            conn.request("POST", "/v1/links",
+                         body=json.dumps({"targetUrl": f"https://example.com/ha-target/{i}"}),
+                         headers={"Authorization": f"Bearer {self.key}",
+                                  "Content-Type": "application/json"})
+            res = conn.getresponse()
+            body = res.read()
+            self.assertEqual(res.status, 200, body)
+            codes.append(json.loads(body)["code"])
+        return codes
+
+    def instances(self):
+        out = tool("service", "list", stdout=subprocess.PIPE).stdout
+        return [line.split(":", 1)[0] for line in out.splitlines()]
+
+    def counted(self, codes):
+        sql = ("SELECT code, count(*) FROM clicks WHERE code IN (" +
+               ",".join(f"'{c}'" for c in codes) + ") GROUP BY code")
+        out = subprocess.run(["psql", "-X", "-A", "-t", "-F", " ", "-d",
+                              self.env["KURT_PG_PRIMARY_URL"], "-c", sql],
+                             check=True, text=True, stdout=subprocess.PIPE).stdout
+        return collections.Counter({c: int(n) for c, n in
+                                    (line.split() for line in out.splitlines() if line)})
+
+    def test_1_rolling_restart_fails_no_request(self):
+        codes = self.new_links()
+        started = time.monotonic()
+        with Load(self.port, self.key, codes) as load:
+            time.sleep(2)
+            for instance in self.instances():
+                tool("service", "restart", instance, stderr=subprocess.DEVNULL)
+                time.sleep(1)
+            time.sleep(2)
+        print(f"rolling restart of {len(self.instances())} instances in "
+              f"{time.monotonic() - started:.0f} s: {load.summary()}", flush=True)
+        self.assertGreater(sum(load.redirects.values()), 1000, load.summary())
+        self.assertEqual(sum(load.failures.values()), 0, load.summary())
+
+    def test_2_killed_edge_and_links_replica_lose_no_counted_redirect(self):
+        codes = self.new_links()
+        with Load(self.port, self.key, codes) as load:
+            time.sleep(3)
+            tool("service", "kill", "kurt-edge-1", stderr=subprocess.DEVNULL)
+            tool("service", "kill", "kurt-links-1", stderr=subprocess.DEVNULL)
+            time.sleep(5)
+            tool("service", "start", "kurt-links-1", stderr=subprocess.DEVNULL)
+            tool("service", "start", "kurt-edge-1", stderr=subprocess.DEVNULL)
+            time.sleep(3)
+        failed = sum(load.failures.values())
+        print(f"SIGKILL of kurt-edge-1 and kurt-links-1: {load.summary()} "
+              f"({100.0 * failed / load.requests:.3f}% failed)", flush=True)
+        self.assertLessEqual(failed, load.requests / 1000, load.summary())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            counted = self.counted(codes)
+            if counted == load.redirects:
+                break
+            time.sleep(1)
+        missing = load.redirects - counted
+        extra = counted - load.redirects
+        print(f"302s: {sum(load.redirects.values())}, clicks counted: "
+              f"{sum(counted.values())} (missing {sum(missing.values())}, "
+              f"extra {sum(extra.values())})", flush=True)
+        self.assertEqual(counted, load.redirects)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=sys.argv[:1], verbosity=2)
