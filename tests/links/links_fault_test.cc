@@ -45,15 +45,15 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
   const int grpc_port = analytics::testing::FreePort();
   const int metrics_port = analytics::testing::FreePort();
   const std::string log = absl::StrCat(::testing::TempDir(), "/", topic, "-links.log");
-  ChildProcess links(KURT_LINKS_BINARY,
-                     {absl::StrCat("--pg_primary_url=", db.primary_url()),
-                      absl::StrCat("--pg_replica_url=", db.replica_url()),
-                      absl::StrCat("--redis_url=", kurt::testing::RedisUrl()),
-                      absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
-                      absl::StrCat("--clicks_topic=", topic),
-                      absl::StrCat("--grpc_port=", grpc_port),
-                      absl::StrCat("--metrics_port=", metrics_port), "--log_level=warn"},
-                     log);
+  ChildProcess links(
+      KURT_LINKS_BINARY,
+      {absl::StrCat("--pg_primary_url=", db.primary_url()),
+       absl::StrCat("--pg_replica_url=", db.replica_url()),
+       absl::StrCat("--redis_url=", kurt::testing::RedisUrl()),
+       absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
+       absl::StrCat("--clicks_topic=", topic), absl::StrCat("--grpc_port=", grpc_port),
+       absl::StrCat("--metrics_port=", metrics_port), "--log_level=warn"},
+      log);
   links.Start();
   const absl::Time ready_by = absl::Now() + absl::Seconds(30);
   while (analytics::testing::HttpGet(metrics_port, "/readyz").empty() && absl::Now() < ready_by) {
@@ -120,8 +120,8 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
   for (std::thread& t : callers) {
     t.join();
   }
-  ASSERT_GE(ok_at_kill, kRedirects / 3) << "redirects did not flow before the SIGKILL (log: "
-                                        << log << ")";
+  ASSERT_GE(ok_at_kill, kRedirects / 3)
+      << "redirects did not flow before the SIGKILL (log: " << log << ")";
   const int answered_ok = ok.load();
 
   // Analytics catches up: its counters reach every answered redirect, then stay put a while.
