@@ -18,13 +18,16 @@
 #include "platform/pg/pg.h"
 #include "services/analytics/analytics_module.h"
 #include "tests/analytics/test_clicks.h"
+#include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
+#include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 
 namespace kurt::links {
 namespace {
 
 namespace v1 = kurt::links::v1;
-using analytics::testing::ChildProcess;
+using kurt::testing::ChildProcess;
 
 constexpr int kRedirects = 20000;
 constexpr int kCallers = 32;
@@ -42,8 +45,8 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
       cluster.primary(), "links-fault", kurt::testing::RandomName("lf"), kRedirects);
   db.WaitForReplica();
 
-  const int grpc_port = analytics::testing::FreePort();
-  const int metrics_port = analytics::testing::FreePort();
+  const int grpc_port = kurt::testing::FreePort();
+  const int metrics_port = kurt::testing::FreePort();
   const std::string log = absl::StrCat(::testing::TempDir(), "/", topic, "-links.log");
   ChildProcess links(
       KURT_LINKS_BINARY,
@@ -54,13 +57,9 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
        absl::StrCat("--clicks_topic=", topic), absl::StrCat("--grpc_port=", grpc_port),
        absl::StrCat("--metrics_port=", metrics_port), "--log_level=warn"},
       log);
-  links.Start();
-  const absl::Time ready_by = absl::Now() + absl::Seconds(30);
-  while (analytics::testing::HttpGet(metrics_port, "/readyz").empty() && absl::Now() < ready_by) {
-    absl::SleepFor(absl::Milliseconds(100));
-  }
-  ASSERT_FALSE(analytics::testing::HttpGet(metrics_port, "/readyz").empty())
-      << "kurt-links did not become ready (log: " << log << ")";
+  ASSERT_TRUE(links.Start().ok()) << KURT_LINKS_BINARY;
+  ASSERT_TRUE(kurt::testing::WaitReady(metrics_port, absl::Seconds(30)))
+      << "kurt-links did not become ready: " << links.LogTail();
 
   // The real analytics consumer, in this process.
   metrics::Registry registry;
