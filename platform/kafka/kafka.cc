@@ -469,17 +469,28 @@ std::vector<std::pair<TopicPartition, int64_t>> KafkaConsumer::Lag() {
     return out;
   }
   consumer_->position(parts);
+  // Asks the brokers (the cached watermark stops moving while fetching is paused because the
+  // local queue is full, which is exactly when the lag matters): the offset of the latest
+  // timestamp is the end of the partition. offsetsForTimes, one request per leader, keeps to its
+  // timeout; librdkafka's query_watermark_offsets does not when a partition's leader has just
+  // died (it waited minutes and held up the consumer's shutdown in the --ha broker fault test).
+  std::vector<RdKafka::TopicPartition*> ends;
+  ends.reserve(parts.size());
   for (auto* p : parts) {
-    int64_t low = 0, high = 0;
-    // Asks the broker: the cached watermark stops moving while fetching is paused because the
-    // local queue is full, which is exactly when the lag matters.
-    if (consumer_->query_watermark_offsets(p->topic(), p->partition(), &low, &high, 2000) ==
-            RdKafka::ERR_NO_ERROR &&
-        p->offset() >= 0) {
-      out.push_back(
-          {{p->topic(), p->partition(), p->offset()}, std::max<int64_t>(0, high - p->offset())});
+    ends.push_back(
+        RdKafka::TopicPartition::create(p->topic(), p->partition(), RdKafka::Topic::OFFSET_END));
+  }
+  if (!ends.empty() && consumer_->offsetsForTimes(ends, 2000) == RdKafka::ERR_NO_ERROR) {
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const int64_t position = parts[i]->offset();
+      const int64_t end = ends[i]->offset();
+      if (ends[i]->err() == RdKafka::ERR_NO_ERROR && position >= 0 && end >= 0) {
+        out.push_back({{parts[i]->topic(), parts[i]->partition(), position},
+                       std::max<int64_t>(0, end - position)});
+      }
     }
   }
+  RdKafka::TopicPartition::destroy(ends);
   RdKafka::TopicPartition::destroy(parts);
   return out;
 }

@@ -59,15 +59,15 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   return s;
 }
 
-void KafkaClickSink::Publish(const Click& click) {
-  Produce(click, [failed = failed_](const absl::Status& delivered) {
-    if (!delivered.ok()) {
-      failed->Increment();
-    }
-  }).IgnoreError();
+absl::Status KafkaClickSink::Publish(const Click& click, absl::Time deadline) {
+  return PublishAndWait(absl::MakeConstSpan(&click, 1), deadline);
 }
 
 absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::Time deadline) {
+  return PublishAndWait(clicks, deadline);
+}
+
+absl::Status KafkaClickSink::PublishAndWait(absl::Span<const Click> clicks, absl::Time deadline) {
   // Shared with the delivery callbacks, which may run after this returns (a timeout).
   struct Wait {
     std::mutex mu;

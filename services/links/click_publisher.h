@@ -1,8 +1,10 @@
-// Publishes a click event per resolve to the clicks topic (mesh::kClicksTopic; key: the code)
-// without blocking or failing the resolve: a click that cannot be queued is counted and logged,
-// never waited for. The clicks of the edge's cached redirects are published and waited for
-// (PublishAll): the edge forgets them once this service has answered, so they must be in Kafka
-// by then.
+// Publishes click events to the clicks topic (mesh::kClicksTopic; key: the code) and waits until
+// Kafka has them (acks=all: every in-sync replica, at least min.insync.replicas of them). A
+// resolve's click (Publish) must be durable before its redirect goes out, since a process killed
+// after answering would otherwise lose the clicks still in its producer's queue; the clicks of
+// the edge's cached redirects (PublishAll) likewise, since the edge forgets them once this
+// service has answered. Concurrent waiters share the producer's batches (linger.ms): the wait
+// costs a redirect about one produce round trip, not one per click.
 //
 // A sink lives as long as the service; Publish and PublishAll are called from any thread.
 #pragma once
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "platform/core/metrics.h"
 #include "platform/kafka/kafka.h"
 
@@ -28,11 +31,12 @@ struct Click {
 class ClickSink {
  public:
   virtual ~ClickSink() = default;
-  // Queues the click; never blocks.
-  virtual void Publish(const Click& click) = 0;
-  // Publishes every click and returns once Kafka has all of them (acks=all): OK only then.
-  // UNAVAILABLE when one could not be queued, failed, or was not delivered by `deadline`; the
-  // caller may send them all again (those already delivered then count twice).
+  // Publishes the click and returns once Kafka has it: OK only then. UNAVAILABLE when it could not
+  // be queued, failed, or was not delivered by `deadline` (it may still arrive later: librdkafka
+  // keeps retrying it).
+  virtual absl::Status Publish(const Click& click, absl::Time deadline) = 0;
+  // Publishes every click and returns once Kafka has all of them: OK only then. UNAVAILABLE as
+  // above; the caller may send them all again (those already delivered then count twice).
   virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) = 0;
 };
 
@@ -42,7 +46,7 @@ class KafkaClickSink : public ClickSink {
   // every address; replicas must share it so one client hashes alike everywhere.
   KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
                  metrics::Registry* registry);
-  void Publish(const Click& click) override;
+  absl::Status Publish(const Click& click, absl::Time deadline) override;
   absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override;
 
   // Hex SHA-256 of salt + address.
@@ -50,6 +54,7 @@ class KafkaClickSink : public ClickSink {
 
  private:
   absl::Status Produce(const Click& click, kafka::DeliveryCallback on_delivery);
+  absl::Status PublishAndWait(absl::Span<const Click> clicks, absl::Time deadline);
 
   kafka::KafkaProducer* producer_;
   const std::string topic_;

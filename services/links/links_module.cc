@@ -34,6 +34,10 @@ absl::Status Validate(const LinksConfig& config, const LinksDeps& deps) {
   if (config.clicks_topic.empty()) {
     return absl::InvalidArgumentError("clicks_topic: required");
   }
+  if (config.click_ack_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "click_ack_timeout: must be positive (a redirect waits that long at most for its click)");
+  }
   for (const auto& [name, value] : {std::pair{"cache_ttl", config.cache_ttl},
                                     std::pair{"cache_miss_ttl", config.cache_miss_ttl},
                                     std::pair{"max_replica_lag", config.max_replica_lag},
@@ -62,7 +66,9 @@ LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps)
       cache_(deps.redis, CacheOptions(config)),
       resolver_(&store_, &cache_, deps.registry, RecentWindow(config)),
       clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry),
-      rpcs_(LinksRpcsOptions{config.short_url_base}, &store_, &resolver_, &clicks_),
+      rpcs_(LinksRpcsOptions{.short_url_base = config.short_url_base,
+                             .click_ack_timeout = config.click_ack_timeout},
+            &store_, &resolver_, &clicks_),
       service_(&rpcs_) {}
 
 void LinksModule::AddTo(platform::GrpcServer* server) {

@@ -41,6 +41,8 @@ struct LinksConfig {
   // The replica lag bound of the database cluster: a code this process changed is read from the
   // primary for this long plus 5 s, since a replica's copy may predate the change.
   absl::Duration max_replica_lag = absl::Seconds(2);
+  // How long a redirect waits at most for Kafka to have its click (LinksRpcsOptions).
+  absl::Duration click_ack_timeout = LinksRpcsOptions().click_ack_timeout;
   // How long a shutdown waits for queued click events to reach Kafka.
   absl::Duration click_flush_timeout = absl::Seconds(10);
 };

@@ -213,12 +213,22 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
     }
     return target.status();
   }
+  // The redirect goes out only once its click is durable (see the header).
+  const absl::Time deadline =
+      std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
+  if (absl::Status s = clicks_->Publish(
+          Click{request.code(), now, caller.Metadata(mesh::kRefererMetadata),
+                caller.Metadata(mesh::kUserAgentMetadata), caller.Metadata(mesh::kClientIpMetadata),
+                caller.Metadata(platform::kTraceparentMetadata)},
+          deadline);
+      !s.ok()) {
+    KURT_LOG(kWarn, "redirect refused: its click is not in Kafka", {"code", request.code()},
+             {"error", s.ToString()});
+    return absl::UnavailableError(
+        absl::StrCat("the click of this redirect could not be recorded: ", s.message()));
+  }
   v1::ResolveResponse response;
   response.set_target_url(*std::move(target));
-  clicks_->Publish(Click{request.code(), now, caller.Metadata(mesh::kRefererMetadata),
-                         caller.Metadata(mesh::kUserAgentMetadata),
-                         caller.Metadata(mesh::kClientIpMetadata),
-                         caller.Metadata(platform::kTraceparentMetadata)});
   return response;
 }
 

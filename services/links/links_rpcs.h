@@ -28,9 +28,16 @@ inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
 // How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
 inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
 
+// Resolve answers this long before the caller's deadline when its click is not yet in Kafka, so
+// that the caller hears UNAVAILABLE rather than nothing.
+inline constexpr absl::Duration kResolveAnswerMargin = absl::Milliseconds(250);
+
 struct LinksRpcsOptions {
   // Prefix of short URLs: short_url = base + code.
   std::string short_url_base = "http://127.0.0.1:8080/";
+  // How long Resolve waits at most for Kafka to have its click (less when the caller's deadline
+  // is nearer). Long enough to ride out a broker's failover (its session timeout and an election).
+  absl::Duration click_ack_timeout = absl::Seconds(10);
 };
 
 class LinksRpcs {
@@ -50,8 +57,11 @@ class LinksRpcs {
                                       const v1::UpdateLinkRequest& request);
   absl::Status DeleteLink(const platform::Caller& caller, const v1::DeleteLinkRequest& request);
 
-  // Open to any caller: the redirect. Publishes a click (without waiting for Kafka) carrying the
-  // caller's x-kurt-referer, x-kurt-user-agent, x-kurt-client-ip and traceparent.
+  // Open to any caller: the redirect. Publishes a click carrying the caller's x-kurt-referer,
+  // x-kurt-user-agent, x-kurt-client-ip and traceparent, and answers only once Kafka has it, so
+  // that every redirect that went out is counted even if this process dies right after:
+  // UNAVAILABLE (and no target) when the click is not in Kafka by min(click_ack_timeout, the
+  // caller's deadline - kResolveAnswerMargin).
   absl::StatusOr<v1::ResolveResponse> Resolve(const platform::Caller& caller,
                                               const v1::ResolveRequest& request);
   // Open to any caller (the edge). Publishes a click per redirect the edge answered from its

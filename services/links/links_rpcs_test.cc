@@ -148,12 +148,17 @@ class FakeLinksStore : public LinksStore {
   std::map<std::string, Row> rows_;
 };
 
-// Records every click it is given; PublishAll answers `publish_all_status`.
+// Records every click it is given; Publish answers `publish_status`, PublishAll
+// `publish_all_status`.
 class RecordingClickSink : public ClickSink {
  public:
-  void Publish(const Click& click) override {
+  absl::Status Publish(const Click& click, absl::Time deadline) override {
     std::lock_guard<std::mutex> lock(mu);
-    published.push_back(click);
+    last_deadline = deadline;
+    if (publish_status.ok()) {
+      published.push_back(click);
+    }
+    return publish_status;
   }
   absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override {
     std::lock_guard<std::mutex> lock(mu);
@@ -170,6 +175,7 @@ class RecordingClickSink : public ClickSink {
   int publish_all_calls = 0;
   absl::Time last_deadline;
   absl::Status publish_all_status;
+  absl::Status publish_status;
 };
 
 bool SameLink(const LinkRecord& a, const LinkRecord& b) {
@@ -518,10 +524,35 @@ TEST_F(LinksRpcsTest, ResolvePublishesOneClickCarryingTheRedirectsMetadata) {
   EXPECT_EQ(click.user_agent, "TestAgent/1.0");
   EXPECT_EQ(click.client_ip, "203.0.113.7");
   EXPECT_EQ(click.traceparent, "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
-  EXPECT_EQ(clicks_.publish_all_calls, 0) << "the redirect does not wait for Kafka";
+  EXPECT_EQ(clicks_.publish_all_calls, 0);
+  EXPECT_LE(clicks_.last_deadline, after + LinksRpcsOptions().click_ack_timeout)
+      << "without a caller's deadline, the wait for Kafka is bounded by click_ack_timeout";
 
   EXPECT_EQ(Resolve("unknown-code").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(clicks_.published.size(), 1u) << "an unknown code is no click";
+}
+
+// A redirect whose click Kafka does not have is refused: the visitor may try again, and no 302
+// goes out that analytics might never count.
+TEST_F(LinksRpcsTest, ResolveIsUnavailableWithoutATargetWhenItsClickIsNotRecorded) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/unrecorded", "unrecorded").ok());
+  clicks_.publish_status = absl::UnavailableError("1 of 1 clicks not yet in Kafka");
+  const absl::Time caller_deadline = absl::Now() + absl::Seconds(2);
+  absl::StatusOr<v1::ResolveResponse> resolved =
+      Resolve("unrecorded", Caller("", {}, caller_deadline));
+  ASSERT_EQ(resolved.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(resolved.status().message().find("could not be recorded"), std::string::npos)
+      << resolved.status();
+  EXPECT_NE(resolved.status().message().find("not yet in Kafka"), std::string::npos)
+      << resolved.status();
+  EXPECT_EQ(clicks_.last_deadline, caller_deadline - kResolveAnswerMargin)
+      << "it answers before the caller gives up";
+
+  clicks_.publish_status = absl::OkStatus();
+  resolved = Resolve("unrecorded");
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "https://example.com/unrecorded");
+  EXPECT_EQ(clicks_.published.size(), 1u);
 }
 
 TEST_F(LinksRpcsTest, ResolveOfAMalformedCodeIsNotFoundWithoutTouchingTheStoreOrCache) {

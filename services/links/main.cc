@@ -24,6 +24,9 @@ ABSL_FLAG(absl::Duration, cache_miss_ttl, kurt::links::LinksConfig().cache_miss_
           "How long Redis keeps a confirmed unknown code");
 ABSL_FLAG(absl::Duration, max_replica_lag, kurt::links::LinksConfig().max_replica_lag,
           "A replica further behind is not read");
+ABSL_FLAG(absl::Duration, click_ack_timeout, kurt::links::LinksConfig().click_ack_timeout,
+          "How long a redirect waits at most for Kafka to have its click before it is refused "
+          "(UNAVAILABLE)");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
 
 namespace {
@@ -36,6 +39,7 @@ kurt::links::LinksConfig ConfigFromFlags() {
   config.cache_ttl = absl::GetFlag(FLAGS_cache_ttl);
   config.cache_miss_ttl = absl::GetFlag(FLAGS_cache_miss_ttl);
   config.max_replica_lag = absl::GetFlag(FLAGS_max_replica_lag);
+  config.click_ack_timeout = absl::GetFlag(FLAGS_click_ack_timeout);
   return config;
 }
 

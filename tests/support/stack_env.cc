@@ -191,7 +191,9 @@ void CreateTopic(const std::string& name, int partitions) {
   if (!rk) {
     throw std::runtime_error(err);
   }
-  rd_kafka_NewTopic_t* topic = rd_kafka_NewTopic_new(name.c_str(), partitions, 1, err, sizeof(err));
+  // Replication factor -1: the broker's default (1 on the default stack, 3 on the --ha stack).
+  rd_kafka_NewTopic_t* topic =
+      rd_kafka_NewTopic_new(name.c_str(), partitions, -1, err, sizeof(err));
   rd_kafka_queue_t* queue = rd_kafka_queue_new(rk);
   rd_kafka_CreateTopics(rk, &topic, 1, nullptr, queue);
   rd_kafka_event_t* ev = rd_kafka_queue_poll(queue, 30000);

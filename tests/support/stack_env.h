@@ -61,7 +61,8 @@ absl::Status PauseReplicaReplay(bool paused);
 
 namespace kurt::testing {
 
-// Creates a topic on the local broker (auto-creation is off there) and waits until it is usable.
+// Creates a topic on the local brokers (auto-creation is off there), replicated as their
+// default.replication.factor says, and waits until it is usable.
 void CreateTopic(const std::string& name, int partitions);
 
 // The group's committed offsets on a topic, per partition (-1001 where none).

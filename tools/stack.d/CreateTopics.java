@@ -2,10 +2,13 @@
 // one TopicCommand JVM per topic: each start costs seconds on a small box). Run by tools/stack
 // with Java's source-file launcher on the stack's classpath:
 //   java -cp "$KURT_STATE_DIR/kafka/libs/*" CreateTopics.java BOOTSTRAP PARTITIONS TOPIC...
-// Like TopicCommand --create --if-not-exists: an existing topic is left as it is.
+// Like TopicCommand --create --if-not-exists: an existing topic is left as it is. A new one gets
+// the broker's default.replication.factor (and its min.insync.replicas): 1 on the default stack, 3
+// (and 2) on the --ha stack.
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.Properties;
 import java.util.concurrent.ExecutionException;
 import org.apache.kafka.clients.admin.Admin;
@@ -25,7 +28,7 @@ public class CreateTopics {
     props.put(AdminClientConfig.DEFAULT_API_TIMEOUT_MS_CONFIG, "60000");
     int partitions = Integer.parseInt(args[1]);
     List<NewTopic> topics = new ArrayList<>();
-    for (int i = 2; i < args.length; i++) topics.add(new NewTopic(args[i], partitions, (short) 1));
+    for (int i = 2; i < args.length; i++) topics.add(new NewTopic(args[i], Optional.of(partitions), Optional.empty()));
     int failed = 0;
     try (Admin admin = Admin.create(props)) {
       for (Map.Entry<String, KafkaFuture<Void>> e : admin.createTopics(topics).values().entrySet()) {
