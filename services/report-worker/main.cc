@@ -8,13 +8,14 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
+#include "platform/s3/s3.h"
 #include "services/common/mesh.h"
 #include "services/report-worker/worker_module.h"
 #include "services/reports/artifact_storage.h"
 
 ABSL_FLAG(std::string, artifact_dir, "",
           "Directory of report artifacts, shared with the reports service (default: "
-          "$KURT_STATE_DIR/reports, else .kurt/reports)");
+          "$KURT_STATE_DIR/reports, else .kurt/reports); unused with --s3_bucket");
 ABSL_FLAG(bool, artifact_fsync, true, "fsync artifacts before reporting them done");
 ABSL_FLAG(std::string, requested_topic, kurt::mesh::kReportsRequestedTopic,
           "Kafka topic of report requests (consumed)");
@@ -51,6 +52,16 @@ int main(int argc, char** argv) {
 
   kurt::report_worker::WorkerConfig config;
   config.artifact_dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
+  if (kurt::s3::Options::Configured()) {
+    auto s3 = kurt::s3::Options::FromFlags();
+    if (!s3.ok()) {
+      KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+      return 2;
+    }
+    config.artifact_s3 = *std::move(s3);
+    KURT_LOG(kInfo, "report artifacts in S3", {"url", config.artifact_s3->url},
+             {"bucket", config.artifact_s3->bucket}, {"region", config.artifact_s3->region});
+  }
   config.artifact_fsync = absl::GetFlag(FLAGS_artifact_fsync);
   config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);

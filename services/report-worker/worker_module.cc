@@ -20,11 +20,12 @@ std::string DefaultWorkerId() {
   return absl::StrCat(host[0] != '\0' ? host : "worker", "-", getpid());
 }
 
-reports::DirectoryStorageOptions StorageOptions(const WorkerConfig& config) {
-  reports::DirectoryStorageOptions options;
-  options.dir = config.artifact_dir;
-  options.fsync = config.artifact_fsync;
-  return options;
+reports::ArtifactStoreConfig StorageConfig(const WorkerConfig& config) {
+  reports::ArtifactStoreConfig storage;
+  storage.dir = config.artifact_dir;
+  storage.fsync = config.artifact_fsync;
+  storage.s3 = config.artifact_s3;
+  return storage;
 }
 
 PgJobStoreOptions StoreOptions(const WorkerConfig& config) {
@@ -65,10 +66,11 @@ WorkerOptions WorkerOptionsOf(const WorkerConfig& config) {
 
 absl::StatusOr<std::unique_ptr<WorkerModule>> WorkerModule::Create(const WorkerConfig& config,
                                                                    WorkerDeps deps) {
-  std::unique_ptr<WorkerModule> module(new WorkerModule(config, deps));
-  if (absl::Status s = module->storage_.Init(); !s.ok()) {
-    return s;
+  auto storage = reports::OpenArtifactStorage(StorageConfig(config));
+  if (!storage.ok()) {
+    return storage.status();
   }
+  std::unique_ptr<WorkerModule> module(new WorkerModule(config, deps, *std::move(storage)));
   kafka::ConsumerOptions options;
   options.brokers = config.kafka_brokers;
   options.group_id = config.consumer_group;
@@ -88,11 +90,12 @@ absl::StatusOr<std::unique_ptr<WorkerModule>> WorkerModule::Create(const WorkerC
   return module;
 }
 
-WorkerModule::WorkerModule(const WorkerConfig& config, WorkerDeps deps)
-    : storage_(StorageOptions(config)),
+WorkerModule::WorkerModule(const WorkerConfig& config, WorkerDeps deps,
+                           std::unique_ptr<reports::ArtifactStorage> storage)
+    : storage_(std::move(storage)),
       store_(StoreOptions(config), &deps.cluster->primary()),
       source_(SourceOptions(config), deps.cluster),
-      runner_(RunnerOptionsOf(config), &store_, &source_, &storage_, deps.registry),
+      runner_(RunnerOptionsOf(config), &store_, &source_, storage_.get(), deps.registry),
       worker_(WorkerOptionsOf(config), &store_, &runner_, deps.registry) {
   if (config.outbox_relay) {
     publisher_ = std::make_unique<outbox::KafkaPublisher>(deps.producer);

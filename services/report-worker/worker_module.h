@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -24,15 +25,18 @@
 #include "services/report-worker/report_source.h"
 #include "services/report-worker/worker.h"
 #include "services/reports/artifact_storage.h"
+#include "services/reports/s3_artifact_storage.h"
 
 namespace kurt::report_worker {
 
 // What kurt-report-worker's flags say.
 struct WorkerConfig {
-  // Directory of report artifacts, shared with the reports service.
+  // Directory of report artifacts, shared with the reports service (unless artifact_s3 is set).
   std::string artifact_dir;
   // fsync artifacts before reporting them done.
   bool artifact_fsync = true;
+  // The S3 bucket of report artifacts, instead of the directory.
+  std::optional<s3::Options> artifact_s3;
   std::string kafka_brokers;
   std::string requested_topic = mesh::kReportsRequestedTopic;
   std::string completed_topic = mesh::kReportsCompletedTopic;
@@ -70,7 +74,7 @@ struct WorkerDeps {
 
 class WorkerModule {
  public:
-  // Fails when the artifact directory cannot be used or the consumer cannot be made.
+  // Fails when the artifact storage cannot be used or the consumer cannot be made.
   static absl::StatusOr<std::unique_ptr<WorkerModule>> Create(const WorkerConfig& config,
                                                               WorkerDeps deps);
   ~WorkerModule();
@@ -91,9 +95,10 @@ class WorkerModule {
   const std::string& worker_id() const { return store_.options().worker_id; }
 
  private:
-  WorkerModule(const WorkerConfig& config, WorkerDeps deps);
+  WorkerModule(const WorkerConfig& config, WorkerDeps deps,
+               std::unique_ptr<reports::ArtifactStorage> storage);
 
-  reports::DirectoryStorage storage_;
+  std::unique_ptr<reports::ArtifactStorage> storage_;
   PgJobStore store_;
   PgReportSource source_;
   ReportRunner runner_;

@@ -201,15 +201,23 @@ DirectoryStorage::DirectoryStorage(DirectoryStorageOptions options)
     : options_(std::move(options)) {}
 
 absl::Status DirectoryStorage::Init() {
+  // Named absolutely: a relative default under a read-only root (a container's) is the usual cause.
   std::error_code ec;
+  std::string shown = std::filesystem::absolute(options_.dir, ec).string();
+  if (ec) {
+    shown = options_.dir;
+  }
+  constexpr absl::string_view kFix =
+      " (set --artifact_dir, or KURT_ARTIFACT_DIR, to a writable directory shared by kurt-reports "
+      "and kurt-report-worker, or keep artifacts in S3 with --s3_bucket)";
   std::filesystem::create_directories(options_.dir, ec);
   if (ec) {
     return absl::FailedPreconditionError(
-        absl::StrCat("artifact directory ", options_.dir, ": ", ec.message()));
+        absl::StrCat("artifact directory ", shown, " cannot be created: ", ec.message(), kFix));
   }
   if (::access(options_.dir.c_str(), W_OK | X_OK) != 0) {
     return absl::FailedPreconditionError(
-        absl::StrCat("artifact directory ", options_.dir, " is not writable"));
+        absl::StrCat("artifact directory ", shown, " is not writable: ", std::strerror(errno), kFix));
   }
   return absl::OkStatus();
 }

@@ -7,12 +7,13 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
+#include "platform/s3/s3.h"
 #include "services/common/mesh.h"
 #include "services/reports/reports_module.h"
 
 ABSL_FLAG(std::string, artifact_dir, "",
           "Directory of report artifacts, shared with the report workers (default: "
-          "$KURT_STATE_DIR/reports, else .kurt/reports)");
+          "$KURT_STATE_DIR/reports, else .kurt/reports); unused with --s3_bucket");
 ABSL_FLAG(std::string, requested_topic, kurt::mesh::kReportsRequestedTopic,
           "Kafka topic of report requests");
 ABSL_FLAG(bool, outbox_relay, true, "Run an outbox relay in this process");
@@ -28,6 +29,16 @@ int main(int argc, char** argv) {
 
   kurt::reports::ReportsConfig config;
   config.artifact_dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
+  if (kurt::s3::Options::Configured()) {
+    auto s3 = kurt::s3::Options::FromFlags();
+    if (!s3.ok()) {
+      KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+      return 2;
+    }
+    config.artifact_s3 = *std::move(s3);
+    KURT_LOG(kInfo, "report artifacts in S3", {"url", config.artifact_s3->url},
+             {"bucket", config.artifact_s3->bucket}, {"region", config.artifact_s3->region});
+  }
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));
@@ -48,7 +59,7 @@ int main(int argc, char** argv) {
   auto module = kurt::reports::ReportsModule::Create(
       config, {.cluster = &cluster, .producer = producer->get(), .registry = &registry});
   if (!module.ok()) {
-    KURT_LOG(kError, "bad --artifact_dir", {"error", module.status().ToString()});
+    KURT_LOG(kError, "report artifacts cannot be stored", {"error", module.status().ToString()});
     return 2;
   }
 

@@ -5,10 +5,11 @@
 namespace kurt::reports {
 namespace {
 
-DirectoryStorageOptions StorageOptions(const ReportsConfig& config) {
-  DirectoryStorageOptions options;
-  options.dir = config.artifact_dir;
-  return options;
+ArtifactStoreConfig StorageConfig(const ReportsConfig& config) {
+  ArtifactStoreConfig storage;
+  storage.dir = config.artifact_dir;
+  storage.s3 = config.artifact_s3;
+  return storage;
 }
 
 PgReportsStoreOptions StoreOptions(const ReportsConfig& config) {
@@ -48,19 +49,20 @@ ReportsRpcsOptions RpcsOptions(const ReportsConfig& config) {
 
 absl::StatusOr<std::unique_ptr<ReportsModule>> ReportsModule::Create(const ReportsConfig& config,
                                                                      ReportsDeps deps) {
-  std::unique_ptr<ReportsModule> module(new ReportsModule(config, deps));
-  if (absl::Status s = module->storage_.Init(); !s.ok()) {
-    return s;
+  auto storage = OpenArtifactStorage(StorageConfig(config));
+  if (!storage.ok()) {
+    return storage.status();
   }
-  return module;
+  return std::unique_ptr<ReportsModule>(new ReportsModule(config, deps, *std::move(storage)));
 }
 
-ReportsModule::ReportsModule(const ReportsConfig& config, ReportsDeps deps)
-    : storage_(StorageOptions(config)),
+ReportsModule::ReportsModule(const ReportsConfig& config, ReportsDeps deps,
+                             std::unique_ptr<ArtifactStorage> storage)
+    : storage_(std::move(storage)),
       store_(StoreOptions(config), deps.cluster),
       publisher_(PublisherFor(config, deps)),
       relay_(RelayFor(config, deps, publisher_.get())),
-      rpcs_(RpcsOptions(config), &store_, &storage_, relay_.get(), deps.registry),
+      rpcs_(RpcsOptions(config), &store_, storage_.get(), relay_.get(), deps.registry),
       service_(&rpcs_) {}
 
 ReportsModule::~ReportsModule() { Stop(); }

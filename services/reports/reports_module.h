@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -20,13 +21,16 @@
 #include "services/reports/reports_rpcs.h"
 #include "services/reports/reports_service.h"
 #include "services/reports/reports_store.h"
+#include "services/reports/s3_artifact_storage.h"
 
 namespace kurt::reports {
 
 // What kurt-reports' flags say.
 struct ReportsConfig {
-  // Directory of report artifacts, shared with the report workers.
+  // Directory of report artifacts, shared with the report workers (unless artifact_s3 is set).
   std::string artifact_dir;
+  // The S3 bucket of report artifacts, instead of the directory.
+  std::optional<s3::Options> artifact_s3;
   std::string requested_topic = mesh::kReportsRequestedTopic;
   // How long a new job waits for its Kafka message before workers claim it by scanning.
   absl::Duration pending_grace = absl::Seconds(60);
@@ -49,7 +53,7 @@ struct ReportsDeps {
 
 class ReportsModule {
  public:
-  // Fails when the artifact directory cannot be created or written.
+  // Fails when the artifact directory cannot be created or written, or the bucket reached.
   static absl::StatusOr<std::unique_ptr<ReportsModule>> Create(const ReportsConfig& config,
                                                                ReportsDeps deps);
   ~ReportsModule();
@@ -66,9 +70,10 @@ class ReportsModule {
   void Stop();
 
  private:
-  ReportsModule(const ReportsConfig& config, ReportsDeps deps);
+  ReportsModule(const ReportsConfig& config, ReportsDeps deps,
+                std::unique_ptr<ArtifactStorage> storage);
 
-  DirectoryStorage storage_;
+  std::unique_ptr<ArtifactStorage> storage_;
   PgReportsStore store_;
   std::unique_ptr<outbox::KafkaPublisher> publisher_;
   std::unique_ptr<outbox::OutboxRelay> relay_;  // null without a relay

@@ -1,0 +1,96 @@
+#include "services/reports/s3_artifact_storage.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+
+namespace kurt::reports {
+namespace {
+
+absl::Status InvalidKey(const std::string& key) {
+  return absl::InvalidArgumentError(absl::StrCat("invalid artifact key '", key, "'"));
+}
+
+class S3Writer : public ArtifactWriter {
+ public:
+  explicit S3Writer(std::unique_ptr<s3::ObjectWriter> writer) : writer_(std::move(writer)) {}
+  absl::Status Append(absl::string_view data) override { return writer_->Append(data); }
+  absl::StatusOr<int64_t> Commit() override { return writer_->Commit(); }
+
+ private:
+  std::unique_ptr<s3::ObjectWriter> writer_;
+};
+
+class S3Reader : public ArtifactReader {
+ public:
+  explicit S3Reader(std::unique_ptr<s3::ObjectReader> reader) : reader_(std::move(reader)) {}
+  int64_t size() const override { return reader_->size(); }
+  absl::Status Read(size_t max, std::string* out) override { return reader_->Read(max, out); }
+
+ private:
+  std::unique_ptr<s3::ObjectReader> reader_;
+};
+
+}  // namespace
+
+S3Storage::S3Storage(s3::Options options, std::string prefix)
+    : client_(std::move(options)), prefix_(std::move(prefix)) {}
+
+absl::Status S3Storage::Init() {
+  absl::Status s = client_.CheckBucket();
+  if (!s.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("artifact bucket ", client_.options().bucket, ": ", s.message()));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactWriter>> S3Storage::Create(const std::string& key) {
+  if (!IsValidArtifactKey(key)) {
+    return InvalidKey(key);
+  }
+  auto writer = client_.NewWriter(prefix_ + key);
+  if (!writer.ok()) {
+    return writer.status();
+  }
+  return std::unique_ptr<ArtifactWriter>(new S3Writer(*std::move(writer)));
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactReader>> S3Storage::Open(const std::string& key) {
+  if (!IsValidArtifactKey(key)) {
+    return InvalidKey(key);
+  }
+  auto reader = client_.GetObject(prefix_ + key);
+  if (!reader.ok()) {
+    return reader.status();
+  }
+  return std::unique_ptr<ArtifactReader>(new S3Reader(*std::move(reader)));
+}
+
+absl::Status S3Storage::Delete(const std::string& key) {
+  if (!IsValidArtifactKey(key)) {
+    return InvalidKey(key);
+  }
+  return client_.DeleteObject(prefix_ + key);
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactStorage>> OpenArtifactStorage(
+    const ArtifactStoreConfig& config) {
+  if (config.s3.has_value()) {
+    auto storage = std::make_unique<S3Storage>(*config.s3);
+    if (absl::Status s = storage->Init(); !s.ok()) {
+      return s;
+    }
+    return std::unique_ptr<ArtifactStorage>(std::move(storage));
+  }
+  DirectoryStorageOptions options;
+  options.dir = config.dir;
+  options.fsync = config.fsync;
+  auto storage = std::make_unique<DirectoryStorage>(options);
+  if (absl::Status s = storage->Init(); !s.ok()) {
+    return s;
+  }
+  return std::unique_ptr<ArtifactStorage>(std::move(storage));
+}
+
+}  // namespace kurt::reports
