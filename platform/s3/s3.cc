@@ -3,6 +3,8 @@
 #include <curl/curl.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <utility>
@@ -13,6 +15,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "platform/core/log.h"
 
 ABSL_FLAG(std::string, s3_url, "",
@@ -303,15 +307,118 @@ absl::StatusOr<Options> Options::FromFlags() {
     const char* secret = std::getenv("AWS_SECRET_ACCESS_KEY");
     const char* token = std::getenv("AWS_SESSION_TOKEN");
     if (id == nullptr || *id == '\0' || secret == nullptr || *secret == '\0') {
+      o.provider = ContainerCredentials::FromEnvironment();
+      if (o.provider != nullptr) {
+        return o;
+      }
       return absl::InvalidArgumentError(
           "no S3 credentials: set --s3_access_key and --s3_secret_key, or AWS_ACCESS_KEY_ID and "
-          "AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary ones)");
+          "AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary ones), or run with a pod "
+          "role (EKS Pod Identity sets AWS_CONTAINER_CREDENTIALS_FULL_URI)");
     }
     o.credentials.access_key = id;
     o.credentials.secret_key = secret;
     o.credentials.session_token = token != nullptr ? token : "";
   }
   return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// ContainerCredentials
+
+ContainerCredentials::ContainerCredentials(std::string url, std::string token_file)
+    : url_(std::move(url)), token_file_(std::move(token_file)) {
+  std::call_once(curl_init_once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+std::shared_ptr<ContainerCredentials> ContainerCredentials::FromEnvironment() {
+  const char* url = std::getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  if (url == nullptr || *url == '\0') {
+    return nullptr;
+  }
+  const char* token_file = std::getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  return std::make_shared<ContainerCredentials>(url, token_file != nullptr ? token_file : "");
+}
+
+absl::StatusOr<Credentials> ContainerCredentials::Get() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (absl::Now() < refresh_at_) {
+    return cached_;
+  }
+  absl::Time expiration;
+  absl::StatusOr<Credentials> fresh = Fetch(&expiration);
+  if (!fresh.ok()) {
+    // Credentials that have not expired yet still serve while the endpoint is away.
+    if (!cached_.access_key.empty() && absl::Now() < refresh_at_ + absl::Minutes(4)) {
+      return cached_;
+    }
+    return fresh.status();
+  }
+  cached_ = *std::move(fresh);
+  refresh_at_ = expiration - absl::Minutes(5);
+  return cached_;
+}
+
+absl::StatusOr<Credentials> ContainerCredentials::Fetch(absl::Time* expiration) {
+  std::string token;
+  if (!token_file_.empty()) {
+    std::FILE* f = std::fopen(token_file_.c_str(), "re");
+    if (f == nullptr) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ", token_file_, ": ", std::strerror(errno)));
+    }
+    char buf[4096];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof(buf), f)) > 0) {
+      token.append(buf, n);
+    }
+    std::fclose(f);
+    token = std::string(absl::StripAsciiWhitespace(token));
+  }
+  CURL* e = curl_easy_init();
+  if (e == nullptr) {
+    return absl::ResourceExhaustedError("curl_easy_init failed");
+  }
+  S3Client::Response response;
+  char error_buffer[CURL_ERROR_SIZE] = {0};
+  curl_slist* headers = nullptr;
+  if (!token.empty()) {
+    headers = curl_slist_append(headers, absl::StrCat("Authorization: ", token).c_str());
+  }
+  curl_easy_setopt(e, CURLOPT_URL, url_.c_str());
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 5000L);
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, CollectBody);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &response);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error_buffer);
+  CURLcode code = curl_easy_perform(e);
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &response.status);
+  curl_easy_cleanup(e);
+  curl_slist_free_all(headers);
+  const std::string what = absl::StrCat("container credentials from ", url_);
+  if (code != CURLE_OK) {
+    return StatusFromCurl(code, error_buffer, what);
+  }
+  if (response.status != 200) {
+    return absl::UnavailableError(absl::StrCat(what, ": HTTP ", response.status));
+  }
+  google::protobuf::Struct doc;
+  if (!google::protobuf::util::JsonStringToMessage(response.body, &doc).ok()) {
+    return absl::InternalError(absl::StrCat(what, ": the answer is not JSON"));
+  }
+  auto field = [&](const char* name) -> std::string {
+    auto it = doc.fields().find(name);
+    return it == doc.fields().end() ? std::string() : it->second.string_value();
+  };
+  Credentials c{field("AccessKeyId"), field("SecretAccessKey"), field("Token")};
+  std::string error;
+  if (c.access_key.empty() || c.secret_key.empty() ||
+      !absl::ParseTime(absl::RFC3339_full, field("Expiration"), expiration, &error)) {
+    return absl::InternalError(absl::StrCat(
+        what, ": the answer lacks AccessKeyId, SecretAccessKey or a valid Expiration"));
+  }
+  return c;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -349,16 +456,23 @@ void S3Client::ReleaseHandle(HandlePtr handle) {
   }
 }
 
-void S3Client::Prepare(Handle* handle, const Request& request, Response* response) const {
+absl::Status S3Client::Prepare(Handle* handle, const Request& request, Response* response) const {
   CURL* e = handle->easy;
+  Credentials credentials = options_.credentials;
+  if (options_.provider != nullptr) {
+    absl::StatusOr<Credentials> fresh = options_.provider->Get();
+    if (!fresh.ok()) {
+      return fresh.status();
+    }
+    credentials = *std::move(fresh);
+  }
   response->url = ObjectPath(options_, request.key);
   if (!request.query.empty()) {
     absl::StrAppend(&response->url, "?", request.query);
   }
   response->what = absl::StrCat(request.method, " ", options_.bucket,
                                 request.key.empty() ? "" : "/", request.key);
-  response->userpwd =
-      absl::StrCat(options_.credentials.access_key, ":", options_.credentials.secret_key);
+  response->userpwd = absl::StrCat(credentials.access_key, ":", credentials.secret_key);
   response->sigv4 = absl::StrCat("aws:amz:", options_.region, ":s3");
 
   curl_easy_setopt(e, CURLOPT_URL, response->url.c_str());
@@ -383,10 +497,10 @@ void S3Client::Prepare(Handle* handle, const Request& request, Response* respons
   response->headers = curl_slist_append(response->headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
   // No "Expect: 100-continue" round trip before each part.
   response->headers = curl_slist_append(response->headers, "Expect:");
-  if (!options_.credentials.session_token.empty()) {
+  if (!credentials.session_token.empty()) {
     response->headers = curl_slist_append(
         response->headers,
-        absl::StrCat("x-amz-security-token: ", options_.credentials.session_token).c_str());
+        absl::StrCat("x-amz-security-token: ", credentials.session_token).c_str());
   }
 
   const absl::string_view method = request.method;
@@ -413,6 +527,7 @@ void S3Client::Prepare(Handle* handle, const Request& request, Response* respons
     response->headers = curl_slist_append(response->headers, "Content-Type: application/xml");
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, response->headers);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<S3Client::Response> S3Client::PerformOnce(const Request& request) {
@@ -421,7 +536,9 @@ absl::StatusOr<S3Client::Response> S3Client::PerformOnce(const Request& request)
     return absl::ResourceExhaustedError("curl_easy_init failed");
   }
   Response response;
-  Prepare(handle.get(), request, &response);
+  if (absl::Status s = Prepare(handle.get(), request, &response); !s.ok()) {
+    return s;
+  }
   char error_buffer[CURL_ERROR_SIZE] = {0};
   curl_easy_setopt(handle->easy, CURLOPT_ERRORBUFFER, error_buffer);
   CURLcode code = curl_easy_perform(handle->easy);
@@ -734,7 +851,9 @@ class StreamingReader : public ObjectReader {
     S3Client::Request r;
     r.method = "GET";
     r.key = key_;
-    client_->Prepare(handle_.get(), r, &response_);
+    if (absl::Status s = client_->Prepare(handle_.get(), r, &response_); !s.ok()) {
+      return s;
+    }
     response_.sink = &StreamingReader::Sink;
     response_.sink_arg = this;
     curl_easy_setopt(handle_->easy, CURLOPT_ERRORBUFFER, error_buffer_);

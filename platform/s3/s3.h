@@ -6,7 +6,9 @@
 //
 // Works against AWS S3 and S3-compatible servers (SeaweedFS in the --ha stack). Credentials are
 // static keys, optionally with a session token (what AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY /
-// AWS_SESSION_TOKEN carry); the secret key is never logged nor put in a message.
+// AWS_SESSION_TOKEN carry), or the pod's role through the container credentials endpoint that EKS
+// Pod Identity (and ECS) provide, renewed before they expire. The secret key is never logged nor
+// put in a message.
 //
 // S3Client lives as long as its users and is thread-safe; the ObjectWriter and ObjectReader it
 // makes are used by one thread at a time and must not outlive it.
@@ -39,6 +41,35 @@ struct Credentials {
   std::string session_token;
 };
 
+// Where temporary credentials come from, each time the last ones are about to expire.
+class CredentialsProvider {
+ public:
+  virtual ~CredentialsProvider() = default;
+  // Thread-safe; cheap while the credentials it holds are fresh.
+  virtual absl::StatusOr<Credentials> Get() = 0;
+};
+
+// The container credentials endpoint: GET AWS_CONTAINER_CREDENTIALS_FULL_URI with the token read
+// from AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE (EKS Pod Identity; the agent serves the pod's role)
+// answers {"AccessKeyId", "SecretAccessKey", "Token", "Expiration"}. Fetched again 5 minutes
+// before the expiration.
+class ContainerCredentials : public CredentialsProvider {
+ public:
+  ContainerCredentials(std::string url, std::string token_file);
+  // From the environment; null when AWS_CONTAINER_CREDENTIALS_FULL_URI is not set.
+  static std::shared_ptr<ContainerCredentials> FromEnvironment();
+  absl::StatusOr<Credentials> Get() override;
+
+ private:
+  absl::StatusOr<Credentials> Fetch(absl::Time* expiration);
+
+  const std::string url_;
+  const std::string token_file_;
+  std::mutex mu_;
+  Credentials cached_;
+  absl::Time refresh_at_ = absl::InfinitePast();
+};
+
 struct Options {
   // The endpoint, e.g. http://127.0.0.1:25303; the bucket goes in the path. Empty: AWS S3 in
   // `region`, the bucket in the host name (https://BUCKET.s3.REGION.amazonaws.com).
@@ -46,6 +77,8 @@ struct Options {
   std::string bucket;
   std::string region = "us-east-1";
   Credentials credentials;
+  // When set, asked for credentials before each request instead of `credentials`.
+  std::shared_ptr<CredentialsProvider> provider;
   // Bytes per uploaded part (S3's minimum is 5 MiB for every part but the last); an object of at
   // most this size goes in one PUT. One writer holds one part in memory.
   size_t part_bytes = size_t{8} << 20;
@@ -59,8 +92,9 @@ struct Options {
 
   // From --s3_url, --s3_bucket, --s3_region, --s3_access_key, --s3_secret_key (or their KURT_*
   // environment twins); without keys in the flags, from AWS_ACCESS_KEY_ID,
-  // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN. INVALID_ARGUMENT naming the flag when one is
-  // missing or malformed; call only when --s3_bucket is set.
+  // AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else from the container credentials endpoint
+  // (AWS_CONTAINER_CREDENTIALS_FULL_URI: the pod's role). INVALID_ARGUMENT naming the flag when
+  // one is missing or malformed; call only when --s3_bucket is set.
   static absl::StatusOr<Options> FromFlags();
   // Whether --s3_bucket is set, i.e. whether the process is meant to use S3.
   static bool Configured();
@@ -143,8 +177,9 @@ class S3Client {
   // libcurl handles keep their connections open between requests: they are reused.
   HandlePtr AcquireHandle();
   void ReleaseHandle(HandlePtr handle);
-  // Sets up `handle` for one request (URL, method, signature, timeouts, headers).
-  void Prepare(Handle* handle, const Request& request, Response* response) const;
+  // Sets up `handle` for one request (URL, method, signature, timeouts, headers); fails only when
+  // the credentials cannot be had.
+  absl::Status Prepare(Handle* handle, const Request& request, Response* response) const;
   absl::StatusOr<Response> Perform(const Request& request);
   absl::StatusOr<Response> PerformOnce(const Request& request);
 

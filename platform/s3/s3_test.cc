@@ -2,7 +2,15 @@
 // tested in tests/s3 (label ha).
 #include "platform/s3/s3.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdlib>
+#include <fstream>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "gmock/gmock.h"
@@ -141,6 +149,130 @@ TEST(S3Client, UnreachableServerIsUnavailableAndNamesTheObject) {
   EXPECT_THAT(s.message(), Not(HasSubstr("secret-never-shown")));
   s = client.GetObject("k.csv").status();
   EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+}
+
+// A container credentials endpoint on loopback: answers each GET with `body`, and records the
+// Authorization header of the last one.
+class FakeCredentialsEndpoint {
+ public:
+  explicit FakeCredentialsEndpoint(std::string body) : body_(std::move(body)) {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
+    socklen_t len = sizeof(addr);
+    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    ::listen(fd_, 8);
+    thread_ = std::thread([this] { Serve(); });
+  }
+  ~FakeCredentialsEndpoint() {
+    ::shutdown(fd_, SHUT_RDWR);
+    ::close(fd_);
+    thread_.join();
+  }
+  std::string url() const { return absl::StrCat("http://127.0.0.1:", port_, "/v1/credentials"); }
+  int requests() const { return requests_; }
+  std::string authorization() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return authorization_;
+  }
+
+ private:
+  void Serve() {
+    for (;;) {
+      int c = ::accept(fd_, nullptr, nullptr);
+      if (c < 0) {
+        return;
+      }
+      std::string request;
+      char buf[4096];
+      while (request.find("\r\n\r\n") == std::string::npos) {
+        ssize_t n = ::read(c, buf, sizeof(buf));
+        if (n <= 0) {
+          break;
+        }
+        request.append(buf, static_cast<size_t>(n));
+      }
+      size_t at = request.find("Authorization: ");
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        authorization_ = at == std::string::npos
+                             ? ""
+                             : request.substr(at + 15, request.find("\r\n", at) - at - 15);
+      }
+      ++requests_;
+      std::string answer = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                        "Content-Length: ",
+                                        body_.size(), "\r\nConnection: close\r\n\r\n", body_);
+      (void)::write(c, answer.data(), answer.size());
+      ::close(c);
+    }
+  }
+
+  const std::string body_;
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<int> requests_{0};
+  std::mutex mu_;
+  std::string authorization_;
+  std::thread thread_;
+};
+
+TEST(ContainerCredentials, FetchesThePodsRoleWithTheTokenAndCachesUntilNearExpiry) {
+  const std::string expiration = absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(1),
+                                                  absl::UTCTimeZone());
+  FakeCredentialsEndpoint endpoint(absl::StrCat(
+      R"({"AccessKeyId":"ASIAPOD","SecretAccessKey":"podsecret","Token":"podtoken",)",
+      R"("AccountId":"123456789012","Expiration":")", expiration, R"("})"));
+  const std::string token_file = absl::StrCat(::testing::TempDir(), "/eks-pod-identity-token");
+  std::ofstream(token_file) << "the-projected-token\n";
+  setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url().c_str(), 1);
+  setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", token_file.c_str(), 1);
+  std::shared_ptr<ContainerCredentials> provider = ContainerCredentials::FromEnvironment();
+  unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  unsetenv("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE");
+  ASSERT_NE(provider, nullptr);
+
+  absl::StatusOr<Credentials> c = provider->Get();
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->access_key, "ASIAPOD");
+  EXPECT_EQ(c->secret_key, "podsecret");
+  EXPECT_EQ(c->session_token, "podtoken");
+  EXPECT_EQ(endpoint.authorization(), "the-projected-token");
+  ASSERT_TRUE(provider->Get().ok());
+  EXPECT_EQ(endpoint.requests(), 1) << "fresh credentials are not fetched again";
+}
+
+TEST(ContainerCredentials, ExpiringCredentialsAreFetchedAgain) {
+  const std::string soon = absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Minutes(2),
+                                            absl::UTCTimeZone());
+  FakeCredentialsEndpoint endpoint(absl::StrCat(
+      R"({"AccessKeyId":"A","SecretAccessKey":"S","Token":"T","Expiration":")", soon, R"("})"));
+  ContainerCredentials provider(endpoint.url(), "");
+  ASSERT_TRUE(provider.Get().ok());
+  ASSERT_TRUE(provider.Get().ok());
+  EXPECT_EQ(endpoint.requests(), 2);
+}
+
+TEST(ContainerCredentials, ABadAnswerIsAnErrorNamingTheEndpoint) {
+  FakeCredentialsEndpoint endpoint(R"({"Code":"Failure"})");
+  ContainerCredentials provider(endpoint.url(), "");
+  absl::Status s = provider.Get().status();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr(endpoint.url()));
+  ContainerCredentials missing_token(endpoint.url(), "/nonexistent/token");
+  EXPECT_THAT(missing_token.Get().status().message(),
+              HasSubstr("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE"));
+}
+
+TEST_F(S3FlagsTest, ThePodsRoleWhenNoKeysAreGiven) {
+  setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", "http://169.254.170.23/v1/credentials", 1);
+  absl::StatusOr<Options> o = Options::FromFlags();
+  unsetenv("AWS_CONTAINER_CREDENTIALS_FULL_URI");
+  ASSERT_TRUE(o.ok()) << o.status();
+  EXPECT_NE(o->provider, nullptr);
 }
 
 }  // namespace

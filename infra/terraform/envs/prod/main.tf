@@ -173,6 +173,12 @@ data "aws_iam_policy_document" "artifacts_access" {
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"]
     resources = ["${module.storage.artifacts_bucket_arn}/*"]
   }
+  # HEAD of the bucket at start-up (platform/s3 checks it can work), and 404 rather than 403 for a
+  # missing artifact.
+  statement {
+    actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+    resources = [module.storage.artifacts_bucket_arn]
+  }
   statement {
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = [aws_kms_key.main.arn]

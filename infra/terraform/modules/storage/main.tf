@@ -100,6 +100,19 @@ data "aws_iam_policy_document" "artifacts" {
       }
     }
   }
+
+  dynamic "statement" {
+    for_each = length(var.writer_role_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReportServicesBucket"
+      actions   = ["s3:ListBucket", "s3:ListBucketMultipartUploads"]
+      resources = [aws_s3_bucket.artifacts.arn]
+      principals {
+        type        = "AWS"
+        identifiers = var.writer_role_arns
+      }
+    }
+  }
 }
 
 resource "aws_s3_bucket_policy" "artifacts" {
