@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace kurt::reports {
@@ -105,6 +106,31 @@ TEST(DirectoryStorageInitTest, AFileInTheWayIsAnError) {
   DirectoryStorage storage(o);
   EXPECT_TRUE(absl::IsFailedPrecondition(storage.Init()));
   std::filesystem::remove(path);
+}
+
+// A relative default under a read-only root (a container's) must say where it tried and what to
+// set instead, not only "Read-only file system".
+TEST(DirectoryStorageInitTest, AnUncreatableDirectoryIsNamedAbsolutelyWithTheFix) {
+  const std::string base =
+      (std::filesystem::path(::testing::TempDir()) / ("kurt-ro-" + std::to_string(::getpid())))
+          .string();
+  std::filesystem::create_directories(base);
+  FILE* f = fopen((base + "/root").c_str(), "w");  // a file where a directory should be
+  ASSERT_NE(f, nullptr);
+  fclose(f);
+  const std::filesystem::path cwd = std::filesystem::current_path();
+  std::filesystem::current_path(base);
+  DirectoryStorageOptions o;
+  o.dir = "root/.kurt/reports";
+  DirectoryStorage storage(o);
+  absl::Status s = storage.Init();
+  std::filesystem::current_path(cwd);
+  EXPECT_TRUE(absl::IsFailedPrecondition(s)) << s;
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(base + "/root/.kurt/reports"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("cannot be created"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("--artifact_dir"));
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("--s3_bucket"));
+  std::filesystem::remove_all(base);
 }
 
 }  // namespace
