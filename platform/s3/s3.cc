@@ -200,11 +200,11 @@ std::vector<std::string> XmlTexts(absl::string_view xml, absl::string_view tag) 
       break;
     }
     out.push_back(absl::StrReplaceAll(xml.substr(start, end - start), {{"&quot;", "\""},
-                                                                        {"&apos;", "'"},
-                                                                        {"&lt;", "<"},
-                                                                        {"&gt;", ">"},
-                                                                        {"&#34;", "\""},
-                                                                        {"&amp;", "&"}}));
+                                                                       {"&apos;", "'"},
+                                                                       {"&lt;", "<"},
+                                                                       {"&gt;", ">"},
+                                                                       {"&#34;", "\""},
+                                                                       {"&amp;", "&"}}));
     pos = end + close.size();
   }
   return out;
@@ -232,8 +232,8 @@ absl::Status StatusFromResponse(long http_status, absl::string_view body, absl::
   if (code == "NoSuchKey" || code == "NoSuchUpload" || http_status == 404) {
     return absl::NotFoundError(msg);
   }
-  if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" ||
-      code == "ExpiredToken" || code == "InvalidToken") {
+  if (code == "InvalidAccessKeyId" || code == "SignatureDoesNotMatch" || code == "ExpiredToken" ||
+      code == "InvalidToken") {
     return absl::UnauthenticatedError(
         absl::StrCat(msg, " (check --s3_access_key, --s3_secret_key and --s3_region)"));
   }
@@ -364,8 +364,8 @@ absl::StatusOr<Credentials> ContainerCredentials::Fetch(absl::Time* expiration) 
   if (!token_file_.empty()) {
     std::FILE* f = std::fopen(token_file_.c_str(), "re");
     if (f == nullptr) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ", token_file_, ": ", std::strerror(errno)));
+      return absl::FailedPreconditionError(absl::StrCat("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE ",
+                                                        token_file_, ": ", std::strerror(errno)));
     }
     char buf[4096];
     size_t n;
@@ -482,9 +482,9 @@ absl::Status S3Client::Prepare(Handle* handle, const Request& request, Response*
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
                    static_cast<long>(absl::ToInt64Milliseconds(options_.connect_timeout)));
   curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME,
-                   static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(
-                                                              options_.stall_timeout))));
+  curl_easy_setopt(
+      e, CURLOPT_LOW_SPEED_TIME,
+      static_cast<long>(std::max<int64_t>(1, absl::ToInt64Seconds(options_.stall_timeout))));
   curl_easy_setopt(e, CURLOPT_BUFFERSIZE, 256L * 1024);
   curl_easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, CollectBody);
@@ -494,9 +494,10 @@ absl::Status S3Client::Prepare(Handle* handle, const Request& request, Response*
 
   // The payload is not hashed into the signature (S3's UNSIGNED-PAYLOAD): TLS protects it in
   // transit, and hashing every part would cost a pass over each byte.
-  response->headers = curl_slist_append(response->headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
-  // No "Expect: 100-continue" round trip before each part.
-  response->headers = curl_slist_append(response->headers, "Expect:");
+  response->headers =
+      curl_slist_append(response->headers, "x-amz-content-sha256: UNSIGNED-PAYLOAD");
+  // (No "Expect:" header to turn 100-continue off: libcurl 7.88 would sign the empty header it
+  // then leaves out, and every upload would fail its signature.)
   if (!credentials.session_token.empty()) {
     response->headers = curl_slist_append(
         response->headers,
@@ -642,14 +643,13 @@ absl::StatusOr<std::string> S3Client::InitiateMultipartUpload(absl::string_view 
   return id;
 }
 
-absl::StatusOr<std::string> S3Client::UploadPart(absl::string_view key,
-                                                 absl::string_view upload_id, int part_number,
-                                                 absl::string_view data) {
+absl::StatusOr<std::string> S3Client::UploadPart(absl::string_view key, absl::string_view upload_id,
+                                                 int part_number, absl::string_view data) {
   Request r;
   r.method = "PUT";
   r.key = std::string(key);
-  r.query = absl::StrCat("partNumber=", part_number,
-                         "&uploadId=", internal::UriEncode(upload_id, false));
+  r.query =
+      absl::StrCat("partNumber=", part_number, "&uploadId=", internal::UriEncode(upload_id, false));
   r.body = data;
   r.has_body = true;
   absl::StatusOr<Response> resp = Perform(r);
@@ -731,8 +731,7 @@ class MultipartWriter : public ObjectWriter {
     if (!committed_ && !upload_id_.empty()) {
       if (absl::Status s = client_->AbortMultipartUpload(key_, upload_id_); !s.ok()) {
         // A bucket lifecycle rule (AbortIncompleteMultipartUpload) removes it later.
-        KURT_LOG(kWarn, "S3 multipart upload left behind", {"key", key_},
-                 {"error", s.ToString()});
+        KURT_LOG(kWarn, "S3 multipart upload left behind", {"key", key_}, {"error", s.ToString()});
       }
     }
   }
@@ -742,14 +741,16 @@ class MultipartWriter : public ObjectWriter {
       return status_;
     }
     while (!data.empty()) {
-      size_t take = std::min(data.size(), part_bytes_ - buffer_.size());
-      buffer_.append(data.data(), take);
-      data.remove_prefix(take);
+      // A full part goes up only once more bytes follow it: an object of exactly one part is
+      // then one PUT, and the last part is never empty.
       if (buffer_.size() == part_bytes_) {
         if (absl::Status s = SendPart(); !s.ok()) {
           return s;
         }
       }
+      size_t take = std::min(data.size(), part_bytes_ - buffer_.size());
+      buffer_.append(data.data(), take);
+      data.remove_prefix(take);
     }
     return absl::OkStatus();
   }
@@ -832,6 +833,9 @@ absl::StatusOr<std::unique_ptr<ObjectWriter>> S3Client::NewWriter(absl::string_v
 
 class StreamingReader : public ObjectReader {
  public:
+  // Bytes buffered beyond what Read asked for (fewer pauses of the transfer, bounded memory).
+  static constexpr size_t kReadAhead = size_t{1} << 20;
+
   StreamingReader(S3Client* client, std::string key) : client_(client), key_(std::move(key)) {}
 
   ~StreamingReader() override {
@@ -926,8 +930,9 @@ class StreamingReader : public ObjectReader {
  private:
   static size_t Sink(char* data, size_t n, void* arg) {
     auto* self = static_cast<StreamingReader*>(arg);
-    if (!self->error_body_ && self->buffer_.size() - self->offset_ >= self->want_) {
-      // Enough for the current Read: hold the rest in the socket.
+    if (!self->error_body_ &&
+        self->buffer_.size() - self->offset_ >= std::max(self->want_, kReadAhead)) {
+      // Enough for the current Read and a little ahead: hold the rest in the socket.
       self->paused_ = true;
       return CURL_WRITEFUNC_PAUSE;
     }

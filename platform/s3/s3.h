@@ -111,7 +111,7 @@ class ObjectWriter {
   virtual absl::StatusOr<int64_t> Commit() = 0;
 };
 
-// A GET in progress: the body arrives as Read asks for it (no more than about one read ahead is
+// A GET in progress: the body arrives as Read asks for it (at most one read and 1 MiB ahead are
 // buffered; the server waits on TCP's flow control meanwhile).
 class ObjectReader {
  public:

@@ -39,8 +39,8 @@ TEST(S3Errors, MapToStatusCodesNamingTheObject) {
   auto err = [](absl::string_view code, absl::string_view message) {
     return absl::StrCat("<Error><Code>", code, "</Code><Message>", message, "</Message></Error>");
   };
-  absl::Status s = internal::StatusFromResponse(404, err("NoSuchKey", "The specified key does not exist."),
-                                                "GET b/k.csv");
+  absl::Status s = internal::StatusFromResponse(
+      404, err("NoSuchKey", "The specified key does not exist."), "GET b/k.csv");
   EXPECT_TRUE(absl::IsNotFound(s)) << s;
   EXPECT_THAT(s.message(), HasSubstr("GET b/k.csv"));
   EXPECT_THAT(s.message(), HasSubstr("NoSuchKey"));
@@ -203,9 +203,10 @@ class FakeCredentialsEndpoint {
                              : request.substr(at + 15, request.find("\r\n", at) - at - 15);
       }
       ++requests_;
-      std::string answer = absl::StrCat("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                        "Content-Length: ",
-                                        body_.size(), "\r\nConnection: close\r\n\r\n", body_);
+      std::string answer = absl::StrCat(
+          "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+          "Content-Length: ",
+          body_.size(), "\r\nConnection: close\r\n\r\n", body_);
       (void)::write(c, answer.data(), answer.size());
       ::close(c);
     }
@@ -221,11 +222,11 @@ class FakeCredentialsEndpoint {
 };
 
 TEST(ContainerCredentials, FetchesThePodsRoleWithTheTokenAndCachesUntilNearExpiry) {
-  const std::string expiration = absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(1),
-                                                  absl::UTCTimeZone());
-  FakeCredentialsEndpoint endpoint(absl::StrCat(
-      R"({"AccessKeyId":"ASIAPOD","SecretAccessKey":"podsecret","Token":"podtoken",)",
-      R"("AccountId":"123456789012","Expiration":")", expiration, R"("})"));
+  const std::string expiration =
+      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Hours(1), absl::UTCTimeZone());
+  FakeCredentialsEndpoint endpoint(
+      absl::StrCat(R"({"AccessKeyId":"ASIAPOD","SecretAccessKey":"podsecret","Token":"podtoken",)",
+                   R"("AccountId":"123456789012","Expiration":")", expiration, R"("})"));
   const std::string token_file = absl::StrCat(::testing::TempDir(), "/eks-pod-identity-token");
   std::ofstream(token_file) << "the-projected-token\n";
   setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", endpoint.url().c_str(), 1);
@@ -246,8 +247,8 @@ TEST(ContainerCredentials, FetchesThePodsRoleWithTheTokenAndCachesUntilNearExpir
 }
 
 TEST(ContainerCredentials, ExpiringCredentialsAreFetchedAgain) {
-  const std::string soon = absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Minutes(2),
-                                            absl::UTCTimeZone());
+  const std::string soon =
+      absl::FormatTime(absl::RFC3339_sec, absl::Now() + absl::Minutes(2), absl::UTCTimeZone());
   FakeCredentialsEndpoint endpoint(absl::StrCat(
       R"({"AccessKeyId":"A","SecretAccessKey":"S","Token":"T","Expiration":")", soon, R"("})"));
   ContainerCredentials provider(endpoint.url(), "");

@@ -216,8 +216,8 @@ absl::Status DirectoryStorage::Init() {
         absl::StrCat("artifact directory ", shown, " cannot be created: ", ec.message(), kFix));
   }
   if (::access(options_.dir.c_str(), W_OK | X_OK) != 0) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("artifact directory ", shown, " is not writable: ", std::strerror(errno), kFix));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "artifact directory ", shown, " is not writable: ", std::strerror(errno), kFix));
   }
   return absl::OkStatus();
 }

@@ -17,6 +17,7 @@
 #include "gtest/gtest.h"
 #include "platform/s3/s3.h"
 #include "services/reports/artifact_storage.h"
+#include "services/reports/reports_rpcs.h"
 #include "services/reports/s3_artifact_storage.h"
 
 namespace kurt::s3 {
@@ -261,6 +262,84 @@ TEST_F(S3HaTest, ArtifactStorageInS3CommitsWholeAndAbandonsCleanly) {
   EXPECT_THAT(s.message(), HasSubstr(options_.bucket));
 }
 
+// One SUCCEEDED report of account "acct-a", whose artifact is `key`.
+class OneReportStore : public reports::ReportsStore {
+ public:
+  explicit OneReportStore(std::string key) {
+    job_.id = "00000000-0000-0000-0000-000000000001";
+    job_.account_id = "acct-a";
+    job_.state = reports::v1::SUCCEEDED;
+    job_.artifact_key = std::move(key);
+    job_.content_type = "text/csv";
+  }
+  absl::StatusOr<reports::CreateResult> Create(const reports::NewReport&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<reports::ReportJob> Get(const std::string& account,
+                                         const std::string& id) override {
+    if (account != job_.account_id || id != job_.id) {
+      return absl::NotFoundError("no such report");
+    }
+    return job_;
+  }
+  absl::StatusOr<std::vector<reports::ReportJob>> List(
+      const std::string&, int, const std::optional<platform::PageKey>&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<reports::ReportJob> Cancel(const std::string&, const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::StatusOr<bool> OwnsLink(const std::string&, const std::string&) override { return false; }
+
+  reports::ReportJob job_;
+};
+
+class CollectingWriter : public reports::ContentWriter {
+ public:
+  void SendInitialMetadata() override {}
+  bool Write(const google::api::HttpBody& body, grpc::WriteOptions) override {
+    bytes += body.data();
+    ++messages;
+    largest = std::max(largest, body.data().size());
+    return true;
+  }
+  std::string bytes;
+  int messages = 0;
+  size_t largest = 0;
+};
+
+// What the worker uploaded, GetReportContent streams to the client from S3, chunk by chunk.
+TEST_F(S3HaTest, ReportContentIsStreamedFromTheBucket) {
+  reports::S3Storage storage(options_, prefix_);
+  ASSERT_TRUE(storage.Init().ok());
+  const std::string data = RandomBytes(11'000'000, 12);
+  auto w = storage.Create("r1-1.csv");
+  ASSERT_TRUE(w.ok());
+  ASSERT_TRUE((*w)->Append(data).ok());
+  ASSERT_TRUE((*w)->Commit().ok());
+
+  OneReportStore store("r1-1.csv");
+  metrics::Registry registry;
+  reports::ReportsRpcsOptions o;
+  o.content_chunk_bytes = 256 * 1024;
+  reports::ReportsRpcs rpcs(o, &store, &storage, nullptr, &registry);
+  reports::v1::GetReportContentRequest request;
+  request.set_id(store.job_.id);
+  CollectingWriter writer;
+  absl::Status s = rpcs.GetReportContent(platform::Caller("acct-a"), request, &writer);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(writer.bytes == data) << "the download differs from the upload";
+  EXPECT_LE(writer.largest, o.content_chunk_bytes);
+  EXPECT_GE(writer.messages, 42);
+
+  // Gone from the bucket: the report's content is lost, and the client is told so.
+  ASSERT_TRUE(storage.Delete("r1-1.csv").ok());
+  CollectingWriter nothing;
+  s = rpcs.GetReportContent(platform::Caller("acct-a"), request, &nothing);
+  EXPECT_TRUE(absl::IsDataLoss(s)) << s;
+  EXPECT_EQ(nothing.messages, 0);
+}
+
 struct Rate {
   double write_mb_s = 0, read_mb_s = 0;
 };
@@ -314,7 +393,8 @@ TEST_F(S3HaTest, ThroughputBesideTheDirectoryBackend) {
     Rate s = Measure(s3, absl::StrCat("bench-", round, ".csv"), data);
     best_dir = {std::max(best_dir.write_mb_s, d.write_mb_s),
                 std::max(best_dir.read_mb_s, d.read_mb_s)};
-    best_s3 = {std::max(best_s3.write_mb_s, s.write_mb_s), std::max(best_s3.read_mb_s, s.read_mb_s)};
+    best_s3 = {std::max(best_s3.write_mb_s, s.write_mb_s),
+               std::max(best_s3.read_mb_s, s.read_mb_s)};
   }
   std::printf(
       "64 MB artifact, best of 3 (MB/s)   write (fsync'd / multipart)   read\n"
