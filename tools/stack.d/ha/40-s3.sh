@@ -85,6 +85,15 @@ ha_s3_bucket_ok() {
     2>/dev/null)" = 200 ]
 }
 
+# ha_s3_round_trip: an object written reads back. After a restart the gateway serves the bucket
+# seconds before its volume server has registered again, and reads of old objects fail until then.
+ha_s3_round_trip() {
+  local url=http://127.0.0.1:$HA_S3_PORT/$HA_S3_BUCKET/.kurt-stack-probe value
+  value=$(date +%s%N)
+  ha_s3_curl -o /dev/null -X PUT --data-binary "$value" "$url" 2>/dev/null &&
+    [ "$(ha_s3_curl "$url" 2>/dev/null)" = "$value" ]
+}
+
 # ha_s3_answers: the gateway answers HTTP at all (an anonymous request gets its 403).
 ha_s3_answers() {
   local code
@@ -116,6 +125,7 @@ ha_s3_start() {
   if ha_s3_pid >/dev/null; then
     wait_until "$TIMEOUT" "s3 on port $HA_S3_PORT" ha_s3_ready
     wait_until "$TIMEOUT" "s3's bucket $HA_S3_BUCKET" ha_s3_bucket_ok
+    wait_until "$TIMEOUT" "s3 to store and read an object" ha_s3_round_trip
     return 0
   fi
   weed=$(ha_s3_weed)
@@ -140,6 +150,7 @@ ha_s3_start() {
     -master.port="$HA_S3_MASTER_PORT" -master.port.grpc=$((HA_S3_MASTER_PORT + 10)) \
     -master.volumeSizeLimitMB=1024 -volume.max=0 \
     -volume.port="$HA_S3_VOLUME_PORT" -volume.port.grpc=$((HA_S3_VOLUME_PORT + 10)) \
+    -volume.preStopSeconds=1 \
     -filer -filer.port="$HA_S3_FILER_PORT" -filer.port.grpc=$((HA_S3_FILER_PORT + 10)) \
     -s3 -s3.port="$HA_S3_PORT" -s3.port.grpc=$((HA_S3_PORT + 10)) -s3.port.iceberg=0 \
     -s3.port.lance=0 -s3.config="$HA_S3_DIR/identities.json" \
@@ -148,6 +159,7 @@ ha_s3_start() {
   wait_until "$TIMEOUT" "s3 on port $HA_S3_PORT" ha_s3_ready
   wait_until "$TIMEOUT" "s3 to accept a bucket" ha_s3_create_bucket_quietly
   wait_until "$TIMEOUT" "s3's bucket $HA_S3_BUCKET" ha_s3_bucket_ok
+  wait_until "$TIMEOUT" "s3 to store and read an object" ha_s3_round_trip
 }
 
 # ha_s3_create_bucket_quietly: the gateway may answer before its filer is ready; try again.
