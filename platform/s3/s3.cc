@@ -54,7 +54,7 @@ struct S3Client::Request {
 };
 
 struct S3Client::Response {
-  long status = 0;
+  int status = 0;
   std::string body;
   std::string etag;
   int64_t content_length = -1;
@@ -130,6 +130,12 @@ size_t FeedUpload(char* buffer, size_t size, size_t n, void* arg) {
   std::memcpy(buffer, r->upload.data(), count);
   r->upload.remove_prefix(count);
   return count;
+}
+
+int ResponseCode(CURL* e) {
+  long code = 0;  // NOLINT(google-runtime-int): libcurl's type
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &code);
+  return static_cast<int>(code);
 }
 
 bool Retryable(const absl::Status& s) {
@@ -215,7 +221,7 @@ std::string XmlText(absl::string_view xml, absl::string_view tag) {
   return all.empty() ? std::string() : std::move(all.front());
 }
 
-absl::Status StatusFromResponse(long http_status, absl::string_view body, absl::string_view what) {
+absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::string_view what) {
   std::string code = XmlText(body, "Code");
   std::string message = XmlText(body, "Message");
   std::string msg = absl::StrCat("S3 ", what, ": HTTP ", http_status);
@@ -393,7 +399,7 @@ absl::StatusOr<Credentials> ContainerCredentials::Fetch(absl::Time* expiration) 
   curl_easy_setopt(e, CURLOPT_WRITEDATA, &response);
   curl_easy_setopt(e, CURLOPT_ERRORBUFFER, error_buffer);
   CURLcode code = curl_easy_perform(e);
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &response.status);
+  response.status = ResponseCode(e);
   curl_easy_cleanup(e);
   curl_slist_free_all(headers);
   const std::string what = absl::StrCat("container credentials from ", url_);
@@ -547,7 +553,7 @@ absl::StatusOr<S3Client::Response> S3Client::PerformOnce(const Request& request)
     // The connection may be broken: do not reuse this handle.
     return StatusFromCurl(code, error_buffer, response.what);
   }
-  curl_easy_getinfo(handle->easy, CURLINFO_RESPONSE_CODE, &response.status);
+  response.status = ResponseCode(handle->easy);
   ReleaseHandle(std::move(handle));
   if (response.status < 200 || response.status > 299) {
     return internal::StatusFromResponse(response.status, response.body, response.what);
@@ -865,8 +871,7 @@ class StreamingReader : public ObjectReader {
     curl_multi_add_handle(multi_, handle_->easy);
     while (!done_ && response_.status == 0) {
       Drive();
-      long status = 0;
-      curl_easy_getinfo(handle_->easy, CURLINFO_RESPONSE_CODE, &status);
+      int status = ResponseCode(handle_->easy);
       if (status >= 200) {
         response_.status = status;
       }

@@ -196,7 +196,7 @@ std::string XmlText(absl::string_view xml, absl::string_view tag);
 std::vector<std::string> XmlTexts(absl::string_view xml, absl::string_view tag);
 // The Status for an HTTP answer `http_status` with S3's error document `body`, for `what` (e.g.
 // "GET kurt-reports/r1.csv").
-absl::Status StatusFromResponse(long http_status, absl::string_view body, absl::string_view what);
+absl::Status StatusFromResponse(int http_status, absl::string_view body, absl::string_view what);
 // Percent-encodes all but RFC 3986's unreserved characters (and '/' when keep_slash).
 std::string UriEncode(absl::string_view s, bool keep_slash);
 }  // namespace internal
