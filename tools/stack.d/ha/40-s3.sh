@@ -36,7 +36,13 @@ ha_s3_weed() {
   [ -n "$version" ] || die "s3: no SeaweedFS version in tools/seaweedfs/go.mod"
   dir=$KURT_TOOLS_DIR/go/weed@$version
   if [ ! -x "$dir/weed" ]; then
+    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+      export PATH=/usr/local/go/bin:$PATH
+    fi
     command -v go >/dev/null || apt_install golang-go
+    # tools/seaweedfs/go.mod's `go` line; Debian 12's own Go (1.19) is too old.
+    [ "$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')" -ge 26 ] ||
+      die "s3: building SeaweedFS needs Go 1.26 or newer; $(go env GOVERSION) found"
     log "s3: building SeaweedFS $version from the Go module proxy (tools/seaweedfs; takes minutes)"
     rm -rf "$dir.tmp"
     mkdir -p "$dir.tmp"
