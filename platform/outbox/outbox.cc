@@ -197,6 +197,7 @@ absl::StatusOr<int> OutboxRelay::RelayOnce() {
   int failed = 0;
   absl::Status status = pool_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
+    pool_->LimitStatements(tx);
     // Rows other relays hold are skipped, not waited for; each row's headers come as extra
     // result rows (the LEFT JOIN keeps rows without any).
     pqxx::result r = tx.exec(absl::StrCat(

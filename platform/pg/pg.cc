@@ -26,6 +26,10 @@ absl::Status StatusFromCurrentException(absl::string_view what) {
   } catch (const pqxx::sql_error& e) {
     const std::string& state = e.sqlstate();
     const std::string msg = absl::StrCat(what, ": ", absl::StripAsciiWhitespace(e.what()));
+    if (state.empty()) {
+      // No SQLSTATE: libpq's own error, not the server's (the connection failed under the call).
+      return absl::UnavailableError(msg);
+    }
     if (state == "23505") {
       return absl::AlreadyExistsError(msg);
     }
@@ -43,7 +47,10 @@ absl::Status StatusFromCurrentException(absl::string_view what) {
       return absl::UnavailableError(msg);
     }
     if (state == "25006") {
-      return absl::FailedPreconditionError(msg);
+      // A write reached a server in recovery: the primary's address led to a standby, as it does
+      // for a moment during a failover (HAProxy follows Patroni, which names the new leader just
+      // before its promotion completes). A retry reaches a primary.
+      return absl::UnavailableError(msg);
     }
     if (absl::StartsWith(state, "22")) {
       return absl::InvalidArgumentError(msg);
@@ -87,13 +94,13 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> PgPool::Acquire() {
     absl::StrAppend(&url, url.find('?') == std::string::npos ? "?" : "&", "connect_timeout=",
                     std::max<int64_t>(1, absl::ToInt64Seconds(options_.connect_timeout)),
                     "&application_name=kurt-", options_.name);
-    auto conn = std::make_unique<pqxx::connection>(url);
     if (options_.statement_timeout > absl::ZeroDuration()) {
-      pqxx::nontransaction tx(*conn);
-      tx.exec(absl::StrCat("SET statement_timeout = ",
-                           absl::ToInt64Milliseconds(options_.statement_timeout)));
+      // A startup option, not a SET: through PgBouncer a SET would stay on a server session that
+      // other clients are then given, while PgBouncer drops startup options.
+      absl::StrAppend(&url, "&options=-c%20statement_timeout%3D",
+                      absl::ToInt64Milliseconds(options_.statement_timeout));
     }
-    return conn;
+    return std::make_unique<pqxx::connection>(url);
   } catch (...) {
     {
       std::lock_guard<std::mutex> lock(mu_);
@@ -128,6 +135,11 @@ absl::Status PgPool::Run(const std::function<void(pqxx::connection&)>& fn) {
   } catch (...) {
     status = StatusFromCurrentException(options_.name);
     broken = absl::IsUnavailable(status) || !(*conn)->is_open();
+    if (broken && !absl::IsUnavailable(status)) {
+      // Whatever was reported, the connection went away under the call (the server or PgBouncer
+      // closed it): the database is what failed, and a retry on a new connection may succeed.
+      status = absl::UnavailableError(status.message());
+    }
   }
   if (broken) {
     // Close it outright: a half-dead socket must not go back to the pool.
@@ -143,9 +155,17 @@ absl::Status PgPool::Run(const std::function<void(pqxx::connection&)>& fn) {
 absl::Status PgPool::Transact(const std::function<void(pqxx::work&)>& fn) {
   return Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
+    LimitStatements(tx);
     fn(tx);
     tx.commit();
   });
+}
+
+void PgPool::LimitStatements(pqxx::transaction_base& tx) const {
+  if (options_.statement_timeout > absl::ZeroDuration()) {
+    tx.exec(absl::StrCat("SET LOCAL statement_timeout = ",
+                         absl::ToInt64Milliseconds(options_.statement_timeout)));
+  }
 }
 
 absl::Status PgPool::Ping() {
@@ -271,8 +291,12 @@ PgPool& PgCluster::ReadPool() {
 }
 
 absl::Status PgCluster::RunRead(const std::function<void(pqxx::connection&)>& fn) {
+  return RunRead([&](pqxx::connection& c, const PgPool&) { fn(c); });
+}
+
+absl::Status PgCluster::RunRead(const std::function<void(pqxx::connection&, const PgPool&)>& fn) {
   PgPool& pool = ReadPool();
-  absl::Status s = pool.Run(fn);
+  absl::Status s = pool.Run([&](pqxx::connection& c) { fn(c, pool); });
   if (&pool == primary_.get() || !absl::IsUnavailable(s)) {
     return s;
   }
@@ -283,7 +307,7 @@ absl::Status PgCluster::RunRead(const std::function<void(pqxx::connection&)>& fn
   }
   KURT_LOG(kWarn, "replica read failed; reading from the primary", {"replica", pool.options().name},
            {"error", s.message()});
-  return primary_->Run(fn);
+  return primary_->Run([&](pqxx::connection& c) { fn(c, *primary_); });
 }
 
 }  // namespace kurt::pg

@@ -4,6 +4,12 @@
 //
 // A PgPool lives as long as the services that use it; every method is thread-safe. A connection
 // is used by one thread at a time, between Acquire and its return to the pool.
+//
+// The URL may name PgBouncer in transaction pooling (as deployed): then each transaction, and each
+// statement outside one, may run on a different server session, so nothing here keeps state in a
+// session. A pool's statement timeout is set with SET LOCAL inside each transaction, where it ends
+// with the transaction; no named prepared statements, session advisory locks or LISTEN (see
+// platform/pg/listener.h for LISTEN, which takes a direct connection).
 #pragma once
 
 #include <condition_variable>
@@ -37,7 +43,11 @@ struct PoolOptions {
   int max_connections = 8;
   absl::Duration acquire_timeout = absl::Seconds(2);
   absl::Duration connect_timeout = absl::Seconds(2);
-  absl::Duration statement_timeout = absl::Seconds(10);  // 0: none
+  // Bounds every statement of the pool's transactions (SET LOCAL at their start: Transact, and
+  // LimitStatements for transactions opened in Run). Statements outside a transaction get it too
+  // on a direct connection (a startup option); through PgBouncer, which drops startup options
+  // (ignore_startup_parameters), they run under the server's own default. 0: none set.
+  absl::Duration statement_timeout = absl::Seconds(10);
 };
 
 class PgPool {
@@ -49,8 +59,13 @@ class PgPool {
   // connection is dropped instead of being returned to the pool.
   absl::Status Run(const std::function<void(pqxx::connection&)>& fn);
 
-  // Runs `fn` in a transaction (committed when fn returns without throwing).
+  // Runs `fn` in a transaction (committed when fn returns without throwing), the pool's statement
+  // timeout set for it.
   absl::Status Transact(const std::function<void(pqxx::work&)>& fn);
+
+  // Sets the pool's statement timeout for the rest of `tx` (SET LOCAL). Code that opens its own
+  // transaction in Run calls it first.
+  void LimitStatements(pqxx::transaction_base& tx) const;
 
   // SELECT 1 on a connection of the pool.
   absl::Status Ping();
@@ -97,6 +112,8 @@ class PgCluster {
   // Runs `fn` on a replica; if the replica fails with UNAVAILABLE, marks it down and runs `fn` on
   // the primary.
   absl::Status RunRead(const std::function<void(pqxx::connection&)>& fn);
+  // The same, telling `fn` whose connection it has (for LimitStatements).
+  absl::Status RunRead(const std::function<void(pqxx::connection&, const PgPool&)>& fn);
 
   // Measures the replicas now (tests call it instead of waiting for the background thread).
   void CheckReplicasNow();

@@ -296,6 +296,7 @@ absl::Status PgClickStore::InTransaction(const std::function<absl::Status(ClickT
   absl::Status result;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::work tx(c);
+    primary_->LimitStatements(tx);
     // Durable or lost together: the clicks and the offsets after them share this transaction, so
     // a commit lost in a database crash is simply consumed again. Not waiting for the WAL flush
     // keeps the commit off the batch's critical path without weakening exactly-once counting.

@@ -21,12 +21,13 @@ std::string TopQuery(const char* column, const char* table) {
 
 absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuery& q, bool* owned) {
   StatsData data;
-  auto read = [&](pqxx::connection& c) {
+  auto read = [&](pqxx::connection& c, const pg::PgPool& on) {
     data = StatsData();
     *owned = false;
     // One snapshot for every query of the request.
     pqxx::transaction<pqxx::isolation_level::repeatable_read, pqxx::readwrite_policy::read_only> tx(
         c);
+    on.LimitStatements(tx);
     pqxx::result link = tx.exec_params(
         "SELECT 1 FROM links WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL", q.code,
         q.account_id);
@@ -52,7 +53,8 @@ absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuer
     }
     tx.commit();
   };
-  absl::Status s = pool ? pool->Run(read) : cluster_->RunRead(read);
+  absl::Status s =
+      pool ? pool->Run([&](pqxx::connection& c) { read(c, *pool); }) : cluster_->RunRead(read);
   if (!s.ok()) {
     return s;
   }

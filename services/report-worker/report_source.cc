@@ -158,12 +158,6 @@ absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWrit
   if (!conn.ok()) {
     return conn.status();
   }
-  if (absl::Status s =
-          (*conn)->Exec(absl::StrCat("SET TimeZone = 'UTC'; SET statement_timeout = ",
-                                     absl::ToInt64Milliseconds(options_.statement_timeout)));
-      !s.ok()) {
-    return s;
-  }
   switch (job.kind) {
     case v1::CLICKS_CSV:
       return WriteCsv(**conn, job, out, progress);
@@ -175,10 +169,21 @@ absl::StatusOr<int64_t> PgReportSource::Write(const ReportJob& job, ArtifactWrit
   }
 }
 
+std::string PgReportSource::ScanSettings() const {
+  // SET LOCAL, in the scan's own transaction: through PgBouncer's transaction pooling a plain SET
+  // would stay on a server session that other clients are given next, and the scan itself could
+  // run on another session that never saw it.
+  return absl::StrCat("SET LOCAL TimeZone = 'UTC'; SET LOCAL statement_timeout = ",
+                      absl::ToInt64Milliseconds(options_.statement_timeout));
+}
+
 absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const ReportJob& job,
                                                  ArtifactWriter* out,
                                                  const ProgressCallback& progress) {
   const std::string sql = ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
+  if (absl::Status s = conn.Exec(absl::StrCat("BEGIN READ ONLY; ", ScanSettings())); !s.ok()) {
+    return s;
+  }
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
   if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) {
     return s;
@@ -216,6 +221,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   while (PGresult* extra = PQgetResult(conn.get())) {
     PQclear(extra);
   }
+  if (absl::Status s = conn.Exec("COMMIT"); !s.ok()) {
+    return s;
+  }
   int64_t rows = std::max<int64_t>(0, lines - 1);
   progress(rows);
   return rows;
@@ -227,7 +235,9 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   const Quoter quote = [&](const std::string& v) { return conn.Quote(v); };
   const std::string from = ClicksOfJob(job, quote);
   // One snapshot for every part of the summary.
-  if (absl::Status s = conn.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) {
+  if (absl::Status s = conn.Exec(
+          absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ", ScanSettings()));
+      !s.ok()) {
     return s;
   }
   std::shared_ptr<PGresult> res;

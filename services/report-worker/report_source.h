@@ -55,6 +55,8 @@ class PgReportSource : public ReportSource {
   absl::StatusOr<int64_t> WriteSummary(class PqConnection& conn, const reports::ReportJob& job,
                                        reports::ArtifactWriter* out,
                                        const ProgressCallback& progress);
+  // The statements that set up a scan's transaction (its time zone and statement timeout).
+  std::string ScanSettings() const;
 
   const PgReportSourceOptions options_;
   pg::PgCluster* cluster_;

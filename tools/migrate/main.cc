@@ -12,6 +12,11 @@ ABSL_FLAG(std::string, migrations_dir, "",
           "Directory of NNNN_name.sql files (default: migrations/ of the source tree this binary "
           "was built from, else /usr/share/kurt/migrations)");
 
+ABSL_FLAG(std::string, pg_admin_url, "",
+          "PostgreSQL primary reached directly, not through PgBouncer: migrations hold a session "
+          "advisory lock across transactions, which transaction pooling cannot keep (empty: "
+          "--pg_primary_url)");
+
 namespace {
 
 std::string DefaultDir(const char* argv0) {
@@ -43,7 +48,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   kurt::pg::PoolOptions options;
-  options.url = absl::GetFlag(FLAGS_pg_primary_url);
+  options.url = absl::GetFlag(FLAGS_pg_admin_url);
+  if (options.url.empty()) {
+    options.url = absl::GetFlag(FLAGS_pg_primary_url);
+  }
   options.max_connections = 1;
   options.statement_timeout = absl::ZeroDuration();
   kurt::pg::PgPool primary(options);

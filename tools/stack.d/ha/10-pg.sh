@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2153 # HA_DIR, HA_RUN_DIR, HA_LOG_DIR, TIMEOUT: tools/stack's
 # The --ha stack's PostgreSQL (sourced by tools/stack; see its "--ha" part): what a deployment
 # runs, on loopback.
 #
@@ -257,7 +258,8 @@ ha_pg_members() {
 # ha_pg_role N: leader, sync_standby, replica or down, as patroni-N's own REST API says (the
 # checks HAProxy makes; /health: its PostgreSQL runs).
 ha_pg_role() {
-  local rest=http://127.0.0.1:$(ha_pg_rest_port "$1") members line
+  local rest members line
+  rest=http://127.0.0.1:$(ha_pg_rest_port "$1")
   [ "$(ha_pg_http "$rest/health")" = 200 ] || { echo down; return 0; }
   members=$(ha_pg_members) || { echo down; return 0; }
   line=$(grep "^patroni-$1 " <<<"$members") || { echo down; return 0; }
@@ -404,6 +406,10 @@ reserve_pool_timeout = 2
 server_lifetime = 1800
 server_idle_timeout = 300
 server_check_query = select 1
+; After a failed login PgBouncer waits this long before it tries again (default 15 s): through a
+; failover its connections fail until HAProxy routes to the new leader, and every second waited
+; after that adds to the time writes fail.
+server_login_retry = 1
 ignore_startup_parameters = extra_float_digits,options
 admin_users = kurt
 stats_users = kurt
