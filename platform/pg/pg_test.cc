@@ -25,9 +25,9 @@ TEST(PgStatusTest, MapsDatabaseErrorsToActionableCodes) {
             absl::StatusCode::kUnavailable);
   // A write that reached a standby (a failover in progress) and libpq's own errors (no SQLSTATE:
   // the connection failed under the call) are worth retrying.
-  EXPECT_EQ(Map(pqxx::sql_error("cannot execute INSERT in a read-only transaction", "", "25006"))
-                .code(),
-            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(
+      Map(pqxx::sql_error("cannot execute INSERT in a read-only transaction", "", "25006")).code(),
+      absl::StatusCode::kUnavailable);
   EXPECT_EQ(Map(pqxx::sql_error("server closed the connection unexpectedly", "", "")).code(),
             absl::StatusCode::kUnavailable);
   EXPECT_EQ(Map(pqxx::sql_error("boom", "", "XX000")).code(), absl::StatusCode::kInternal);

@@ -36,8 +36,9 @@ std::string HaEnv(const char* name) {
   const char* v = std::getenv(name);
   if (v == nullptr || *v == '\0') {
     throw std::runtime_error(absl::StrCat(
-        name, " is not set: start the --ha stack (tools/stack up --ha) and load its environment "
-              "(set -a; . .kurt/ha/stack.env; set +a)"));
+        name,
+        " is not set: start the --ha stack (tools/stack up --ha) and load its environment "
+        "(set -a; . .kurt/ha/stack.env; set +a)"));
   }
   return v;
 }

@@ -9,6 +9,7 @@
 #include <signal.h>
 
 #include <atomic>
+#include <cinttypes>
 #include <cstdlib>
 #include <fstream>
 #include <map>
@@ -50,7 +51,7 @@ struct Attempt {
 // The first line of a pid file, or 0.
 pid_t PidFrom(const std::string& path) {
   std::ifstream in(path);
-  long pid = 0;
+  int64_t pid = 0;
   in >> pid;
   return static_cast<pid_t>(pid);
 }
@@ -76,8 +77,9 @@ std::vector<pid_t> ChildrenOf(pid_t parent) {
       continue;
     }
     char state = 0;
-    long ppid = 0;
-    if (std::sscanf(line.c_str() + paren + 1, " %c %ld", &state, &ppid) == 2 && ppid == parent) {
+    int64_t ppid = 0;
+    if (std::sscanf(line.c_str() + paren + 1, " %c %" SCNd64, &state, &ppid) == 2 &&
+        ppid == parent) {
       out.push_back(pid);
     }
   }
@@ -232,6 +234,7 @@ TEST_F(HaPgFailoverTest, LosingTheLeaderLosesNoAcknowledgedCreate) {
   std::vector<Attempt> attempts;
   std::atomic<bool> stop{false};
   std::vector<std::thread> writers;
+  writers.reserve(kWriters);
   for (int w = 0; w < kWriters; ++w) {
     writers.emplace_back([&, w] {
       for (int i = 0; !stop; ++i) {

@@ -48,6 +48,7 @@ std::string PoolMode(const std::string& pooled_url) {
 std::vector<absl::Status> SleepAtOnce(pg::PgPool& pool, int n, double seconds) {
   std::vector<absl::Status> out(n);
   std::vector<std::thread> threads;
+  threads.reserve(n);
   for (int i = 0; i < n; ++i) {
     threads.emplace_back([&, i] {
       out[i] = pool.Run([&](pqxx::connection& c) {
@@ -76,8 +77,7 @@ TEST(HaPgPoolingTest, OneClientsTimeoutNeitherLeaksToOthersNorIsLost) {
     ASSERT_TRUE(hurried.Ping().ok());
 
     // Its timeout holds for its own transactions...
-    absl::Status own =
-        hurried.Transact([](pqxx::work& tx) { tx.exec("SELECT pg_sleep(1.5)"); });
+    absl::Status own = hurried.Transact([](pqxx::work& tx) { tx.exec("SELECT pg_sleep(1.5)"); });
     EXPECT_EQ(own.code(), absl::StatusCode::kDeadlineExceeded) << "round " << round << ": " << own;
 
     // ...and for none of another client's statements, whichever server session they get.
