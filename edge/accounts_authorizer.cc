@@ -120,7 +120,26 @@ void AccountsAuthorizer::Remember(const std::string& digest,
   cache_.emplace(digest, Entry{account, clock_() + options_.cache_ttl, lru_.begin()});
 }
 
+void AccountsAuthorizer::AttachMetrics(metrics::Registry* registry) {
+  auto& refusals = registry->AddCounter(
+      "kurt_edge_rate_limit_refusals_total",
+      "Requests refused by the rate limits: over a bucket (429) or with the limiter's queue "
+      "full (503)",
+      {"reason"});
+  limited_ = &refusals.WithLabels({"limited"});
+  overloaded_ = &refusals.WithLabels({"overloaded"});
+}
+
 namespace {
+
+// A 503 for a request whose rate limit could not be checked: too many checks already wait.
+AuthDecision Overloaded() {
+  AuthDecision decision;
+  decision.status = absl::UnavailableError(
+      "this server has too many rate-limit checks waiting; retry in a moment");
+  decision.response_headers.emplace_back("Retry-After", "1");
+  return decision;
+}
 
 // A 429 that says, in its message and in Retry-After, when to come back.
 AuthDecision TooMany(absl::string_view who, absl::Duration retry_after) {
@@ -135,6 +154,19 @@ AuthDecision TooMany(absl::string_view who, absl::Duration retry_after) {
 
 }  // namespace
 
+AuthDecision AccountsAuthorizer::Refused(const RateDecision& rate, absl::string_view who) {
+  if (rate.overloaded) {
+    if (overloaded_ != nullptr) {
+      overloaded_->Increment();
+    }
+    return Overloaded();
+  }
+  if (limited_ != nullptr) {
+    limited_->Increment();
+  }
+  return TooMany(who, rate.retry_after);
+}
+
 void AccountsAuthorizer::Authorize(const AuthRequest& request,
                                    std::function<void(AuthDecision)> done) {
   bool is_public = request.route != nullptr && request.route->is_public;
@@ -146,7 +178,7 @@ void AccountsAuthorizer::Authorize(const AuthRequest& request,
                          [this, is_public, authorization = std::move(authorization),
                           done = std::move(done)](RateDecision rate) mutable {
                            if (!rate.allowed) {
-                             return done(TooMany("client address", rate.retry_after));
+                             return done(Refused(rate, "client address"));
                            }
                            Authenticate(is_public, authorization, std::move(done));
                          });
@@ -162,7 +194,7 @@ void AccountsAuthorizer::Limit(AuthDecision decision, const std::string& account
       absl::StrCat("acct:", account), options_.per_account,
       [this, decision = std::move(decision), done = std::move(done)](RateDecision rate) mutable {
         if (!rate.allowed) {
-          return done(TooMany("API key's account", rate.retry_after));
+          return done(Refused(rate, "API key's account"));
         }
         done(std::move(decision));
       });

@@ -59,6 +59,8 @@ class AccountsAuthorizer : public Authorizer {
                      std::function<absl::Time()> clock = absl::Now);
 
   void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override;
+  // kurt_edge_rate_limit_refusals_total{reason="limited"|"overloaded"}.
+  void AttachMetrics(metrics::Registry* registry) override;
 
  private:
   struct Entry {
@@ -67,6 +69,9 @@ class AccountsAuthorizer : public Authorizer {
     std::list<std::string>::iterator lru;
   };
   AuthDecision Decide(const absl::StatusOr<std::string>& account) const;
+  // The answer to a request the limiter did not allow (429, or 503 when it is overloaded),
+  // counted.
+  AuthDecision Refused(const RateDecision& rate, absl::string_view who);
   // Authenticates (after the address's bucket allowed the request).
   void Authenticate(bool is_public, const std::string& authorization,
                     std::function<void(AuthDecision)> done);
@@ -79,6 +84,8 @@ class AccountsAuthorizer : public Authorizer {
   const AccountsAuthorizerOptions options_;
   KeyAuthenticator* authenticator_;
   std::function<absl::Time()> clock_;
+  metrics::Counter* limited_ = nullptr;     // set by AttachMetrics, if ever
+  metrics::Counter* overloaded_ = nullptr;  // set by AttachMetrics, if ever
   std::mutex mu_;
   // Keyed by SHA-256 of the key, so the edge's memory holds no usable key; LRU-bounded.
   absl::flat_hash_map<std::string, Entry> cache_;

@@ -1,6 +1,11 @@
 // AccountsAuthorizer with a fake KeyAuthenticator and a fake clock.
 #include "edge/accounts_authorizer.h"
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <map>
 #include <optional>
 
@@ -173,17 +178,57 @@ TEST(TokenBucketTest, RedisDownFallsBackToLocalBuckets) {
   EXPECT_GT(d.retry_after, absl::ZeroDuration());
 }
 
+// While Redis hangs, the limiter's threads are busy and checks queue up, each holding its
+// request: past the bound the limiter answers at once that it is overloaded.
+TEST(TokenBucketTest, QueueOfRedisCallsIsBounded) {
+  // A listener that never accepts: connections complete in its backlog, commands get no answer.
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  ASSERT_EQ(listen(fd, 16), 0);
+  socklen_t len = sizeof(addr);
+  ASSERT_EQ(getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
+  redis::Options o;
+  o.port = ntohs(addr.sin_port);
+  o.command_timeout = absl::Seconds(1);
+  redis::RedisClient redis(o);
+  std::atomic<int> answered{0};
+  std::atomic<int> overloaded{0};
+  {
+    RedisRateLimiter limiter(&redis, /*threads=*/1, "kurt:test:rl:", /*max_queue=*/2);
+    for (int i = 0; i < 10; ++i) {
+      limiter.Take("k", RateLimit{10, 20}, [&](RateDecision d) {
+        answered.fetch_add(1);
+        if (d.overloaded) {
+          EXPECT_FALSE(d.allowed);
+          overloaded.fetch_add(1);
+        }
+      });
+      absl::SleepFor(absl::Milliseconds(20));  // the thread takes the first one and hangs
+    }
+    // One in the thread, two queued: the other seven were answered at once.
+    EXPECT_EQ(overloaded.load(), 7);
+  }
+  EXPECT_EQ(answered.load(), 10);
+  close(fd);
+}
+
 class FakeLimiter : public RateLimiter {
  public:
   void Take(std::string key, RateLimit, std::function<void(RateDecision)> done) override {
     keys.push_back(key);
     RateDecision d;
     d.allowed = key != deny;
+    d.overloaded = overloaded;
     d.retry_after = absl::Milliseconds(1500);
     done(d);
   }
   std::vector<std::string> keys;
   std::string deny;
+  bool overloaded = false;
 };
 
 TEST(AccountsAuthorizerLimitsTest, PerAddressThenPerAccount) {
@@ -211,6 +256,41 @@ TEST(AccountsAuthorizerLimitsTest, PerAddressThenPerAccount) {
   EXPECT_NE(d.status.message().find("retry after 2 s"), std::string::npos) << d.status;
   limiter.deny = "ip:192.0.2.1";
   EXPECT_EQ(run().status.code(), absl::StatusCode::kResourceExhausted);
+}
+
+// A limiter too busy to check answers 503 (retry in a moment), not 429, and both are counted.
+TEST(AccountsAuthorizerLimitsTest, OverloadedLimiterIs503AndCounted) {
+  FakeAuthenticator fake;
+  FakeLimiter limiter;
+  AccountsAuthorizerOptions o;
+  o.limiter = &limiter;
+  AccountsAuthorizer authorizer(o, &fake);
+  metrics::Registry registry;
+  authorizer.AttachMetrics(&registry);
+  Route route;
+  AuthRequest req;
+  req.route = &route;
+  req.client_ip = "192.0.2.1";
+  auto run = [&] {
+    std::optional<AuthDecision> out;
+    authorizer.Authorize(req, [&](AuthDecision d) { out = std::move(d); });
+    return out.value_or(AuthDecision{});
+  };
+  limiter.deny = "ip:192.0.2.1";
+  EXPECT_EQ(run().status.code(), absl::StatusCode::kResourceExhausted);
+  limiter.overloaded = true;
+  AuthDecision d = run();
+  EXPECT_EQ(d.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(d.status.message().find("retry"), std::string::npos) << d.status;
+  ASSERT_EQ(d.response_headers.size(), 1u);
+  EXPECT_EQ(d.response_headers[0].first, "Retry-After");
+  std::string text = registry.Render();
+  EXPECT_NE(text.find(R"(kurt_edge_rate_limit_refusals_total{reason="limited"} 1)"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find(R"(kurt_edge_rate_limit_refusals_total{reason="overloaded"} 1)"),
+            std::string::npos)
+      << text;
 }
 
 }  // namespace

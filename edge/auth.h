@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "edge/route.h"
+#include "platform/core/metrics.h"
 #include "platform/grpc/edge_trust.h"
 
 namespace kurt::edge {
@@ -41,6 +42,9 @@ class Authorizer {
   // Calls `done` exactly once, on any thread (possibly before returning). `request` is valid
   // only during this call: copy what an asynchronous check needs.
   virtual void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) = 0;
+  // Registers the authorizer's metrics in the edge's registry; called once by EdgeServer::Start,
+  // before any request.
+  virtual void AttachMetrics(metrics::Registry* /*registry*/) {}
 };
 
 class PassThroughAuthorizer : public Authorizer {

@@ -97,15 +97,17 @@ Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* rou
       registry_(registry),
       transcoder_(api),
       metrics_(registry),
-      cache_(options_.cache_entries),
+      cache_(options_.cache_entries, options_.cache_bytes),
       hit_sender_(std::make_unique<UpstreamHitSender>(upstreams)),
       hit_reporter_(
-          std::make_unique<HitReporter>(options_.cached_hits, hit_sender_.get(), registry)) {
+          std::make_unique<HitReporter>(options_.cached_hits, hit_sender_.get(), registry)),
+      health_(std::make_unique<UpstreamHealth>(upstreams, registry, options_.upstream_health)) {
   absl::flat_hash_map<std::string, int> hit_methods;
   for (const auto& route : routes_->routes()) {
     RouteState state;
     state.stats = metrics_.Route(route->name);
     state.upstream_errors = &metrics_.UpstreamErrors(route->service);
+    state.upstream = health_->Index(route->service);
     if (route->redirect && !route->redirect->cached_hits_method.empty()) {
       const std::string& method = route->redirect->cached_hits_method;
       auto [it, added] = hit_methods.try_emplace(method, -1);
@@ -193,9 +195,46 @@ void Edge::SendError(const std::shared_ptr<Call>& call, unsigned http_status, in
   Send(call, std::move(res));
 }
 
+grpc::Status Edge::PublicStatus(const Call& call, const grpc::Status& status) const {
+  const std::string& service = call.route != nullptr ? call.route->service : "the upstream";
+  std::string message;
+  switch (status.error_code()) {
+    case grpc::StatusCode::UNAVAILABLE:
+      message = absl::StrCat(service, " is unavailable right now; retry later (request id ",
+                             call.request_id, ")");
+      break;
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::DATA_LOSS:
+      message = absl::StrCat("internal error in ", service, " (request id ", call.request_id,
+                             "); it has been logged");
+      break;
+    default:
+      return status;
+  }
+  KURT_LOG(kWarn, "upstream failed", {"request_id", call.request_id}, {"service", service},
+           {"code", static_cast<int>(status.error_code())}, {"error", status.error_message()});
+  return grpc::Status(status.error_code(), message);
+}
+
 void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status) {
-  SendError(call, HttpStatusFromGrpc(status.error_code()), status.error_code(),
-            status.error_message(), status.error_details());
+  grpc::Status shown = PublicStatus(*call, status);
+  SendError(call, HttpStatusFromGrpc(shown.error_code()), shown.error_code(),
+            shown.error_message(), shown.error_details());
+}
+
+void Edge::SendUpstreamNotServing(const std::shared_ptr<Call>& call) {
+  route_states_[call->route->id].upstream_errors->Increment();
+  HttpResponse res{http::status::service_unavailable, 11};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::cache_control, "no-store");
+  res.set(http::field::retry_after, "1");
+  res.body() = transcoder_.ErrorBody(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat(call->route->service, " is not serving right now; retry later (request id ",
+                   call->request_id, ")"),
+      "");
+  Send(call, std::move(res));
 }
 
 HttpResponse Edge::ServerError(unsigned http_status, int grpc_code, absl::string_view message,
@@ -236,9 +275,6 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
     return Builtin(call, path);
   }
   bool is_get = req.method() == http::verb::get;
-  if (is_get && cache_.enabled() && ServeFromCache(call)) {
-    return;
-  }
 
   Router::Match match = routes_->router().Find(View(req.method_string()), path);
   switch (match.outcome) {
@@ -269,22 +305,30 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   const Route& route = *routes_->routes()[match.route_id];
   call->route = &route;
   call->stats = route_states_[route.id].stats;
-  if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
-      cache_.enabled()) {
-    call->cache_key = std::string(target);
-    metrics_.cache_misses().Increment();
-  }
-
   absl::StatusOr<std::string> request = transcoder_.Request(route, match.values, query, req.body(),
                                                             View(req[http::field::content_type]));
   if (!request.ok()) {
     return SendError(call, 400, grpc::StatusCode::INVALID_ARGUMENT, request.status().message());
   }
+  if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
+      cache_.enabled()) {
+    // The route and the upstream request: what the answer depends on, nothing else.
+    std::string key(reinterpret_cast<const char*>(&route.id), sizeof(route.id));
+    key += *request;
+    if (ServeFromCache(call, key)) {
+      return;
+    }
+    call->cache_key = std::move(key);
+    metrics_.cache_misses().Increment();
+  }
+  if (!health_->Serving(route_states_[route.id].upstream)) {
+    return SendUpstreamNotServing(call);
+  }
   if (!call->cache_key.empty() && route_states_[route.id].cached_hits >= 0) {
     call->cached_request = *request;
   }
   call->client_ip = ClientIp(call->exchange->peer_address(), View(req["x-forwarded-for"]),
-                             options_.trust_forwarded_for);
+                             options_.trusted_proxies);
 
   // The auth seam: may answer at once (pass-through) or later, on any thread.
   AuthRequest auth;
@@ -451,10 +495,9 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
   Send(call, std::move(res));
 }
 
-bool Edge::ServeFromCache(const std::shared_ptr<Call>& call) {
+bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& key) {
   absl::Time now = call->start;
-  std::shared_ptr<const CachedResponse> hit =
-      cache_.Get(View(call->exchange->request().target()), now);
+  std::shared_ptr<const CachedResponse> hit = cache_.Get(key, now);
   if (hit == nullptr) {
     return false;
   }
@@ -475,7 +518,7 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call) {
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit) {
   HttpRequest& req = call.exchange->request();
   const std::string client_ip = ClientIp(
-      call.exchange->peer_address(), View(req["x-forwarded-for"]), options_.trust_forwarded_for);
+      call.exchange->peer_address(), View(req["x-forwarded-for"]), options_.trusted_proxies);
   std::vector<std::pair<absl::string_view, std::string>> metadata;
   metadata.reserve(5);
   ForEachForwarded(req, call.request_id, client_ip,
@@ -525,24 +568,17 @@ void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {
     res.body() = openapi_;
     return Send(call, std::move(res));
   }
-  // /readyz: every upstream SERVING.
+  // /readyz: the edge itself, so that a service that is down takes down its own routes only (they
+  // answer 503) and never every edge pod. Nothing is called per request; what the upstreams'
+  // health checks found is in /metrics and, in detail, on the admin port.
+  res.set(http::field::content_type, "text/plain");
   if (draining_) {
     res.result(http::status::service_unavailable);
-    res.set(http::field::content_type, "text/plain");
     res.body() = "draining\n";
-    return Send(call, std::move(res));
+  } else {
+    res.body() = "ready\n";
   }
-  upstream_calls_.fetch_add(1);
-  upstreams_->CheckHealth(options_.readiness_timeout, [this, call](std::string problems) {
-    net::post(call->exchange->executor(), [this, call, problems = std::move(problems)] {
-      HttpResponse res{problems.empty() ? http::status::ok : http::status::service_unavailable, 11};
-      res.set(http::field::cache_control, "no-store");
-      res.set(http::field::content_type, "text/plain");
-      res.body() = problems.empty() ? "ready\n" : absl::StrCat("not ready: ", problems, "\n");
-      Send(call, std::move(res));
-    });
-    upstream_calls_.fetch_sub(1);
-  });
+  Send(call, std::move(res));
 }
 
 void Edge::Preflight(const std::shared_ptr<Call>& call, absl::string_view path) {

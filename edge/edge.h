@@ -19,10 +19,12 @@
 #include "edge/edge_metrics.h"
 #include "edge/hit_reporter.h"
 #include "edge/http_server.h"
+#include "edge/http_util.h"
 #include "edge/response_cache.h"
 #include "edge/route_table.h"
 #include "edge/transcoder.h"
 #include "edge/upstream.h"
+#include "edge/upstream_health.h"
 #include "platform/core/metrics.h"
 
 namespace kurt::edge {
@@ -31,13 +33,17 @@ struct EdgeOptions {
   // Origins allowed by CORS ("*": any).
   std::vector<std::string> cors_origins = {"http://localhost:5173"};
   absl::Duration cors_max_age = absl::Minutes(10);
-  // Take the client address from the first X-Forwarded-For entry (behind a trusted proxy).
-  bool trust_forwarded_for = false;
+  // The proxies whose X-Forwarded-For entries are believed (ClientIp, http_util.h); none: the
+  // client is the peer.
+  TrustedProxies trusted_proxies;
   // Upper bound of any deadline a request asks for.
   absl::Duration max_timeout = absl::Seconds(60);
-  // The in-memory cache of public redirects: entries (0: off) and the longest time an entry is
-  // kept whatever its max-age.
+  // The in-memory cache of public redirects: entries (0: off), bytes, and the longest time an
+  // entry is kept whatever its max-age. Keyed by the route and the upstream request the edge
+  // makes of the HTTP request, so that what the route ignores (a query string of tracking
+  // parameters, or of junk) neither makes new entries nor misses the hot ones.
   size_t cache_entries = 100000;
+  size_t cache_bytes = size_t{64} << 20;
   absl::Duration cache_ttl_cap = absl::Seconds(60);
   // How the redirects answered from the cache are reported to their service
   // ((kurt.api.v1.http_redirect).cached_hits_method).
@@ -45,7 +51,8 @@ struct EdgeOptions {
   // SSE: headers go out after this long without a first event; then a comment this often.
   absl::Duration sse_first_flush = absl::Milliseconds(500);
   absl::Duration sse_keepalive = absl::Seconds(15);
-  absl::Duration readiness_timeout = absl::Seconds(1);
+  // How often, and with what deadline, each upstream's health is checked (UpstreamHealth).
+  UpstreamHealthOptions upstream_health;
   // The OpenAPI document's servers[0].url ("" for none).
   std::string public_url;
 };
@@ -62,6 +69,10 @@ class Edge : public HttpHandler {
 
   // /readyz answers 503 from now on (graceful shutdown).
   void SetDraining() { draining_ = true; }
+  bool draining() const { return draining_; }
+  // What the last health checks found of each upstream, one line each (the admin port's /readyz).
+  std::string UpstreamReport() const { return health_->Report(); }
+  UpstreamHealth& upstream_health() { return *health_; }
   // Waits (up to `max`) until no upstream call is in flight.
   void WaitIdle(absl::Duration max);
   // Cancels the server streams in flight (shutdown: they have no deadline of their own).
@@ -81,11 +92,12 @@ class Edge : public HttpHandler {
     RouteStats* stats = nullptr;
     metrics::Counter* upstream_errors = nullptr;
     int cached_hits = -1;  // the route's HitReporter method, if it reports cached answers
+    int upstream = -1;     // the route's service in health_
   };
 
   void Builtin(const std::shared_ptr<Call>& call, absl::string_view path);
   void Preflight(const std::shared_ptr<Call>& call, absl::string_view path);
-  bool ServeFromCache(const std::shared_ptr<Call>& call);
+  bool ServeFromCache(const std::shared_ptr<Call>& call, const std::string& key);
   void Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision);
   void StartUnary(const std::shared_ptr<Call>& call, const std::string& request);
   void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status);
@@ -96,6 +108,13 @@ class Edge : public HttpHandler {
   void SendError(const std::shared_ptr<Call>& call, unsigned http_status, int grpc_code,
                  absl::string_view message, absl::string_view details = "");
   void SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  // An upstream's status as the client may see it: the code always; for server-side failures
+  // (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS) a message of the edge's own naming the service and
+  // the request id instead of the upstream's (which may name hosts, databases or addresses: it
+  // goes to the log).
+  grpc::Status PublicStatus(const Call& call, const grpc::Status& status) const;
+  // 503 for a route whose service is not serving (UpstreamHealth), without calling it.
+  void SendUpstreamNotServing(const std::shared_ptr<Call>& call);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
   void ReportCachedHit(const Call& call, const CachedResponse& hit);
   bool OriginAllowed(absl::string_view origin) const;
@@ -114,6 +133,7 @@ class Edge : public HttpHandler {
   ResponseCache cache_;
   std::unique_ptr<HitSender> hit_sender_;
   std::unique_ptr<HitReporter> hit_reporter_;
+  std::unique_ptr<UpstreamHealth> health_;
   std::vector<RouteState> route_states_;
   RouteStats* unmatched_stats_;
   RouteStats* healthz_stats_;

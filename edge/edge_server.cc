@@ -7,6 +7,17 @@
 
 namespace kurt::edge {
 
+absl::Status CheckAuthorizerConfigured(bool has_accounts_address, bool dev_trust_account_header,
+                                       bool dev_mode) {
+  if (has_accounts_address || dev_trust_account_header || dev_mode) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "--accounts_address (KURT_ACCOUNTS_ADDRESS) is empty: without kurt-accounts the edge would "
+      "serve every route without authentication or rate limits. Set it, or pass --dev_mode "
+      "(KURT_DEV_MODE=true) for local development");
+}
+
 absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig config,
                                                               Authorizer* authorizer) {
   std::unique_ptr<EdgeServer> s(new EdgeServer());
@@ -58,15 +69,28 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
     s->own_authorizer_ = std::make_unique<PassThroughAuthorizer>();
     authorizer = s->own_authorizer_.get();
   }
+  authorizer->AttachMetrics(&s->registry_);
   s->edge_ = std::make_unique<Edge>(config.edge, s->api_.get(), s->routes_.get(),
                                     s->upstreams_.get(), authorizer, &s->registry_);
-  s->http_ = std::make_unique<HttpServer>(config.http, s->edge_.get());
+  s->http_ = std::make_unique<HttpServer>(config.http, s->edge_.get(), &s->registry_);
   absl::StatusOr<int> port = s->http_->Start();
   if (!port.ok()) {
     return port.status();
   }
+  if (config.admin_port >= 0) {
+    Edge* edge = s->edge_.get();
+    s->admin_ = std::make_unique<platform::AdminHttpServer>(
+        &s->registry_, [edge] { return !edge->draining(); },
+        [edge] { return edge->UpstreamReport(); });
+    absl::StatusOr<int> admin_port = s->admin_->Start(config.http.host, config.admin_port);
+    if (!admin_port.ok()) {
+      return admin_port.status();
+    }
+    s->admin_port_ = *admin_port;
+  }
   KURT_LOG(kInfo, "edge listening", {"address", absl::StrCat(config.http.host, ":", *port)},
-           {"routes", s->routes_->routes().size()}, {"io_threads", config.http.threads});
+           {"admin_port", s->admin_port_}, {"routes", s->routes_->routes().size()},
+           {"io_threads", config.http.threads});
   return s;
 }
 
@@ -82,6 +106,9 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   // Last-Event-ID elsewhere).
   edge_->CancelStreams();
   http_->Stop(grace);
+  if (admin_) {
+    admin_->Stop();
+  }
   // The I/O threads have stopped but their io_contexts live until http_ goes: upstream
   // completions may still post to them until WaitIdle returns.
   edge_->CancelStreams();

@@ -16,6 +16,7 @@
 #include "edge/route_table.h"
 #include "edge/upstream.h"
 #include "platform/core/metrics.h"
+#include "platform/http/admin_http.h"
 
 namespace kurt::edge {
 
@@ -33,10 +34,20 @@ struct EdgeServerConfig {
   std::string default_upstream_host = "127.0.0.1";
   // See DevAccountHeaderAuthorizer (auth.h); ignored when Start is given an authorizer.
   bool dev_trust_account_header = false;
+  // The admin HTTP server (/readyz with each upstream's health, /metrics, /healthz), never public:
+  // its port, 0 for a free one (tests), negative for none.
+  int admin_port = -1;
   // Sent as x-kurt-edge-secret with the account DevAccountHeaderAuthorizer takes, so services
   // that check the secret still believe it (the AccountsAuthorizer is given its own).
   std::string edge_secret;
 };
+
+// The edge's rule for its authorizer: without --accounts_address every route is open (no API
+// keys, no rate limits), which only development may want: --dev_mode, or
+// --dev_trust_account_header (itself development only). Otherwise InvalidArgument naming
+// --accounts_address.
+absl::Status CheckAuthorizerConfigured(bool has_accounts_address, bool dev_trust_account_header,
+                                       bool dev_mode);
 
 class EdgeServer {
  public:
@@ -46,6 +57,7 @@ class EdgeServer {
   ~EdgeServer();
 
   int port() const { return http_->port(); }
+  int admin_port() const { return admin_port_; }
   // Graceful: /readyz turns 503, no new connections, requests in flight finish (up to grace).
   void Shutdown(absl::Duration grace);
 
@@ -64,6 +76,8 @@ class EdgeServer {
   std::unique_ptr<Authorizer> own_authorizer_;
   std::unique_ptr<Edge> edge_;
   std::unique_ptr<HttpServer> http_;
+  std::unique_ptr<platform::AdminHttpServer> admin_;
+  int admin_port_ = -1;
   bool shut_down_ = false;
 };
 

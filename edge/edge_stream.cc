@@ -139,8 +139,9 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     }
     if (!status.ok() && sse) {
       std::string event = "event: error\ndata: ";
-      event += edge->transcoder_.ErrorBody(status.error_code(), status.error_message(),
-                                           status.error_details());
+      grpc::Status shown = edge->PublicStatus(*call, status);
+      event += edge->transcoder_.ErrorBody(shown.error_code(), shown.error_message(),
+                                           shown.error_details());
       event += "\n\n";
       Enqueue(std::move(event), false);
     }

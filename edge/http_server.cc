@@ -1,7 +1,9 @@
 #include "edge/http_server.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/ip/tcp.hpp"
@@ -37,6 +39,8 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
 struct HttpServer::Worker {
   net::io_context ioc{1};
   std::optional<tcp::acceptor> acceptor;
+  std::optional<net::steady_timer> retry;  // the wait after a failed accept
+  absl::Duration backoff = absl::ZeroDuration();
 };
 
 // One accepted TCP connection: reads requests one at a time and writes their responses.
@@ -44,7 +48,20 @@ struct HttpServer::Worker {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, HttpServer* server)
-      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), server_(server) {}
+      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), server_(server) {
+    int open = server_->connections_.fetch_add(1, std::memory_order_relaxed) + 1;
+    if (server_->open_gauge_ != nullptr) {
+      server_->open_gauge_->Set(open);
+    }
+  }
+  ~Connection() {
+    int open = server_->connections_.fetch_sub(1, std::memory_order_relaxed) - 1;
+    if (server_->open_gauge_ != nullptr) {
+      server_->open_gauge_->Set(open);
+    }
+  }
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
 
   void Start() {
     error_code ec;
@@ -403,8 +420,33 @@ void Exchange::OnClientGone(std::function<void()> callback) {
   connection_->OnClientGone(std::move(callback));
 }
 
-HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler)
-    : options_(std::move(options)), handler_(handler) {}
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler,
+                       metrics::Registry* registry)
+    : options_(std::move(options)), handler_(handler) {
+  if (registry != nullptr) {
+    open_gauge_ = &registry->AddGauge("kurt_edge_connections", "Client connections open").Get();
+    refused_ = &registry
+                    ->AddCounter("kurt_edge_connections_refused_total",
+                                 "Client connections answered 503 and closed: over "
+                                 "--max_connections")
+                    .Get();
+    accept_errors_ = &registry
+                          ->AddCounter("kurt_edge_accept_errors_total",
+                                       "Failed accepts (EMFILE: out of file descriptors, ...); "
+                                       "each is followed by a backoff")
+                          .Get();
+  }
+  HttpResponse res{http::status::service_unavailable, 11};
+  res.set(http::field::content_type, "application/json");
+  res.set(http::field::retry_after, "1");
+  res.body() = absl::StrCat(R"({"code":14,"message":"too many connections to this server (at most )",
+                            options_.max_connections, R"(); retry later","details":[]})");
+  res.keep_alive(false);
+  res.prepare_payload();
+  std::ostringstream out;
+  out << res;
+  refusal_ = out.str();
+}
 
 HttpServer::~HttpServer() { Stop(); }
 
@@ -455,10 +497,63 @@ void HttpServer::Accept(Worker* w) {
     if (ec == net::error::operation_aborted || !w->acceptor->is_open()) {
       return;
     }
-    if (!ec) {
+    if (ec) {
+      // Out of file descriptors (or buffers): the pending connection stays in the backlog and
+      // would fail again at once, so wait before the next try rather than spin on it.
+      if (accept_errors_ != nullptr) {
+        accept_errors_->Increment();
+      }
+      w->backoff = w->backoff == absl::ZeroDuration()
+                       ? options_.accept_backoff
+                       : std::min(w->backoff * 2, options_.max_accept_backoff);
+      KURT_LOG(kWarn, "accept failed; backing off", {"error", ec.message()},
+               {"ms", absl::ToInt64Milliseconds(w->backoff)});
+      w->retry.emplace(w->ioc);
+      w->retry->expires_after(ToChrono(w->backoff));
+      w->retry->async_wait([this, w](error_code wait_ec) {
+        if (!wait_ec && w->acceptor->is_open()) {
+          Accept(w);
+        }
+      });
+      return;
+    }
+    w->backoff = absl::ZeroDuration();
+    if (connections_.load(std::memory_order_relaxed) >= options_.max_connections) {
+      Refuse(std::move(socket));
+    } else {
       std::make_shared<Connection>(std::move(socket), this)->Start();
     }
     Accept(w);
+  });
+}
+
+void HttpServer::Refuse(tcp::socket socket) {
+  if (refused_ != nullptr) {
+    refused_->Increment();
+  }
+  // Written whole, then the connection is half-closed and drained for a moment, so that the
+  // client reads the answer before the close (a request it sent meanwhile would otherwise turn
+  // the close into a reset).
+  auto stream = std::make_shared<beast::tcp_stream>(std::move(socket));
+  stream->expires_after(std::chrono::seconds(1));
+  net::async_write(stream->socket(), net::buffer(refusal_), [stream](error_code ec, size_t) {
+    if (ec) {
+      return;
+    }
+    stream->socket().shutdown(tcp::socket::shutdown_send, ec);
+    auto drain = std::make_shared<std::array<char, 1024>>();
+    auto read = std::make_shared<std::function<void()>>();
+    *read = [stream, drain, read] {
+      stream->async_read_some(net::buffer(*drain), [stream, drain, read](error_code e, size_t) {
+        if (e) {
+          stream->close();
+          *read = nullptr;  // breaks the cycle
+          return;
+        }
+        (*read)();
+      });
+    };
+    (*read)();
   });
 }
 
@@ -472,6 +567,9 @@ void HttpServer::Stop(absl::Duration grace) {
     net::post(w->ioc, [w] {
       error_code ec;
       w->acceptor->close(ec);
+      if (w->retry) {
+        w->retry->cancel();
+      }
     });
   }
   absl::Time deadline = absl::Now() + grace;

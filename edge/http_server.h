@@ -19,13 +19,22 @@
 #include "absl/time/time.h"
 #include "boost/asio/any_io_executor.hpp"
 #include "boost/asio/io_context.hpp"
+#include "boost/asio/ip/tcp.hpp"
 #include "boost/beast/http/message.hpp"
 #include "boost/beast/http/string_body.hpp"
+#include "platform/core/metrics.h"
 
 namespace kurt::edge {
 
 using HttpRequest = boost::beast::http::request<boost::beast::http::string_body>;
 using HttpResponse = boost::beast::http::response<boost::beast::http::string_body>;
+
+// How long an idle kept-alive connection stays open. Longer than the keep-alive of the proxy in
+// front (ingress-nginx's upstream-keepalive-timeout, 60 s, deploy/ingress-nginx), so that the
+// proxy is always the side that closes an idle connection: were the edge to close it at the same
+// moment, a request the proxy sends on it just then meets a reset, and the client gets a 502 (a
+// POST cannot be retried).
+inline constexpr absl::Duration kDefaultIdleTimeout = absl::Seconds(75);
 
 struct HttpServerOptions {
   std::string host = "127.0.0.1";
@@ -35,8 +44,15 @@ struct HttpServerOptions {
   size_t max_header_bytes = 16 << 10;                // larger: 431
   int max_header_count = 64;                         // more: 431
   absl::Duration read_timeout = absl::Seconds(10);   // one request's header and body: else 408
-  absl::Duration idle_timeout = absl::Seconds(60);   // a kept-alive connection between requests
+  absl::Duration idle_timeout = kDefaultIdleTimeout;  // a kept-alive connection between requests
   absl::Duration write_timeout = absl::Seconds(30);  // each write (a slow reader is cut off)
+  // Open client connections at most; one more is answered 503 and closed. Keeps the process
+  // under its file descriptor limit with room for its upstream connections.
+  int max_connections = 10000;
+  // When accepting fails (EMFILE: no file descriptor left, ENFILE, ENOBUFS...), the acceptor
+  // waits this long before it tries again, doubling up to the maximum, instead of spinning.
+  absl::Duration accept_backoff = absl::Milliseconds(10);
+  absl::Duration max_accept_backoff = absl::Seconds(1);
 };
 
 class Connection;
@@ -85,7 +101,9 @@ class HttpHandler {
 
 class HttpServer {
  public:
-  HttpServer(HttpServerOptions options, HttpHandler* handler);
+  // `registry` (may be null) gets the server's connection metrics.
+  HttpServer(HttpServerOptions options, HttpHandler* handler,
+             metrics::Registry* registry = nullptr);
   ~HttpServer();
 
   // Binds, starts the I/O threads and returns the bound port.
@@ -96,11 +114,15 @@ class HttpServer {
   int port() const { return port_; }
   // Requests read and not yet answered (for graceful shutdown and tests).
   int in_flight() const { return in_flight_.load(); }
+  // Client connections open now.
+  int connections() const { return connections_.load(); }
 
  private:
   struct Worker;
   friend class Connection;
   void Accept(Worker* w);
+  // Answers a connection over max_connections with a 503 and closes it.
+  void Refuse(boost::asio::ip::tcp::socket socket);
 
   friend class Exchange;
 
@@ -109,6 +131,11 @@ class HttpServer {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<int> in_flight_{0};
+  std::atomic<int> connections_{0};
+  std::string refusal_;  // the whole 503 response to a connection over the limit
+  metrics::Gauge* open_gauge_ = nullptr;
+  metrics::Counter* refused_ = nullptr;
+  metrics::Counter* accept_errors_ = nullptr;
   std::atomic<bool> stopping_{false};
   int port_ = 0;
 };

@@ -20,6 +20,12 @@
 
 ABSL_FLAG(int, edge_port, kurt::mesh::kEdgeHttpPort,
           "HTTP port of the public API (and /metrics, /healthz, /readyz)");
+ABSL_FLAG(int, admin_port, 0,
+          "HTTP port of the edge's admin server, never to be made public: /readyz with what the "
+          "health checks found of each upstream, /metrics, /healthz (0: none)");
+ABSL_FLAG(absl::Duration, upstream_health_interval, absl::Seconds(1),
+          "How often each upstream's health is checked (kurt_edge_upstream_serving; the routes of "
+          "a service found not serving answer 503 at once)");
 ABSL_FLAG(int, io_threads, 0, "HTTP I/O threads (0: one per core)");
 ABSL_FLAG(std::vector<std::string>, upstream, {},
           "Service=host:port[,host:port...] per upstream service, e.g. "
@@ -35,14 +41,21 @@ ABSL_FLAG(std::vector<std::string>, extra_descriptor_sets, {},
           "Files with serialized FileDescriptorSets of more services to serve (tests)");
 ABSL_FLAG(std::vector<std::string>, cors_origins, {"http://localhost:5173"},
           "Origins allowed by CORS (comma-separated; * for any)");
-ABSL_FLAG(bool, trust_forwarded_for, false,
-          "Take the client address from the first X-Forwarded-For entry (behind a trusted proxy)");
+ABSL_FLAG(std::vector<std::string>, trusted_proxies, {},
+          "CIDR ranges of the proxies in front of the edge (e.g. the ingress' pod network); the "
+          "client address is the right-most X-Forwarded-For entry that is not one of them "
+          "(empty: none trusted, the client is the peer address)");
+ABSL_FLAG(int, max_connections, 10000,
+          "Client connections open at most; one more is answered 503 and closed (keep it under "
+          "the file descriptor limit, with room for the upstream connections)");
 ABSL_FLAG(int64_t, max_body_bytes, 1 << 20, "Largest request body (else 413)");
 ABSL_FLAG(int64_t, max_header_bytes, 16 << 10, "Largest request header (else 431)");
 ABSL_FLAG(int, max_header_count, 64, "Most header fields in a request (else 431)");
 ABSL_FLAG(absl::Duration, read_timeout, absl::Seconds(10),
           "Time to receive one request's header and body (else 408 and close)");
-ABSL_FLAG(absl::Duration, idle_timeout, absl::Seconds(60), "Keep-alive idle time");
+ABSL_FLAG(absl::Duration, idle_timeout, kurt::edge::kDefaultIdleTimeout,
+          "Keep-alive idle time; keep it longer than the keep-alive of the proxy in front "
+          "(ingress-nginx: 60 s), so that the proxy closes idle connections first");
 ABSL_FLAG(absl::Duration, write_timeout, absl::Seconds(30), "Time for each write to a client");
 ABSL_FLAG(absl::Duration, default_timeout, absl::Seconds(10),
           "Deadline of unary upstream calls when the request has no grpc-timeout or "
@@ -52,6 +65,9 @@ ABSL_FLAG(std::vector<std::string>, route_timeouts, {},
 ABSL_FLAG(absl::Duration, max_timeout, absl::Seconds(60), "Upper bound of a requested deadline");
 ABSL_FLAG(int64_t, cache_entries, 100000,
           "Entries of the in-memory cache of public redirects (0: off)");
+ABSL_FLAG(int64_t, cache_bytes, int64_t{64} << 20,
+          "Bytes the in-memory cache of public redirects may hold, keys included (entries are "
+          "also bounded by --cache_entries)");
 ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
           "Longest time a cached redirect is kept, whatever its max-age");
 ABSL_FLAG(absl::Duration, cached_hits_interval, absl::Milliseconds(500),
@@ -64,8 +80,9 @@ ABSL_FLAG(bool, dev_trust_account_header, false,
           "API keys exist); never in production");
 ABSL_FLAG(std::string, public_url, "", "The API's public base URL, for the OpenAPI document");
 ABSL_FLAG(std::string, accounts_address, "",
-          "host:port of kurt-accounts; when set, every non-public route needs "
-          "Authorization: Bearer <API key> (empty: no authentication, development only)");
+          "host:port of kurt-accounts: every non-public route needs Authorization: Bearer <API "
+          "key>, and rate limits apply. Required unless --dev_mode (then empty: no "
+          "authentication) or --dev_trust_account_header");
 ABSL_FLAG(double, rate_per_address, 50,
           "Requests per second per client address (token bucket refill; 0: no limit); needs "
           "--accounts_address");
@@ -73,10 +90,22 @@ ABSL_FLAG(double, burst_per_address, 100, "Token bucket size per client address"
 ABSL_FLAG(double, rate_per_account, 20, "Requests per second per account (0: no limit)");
 ABSL_FLAG(double, burst_per_account, 40, "Token bucket size per account");
 ABSL_FLAG(int, rate_limit_threads, 2, "Threads that run the rate limits' Redis calls");
+ABSL_FLAG(int64_t, rate_limit_max_queue, 10000,
+          "Rate-limit checks waiting for those threads at most; more requests are answered 503 "
+          "(counted in kurt_edge_rate_limit_refusals_total{reason=\"overloaded\"})");
 ABSL_FLAG(absl::Duration, auth_cache_ttl, absl::Seconds(5),
           "How long the edge remembers an API key's account (part of the revocation bound)");
 
 namespace {
+
+absl::Status CheckAuthorizerFlags() {
+  return kurt::edge::CheckAuthorizerConfigured(!absl::GetFlag(FLAGS_accounts_address).empty(),
+                                               absl::GetFlag(FLAGS_dev_trust_account_header),
+                                               absl::GetFlag(FLAGS_dev_mode));
+}
+
+[[maybe_unused]] const bool kAuthorizerChecked =
+    kurt::platform::RegisterStartupCheck(&CheckAuthorizerFlags);
 
 // absl keeps only the last of a repeated flag; --upstream may be given many times, so its
 // occurrences are joined into one before parsing.
@@ -127,15 +156,26 @@ int main(int argc, char** argv) {
   config.http.max_body_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_body_bytes));
   config.http.max_header_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_max_header_bytes));
   config.http.max_header_count = absl::GetFlag(FLAGS_max_header_count);
+  config.http.max_connections = std::max(1, absl::GetFlag(FLAGS_max_connections));
   config.http.read_timeout = absl::GetFlag(FLAGS_read_timeout);
   config.http.idle_timeout = absl::GetFlag(FLAGS_idle_timeout);
   config.http.write_timeout = absl::GetFlag(FLAGS_write_timeout);
 
+  config.admin_port = absl::GetFlag(FLAGS_admin_port) > 0 ? absl::GetFlag(FLAGS_admin_port) : -1;
+  config.edge.upstream_health.interval = absl::GetFlag(FLAGS_upstream_health_interval);
   config.edge.cors_origins = absl::GetFlag(FLAGS_cors_origins);
-  config.edge.trust_forwarded_for = absl::GetFlag(FLAGS_trust_forwarded_for);
+  absl::StatusOr<kurt::edge::TrustedProxies> trusted_proxies =
+      kurt::edge::TrustedProxies::Parse(absl::GetFlag(FLAGS_trusted_proxies));
+  if (!trusted_proxies.ok()) {
+    KURT_LOG(kError, "bad --trusted_proxies", {"error", trusted_proxies.status().ToString()});
+    return 2;
+  }
+  config.edge.trusted_proxies = *std::move(trusted_proxies);
   config.edge.max_timeout = absl::GetFlag(FLAGS_max_timeout);
   config.edge.cache_entries =
       static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_entries)));
+  config.edge.cache_bytes =
+      static_cast<size_t>(std::max<int64_t>(0, absl::GetFlag(FLAGS_cache_bytes)));
   config.edge.cache_ttl_cap = absl::GetFlag(FLAGS_cache_ttl_cap);
   config.edge.cached_hits.interval = absl::GetFlag(FLAGS_cached_hits_interval);
   config.edge.cached_hits.max_pending =
@@ -187,7 +227,8 @@ int main(int argc, char** argv) {
       }
       redis = *std::move(redis_client);
       limiter = std::make_unique<kurt::edge::RedisRateLimiter>(
-          redis.get(), absl::GetFlag(FLAGS_rate_limit_threads));
+          redis.get(), absl::GetFlag(FLAGS_rate_limit_threads), "kurt:rl:",
+          static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_rate_limit_max_queue))));
       authorizer_options.limiter = limiter.get();
     }
     authorizer =

@@ -69,8 +69,9 @@ return {allowed, wait_ms}
 )lua";
 }
 
-RedisRateLimiter::RedisRateLimiter(redis::RedisClient* redis, int threads, std::string key_prefix)
-    : redis_(redis), key_prefix_(std::move(key_prefix)) {
+RedisRateLimiter::RedisRateLimiter(redis::RedisClient* redis, int threads, std::string key_prefix,
+                                   size_t max_queue)
+    : redis_(redis), key_prefix_(std::move(key_prefix)), max_queue_(std::max<size_t>(1, max_queue)) {
   for (int i = 0; i < std::max(1, threads); ++i) {
     threads_.emplace_back([this] { Work(); });
   }
@@ -91,9 +92,17 @@ void RedisRateLimiter::Take(std::string key, RateLimit limit,
                             std::function<void(RateDecision)> done) {
   {
     std::lock_guard lock(mu_);
-    queue_.push_back(Job{std::move(key), limit, std::move(done)});
+    if (queue_.size() < max_queue_) {
+      queue_.push_back(Job{std::move(key), limit, std::move(done)});
+      cv_.notify_one();
+      return;
+    }
   }
-  cv_.notify_one();
+  RateDecision overloaded;
+  overloaded.allowed = false;
+  overloaded.overloaded = true;
+  overloaded.retry_after = absl::Seconds(1);
+  done(overloaded);
 }
 
 void RedisRateLimiter::Work() {

@@ -29,6 +29,9 @@ struct RateLimit {
 struct RateDecision {
   bool allowed = true;
   absl::Duration retry_after = absl::ZeroDuration();  // when not allowed
+  // Not allowed because the limiter itself is overloaded (its queue is full), not because of the
+  // bucket: the caller answers 503, not 429.
+  bool overloaded = false;
 };
 
 struct BucketState {
@@ -60,9 +63,11 @@ class RateLimiter {
 
 class RedisRateLimiter : public RateLimiter {
  public:
-  // `redis` outlives the limiter. Keys are stored under `key_prefix`.
+  // `redis` outlives the limiter. Keys are stored under `key_prefix`. At most `max_queue` checks
+  // wait for a thread (each holds its request in memory); more are answered at once with
+  // `overloaded`.
   explicit RedisRateLimiter(redis::RedisClient* redis, int threads = 2,
-                            std::string key_prefix = "kurt:rl:");
+                            std::string key_prefix = "kurt:rl:", size_t max_queue = 10000);
   ~RedisRateLimiter() override;
 
   void Take(std::string key, RateLimit limit, std::function<void(RateDecision)> done) override;
@@ -81,6 +86,7 @@ class RedisRateLimiter : public RateLimiter {
 
   redis::RedisClient* redis_;
   const std::string key_prefix_;
+  const size_t max_queue_;
   LocalBuckets local_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -1,6 +1,8 @@
 // A bounded in-memory cache of whole HTTP responses (the public redirects), least recently used
-// out first, each entry with its own expiry. Sharded so that the I/O threads rarely meet on a
-// lock. Lives as long as the edge; thread-safe.
+// out first, each entry with its own expiry. Bounded in entries and in bytes (what an entry holds,
+// its key included, plus a fixed allowance for the containers), so that however large the keys
+// and answers an attacker can make, the cache stays within its budget. Sharded so that the I/O
+// threads rarely meet on a lock. Lives as long as the edge; thread-safe.
 #pragma once
 
 #include <list>
@@ -27,8 +29,9 @@ struct CachedResponse {
 
 class ResponseCache {
  public:
-  // max_entries 0 disables the cache.
-  explicit ResponseCache(size_t max_entries, int shards = 16);
+  // max_entries 0 disables the cache; max_bytes bounds the total size (an entry larger than a
+  // shard's share of it is not kept).
+  explicit ResponseCache(size_t max_entries, size_t max_bytes = size_t{64} << 20, int shards = 16);
 
   std::shared_ptr<const CachedResponse> Get(absl::string_view key, absl::Time now);
   void Put(const std::string& key, std::shared_ptr<const CachedResponse> response,
@@ -37,21 +40,31 @@ class ResponseCache {
 
   bool enabled() const { return per_shard_ > 0; }
   size_t size() const;
+  // The bytes the entries account for (EntryBytes of each).
+  size_t bytes() const;
+
+  // What an entry is counted as: its key, its response's strings, and a fixed allowance for the
+  // list node, the index slot, the shared_ptr's control block and the CachedResponse itself.
+  static size_t EntryBytes(absl::string_view key, const CachedResponse& response);
 
  private:
   struct Entry {
     std::string key;
     std::shared_ptr<const CachedResponse> response;
     absl::Time expires;
+    size_t bytes = 0;
   };
   struct Shard {
     mutable std::mutex mu;
     std::list<Entry> lru;  // front: most recently used
     absl::flat_hash_map<std::string, std::list<Entry>::iterator> index;
+    size_t bytes = 0;
   };
   Shard& ShardFor(absl::string_view key);
+  static void Erase(Shard& shard, std::list<Entry>::iterator it);
 
   size_t per_shard_;
+  size_t bytes_per_shard_ = 0;
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

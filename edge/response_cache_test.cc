@@ -1,5 +1,6 @@
 #include "edge/response_cache.h"
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace kurt::edge {
@@ -24,7 +25,7 @@ TEST(ResponseCacheTest, HitsUntilExpiry) {
 }
 
 TEST(ResponseCacheTest, EvictsLeastRecentlyUsed) {
-  ResponseCache cache(2, /*shards=*/1);
+  ResponseCache cache(2, /*max_bytes=*/1 << 20, /*shards=*/1);
   absl::Time now = absl::Now();
   absl::Time later = now + absl::Hours(1);
   cache.Put("/a", Redirect("a"), later);
@@ -42,6 +43,37 @@ TEST(ResponseCacheTest, DisabledWithZeroEntries) {
   cache.Put("/a", Redirect("a"), absl::InfiniteFuture());
   EXPECT_EQ(cache.Get("/a", absl::Now()), nullptr);
   EXPECT_FALSE(cache.enabled());
+}
+
+// Large entries cannot grow the cache past its byte budget: the least recently used go first, and
+// an entry larger than the whole budget is not kept at all.
+TEST(ResponseCacheTest, BoundedInBytes) {
+  const size_t budget = 64 << 10;
+  ResponseCache cache(1000, budget, /*shards=*/1);
+  absl::Time now = absl::Now();
+  absl::Time later = now + absl::Hours(1);
+  cache.Put("/hot", Redirect("hot"), later);
+  std::string big(4096, 'x');
+  for (int i = 0; i < 200; ++i) {
+    ASSERT_NE(cache.Get("/hot", now), nullptr) << i;  // used between the others: stays
+    cache.Put(absl::StrCat("/junk", i, "?", big), Redirect("junk"), later);
+    EXPECT_LE(cache.bytes(), budget);
+  }
+  EXPECT_NE(cache.Get("/hot", now), nullptr);
+  EXPECT_LT(cache.size(), 20u);
+  cache.Put(std::string(budget, 'k'), Redirect("huge"), later);
+  EXPECT_EQ(cache.Get(std::string(budget, 'k'), now), nullptr);
+  EXPECT_NE(cache.Get("/hot", now), nullptr);
+}
+
+TEST(ResponseCacheTest, ReplacingAnEntryKeepsTheByteCount) {
+  ResponseCache cache(10, 1 << 20, /*shards=*/1);
+  absl::Time later = absl::Now() + absl::Hours(1);
+  cache.Put("/a", Redirect("a"), later);
+  size_t one = cache.bytes();
+  cache.Put("/a", Redirect("a"), later);
+  EXPECT_EQ(cache.bytes(), one);
+  EXPECT_EQ(one, ResponseCache::EntryBytes("/a", *Redirect("a")));
 }
 
 }  // namespace

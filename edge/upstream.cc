@@ -195,21 +195,13 @@ grpc::GenericStub* Upstreams::Stub(absl::string_view service) {
 namespace {
 
 struct HealthFanOut {
-  std::mutex mu;
-  std::vector<std::string> problems;
+  std::vector<Upstreams::Health> results;
   std::atomic<int> pending{0};
-  std::function<void(std::string)> done;
+  std::function<void(std::vector<Upstreams::Health>)> done;
 
-  void Finish(std::string problem) {
-    {
-      std::lock_guard<std::mutex> lock(mu);
-      if (!problem.empty()) {
-        problems.push_back(std::move(problem));
-      }
-    }
+  void Finish() {
     if (pending.fetch_sub(1) == 1) {
-      std::sort(problems.begin(), problems.end());
-      done(absl::StrJoin(problems, "; "));
+      done(std::move(results));
     }
   }
 };
@@ -224,30 +216,39 @@ const std::string kHealthCheckMethod = "/grpc.health.v1.Health/Check";
 
 }  // namespace
 
-void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::string)> done) {
-  if (upstreams_.empty()) {
-    done("");
+void Upstreams::CheckHealth(absl::Duration timeout,
+                            std::function<void(std::vector<Health>)> done) {
+  if (targets_.empty()) {
+    done({});
     return;
   }
   auto fan = std::make_shared<HealthFanOut>();
   fan->done = std::move(done);
-  fan->pending = static_cast<int>(upstreams_.size());
-  for (auto& [service, upstream] : upstreams_) {
+  fan->results.resize(targets_.size());
+  fan->pending = static_cast<int>(targets_.size());
+  size_t i = 0;
+  for (const auto& [service, target] : targets_) {
+    Health* result = &fan->results[i++];
+    result->service = service;
     auto call = std::make_shared<HealthCall>();
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     call->request = ToByteBuffer("");  // HealthCheckRequest{service: ""}: the whole server
-    std::string name = service;
-    upstream->stubs[0]->UnaryCall(
+    upstreams_.at(service)->stubs[0]->UnaryCall(
         &call->context, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
-        [fan, call, name](const grpc::Status& status) {
+        [fan, call, result](const grpc::Status& status) {
           if (!status.ok()) {
-            fan->Finish(absl::StrCat(name, ": ", status.error_message()));
-            return;
+            result->state = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                ? Health::State::kUnknown
+                                : Health::State::kNotServing;
+            result->problem = status.error_message();
+          } else if (FromByteBuffer(call->response) == std::string("\x08\x01", 2)) {
+            // HealthCheckResponse{status = 1: SERVING}: bytes 08 01.
+            result->state = Health::State::kServing;
+          } else {
+            result->state = Health::State::kNotServing;
+            result->problem = "not serving";
           }
-          // HealthCheckResponse{status = 1: SERVING}: bytes 08 01.
-          std::string bytes = FromByteBuffer(call->response);
-          fan->Finish(bytes == std::string("\x08\x01", 2) ? ""
-                                                          : absl::StrCat(name, ": not serving"));
+          fan->Finish();
         });
   }
 }

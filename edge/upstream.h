@@ -63,9 +63,17 @@ class Upstreams {
                   const grpc::ByteBuffer& request, grpc::ByteBuffer* response,
                   std::function<void(const grpc::Status&)> done);
 
-  // Calls grpc.health.v1.Health/Check("") on every upstream; `done` gets "" when all are
-  // SERVING, else what is wrong with which. Runs on gRPC's threads.
-  void CheckHealth(absl::Duration timeout, std::function<void(std::string problems)> done);
+  // What one health check of a service found.
+  struct Health {
+    std::string service;
+    enum class State { kServing, kNotServing, kUnknown } state = State::kUnknown;
+    std::string problem;  // "" when serving
+  };
+  // Calls grpc.health.v1.Health/Check("") on every upstream, through the same channels as the
+  // calls (so to a replica the channel would pick); `done` gets one Health per service, in the
+  // order of targets(). A service that answers NOT_SERVING, or that no connection reaches, is
+  // kNotServing; a check that merely timed out is kUnknown. Runs on gRPC's threads.
+  void CheckHealth(absl::Duration timeout, std::function<void(std::vector<Health>)> done);
 
   const std::map<std::string, std::string>& targets() const { return targets_; }
 

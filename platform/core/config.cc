@@ -19,6 +19,10 @@ ABSL_FLAG(int, metrics_port, 0, "HTTP port of /metrics, /healthz and /readyz");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warn or error");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10),
           "How long SIGTERM waits for in-flight work (e.g. 10s)");
+ABSL_FLAG(bool, dev_mode, false,
+          "DEVELOPMENT ONLY: allow settings that are unsafe where anyone else can reach the "
+          "binary (an empty --edge_secret; the edge without --accounts_address, so without "
+          "authentication and rate limits); never in production");
 
 namespace kurt::platform {
 
@@ -31,6 +35,11 @@ std::string EnvTwinName(absl::string_view flag_name) {
 }
 
 namespace {
+
+std::vector<StartupCheck>& StartupChecks() {
+  static auto* checks = new std::vector<StartupCheck>();
+  return *checks;
+}
 
 void ApplyEnvironmentTwins() {
   for (const auto& [name, flag] : absl::GetAllFlags()) {
@@ -48,6 +57,11 @@ void ApplyEnvironmentTwins() {
 }
 
 }  // namespace
+
+bool RegisterStartupCheck(StartupCheck check) {
+  StartupChecks().push_back(check);
+  return true;
+}
 
 std::vector<char*> InitProcess(int argc, char** argv, absl::string_view component,
                                absl::string_view usage) {
@@ -76,6 +90,12 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view componen
     std::exit(2);
   }
   log::Configure(component, level);
+  for (StartupCheck check : StartupChecks()) {
+    if (absl::Status status = check(); !status.ok()) {
+      std::cerr << component << ": refusing to start: " << status.message() << "\n";
+      std::exit(2);
+    }
+  }
   return positional;
 }
 

@@ -30,5 +30,16 @@ TEST(AppendJsonEscapedTest, EscapesQuotesBackslashesAndControlsAndKeepsUtf8) {
   EXPECT_EQ(out, std::string("xa\\\"b\\\\c\\n\\r\\t\\u0001\\u001f\\u0000z \xc3\xa4"));
 }
 
+// A request body with bytes that are not UTF-8 is quoted in the edge's 400: the JSON must stay
+// valid UTF-8, so each such byte becomes \ufffd and well-formed characters around it survive.
+TEST(AppendJsonEscapedTest, ReplacesBytesThatAreNotUtf8) {
+  std::string out;
+  AppendJsonEscaped(std::string("a\xff b\xc3\xa4 \xe2\x82 \xed\xa0\x80 \xc0\xaf \xf0\x9f\x98\x80 \x80z"),
+                    &out);
+  EXPECT_EQ(out, "a\\ufffd b\xc3\xa4 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd "
+                 "\xf0\x9f\x98\x80 \\ufffdz");
+  EXPECT_TRUE(IsValidUtf8(out));
+}
+
 }  // namespace
 }  // namespace kurt::platform

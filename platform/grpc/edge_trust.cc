@@ -10,6 +10,7 @@
 #include "grpc/grpc_security.h"
 #include "openssl/crypto.h"
 #include "openssl/sha.h"
+#include "platform/core/config.h"
 
 ABSL_FLAG(std::string, edge_secret, "",
           "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
@@ -38,6 +39,13 @@ absl::Status Refused() {
       absl::StrCat(kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
                    kEdgeSecretMetadata));
 }
+
+absl::Status CheckEdgeSecretFlag() {
+  return CheckEdgeSecretConfigured(absl::GetFlag(FLAGS_edge_secret), absl::GetFlag(FLAGS_dev_mode));
+}
+
+// Every binary linking this file has --edge_secret, and checks it at start.
+[[maybe_unused]] const bool kEdgeSecretChecked = RegisterStartupCheck(&CheckEdgeSecretFlag);
 
 absl::string_view View(const grpc_slice& slice) {
   return absl::string_view(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(slice)),
@@ -126,6 +134,16 @@ bool EdgeSecret::Matches(absl::string_view presented) const {
   }
   const Digest a = Sha256(presented);
   return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
+}
+
+absl::Status CheckEdgeSecretConfigured(absl::string_view secret, bool dev_mode) {
+  if (!secret.empty() || dev_mode) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(
+      "--edge_secret (KURT_EDGE_SECRET) is empty: any caller that reaches a service could act as "
+      "any account. Give every binary the same secret, or pass --dev_mode (KURT_DEV_MODE=true) "
+      "for local development");
 }
 
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,

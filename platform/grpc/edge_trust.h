@@ -43,6 +43,11 @@ class EdgeSecret {
   std::array<unsigned char, 32> digest_;  // SHA-256
 };
 
+// The rule for the configured secret: an empty one lets anyone who reaches a service act as any
+// account, so it is refused (InvalidArgument naming --edge_secret) unless `dev_mode`. Every binary
+// that has --edge_secret applies it at start (a platform::RegisterStartupCheck with --dev_mode).
+absl::Status CheckEdgeSecretConfigured(absl::string_view secret, bool dev_mode);
+
 // The rule every server applies to a call to `method` ("/package.Service/Method"): a call that
 // carries x-kurt-account-id must carry the right x-kurt-edge-secret, else UNAUTHENTICATED.
 // Calls without an account (public routes, internal callers, health checks) pass: the service

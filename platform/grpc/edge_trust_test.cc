@@ -14,6 +14,16 @@ absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
   return platform::CheckEdgeTrust(method, has_account_id, presented_secret, EdgeSecret(expected));
 }
 
+// Outside development a binary with no secret would believe x-kurt-account-id from anyone.
+TEST(EdgeTrustTest, AnEmptySecretIsRefusedOutsideDevMode) {
+  absl::Status refused = CheckEdgeSecretConfigured("", /*dev_mode=*/false);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.message().find("--edge_secret"), absl::string_view::npos) << refused;
+  EXPECT_NE(refused.message().find("--dev_mode"), absl::string_view::npos) << refused;
+  EXPECT_TRUE(CheckEdgeSecretConfigured("", /*dev_mode=*/true).ok());
+  EXPECT_TRUE(CheckEdgeSecretConfigured("s3cret", /*dev_mode=*/false).ok());
+}
+
 TEST(EdgeTrustTest, SecretIsComparedExactly) {
   EXPECT_TRUE(FromTrustedEdge("s3cret", "s3cret"));
   EXPECT_FALSE(FromTrustedEdge("", "s3cret"));

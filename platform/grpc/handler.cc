@@ -1,5 +1,6 @@
 #include "platform/grpc/handler.h"
 
+#include "platform/core/backend_error.h"
 #include "platform/grpc/edge_trust.h"
 
 namespace kurt::platform {
@@ -54,7 +55,35 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) {
     return grpc::Status::OK;
   }
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const bool server_side = code == grpc::StatusCode::UNAVAILABLE ||
+                           code == grpc::StatusCode::INTERNAL ||
+                           code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::DATA_LOSS;
+  if (!server_side && !IsBackendError(status)) {
+    return grpc::Status(code, std::string(status.message()));
+  }
+  // The text may name databases, hosts, tables or values: it goes to the log, under the request
+  // id that the caller gets instead.
+  absl::string_view request_id = log::RequestScope::Current();
+  KURT_LOG(kWarn, "rpc failed", {"code", absl::StatusCodeToString(status.code())},
+           {"error", status.message()});
+  std::string message;
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+      message = "temporarily unavailable; retry later";
+      break;
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::DATA_LOSS:
+      message = "internal error; it has been logged";
+      break;
+    default:
+      message = absl::StrCat("the request failed (", absl::StatusCodeToString(status.code()), ")");
+  }
+  if (!request_id.empty()) {
+    absl::StrAppend(&message, " (request id ", request_id, ")");
+  }
+  return grpc::Status(code, message);
 }
 
 absl::Status CheckAccess(const Caller& caller, Access access) {

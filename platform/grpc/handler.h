@@ -71,7 +71,10 @@ class Caller {
   absl::Time deadline_;
 };
 
-// Maps a Status to a grpc::Status with the same code and message.
+// Maps a Status to a grpc::Status with the same code and, for what the caller got wrong, the same
+// message. A server-side failure (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS) or a backend's own
+// text (platform/core/backend_error.h) keeps its code but gets a generic message with the request
+// id, and its text goes to the log: PostgreSQL's and Redis's errors never reach a client.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // UNAUTHENTICATED unless `caller` names an account, when `access` asks for one.

@@ -9,6 +9,8 @@
 #include "absl/time/clock.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
+#include "platform/core/backend_error.h"
+#include "platform/core/log.h"
 #include "platform/grpc/handler.h"
 
 namespace kurt::platform {
@@ -199,6 +201,27 @@ TEST(GrpcServerTest, StatusConversionKeepsCodeAndMessage) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_EQ(s.error_message(), "target_url: must be http or https");
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
+}
+
+// What a database or Redis says (tables, constraints, hosts) is logged, not answered: the caller
+// gets the code, a generic message and the request id to quote.
+TEST(GrpcServerTest, StatusConversionHidesBackendTexts) {
+  log::RequestScope scope("req-42");
+  grpc::Status s = ToGrpcStatus(absl::UnavailableError(
+      "insert link: database connection lost: server closed the connection unexpectedly"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(s.error_message(), "temporarily unavailable; retry later (request id req-42)");
+  s = ToGrpcStatus(absl::InternalError("redis: ERR wrong number of arguments for 'hset' command"));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INTERNAL);
+  EXPECT_EQ(s.error_message(), "internal error; it has been logged (request id req-42)");
+  s = ToGrpcStatus(BackendError(absl::AlreadyExistsError(
+      "insert link: ERROR: duplicate key value violates unique constraint \"links_pkey\"")));
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+  EXPECT_EQ(s.error_message().find("links_pkey"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("req-42"), std::string::npos) << s.error_message();
+  // A caller's own mistake keeps its message.
+  s = ToGrpcStatus(absl::AlreadyExistsError("alias \"promo\" is taken"));
+  EXPECT_EQ(s.error_message(), "alias \"promo\" is taken");
 }
 
 }  // namespace

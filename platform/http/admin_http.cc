@@ -19,6 +19,7 @@ using asio::ip::tcp;
 struct AdminHttpServer::Impl {
   const metrics::Registry* registry;
   std::function<bool()> ready;
+  std::function<std::string()> details;
   asio::io_context io{1};
   std::unique_ptr<tcp::acceptor> acceptor;
   std::thread thread;
@@ -41,6 +42,9 @@ struct AdminHttpServer::Impl {
       bool ok = ready && ready();
       res.result(ok ? http::status::ok : http::status::service_unavailable);
       res.body() = ok ? "ready\n" : "not ready\n";
+      if (details) {
+        res.body() += details();
+      }
     } else {
       res.result(http::status::not_found);
       res.body() = absl::StrCat("no route ", target, "\n");
@@ -80,10 +84,12 @@ struct AdminHttpServer::Impl {
   }
 };
 
-AdminHttpServer::AdminHttpServer(const metrics::Registry* registry, std::function<bool()> ready)
+AdminHttpServer::AdminHttpServer(const metrics::Registry* registry, std::function<bool()> ready,
+                                 std::function<std::string()> details)
     : impl_(std::make_unique<Impl>()) {
   impl_->registry = registry;
   impl_->ready = std::move(ready);
+  impl_->details = std::move(details);
 }
 
 AdminHttpServer::~AdminHttpServer() { Stop(); }

@@ -1,4 +1,4 @@
-// A small HTTP/1.1 server for operations: /metrics, /healthz and /readyz of a gRPC service. It
+// A small HTTP/1.1 server for operations: /metrics, /healthz and /readyz of a binary. It
 // runs one thread of its own from Start until Stop (or destruction).
 #pragma once
 
@@ -15,8 +15,10 @@ namespace kurt::platform {
 
 class AdminHttpServer {
  public:
-  // `ready` answers /readyz (200 when true, 503 otherwise).
-  AdminHttpServer(const metrics::Registry* registry, std::function<bool()> ready);
+  // `ready` answers /readyz (200 when true, 503 otherwise); `details` (may be empty) adds lines to
+  // its body, for operators (this port is never public).
+  AdminHttpServer(const metrics::Registry* registry, std::function<bool()> ready,
+                  std::function<std::string()> details = nullptr);
   ~AdminHttpServer();
 
   // Binds host:port (port 0 picks a free one) and serves; returns the bound port.

@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "platform/core/backend_error.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
 
@@ -16,7 +17,9 @@ ABSL_FLAG(std::string, pg_replica_url, "postgresql://kurt@127.0.0.1:15433/kurt",
 
 namespace kurt::pg {
 
-absl::Status StatusFromCurrentException(absl::string_view what) {
+namespace {
+
+absl::Status StatusFromException(absl::string_view what) {
   try {
     throw;
   } catch (const pqxx::broken_connection& e) {
@@ -62,6 +65,13 @@ absl::Status StatusFromCurrentException(absl::string_view what) {
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat(what, ": ", e.what()));
   }
+}
+
+}  // namespace
+
+absl::Status StatusFromCurrentException(absl::string_view what) {
+  // PostgreSQL's texts name tables, constraints and values: logged, never answered.
+  return platform::BackendError(StatusFromException(what));
 }
 
 PgPool::PgPool(PoolOptions options) : options_(std::move(options)) {}

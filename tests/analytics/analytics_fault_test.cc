@@ -53,6 +53,7 @@ class AnalyticsFaultTest : public ::testing::Test {
         absl::StrCat("--clicks_topic=", topic_),
         absl::StrCat("--dead_letter_topic=", dlq_topic_),
         absl::StrCat("--consumer_group=", group_),
+        "--edge_secret=analytics-fault-test",
         "--grpc_port=0",
         absl::StrCat("--metrics_port=", metrics_port),
         "--batch_wait=50ms",

@@ -240,6 +240,47 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                         self.assertIn(flag, known, f"--{flag} ({where}) is neither in "
                                       f"docs/development.md nor declared by {binary}")
 
+    def environment(self, overlay, binary):
+        """{KURT_* variable: value} a workload gets from the ConfigMaps it takes in whole."""
+        docs = self.rendered[overlay]
+        config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
+                       if d["kind"] == "ConfigMap"}
+        env = {}
+        for _, name, template in workloads(docs):
+            if name != binary:
+                continue
+            for c in template["spec"]["containers"]:
+                for source in c.get("envFrom", []):
+                    env.update(config_maps.get(source.get("configMapRef", {}).get("name"), {}))
+        return env
+
+    def test_edge_authenticates_outside_dev(self):
+        """The edge refuses to start without kurt-accounts unless in development: prod gives it
+        the address of kurt-accounts' Service and no development mode."""
+        port = self.binaries["kurt-accounts"][0]
+        for overlay in OVERLAYS:
+            env = self.environment(overlay, "kurt-edge")
+            with self.subTest(overlay=overlay):
+                self.assertEqual(env.get("KURT_ACCOUNTS_ADDRESS"), f"kurt-accounts:{port}")
+                self.assertTrue(env.get("KURT_TRUSTED_PROXIES"), "no trusted proxies: every "
+                                "client would be the ingress' address for the rate limits")
+        self.assertNotIn("KURT_DEV_MODE", self.environment("overlays-prod", "kurt-edge"))
+
+    def test_edge_outlasts_the_ingress_keepalive(self):
+        """ingress-nginx must close an idle upstream connection before the edge does, or a request
+        sent on it as the edge closes gets a 502: the edge's idle timeout is the longer one."""
+        ingress = [d for d in self.rendered["ingress-nginx"] if d["kind"] == "ConfigMap"][0]
+        nginx = int(ingress["data"]["upstream-keepalive-timeout"])
+        source = (ROOT / "edge" / "http_server.h").read_text()
+        edge = int(re.search(r"kDefaultIdleTimeout = absl::Seconds\((\d+)\)", source).group(1))
+        for overlay in OVERLAYS:
+            value = self.environment(overlay, "kurt-edge").get("KURT_IDLE_TIMEOUT")
+            if value:
+                edge = int(re.fullmatch(r"(\d+)s", value).group(1))
+            with self.subTest(overlay=overlay):
+                self.assertGreater(edge, nginx, "the edge's idle timeout must outlast nginx's "
+                                   "upstream-keepalive-timeout")
+
     def test_listen_host_is_all_interfaces(self):
         for overlay in OVERLAYS:
             config = [d for d in self.rendered[overlay]

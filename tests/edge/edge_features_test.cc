@@ -47,14 +47,19 @@ TEST_F(EdgeTest, RequestIdIsGeneratedWhenAbsent) {
   EXPECT_EQ(Get("/v2/nothing").Header("x-request-id").size(), 32u);
 }
 
-TEST(EdgeForwardedForTest, TrustedForwardedForGivesTheClientIp) {
+// Behind trusted proxies (the test's loopback peer is one), the client is the right-most
+// X-Forwarded-For address that is not a trusted proxy: a forged first entry is not believed, by
+// the upstream call nor by the rate limits that key on the same address.
+TEST(EdgeForwardedForTest, ClientIpIsTheRightMostUntrustedForwardedForEntry) {
   TestUpstream upstream;
   EdgeServerConfig config = TestConfig(upstream.port(), 0);
-  config.edge.trust_forwarded_for = true;
+  absl::StatusOr<TrustedProxies> trusted = TrustedProxies::Parse({"127.0.0.0/8", "10.0.0.0/8"});
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  config.edge.trusted_proxies = *trusted;
   absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
   ASSERT_TRUE(server.ok()) << server.status();
   Reply r = Fetch((*server)->port(), "GET", "/v1/headers",
-                  {{"X-Forwarded-For", "203.0.113.9, 10.0.0.1"}});
+                  {{"X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.1"}});
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
 }
 
