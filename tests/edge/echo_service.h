@@ -88,6 +88,8 @@ class TestUpstream {
   int port() const { return port_; }
   EchoServiceImpl& echo() { return echo_; }
   FakeLinksService& links() { return links_; }
+  // What grpc.health.v1 answers for the whole server (SERVING at first).
+  void SetServing(bool serving) { server_->GetHealthCheckService()->SetServingStatus(serving); }
 
  private:
   EchoServiceImpl echo_;

@@ -128,10 +128,11 @@ TEST_F(EdgeTest, ServerStreamAsServerSentEvents) {
 TEST_F(EdgeTest, ServerStreamErrorAfterEventsIsAnErrorEvent) {
   Reply r = Get("/v1/events:watch?count=1&failCode=14");
   ASSERT_EQ(r.status, 200u) << r.error;
-  EXPECT_EQ(
-      r.body,
-      "id: e1\ndata: {\"eventId\":\"e1\",\"seq\":\"1\"}\n\n"
-      "event: error\ndata: {\"code\":14,\"message\":\"the watch failed\",\"details\":[]}\n\n");
+  // UNAVAILABLE is a server-side failure: the edge's own message, with the request id.
+  EXPECT_EQ(r.body, absl::StrCat("id: e1\ndata: {\"eventId\":\"e1\",\"seq\":\"1\"}\n\n"
+                                 "event: error\ndata: {\"code\":14,\"message\":\"kurt.testing.v1."
+                                 "EchoService is unavailable right now; retry later (request id ",
+                                 r.Header("x-request-id"), ")\",\"details\":[]}\n\n"));
 }
 
 TEST_F(EdgeTest, ServerStreamErrorBeforeEventsIsAnHttpError) {
