@@ -219,8 +219,8 @@ grpc::Status Edge::PublicStatus(const Call& call, const grpc::Status& status) co
 
 void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status) {
   grpc::Status shown = PublicStatus(*call, status);
-  SendError(call, HttpStatusFromGrpc(shown.error_code()), shown.error_code(),
-            shown.error_message(), shown.error_details());
+  SendError(call, HttpStatusFromGrpc(shown.error_code()), shown.error_code(), shown.error_message(),
+            shown.error_details());
 }
 
 void Edge::SendUpstreamNotServing(const std::shared_ptr<Call>& call) {
@@ -517,8 +517,8 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
 
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit) {
   HttpRequest& req = call.exchange->request();
-  const std::string client_ip = ClientIp(
-      call.exchange->peer_address(), View(req["x-forwarded-for"]), options_.trusted_proxies);
+  const std::string client_ip = ClientIp(call.exchange->peer_address(),
+                                         View(req["x-forwarded-for"]), options_.trusted_proxies);
   std::vector<std::pair<absl::string_view, std::string>> metadata;
   metadata.reserve(5);
   ForEachForwarded(req, call.request_id, client_ip,

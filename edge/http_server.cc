@@ -420,8 +420,7 @@ void Exchange::OnClientGone(std::function<void()> callback) {
   connection_->OnClientGone(std::move(callback));
 }
 
-HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler,
-                       metrics::Registry* registry)
+HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler, metrics::Registry* registry)
     : options_(std::move(options)), handler_(handler) {
   if (registry != nullptr) {
     open_gauge_ = &registry->AddGauge("kurt_edge_connections", "Client connections open").Get();
@@ -439,8 +438,9 @@ HttpServer::HttpServer(HttpServerOptions options, HttpHandler* handler,
   HttpResponse res{http::status::service_unavailable, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::retry_after, "1");
-  res.body() = absl::StrCat(R"({"code":14,"message":"too many connections to this server (at most )",
-                            options_.max_connections, R"(); retry later","details":[]})");
+  res.body() =
+      absl::StrCat(R"({"code":14,"message":"too many connections to this server (at most )",
+                   options_.max_connections, R"(); retry later","details":[]})");
   res.keep_alive(false);
   res.prepare_payload();
   std::ostringstream out;

@@ -40,12 +40,12 @@ struct HttpServerOptions {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0 picks a free one
   int threads = 1;
-  size_t max_body_bytes = 1 << 20;                   // larger: 413
-  size_t max_header_bytes = 16 << 10;                // larger: 431
-  int max_header_count = 64;                         // more: 431
-  absl::Duration read_timeout = absl::Seconds(10);   // one request's header and body: else 408
+  size_t max_body_bytes = 1 << 20;                    // larger: 413
+  size_t max_header_bytes = 16 << 10;                 // larger: 431
+  int max_header_count = 64;                          // more: 431
+  absl::Duration read_timeout = absl::Seconds(10);    // one request's header and body: else 408
   absl::Duration idle_timeout = kDefaultIdleTimeout;  // a kept-alive connection between requests
-  absl::Duration write_timeout = absl::Seconds(30);  // each write (a slow reader is cut off)
+  absl::Duration write_timeout = absl::Seconds(30);   // each write (a slow reader is cut off)
   // Open client connections at most; one more is answered 503 and closed. Keeps the process
   // under its file descriptor limit with room for its upstream connections.
   int max_connections = 10000;

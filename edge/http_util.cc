@@ -100,9 +100,8 @@ absl::StatusOr<TrustedProxies> TrustedProxies::Parse(const std::vector<std::stri
     range.prefix = max_prefix;
     if (has_prefix && (!absl::SimpleAtoi(parts.second, &range.prefix) || range.prefix < 0 ||
                        range.prefix > max_prefix)) {
-      return absl::InvalidArgumentError(absl::StrCat("trusted proxy \"", text,
-                                                     "\": the prefix length must be 0 to ",
-                                                     max_prefix));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "trusted proxy \"", text, "\": the prefix length must be 0 to ", max_prefix));
     }
     if (!range.v6) {
       range.prefix += 96;  // compared over the 16-byte form

@@ -71,7 +71,9 @@ return {allowed, wait_ms}
 
 RedisRateLimiter::RedisRateLimiter(redis::RedisClient* redis, int threads, std::string key_prefix,
                                    size_t max_queue)
-    : redis_(redis), key_prefix_(std::move(key_prefix)), max_queue_(std::max<size_t>(1, max_queue)) {
+    : redis_(redis),
+      key_prefix_(std::move(key_prefix)),
+      max_queue_(std::max<size_t>(1, max_queue)) {
   for (int i = 0; i < std::max(1, threads); ++i) {
     threads_.emplace_back([this] { Work(); });
   }

@@ -216,8 +216,7 @@ const std::string kHealthCheckMethod = "/grpc.health.v1.Health/Check";
 
 }  // namespace
 
-void Upstreams::CheckHealth(absl::Duration timeout,
-                            std::function<void(std::vector<Health>)> done) {
+void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::vector<Health>)> done) {
   if (targets_.empty()) {
     done({});
     return;

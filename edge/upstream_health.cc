@@ -62,7 +62,8 @@ void UpstreamHealth::Run() {
   for (;;) {
     CheckNow();
     std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval), [this] { return stop_; })) {
+    if (cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval),
+                     [this] { return stop_; })) {
       return;
     }
   }
@@ -85,7 +86,8 @@ void UpstreamHealth::Apply(const std::vector<Upstreams::Health>& results) {
         checks_failed_->Increment();
         break;
       case Upstreams::Health::State::kUnknown:
-        report_[i] = absl::StrCat(was ? "SERVING" : "NOT SERVING", " (last check: ", h.problem, ")");
+        report_[i] =
+            absl::StrCat(was ? "SERVING" : "NOT SERVING", " (last check: ", h.problem, ")");
         checks_failed_->Increment();
         break;
     }

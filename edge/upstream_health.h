@@ -30,8 +30,7 @@ struct UpstreamHealthOptions {
 
 class UpstreamHealth {
  public:
-  UpstreamHealth(Upstreams* upstreams, metrics::Registry* registry,
-                 UpstreamHealthOptions options);
+  UpstreamHealth(Upstreams* upstreams, metrics::Registry* registry, UpstreamHealthOptions options);
   ~UpstreamHealth();
 
   // The index of a service for Serving, or -1 when it has no upstream.

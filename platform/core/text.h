@@ -14,9 +14,9 @@ bool IsValidUtf8(absl::string_view s);
 
 // Appends `text` as the inside of a JSON string (without the quotes): '"', '\\' and control
 // characters escaped (\n, \r, \t by name, the others as \u00xx); well-formed UTF-8 as it is; each
-// byte that is not part of well-formed UTF-8 as \ufffd (U+FFFD, the replacement character), so that the
-// output is always valid JSON text whatever the input. One escaper for the logs, the edge's errors
-// and the JSON reports.
+// byte that is not part of well-formed UTF-8 as \ufffd (U+FFFD, the replacement character), so that
+// the output is always valid JSON text whatever the input. One escaper for the logs, the edge's
+// errors and the JSON reports.
 void AppendJsonEscaped(absl::string_view text, std::string* out);
 
 }  // namespace kurt::platform

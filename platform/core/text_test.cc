@@ -34,10 +34,11 @@ TEST(AppendJsonEscapedTest, EscapesQuotesBackslashesAndControlsAndKeepsUtf8) {
 // valid UTF-8, so each such byte becomes \ufffd and well-formed characters around it survive.
 TEST(AppendJsonEscapedTest, ReplacesBytesThatAreNotUtf8) {
   std::string out;
-  AppendJsonEscaped(std::string("a\xff b\xc3\xa4 \xe2\x82 \xed\xa0\x80 \xc0\xaf \xf0\x9f\x98\x80 \x80z"),
-                    &out);
-  EXPECT_EQ(out, "a\\ufffd b\xc3\xa4 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd "
-                 "\xf0\x9f\x98\x80 \\ufffdz");
+  AppendJsonEscaped(
+      std::string("a\xff b\xc3\xa4 \xe2\x82 \xed\xa0\x80 \xc0\xaf \xf0\x9f\x98\x80 \x80z"), &out);
+  EXPECT_EQ(out,
+            "a\\ufffd b\xc3\xa4 \\ufffd\\ufffd \\ufffd\\ufffd\\ufffd \\ufffd\\ufffd "
+            "\xf0\x9f\x98\x80 \\ufffdz");
   EXPECT_TRUE(IsValidUtf8(out));
 }
 

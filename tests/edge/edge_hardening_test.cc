@@ -38,7 +38,7 @@ TEST(EdgeUpstreamHealthTest, AServiceNotServingTakesDownItsRoutesOnly) {
   EdgeServerConfig config = TestConfig(echo.port(), 0);
   config.upstreams = {absl::StrCat("kurt.testing.v1.EchoService=127.0.0.1:", echo.port()),
                       absl::StrCat("kurt.links.v1.LinksService=127.0.0.1:", links.port())};
-  config.edge.cache_entries = 0;  // every redirect goes to links
+  config.edge.cache_entries = 0;                          // every redirect goes to links
   config.edge.upstream_health.interval = absl::Hours(1);  // the test runs the checks itself
   config.admin_port = 0;
   absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
@@ -179,8 +179,7 @@ TEST(EdgeConnectionsTest, ConnectionsOverTheLimitAre503) {
   EXPECT_EQ(refused.status, 503u);
   EXPECT_EQ(refused.Header("retry-after"), "1");
   EXPECT_CONTAINS(refused.body, "too many connections to this server (at most 2)");
-  EXPECT_EQ(
-      Metric((*server)->registry().Render(), "kurt_edge_connections_refused_total"), 1);
+  EXPECT_EQ(Metric((*server)->registry().Render(), "kurt_edge_connections_refused_total"), 1);
   one.reset();
   Reply served;
   for (int i = 0; i < 50 && served.status != 200u; ++i) {

@@ -25,7 +25,7 @@ struct Outcome {
 
 // Runs `binary` with `args` and only `env` as its environment, for up to `wait`.
 Outcome RunBinary(const std::string& binary, const std::vector<std::string>& args,
-            const std::vector<std::string>& env, absl::Duration wait) {
+                  const std::vector<std::string>& env, absl::Duration wait) {
   int fds[2];
   EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
   pid_t pid = fork();
@@ -72,7 +72,7 @@ Outcome RunBinary(const std::string& binary, const std::vector<std::string>& arg
 
 TEST(StartupTest, EdgeWithoutAnAuthorizerRefusesToStart) {
   Outcome o = RunBinary(KURT_EDGE_BINARY, {"--edge_port=0"}, {"KURT_EDGE_SECRET=s3cret"},
-                  absl::Seconds(20));
+                        absl::Seconds(20));
   ASSERT_TRUE(o.exited) << o.output;
   EXPECT_EQ(o.code, 2) << o.output;
   EXPECT_NE(o.output.find("--accounts_address"), std::string::npos) << o.output;
@@ -80,7 +80,7 @@ TEST(StartupTest, EdgeWithoutAnAuthorizerRefusesToStart) {
 
 TEST(StartupTest, EdgeWithoutASecretRefusesToStart) {
   Outcome o = RunBinary(KURT_EDGE_BINARY, {"--edge_port=0", "--accounts_address=127.0.0.1:1"}, {},
-                  absl::Seconds(20));
+                        absl::Seconds(20));
   ASSERT_TRUE(o.exited) << o.output;
   EXPECT_EQ(o.code, 2) << o.output;
   EXPECT_NE(o.output.find("--edge_secret"), std::string::npos) << o.output;
@@ -88,17 +88,18 @@ TEST(StartupTest, EdgeWithoutASecretRefusesToStart) {
 
 TEST(StartupTest, ServiceWithoutASecretRefusesToStart) {
   // The database URL leads nowhere: the check comes before any connection.
-  Outcome o = RunBinary(KURT_LINKS_BINARY,
-                  {"--grpc_port=0", "--metrics_port=-1", "--pg_primary_url=postgresql://x@127.0.0.1:1/x"},
-                  {}, absl::Seconds(20));
+  Outcome o = RunBinary(
+      KURT_LINKS_BINARY,
+      {"--grpc_port=0", "--metrics_port=-1", "--pg_primary_url=postgresql://x@127.0.0.1:1/x"}, {},
+      absl::Seconds(20));
   ASSERT_TRUE(o.exited) << o.output;
   EXPECT_EQ(o.code, 2) << o.output;
   EXPECT_NE(o.output.find("--edge_secret"), std::string::npos) << o.output;
 }
 
 TEST(StartupTest, DevModeLetsTheEdgeStartWithNeither) {
-  Outcome o = RunBinary(KURT_EDGE_BINARY, {"--edge_port=0", "--upstream_host="}, {"KURT_DEV_MODE=true"},
-                  absl::Seconds(2));
+  Outcome o = RunBinary(KURT_EDGE_BINARY, {"--edge_port=0", "--upstream_host="},
+                        {"KURT_DEV_MODE=true"}, absl::Seconds(2));
   EXPECT_FALSE(o.exited) << "exited with " << o.code << ": " << o.output;
   EXPECT_NE(o.output.find("edge listening"), std::string::npos) << o.output;
 }
