@@ -1,5 +1,5 @@
-// Statuses whose message is a backend's own text (PostgreSQL's, Redis's: table and constraint
-// names, hosts, SQL): for the logs, never for a caller. The clients mark what they return, and the
+// Statuses whose message is a backend's own text (PostgreSQL's: table and constraint
+// names, values, SQL): for the logs, never for a caller. platform/pg marks what it returns, and the
 // one mapping to gRPC (platform::ToGrpcStatus) answers a marked status with its code, a generic
 // message and the request id, and logs the text. Pure functions; safe from any thread.
 #pragma once
