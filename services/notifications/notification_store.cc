@@ -264,8 +264,8 @@ absl::StatusOr<std::optional<WebhookRecord>> PgNotificationStore::GetWebhook(
         "WHERE account_id = $1",
         account_id);
     if (!r.empty()) {
-      out = WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>()),
-                          ""};
+      out =
+          WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>()), ""};
     }
   });
   if (!s.ok()) {
@@ -320,25 +320,25 @@ namespace {
 // An UPDATE fenced by the claim's attempt found no row: another sender holds the delivery now.
 absl::Status Fenced(const pqxx::result& r, int64_t delivery_id, int attempt) {
   if (r.affected_rows() == 0) {
-    return absl::AbortedError(absl::StrCat("webhook delivery ", delivery_id, ": the lease of attempt ",
-                                           attempt, " lapsed and another sender claimed it"));
+    return absl::AbortedError(absl::StrCat("webhook delivery ", delivery_id,
+                                           ": the lease of attempt ", attempt,
+                                           " lapsed and another sender claimed it"));
   }
   return absl::OkStatus();
 }
 
 }  // namespace
 
-absl::Status PgNotificationStore::MarkDelivered(int64_t delivery_id, int attempt,
-                                                int http_status) {
+absl::Status PgNotificationStore::MarkDelivered(int64_t delivery_id, int attempt, int http_status) {
   absl::Status fenced;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    fenced = Fenced(tx.exec_params(
-                        "UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_time = now(), "
-                        "last_status = $3, last_error = '' "
-                        "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
-                        delivery_id, attempt, http_status),
-                    delivery_id, attempt);
+    fenced = Fenced(
+        tx.exec_params("UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_time = now(), "
+                       "last_status = $3, last_error = '' "
+                       "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
+                       delivery_id, attempt, http_status),
+        delivery_id, attempt);
   });
   return s.ok() ? fenced : s;
 }
@@ -350,13 +350,13 @@ absl::Status PgNotificationStore::MarkAttemptFailed(int64_t delivery_id, int att
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     if (retry_in) {
-      fenced = Fenced(tx.exec_params(
-                          "UPDATE webhook_deliveries SET last_status = $3, last_error = $4, "
-                          "next_attempt_time = now() + $5 * interval '1 millisecond' "
-                          "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
-                          delivery_id, attempt, http_status, error,
-                          absl::ToInt64Milliseconds(*retry_in)),
-                      delivery_id, attempt);
+      fenced =
+          Fenced(tx.exec_params("UPDATE webhook_deliveries SET last_status = $3, last_error = $4, "
+                                "next_attempt_time = now() + $5 * interval '1 millisecond' "
+                                "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
+                                delivery_id, attempt, http_status, error,
+                                absl::ToInt64Milliseconds(*retry_in)),
+                 delivery_id, attempt);
     } else {
       fenced = Fenced(
           tx.exec_params("UPDATE webhook_deliveries SET state = 'FAILED', last_status = $3, "

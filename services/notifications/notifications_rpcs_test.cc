@@ -361,8 +361,8 @@ TEST_F(NotificationsRpcsForTestsTest, StreamsWithoutAResumePointSendOnlyNewOnes)
 
 TEST_F(NotificationsRpcsForTestsTest, StreamsBeyondTheAccountsLimitAreRefusedAndCounted) {
   metrics::Registry registry;
-  NotificationsRpcs limited({.stream_poll = absl::Hours(1), .max_streams_per_account = 2},
-                            &store_, &hub_, &registry);
+  NotificationsRpcs limited({.stream_poll = absl::Hours(1), .max_streams_per_account = 2}, &store_,
+                            &hub_, &registry);
   std::vector<std::unique_ptr<FakeWriter>> writers;
   std::vector<std::thread> open;
   for (int i = 0; i < 2; ++i) {
@@ -387,7 +387,8 @@ TEST_F(NotificationsRpcsForTestsTest, StreamsBeyondTheAccountsLimitAreRefusedAnd
       << registry.Render();
   // Another account is not limited by this one's streams.
   FakeWriter other;
-  std::thread other_stream([&] { (void)limited.StreamNotifications(Caller("acct-b"), {}, &other); });
+  std::thread other_stream(
+      [&] { (void)limited.StreamNotifications(Caller("acct-b"), {}, &other); });
   while (!other.started) {
     absl::SleepFor(absl::Milliseconds(5));
   }

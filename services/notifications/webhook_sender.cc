@@ -75,8 +75,7 @@ void WebhookSender::Loop() {
       free = workers - static_cast<int>(busy_.size());
     }
     const absl::Time lease_end = absl::Now() + options_.lease;
-    absl::StatusOr<std::vector<Delivery>> due =
-        store_->ClaimDeliveries(free, options_.lease, busy);
+    absl::StatusOr<std::vector<Delivery>> due = store_->ClaimDeliveries(free, options_.lease, busy);
     if (!due.ok()) {
       KURT_LOG(kWarn, "cannot claim webhook deliveries", {"error", due.status().ToString()});
     }
@@ -149,9 +148,9 @@ void WebhookSender::Deliver(const Delivery& d, absl::Time lease_end) {
   std::string error;
   absl::StatusOr<WebhookUrl> url = ParseWebhookUrl(d.url);
   absl::StatusOr<std::vector<boost::asio::ip::tcp::endpoint>> endpoints =
-      url.ok() ? ResolveWebhook(*url, options_.allow_internal, options_.resolve_timeout,
-                                options_.lookup)
-               : url.status();
+      url.ok()
+          ? ResolveWebhook(*url, options_.allow_internal, options_.resolve_timeout, options_.lookup)
+          : url.status();
   if (!endpoints.ok()) {
     error = std::string(endpoints.status().message());
   } else {

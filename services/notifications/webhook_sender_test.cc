@@ -251,7 +251,8 @@ TEST(WebhookSenderTest, ADeliveryWhoseLeaseWouldLapseMidPostIsNeitherSentNorReco
   EXPECT_EQ(sender.SendDue(), 1);
   EXPECT_TRUE(poster.urls.empty()) << "posted although its lease could lapse first";
   EXPECT_TRUE(store.delivered.empty());
-  EXPECT_NE(registry.Render().find(R"(kurt_notifications_webhook_attempts_total{outcome="lease_lapsed"} 1)"),
+  EXPECT_NE(registry.Render().find(
+                R"(kurt_notifications_webhook_attempts_total{outcome="lease_lapsed"} 1)"),
             std::string::npos)
       << registry.Render();
 }
@@ -269,8 +270,9 @@ TEST(WebhookSenderTest, AnOutcomeFencedByANewerClaimIsCountedNotRetried) {
   poster.statuses = {200};
   EXPECT_EQ(sender.SendDue(), 1);
   EXPECT_TRUE(store.delivered.empty());
-  EXPECT_NE(registry.Render().find(R"(kurt_notifications_webhook_attempts_total{outcome="fenced"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      registry.Render().find(R"(kurt_notifications_webhook_attempts_total{outcome="fenced"} 1)"),
+      std::string::npos)
       << registry.Render();
 }
 

@@ -31,8 +31,8 @@ std::string SignWebhook(absl::string_view secret, absl::Time at, absl::string_vi
        reinterpret_cast<const unsigned char*>(signed_payload.data()), signed_payload.size(),
        mac.data(), &mac_size);
   return absl::StrCat("t=", t, ",v1=",
-                      absl::BytesToHexString(absl::string_view(
-                          reinterpret_cast<const char*>(mac.data()), mac_size)));
+                      absl::BytesToHexString(
+                          absl::string_view(reinterpret_cast<const char*>(mac.data()), mac_size)));
 }
 
 }  // namespace kurt::notifications

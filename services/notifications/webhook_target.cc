@@ -1,15 +1,15 @@
 #include "services/notifications/webhook_target.h"
 
-#include "absl/strings/ascii.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
-#include "absl/strings/str_cat.h"
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <thread>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "boost/asio/io_context.hpp"
 
 namespace kurt::notifications {
@@ -131,7 +131,7 @@ bool IsInternalAddress(const net::ip::address& address) {
 }
 
 absl::StatusOr<std::vector<net::ip::tcp::endpoint>> SystemLookup(const std::string& host,
-                                                                  int port) {
+                                                                 int port) {
   net::io_context ioc;
   net::ip::tcp::resolver resolver(ioc);
   boost::system::error_code ec;
@@ -167,9 +167,8 @@ absl::StatusOr<std::vector<net::ip::tcp::endpoint>> ResolveWebhook(const Webhook
   std::unique_lock<std::mutex> lock(pending->mu);
   if (!pending->cv.wait_for(lock, absl::ToChronoMilliseconds(timeout),
                             [&] { return pending->result.has_value(); })) {
-    return absl::DeadlineExceededError(absl::StrCat("url: resolving host '", url.host,
-                                                    "' took longer than ",
-                                                    absl::FormatDuration(timeout)));
+    return absl::DeadlineExceededError(absl::StrCat(
+        "url: resolving host '", url.host, "' took longer than ", absl::FormatDuration(timeout)));
   }
   absl::StatusOr<std::vector<net::ip::tcp::endpoint>> resolved = std::move(*pending->result);
   lock.unlock();
