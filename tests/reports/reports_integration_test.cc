@@ -110,13 +110,16 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   Pipeline p;
   SeedClicks(p.db().primary_url(), "acct-a", {"aaa111", "bbb222"}, 3000, kStart, absl::Seconds(10));
   SeedClicks(p.db().primary_url(), "acct-b", {"ccc333"}, 500, kStart, absl::Seconds(10));
-  // One of acct-a's clicks outside the range, and one with text that needs CSV quoting.
+  // One of acct-a's clicks outside the range, one with text that needs CSV quoting, and one whose
+  // referrer and user agent a spreadsheet would run as formulas.
   Exec(p.db().primary_url(),
        "INSERT INTO clicks (code, click_time, event_id, referrer, user_agent, client_hash, "
        "kafka_partition, kafka_offset) VALUES "
        "('aaa111', '2025-12-31 23:59:59+00', 'early', '', '', '', 0, 0), "
        "('bbb222', '2026-01-05 00:00:00.5+00', 'quoted', 'https://x.example/?a=1,b=\"2\"', "
-       "'Agent, \"quoted\"', 'h', 0, 0)");
+       "'Agent, \"quoted\"', 'h', 0, 0), "
+       "('bbb222', '2026-01-05 00:00:01+00', 'formula', '=HYPERLINK(\"http://evil.example\")', "
+       "'-2+3', 'h', 0, 0)");
   p.db().WaitForReplica();
   const absl::Time end = kStart + absl::Hours(6);
 
@@ -127,7 +130,8 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(created.state(), rv1::PENDING);
   rv1::Report done = p.WaitFinal("acct-a", created.id());
   ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
-  EXPECT_EQ(done.row_count(), 4321);  // 2 × 2160 clicks in 6 h at one per 10 s, and "quoted"
+  // 2 × 2160 clicks in 6 h at one per 10 s, "quoted" and "formula".
+  EXPECT_EQ(done.row_count(), 4322);
   EXPECT_EQ(done.progress_rows(), done.row_count());
   EXPECT_EQ(done.content_type(), "text/csv");
   EXPECT_EQ(done.attempts(), 1);
@@ -137,9 +141,15 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(content_type, "text/csv");
   EXPECT_EQ(static_cast<int64_t>(csv.size()), done.size_bytes());
   const std::string quoted_line =
-      "bbb222,2026-01-05 00:00:00.5+00,\"https://x.example/?a=1,b=\"\"2\"\"\",\"Agent, "
+      "\"bbb222\",2026-01-05 00:00:00.5+00,\"https://x.example/?a=1,b=\"\"2\"\"\",\"Agent, "
       "\"\"quoted\"\"\",h,quoted\n";
   ASSERT_TRUE(absl::StrContains(csv, quoted_line)) << csv.substr(0, 2000);
+  // Formulas are neutralized (OWASP): a leading single quote, the cell quoted.
+  EXPECT_TRUE(
+      absl::StrContains(csv,
+                        "\"bbb222\",2026-01-05 00:00:01+00,"
+                        "\"'=HYPERLINK(\"\"http://evil.example\"\")\",\"'-2+3\",h,formula\n"))
+      << csv.substr(0, 2000);
   // Everything else, byte for byte, against an independent query.
   std::string without_quoted = absl::StrReplaceAll(csv, {{quoted_line, ""}});
   Exec(p.db().primary_url(), "DELETE FROM clicks WHERE event_id = 'quoted'");
@@ -157,7 +167,7 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(n.type(), "report.completed");
   EXPECT_EQ(n.report().report_id(), created.id());
   EXPECT_EQ(n.report().state(), rv1::SUCCEEDED);
-  EXPECT_EQ(n.report().row_count(), 4321);
+  EXPECT_EQ(n.report().row_count(), 4322);
   EXPECT_EQ(n.report().content_path(), absl::StrCat("/v1/reports/", created.id(), "/content"));
   ASSERT_TRUE(p.notifications(0).stub->ListNotifications(As("acct-b").get(), list, &listed).ok());
   EXPECT_EQ(listed.notifications_size(), 0);
