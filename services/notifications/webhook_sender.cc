@@ -1,6 +1,7 @@
 #include "services/notifications/webhook_sender.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -12,7 +13,7 @@ namespace kurt::notifications {
 
 WebhookSender::WebhookSender(WebhookSenderOptions options, NotificationStore* store,
                              HttpPoster* poster, metrics::Registry* registry)
-    : options_(options),
+    : options_(std::move(options)),
       store_(store),
       poster_(poster),
       attempts_(&registry->AddCounter("kurt_notifications_webhook_attempts_total",
