@@ -1,7 +1,8 @@
 // Server-streaming RPCs: each message becomes a Server-Sent Event (`id:` from the message's
 // event id field, `data:` its JSON), or a chunk of raw content when the stream carries
-// google.api.HttpBody. One message is read from the upstream only after the previous one was
-// written to the client, so a slow client slows the stream instead of filling memory.
+// google.api.HttpBody (the service's content-disposition metadata becoming that header). One
+// message is read from the upstream only after the previous one was written to the client, so a
+// slow client slows the stream instead of filling memory.
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -179,6 +180,13 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
       head.set(http::field::content_type,
                content_type.empty() ? "application/octet-stream" : content_type);
       head.set(http::field::cache_control, "no-store");
+      // A download's file name and disposition (attachment) come from the service, as initial
+      // metadata: known by now, since a message has arrived after it.
+      const auto& metadata = call->context->GetServerInitialMetadata();
+      if (auto it = metadata.find("content-disposition"); it != metadata.end()) {
+        head.set(http::field::content_disposition,
+                 std::string(it->second.data(), it->second.size()));
+      }
     }
     edge->AddCommonHeaders(*call, &head);
     edge->Record(*call, 200);

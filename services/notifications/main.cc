@@ -26,6 +26,13 @@ ABSL_FLAG(int, webhook_max_attempts, 8, "POSTs of one notification before giving
 ABSL_FLAG(absl::Duration, webhook_backoff, absl::Seconds(1),
           "Wait before a webhook's second attempt; doubled for each further one (up to 1 h)");
 ABSL_FLAG(absl::Duration, webhook_timeout, absl::Seconds(5), "Time for one webhook POST");
+ABSL_FLAG(absl::Duration, webhook_resolve_timeout, absl::Seconds(3),
+          "Time for resolving a webhook's host before each POST");
+ABSL_FLAG(int, webhook_concurrency, 8,
+          "Webhook POSTs in flight at once, each to a different account (a slow endpoint holds "
+          "one)");
+ABSL_FLAG(int, max_streams_per_account, 10,
+          "Live notification streams one account may hold open on a replica (0: no limit)");
 ABSL_FLAG(absl::Duration, stream_poll, absl::Seconds(5),
           "Live streams look at the table at least this often (wake-ups come sooner)");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
@@ -45,7 +52,12 @@ kurt::notifications::NotificationsConfig ConfigFromFlags() {
   config.webhook_sender.max_attempts = absl::GetFlag(FLAGS_webhook_max_attempts);
   config.webhook_sender.backoff = absl::GetFlag(FLAGS_webhook_backoff);
   config.webhook_sender.timeout = absl::GetFlag(FLAGS_webhook_timeout);
-  config.webhook_sender.lease = std::max(absl::Seconds(30), config.webhook_sender.timeout * 3);
+  config.webhook_sender.resolve_timeout = absl::GetFlag(FLAGS_webhook_resolve_timeout);
+  config.webhook_sender.concurrency = std::max(1, absl::GetFlag(FLAGS_webhook_concurrency));
+  config.rpcs.max_streams_per_account = absl::GetFlag(FLAGS_max_streams_per_account);
+  config.webhook_sender.lease =
+      std::max(absl::Seconds(30),
+               (config.webhook_sender.resolve_timeout + config.webhook_sender.timeout) * 3);
   return config;
 }
 

@@ -75,9 +75,13 @@ void NotificationHub::Stop() {
 }
 
 std::unique_ptr<NotificationHub::Subscription> NotificationHub::Subscribe(
-    const std::string& account_id) {
+    const std::string& account_id, int max_per_account) {
   std::unique_ptr<Subscription> s(new Subscription(this, account_id));
   std::lock_guard<std::mutex> lock(mu_);
+  if (max_per_account > 0 &&
+      subscriptions_.count(account_id) >= static_cast<size_t>(max_per_account)) {
+    return nullptr;
+  }
   subscriptions_.emplace(account_id, s.get());
   streams_->Set(static_cast<double>(subscriptions_.size()));
   return s;

@@ -55,7 +55,8 @@ class NotificationHub {
   // Stops listening and wakes every stream, which then ends.
   void Stop();
 
-  std::unique_ptr<Subscription> Subscribe(const std::string& account_id);
+  // Null when the account already has `max_per_account` subscriptions (0: no limit).
+  std::unique_ptr<Subscription> Subscribe(const std::string& account_id, int max_per_account = 0);
   // Wakes the account's streams ("" wakes all).
   void Wake(const std::string& account_id);
   bool stopping() const { return stopping_; }

@@ -38,6 +38,26 @@ NotificationRecord FromRow(const pqxx::row& r, int at = 0) {
   return n;
 }
 
+// A PostgreSQL text[] literal: every element double-quoted, backslash and quote escaped.
+std::string TextArray(const std::vector<std::string>& values) {
+  std::string out = "{";
+  for (const std::string& v : values) {
+    if (out.size() > 1) {
+      out.push_back(',');
+    }
+    out.push_back('"');
+    for (char c : v) {
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+      }
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
 }  // namespace
 
 void ToProto(const NotificationRecord& r, v1::Notification* out) {
@@ -207,7 +227,8 @@ absl::StatusOr<NotificationRecord> PgNotificationStore::Ack(const std::string& a
 }
 
 absl::StatusOr<WebhookRecord> PgNotificationStore::SetWebhook(const std::string& account_id,
-                                                              const std::string& url) {
+                                                              const std::string& url,
+                                                              const std::string& secret) {
   WebhookRecord out;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
@@ -218,12 +239,14 @@ absl::StatusOr<WebhookRecord> PgNotificationStore::SetWebhook(const std::string&
       return;
     }
     pqxx::row r = tx.exec_params1(
-        "INSERT INTO webhooks (account_id, url) VALUES ($1, $2) ON CONFLICT (account_id) "
-        "DO UPDATE SET url = EXCLUDED.url, update_time = now() "
+        "INSERT INTO webhooks (account_id, url, secret) VALUES ($1, $2, $3) "
+        "ON CONFLICT (account_id) "
+        "DO UPDATE SET url = EXCLUDED.url, secret = EXCLUDED.secret, update_time = now() "
         "RETURNING url, (extract(epoch from update_time) * 1000000)::bigint",
-        account_id, url);
+        account_id, url, secret);
     out.url = r[0].as<std::string>();
     out.update_time = absl::FromUnixMicros(r[1].as<int64_t>());
+    out.secret = secret;
   });
   if (!s.ok()) {
     return s;
@@ -241,7 +264,8 @@ absl::StatusOr<std::optional<WebhookRecord>> PgNotificationStore::GetWebhook(
         "WHERE account_id = $1",
         account_id);
     if (!r.empty()) {
-      out = WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>())};
+      out =
+          WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>()), ""};
     }
   });
   if (!s.ok()) {
@@ -250,29 +274,38 @@ absl::StatusOr<std::optional<WebhookRecord>> PgNotificationStore::GetWebhook(
   return out;
 }
 
-absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(int limit,
-                                                                           absl::Duration lease) {
+absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(
+    int limit, absl::Duration lease, const std::vector<std::string>& busy) {
   std::vector<Delivery> out;
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     out.clear();
     pqxx::result r = tx.exec_params(
-        absl::StrCat("WITH due AS (SELECT id FROM webhook_deliveries WHERE state = 'PENDING' AND "
-                     "next_attempt_time <= now() ORDER BY next_attempt_time LIMIT $1 "
-                     "FOR UPDATE SKIP LOCKED), "
+        absl::StrCat("WITH oldest AS (SELECT DISTINCT ON (account_id) id FROM webhook_deliveries "
+                     "WHERE state = 'PENDING' AND next_attempt_time <= now() "
+                     "AND account_id <> ALL($3::text[]) "
+                     "ORDER BY account_id, next_attempt_time, id), "
+                     "due AS (SELECT d.id FROM webhook_deliveries d JOIN oldest USING (id) "
+                     "WHERE d.state = 'PENDING' AND d.next_attempt_time <= now() "
+                     "ORDER BY d.next_attempt_time LIMIT $1 FOR UPDATE OF d SKIP LOCKED), "
                      "claimed AS (UPDATE webhook_deliveries d SET attempts = d.attempts + 1, "
                      "next_attempt_time = now() + $2 * interval '1 millisecond' FROM due "
-                     "WHERE d.id = due.id RETURNING d.id, d.url, d.attempts, d.notification_id) "
-                     "SELECT claimed.id, claimed.url, claimed.attempts, ",
+                     "WHERE d.id = due.id "
+                     "RETURNING d.id, d.url, d.attempts, d.notification_id, d.account_id) "
+                     "SELECT claimed.id, claimed.url, claimed.attempts, claimed.account_id, "
+                     "COALESCE(w.secret, ''), ",
                      kColumns,
                      " FROM claimed JOIN notifications n ON n.id = claimed.notification_id "
+                     "LEFT JOIN webhooks w ON w.account_id = claimed.account_id "
                      "ORDER BY claimed.id"),
-        limit, absl::ToInt64Milliseconds(lease));
+        limit, absl::ToInt64Milliseconds(lease), TextArray(busy));
     for (const pqxx::row& row : r) {
       Delivery d;
       d.id = row[0].as<int64_t>();
       d.url = row[1].as<std::string>();
       d.attempts = row[2].as<int>();
-      d.notification = FromRow(row, 3);
+      d.account_id = row[3].as<std::string>();
+      d.secret = row[4].as<std::string>();
+      d.notification = FromRow(row, 5);
       out.push_back(std::move(d));
     }
   });
@@ -282,33 +315,57 @@ absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(int l
   return out;
 }
 
-absl::Status PgNotificationStore::MarkDelivered(int64_t delivery_id, int http_status) {
-  return primary_->Run([&](pqxx::connection& c) {
-    pqxx::nontransaction tx(c);
-    tx.exec_params(
-        "UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_time = now(), "
-        "last_status = $2, last_error = '' WHERE id = $1",
-        delivery_id, http_status);
-  });
+namespace {
+
+// An UPDATE fenced by the claim's attempt found no row: another sender holds the delivery now.
+absl::Status Fenced(const pqxx::result& r, int64_t delivery_id, int attempt) {
+  if (r.affected_rows() == 0) {
+    return absl::AbortedError(absl::StrCat("webhook delivery ", delivery_id,
+                                           ": the lease of attempt ", attempt,
+                                           " lapsed and another sender claimed it"));
+  }
+  return absl::OkStatus();
 }
 
-absl::Status PgNotificationStore::MarkAttemptFailed(int64_t delivery_id, int http_status,
-                                                    const std::string& error,
+}  // namespace
+
+absl::Status PgNotificationStore::MarkDelivered(int64_t delivery_id, int attempt, int http_status) {
+  absl::Status fenced;
+  absl::Status s = primary_->Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    fenced = Fenced(
+        tx.exec_params("UPDATE webhook_deliveries SET state = 'DELIVERED', delivered_time = now(), "
+                       "last_status = $3, last_error = '' "
+                       "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
+                       delivery_id, attempt, http_status),
+        delivery_id, attempt);
+  });
+  return s.ok() ? fenced : s;
+}
+
+absl::Status PgNotificationStore::MarkAttemptFailed(int64_t delivery_id, int attempt,
+                                                    int http_status, const std::string& error,
                                                     std::optional<absl::Duration> retry_in) {
-  return primary_->Run([&](pqxx::connection& c) {
+  absl::Status fenced;
+  absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     if (retry_in) {
-      tx.exec_params(
-          "UPDATE webhook_deliveries SET last_status = $2, last_error = $3, "
-          "next_attempt_time = now() + $4 * interval '1 millisecond' WHERE id = $1",
-          delivery_id, http_status, error, absl::ToInt64Milliseconds(*retry_in));
+      fenced =
+          Fenced(tx.exec_params("UPDATE webhook_deliveries SET last_status = $3, last_error = $4, "
+                                "next_attempt_time = now() + $5 * interval '1 millisecond' "
+                                "WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
+                                delivery_id, attempt, http_status, error,
+                                absl::ToInt64Milliseconds(*retry_in)),
+                 delivery_id, attempt);
     } else {
-      tx.exec_params(
-          "UPDATE webhook_deliveries SET state = 'FAILED', last_status = $2, last_error = $3 "
-          "WHERE id = $1",
-          delivery_id, http_status, error);
+      fenced = Fenced(
+          tx.exec_params("UPDATE webhook_deliveries SET state = 'FAILED', last_status = $3, "
+                         "last_error = $4 WHERE id = $1 AND attempts = $2 AND state = 'PENDING'",
+                         delivery_id, attempt, http_status, error),
+          delivery_id, attempt);
     }
   });
+  return s.ok() ? fenced : s;
 }
 
 }  // namespace kurt::notifications

@@ -47,14 +47,20 @@ std::string MessageFor(const events::v1::ReportCompleted& event);
 
 struct Delivery {
   int64_t id = 0;
+  std::string account_id;
   std::string url;
-  int attempts = 0;  // including the one just claimed
+  // Including the one just claimed. Also the claim's fencing token: recording an outcome
+  // succeeds only while the row's attempts still equal it (no other sender claimed it since).
+  int attempts = 0;
+  // The account's current webhook secret ("" when the webhook was removed since).
+  std::string secret;
   NotificationRecord notification;
 };
 
 struct WebhookRecord {
   std::string url;
   absl::Time update_time;
+  std::string secret;  // only from SetWebhook
 };
 
 class NotificationStore {
@@ -75,19 +81,23 @@ class NotificationStore {
   // NOT_FOUND unless the account owns it; acknowledging twice keeps the first time.
   virtual absl::StatusOr<NotificationRecord> Ack(const std::string& account_id, int64_t id) = 0;
 
-  // An empty url removes the webhook.
+  // An empty url removes the webhook (and `secret` is ignored).
   virtual absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id,
-                                                   const std::string& url) = 0;
+                                                   const std::string& url,
+                                                   const std::string& secret) = 0;
   virtual absl::StatusOr<std::optional<WebhookRecord>> GetWebhook(
       const std::string& account_id) = 0;
 
-  // Claims up to `limit` due deliveries: counts the attempt and pushes the next attempt `lease`
-  // ahead, so that a sender that dies mid-POST leaves the delivery to be retried after it.
-  virtual absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(int limit,
-                                                                absl::Duration lease) = 0;
-  virtual absl::Status MarkDelivered(int64_t delivery_id, int http_status) = 0;
+  // Claims up to `limit` due deliveries, the oldest due of each account not in `busy` (at most
+  // one per account): counts the attempt and pushes the next attempt `lease` ahead, so that a
+  // sender that dies mid-POST leaves the delivery to be retried after it.
+  virtual absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(
+      int limit, absl::Duration lease, const std::vector<std::string>& busy) = 0;
+  // Both record the outcome of the claim `attempt` (Delivery::attempts) only if no other sender
+  // claimed the delivery since (its lease lapsed): ABORTED otherwise, and nothing changes.
+  virtual absl::Status MarkDelivered(int64_t delivery_id, int attempt, int http_status) = 0;
   // Schedules another attempt after `retry_in`, or (nullopt) marks the delivery FAILED.
-  virtual absl::Status MarkAttemptFailed(int64_t delivery_id, int http_status,
+  virtual absl::Status MarkAttemptFailed(int64_t delivery_id, int attempt, int http_status,
                                          const std::string& error,
                                          std::optional<absl::Duration> retry_in) = 0;
 };
@@ -105,12 +115,14 @@ class PgNotificationStore : public NotificationStore {
                                                         int64_t after, int limit) override;
   absl::StatusOr<int64_t> LastId(const std::string& account_id) override;
   absl::StatusOr<NotificationRecord> Ack(const std::string& account_id, int64_t id) override;
-  absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id,
-                                           const std::string& url) override;
+  absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id, const std::string& url,
+                                           const std::string& secret) override;
   absl::StatusOr<std::optional<WebhookRecord>> GetWebhook(const std::string& account_id) override;
-  absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(int limit, absl::Duration lease) override;
-  absl::Status MarkDelivered(int64_t delivery_id, int http_status) override;
-  absl::Status MarkAttemptFailed(int64_t delivery_id, int http_status, const std::string& error,
+  absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(
+      int limit, absl::Duration lease, const std::vector<std::string>& busy) override;
+  absl::Status MarkDelivered(int64_t delivery_id, int attempt, int http_status) override;
+  absl::Status MarkAttemptFailed(int64_t delivery_id, int attempt, int http_status,
+                                 const std::string& error,
                                  std::optional<absl::Duration> retry_in) override;
 
  private:

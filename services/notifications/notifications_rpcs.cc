@@ -10,6 +10,7 @@
 #include "platform/core/log.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
+#include "services/notifications/webhook_signature.h"
 #include "services/notifications/webhook_target.h"
 
 namespace kurt::notifications {
@@ -37,6 +38,7 @@ bool Cancelled(const Caller& caller) {
 v1::Webhook ToProto(const WebhookRecord& hook) {
   v1::Webhook out;
   out.set_url(hook.url);
+  out.set_secret(hook.secret);
   platform::SetTimestamp(hook.update_time, out.mutable_update_time());
   return out;
 }
@@ -51,7 +53,11 @@ NotificationsRpcs::NotificationsRpcs(NotificationsRpcsOptions options, Notificat
       streamed_(&registry
                      ->AddCounter("kurt_notifications_streamed_total",
                                   "Notifications written to live streams")
-                     .Get()) {}
+                     .Get()),
+      streams_refused_(&registry
+                            ->AddCounter("kurt_notifications_streams_refused_total",
+                                         "Live streams refused: the account had its maximum open")
+                            .Get()) {}
 
 absl::StatusOr<v1::ListNotificationsResponse> NotificationsRpcs::ListNotifications(
     const Caller& caller, const v1::ListNotificationsRequest& request) {
@@ -105,7 +111,14 @@ absl::Status NotificationsRpcs::StreamNotifications(
     resume = request.after_id();
   }
   // Subscribe before the first look at the table, so that no wake-up falls in between.
-  std::unique_ptr<NotificationHub::Subscription> subscription = hub_->Subscribe(account);
+  std::unique_ptr<NotificationHub::Subscription> subscription =
+      hub_->Subscribe(account, options_.max_streams_per_account);
+  if (subscription == nullptr) {
+    streams_refused_->Increment();
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this account already has ", options_.max_streams_per_account,
+                     " live notification streams open; close one before opening another"));
+  }
   int64_t after = 0;
   if (!resume.empty()) {
     if (!absl::SimpleAtoi(resume, &after) || after < 0) {
@@ -179,7 +192,9 @@ absl::StatusOr<v1::Webhook> NotificationsRpcs::SetWebhook(const Caller& caller,
       return endpoints.status();
     }
   }
-  absl::StatusOr<WebhookRecord> hook = store_->SetWebhook(caller.account_id(), request.url());
+  const std::string secret = request.url().empty() ? "" : NewWebhookSecret();
+  absl::StatusOr<WebhookRecord> hook =
+      store_->SetWebhook(caller.account_id(), request.url(), secret);
   if (!hook.ok()) {
     return hook.status();
   }

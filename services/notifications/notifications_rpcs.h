@@ -24,11 +24,15 @@ struct NotificationsRpcsOptions {
   bool allow_internal_webhooks = false;
   // Streams look at the table at least this often, whatever the wake-ups.
   absl::Duration stream_poll = absl::Seconds(5);
+  // Live streams one account may hold open on this replica at once (0: no limit); one more is
+  // refused with RESOURCE_EXHAUSTED (429 at the edge).
+  int max_streams_per_account = 10;
 };
 
 class NotificationsRpcs {
  public:
-  // Every pointer outlives the RPCs. Metrics: kurt_notifications_streamed_total.
+  // Every pointer outlives the RPCs. Metrics: kurt_notifications_streamed_total,
+  // kurt_notifications_streams_refused_total.
   NotificationsRpcs(NotificationsRpcsOptions options, NotificationStore* store,
                     NotificationHub* hub, metrics::Registry* registry);
 
@@ -40,10 +44,11 @@ class NotificationsRpcs {
                                                    const v1::AckNotificationRequest& request);
   // Writes the caller's notifications after last-event-id (metadata) or after_id, else only new
   // ones, until the client goes away (CANCELLED) or the hub stops (UNAVAILABLE).
+  // RESOURCE_EXHAUSTED when the account already has max_streams_per_account streams here.
   absl::Status StreamNotifications(const platform::Caller& caller,
                                    const v1::StreamNotificationsRequest& request,
                                    grpc::ServerWriterInterface<v1::Notification>* writer);
-  // An empty url removes the webhook.
+  // An empty url removes the webhook. A new signing secret each time, in the response only.
   absl::StatusOr<v1::Webhook> SetWebhook(const platform::Caller& caller,
                                          const v1::SetWebhookRequest& request);
   // url is empty when the caller has no webhook.
@@ -55,6 +60,7 @@ class NotificationsRpcs {
   NotificationStore* store_;
   NotificationHub* hub_;
   metrics::Counter* streamed_;
+  metrics::Counter* streams_refused_;
 };
 
 }  // namespace kurt::notifications

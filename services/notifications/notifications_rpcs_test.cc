@@ -5,6 +5,7 @@
 #include <atomic>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <set>
 #include <thread>
 
@@ -85,10 +86,10 @@ class MemoryStore : public NotificationStore {
     }
     return absl::NotFoundError(absl::StrCat("no notification with id '", id, "'"));
   }
-  absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id,
-                                           const std::string& url) override {
+  absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id, const std::string& url,
+                                           const std::string& secret) override {
     std::lock_guard<std::mutex> lock(mu_);
-    WebhookRecord hook{url, absl::FromUnixSeconds(1900000000)};
+    WebhookRecord hook{url, absl::FromUnixSeconds(1900000000), secret};
     if (url.empty()) {
       webhooks_.erase(account_id);
     } else {
@@ -102,15 +103,18 @@ class MemoryStore : public NotificationStore {
     if (it == webhooks_.end()) {
       return std::nullopt;
     }
-    return it->second;
+    WebhookRecord hook = it->second;
+    hook.secret.clear();  // as the real store: never read back
+    return hook;
   }
-  absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(int, absl::Duration) override {
+  absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(int, absl::Duration,
+                                                        const std::vector<std::string>&) override {
     return absl::UnimplementedError("not used by the RPCs");
   }
-  absl::Status MarkDelivered(int64_t, int) override {
+  absl::Status MarkDelivered(int64_t, int, int) override {
     return absl::UnimplementedError("not used by the RPCs");
   }
-  absl::Status MarkAttemptFailed(int64_t, int, const std::string&,
+  absl::Status MarkAttemptFailed(int64_t, int, int, const std::string&,
                                  std::optional<absl::Duration>) override {
     return absl::UnimplementedError("not used by the RPCs");
   }
@@ -301,6 +305,13 @@ TEST_F(NotificationsRpcsForTestsTest, SetsGetsAndRemovesTheCallersWebhook) {
   EXPECT_EQ(rpcs_.GetWebhook(Caller("acct-a"), {})->url(), "http://127.0.0.1:8080/hook");
   EXPECT_EQ(rpcs_.GetWebhook(Caller("acct-b"), {})->url(), "");
 
+  // The signing secret is shown once, in the answer that set it; a new one each time.
+  EXPECT_TRUE(std::regex_match(set->secret(), std::regex("whsec_[0-9a-f]{64}"))) << set->secret();
+  EXPECT_EQ(rpcs_.GetWebhook(Caller("acct-a"), {})->secret(), "");
+  auto again = rpcs_.SetWebhook(Caller("acct-a"), request);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_NE(again->secret(), set->secret());
+
   request.set_url("");
   auto removed = rpcs_.SetWebhook(Caller("acct-a"), request);
   ASSERT_TRUE(removed.ok()) << removed.status();
@@ -346,6 +357,46 @@ TEST_F(NotificationsRpcsForTestsTest, StreamsWithoutAResumePointSendOnlyNewOnes)
   hub_.Stop();
   stream.join();
   EXPECT_EQ(writer.ids(), (std::vector<std::string>{absl::StrCat(live)}));
+}
+
+TEST_F(NotificationsRpcsForTestsTest, StreamsBeyondTheAccountsLimitAreRefusedAndCounted) {
+  metrics::Registry registry;
+  NotificationsRpcs limited({.stream_poll = absl::Hours(1), .max_streams_per_account = 2}, &store_,
+                            &hub_, &registry);
+  std::vector<std::unique_ptr<FakeWriter>> writers;
+  std::vector<std::thread> open;
+  for (int i = 0; i < 2; ++i) {
+    writers.push_back(std::make_unique<FakeWriter>());
+    open.emplace_back([&limited, w = writers.back().get()] {
+      (void)limited.StreamNotifications(Caller("acct-a"), {}, w);
+    });
+  }
+  for (const auto& w : writers) {
+    while (!w->started) {
+      absl::SleepFor(absl::Milliseconds(5));
+    }
+  }
+  FakeWriter third;
+  absl::Status refused = limited.StreamNotifications(Caller("acct-a"), {}, &third);
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(refused.message(),
+            "this account already has 2 live notification streams open; close one before opening "
+            "another");
+  EXPECT_FALSE(third.started);
+  EXPECT_NE(registry.Render().find("kurt_notifications_streams_refused_total 1"), std::string::npos)
+      << registry.Render();
+  // Another account is not limited by this one's streams.
+  FakeWriter other;
+  std::thread other_stream(
+      [&] { (void)limited.StreamNotifications(Caller("acct-b"), {}, &other); });
+  while (!other.started) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  hub_.Stop();
+  for (std::thread& t : open) {
+    t.join();
+  }
+  other_stream.join();
 }
 
 TEST_F(NotificationsRpcsTest, AResumePointThatIsNotAnIdIsRefused) {

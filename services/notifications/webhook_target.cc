@@ -1,5 +1,11 @@
 #include "services/notifications/webhook_target.h"
 
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -124,26 +130,59 @@ bool IsInternalAddress(const net::ip::address& address) {
          (bytes[0] == 0 && bytes[1] == 0x64 && bytes[2] == 0xff && bytes[3] == 0x9b);  // NAT64
 }
 
-absl::StatusOr<std::vector<net::ip::tcp::endpoint>> ResolveWebhook(const WebhookUrl& url,
-                                                                   bool allow_internal) {
+absl::StatusOr<std::vector<net::ip::tcp::endpoint>> SystemLookup(const std::string& host,
+                                                                 int port) {
   net::io_context ioc;
   net::ip::tcp::resolver resolver(ioc);
   boost::system::error_code ec;
-  auto results = resolver.resolve(url.host, std::to_string(url.port), ec);
+  auto results = resolver.resolve(host, std::to_string(port), ec);
   if (ec || results.empty()) {
-    return absl::InvalidArgumentError(absl::StrCat("url: host '", url.host, "' does not resolve",
+    return absl::InvalidArgumentError(absl::StrCat("url: host '", host, "' does not resolve",
                                                    ec ? ": " : "", ec ? ec.message() : ""));
   }
   std::vector<net::ip::tcp::endpoint> out;
   for (const auto& r : results) {
-    if (!allow_internal && IsInternalAddress(r.endpoint().address())) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("url: '", url.host, "' resolves to ", r.endpoint().address().to_string(),
-                       ", a private, loopback or link-local address; webhooks must be public"));
-    }
     out.push_back(r.endpoint());
   }
   return out;
+}
+
+absl::StatusOr<std::vector<net::ip::tcp::endpoint>> ResolveWebhook(const WebhookUrl& url,
+                                                                   bool allow_internal,
+                                                                   absl::Duration timeout,
+                                                                   const HostLookup& lookup) {
+  // Shared with the lookup's thread, which may outlive this call.
+  struct Pending {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::optional<absl::StatusOr<std::vector<net::ip::tcp::endpoint>>> result;
+  };
+  auto pending = std::make_shared<Pending>();
+  std::thread([pending, lookup, host = url.host, port = url.port] {
+    auto result = lookup(host, port);
+    std::lock_guard<std::mutex> lock(pending->mu);
+    pending->result = std::move(result);
+    pending->cv.notify_all();
+  }).detach();
+  std::unique_lock<std::mutex> lock(pending->mu);
+  if (!pending->cv.wait_for(lock, absl::ToChronoMilliseconds(timeout),
+                            [&] { return pending->result.has_value(); })) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "url: resolving host '", url.host, "' took longer than ", absl::FormatDuration(timeout)));
+  }
+  absl::StatusOr<std::vector<net::ip::tcp::endpoint>> resolved = std::move(*pending->result);
+  lock.unlock();
+  if (!resolved.ok()) {
+    return resolved.status();
+  }
+  for (const auto& endpoint : *resolved) {
+    if (!allow_internal && IsInternalAddress(endpoint.address())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("url: '", url.host, "' resolves to ", endpoint.address().to_string(),
+                       ", a private, loopback or link-local address; webhooks must be public"));
+    }
+  }
+  return resolved;
 }
 
 }  // namespace kurt::notifications

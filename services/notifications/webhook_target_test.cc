@@ -1,5 +1,6 @@
 #include "services/notifications/webhook_target.h"
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 
 namespace kurt::notifications {
@@ -67,6 +68,22 @@ TEST(WebhookUrlTest, LoopbackIsRefusedUnlessAllowed) {
   u = ParseWebhookUrl("http://localhost:9/");
   ASSERT_TRUE(u.ok());
   EXPECT_FALSE(ResolveWebhook(*u, false).ok()) << "names resolving to loopback are refused too";
+}
+
+TEST(ResolveWebhookTest, AResolverThatHangsIsGivenUpOnAfterTheTimeout) {
+  auto u = ParseWebhookUrl("https://hangs.example.com/hook");
+  ASSERT_TRUE(u.ok());
+  HostLookup hangs = [](const std::string&, int) -> absl::StatusOr<std::vector<ip::tcp::endpoint>> {
+    absl::SleepFor(absl::Seconds(3));
+    return std::vector<ip::tcp::endpoint>{};
+  };
+  const absl::Time start = absl::Now();
+  auto resolved = ResolveWebhook(*u, false, absl::Milliseconds(200), hangs);
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(resolved.status().code(), absl::StatusCode::kDeadlineExceeded) << resolved.status();
+  EXPECT_EQ(resolved.status().message(),
+            "url: resolving host 'hangs.example.com' took longer than 200ms");
+  EXPECT_LT(took, absl::Seconds(1));
 }
 
 }  // namespace

@@ -142,11 +142,21 @@ void Throttle(int64_t rows, int64_t rate, absl::Time start) {
 
 }  // namespace
 
+std::string CsvSafeText(absl::string_view column, absl::string_view name) {
+  // OWASP's rule for CSV injection: a cell a spreadsheet would read as a formula gets a leading
+  // single quote, which makes it text; COPY's FORCE_QUOTE then quotes the cell.
+  return absl::StrCat("CASE WHEN left(", column, ", 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') ",
+                      "THEN '''' || ", column, " ELSE ", column, " END AS ", name);
+}
+
 std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote) {
-  return absl::StrCat(
-      "COPY (SELECT c.code, c.click_time, c.referrer, c.user_agent, c.client_hash, c.event_id ",
-      ClicksOfJob(job, quote),
-      " ORDER BY c.code, c.click_time, c.event_id) TO STDOUT WITH (FORMAT csv, HEADER)");
+  // Referrers and user agents are whatever clients sent, and codes may start with '-'.
+  return absl::StrCat("COPY (SELECT ", CsvSafeText("c.code", "code"), ", c.click_time, ",
+                      CsvSafeText("c.referrer", "referrer"), ", ",
+                      CsvSafeText("c.user_agent", "user_agent"), ", c.client_hash, c.event_id ",
+                      ClicksOfJob(job, quote),
+                      " ORDER BY c.code, c.click_time, c.event_id) TO STDOUT WITH (FORMAT csv, "
+                      "HEADER, FORCE_QUOTE (code, referrer, user_agent))");
 }
 
 PgReportSource::PgReportSource(PgReportSourceOptions options, pg::PgCluster* cluster)

@@ -60,6 +60,11 @@ std::string ContentTypeOf(ReportKind kind) {
 
 std::string ExtensionOf(ReportKind kind) { return kind == v1::SUMMARY_JSON ? ".json" : ".csv"; }
 
+std::string ContentDispositionOf(absl::string_view id, absl::string_view content_type) {
+  return absl::StrCat("attachment; filename=\"kurt-report-", id,
+                      content_type == "application/json" ? ".json" : ".csv", "\"");
+}
+
 std::string Rfc3339(absl::Time t) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", t, absl::UTCTimeZone());
 }

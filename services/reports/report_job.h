@@ -60,6 +60,10 @@ std::string StateName(ReportState state);
 std::string ContentTypeOf(ReportKind kind);
 std::string ExtensionOf(ReportKind kind);
 
+// The Content-Disposition of a report's download: an attachment (a browser saves it, never shows
+// it inline) named kurt-report-<id>.csv or .json by the content type. `id` is a report id.
+std::string ContentDispositionOf(absl::string_view id, absl::string_view content_type);
+
 // RFC 3339 with microseconds, for SQL parameters (cast with ::timestamptz) and documents.
 std::string Rfc3339(absl::Time t);
 

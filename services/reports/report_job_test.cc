@@ -67,5 +67,12 @@ TEST(ReportJobTest, EventsCarryTheJob) {
   EXPECT_EQ(api.content_type(), "text/csv");
 }
 
+TEST(ReportJobTest, DownloadsAreAttachmentsNamedByIdAndType) {
+  EXPECT_EQ(ContentDispositionOf("0b6f5d2e-1c3a-4f7e-9a55-3f1b2c4d5e6f", "text/csv"),
+            R"(attachment; filename="kurt-report-0b6f5d2e-1c3a-4f7e-9a55-3f1b2c4d5e6f.csv")");
+  EXPECT_EQ(ContentDispositionOf("0b6f5d2e-1c3a-4f7e-9a55-3f1b2c4d5e6f", "application/json"),
+            R"(attachment; filename="kurt-report-0b6f5d2e-1c3a-4f7e-9a55-3f1b2c4d5e6f.json")");
+}
+
 }  // namespace
 }  // namespace kurt::reports

@@ -104,6 +104,7 @@ Pipeline::Pipeline(const PipelineOptions& options) {
     nc.webhook_sender.backoff = absl::Milliseconds(200);
     nc.webhook_sender.poll_interval = absl::Milliseconds(100);
     nc.webhook_sender.timeout = absl::Seconds(2);
+    nc.webhook_sender.resolve_timeout = absl::Seconds(1);
     nc.webhook_sender.lease = absl::Seconds(5);
     auto module = notifications::NotificationsModule::Create(
         nc, {.primary = primary_.get(), .registry = &registry_, .poster = poster_.get()});

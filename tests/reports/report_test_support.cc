@@ -92,6 +92,18 @@ void SeedClicks(const std::string& url, const std::string& account,
         "seeding clicks");
 }
 
+namespace {
+
+// A text column as a clicks CSV holds it: quoted, quotes doubled, and a leading '=', '+', '-',
+// '@', tab or carriage return made text by a single quote (OWASP).
+std::string CsvCell(const std::string& column) {
+  return absl::StrCat("'\"' || replace(CASE WHEN left(", column,
+                      ", 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || ", column,
+                      " ELSE ", column, " END, '\"', '\"\"') || '\"'");
+}
+
+}  // namespace
+
 std::string ExpectedCsv(const std::string& url, const std::string& account, absl::Time start,
                         absl::Time end) {
   pg::PgPool pool(Pool(url));
@@ -100,15 +112,15 @@ std::string ExpectedCsv(const std::string& url, const std::string& account, absl
     pqxx::nontransaction tx(c);
     tx.exec("SET TimeZone = 'UTC'");
     pqxx::result r = tx.exec_params(
-        // COPY's CSV quotes empty strings (an unquoted empty field is NULL).
-        "SELECT string_agg(concat_ws(',', c.code, c.click_time::text, "
-        "CASE c.referrer WHEN '' THEN '\"\"' ELSE c.referrer END, "
-        "CASE c.user_agent WHEN '' THEN '\"\"' ELSE c.user_agent END, "
-        "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
-        "ORDER BY c.code, c.click_time, c.event_id) "
-        "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
-        "c.click_time >= to_timestamp($2::double precision) AND "
-        "c.click_time < to_timestamp($3::double precision)",
+        // COPY's CSV quotes empty strings (an unquoted empty field is NULL); code, referrer and
+        // user agent are always quoted, and neutralized where a spreadsheet sees a formula.
+        "SELECT string_agg(concat_ws(',', " + CsvCell("c.code") + ", c.click_time::text, " +
+            CsvCell("c.referrer") + ", " + CsvCell("c.user_agent") + ", " +
+            "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
+            "ORDER BY c.code, c.click_time, c.event_id) "
+            "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
+            "c.click_time >= to_timestamp($2::double precision) AND "
+            "c.click_time < to_timestamp($3::double precision)",
         account, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
         absl::ToDoubleSeconds(end - absl::UnixEpoch()));
     if (!r[0][0].is_null()) {

