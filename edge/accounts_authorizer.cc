@@ -24,8 +24,9 @@ class GrpcKeyAuthenticator : public KeyAuthenticator {
  public:
   explicit GrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options)
       : options_(std::move(options)),
-        stub_(accounts::v1::AccountsService::NewStub(
-            grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials()))) {}
+        stub_(accounts::v1::AccountsService::NewStub(grpc::CreateChannel(
+            options_.address,
+            options_.credentials ? options_.credentials : grpc::InsecureChannelCredentials()))) {}
 
   void Authenticate(const std::string& key,
                     std::function<void(absl::StatusOr<std::string>)> done) override {
