@@ -55,13 +55,13 @@ TEST(EdgeTrustTest, AnAccountNeedsTheSecret) {
 // from_edge from both).
 TEST(EdgeTrustTest, AnAccountFromTheEdgeByAnyProofPasses) {
   constexpr absl::string_view kMethod = "/kurt.links.v1.LinksService/CreateLink";
-  EXPECT_TRUE(CheckEdgeTrust(kMethod, true, /*from_edge=*/true).ok());
-  absl::Status refused = CheckEdgeTrust(kMethod, true, /*from_edge=*/false);
+  EXPECT_TRUE(platform::CheckEdgeTrust(kMethod, true, /*from_edge=*/true).ok());
+  absl::Status refused = platform::CheckEdgeTrust(kMethod, true, /*from_edge=*/false);
   EXPECT_TRUE(absl::IsUnauthenticated(refused)) << refused;
   EXPECT_NE(refused.message().find("or its client certificate (kurt-edge)"),
             absl::string_view::npos)
       << refused;
-  EXPECT_TRUE(CheckEdgeTrust("/kurt.links.v1.LinksService/Resolve", false, false).ok());
+  EXPECT_TRUE(platform::CheckEdgeTrust("/kurt.links.v1.LinksService/Resolve", false, false).ok());
 }
 
 TEST(EdgeTrustTest, CallsWithoutAnAccountAreLeftToTheService) {

@@ -6,8 +6,8 @@
 # per comparison, the order alternating; the ratio is the median of the pairs' ratios.
 # Writes $KURT_STATE_DIR/bench/mtls.json (ratios redirect_rps_mtls_vs_plaintext,
 # cached_redirect_rps_mtls_vs_plaintext). Uses the running stack when KURT_PG_PRIMARY_URL is set,
-# else starts it. Knobs: KURT_BENCH_SECONDS (5), KURT_BENCH_RUNS (3), KURT_BENCH_CONNECTIONS (64),
-# KURT_BENCH_HOT_CODES (100).
+# else starts it; KURT_SKIP_BUILD=1 takes the binaries as built. Knobs: KURT_BENCH_SECONDS (5),
+# KURT_BENCH_RUNS (3), KURT_BENCH_CONNECTIONS (64), KURT_BENCH_HOT_CODES (100).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -25,7 +25,8 @@ work=$(mktemp -d)
 mkdir -p "$out"
 
 apt_install wrk
-"$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
+# KURT_SKIP_BUILD=1: the binaries already built (as tools/run).
+[ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
 if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
   "$KURT_ROOT/tools/stack" up >/dev/null
   set -a
