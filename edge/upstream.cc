@@ -103,6 +103,15 @@ std::string ServiceIdentity(absl::string_view service) {
   return "";
 }
 
+void CheckServersAsService(absl::string_view target, absl::string_view service,
+                           grpc::ChannelArguments* args) {
+  const std::string identity = ServiceIdentity(service);
+  if (!identity.empty() &&
+      (absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:"))) {
+    args->SetSslTargetNameOverride(identity);
+  }
+}
+
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host) {
   for (const mesh::Program& program : mesh::kPrograms) {
     if (!program.package_prefix.empty() && absl::StartsWith(service, program.package_prefix)) {
@@ -140,15 +149,8 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       // Separate connections per channel, not one shared subchannel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("kurt.edge.channel", i);
-      // With mTLS, a list of addresses has no one name to check the servers' certificates
-      // against: each replica must then prove to be the service (its certificate names
-      // kurt-links, whatever its address). A DNS target is checked against the name it dials.
       const std::string target = ChannelTarget(addresses);
-      const std::string identity = ServiceIdentity(service);
-      if (!identity.empty() &&
-          (absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:"))) {
-        args.SetSslTargetNameOverride(identity);
-      }
+      CheckServersAsService(target, service, &args);
       // Retries stay on, with no retry policy: only transparent ones, of calls the server never
       // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
       // goes on the next connection instead of failing). Nothing is sent twice to a handler.

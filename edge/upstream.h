@@ -35,6 +35,13 @@ std::string ChannelTarget(absl::string_view addresses);
 // kurt-links); "" for a service that is not one of Kurt's.
 std::string ServiceIdentity(absl::string_view service);
 
+// Channel arguments for `target` (ChannelTarget's form) of Kurt's `service`: with mTLS, a list of
+// IP addresses has no one name to check the servers' certificates against, so each replica must
+// prove to be the service (its certificate names kurt-links, whatever its address). A DNS target
+// is checked against the name it dials, as usual.
+void CheckServersAsService(absl::string_view target, absl::string_view service,
+                           grpc::ChannelArguments* args);
+
 // The local default address of a Kurt service by its package (kurt.links.* -> 127.0.0.1:7101,
 // ...; the ports of docs/development.md); "" for a service that is not one of Kurt's.
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host);
