@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "edge/upstream.h"
 #include "grpcpp/grpcpp.h"
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
 #include "openssl/sha.h"
@@ -20,12 +21,19 @@ std::string Digest(absl::string_view key) {
   return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
 }
 
+std::shared_ptr<grpc::Channel> AccountsChannel(const GrpcKeyAuthenticatorOptions& options) {
+  const std::string target = ChannelTarget(options.address);
+  grpc::ChannelArguments args;
+  CheckServersAsService(target, "kurt.accounts.v1.AccountsService", &args);
+  return grpc::CreateCustomChannel(
+      target, options.credentials ? options.credentials : grpc::InsecureChannelCredentials(), args);
+}
+
 class GrpcKeyAuthenticator : public KeyAuthenticator {
  public:
   explicit GrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options)
       : options_(std::move(options)),
-        stub_(accounts::v1::AccountsService::NewStub(
-            grpc::CreateChannel(options_.address, grpc::InsecureChannelCredentials()))) {}
+        stub_(accounts::v1::AccountsService::NewStub(AccountsChannel(options_))) {}
 
   void Authenticate(const std::string& key,
                     std::function<void(absl::StatusOr<std::string>)> done) override {

@@ -20,6 +20,7 @@
 #include "absl/time/time.h"
 #include "edge/auth.h"
 #include "edge/rate_limiter.h"
+#include "grpcpp/security/credentials.h"
 
 namespace kurt::edge {
 
@@ -35,6 +36,8 @@ class KeyAuthenticator {
 struct GrpcKeyAuthenticatorOptions {
   std::string address;      // host:port of kurt-accounts
   std::string edge_secret;  // sent as x-kurt-edge-secret
+  // The channel's credentials (platform/grpc/tls.h); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
   absl::Duration timeout = absl::Seconds(2);
 };
 

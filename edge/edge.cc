@@ -40,7 +40,8 @@ bool IsServerSide(grpc::StatusCode code) { return HttpStatusFromGrpc(code) >= 50
 // Reports of cached redirects go upstream like any unary call, from the reporter's thread.
 class UpstreamHitSender final : public HitSender {
  public:
-  explicit UpstreamHitSender(Upstreams* upstreams) : upstreams_(upstreams) {}
+  UpstreamHitSender(Upstreams* upstreams, std::string edge_secret)
+      : upstreams_(upstreams), edge_secret_(std::move(edge_secret)) {}
 
   grpc::Status Send(const std::string& service, const std::string& method, const std::string& batch,
                     absl::Duration timeout) override {
@@ -52,6 +53,7 @@ class UpstreamHitSender final : public HitSender {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     context.AddMetadata(std::string(platform::kRequestIdMetadata), log::NewRequestId());
+    context.AddMetadata(std::string(platform::kEdgeSecretMetadata), edge_secret_);
     grpc::ByteBuffer request = ToByteBuffer(batch);
     grpc::ByteBuffer response;
     std::promise<grpc::Status> done;
@@ -62,6 +64,7 @@ class UpstreamHitSender final : public HitSender {
 
  private:
   Upstreams* upstreams_;
+  const std::string edge_secret_;
 };
 
 // The metadata an upstream call carries for the client's request (besides the auth decision's
@@ -98,7 +101,7 @@ Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* rou
       transcoder_(api),
       metrics_(registry),
       cache_(options_.cache_entries, options_.cache_bytes),
-      hit_sender_(std::make_unique<UpstreamHitSender>(upstreams)),
+      hit_sender_(std::make_unique<UpstreamHitSender>(upstreams, options_.edge_secret)),
       hit_reporter_(
           std::make_unique<HitReporter>(options_.cached_hits, hit_sender_.get(), registry)),
       health_(std::make_unique<UpstreamHealth>(upstreams, registry, options_.upstream_health)) {

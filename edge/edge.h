@@ -55,6 +55,9 @@ struct EdgeOptions {
   UpstreamHealthOptions upstream_health;
   // The OpenAPI document's servers[0].url ("" for none).
   std::string public_url;
+  // Sent as x-kurt-edge-secret with the reports of cached redirects, which only the edge may make
+  // (even empty: with neither a secret nor mTLS configured, the header alone names the edge).
+  std::string edge_secret;
 };
 
 class Edge : public HttpHandler {

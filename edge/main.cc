@@ -15,6 +15,7 @@
 #include "edge/edge_server.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
+#include "platform/grpc/tls.h"
 #include "platform/redis/redis.h"
 #include "services/common/mesh.h"
 
@@ -196,6 +197,14 @@ int main(int argc, char** argv) {
   config.upstream.channels_per_service = absl::GetFlag(FLAGS_upstream_channels);
   config.upstream.completion_threads = absl::GetFlag(FLAGS_upstream_threads);
   config.upstream.connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
+  // Mutual TLS to every service when --tls_cert/--tls_key/--tls_ca are set (platform/grpc/tls.h).
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      kurt::platform::ChannelCredentialsFromFlags();
+  if (!credentials.ok()) {
+    KURT_LOG(kError, "bad TLS settings", {"error", credentials.status().ToString()});
+    return 2;
+  }
+  config.upstream.credentials = *credentials;
   config.upstreams = absl::GetFlag(FLAGS_upstream);
   config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
   config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);
@@ -210,6 +219,7 @@ int main(int argc, char** argv) {
     kurt::edge::GrpcKeyAuthenticatorOptions auth_options;
     auth_options.address = absl::GetFlag(FLAGS_accounts_address);
     auth_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+    auth_options.credentials = *credentials;
     authenticator = kurt::edge::MakeGrpcKeyAuthenticator(auth_options);
     kurt::edge::AccountsAuthorizerOptions authorizer_options;
     authorizer_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);

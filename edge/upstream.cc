@@ -94,6 +94,24 @@ std::string ChannelTarget(absl::string_view addresses) {
   return absl::StrCat("dns:///", list.empty() ? addresses : list.front());
 }
 
+std::string ServiceIdentity(absl::string_view service) {
+  for (const mesh::Program& program : mesh::kPrograms) {
+    if (!program.package_prefix.empty() && absl::StartsWith(service, program.package_prefix)) {
+      return std::string(program.binary);
+    }
+  }
+  return "";
+}
+
+void CheckServersAsService(absl::string_view target, absl::string_view service,
+                           grpc::ChannelArguments* args) {
+  const std::string identity = ServiceIdentity(service);
+  if (!identity.empty() &&
+      (absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:"))) {
+    args->SetSslTargetNameOverride(identity);
+  }
+}
+
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host) {
   for (const mesh::Program& program : mesh::kPrograms) {
     if (!program.package_prefix.empty() && absl::StartsWith(service, program.package_prefix)) {
@@ -131,11 +149,14 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       // Separate connections per channel, not one shared subchannel.
       args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
       args.SetInt("kurt.edge.channel", i);
+      const std::string target = ChannelTarget(addresses);
+      CheckServersAsService(target, service, &args);
       // Retries stay on, with no retry policy: only transparent ones, of calls the server never
       // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
       // goes on the next connection instead of failing). Nothing is sent twice to a handler.
-      auto channel = grpc::CreateCustomChannel(ChannelTarget(addresses),
-                                               grpc::InsecureChannelCredentials(), args);
+      auto channel = grpc::CreateCustomChannel(
+          target, options.credentials ? options.credentials : grpc::InsecureChannelCredentials(),
+          args);
       upstream->stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
     }
     upstreams_.emplace(service, std::move(upstream));

@@ -31,6 +31,17 @@ absl::StatusOr<std::map<std::string, std::string>> ParseUpstreams(
 // already has a scheme is kept.
 std::string ChannelTarget(absl::string_view addresses);
 
+// The identity (certificate name) of the Kurt service serving `service` (kurt.links.* ->
+// kurt-links); "" for a service that is not one of Kurt's.
+std::string ServiceIdentity(absl::string_view service);
+
+// Channel arguments for `target` (ChannelTarget's form) of Kurt's `service`: with mTLS, a list of
+// IP addresses has no one name to check the servers' certificates against, so each replica must
+// prove to be the service (its certificate names kurt-links, whatever its address). A DNS target
+// is checked against the name it dials, as usual.
+void CheckServersAsService(absl::string_view target, absl::string_view service,
+                           grpc::ChannelArguments* args);
+
 // The local default address of a Kurt service by its package (kurt.links.* -> 127.0.0.1:7101,
 // ...; the ports of docs/development.md); "" for a service that is not one of Kurt's.
 std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view host);
@@ -43,6 +54,8 @@ struct UpstreamOptions {
   // How long a connection attempt may take before the channel reports failure.
   absl::Duration connect_timeout = absl::Seconds(1);
   absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // The channels' credentials (platform/grpc/tls.h: mutual TLS or plaintext); null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
 class Upstreams {

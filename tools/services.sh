@@ -105,7 +105,13 @@ _svc_launch() {
   elif [ "$instance" != "$bin" ]; then # an edge of the --ha shape
     args+=(--edge_port="$http" --upstream="$(ha_upstreams)")
   fi
-  setsid "$KURT_BUILD_DIR/bin/$bin" "${args[@]}" \
+  # With KURT_TLS_CA and KURT_CERTS_DIR set (tools/run), each binary presents its own
+  # certificate, $KURT_CERTS_DIR/<binary>.{crt,key} (tools/certs), on its gRPC connections;
+  # every replica of a binary has the same identity.
+  local tls=()
+  [ -n "${KURT_TLS_CA:-}" ] &&
+    tls=(KURT_TLS_CERT="$KURT_CERTS_DIR/$bin.crt" KURT_TLS_KEY="$KURT_CERTS_DIR/$bin.key")
+  setsid env "${tls[@]}" "$KURT_BUILD_DIR/bin/$bin" "${args[@]}" \
     >>"$KURT_STATE_DIR/log/$instance.log" 2>&1 </dev/null &
   echo $! >"$KURT_STATE_DIR/run/$instance.pid"
 }

@@ -3,6 +3,7 @@
 #include <array>
 #include <functional>
 #include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -37,7 +38,7 @@ bool NeedsNoSecret(absl::string_view method, bool has_account_id) {
 absl::Status Refused() {
   return absl::UnauthenticatedError(
       absl::StrCat(kAccountIdMetadata, " is trusted only from the edge: the call needs the edge's ",
-                   kEdgeSecretMetadata));
+                   kEdgeSecretMetadata, " or its client certificate (", kEdgeIdentity, ")"));
 }
 
 absl::Status CheckEdgeSecretFlag() {
@@ -52,18 +53,41 @@ absl::string_view View(const grpc_slice& slice) {
                            GRPC_SLICE_LENGTH(slice));
 }
 
+// The C twin of PeerHasIdentity (tls.h), for the processor, which sees the C auth context.
+bool PeerIsEdge(const grpc_auth_context* context) {
+  if (context == nullptr || !grpc_auth_context_peer_is_authenticated(context)) {
+    return false;
+  }
+  for (const char* name : {GRPC_X509_SAN_PROPERTY_NAME, GRPC_X509_CN_PROPERTY_NAME}) {
+    grpc_auth_property_iterator it = grpc_auth_context_find_properties_by_name(context, name);
+    bool any = false;
+    while (const grpc_auth_property* p = grpc_auth_property_iterator_next(&it)) {
+      any = true;
+      if (absl::string_view(p->value, p->value_length) == kEdgeIdentity) {
+        return true;
+      }
+    }
+    if (any) {
+      return false;  // the common name counts only when there is no alternative name
+    }
+  }
+  return false;
+}
+
 // Lives as long as the credentials (gRPC calls Destroy); Process runs on gRPC's threads, and
 // only reads.
 struct EdgeTrustProcessor {
   EdgeSecret expected;
+  bool has_secret;  // a secret is configured
+  bool tls;         // client certificates are verified
   std::function<void()> on_refused;
 
-  static void Process(void* state, grpc_auth_context* /*context*/, const grpc_metadata* md,
+  static void Process(void* state, grpc_auth_context* context, const grpc_metadata* md,
                       size_t num_md, grpc_process_auth_metadata_done_cb done, void* user_data) {
     const auto* self = static_cast<const EdgeTrustProcessor*>(state);
     absl::string_view method;
     absl::string_view secret;
-    bool has_secret = false;
+    int secrets = 0;
     bool has_account = false;
     for (size_t i = 0; i < num_md; ++i) {
       absl::string_view key = View(md[i].key);
@@ -71,15 +95,29 @@ struct EdgeTrustProcessor {
         method = View(md[i].value);
       } else if (key == kAccountIdMetadata) {
         has_account = true;
-      } else if (key == kEdgeSecretMetadata && !has_secret) {
-        // The first one, as the services' Metadata() reads it.
+      } else if (key == kEdgeSecretMetadata) {
         secret = View(md[i].value);
-        has_secret = true;
+        ++secrets;
       }
     }
-    absl::Status status = CheckEdgeTrust(method, has_account, secret, self->expected);
+    const bool checking = self->has_secret || self->tls;
+    // One secret header, and the right one; with nothing to check it against, only in
+    // development (no TLS either), where every caller is believed.
+    const bool secret_proves =
+        secrets == 1 && (self->has_secret ? self->expected.Matches(secret) : !self->tls);
+    const bool from_edge = !checking || secret_proves || (self->tls && PeerIsEdge(context));
+    // A secret header that proved nothing goes, so that handlers may read its presence as proof.
+    std::vector<grpc_metadata> consumed;
+    if (secrets > 0 && !secret_proves) {
+      for (size_t i = 0; i < num_md; ++i) {
+        if (View(md[i].key) == kEdgeSecretMetadata) {
+          consumed.push_back(md[i]);
+        }
+      }
+    }
+    absl::Status status = CheckEdgeTrust(method, has_account, from_edge);
     if (status.ok()) {
-      done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
+      done(user_data, consumed.data(), consumed.size(), nullptr, 0, GRPC_STATUS_OK, nullptr);
       return;
     }
     if (self->on_refused) {
@@ -94,11 +132,13 @@ struct EdgeTrustProcessor {
 };
 
 // InsecureServerCredentials() refuses an auth metadata processor, but gRPC core applies one to
-// plaintext ports too: this binds the port through the C API with the processor attached.
+// plaintext ports too: this binds the port through the C API with the processor attached, on a
+// plaintext or a mutual-TLS port.
 class EdgeTrustingCredentials : public grpc::ServerCredentials {
  public:
-  EdgeTrustingCredentials(std::string expected, std::function<void()> on_refused)
-      : expected_(std::move(expected)), on_refused_(std::move(on_refused)) {}
+  EdgeTrustingCredentials(std::string expected, std::optional<TlsConfig> tls,
+                          std::function<void()> on_refused)
+      : expected_(std::move(expected)), tls_(std::move(tls)), on_refused_(std::move(on_refused)) {}
 
   void SetAuthMetadataProcessor(
       const std::shared_ptr<grpc::AuthMetadataProcessor>& /*processor*/) override {
@@ -108,11 +148,20 @@ class EdgeTrustingCredentials : public grpc::ServerCredentials {
 
  private:
   int AddPortToServer(const std::string& addr, grpc_server* server) override {
-    grpc_server_credentials* creds = grpc_insecure_server_credentials_create();
+    grpc_server_credentials* creds = nullptr;
+    if (tls_) {
+      grpc_ssl_pem_key_cert_pair pair{tls_->key_pem.c_str(), tls_->cert_pem.c_str()};
+      creds = grpc_ssl_server_credentials_create_ex(
+          tls_->ca_pem.c_str(), &pair, 1,
+          GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY, nullptr);
+    } else {
+      creds = grpc_insecure_server_credentials_create();
+    }
     grpc_auth_metadata_processor processor;
     processor.process = &EdgeTrustProcessor::Process;
     processor.destroy = &EdgeTrustProcessor::Destroy;
-    processor.state = new EdgeTrustProcessor{EdgeSecret(expected_), on_refused_};
+    processor.state = new EdgeTrustProcessor{EdgeSecret(expected_), !expected_.empty(),
+                                             tls_.has_value(), on_refused_};
     grpc_server_credentials_set_auth_metadata_processor(creds, processor);
     int port = grpc_server_add_http2_port(server, addr.c_str(), creds);
     grpc_server_credentials_release(creds);
@@ -120,6 +169,7 @@ class EdgeTrustingCredentials : public grpc::ServerCredentials {
   }
 
   const std::string expected_;
+  const std::optional<TlsConfig> tls_;
   const std::function<void()> on_refused_;
 };
 
@@ -146,17 +196,21 @@ absl::Status CheckEdgeSecretConfigured(absl::string_view secret, bool dev_mode) 
       "for local development");
 }
 
-absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
-                            absl::string_view presented_secret, const EdgeSecret& expected) {
-  if (NeedsNoSecret(method, has_account_id) || expected.Matches(presented_secret)) {
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id, bool from_edge) {
+  if (NeedsNoSecret(method, has_account_id) || from_edge) {
     return absl::OkStatus();
   }
   return Refused();
 }
 
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
+                            absl::string_view presented_secret, const EdgeSecret& expected) {
+  return CheckEdgeTrust(method, has_account_id, expected.Matches(presented_secret));
+}
+
 std::shared_ptr<grpc::ServerCredentials> EdgeTrustingServerCredentials(
-    std::string expected_secret, std::function<void()> on_refused) {
-  return std::make_shared<EdgeTrustingCredentials>(std::move(expected_secret),
+    std::string expected_secret, std::optional<TlsConfig> tls, std::function<void()> on_refused) {
+  return std::make_shared<EdgeTrustingCredentials>(std::move(expected_secret), std::move(tls),
                                                    std::move(on_refused));
 }
 

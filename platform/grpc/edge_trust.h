@@ -1,8 +1,10 @@
 // Trusting x-kurt-account-id only from the edge: the edge authenticates the caller and sends the
 // account as x-kurt-account-id together with a secret it shares with the services
-// (x-kurt-edge-secret, flag --edge_secret). Every gRPC server (platform/grpc_server) refuses a
-// call that names an account without that secret, before any handler runs. In the mesh, mTLS
-// identifies the edge as well. Which RPCs need an account at all is each service's decision.
+// (x-kurt-edge-secret, flag --edge_secret). With mutual TLS on (platform/grpc/tls.h), the edge's
+// client certificate (identity `kurt-edge`) proves it as well. Every gRPC server
+// (platform/grpc/server.h) refuses a call that names an account without one of the two proofs,
+// before any handler runs. Which RPCs need an account at all, or only the edge (Access::kEdge in
+// platform/grpc/handler.h), is each service's decision.
 //
 // Pure functions and a credentials factory; safe from any thread.
 #pragma once
@@ -10,12 +12,14 @@
 #include <array>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/security/server_credentials.h"
+#include "platform/grpc/tls.h"
 
 ABSL_DECLARE_FLAG(std::string, edge_secret);
 
@@ -49,16 +53,24 @@ class EdgeSecret {
 absl::Status CheckEdgeSecretConfigured(absl::string_view secret, bool dev_mode);
 
 // The rule every server applies to a call to `method` ("/package.Service/Method"): a call that
-// carries x-kurt-account-id must carry the right x-kurt-edge-secret, else UNAUTHENTICATED.
-// Calls without an account (public routes, internal callers, health checks) pass: the service
-// decides whether it needs one. Health checks and reflection always pass.
+// carries x-kurt-account-id must come from the edge, else UNAUTHENTICATED. Calls without an account
+// (public routes, internal callers, health checks) pass: the service decides whether it needs one.
+// Health checks and reflection always pass.
+absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id, bool from_edge);
+// The same with the secret as the only proof: the call is the edge's when `presented_secret`
+// matches `expected` (always, when none is expected).
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
                             absl::string_view presented_secret, const EdgeSecret& expected);
 
-// Plaintext server credentials that apply CheckEdgeTrust to every incoming call before
-// interceptors and handlers (a gRPC auth metadata processor); `on_refused` (may be empty) runs
-// for each refused call, on a gRPC thread. `expected_secret` must not be empty.
+// Server credentials that apply CheckEdgeTrust to every incoming call before interceptors and
+// handlers (a gRPC auth metadata processor): plaintext without `tls`, else mutual TLS that
+// requires and verifies a client certificate signed by tls->ca_pem. The call is the edge's when it
+// carries the right x-kurt-edge-secret (an `expected_secret` is configured) or a client
+// certificate naming kEdgeIdentity (TLS on). The processor removes an x-kurt-edge-secret that
+// proved nothing, so a handler may take its presence as the proof (Caller::from_edge); with
+// neither a secret nor TLS, nothing is checked and the header is left as sent (local development).
+// `on_refused` (may be empty) runs for each refused call, on a gRPC thread.
 std::shared_ptr<grpc::ServerCredentials> EdgeTrustingServerCredentials(
-    std::string expected_secret, std::function<void()> on_refused);
+    std::string expected_secret, std::optional<TlsConfig> tls, std::function<void()> on_refused);
 
 }  // namespace kurt::platform

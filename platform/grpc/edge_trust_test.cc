@@ -51,6 +51,19 @@ TEST(EdgeTrustTest, AnAccountNeedsTheSecret) {
   EXPECT_TRUE(absl::IsUnauthenticated(CheckEdgeTrust(kMethod, true, "wrong", "shh")));
 }
 
+// With mutual TLS the edge's certificate proves it as well as the secret (the processor decides
+// from_edge from both).
+TEST(EdgeTrustTest, AnAccountFromTheEdgeByAnyProofPasses) {
+  constexpr absl::string_view kMethod = "/kurt.links.v1.LinksService/CreateLink";
+  EXPECT_TRUE(platform::CheckEdgeTrust(kMethod, true, /*from_edge=*/true).ok());
+  absl::Status refused = platform::CheckEdgeTrust(kMethod, true, /*from_edge=*/false);
+  EXPECT_TRUE(absl::IsUnauthenticated(refused)) << refused;
+  EXPECT_NE(refused.message().find("or its client certificate (kurt-edge)"),
+            absl::string_view::npos)
+      << refused;
+  EXPECT_TRUE(platform::CheckEdgeTrust("/kurt.links.v1.LinksService/Resolve", false, false).ok());
+}
+
 TEST(EdgeTrustTest, CallsWithoutAnAccountAreLeftToTheService) {
   // Public routes (Resolve, CreateAccount) and internal callers name no account.
   EXPECT_TRUE(CheckEdgeTrust("/kurt.links.v1.LinksService/Resolve", false, "", "shh").ok());

@@ -1,7 +1,9 @@
 #include "platform/grpc/handler.h"
 
+#include "absl/strings/str_cat.h"
 #include "platform/core/backend_error.h"
 #include "platform/grpc/edge_trust.h"
+#include "platform/grpc/tls.h"
 
 namespace kurt::platform {
 namespace {
@@ -41,6 +43,20 @@ Caller::Caller(std::string account_id, std::map<std::string, std::string> metada
     new_request_id_ = log::NewRequestId();
     request_id_ = new_request_id_;
   }
+  from_edge_ = metadata_.contains(std::string(kEdgeSecretMetadata));
+}
+
+bool Caller::from_edge() const {
+  if (context_ == nullptr) {
+    return from_edge_;
+  }
+  const auto& md = context_->client_metadata();
+  if (md.find(grpc::string_ref(kEdgeSecretMetadata.data(), kEdgeSecretMetadata.size())) !=
+      md.end()) {
+    return true;
+  }
+  std::shared_ptr<const grpc::AuthContext> auth = context_->auth_context();
+  return auth != nullptr && PeerHasIdentity(*auth, kEdgeIdentity);
 }
 
 std::string Caller::Metadata(absl::string_view key) const {
@@ -89,6 +105,11 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
 absl::Status CheckAccess(const Caller& caller, Access access) {
   if (access == Access::kAccount && caller.account_id().empty()) {
     return absl::UnauthenticatedError("no authenticated account (x-kurt-account-id)");
+  }
+  if (access == Access::kEdge && !caller.from_edge()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("only the edge may make this call: it needs the edge's ", kEdgeSecretMetadata,
+                     " or its client certificate (", kEdgeIdentity, ")"));
   }
   return absl::OkStatus();
 }

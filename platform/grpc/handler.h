@@ -35,9 +35,10 @@
 
 namespace kurt::platform {
 
-// Whether an RPC acts on behalf of an account (the edge's authenticated caller) or is open to
-// any caller the server let in (the redirect's Resolve, calls between services).
-enum class Access { kAccount, kAnyCaller };
+// Whether an RPC acts on behalf of an account (the edge's authenticated caller), is open to any
+// caller the server let in (the redirect's Resolve, calls between services), or is the edge's
+// alone (reports only the edge can make, e.g. of the redirects it answered from its cache).
+enum class Access { kAccount, kAnyCaller, kEdge };
 
 // Who is calling and what the call carries.
 class Caller {
@@ -53,6 +54,11 @@ class Caller {
 
   // The authenticated account (x-kurt-account-id); empty when the call names none.
   const std::string& account_id() const { return account_id_; }
+  // Whether the edge makes the call: it carries an x-kurt-edge-secret that the server let through
+  // (its edge-trust check drops one that proves nothing; platform/grpc/edge_trust.h), or a client
+  // certificate naming the edge (mutual TLS). A made-up caller is the edge when its metadata has
+  // the secret's key. Read when asked (the auth context costs an allocation).
+  bool from_edge() const;
   // The caller's x-request-id, or a new one; valid while the Caller lives.
   absl::string_view request_id() const { return request_id_; }
   // A metadata value of the call ("" when absent).
@@ -69,6 +75,7 @@ class Caller {
   std::string new_request_id_;    // when the call carried none
   absl::string_view request_id_;  // into the call's metadata, metadata_ or new_request_id_
   absl::Time deadline_;
+  bool from_edge_ = false;  // a made-up caller's only
 };
 
 // Maps a Status to a grpc::Status with the same code and, for what the caller got wrong, the same
@@ -77,7 +84,8 @@ class Caller {
 // id, and its text goes to the log: PostgreSQL's and Redis's errors never reach a client.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
-// UNAUTHENTICATED unless `caller` names an account, when `access` asks for one.
+// UNAUTHENTICATED unless `caller` names an account, when `access` asks for one; PERMISSION_DENIED
+// unless the edge calls, when `access` is kEdge.
 absl::Status CheckAccess(const Caller& caller, Access access);
 
 namespace internal {

@@ -77,6 +77,37 @@ TEST(HandlerTest, AnyCallerRpcRunsWithoutAnAccountAndGetsARequestId) {
   EXPECT_EQ(rpcs.seen_request_id.size(), 32u);  // a new one, since the call carried none
 }
 
+// The server's edge-trust processor leaves x-kurt-edge-secret on a call only when it proved the
+// edge (edge_trust.h); without it, and without the edge's certificate, an edge-only RPC is refused
+// and not called.
+TEST(HandlerTest, AnEdgeOnlyRpcRunsOnlyForTheEdge) {
+  FakeRpcs rpcs;
+  Timestamp request, response;
+  request.set_seconds(1);
+
+  grpc::ServerContext stranger;
+  grpc::testing::ServerContextTestSpouse stranger_spouse(&stranger);
+  stranger_spouse.AddClientMetadata("x-kurt-account-id", "acct-1");
+  grpc::Status refused =
+      Handle(&stranger, request, &response, rpcs, &FakeRpcs::Echo, Access::kEdge);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(refused.error_message(),
+            "only the edge may make this call: it needs the edge's x-kurt-edge-secret or its "
+            "client certificate (kurt-edge)");
+  EXPECT_TRUE(rpcs.seen_request_id.empty());
+
+  grpc::ServerContext edge;
+  grpc::testing::ServerContextTestSpouse edge_spouse(&edge);
+  edge_spouse.AddClientMetadata("x-kurt-edge-secret", "");
+  grpc::Status ok = Handle(&edge, request, &response, rpcs, &FakeRpcs::Echo, Access::kEdge);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
+  EXPECT_FALSE(rpcs.seen_request_id.empty());
+
+  EXPECT_TRUE(CheckAccess(Caller("", {{"x-kurt-edge-secret", "s"}}), Access::kEdge).ok());
+  EXPECT_EQ(CheckAccess(Caller("acct-1"), Access::kEdge).code(),
+            absl::StatusCode::kPermissionDenied);
+}
+
 TEST(HandlerTest, MapsTheRpcsStatusWithItsCodeAndMessage) {
   grpc::ServerContext context;
   grpc::testing::ServerContextTestSpouse spouse(&context);

@@ -105,6 +105,7 @@ GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
   o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   o.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
   o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
+  o.tls = TlsFiles::FromFlags();
   return o;
 }
 
@@ -128,15 +129,20 @@ absl::Status GrpcServer::Start() {
                                          ? absl::StrCat("[", options_.host, "]")
                                          : options_.host,
                                      ":", options_.grpc_port);
+  absl::StatusOr<std::optional<TlsConfig>> tls = LoadTls(options_.tls);
+  if (!tls.ok()) {
+    return tls.status();
+  }
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (!options_.edge_secret.empty()) {
+  if (!options_.edge_secret.empty() || tls->has_value()) {
     metrics::Counter* refused =
         &registry_
              ->AddCounter("kurt_grpc_server_untrusted_calls_total",
-                          "Calls refused for carrying x-kurt-account-id without the edge's secret")
+                          "Calls refused for carrying x-kurt-account-id without the edge's secret "
+                          "or certificate")
              .Get();
-    credentials =
-        EdgeTrustingServerCredentials(options_.edge_secret, [refused] { refused->Increment(); });
+    credentials = EdgeTrustingServerCredentials(options_.edge_secret, *std::move(tls),
+                                                [refused] { refused->Increment(); });
   }
   builder.AddListeningPort(address, credentials, &grpc_port_);
   for (grpc::Service* s : services_) {
@@ -189,6 +195,7 @@ absl::Status GrpcServer::Start() {
   }
   serving_ = true;
   KURT_LOG(kInfo, "serving", {"grpc", absl::StrCat(options_.host, ":", grpc_port_)},
+           {"tls", options_.tls.enabled() ? "mutual" : "off"},
            {"http", absl::StrCat(options_.host, ":", metrics_port_)});
   return absl::OkStatus();
 }

@@ -1,8 +1,9 @@
 // The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
-// metrics for every RPC (kurt_grpc_server_*), trust in x-kurt-account-id only from the edge
-// (--edge_secret, platform/grpc/edge_trust.h), the admin HTTP server, and a graceful SIGTERM:
-// mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period, then run
-// the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
+// metrics for every RPC (kurt_grpc_server_*), mutual TLS when configured (--tls_cert, --tls_key,
+// --tls_ca; platform/grpc/tls.h), trust in x-kurt-account-id only from the edge (--edge_secret or
+// its certificate, platform/grpc/edge_trust.h), the admin HTTP server (plaintext), and a graceful
+// SIGTERM: mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period,
+// then run the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
 //
 // Lives in main for the whole process; AddService and OnShutdown before Start, from one thread.
 #pragma once
@@ -18,6 +19,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "platform/core/metrics.h"
+#include "platform/grpc/tls.h"
 #include "platform/http/admin_http.h"
 
 ABSL_DECLARE_FLAG(int, grpc_port);
@@ -34,6 +36,9 @@ struct GrpcServerOptions {
   // Non-empty: calls carrying x-kurt-account-id without this x-kurt-edge-secret are refused
   // (UNAUTHENTICATED) before any handler runs; see platform/grpc/edge_trust.h.
   std::string edge_secret;
+  // Set: the gRPC port is mutual TLS (a client certificate signed by the CA is required); Start
+  // fails naming what is wrong when the files are incomplete or unreadable. Empty: plaintext.
+  TlsFiles tls;
   // Each client connection is ended (GOAWAY; calls in flight finish) after about this long, so
   // that clients resolve the service again and reach replicas added since. Zero: never.
   absl::Duration max_connection_age = absl::Minutes(2);
@@ -41,7 +46,7 @@ struct GrpcServerOptions {
   int sync_cqs = 2;
   int sync_min_pollers = 8;
   int sync_max_pollers = 64;
-  // Fills host, ports, grace, connection age and the edge secret from the standard flags.
+  // Fills host, ports, grace, connection age, the edge secret and TLS from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
 

@@ -718,7 +718,15 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   api::v1::CachedRedirects batch;
   *batch.add_hits() = Hit("open-link", absl::Now(), "Agent/1");
   google::protobuf::Empty empty;
+  // Only the edge may report cached redirects: a caller without its secret changes nothing.
+  grpc::ServerContext stranger;
+  s = service_.RecordCachedRedirects(&stranger, &batch, &empty);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(s.error_message().find("only the edge"), std::string::npos) << s.error_message();
+  EXPECT_EQ(clicks_.published.size(), 1u);
   grpc::ServerContext edge;
+  grpc::testing::ServerContextTestSpouse edge_spouse(&edge);
+  edge_spouse.AddClientMetadata(std::string(platform::kEdgeSecretMetadata), "");
   s = service_.RecordCachedRedirects(&edge, &batch, &empty);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(clicks_.published.size(), 2u);

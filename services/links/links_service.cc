@@ -43,7 +43,7 @@ grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext* context,
                                                  const api::v1::CachedRedirects* request,
                                                  google::protobuf::Empty* response) {
   return Handle(context, *request, response, rpcs_, &LinksRpcs::RecordCachedRedirects,
-                Access::kAnyCaller);
+                Access::kEdge);
 }
 
 }  // namespace kurt::links

@@ -1,7 +1,8 @@
 // kurt.links.v1.LinksService over gRPC: each override hands its call to platform::Handle, which
 // serves it with the matching LinksRpcs function (links_rpcs.h says what each RPC does). The
-// account RPCs answer UNAUTHENTICATED without x-kurt-account-id; Resolve (the redirect) and
-// RecordCachedRedirects (the edge's report of cached redirects) are open to any caller.
+// account RPCs answer UNAUTHENTICATED without x-kurt-account-id; Resolve (the redirect) is open to
+// any caller; RecordCachedRedirects (the edge's report of cached redirects, each one a click) only
+// to the edge (its secret or its certificate), else PERMISSION_DENIED.
 //
 // Lives as long as the server that serves it (LinksModule owns both it and the RPCs).
 #pragma once

@@ -427,9 +427,10 @@ class SecretsPerPod(unittest.TestCase):
                                           f"{name} has no --{variable[5:].lower()}")
 
     def test_secret_volumes_are_read_by_the_pods_config(self):
-        """A Secret mounted as files (PgBouncer's auth file) is named by the configuration that
-        the same container mounts. In prod: the dev PgBouncer authenticates nobody (auth_type any)
-        and its auth Secret is optional and never created."""
+        """A Secret mounted as files (PgBouncer's auth file, a service's TLS certificate) is named
+        by the configuration that the same container mounts or takes into its environment. In
+        prod: the dev PgBouncer authenticates nobody (auth_type any) and its auth Secret is
+        optional and never created; mutual TLS is prod's."""
         for overlay in ["overlays-prod"]:
             docs = self.rendered[overlay]
             config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
@@ -440,6 +441,9 @@ class SecretsPerPod(unittest.TestCase):
                 config = "".join(
                     "".join(config_maps.get(volumes[v]["configMap"]["name"], {}).values())
                     for v in mounts if "configMap" in volumes.get(v, {}))
+                config += "".join(
+                    "".join(config_maps.get(e["configMapRef"]["name"], {}).values())
+                    for e in c.get("envFrom", []) if "configMapRef" in e)
                 for v in volumes.values():
                     if "secret" not in v:
                         continue

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# End to end: `tools/run --detach` brings up the whole system (every binary must be built); grpcurl
-# lists a running service's services through reflection, and grpc_health_probe (the standard gRPC
+# End to end: `tools/run --detach` brings up the whole system (every binary must be built) with
+# mutual TLS on every gRPC port; grpcurl, refused in plaintext and without a certificate, lists a
+# running service's services through reflection with the local CA's certificate, and grpc_health_probe (the standard gRPC
 # health client; gRPC's built-in health service has no descriptor for grpcurl to use) says it is
 # SERVING. Then as a client would: the admin token creates an account over REST, and its API key
 # creates a link, reads it and follows its redirect through the edge. Over gRPC, a call naming that
@@ -32,12 +33,26 @@ set +a
 [ -n "${KURT_ADMIN_TOKEN:-}" ] || fail ".kurt/env has no KURT_ADMIN_TOKEN"
 [ -n "${KURT_EDGE_SECRET:-}" ] || fail ".kurt/env has no KURT_EDGE_SECRET"
 
-services=$("$grpcurl" -plaintext 127.0.0.1:7101 list)
+# Every gRPC port takes only mutual TLS (tools/run, tools/certs): plaintext and a client without
+# a certificate are refused; the local CA's kurt-cli certificate (what tools/grpcurl presents) is
+# served.
+certs=$KURT_STATE_DIR/certs
+tls=(-cacert "$certs/ca.crt" -cert "$certs/kurt-cli.crt" -key "$certs/kurt-cli.key")
+if out=$("$grpcurl" -plaintext 127.0.0.1:7101 list 2>&1); then
+  fail "links answered plaintext gRPC: $out"
+fi
+if out=$("$grpcurl" -cacert "$certs/ca.crt" 127.0.0.1:7101 list 2>&1); then
+  fail "links answered a client without a certificate: $out"
+fi
+echo "links refuses plaintext gRPC and clients without a certificate"
+services=$("$grpcurl" "${tls[@]}" 127.0.0.1:7101 list)
 echo "$services"
 for s in kurt.links.v1.LinksService grpc.health.v1.Health grpc.reflection.v1alpha.ServerReflection; do
   grep -qx "$s" <<<"$services" || fail "reflection does not list $s"
 done
-health=$("$health_probe" -addr 127.0.0.1:7101 2>&1) || fail "links health: $health"
+health=$("$health_probe" -addr 127.0.0.1:7101 -tls -tls-ca-cert "$certs/ca.crt" \
+  -tls-client-cert "$certs/kurt-cli.crt" -tls-client-key "$certs/kurt-cli.key" 2>&1) ||
+  fail "links health: $health"
 echo "$health"
 grep -q 'status: SERVING' <<<"$health" || fail "links is not SERVING"
 
@@ -74,13 +89,13 @@ expect_link "$code" https://example.com/rest
 # gRPC straight to links: naming the account without the edge's secret is refused (tools/run
 # gives every binary the secret in .kurt/env); with it, the call acts for that account, whose
 # key then reads the link over REST.
-if refused=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
+if refused=$("$grpcurl" "${tls[@]}" -H "x-kurt-account-id: $account_id" \
     -d '{"target_url": "https://example.com/forged"}' 127.0.0.1:7101 \
     kurt.links.v1.LinksService/CreateLink 2>&1); then
   fail "links believed x-kurt-account-id without x-kurt-edge-secret"
 fi
 grep -q 'Unauthenticated' <<<"$refused" || fail "links without the edge secret: $refused"
-link=$("$grpcurl" -plaintext -H "x-kurt-account-id: $account_id" \
+link=$("$grpcurl" "${tls[@]}" -H "x-kurt-account-id: $account_id" \
   -H "x-kurt-edge-secret: $KURT_EDGE_SECRET" -d '{"target_url": "https://example.com/grpc"}' \
   127.0.0.1:7101 kurt.links.v1.LinksService/CreateLink) || fail "CreateLink with the edge secret"
 expect_link "$(field '["code"]' <<<"$link")" https://example.com/grpc

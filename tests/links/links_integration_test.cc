@@ -102,6 +102,13 @@ class LinksIntegrationTest : public ::testing::Test {
     return ctx;
   }
 
+  // The edge, as it reports cached redirects: with its secret (this server has none to check).
+  std::unique_ptr<grpc::ClientContext> AsEdge() {
+    auto ctx = As("");
+    ctx->AddMetadata(std::string{platform::kEdgeSecretMetadata}, "");
+    return ctx;
+  }
+
   grpc::Status Create(const std::string& account, const std::string& target, v1::Link* out,
                       const std::string& alias = "") {
     v1::CreateLinkRequest req;
@@ -497,7 +504,7 @@ TEST_F(LinksIntegrationTest, RedirectsTheEdgeAnsweredFromItsCacheBecomeClicksAtT
   *batch.add_hits() = CachedHit("cachedone", when + absl::Milliseconds(1), "Agent/2");
   *batch.add_hits() = CachedHit("cachedtwo", when, "Agent/3");
   google::protobuf::Empty empty;
-  grpc::Status s = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+  grpc::Status s = stub_->RecordCachedRedirects(AsEdge().get(), batch, &empty);
   ASSERT_TRUE(s.ok()) << s.error_message();
 
   std::vector<kafka::Message> got = ConsumeClicks(3);
@@ -540,6 +547,7 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   api::v1::CachedRedirects batch;
   *batch.add_hits() = CachedHit("unsentcode", absl::Now(), "Agent/1");
   grpc::ClientContext ctx;
+  ctx.AddMetadata(std::string{platform::kEdgeSecretMetadata}, "");
   // librdkafka fails the message after its 500 ms timeout (it looks about once a second).
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   google::protobuf::Empty empty;
@@ -549,7 +557,7 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   server.Shutdown();
 
   // With Kafka reachable the same batch is acknowledged, and its click is on the topic by then.
-  grpc::Status ok = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+  grpc::Status ok = stub_->RecordCachedRedirects(AsEdge().get(), batch, &empty);
   ASSERT_TRUE(ok.ok()) << ok.error_message();
   std::vector<kafka::Message> got = ConsumeClicks(1);
   ASSERT_EQ(got.size(), 1u);
@@ -559,7 +567,7 @@ TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPubl
   const absl::Time now = absl::Now();
   auto refused = [&](const api::v1::CachedRedirects& batch, const std::string& names) {
     google::protobuf::Empty empty;
-    grpc::Status s = stub_->RecordCachedRedirects(As("").get(), batch, &empty);
+    grpc::Status s = stub_->RecordCachedRedirects(AsEdge().get(), batch, &empty);
     EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << names;
     EXPECT_NE(s.error_message().find(names), std::string::npos) << s.error_message();
   };
@@ -586,7 +594,7 @@ TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPubl
   api::v1::CachedRedirects good;
   *good.add_hits() = CachedHit("goodcode", now, "Accepted/1");
   google::protobuf::Empty empty;
-  ASSERT_TRUE(stub_->RecordCachedRedirects(As("").get(), good, &empty).ok());
+  ASSERT_TRUE(stub_->RecordCachedRedirects(AsEdge().get(), good, &empty).ok());
   std::vector<kafka::Message> got = ConsumeClicks(1, absl::Seconds(2));
   ASSERT_EQ(got.size(), 1u);
   events::v1::ClickEvent e;
