@@ -163,7 +163,7 @@ edge_balancer_start() {
   done < <(ha_instances)
   cat >"$dir/haproxy.cfg" <<CFG
 global
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   option redispatch
