@@ -28,20 +28,23 @@ Outcome RunBinary(const std::string& binary, const std::vector<std::string>& arg
                   const std::vector<std::string>& env, absl::Duration wait) {
   int fds[2];
   EXPECT_EQ(pipe2(fds, O_CLOEXEC), 0);
+  // Made before fork: the child of a threaded process may only call async-signal-safe functions.
+  std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
+  argv.reserve(args.size() + 2);
+  for (const std::string& a : args) {
+    argv.push_back(const_cast<char*>(a.c_str()));
+  }
+  argv.push_back(nullptr);
+  std::vector<char*> envp;
+  envp.reserve(env.size() + 1);
+  for (const std::string& e : env) {
+    envp.push_back(const_cast<char*>(e.c_str()));
+  }
+  envp.push_back(nullptr);
   pid_t pid = fork();
   if (pid == 0) {
     dup2(fds[1], 1);
     dup2(fds[1], 2);
-    std::vector<char*> argv = {const_cast<char*>(binary.c_str())};
-    for (const std::string& a : args) {
-      argv.push_back(const_cast<char*>(a.c_str()));
-    }
-    argv.push_back(nullptr);
-    std::vector<char*> envp;
-    for (const std::string& e : env) {
-      envp.push_back(const_cast<char*>(e.c_str()));
-    }
-    envp.push_back(nullptr);
     execve(binary.c_str(), argv.data(), envp.data());
     _exit(127);
   }
