@@ -238,7 +238,7 @@ TEST_F(S3HaTest, ArtifactStorageInS3CommitsWholeAndAbandonsCleanly) {
   EXPECT_EQ((*r)->size(), static_cast<int64_t>(data.size()));
   std::string back, piece;
   do {
-    ASSERT_TRUE((*r)->Read(64 * 1024, &piece).ok());
+    ASSERT_TRUE((*r)->Read(size_t{64} * 1024, &piece).ok());
     back += piece;
   } while (!piece.empty());
   EXPECT_TRUE(back == data);
@@ -321,7 +321,7 @@ TEST_F(S3HaTest, ReportContentIsStreamedFromTheBucket) {
   OneReportStore store("r1-1.csv");
   metrics::Registry registry;
   reports::ReportsRpcsOptions o;
-  o.content_chunk_bytes = 256 * 1024;
+  o.content_chunk_bytes = size_t{256} * 1024;
   reports::ReportsRpcs rpcs(o, &store, &storage, nullptr, &registry);
   reports::v1::GetReportContentRequest request;
   request.set_id(store.job_.id);
