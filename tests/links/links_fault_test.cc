@@ -55,7 +55,8 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
        absl::StrCat("--redis_url=", kurt::testing::RedisUrl()),
        absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
        absl::StrCat("--clicks_topic=", topic), absl::StrCat("--grpc_port=", grpc_port),
-       absl::StrCat("--metrics_port=", metrics_port), "--log_level=warn"},
+       absl::StrCat("--metrics_port=", metrics_port), "--edge_secret=links-fault-test-secret",
+       "--log_level=warn"},
       log);
   ASSERT_TRUE(links.Start().ok()) << KURT_LINKS_BINARY;
   ASSERT_TRUE(kurt::testing::WaitReady(metrics_port, absl::Seconds(30)))

@@ -553,7 +553,8 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   google::protobuf::Empty empty;
   grpc::Status s = stub->RecordCachedRedirects(&ctx, batch, &empty);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
-  EXPECT_NE(s.error_message().find("not delivered"), std::string::npos) << s.error_message();
+  // Kafka's own words stay in the log: the caller gets a generic message with the request id.
+  EXPECT_EQ(s.error_message().find("Message timed out"), std::string::npos) << s.error_message();
   server.Shutdown();
 
   // With Kafka reachable the same batch is acknowledged, and its click is on the topic by then.
