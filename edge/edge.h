@@ -74,7 +74,6 @@ class Edge : public HttpHandler {
   void SetDraining() { draining_ = true; }
   bool draining() const { return draining_; }
   // What the last health checks found of each upstream, one line each (the admin port's /readyz).
-  std::string UpstreamReport() const { return health_->Report(); }
   UpstreamHealth& upstream_health() { return *health_; }
   // Waits (up to `max`) until no upstream call is in flight.
   void WaitIdle(absl::Duration max);

@@ -82,7 +82,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
     Edge* edge = s->edge_.get();
     s->admin_ = std::make_unique<platform::AdminHttpServer>(
         &s->registry_, [edge] { return !edge->draining(); },
-        [edge] { return edge->UpstreamReport(); });
+        [edge] { return edge->upstream_health().Report(); });
     absl::StatusOr<int> admin_port = s->admin_->Start(config.http.host, config.admin_port);
     if (!admin_port.ok()) {
       return admin_port.status();

@@ -114,8 +114,6 @@ class HttpServer {
   int port() const { return port_; }
   // Requests read and not yet answered (for graceful shutdown and tests).
   int in_flight() const { return in_flight_.load(); }
-  // Client connections open now.
-  int connections() const { return connections_.load(); }
 
  private:
   struct Worker;

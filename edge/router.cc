@@ -5,24 +5,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "platform/core/text.h"
 
 namespace kurt::edge {
-namespace {
-
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
-}  // namespace
 
 bool PercentDecode(absl::string_view in, bool keep_slash, std::string* out) {
   out->clear();
@@ -35,8 +20,8 @@ bool PercentDecode(absl::string_view in, bool keep_slash, std::string* out) {
     if (i + 2 >= in.size()) {
       return false;
     }
-    int hi = HexValue(in[i + 1]);
-    int lo = HexValue(in[i + 2]);
+    int hi = platform::HexDigitValue(in[i + 1]);
+    int lo = platform::HexDigitValue(in[i + 2]);
     if (hi < 0 || lo < 0) {
       return false;
     }

@@ -51,11 +51,16 @@ int UpstreamHealth::Index(absl::string_view service) const {
 }
 
 void UpstreamHealth::CheckNow() {
+  uint64_t round = 0;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    round = ++rounds_started_;
+  }
   std::promise<std::vector<Upstreams::Health>> done;
   upstreams_->CheckHealth(options_.timeout, [&done](std::vector<Upstreams::Health> results) {
     done.set_value(std::move(results));
   });
-  Apply(done.get_future().get());
+  Apply(round, done.get_future().get());
 }
 
 void UpstreamHealth::Run() {
@@ -69,8 +74,12 @@ void UpstreamHealth::Run() {
   }
 }
 
-void UpstreamHealth::Apply(const std::vector<Upstreams::Health>& results) {
+void UpstreamHealth::Apply(uint64_t round, const std::vector<Upstreams::Health>& results) {
   std::lock_guard<std::mutex> lock(mu_);
+  if (round < round_applied_) {
+    return;  // a newer round has spoken
+  }
+  round_applied_ = round;
   for (size_t i = 0; i < results.size() && i < services_.size(); ++i) {
     const Upstreams::Health& h = results[i];
     State& state = states_[i];

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -43,7 +44,9 @@ class UpstreamHealth {
   }
   // One line per service: its name, its target and what the last check found.
   std::string Report() const;
-  // Runs one round of checks now and returns when it is done (tests).
+  // Runs one round of checks now and returns when it is done (tests). A round's findings are
+  // applied only if no round that started after it has been applied already: a slow check's
+  // stale answer never overwrites a newer one.
   void CheckNow();
 
  private:
@@ -52,7 +55,7 @@ class UpstreamHealth {
     metrics::Gauge* gauge = nullptr;
   };
   void Run();
-  void Apply(const std::vector<Upstreams::Health>& results);
+  void Apply(uint64_t round, const std::vector<Upstreams::Health>& results);
 
   Upstreams* upstreams_;
   const UpstreamHealthOptions options_;
@@ -63,7 +66,9 @@ class UpstreamHealth {
   mutable std::mutex mu_;
   std::vector<std::string> report_;  // guarded by mu_: the last finding per service
   std::condition_variable cv_;
-  bool stop_ = false;  // guarded by mu_
+  bool stop_ = false;            // guarded by mu_
+  uint64_t rounds_started_ = 0;  // guarded by mu_
+  uint64_t round_applied_ = 0;   // guarded by mu_: the latest round whose findings hold
   std::thread thread_;
 };
 

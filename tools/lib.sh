@@ -48,6 +48,18 @@ apt_install() {
 # checkout, so fresh clones on one machine (CI) reuse them; each is keyed by its version.
 export KURT_TOOLS_DIR=${KURT_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/kurt-tools}
 
+# ensure_go MINOR WHAT: a Go of at least 1.MINOR on PATH (the machine's /usr/local/go, else
+# Debian's), or dies saying that WHAT needs it.
+ensure_go() {
+  if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
+    export PATH=/usr/local/go/bin:$PATH
+  fi
+  command -v go >/dev/null || apt_install golang-go
+  local minor
+  minor=$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')
+  [ "$minor" -ge "$1" ] || die "$2 needs Go 1.$1 or newer; $(go env GOVERSION) found"
+}
+
 # go_tool NAME MODULE@VERSION [go install flags...]: prints the path of a Go-built tool, building
 # it from the Go module proxy the first time.
 go_tool() {

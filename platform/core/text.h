@@ -19,4 +19,7 @@ bool IsValidUtf8(absl::string_view s);
 // errors and the JSON reports.
 void AppendJsonEscaped(absl::string_view text, std::string* out);
 
+// The value of a hexadecimal digit (either case), or -1 when `c` is not one: for %XX escapes.
+int HexDigitValue(char c);
+
 }  // namespace kurt::platform

@@ -37,6 +37,35 @@ namespace kurt::pg {
 // Maps the exception being handled (call inside a catch block) to a Status.
 absl::Status StatusFromCurrentException(absl::string_view what);
 
+// A PostgreSQL text[] literal ({"a","b"}) of text_of(item) for each item: every element
+// double-quoted, '"' and '\' escaped; for array parameters ($1::text[]), one parameter for many
+// values.
+template <typename T, typename F>
+std::string TextArrayLiteral(const std::vector<T>& items, F text_of) {
+  std::string out = "{";
+  bool first = true;
+  for (const T& item : items) {
+    if (!first) {
+      out.push_back(',');
+    }
+    first = false;
+    out.push_back('"');
+    for (char c : text_of(item)) {
+      if (c == '"' || c == '\\') {
+        out.push_back('\\');
+      }
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+inline std::string TextArrayLiteral(const std::vector<std::string>& values) {
+  return TextArrayLiteral(values, [](const std::string& s) -> const std::string& { return s; });
+}
+
 struct PoolOptions {
   std::string url;
   std::string name = "primary";  // for logs and metrics

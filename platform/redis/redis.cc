@@ -12,6 +12,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "platform/core/log.h"
+#include "platform/core/text.h"
 
 ABSL_FLAG(std::string, redis_url, "redis://127.0.0.1:16379",
           "Redis: redis://[[username]:password@]host:port[/db] (without --redis_sentinels)");
@@ -104,25 +105,12 @@ absl::Status AuthError(const Endpoint& server, absl::string_view what, absl::str
                    " (check --redis_password or the password in --redis_url): ", reply));
 }
 
-int HexValue(char c) {
-  if (c >= '0' && c <= '9') {
-    return c - '0';
-  }
-  if (c >= 'a' && c <= 'f') {
-    return c - 'a' + 10;
-  }
-  if (c >= 'A' && c <= 'F') {
-    return c - 'A' + 10;
-  }
-  return -1;
-}
-
 // Decodes %XX in a URL's user info (a password may hold any byte).
 std::string PercentDecode(absl::string_view s) {
   std::string out;
   for (size_t i = 0; i < s.size(); ++i) {
-    int hi = i + 2 < s.size() && s[i] == '%' ? HexValue(s[i + 1]) : -1;
-    int lo = hi >= 0 ? HexValue(s[i + 2]) : -1;
+    int hi = i + 2 < s.size() && s[i] == '%' ? platform::HexDigitValue(s[i + 1]) : -1;
+    int lo = hi >= 0 ? platform::HexDigitValue(s[i + 2]) : -1;
     if (lo >= 0) {
       out.push_back(static_cast<char>(hi * 16 + lo));
       i += 2;

@@ -588,17 +588,6 @@ absl::Status S3Client::CheckBucket() {
   return resp.status();
 }
 
-absl::Status S3Client::CreateBucket() {
-  Request r;
-  r.method = "PUT";
-  r.has_body = true;
-  absl::StatusOr<Response> resp = Perform(r);
-  if (!resp.ok() && absl::StrContains(resp.status().message(), "BucketAlreadyOwnedByYou")) {
-    return absl::OkStatus();
-  }
-  return resp.status();
-}
-
 absl::Status S3Client::PutObject(absl::string_view key, absl::string_view data) {
   Request r;
   r.method = "PUT";

@@ -138,8 +138,6 @@ class S3Client {
 
   // OK when the bucket exists and the credentials may use it (HEAD bucket).
   absl::Status CheckBucket();
-  // Creates the bucket; OK if it exists already and is ours.
-  absl::Status CreateBucket();
 
   absl::Status PutObject(absl::string_view key, absl::string_view data);
   absl::StatusOr<std::unique_ptr<ObjectWriter>> NewWriter(absl::string_view key);

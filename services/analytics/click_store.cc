@@ -14,28 +14,6 @@ namespace kurt::analytics {
 namespace {
 
 template <typename T, typename F>
-std::string ArrayLiteral(const std::vector<T>& items, F text_of) {
-  std::string out = "{";
-  bool first = true;
-  for (const T& item : items) {
-    if (!first) {
-      out.push_back(',');
-    }
-    first = false;
-    out.push_back('"');
-    for (char c : text_of(item)) {
-      if (c == '"' || c == '\\') {
-        out.push_back('\\');
-      }
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
-template <typename T, typename F>
 std::string NumberArrayLiteral(const std::vector<T>& items, F number_of) {
   std::string out = "{";
   for (size_t i = 0; i < items.size(); ++i) {
@@ -61,9 +39,9 @@ void UpsertDimension(pqxx::work& tx, const char* table, const char* column,
                    "unnest($1::text[], $2::bigint[], $3::text[], $4::bigint[]) AS u(c, h, v, n) "
                    "ON CONFLICT (code, hour, ",
                    column, ") DO UPDATE SET clicks = ", table, ".clicks + EXCLUDED.clicks"),
-      ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.code; }),
+      pg::TextArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.code; }),
       NumberArrayLiteral(counts, [](const auto& c) { return c.hour; }),
-      ArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.value; }),
+      pg::TextArrayLiteral(counts, [](const auto& c) -> const std::string& { return c.value; }),
       NumberArrayLiteral(counts, [](const auto& c) { return c.clicks; }));
 }
 
@@ -170,7 +148,7 @@ class PgClickTransaction : public ClickTransaction {
                                         const std::vector<PartitionKey>& partitions) override {
     try {
       EndCopy();
-      std::string topics = ArrayLiteral(partitions, [](const auto& p) { return p.first; });
+      std::string topics = pg::TextArrayLiteral(partitions, [](const auto& p) { return p.first; });
       std::string numbers = NumberArrayLiteral(partitions, [](const auto& p) { return p.second; });
       // A missing row starts at 0; SetOffsets moves it before the commit.
       tx_.exec_params(
@@ -204,7 +182,7 @@ class PgClickTransaction : public ClickTransaction {
     try {
       EndCopy();
       pqxx::result r = tx_.exec_params("SELECT code FROM links WHERE code = ANY($1::text[])",
-                                       TextArrayLiteral(codes));
+                                       pg::TextArrayLiteral(codes));
       for (const auto& row : r) {
         out.push_back(row[0].as<std::string>());
       }
@@ -240,7 +218,8 @@ class PgClickTransaction : public ClickTransaction {
             "SELECT c, to_timestamp(h), n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
             "AS u(c, h, n) "
             "ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hourly.clicks + EXCLUDED.clicks",
-            ArrayLiteral(a.hourly, [](const auto& c) -> const std::string& { return c.code; }),
+            pg::TextArrayLiteral(a.hourly,
+                                 [](const auto& c) -> const std::string& { return c.code; }),
             NumberArrayLiteral(a.hourly, [](const auto& c) { return c.hour; }),
             NumberArrayLiteral(a.hourly, [](const auto& c) { return c.clicks; }));
       }
@@ -263,7 +242,7 @@ class PgClickTransaction : public ClickTransaction {
           "UPDATE analytics_consumer_offsets o SET next_offset = u.n, update_time = now() "
           "FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u(t, p, n) "
           "WHERE o.group_id = $1 AND o.topic = u.t AND o.kafka_partition = u.p",
-          group, ArrayLiteral(next, [](const auto& e) { return e.first.first; }),
+          group, pg::TextArrayLiteral(next, [](const auto& e) { return e.first.first; }),
           NumberArrayLiteral(next, [](const auto& e) { return e.first.second; }),
           NumberArrayLiteral(next, [](const auto& e) { return e.second; }));
       return absl::OkStatus();
@@ -287,10 +266,6 @@ class PgClickTransaction : public ClickTransaction {
 };
 
 }  // namespace
-
-std::string TextArrayLiteral(const std::vector<std::string>& values) {
-  return ArrayLiteral(values, [](const std::string& s) -> const std::string& { return s; });
-}
 
 absl::Status PgClickStore::InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) {
   absl::Status result;

@@ -64,7 +64,4 @@ class PgClickStore : public ClickStore {
   pg::PgPool* primary_;
 };
 
-// A PostgreSQL array literal ({"a","b"}) of these texts, for array parameters (exposed for tests).
-std::string TextArrayLiteral(const std::vector<std::string>& values);
-
 }  // namespace kurt::analytics

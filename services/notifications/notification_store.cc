@@ -38,26 +38,6 @@ NotificationRecord FromRow(const pqxx::row& r, int at = 0) {
   return n;
 }
 
-// A PostgreSQL text[] literal: every element double-quoted, backslash and quote escaped.
-std::string TextArray(const std::vector<std::string>& values) {
-  std::string out = "{";
-  for (const std::string& v : values) {
-    if (out.size() > 1) {
-      out.push_back(',');
-    }
-    out.push_back('"');
-    for (char c : v) {
-      if (c == '"' || c == '\\') {
-        out.push_back('\\');
-      }
-      out.push_back(c);
-    }
-    out.push_back('"');
-  }
-  out.push_back('}');
-  return out;
-}
-
 }  // namespace
 
 void ToProto(const NotificationRecord& r, v1::Notification* out) {
@@ -246,7 +226,6 @@ absl::StatusOr<WebhookRecord> PgNotificationStore::SetWebhook(const std::string&
         account_id, url, secret);
     out.url = r[0].as<std::string>();
     out.update_time = absl::FromUnixMicros(r[1].as<int64_t>());
-    out.secret = secret;
   });
   if (!s.ok()) {
     return s;
@@ -264,8 +243,7 @@ absl::StatusOr<std::optional<WebhookRecord>> PgNotificationStore::GetWebhook(
         "WHERE account_id = $1",
         account_id);
     if (!r.empty()) {
-      out =
-          WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>()), ""};
+      out = WebhookRecord{r[0][0].as<std::string>(), absl::FromUnixMicros(r[0][1].as<int64_t>())};
     }
   });
   if (!s.ok()) {
@@ -297,7 +275,7 @@ absl::StatusOr<std::vector<Delivery>> PgNotificationStore::ClaimDeliveries(
                      " FROM claimed JOIN notifications n ON n.id = claimed.notification_id "
                      "LEFT JOIN webhooks w ON w.account_id = claimed.account_id "
                      "ORDER BY claimed.id"),
-        limit, absl::ToInt64Milliseconds(lease), TextArray(busy));
+        limit, absl::ToInt64Milliseconds(lease), pg::TextArrayLiteral(busy));
     for (const pqxx::row& row : r) {
       Delivery d;
       d.id = row[0].as<int64_t>();

@@ -60,7 +60,6 @@ struct Delivery {
 struct WebhookRecord {
   std::string url;
   absl::Time update_time;
-  std::string secret;  // only from SetWebhook
 };
 
 class NotificationStore {

@@ -38,7 +38,6 @@ bool Cancelled(const Caller& caller) {
 v1::Webhook ToProto(const WebhookRecord& hook) {
   v1::Webhook out;
   out.set_url(hook.url);
-  out.set_secret(hook.secret);
   platform::SetTimestamp(hook.update_time, out.mutable_update_time());
   return out;
 }
@@ -200,7 +199,10 @@ absl::StatusOr<v1::Webhook> NotificationsRpcs::SetWebhook(const Caller& caller,
   }
   KURT_LOG(kInfo, request.url().empty() ? "webhook removed" : "webhook set",
            {"account", caller.account_id()});
-  return ToProto(*hook);
+  // The secret is shown here, once: the store keeps it for signing and never reads it back.
+  v1::Webhook out = ToProto(*hook);
+  out.set_secret(secret);
+  return out;
 }
 
 absl::StatusOr<v1::Webhook> NotificationsRpcs::GetWebhook(const Caller& caller,

@@ -87,9 +87,9 @@ class MemoryStore : public NotificationStore {
     return absl::NotFoundError(absl::StrCat("no notification with id '", id, "'"));
   }
   absl::StatusOr<WebhookRecord> SetWebhook(const std::string& account_id, const std::string& url,
-                                           const std::string& secret) override {
+                                           const std::string& /*secret*/) override {
     std::lock_guard<std::mutex> lock(mu_);
-    WebhookRecord hook{url, absl::FromUnixSeconds(1900000000), secret};
+    WebhookRecord hook{url, absl::FromUnixSeconds(1900000000)};
     if (url.empty()) {
       webhooks_.erase(account_id);
     } else {
@@ -103,9 +103,7 @@ class MemoryStore : public NotificationStore {
     if (it == webhooks_.end()) {
       return std::nullopt;
     }
-    WebhookRecord hook = it->second;
-    hook.secret.clear();  // as the real store: never read back
-    return hook;
+    return it->second;
   }
   absl::StatusOr<std::vector<Delivery>> ClaimDeliveries(int, absl::Duration,
                                                         const std::vector<std::string>&) override {

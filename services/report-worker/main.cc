@@ -8,7 +8,6 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
-#include "platform/s3/s3.h"
 #include "services/common/mesh.h"
 #include "services/report-worker/worker_module.h"
 #include "services/reports/artifact_storage.h"
@@ -51,18 +50,14 @@ int main(int argc, char** argv) {
                               "kurt-report-worker: runs report jobs from Kafka");
 
   kurt::report_worker::WorkerConfig config;
-  config.artifact_dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
-  if (kurt::s3::Options::Configured()) {
-    auto s3 = kurt::s3::Options::FromFlags();
-    if (!s3.ok()) {
-      KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
-      return 2;
-    }
-    config.artifact_s3 = *std::move(s3);
-    KURT_LOG(kInfo, "report artifacts in S3", {"url", config.artifact_s3->url},
-             {"bucket", config.artifact_s3->bucket}, {"region", config.artifact_s3->region});
+  config.artifacts.dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
+  auto s3 = kurt::reports::ArtifactS3FromFlags();
+  if (!s3.ok()) {
+    KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+    return 2;
   }
-  config.artifact_fsync = absl::GetFlag(FLAGS_artifact_fsync);
+  config.artifacts.s3 = *std::move(s3);
+  config.artifacts.fsync = absl::GetFlag(FLAGS_artifact_fsync);
   config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);
   config.completed_topic = absl::GetFlag(FLAGS_completed_topic);

@@ -20,14 +20,6 @@ std::string DefaultWorkerId() {
   return absl::StrCat(host[0] != '\0' ? host : "worker", "-", getpid());
 }
 
-reports::ArtifactStoreConfig StorageConfig(const WorkerConfig& config) {
-  reports::ArtifactStoreConfig storage;
-  storage.dir = config.artifact_dir;
-  storage.fsync = config.artifact_fsync;
-  storage.s3 = config.artifact_s3;
-  return storage;
-}
-
 PgJobStoreOptions StoreOptions(const WorkerConfig& config) {
   PgJobStoreOptions options;
   options.worker_id = config.worker_id.empty() ? DefaultWorkerId() : config.worker_id;
@@ -66,7 +58,7 @@ WorkerOptions WorkerOptionsOf(const WorkerConfig& config) {
 
 absl::StatusOr<std::unique_ptr<WorkerModule>> WorkerModule::Create(const WorkerConfig& config,
                                                                    WorkerDeps deps) {
-  auto storage = reports::OpenArtifactStorage(StorageConfig(config));
+  auto storage = reports::OpenArtifactStorage(config.artifacts);
   if (!storage.ok()) {
     return storage.status();
   }

@@ -31,12 +31,8 @@ namespace kurt::report_worker {
 
 // What kurt-report-worker's flags say.
 struct WorkerConfig {
-  // Directory of report artifacts, shared with the reports service (unless artifact_s3 is set).
-  std::string artifact_dir;
-  // fsync artifacts before reporting them done.
-  bool artifact_fsync = true;
-  // The S3 bucket of report artifacts, instead of the directory.
-  std::optional<s3::Options> artifact_s3;
+  // Where report artifacts go, shared with the reports service (a directory, or an S3 bucket).
+  reports::ArtifactStoreConfig artifacts;
   std::string kafka_brokers;
   std::string requested_topic = mesh::kReportsRequestedTopic;
   std::string completed_topic = mesh::kReportsCompletedTopic;

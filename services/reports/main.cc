@@ -7,7 +7,6 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/listener.h"
 #include "platform/pg/pg.h"
-#include "platform/s3/s3.h"
 #include "services/common/mesh.h"
 #include "services/reports/reports_module.h"
 
@@ -28,17 +27,13 @@ int main(int argc, char** argv) {
   kurt::platform::InitProcess(argc, argv, "reports", "kurt-reports: the reports gRPC service");
 
   kurt::reports::ReportsConfig config;
-  config.artifact_dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
-  if (kurt::s3::Options::Configured()) {
-    auto s3 = kurt::s3::Options::FromFlags();
-    if (!s3.ok()) {
-      KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
-      return 2;
-    }
-    config.artifact_s3 = *std::move(s3);
-    KURT_LOG(kInfo, "report artifacts in S3", {"url", config.artifact_s3->url},
-             {"bucket", config.artifact_s3->bucket}, {"region", config.artifact_s3->region});
+  config.artifacts.dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
+  auto s3 = kurt::reports::ArtifactS3FromFlags();
+  if (!s3.ok()) {
+    KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+    return 2;
   }
+  config.artifacts.s3 = *std::move(s3);
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));

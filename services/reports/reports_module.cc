@@ -5,13 +5,6 @@
 namespace kurt::reports {
 namespace {
 
-ArtifactStoreConfig StorageConfig(const ReportsConfig& config) {
-  ArtifactStoreConfig storage;
-  storage.dir = config.artifact_dir;
-  storage.s3 = config.artifact_s3;
-  return storage;
-}
-
 PgReportsStoreOptions StoreOptions(const ReportsConfig& config) {
   PgReportsStoreOptions options;
   options.requested_topic = config.requested_topic;
@@ -49,7 +42,7 @@ ReportsRpcsOptions RpcsOptions(const ReportsConfig& config) {
 
 absl::StatusOr<std::unique_ptr<ReportsModule>> ReportsModule::Create(const ReportsConfig& config,
                                                                      ReportsDeps deps) {
-  auto storage = OpenArtifactStorage(StorageConfig(config));
+  auto storage = OpenArtifactStorage(config.artifacts);
   if (!storage.ok()) {
     return storage.status();
   }

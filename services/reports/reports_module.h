@@ -27,10 +27,8 @@ namespace kurt::reports {
 
 // What kurt-reports' flags say.
 struct ReportsConfig {
-  // Directory of report artifacts, shared with the report workers (unless artifact_s3 is set).
-  std::string artifact_dir;
-  // The S3 bucket of report artifacts, instead of the directory.
-  std::optional<s3::Options> artifact_s3;
+  // Where report artifacts are, shared with the report workers (a directory, or an S3 bucket).
+  ArtifactStoreConfig artifacts;
   std::string requested_topic = mesh::kReportsRequestedTopic;
   // How long a new job waits for its Kafka message before workers claim it by scanning.
   absl::Duration pending_grace = absl::Seconds(60);

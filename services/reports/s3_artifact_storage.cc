@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "platform/core/log.h"
 
 namespace kurt::reports {
 namespace {
@@ -72,6 +73,19 @@ absl::Status S3Storage::Delete(const std::string& key) {
     return InvalidKey(key);
   }
   return client_.DeleteObject(prefix_ + key);
+}
+
+absl::StatusOr<std::optional<s3::Options>> ArtifactS3FromFlags() {
+  if (!s3::Options::Configured()) {
+    return std::nullopt;
+  }
+  absl::StatusOr<s3::Options> s3 = s3::Options::FromFlags();
+  if (!s3.ok()) {
+    return s3.status();
+  }
+  KURT_LOG(kInfo, "report artifacts in S3", {"url", s3->url}, {"bucket", s3->bucket},
+           {"region", s3->region});
+  return *std::move(s3);
 }
 
 absl::StatusOr<std::unique_ptr<ArtifactStorage>> OpenArtifactStorage(

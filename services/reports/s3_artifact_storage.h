@@ -18,7 +18,7 @@ namespace kurt::reports {
 
 class S3Storage : public ArtifactStorage {
  public:
-  // Objects are named `prefix` + key.
+  // Objects are named `prefix` + key (tests share a bucket under prefixes of their own).
   explicit S3Storage(s3::Options options, std::string prefix = "");
   // Fails when the bucket cannot be reached with these credentials (a message says which).
   absl::Status Init();
@@ -26,8 +26,6 @@ class S3Storage : public ArtifactStorage {
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> Create(const std::string& key) override;
   absl::StatusOr<std::unique_ptr<ArtifactReader>> Open(const std::string& key) override;
   absl::Status Delete(const std::string& key) override;
-
-  s3::S3Client& client() { return client_; }
 
  private:
   s3::S3Client client_;
@@ -40,6 +38,10 @@ struct ArtifactStoreConfig {
   bool fsync = true;
   std::optional<s3::Options> s3;
 };
+
+// The S3 settings of --s3_* when --s3_bucket is set (logged, without the secret), else nullopt;
+// an error names the flag that is wrong.
+absl::StatusOr<std::optional<s3::Options>> ArtifactS3FromFlags();
 
 // The storage `config` names, ready to use: FAILED_PRECONDITION (with what to change) when the
 // directory cannot be created or written, or the bucket cannot be reached.

@@ -87,7 +87,7 @@ class AccountsEdgeTest : public ::testing::Test {
     analytics_ =
         analytics::AnalyticsModule::Create(anc, {cluster_.get(), producer_.get(), &registry_});
     reports::ReportsConfig rc;
-    rc.artifact_dir = artifact_dir_;
+    rc.artifacts.dir = artifact_dir_;
     rc.outbox_relay = false;
     auto reports = reports::ReportsModule::Create(rc, {cluster_.get(), nullptr, &registry_});
     ASSERT_TRUE(reports.ok()) << reports.status();

@@ -5,8 +5,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "gtest/gtest.h"
 #include "kurt/events/v1/click.pb.h"
 #include "services/analytics/click_store.h"
+#include "tests/support/stack_env.h"
 
 namespace kurt::analytics::testing {
 namespace {
@@ -36,7 +38,7 @@ std::vector<std::string> InsertLinks(pg::PgPool& primary, const std::string& acc
     tx.exec_params(
         "INSERT INTO links (code, account_id, target_url) "
         "SELECT c, $2, 'https://target.example/' || c FROM unnest($1::text[]) AS c",
-        TextArrayLiteral(codes), account);
+        pg::TextArrayLiteral(codes), account);
   }),
         "inserting links");
   return codes;
@@ -130,6 +132,45 @@ int64_t CountHourly(pg::PgPool& primary) {
   }),
         "counting clicks");
   return n;
+}
+
+int64_t WaitForSettledHourly(pg::PgPool& primary, int64_t at_least, absl::Duration timeout) {
+  const absl::Time give_up = absl::Now() + timeout;
+  int64_t counted = 0;
+  absl::Time stable_since = absl::Now();
+  for (int64_t last = -1; absl::Now() < give_up; absl::SleepFor(absl::Milliseconds(200))) {
+    counted = CountHourly(primary);
+    if (counted != last) {
+      last = counted;
+      stable_since = absl::Now();
+    }
+    if (counted >= at_least && absl::Now() - stable_since > absl::Seconds(3)) {
+      break;
+    }
+  }
+  return counted;
+}
+
+std::unique_ptr<InProcessAnalytics> StartAnalytics(pg::PgCluster& cluster, const std::string& topic,
+                                                   const std::string& dead_letter_topic) {
+  auto a = std::make_unique<InProcessAnalytics>();
+  kafka::ProducerOptions dead_letters;
+  dead_letters.brokers = kurt::testing::KafkaBrokers();
+  a->dead_letters = std::move(*kafka::KafkaProducer::Create(dead_letters));
+  AnalyticsConfig config;
+  config.kafka_brokers = kurt::testing::KafkaBrokers();
+  config.clicks_topic = topic;
+  config.dead_letter_topic = dead_letter_topic;
+  config.consumer_group = kurt::testing::RandomName("kurt-test-analytics-");
+  config.batch_max_messages = 2000;
+  config.batch_wait = absl::Milliseconds(50);
+  config.lag_refresh = absl::Seconds(1);
+  a->module = AnalyticsModule::Create(config, {&cluster, a->dead_letters.get(), &a->registry});
+  if (a->module == nullptr || !a->module->Start().ok()) {
+    ADD_FAILURE() << "the analytics consumer did not start";
+    return nullptr;
+  }
+  return a;
 }
 
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary) {

@@ -4,12 +4,15 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "absl/time/time.h"
+#include "platform/core/metrics.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
+#include "services/analytics/analytics_module.h"
 #include "tests/support/metric_value.h"
 
 namespace kurt::analytics::testing {
@@ -40,8 +43,23 @@ struct Counts {
 Counts CountAll(pg::PgPool& primary);
 // sum(click_hourly) only: cheap enough to poll.
 int64_t CountHourly(pg::PgPool& primary);
+// Polls CountHourly until it reaches `at_least` and then stays put for 3 s (a late duplicate
+// would show), or `timeout` passes; returns the count last seen.
+int64_t WaitForSettledHourly(pg::PgPool& primary, int64_t at_least, absl::Duration timeout);
 std::map<std::string, int64_t> HourlyPerCode(pg::PgPool& primary);
 
 using kurt::testing::MetricValue;
+
+// The real analytics consumer, in this process, on `cluster`, reading `topic` (dead letters to
+// `dead_letter_topic`) with a consumer group of its own, in small batches (many transactions for a
+// fault to fall in). Declared in this order so that the module goes before its clients.
+struct InProcessAnalytics {
+  metrics::Registry registry;
+  std::unique_ptr<kafka::KafkaProducer> dead_letters;
+  std::unique_ptr<AnalyticsModule> module;
+};
+// Started; nullptr (with the test failed) when it could not be.
+std::unique_ptr<InProcessAnalytics> StartAnalytics(pg::PgCluster& cluster, const std::string& topic,
+                                                   const std::string& dead_letter_topic);
 
 }  // namespace kurt::analytics::testing

@@ -33,13 +33,6 @@ constexpr int kPublishers = 32;
 constexpr int kClicksPerSecond = 1200;
 constexpr int kPartitions = 3;
 
-// Runs `tools/stack <verb> --ha <name>` with `env` before it; true on success.
-bool HaStack(const std::string& env, const std::string& verb, const std::string& name) {
-  const std::string cmd = absl::StrCat(env, " ", kurt::testing::SourceDir(), "/tools/stack ", verb,
-                                       " --ha ", name, " >&2");
-  return std::system(cmd.c_str()) == 0;
-}
-
 // The topic's partition leaders and replica counts (-1 each where metadata had none).
 struct TopicLayout {
   std::vector<int32_t> leaders;
@@ -93,7 +86,7 @@ class KafkaBrokerFaultTest : public ::testing::Test {
   void TearDown() override {
     // Whatever happened, the stack is left with its three brokers.
     if (!killed_.empty()) {
-      EXPECT_TRUE(HaStack("", "start", killed_)) << "restarting " << killed_;
+      EXPECT_TRUE(kurt::testing::Stack("start", "--ha " + killed_)) << "restarting " << killed_;
     }
   }
 
@@ -126,22 +119,8 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
   db.WaitForReplica();
 
   // The real analytics consumer, in this process, on this test's database, topic and group.
-  metrics::Registry registry;
-  kafka::ProducerOptions dead_letters;
-  dead_letters.brokers = kurt::testing::KafkaBrokers();
-  auto dlq_producer = std::move(*kafka::KafkaProducer::Create(dead_letters));
-  analytics::AnalyticsConfig ac;
-  ac.kafka_brokers = kurt::testing::KafkaBrokers();
-  ac.clicks_topic = topic;
-  ac.dead_letter_topic = dlq;
-  ac.consumer_group = kurt::testing::RandomName("kurt-test-analytics-");
-  ac.batch_max_messages = 2000;
-  ac.batch_wait = absl::Milliseconds(50);
-  ac.lag_refresh = absl::Seconds(1);
-  std::unique_ptr<analytics::AnalyticsModule> analytics =
-      analytics::AnalyticsModule::Create(ac, {&cluster, dlq_producer.get(), &registry});
-  ASSERT_NE(analytics, nullptr);
-  ASSERT_TRUE(analytics->Start().ok());
+  auto consumer = analytics::testing::StartAnalytics(cluster, topic, dlq);
+  ASSERT_NE(consumer, nullptr);
 
   // The clicks, produced as kurt-links produces a redirect's click: its producer settings, its
   // sink, and a caller that waits for the acknowledgement.
@@ -149,7 +128,7 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
   links_producer.brokers = kurt::testing::KafkaBrokers();
   links_producer.client_id = "kurt-links";
   auto producer = std::move(*kafka::KafkaProducer::Create(links_producer));
-  links::KafkaClickSink sink(producer.get(), topic, "salt", &registry);
+  links::KafkaClickSink sink(producer.get(), topic, "salt", &consumer->registry);
 
   enum Outcome : uint8_t { kNotSent, kAcknowledged, kRefused };
   std::vector<std::atomic<uint8_t>> outcome(kClicks);
@@ -196,7 +175,8 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
   killed_ = absl::StrCat("kafka-", victim);
   const int acked_at_kill = acknowledged.load();
   const absl::Time killed_at = absl::Now();
-  ASSERT_TRUE(HaStack("KURT_STACK_SIGNAL=KILL", "stop", killed_)) << "SIGKILL of " << killed_;
+  ASSERT_TRUE(kurt::testing::Stack("stop", "--ha " + killed_, "KURT_STACK_SIGNAL=KILL"))
+      << "SIGKILL of " << killed_;
   std::cerr << "SIGKILL of " << killed_ << " (leader of partition 0) with " << acked_at_kill
             << " of " << kClicks << " clicks acknowledged\n";
 
@@ -220,20 +200,9 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
   // Analytics catches up: the counters reach every acknowledged click, then stay put a while
   // (a late duplicate would show up).
   pg::PgPool& primary = cluster.primary();
-  const absl::Time give_up = absl::Now() + absl::Seconds(120);
-  int64_t counted = 0;
-  absl::Time stable_since = absl::Now();
-  for (int64_t last = -1; absl::Now() < give_up; absl::SleepFor(absl::Milliseconds(200))) {
-    counted = analytics::testing::CountHourly(primary);
-    if (counted != last) {
-      last = counted;
-      stable_since = absl::Now();
-    }
-    if (counted >= acked && absl::Now() - stable_since > absl::Seconds(3)) {
-      break;
-    }
-  }
-  analytics->Stop();
+  const int64_t counted =
+      analytics::testing::WaitForSettledHourly(primary, acked, absl::Seconds(120));
+  consumer->module->Stop();
 
   const std::map<std::string, int64_t> hourly = analytics::testing::HourlyPerCode(primary);
   const std::map<std::string, int64_t> raw = RawPerCode(primary);
@@ -273,7 +242,7 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
 
   // The broker comes back and catches up (tools/stack waits for three in-sync replicas of its
   // topics); so does this test's topic.
-  ASSERT_TRUE(HaStack("", "start", killed_)) << "restarting " << killed_;
+  ASSERT_TRUE(kurt::testing::Stack("start", "--ha " + killed_)) << "restarting " << killed_;
   killed_.clear();
   const absl::Time caught_up_by = absl::Now() + absl::Seconds(60);
   TopicLayout after;

@@ -117,15 +117,10 @@ bool ClusterHealthy() {
   return leaders == 1 && syncs == 1;
 }
 
-// The links service's cache: the --ha stack's Redis when its variables are there (as the binaries
-// build theirs), else the default stack's.
+// The links service's cache: the --ha stack's Redis, through its Sentinels, as the binaries build
+// theirs.
 std::unique_ptr<redis::RedisClient> RedisForLinks() {
-  const char* sentinels = std::getenv("KURT_REDIS_SENTINELS");
-  if (sentinels == nullptr || *sentinels == '\0') {
-    auto options = redis::Options::FromUrl(RedisUrl());
-    return options.ok() ? std::make_unique<redis::RedisClient>(*options) : nullptr;
-  }
-  absl::SetFlag(&FLAGS_redis_sentinels, sentinels);
+  absl::SetFlag(&FLAGS_redis_sentinels, HaEnv("KURT_REDIS_SENTINELS"));
   absl::SetFlag(&FLAGS_redis_master_name, HaEnv("KURT_REDIS_MASTER_NAME"));
   absl::SetFlag(&FLAGS_redis_password, HaEnv("KURT_REDIS_PASSWORD"));
   auto client = redis::RedisClient::FromFlags();

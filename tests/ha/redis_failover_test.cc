@@ -32,6 +32,7 @@
 #include "gtest/gtest.h"
 #include "platform/redis/redis.h"
 #include "services/links/link_cache.h"
+#include "tests/ha/ha_env.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/wait_until.h"
 
@@ -46,33 +47,15 @@ struct HaRedisEnv {
 
 // The --ha stack's variables; a test without them fails (it does not skip).
 std::optional<HaRedisEnv> Env() {
-  HaRedisEnv env;
-  for (auto [name, out] :
-       {std::pair<const char*, std::string*>{"KURT_REDIS_SENTINELS", &env.sentinels},
-        {"KURT_REDIS_MASTER_NAME", &env.master_name},
-        {"KURT_REDIS_PASSWORD", &env.password}}) {
-    const char* v = std::getenv(name);
-    if (v == nullptr || *v == '\0') {
-      ADD_FAILURE() << name << " is not set: start the --ha stack (tools/stack up --ha) and "
-                    << "source its stack.env";
-      return std::nullopt;
-    }
-    *out = v;
-  }
-  return env;
-}
-
-// `tools/stack <verb> --ha <server>`; true on success.
-bool HaStack(const std::string& verb, const std::string& server) {
-  const std::string cmd =
-      absl::StrCat(testing::SourceDir(), "/tools/stack ", verb, " --ha ", server, " >&2");
-  return std::system(cmd.c_str()) == 0;
+  return HaRedisEnv{testing::HaEnv("KURT_REDIS_SENTINELS"),
+                    testing::HaEnv("KURT_REDIS_MASTER_NAME"),
+                    testing::HaEnv("KURT_REDIS_PASSWORD")};
 }
 
 // Both servers running, the replica in sync with the master (idempotent).
 void RestoreTopology() {
-  EXPECT_TRUE(HaStack("start", "redis-1"));
-  EXPECT_TRUE(HaStack("start", "redis-2"));
+  EXPECT_TRUE(testing::Stack("start", "--ha redis-1"));
+  EXPECT_TRUE(testing::Stack("start", "--ha redis-2"));
 }
 
 std::unique_ptr<redis::RedisClient> SentinelClient(const HaRedisEnv& env) {
@@ -279,10 +262,12 @@ TEST_F(RedisFailoverTest, SentinelPromotesTheReplicaAndTheClientFollows) {
   EXPECT_EQ(Field(replication->str, "master_link_status"), "up");
 }
 
-// `env -u KURT_REDIS_PASSWORD <binary> args...` bounded by `timeout`: its exit code and output.
+// `env -u KURT_REDIS_PASSWORD <binary> args...` bounded by `timeout` (with an edge secret, which
+// every binary needs outside dev mode): its exit code and output.
 std::pair<int, std::string> RunBinary(const std::string& args) {
-  const std::string cmd = absl::StrCat("env -u KURT_REDIS_PASSWORD -u KURT_REDIS_URL timeout 30 ",
-                                       KURT_LINKS_BINARY, " ", args, " 2>&1");
+  const std::string cmd =
+      absl::StrCat("env -u KURT_REDIS_PASSWORD -u KURT_REDIS_URL timeout 30 ", KURT_LINKS_BINARY,
+                   " --edge_secret=ha-redis-test-secret ", args, " 2>&1");
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];

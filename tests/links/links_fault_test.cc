@@ -63,22 +63,8 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
       << "kurt-links did not become ready: " << links.LogTail();
 
   // The real analytics consumer, in this process.
-  metrics::Registry registry;
-  kafka::ProducerOptions ko;
-  ko.brokers = kurt::testing::KafkaBrokers();
-  auto dlq_producer = std::move(*kafka::KafkaProducer::Create(ko));
-  analytics::AnalyticsConfig ac;
-  ac.kafka_brokers = kurt::testing::KafkaBrokers();
-  ac.clicks_topic = topic;
-  ac.dead_letter_topic = dlq;
-  ac.consumer_group = kurt::testing::RandomName("kurt-test-analytics-");
-  ac.batch_max_messages = 2000;
-  ac.batch_wait = absl::Milliseconds(50);
-  ac.lag_refresh = absl::Seconds(1);
-  auto analytics_module =
-      analytics::AnalyticsModule::Create(ac, {&cluster, dlq_producer.get(), &registry});
-  ASSERT_NE(analytics_module, nullptr);
-  ASSERT_TRUE(analytics_module->Start().ok());
+  auto consumer = analytics::testing::StartAnalytics(cluster, topic, dlq);
+  ASSERT_NE(consumer, nullptr);
 
   // Redirects, as the edge asks for them, each code once; kurt-links dies a third of the way in.
   auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", grpc_port),
@@ -126,20 +112,9 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
 
   // Analytics catches up: its counters reach every answered redirect, then stay put a while.
   pg::PgPool& primary = cluster.primary();
-  const absl::Time give_up = absl::Now() + absl::Seconds(90);
-  int64_t counted = 0;
-  absl::Time stable_since = absl::Now();
-  for (int64_t last = -1; absl::Now() < give_up; absl::SleepFor(absl::Milliseconds(200))) {
-    counted = analytics::testing::CountHourly(primary);
-    if (counted != last) {
-      last = counted;
-      stable_since = absl::Now();
-    }
-    if (counted >= answered_ok && absl::Now() - stable_since > absl::Seconds(3)) {
-      break;
-    }
-  }
-  analytics_module->Stop();
+  const int64_t counted =
+      analytics::testing::WaitForSettledHourly(primary, answered_ok, absl::Seconds(90));
+  consumer->module->Stop();
 
   const std::map<std::string, int64_t> per_code = analytics::testing::HourlyPerCode(primary);
   int lost = 0;

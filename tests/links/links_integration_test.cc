@@ -26,6 +26,7 @@
 #include "services/links/links_module.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace kurt::links {
 namespace {
@@ -138,31 +139,10 @@ class LinksIntegrationTest : public ::testing::Test {
   std::vector<kafka::Message> ConsumeClicks(size_t n,
                                             absl::Duration settle = absl::ZeroDuration()) {
     EXPECT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
-    std::vector<kafka::Message> got;
-    std::mutex mu;
-    kafka::ConsumerOptions co;
-    co.brokers = testing::KafkaBrokers();
-    co.group_id = testing::RandomName("kurt-test-");
-    co.topics = {topic_};
-    auto consumer = std::move(*kafka::KafkaConsumer::Create(co, [&](const auto& batch) {
-      std::lock_guard<std::mutex> l(mu);
-      got.insert(got.end(), batch.begin(), batch.end());
-      return absl::OkStatus();
-    }));
-    std::thread runner([&] { consumer->Run(); });
-    for (int i = 0; i < 300; ++i) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (got.size() >= n) {
-          break;
-        }
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
+    testing::TopicReader reader(topic_);
+    reader.WaitFor(n, absl::Seconds(15));
     absl::SleepFor(settle);
-    consumer->Stop();
-    runner.join();
-    return got;
+    return reader.Messages();
   }
 
   void ForgetCache(const std::string& code) {

@@ -28,6 +28,7 @@
 #include "tests/support/http_client.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace kurt::links {
 namespace {
@@ -155,34 +156,15 @@ class LinksMtlsTest : public ::testing::Test {
   // then one more second for any that should not be there.
   std::multiset<std::string> ClickAgents(size_t n) {
     EXPECT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
-    std::multiset<std::string> agents;
-    std::mutex mu;
-    kafka::ConsumerOptions co;
-    co.brokers = testing::KafkaBrokers();
-    co.group_id = testing::RandomName("kurt-test-");
-    co.topics = {topic_};
-    auto consumer = std::move(*kafka::KafkaConsumer::Create(co, [&](const auto& batch) {
-      std::lock_guard<std::mutex> l(mu);
-      for (const kafka::Message& m : batch) {
-        events::v1::ClickEvent e;
-        EXPECT_TRUE(e.ParseFromString(m.value));
-        agents.insert(e.user_agent());
-      }
-      return absl::OkStatus();
-    }));
-    std::thread runner([&] { consumer->Run(); });
-    for (int i = 0; i < 300; ++i) {
-      {
-        std::lock_guard<std::mutex> l(mu);
-        if (agents.size() >= n) {
-          break;
-        }
-      }
-      absl::SleepFor(absl::Milliseconds(50));
-    }
+    testing::TopicReader reader(topic_);
+    reader.WaitFor(n, absl::Seconds(15));
     absl::SleepFor(absl::Seconds(1));
-    consumer->Stop();
-    runner.join();
+    std::multiset<std::string> agents;
+    for (const kafka::Message& m : reader.Messages()) {
+      events::v1::ClickEvent e;
+      EXPECT_TRUE(e.ParseFromString(m.value));
+      agents.insert(e.user_agent());
+    }
     return agents;
   }
 

@@ -38,7 +38,7 @@ Pipeline::Pipeline(const PipelineOptions& options) {
 
   // The reports service.
   reports::ReportsConfig rc;
-  rc.artifact_dir = artifact_dir_;
+  rc.artifacts.dir = artifact_dir_;
   rc.requested_topic = requested_;
   rc.outbox_listen_url = db_.primary_url();
   auto reports = reports::ReportsModule::Create(
@@ -63,7 +63,7 @@ Pipeline::Pipeline(const PipelineOptions& options) {
 
   // The worker.
   report_worker::WorkerConfig wc;
-  wc.artifact_dir = artifact_dir_;
+  wc.artifacts.dir = artifact_dir_;
   wc.kafka_brokers = KafkaBrokers();
   wc.requested_topic = requested_;
   wc.completed_topic = completed_;

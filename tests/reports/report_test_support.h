@@ -19,6 +19,7 @@
 #include "tests/support/free_port.h"
 #include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/topic_reader.h"
 
 namespace kurt::testing {
 
@@ -39,22 +40,6 @@ void SeedClicks(const std::string& url, const std::string& account,
 // is at most that of empty strings (what SeedClicks and the analytics service write).
 std::string ExpectedCsv(const std::string& url, const std::string& account, absl::Time start,
                         absl::Time end);
-
-// Reads a topic from the beginning with a group of its own, in the background.
-class TopicReader {
- public:
-  explicit TopicReader(const std::string& topic);
-  ~TopicReader();
-  std::vector<kafka::Message> Messages();
-  // Waits until at least `n` messages arrived.
-  bool WaitFor(size_t n, absl::Duration timeout);
-
- private:
-  std::mutex mu_;
-  std::vector<kafka::Message> messages_;
-  std::unique_ptr<kafka::KafkaConsumer> consumer_;
-  std::thread thread_;
-};
 
 // Where the binaries under test are (CMake passes their paths).
 std::string BinaryPath(const std::string& name);

@@ -19,6 +19,8 @@
 #include "services/reports/artifact_storage.h"
 #include "services/reports/reports_rpcs.h"
 #include "services/reports/s3_artifact_storage.h"
+#include "tests/ha/ha_env.h"
+#include "tests/support/stack_env.h"
 
 namespace kurt::s3 {
 namespace {
@@ -27,23 +29,13 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 
-std::string RequiredEnv(const char* name) {
-  const char* v = std::getenv(name);
-  if (v == nullptr || *v == '\0') {
-    ADD_FAILURE() << name << " is not set: start the --ha stack (tools/stack up --ha) and source "
-                  << "its stack.env";
-    return "";
-  }
-  return v;
-}
-
 Options StackOptions() {
   Options o;
-  o.url = RequiredEnv("KURT_S3_URL");
-  o.bucket = RequiredEnv("KURT_S3_BUCKET");
-  o.region = RequiredEnv("KURT_S3_REGION");
-  o.credentials.access_key = RequiredEnv("KURT_S3_ACCESS_KEY");
-  o.credentials.secret_key = RequiredEnv("KURT_S3_SECRET_KEY");
+  o.url = testing::HaEnv("KURT_S3_URL");
+  o.bucket = testing::HaEnv("KURT_S3_BUCKET");
+  o.region = testing::HaEnv("KURT_S3_REGION");
+  o.credentials.access_key = testing::HaEnv("KURT_S3_ACCESS_KEY");
+  o.credentials.secret_key = testing::HaEnv("KURT_S3_SECRET_KEY");
   o.part_bytes = size_t{5} << 20;
   return o;
 }
@@ -59,11 +51,6 @@ std::string RandomBytes(size_t n, uint64_t seed) {
     out[i] = static_cast<char>(rng());
   }
   return out;
-}
-
-std::string UniquePrefix() {
-  static std::mt19937_64 rng{std::random_device{}()};
-  return absl::StrCat("kurt-test-", rng() % 1000000000000, "-");
 }
 
 // Everything a reader gives, read in `chunk`-sized pieces.
@@ -96,7 +83,7 @@ class S3HaTest : public ::testing::Test {
 
   Options options_ = StackOptions();
   S3Client client_{options_};
-  const std::string prefix_ = UniquePrefix();
+  const std::string prefix_ = (testing::RandomName("kurt-test-") + "-");
 };
 
 TEST_F(S3HaTest, ObjectLargerThanOnePartGoesInPartsAndReadsBackByteForByte) {

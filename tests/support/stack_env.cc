@@ -77,9 +77,10 @@ std::string AllRowsAsText(const std::string& url) {
   return all;
 }
 
-bool Stack(const std::string& verb, const std::string& server) {
+bool Stack(const std::string& verb, const std::string& server, const std::string& env) {
+  // Its log goes to the test's stderr: what a failed restart said is in the test's output.
   const std::string cmd =
-      absl::StrCat(SourceDir(), "/tools/stack ", verb, " ", server, " >/dev/null 2>&1");
+      absl::StrCat(env, " ", SourceDir(), "/tools/stack ", verb, " ", server, " >&2");
   return std::system(cmd.c_str()) == 0;
 }
 

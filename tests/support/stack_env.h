@@ -49,9 +49,10 @@ std::string AllRowsAsText(const std::string& url);
 // Replaces the database name of a postgresql:// URL.
 std::string WithDatabase(const std::string& url, const std::string& database);
 
-// Runs `tools/stack <verb> <server>` (`stop`, `start`, `status`; start waits until the server is
-// ready), for tests that take a server of the stack away; true on success.
-bool Stack(const std::string& verb, const std::string& server);
+// Runs `<env> tools/stack <verb> <server>` (`stop`, `start`, `status`; start waits until the
+// server is ready; `server` may be "--ha NAME"; `env` e.g. "KURT_STACK_SIGNAL=KILL"), for tests
+// that take a server of the stack away; true on success.
+bool Stack(const std::string& verb, const std::string& server, const std::string& env = "");
 
 // Pauses or resumes WAL replay on the stack's streaming replica, so that it lags behind the
 // primary for as long as a test needs.

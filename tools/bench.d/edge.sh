@@ -63,23 +63,8 @@ if [ ! -x "$gw/gateway" ] || [ "$KURT_ROOT/proto/kurt/links/v1/links.proto" -nt 
 fi
 
 # --- data and servers ---------------------------------------------------------------------------
-psql -q "$KURT_PG_PRIMARY_URL" -c "INSERT INTO links (code, account_id, target_url)
-  SELECT 'edgebench' || i, '$account', 'https://example.com/landing/' || i
-  FROM generate_series(1, $hot) i ON CONFLICT (code) DO NOTHING" >/dev/null
-"$KURT_ROOT/tools/kafka" topics --bootstrap-server "$KURT_KAFKA_BROKERS" --create \
-  --if-not-exists --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null 2>&1 || true
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_http() { # URL: until it answers (any status)
-  for _ in $(seq 150); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
-  die "$1 did not come up"
-}
+. "$KURT_ROOT/tools/bench.d/lib/servers.sh"
+bench_seed edgebench "$account" "$hot" "$topic"
 
 "$KURT_BUILD_DIR/bin/kurt-links" --grpc_port=$links_grpc --metrics_port=$links_http \
   --clicks_topic=$topic --log_level=warn >"$work/links.log" 2>&1 &

@@ -24,7 +24,7 @@ out=$KURT_STATE_DIR/bench
 work=$(mktemp -d)
 mkdir -p "$out"
 
-apt_install wrk
+apt_install wrk curl postgresql-client
 # KURT_SKIP_BUILD=1: the binaries already built (as tools/run).
 [ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
 if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
@@ -36,23 +36,8 @@ fi
 "$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
 "$KURT_ROOT/tools/certs" "$work/certs" kurt-links kurt-edge
 
-psql -q "$KURT_PG_PRIMARY_URL" -c "INSERT INTO links (code, account_id, target_url)
-  SELECT 'mtlsbench' || i, '$account', 'https://example.com/landing/' || i
-  FROM generate_series(1, $hot) i ON CONFLICT (code) DO NOTHING" >/dev/null
-"$KURT_ROOT/tools/kafka" topics --bootstrap-server "$KURT_KAFKA_BROKERS" --create \
-  --if-not-exists --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null 2>&1 || true
-
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
-  rm -rf "$work"
-}
-trap cleanup EXIT
-wait_http() { # URL: until it answers (any status)
-  for _ in $(seq 300); do curl -s -o /dev/null "$1" && return 0; sleep 0.1; done
-  die "$1 did not come up"
-}
+. "$KURT_ROOT/tools/bench.d/lib/servers.sh"
+bench_seed mtlsbench "$account" "$hot" "$topic"
 tls() { # IDENTITY: the flags of mutual TLS with that certificate
   echo "--tls_cert=$work/certs/$1.crt --tls_key=$work/certs/$1.key --tls_ca=$work/certs/ca.crt"
 }

@@ -299,13 +299,7 @@ ha_pg_patroni_stop() {
   local n=$1 name=patroni-$1 pid pm
   pm=$(head -n1 "$(ha_pg_member_dir "$n")/data/postmaster.pid" 2>/dev/null) || true
   if pid=$(ha_pg_pid "$name"); then
-    log "$name: stopping (pid $pid)"
-    kill -TERM "$pid"
-    if ! wait_gone "$pid" "$TIMEOUT"; then
-      log "$name: still running after $TIMEOUT s; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      wait_gone "$pid" 10 || die "$name (pid $pid) does not exit"
-    fi
+    stop_pid "$name" "$pid" "$HA_RUN_DIR/$name.pid" "$TIMEOUT" || true
   else
     log "$name: not running"
   fi
@@ -493,14 +487,7 @@ ha_pg_stop_daemon() { # NAME
     log "$name: not running"
     return 0
   fi
-  log "$name: stopping (pid $pid)"
-  kill -TERM "$pid"
-  if ! wait_gone "$pid" "$TIMEOUT"; then
-    log "$name: still running after $TIMEOUT s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "$name (pid $pid) does not exit"
-  fi
-  rm -f "$HA_RUN_DIR/$name.pid"
+  stop_pid "$name" "$pid" "$HA_RUN_DIR/$name.pid" "$TIMEOUT" || true
 }
 
 ha_pg_status_line() { # NAME: its line; true when it runs and serves

@@ -188,14 +188,7 @@ redis_ha_stop_one() {
     log "$name: not running"
     return 0
   fi
-  log "$name: stopping (pid $pid)"
-  kill -TERM "$pid"
-  if ! wait_gone "$pid" "$TIMEOUT"; then
-    log "$name: still running after $TIMEOUT s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "$name (pid $pid) does not exit"
-  fi
-  rm -f "$HA_RUN_DIR/$name.pid"
+  stop_pid "$name" "$pid" "$HA_RUN_DIR/$name.pid" "$TIMEOUT" || true
 }
 
 # The replication is healthy: the master has a replica online for every other running server.

@@ -177,16 +177,11 @@ ha_kafka_stop() {
     log "kafka-$n: not running"
     return 0
   fi
-  log "kafka-$n: SIG$sig (pid $pid)"
-  kill "-$sig" "$pid" 2>/dev/null || true
-  if ! wait_gone "$pid" "$TIMEOUT"; then
-    log "kafka-$n: still running after $TIMEOUT s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "kafka-$n (pid $pid) does not exit"
-    sig=KILL
+  if stop_pid "kafka-$n" "$pid" "$HA_RUN_DIR/kafka-$n.pid" "$TIMEOUT" "$sig" && [ "$sig" = TERM ]; then
+    kafka_cds_keep ok
+  else
+    kafka_cds_keep discard
   fi
-  rm -f "$HA_RUN_DIR/kafka-$n.pid"
-  if [ "$sig" = TERM ]; then kafka_cds_keep ok; else kafka_cds_keep discard; fi
 }
 
 ha_kafka_start() {

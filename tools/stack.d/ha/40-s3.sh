@@ -36,13 +36,8 @@ ha_s3_weed() {
   [ -n "$version" ] || die "s3: no SeaweedFS version in tools/seaweedfs/go.mod"
   dir=$KURT_TOOLS_DIR/go/weed@$version
   if [ ! -x "$dir/weed" ]; then
-    if ! command -v go >/dev/null && [ -x /usr/local/go/bin/go ]; then
-      export PATH=/usr/local/go/bin:$PATH
-    fi
-    command -v go >/dev/null || apt_install golang-go
     # tools/seaweedfs/go.mod's `go` line; Debian 12's own Go (1.19) is too old.
-    [ "$(go env GOVERSION | sed -E 's/^go1\.([0-9]+).*/\1/')" -ge 26 ] ||
-      die "s3: building SeaweedFS needs Go 1.26 or newer; $(go env GOVERSION) found"
+    ensure_go 26 "s3: building SeaweedFS"
     log "s3: building SeaweedFS $version from the Go module proxy (tools/seaweedfs; takes minutes)"
     rm -rf "$dir.tmp"
     mkdir -p "$dir.tmp"
@@ -178,14 +173,7 @@ ha_s3_stop() {
     log "s3: not running"
     return 0
   fi
-  log "s3: stopping (pid $pid, SIG$sig)"
-  kill "-$sig" "$pid"
-  if ! wait_gone "$pid" "$TIMEOUT"; then
-    log "s3: still running after $TIMEOUT s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null || true
-    wait_gone "$pid" 10 || die "s3 (pid $pid) does not exit"
-  fi
-  rm -f "$HA_RUN_DIR/s3.pid"
+  stop_pid s3 "$pid" "$HA_RUN_DIR/s3.pid" "$TIMEOUT" "$sig" || true
 }
 
 ha_s3_up() { ha_s3_start s3; }
