@@ -60,6 +60,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
              {"services", absl::StrJoin(missing, ",")});
   }
   s->upstreams_ = std::make_unique<Upstreams>(*targets, config.upstream);
+  s->drain_delay_ = config.drain_delay;
 
   if (authorizer == nullptr && config.dev_trust_account_header) {
     KURT_LOG(kWarn, "--dev_trust_account_header: X-Kurt-Account-Id is trusted (development only)");
@@ -103,6 +104,11 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   }
   shut_down_ = true;
   edge_->SetDraining();
+  if (grace > absl::ZeroDuration() && drain_delay_ > absl::ZeroDuration()) {
+    KURT_LOG(kInfo, "draining: /readyz answers 503; still serving",
+             {"for", absl::FormatDuration(drain_delay_)});
+    absl::SleepFor(drain_delay_);
+  }
   // Streams have no deadline and would hold the grace period: end them (clients resume with
   // Last-Event-ID elsewhere).
   edge_->CancelStreams();

@@ -37,6 +37,10 @@ struct EdgeServerConfig {
   // The admin HTTP server (/readyz with each upstream's health, /metrics, /healthz), never public:
   // its port, 0 for a free one (tests), negative for none.
   int admin_port = -1;
+  // On Shutdown, how long the edge goes on serving with /readyz answering 503 before it stops
+  // taking connections: long enough for its balancer's health checks to take it out (an
+  // ingress with endpoint removal needs none; the --ha shape's HAProxy checks every second).
+  absl::Duration drain_delay = absl::ZeroDuration();
   // Sent as x-kurt-edge-secret with the account DevAccountHeaderAuthorizer takes, so services
   // that check the secret still believe it (the AccountsAuthorizer is given its own).
   std::string edge_secret;
@@ -58,7 +62,8 @@ class EdgeServer {
 
   int port() const { return http_->port(); }
   int admin_port() const { return admin_port_; }
-  // Graceful: /readyz turns 503, no new connections, requests in flight finish (up to grace).
+  // Graceful: /readyz turns 503 and, for drain_delay, requests are still served; then no new
+  // connections, and requests in flight finish (up to grace). Zero grace: at once.
   void Shutdown(absl::Duration grace);
 
   Edge& edge() { return *edge_; }
@@ -78,6 +83,7 @@ class EdgeServer {
   std::unique_ptr<HttpServer> http_;
   std::unique_ptr<platform::AdminHttpServer> admin_;
   int admin_port_ = -1;
+  absl::Duration drain_delay_;
   bool shut_down_ = false;
 };
 

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <future>
+#include <memory>
 #include <optional>
 #include <sstream>
 
@@ -562,15 +564,24 @@ void HttpServer::Stop(absl::Duration grace) {
     return;
   }
   stopping_ = true;
+  // The listening sockets are closed before anything else: until then the kernel would go on
+  // accepting connections that no thread will serve (a balancer's request would hang on one).
+  std::vector<std::future<void>> closed;
   for (auto& worker : workers_) {
     Worker* w = worker.get();
-    net::post(w->ioc, [w] {
+    auto done = std::make_shared<std::promise<void>>();
+    closed.push_back(done->get_future());
+    net::post(w->ioc, [w, done] {
       error_code ec;
       w->acceptor->close(ec);
       if (w->retry) {
         w->retry->cancel();
       }
+      done->set_value();
     });
+  }
+  for (std::future<void>& f : closed) {
+    f.wait();
   }
   absl::Time deadline = absl::Now() + grace;
   while (in_flight_.load() > 0 && absl::Now() < deadline) {

@@ -103,7 +103,8 @@ _svc_launch() {
   if [ "$grpc" != - ]; then
     args+=(--grpc_port="$grpc" --metrics_port="$http")
   elif [ "$instance" != "$bin" ]; then # an edge of the --ha shape
-    args+=(--edge_port="$http" --upstream="$(ha_upstreams)")
+    # Served on while the balancer's checks (every 1 s, down after 2) take it out.
+    args+=(--edge_port="$http" --upstream="$(ha_upstreams)" --drain_delay=3s)
   fi
   # With KURT_TLS_CA and KURT_CERTS_DIR set (tools/run), each binary presents its own
   # certificate, $KURT_CERTS_DIR/<binary>.{crt,key} (tools/certs), on its gRPC connections;

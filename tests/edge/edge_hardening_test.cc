@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "platform/core/text.h"
@@ -83,6 +84,39 @@ TEST(EdgeUpstreamHealthTest, AServiceNotServingTakesDownItsRoutesOnly) {
   echo.SetServing(true);
   (*server)->edge().upstream_health().CheckNow();
   EXPECT_EQ(Fetch(port, "GET", "/t/abc").status, 302u);
+}
+
+// Whether a TCP connection to the port is accepted (by the kernel, at least).
+bool Connects(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return connected;
+}
+
+// SIGTERM behind a balancer: for drain_delay the edge still serves while its /readyz answers
+// 503 (the balancer's checks take it out meanwhile), and only then stops taking connections.
+TEST(EdgeDrainTest, ItServesThroughTheDrainDelayWithReadinessDown) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  config.drain_delay = absl::Seconds(1);
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  ASSERT_EQ(Fetch(port, "GET", "/readyz").status, 200u);
+
+  std::thread stopping([&] { (*server)->Shutdown(absl::Seconds(5)); });
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_EQ(Fetch(port, "GET", "/readyz").status, 503u);
+  Reply served = Fetch(port, "GET", "/t/abc");  // a new connection, still taken
+  EXPECT_EQ(served.status, 302u) << served.error;
+  stopping.join();
+  // Refused, not accepted by the kernel into a backlog that no thread serves any more.
+  EXPECT_FALSE(Connects(port)) << "still taking connections";
 }
 
 // A service with no server at all: its routes answer 503 with a message of the edge's own, which
