@@ -228,15 +228,17 @@ void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& 
 
 void Edge::SendUpstreamNotServing(const std::shared_ptr<Call>& call) {
   route_states_[call->route->id].upstream_errors->Increment();
+  SendRetryLater(call, absl::StrCat(call->route->service,
+                                    " is not serving right now; retry later (request id ",
+                                    call->request_id, ")"));
+}
+
+void Edge::SendRetryLater(const std::shared_ptr<Call>& call, absl::string_view message) {
   HttpResponse res{http::status::service_unavailable, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.set(http::field::retry_after, "1");
-  res.body() = transcoder_.ErrorBody(
-      grpc::StatusCode::UNAVAILABLE,
-      absl::StrCat(call->route->service, " is not serving right now; retry later (request id ",
-                   call->request_id, ")"),
-      "");
+  res.body() = transcoder_.ErrorBody(grpc::StatusCode::UNAVAILABLE, message, "");
   Send(call, std::move(res));
 }
 
@@ -506,19 +508,44 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
   }
   metrics_.cache_hits().Increment();
   call->stats = hit->route_id >= 0 ? route_states_[hit->route_id].stats : unmatched_stats_;
-  if (hit->route_id >= 0 && route_states_[hit->route_id].cached_hits >= 0) {
+  if (hit->route_id < 0 || route_states_[hit->route_id].cached_hits < 0) {
+    SendCached(call, *hit);
+    return true;
+  }
+  if (!options_.hold_cached_redirects) {
     ReportCachedHit(*call, *hit);
+    SendCached(call, *hit);
+    return true;
   }
-  HttpResponse res{static_cast<http::status>(hit->status), 11};
-  for (const auto& [name, value] : hit->headers) {
-    res.set(name, value);
-  }
-  res.body() = hit->body;
-  Send(call, std::move(res));
+  // Held: the answer goes out from the I/O thread once the service has the hit. Counted as an
+  // upstream call, so that WaitIdle waits for the post (the reporter's thread touches the
+  // io_context).
+  upstream_calls_.fetch_add(1);
+  ReportCachedHit(*call, *hit, [this, call, hit](bool reported) {
+    net::post(call->exchange->executor(), [this, call, hit, reported] {
+      if (reported) {
+        return SendCached(call, *hit);
+      }
+      route_states_[hit->route_id].upstream_errors->Increment();
+      SendRetryLater(call, absl::StrCat("the click of this redirect could not be recorded; retry "
+                                        "later (request id ",
+                                        call->request_id, ")"));
+    });
+    upstream_calls_.fetch_sub(1);
+  });
   return true;
 }
 
-void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit) {
+void Edge::SendCached(const std::shared_ptr<Call>& call, const CachedResponse& hit) {
+  HttpResponse res{static_cast<http::status>(hit.status), 11};
+  for (const auto& [name, value] : hit.headers) {
+    res.set(name, value);
+  }
+  res.body() = hit.body;
+  Send(call, std::move(res));
+}
+
+void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitReporter::Done done) {
   HttpRequest& req = call.exchange->request();
   const std::string client_ip = ClientIp(call.exchange->peer_address(),
                                          View(req["x-forwarded-for"]), options_.trusted_proxies);
@@ -529,7 +556,7 @@ void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit) {
                      metadata.emplace_back(key, std::move(value));
                    });
   hit_reporter_->Add(route_states_[hit.route_id].cached_hits,
-                     EncodeCachedHit(hit.request, call.start, metadata));
+                     EncodeCachedHit(hit.request, call.start, metadata), std::move(done));
 }
 
 void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {

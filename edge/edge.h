@@ -48,6 +48,10 @@ struct EdgeOptions {
   // How the redirects answered from the cache are reported to their service
   // ((kurt.api.v1.http_redirect).cached_hits_method).
   HitReporterOptions cached_hits;
+  // A redirect answered from the cache goes out only once its service has heard of it (the hit
+  // is held: HitReporter), so that a killed edge loses no click of a redirect it answered. Off:
+  // it goes out at once and is reported within cached_hits.interval, at most once.
+  bool hold_cached_redirects = true;
   // SSE: headers go out after this long without a first event; then a comment this often.
   absl::Duration sse_first_flush = absl::Milliseconds(500);
   absl::Duration sse_keepalive = absl::Seconds(15);
@@ -117,8 +121,14 @@ class Edge : public HttpHandler {
   grpc::Status PublicStatus(const Call& call, const grpc::Status& status) const;
   // 503 for a route whose service is not serving (UpstreamHealth), without calling it.
   void SendUpstreamNotServing(const std::shared_ptr<Call>& call);
+  // 503 with Retry-After: 1 and `message`.
+  void SendRetryLater(const std::shared_ptr<Call>& call, absl::string_view message);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
-  void ReportCachedHit(const Call& call, const CachedResponse& hit);
+  // Reports a cached redirect; with `done`, the hit is held (HitReporter::Add).
+  void ReportCachedHit(const Call& call, const CachedResponse& hit,
+                       HitReporter::Done done = nullptr);
+  // Sends a cached answer.
+  void SendCached(const std::shared_ptr<Call>& call, const CachedResponse& hit);
   bool OriginAllowed(absl::string_view origin) const;
   void Record(const Call& call, unsigned http_status);
 

@@ -63,6 +63,9 @@ HitReporter::~HitReporter() {
     if (m->pending == 0) {
       continue;
     }
+    for (Batch& b : m->batches) {
+      Finish(b, false);
+    }
     dropped_->Increment(static_cast<double>(m->pending));
     KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
              {"method", m->method}, {"hits", m->pending});
@@ -78,13 +81,18 @@ int HitReporter::AddMethod(std::string service, std::string method) {
   return static_cast<int>(methods_.size()) - 1;
 }
 
-void HitReporter::Add(int id, absl::string_view hit) {
-  bool full;
+void HitReporter::Add(int id, absl::string_view hit, Done done) {
+  bool wake;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     Method& m = *methods_[id];
-    if (m.pending >= options_.max_pending || m.pending_bytes >= options_.max_pending_bytes) {
+    if (m.pending >= options_.max_pending || m.pending_bytes >= options_.max_pending_bytes ||
+        (done != nullptr && stop_)) {
       dropped_->Increment();
+      lock.unlock();
+      if (done != nullptr) {
+        std::move(done)(false);
+      }
       return;
     }
     if (m.batches.empty() || Full(m.batches.back())) {
@@ -96,11 +104,25 @@ void HitReporter::Add(int id, absl::string_view hit) {
     ++b.count;
     ++m.pending;
     m.pending_bytes += b.hits.size() - before;
-    full = Full(b);
+    wake = Full(b);
+    if (done != nullptr) {
+      if (b.waiters.empty()) {
+        b.held_since = absl::Now();
+      }
+      b.waiters.push_back(std::move(done));
+      wake = !in_round_;  // a round under way sends this batch next
+    }
   }
-  if (full) {
+  if (wake) {
     wake_.notify_one();
   }
+}
+
+void HitReporter::Finish(Batch& batch, bool reported) {
+  for (Done& done : batch.waiters) {
+    std::move(done)(reported);
+  }
+  batch.waiters.clear();
 }
 
 void HitReporter::Flush() {
@@ -128,14 +150,28 @@ bool HitReporter::AnyFull() const {
   });
 }
 
+bool HitReporter::AnyHeld() const {
+  return std::any_of(methods_.begin(), methods_.end(), [](const auto& m) {
+    return std::any_of(m->batches.begin(), m->batches.end(),
+                       [](const Batch& b) { return !b.waiters.empty(); });
+  });
+}
+
 void HitReporter::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   const auto interval =
       absl::ToChronoNanoseconds(std::max(options_.interval, absl::Milliseconds(10)));
+  const auto hold_retry = absl::ToChronoNanoseconds(options_.hold_retry);
   bool backing_off = false;
   while (true) {
-    // After a failed call, wait out the interval even when hits pile up.
-    wake_.wait_for(lock, interval, [&] { return stop_ || flush_ || (!backing_off && AnyFull()); });
+    // After a failed call, wait out the interval even when hits pile up; held hits wait only
+    // hold_retry.
+    if (backing_off && AnyHeld()) {
+      wake_.wait_for(lock, hold_retry, [&] { return stop_ || flush_; });
+    } else {
+      wake_.wait_for(lock, interval,
+                     [&] { return stop_ || flush_ || (!backing_off && (AnyFull() || AnyHeld())); });
+    }
     const bool stopping = stop_;
     flush_ = false;
     in_round_ = true;
@@ -159,14 +195,26 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       m.batches.pop_front();
       m.pending -= batch.count;
       m.pending_bytes -= batch.hits.size();
+      absl::Duration call_timeout = timeout;
+      const bool held = !batch.waiters.empty();
+      if (held) {
+        call_timeout = std::min(timeout, batch.held_since + options_.hold_timeout - absl::Now());
+      }
       lock.unlock();
-      grpc::Status status = sender_->Send(m.service, m.method, batch.hits, timeout);
+      grpc::Status status =
+          call_timeout > absl::ZeroDuration()
+              ? sender_->Send(m.service, m.method, batch.hits, call_timeout)
+              : grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "held past hold_timeout");
+      const bool expired = held && absl::Now() >= batch.held_since + options_.hold_timeout;
+      if (status.ok() || !Retryable(status.error_code()) || expired) {
+        Finish(batch, status.ok());
+      }
       lock.lock();
       if (status.ok()) {
         reported_->Increment(static_cast<double>(batch.count));
         continue;
       }
-      if (Retryable(status.error_code())) {
+      if (Retryable(status.error_code()) && !expired) {
         // Back in front, whole, for the next round (new hits went to batches behind it).
         m.pending += batch.count;
         m.pending_bytes += batch.hits.size();
@@ -177,9 +225,11 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
         break;
       }
       dropped_->Increment(static_cast<double>(batch.count));
-      KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method},
-               {"hits", batch.count}, {"code", static_cast<int>(status.error_code())},
-               {"error", status.error_message()});
+      KURT_LOG(kError,
+               expired ? "held cached redirects not reported in time; dropped and refused"
+                       : "cached redirects refused; dropped",
+               {"method", m.method}, {"hits", batch.count},
+               {"code", static_cast<int>(status.error_code())}, {"error", status.error_message()});
     }
   }
   return all_sent;

@@ -14,6 +14,12 @@
 // - Any other failure (the service refuses the batch, or does not have the method) drops it.
 // - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
 //   dropped.
+// - A hit added with a `done` callback is held: its redirect has not gone out yet, and goes out
+//   only once its service has it (done(true)). Such a batch is sent at once, not after the
+//   interval: while one call is under way the next batch fills, so hits are committed in groups.
+//   A retryable failure tries again after hold_retry (the channel picks another replica) until
+//   hold_timeout after the batch's first hit; then its callbacks hear done(false) and the batch
+//   is dropped. Callbacks run on the reporter's thread, never under its lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
 // edge shutting down) sends what is pending once more, with a shorter deadline, and counts what
 // still did not go as dropped.
@@ -30,6 +36,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/support/status.h"
@@ -48,6 +55,10 @@ struct HitReporterOptions {
   absl::Duration timeout = absl::Seconds(30);
   // Deadline of the calls of the last round (the edge shutting down within its grace period).
   absl::Duration shutdown_timeout = absl::Seconds(5);
+  // Held hits (Add with `done`): how long they may wait for their service, and the pause
+  // between tries.
+  absl::Duration hold_timeout = absl::Seconds(3);
+  absl::Duration hold_retry = absl::Milliseconds(20);
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -73,8 +84,11 @@ class HitReporter {
 
   // Before the first Add, from one thread: a destination; returns its number for Add.
   int AddMethod(std::string service, std::string method);
-  // Queues one hit (EncodeCachedHit) for method `id`.
-  void Add(int id, absl::string_view hit);
+  // Called once with whether the service has the hit (held hits).
+  using Done = absl::AnyInvocable<void(bool reported) &&>;
+  // Queues one hit (EncodeCachedHit) for method `id`. With `done`, the hit is held (see above);
+  // when it cannot even be queued (too many pending), done(false) runs before Add returns.
+  void Add(int id, absl::string_view hit, Done done = nullptr);
   // Sends what is pending now and returns when that is done (tests).
   void Flush();
   // Hits waiting for method `id`.
@@ -84,6 +98,8 @@ class HitReporter {
   struct Batch {
     std::string hits;  // repeated `hits` entries: a serialized CachedRedirects
     size_t count = 0;
+    std::vector<Done> waiters;  // of held hits
+    absl::Time held_since;      // when the first held hit came
   };
   struct Method {
     std::string service;
@@ -101,6 +117,10 @@ class HitReporter {
   bool Full(const Batch& batch) const;
   // A method has a batch that takes no more hits.
   bool AnyFull() const;
+  // A method has a batch with held hits.
+  bool AnyHeld() const;
+  // Runs the callbacks of a batch and empties them.
+  static void Finish(Batch& batch, bool reported);
 
   const HitReporterOptions options_;
   HitSender* sender_;

@@ -245,5 +245,126 @@ TEST_F(HitReporterTest, PendingHitsAreSentEveryIntervalAndWhenTheReporterEnds) {
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b"}));
 }
 
+// What held hits' callbacks heard, in order.
+struct Outcomes {
+  HitReporter::Done Next() {
+    return [this](bool reported) {
+      std::lock_guard<std::mutex> lock(mu);
+      heard.push_back(reported);
+    };
+  }
+  // Waits (up to 10 s) until `n` callbacks ran; returns what they heard.
+  std::vector<bool> Wait(size_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(10);
+    while (absl::Now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (heard.size() >= n) {
+          return heard;
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    std::lock_guard<std::mutex> lock(mu);
+    return heard;
+  }
+  std::mutex mu;
+  std::vector<bool> heard;
+};
+
+// A held hit (the redirect has not gone out) is sent at once, not after the interval, and its
+// answer waits for the service to have it.
+TEST_F(HitReporterTest, AHeldHitIsSentAtOnceAndItsCallbackHearsTheServiceHasIt) {
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  reporter.Add(id, Hit("a"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{true}));
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a"}));
+  EXPECT_EQ(Counter(registry, "reported"), 1);
+}
+
+// The service restarting: the held batch goes again after hold_retry (the channel picks another
+// replica), and its redirects go out once it is taken.
+TEST_F(HitReporterTest, AHeldBatchTheServiceDidNotTakeGoesAgainSoon) {
+  sender.answers = {grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused"),
+                    grpc::Status(grpc::StatusCode::UNAVAILABLE, "connection refused")};
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  reporter.Add(id, Hit("a"), outcomes.Next());
+  reporter.Add(id, Hit("b"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(2), (std::vector<bool>{true, true}));
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(sender.calls.size(), 3u);
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+}
+
+// Past hold_timeout the redirects are refused (the edge answers 503) and their hits dropped:
+// none is counted whose redirect did not go out.
+TEST_F(HitReporterTest, HeldHitsTheServiceNeverTakesAreRefusedAfterTheHoldTimeout) {
+  for (int i = 0; i < 1000; ++i) {
+    sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  HitReporterOptions o = Slow();
+  o.hold_timeout = absl::Milliseconds(200);
+  HitReporter reporter(o, &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  const absl::Time start = absl::Now();
+  reporter.Add(id, Hit("a"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));
+  EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
+  EXPECT_EQ(Counter(registry, "dropped"), 1);
+  EXPECT_EQ(reporter.Pending(id), 0u);
+  for (absl::Duration t : sender.timeouts) {
+    EXPECT_LE(t, absl::Milliseconds(200));  // no call outlives the hold
+  }
+}
+
+// A refused batch is not worth waiting for: its redirects are refused at once.
+TEST_F(HitReporterTest, AHeldHitTheServiceRefusesIsRefusedAtOnce) {
+  sender.answers = {grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not the edge")};
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  reporter.Add(id, Hit("a"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));
+  EXPECT_EQ(Counter(registry, "dropped"), 1);
+}
+
+// Beyond max_pending a held hit is refused before Add returns; and every callback runs by the
+// time the reporter is gone (no redirect waits for ever).
+TEST_F(HitReporterTest, EveryHeldHitHearsAnAnswerEvenWhenPendingIsFullOrAtShutdown) {
+  {
+    HitReporter reporter(Slow(/*max_batch=*/100, /*max_pending=*/1), &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("a"));  // not held: waits for the interval
+    Outcomes outcomes;
+    reporter.Add(id, Hit("b"), outcomes.Next());
+    EXPECT_EQ(outcomes.heard, (std::vector<bool>{false}));  // no room, answered at once
+  }
+  for (int i = 0; i < 1000; ++i) {
+    sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  auto calls = [this] {
+    std::lock_guard<std::mutex> lock(sender.mu);
+    return sender.calls.size();
+  };
+  const size_t before = calls();
+  Outcomes outcomes;
+  {
+    HitReporterOptions o = Slow();
+    o.hold_retry = absl::Hours(1);
+    HitReporter reporter(o, &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("c"), outcomes.Next());
+    while (calls() == before) {  // its first try failed; the next would be an hour away
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  }
+  EXPECT_EQ(outcomes.heard, (std::vector<bool>{false}));
+}
+
 }  // namespace
 }  // namespace kurt::edge

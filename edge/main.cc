@@ -76,6 +76,17 @@ ABSL_FLAG(absl::Duration, cached_hits_interval, absl::Milliseconds(500),
           "(kurt-links counts them as clicks); at least 10ms");
 ABSL_FLAG(int64_t, cached_hits_max_pending, 200000,
           "Reports of cached redirects kept while their service is unreachable; more are dropped");
+ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
+          "On SIGTERM, how long to go on serving with /readyz answering 503 before no longer "
+          "taking connections: a balancer's health-check period times its fall count (0 where "
+          "the platform removes the endpoint first, e.g. a Kubernetes preStop pause)");
+ABSL_FLAG(bool, hold_cached_redirects, true,
+          "A redirect answered from the cache goes out only once kurt-links has its click (a "
+          "killed edge loses none); false: at once, its click reported within "
+          "--cached_hits_interval");
+ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(3),
+          "How long a held cached redirect waits for its click to be recorded before it answers "
+          "503");
 ABSL_FLAG(bool, dev_trust_account_header, false,
           "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
           "API keys exist); never in production");
@@ -181,6 +192,9 @@ int main(int argc, char** argv) {
   config.edge.cached_hits.interval = absl::GetFlag(FLAGS_cached_hits_interval);
   config.edge.cached_hits.max_pending =
       static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_cached_hits_max_pending)));
+  config.drain_delay = absl::GetFlag(FLAGS_drain_delay);
+  config.edge.hold_cached_redirects = absl::GetFlag(FLAGS_hold_cached_redirects);
+  config.edge.cached_hits.hold_timeout = absl::GetFlag(FLAGS_cached_hits_hold_timeout);
   config.edge.public_url = absl::GetFlag(FLAGS_public_url);
 
   config.routes.default_timeout = absl::GetFlag(FLAGS_default_timeout);

@@ -29,6 +29,7 @@ inline EdgeServerConfig TestConfig(int upstream_port, int down_port) {
   c.http.read_timeout = absl::Seconds(1);
   c.http.idle_timeout = absl::Seconds(5);
   c.edge.cache_entries = 1000;
+  c.edge.cached_hits.hold_timeout = absl::Seconds(1);
   c.edge.sse_first_flush = absl::Milliseconds(200);
   c.edge.sse_keepalive = absl::Milliseconds(300);
   c.extra_descriptor_sets = {KURT_TESTING_DESCRIPTOR_SET};

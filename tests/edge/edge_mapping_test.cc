@@ -1,4 +1,7 @@
 // End to end over real HTTP: every google.api.http mapping rule the edge implements.
+#include <chrono>
+#include <future>
+
 #include "platform/grpc/handler.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
@@ -233,20 +236,35 @@ TEST_F(EdgeTest, RedirectsAnsweredFromTheCacheAreReportedToTheirService) {
   EXPECT_CONTAINS(metrics.body, "kurt_edge_cached_hits_total{outcome=\"reported\"}");
 }
 
-// While links is unreachable the reports wait in the edge, and go once it answers again.
-TEST_F(EdgeTest, ReportsOfCachedRedirectsWaitWhileTheirServiceRefusesThem) {
-  ASSERT_EQ(Get("/waitinghit").status, 302u);
+// A redirect answered from the cache goes out only once links has its click: while links does
+// not take it the answer waits (a killed edge would lose no counted redirect), goes out once
+// links takes it, and after the hold timeout is a 503 whose click is not counted.
+TEST_F(EdgeTest, ACachedRedirectGoesOutOnlyOnceItsServiceHasItsClick) {
+  ASSERT_EQ(Get("/waitinghit").status, 302u);  // cached from now on
   server_->edge().FlushCachedHits();
   const size_t reported_before = upstream_->links().CachedHits().size();
+
   upstream_->links().refuse_cached_hits = true;
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_EQ(Get("/waitinghit").status, 302u);
-  }
-  server_->edge().FlushCachedHits();
-  EXPECT_EQ(upstream_->links().CachedHits().size(), reported_before);
+  std::future<Reply> held = std::async(std::launch::async, [this] { return Get("/waitinghit"); });
+  EXPECT_EQ(held.wait_for(std::chrono::milliseconds(300)), std::future_status::timeout)
+      << "answered before links had its click";
+  upstream_->links().refuse_cached_hits = false;
+  Reply r = held.get();
+  EXPECT_EQ(r.status, 302u) << r.body;
+  EXPECT_EQ(upstream_->links().CachedHits().size() - reported_before, 1u);
+
+  upstream_->links().refuse_cached_hits = true;
+  const absl::Time start = absl::Now();
+  Reply refused = Get("/waitinghit");
+  EXPECT_GE(absl::Now() - start, absl::Seconds(1));  // the fixture's hold timeout
+  EXPECT_EQ(refused.status, 503u);
+  EXPECT_EQ(refused.Header("retry-after"), "1");
+  EXPECT_CONTAINS(refused.body, "could not be recorded");
+  EXPECT_CONTAINS(refused.body, refused.Header("x-request-id"));
   upstream_->links().refuse_cached_hits = false;
   server_->edge().FlushCachedHits();
-  EXPECT_EQ(upstream_->links().CachedHits().size() - reported_before, 3u);
+  EXPECT_EQ(upstream_->links().CachedHits().size() - reported_before, 1u) << "a 503 counted";
+  EXPECT_EQ(Get("/waitinghit").status, 302u);
 }
 
 TEST_F(EdgeTest, KeepAliveServesManyRequestsOnOneConnection) {
