@@ -18,6 +18,10 @@ ABSL_FLAG(std::string, short_url_base, kurt::links::LinksConfig().short_url_base
 ABSL_FLAG(std::string, click_hash_salt, kurt::links::LinksConfig().click_hash_salt,
           "Secret mixed into client address hashes; the same on every replica");
 ABSL_FLAG(std::string, clicks_topic, kurt::mesh::kClicksTopic, "Kafka topic of click events");
+ABSL_FLAG(absl::Duration, click_linger, absl::Milliseconds(1),
+          "How long the click producer waits to fill a batch (linger.ms): every redirect waits "
+          "for its click's acknowledgement, so this adds to each one's latency; concurrent "
+          "redirects share batches whatever it is");
 ABSL_FLAG(absl::Duration, cache_ttl, kurt::links::LinksConfig().cache_ttl,
           "How long Redis keeps a resolved link (±20% jitter)");
 ABSL_FLAG(absl::Duration, cache_miss_ttl, kurt::links::LinksConfig().cache_miss_ttl,
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
   kurt::kafka::ProducerOptions producer_options;
   producer_options.brokers = absl::GetFlag(FLAGS_kafka_brokers);
   producer_options.client_id = std::string{kurt::mesh::kLinks.binary};
+  producer_options.linger = absl::GetFlag(FLAGS_click_linger);
   auto producer = kurt::kafka::KafkaProducer::Create(producer_options);
   if (!producer.ok()) {
     KURT_LOG(kError, "kafka producer", {"error", producer.status().ToString()});
