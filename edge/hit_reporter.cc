@@ -48,7 +48,9 @@ HitReporter::HitReporter(HitReporterOptions options, HitSender* sender, metrics:
       {"outcome"});
   reported_ = &hits.WithLabels({"reported"});
   dropped_ = &hits.WithLabels({"dropped"});
-  thread_ = std::thread([this] { Run(); });
+  for (size_t i = 0; i < std::max<size_t>(1, options_.senders); ++i) {
+    threads_.emplace_back([this] { Run(); });
+  }
 }
 
 HitReporter::~HitReporter() {
@@ -57,7 +59,9 @@ HitReporter::~HitReporter() {
     stop_ = true;
   }
   wake_.notify_all();
-  thread_.join();
+  for (std::thread& t : threads_) {
+    t.join();
+  }
   // The last round could not send these (the service is unreachable): they are lost.
   for (const auto& m : methods_) {
     if (m->pending == 0) {
@@ -110,7 +114,7 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
         b.held_since = absl::Now();
       }
       b.waiters.push_back(std::move(done));
-      wake = !in_round_;  // a round under way sends this batch next
+      wake = in_round_ < threads_.size();  // else a round under way sends this batch next
     }
   }
   if (wake) {
@@ -127,11 +131,11 @@ void HitReporter::Finish(Batch& batch, bool reported) {
 
 void HitReporter::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
-  // A round under way may have taken its hits before this call's: wait for the one after it.
-  const uint64_t until = rounds_ + (in_round_ ? 2 : 1);
+  // A round that begins after this call, and every round under way, must have finished.
+  const uint64_t until = rounds_started_ + 1;
   flush_ = true;
   wake_.notify_one();
-  flushed_.wait(lock, [&] { return rounds_ >= until; });
+  flushed_.wait(lock, [&] { return last_round_finished_ >= until && in_round_ == 0; });
 }
 
 size_t HitReporter::Pending(int id) {
@@ -174,10 +178,11 @@ void HitReporter::Run() {
     }
     const bool stopping = stop_;
     flush_ = false;
-    in_round_ = true;
+    const uint64_t round = ++rounds_started_;
+    ++in_round_;
     backing_off = !SendPending(lock, stopping ? options_.shutdown_timeout : options_.timeout);
-    in_round_ = false;
-    ++rounds_;
+    --in_round_;
+    last_round_finished_ = std::max(last_round_finished_, round);
     flushed_.notify_all();
     if (stopping) {
       return;

@@ -59,6 +59,9 @@ struct HitReporterOptions {
   // between tries.
   absl::Duration hold_timeout = absl::Seconds(3);
   absl::Duration hold_retry = absl::Milliseconds(20);
+  // Threads that send batches, each one call at a time. Held hits wait for their call, so more
+  // than one keeps several batches in flight; batches may then arrive out of order.
+  size_t senders = 1;
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -132,9 +135,10 @@ class HitReporter {
   std::vector<std::unique_ptr<Method>> methods_;
   bool stop_ = false;
   bool flush_ = false;
-  bool in_round_ = false;
-  uint64_t rounds_ = 0;  // completed sending rounds; Flush waits for one that began after it
-  std::thread thread_;
+  size_t in_round_ = 0;               // threads sending now
+  uint64_t rounds_started_ = 0;       // sending rounds begun so far, numbered from 1
+  uint64_t last_round_finished_ = 0;  // the number of the latest round that finished
+  std::vector<std::thread> threads_;
 };
 
 }  // namespace kurt::edge

@@ -1,5 +1,8 @@
 #include "edge/hit_reporter.h"
 
+#include <algorithm>
+#include <chrono>
+#include <condition_variable>
 #include <deque>
 #include <mutex>
 
@@ -364,6 +367,42 @@ TEST_F(HitReporterTest, EveryHeldHitHearsAnAnswerEvenWhenPendingIsFullOrAtShutdo
     }
   }
   EXPECT_EQ(outcomes.heard, (std::vector<bool>{false}));
+}
+
+// With several senders, held batches do not queue behind one call: a second batch goes while the
+// first is still in flight.
+TEST_F(HitReporterTest, SeveralSendersKeepSeveralHeldBatchesInFlight) {
+  class BlockingSender : public HitSender {
+   public:
+    grpc::Status Send(const std::string&, const std::string&, const std::string&,
+                      absl::Duration) override {
+      std::unique_lock<std::mutex> lock(mu);
+      ++in_flight;
+      max_in_flight = std::max(max_in_flight, in_flight);
+      changed.notify_all();
+      changed.wait_for(lock, std::chrono::seconds(10), [this] { return in_flight >= 2; });
+      --in_flight;
+      return grpc::Status::OK;
+    }
+    std::mutex mu;
+    std::condition_variable changed;
+    int in_flight = 0;
+    int max_in_flight = 0;
+  } blocking;
+  HitReporterOptions o = Slow();
+  o.senders = 2;
+  HitReporter reporter(o, &blocking, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  reporter.Add(id, Hit("a"), outcomes.Next());
+  {
+    std::unique_lock<std::mutex> lock(blocking.mu);
+    blocking.changed.wait_for(lock, std::chrono::seconds(10),
+                              [&] { return blocking.in_flight == 1; });
+  }
+  reporter.Add(id, Hit("b"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(2), (std::vector<bool>{true, true}));
+  EXPECT_EQ(blocking.max_in_flight, 2);
 }
 
 }  // namespace

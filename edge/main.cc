@@ -1,4 +1,5 @@
 // kurt-edge: the public HTTP/JSON API, translated to gRPC calls to Kurt's services.
+#include <algorithm>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -84,6 +85,9 @@ ABSL_FLAG(bool, hold_cached_redirects, true,
           "A redirect answered from the cache goes out only once kurt-links has its click (a "
           "killed edge loses none); false: at once, its click reported within "
           "--cached_hits_interval");
+ABSL_FLAG(int64_t, cached_hits_senders, 4,
+          "Calls reporting cached redirects in flight at once (held redirects each wait for "
+          "theirs)");
 ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(3),
           "How long a held cached redirect waits for its click to be recorded before it answers "
           "503");
@@ -194,6 +198,8 @@ int main(int argc, char** argv) {
       static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_cached_hits_max_pending)));
   config.drain_delay = absl::GetFlag(FLAGS_drain_delay);
   config.edge.hold_cached_redirects = absl::GetFlag(FLAGS_hold_cached_redirects);
+  config.edge.cached_hits.senders =
+      static_cast<size_t>(std::clamp<int64_t>(absl::GetFlag(FLAGS_cached_hits_senders), 1, 64));
   config.edge.cached_hits.hold_timeout = absl::GetFlag(FLAGS_cached_hits_hold_timeout);
   config.edge.public_url = absl::GetFlag(FLAGS_public_url);
 
