@@ -228,17 +228,15 @@ void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& 
 
 void Edge::SendUpstreamNotServing(const std::shared_ptr<Call>& call) {
   route_states_[call->route->id].upstream_errors->Increment();
-  SendRetryLater(call, absl::StrCat(call->route->service,
-                                    " is not serving right now; retry later (request id ",
-                                    call->request_id, ")"));
-}
-
-void Edge::SendRetryLater(const std::shared_ptr<Call>& call, absl::string_view message) {
   HttpResponse res{http::status::service_unavailable, 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
   res.set(http::field::retry_after, "1");
-  res.body() = transcoder_.ErrorBody(grpc::StatusCode::UNAVAILABLE, message, "");
+  res.body() = transcoder_.ErrorBody(
+      grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat(call->route->service, " is not serving right now; retry later (request id ",
+                   call->request_id, ")"),
+      "");
   Send(call, std::move(res));
 }
 
@@ -517,20 +515,12 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
     SendCached(call, *hit);
     return true;
   }
-  // Held: the answer goes out from the I/O thread once the service has the hit. Counted as an
-  // upstream call, so that WaitIdle waits for the post (the reporter's thread touches the
-  // io_context).
+  // Held: the answer goes out from the I/O thread once the service has the hit (or the service
+  // is failing: HitReporter). Counted as an upstream call, so that WaitIdle waits for the post
+  // (the reporter's thread touches the io_context).
   upstream_calls_.fetch_add(1);
-  ReportCachedHit(*call, *hit, [this, call, hit](bool reported) {
-    net::post(call->exchange->executor(), [this, call, hit, reported] {
-      if (reported) {
-        return SendCached(call, *hit);
-      }
-      route_states_[hit->route_id].upstream_errors->Increment();
-      SendRetryLater(call, absl::StrCat("the click of this redirect could not be recorded; retry "
-                                        "later (request id ",
-                                        call->request_id, ")"));
-    });
+  ReportCachedHit(*call, *hit, [this, call, hit](bool /*reported*/) {
+    net::post(call->exchange->executor(), [this, call, hit] { SendCached(call, *hit); });
     upstream_calls_.fetch_sub(1);
   });
   return true;

@@ -48,9 +48,10 @@ struct EdgeOptions {
   // How the redirects answered from the cache are reported to their service
   // ((kurt.api.v1.http_redirect).cached_hits_method).
   HitReporterOptions cached_hits;
-  // A redirect answered from the cache goes out only once its service has heard of it (the hit
-  // is held: HitReporter), so that a killed edge loses no click of a redirect it answered. Off:
-  // it goes out at once and is reported within cached_hits.interval, at most once.
+  // A redirect answered from the cache goes out only once its service has heard of it, or has
+  // failed to for longer than cached_hits.hold_timeout (the hit is held: HitReporter), so that a
+  // killed edge loses no click of a redirect it answered. Off: it goes out at once and is
+  // reported within cached_hits.interval.
   bool hold_cached_redirects = true;
   // SSE: headers go out after this long without a first event; then a comment this often.
   absl::Duration sse_first_flush = absl::Milliseconds(500);
@@ -121,8 +122,6 @@ class Edge : public HttpHandler {
   grpc::Status PublicStatus(const Call& call, const grpc::Status& status) const;
   // 503 for a route whose service is not serving (UpstreamHealth), without calling it.
   void SendUpstreamNotServing(const std::shared_ptr<Call>& call);
-  // 503 with Retry-After: 1 and `message`.
-  void SendRetryLater(const std::shared_ptr<Call>& call, absl::string_view message);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
   // Reports a cached redirect; with `done`, the hit is held (HitReporter::Add).
   void ReportCachedHit(const Call& call, const CachedResponse& hit,

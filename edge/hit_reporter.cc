@@ -87,17 +87,23 @@ int HitReporter::AddMethod(std::string service, std::string method) {
 
 void HitReporter::Add(int id, absl::string_view hit, Done done) {
   bool wake;
+  Done release;
   {
     std::unique_lock<std::mutex> lock(mu_);
     Method& m = *methods_[id];
-    if (m.pending >= options_.max_pending || m.pending_bytes >= options_.max_pending_bytes ||
-        (done != nullptr && stop_)) {
+    if (m.pending >= options_.max_pending || m.pending_bytes >= options_.max_pending_bytes) {
       dropped_->Increment();
       lock.unlock();
       if (done != nullptr) {
         std::move(done)(false);
       }
       return;
+    }
+    if (done != nullptr && (m.failing || stop_)) {
+      // The service has been unreachable for longer than a hold: the redirect goes out now and
+      // its hit waits with the others (at least once, in this process only).
+      release = std::move(done);
+      done = nullptr;
     }
     if (m.batches.empty() || Full(m.batches.back())) {
       m.batches.emplace_back();
@@ -119,6 +125,9 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
   }
   if (wake) {
     wake_.notify_one();
+  }
+  if (release != nullptr) {
+    std::move(release)(false);
   }
 }
 
@@ -200,27 +209,28 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       m.batches.pop_front();
       m.pending -= batch.count;
       m.pending_bytes -= batch.hits.size();
-      absl::Duration call_timeout = timeout;
       const bool held = !batch.waiters.empty();
-      if (held) {
-        call_timeout = std::min(timeout, batch.held_since + options_.hold_timeout - absl::Now());
-      }
       lock.unlock();
-      grpc::Status status =
-          call_timeout > absl::ZeroDuration()
-              ? sender_->Send(m.service, m.method, batch.hits, call_timeout)
-              : grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "held past hold_timeout");
+      grpc::Status status = sender_->Send(
+          m.service, m.method, batch.hits,
+          held ? std::min(timeout, std::max(batch.held_since + options_.hold_timeout - absl::Now(),
+                                            absl::Milliseconds(1)))
+               : timeout);
+      const bool retry = Retryable(status.error_code());
       const bool expired = held && absl::Now() >= batch.held_since + options_.hold_timeout;
-      if (status.ok() || !Retryable(status.error_code()) || expired) {
-        Finish(batch, status.ok());
+      if (status.ok() || !retry || expired) {
+        Finish(batch, status.ok());  // the redirects go out
       }
       lock.lock();
       if (status.ok()) {
+        m.failing = false;
         reported_->Increment(static_cast<double>(batch.count));
         continue;
       }
-      if (Retryable(status.error_code()) && !expired) {
-        // Back in front, whole, for the next round (new hits went to batches behind it).
+      if (retry) {
+        // Back in front, whole, for the next round (new hits went to batches behind it). Past
+        // the hold its redirects went out: until a call succeeds, new hits are not held.
+        m.failing = m.failing || expired;
         m.pending += batch.count;
         m.pending_bytes += batch.hits.size();
         m.batches.push_front(std::move(batch));
@@ -230,11 +240,9 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
         break;
       }
       dropped_->Increment(static_cast<double>(batch.count));
-      KURT_LOG(kError,
-               expired ? "held cached redirects not reported in time; dropped and refused"
-                       : "cached redirects refused; dropped",
-               {"method", m.method}, {"hits", batch.count},
-               {"code", static_cast<int>(status.error_code())}, {"error", status.error_message()});
+      KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method},
+               {"hits", batch.count}, {"code", static_cast<int>(status.error_code())},
+               {"error", status.error_message()});
     }
   }
   return all_sent;

@@ -15,11 +15,15 @@
 // - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
 //   dropped.
 // - A hit added with a `done` callback is held: its redirect has not gone out yet, and goes out
-//   only once its service has it (done(true)). Such a batch is sent at once, not after the
-//   interval: while one call is under way the next batch fills, so hits are committed in groups.
-//   A retryable failure tries again after hold_retry (the channel picks another replica) until
-//   hold_timeout after the batch's first hit; then its callbacks hear done(false) and the batch
-//   is dropped. Callbacks run on the reporter's thread, never under its lock.
+//   when its service has it (done(true)). Such a batch is sent at once, not after the interval:
+//   while calls are under way the next batch fills, so hits are committed in groups. A
+//   retryable failure tries again after hold_retry (the channel picks another replica). Past
+//   hold_timeout, or when the service refuses the batch, the redirects go out all the same
+//   (done(false)): the service being down must not take the cached redirects down with it. The
+//   hits of a batch past its hold stay queued as above, and until a call succeeds again new hits
+//   are not held (done(false) at once). So a killed edge loses no click of a redirect it
+//   answered unless its service was also unreachable at the time. Callbacks never run under the
+//   reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
 // edge shutting down) sends what is pending once more, with a shorter deadline, and counts what
 // still did not go as dropped.
@@ -57,7 +61,7 @@ struct HitReporterOptions {
   absl::Duration shutdown_timeout = absl::Seconds(5);
   // Held hits (Add with `done`): how long they may wait for their service, and the pause
   // between tries.
-  absl::Duration hold_timeout = absl::Seconds(3);
+  absl::Duration hold_timeout = absl::Seconds(1);
   absl::Duration hold_retry = absl::Milliseconds(20);
   // Threads that send batches, each one call at a time. Held hits wait for their call, so more
   // than one keeps several batches in flight; batches may then arrive out of order.
@@ -87,10 +91,11 @@ class HitReporter {
 
   // Before the first Add, from one thread: a destination; returns its number for Add.
   int AddMethod(std::string service, std::string method);
-  // Called once with whether the service has the hit (held hits).
+  // Called once, when the redirect may go out: whether the service has the hit by then.
   using Done = absl::AnyInvocable<void(bool reported) &&>;
   // Queues one hit (EncodeCachedHit) for method `id`. With `done`, the hit is held (see above);
-  // when it cannot even be queued (too many pending), done(false) runs before Add returns.
+  // when it cannot even be queued (too many pending) or is not held (the service is failing),
+  // done(false) runs before Add returns.
   void Add(int id, absl::string_view hit, Done done = nullptr);
   // Sends what is pending now and returns when that is done (tests).
   void Flush();
@@ -109,6 +114,7 @@ class HitReporter {
     std::string method;
     std::deque<Batch> batches;  // oldest first; only the last one takes new hits
     size_t pending = 0;         // hits in `batches`
+    bool failing = false;       // a held batch outlived its hold; no call succeeded since
     size_t pending_bytes = 0;
   };
 

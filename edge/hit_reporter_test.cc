@@ -303,9 +303,10 @@ TEST_F(HitReporterTest, AHeldBatchTheServiceDidNotTakeGoesAgainSoon) {
   EXPECT_EQ(Counter(registry, "dropped"), 0);
 }
 
-// Past hold_timeout the redirects are refused (the edge answers 503) and their hits dropped:
-// none is counted whose redirect did not go out.
-TEST_F(HitReporterTest, HeldHitsTheServiceNeverTakesAreRefusedAfterTheHoldTimeout) {
+// Past hold_timeout the redirects go out all the same (the service being down must not take the
+// cached redirects down), their hits stay queued, and new hits are not held until a report
+// succeeds again.
+TEST_F(HitReporterTest, PastTheHoldTheRedirectsGoOutAndTheirHitsWaitForTheService) {
   for (int i = 0; i < 1000; ++i) {
     sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
   }
@@ -318,15 +319,26 @@ TEST_F(HitReporterTest, HeldHitsTheServiceNeverTakesAreRefusedAfterTheHoldTimeou
   reporter.Add(id, Hit("a"), outcomes.Next());
   EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));
   EXPECT_GE(absl::Now() - start, absl::Milliseconds(200));
-  EXPECT_EQ(Counter(registry, "dropped"), 1);
-  EXPECT_EQ(reporter.Pending(id), 0u);
   for (absl::Duration t : sender.timeouts) {
     EXPECT_LE(t, absl::Milliseconds(200));  // no call outlives the hold
   }
+  reporter.Add(id, Hit("b"), outcomes.Next());
+  EXPECT_EQ(outcomes.heard, (std::vector<bool>{false, false})) << "b was held";
+  EXPECT_EQ(reporter.Pending(id), 2u);
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+
+  {
+    std::lock_guard<std::mutex> lock(sender.mu);
+    sender.answers.clear();  // the service is back
+  }
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b"}));
+  reporter.Add(id, Hit("c"), outcomes.Next());  // held again
+  EXPECT_EQ(outcomes.Wait(3), (std::vector<bool>{false, false, true}));
 }
 
-// A refused batch is not worth waiting for: its redirects are refused at once.
-TEST_F(HitReporterTest, AHeldHitTheServiceRefusesIsRefusedAtOnce) {
+// A refused batch is not worth waiting for: its redirects go out at once, its hits are dropped.
+TEST_F(HitReporterTest, AHeldHitTheServiceRefusesGoesOutAtOnceAndIsDropped) {
   sender.answers = {grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not the edge")};
   HitReporter reporter(Slow(), &sender, &registry);
   int id = reporter.AddMethod("S", "/S/R");

@@ -83,14 +83,15 @@ ABSL_FLAG(absl::Duration, drain_delay, absl::ZeroDuration(),
           "the platform removes the endpoint first, e.g. a Kubernetes preStop pause)");
 ABSL_FLAG(bool, hold_cached_redirects, true,
           "A redirect answered from the cache goes out only once kurt-links has its click (a "
-          "killed edge loses none); false: at once, its click reported within "
-          "--cached_hits_interval");
+          "killed edge loses none), or after --cached_hits_hold_timeout; false: at once, its "
+          "click reported within --cached_hits_interval");
 ABSL_FLAG(int64_t, cached_hits_senders, 4,
           "Calls reporting cached redirects in flight at once (held redirects each wait for "
           "theirs)");
-ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(3),
-          "How long a held cached redirect waits for its click to be recorded before it answers "
-          "503");
+ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(1),
+          "How long a held cached redirect waits for its click to be recorded before it goes out "
+          "anyway (its click is then reported later, and later redirects are not held until a "
+          "report succeeds)");
 ABSL_FLAG(bool, dev_trust_account_header, false,
           "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
           "API keys exist); never in production");
