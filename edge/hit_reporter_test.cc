@@ -392,7 +392,8 @@ TEST_F(HitReporterTest, SeveralSendersKeepSeveralHeldBatchesInFlight) {
       ++in_flight;
       max_in_flight = std::max(max_in_flight, in_flight);
       changed.notify_all();
-      changed.wait_for(lock, std::chrono::seconds(10), [this] { return in_flight >= 2; });
+      // Until two calls were in flight at once (not "are": the other may have left already).
+      changed.wait_for(lock, std::chrono::seconds(10), [this] { return max_in_flight >= 2; });
       --in_flight;
       return grpc::Status::OK;
     }
