@@ -50,13 +50,13 @@ int main(int argc, char** argv) {
                               "kurt-report-worker: runs report jobs from Kafka");
 
   kurt::report_worker::WorkerConfig config;
-  config.artifacts.dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
-  auto s3 = kurt::reports::ArtifactS3FromFlags();
-  if (!s3.ok()) {
-    KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+  auto artifacts = kurt::reports::ArtifactStoreFromFlags(absl::GetFlag(FLAGS_artifact_dir));
+  if (!artifacts.ok()) {
+    KURT_LOG(kError, "bad S3 settings for report artifacts",
+             {"error", artifacts.status().ToString()});
     return 2;
   }
-  config.artifacts.s3 = *std::move(s3);
+  config.artifacts = *std::move(artifacts);
   config.artifacts.fsync = absl::GetFlag(FLAGS_artifact_fsync);
   config.kafka_brokers = absl::GetFlag(FLAGS_kafka_brokers);
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);

@@ -27,13 +27,13 @@ int main(int argc, char** argv) {
   kurt::platform::InitProcess(argc, argv, "reports", "kurt-reports: the reports gRPC service");
 
   kurt::reports::ReportsConfig config;
-  config.artifacts.dir = kurt::reports::ArtifactDirOrDefault(absl::GetFlag(FLAGS_artifact_dir));
-  auto s3 = kurt::reports::ArtifactS3FromFlags();
-  if (!s3.ok()) {
-    KURT_LOG(kError, "bad S3 settings for report artifacts", {"error", s3.status().ToString()});
+  auto artifacts = kurt::reports::ArtifactStoreFromFlags(absl::GetFlag(FLAGS_artifact_dir));
+  if (!artifacts.ok()) {
+    KURT_LOG(kError, "bad S3 settings for report artifacts",
+             {"error", artifacts.status().ToString()});
     return 2;
   }
-  config.artifacts.s3 = *std::move(s3);
+  config.artifacts = *std::move(artifacts);
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));

@@ -75,9 +75,11 @@ absl::Status S3Storage::Delete(const std::string& key) {
   return client_.DeleteObject(prefix_ + key);
 }
 
-absl::StatusOr<std::optional<s3::Options>> ArtifactS3FromFlags() {
+absl::StatusOr<ArtifactStoreConfig> ArtifactStoreFromFlags(const std::string& dir_flag) {
+  ArtifactStoreConfig config;
+  config.dir = ArtifactDirOrDefault(dir_flag);
   if (!s3::Options::Configured()) {
-    return std::nullopt;
+    return config;
   }
   absl::StatusOr<s3::Options> s3 = s3::Options::FromFlags();
   if (!s3.ok()) {
@@ -85,7 +87,8 @@ absl::StatusOr<std::optional<s3::Options>> ArtifactS3FromFlags() {
   }
   KURT_LOG(kInfo, "report artifacts in S3", {"url", s3->url}, {"bucket", s3->bucket},
            {"region", s3->region});
-  return *std::move(s3);
+  config.s3 = *std::move(s3);
+  return config;
 }
 
 absl::StatusOr<std::unique_ptr<ArtifactStorage>> OpenArtifactStorage(

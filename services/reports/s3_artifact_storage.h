@@ -39,9 +39,10 @@ struct ArtifactStoreConfig {
   std::optional<s3::Options> s3;
 };
 
-// The S3 settings of --s3_* when --s3_bucket is set (logged, without the secret), else nullopt;
-// an error names the flag that is wrong.
-absl::StatusOr<std::optional<s3::Options>> ArtifactS3FromFlags();
+// The binaries' artifact store: the directory `dir_flag` names (ArtifactDirOrDefault), and the
+// S3 settings of --s3_* when --s3_bucket is set (logged, without the secret); an error names the
+// flag that is wrong.
+absl::StatusOr<ArtifactStoreConfig> ArtifactStoreFromFlags(const std::string& dir_flag);
 
 // The storage `config` names, ready to use: FAILED_PRECONDITION (with what to change) when the
 // directory cannot be created or written, or the bucket cannot be reached.

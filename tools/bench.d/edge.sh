@@ -13,11 +13,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-seconds=${KURT_BENCH_SECONDS:-5}
-runs=${KURT_BENCH_RUNS:-3}
-[ "$runs" -ge 1 ] 2>/dev/null || die "KURT_BENCH_RUNS must be a number of at least 1"
-connections=${KURT_BENCH_CONNECTIONS:-64}
-hot=${KURT_BENCH_HOT_CODES:-100}
+. "$KURT_ROOT/tools/bench.d/lib/knobs.sh"
+bench_knobs 64 100
 links_grpc=17111 links_http=19111 edge_port=18181 gateway_port=18182 nginx_port=18183
 topic=kurt.bench.clicks.v1
 account=bench-edge

@@ -14,14 +14,11 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-seconds=${KURT_BENCH_SECONDS:-5}
-runs=${KURT_BENCH_RUNS:-3}
-[ "$runs" -ge 1 ] 2>/dev/null || die "KURT_BENCH_RUNS must be a number of at least 1"
-connections=${KURT_BENCH_CONNECTIONS:-32}
-hot=${KURT_BENCH_HOT_CODES:-20}
-out=$KURT_STATE_DIR/bench
+. "$KURT_ROOT/tools/bench.d/lib/knobs.sh"
+bench_knobs 32 20
+bench_dir=$KURT_STATE_DIR/bench
 work=$(mktemp -d)
-mkdir -p "$out"
+mkdir -p "$bench_dir"
 apt_install wrk curl python3
 
 stack_started=false
@@ -104,7 +101,7 @@ for ((r = 1; r <= runs; r++)); do
   done
 done
 
-python3 - "$results" "$out/ha.json" "$connections" "$seconds" <<'PY'
+python3 - "$results" "$bench_dir/ha.json" "$connections" "$seconds" <<'PY'
 import json, statistics, sys
 rows = [line.split() for line in open(sys.argv[1]) if line.strip()]
 by = {}
@@ -126,6 +123,6 @@ json.dump({"connections": int(sys.argv[3]), "seconds": int(sys.argv[4]), "runs":
            "results": [dict(zip(("run", "replicas", "load", "rps", "failed"), row)) for row in rows],
            "ratios": ratios}, open(sys.argv[2], "w"), indent=2)
 PY
-log "wrote $out/ha.json"
+log "wrote $bench_dir/ha.json"
 bad=$(awk '{ s += $5 } END { print s + 0 }' "$results")
 [ "$bad" = 0 ] || die "$bad requests failed (not 2xx or 3xx) during the benchmark"

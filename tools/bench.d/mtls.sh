@@ -11,11 +11,8 @@
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
-seconds=${KURT_BENCH_SECONDS:-5}
-runs=${KURT_BENCH_RUNS:-3}
-[ "$runs" -ge 1 ] 2>/dev/null || die "KURT_BENCH_RUNS must be a number of at least 1"
-connections=${KURT_BENCH_CONNECTIONS:-64}
-hot=${KURT_BENCH_HOT_CODES:-100}
+. "$KURT_ROOT/tools/bench.d/lib/knobs.sh"
+bench_knobs 64 100
 plain_grpc=17121 plain_http=19121 tls_grpc=17122 tls_http=19122
 plain_edge=18191 tls_edge=18192
 topic=kurt.bench.clicks.v1
