@@ -53,7 +53,9 @@ struct UpstreamOptions {
   int channels_per_service = 1;
   // How long a connection attempt may take before the channel reports failure.
   absl::Duration connect_timeout = absl::Seconds(1);
-  absl::Duration max_reconnect_backoff = absl::Seconds(2);
+  // The longest wait between attempts to reach an upstream that is down: how late at most the
+  // edge finds it back (a connection attempt a second per channel costs nothing).
+  absl::Duration max_reconnect_backoff = absl::Seconds(1);
   // The channels' credentials (platform/grpc/tls.h: mutual TLS or plaintext); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };

@@ -1,5 +1,6 @@
 #include "edge/upstream_health.h"
 
+#include <algorithm>
 #include <future>
 
 #include "absl/strings/str_cat.h"
@@ -67,11 +68,25 @@ void UpstreamHealth::Run() {
   for (;;) {
     CheckNow();
     std::unique_lock<std::mutex> lock(mu_);
-    if (cv_.wait_for(lock, absl::ToChronoNanoseconds(options_.interval),
-                     [this] { return stop_; })) {
-      return;
+    // A round that finds a service down (this one or a CheckNow of a test) cuts the wait short.
+    do {
+      down_found_ = false;
+      cv_.wait_for(lock, absl::ToChronoNanoseconds(NextWait()),
+                   [this] { return stop_ || down_found_; });
+      if (stop_) {
+        return;
+      }
+    } while (down_found_);
+  }
+}
+
+absl::Duration UpstreamHealth::NextWait() const {
+  for (size_t i = 0; i < services_.size(); ++i) {
+    if (!states_[i].serving.load()) {
+      return std::min(options_.interval, options_.recheck_interval);
     }
   }
+  return options_.interval;
 }
 
 void UpstreamHealth::Apply(uint64_t round, const std::vector<Upstreams::Health>& results) {
@@ -102,6 +117,8 @@ void UpstreamHealth::Apply(uint64_t round, const std::vector<Upstreams::Health>&
     }
     state.gauge->Set(state.serving ? 1 : 0);
     if (was && !state.serving) {
+      down_found_ = true;
+      cv_.notify_all();
       KURT_LOG(kWarn, "upstream not serving: its routes answer 503", {"service", services_[i]},
                {"state", report_[i]});
     } else if (!was && state.serving) {

@@ -1,8 +1,8 @@
-// The edge's view of its upstreams' health: every `interval` a grpc.health.v1 check of each
-// service (Upstreams::CheckHealth), kept for the request path, published as metrics
-// (kurt_edge_upstream_serving{service}), and told in detail on the admin port's /readyz. The
-// edge's own readiness does not depend on it: a service that is down takes down its routes only
-// (they answer 503 at once), never the redirects of another.
+// The edge's view of its upstreams' health: every `interval` (`recheck_interval` while one is
+// down) a grpc.health.v1 check of each service (Upstreams::CheckHealth), kept for the request path,
+// published as metrics (kurt_edge_upstream_serving{service}), and told in detail on the admin
+// port's /readyz. The edge's own readiness does not depend on it: a service that is down takes down
+// its routes only (they answer 503 at once), never the redirects of another.
 //
 // Created by the Edge after its Upstreams; runs one thread of its own until destroyed. Serving
 // and Report are safe from any thread; Serving is one atomic load (the request path).
@@ -26,6 +26,9 @@ namespace kurt::edge {
 
 struct UpstreamHealthOptions {
   absl::Duration interval = absl::Seconds(1);
+  // While some service is found not serving, checks come this often instead, so that its routes
+  // serve again soon after it is back (bounded below by the channel's reconnect backoff).
+  absl::Duration recheck_interval = absl::Milliseconds(200);
   absl::Duration timeout = absl::Seconds(1);
 };
 
@@ -55,6 +58,8 @@ class UpstreamHealth {
     metrics::Gauge* gauge = nullptr;
   };
   void Run();
+  // How long until the next round: the recheck interval while a service is not serving.
+  absl::Duration NextWait() const;
   void Apply(uint64_t round, const std::vector<Upstreams::Health>& results);
 
   Upstreams* upstreams_;
@@ -67,6 +72,7 @@ class UpstreamHealth {
   std::vector<std::string> report_;  // guarded by mu_: the last finding per service
   std::condition_variable cv_;
   bool stop_ = false;            // guarded by mu_
+  bool down_found_ = false;      // guarded by mu_: a round found a service newly not serving
   uint64_t rounds_started_ = 0;  // guarded by mu_
   uint64_t round_applied_ = 0;   // guarded by mu_: the latest round whose findings hold
   std::thread thread_;

@@ -135,18 +135,25 @@ _svc_wait_ready() {
 # exported by the caller; it is kept in $KURT_STATE_DIR/run/services.env (owner only) for
 # tools/service, which restarts one instance the same way.
 services_start() {
-  local line bin started=()
+  local line bin phase started
   mkdir -p "$KURT_STATE_DIR/run" "$KURT_STATE_DIR/log"
   services_stop
   (umask 077 && export -p | grep '^declare -x KURT_' >"$KURT_STATE_DIR/run/services.env")
   echo "KURT_SHAPE=${1:-default}" >>"$KURT_STATE_DIR/run/services.env"
-  while IFS= read -r line; do
-    bin=$(cut -d: -f2 <<<"$line")
-    [ -x "$KURT_BUILD_DIR/bin/$bin" ] || continue
-    _svc_launch "$line"
-    started+=("$line")
-  done < <(_svc_lines "${1:-}")
-  for line in "${started[@]}"; do _svc_wait_ready "$line"; done
+  # The services first, the edges once those are ready: an edge that starts beside them finds
+  # them not serving in its first health check and answers their routes 503 until a later
+  # check (and its channels' reconnect backoff) finds them up, after tools/run said it runs.
+  for phase in services edges; do
+    started=()
+    while IFS= read -r line; do
+      bin=$(cut -d: -f2 <<<"$line")
+      [ -x "$KURT_BUILD_DIR/bin/$bin" ] || continue
+      if [ "$bin" = kurt-edge ]; then [ $phase = edges ]; else [ $phase = services ]; fi || continue
+      _svc_launch "$line"
+      started+=("$line")
+    done < <(_svc_lines "${1:-}")
+    for line in "${started[@]}"; do _svc_wait_ready "$line"; done
+  done
 }
 
 # The balancer in front of the edges in the --ha shape, standing in for the ingress: HAProxy,

@@ -86,6 +86,33 @@ TEST(EdgeUpstreamHealthTest, AServiceNotServingTakesDownItsRoutesOnly) {
   EXPECT_EQ(Fetch(port, "GET", "/t/abc").status, 302u);
 }
 
+// Once a service is found down, the edge checks it again often: its routes serve again soon after
+// it is back, not at the next regular check (an hour here).
+TEST(EdgeUpstreamHealthTest, RoutesServeAgainSoonAfterTheServiceIsBack) {
+  TestUpstream echo;
+  EdgeServerConfig config = TestConfig(echo.port(), 0);
+  config.edge.upstream_health.interval = absl::Hours(1);
+  config.edge.upstream_health.recheck_interval = absl::Milliseconds(100);
+  config.edge.cache_entries = 0;  // every request goes to the upstream
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  ASSERT_EQ(Fetch(port, "GET", "/t/abc").status, 302u);
+
+  echo.SetServing(false);
+  (*server)->edge().upstream_health().CheckNow();
+  ASSERT_EQ(Fetch(port, "GET", "/t/abc").status, 503u);
+  echo.SetServing(true);
+  const absl::Time back = absl::Now();
+  unsigned status = 0;
+  while ((status = Fetch(port, "GET", "/t/abc").status) == 503u &&
+         absl::Now() - back < absl::Seconds(5)) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(status, 302u);
+  EXPECT_LT(absl::Now() - back, absl::Seconds(1));
+}
+
 // Whether a TCP connection to the port is accepted (by the kernel, at least).
 bool Connects(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
