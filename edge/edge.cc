@@ -71,8 +71,11 @@ class UpstreamHitSender final : public HitSender {
 // and the credentials), bounded in size; also what the report of a cached redirect says.
 template <typename Add>
 void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
-                      absl::string_view client_ip, Add&& add) {
+                      absl::string_view client_ip, absl::string_view click_id, Add&& add) {
   add(platform::kRequestIdMetadata, request_id);
+  if (!click_id.empty()) {
+    add(mesh::kClickIdMetadata, std::string(click_id));
+  }
   if (auto v = View(req["traceparent"]); !v.empty()) {
     add(platform::kTraceparentMetadata, MetadataSafe(v, 256));
   }
@@ -396,6 +399,7 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
     ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
   }
   ForEachForwarded(req, call->request_id, call->client_ip,
+                   call->route->redirect ? ClickId(*call) : std::string(),
                    [&ctx](absl::string_view key, const std::string& value) {
                      ctx.AddMetadata(std::string(key), value);
                    });
@@ -535,13 +539,25 @@ void Edge::SendCached(const std::shared_ptr<Call>& call, const CachedResponse& h
   Send(call, std::move(res));
 }
 
+std::string Edge::ClickId(const Call& call) const {
+  // The request id when this edge made it, or when a trusted proxy gave it (a proxy sends the
+  // same request again, with its id, to another edge when this one died before answering);
+  // never one a client chose, or a client could have its clicks counted as one.
+  const HttpRequest& req = call.exchange->request();
+  if (View(req["x-request-id"]).empty() ||
+      options_.trusted_proxies.Contains(call.exchange->peer_address())) {
+    return call.request_id;
+  }
+  return log::NewRequestId();
+}
+
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitReporter::Done done) {
   HttpRequest& req = call.exchange->request();
   const std::string client_ip = ClientIp(call.exchange->peer_address(),
                                          View(req["x-forwarded-for"]), options_.trusted_proxies);
   std::vector<std::pair<absl::string_view, std::string>> metadata;
   metadata.reserve(5);
-  ForEachForwarded(req, call.request_id, client_ip,
+  ForEachForwarded(req, call.request_id, client_ip, ClickId(call),
                    [&metadata](absl::string_view key, std::string value) {
                      metadata.emplace_back(key, std::move(value));
                    });

@@ -124,6 +124,9 @@ class Edge : public HttpHandler {
   void SendUpstreamNotServing(const std::shared_ptr<Call>& call);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
   // Reports a cached redirect; with `done`, the hit is held (HitReporter::Add).
+  // The id of a redirect's click (mesh::kClickIdMetadata), the same in every call that may
+  // carry it again.
+  std::string ClickId(const Call& call) const;
   void ReportCachedHit(const Call& call, const CachedResponse& hit,
                        HitReporter::Done done = nullptr);
   // Sends a cached answer.

@@ -1,5 +1,7 @@
 #include "edge/edge_server.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "kurt/proto/descriptor_set.h"
@@ -58,6 +60,16 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
   if (!missing.empty()) {
     KURT_LOG(kWarn, "services without an upstream answer 503",
              {"services", absl::StrJoin(missing, ",")});
+  }
+  for (const auto& route : s->routes_->routes()) {
+    if (route->redirect) {
+      // "/pkg.Service/Method": its calls carry a click id, and a second one counts once.
+      std::vector<std::string>& methods = config.upstream.retried_methods[route->service];
+      std::string method = route->grpc_method.substr(route->grpc_method.rfind('/') + 1);
+      if (std::find(methods.begin(), methods.end(), method) == methods.end()) {
+        methods.push_back(std::move(method));
+      }
+    }
   }
   s->upstreams_ = std::make_unique<Upstreams>(*targets, config.upstream);
   s->drain_delay_ = config.drain_delay;

@@ -132,6 +132,22 @@ struct UnaryTag {
 
 }  // namespace
 
+std::string RetryServiceConfig(absl::string_view service, const std::vector<std::string>& methods) {
+  std::string names;
+  for (const std::string& method : methods) {
+    absl::StrAppend(&names, names.empty() ? "" : ",", R"({"service":")", service, R"(","method":")",
+                    method, R"("})");
+  }
+  // gRPC's retry policy: a second attempt 20-100 ms later, on another connection when the first
+  // one's is gone (round robin skips a replica that is down). The throttle stops retries while
+  // more than about half of the calls fail (a service that is down is not called twice as often).
+  return absl::StrCat(R"({"loadBalancingConfig":[{"round_robin":{}}],"methodConfig":[{"name":[)",
+                      names, R"(],"retryPolicy":{"maxAttempts":2,"initialBackoff":"0.02s",)",
+                      R"("maxBackoff":"0.1s","backoffMultiplier":2,)",
+                      R"("retryableStatusCodes":["UNAVAILABLE"]}}],)",
+                      R"("retryThrottling":{"maxTokens":10,"tokenRatio":0.5}})");
+}
+
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
                      const UpstreamOptions& options)
     : targets_(targets) {
@@ -151,6 +167,9 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       args.SetInt("kurt.edge.channel", i);
       const std::string target = ChannelTarget(addresses);
       CheckServersAsService(target, service, &args);
+      if (auto it = options.retried_methods.find(service); it != options.retried_methods.end()) {
+        args.SetServiceConfigJSON(RetryServiceConfig(service, it->second));
+      }
       // Retries stay on, with no retry policy: only transparent ones, of calls the server never
       // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
       // goes on the next connection instead of failing). Nothing is sent twice to a handler.

@@ -56,9 +56,16 @@ struct UpstreamOptions {
   // The longest wait between attempts to reach an upstream that is down: how late at most the
   // edge finds it back (a connection attempt a second per channel costs nothing).
   absl::Duration max_reconnect_backoff = absl::Seconds(1);
+  // Per service, the methods whose calls may be sent again to another replica when one fails
+  // UNAVAILABLE (once, with a little backoff, throttled when many fail): the redirects, whose
+  // calls carry a click id that makes a second one count once.
+  std::map<std::string, std::vector<std::string>> retried_methods;
   // The channels' credentials (platform/grpc/tls.h: mutual TLS or plaintext); null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
+
+// The service config that retries `methods` of `service` (UpstreamOptions::retried_methods).
+std::string RetryServiceConfig(absl::string_view service, const std::vector<std::string>& methods);
 
 class Upstreams {
  public:

@@ -41,5 +41,9 @@ inline constexpr char kReportsDeadLetterTopic[] = "kurt.reports.dlq.v1";
 inline constexpr char kRefererMetadata[] = "x-kurt-referer";
 inline constexpr char kUserAgentMetadata[] = "x-kurt-user-agent";
 inline constexpr char kClientIpMetadata[] = "x-kurt-client-ip";
+// The click's id, the same in every call that may carry the same redirect (the edge's retry on
+// another replica, a proxy's retry through another edge, a cached hit reported again): its event
+// id, by which analytics counts it once.
+inline constexpr char kClickIdMetadata[] = "x-kurt-click-id";
 
 }  // namespace kurt::mesh

@@ -33,7 +33,7 @@ std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view
 
 absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback on_delivery) {
   events::v1::ClickEvent event;
-  std::string event_id = log::NewRequestId();
+  std::string event_id = click.id.empty() ? log::NewRequestId() : click.id;
   event.set_event_id(event_id);
   event.set_code(click.code);
   int64_t micros = absl::ToUnixMicros(click.time);

@@ -21,6 +21,8 @@ namespace kurt::links {
 
 struct Click {
   std::string code;
+  // The event id: the edge's click id (mesh::kClickIdMetadata); empty: a new one.
+  std::string id;
   absl::Time time;
   std::string referrer;
   std::string user_agent;
@@ -36,7 +38,8 @@ class ClickSink {
   // keeps retrying it).
   virtual absl::Status Publish(const Click& click, absl::Time deadline) = 0;
   // Publishes every click and returns once Kafka has all of them: OK only then. UNAVAILABLE as
-  // above; the caller may send them all again (those already delivered then count twice).
+  // above; the caller may send them all again (with their ids, those already delivered are
+  // counted once: analytics drops a second event of the same code and id).
   virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) = 0;
 };
 

@@ -45,6 +45,11 @@ absl::Status ValidateCode(const std::string& code) {
   return absl::OkStatus();
 }
 
+// Resolve's click id: the caller's when it has one that fits (else a new one is made).
+std::string ClickId(std::string given) {
+  return given.size() <= kMaxClickIdSize ? std::move(given) : std::string();
+}
+
 CachedLink Live(const LinkRecord& r) { return CachedLink{true, r.target_url, r.expire_time}; }
 
 }  // namespace
@@ -217,8 +222,9 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
   const absl::Time deadline =
       std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
   if (absl::Status s = clicks_->Publish(
-          Click{request.code(), now, caller.Metadata(mesh::kRefererMetadata),
-                caller.Metadata(mesh::kUserAgentMetadata), caller.Metadata(mesh::kClientIpMetadata),
+          Click{request.code(), ClickId(caller.Metadata(mesh::kClickIdMetadata)), now,
+                caller.Metadata(mesh::kRefererMetadata), caller.Metadata(mesh::kUserAgentMetadata),
+                caller.Metadata(mesh::kClientIpMetadata),
                 caller.Metadata(platform::kTraceparentMetadata)},
           deadline);
       !s.ok()) {
@@ -266,7 +272,12 @@ absl::Status LinksRpcs::RecordCachedRedirects(const platform::Caller& caller,
       auto it = hit.metadata().find(std::string_view(key.data(), key.size()));
       return it == hit.metadata().end() ? std::string() : it->second;
     };
-    clicks.push_back(Click{resolve.code(), time, value(mesh::kRefererMetadata),
+    std::string id = value(mesh::kClickIdMetadata);
+    if (id.size() > kMaxClickIdSize) {
+      return bad("metadata", absl::StrCat(mesh::kClickIdMetadata, " longer than ", kMaxClickIdSize,
+                                          " characters"));
+    }
+    clicks.push_back(Click{resolve.code(), std::move(id), time, value(mesh::kRefererMetadata),
                            value(mesh::kUserAgentMetadata), value(mesh::kClientIpMetadata),
                            value(platform::kTraceparentMetadata)});
   }

@@ -25,6 +25,8 @@ namespace kurt::links {
 inline constexpr int kMaxCachedRedirectsPerCall = 10000;
 inline constexpr absl::Duration kCachedRedirectMaxAge = absl::Hours(24);
 inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
+// A click id (mesh::kClickIdMetadata) is at most this long: the edge's request ids are 32.
+inline constexpr size_t kMaxClickIdSize = 128;
 // How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
 inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
 

@@ -532,6 +532,23 @@ TEST_F(LinksRpcsTest, ResolvePublishesOneClickCarryingTheRedirectsMetadata) {
   EXPECT_EQ(clicks_.published.size(), 1u) << "an unknown code is no click";
 }
 
+// The edge's click id is the event id, so that the same redirect sent again (the edge's retry on
+// another replica) is one click for analytics; without one, or with one too long, a new id.
+TEST_F(LinksRpcsTest, ResolvesClickIdIsTheEdgesWhenItFits) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/ided", "ided").ok());
+  ASSERT_TRUE(Resolve("ided", Caller("", {{mesh::kClickIdMetadata, "click-7"}})).ok());
+  ASSERT_TRUE(Resolve("ided", Caller("", {{mesh::kClickIdMetadata, "click-7"}})).ok());
+  ASSERT_TRUE(Resolve("ided").ok());
+  ASSERT_TRUE(
+      Resolve("ided", Caller("", {{mesh::kClickIdMetadata, std::string(kMaxClickIdSize + 1, 'x')}}))
+          .ok());
+  ASSERT_EQ(clicks_.published.size(), 4u);
+  EXPECT_EQ(clicks_.published[0].id, "click-7");
+  EXPECT_EQ(clicks_.published[1].id, "click-7");
+  EXPECT_EQ(clicks_.published[2].id, "");  // the sink makes one
+  EXPECT_EQ(clicks_.published[3].id, "");
+}
+
 // A redirect whose click Kafka does not have is refused: the visitor may try again, and no 302
 // goes out that analytics might never count.
 TEST_F(LinksRpcsTest, ResolveIsUnavailableWithoutATargetWhenItsClickIsNotRecorded) {
@@ -578,6 +595,24 @@ api::v1::CachedRedirects::Hit Hit(const std::string& code, absl::Time time,
   (*hit.mutable_metadata())[mesh::kRefererMetadata] = "https://ref.example/cached";
   (*hit.mutable_metadata())[mesh::kClientIpMetadata] = "198.51.100.9";
   return hit;
+}
+
+TEST_F(LinksRpcsTest, ACachedHitsClickIdIsItsEventId) {
+  api::v1::CachedRedirects batch;
+  *batch.add_hits() = Hit("goodcode", absl::Now(), "Ided/1");
+  (*batch.mutable_hits(0)->mutable_metadata())[mesh::kClickIdMetadata] = "hit-1";
+  *batch.add_hits() = Hit("goodcode", absl::Now(), "Ided/2");
+  ASSERT_TRUE(rpcs_.RecordCachedRedirects(Caller(""), batch).ok());
+  ASSERT_EQ(clicks_.published.size(), 2u);
+  EXPECT_EQ(clicks_.published[0].id, "hit-1");
+  EXPECT_EQ(clicks_.published[1].id, "");
+
+  (*batch.mutable_hits(1)->mutable_metadata())[mesh::kClickIdMetadata] =
+      std::string(kMaxClickIdSize + 1, 'x');
+  absl::Status s = rpcs_.RecordCachedRedirects(Caller(""), batch);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(s.message(), "hits[1].metadata: x-kurt-click-id longer than")) << s;
+  EXPECT_EQ(clicks_.published.size(), 2u);
 }
 
 TEST_F(LinksRpcsTest, ACachedRedirectBatchWithOneBadHitIsRefusedWholeNamingTheHit) {

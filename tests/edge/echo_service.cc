@@ -184,9 +184,19 @@ Status EchoServiceImpl::GetPublicThing(ServerContext*, const Thing* req, Thing* 
   return Status::OK;
 }
 
-Status FakeLinksService::Resolve(ServerContext*, const kurt::links::v1::ResolveRequest* req,
+Status FakeLinksService::Resolve(ServerContext* ctx, const kurt::links::v1::ResolveRequest* req,
                                  kurt::links::v1::ResolveResponse* res) {
   ++resolve_calls;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = ctx->client_metadata().find("x-kurt-click-id");
+    resolve_click_ids_.emplace_back(it == ctx->client_metadata().end()
+                                        ? ""
+                                        : std::string(it->second.data(), it->second.size()));
+  }
+  if (fail_resolves.load() > 0 && fail_resolves.fetch_sub(1) > 0) {
+    return Status(grpc::StatusCode::UNAVAILABLE, "failing for the test");
+  }
   res->set_target_url(absl::StrCat("https://links.example/", req->code()));
   return Status::OK;
 }
@@ -206,6 +216,11 @@ Status FakeLinksService::RecordCachedRedirects(ServerContext*,
   std::lock_guard<std::mutex> lock(mu_);
   cached_hits_.insert(cached_hits_.end(), req->hits().begin(), req->hits().end());
   return Status::OK;
+}
+
+std::vector<std::string> FakeLinksService::ResolveClickIds() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return resolve_click_ids_;
 }
 
 std::vector<kurt::api::v1::CachedRedirects::Hit> FakeLinksService::CachedHits() {

@@ -70,12 +70,17 @@ class FakeLinksService final : public kurt::links::v1::LinksService::Service {
   std::vector<kurt::api::v1::CachedRedirects::Hit> CachedHits();
 
   std::atomic<int> resolve_calls{0};
+  // This many Resolve calls from now on answer UNAVAILABLE (a replica that died mid-call).
+  std::atomic<int> fail_resolves{0};
+  // The click id (x-kurt-click-id) of each Resolve call, in order.
+  std::vector<std::string> ResolveClickIds();
   // While set, RecordCachedRedirects answers UNAVAILABLE and keeps nothing.
   std::atomic<bool> refuse_cached_hits{false};
 
  private:
   std::mutex mu_;
   std::vector<kurt::api::v1::CachedRedirects::Hit> cached_hits_;
+  std::vector<std::string> resolve_click_ids_;
 };
 
 // The two services on one in-process server (with grpc.health.v1), on a free port.

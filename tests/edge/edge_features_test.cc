@@ -63,6 +63,73 @@ TEST(EdgeForwardedForTest, ClientIpIsTheRightMostUntrustedForwardedForEntry) {
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
 }
 
+// A redirect's click id goes with its Resolve call and its cached hits: the request id when the
+// edge made it or a trusted proxy gave it, never one a client chose. A Resolve that fails
+// UNAVAILABLE (a links replica gone mid-call) is sent once more with the same id, so the visitor
+// gets the 302 and analytics counts one click.
+TEST(EdgeClickIdTest, ARedirectsClickIdIsStableAcrossItsCallsAndTrustedOnlyFromProxies) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  absl::StatusOr<TrustedProxies> trusted = TrustedProxies::Parse({"10.0.0.0/8"});
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  config.edge.trusted_proxies = *trusted;  // not the test's loopback peer
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  FakeLinksService& links = upstream.links();
+
+  upstream.links().fail_resolves = 1;
+  Reply r = Fetch(port, "GET", "/retriedcode");
+  EXPECT_EQ(r.status, 302u) << r.body;
+  std::vector<std::string> ids = links.ResolveClickIds();
+  ASSERT_EQ(ids.size(), 2u);
+  EXPECT_EQ(ids[0], r.Header("x-request-id"));
+  EXPECT_EQ(ids[1], ids[0]);
+
+  // From an untrusted peer, the client's X-Request-ID is its request id but not its click id.
+  r = Fetch(port, "GET", "/chosencode", {{"X-Request-ID", "chosen-by-client"}});
+  EXPECT_EQ(r.status, 302u);
+  ids = links.ResolveClickIds();
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_NE(ids[2], "chosen-by-client");
+  EXPECT_EQ(ids[2].size(), 32u);
+
+  // A cached redirect's hit carries a click id of its own.
+  r = Fetch(port, "GET", "/chosencode");
+  EXPECT_EQ(r.status, 302u);
+  (*server)->edge().FlushCachedHits();
+  std::vector<kurt::api::v1::CachedRedirects::Hit> hits = links.CachedHits();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].metadata().at("x-kurt-click-id"), r.Header("x-request-id"));
+
+  // Two failures in a row: one retry only, and the visitor hears 503.
+  upstream.links().fail_resolves = 2;
+  r = Fetch(port, "GET", "/failedcode");
+  EXPECT_EQ(r.status, 503u) << r.body;
+  EXPECT_EQ(links.ResolveClickIds().size(), 5u);
+}
+
+TEST(EdgeClickIdTest, ATrustedProxysRequestIdIsTheClickId) {
+  TestUpstream upstream;
+  EdgeServerConfig config = TestConfig(upstream.port(), 0);
+  absl::StatusOr<TrustedProxies> trusted = TrustedProxies::Parse({"127.0.0.0/8"});
+  ASSERT_TRUE(trusted.ok()) << trusted.status();
+  config.edge.trusted_proxies = *trusted;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // The proxy sends the request again (to this or another edge) with the same id.
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(Fetch((*server)->port(), "GET", "/proxiedcode", {{"X-Request-ID", "proxy-1"}}).status,
+              302u);
+  }
+  EXPECT_EQ(upstream.links().ResolveClickIds(), (std::vector<std::string>{"proxy-1"}))
+      << "the second came from the edge's cache";
+  (*server)->edge().FlushCachedHits();
+  std::vector<kurt::api::v1::CachedRedirects::Hit> hits = upstream.links().CachedHits();
+  ASSERT_EQ(hits.size(), 1u);
+  EXPECT_EQ(hits[0].metadata().at("x-kurt-click-id"), "proxy-1");
+}
+
 // Services end each connection after a maximum age (GOAWAY), so that clients spread over new
 // replicas. A call that meets the GOAWAY on its way must go on the next connection, not fail.
 TEST(EdgeUpstreamTest, CallsCrossingAnUpstreamsConnectionEndingDoNotFail) {

@@ -147,9 +147,9 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
         absl::SleepFor(start + absl::Seconds(static_cast<double>(i) / kClicksPerSecond) -
                        absl::Now());  // the load's pace
         const absl::Time sent = absl::Now();
-        absl::Status s = sink.Publish(
-            links::Click{codes[i], sent, "https://ref.example/", "HaTest/1.0", "203.0.113.9", ""},
-            sent + absl::Seconds(60));
+        absl::Status s = sink.Publish(links::Click{codes[i], "", sent, "https://ref.example/",
+                                                   "HaTest/1.0", "203.0.113.9", ""},
+                                      sent + absl::Seconds(60));
         const absl::Time done = absl::Now();
         outcome[i] = s.ok() ? kAcknowledged : kRefused;
         if (s.ok()) {
