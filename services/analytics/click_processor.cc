@@ -24,18 +24,22 @@ constexpr size_t kLoggedDeadLetters = 10;
 }  // namespace
 
 ClickProcessor::ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
-                               metrics::Registry* registry, int parallelism)
+                               metrics::Registry* registry, int parallelism,
+                               EventWindowOptions windows)
     : group_(std::move(group)),
       store_(store),
       dead_letters_(dead_letters),
       parallelism_(static_cast<size_t>(std::max(1, parallelism))),
-      dimensions_(parallelism_) {
+      dimensions_(parallelism_),
+      window_options_(windows) {
   auto& clicks = registry->AddCounter(
       "kurt_analytics_clicks_total",
-      "Click events consumed, by outcome (stored; duplicate: already counted; dead_lettered)",
+      "Click events consumed, by outcome (stored; duplicate: an offset already counted; "
+      "repeated: a click already counted, published again; dead_lettered)",
       {"outcome"});
   stored_ = &clicks.WithLabels({"stored"});
   duplicates_ = &clicks.WithLabels({"duplicate"});
+  repeated_ = &clicks.WithLabels({"repeated"});
   dead_lettered_ =
       &registry->AddCounter("kurt_analytics_dead_letters_total",
                             "Click events sent to the dead-letter topic, by reason", {"reason"});
@@ -65,6 +69,58 @@ void ClickProcessor::Confirm(std::vector<std::string> codes) {
   }
 }
 
+absl::StatusOr<std::map<PartitionKey, EventWindow*>> ClickProcessor::Windows(
+    const std::vector<const kafka::Message*>& batch, const OffsetMap& stored,
+    ClickTransaction& tx) {
+  // The earliest broker time of each partition's messages: where a window being seeded starts.
+  std::map<PartitionKey, int64_t> first_ms;
+  const kafka::Message* run = nullptr;
+  int64_t* run_first = nullptr;
+  for (const kafka::Message* m : batch) {
+    if (run == nullptr || run->partition != m->partition || run->topic != m->topic) {
+      run = m;
+      run_first = &first_ms.try_emplace({m->topic, m->partition}, m->timestamp_ms).first->second;
+    }
+    *run_first = std::min(*run_first, m->timestamp_ms);
+  }
+  std::map<PartitionKey, EventWindow*> out;
+  for (const auto& [partition, ms] : first_ms) {
+    EventWindow* window = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(windows_mu_);
+      window = &windows_.try_emplace(partition, window_options_).first->second;
+    }
+    auto it = stored.find(partition);
+    const int64_t offset = it == stored.end() ? 0 : it->second;
+    if (!window->Fresh(offset)) {
+      const absl::Time floor =
+          (ms > 0 ? absl::FromUnixMillis(ms) : absl::Now()) - window_options_.span;
+      absl::StatusOr<std::vector<ClickKey>> clicks = tx.ClicksSince(partition.second, floor);
+      if (!clicks.ok()) {
+        return clicks.status();
+      }
+      window->Seed(floor, *clicks, offset);
+      KURT_LOG(kInfo, "click window seeded", {"partition", partition.second},
+               {"clicks", clicks->size()});
+    }
+    out[partition] = window;
+  }
+  return out;
+}
+
+void ClickProcessor::CommitWindows(const BatchOutcome& outcome) {
+  static const std::vector<std::pair<EventWindow::Key, absl::Time>> kNone;
+  for (const auto& [partition, next] : outcome.next) {
+    EventWindow* window = nullptr;
+    {
+      std::lock_guard<std::mutex> lock(windows_mu_);
+      window = &windows_.try_emplace(partition, window_options_).first->second;
+    }
+    auto it = outcome.stored_keys.find(partition);
+    window->Commit(it == outcome.stored_keys.end() ? kNone : it->second, next);
+  }
+}
+
 absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::Message*>& batch,
                                                  ClickTransaction& tx, DimensionCache* dimensions,
                                                  BatchOutcome* outcome) {
@@ -73,6 +129,15 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   if (!stored.ok()) {
     return stored.status();
   }
+
+  absl::StatusOr<std::map<PartitionKey, EventWindow*>> windows = Windows(batch, *stored, tx);
+  if (!windows.ok()) {
+    return windows.status();
+  }
+  // The clicks this transaction takes (and, once looked up, old ones stored already).
+  absl::flat_hash_set<EventWindow::Key> taken;
+  // Clicks older than their window: looked up in the database together.
+  std::vector<const kafka::Message*> late;
 
   // A chunk is taken once it reaches kCopyChunkBytes, so the last row added may pass it.
   BatchBuilder builder(dimensions, kCopyChunkBytes + size_t{64} * 1024);
@@ -92,6 +157,8 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   // message that is new: a partition with none keeps its stored offset).
   const kafka::Message* run = nullptr;
   int64_t* run_next = nullptr;
+  EventWindow* run_window = nullptr;
+  std::vector<std::pair<EventWindow::Key, absl::Time>>* run_stored = nullptr;
   for (const kafka::Message* message : batch) {
     const kafka::Message& m = *message;
     if (!fence.IsNew(m)) {
@@ -101,6 +168,8 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
     if (run == nullptr || run->partition != m.partition || run->topic != m.topic) {
       run = &m;
       run_next = &next[{m.topic, m.partition}];
+      run_window = windows->at({m.topic, m.partition});
+      run_stored = &outcome->stored_keys[{m.topic, m.partition}];
     }
     // Offsets only grow within a partition: one below what this transaction already took is a
     // second copy of a message in the batch (fetched again after its partition came back to this
@@ -114,6 +183,17 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
       outcome->dead_letters.push_back({&m, rejected->reason, std::move(rejected->detail)});
       continue;
     }
+    const absl::Time time = absl::FromUnixMicros(click.time_micros);
+    if (!run_window->Covers(time)) {
+      late.push_back(&m);
+      continue;
+    }
+    const EventWindow::Key key = EventWindow::KeyOf(event.code(), event.event_id());
+    if (run_window->Contains(key) || !taken.insert(key).second) {
+      ++outcome->repeated;
+      continue;
+    }
+    run_stored->emplace_back(key, time);
     if (!Known(event.code())) {
       unconfirmed.push_back(&m);
       continue;
@@ -125,6 +205,44 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
   }
   if (absl::Status s = flush(0); !s.ok()) {
     return s;
+  }
+
+  if (!late.empty()) {
+    std::vector<ClickKey> keys;
+    keys.reserve(late.size());
+    for (const kafka::Message* m : late) {
+      DecodeClick(*m, &event, &click);
+      keys.push_back(
+          ClickKey{event.code(), event.event_id(), absl::FromUnixMicros(click.time_micros)});
+    }
+    absl::StatusOr<std::vector<ClickKey>> found = tx.StoredClicks(keys, window_options_.margin);
+    if (!found.ok()) {
+      return found.status();
+    }
+    for (const ClickKey& c : *found) {
+      taken.insert(EventWindow::KeyOf(c.code, c.event_id));
+    }
+    for (size_t i = 0; i < late.size(); ++i) {
+      const kafka::Message* m = late[i];
+      const EventWindow::Key key = EventWindow::KeyOf(keys[i].code, keys[i].event_id);
+      if (!taken.insert(key).second) {
+        ++outcome->repeated;
+        continue;
+      }
+      outcome->stored_keys[{m->topic, m->partition}].emplace_back(key, keys[i].time);
+      if (!Known(keys[i].code)) {
+        unconfirmed.push_back(m);
+        continue;
+      }
+      DecodeClick(*m, &event, &click);
+      builder.Add(event, click, m->partition, m->offset);
+      if (absl::Status s = flush(kCopyChunkBytes); !s.ok()) {
+        return s;
+      }
+    }
+    if (absl::Status s = flush(0); !s.ok()) {
+      return s;
+    }
   }
 
   if (!unconfirmed.empty()) {
@@ -173,6 +291,7 @@ absl::Status ClickProcessor::HandleInTransaction(const std::vector<const kafka::
       return s;
     }
   }
+  outcome->next = next;
   return tx.SetOffsets(group_, next);
 }
 
@@ -219,6 +338,9 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
       results[u] = store_->InTransaction([&](ClickTransaction& tx) {
         return HandleInTransaction(units[u], tx, &dimensions_[worker], &outcomes[u]);
       });
+      if (results[u].ok()) {
+        CommitWindows(outcomes[u]);
+      }
     }
   };
   std::vector<std::thread> threads;
@@ -242,12 +364,14 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
     // Committed: counted even when another partition's transaction failed.
     outcome.stored += outcomes[u].stored;
     outcome.duplicates += outcomes[u].duplicates;
+    outcome.repeated += outcomes[u].repeated;
     for (DeadLetter& d : outcomes[u].dead_letters) {
       outcome.dead_letters.push_back(std::move(d));
     }
   }
   stored_->Increment(static_cast<double>(outcome.stored));
   duplicates_->Increment(static_cast<double>(outcome.duplicates));
+  repeated_->Increment(static_cast<double>(outcome.repeated));
   for (size_t i = 0; i < outcome.dead_letters.size(); ++i) {
     const DeadLetter& d = outcome.dead_letters[i];
     dead_lettered_->WithLabels({std::string(RejectReasonName(d.reason))}).Increment();
@@ -269,6 +393,9 @@ absl::Status ClickProcessor::Handle(const std::vector<kafka::Message>& batch) {
   batch_seconds_->ObserveDuration(absl::Now() - start);
   if (outcome.duplicates > 0) {
     KURT_LOG(kInfo, "skipped click events already counted", {"count", outcome.duplicates});
+  }
+  if (outcome.repeated > 0) {
+    KURT_LOG(kInfo, "skipped second events of clicks already counted", {"count", outcome.repeated});
   }
   KURT_LOG(kDebug, "batch stored", {"messages", batch.size()}, {"rows", outcome.stored},
            {"seconds", absl::ToDoubleSeconds(absl::Now() - start)});

@@ -3,7 +3,9 @@
 // the raw clicks to COPY while it decodes them, sends what cannot be counted to the dead-letter
 // topic (acknowledged before the commit), adds the hourly aggregates and advances the offsets.
 // Each click thus counts once across crashes, redeliveries and a former owner of a partition
-// still finishing a batch.
+// still finishing a batch. A second event of one click (the same code and event id: links
+// published it again, see services/links/click_publisher.h) is dropped too, by the partition's
+// EventWindow, or for an old click by a lookup in the same transaction.
 //
 // A batch spanning several partitions is written as one transaction per partition, up to
 // `parallelism` of them at once (PostgreSQL works one statement per backend, so this is how a
@@ -15,6 +17,8 @@
 // transactions on threads of its own for the duration of the call.
 #pragma once
 
+#include <map>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -26,6 +30,7 @@
 #include "services/analytics/click_batch.h"
 #include "services/analytics/click_store.h"
 #include "services/analytics/dead_letters.h"
+#include "services/analytics/event_window.h"
 
 namespace kurt::analytics {
 
@@ -35,7 +40,12 @@ struct BatchOutcome {
   // Messages below their partition's stored offset: already counted (a redelivery, or a former
   // owner of the partition got there first).
   int64_t duplicates = 0;
+  // Events of a click already counted (the same code and event id at another offset).
+  int64_t repeated = 0;
   std::vector<DeadLetter> dead_letters;
+  // What the committed transaction stored, for the partitions' windows.
+  std::map<PartitionKey, std::vector<std::pair<EventWindow::Key, absl::Time>>> stored_keys;
+  OffsetMap next;
 };
 
 class ClickProcessor {
@@ -43,7 +53,7 @@ class ClickProcessor {
   // Every pointer outlives the processor.
   // `parallelism`: transactions of one batch at once (1: the whole batch in one transaction).
   ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
-                 metrics::Registry* registry, int parallelism = 1);
+                 metrics::Registry* registry, int parallelism = 1, EventWindowOptions windows = {});
 
   absl::Status Handle(const std::vector<kafka::Message>& batch);
 
@@ -52,6 +62,12 @@ class ClickProcessor {
                                    ClickTransaction& tx, DimensionCache* dimensions,
                                    BatchOutcome* outcome);
   bool Known(absl::string_view code) const;
+  // The partitions' windows, seeded where they are not fresh.
+  absl::StatusOr<std::map<PartitionKey, EventWindow*>> Windows(
+      const std::vector<const kafka::Message*>& batch, const OffsetMap& stored,
+      ClickTransaction& tx);
+  // After a commit: what it stored goes into the partitions' windows.
+  void CommitWindows(const BatchOutcome& outcome);
   void Confirm(std::vector<std::string> codes);
 
   const std::string group_;
@@ -62,11 +78,15 @@ class ClickProcessor {
   std::vector<DimensionCache> dimensions_;
   // Codes confirmed to name a link. Links are never removed (a deleted one keeps its row), so a
   // confirmation stays true; the set is cleared when it grows past a bound.
+  const EventWindowOptions window_options_;
+  std::mutex windows_mu_;  // guards the map; a window is used by one transaction at a time
+  std::map<PartitionKey, EventWindow> windows_;
   mutable std::shared_mutex known_mu_;
   absl::flat_hash_set<std::string> known_codes_;
 
   metrics::Counter* stored_;
   metrics::Counter* duplicates_;
+  metrics::Counter* repeated_;
   metrics::Family<metrics::Counter>* dead_lettered_;
   metrics::Counter* batches_ok_;
   metrics::Counter* batches_failed_;

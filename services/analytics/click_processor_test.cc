@@ -2,6 +2,7 @@
 // batch's transaction, and what a failure at each step leaves behind.
 #include "services/analytics/click_processor.h"
 
+#include <cstddef>
 #include <mutex>
 #include <set>
 
@@ -47,6 +48,8 @@ class FakeStore : public ClickStore {
   FakeState state;
   std::set<std::string> links = {"aaa", "bbb"};
   int code_lookups = 0;
+  int seeds = 0;    // ClicksSince calls
+  int lookups = 0;  // StoredClicks calls
   absl::Status write_error;
   std::vector<std::string>* calls = nullptr;
 
@@ -79,6 +82,32 @@ class FakeStore : public ClickStore {
       for (const auto& c : codes) {
         if (store->links.count(c)) {
           out.push_back(c);
+        }
+      }
+      return out;
+    }
+    absl::StatusOr<std::vector<ClickKey>> ClicksSince(int32_t partition,
+                                                      absl::Time since) override {
+      ++store->seeds;
+      std::vector<ClickKey> out;
+      for (const CopyRow& r : state.rows) {
+        if (r.partition == partition && absl::FromUnixMicros(r.time_micros) >= since) {
+          out.push_back({r.code, r.event_id, absl::FromUnixMicros(r.time_micros)});
+        }
+      }
+      return out;
+    }
+    absl::StatusOr<std::vector<ClickKey>> StoredClicks(const std::vector<ClickKey>& clicks,
+                                                       absl::Duration margin) override {
+      ++store->lookups;
+      std::vector<ClickKey> out;
+      for (const ClickKey& c : clicks) {
+        for (const CopyRow& r : state.rows) {
+          if (r.code == c.code && r.event_id == c.event_id &&
+              absl::AbsDuration(absl::FromUnixMicros(r.time_micros) - c.time) <= margin) {
+            out.push_back(c);
+            break;
+          }
         }
       }
       return out;
@@ -161,6 +190,16 @@ kafka::Message Click(int32_t partition, int64_t offset, const std::string& code)
   m.offset = offset;
   m.key = code;
   m.value = e.SerializeAsString();
+  m.timestamp_ms = (1709632800 + offset) * 1000;  // the broker's time: the click's, as a rule
+  return m;
+}
+
+// A click's second event, as links publishes it again: the same code, id and time, at another
+// offset.
+kafka::Message Again(const kafka::Message& first, int64_t offset) {
+  kafka::Message m = first;
+  m.offset = offset;
+  m.timestamp_ms = first.timestamp_ms + 1500;
   return m;
 }
 
@@ -306,6 +345,65 @@ TEST_F(ClickProcessorTest, ABatchEntirelyCountedBeforeChangesNothing) {
   EXPECT_TRUE(dead_letters_.published.empty());
   EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 100);
   EXPECT_EQ(calls, (std::vector<std::string>{"lock", "offsets"}));
+}
+
+// A click links published twice (a retried resolve, a batch of cached hits reported again)
+// counts once, whether its second event is in the same batch or a later one.
+TEST_F(ClickProcessorTest, AClickPublishedTwiceCountsOnce) {
+  const kafka::Message first = Click(0, 0, "aaa");
+  ASSERT_TRUE(processor_.Handle({first, Again(first, 1)}).ok());
+  ASSERT_TRUE(processor_.Handle({Again(first, 2), Click(0, 3, "aaa")}).ok());
+  EXPECT_EQ(Sum(store_.state), 2);
+  EXPECT_EQ(store_.state.rows.size(), 2u);
+  EXPECT_EQ(store_.state.offsets.at({"clicks", 0}), 4);
+  // Decided in memory: the partition's clicks were read once, when it was first seen.
+  EXPECT_EQ(store_.seeds, 1);
+  EXPECT_EQ(store_.lookups, 0);
+  EXPECT_NE(registry_.Render().find("kurt_analytics_clicks_total{outcome=\"repeated\"} 2"),
+            std::string::npos);
+}
+
+// The same event id on another link is another click.
+TEST_F(ClickProcessorTest, AnIdIsAClickOnlyWithItsCode) {
+  kafka::Message other = Click(0, 0, "aaa");
+  events::v1::ClickEvent e;
+  ASSERT_TRUE(e.ParseFromString(other.value));
+  e.set_code("bbb");
+  other.value = e.SerializeAsString();
+  other.offset = 1;
+  ASSERT_TRUE(processor_.Handle({Click(0, 0, "aaa"), other}).ok());
+  EXPECT_EQ(Sum(store_.state), 2);
+}
+
+// A consumer that starts (or takes the partition over) reads the partition's recent clicks first:
+// a second event of a click another consumer stored still counts once.
+TEST_F(ClickProcessorTest, ANewConsumerKnowsTheClicksStoredBeforeIt) {
+  const kafka::Message first = Click(0, 0, "aaa");
+  ASSERT_TRUE(processor_.Handle({first}).ok());
+  ClickProcessor other("g", &store_, &dead_letters_, &registry_);
+  ASSERT_TRUE(other.Handle({Again(first, 1)}).ok());
+  EXPECT_EQ(Sum(store_.state), 1);
+
+  // And back to the first consumer, whose window missed what the other one stored: it reads the
+  // partition again, since the stored offset is not the one it left.
+  const kafka::Message second = Click(0, 2, "aaa");
+  ASSERT_TRUE(other.Handle({second}).ok());
+  const int seeds = store_.seeds;
+  ASSERT_TRUE(processor_.Handle({Again(second, 3)}).ok());
+  EXPECT_EQ(store_.seeds, seeds + 1);
+  EXPECT_EQ(Sum(store_.state), 2);
+}
+
+// A click older than the window (a cached hit the edge held while links was down) is looked up
+// in the database instead.
+TEST_F(ClickProcessorTest, AnOldClickPublishedTwiceCountsOnce) {
+  kafka::Message old = Click(0, 0, "aaa");
+  old.timestamp_ms += int64_t{3600} * 1000;  // published an hour after the redirect
+  ASSERT_TRUE(processor_.Handle({old, Click(0, 3700, "aaa")}).ok());
+  ASSERT_TRUE(processor_.Handle({Again(old, 3701)}).ok());
+  ASSERT_TRUE(processor_.Handle({Again(old, 3702), Again(old, 3703)}).ok());
+  EXPECT_EQ(Sum(store_.state), 2);
+  EXPECT_GE(store_.lookups, 3);
 }
 
 TEST(ClickProcessorParallelTest, OneTransactionPerPartitionAndExactRetries) {

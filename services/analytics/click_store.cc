@@ -26,6 +26,17 @@ std::string NumberArrayLiteral(const std::vector<T>& items, F number_of) {
   return out;
 }
 
+// Rows of (code, event id, Unix microseconds).
+std::vector<ClickKey> ClickKeys(const pqxx::result& r) {
+  std::vector<ClickKey> out;
+  out.reserve(r.size());
+  for (const auto& row : r) {
+    out.push_back(ClickKey{row[0].as<std::string>(), row[1].as<std::string>(),
+                           absl::FromUnixMicros(row[2].as<int64_t>())});
+  }
+  return out;
+}
+
 // Adds one batch's sums to an hourly dimension table (referrers or agents).
 void UpsertDimension(pqxx::work& tx, const char* table, const char* column,
                      const std::vector<DimensionHourlyCount>& counts) {
@@ -189,6 +200,47 @@ class PgClickTransaction : public ClickTransaction {
       return out;
     } catch (...) {
       return pg::StatusFromCurrentException("looking up link codes");
+    }
+  }
+
+  absl::StatusOr<std::vector<ClickKey>> ClicksSince(int32_t partition, absl::Time since) override {
+    try {
+      EndCopy();
+      // Through clicks_time_brin: the recent blocks of the table, not all of it.
+      pqxx::result r = tx_.exec_params(
+          "SELECT code, event_id, (extract(epoch FROM click_time) * 1000000)::bigint FROM clicks "
+          "WHERE kafka_partition = $1 AND click_time >= timestamptz 'epoch' + $2 * interval "
+          "'1 microsecond'",
+          partition, absl::ToUnixMicros(since));
+      return ClickKeys(r);
+    } catch (...) {
+      return pg::StatusFromCurrentException("reading the partition's recent clicks");
+    }
+  }
+
+  absl::StatusOr<std::vector<ClickKey>> StoredClicks(const std::vector<ClickKey>& clicks,
+                                                     absl::Duration margin) override {
+    if (clicks.empty()) {
+      return std::vector<ClickKey>();
+    }
+    try {
+      EndCopy();
+      // One probe of clicks_code_time per click: its code, over its time and the margin.
+      pqxx::result r = tx_.exec_params(
+          "SELECT u.code, u.id, u.us FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(code, "
+          "id, us) WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.code = u.code AND "
+          "c.event_id = u.id AND c.click_time BETWEEN timestamptz 'epoch' + (u.us - $4) * "
+          "interval '1 microsecond' AND timestamptz 'epoch' + (u.us + $4) * "
+          "interval '1 microsecond')",
+          pg::TextArrayLiteral(clicks,
+                               [](const ClickKey& c) -> const std::string& { return c.code; }),
+          pg::TextArrayLiteral(clicks,
+                               [](const ClickKey& c) -> const std::string& { return c.event_id; }),
+          NumberArrayLiteral(clicks, [](const ClickKey& c) { return absl::ToUnixMicros(c.time); }),
+          absl::ToInt64Microseconds(margin));
+      return ClickKeys(r);
+    } catch (...) {
+      return pg::StatusFromCurrentException("looking up clicks stored already");
     }
   }
 

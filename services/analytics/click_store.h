@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "platform/pg/pg.h"
 #include "services/analytics/click_batch.h"
+#include "services/analytics/event_window.h"
 
 namespace kurt::analytics {
 
@@ -27,6 +28,13 @@ class ClickTransaction {
   // Those of `codes` that name a link (live or deleted).
   virtual absl::StatusOr<std::vector<std::string>> ExistingCodes(
       const std::vector<std::string>& codes) = 0;
+  // The partition's stored clicks at or after `since` (to seed an EventWindow).
+  virtual absl::StatusOr<std::vector<ClickKey>> ClicksSince(int32_t partition,
+                                                            absl::Time since) = 0;
+  // Those of `clicks` stored already: a click of the same code and event id at most `margin`
+  // from its time.
+  virtual absl::StatusOr<std::vector<ClickKey>> StoredClicks(const std::vector<ClickKey>& clicks,
+                                                             absl::Duration margin) = 0;
   // Raw clicks as binary COPY tuples (BatchBuilder::TakeCopyData: columns kClickCopyColumns,
   // whole tuples). May be called many times: the rows stream to the database while the caller
   // prepares the next ones.

@@ -248,6 +248,66 @@ TEST_F(AnalyticsIntegrationTest, ResumesFromTheOffsetsInTheDatabase) {
   }
 }
 
+// Links publishes a click again when it cannot tell whether the first event arrived (a retried
+// resolve, a batch of cached hits reported again): the same code and event id at another offset.
+// Each click counts once: recent ones by the consumer's window, old ones (hits held for an hour)
+// by a lookup, and both again after a new consumer takes the partitions over.
+TEST_F(AnalyticsIntegrationTest, AClickPublishedAgainCountsOnce) {
+  CreateTopics(2);
+  auto codes = testing::InsertLinks(cluster_->primary(), "acct", "dup", 4);
+  const absl::Time now = absl::Now();
+  auto publish = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string& code = codes[static_cast<size_t>(i) % codes.size()];
+      ASSERT_TRUE(producer_
+                      ->Produce(topic_, code,
+                                testing::ClickValue(absl::StrCat("recent-", i), code,
+                                                    now + absl::Milliseconds(i)))
+                      .ok());
+      ASSERT_TRUE(producer_
+                      ->Produce(topic_, code,
+                                testing::ClickValue(absl::StrCat("old-", i), code,
+                                                    now - absl::Hours(1) + absl::Milliseconds(i)))
+                      .ok());
+    }
+    ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
+  };
+  // Every click twice, the second events after all the first ones.
+  publish(0, 100);
+  publish(0, 100);
+  StartConsumer();
+  auto wait_offsets = [&](int64_t n) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(60);
+    while (CountAll(cluster_->primary()).offsets < n && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return CountAll(cluster_->primary()).offsets;
+  };
+  ASSERT_EQ(wait_offsets(400), 400);
+  testing::Counts c = CountAll(cluster_->primary());
+  EXPECT_EQ(c.raw, 200);
+  EXPECT_EQ(c.distinct_events, 200);
+  EXPECT_EQ(CountHourly(cluster_->primary()), 200);
+  std::string page = registry_.Render();
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"repeated\"} 200"), std::string::npos)
+      << page;
+
+  // A new consumer: the recent clicks from its window's seed, the old ones by lookup.
+  analytics_->Stop();
+  analytics_ = NewAnalytics(&second_registry_);
+  processor_ = &analytics_->processor();
+  publish(0, 100);
+  publish(100, 110);
+  StartConsumer();
+  ASSERT_EQ(wait_offsets(620), 620);
+  c = CountAll(cluster_->primary());
+  EXPECT_EQ(c.raw, 220);
+  EXPECT_EQ(CountHourly(cluster_->primary()), 220);
+  page = second_registry_.Render();
+  EXPECT_NE(page.find("kurt_analytics_clicks_total{outcome=\"repeated\"} 200"), std::string::npos)
+      << page;
+}
+
 TEST_F(AnalyticsIntegrationTest, BadEventsGoToTheDeadLetterTopicAndConsumptionGoesOn) {
   CreateTopics(1);
   auto codes = testing::InsertLinks(cluster_->primary(), "acct", "dlq", 1);
