@@ -104,7 +104,10 @@ _svc_launch() {
     args+=(--grpc_port="$grpc" --metrics_port="$http")
   elif [ "$instance" != "$bin" ]; then # an edge of the --ha shape
     # Served on while the balancer's checks (every 1 s, down after 2) take it out.
-    args+=(--edge_port="$http" --upstream="$(ha_upstreams)" --drain_delay=3s)
+    # The balancer is a trusted proxy: its X-Request-ID, the same when it sends a request again
+    # to the other edge, is the click's id there too (counted once).
+    args+=(--edge_port="$http" --upstream="$(ha_upstreams)" --drain_delay=3s
+      --trusted_proxies=127.0.0.1/32)
   fi
   # With KURT_TLS_CA and KURT_CERTS_DIR set (tools/run), each binary presents its own
   # certificate, $KURT_CERTS_DIR/<binary>.{crt,key} (tools/certs), on its gRPC connections;
@@ -187,6 +190,10 @@ defaults
 frontend kurt-api
   bind 127.0.0.1:$KURT_HA_BALANCER_PORT
   http-request disable-l7-retry if !METH_GET !METH_HEAD
+  # Each request's id, replacing the client's: sent again with the request to the other edge.
+  unique-id-format %[uuid()]
+  http-request set-header X-Request-ID %[unique-id]
+  option forwardfor
   default_backend kurt-edges
 backend kurt-edges
   balance leastconn
