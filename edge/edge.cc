@@ -67,6 +67,21 @@ class UpstreamHitSender final : public HitSender {
   const std::string edge_secret_;
 };
 
+// X-Forwarded-For as one list: a proxy may add its entry as a header line of its own (HAProxy's
+// `option forwardfor` does) after the lines the client sent, and the last entries are the only
+// ones to believe.
+std::string ForwardedFor(const HttpRequest& req) {
+  auto [first, last] = req.equal_range("x-forwarded-for");
+  if (first == last) {
+    return std::string();
+  }
+  std::string out(View(first->value()));
+  for (auto it = std::next(first); it != last; ++it) {
+    absl::StrAppend(&out, ", ", View(it->value()));
+  }
+  return out;
+}
+
 // The metadata an upstream call carries for the client's request (besides the auth decision's
 // and the credentials), bounded in size; also what the report of a cached redirect says.
 template <typename Add>
@@ -333,8 +348,8 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   if (!call->cache_key.empty() && route_states_[route.id].cached_hits >= 0) {
     call->cached_request = *request;
   }
-  call->client_ip = ClientIp(call->exchange->peer_address(), View(req["x-forwarded-for"]),
-                             options_.trusted_proxies);
+  call->client_ip =
+      ClientIp(call->exchange->peer_address(), ForwardedFor(req), options_.trusted_proxies);
 
   // The auth seam: may answer at once (pass-through) or later, on any thread.
   AuthRequest auth;
@@ -553,8 +568,8 @@ std::string Edge::ClickId(const Call& call) const {
 
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitReporter::Done done) {
   HttpRequest& req = call.exchange->request();
-  const std::string client_ip = ClientIp(call.exchange->peer_address(),
-                                         View(req["x-forwarded-for"]), options_.trusted_proxies);
+  const std::string client_ip =
+      ClientIp(call.exchange->peer_address(), ForwardedFor(req), options_.trusted_proxies);
   std::vector<std::pair<absl::string_view, std::string>> metadata;
   metadata.reserve(5);
   ForEachForwarded(req, call.request_id, client_ip, ClickId(call),

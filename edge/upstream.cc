@@ -132,20 +132,26 @@ struct UnaryTag {
 
 }  // namespace
 
-std::string RetryServiceConfig(absl::string_view service, const std::vector<std::string>& methods) {
-  std::string names;
-  for (const std::string& method : methods) {
-    absl::StrAppend(&names, names.empty() ? "" : ",", R"({"service":")", service, R"(","method":")",
-                    method, R"("})");
+std::string UpstreamServiceConfig(absl::string_view service,
+                                  const std::vector<std::string>& retried_methods) {
+  // The health check too: a check that went to a replica killed a moment ago (its connection
+  // still taken for up) fails UNAVAILABLE, and would take the whole service for down while the
+  // other replicas serve.
+  std::string names = R"({"service":"grpc.health.v1.Health","method":"Check"})";
+  for (const std::string& method : retried_methods) {
+    absl::StrAppend(&names, R"(,{"service":")", service, R"(","method":")", method, R"("})");
   }
-  // gRPC's retry policy: a second attempt 20-100 ms later, on another connection when the first
-  // one's is gone (round robin skips a replica that is down). The throttle stops retries while
-  // more than about half of the calls fail (a service that is down is not called twice as often).
-  return absl::StrCat(R"({"loadBalancingConfig":[{"round_robin":{}}],"methodConfig":[{"name":[)",
-                      names, R"(],"retryPolicy":{"maxAttempts":2,"initialBackoff":"0.02s",)",
-                      R"("maxBackoff":"0.1s","backoffMultiplier":2,)",
-                      R"("retryableStatusCodes":["UNAVAILABLE"]}}],)",
-                      R"("retryThrottling":{"maxTokens":10,"tokenRatio":0.5}})");
+  // Round robin over the replicas that are up and whose grpc.health.v1 Watch says SERVING: a
+  // replica that is starting (NOT_SERVING) or going away gets no calls. gRPC's retry policy: a
+  // second attempt 20-100 ms later, on another replica when the first one's connection is gone;
+  // the throttle stops retries while more than about half of the calls fail (a service that is
+  // down is not called twice as often).
+  return absl::StrCat(
+      R"({"loadBalancingConfig":[{"round_robin":{}}],"healthCheckConfig":{"serviceName":""},)",
+      R"("methodConfig":[{"name":[)", names,
+      R"(],"retryPolicy":{"maxAttempts":2,"initialBackoff":"0.02s","maxBackoff":"0.1s",)",
+      R"("backoffMultiplier":2,"retryableStatusCodes":["UNAVAILABLE"]}}],)",
+      R"("retryThrottling":{"maxTokens":10,"tokenRatio":0.5}})");
 }
 
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
@@ -155,7 +161,6 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
     auto upstream = std::make_unique<Upstream>();
     for (int i = 0; i < std::max(1, options.channels_per_service); ++i) {
       grpc::ChannelArguments args;
-      args.SetLoadBalancingPolicyName("round_robin");
       // Fail fast when nothing listens, and find a restarted upstream again quickly.
       args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS,
                   static_cast<int>(absl::ToInt64Milliseconds(options.connect_timeout)));
@@ -167,9 +172,10 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       args.SetInt("kurt.edge.channel", i);
       const std::string target = ChannelTarget(addresses);
       CheckServersAsService(target, service, &args);
-      if (auto it = options.retried_methods.find(service); it != options.retried_methods.end()) {
-        args.SetServiceConfigJSON(RetryServiceConfig(service, it->second));
-      }
+      auto retried = options.retried_methods.find(service);
+      args.SetServiceConfigJSON(UpstreamServiceConfig(
+          service,
+          retried == options.retried_methods.end() ? std::vector<std::string>() : retried->second));
       // Retries stay on, with no retry policy: only transparent ones, of calls the server never
       // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
       // goes on the next connection instead of failing). Nothing is sent twice to a handler.

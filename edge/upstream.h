@@ -64,8 +64,11 @@ struct UpstreamOptions {
   std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
-// The service config that retries `methods` of `service` (UpstreamOptions::retried_methods).
-std::string RetryServiceConfig(absl::string_view service, const std::vector<std::string>& methods);
+// The service config of an upstream's channels: round robin over its replicas that serve
+// (client-side health checking), and one retry of the health check and `retried_methods`
+// (UpstreamOptions) that fail UNAVAILABLE.
+std::string UpstreamServiceConfig(absl::string_view service,
+                                  const std::vector<std::string>& retried_methods);
 
 class Upstreams {
  public:

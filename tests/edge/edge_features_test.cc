@@ -61,6 +61,11 @@ TEST(EdgeForwardedForTest, ClientIpIsTheRightMostUntrustedForwardedForEntry) {
   Reply r = Fetch((*server)->port(), "GET", "/v1/headers",
                   {{"X-Forwarded-For", "198.51.100.1, 203.0.113.9, 10.0.0.1"}});
   EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.9")");
+  // A proxy that adds its entry as a line of its own (HAProxy): the lines are one list, and a
+  // forged line the client sent stays on the left.
+  r = Fetch((*server)->port(), "GET", "/v1/headers",
+            {{"X-Forwarded-For", "198.51.100.1"}, {"X-Forwarded-For", "203.0.113.10"}});
+  EXPECT_CONTAINS(r.body, R"("x-kurt-client-ip":"203.0.113.10")");
 }
 
 // A redirect's click id goes with its Resolve call and its cached hits: the request id when the

@@ -81,9 +81,42 @@ TEST(EdgeUpstreamHealthTest, AServiceNotServingTakesDownItsRoutesOnly) {
   EXPECT_CONTAINS(admin.body, "NOT SERVING");
   EXPECT_CONTAINS(admin.body, absl::StrCat("127.0.0.1:", echo.port()));
 
+  // Serving again: once the channel's own watch of the replica's health has heard it (client-side
+  // health checking), a check finds it serving.
   echo.SetServing(true);
-  (*server)->edge().upstream_health().CheckNow();
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  do {
+    (*server)->edge().upstream_health().CheckNow();
+  } while (Fetch(port, "GET", "/t/abc").status != 302u && absl::Now() < deadline);
   EXPECT_EQ(Fetch(port, "GET", "/t/abc").status, 302u);
+}
+
+// Of a service's replicas, one not serving (starting, or going away) gets no calls, and the
+// service is not taken for down while another serves: its routes go on.
+TEST(EdgeUpstreamHealthTest, AReplicaNotServingGetsNoCallsWhileAnotherServes) {
+  TestUpstream starting;
+  TestUpstream serving;
+  EdgeServerConfig config = TestConfig(serving.port(), 0);
+  config.upstreams = {absl::StrCat("kurt.testing.v1.EchoService=127.0.0.1:", starting.port(),
+                                   ",127.0.0.1:", serving.port())};
+  config.edge.cache_entries = 0;
+  config.edge.upstream_health.interval = absl::Hours(1);
+  starting.SetServing(false);
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server = EdgeServer::Start(config);
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  // Both connections up and the starting one's health heard: every call goes to the other.
+  const absl::Time deadline = absl::Now() + absl::Seconds(5);
+  while (serving.echo().go_calls < 3 && absl::Now() < deadline) {
+    Fetch(port, "GET", "/t/warmup");
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  for (int i = 0; i < 10; ++i) {
+    (*server)->edge().upstream_health().CheckNow();
+    EXPECT_EQ(Fetch(port, "GET", "/t/abc").status, 302u);
+  }
+  EXPECT_EQ(starting.echo().go_calls, 0);
+  EXPECT_GE(serving.echo().go_calls, 13);
 }
 
 // Once a service is found down, the edge checks it again often: its routes serve again soon after

@@ -9,6 +9,11 @@
 3. Through PgBouncer's transaction pooling, a CSV report over 1,000,000 clicks completes (no
    statement timeout leaks into its scan) and its notification arrives live over SSE (LISTEN
    works on its direct connection).
+4. The database primary's node lost (Patroni and PostgreSQL SIGKILLed together) under the same
+   load: a replica is promoted, every create answered 200 is on it, creates fail only as 503
+   meanwhile and redirects not at all. Prints the window.
+5. The Redis master SIGKILLed under redirects: Sentinel promotes the replica, no redirect fails,
+   and the rate limits apply again afterwards, kept on the new master.
 
 Each prints what it measured. Needs the --ha stack running (tools/test starts it) and the built
 binaries; starts Kurt's binaries in the --ha shape itself and leaves them running.
@@ -20,11 +25,13 @@ import http.client
 import json
 import os
 import pathlib
+import signal
 import subprocess
 import sys
 import threading
 import time
 import unittest
+import urllib.request
 
 ROOT = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else ".").resolve()
 STATE = pathlib.Path(os.environ.get("KURT_STATE_DIR", ROOT / ".kurt"))
@@ -50,10 +57,13 @@ def read_env(path):
 class Load:
     """THREADS clients on keep-alive connections to the balancer until stop()."""
 
-    def __init__(self, port, key, codes):
+    def __init__(self, port, key, codes, timeout=10):
         self.port, self.key, self.codes = port, key, codes
+        self.timeout = timeout
         self.redirects = collections.Counter()  # code -> 302s received
         self.created = 0
+        self.created_codes = []
+        self.creates = []  # (start, end, outcome) of every create, monotonic seconds
         self.failures = collections.Counter()  # "METHOD status/error" -> count
         self.requests = 0
         self.lock = threading.Lock()
@@ -78,17 +88,23 @@ class Load:
             create = i % CREATE_EVERY == 0
             code = self.codes[i % len(self.codes)]
             if conn is None:
-                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=self.timeout)
+            # Each request from an address of its own (X-Forwarded-For; the balancer and the
+            # edges trust loopback), so that the limit per address never holds the load back.
+            headers = {"X-Forwarded-For": f"10.{n}.{(i // 256) % 256}.{i % 256}"}
+            start = time.monotonic()
+            body = b""
             try:
                 if create:
                     conn.request("POST", "/v1/links",
                                   body=json.dumps({"targetUrl": f"https://example.com/ha/{i}"}),
-                                  headers={"Authorization": f"Bearer {self.key}",
+                                  headers={**headers, "Authorization": f"Bearer {self.key}",
                                            "Content-Type": "application/json"})
                 else:
-                    conn.request("GET", f"/{code}", headers={"User-Agent": "kurt-ha-test"})
+                    conn.request("GET", f"/{code}",
+                                  headers={**headers, "User-Agent": "kurt-ha-test"})
                 res = conn.getresponse()
-                res.read()
+                body = res.read()
                 outcome = res.status
                 if res.getheader("Connection", "").lower() == "close":
                     conn.close()
@@ -99,12 +115,21 @@ class Load:
                 conn = None
             with self.lock:
                 self.requests += 1
+                if create:
+                    self.creates.append((start, time.monotonic(), outcome))
                 if create and outcome == 200:
                     self.created += 1
+                    self.created_codes.append(json.loads(body)["code"])
                 elif not create and outcome == 302:
                     self.redirects[code] += 1
                 else:
                     self.failures[f"{'POST' if create else 'GET'} {outcome}"] += 1
+
+    def first_create_after(self, t):
+        """When the first create started after monotonic time t ended OK, or None."""
+        with self.lock:
+            ends = [end for start, end, outcome in self.creates if start > t and outcome == 200]
+        return min(ends) if ends else None
 
     def summary(self):
         failed = sum(self.failures.values())
@@ -116,12 +141,14 @@ class HaShapeTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         env = dict(os.environ, KURT_SKIP_BUILD="1",
-                   # The load comes from one address and one account: throttling is not the
-                   # subject here.
-                   KURT_RATE_PER_ADDRESS="0", KURT_RATE_PER_ACCOUNT="0")
+                   # The load's creates come from one account: throttling is not the subject
+                   # here. Its requests come from many addresses (Load), and the limits per
+                   # address stay on, as deployed (50 per second, a burst of 100).
+                   KURT_RATE_PER_ACCOUNT="0")
         tool("run", "--ha", "--detach", env=env, stdout=subprocess.DEVNULL)
         cls.env = read_env(STATE / "env")
         cls.stack = read_env(STATE / "ha" / "stack.env")
+        cls.wait_for_kafka_in_sync()
         url = cls.env["KURT_EDGE_URL"]
         cls.port = int(url.rsplit(":", 1)[1])
         conn = http.client.HTTPConnection("127.0.0.1", cls.port, timeout=10)
@@ -132,6 +159,23 @@ class HaShapeTest(unittest.TestCase):
         body = res.read()
         assert res.status == 200, body
         cls.key = json.loads(body)["secretKey"]
+
+    @classmethod
+    def wait_for_kafka_in_sync(cls):
+        """Until no partition lacks a replica (a broker killed by an earlier test catching up):
+        meanwhile acks=all waits on it, held cached redirects outlive their hold and go out
+        before their click is durable, and the SIGKILL test would measure that instead."""
+        deadline = time.monotonic() + 120
+        while True:
+            out = tool("kafka", "topics", "--bootstrap-server",
+                       cls.stack["KURT_KAFKA_BROKERS"].split(",")[0], "--describe",
+                       "--under-replicated-partitions", stdout=subprocess.PIPE,
+                       stderr=subprocess.DEVNULL).stdout
+            if not out.strip():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"Kafka partitions still under-replicated:\n{out}")
+            time.sleep(2)
 
     def new_links(self):
         codes = []
@@ -220,6 +264,153 @@ class HaShapeTest(unittest.TestCase):
               f"extra {sum(extra.values())}); second events of a click dropped by analytics: "
               f"{repeated:.0f}", flush=True)
         self.assertEqual(counted, load.redirects)
+
+    # --- the database's primary --------------------------------------------------------------
+
+    def patroni_members(self):
+        """Patroni's view of the cluster: member name -> (role, state), from any member."""
+        for url in self.stack["KURT_PATRONI_URLS"].split(","):
+            try:
+                with urllib.request.urlopen(f"{url}/cluster", timeout=2) as res:
+                    members = json.load(res)["members"]
+                return {m["name"]: (m["role"], m.get("state", "")) for m in members}
+            except OSError:
+                continue
+        return {}
+
+    def patroni_leader(self):
+        for name, (role, _) in self.patroni_members().items():
+            if role == "leader":
+                return name
+        return None
+
+    def kill_pg_node(self, member):
+        """SIGKILLs the member's Patroni, its postmaster and the postmaster's children at once
+        (Patroni alone would restart PostgreSQL in place)."""
+        ha = STATE / "ha"
+        patroni = int((ha / "run" / f"{member}.pid").read_text().split()[0])
+        postmaster = int((ha / "pg" / member / "data" / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(["pgrep", "-P", str(postmaster)], text=True,
+                                  stdout=subprocess.PIPE).stdout.split()
+        for pid in [patroni, postmaster, *map(int, children)]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def restore_pg_node(self, member):
+        """The killed member back, as a streaming replica (the tests after this one need all
+        three)."""
+        tool("stack", "start", "--ha", member, stdout=subprocess.DEVNULL)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            role, state = self.patroni_members().get(member, ("", ""))
+            if role in ("replica", "sync_standby") and state in ("running", "streaming"):
+                return
+            time.sleep(1)
+        self.fail(f"{member} did not rejoin as a replica: {self.patroni_members()}")
+
+    def test_4_losing_the_database_primary_loses_no_acknowledged_create(self):
+        leader = self.patroni_leader()
+        self.assertIsNotNone(leader, self.patroni_members())
+        codes = self.new_links()
+        try:
+            with Load(self.port, self.key, codes, timeout=60) as load:
+                time.sleep(3)
+                self.assertGreater(load.created, 0, load.summary())
+                self.kill_pg_node(leader)
+                killed_at = time.monotonic()  # after the kill: a create started before it may end OK
+                deadline = killed_at + 90
+                while load.first_create_after(killed_at) is None and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(3)
+            recovered = load.first_create_after(killed_at)
+            new_leader = self.patroni_leader()
+        finally:
+            self.restore_pg_node(leader)
+        self.assertIsNotNone(recovered, f"no create succeeded within 90 s: {load.summary()}")
+        window = recovered - killed_at
+        print(f"primary {leader} lost (Patroni and PostgreSQL SIGKILLed), {new_leader} promoted; "
+              f"creates acknowledged again after {window:.1f} s: {load.summary()}", flush=True)
+        self.assertNotEqual(new_leader, leader)
+        # During the window creates fail only as 503 (retry later), never 500; redirects not at all.
+        for failure in load.failures:
+            self.assertEqual(failure, "POST 503", load.summary())
+        self.assertLess(window, 30, "aim: under 15 s")
+        # Every create answered 200, before, during or after, is on the new primary.
+        created = set(load.created_codes)
+        sql = ("SELECT code FROM links WHERE code IN (" +
+               ",".join(f"'{c}'" for c in created) + ")")
+        out = subprocess.run(["psql", "-X", "-A", "-t", "-d", self.env["KURT_PG_PRIMARY_URL"],
+                              "-c", sql], check=True, text=True, stdout=subprocess.PIPE).stdout
+        stored = set(out.split())
+        print(f"acknowledged creates: {len(created)}, on the new primary: "
+              f"{len(created & stored)}", flush=True)
+        self.assertEqual(created - stored, set())
+
+    # --- Redis's master -----------------------------------------------------------------------
+
+    def redis_cli(self, port, *args):
+        return subprocess.run(["redis-cli", "-h", "127.0.0.1", "-p", str(port), *args],
+                              check=True, text=True, stdout=subprocess.PIPE,
+                              env=dict(os.environ,
+                                       REDISCLI_AUTH=self.stack["KURT_REDIS_PASSWORD"])).stdout
+
+    def redis_master(self):
+        sentinel = self.stack["KURT_REDIS_SENTINELS"].split(",")[0].rsplit(":", 1)[1]
+        out = self.redis_cli(sentinel, "SENTINEL", "get-master-addr-by-name",
+                             self.stack["KURT_REDIS_MASTER_NAME"]).split()
+        return int(out[1])
+
+    def limited(self, address, n=300):
+        """How many of n quick redirects from `address` the rate limit refused (429)."""
+        refused = 0
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        for _ in range(n):
+            conn.request("GET", "/nosuchcode", headers={"X-Forwarded-For": address})
+            res = conn.getresponse()
+            res.read()
+            refused += res.status == 429
+        return refused
+
+    def test_5_losing_the_redis_master_fails_no_redirect_and_limits_apply_again(self):
+        # The limits per address (50 per second, a burst of 100) are kept in Redis.
+        try:
+            self.assertGreater(self.limited("203.0.113.1"), 0, "no rate limit before the fault")
+            codes = self.new_links()
+            old = self.redis_master()
+            pid = int(next(line.split(":")[1] for line in
+                           self.redis_cli(old, "INFO", "server").splitlines()
+                           if line.startswith("process_id:")))
+            with Load(self.port, self.key, codes) as load:
+                time.sleep(3)
+                killed_at = time.monotonic()
+                os.kill(pid, signal.SIGKILL)
+                deadline = killed_at + 60
+                new = old
+                while new == old and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    try:
+                        new = self.redis_master()
+                    except subprocess.CalledProcessError:
+                        pass
+                promoted = time.monotonic() - killed_at
+                time.sleep(5)
+            print(f"Redis master :{old} SIGKILLed, :{new} promoted after {promoted:.1f} s: "
+                  f"{load.summary()}", flush=True)
+            self.assertNotEqual(new, old, "Sentinel promoted no replica")
+            self.assertEqual(sum(load.failures.values()), 0, load.summary())
+            self.assertGreater(sum(load.redirects.values()), 500, load.summary())
+            # The limits apply again, kept on the promoted master (not each edge's own buckets).
+            refused = self.limited("203.0.113.2")
+            keys = self.redis_cli(new, "EXISTS", "kurt:rl:ip:203.0.113.2").strip()
+            print(f"after the failover: {refused} of 300 quick requests from one address refused "
+                  f"(429); its bucket on the new master: {keys == '1'}", flush=True)
+            self.assertGreater(refused, 0)
+            self.assertEqual(keys, "1")
+        finally:
+            tool("stack", "start", "--ha", "redis-1", stdout=subprocess.DEVNULL)
+            tool("stack", "start", "--ha", "redis-2", stdout=subprocess.DEVNULL)
 
     def api(self, method, path, body=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)

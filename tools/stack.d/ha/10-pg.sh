@@ -404,6 +404,10 @@ server_check_query = select 1
 ; failover its connections fail until HAProxy routes to the new leader, and every second waited
 ; after that adds to the time writes fail.
 server_login_retry = 1
+; A query that waits longer than this for a server connection (none reachable: a failover) fails
+; at once instead of hanging until the caller's deadline (default 120 s): the service answers
+; UNAVAILABLE (503, retry) within the edge's 10 s rather than the edge answering 504.
+query_wait_timeout = 5
 ignore_startup_parameters = extra_float_digits,options
 admin_users = kurt
 stats_users = kurt
