@@ -10,7 +10,7 @@
 // - A call that fails UNAVAILABLE or DEADLINE_EXCEEDED (the service restarting, unreachable or
 //   overloaded) keeps its batch in front; it goes again the next round. The service may have taken
 //   it before failing (it died before answering, or Kafka acknowledged after the deadline): then
-//   its hits count twice. At least once, not exactly once.
+//   its hits are published twice, each with its click id, and analytics counts each once.
 // - Any other failure (the service refuses the batch, or does not have the method) drops it.
 // - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
 //   dropped.
@@ -22,7 +22,8 @@
 //   (done(false)): the service being down must not take the cached redirects down with it. The
 //   hits of a batch past its hold stay queued as above, and until a call succeeds again new hits
 //   are not held (done(false) at once). So a killed edge loses no click of a redirect it
-//   answered unless its service was also unreachable at the time. Callbacks never run under the
+//   answered unless its service was also unreachable (or its Kafka slower than the hold) at the
+//   time. Callbacks never run under the
 //   reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
 // edge shutting down) sends what is pending once more, with a shorter deadline, and counts what
