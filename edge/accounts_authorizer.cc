@@ -25,6 +25,9 @@ std::shared_ptr<grpc::Channel> AccountsChannel(const GrpcKeyAuthenticatorOptions
   const std::string target = ChannelTarget(options.address);
   grpc::ChannelArguments args;
   CheckServersAsService(target, "kurt.accounts.v1.AccountsService", &args);
+  // Round robin over the replicas that serve, as for every upstream (not pick_first: one
+  // replica would take every check of every edge).
+  args.SetServiceConfigJSON(UpstreamServiceConfig("kurt.accounts.v1.AccountsService", {}));
   return grpc::CreateCustomChannel(
       target, options.credentials ? options.credentials : grpc::InsecureChannelCredentials(), args);
 }
