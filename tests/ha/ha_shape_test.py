@@ -256,7 +256,7 @@ class HaShapeTest(unittest.TestCase):
         missing = load.redirects - counted
         extra = counted - load.redirects
         # Clicks kurt-links published twice (its answer lost with the process): dropped by
-        # analytics by their click id. Only the replica that was not killed still has its count.
+        # analytics by their click id; summed over both analytics replicas since they started.
         repeated = self.metric("kurt-analytics",
                                'kurt_analytics_clicks_total{outcome="repeated"}')
         print(f"302s: {sum(load.redirects.values())}, clicks counted: "
