@@ -1,6 +1,13 @@
 #include "edge/hit_reporter.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <utility>
 
 #include "edge/field_encoding.h"
 #include "platform/core/log.h"
@@ -41,13 +48,21 @@ std::string EncodeCachedHit(
 }
 
 HitReporter::HitReporter(HitReporterOptions options, HitSender* sender, metrics::Registry* registry)
-    : options_(options), sender_(sender) {
+    : options_(std::move(options)), sender_(sender) {
   auto& hits = registry->AddCounter(
       "kurt_edge_cached_hits_total",
       "Redirects answered from the edge's cache, by whether their service heard of them",
       {"outcome"});
   reported_ = &hits.WithLabels({"reported"});
   dropped_ = &hits.WithLabels({"dropped"});
+  spooled_ = &registry
+                  ->AddCounter("kurt_edge_cached_hits_spooled_total",
+                               "Cached hits written to the spool: their redirect went out before "
+                               "their service had them, or the edge stopped first")
+                  .Get();
+  if (!options_.spool_path.empty()) {
+    ReadSpool();
+  }
   for (size_t i = 0; i < std::max<size_t>(1, options_.senders); ++i) {
     threads_.emplace_back([this] { Run(); });
   }
@@ -62,17 +77,143 @@ HitReporter::~HitReporter() {
   for (std::thread& t : threads_) {
     t.join();
   }
-  // The last round could not send these (the service is unreachable): they are lost.
+  // The last round could not send these (the service is unreachable): kept in the spool for
+  // the next start, or lost without one.
   for (const auto& m : methods_) {
     if (m->pending == 0) {
       continue;
     }
+    size_t kept = 0;
     for (Batch& b : m->batches) {
+      if (b.spooled == b.count || Spool(*m, b.hits, b.count - b.spooled)) {
+        kept += b.count;
+      }
       Finish(b, false);
     }
-    dropped_->Increment(static_cast<double>(m->pending));
-    KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
-             {"method", m->method}, {"hits", m->pending});
+    if (kept > 0) {
+      KURT_LOG(kWarn, "cached redirects not reported before shutdown; kept in the spool",
+               {"method", m->method}, {"hits", kept}, {"spool", options_.spool_path});
+    }
+    if (m->pending > kept) {
+      dropped_->Increment(static_cast<double>(m->pending - kept));
+      KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
+               {"method", m->method}, {"hits", m->pending - kept});
+    }
+  }
+  if (spool_fd_ >= 0) {
+    close(spool_fd_);
+  }
+}
+
+namespace {
+
+void AppendU32(uint32_t v, std::string* out) {
+  char b[4];
+  std::memcpy(b, &v, 4);
+  out->append(b, 4);
+}
+
+bool ReadU32(absl::string_view* in, uint32_t* v) {
+  if (in->size() < 4) {
+    return false;
+  }
+  std::memcpy(v, in->data(), 4);
+  in->remove_prefix(4);
+  return true;
+}
+
+bool ReadBytes(absl::string_view* in, absl::string_view* out) {
+  uint32_t n = 0;
+  if (!ReadU32(in, &n) || in->size() < n) {
+    return false;
+  }
+  *out = in->substr(0, n);
+  in->remove_prefix(n);
+  return true;
+}
+
+}  // namespace
+
+void HitReporter::ReadSpool() {
+  spool_fd_ = open(options_.spool_path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (spool_fd_ < 0) {
+    KURT_LOG(kError, "cannot open the cached hits' spool; hits live in memory only",
+             {"spool", options_.spool_path}, {"error", std::strerror(errno)});
+    return;
+  }
+  std::string data;
+  char buf[1 << 16];
+  for (ssize_t n; (n = pread(spool_fd_, buf, sizeof(buf), static_cast<off_t>(data.size()))) > 0;) {
+    data.append(buf, static_cast<size_t>(n));
+  }
+  // Records: method, count, hits. A torn last record (a write cut short) is cut off.
+  absl::string_view in(data);
+  size_t good = 0;
+  size_t hits = 0;
+  while (!in.empty()) {
+    absl::string_view method;
+    absl::string_view blob;
+    uint32_t count = 0;
+    if (!ReadBytes(&in, &method) || !ReadU32(&in, &count) || !ReadBytes(&in, &blob)) {
+      break;
+    }
+    good = data.size() - in.size();
+    recovered_.push_back(Spooled{std::string(method), std::string(blob), count});
+    hits += count;
+  }
+  if (good < data.size() && ftruncate(spool_fd_, static_cast<off_t>(good)) != 0) {
+    KURT_LOG(kError, "cannot cut the spool's torn record", {"spool", options_.spool_path},
+             {"error", std::strerror(errno)});
+  }
+  spooled_unreported_ = hits;
+  if (hits > 0) {
+    KURT_LOG(kWarn, "cached redirects of a previous run, from the spool: sending them",
+             {"hits", hits}, {"spool", options_.spool_path});
+  } else if (good == 0 && ftruncate(spool_fd_, 0) != 0) {
+    KURT_LOG(kError, "cannot empty the spool", {"spool", options_.spool_path});
+  }
+}
+
+bool HitReporter::Spool(const Method& method, absl::string_view hits, size_t count) {
+  if (spool_fd_ < 0 || count == 0) {
+    return spool_fd_ >= 0;
+  }
+  std::string record;
+  const std::string name = method.service + " " + method.method;
+  AppendU32(static_cast<uint32_t>(name.size()), &record);
+  record += name;
+  AppendU32(static_cast<uint32_t>(count), &record);
+  AppendU32(static_cast<uint32_t>(hits.size()), &record);
+  record.append(hits.data(), hits.size());
+  std::lock_guard<std::mutex> lock(spool_mu_);
+  for (absl::string_view rest(record); !rest.empty();) {
+    const ssize_t n = write(spool_fd_, rest.data(), rest.size());
+    if (n < 0 && errno == EINTR) {
+      continue;
+    }
+    if (n <= 0) {
+      KURT_LOG(kError, "cannot write the cached hits' spool", {"spool", options_.spool_path},
+               {"error", std::strerror(errno)});
+      return false;
+    }
+    rest.remove_prefix(static_cast<size_t>(n));
+  }
+  if (fdatasync(spool_fd_) != 0) {
+    KURT_LOG(kError, "cannot sync the cached hits' spool", {"spool", options_.spool_path},
+             {"error", std::strerror(errno)});
+    return false;
+  }
+  spooled_unreported_ += count;
+  spooled_->Increment(static_cast<double>(count));
+  return true;
+}
+
+void HitReporter::Unspool(size_t count) {
+  std::lock_guard<std::mutex> lock(spool_mu_);
+  spooled_unreported_ -= std::min(count, spooled_unreported_);
+  if (spooled_unreported_ == 0 && spool_fd_ >= 0 && ftruncate(spool_fd_, 0) != 0) {
+    KURT_LOG(kError, "cannot empty the spool", {"spool", options_.spool_path},
+             {"error", std::strerror(errno)});
   }
 }
 
@@ -81,6 +222,23 @@ int HitReporter::AddMethod(std::string service, std::string method) {
   auto m = std::make_unique<Method>();
   m->service = std::move(service);
   m->method = std::move(method);
+  // The spooled hits of a previous run for this method, first in line.
+  const std::string name = m->service + " " + m->method;
+  for (Spooled& r : recovered_) {
+    if (r.method != name || r.count == 0) {
+      continue;
+    }
+    if (m->batches.empty() || Full(m->batches.back())) {
+      m->batches.emplace_back();
+    }
+    Batch& b = m->batches.back();
+    b.hits += r.hits;
+    b.count += r.count;
+    b.spooled += r.count;
+    m->pending += r.count;
+    m->pending_bytes += r.hits.size();
+    r.count = 0;
+  }
   methods_.push_back(std::move(m));
   return static_cast<int>(methods_.size()) - 1;
 }
@@ -114,6 +272,10 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
     ++b.count;
     ++m.pending;
     m.pending_bytes += b.hits.size() - before;
+    if (release != nullptr &&
+        Spool(m, absl::string_view(b.hits).substr(before), 1)) {  // before it goes out
+      ++b.spooled;
+    }
     wake = Full(b);
     if (done != nullptr) {
       if (b.waiters.empty()) {
@@ -218,6 +380,10 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
                : timeout);
       const bool retry = Retryable(status.error_code());
       const bool expired = held && absl::Now() >= batch.held_since + options_.hold_timeout;
+      if (!status.ok() && retry && expired && batch.spooled < batch.count &&
+          Spool(m, batch.hits, batch.count - batch.spooled)) {
+        batch.spooled = batch.count;  // its redirects go out below, their hits kept
+      }
       if (status.ok() || !retry || expired) {
         Finish(batch, status.ok());  // the redirects go out
       }
@@ -225,6 +391,9 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       if (status.ok()) {
         m.failing = false;
         reported_->Increment(static_cast<double>(batch.count));
+        if (batch.spooled > 0) {
+          Unspool(batch.spooled);
+        }
         continue;
       }
       if (retry) {
@@ -240,6 +409,9 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
         break;
       }
       dropped_->Increment(static_cast<double>(batch.count));
+      if (batch.spooled > 0) {
+        Unspool(batch.spooled);
+      }
       KURT_LOG(kError, "cached redirects refused; dropped", {"method", m.method},
                {"hits", batch.count}, {"code", static_cast<int>(status.error_code())},
                {"error", status.error_message()});

@@ -21,13 +21,14 @@
 //   hold_timeout, or when the service refuses the batch, the redirects go out all the same
 //   (done(false)): the service being down must not take the cached redirects down with it. The
 //   hits of a batch past its hold stay queued as above, and until a call succeeds again new hits
-//   are not held (done(false) at once). So a killed edge loses no click of a redirect it
-//   answered unless its service was also unreachable (or its Kafka slower than the hold) at the
-//   time. Callbacks never run under the
-//   reporter's lock.
+//   are not held (done(false) at once). Such hits are first written to the spool
+//   (spool_path, fdatasync'ed) and sent again by the next reporter on the file, so a killed edge
+//   loses no click of a redirect it answered; without a spool it loses those whose service was
+//   unreachable (or whose Kafka was slower than the hold) at the time. Callbacks never run under
+//   the reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
-// edge shutting down) sends what is pending once more, with a shorter deadline, and counts what
-// still did not go as dropped.
+// edge shutting down) sends what is pending once more, with a shorter deadline, and puts what
+// still did not go in the spool (counts it as dropped without one).
 // Add is thread-safe.
 #pragma once
 
@@ -67,6 +68,12 @@ struct HitReporterOptions {
   // Threads that send batches, each one call at a time. Held hits wait for their call, so more
   // than one keeps several batches in flight; batches may then arrive out of order.
   size_t senders = 1;
+  // A file that keeps the hits whose redirects went out before their service had them (past
+  // the hold, or while the service was failing), and at shutdown those not reported yet: each is
+  // written and fdatasync'ed before its redirect goes out, and sent again by the next reporter
+  // on the same file (the edge restarted; its click id makes the second copy count once). The
+  // file is emptied once every hit in it was reported. "": none (such hits live in memory only).
+  std::string spool_path;
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -109,6 +116,7 @@ class HitReporter {
     size_t count = 0;
     std::vector<Done> waiters;  // of held hits
     absl::Time held_since;      // when the first held hit came
+    size_t spooled = 0;         // of its hits, those in the spool
   };
   struct Method {
     std::string service;
@@ -131,6 +139,14 @@ class HitReporter {
   bool AnyHeld() const;
   // Runs the callbacks of a batch and empties them.
   static void Finish(Batch& batch, bool reported);
+  // Appends hits (repeated `hits` entries) of `method` to the spool and syncs it; false when
+  // there is no spool or it could not be written (logged).
+  bool Spool(const Method& method, absl::string_view hits, size_t count);
+  // `count` spooled hits were reported (or dropped for good): the spool is emptied once none is
+  // left.
+  void Unspool(size_t count);
+  // Reads the spool a previous reporter left (constructor).
+  void ReadSpool();
 
   const HitReporterOptions options_;
   HitSender* sender_;
@@ -146,6 +162,18 @@ class HitReporter {
   uint64_t rounds_started_ = 0;       // sending rounds begun so far, numbered from 1
   uint64_t last_round_finished_ = 0;  // the number of the latest round that finished
   std::vector<std::thread> threads_;
+
+  // The spool: its records are (method, hits, count); read at start until AddMethod claims them.
+  struct Spooled {
+    std::string method;  // "service method"
+    std::string hits;
+    size_t count = 0;
+  };
+  std::mutex spool_mu_;  // after mu_ when both are held
+  int spool_fd_ = -1;
+  size_t spooled_unreported_ = 0;   // guarded by spool_mu_
+  std::vector<Spooled> recovered_;  // guarded by mu_
+  metrics::Counter* spooled_ = nullptr;
 };
 
 }  // namespace kurt::edge

@@ -1,9 +1,13 @@
 #include "edge/hit_reporter.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdio>
 #include <deque>
+#include <filesystem>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -335,6 +339,66 @@ TEST_F(HitReporterTest, PastTheHoldTheRedirectsGoOutAndTheirHitsWaitForTheServic
   EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"a", "b"}));
   reporter.Add(id, Hit("c"), outcomes.Next());  // held again
   EXPECT_EQ(outcomes.Wait(3), (std::vector<bool>{false, false, true}));
+}
+
+// With a spool, a hit whose redirect went out before its service had it is on disk first: a
+// reporter started on the same file (the edge after a SIGKILL) sends it, and the file is emptied
+// once it is reported.
+TEST_F(HitReporterTest, HitsReleasedBeforeTheirServiceHadThemOutliveTheProcess) {
+  for (int i = 0; i < 1000; ++i) {
+    sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  const std::string spool = ::testing::TempDir() + "/hits-" + std::to_string(getpid()) + ".spool";
+  std::remove(spool.c_str());
+  HitReporterOptions o = Slow();
+  o.hold_timeout = absl::Milliseconds(100);
+  o.spool_path = spool;
+  auto killed = std::make_unique<HitReporter>(o, &sender, &registry);
+  int id = killed->AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  killed->Add(id, Hit("past-the-hold"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));
+  killed->Add(id, Hit("while-failing"), outcomes.Next());  // not held: out at once
+  EXPECT_EQ(outcomes.heard, (std::vector<bool>{false, false}));
+  EXPECT_GT(std::filesystem::file_size(spool), 0u);
+
+  // The next process, while the first is still "alive" (as after a SIGKILL, nothing of it ran).
+  FakeSender fresh;
+  metrics::Registry fresh_registry;
+  HitReporterOptions no = Slow();
+  no.spool_path = spool;
+  auto next = std::make_unique<HitReporter>(no, &fresh, &fresh_registry);
+  int next_id = next->AddMethod("S", "/S/R");
+  next->Flush();
+  EXPECT_EQ(fresh.Requests(), (std::vector<std::string>{"past-the-hold", "while-failing"}));
+  EXPECT_EQ(next->Pending(next_id), 0u);
+  EXPECT_EQ(std::filesystem::file_size(spool), 0u) << "reported: the spool is emptied";
+  std::remove(spool.c_str());
+}
+
+// At shutdown, what could not be reported goes to the spool instead of being dropped.
+TEST_F(HitReporterTest, HitsUnsentAtShutdownAreKeptInTheSpool) {
+  const std::string spool = ::testing::TempDir() + "/hits-down-" + std::to_string(getpid());
+  std::remove(spool.c_str());
+  HitReporterOptions o = Slow();
+  o.spool_path = spool;
+  for (int i = 0; i < 10; ++i) {
+    sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  {
+    HitReporter reporter(o, &sender, &registry);
+    int id = reporter.AddMethod("S", "/S/R");
+    reporter.Add(id, Hit("a"));
+    reporter.Add(id, Hit("b"));
+  }
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+  FakeSender fresh;
+  metrics::Registry fresh_registry;
+  HitReporter next(o, &fresh, &fresh_registry);
+  next.AddMethod("S", "/S/R");
+  next.Flush();
+  EXPECT_EQ(fresh.Requests(), (std::vector<std::string>{"a", "b"}));
+  std::remove(spool.c_str());
 }
 
 // A refused batch is not worth waiting for: its redirects go out at once, its hits are dropped.

@@ -92,6 +92,10 @@ ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(1),
           "How long a held cached redirect waits for its click to be recorded before it goes out "
           "anyway (its click is then reported later, and later redirects are not held until a "
           "report succeeds)");
+ABSL_FLAG(std::string, cached_hits_spool, "",
+          "File that keeps the hits of cached redirects that went out before their service had "
+          "them (past the hold, or at shutdown), fdatasync'ed first and sent again by the next "
+          "start, so that a killed edge loses none (\"\": in memory only)");
 ABSL_FLAG(bool, dev_trust_account_header, false,
           "DEVELOPMENT ONLY: take the account from the client's X-Kurt-Account-Id header (until "
           "API keys exist); never in production");
@@ -202,6 +206,7 @@ int main(int argc, char** argv) {
   config.edge.cached_hits.senders =
       static_cast<size_t>(std::clamp<int64_t>(absl::GetFlag(FLAGS_cached_hits_senders), 1, 64));
   config.edge.cached_hits.hold_timeout = absl::GetFlag(FLAGS_cached_hits_hold_timeout);
+  config.edge.cached_hits.spool_path = absl::GetFlag(FLAGS_cached_hits_spool);
   config.edge.public_url = absl::GetFlag(FLAGS_public_url);
 
   config.routes.default_timeout = absl::GetFlag(FLAGS_default_timeout);

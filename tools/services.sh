@@ -109,6 +109,9 @@ _svc_launch() {
     args+=(--edge_port="$http" --upstream="$(ha_upstreams)" --drain_delay=3s
       --trusted_proxies=127.0.0.1/32)
   fi
+  # An edge keeps the hits of redirects that went out before kurt-links had them in a file of its
+  # own, sent again when it starts after a kill.
+  [ "$bin" = kurt-edge ] && args+=(--cached_hits_spool="$KURT_STATE_DIR/run/$instance.hits")
   # With KURT_TLS_CA and KURT_CERTS_DIR set (tools/run), each binary presents its own
   # certificate, $KURT_CERTS_DIR/<binary>.{crt,key} (tools/certs), on its gRPC connections;
   # every replica of a binary has the same identity.
