@@ -69,17 +69,21 @@ class UpstreamHitSender final : public HitSender {
 
 // X-Forwarded-For as one list: a proxy may add its entry as a header line of its own (HAProxy's
 // `option forwardfor` does) after the lines the client sent, and the last entries are the only
-// ones to believe.
-std::string ForwardedFor(const HttpRequest& req) {
+// ones to believe. One line (the common case) is returned as it is; several are joined into
+// `*joined`.
+absl::string_view ForwardedFor(const HttpRequest& req, std::string* joined) {
   auto [first, last] = req.equal_range("x-forwarded-for");
   if (first == last) {
-    return std::string();
+    return {};
   }
-  std::string out(View(first->value()));
+  if (std::next(first) == last) {
+    return View(first->value());
+  }
+  *joined = std::string(View(first->value()));
   for (auto it = std::next(first); it != last; ++it) {
-    absl::StrAppend(&out, ", ", View(it->value()));
+    absl::StrAppend(joined, ", ", View(it->value()));
   }
-  return out;
+  return *joined;
 }
 
 // The metadata an upstream call carries for the client's request (besides the auth decision's
@@ -348,8 +352,9 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   if (!call->cache_key.empty() && route_states_[route.id].cached_hits >= 0) {
     call->cached_request = *request;
   }
-  call->client_ip =
-      ClientIp(call->exchange->peer_address(), ForwardedFor(req), options_.trusted_proxies);
+  std::string joined;
+  call->client_ip = ClientIp(call->exchange->peer_address(), ForwardedFor(req, &joined),
+                             options_.trusted_proxies);
 
   // The auth seam: may answer at once (pass-through) or later, on any thread.
   AuthRequest auth;
@@ -568,8 +573,9 @@ std::string Edge::ClickId(const Call& call) const {
 
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitReporter::Done done) {
   HttpRequest& req = call.exchange->request();
+  std::string joined;
   const std::string client_ip =
-      ClientIp(call.exchange->peer_address(), ForwardedFor(req), options_.trusted_proxies);
+      ClientIp(call.exchange->peer_address(), ForwardedFor(req, &joined), options_.trusted_proxies);
   std::vector<std::pair<absl::string_view, std::string>> metadata;
   metadata.reserve(5);
   ForEachForwarded(req, call.request_id, client_ip, ClickId(call),
