@@ -225,8 +225,10 @@ module "cdn" {
   tags                            = local.tags
 }
 
-# Stable names for the managed endpoints, used by deploy/overlays/prod (pgbouncer-prod.ini,
-# KURT_REDIS_URL, KURT_KAFKA_BROKERS): a replaced instance changes a record here, not the manifests.
+# Stable names for PostgreSQL, used by deploy/overlays/prod (pgbouncer-prod.ini, the migration Job,
+# KURT_PG_LISTEN_URL): a replaced instance changes a record here, not the manifests. Redis and Kafka
+# have none: their clients verify the TLS certificate, which names the AWS endpoint itself (an
+# alias would fail the check), so the overlay takes those names from `terraform output`.
 resource "aws_route53_zone" "internal" {
   #checkov:skip=CKV2_AWS_38:DNSSEC signing applies to public zones; this zone is private to the VPC
   #checkov:skip=CKV2_AWS_39:query logging of a private zone is covered by the VPC resolver's flow logs
@@ -238,15 +240,12 @@ resource "aws_route53_zone" "internal" {
 }
 
 locals {
-  kafka_hosts = [for b in split(",", module.kafka.bootstrap_brokers) : split(":", b)[0]]
   internal_records = merge(
     {
       "pg-primary" = module.postgres.primary_address
-      "redis"      = module.redis.primary_endpoint
     },
     # Keys from counts known at plan time, values known only after apply.
     { for i in range(var.postgres_replica_count) : "pg-replica-${i + 1}" => module.postgres.replica_addresses[i] },
-    { for i in range(var.kafka_broker_count) : "kafka-${i + 1}" => local.kafka_hosts[i] },
   )
 }
 

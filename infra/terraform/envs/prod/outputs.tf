@@ -18,6 +18,26 @@ output "postgres_master_secret_arn" {
   value       = module.postgres.master_user_secret_arn
 }
 
+output "redis_primary_endpoint" {
+  description = "ElastiCache primary endpoint: connect and checkHost of the prod overlay's Redis TLS sidecar (redis-tls.conf)."
+  value       = module.redis.primary_endpoint
+}
+
+output "redis_auth_secret_arn" {
+  description = "Secret with the Redis AUTH token, source of the kurt-redis-auth Kubernetes Secret (KURT_REDIS_PASSWORD)."
+  value       = module.redis.auth_secret_arn
+}
+
+output "kafka_bootstrap_brokers" {
+  description = "MSK bootstrap servers for SASL/SCRAM over TLS (host:9096): the prod overlay's KURT_KAFKA_BROKERS."
+  value       = module.kafka.bootstrap_brokers_sasl_scram
+}
+
+output "kafka_scram_secret_arns" {
+  description = "Secret of each Kafka user by name, sources of the kurt-<service>-kafka Kubernetes Secrets (KURT_KAFKA_SASL_USERNAME, KURT_KAFKA_SASL_PASSWORD)."
+  value       = module.kafka.scram_secret_arns
+}
+
 output "artifacts_bucket" {
   description = "Bucket for report artifacts."
   value       = module.storage.artifacts_bucket

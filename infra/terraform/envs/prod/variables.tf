@@ -52,7 +52,7 @@ variable "redis_node_type" {
 }
 
 variable "kafka_broker_count" {
-  description = "MSK brokers, a multiple of three (deploy/overlays/prod names kafka-1..3 as bootstrap servers; more brokers are found through them)."
+  description = "MSK brokers, a multiple of three (deploy/overlays/prod names three as bootstrap servers, from output kafka_bootstrap_brokers; more brokers are found through them)."
   type        = number
   default     = 3
 }

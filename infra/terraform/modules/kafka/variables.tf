@@ -53,8 +53,27 @@ variable "default_partitions" {
   default     = 12
 }
 
+variable "scram_users" {
+  description = "Kafka users (SASL/SCRAM), one per client: each Kafka-using service (deploy/base: the binaries that link platform/kafka), the release pipeline that creates topics, kafka-exporter."
+  type        = list(string)
+  default = [
+    "kurt-links",
+    "kurt-analytics",
+    "kurt-reports",
+    "kurt-report-worker",
+    "kurt-notifications",
+    "kurt-release",
+    "kafka-exporter",
+  ]
+
+  validation {
+    condition     = alltrue([for u in var.scram_users : can(regex("^[a-z][a-z0-9-]*$", u))])
+    error_message = "User names: lower-case letters, digits and dashes (they are part of the secrets' names)."
+  }
+}
+
 variable "kms_key_arn" {
-  description = "KMS key for data at rest and the broker log group."
+  description = "Customer-managed KMS key for data at rest, the broker log group and the SCRAM secrets (MSK refuses secrets under the default key)."
   type        = string
 }
 

@@ -58,6 +58,17 @@ variable "log_retention_days" {
   default     = 365
 }
 
+variable "auth_update_strategy" {
+  description = "How a changed AUTH token is applied: ROTATE (the old token stays valid beside the new one, while the pods roll over to it) or SET (only the new one; the second step of a rotation)."
+  type        = string
+  default     = "ROTATE"
+
+  validation {
+    condition     = contains(["ROTATE", "SET"], var.auth_update_strategy)
+    error_message = "Use ROTATE or SET."
+  }
+}
+
 variable "tags" {
   description = "Tags added to every resource."
   type        = map(string)
