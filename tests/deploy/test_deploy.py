@@ -18,6 +18,7 @@ import socket
 import subprocess
 import tempfile
 import unittest
+import urllib.parse
 
 try:
     import yaml
@@ -422,6 +423,12 @@ class SecretsPerPod(unittest.TestCase):
                             self.assertIn("KURT_PG_PRIMARY_URL", env,
                                           f"{name} gets the database password but no database")
                         else:
+                            # A client's credentials only where that client is configured.
+                            for client, address in (("KURT_REDIS_", "KURT_REDIS_URL"),
+                                                    ("KURT_KAFKA_", "KURT_KAFKA_BROKERS")):
+                                if variable.startswith(client):
+                                    self.assertIn(address, env, f"{name} gets {variable} but "
+                                                  f"no {address}")
                             self.assertTrue(variable.startswith("KURT_"), variable)
                             self.assertIn(variable[5:].lower(), self.flags_of(name),
                                           f"{name} has no --{variable[5:].lower()}")
@@ -453,13 +460,52 @@ class SecretsPerPod(unittest.TestCase):
                                       f"{name}'s configuration never reads {mounts[v['name']]}")
 
     def test_what_the_edge_and_notifications_get(self):
+        """In prod the Redis users also get Redis's AUTH token and the Kafka users their Kafka
+        user; the dev overlay's throwaway Redis and Kafka take anyone (deploy/overlays/dev)."""
+        redis, kafka = {"KURT_REDIS_PASSWORD"}, {"KURT_KAFKA_SASL_USERNAME",
+                                                 "KURT_KAFKA_SASL_PASSWORD"}
         for overlay in OVERLAYS:
+            prod = overlay == "overlays-prod"
             got = {name: set(self.secret_env(c)) for name, _, c, _ in self.containers(overlay)}
-            self.assertEqual(got["kurt-edge"], {"KURT_EDGE_SECRET"}, overlay)
-            self.assertEqual(got["kurt-notifications"], {"KURT_EDGE_SECRET", "PGPASSWORD"},
+            self.assertEqual(got["kurt-edge"], {"KURT_EDGE_SECRET"} | (redis if prod else set()),
+                             overlay)
+            self.assertEqual(got["kurt-notifications"],
+                             {"KURT_EDGE_SECRET", "PGPASSWORD"} | (kafka if prod else set()),
                              overlay)
             self.assertEqual(got["kurt-accounts"],
-                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_ADMIN_TOKEN"}, overlay)
+                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_ADMIN_TOKEN"}
+                             | (redis if prod else set()), overlay)
+
+    def test_each_kafka_user_is_one_pods_own(self):
+        """Prod's MSK takes only SASL/SCRAM over TLS: every pod with a Kafka client gets a user
+        name and password from a Secret no other workload refers to, over sasl_ssl, to the port
+        the brokers' security group opens; no other pod gets Kafka credentials."""
+        docs = self.rendered["overlays-prod"]
+        sg = (ROOT / "infra/terraform/modules/kafka/main.tf").read_text()
+        port = int(re.search(r'"aws_vpc_security_group_ingress_rule".*?from_port\s*=\s*(\d+)',
+                             sg, re.S).group(1))
+        owners = {}
+        users = 0
+        for name, _, c, env in self.containers("overlays-prod"):
+            refs = {v: r for v, r in self.secret_env(c).items() if v.startswith("KURT_KAFKA_")}
+            with self.subTest(workload=name):
+                if "KURT_KAFKA_BROKERS" not in env:
+                    self.assertEqual(refs, {}, f"{name} has no Kafka client")
+                    continue
+                users += 1
+                self.assertEqual(set(refs), {"KURT_KAFKA_SASL_USERNAME",
+                                             "KURT_KAFKA_SASL_PASSWORD"})
+                self.assertEqual(len({r["name"] for r in refs.values()}), 1)
+                for r in refs.values():
+                    owners.setdefault(r["name"], set()).add(name)
+                config = ProdClients.environment(docs, name)
+                self.assertEqual(config.get("KURT_KAFKA_SECURITY_PROTOCOL"), "sasl_ssl")
+                self.assertEqual(config.get("KURT_KAFKA_SASL_MECHANISM"), "SCRAM-SHA-512")
+                for broker in config["KURT_KAFKA_BROKERS"].split(","):
+                    self.assertEqual(int(broker.rsplit(":", 1)[1]), port, broker)
+        self.assertEqual(users, 5, "links, analytics, reports, report-worker, notifications")
+        for secret, workloads in owners.items():
+            self.assertEqual(len(workloads), 1, f"{secret} is shared by {sorted(workloads)}")
 
     def test_dev_needs_no_secret_and_prod_every_one(self):
         """The dev overlay marks each reference optional (by its index in env: the patches in
@@ -469,6 +515,114 @@ class SecretsPerPod(unittest.TestCase):
                 for variable, ref in self.secret_env(c).items():
                     self.assertEqual(ref.get("optional", False), optional,
                                      f"{overlay}: {name} {variable}")
+
+
+def stunnel_config(text):
+    """{section: {option: [values]}} of an stunnel configuration ('' is the global section)."""
+    sections, current = {"": {}}, ""
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line[0] in ";#":
+            continue
+        m = re.fullmatch(r"\[(.+)\]", line)
+        if m:
+            current = m.group(1)
+            sections[current] = {}
+            continue
+        key, _, value = line.partition("=")
+        sections[current].setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+@unittest.skipIf(yaml is None, "PyYAML is not installed (tools/check-deploy's venv has it)")
+class ProdClients(unittest.TestCase):
+    """In prod, Redis (ElastiCache: TLS and AUTH required) is reached only through each pod's TLS
+    sidecar, which verifies the server, with the AUTH token from a Secret."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.rendered = render_all()
+        cls.docs = cls.rendered["overlays-prod"]
+        cls.config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in cls.docs
+                           if d["kind"] == "ConfigMap"}
+
+    @staticmethod
+    def environment(docs, workload):
+        config_maps = {d["metadata"]["name"]: d.get("data", {}) for d in docs
+                       if d["kind"] == "ConfigMap"}
+        env = {}
+        for _, name, template in workloads(docs):
+            if name == workload:
+                for source in template["spec"]["containers"][0].get("envFrom", []):
+                    env.update(config_maps.get(source.get("configMapRef", {}).get("name"), {}))
+        return env
+
+    def test_redis_only_through_the_tls_sidecar_with_a_password(self):
+        redis_users = []
+        for _, name, template in workloads(self.docs):
+            env = self.environment(self.docs, name)
+            if "KURT_REDIS_URL" not in env:
+                continue
+            redis_users.append(name)
+            spec = template["spec"]
+            (container,) = spec["containers"]
+            with self.subTest(workload=name):
+                url = urllib.parse.urlsplit(env["KURT_REDIS_URL"])
+                self.assertEqual(url.hostname, "127.0.0.1",
+                                 "the service speaks plaintext only to its pod's loopback")
+                self.assertIsNone(url.password, "the password comes from a Secret, not a URL")
+                self.assertNotIn("KURT_REDIS_SENTINELS", env)
+                password = [e for e in container.get("env", [])
+                            if e["name"] == "KURT_REDIS_PASSWORD"]
+                self.assertEqual(len(password), 1, "no AUTH token")
+                ref = password[0].get("valueFrom", {}).get("secretKeyRef")
+                self.assertTrue(ref, "the AUTH token comes from a Secret")
+                self.assertFalse(ref.get("optional", False))
+                # A native sidecar: started before the service, kept running beside it.
+                sidecars = [c for c in spec.get("initContainers", [])
+                            if c.get("restartPolicy") == "Always"
+                            and image_of(c) == "kurt-redis-tls"]
+                self.assertEqual(len(sidecars), 1, "no Redis TLS sidecar")
+                sidecar = sidecars[0]
+                self.assertTrue(sidecar["securityContext"]["readOnlyRootFilesystem"])
+                self.assertEqual(sidecar["securityContext"]["capabilities"]["drop"], ["ALL"])
+                volumes = {v["name"]: v for v in spec["volumes"]}
+                (mount,) = sidecar["volumeMounts"]
+                files = self.config_maps[volumes[mount["name"]]["configMap"]["name"]]
+                # The image runs /etc/stunnel/kurt/redis-tls.conf (deploy/docker).
+                entry = re.search(r'ENTRYPOINT \[.*"([^"]+)"\]', (
+                    ROOT / "deploy/docker/redis-tls.Dockerfile").read_text()).group(1)
+                self.assertEqual(os.path.dirname(entry), mount["mountPath"])
+                conf = stunnel_config(files[os.path.basename(entry)])
+                services = [s for s in conf if s]
+                self.assertEqual(len(services), 1)
+                service = conf[services[0]]
+                one = {k: v[-1] for k, v in service.items()}
+                self.assertEqual(one.get("client"), "yes")
+                self.assertEqual(one.get("accept"), f"127.0.0.1:{url.port}",
+                                 "the sidecar listens where --redis_url points, on loopback only")
+                # TLS to the server, whose certificate must chain to a trusted CA and carry the
+                # name connected to.
+                self.assertEqual(one.get("verifyChain"), "yes")
+                self.assertNotIn("verify", service, "verifyChain/checkHost, not the old verify")
+                self.assertTrue(one.get("CAfile"))
+                host, port = one["connect"].rsplit(":", 1)
+                self.assertEqual(service.get("checkHost"), [host])
+                self.assertEqual(int(port), 6379)
+                self.assertIn(one.get("sslVersionMin"), ("TLSv1.2", "TLSv1.3"))
+                # The endpoint moves at a failover: resolve it for each connection.
+                self.assertEqual(one.get("delay"), "yes")
+        self.assertEqual(sorted(redis_users), ["kurt-accounts", "kurt-edge", "kurt-links"])
+
+    def test_the_sidecar_image_is_built(self):
+        """tools/images builds it, from deploy/docker, like every image the overlays name."""
+        images = (ROOT / "tools/images").read_text()
+        self.assertIn("deploy/docker/redis-tls.Dockerfile", images)
+        self.assertRegex(images, r"build_image kurt-redis-tls")
+
+
+def image_of(container):
+    return container["image"].rsplit("/", 1)[-1].split("@")[0].split(":")[0]
 
 
 def http_client(port):

@@ -1,6 +1,7 @@
 """Static checks of infra/terraform that need no provider (terraform validate needs one): every
 variable and output says what it is for, no variable that holds a secret has a default, no
-password or key is written into the code, and every module a configuration calls exists.
+password or key is written into the code, every module a configuration calls exists, and the data
+services take no client without authentication and TLS (Redis, Kafka).
 
     python3 -m unittest discover -s tests/deploy
 """
@@ -86,6 +87,84 @@ class TerraformIsDocumentedAndHoldsNoSecrets(unittest.TestCase):
                     if p.parent == module_dir and not re.search(r"^\s*default\s*=", b, re.M)
                 }
                 self.assertEqual(required - args, set(), f"missing arguments to {module_dir}")
+
+
+def attribute(body, name):
+    """The value of `name = value` in a block's body (the first one), or None."""
+    m = re.search(rf"^\s*{name}\s*=\s*(.+?)\s*$", body, re.M)
+    return m.group(1) if m else None
+
+
+class DataServicesAuthenticateEveryClient(unittest.TestCase):
+    """Whoever reaches Redis or Kafka in the network must not be able to read or write them:
+    Redis decides access (cached API keys, rate limits), Kafka carries clicks and "report ready"
+    events."""
+
+    def test_redis_requires_tls_and_an_auth_token(self):
+        groups = list(blocks('resource "aws_elasticache_replication_group"'))
+        self.assertTrue(groups)
+        for path, name, body in groups:
+            with self.subTest(replication_group=name, file=str(path)):
+                self.assertEqual(attribute(body, "transit_encryption_enabled"), "true")
+                # "preferred" would still take plaintext clients.
+                self.assertEqual(attribute(body, "transit_encryption_mode"), '"required"')
+                token = attribute(body, "auth_token")
+                self.assertRegex(token or "", r"^random_password\.([a-z_]+)\.result$",
+                                 "the AUTH token is generated (random_password), not written down")
+                self.assertNotRegex(body, r"checkov:skip=CKV_AWS_3[01]\b")
+                module = (ROOT / path).parent
+                password = re.match(r"random_password\.([a-z_]+)", token).group(1)
+                # ...and kept in Secrets Manager under the customer-managed key, whence the pods'
+                # Secret comes.
+                stored = [b for _, _, b in blocks('resource "aws_secretsmanager_secret_version"')
+                          if f"random_password.{password}.result" in b]
+                self.assertEqual(len(stored), 1, "the token is stored in one Secrets Manager secret")
+                secrets = {n: b for p, n, b in blocks('resource "aws_secretsmanager_secret"')
+                           if (ROOT / p).parent == module}
+                secret = re.search(r"aws_secretsmanager_secret\.([a-z_]+)\.id", stored[0]).group(1)
+                self.assertEqual(attribute(secrets[secret], "kms_key_id"), "var.kms_key_arn")
+
+    def test_kafka_takes_only_sasl_scram_over_tls(self):
+        clusters = list(blocks('resource "aws_msk_cluster"'))
+        self.assertTrue(clusters)
+        for path, name, body in clusters:
+            module = (ROOT / path).parent
+            with self.subTest(cluster=name, file=str(path)):
+                self.assertEqual(attribute(body, "client_broker"), '"TLS"',
+                                 "no plaintext listener (TLS_PLAINTEXT, PLAINTEXT)")
+                self.assertEqual(attribute(body, "unauthenticated"), "false")
+                auth = body[body.index("client_authentication"):]
+                self.assertRegex(auth, r"sasl\s*\{[^}]*\bscram\s*=\s*true")
+                self.assertNotRegex(body, r"checkov:skip=CKV_AWS_81\b")
+                # Only the SASL/SCRAM TLS port is open to clients.
+                for p, rule, rbody in blocks('resource "aws_vpc_security_group_ingress_rule"'):
+                    if (ROOT / p).parent == module:
+                        self.assertEqual((attribute(rbody, "from_port"),
+                                          attribute(rbody, "to_port")), ("9096", "9096"), rule)
+                # The users: secrets MSK can read (AmazonMSK_ prefix, a customer-managed key),
+                # associated with this cluster.
+                secrets = [(n, b) for p, n, b in blocks('resource "aws_secretsmanager_secret"')
+                           if (ROOT / p).parent == module]
+                self.assertTrue(secrets, "no SCRAM secrets")
+                for secret, sbody in secrets:
+                    self.assertRegex(attribute(sbody, "name") or "", r'^"AmazonMSK_', secret)
+                    self.assertEqual(attribute(sbody, "kms_key_id"), "var.kms_key_arn", secret)
+                associations = [b for p, _, b in blocks('resource "aws_msk_scram_secret_association"')
+                                if (ROOT / p).parent == module]
+                self.assertEqual(len(associations), 1)
+                self.assertEqual(attribute(associations[0], "cluster_arn"),
+                                 f"aws_msk_cluster.{name}.arn")
+                # Nothing hands out the plaintext or unauthenticated TLS bootstrap servers.
+                outputs = (module / "outputs.tf").read_text()
+                self.assertNotRegex(outputs, r"\.bootstrap_brokers(_tls)?\b")
+
+    def test_the_environment_gives_a_customer_managed_key(self):
+        """MSK refuses SCRAM secrets under Secrets Manager's default key."""
+        modules = {n: b for _, n, b in blocks("module")}
+        for name in ("redis", "kafka"):
+            with self.subTest(module=name):
+                self.assertRegex(attribute(modules[name], "kms_key_arn") or "",
+                                 r"^aws_kms_key\.[a-z_0-9]+\.arn$")
 
 
 if __name__ == "__main__":
