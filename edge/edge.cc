@@ -14,6 +14,7 @@
 #include "edge/http_util.h"
 #include "edge/openapi.h"
 #include "edge/status_mapping.h"
+#include "kurt/api/v1/options.pb.h"
 #include "platform/core/log.h"
 #include "platform/grpc/edge_trust.h"
 #include "services/common/mesh.h"
@@ -27,6 +28,14 @@ namespace {
 
 absl::string_view View(boost::beast::string_view s) {
   return absl::string_view(s.data(), s.size());
+}
+
+// A cached redirect's key: its route and the upstream request, what the answer depends on and
+// nothing else (a query string the route ignores does not make another entry).
+std::string CacheKey(int route_id, absl::string_view request) {
+  std::string key(reinterpret_cast<const char*>(&route_id), sizeof(route_id));
+  key.append(request.data(), request.size());
+  return key;
 }
 
 // Headers a browser may send cross-origin; CORS preflights are answered with these.
@@ -142,6 +151,9 @@ Edge::Edge(EdgeOptions options, const ApiDescriptors* api, const RouteTable* rou
       state.cached_hits = it->second;
     }
     route_states_.push_back(state);
+    if (route->redirect && route->is_public && route->redirect->cache_max_age_seconds > 0) {
+      cached_redirect_routes_[route->method->full_name()].push_back(route->id);
+    }
   }
   unmatched_stats_ = metrics_.Route("unmatched");
   healthz_stats_ = metrics_.Route("healthz");
@@ -337,13 +349,12 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   }
   if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
       cache_.enabled()) {
-    // The route and the upstream request: what the answer depends on, nothing else.
-    std::string key(reinterpret_cast<const char*>(&route.id), sizeof(route.id));
-    key += *request;
+    std::string key = CacheKey(route.id, *request);
     if (ServeFromCache(call, key)) {
       return;
     }
     call->cache_key = std::move(key);
+    call->cache_generation = cache_.generation();
     metrics_.cache_misses().Increment();
   }
   if (!health_->Serving(route_states_[route.id].upstream)) {
@@ -495,7 +506,7 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
       cached->headers.emplace_back("Cache-Control", cache_control);
       cached->request = std::move(call->cached_request);
       absl::Duration ttl = std::min(absl::Seconds(max_age), options_.cache_ttl_cap);
-      cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl);
+      cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl, call->cache_generation);
     }
     return Send(call, std::move(res));
   }
@@ -520,6 +531,33 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
   }
   res.body() = std::move(payload->body);
   Send(call, std::move(res));
+}
+
+void Edge::DropChangedRedirects(absl::string_view message) {
+  api::v1::RedirectChanges changes;
+  if (!changes.ParseFromArray(message.data(), static_cast<int>(message.size()))) {
+    // Something else on the channel, or a newer format: whatever changed is unknown.
+    KURT_LOG(kWarn, "unreadable redirect change; dropping every cached redirect",
+             {"bytes", message.size()});
+    DropCachedRedirects();
+    return;
+  }
+  auto routes = cached_redirect_routes_.find(changes.method());
+  if (routes == cached_redirect_routes_.end()) {
+    return;
+  }
+  for (int route_id : routes->second) {
+    for (const std::string& request : changes.requests()) {
+      if (cache_.Erase(CacheKey(route_id, request))) {
+        metrics_.cache_drops_changed().Increment();
+      }
+    }
+  }
+}
+
+void Edge::DropCachedRedirects() {
+  cache_.Clear();
+  metrics_.cache_clears().Increment();
 }
 
 bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& key) {

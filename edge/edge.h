@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "edge/api_descriptors.h"
@@ -88,6 +89,12 @@ class Edge : public HttpHandler {
   // destruction sends what is left).
   void FlushCachedHits() { hit_reporter_->Flush(); }
 
+  // A kurt.api.v1.RedirectChanges (mesh::kRedirectChangesChannel): drops the cached answers of
+  // those requests; a message it cannot read drops every cached redirect.
+  void DropChangedRedirects(absl::string_view message);
+  // Drops every cached redirect: changes may have been missed (the subscription was lost).
+  void DropCachedRedirects();
+
   ResponseCache& cache() { return cache_; }
   const std::string& openapi() const { return openapi_; }
 
@@ -149,6 +156,8 @@ class Edge : public HttpHandler {
   std::unique_ptr<HitReporter> hit_reporter_;
   std::unique_ptr<UpstreamHealth> health_;
   std::vector<RouteState> route_states_;
+  // Routes whose redirects are cached, by their method's full name (RedirectChanges.method).
+  absl::flat_hash_map<std::string, std::vector<int>> cached_redirect_routes_;
   RouteStats* unmatched_stats_;
   RouteStats* healthz_stats_;
   RouteStats* readyz_stats_;

@@ -3,6 +3,7 @@
 // buffers also by gRPC while the call runs).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,6 +23,7 @@ struct Edge::Call {
   RouteStats* stats = nullptr;
   std::string client_ip;
   std::string cache_key;  // non-empty: a cacheable redirect
+  uint64_t cache_generation = 0;  // the cache's generation() when the lookup missed
   // The upstream request, kept for the cache entry when its route reports cached answers.
   std::string cached_request;
 

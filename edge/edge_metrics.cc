@@ -34,7 +34,15 @@ EdgeMetrics::EdgeMetrics(metrics::Registry* registry)
       cache_misses_(&registry
                          ->AddCounter("kurt_edge_cache_misses_total",
                                       "Cacheable requests that went to the upstream")
-                         .Get()) {}
+                         .Get()) {
+  auto& drops = registry->AddCounter(
+      "kurt_edge_cache_drops_total",
+      "Drops from the redirect cache before expiry: entries whose redirect changed (reason "
+      "changed), and clears of the whole cache when changes may have been missed (reason all)",
+      {"reason"});
+  cache_drops_changed_ = &drops.WithLabels({"changed"});
+  cache_clears_ = &drops.WithLabels({"all"});
+}
 
 RouteStats* EdgeMetrics::Route(const std::string& label) {
   auto& slot = routes_[label];

@@ -32,6 +32,9 @@ class EdgeMetrics {
   RouteStats* Route(const std::string& label);
   metrics::Counter& cache_hits() { return *cache_hits_; }
   metrics::Counter& cache_misses() { return *cache_misses_; }
+  // Entries dropped because their redirect changed; whole-cache drops (changes maybe missed).
+  metrics::Counter& cache_drops_changed() { return *cache_drops_changed_; }
+  metrics::Counter& cache_clears() { return *cache_clears_; }
   metrics::Counter& UpstreamErrors(const std::string& service);
 
  private:
@@ -40,6 +43,8 @@ class EdgeMetrics {
   metrics::Family<metrics::Counter>& upstream_errors_;
   metrics::Counter* cache_hits_;
   metrics::Counter* cache_misses_;
+  metrics::Counter* cache_drops_changed_;
+  metrics::Counter* cache_clears_;
   absl::flat_hash_map<std::string, std::unique_ptr<RouteStats>> routes_;
   absl::flat_hash_map<std::string, metrics::Counter*> upstream_error_counters_;
 };

@@ -18,6 +18,7 @@
 #include "platform/core/log.h"
 #include "platform/grpc/tls.h"
 #include "platform/redis/redis.h"
+#include "platform/redis/subscriber.h"
 #include "services/common/mesh.h"
 
 ABSL_FLAG(int, edge_port, kurt::mesh::kEdgeHttpPort,
@@ -72,6 +73,9 @@ ABSL_FLAG(int64_t, cache_bytes, int64_t{64} << 20,
           "also bounded by --cache_entries)");
 ABSL_FLAG(absl::Duration, cache_ttl_cap, absl::Seconds(60),
           "Longest time a cached redirect is kept, whatever its max-age");
+ABSL_FLAG(std::string, redirect_changes_channel, kurt::mesh::kRedirectChangesChannel,
+          "Redis pub/sub channel on which services announce redirects that changed; the edge "
+          "drops them from its cache at once (empty: only expiry drops them)");
 ABSL_FLAG(absl::Duration, cached_hits_interval, absl::Milliseconds(500),
           "How often redirects answered from the cache are reported to their service "
           "(kurt-links counts them as clicks); at least 10ms");
@@ -237,7 +241,19 @@ int main(int argc, char** argv) {
   config.dev_trust_account_header = absl::GetFlag(FLAGS_dev_trust_account_header);
   config.edge_secret = absl::GetFlag(FLAGS_edge_secret);
 
+  // Redis for the rate limits and for hearing of changed redirects, once for both.
   std::unique_ptr<kurt::redis::RedisClient> redis;
+  auto use_redis = [&redis]() -> absl::Status {
+    if (redis == nullptr) {
+      absl::StatusOr<std::unique_ptr<kurt::redis::RedisClient>> client =
+          kurt::redis::RedisClient::FromFlags();
+      if (!client.ok()) {
+        return client.status();
+      }
+      redis = *std::move(client);
+    }
+    return absl::OkStatus();
+  };
   std::unique_ptr<kurt::edge::RateLimiter> limiter;
   std::unique_ptr<kurt::edge::KeyAuthenticator> authenticator;
   std::unique_ptr<kurt::edge::Authorizer> authorizer;
@@ -256,12 +272,10 @@ int main(int argc, char** argv) {
                                       absl::GetFlag(FLAGS_burst_per_account)};
     if (authorizer_options.per_address.per_second > 0 ||
         authorizer_options.per_account.per_second > 0) {
-      auto redis_client = kurt::redis::RedisClient::FromFlags();
-      if (!redis_client.ok()) {
-        KURT_LOG(kError, "cannot use Redis", {"error", redis_client.status().ToString()});
+      if (absl::Status s = use_redis(); !s.ok()) {
+        KURT_LOG(kError, "cannot use Redis", {"error", s.ToString()});
         return 2;
       }
-      redis = *std::move(redis_client);
       limiter = std::make_unique<kurt::edge::RedisRateLimiter>(
           redis.get(), absl::GetFlag(FLAGS_rate_limit_threads), "kurt:rl:",
           static_cast<size_t>(std::max<int64_t>(1, absl::GetFlag(FLAGS_rate_limit_max_queue))));
@@ -271,11 +285,31 @@ int main(int argc, char** argv) {
         std::make_unique<kurt::edge::AccountsAuthorizer>(authorizer_options, authenticator.get());
   }
 
+  const std::string changes_channel = absl::GetFlag(FLAGS_redirect_changes_channel);
+  const bool hear_changes = config.edge.cache_entries > 0 && !changes_channel.empty();
+  if (hear_changes) {
+    if (absl::Status s = use_redis(); !s.ok()) {
+      KURT_LOG(kError, "cannot use Redis", {"error", s.ToString()});
+      return 2;
+    }
+  }
   absl::StatusOr<std::unique_ptr<kurt::edge::EdgeServer>> server =
       kurt::edge::EdgeServer::Start(std::move(config), authorizer.get());
   if (!server.ok()) {
     KURT_LOG(kError, "cannot start", {"error", server.status().ToString()});
     return 1;
+  }
+  // Changed redirects leave the cache at once; after the subscription was lost (Redis down, a
+  // failover), the whole cache goes, since what changed meanwhile is unknown.
+  std::unique_ptr<kurt::redis::Subscriber> changes;
+  if (hear_changes) {
+    kurt::edge::Edge* edge = &(*server)->edge();
+    kurt::redis::SubscriberOptions subscriber_options;
+    subscriber_options.channel = changes_channel;
+    changes = std::make_unique<kurt::redis::Subscriber>(
+        redis.get(), subscriber_options,
+        [edge](absl::string_view message) { edge->DropChangedRedirects(message); },
+        [edge] { edge->DropCachedRedirects(); });
   }
   int sig = kurt::platform::WaitForShutdownSignal();
   KURT_LOG(kInfo, "shutting down", {"signal", sig});

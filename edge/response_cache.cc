@@ -61,13 +61,18 @@ std::shared_ptr<const CachedResponse> ResponseCache::Get(absl::string_view key, 
 }
 
 void ResponseCache::Put(const std::string& key, std::shared_ptr<const CachedResponse> response,
-                        absl::Time expires) {
+                        absl::Time expires, std::optional<uint64_t> since) {
   if (per_shard_ == 0) {
     return;
   }
   size_t bytes = EntryBytes(key, *response);
   Shard& shard = ShardFor(key);
   std::lock_guard<std::mutex> lock(shard.mu);
+  // Erase bumps the generation under the same shard's lock, Clear before it takes any: a drop
+  // of this key either shows here or comes after this entry is in.
+  if (since && *since != generation()) {
+    return;
+  }
   if (auto it = shard.index.find(key); it != shard.index.end()) {
     Erase(shard, it->second);
   }
@@ -82,7 +87,23 @@ void ResponseCache::Put(const std::string& key, std::shared_ptr<const CachedResp
   }
 }
 
+bool ResponseCache::Erase(absl::string_view key) {
+  if (per_shard_ == 0) {
+    return false;
+  }
+  Shard& shard = ShardFor(key);
+  std::lock_guard<std::mutex> lock(shard.mu);
+  generation_.fetch_add(1, std::memory_order_acq_rel);
+  auto it = shard.index.find(key);
+  if (it == shard.index.end()) {
+    return false;
+  }
+  Erase(shard, it->second);
+  return true;
+}
+
 void ResponseCache::Clear() {
+  generation_.fetch_add(1, std::memory_order_acq_rel);
   for (auto& shard : shards_) {
     std::lock_guard<std::mutex> lock(shard->mu);
     shard->index.clear();

@@ -5,9 +5,12 @@
 // threads rarely meet on a lock. Lives as long as the edge; thread-safe.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <list>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -34,9 +37,15 @@ class ResponseCache {
   explicit ResponseCache(size_t max_entries, size_t max_bytes = size_t{64} << 20, int shards = 16);
 
   std::shared_ptr<const CachedResponse> Get(absl::string_view key, absl::Time now);
+  // With `since` (a generation() read before the upstream was asked), keeps nothing if an entry
+  // was dropped in between: the answer may predate the change that dropped it.
   void Put(const std::string& key, std::shared_ptr<const CachedResponse> response,
-           absl::Time expires);
+           absl::Time expires, std::optional<uint64_t> since = std::nullopt);
+  // Drops one entry (its answer changed upstream); true if there was one.
+  bool Erase(absl::string_view key);
   void Clear();
+  // Counts the drops (Erase, Clear).
+  uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
 
   bool enabled() const { return per_shard_ > 0; }
   size_t size() const;
@@ -65,6 +74,7 @@ class ResponseCache {
 
   size_t per_shard_;
   size_t bytes_per_shard_ = 0;
+  std::atomic<uint64_t> generation_{0};
   std::vector<std::unique_ptr<Shard>> shards_;
 };
 

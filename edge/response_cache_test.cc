@@ -24,6 +24,42 @@ TEST(ResponseCacheTest, HitsUntilExpiry) {
   EXPECT_EQ(cache.size(), 0u);
 }
 
+TEST(ResponseCacheTest, EraseDropsOneEntryAndClearAll) {
+  ResponseCache cache(10);
+  absl::Time now = absl::Now();
+  absl::Time later = now + absl::Hours(1);
+  cache.Put("/a", Redirect("a"), later);
+  cache.Put("/b", Redirect("b"), later);
+  EXPECT_TRUE(cache.Erase("/a"));
+  EXPECT_FALSE(cache.Erase("/a"));
+  EXPECT_EQ(cache.Get("/a", now), nullptr);
+  EXPECT_NE(cache.Get("/b", now), nullptr);
+  cache.Clear();
+  EXPECT_EQ(cache.Get("/b", now), nullptr);
+  EXPECT_EQ(cache.size(), 0u);
+  EXPECT_EQ(cache.bytes(), 0u);
+}
+
+// An answer asked for before a drop may predate the change that caused it: it is not kept. One
+// asked for after the drop is.
+TEST(ResponseCacheTest, AnAnswerFromBeforeADropIsNotCached) {
+  ResponseCache cache(10);
+  absl::Time now = absl::Now();
+  absl::Time later = now + absl::Hours(1);
+  const uint64_t asked = cache.generation();
+  cache.Erase("/a");  // the link changed while its old answer was on the way
+  cache.Put("/a", Redirect("old"), later, asked);
+  EXPECT_EQ(cache.Get("/a", now), nullptr);
+  const uint64_t asked_again = cache.generation();
+  cache.Put("/a", Redirect("new"), later, asked_again);
+  ASSERT_NE(cache.Get("/a", now), nullptr);
+  EXPECT_EQ(cache.Get("/a", now)->headers[0].second, "new");
+  const uint64_t before_clear = cache.generation();
+  cache.Clear();
+  cache.Put("/b", Redirect("old"), later, before_clear);
+  EXPECT_EQ(cache.Get("/b", now), nullptr);
+}
+
 TEST(ResponseCacheTest, EvictsLeastRecentlyUsed) {
   ResponseCache cache(2, /*max_bytes=*/1 << 20, /*shards=*/1);
   absl::Time now = absl::Now();

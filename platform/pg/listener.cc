@@ -32,11 +32,6 @@ std::string ListenUrlFromFlags() {
   return url.empty() ? absl::GetFlag(FLAGS_pg_primary_url) : url;
 }
 
-absl::Duration ReconnectBackoff::Next() {
-  next_ = next_ == absl::ZeroDuration() ? initial_ : std::min(next_ * 2, max_);
-  return next_;
-}
-
 namespace {
 
 struct PgConnDeleter {

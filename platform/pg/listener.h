@@ -28,6 +28,7 @@
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "platform/core/backoff.h"
 #include "absl/time/time.h"
 #include "platform/core/metrics.h"
 
@@ -38,20 +39,7 @@ namespace kurt::pg {
 // --pg_listen_url, or --pg_primary_url when it is empty (no PgBouncer in between, as locally).
 std::string ListenUrlFromFlags();
 
-// Delays between connection attempts: `initial`, doubling with each failure up to `max`; Reset
-// after a success. Not thread-safe (one listener thread uses it).
-class ReconnectBackoff {
- public:
-  ReconnectBackoff(absl::Duration initial, absl::Duration max) : initial_(initial), max_(max) {}
-  // The delay before the next attempt.
-  absl::Duration Next();
-  void Reset() { next_ = absl::ZeroDuration(); }
-
- private:
-  const absl::Duration initial_;
-  const absl::Duration max_;
-  absl::Duration next_ = absl::ZeroDuration();
-};
+using platform::ReconnectBackoff;
 
 struct ListenerOptions {
   // The primary, directly (a postgresql:// URL or key=value string).

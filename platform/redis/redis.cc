@@ -543,6 +543,14 @@ absl::Status RedisClient::Probe() {
   return absl::OkStatus();
 }
 
+absl::StatusOr<RedisClient::Dedicated> RedisClient::OpenDedicated() {
+  absl::StatusOr<Connection> conn = Open();
+  if (!conn.ok()) {
+    return conn.status();
+  }
+  return Dedicated{std::move(conn->ctx), std::move(conn->server)};
+}
+
 absl::StatusOr<Endpoint> RedisClient::Master() {
   absl::StatusOr<std::pair<Endpoint, uint64_t>> target = Target();
   if (!target.ok()) {

@@ -107,11 +107,20 @@ class RedisClient {
 
   const Options& options() const { return options_; }
 
- private:
   struct ContextDeleter {
     void operator()(redisContext* c) const;
   };
   using ContextPtr = std::unique_ptr<redisContext, ContextDeleter>;
+  // A connection of the caller's own to the master (through the Sentinels, if any),
+  // authenticated and checked as the pool's are: for a subscription, which keeps its connection
+  // to itself (Subscriber). Not pooled; failing to open one does not trip the circuit breaker.
+  struct Dedicated {
+    ContextPtr ctx;
+    Endpoint server;
+  };
+  absl::StatusOr<Dedicated> OpenDedicated();
+
+ private:
   // A connection and the master generation it was opened in: after a failover, connections
   // of an earlier generation are not reused.
   struct Connection {

@@ -1,6 +1,7 @@
 // The names the parts of Kurt agree on, defined once: each program's default ports, the Kafka
-// topics, and the metadata the edge sends with a redirect. Scripts and manifests cannot include
-// this file; tests/names/names_agree.py checks that they say the same.
+// topics, the metadata the edge sends with a redirect, and the channel of redirects that changed.
+// Scripts and manifests cannot include this file; tests/names/names_agree.py checks that they say
+// the same.
 #pragma once
 
 #include <array>
@@ -45,5 +46,9 @@ inline constexpr char kClientIpMetadata[] = "x-kurt-client-ip";
 // another replica, a proxy's retry through another edge, a cached hit reported again): its event
 // id, by which analytics counts it once.
 inline constexpr char kClickIdMetadata[] = "x-kurt-click-id";
+
+// The Redis pub/sub channel on which services announce redirects that changed
+// (kurt.api.v1.RedirectChanges) and every edge hears them.
+inline constexpr char kRedirectChangesChannel[] = "kurt:redirect-changes:v1";
 
 }  // namespace kurt::mesh

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "services/links/link_cache.h"
@@ -33,15 +34,19 @@ class FakeLinkCache : public LinkCache {
       entries.emplace(code, link);
     }
   }
-  void Put(const std::string& code, const CachedLink& link) override {
+  void Put(const std::string& code, const CachedLink& link, bool announce) override {
     std::lock_guard<std::mutex> lock(mu);
     if (!down) {
       entries[code] = link;
+      if (announce) {
+        announced.push_back(code);
+      }
     }
   }
 
   std::mutex mu;
   std::map<std::string, CachedLink> entries;
+  std::vector<std::string> announced;  // codes of updates and deletes, in order
   bool down = false;
   std::atomic<int> gets{0};
 };

@@ -6,6 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "kurt/api/v1/options.pb.h"
+#include "kurt/links/v1/links.pb.h"
 #include "platform/core/log.h"
 
 namespace kurt::links {
@@ -45,7 +47,7 @@ std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
 }
 
 RedisLinkCache::RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions options)
-    : redis_(redis), options_(std::move(options)) {}
+    : redis_(redis), options_(std::move(options)), seal_(options_.record_secret) {}
 
 absl::Duration RedisLinkCache::TtlFor(const CachedLink& link, absl::Time now) const {
   if (!link.exists) {
@@ -64,49 +66,86 @@ absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string&
   if (has_pending_) {
     ReplayPending();
   }
-  auto value = redis_->Get(Key(code));
+  const std::string key = Key(code);
+  auto value = redis_->Get(key);
   if (!value.ok()) {
     return value.status();
   }
   if (!value->has_value()) {
     return std::optional<CachedLink>();
   }
-  std::optional<CachedLink> link = CachedLink::Decode(**value);
+  std::optional<std::string> record = seal_.Open(key, **value);
+  if (!record) {
+    // Forged, or from before sealing: gone, so the database's answer can fill its place.
+    KURT_LOG(kWarn, "cached link does not verify; ignored and deleted", {"code", code});
+    (void)redis_->Del({key});
+    return std::optional<CachedLink>();
+  }
+  std::optional<CachedLink> link = CachedLink::Decode(*record);
   if (!link) {
     KURT_LOG(kWarn, "undecodable cache entry ignored", {"code", code});
   }
   return link;
 }
 
-void RedisLinkCache::Write(const std::string& code, const CachedLink& link, bool only_if_absent) {
+void RedisLinkCache::Write(const std::string& code, const CachedLink& link, bool only_if_absent,
+                           bool announce) {
   absl::Time now = absl::Now();
+  absl::Status s;
   if (link.exists && link.expire_time && *link.expire_time <= now) {
-    return;  // nothing to keep
+    // Nothing to keep; an old value expires on its own (never past the old expiry).
+  } else {
+    const std::string key = Key(code);
+    std::vector<std::string> argv = {"SET", key, seal_.Seal(key, link.Encode()), "PX",
+                                     absl::StrCat(absl::ToInt64Milliseconds(TtlFor(link, now)))};
+    if (only_if_absent) {
+      argv.push_back("NX");
+    }
+    s = redis_->Command(argv).status();
   }
-  std::vector<std::string> argv = {"SET", Key(code), link.Encode(), "PX",
-                                   absl::StrCat(absl::ToInt64Milliseconds(TtlFor(link, now)))};
-  if (only_if_absent) {
-    argv.push_back("NX");
+  // Announced only once Redis has the new value: an edge that drops its entry and asks again
+  // must not find the old one.
+  if (s.ok() && announce) {
+    s = Announce(code);
   }
-  absl::Status s = redis_->Command(argv).status();
   if (!s.ok() && !only_if_absent) {
-    // A mutation's value that did not reach Redis: keep it, so that a stale entry written
-    // before does not outlive the change once Redis is back.
+    // A mutation's value (or its announcement) that did not reach Redis: keep it, so that a
+    // stale entry written before does not outlive the change once Redis is back.
     std::lock_guard<std::mutex> lock(mu_);
-    pending_[code] = link;
+    Pending& p = pending_[code];
+    p.link = link;
+    p.announce = p.announce || announce;
     has_pending_ = true;
   }
 }
 
+absl::Status RedisLinkCache::Announce(const std::string& code) {
+  if (options_.changes_channel.empty()) {
+    return absl::OkStatus();
+  }
+  // The edges key their cache by the request they send: the Resolve request, serialized.
+  static const std::string* const kResolve = new std::string(
+      v1::ResolveRequest::descriptor()->file()->FindServiceByName("LinksService")
+          ->FindMethodByName("Resolve")
+          ->full_name());
+  api::v1::RedirectChanges changes;
+  changes.set_method(*kResolve);
+  v1::ResolveRequest request;
+  request.set_code(code);
+  changes.add_requests(request.SerializeAsString());
+  return redis_->Command({"PUBLISH", options_.changes_channel, changes.SerializeAsString()})
+      .status();
+}
+
 void RedisLinkCache::ReplayPending() {
-  std::map<std::string, CachedLink> pending;
+  std::map<std::string, Pending> pending;
   {
     std::lock_guard<std::mutex> lock(mu_);
     pending.swap(pending_);
     has_pending_ = false;
   }
-  for (const auto& [code, link] : pending) {
-    Write(code, link, /*only_if_absent=*/false);
+  for (const auto& [code, p] : pending) {
+    Write(code, p.link, /*only_if_absent=*/false, p.announce);
   }
 }
 
@@ -114,11 +153,11 @@ void RedisLinkCache::Fill(const std::string& code, const CachedLink& link) {
   Write(code, link, /*only_if_absent=*/true);
 }
 
-void RedisLinkCache::Put(const std::string& code, const CachedLink& link) {
+void RedisLinkCache::Put(const std::string& code, const CachedLink& link, bool announce) {
   if (has_pending_) {
     ReplayPending();
   }
-  Write(code, link, /*only_if_absent=*/false);
+  Write(code, link, /*only_if_absent=*/false, announce);
 }
 
 }  // namespace kurt::links

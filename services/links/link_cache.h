@@ -5,6 +5,12 @@
 // (SET NX), so a fill carrying a stale replica answer cannot overwrite a mutation's fresh value.
 // Redis down: every call fails fast (UNAVAILABLE) and the caller goes to the database; mutations'
 // writes that failed are kept and replayed once Redis answers again.
+//
+// Values are sealed (platform/redis/record_seal.h): one that does not verify, forged by someone
+// who can write Redis (a phishing target for a real code), is a miss, and is deleted.
+//
+// An update or a delete is also announced to the edges on a pub/sub channel, after the write, so
+// that none of them serves the old redirect from its own cache once Redis has the new one.
 #pragma once
 
 #include <map>
@@ -14,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 
 namespace kurt::links {
@@ -33,8 +40,9 @@ class LinkCache {
   virtual absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) = 0;
   // After a database read: only if nothing is cached for the code.
   virtual void Fill(const std::string& code, const CachedLink& link) = 0;
-  // After a mutation: always.
-  virtual void Put(const std::string& code, const CachedLink& link) = 0;
+  // After a mutation: always. `announce` when the code had a link before (an update or a
+  // delete): edges may hold its old redirect, and are told to drop it (RedirectChanges).
+  virtual void Put(const std::string& code, const CachedLink& link, bool announce) = 0;
 };
 
 struct LinkCacheOptions {
@@ -43,6 +51,11 @@ struct LinkCacheOptions {
   absl::Duration miss_ttl = absl::Seconds(10);
   // Namespaces the keys (several deployments, or tests, sharing one Redis).
   std::string key_prefix = "kurt:link:v1:";
+  // Where changed redirects are announced to the edges (mesh::kRedirectChangesChannel); empty:
+  // not announced, and edges keep an old redirect until it expires.
+  std::string changes_channel;
+  // Seals the values (--redis_record_secret; the same on every replica).
+  std::string record_secret = redis::kDevelopmentRecordSecret;
 };
 
 class RedisLinkCache : public LinkCache {
@@ -51,20 +64,28 @@ class RedisLinkCache : public LinkCache {
 
   absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) override;
   void Fill(const std::string& code, const CachedLink& link) override;
-  void Put(const std::string& code, const CachedLink& link) override;
+  void Put(const std::string& code, const CachedLink& link, bool announce) override;
 
   // The TTL a value gets: jittered, never past the link's expiry. Exposed for tests.
   absl::Duration TtlFor(const CachedLink& link, absl::Time now) const;
   std::string Key(const std::string& code) const { return options_.key_prefix + code; }
 
  private:
-  void Write(const std::string& code, const CachedLink& link, bool only_if_absent);
+  void Write(const std::string& code, const CachedLink& link, bool only_if_absent,
+             bool announce = false);
   void ReplayPending();
+  // PUBLISHes the RedirectChanges of Resolve(code) on options_.changes_channel.
+  absl::Status Announce(const std::string& code);
 
   redis::RedisClient* redis_;
   const LinkCacheOptions options_;
+  const redis::RecordSeal seal_;
   std::mutex mu_;
-  std::map<std::string, CachedLink> pending_;  // mutations Redis did not take yet
+  struct Pending {
+    CachedLink link;
+    bool announce = false;
+  };
+  std::map<std::string, Pending> pending_;  // mutations Redis did not take yet
   std::atomic<bool> has_pending_{false};
 };
 

@@ -14,6 +14,8 @@ LinkCacheOptions CacheOptions(const LinksConfig& config) {
   options.ttl = config.cache_ttl;
   options.miss_ttl = config.cache_miss_ttl;
   options.key_prefix = config.cache_key_prefix;
+  options.changes_channel = config.redirect_changes_channel;
+  options.record_secret = config.record_secret;
   return options;
 }
 

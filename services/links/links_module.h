@@ -38,6 +38,10 @@ struct LinksConfig {
   absl::Duration cache_miss_ttl = LinkCacheOptions().miss_ttl;
   // Namespaces the cache's keys (tests sharing one Redis give each their own).
   std::string cache_key_prefix = LinkCacheOptions().key_prefix;
+  // Where updates and deletes are announced to the edges' caches (empty: not announced).
+  std::string redirect_changes_channel = mesh::kRedirectChangesChannel;
+  // Seals the cached links (--redis_record_secret; the same on every replica).
+  std::string record_secret = redis::kDevelopmentRecordSecret;
   // The replica lag bound of the database cluster: a code this process changed is read from the
   // primary for this long plus 5 s, since a replica's copy may predate the change.
   absl::Duration max_replica_lag = absl::Seconds(2);

@@ -112,7 +112,7 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
   if (!created.ok()) {
     return created.status();
   }
-  resolver_->Changed(created->code, Live(*created));
+  resolver_->Changed(created->code, Live(*created), /*existed=*/false);
   KURT_LOG(kInfo, "link created", {"code", created->code}, {"account", caller.account_id()});
   return ToProto(*created);
 }
@@ -186,7 +186,7 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
   if (!link.ok()) {
     return link.status();
   }
-  resolver_->Changed(link->code, Live(*link));
+  resolver_->Changed(link->code, Live(*link), /*existed=*/true);
   return ToProto(*link);
 }
 
@@ -198,7 +198,7 @@ absl::Status LinksRpcs::DeleteLink(const platform::Caller& caller,
   if (absl::Status s = store_->Delete(caller.account_id(), request.code()); !s.ok()) {
     return s;
   }
-  resolver_->Changed(request.code(), CachedLink{});
+  resolver_->Changed(request.code(), CachedLink{}, /*existed=*/true);
   KURT_LOG(kInfo, "link deleted", {"code", request.code()}, {"account", caller.account_id()});
   return absl::OkStatus();
 }

@@ -9,6 +9,7 @@
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
+#include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 #include "services/common/mesh.h"
 #include "services/links/links_module.h"
@@ -26,6 +27,11 @@ ABSL_FLAG(absl::Duration, cache_ttl, kurt::links::LinksConfig().cache_ttl,
           "How long Redis keeps a resolved link (±20% jitter)");
 ABSL_FLAG(absl::Duration, cache_miss_ttl, kurt::links::LinksConfig().cache_miss_ttl,
           "How long Redis keeps a confirmed unknown code");
+ABSL_FLAG(std::string, redirect_changes_channel,
+          kurt::links::LinksConfig().redirect_changes_channel,
+          "Redis pub/sub channel on which updates and deletes of links are announced, so that "
+          "the edges drop the old redirect from their caches (empty: they keep it until it "
+          "expires)");
 ABSL_FLAG(absl::Duration, max_replica_lag, kurt::links::LinksConfig().max_replica_lag,
           "A replica further behind is not read");
 ABSL_FLAG(absl::Duration, click_ack_timeout, kurt::links::LinksConfig().click_ack_timeout,
@@ -42,6 +48,8 @@ kurt::links::LinksConfig ConfigFromFlags() {
   config.clicks_topic = absl::GetFlag(FLAGS_clicks_topic);
   config.cache_ttl = absl::GetFlag(FLAGS_cache_ttl);
   config.cache_miss_ttl = absl::GetFlag(FLAGS_cache_miss_ttl);
+  config.redirect_changes_channel = absl::GetFlag(FLAGS_redirect_changes_channel);
+  config.record_secret = kurt::redis::RecordSeal::SecretFromFlags();
   config.max_replica_lag = absl::GetFlag(FLAGS_max_replica_lag);
   config.click_ack_timeout = absl::GetFlag(FLAGS_click_ack_timeout);
   return config;

@@ -70,7 +70,7 @@ absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {
   return link;
 }
 
-void Resolver::Changed(const std::string& code, const CachedLink& now_is) {
+void Resolver::Changed(const std::string& code, const CachedLink& now_is, bool existed) {
   flight_.Forget(code);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -83,7 +83,7 @@ void Resolver::Changed(const std::string& code, const CachedLink& now_is) {
       }
     }
   }
-  cache_->Put(code, now_is);
+  cache_->Put(code, now_is, existed);
 }
 
 bool Resolver::RecentlyChanged(const std::string& code) {

@@ -36,8 +36,9 @@ class Resolver {
   absl::StatusOr<std::string> Resolve(const std::string& code, absl::Time now);
 
   // Called after a mutation of `code` committed: writes the new state through to the cache and
-  // keeps the replica out of this code's reads for a while.
-  void Changed(const std::string& code, const CachedLink& now_is);
+  // keeps the replica out of this code's reads for a while. `existed`: the code had a link
+  // before (an update or a delete), which edges may have cached: they are told.
+  void Changed(const std::string& code, const CachedLink& now_is, bool existed);
 
  private:
   absl::StatusOr<CachedLink> Load(const std::string& code);

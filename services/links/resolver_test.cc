@@ -106,7 +106,7 @@ TEST_F(ResolverTest, ConcurrentMissesOfOneCodeShareOneRead) {
 TEST_F(ResolverTest, RecentlyChangedCodesSkipTheReplica) {
   store_.replica["x1"] = {"http://stale", std::nullopt};
   store_.primary["x1"] = {"http://new", std::nullopt};
-  resolver_.Changed("x1", CachedLink{true, "http://new", std::nullopt});
+  resolver_.Changed("x1", CachedLink{true, "http://new", std::nullopt}, /*existed=*/true);
   cache_.entries.clear();  // as if Redis lost the write
   EXPECT_EQ(resolver_.Resolve("x1", now_).value(), "http://new");
   EXPECT_EQ(store_.replica_reads, 0);

@@ -129,7 +129,8 @@ TEST_F(RedisFailoverTest, SentinelPromotesTheReplicaAndTheClientFollows) {
   auto target = [](int i) { return absl::StrCat("https://example.com/ha/", i); };
   for (int i = 0; i < kLinks; ++i) {
     cache.Put(absl::StrCat("c", i),
-              {.exists = true, .target_url = target(i), .expire_time = std::nullopt});
+              {.exists = true, .target_url = target(i), .expire_time = std::nullopt},
+              /*announce=*/false);
   }
   auto waited = client->Command({"WAIT", "1", "5000"});
   ASSERT_TRUE(waited.ok()) << waited.status();
@@ -262,12 +263,13 @@ TEST_F(RedisFailoverTest, SentinelPromotesTheReplicaAndTheClientFollows) {
   EXPECT_EQ(Field(replication->str, "master_link_status"), "up");
 }
 
-// `env -u KURT_REDIS_PASSWORD <binary> args...` bounded by `timeout` (with an edge secret, which
-// every binary needs outside dev mode): its exit code and output.
+// `env -u KURT_REDIS_PASSWORD <binary> args...` bounded by `timeout` (with an edge secret and a
+// record secret, which kurt-links needs outside dev mode): its exit code and output.
 std::pair<int, std::string> RunBinary(const std::string& args) {
   const std::string cmd =
       absl::StrCat("env -u KURT_REDIS_PASSWORD -u KURT_REDIS_URL timeout 30 ", KURT_LINKS_BINARY,
-                   " --edge_secret=ha-redis-test-secret ", args, " 2>&1");
+                   " --edge_secret=ha-redis-test-secret --redis_record_secret=ha-redis-test-seal ",
+                   args, " 2>&1");
   FILE* p = ::popen(cmd.c_str(), "r");
   std::string out;
   char buf[4096];
