@@ -20,7 +20,7 @@ std::unique_ptr<AccountsModule> AccountsModule::Create(const AccountsConfig& con
 
 AccountsModule::AccountsModule(const AccountsConfig& config, AccountsDeps deps)
     : store_(deps.cluster),
-      cache_(deps.redis, config.key_cache_ttl, config.key_cache_prefix),
+      cache_(deps.redis, config.key_cache_ttl, config.key_cache_prefix, config.record_secret),
       rpcs_(RpcsOptions(config), &store_, &cache_),
       service_(&rpcs_) {}
 

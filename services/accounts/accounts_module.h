@@ -29,6 +29,8 @@ struct AccountsConfig {
   absl::Duration key_cache_ttl = absl::Seconds(10);
   // Where in Redis the lookups are kept (tests take a prefix of their own).
   std::string key_cache_prefix = "kurt:apikey:";
+  // Seals the cached key records (--redis_record_secret; the same on every replica).
+  std::string record_secret = redis::kDevelopmentRecordSecret;
 };
 
 // The clients main built; each outlives the module.

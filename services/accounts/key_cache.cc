@@ -5,6 +5,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "platform/core/log.h"
 
 namespace kurt::accounts {
 
@@ -32,15 +33,23 @@ std::optional<KeyRecord> RedisKeyCache::Decode(const std::string& prefix,
 }
 
 std::optional<KeyRecord> RedisKeyCache::Get(const std::string& prefix) {
-  auto value = redis_->Get(key_prefix_ + prefix);
+  const std::string key = key_prefix_ + prefix;
+  auto value = redis_->Get(key);
   if (!value.ok() || !value->has_value()) {
     return std::nullopt;
   }
-  return Decode(prefix, **value);
+  std::optional<std::string> record = seal_.Open(key, **value);
+  if (!record) {
+    KURT_LOG(kWarn, "cached key record does not verify; ignored and deleted", {"prefix", prefix});
+    (void)redis_->Del({key});
+    return std::nullopt;
+  }
+  return Decode(prefix, *record);
 }
 
 void RedisKeyCache::Put(const KeyRecord& key) {
-  (void)redis_->Set(key_prefix_ + key.prefix, Encode(key), ttl_);
+  const std::string redis_key = key_prefix_ + key.prefix;
+  (void)redis_->Set(redis_key, seal_.Seal(redis_key, Encode(key)), ttl_);
 }
 
 void RedisKeyCache::Forget(const std::string& prefix) { (void)redis_->Del({key_prefix_ + prefix}); }

@@ -1,7 +1,9 @@
 // A short-lived Redis cache of API-key lookups (prefix → account, key id, secret hash, revoked),
 // so that the edge's Authenticate calls do not all reach PostgreSQL. Entries live `ttl`; a revoke
 // deletes its entry, so a revoked key stops working at once on this path and within `ttl` even if
-// the delete is lost (Redis down). Redis errors are misses: the store answers instead.
+// the delete is lost (Redis down). Redis errors are misses: the store answers instead. Records
+// are sealed (platform/redis/record_seal.h): one that does not verify, forged by someone who can
+// write Redis, is a miss too, and is deleted.
 //
 // Lives as long as the service; thread-safe.
 #pragma once
@@ -10,6 +12,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 #include "services/accounts/accounts_store.h"
 
@@ -33,9 +36,10 @@ class NoKeyCache : public KeyCache {
 class RedisKeyCache : public KeyCache {
  public:
   // `redis` outlives the cache.
-  RedisKeyCache(redis::RedisClient* redis, absl::Duration ttl,
-                std::string key_prefix = "kurt:apikey:")
-      : redis_(redis), ttl_(ttl), key_prefix_(std::move(key_prefix)) {}
+  RedisKeyCache(redis::RedisClient* redis, absl::Duration ttl, std::string key_prefix,
+                std::string record_secret)
+      : redis_(redis), ttl_(ttl), key_prefix_(std::move(key_prefix)),
+        seal_(std::move(record_secret)) {}
 
   std::optional<KeyRecord> Get(const std::string& prefix) override;
   void Put(const KeyRecord& key) override;
@@ -49,6 +53,7 @@ class RedisKeyCache : public KeyCache {
   redis::RedisClient* redis_;
   const absl::Duration ttl_;
   const std::string key_prefix_;
+  const redis::RecordSeal seal_;
 };
 
 }  // namespace kurt::accounts

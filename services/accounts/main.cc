@@ -6,6 +6,7 @@
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/server.h"
 #include "platform/pg/pg.h"
+#include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 #include "services/accounts/accounts_module.h"
 #include "services/common/mesh.h"
@@ -27,6 +28,7 @@ int main(int argc, char** argv) {
   config.open_signup = absl::GetFlag(FLAGS_open_signup);
   config.edge_secret = absl::GetFlag(FLAGS_edge_secret);  // platform's, shared with the edge
   config.key_cache_ttl = absl::GetFlag(FLAGS_key_cache_ttl);
+  config.record_secret = kurt::redis::RecordSeal::SecretFromFlags();
 
   // First: a wrong Redis password is a configuration error, found before anything slow.
   auto redis = kurt::redis::RedisClient::FromFlags();

@@ -29,7 +29,8 @@ class AccountsIntegrationTest : public ::testing::Test {
     config.admin_token = "test-admin-token";
     config.edge_secret = "test-edge-secret";
     config.key_cache_ttl = absl::Seconds(10);
-    config.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    config.key_cache_prefix = prefix_;
+    config.record_secret = "test-record-secret";
     accounts_ = AccountsModule::Create(config, {cluster_.get(), redis_.get()});
     platform::GrpcServerOptions go;
     go.name = "accounts";
@@ -65,6 +66,7 @@ class AccountsIntegrationTest : public ::testing::Test {
   }
 
   testing::ScratchDatabase db_;
+  const std::string prefix_ = testing::RandomName("kurt:test:apikey:") + ":";
   metrics::Registry registry_;
   std::unique_ptr<pg::PgCluster> cluster_;
   std::unique_ptr<redis::RedisClient> redis_;
@@ -120,6 +122,39 @@ TEST_F(AccountsIntegrationTest, KeyLifeCycleAndOwnership) {
   // The revoke deleted the cached entry: refused at once, not after the TTL.
   EXPECT_EQ(Authenticate(extra.secret_key(), &who).error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(Authenticate(a.secret_key(), &who).ok());
+}
+
+// Someone who can write to Redis but does not hold the service's record secret rewrites the
+// cached record of their own key to name another account: the record does not verify, so the
+// database answers, and the key stays its own account's. Without the seal, the key would have
+// authenticated as the victim.
+TEST_F(AccountsIntegrationTest, AForgedCachedKeyRecordDoesNotChangeWhoAKeyIs) {
+  v1::CreateAccountResponse victim = NewAccount("victim");
+  v1::CreateAccountResponse attacker = NewAccount("attacker");
+  v1::AuthenticateResponse who;
+  ASSERT_TRUE(Authenticate(attacker.secret_key(), &who).ok());  // now cached in Redis
+  ASSERT_EQ(who.account_id(), attacker.account().id());
+  absl::StatusOr<ParsedApiKey> parsed = ParseApiKey(attacker.secret_key());
+  ASSERT_TRUE(parsed.ok());
+  const std::string key = absl::StrCat(prefix_, parsed->prefix);
+  auto cached = redis_->Get(key);
+  ASSERT_TRUE(cached.ok() && cached->has_value());
+  const std::string sealed = **cached;
+  const size_t at = sealed.find(attacker.account().id());
+  ASSERT_NE(at, std::string::npos) << "the cached record names its account";
+
+  // The record with the victim's account, under its old MAC, and without any.
+  std::string tampered = sealed;
+  tampered.replace(at, attacker.account().id().size(), victim.account().id());
+  for (const std::string& forged : {tampered, tampered.substr(64)}) {
+    ASSERT_TRUE(redis_->Set(key, forged, absl::Seconds(60)).ok());
+    ASSERT_TRUE(Authenticate(attacker.secret_key(), &who).ok());
+    EXPECT_EQ(who.account_id(), attacker.account().id()) << "forged: " << forged;
+    // The forged record is gone, replaced by a sealed one from the database's answer.
+    auto now = redis_->Get(key);
+    ASSERT_TRUE(now.ok());
+    EXPECT_NE(now->value_or(""), forged);
+  }
 }
 
 TEST_F(AccountsIntegrationTest, RawKeysAreNeitherStoredNorLogged) {

@@ -20,6 +20,7 @@
 #include "platform/grpc/timestamps.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
+#include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 #include "services/common/mesh.h"
 #include "services/links/click_publisher.h"
@@ -429,7 +430,9 @@ TEST_F(LinksIntegrationTest, UnknownCodeIsNotFoundAndItsMissIsCachedOnlyAfterThe
   EXPECT_EQ(ReadCount("primary") - primary_before, 1);
   auto cached = redis_->Get(links_->cache().Key("nosuchcode"));
   ASSERT_TRUE(cached.ok() && cached->has_value());
-  EXPECT_EQ(**cached, "M");
+  EXPECT_EQ(redis::RecordSeal(redis::kDevelopmentRecordSecret)
+                .Open(links_->cache().Key("nosuchcode"), **cached),
+            "M");
   EXPECT_EQ(Resolve("nosuchcode").error_code(), grpc::NOT_FOUND);
   EXPECT_EQ(ReadCount("primary") - primary_before, 1) << "the second miss came from Redis";
   // Creating the code as an alias replaces the cached miss at once.
@@ -437,6 +440,32 @@ TEST_F(LinksIntegrationTest, UnknownCodeIsNotFoundAndItsMissIsCachedOnlyAfterThe
   ASSERT_TRUE(Create("acct-a", "https://example.com/now", &link, "nosuchcode").ok());
   EXPECT_TRUE(Resolve("nosuchcode").ok());
   EXPECT_EQ(Resolve("bad/code").error_code(), grpc::NOT_FOUND);
+}
+
+// Someone who can write to Redis but lacks the record secret points a real code at their own
+// site, by writing a record of their own or by copying another code's sealed record: neither
+// verifies, so the code resolves to its own target (from the database), and the forged value is
+// replaced. Without the seal, the code would have redirected to the forger's target.
+TEST_F(LinksIntegrationTest, AForgedCachedLinkIsIgnoredAndReplaced) {
+  v1::Link victim, attacker;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/real", &victim).ok());
+  ASSERT_TRUE(Create("acct-b", "https://evil.example/phish", &attacker).ok());
+  ASSERT_TRUE(Resolve(victim.code()).ok());
+  ASSERT_TRUE(Resolve(attacker.code()).ok());
+  const std::string key = links_->cache().Key(victim.code());
+  auto attackers_record = redis_->Get(links_->cache().Key(attacker.code()));
+  ASSERT_TRUE(attackers_record.ok() && attackers_record->has_value());
+  for (const std::string& forged :
+       {std::string("L||https://evil.example/phish"), **attackers_record}) {
+    ASSERT_TRUE(redis_->Set(key, forged, absl::Minutes(5)).ok());
+    std::string target;
+    grpc::Status s = Resolve(victim.code(), &target);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(target, "https://example.com/real") << "forged: " << forged;
+    auto now = redis_->Get(key);
+    ASSERT_TRUE(now.ok());
+    EXPECT_NE(now->value_or(""), forged);
+  }
 }
 
 TEST_F(LinksIntegrationTest, ResolvePublishesAClickEventKeyedByCode) {

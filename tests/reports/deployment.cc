@@ -50,7 +50,8 @@ std::vector<std::string> Deployment::CommonEnvironment(const Service& s) const {
           absl::StrCat("KURT_PG_PRIMARY_URL=", db_.primary_url()),
           absl::StrCat("KURT_PG_REPLICA_URL=", db_.replica_url()),
           absl::StrCat("KURT_KAFKA_BROKERS=", KafkaBrokers()),
-          absl::StrCat("KURT_EDGE_SECRET=", kDeploymentEdgeSecret)};
+          absl::StrCat("KURT_EDGE_SECRET=", kDeploymentEdgeSecret),
+          "KURT_REDIS_RECORD_SECRET=deployment-record-secret"};
 }
 
 Service& Deployment::Start(const std::string& name, const std::string& binary,
