@@ -10,6 +10,7 @@ export KURT_PG_REPLICA_PORT=${KURT_PG_REPLICA_PORT:-15433}
 export KURT_REDIS_PORT=${KURT_REDIS_PORT:-16379}
 export KURT_KAFKA_PORT=${KURT_KAFKA_PORT:-19092}
 export KURT_KAFKA_CONTROLLER_PORT=${KURT_KAFKA_CONTROLLER_PORT:-19093}
+export KURT_KAFKA_SASL_PORT=${KURT_KAFKA_SASL_PORT:-19094}
 export KURT_EDGE_PORT=${KURT_EDGE_PORT:-8080}
 
 # Let ccache share results between checkouts in different directories (CI builds a fresh clone).

@@ -9,11 +9,22 @@
 #include <utility>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "platform/core/log.h"
 
 ABSL_FLAG(std::string, kafka_brokers, "127.0.0.1:19092", "Kafka bootstrap servers");
+ABSL_FLAG(std::string, kafka_security_protocol, "plaintext",
+          "How Kafka clients connect: plaintext, ssl, sasl_plaintext or sasl_ssl");
+ABSL_FLAG(std::string, kafka_sasl_mechanism, "SCRAM-SHA-512",
+          "SASL mechanism with sasl_*: SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN");
+ABSL_FLAG(std::string, kafka_sasl_username, "", "Kafka SASL username (with sasl_*)");
+ABSL_FLAG(std::string, kafka_sasl_password, "", "Kafka SASL password (with sasl_*); never logged");
+ABSL_FLAG(std::string, kafka_ssl_ca_location, "",
+          "PEM file of the CAs of the brokers' certificates (with ssl and sasl_ssl); empty: the "
+          "system's trust store");
 
 namespace kurt::kafka {
 
@@ -140,7 +151,9 @@ absl::Status ApplyConfig(RdKafka::Conf* conf, const std::map<std::string, std::s
   std::string err;
   for (const auto& [k, v] : config) {
     if (conf->set(k, v, err) != RdKafka::Conf::CONF_OK) {
-      return absl::InvalidArgumentError(absl::StrCat("kafka setting ", k, "=", v, ": ", err));
+      const bool secret = absl::StrContains(k, "password");
+      return absl::InvalidArgumentError(
+          absl::StrCat("kafka setting ", k, "=", secret ? "****" : v, ": ", err));
     }
   }
   return absl::OkStatus();
@@ -182,6 +195,52 @@ Message Convert(RdKafka::Message& m) {
 
 }  // namespace
 
+ClientSecurity ClientSecurity::FromFlags() {
+  ClientSecurity s;
+  s.protocol = absl::GetFlag(FLAGS_kafka_security_protocol);
+  s.sasl_mechanism = absl::GetFlag(FLAGS_kafka_sasl_mechanism);
+  s.sasl_username = absl::GetFlag(FLAGS_kafka_sasl_username);
+  s.sasl_password = absl::GetFlag(FLAGS_kafka_sasl_password);
+  s.ssl_ca_location = absl::GetFlag(FLAGS_kafka_ssl_ca_location);
+  return s;
+}
+
+absl::Status ClientSecurity::AddTo(std::map<std::string, std::string>* config) const {
+  const std::string p = absl::AsciiStrToLower(protocol);
+  if (p != "plaintext" && p != "ssl" && p != "sasl_plaintext" && p != "sasl_ssl") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--kafka_security_protocol: '", protocol,
+                     "' is none of plaintext, ssl, sasl_plaintext, sasl_ssl"));
+  }
+  (*config)["security.protocol"] = p;
+  if (absl::StartsWith(p, "sasl_")) {
+    if (sasl_mechanism != "SCRAM-SHA-512" && sasl_mechanism != "SCRAM-SHA-256" &&
+        sasl_mechanism != "PLAIN") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--kafka_sasl_mechanism: '", sasl_mechanism,
+                       "' is none of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"));
+    }
+    if (sasl_username.empty() || sasl_password.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--kafka_sasl_username and --kafka_sasl_password are required with "
+          "--kafka_security_protocol=",
+          p));
+    }
+    (*config)["sasl.mechanisms"] = sasl_mechanism;
+    (*config)["sasl.username"] = sasl_username;
+    (*config)["sasl.password"] = sasl_password;
+  }
+  if (p == "ssl" || p == "sasl_ssl") {
+    // librdkafka verifies the brokers' certificates and names by default; say so anyway.
+    (*config)["enable.ssl.certificate.verification"] = "true";
+    (*config)["ssl.endpoint.identification.algorithm"] = "https";
+    if (!ssl_ca_location.empty()) {
+      (*config)["ssl.ca.location"] = ssl_ca_location;
+    }
+  }
+  return absl::OkStatus();
+}
+
 std::map<std::string, std::string> ProducerConfig(const ProducerOptions& options) {
   std::map<std::string, std::string> config = {
       {"bootstrap.servers", options.brokers},
@@ -206,8 +265,12 @@ absl::StatusOr<std::unique_ptr<KafkaProducer>> KafkaProducer::Create(
     const ProducerOptions& options) {
   std::unique_ptr<KafkaProducer> p(new KafkaProducer());
   p->reporter_ = std::make_unique<DeliveryReporter>();
+  std::map<std::string, std::string> config = ProducerConfig(options);
+  if (absl::Status s = options.security.AddTo(&config); !s.ok()) {
+    return s;
+  }
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
-  if (absl::Status s = ApplyConfig(conf.get(), ProducerConfig(options)); !s.ok()) {
+  if (absl::Status s = ApplyConfig(conf.get(), config); !s.ok()) {
     return s;
   }
   std::string err;
@@ -300,6 +363,9 @@ absl::StatusOr<std::unique_ptr<KafkaConsumer>> KafkaConsumer::Create(ConsumerOpt
   }
   for (const auto& [k, v] : c->options_.extra) {
     config[k] = v;
+  }
+  if (absl::Status s = c->options_.security.AddTo(&config); !s.ok()) {
+    return s;
   }
   std::unique_ptr<RdKafka::Conf> conf(RdKafka::Conf::create(RdKafka::Conf::CONF_GLOBAL));
   if (absl::Status s = ApplyConfig(conf.get(), config); !s.ok()) {

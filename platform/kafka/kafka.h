@@ -21,6 +21,11 @@
 #include "absl/time/time.h"
 
 ABSL_DECLARE_FLAG(std::string, kafka_brokers);
+ABSL_DECLARE_FLAG(std::string, kafka_security_protocol);
+ABSL_DECLARE_FLAG(std::string, kafka_sasl_mechanism);
+ABSL_DECLARE_FLAG(std::string, kafka_sasl_username);
+ABSL_DECLARE_FLAG(std::string, kafka_sasl_password);
+ABSL_DECLARE_FLAG(std::string, kafka_ssl_ca_location);
 
 namespace RdKafka {
 class Producer;
@@ -45,8 +50,27 @@ struct Message {
   std::optional<absl::string_view> Header(absl::string_view name) const;
 };
 
+// How a client proves itself to the brokers and protects the connection: librdkafka's
+// security.protocol (plaintext, ssl, sasl_plaintext, sasl_ssl) and, with SASL, the mechanism
+// (SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN) and the credentials. Every client of a process uses
+// the same: the defaults of ProducerOptions and ConsumerOptions come from the --kafka_* flags.
+struct ClientSecurity {
+  std::string protocol = "plaintext";
+  std::string sasl_mechanism = "SCRAM-SHA-512";
+  std::string sasl_username;
+  std::string sasl_password;  // never logged
+  // PEM file of the CAs that sign the brokers' certificates; empty: the system's store.
+  std::string ssl_ca_location;
+
+  static ClientSecurity FromFlags();
+  // Adds the librdkafka settings; INVALID_ARGUMENT naming the flag when they do not fit
+  // together (an unknown protocol or mechanism, SASL without a username or password).
+  absl::Status AddTo(std::map<std::string, std::string>* config) const;
+};
+
 struct ProducerOptions {
   std::string brokers;
+  ClientSecurity security = ClientSecurity::FromFlags();
   std::string client_id = "kurt";
   absl::Duration linger = absl::Milliseconds(5);
   // librdkafka properties layered on top (e.g. "compression.type").
@@ -93,6 +117,7 @@ struct TopicPartition {
 
 struct ConsumerOptions {
   std::string brokers;
+  ClientSecurity security = ClientSecurity::FromFlags();
   std::string group_id;
   std::vector<std::string> topics;
   std::string client_id = "kurt";

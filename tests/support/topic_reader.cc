@@ -8,9 +8,13 @@
 
 namespace kurt::testing {
 
-TopicReader::TopicReader(const std::string& topic) {
+TopicReader::TopicReader(const std::string& topic, const std::string& brokers,
+                         std::optional<kafka::ClientSecurity> security) {
   kafka::ConsumerOptions o;
-  o.brokers = KafkaBrokers();
+  o.brokers = brokers.empty() ? KafkaBrokers() : brokers;
+  if (security) {
+    o.security = *security;
+  }
   o.group_id = RandomName("kurt-test-reader-");
   o.topics = {topic};
   o.auto_offset_reset = "earliest";

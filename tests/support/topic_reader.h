@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,7 +17,9 @@ namespace kurt::testing {
 
 class TopicReader {
  public:
-  explicit TopicReader(const std::string& topic);
+  // The stack's brokers, as the flags say (plaintext by default), unless told otherwise.
+  explicit TopicReader(const std::string& topic, const std::string& brokers = "",
+                       std::optional<kafka::ClientSecurity> security = std::nullopt);
   ~TopicReader();
   std::vector<kafka::Message> Messages();
   // Waits until at least `n` messages arrived.

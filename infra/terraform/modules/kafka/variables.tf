@@ -22,6 +22,13 @@ variable "kafka_version" {
   description = "Apache Kafka version on MSK (the project tests against Apache Kafka 4.1 with librdkafka 2.0; the client protocol is the same)."
   type        = string
   default     = "3.9.x"
+
+  # Kafka 4 brokers check the SCRAM nonce strictly (RFC 5802) and reject the proof librdkafka
+  # computed before 2.6.1; the services' librdkafka is Debian 12's 2.0.2, so SASL/SCRAM needs 3.x.
+  validation {
+    condition     = !startswith(var.kafka_version, "4.")
+    error_message = "MSK Kafka 4.x rejects the SASL/SCRAM proof of librdkafka < 2.6.1 (Debian 12 ships 2.0.2): keep 3.x until the services' librdkafka is newer."
+  }
 }
 
 variable "broker_count" {
