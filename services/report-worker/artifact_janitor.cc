@@ -168,12 +168,15 @@ absl::StatusOr<int> ArtifactJanitor::ExpireArtifacts() {
                  {"error", s.ToString()});
         return s;
       }
-      if (absl::Status s = store_->ForgetArtifact(a); !s.ok()) {
-        return s;
+      absl::StatusOr<bool> forgotten = store_->ForgetArtifact(a);
+      if (!forgotten.ok()) {
+        return forgotten.status();
       }
       ++done;
-      ++deleted;
-      expired_->Increment();
+      if (*forgotten) {  // else another janitor deleted it too, and counted it
+        ++deleted;
+        expired_->Increment();
+      }
     }
     if (done < options_.batch) {
       break;

@@ -57,7 +57,8 @@ class ArtifactJanitor {
   // One sweep: removes the stale temporaries; returns how many it removed.
   absl::StatusOr<int> SweepTemporaries();
   // One retention pass: expires every report past the retention period and deletes the
-  // artifacts of every EXPIRED report that still has one; returns how many it deleted.
+  // artifacts of every EXPIRED report that still has one; returns how many it deleted (and
+  // recorded first, when janitors race).
   absl::StatusOr<int> ExpireArtifacts();
 
  private:

@@ -81,14 +81,20 @@ absl::StatusOr<std::vector<ExpiredArtifact>> PgJanitorStore::ArtifactsToDelete(i
   return out;
 }
 
-absl::Status PgJanitorStore::ForgetArtifact(const ExpiredArtifact& artifact) {
-  return primary_->Run([&](pqxx::connection& c) {
+absl::StatusOr<bool> PgJanitorStore::ForgetArtifact(const ExpiredArtifact& artifact) {
+  bool forgotten = false;
+  absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    tx.exec_params(
+    forgotten = tx.exec_params(
         "UPDATE report_jobs SET artifact_key = '', update_time = now() "
         "WHERE id = $1::uuid AND state = 'EXPIRED' AND artifact_key = $2",
-        artifact.report_id, artifact.key);
+        artifact.report_id, artifact.key)
+                    .affected_rows() > 0;
   });
+  if (!s.ok()) {
+    return s;
+  }
+  return forgotten;
 }
 
 }  // namespace kurt::report_worker

@@ -39,8 +39,9 @@ class JanitorStore {
   virtual absl::StatusOr<int> ExpireFinished(absl::Duration retention, int limit) = 0;
   // Up to `limit` EXPIRED reports whose artifact is still to be deleted.
   virtual absl::StatusOr<std::vector<ExpiredArtifact>> ArtifactsToDelete(int limit) = 0;
-  // Records that the artifact is deleted (the report keeps no key).
-  virtual absl::Status ForgetArtifact(const ExpiredArtifact& artifact) = 0;
+  // Records that the artifact is deleted (the report keeps no key); false when another janitor
+  // did first.
+  virtual absl::StatusOr<bool> ForgetArtifact(const ExpiredArtifact& artifact) = 0;
 };
 
 class PgJanitorStore : public JanitorStore {
@@ -51,7 +52,7 @@ class PgJanitorStore : public JanitorStore {
   absl::StatusOr<std::set<Attempt>> LiveAttempts(const std::vector<Attempt>& attempts) override;
   absl::StatusOr<int> ExpireFinished(absl::Duration retention, int limit) override;
   absl::StatusOr<std::vector<ExpiredArtifact>> ArtifactsToDelete(int limit) override;
-  absl::Status ForgetArtifact(const ExpiredArtifact& artifact) override;
+  absl::StatusOr<bool> ForgetArtifact(const ExpiredArtifact& artifact) override;
 
  private:
   pg::PgPool* primary_;
