@@ -278,7 +278,7 @@ absl::StatusOr<std::vector<Temporary>> DirectoryStorage::ListTemporaries() {
     return absl::UnavailableError(
         absl::StrCat("list artifact directory ", options_.dir, ": ", ec.message()));
   }
-  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
     const std::string name = it->path().filename().string();
     absl::string_view rest = name;
     if (!absl::ConsumePrefix(&rest, kTempPrefix)) {
