@@ -55,9 +55,9 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
                                 .as<int64_t>();
         if (active >= quota.max_active) {
           refused = absl::ResourceExhaustedError(absl::StrCat(
-              "report quota: this account already has ", active,
-              " reports PENDING or RUNNING, the most it may have at once; wait for one to "
-              "finish, or cancel one, then ask again"));
+              "report quota: an account may have ", quota.max_active,
+              " reports PENDING or RUNNING at once, and this one has ", active,
+              "; wait for one to finish, or cancel one, then ask again"));
           refused.SetPayload(kQuotaPayload, absl::Cord("active"));
           return;
         }
@@ -73,8 +73,8 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
             report.account_id, quota.max_per_day);
         if (!r.empty()) {
           refused = absl::ResourceExhaustedError(absl::StrCat(
-              "report quota: this account created ", quota.max_per_day,
-              " reports in the last 24 hours, the most it may; the next one can be created after ",
+              "report quota: an account may create ", quota.max_per_day,
+              " reports in 24 hours, and this one has; the next one can be created after ",
               r[0][0].as<std::string>()));
           refused.SetPayload(kQuotaPayload, absl::Cord("daily"));
           return;

@@ -175,6 +175,7 @@ TEST_F(ReportLimitsTest, ConcurrentCreatesNeverExceedTheActiveQuota) {
   std::string message;
   std::mutex mu;
   std::vector<std::thread> clients;
+  clients.reserve(kRequests);
   for (int i = 0; i < kRequests; ++i) {
     clients.emplace_back([&, i] {
       go.arrive_and_wait();
@@ -197,7 +198,8 @@ TEST_F(ReportLimitsTest, ConcurrentCreatesNeverExceedTheActiveQuota) {
   EXPECT_EQ(created, 3);
   EXPECT_EQ(refused, kRequests - 3);
   EXPECT_EQ(other, 0);
-  EXPECT_TRUE(absl::StrContains(message, "3 reports PENDING or RUNNING")) << message;
+  EXPECT_TRUE(absl::StrContains(message, "may have 3 reports PENDING or RUNNING at once"))
+      << message;
   // Refusals change nothing: three jobs, three events.
   EXPECT_EQ(Count("SELECT count(*) FROM report_jobs WHERE account_id = 'acct-q'"), 3);
   EXPECT_EQ(Count("SELECT count(*) FROM outbox"), 3);
@@ -235,12 +237,12 @@ TEST_F(ReportLimitsTest, TheDailyQuotaCountsTheLast24Hours) {
   }
   auto refused = rpcs.CreateReport(platform::Caller("acct-d"), CsvRequest("d-4"));
   ASSERT_TRUE(absl::IsResourceExhausted(refused.status())) << refused.status();
-  EXPECT_TRUE(absl::StrContains(refused.status().message(), "4 reports in the last 24 hours"))
+  EXPECT_TRUE(absl::StrContains(refused.status().message(), "may create 4 reports in 24 hours"))
       << refused.status();
   // It says when the next one can be made: 24 hours after the oldest of the four.
-  const std::string next = Sql(
-      "SELECT to_char((min(create_time) + interval '1 day') AT TIME ZONE 'UTC', "
-      "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_jobs WHERE account_id = 'acct-d'");
+  const std::string next =
+      Sql("SELECT to_char((min(create_time) + interval '1 day') AT TIME ZONE 'UTC', "
+          "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_jobs WHERE account_id = 'acct-d'");
   EXPECT_TRUE(absl::StrContains(refused.status().message(), absl::StrCat("after ", next)))
       << refused.status() << " vs " << next;
   EXPECT_EQ(Metric(registry_, "kurt_reports_quota_refusals_total{limit=\"daily\"}"), 1);
@@ -389,9 +391,9 @@ TEST_F(ReportLimitsTest, RetentionExpiresOldReportsAndDeletesEachArtifactOnce) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(*again, 1);
   EXPECT_FALSE(std::filesystem::exists(std::filesystem::path(dir_) / (recent_ids[1] + "-1.csv")));
-  EXPECT_EQ(Sql(absl::StrCat("SELECT artifact_key FROM report_jobs WHERE id = '", recent_ids[1],
-                             "'")),
-            "");
+  EXPECT_EQ(
+      Sql(absl::StrCat("SELECT artifact_key FROM report_jobs WHERE id = '", recent_ids[1], "'")),
+      "");
   EXPECT_EQ(Count("SELECT count(*) FROM report_jobs WHERE state = 'SUCCEEDED'"), kRecent - 1);
 }
 

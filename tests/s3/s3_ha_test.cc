@@ -16,9 +16,9 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "absl/time/clock.h"
 #include "platform/core/metrics.h"
 #include "platform/s3/s3.h"
 #include "services/report-worker/artifact_janitor.h"
