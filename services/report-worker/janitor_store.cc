@@ -85,11 +85,11 @@ absl::StatusOr<bool> PgJanitorStore::ForgetArtifact(const ExpiredArtifact& artif
   bool forgotten = false;
   absl::Status s = primary_->Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
-    forgotten = tx.exec_params(
+    pqxx::result r = tx.exec_params(
         "UPDATE report_jobs SET artifact_key = '', update_time = now() "
         "WHERE id = $1::uuid AND state = 'EXPIRED' AND artifact_key = $2",
-        artifact.report_id, artifact.key)
-                    .affected_rows() > 0;
+        artifact.report_id, artifact.key);
+    forgotten = r.affected_rows() > 0;
   });
   if (!s.ok()) {
     return s;

@@ -1,7 +1,8 @@
 // The one place a report worker is wired: the artifact storage it writes, its job store, the
-// replica scans, the runner and the worker, its member of the workers' Kafka consumer group, and
-// the outbox relay that publishes the outcomes, and the janitor of the artifacts. kurt-report-worker's main and the test harnesses
-// build it from a WorkerConfig and the clients they made.
+// replica scans, the runner and the worker, its member of the workers' Kafka consumer group, the
+// outbox relay that publishes the outcomes, and the janitor that sweeps dead writers' temporaries
+// and expires old artifacts. kurt-report-worker's main and the test harnesses build it from a
+// WorkerConfig and the clients they made.
 //
 // Lives as long as the process's server (main's whole run); Start and Stop from one thread.
 #pragma once

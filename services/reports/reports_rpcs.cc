@@ -49,8 +49,8 @@ absl::Status NoContent(const ReportJob& job) {
         job.expire_time ? absl::StrCat(" at ", Rfc3339(*job.expire_time)) : "",
         ", when the retention period after it finished ran out; create the report again"));
   }
-  return absl::FailedPreconditionError(absl::StrCat(
-      "report ", job.id, " is ", StateName(job.state), "; its content exists once it SUCCEEDED"));
+  return absl::FailedPreconditionError(absl::StrCat("report ", job.id, " is ", StateName(job.state),
+                                                    "; its content exists once it SUCCEEDED"));
 }
 
 bool Cancelled(const platform::Caller& caller) {

@@ -54,10 +54,10 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
                                   report.account_id, quota.max_active)[0][0]
                                 .as<int64_t>();
         if (active >= quota.max_active) {
-          refused = absl::ResourceExhaustedError(absl::StrCat(
-              "report quota: an account may have ", quota.max_active,
-              " reports PENDING or RUNNING at once, and this one has ", active,
-              "; wait for one to finish, or cancel one, then ask again"));
+          refused = absl::ResourceExhaustedError(
+              absl::StrCat("report quota: an account may have ", quota.max_active,
+                           " reports PENDING or RUNNING at once, and this one has ", active,
+                           "; wait for one to finish, or cancel one, then ask again"));
           refused.SetPayload(kQuotaPayload, absl::Cord("active"));
           return;
         }

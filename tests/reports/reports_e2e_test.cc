@@ -311,9 +311,7 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   EXPECT_EQ(gone.status, 400u) << gone.body;
   EXPECT_TRUE(absl::StrContains(gone.body, "is EXPIRED: its content was deleted")) << gone.body;
   EXPECT_TRUE(WaitUntil(
-      [&] {
-        return !std::filesystem::exists(std::filesystem::path(d.artifact_dir()) / key);
-      },
+      [&] { return !std::filesystem::exists(std::filesystem::path(d.artifact_dir()) / key); },
       absl::Seconds(5)));
 }
 
