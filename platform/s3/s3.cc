@@ -705,7 +705,14 @@ absl::StatusOr<std::vector<UploadInfo>> S3Client::ListMultipartUploads(absl::str
   }
   std::vector<UploadInfo> out;
   for (const std::string& upload : internal::XmlTexts(resp->body, "Upload")) {
-    out.push_back({internal::XmlText(upload, "Key"), internal::XmlText(upload, "UploadId")});
+    UploadInfo info{internal::XmlText(upload, "Key"), internal::XmlText(upload, "UploadId")};
+    absl::Time initiated;
+    std::string error;
+    if (absl::ParseTime(absl::RFC3339_full, internal::XmlText(upload, "Initiated"), &initiated,
+                        &error)) {
+      info.initiated = initiated;
+    }
+    out.push_back(std::move(info));
   }
   return out;
 }

@@ -125,6 +125,8 @@ class ObjectReader {
 struct UploadInfo {
   std::string key;
   std::string upload_id;
+  // When it was initiated (InfinitePast when the server did not say).
+  absl::Time initiated = absl::InfinitePast();
 };
 
 class S3Client {
@@ -148,7 +150,8 @@ class S3Client {
   // Deleting a missing object is not an error.
   absl::Status DeleteObject(absl::string_view key);
 
-  // Multipart uploads started and neither completed nor aborted, under `prefix`.
+  // Multipart uploads started and neither completed nor aborted, under `prefix` (the first 1,000,
+  // as one ListMultipartUploads answer holds).
   absl::StatusOr<std::vector<UploadInfo>> ListMultipartUploads(absl::string_view prefix);
   absl::Status AbortMultipartUpload(absl::string_view key, absl::string_view upload_id);
 

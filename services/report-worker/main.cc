@@ -40,6 +40,14 @@ ABSL_FLAG(int64_t, scan_max_rows_per_second, 0,
           "Rows per second one report may read (0: unlimited), to spare the replica");
 ABSL_FLAG(absl::Duration, scan_statement_timeout, absl::ZeroDuration(),
           "Bound on one report's queries (0: none)");
+ABSL_FLAG(absl::Duration, report_retention, absl::Hours(24 * 30),
+          "How long a SUCCEEDED report keeps its artifact; then the artifact is deleted and the "
+          "report becomes EXPIRED (0: kept for ever)");
+ABSL_FLAG(absl::Duration, temp_sweep_age, absl::Hours(1),
+          "Temporary artifacts (files, multipart uploads) of attempts that are over are removed "
+          "once older than this");
+ABSL_FLAG(absl::Duration, janitor_interval, absl::Minutes(1),
+          "Between passes of the temporary sweep and the retention period");
 ABSL_FLAG(bool, outbox_relay, true, "Run an outbox relay in this process");
 ABSL_FLAG(int, pg_pool_size, 8, "Connections per database pool");
 
@@ -73,6 +81,9 @@ int main(int argc, char** argv) {
   config.scan_chunk_rows = absl::GetFlag(FLAGS_scan_chunk_rows);
   config.scan_max_rows_per_second = absl::GetFlag(FLAGS_scan_max_rows_per_second);
   config.scan_statement_timeout = absl::GetFlag(FLAGS_scan_statement_timeout);
+  config.report_retention = absl::GetFlag(FLAGS_report_retention);
+  config.temp_sweep_age = absl::GetFlag(FLAGS_temp_sweep_age);
+  config.janitor_interval = absl::GetFlag(FLAGS_janitor_interval);
   config.outbox_relay = absl::GetFlag(FLAGS_outbox_relay);
   config.outbox_listen_url = kurt::pg::ListenUrlFromFlags();
 

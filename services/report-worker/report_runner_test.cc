@@ -10,6 +10,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "services/report-worker/artifact_janitor.h"
 #include "services/report-worker/worker.h"
 
 namespace kurt::report_worker {
@@ -309,6 +310,16 @@ TEST_F(RunnerTest, WorkerStopsAJobTheHeartbeatFindsCancelled) {
   EXPECT_EQ(store_.Get(kId).state, v1::CANCELLED);
   EXPECT_EQ(store_.last_progress[kId], 10) << "progress was reported";
   EXPECT_EQ(Files(), 0u);
+}
+
+TEST(AttemptOfKey, ReadsTheRunnersKeysOnly) {
+  const std::string id = "0b3c8a52-5a4e-4d43-9c77-2f4f1c1e6a10";
+  EXPECT_EQ(AttemptOfKey(id + "-3.csv"), (Attempt{id, 3}));
+  EXPECT_EQ(AttemptOfKey(id + "-12.json"), (Attempt{id, 12}));
+  for (const std::string& key : {std::string("committed-1.csv"), id + ".csv", id + "-.csv",
+                                 id + "-x.csv", id + "--1.csv", std::string("")}) {
+    EXPECT_EQ(AttemptOfKey(key), std::nullopt) << key;
+  }
 }
 
 }  // namespace

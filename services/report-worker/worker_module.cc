@@ -54,6 +54,14 @@ WorkerOptions WorkerOptionsOf(const WorkerConfig& config) {
   return options;
 }
 
+JanitorOptions JanitorOptionsOf(const WorkerConfig& config) {
+  JanitorOptions options;
+  options.interval = config.janitor_interval;
+  options.temp_min_age = config.temp_sweep_age;
+  options.retention = config.report_retention;
+  return options;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WorkerModule>> WorkerModule::Create(const WorkerConfig& config,
@@ -88,7 +96,9 @@ WorkerModule::WorkerModule(const WorkerConfig& config, WorkerDeps deps,
       store_(StoreOptions(config), &deps.cluster->primary()),
       source_(SourceOptions(config), deps.cluster),
       runner_(RunnerOptionsOf(config), &store_, &source_, storage_.get(), deps.registry),
-      worker_(WorkerOptionsOf(config), &store_, &runner_, deps.registry) {
+      worker_(WorkerOptionsOf(config), &store_, &runner_, deps.registry),
+      janitor_store_(&deps.cluster->primary()),
+      janitor_(JanitorOptionsOf(config), &janitor_store_, storage_.get(), deps.registry) {
   if (config.outbox_relay) {
     publisher_ = std::make_unique<outbox::KafkaPublisher>(deps.producer);
     outbox::RelayOptions options;
@@ -106,6 +116,7 @@ void WorkerModule::Start() {
     relay_->Start();
   }
   worker_.Start();
+  janitor_.Start();
   started_ = true;
   consuming_ = std::thread([this] { consumer_->Run(); });
 }
@@ -117,6 +128,7 @@ void WorkerModule::Stop() {
                                    started_ ? absl::Seconds(5) : absl::ZeroDuration());
   }
   worker_.Stop();
+  janitor_.Stop();
   if (relay_ != nullptr) {
     relay_->Stop();
   }

@@ -1,7 +1,8 @@
 // The one place a report worker is wired: the artifact storage it writes, its job store, the
-// replica scans, the runner and the worker, its member of the workers' Kafka consumer group, and
-// the outbox relay that publishes the outcomes. kurt-report-worker's main and the test harnesses
-// build it from a WorkerConfig and the clients they made.
+// replica scans, the runner and the worker, its member of the workers' Kafka consumer group, the
+// outbox relay that publishes the outcomes, and the janitor that sweeps dead writers' temporaries
+// and expires old artifacts. kurt-report-worker's main and the test harnesses build it from a
+// WorkerConfig and the clients they made.
 //
 // Lives as long as the process's server (main's whole run); Start and Stop from one thread.
 #pragma once
@@ -20,6 +21,8 @@
 #include "platform/outbox/outbox.h"
 #include "platform/pg/pg.h"
 #include "services/common/mesh.h"
+#include "services/report-worker/artifact_janitor.h"
+#include "services/report-worker/janitor_store.h"
 #include "services/report-worker/job_store.h"
 #include "services/report-worker/report_runner.h"
 #include "services/report-worker/report_source.h"
@@ -53,6 +56,11 @@ struct WorkerConfig {
   int64_t scan_chunk_rows = 10000;
   int64_t scan_max_rows_per_second = 0;
   absl::Duration scan_statement_timeout = absl::ZeroDuration();
+  // The janitor (artifact_janitor.h): how often it runs, the age below which it leaves a
+  // temporary alone, and how long a SUCCEEDED report keeps its artifact (zero: for ever).
+  absl::Duration janitor_interval = absl::Minutes(1);
+  absl::Duration temp_sweep_age = absl::Hours(1);
+  absl::Duration report_retention = absl::Hours(24 * 30);
   // Run an outbox relay in this process.
   bool outbox_relay = true;
   // The primary, directly, where the relay LISTENs for new outbox rows
@@ -88,6 +96,7 @@ class WorkerModule {
   bool WaitForAssignment(absl::Duration timeout) const { return first_assignment_.Wait(timeout); }
 
   Worker& worker() { return worker_; }
+  ArtifactJanitor& janitor() { return janitor_; }
   const std::string& worker_id() const { return store_.options().worker_id; }
 
  private:
@@ -99,6 +108,8 @@ class WorkerModule {
   PgReportSource source_;
   ReportRunner runner_;
   Worker worker_;
+  PgJanitorStore janitor_store_;
+  ArtifactJanitor janitor_;
   std::unique_ptr<outbox::KafkaPublisher> publisher_;
   std::unique_ptr<outbox::OutboxRelay> relay_;  // null without a relay
   kafka::FirstAssignment first_assignment_;

@@ -11,7 +11,9 @@
 #include <random>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 
 namespace kurt::reports {
 namespace {
@@ -27,6 +29,9 @@ absl::Status Errno(absl::string_view what, const std::string& path) {
   }
   return absl::UnavailableError(msg);
 }
+
+// A writer's file until Commit renames it: .tmp-<key>-<random digits>.
+constexpr absl::string_view kTempPrefix = ".tmp-";
 
 std::string RandomSuffix() {
   static thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -227,7 +232,7 @@ absl::StatusOr<std::unique_ptr<ArtifactWriter>> DirectoryStorage::Create(const s
     return absl::InvalidArgumentError(absl::StrCat("invalid artifact key '", key, "'"));
   }
   std::string final_path = absl::StrCat(options_.dir, "/", key);
-  std::string temp = absl::StrCat(options_.dir, "/.tmp-", key, "-", RandomSuffix());
+  std::string temp = absl::StrCat(options_.dir, "/", kTempPrefix, key, "-", RandomSuffix());
   int fd = ::open(temp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
   if (fd < 0) {
     return Errno("create", temp);
@@ -259,6 +264,57 @@ absl::Status DirectoryStorage::Delete(const std::string& key) {
     return absl::InvalidArgumentError(absl::StrCat("invalid artifact key '", key, "'"));
   }
   std::string path = absl::StrCat(options_.dir, "/", key);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
+    return Errno("unlink", path);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Temporary>> DirectoryStorage::ListTemporaries() {
+  std::vector<Temporary> out;
+  std::error_code ec;
+  std::filesystem::directory_iterator it(options_.dir, ec);
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("list artifact directory ", options_.dir, ": ", ec.message()));
+  }
+  for (; !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    absl::string_view rest = name;
+    if (!absl::ConsumePrefix(&rest, kTempPrefix)) {
+      continue;
+    }
+    struct stat st;
+    if (::lstat(it->path().c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      continue;  // gone meanwhile (committed or discarded), or not a writer's
+    }
+    Temporary t;
+    t.handle = name;
+    // .tmp-<key>-<random digits>
+    if (size_t dash = rest.rfind('-'); dash != absl::string_view::npos) {
+      absl::string_view key = rest.substr(0, dash);
+      if (IsValidArtifactKey(key)) {
+        t.key = std::string(key);
+      }
+    }
+    t.modified = absl::TimeFromTimespec(st.st_mtim);
+    out.push_back(std::move(t));
+  }
+  if (ec) {
+    return absl::UnavailableError(
+        absl::StrCat("list artifact directory ", options_.dir, ": ", ec.message()));
+  }
+  return out;
+}
+
+absl::Status DirectoryStorage::RemoveTemporary(const Temporary& temporary) {
+  // Only a name ListTemporaries can give: never a path, never a committed artifact.
+  if (!absl::StartsWith(temporary.handle, kTempPrefix) ||
+      temporary.handle.find('/') != std::string::npos) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not a temporary artifact file: '", temporary.handle, "'"));
+  }
+  std::string path = absl::StrCat(options_.dir, "/", temporary.handle);
   if (::unlink(path.c_str()) != 0 && errno != ENOENT) {
     return Errno("unlink", path);
   }

@@ -9,10 +9,12 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace kurt::reports {
 
@@ -33,6 +35,17 @@ class ArtifactReader {
   virtual absl::Status Read(size_t max, std::string* out) = 0;
 };
 
+// What a writer leaves when its process dies before Commit or its destructor: a temporary file,
+// a multipart upload. Live writers have them too; whoever sweeps decides which are stale.
+struct Temporary {
+  // The artifact key it was written for; "" when its name says none.
+  std::string key;
+  // What RemoveTemporary needs besides the key: the file's name, the upload's id.
+  std::string handle;
+  // The file's last write; the upload's start.
+  absl::Time modified;
+};
+
 class ArtifactStorage {
  public:
   virtual ~ArtifactStorage() = default;
@@ -42,6 +55,11 @@ class ArtifactStorage {
   virtual absl::StatusOr<std::unique_ptr<ArtifactReader>> Open(const std::string& key) = 0;
   // Removing a missing artifact is not an error.
   virtual absl::Status Delete(const std::string& key) = 0;
+  // Every temporary (live writers' included).
+  virtual absl::StatusOr<std::vector<Temporary>> ListTemporaries() = 0;
+  // Removes what ListTemporaries listed; one that is gone already is not an error. A writer
+  // whose temporary is removed fails at its next Append or its Commit.
+  virtual absl::Status RemoveTemporary(const Temporary& temporary) = 0;
 };
 
 bool IsValidArtifactKey(absl::string_view key);
@@ -66,6 +84,9 @@ class DirectoryStorage : public ArtifactStorage {
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> Create(const std::string& key) override;
   absl::StatusOr<std::unique_ptr<ArtifactReader>> Open(const std::string& key) override;
   absl::Status Delete(const std::string& key) override;
+  // The directory's .tmp-<key>-<n> files.
+  absl::StatusOr<std::vector<Temporary>> ListTemporaries() override;
+  absl::Status RemoveTemporary(const Temporary& temporary) override;
 
  private:
   const DirectoryStorageOptions options_;

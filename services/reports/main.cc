@@ -1,5 +1,7 @@
 // kurt-reports: the reports gRPC service (report jobs, their status and their content) and an
 // outbox relay that publishes the jobs' events.
+#include <algorithm>
+
 #include "absl/flags/flag.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
@@ -19,6 +21,12 @@ ABSL_FLAG(bool, outbox_relay, true, "Run an outbox relay in this process");
 ABSL_FLAG(absl::Duration, pending_grace, absl::Seconds(60),
           "How long a new job waits for its Kafka message before workers claim it by scanning");
 ABSL_FLAG(int, max_range_days, 366, "Longest time range of a report, in days");
+ABSL_FLAG(int, max_active_reports, 10,
+          "Reports an account may have PENDING or RUNNING at once; one more is refused "
+          "(RESOURCE_EXHAUSTED, 429 at the edge). 0: no limit");
+ABSL_FLAG(int, max_reports_per_day, 200,
+          "Reports an account may create in any 24 hours; one more is refused "
+          "(RESOURCE_EXHAUSTED, 429 at the edge). 0: no limit");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
 
 int main(int argc, char** argv) {
@@ -37,6 +45,8 @@ int main(int argc, char** argv) {
   config.requested_topic = absl::GetFlag(FLAGS_requested_topic);
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));
+  config.quota.max_active = std::max(0, absl::GetFlag(FLAGS_max_active_reports));
+  config.quota.max_per_day = std::max(0, absl::GetFlag(FLAGS_max_reports_per_day));
   config.outbox_relay = absl::GetFlag(FLAGS_outbox_relay);
   config.outbox_listen_url = kurt::pg::ListenUrlFromFlags();
 

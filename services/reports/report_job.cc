@@ -15,7 +15,8 @@ const char kJobColumns[] =
     "request_event_id, "
     "(extract(epoch from create_time) * 1000000)::bigint, "
     "(extract(epoch from update_time) * 1000000)::bigint, "
-    "(extract(epoch from finish_time) * 1000000)::bigint";
+    "(extract(epoch from finish_time) * 1000000)::bigint, "
+    "(extract(epoch from expire_time) * 1000000)::bigint";
 
 ReportJob JobFromRow(const pqxx::row& r) {
   ReportJob j;
@@ -47,6 +48,9 @@ ReportJob JobFromRow(const pqxx::row& r) {
   j.update_time = absl::FromUnixMicros(r[19].as<int64_t>());
   if (!r[20].is_null()) {
     j.finish_time = absl::FromUnixMicros(r[20].as<int64_t>());
+  }
+  if (!r[21].is_null()) {
+    j.expire_time = absl::FromUnixMicros(r[21].as<int64_t>());
   }
   return j;
 }
@@ -110,7 +114,9 @@ void ToProto(const ReportJob& job, v1::Report* out) {
   out->set_progress_rows(job.progress_rows);
   out->set_row_count(job.row_count);
   out->set_size_bytes(job.size_bytes);
-  out->set_content_type(job.state == v1::SUCCEEDED ? job.content_type : ContentTypeOf(job.kind));
+  out->set_content_type(job.state == v1::SUCCEEDED || job.state == v1::EXPIRED
+                            ? job.content_type
+                            : ContentTypeOf(job.kind));
   out->set_error(job.error);
   out->set_attempts(job.attempts);
   out->set_request_id(job.request_id);
@@ -118,6 +124,9 @@ void ToProto(const ReportJob& job, v1::Report* out) {
   platform::SetTimestamp(job.update_time, out->mutable_update_time());
   if (job.finish_time) {
     platform::SetTimestamp(*job.finish_time, out->mutable_finish_time());
+  }
+  if (job.expire_time) {
+    platform::SetTimestamp(*job.expire_time, out->mutable_expire_time());
   }
 }
 

@@ -42,9 +42,12 @@ struct ReportJob {
   absl::Time create_time;
   absl::Time update_time;
   std::optional<absl::Time> finish_time;
+  // When it became EXPIRED (its artifact deleted after the retention period).
+  std::optional<absl::Time> expire_time;
 
   bool Terminal() const {
-    return state == v1::SUCCEEDED || state == v1::FAILED || state == v1::CANCELLED;
+    return state == v1::SUCCEEDED || state == v1::FAILED || state == v1::CANCELLED ||
+           state == v1::EXPIRED;
   }
 };
 

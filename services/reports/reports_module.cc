@@ -9,6 +9,7 @@ PgReportsStoreOptions StoreOptions(const ReportsConfig& config) {
   PgReportsStoreOptions options;
   options.requested_topic = config.requested_topic;
   options.pending_grace = config.pending_grace;
+  options.quota = config.quota;
   return options;
 }
 

@@ -34,6 +34,8 @@ struct ReportsConfig {
   absl::Duration pending_grace = absl::Seconds(60);
   // Longest range a report may cover.
   absl::Duration max_range = absl::Hours(24 * 366);
+  // How many reports an account may have in progress, and create a day.
+  ReportQuota quota;
   // Run an outbox relay in this process.
   bool outbox_relay = true;
   // The primary, directly, where the relay LISTENs for new outbox rows

@@ -1,8 +1,10 @@
 #include "services/reports/reports_rpcs.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
 #include "platform/grpc/pagination.h"
@@ -39,6 +41,18 @@ v1::Report ToProto(const ReportJob& job) {
   return report;
 }
 
+// Why a report that is not SUCCEEDED has no content.
+absl::Status NoContent(const ReportJob& job) {
+  if (job.state == v1::EXPIRED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "report ", job.id, " is EXPIRED: its content was deleted",
+        job.expire_time ? absl::StrCat(" at ", Rfc3339(*job.expire_time)) : "",
+        ", when the retention period after it finished ran out; create the report again"));
+  }
+  return absl::FailedPreconditionError(absl::StrCat("report ", job.id, " is ", StateName(job.state),
+                                                    "; its content exists once it SUCCEEDED"));
+}
+
 bool Cancelled(const platform::Caller& caller) {
   return caller.context() != nullptr && caller.context()->IsCancelled();
 }
@@ -56,7 +70,10 @@ ReportsRpcs::ReportsRpcs(ReportsRpcsOptions options, ReportsStore* store, Artifa
       content_bytes_(&registry
                           ->AddCounter("kurt_reports_content_bytes_total",
                                        "Artifact bytes streamed to callers")
-                          .Get()) {}
+                          .Get()),
+      quota_refusals_(&registry->AddCounter(
+          "kurt_reports_quota_refusals_total",
+          "Reports refused by the account's quota, by limit (active, daily)", {"limit"})) {}
 
 absl::Status ReportsRpcs::Validate(const v1::CreateReportRequest& request) const {
   if (request.kind() != v1::CLICKS_CSV && request.kind() != v1::SUMMARY_JSON) {
@@ -123,6 +140,11 @@ absl::StatusOr<v1::Report> ReportsRpcs::CreateReport(const platform::Caller& cal
   report.end_time = Micros(request.end_time());
   absl::StatusOr<CreateResult> result = store_->Create(report);
   if (!result.ok()) {
+    if (auto limit = result.status().GetPayload(kQuotaPayload)) {
+      quota_refusals_->WithLabels({std::string(*limit)}).Increment();
+      KURT_LOG(kInfo, "report refused by quota", {"account", account},
+               {"limit", std::string(*limit)});
+    }
     return result.status();
   }
   if (result->created) {
@@ -199,11 +221,16 @@ absl::Status ReportsRpcs::GetReportContent(const platform::Caller& caller,
     return job.status();
   }
   if (job->state != v1::SUCCEEDED) {
-    return absl::FailedPreconditionError(absl::StrCat("report ", job->id, " is ",
-                                                      StateName(job->state),
-                                                      "; its content exists once it SUCCEEDED"));
+    return NoContent(*job);
   }
   auto reader = storage_->Open(job->artifact_key);
+  if (!reader.ok() && absl::IsNotFound(reader.status())) {
+    // The retention pass may have expired it since it was read: then say so.
+    absl::StatusOr<ReportJob> now = store_->Get(caller.account_id(), request.id());
+    if (now.ok() && now->state != v1::SUCCEEDED) {
+      return NoContent(*now);
+    }
+  }
   if (!reader.ok()) {
     KURT_LOG(kError, "artifact of a SUCCEEDED report cannot be opened", {"report", job->id},
              {"key", job->artifact_key}, {"error", reader.status().ToString()});

@@ -64,6 +64,7 @@ class ReportsRpcs {
   outbox::OutboxRelay* relay_;
   metrics::Family<metrics::Counter>* created_;
   metrics::Counter* content_bytes_;
+  metrics::Family<metrics::Counter>* quota_refusals_;
 };
 
 }  // namespace kurt::reports

@@ -1,5 +1,6 @@
 #include "services/reports/reports_store.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "platform/outbox/outbox.h"
 
@@ -23,7 +24,63 @@ PgReportsStore::PgReportsStore(PgReportsStoreOptions options, pg::PgCluster* clu
 absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
   CreateResult out;
   bool found = false;
+  absl::Status refused;
+  const ReportQuota& quota = options_.quota;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
+    refused = absl::OkStatus();
+    if (quota.max_active > 0 || quota.max_per_day > 0) {
+      // One account's creates take turns (until commit), so each counts what the one before it
+      // committed and concurrent requests cannot overshoot the quota together. Other accounts
+      // are not held up.
+      tx.exec_params("SELECT pg_advisory_xact_lock(hashtext('kurt.reports.quota:' || $1))",
+                     report.account_id);
+      if (!report.request_id.empty()) {
+        // A retry of a request that was accepted is answered whatever the quota says now.
+        pqxx::result existing = tx.exec_params(
+            absl::StrCat("SELECT ", kJobColumns,
+                         " FROM report_jobs WHERE account_id = $1 AND request_id = $2"),
+            report.account_id, report.request_id);
+        if (!existing.empty()) {
+          out.job = JobFromRow(existing[0]);
+          found = true;
+          return;
+        }
+      }
+      if (quota.max_active > 0) {
+        const auto active = tx.exec_params(
+                                  "SELECT count(*) FROM (SELECT 1 FROM report_jobs WHERE "
+                                  "account_id = $1 AND state IN ('PENDING', 'RUNNING') "
+                                  "LIMIT $2) AS a",
+                                  report.account_id, quota.max_active)[0][0]
+                                .as<int64_t>();
+        if (active >= quota.max_active) {
+          refused = absl::ResourceExhaustedError(
+              absl::StrCat("report quota: an account may have ", quota.max_active,
+                           " reports PENDING or RUNNING at once, and this one has ", active,
+                           "; wait for one to finish, or cancel one, then ask again"));
+          refused.SetPayload(kQuotaPayload, absl::Cord("active"));
+          return;
+        }
+      }
+      if (quota.max_per_day > 0) {
+        // The quota-th newest report of the last 24 hours: while it is in the window, the window
+        // is full; the next report may be created once it has left it.
+        pqxx::result r = tx.exec_params(
+            "SELECT to_char((create_time + interval '1 day') AT TIME ZONE 'UTC', "
+            "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') FROM report_jobs "
+            "WHERE account_id = $1 AND create_time > now() - interval '1 day' "
+            "ORDER BY create_time DESC, id DESC OFFSET $2::int - 1 LIMIT 1",
+            report.account_id, quota.max_per_day);
+        if (!r.empty()) {
+          refused = absl::ResourceExhaustedError(absl::StrCat(
+              "report quota: an account may create ", quota.max_per_day,
+              " reports in 24 hours, and this one has; the next one can be created after ",
+              r[0][0].as<std::string>()));
+          refused.SetPayload(kQuotaPayload, absl::Cord("daily"));
+          return;
+        }
+      }
+    }
     // A request_id taken by a concurrent request makes this INSERT wait for it, then do nothing;
     // the SELECT below then sees the winner's job.
     pqxx::result r = tx.exec_params(
@@ -60,6 +117,9 @@ absl::StatusOr<CreateResult> PgReportsStore::Create(const NewReport& report) {
   });
   if (!s.ok()) {
     return s;
+  }
+  if (!refused.ok()) {
+    return refused;
   }
   if (!out.created && !found) {
     return absl::AbortedError("report request conflicted; retry");

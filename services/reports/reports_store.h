@@ -35,7 +35,10 @@ struct CreateResult {
 class ReportsStore {
  public:
   virtual ~ReportsStore() = default;
-  // ALREADY_EXISTS when request_id was used for a report with different parameters.
+  // ALREADY_EXISTS when request_id was used for a report with different parameters;
+  // RESOURCE_EXHAUSTED (creating nothing) when the account's quota does not allow another report,
+  // with the limit that refused it as the status payload kQuotaPayload ("active" or "daily").
+  // A request_id that names an existing job finds it whatever the quota.
   virtual absl::StatusOr<CreateResult> Create(const NewReport& report) = 0;
   // NOT_FOUND unless the account owns the job.
   virtual absl::StatusOr<ReportJob> Get(const std::string& account_id, const std::string& id) = 0;
@@ -50,10 +53,22 @@ class ReportsStore {
   virtual absl::StatusOr<bool> OwnsLink(const std::string& account_id, const std::string& code) = 0;
 };
 
+// The payload of a quota refusal's status: which limit refused it.
+inline constexpr char kQuotaPayload[] = "type.kurt.dev/kurt.reports.QuotaLimit";
+
+// How many reports an account may have; 0 for no limit.
+struct ReportQuota {
+  // PENDING or RUNNING at once.
+  int max_active = 10;
+  // Created in any 24 hours (whatever became of them).
+  int max_per_day = 200;
+};
+
 struct PgReportsStoreOptions {
   std::string requested_topic = mesh::kReportsRequestedTopic;
   // How long a new job waits for its Kafka message before workers' scans claim it anyway.
   absl::Duration pending_grace = absl::Seconds(60);
+  ReportQuota quota;
 };
 
 class PgReportsStore : public ReportsStore {

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "platform/core/log.h"
 
 namespace kurt::reports {
@@ -73,6 +74,37 @@ absl::Status S3Storage::Delete(const std::string& key) {
     return InvalidKey(key);
   }
   return client_.DeleteObject(prefix_ + key);
+}
+
+absl::StatusOr<std::vector<Temporary>> S3Storage::ListTemporaries() {
+  auto uploads = client_.ListMultipartUploads(prefix_);
+  if (!uploads.ok()) {
+    return uploads.status();
+  }
+  std::vector<Temporary> out;
+  for (s3::UploadInfo& u : *uploads) {
+    absl::string_view key = u.key;
+    if (!absl::ConsumePrefix(&key, prefix_)) {
+      continue;
+    }
+    Temporary t;
+    t.key = IsValidArtifactKey(key) ? std::string(key) : "";
+    t.handle = std::move(u.upload_id);
+    t.modified = u.initiated;
+    // An upload under the prefix whose name is no artifact's is not ours to remove.
+    if (!t.key.empty()) {
+      out.push_back(std::move(t));
+    }
+  }
+  return out;
+}
+
+absl::Status S3Storage::RemoveTemporary(const Temporary& temporary) {
+  if (!IsValidArtifactKey(temporary.key) || temporary.handle.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("not an artifact upload: key '", temporary.key, "'"));
+  }
+  return client_.AbortMultipartUpload(prefix_ + temporary.key, temporary.handle);
 }
 
 absl::StatusOr<ArtifactStoreConfig> ArtifactStoreFromFlags(const std::string& dir_flag) {

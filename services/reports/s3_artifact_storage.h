@@ -26,6 +26,9 @@ class S3Storage : public ArtifactStorage {
   absl::StatusOr<std::unique_ptr<ArtifactWriter>> Create(const std::string& key) override;
   absl::StatusOr<std::unique_ptr<ArtifactReader>> Open(const std::string& key) override;
   absl::Status Delete(const std::string& key) override;
+  // The multipart uploads in progress under the prefix.
+  absl::StatusOr<std::vector<Temporary>> ListTemporaries() override;
+  absl::Status RemoveTemporary(const Temporary& temporary) override;
 
  private:
   s3::S3Client client_;

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -26,6 +27,7 @@
 #include "services/reports/report_job.h"
 #include "tests/reports/deployment.h"
 #include "tests/support/http_client.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::testing {
 namespace {
@@ -136,8 +138,10 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   Deployment d;
   const std::string clicks_topic = RandomName("kurt.test.clicks.");
   CreateTopic(clicks_topic, 3);
-  Service& reports = d.StartReports();
-  d.StartWorker("worker-1");
+  // A quota of one report a day, to see its refusal through the edge; the worker's janitor runs
+  // every 200 ms, to see a report expire.
+  Service& reports = d.StartReports({"--max_reports_per_day=1"});
+  d.StartWorker("worker-1", {"--janitor_interval=200ms", "--report_retention=720h"});
   Service& notifications = d.StartNotifications();
   Service& links = d.Start(
       "links", "kurt-links",
@@ -278,6 +282,37 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   auto replayed = resumed.WaitForEvent(report.id(), absl::Seconds(10));
   ASSERT_TRUE(replayed.has_value()) << resumed.Raw();
   EXPECT_EQ(replayed->first, n.id());
+
+  // The account's quota: a second report today is refused with 429, naming the limit, and
+  // creates nothing.
+  Reply over =
+      Fetch(port, "POST", "/v1/reports", as,
+            absl::StrCat(R"({"kind": "SUMMARY_JSON", "startTime": ")", reports::Rfc3339(start),
+                         R"(", "endTime": ")", reports::Rfc3339(end), R"("})"));
+  EXPECT_EQ(over.status, 429u) << over.body;
+  EXPECT_TRUE(absl::StrContains(over.body, "may create 1 reports in 24 hours")) << over.body;
+  EXPECT_EQ(QueryInt(d.db().primary_url(), "SELECT count(*) FROM report_jobs"), 1);
+
+  // Past the retention period (30 days after it finished) the report expires: its artifact is
+  // deleted, its status says EXPIRED and when, and its content is refused saying why.
+  const std::string key = QueryValue(d.db().primary_url(), "SELECT artifact_key FROM report_jobs");
+  ASSERT_TRUE(std::filesystem::exists(std::filesystem::path(d.artifact_dir()) / key)) << key;
+  Exec(d.db().primary_url(), "UPDATE report_jobs SET finish_time = now() - interval '31 days'");
+  Reply expired;
+  EXPECT_TRUE(WaitUntil(
+      [&] {
+        expired = Fetch(port, "GET", absl::StrCat("/v1/reports/", report.id()), as);
+        return absl::StrContains(expired.body, R"("state":"EXPIRED")");
+      },
+      absl::Seconds(10)))
+      << expired.body << d.Logs();
+  EXPECT_TRUE(absl::StrContains(expired.body, R"("expireTime":")")) << expired.body;
+  Reply gone = Fetch(port, "GET", n.report().content_path(), as);
+  EXPECT_EQ(gone.status, 400u) << gone.body;
+  EXPECT_TRUE(absl::StrContains(gone.body, "is EXPIRED: its content was deleted")) << gone.body;
+  EXPECT_TRUE(WaitUntil(
+      [&] { return !std::filesystem::exists(std::filesystem::path(d.artifact_dir()) / key); },
+      absl::Seconds(5)));
 }
 
 }  // namespace

@@ -129,7 +129,8 @@ TEST(ReportsFaultTest, BrokerRestartDuringABurstOf200RequestsLosesAndDuplicatesN
   Deployment d;
   SeedClicks(d.db().primary_url(), "acct-burst", {"burst01"}, 50, kStart, absl::Seconds(1));
   d.db().WaitForReplica();
-  d.StartReports();
+  // One account's 200 reports at once: more than its quota would let in.
+  d.StartReports({"--max_active_reports=0", "--max_reports_per_day=0"});
   d.StartNotifications();
   d.StartWorker("worker-1", {"--max_concurrent_jobs=4"});
   d.StartWorker("worker-2", {"--max_concurrent_jobs=4"});

@@ -1,7 +1,9 @@
 // The S3 client and the S3 artifact storage against the --ha stack's real SeaweedFS
 // (tools/stack up --ha; KURT_S3_* from its stack.env): multipart uploads read back byte for byte,
 // failed and abandoned uploads leaving nothing, errors a caller can act on, and the throughput of
-// S3 beside the directory backend, printed.
+// S3 beside the directory backend, printed; the sweep of a killed writer's upload.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,12 +12,16 @@
 #include <cstring>
 #include <filesystem>
 #include <random>
+#include <set>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "platform/core/metrics.h"
 #include "platform/s3/s3.h"
+#include "services/report-worker/artifact_janitor.h"
 #include "services/reports/artifact_storage.h"
 #include "services/reports/reports_rpcs.h"
 #include "services/reports/s3_artifact_storage.h"
@@ -296,6 +302,83 @@ class CollectingWriter : public reports::ContentWriter {
 };
 
 // What the worker uploaded, GetReportContent streams to the client from S3, chunk by chunk.
+// A JanitorStore for the storage side alone: the attempts it is told are live.
+class LiveSet : public report_worker::JanitorStore {
+ public:
+  explicit LiveSet(std::set<report_worker::Attempt> live) : live_(std::move(live)) {}
+  absl::StatusOr<std::set<report_worker::Attempt>> LiveAttempts(
+      const std::vector<report_worker::Attempt>& attempts) override {
+    std::set<report_worker::Attempt> out;
+    for (const auto& a : attempts) {
+      if (live_.count(a) > 0) {
+        out.insert(a);
+      }
+    }
+    return out;
+  }
+  absl::StatusOr<int> ExpireFinished(absl::Duration, int) override { return 0; }
+  absl::StatusOr<std::vector<report_worker::ExpiredArtifact>> ArtifactsToDelete(int) override {
+    return std::vector<report_worker::ExpiredArtifact>{};
+  }
+  absl::StatusOr<bool> ForgetArtifact(const report_worker::ExpiredArtifact&) override {
+    return false;
+  }
+
+ private:
+  std::set<report_worker::Attempt> live_;
+};
+
+TEST_F(S3HaTest, TheSweepAbortsTheUploadOfAKilledWriterAndKeepsALiveOne) {
+  const std::string dead_id = "00000000-0000-4000-8000-000000000001";
+  const std::string live_id = "00000000-0000-4000-8000-000000000002";
+  // A worker killed (SIGKILL) after its first part: its multipart upload stays behind.
+  pid_t pid = ::fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    reports::S3Storage child(options_, prefix_);
+    auto w = child.Create(dead_id + "-1.csv");
+    if (w.ok()) {
+      (void)(*w)->Append(RandomBytes(6 << 20, 21));
+    }
+    ::raise(SIGKILL);
+    ::_exit(1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(status));
+  // A live writer, mid-report.
+  reports::S3Storage storage(options_, prefix_);
+  ASSERT_TRUE(storage.Init().ok());
+  auto live = storage.Create(live_id + "-1.csv");
+  ASSERT_TRUE(live.ok());
+  const std::string data = RandomBytes(6 << 20, 22);
+  ASSERT_TRUE((*live)->Append(data).ok());
+  ASSERT_EQ(Uploads().size(), 2u);
+
+  auto temporaries = storage.ListTemporaries();
+  ASSERT_TRUE(temporaries.ok()) << temporaries.status();
+  ASSERT_EQ(temporaries->size(), 2u);
+  for (const reports::Temporary& t : *temporaries) {
+    EXPECT_LT(absl::AbsDuration(absl::Now() - t.modified), absl::Minutes(5)) << t.key;
+  }
+
+  LiveSet store({{live_id, 1}});
+  metrics::Registry registry;
+  report_worker::JanitorOptions o;
+  o.temp_min_age = absl::ZeroDuration();
+  report_worker::ArtifactJanitor janitor(o, &store, &storage, &registry);
+  auto swept = janitor.SweepTemporaries();
+  ASSERT_TRUE(swept.ok()) << swept.status();
+  EXPECT_EQ(*swept, 1);
+  std::vector<UploadInfo> left = Uploads();
+  ASSERT_EQ(left.size(), 1u);
+  EXPECT_EQ(left[0].key, prefix_ + live_id + "-1.csv");
+  // The live writer never noticed.
+  ASSERT_EQ(*(*live)->Commit(), static_cast<int64_t>(data.size()));
+  EXPECT_THAT(Uploads(), IsEmpty());
+  EXPECT_TRUE(storage.Delete(live_id + "-1.csv").ok());
+}
+
 TEST_F(S3HaTest, ReportContentIsStreamedFromTheBucket) {
   reports::S3Storage storage(options_, prefix_);
   ASSERT_TRUE(storage.Init().ok());
