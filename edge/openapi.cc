@@ -242,6 +242,8 @@ class Generator {
     }
     const Descriptor* d = route.body == Route::Body::kAll ? route.method->input_type()
                                                           : route.body_field->message_type();
+    // The edge refuses a body with a field its message does not have.
+    closed_.insert(d);
     body["content"]["application/json"]["schema"] = Ref(d);
   }
 
@@ -459,6 +461,9 @@ class Generator {
     if (any_required) {
       j["required"] = std::move(required);
     }
+    if (closed_.count(d) > 0) {
+      j["additionalProperties"] = Json::Bool(false);
+    }
     return j;
   }
 
@@ -495,6 +500,7 @@ class Generator {
   const RouteTable& routes_;
   std::vector<const Descriptor*> pending_;
   std::set<const Descriptor*> seen_;
+  std::set<const Descriptor*> closed_;  // request bodies: no fields but their own
   std::vector<const EnumDescriptor*> enums_;
   std::set<std::string> used_ids_;
 };

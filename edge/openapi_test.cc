@@ -65,8 +65,9 @@ const google::protobuf::Value& At(const google::protobuf::Struct& s,
 }
 
 // The schema of parameter `name` of operation `method path`.
-const google::protobuf::Struct* Parameter(const google::protobuf::Struct& doc, absl::string_view path,
-                                          absl::string_view method, absl::string_view name) {
+const google::protobuf::Struct* Parameter(const google::protobuf::Struct& doc,
+                                          absl::string_view path, absl::string_view method,
+                                          absl::string_view name) {
   for (const auto& p : At(doc, {"paths", path, method, "parameters"}).list_value().values()) {
     if (p.struct_value().fields().at("name").string_value() == name) {
       return &p.struct_value();
@@ -86,9 +87,17 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
   EXPECT_EQ(At(target, {"maxLength"}).number_value(), 2048);
   EXPECT_EQ(At(target, {"minLength"}).number_value(), 1);
   EXPECT_EQ(At(target, {"format"}).string_value(), "uri");
-  EXPECT_TRUE(absl::StartsWith(At(target, {"pattern"}).string_value(), "^[Hh][Tt][Tt][Pp][Ss]?://"));
+  EXPECT_TRUE(
+      absl::StartsWith(At(target, {"pattern"}).string_value(), "^[Hh][Tt][Tt][Pp][Ss]?://"));
   EXPECT_EQ(At(create.struct_value(), {"required"}).list_value().values(0).string_value(),
             "targetUrl");
+  // The edge refuses unknown fields in a body; responses may grow new ones.
+  EXPECT_FALSE(At(create.struct_value(), {"additionalProperties"}).bool_value());
+  EXPECT_EQ(At(doc, {"components", "schemas", "kurt.links.v1.Link"})
+                .struct_value()
+                .fields()
+                .count("additionalProperties"),
+            0);
   const auto& alias = At(create.struct_value(), {"properties", "alias"}).struct_value();
   EXPECT_EQ(At(alias, {"pattern"}).string_value(), "^[A-Za-z0-9_-]{3,64}$");
   EXPECT_EQ(At(alias, {"minLength"}).number_value(), 3);
@@ -109,9 +118,9 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
   }
 
   // A required enum leaves out its zero ("unset") value.
-  const auto& kind =
-      At(doc, {"components", "schemas", "kurt.reports.v1.CreateReportRequest", "properties", "kind"})
-          .struct_value();
+  const auto& kind = At(doc, {"components", "schemas", "kurt.reports.v1.CreateReportRequest",
+                              "properties", "kind"})
+                         .struct_value();
   std::vector<std::string> kinds;
   for (const auto& v : At(kind, {"enum"}).list_value().values()) {
     kinds.push_back(v.string_value());
