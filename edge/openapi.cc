@@ -10,6 +10,7 @@
 #include "absl/strings/strip.h"
 #include "edge/json_writer.h"
 #include "google/api/field_behavior.pb.h"
+#include "kurt/api/v1/field_rules.pb.h"
 
 namespace kurt::edge {
 namespace {
@@ -31,6 +32,41 @@ std::string Comment(const D* d) {
     lines.emplace_back(absl::StripAsciiWhitespace(line));
   }
   return absl::StrJoin(lines, " ");
+}
+
+bool HasBehavior(const FieldDescriptor* f, google::api::FieldBehavior behavior) {
+  for (int b : f->options().GetRepeatedExtension(google::api::field_behavior)) {
+    if (b == behavior) {
+      return true;
+    }
+  }
+  return false;
+}
+
+// A field's kurt.api.v1.rules as JSON Schema keywords on `schema` (the element's schema for a
+// repeated field; max_items goes on the array).
+void ApplyRules(const api::v1::FieldRules& rules, Json* schema) {
+  if (rules.has_min_length()) {
+    (*schema)["minLength"] = Json::Number(static_cast<double>(rules.min_length()));
+  }
+  if (rules.has_max_length()) {
+    (*schema)["maxLength"] = Json::Number(static_cast<double>(rules.max_length()));
+  }
+  if (!rules.pattern().empty()) {
+    (*schema)["pattern"] = Json::String(rules.pattern());
+  }
+  if (!rules.format().empty()) {
+    (*schema)["format"] = Json::String(rules.format());
+  }
+  if (rules.has_minimum()) {
+    (*schema)["minimum"] = Json::Number(static_cast<double>(rules.minimum()));
+  }
+  if (rules.has_maximum()) {
+    (*schema)["maximum"] = Json::Number(static_cast<double>(rules.maximum()));
+  }
+  if (!rules.example().empty()) {
+    (*schema)["example"] = Json::String(rules.example());
+  }
 }
 
 bool IsWrapper(const std::string& name) {
@@ -182,6 +218,9 @@ class Generator {
       if (!comment.empty()) {
         p["description"] = Json::String(comment);
       }
+      if (depth == 0 && HasBehavior(f, google::api::REQUIRED)) {
+        p["required"] = Json::Bool(true);
+      }
       p["schema"] = FieldSchema(f, false);
       if (f->is_repeated()) {
         p["style"] = Json::String("form");
@@ -203,6 +242,8 @@ class Generator {
     }
     const Descriptor* d = route.body == Route::Body::kAll ? route.method->input_type()
                                                           : route.body_field->message_type();
+    // The edge refuses a body with a field its message does not have.
+    closed_.insert(d);
     body["content"]["application/json"]["schema"] = Ref(d);
   }
 
@@ -342,6 +383,8 @@ class Generator {
   }
 
   Json FieldSchema(const FieldDescriptor* f, bool element) {
+    const bool has_rules = f->options().HasExtension(api::v1::rules);
+    const api::v1::FieldRules& rules = f->options().GetExtension(api::v1::rules);
     if (f->is_map()) {
       Json j = Json::Object();
       j["type"] = Json::String("object");
@@ -352,9 +395,33 @@ class Generator {
       Json j = Json::Object();
       j["type"] = Json::String("array");
       j["items"] = FieldSchema(f, true);
+      if (rules.has_max_items()) {
+        j["maxItems"] = Json::Number(static_cast<double>(rules.max_items()));
+      }
       return j;
     }
-    return ScalarSchema(f);
+    if (f->type() == FieldDescriptor::TYPE_ENUM && HasBehavior(f, google::api::REQUIRED)) {
+      // A required enum must be set, and its zero value is "unset": list the others inline.
+      return RequiredEnumSchema(f->enum_type());
+    }
+    Json j = ScalarSchema(f);
+    if (has_rules) {
+      ApplyRules(rules, &j);
+    }
+    return j;
+  }
+
+  static Json RequiredEnumSchema(const EnumDescriptor* e) {
+    Json j = Json::Object();
+    j["type"] = Json::String("string");
+    Json& values = j["enum"];
+    values = Json::Array();
+    for (int i = 0; i < e->value_count(); ++i) {
+      if (e->value(i)->number() != 0) {
+        values.Push(Json::String(e->value(i)->name()));
+      }
+    }
+    return j;
   }
 
   Json MessageSchema(const Descriptor* d) {
@@ -372,16 +439,10 @@ class Generator {
       const FieldDescriptor* f = d->field(i);
       Json schema = FieldSchema(f, false);
       std::string fc = Comment(f);
-      const auto& behaviors = f->options().GetRepeatedExtension(google::api::field_behavior);
-      bool output_only = false;
-      for (int b : behaviors) {
-        if (b == google::api::REQUIRED) {
-          required.Push(Json::String(f->json_name()));
-          any_required = true;
-        }
-        if (b == google::api::OUTPUT_ONLY) {
-          output_only = true;
-        }
+      const bool output_only = HasBehavior(f, google::api::OUTPUT_ONLY);
+      if (HasBehavior(f, google::api::REQUIRED)) {
+        required.Push(Json::String(f->json_name()));
+        any_required = true;
       }
       if (schema.Has("$ref") && (!fc.empty() || output_only)) {
         // $ref siblings are ignored in OpenAPI 3.0: wrap it.
@@ -399,6 +460,9 @@ class Generator {
     }
     if (any_required) {
       j["required"] = std::move(required);
+    }
+    if (closed_.count(d) > 0) {
+      j["additionalProperties"] = Json::Bool(false);
     }
     return j;
   }
@@ -436,6 +500,7 @@ class Generator {
   const RouteTable& routes_;
   std::vector<const Descriptor*> pending_;
   std::set<const Descriptor*> seen_;
+  std::set<const Descriptor*> closed_;  // request bodies: no fields but their own
   std::vector<const EnumDescriptor*> enums_;
   std::set<std::string> used_ids_;
 };

@@ -1,8 +1,12 @@
 #include "edge/openapi.h"
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_join.h"
 #include "edge/test_api.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "gtest/gtest.h"
+#include "kurt/api/v1/field_rules.pb.h"
 
 namespace kurt::edge {
 namespace {
@@ -34,6 +38,134 @@ TEST(OpenApiTest, DescribesRoutesFromDescriptors) {
   }
   // Deterministic: the same API renders to the same bytes (and ETag) on every replica.
   EXPECT_EQ(doc, BuildOpenApi(*t.api, *t.routes, "http://127.0.0.1:8080"));
+}
+
+// The document as a tree, to look values up by path.
+google::protobuf::Struct Parse(const std::string& doc) {
+  google::protobuf::Struct out;
+  EXPECT_TRUE(google::protobuf::util::JsonStringToMessage(doc, &out).ok());
+  return out;
+}
+
+const google::protobuf::Value& At(const google::protobuf::Struct& s,
+                                  std::initializer_list<absl::string_view> path) {
+  static const google::protobuf::Value kNone;
+  const google::protobuf::Struct* cur = &s;
+  const google::protobuf::Value* v = &kNone;
+  for (absl::string_view key : path) {
+    auto it = cur->fields().find(std::string(key));
+    if (it == cur->fields().end()) {
+      ADD_FAILURE() << "no " << key << " in " << absl::StrJoin(path, ".");
+      return kNone;
+    }
+    v = &it->second;
+    cur = &v->struct_value();
+  }
+  return *v;
+}
+
+// The schema of parameter `name` of operation `method path`.
+const google::protobuf::Struct* Parameter(const google::protobuf::Struct& doc,
+                                          absl::string_view path, absl::string_view method,
+                                          absl::string_view name) {
+  for (const auto& p : At(doc, {"paths", path, method, "parameters"}).list_value().values()) {
+    if (p.struct_value().fields().at("name").string_value() == name) {
+      return &p.struct_value();
+    }
+  }
+  ADD_FAILURE() << "no parameter " << name << " in " << method << " " << path;
+  return nullptr;
+}
+
+TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
+  TestApi t = TestApi::Load();
+  ASSERT_NE(t.routes, nullptr);
+  google::protobuf::Struct doc = Parse(BuildOpenApi(*t.api, *t.routes, ""));
+
+  const auto& create = At(doc, {"components", "schemas", "kurt.links.v1.CreateLinkRequest"});
+  const auto& target = At(create.struct_value(), {"properties", "targetUrl"}).struct_value();
+  EXPECT_EQ(At(target, {"maxLength"}).number_value(), 2048);
+  EXPECT_EQ(At(target, {"minLength"}).number_value(), 1);
+  EXPECT_EQ(At(target, {"format"}).string_value(), "uri");
+  EXPECT_TRUE(
+      absl::StartsWith(At(target, {"pattern"}).string_value(), "^[Hh][Tt][Tt][Pp][Ss]?://"));
+  EXPECT_EQ(At(create.struct_value(), {"required"}).list_value().values(0).string_value(),
+            "targetUrl");
+  // The edge refuses unknown fields in a body; responses may grow new ones.
+  EXPECT_FALSE(At(create.struct_value(), {"additionalProperties"}).bool_value());
+  EXPECT_EQ(At(doc, {"components", "schemas", "kurt.links.v1.Link"})
+                .struct_value()
+                .fields()
+                .count("additionalProperties"),
+            0);
+  const auto& alias = At(create.struct_value(), {"properties", "alias"}).struct_value();
+  EXPECT_EQ(At(alias, {"pattern"}).string_value(), "^[A-Za-z0-9_-]{3,64}$");
+  EXPECT_EQ(At(alias, {"minLength"}).number_value(), 3);
+  EXPECT_EQ(At(alias, {"maxLength"}).number_value(), 64);
+
+  // Path and query parameters carry them too.
+  if (const auto* code = Parameter(doc, "/v1/links/{code}", "get", "code")) {
+    EXPECT_EQ(At(*code, {"schema", "pattern"}).string_value(), "^[A-Za-z0-9_-]{3,64}$");
+  }
+  if (const auto* id = Parameter(doc, "/v1/reports/{id}", "get", "id")) {
+    EXPECT_EQ(At(*id, {"schema", "format"}).string_value(), "uuid");
+  }
+  if (const auto* limit = Parameter(doc, "/v1/links/{code}/stats", "get", "limit")) {
+    EXPECT_EQ(At(*limit, {"schema", "maximum"}).number_value(), 100);
+  }
+  if (const auto* size = Parameter(doc, "/v1/links", "get", "pageSize")) {
+    EXPECT_EQ(At(*size, {"schema", "minimum"}).number_value(), 0);
+  }
+
+  // A required enum leaves out its zero ("unset") value.
+  const auto& kind = At(doc, {"components", "schemas", "kurt.reports.v1.CreateReportRequest",
+                              "properties", "kind"})
+                         .struct_value();
+  std::vector<std::string> kinds;
+  for (const auto& v : At(kind, {"enum"}).list_value().values()) {
+    kinds.push_back(v.string_value());
+  }
+  EXPECT_EQ(kinds, (std::vector<std::string>{"CLICKS_CSV", "SUMMARY_JSON"}));
+}
+
+// Every annotated field of every request the edge routes reaches the document, keyword by
+// keyword: a rule added to a proto is published without touching the edge.
+TEST(OpenApiTest, PublishesEveryAnnotatedRequestField) {
+  TestApi t = TestApi::Load();
+  ASSERT_NE(t.routes, nullptr);
+  google::protobuf::Struct doc = Parse(BuildOpenApi(*t.api, *t.routes, ""));
+  int checked = 0;
+  for (const auto& route : t.routes->routes()) {
+    const google::protobuf::Descriptor* in = route->method->input_type();
+    if (route->body != Route::Body::kAll) {
+      continue;  // query and path fields: the parameter tests above
+    }
+    for (int i = 0; i < in->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* f = in->field(i);
+      if (!f->options().HasExtension(api::v1::rules)) {
+        continue;
+      }
+      const api::v1::FieldRules& rules = f->options().GetExtension(api::v1::rules);
+      const auto& schema =
+          At(doc, {"components", "schemas", in->full_name(), "properties", f->json_name()})
+              .struct_value();
+      SCOPED_TRACE(f->full_name());
+      if (rules.has_max_length()) {
+        EXPECT_EQ(At(schema, {"maxLength"}).number_value(), rules.max_length());
+      }
+      if (rules.has_min_length()) {
+        EXPECT_EQ(At(schema, {"minLength"}).number_value(), rules.min_length());
+      }
+      if (!rules.pattern().empty()) {
+        EXPECT_EQ(At(schema, {"pattern"}).string_value(), rules.pattern());
+      }
+      if (!rules.format().empty()) {
+        EXPECT_EQ(At(schema, {"format"}).string_value(), rules.format());
+      }
+      ++checked;
+    }
+  }
+  EXPECT_GE(checked, 5);
 }
 
 }  // namespace

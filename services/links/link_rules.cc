@@ -66,6 +66,16 @@ absl::Status ValidateTargetUrl(absl::string_view url, absl::string_view field) {
   if (host.empty() || host == "[]") {
     return absl::InvalidArgumentError(absl::StrCat(field, ": has no host"));
   }
+  // RFC 3986's reg-name characters, or an IPv6 literal's: what the proto's pattern declares.
+  const bool literal = absl::StartsWith(host, "[");
+  for (char c : literal ? host.substr(1, host.size() - 2) : host) {
+    const auto u = static_cast<unsigned char>(c);
+    const bool ok = literal ? absl::ascii_isxdigit(u) || c == ':' || c == '.'
+                            : absl::ascii_isalnum(u) || absl::StrContains("-._~%!$&'()*+,;=", c);
+    if (!ok) {
+      return absl::InvalidArgumentError(absl::StrCat(field, ": malformed host"));
+    }
+  }
   if (!authority.empty()) {  // ":port"
     int port = 0;
     if (!absl::SimpleAtoi(authority.substr(1), &port) || port < 1 || port > 65535) {

@@ -18,6 +18,7 @@
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
+#include "services/common/field_rules_testing.h"
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
 #include "services/links/fake_link_cache.h"
@@ -765,6 +766,58 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   s = service_.RecordCachedRedirects(&edge, &batch, &empty);
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(clicks_.published.size(), 2u);
+}
+
+// The checks of every annotated request field agree with its kurt.api.v1.rules (what the OpenAPI
+// document publishes), at and past each limit.
+TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
+  using rules_testing::ExpectServiceAgrees;
+  using rules_testing::RulesOf;
+  using rules_testing::StringProbes;
+  const api::v1::FieldRules& target = RulesOf(v1::CreateLinkRequest::descriptor(), "target_url");
+  const std::vector<std::string> urls = StringProbes(
+      target, {"http://example.com", "HTTPS://EXAMPLE.COM/X?q=1#f", "https://example.com:8080/p",
+               "https://example.com:65535", "https://example.com:65536/", "https://example.com:0/",
+               "https://[::1]:8080/", "https://a.b-c_d~e%41/", "ftp://example.com/",
+               "https://user:pw@example.com/", "https://example.com/a b", "https://", "example.com",
+               "https://ex\u00e4mple.com/", "https://ex<ample.com/", "https://:80/"});
+  ExpectServiceAgrees(target, urls,
+                      [&](const std::string& url) { return Create("acct-a", url).ok(); });
+  const api::v1::FieldRules& update = RulesOf(v1::UpdateLinkRequest::descriptor(), "target_url");
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "to-update").ok());
+  ExpectServiceAgrees(update, urls, [&](const std::string& url) {
+    v1::UpdateLinkRequest request;
+    request.set_code("to-update");
+    request.set_target_url(url);
+    return rpcs_.UpdateLink(As("acct-a"), request).ok();
+  });
+
+  const api::v1::FieldRules& alias = RulesOf(v1::CreateLinkRequest::descriptor(), "alias");
+  int n = 0;
+  ExpectServiceAgrees(
+      alias,
+      StringProbes(alias, {"my-alias", "A_b-9", "ab.c", "ab c", "abc/", "ab%41", "\u00fcber"}),
+      [&](const std::string& a) {
+        // Each alias once (a taken one would be refused for that reason): suffix-free probes are
+        // distinct, and a new account each time keeps them apart from the fixtures' links.
+        return Create(absl::StrCat("acct-alias-", n++), "https://example.com/", a).ok();
+      });
+
+  // The code of GetLink, UpdateLink, DeleteLink and GetLinkStats: malformed is INVALID_ARGUMENT,
+  // well-formed but unknown is NOT_FOUND.
+  const api::v1::FieldRules& code = RulesOf(v1::GetLinkRequest::descriptor(), "code");
+  ExpectServiceAgrees(code,
+                      StringProbes(code, {"abc", "a-b_C", "ab.c", "ab c", "ab/c", "\u00e4bc"}),
+                      [&](const std::string& c) {
+                        v1::GetLinkRequest request;
+                        request.set_code(c);
+                        return rpcs_.GetLink(As("acct-a"), request).status().code() !=
+                               absl::StatusCode::kInvalidArgument;
+                      });
+
+  rules_testing::ExpectServiceAgrees(
+      RulesOf(v1::ListLinksRequest::descriptor(), "page_size"),
+      [&](int64_t size) { return List("acct-a", static_cast<int>(size), "").ok(); });
 }
 
 }  // namespace

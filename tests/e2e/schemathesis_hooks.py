@@ -1,0 +1,56 @@
+"""Schemathesis hooks for tests/e2e/api_conformance.sh: the rules no JSON Schema can state.
+
+Each field's own limits are in the OpenAPI document (from the protos' kurt.api.v1.rules), and
+schemathesis generates data within them. What remains spans fields or needs the world, and is
+written in the fields' descriptions; these hooks make generated data keep to it, so that a
+refusal of the data they leave is a real mismatch between the document and the services:
+- an expiry must be in the future;
+- a report's and a stats query's range: end after start, at most 366 (reports) or 31 (hourly
+  stats) days long;
+- an update changes something (a target, an expiry, or clearing it);
+- a page token must come from a previous page;
+- the key the run authenticates with (KURT_API_KEY_ID) is not revoked by DELETE /v1/keys/{id},
+  which would leave the rest of the run unauthenticated;
+- a webhook's host must resolve to a public address, which nothing does offline: the URL is
+  cleared (removing the webhook), which every account may do.
+"""
+
+import os
+from datetime import datetime, timedelta, timezone
+
+import schemathesis
+
+
+def _stamp(t):
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@schemathesis.hook
+def before_call(ctx, case, kwargs):
+    """Runs before every request of every phase (examples, coverage, fuzzing)."""
+    path = case.operation.path
+    now = datetime.now(timezone.utc)
+    body = case.body if isinstance(case.body, dict) else None
+    query = case.query if isinstance(case.query, dict) else None
+    if body is not None:
+        if path in ("/v1/links", "/v1/links/{code}") and "expireTime" in body:
+            body["expireTime"] = _stamp(now + timedelta(days=1))
+            body.pop("clearExpireTime", None)
+            body.pop("clear_expire_time", None)
+        if path == "/v1/links/{code}" and case.method.upper() == "PATCH":
+            if not (body.get("targetUrl") is not None or body.get("expireTime") or
+                    body.get("clearExpireTime")):
+                body["clearExpireTime"] = True
+        if path == "/v1/reports":
+            body["startTime"] = _stamp(now - timedelta(days=2))
+            body["endTime"] = _stamp(now - timedelta(days=1))
+        if path == "/v1/webhook" and "url" in body:
+            body["url"] = ""
+    own_key = os.environ.get("KURT_API_KEY_ID")
+    if path == "/v1/keys/{id}" and own_key and (case.path_parameters or {}).get("id") == own_key:
+        case.path_parameters["id"] = "key_0000000000000000"
+    if query is not None:
+        query.pop("pageToken", None)
+        if path == "/v1/links/{code}/stats":
+            for name in ("startTime", "endTime"):
+                query.pop(name, None)
