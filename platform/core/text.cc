@@ -1,5 +1,6 @@
 #include "platform/core/text.h"
 
+#include <algorithm>
 #include <cstdint>
 
 namespace kurt::platform {
@@ -57,6 +58,12 @@ int HexDigitValue(char c) {
     return c - 'A' + 10;
   }
   return -1;
+}
+
+size_t Utf8Length(absl::string_view s) {
+  // Every character has exactly one byte that is not a continuation byte (10xxxxxx).
+  return static_cast<size_t>(std::count_if(
+      s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
 }
 
 bool IsValidUtf8(absl::string_view s) {

@@ -12,6 +12,10 @@ namespace kurt::platform {
 // refuse anything else.
 bool IsValidUtf8(absl::string_view s);
 
+// The characters (code points) of well-formed UTF-8 `s`: what a length limit in a schema (JSON
+// Schema's maxLength) or PostgreSQL's varchar(n) counts, not bytes.
+size_t Utf8Length(absl::string_view s);
+
 // Appends `text` as the inside of a JSON string (without the quotes): '"', '\\' and control
 // characters escaped (\n, \r, \t by name, the others as \u00xx); well-formed UTF-8 as it is; each
 // byte that is not part of well-formed UTF-8 as \ufffd (U+FFFD, the replacement character), so that

@@ -7,6 +7,13 @@
 namespace kurt::platform {
 namespace {
 
+TEST(Utf8LengthTest, CountsCharactersNotBytes) {
+  EXPECT_EQ(Utf8Length(""), 0u);
+  EXPECT_EQ(Utf8Length("abc"), 3u);
+  EXPECT_EQ(Utf8Length("\xC3\xA9t\xC3\xA9"), 3u);             // "été"
+  EXPECT_EQ(Utf8Length("\xE6\x97\xA5\xF0\x9F\x98\x80"), 2u);  // a CJK character, an emoji
+}
+
 TEST(IsValidUtf8Test, AcceptsWellFormedText) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii"));

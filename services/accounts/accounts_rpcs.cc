@@ -1,8 +1,11 @@
 #include "services/accounts/accounts_rpcs.h"
 
+#include <algorithm>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
+#include "platform/core/text.h"
 #include "platform/grpc/timestamps.h"
 #include "services/accounts/api_key.h"
 
@@ -25,11 +28,19 @@ void ToProto(const KeyRecord& key, v1::ApiKey* out) {
   }
 }
 
+// What CreateKey makes: "key_" and 8 random bytes in lower-case hex.
+bool IsKeyId(absl::string_view id) {
+  return id.size() == 20 && absl::StartsWith(id, "key_") &&
+         std::all_of(id.begin() + 4, id.end(),
+                     [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
+}
+
 absl::Status ValidateName(const std::string& name, bool required) {
   if (required && name.empty()) {
     return absl::InvalidArgumentError("name: required");
   }
-  if (name.size() > kMaxNameLength) {
+  // Characters, as the API's schema and the database count them (protobuf strings are UTF-8).
+  if (platform::Utf8Length(name) > kMaxNameLength) {
     return absl::InvalidArgumentError(
         absl::StrCat("name: at most ", kMaxNameLength, " characters"));
   }
@@ -175,6 +186,9 @@ absl::StatusOr<v1::ApiKey> AccountsRpcs::RevokeKey(const Caller& caller,
   }
   if (request.id().empty()) {
     return absl::InvalidArgumentError("id: required");
+  }
+  if (!IsKeyId(request.id())) {
+    return absl::InvalidArgumentError("id: not a key id (key_ and 16 hex digits)");
   }
   auto revoked = store_->RevokeKey(*account, request.id());
   if (!revoked.ok()) {

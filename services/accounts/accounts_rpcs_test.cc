@@ -150,6 +150,36 @@ TEST_F(AccountsRpcsTest, CreateAccountNeedsTheAdminToken) {
   EXPECT_EQ(res->key().prefix(), res->secret_key().substr(0, 17));
 }
 
+// The schema's maxLength (200) counts characters, as the database does: 200 two-byte characters
+// are a valid name, 201 are not.
+TEST_F(AccountsRpcsTest, NameLimitsCountCharactersNotBytes) {
+  Start(Defaults());
+  std::string name;
+  for (int i = 0; i < 200; ++i) {
+    name += "\xC3\xA9";  // é
+  }
+  EXPECT_TRUE(CreateAccount("admin-token", name).ok());
+  absl::StatusOr<v1::CreateAccountResponse> longer = CreateAccount("admin-token", name + "e");
+  EXPECT_EQ(longer.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(longer.status().message(), "name: at most 200 characters");
+}
+
+// A key id of the wrong shape is refused before the database is asked.
+TEST_F(AccountsRpcsTest, RevokingAMalformedKeyIdIsInvalidArgument) {
+  Start(Defaults());
+  absl::StatusOr<v1::CreateAccountResponse> a = CreateAccount("admin-token");
+  ASSERT_TRUE(a.ok());
+  for (const char* id : {"key_0123", "KEY_0123456789abcdef", "key_0123456789ABCDEF",
+                         "key_0123456789abcdefa", "1 OR 1=1"}) {
+    v1::RevokeKeyRequest revoke;
+    revoke.set_id(id);
+    absl::StatusOr<v1::ApiKey> out = rpcs_->RevokeKey(As(a->account().id()), revoke);
+    EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument) << id;
+    EXPECT_EQ(out.status().message(), "id: not a key id (key_ and 16 hex digits)") << id;
+  }
+  EXPECT_TRUE(Authenticate(a->secret_key()).ok());
+}
+
 TEST_F(AccountsRpcsTest, OpenSignupNeedsNoToken) {
   AccountsRpcsOptions o;
   o.open_signup = true;
