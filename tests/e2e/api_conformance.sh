@@ -2,7 +2,7 @@
 # End to end: schemathesis (PyPI, pinned; installed once into $KURT_TOOLS_DIR) tests the running
 # system through its edge against the edge's own OpenAPI document, with a real account's API key:
 # no 5xx, every status and response body as documented, data the document allows is accepted,
-# and no operation mostly refuses it (the "validation mismatch" warning fails the run). The rules
+# and no operation mostly refuses it (schemathesis' "validation mismatch" warning). The rules
 # a schema cannot state are kept by tests/e2e/schemathesis_hooks.py. Bounded: a few examples per
 # operation, well under two minutes.
 # With KURT_EDGE_URL and KURT_ADMIN_TOKEN set (e.g. from a running system's .kurt/env) it tests
@@ -51,10 +51,13 @@ rc=0
 SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH=$KURT_ROOT/tests/e2e \
   "$venv/bin/schemathesis" --config-file "$KURT_ROOT/tests/e2e/schemathesis.toml" \
   run "$KURT_EDGE_URL/v1/openapi.json" --phases examples,coverage,fuzzing \
-  -c not_a_server_error,status_code_conformance,response_schema_conformance,positive_data_acceptance \
   --report junit --report-dir "$out" --no-color >"$out/output.txt" 2>&1 || rc=$?
 cat "$out/output.txt"
 [ "$rc" = 0 ] || fail "schemathesis found problems (exit $rc; $out/output.txt)"
 grep -q 'Tested: 24' "$out/output.txt" || fail "schemathesis did not test every operation"
-grep -qi 'validation mismatch' "$out/output.txt" && fail "an operation mostly refuses data its schema allows"
+# The operations schemathesis found mostly refusing data their schema allows; only the cancel of
+# a report may be listed, whose 400s are the finished reports' (tests/e2e/schemathesis.toml).
+mismatched=$(sed -n '/^Schema validation mismatch/,/^💡/p' "$out/output.txt" | sed -n 's/^  - //p' |
+  grep -vxF 'POST /v1/reports/{id}:cancel' || true)
+[ -z "$mismatched" ] || fail "operations mostly refuse data their schema allows: $mismatched"
 echo "api conformance passed in $((SECONDS - start)) s"
