@@ -22,7 +22,7 @@ struct Edge::Call {
   const Route* route = nullptr;
   RouteStats* stats = nullptr;
   std::string client_ip;
-  std::string cache_key;  // non-empty: a cacheable redirect
+  std::string cache_key;          // non-empty: a cacheable redirect
   uint64_t cache_generation = 0;  // the cache's generation() when the lookup missed
   // The upstream request, kept for the cache entry when its route reports cached answers.
   std::string cached_request;

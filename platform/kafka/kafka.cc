@@ -221,10 +221,10 @@ absl::Status ClientSecurity::AddTo(std::map<std::string, std::string>* config) c
                        "' is none of SCRAM-SHA-512, SCRAM-SHA-256, PLAIN"));
     }
     if (sasl_username.empty() || sasl_password.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "--kafka_sasl_username and --kafka_sasl_password are required with "
-          "--kafka_security_protocol=",
-          p));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--kafka_sasl_username and --kafka_sasl_password are required with "
+                       "--kafka_security_protocol=",
+                       p));
     }
     (*config)["sasl.mechanisms"] = sasl_mechanism;
     (*config)["sasl.username"] = sasl_username;

@@ -28,8 +28,8 @@
 #include "absl/flags/declare.h"
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
-#include "platform/core/backoff.h"
 #include "absl/time/time.h"
+#include "platform/core/backoff.h"
 #include "platform/core/metrics.h"
 
 ABSL_DECLARE_FLAG(std::string, pg_listen_url);

@@ -59,8 +59,7 @@ std::string RecordSeal::Seal(absl::string_view key, absl::string_view record) co
   return absl::StrCat(Mac(key, record), record);
 }
 
-std::optional<std::string> RecordSeal::Open(absl::string_view key,
-                                            absl::string_view sealed) const {
+std::optional<std::string> RecordSeal::Open(absl::string_view key, absl::string_view sealed) const {
   if (sealed.size() < kMacHexSize) {
     return std::nullopt;
   }

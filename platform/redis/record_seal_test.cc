@@ -28,8 +28,7 @@ TEST(RecordSealTest, ForgedChangedOrForeignRecordsDoNotOpen) {
   EXPECT_EQ(seal.Open(key, mac_changed), std::nullopt);
   // Sealed under another secret (another deployment, the development key).
   EXPECT_EQ(RecordSeal(kDevelopmentRecordSecret).Open(key, sealed), std::nullopt);
-  EXPECT_EQ(seal.Open(key, RecordSeal("other").Seal(key, "key-1|acct-evil|hash|0")),
-            std::nullopt);
+  EXPECT_EQ(seal.Open(key, RecordSeal("other").Seal(key, "key-1|acct-evil|hash|0")), std::nullopt);
 }
 
 TEST(RecordSealTest, TheKeyAndTheRecordCannotTradeBytes) {

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -110,6 +111,7 @@ void Subscriber::Run() {
   bool ignored = false;
   while (!stop_) {
     absl::StatusOr<RedisClient::Dedicated> conn = client_->OpenDedicated();
+    std::string error = "connection lost";
     if (conn.ok()) {
       if (Listen(*std::move(conn))) {
         backoff.Reset();
@@ -118,11 +120,12 @@ void Subscriber::Run() {
       if (stop_) {
         break;
       }
+    } else {
+      error = std::string(conn.status().message());
     }
     const absl::Duration delay = backoff.Next();
     KURT_LOG(kWarn, "redis subscription down; subscribing again", {"channel", options_.channel},
-             {"error", conn.ok() ? "connection lost" : conn.status().message()},
-             {"retry_in", absl::FormatDuration(delay)});
+             {"error", error}, {"retry_in", absl::FormatDuration(delay)});
     if (!WaitReadable(-1, delay, &ignored)) {
       break;
     }
@@ -185,8 +188,8 @@ bool Subscriber::Listen(RedisClient::Dedicated conn) {
       }
       ping_sent = now;
     }
-    const absl::Duration wait =
-        ping_sent ? *ping_sent + options_.ping_timeout - now : last_heard + options_.ping_interval - now;
+    const absl::Duration wait = ping_sent ? *ping_sent + options_.ping_timeout - now
+                                          : last_heard + options_.ping_interval - now;
     bool readable = false;
     if (!WaitReadable(ctx->fd, std::max(wait, absl::Milliseconds(1)), &readable)) {
       return confirmed;  // stopping

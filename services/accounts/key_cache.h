@@ -38,7 +38,9 @@ class RedisKeyCache : public KeyCache {
   // `redis` outlives the cache.
   RedisKeyCache(redis::RedisClient* redis, absl::Duration ttl, std::string key_prefix,
                 std::string record_secret)
-      : redis_(redis), ttl_(ttl), key_prefix_(std::move(key_prefix)),
+      : redis_(redis),
+        ttl_(ttl),
+        key_prefix_(std::move(key_prefix)),
         seal_(std::move(record_secret)) {}
 
   std::optional<KeyRecord> Get(const std::string& prefix) override;

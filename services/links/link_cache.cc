@@ -124,10 +124,10 @@ absl::Status RedisLinkCache::Announce(const std::string& code) {
     return absl::OkStatus();
   }
   // The edges key their cache by the request they send: the Resolve request, serialized.
-  static const std::string* const kResolve = new std::string(
-      v1::ResolveRequest::descriptor()->file()->FindServiceByName("LinksService")
-          ->FindMethodByName("Resolve")
-          ->full_name());
+  static const std::string* const kResolve = [] {
+    const auto* links = v1::ResolveRequest::descriptor()->file()->FindServiceByName("LinksService");
+    return new std::string(links->FindMethodByName("Resolve")->full_name());
+  }();
   api::v1::RedirectChanges changes;
   changes.set_method(*kResolve);
   v1::ResolveRequest request;

@@ -461,7 +461,9 @@ class SecretsPerPod(unittest.TestCase):
 
     def test_what_the_edge_and_notifications_get(self):
         """In prod the Redis users also get Redis's AUTH token and the Kafka users their Kafka
-        user; the dev overlay's throwaway Redis and Kafka take anyone (deploy/overlays/dev)."""
+        user; the dev overlay's throwaway Redis and Kafka take anyone (deploy/overlays/dev).
+        kurt-accounts and kurt-links, which cache records in Redis, get the key that seals them;
+        the edge, which only reads and writes rate limits there, does not."""
         redis, kafka = {"KURT_REDIS_PASSWORD"}, {"KURT_KAFKA_SASL_USERNAME",
                                                  "KURT_KAFKA_SASL_PASSWORD"}
         for overlay in OVERLAYS:
@@ -473,8 +475,12 @@ class SecretsPerPod(unittest.TestCase):
                              {"KURT_EDGE_SECRET", "PGPASSWORD"} | (kafka if prod else set()),
                              overlay)
             self.assertEqual(got["kurt-accounts"],
-                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_ADMIN_TOKEN"}
-                             | (redis if prod else set()), overlay)
+                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_ADMIN_TOKEN",
+                              "KURT_REDIS_RECORD_SECRET"} | (redis if prod else set()), overlay)
+            self.assertEqual(got["kurt-links"],
+                             {"KURT_EDGE_SECRET", "PGPASSWORD", "KURT_CLICK_HASH_SALT",
+                              "KURT_REDIS_RECORD_SECRET"} | (redis | kafka if prod else set()),
+                             overlay)
 
     def test_each_kafka_user_is_one_pods_own(self):
         """Prod's MSK takes only SASL/SCRAM over TLS: every pod with a Kafka client gets a user

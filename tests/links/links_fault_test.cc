@@ -56,7 +56,7 @@ TEST(LinksFaultTest, SigkillUnderRedirectLoadLosesNoClickOfAnAnsweredRedirect) {
        absl::StrCat("--kafka_brokers=", kurt::testing::KafkaBrokers()),
        absl::StrCat("--clicks_topic=", topic), absl::StrCat("--grpc_port=", grpc_port),
        absl::StrCat("--metrics_port=", metrics_port), "--edge_secret=links-fault-test-secret",
-       "--log_level=warn"},
+       "--redis_record_secret=links-fault-test-seal", "--log_level=warn"},
       log);
   ASSERT_TRUE(links.Start().ok()) << KURT_LINKS_BINARY;
   ASSERT_TRUE(kurt::testing::WaitReady(metrics_port, absl::Seconds(30)))

@@ -55,11 +55,10 @@ class KafkaSecurityTest : public ::testing::Test {
     }
     absl::Status delivered = absl::DeadlineExceededError("no delivery report");
     absl::Notification done;
-    absl::Status queued = (*producer)->Produce(topic_, "k", value, {},
-                                               [&](const absl::Status& s) {
-                                                 delivered = s;
-                                                 done.Notify();
-                                               });
+    absl::Status queued = (*producer)->Produce(topic_, "k", value, {}, [&](const absl::Status& s) {
+      delivered = s;
+      done.Notify();
+    });
     if (!queued.ok()) {
       return queued;
     }

@@ -101,8 +101,8 @@ class OwnRedisTest : public ::testing::Test {
     port_ = testing::FreePort();
     server_ = std::make_unique<testing::ChildProcess>(
         "/usr/bin/redis-server",
-        std::vector<std::string>{"--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save",
-                                 "", "--appendonly", "no"},
+        std::vector<std::string>{"--port", absl::StrCat(port_), "--bind", "127.0.0.1", "--save", "",
+                                 "--appendonly", "no"},
         absl::StrCat(::testing::TempDir(), "/", RandomName("redis-"), ".log"));
     StartServer();
     redis::Options options;
