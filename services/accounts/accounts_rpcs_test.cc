@@ -9,6 +9,7 @@
 #include "gtest/gtest.h"
 #include "services/accounts/accounts_service.h"
 #include "services/accounts/api_key.h"
+#include "services/common/field_rules_testing.h"
 
 namespace kurt::accounts {
 namespace {
@@ -178,6 +179,45 @@ TEST_F(AccountsRpcsTest, RevokingAMalformedKeyIdIsInvalidArgument) {
     EXPECT_EQ(out.status().message(), "id: not a key id (key_ and 16 hex digits)") << id;
   }
   EXPECT_TRUE(Authenticate(a->secret_key()).ok());
+}
+
+// The checks of every annotated request field agree with its kurt.api.v1.rules (what the OpenAPI
+// document publishes), at and past each limit, in characters as the document counts them.
+TEST_F(AccountsRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
+  using rules_testing::ExpectServiceAgrees;
+  using rules_testing::RulesOf;
+  using rules_testing::StringProbes;
+  Start(Defaults());
+  std::string wide;  // 200 two-byte characters: 400 bytes
+  for (int i = 0; i < 200; ++i) {
+    wide += "\xC3\xA9";
+  }
+  const api::v1::FieldRules& account = RulesOf(v1::CreateAccountRequest::descriptor(), "name");
+  ExpectServiceAgrees(
+      account, StringProbes(account, {wide, wide + "e", "\xC3\xA9"}),
+      [&](const std::string& name) { return CreateAccount("admin-token", name).ok(); });
+
+  absl::StatusOr<v1::CreateAccountResponse> a = CreateAccount("admin-token");
+  ASSERT_TRUE(a.ok());
+  const api::v1::FieldRules& key = RulesOf(v1::CreateKeyRequest::descriptor(), "name");
+  ExpectServiceAgrees(key, StringProbes(key, {wide, wide + "e"}), [&](const std::string& name) {
+    v1::CreateKeyRequest request;
+    request.set_name(name);
+    return rpcs_->CreateKey(As(a->account().id()), request).ok();
+  });
+
+  // Malformed is INVALID_ARGUMENT; well-formed but unknown is NOT_FOUND.
+  const api::v1::FieldRules& id = RulesOf(v1::RevokeKeyRequest::descriptor(), "id");
+  ExpectServiceAgrees(
+      id,
+      StringProbes(id, {"key_00000000deadbeef", "key_0123456789ABCDEF", "KEY_0123456789abcdef",
+                        "key_0123456789abcde", "key_0123456789abcdefa", "key-0123456789abcdef"}),
+      [&](const std::string& value) {
+        v1::RevokeKeyRequest request;
+        request.set_id(value);
+        return rpcs_->RevokeKey(As(a->account().id()), request).status().code() !=
+               absl::StatusCode::kInvalidArgument;
+      });
 }
 
 TEST_F(AccountsRpcsTest, OpenSignupNeedsNoToken) {
