@@ -13,7 +13,8 @@
    load: a replica is promoted, every create answered 200 is on it, creates fail only as 503
    meanwhile and redirects not at all. Prints the window.
 5. The Redis master SIGKILLed under redirects: Sentinel promotes the replica, no redirect fails,
-   and the rate limits apply again afterwards, kept on the new master.
+   and the rate limits apply again afterwards, kept on the new master; the edges' subscriptions
+   to changed links followed it, so a link deleted then answers 404 at every edge within 1 s.
 
 Each prints what it measured. Needs the --ha stack running (tools/test starts it) and the built
 binaries; starts Kurt's binaries in the --ha shape itself and leaves them running.
@@ -408,9 +409,45 @@ class HaShapeTest(unittest.TestCase):
                   f"(429); its bucket on the new master: {keys == '1'}", flush=True)
             self.assertGreater(refused, 0)
             self.assertEqual(keys, "1")
+            # The edges' subscriptions to changed links followed the master too: a link deleted
+            # now leaves every edge's cache within a second.
+            took = self.deleted_link_leaves_every_edge()
+            print(f"after the failover: a deleted link answered 404 at every edge "
+                  f"{took * 1000:.0f} ms after the DELETE", flush=True)
+            self.assertLess(took, 1.0)
         finally:
             tool("stack", "start", "--ha", "redis-1", stdout=subprocess.DEVNULL)
             tool("stack", "start", "--ha", "redis-2", stdout=subprocess.DEVNULL)
+
+    def edge_ports(self):
+        out = tool("service", "list", stdout=subprocess.PIPE).stdout
+        return [int(line.split()[0].split(":")[3]) for line in out.splitlines()
+                if line.split()[0].split(":")[1] == "kurt-edge"]
+
+    def deleted_link_leaves_every_edge(self):
+        """Caches a new link at every edge, deletes it, and returns the seconds until every
+        edge answers 404 (at most 5, the cached entry's max-age, when no edge heard of it)."""
+        code = self.api("POST", "/v1/links", {"targetUrl": "https://example.com/ha-deleted"})["code"]
+        ports = self.edge_ports()
+        self.assertEqual(len(ports), 2, ports)
+        def status(port):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                conn.request("GET", f"/{code}")
+                res = conn.getresponse()
+                res.read()
+                return res.status
+            finally:
+                conn.close()
+
+        for port in ports:
+            self.assertEqual([status(port), status(port)], [302, 302])
+        deleted = time.monotonic()
+        self.api("DELETE", f"/v1/links/{code}")
+        for port in ports:
+            while status(port) != 404 and time.monotonic() - deleted < 5:
+                time.sleep(0.01)
+        return time.monotonic() - deleted
 
     def api(self, method, path, body=None):
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
