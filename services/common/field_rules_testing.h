@@ -16,6 +16,7 @@
 #include "google/protobuf/descriptor.h"
 #include "gtest/gtest.h"
 #include "kurt/api/v1/field_rules.pb.h"
+#include "platform/core/text.h"
 
 namespace kurt::rules_testing {
 
@@ -30,18 +31,10 @@ inline const api::v1::FieldRules& RulesOf(const google::protobuf::Descriptor* me
                       : f->options().GetExtension(api::v1::rules);
 }
 
-// Unicode code points, as JSON Schema's minLength and maxLength count.
-inline size_t CodePoints(const std::string& s) {
-  size_t n = 0;
-  for (char c : s) {
-    n += (static_cast<unsigned char>(c) & 0xC0) != 0x80 ? 1 : 0;
-  }
-  return n;
-}
-
 // Whether the rules allow the string `value`.
 inline bool Allows(const api::v1::FieldRules& rules, const std::string& value) {
-  const size_t length = CodePoints(value);
+  // Code points, as JSON Schema's minLength and maxLength count.
+  const size_t length = platform::Utf8Length(value);
   if (rules.has_min_length() && length < rules.min_length()) {
     return false;
   }
@@ -100,9 +93,10 @@ inline void ExpectServiceAgrees(const api::v1::FieldRules& rules,
   for (const std::string& p : probes) {
     const bool allow = Allows(rules, p);
     (allow ? allowed : refused)++;
-    EXPECT_EQ(accepts(p), allow) << "'" << p << "' (" << CodePoints(p) << " characters) is "
-                                 << (allow ? "allowed" : "refused") << " by the rules "
-                                 << rules.ShortDebugString() << " but not by the service";
+    EXPECT_EQ(accepts(p), allow) << "'" << p << "' (" << platform::Utf8Length(p)
+                                 << " characters) is " << (allow ? "allowed" : "refused")
+                                 << " by the rules " << rules.ShortDebugString()
+                                 << " but not by the service";
   }
   EXPECT_GT(allowed, 0) << "no probe the rules allow";
   EXPECT_GT(refused, 0) << "no probe the rules refuse";
