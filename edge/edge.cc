@@ -1,5 +1,6 @@
 #include "edge/edge.h"
 
+#include <algorithm>
 #include <future>
 #include <optional>
 #include <thread>
@@ -14,6 +15,8 @@
 #include "edge/http_util.h"
 #include "edge/openapi.h"
 #include "edge/status_mapping.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "kurt/api/v1/options.pb.h"
 #include "platform/core/log.h"
 #include "platform/grpc/edge_trust.h"
@@ -45,6 +48,25 @@ constexpr absl::string_view kCorsAllowHeaders =
 constexpr absl::string_view kCorsExposeHeaders = "x-request-id, etag, location, retry-after";
 
 bool IsServerSide(grpc::StatusCode code) { return HttpStatusFromGrpc(code) >= 500; }
+
+// The whole seconds (at least 1) of a google.rpc.RetryInfo in an error's details, for Retry-After.
+std::optional<int64_t> RetryAfterSeconds(absl::string_view details) {
+  if (details.empty()) {
+    return std::nullopt;
+  }
+  google::rpc::Status status;
+  if (!status.ParseFromArray(details.data(), static_cast<int>(details.size()))) {
+    return std::nullopt;
+  }
+  for (const google::protobuf::Any& any : status.details()) {
+    google::rpc::RetryInfo info;
+    if (any.UnpackTo(&info)) {
+      const google::protobuf::Duration& d = info.retry_delay();
+      return std::max<int64_t>(1, d.seconds() + (d.nanos() > 0 ? 1 : 0));
+    }
+  }
+  return std::nullopt;
+}
 
 // Reports of cached redirects go upstream like any unary call, from the reporter's thread.
 class UpstreamHitSender final : public HitSender {
@@ -228,6 +250,9 @@ void Edge::SendError(const std::shared_ptr<Call>& call, unsigned http_status, in
   HttpResponse res{static_cast<http::status>(http_status), 11};
   res.set(http::field::content_type, "application/json");
   res.set(http::field::cache_control, "no-store");
+  if (std::optional<int64_t> seconds = RetryAfterSeconds(details)) {
+    res.set(http::field::retry_after, absl::StrCat(*seconds));
+  }
   res.body() = transcoder_.ErrorBody(grpc_code, message, details);
   Send(call, std::move(res));
 }

@@ -1,12 +1,17 @@
 #include "platform/grpc/handler.h"
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "platform/core/backend_error.h"
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/tls.h"
 
 namespace kurt::platform {
 namespace {
+
+constexpr absl::string_view kRetryInfoUrl = "type.googleapis.com/google.rpc.RetryInfo";
 
 // A metadata value of the call, viewed where gRPC keeps it for the length of the call.
 absl::string_view MetadataView(const grpc::ServerContext& context, absl::string_view key) {
@@ -76,7 +81,17 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                            code == grpc::StatusCode::INTERNAL ||
                            code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::DATA_LOSS;
   if (!server_side && !IsBackendError(status)) {
-    return grpc::Status(code, std::string(status.message()));
+    absl::optional<absl::Cord> retry = status.GetPayload(kRetryInfoUrl);
+    if (!retry) {
+      return grpc::Status(code, std::string(status.message()));
+    }
+    google::rpc::Status details;
+    details.set_code(static_cast<int>(code));
+    details.set_message(std::string(status.message()));
+    google::protobuf::Any* any = details.add_details();
+    any->set_type_url(std::string(kRetryInfoUrl));
+    any->set_value(std::string(*retry));
+    return grpc::Status(code, std::string(status.message()), details.SerializeAsString());
   }
   // The text may name databases, hosts, tables or values: it goes to the log, under the request
   // id that the caller gets instead.
@@ -100,6 +115,16 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
     absl::StrAppend(&message, " (request id ", request_id, ")");
   }
   return grpc::Status(code, message);
+}
+
+absl::Status WithRetryAfter(absl::Status status, absl::Duration delay) {
+  google::rpc::RetryInfo info;
+  const int64_t seconds = absl::ToInt64Seconds(absl::Trunc(delay, absl::Seconds(1)));
+  info.mutable_retry_delay()->set_seconds(seconds);
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(delay - absl::Seconds(seconds))));
+  status.SetPayload(kRetryInfoUrl, absl::Cord(info.SerializeAsString()));
+  return status;
 }
 
 absl::Status CheckAccess(const Caller& caller, Access access) {

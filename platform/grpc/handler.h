@@ -82,7 +82,12 @@ class Caller {
 // message. A server-side failure (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS) or a backend's own
 // text (platform/core/backend_error.h) keeps its code but gets a generic message with the request
 // id, and its text goes to the log: PostgreSQL's and Redis's errors never reach a client.
+// A status marked WithRetryAfter carries a google.rpc.RetryInfo in its details (the edge answers
+// it with Retry-After).
 grpc::Status ToGrpcStatus(const absl::Status& status);
+
+// `status` (RESOURCE_EXHAUSTED, UNAVAILABLE...) with when the caller may try again.
+absl::Status WithRetryAfter(absl::Status status, absl::Duration delay);
 
 // UNAUTHENTICATED unless `caller` names an account, when `access` asks for one; PERMISSION_DENIED
 // unless the edge calls, when `access` is kEdge.
