@@ -19,7 +19,7 @@ RUN apt-get update \
       ca-certificates cmake ninja-build ccache pkg-config g++ git python3 python3-pip unzip \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
       librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev \
-      libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev \
+      libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libsodium-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # google/api and google/rpc protos from the googleapis-common-protos wheel (Debian's copy lacks

@@ -1,5 +1,7 @@
-// The one place the accounts service is wired: its store (PostgreSQL), its key cache (Redis), its
-// RPCs and their gRPC service. main and every test harness that serves accounts call Create.
+// The one place the accounts service is wired: its store (PostgreSQL), its key cache and sign-in
+// limits (Redis), its password hasher, its RPCs and their gRPC service, and the janitor that
+// deletes expired session tokens and refresh tokens. main and every test harness that serves
+// accounts call Create.
 //
 // Created and destroyed on one thread, after the clients in AccountsDeps and before they go; the
 // service it hands out is called on gRPC's threads.
@@ -7,7 +9,9 @@
 
 #include <memory>
 #include <string>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
@@ -15,6 +19,8 @@
 #include "services/accounts/accounts_service.h"
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/key_cache.h"
+#include "services/accounts/password.h"
+#include "services/accounts/signin_throttle.h"
 
 namespace kurt::accounts {
 
@@ -31,6 +37,14 @@ struct AccountsConfig {
   std::string key_cache_prefix = "kurt:apikey:";
   // Seals the cached key records (--redis_record_secret; the same on every replica).
   std::string record_secret = redis::kDevelopmentRecordSecret;
+  absl::Duration session_token_ttl = absl::Minutes(15);
+  absl::Duration refresh_token_ttl = absl::Hours(24 * 30);
+  SignInLimits signin_limits;
+  // Where in Redis failed sign-ins are counted (tests take a prefix of their own).
+  std::string signin_key_prefix = "kurt:signin:";
+  PasswordHasherOptions passwords;
+  // How often the janitor deletes expired tokens (zero: never).
+  absl::Duration sweep_interval = absl::Minutes(10);
 };
 
 // The clients main built; each outlives the module.
@@ -42,6 +56,7 @@ struct AccountsDeps {
 class AccountsModule {
  public:
   static std::unique_ptr<AccountsModule> Create(const AccountsConfig& config, AccountsDeps deps);
+  ~AccountsModule();
 
   // kurt.accounts.v1.AccountsService, to add to a GrpcServer.
   grpc::Service* service() { return &service_; }
@@ -49,10 +64,17 @@ class AccountsModule {
  private:
   AccountsModule(const AccountsConfig& config, AccountsDeps deps);
 
+  void Sweep();
+
   PgAccountsStore store_;
   RedisKeyCache cache_;
+  PasswordHasher passwords_;
+  RedisSignInThrottle throttle_;
   AccountsRpcs rpcs_;
   AccountsService service_;
+  const absl::Duration sweep_interval_;
+  absl::Notification stop_;
+  std::thread janitor_;
 };
 
 }  // namespace kurt::accounts

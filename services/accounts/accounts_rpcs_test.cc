@@ -4,7 +4,10 @@
 
 #include <map>
 #include <mutex>
+#include <set>
 
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "grpcpp/test/server_context_test_spouse.h"
 #include "gtest/gtest.h"
 #include "services/accounts/accounts_service.h"
@@ -37,7 +40,7 @@ class FakeStore : public AccountsStore {
     std::lock_guard lock(mu_);
     std::vector<KeyRecord> out;
     for (const auto& [id, key] : keys_) {
-      if (key.account_id == account_id) {
+      if (key.account_id == account_id && key.session_id.empty()) {
         out.push_back(key);
       }
     }
@@ -47,7 +50,8 @@ class FakeStore : public AccountsStore {
                                       const std::string& key_id) override {
     std::lock_guard lock(mu_);
     auto it = keys_.find(key_id);
-    if (it == keys_.end() || it->second.account_id != account_id) {
+    if (it == keys_.end() || it->second.account_id != account_id ||
+        !it->second.session_id.empty()) {
       return absl::NotFoundError("no key");
     }
     if (!it->second.revoke_time) {
@@ -65,12 +69,92 @@ class FakeStore : public AccountsStore {
     }
     return std::nullopt;
   }
+  absl::StatusOr<AccountRecord> SignUp(const AccountRecord& account, const UserRecord& user,
+                                       const NewSession& session) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, u] : users_) {
+      if (u.email == user.email) {
+        return absl::AlreadyExistsError("users_email");
+      }
+    }
+    accounts_[account.id] = account;
+    users_[user.id] = user;
+    Start(session);
+    return account;
+  }
+  absl::StatusOr<std::optional<UserRecord>> FindUser(const std::string& email) override {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, u] : users_) {
+      if (u.email == email) {
+        return u;
+      }
+    }
+    return std::nullopt;
+  }
+  absl::Status StartSession(const NewSession& session) override {
+    std::lock_guard lock(mu_);
+    Start(session);
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::optional<RefreshRecord>> FindRefresh(const std::string& prefix) override {
+    std::lock_guard lock(mu_);
+    auto it = refresh_.find(prefix);
+    if (it == refresh_.end()) {
+      return std::nullopt;
+    }
+    RefreshRecord r = it->second;
+    r.account_id = sessions_[r.session_id].account_id;
+    r.email = users_[sessions_[r.session_id].user_id].email;
+    r.session_ended = ended_.contains(r.session_id);
+    return r;
+  }
+  absl::Status Rotate(const std::string& spent, absl::Time now, const KeyRecord& token,
+                      const RefreshRecord& refresh) override {
+    std::lock_guard lock(mu_);
+    RefreshRecord& old = refresh_[spent];
+    if (old.spend_time || ended_.contains(old.session_id)) {
+      return absl::FailedPreconditionError("spent");
+    }
+    old.spend_time = now;
+    keys_[token.id] = token;
+    refresh_[refresh.prefix] = refresh;
+    return absl::OkStatus();
+  }
+  absl::StatusOr<std::vector<std::string>> EndSession(const std::string& session_id,
+                                                      absl::Time now) override {
+    std::lock_guard lock(mu_);
+    ended_.insert(session_id);
+    std::vector<std::string> prefixes;
+    for (auto& [id, key] : keys_) {
+      if (key.session_id == session_id) {
+        key.revoke_time = key.revoke_time.value_or(now);
+        prefixes.push_back(key.prefix);
+      }
+    }
+    for (auto& [prefix, r] : refresh_) {
+      if (r.session_id == session_id && !r.spend_time) {
+        r.spend_time = now;
+      }
+    }
+    return prefixes;
+  }
+  absl::StatusOr<int64_t> SweepExpired(absl::Time, int) override { return 0; }
   int finds = 0;
 
  private:
+  void Start(const NewSession& session) {
+    sessions_[session.id] = session;
+    keys_[session.token.id] = session.token;
+    refresh_[session.refresh.prefix] = session.refresh;
+  }
+
   std::mutex mu_;
   std::map<std::string, AccountRecord> accounts_;
   std::map<std::string, KeyRecord> keys_;
+  std::map<std::string, UserRecord> users_;
+  std::map<std::string, NewSession> sessions_;
+  std::map<std::string, RefreshRecord> refresh_;
+  std::set<std::string> ended_;
 };
 
 class MapCache : public KeyCache {
@@ -103,7 +187,8 @@ using platform::Caller;
 class AccountsRpcsTest : public ::testing::Test {
  protected:
   void Start(const AccountsRpcsOptions& options) {
-    rpcs_ = std::make_unique<AccountsRpcs>(options, &store_, &cache_);
+    rpcs_ = std::make_unique<AccountsRpcs>(options, &store_, &cache_, &passwords_, &throttle_,
+                                           [this] { return now_; });
   }
 
   absl::StatusOr<v1::CreateAccountResponse> CreateAccount(const std::string& bearer,
@@ -134,8 +219,44 @@ class AccountsRpcsTest : public ::testing::Test {
     return o;
   }
 
+  // A session's calls, as the edge makes them for a client at 192.0.2.1.
+  static Caller FromClient() {
+    return Caller("", {{"x-kurt-edge-secret", "edge-secret"}, {"x-kurt-client-ip", "192.0.2.1"}});
+  }
+  absl::StatusOr<v1::SignUpResponse> SignUp(const std::string& email, const std::string& password) {
+    v1::SignUpRequest req;
+    req.set_email(email);
+    req.set_password(password);
+    return rpcs_->SignUp(FromClient(), req);
+  }
+  absl::StatusOr<v1::Session> SignIn(const std::string& email, const std::string& password) {
+    v1::CreateSessionRequest req;
+    req.set_email(email);
+    req.set_password(password);
+    return rpcs_->CreateSession(FromClient(), req);
+  }
+  absl::StatusOr<v1::Session> Refresh(const std::string& token) {
+    v1::RefreshSessionRequest req;
+    req.set_refresh_token(token);
+    return rpcs_->RefreshSession(FromClient(), req);
+  }
+  absl::StatusOr<v1::DeleteSessionResponse> SignOut(const std::string& session_token) {
+    return rpcs_->DeleteSession(Caller("", {{"authorization", "Bearer " + session_token}}),
+                                v1::DeleteSessionRequest());
+  }
+
+  AccountsRpcsOptions OpenSignUp() {
+    AccountsRpcsOptions o = Defaults();
+    o.open_signup = true;
+    return o;
+  }
+
   FakeStore store_;
   MapCache cache_;
+  // The cheapest argon2id libsodium allows: these tests are about the rules, not the cost.
+  PasswordHasher passwords_{PasswordHasherOptions{1, 8192, 2}};
+  absl::Time now_ = absl::FromUnixSeconds(1800000000);
+  LocalSignInThrottle throttle_{SignInLimits{3, 5, absl::Minutes(15)}, [this] { return now_; }};
   std::unique_ptr<AccountsRpcs> rpcs_;
 };
 
@@ -299,6 +420,186 @@ struct EdgeCall {
 };
 
 // CreateAccount and Authenticate act for no account; the key RPCs need one.
+TEST_F(AccountsRpcsTest, SignUpSignInRefreshAndSignOut) {
+  Start(OpenSignUp());
+  absl::StatusOr<v1::SignUpResponse> up = SignUp("Ada@Example.com", "correct horse");
+  ASSERT_TRUE(up.ok()) << up.status();
+  EXPECT_EQ(up->session().email(), "ada@example.com");
+  EXPECT_EQ(up->account().name(), "ada");
+  EXPECT_EQ(up->session().session_token_expire_time().seconds(),
+            absl::ToUnixSeconds(now_ + absl::Minutes(15)));
+  EXPECT_EQ(up->session().refresh_token_expire_time().seconds(),
+            absl::ToUnixSeconds(now_ + absl::Hours(24 * 30)));
+  absl::StatusOr<v1::AuthenticateResponse> who = Authenticate(up->session().session_token());
+  ASSERT_TRUE(who.ok()) << who.status();
+  EXPECT_EQ(who->account_id(), up->account().id());
+  // The same address in other case is the same person.
+  EXPECT_EQ(SignUp("ADA@example.COM", "another password").status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  absl::StatusOr<v1::Session> in = SignIn("ada@EXAMPLE.com", "correct horse");
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_EQ(in->account_id(), up->account().id());
+  EXPECT_NE(in->session_token(), up->session().session_token());
+
+  absl::StatusOr<v1::Session> next = Refresh(in->refresh_token());
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_NE(next->refresh_token(), in->refresh_token());
+  EXPECT_TRUE(Authenticate(next->session_token()).ok());
+
+  // Signing out ends that session only: its tokens, old and new, and its refresh token.
+  ASSERT_TRUE(SignOut(in->session_token()).ok());
+  EXPECT_EQ(Authenticate(in->session_token()).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Authenticate(next->session_token()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Refresh(next->refresh_token()).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(Authenticate(up->session().session_token()).ok());
+  // Session tokens are not API keys: not listed, not revocable as keys.
+  absl::StatusOr<v1::ListKeysResponse> keys =
+      rpcs_->ListKeys(As(up->account().id()), v1::ListKeysRequest());
+  ASSERT_TRUE(keys.ok());
+  EXPECT_EQ(keys->keys_size(), 0);
+}
+
+TEST_F(AccountsRpcsTest, AWrongEmailAndAWrongPasswordAnswerAlike) {
+  Start(OpenSignUp());
+  ASSERT_TRUE(SignUp("ada@example.com", "correct horse").ok());
+  absl::StatusOr<v1::Session> wrong_password = SignIn("ada@example.com", "wrong horse");
+  absl::StatusOr<v1::Session> wrong_email = SignIn("bob@example.com", "correct horse");
+  EXPECT_EQ(wrong_password.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(wrong_password.status(), wrong_email.status());
+}
+
+TEST_F(AccountsRpcsTest, SignUpIsClosedWithoutOpenSignUpOrTheAdminToken) {
+  Start(Defaults());
+  EXPECT_EQ(SignUp("ada@example.com", "correct horse").status().code(),
+            absl::StatusCode::kUnauthenticated);
+  v1::SignUpRequest req;
+  req.set_email("ada@example.com");
+  req.set_password("correct horse");
+  EXPECT_TRUE(rpcs_->SignUp(Caller("", {{"authorization", "Bearer admin-token"}}), req).ok());
+}
+
+TEST_F(AccountsRpcsTest, ASessionTokenExpiresAndTheRefreshTokenStillWorks) {
+  Start(OpenSignUp());
+  absl::StatusOr<v1::SignUpResponse> up = SignUp("ada@example.com", "correct horse");
+  ASSERT_TRUE(up.ok());
+  now_ += absl::Minutes(15);
+  absl::StatusOr<v1::AuthenticateResponse> expired = Authenticate(up->session().session_token());
+  EXPECT_EQ(expired.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(absl::StrContains(expired.status().message(), "expired")) << expired.status();
+  absl::StatusOr<v1::Session> next = Refresh(up->session().refresh_token());
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(Authenticate(next->session_token()).ok());
+  now_ += absl::Hours(24 * 30);
+  EXPECT_EQ(Refresh(next->refresh_token()).status().code(), absl::StatusCode::kUnauthenticated);
+  // An expired session token still signs its session out.
+  EXPECT_TRUE(SignOut(next->session_token()).ok());
+}
+
+TEST_F(AccountsRpcsTest, ASpentRefreshTokenShownAgainLaterEndsTheSession) {
+  Start(OpenSignUp());
+  absl::StatusOr<v1::SignUpResponse> up = SignUp("ada@example.com", "correct horse");
+  ASSERT_TRUE(up.ok());
+  const std::string first = up->session().refresh_token();
+  absl::StatusOr<v1::Session> second = Refresh(first);
+  ASSERT_TRUE(second.ok());
+  // Another tab of the same person, a moment later: refused, the session lives.
+  now_ += absl::Seconds(2);
+  EXPECT_EQ(Refresh(first).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_TRUE(Authenticate(second->session_token()).ok());
+  // The same token a minute later: someone else has it. The whole session ends.
+  now_ += absl::Minutes(1);
+  EXPECT_EQ(Refresh(first).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Authenticate(second->session_token()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(Refresh(second->refresh_token()).status().code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsRpcsTest, FailedSignInsAreLimitedPerEmailAndPerClient) {
+  Start(OpenSignUp());
+  ASSERT_TRUE(SignUp("ada@example.com", "correct horse").ok());
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(SignIn("ada@example.com", "guess").status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  // At the limit even the right password waits, and the answer says for how long.
+  absl::StatusOr<v1::Session> limited = SignIn("ada@example.com", "correct horse");
+  EXPECT_EQ(limited.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(absl::StrContains(limited.status().message(), "retry after 900 s"))
+      << limited.status();
+  grpc::Status on_the_wire = platform::ToGrpcStatus(limited.status());
+  EXPECT_FALSE(on_the_wire.error_details().empty()) << "no RetryInfo for the edge's Retry-After";
+  now_ += absl::Minutes(15);
+  EXPECT_TRUE(SignIn("ada@example.com", "correct horse").ok());
+
+  // Five failures from one client, over addresses nobody has, close that client.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(SignIn(absl::StrCat("nobody", i, "@example.com"), "guess").status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  EXPECT_EQ(SignIn("ada@example.com", "correct horse").status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
+TEST_F(AccountsRpcsTest, SignOutNeedsASessionTokenNotAnApiKey) {
+  Start(OpenSignUp());
+  absl::StatusOr<v1::CreateAccountResponse> a = CreateAccount("admin-token");
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(SignOut(a->secret_key()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Authenticate(a->secret_key()).ok());
+  EXPECT_EQ(SignOut("kurt_0123456789ab_" + std::string(64, 'a')).status().code(),
+            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(rpcs_->DeleteSession(Caller(""), v1::DeleteSessionRequest()).status().code(),
+            absl::StatusCode::kUnauthenticated);
+}
+
+TEST_F(AccountsRpcsTest, SessionChecksAgreeWithTheFieldRulesOfTheProtos) {
+  using rules_testing::ExpectServiceAgrees;
+  using rules_testing::RulesOf;
+  using rules_testing::StringProbes;
+  Start(OpenSignUp());
+  int n = 0;
+  const std::string local64(64, 'a');
+  const std::string long_domain = std::string(185, 'd') + ".example";
+  const api::v1::FieldRules& email = RulesOf(v1::SignUpRequest::descriptor(), "email");
+  ExpectServiceAgrees(
+      email,
+      StringProbes(email, {"a@b.c", "ab@c", "a b@c.d", "@b.c", "a@.b", "a@b.", "a@@b.c",
+                           local64 + "@b.c", local64 + "a@b.c", "Ã©@b.c",
+                           local64 + "@" + long_domain, local64 + "@d" + long_domain}),
+      [&](const std::string& value) {
+        // A probe seen twice is ALREADY_EXISTS the second time: allowed by the rules, as it is.
+        return SignUp(value, "correct horse").status().code() != absl::StatusCode::kInvalidArgument;
+      });
+  const api::v1::FieldRules& password = RulesOf(v1::SignUpRequest::descriptor(), "password");
+  std::string wide;  // 256 two-byte characters
+  for (int i = 0; i < 256; ++i) {
+    wide += "Ã©";
+  }
+  ExpectServiceAgrees(
+      password, StringProbes(password, {wide, wide + "e"}), [&](const std::string& value) {
+        return SignUp(absl::StrCat("pw", ++n, "@example.com"), value).status().code() !=
+               absl::StatusCode::kInvalidArgument;
+      });
+  const api::v1::FieldRules& sign_in = RulesOf(v1::CreateSessionRequest::descriptor(), "password");
+  ExpectServiceAgrees(
+      sign_in, StringProbes(sign_in, {wide, wide + "e", "x"}), [&](const std::string& value) {
+        return SignIn(absl::StrCat("in", ++n, "@example.com"), value).status().code() !=
+               absl::StatusCode::kInvalidArgument;
+      });
+  const api::v1::FieldRules& refresh =
+      RulesOf(v1::RefreshSessionRequest::descriptor(), "refresh_token");
+  ExpectServiceAgrees(
+      refresh,
+      StringProbes(refresh, {"kurt_0123456789ab_" + std::string(64, 'f'),
+                             "kurt_0123456789AB_" + std::string(64, 'f'),
+                             "kurt_0123456789ab_" + std::string(63, 'f'), "kurt__"}),
+      [&](const std::string& value) {
+        return Refresh(value).status().code() != absl::StatusCode::kInvalidArgument;
+      });
+}
+
 TEST_F(AccountsRpcsTest, TheServiceAsksForAnAccountOnlyWhereAKeyRpcActsForOne) {
   AccountsRpcsOptions o = Defaults();
   o.open_signup = true;

@@ -38,4 +38,30 @@ grpc::Status AccountsService::Authenticate(grpc::ServerContext* context,
                 Access::kAnyCaller);
 }
 
+grpc::Status AccountsService::SignUp(grpc::ServerContext* context, const v1::SignUpRequest* request,
+                                     v1::SignUpResponse* response) {
+  return Handle(context, *request, response, rpcs_, &AccountsRpcs::SignUp, Access::kAnyCaller);
+}
+
+grpc::Status AccountsService::CreateSession(grpc::ServerContext* context,
+                                            const v1::CreateSessionRequest* request,
+                                            v1::Session* response) {
+  return Handle(context, *request, response, rpcs_, &AccountsRpcs::CreateSession,
+                Access::kAnyCaller);
+}
+
+grpc::Status AccountsService::RefreshSession(grpc::ServerContext* context,
+                                             const v1::RefreshSessionRequest* request,
+                                             v1::Session* response) {
+  return Handle(context, *request, response, rpcs_, &AccountsRpcs::RefreshSession,
+                Access::kAnyCaller);
+}
+
+grpc::Status AccountsService::DeleteSession(grpc::ServerContext* context,
+                                            const v1::DeleteSessionRequest* request,
+                                            v1::DeleteSessionResponse* response) {
+  return Handle(context, *request, response, rpcs_, &AccountsRpcs::DeleteSession,
+                Access::kAnyCaller);
+}
+
 }  // namespace kurt::accounts

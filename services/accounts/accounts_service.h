@@ -1,7 +1,8 @@
 // kurt.accounts.v1.AccountsService over gRPC: each RPC is served by platform::Handle with the
 // function of the same name in AccountsRpcs (accounts_rpcs.h says who may call what).
-// CreateAccount and Authenticate act for no account (the admin token and the edge's secret are
-// checked inside); the key RPCs act for the caller's account.
+// CreateAccount, SignUp, the session RPCs and Authenticate act for no account (the admin token,
+// the password, the tokens and the edge's secret are checked inside); the key RPCs act for the
+// caller's account.
 //
 // Lives as long as the module that owns it; gRPC's threads call it.
 #pragma once
@@ -26,6 +27,15 @@ class AccountsService final : public v1::AccountsService::Service {
                          v1::ApiKey* response) override;
   grpc::Status Authenticate(grpc::ServerContext* context, const v1::AuthenticateRequest* request,
                             v1::AuthenticateResponse* response) override;
+  grpc::Status SignUp(grpc::ServerContext* context, const v1::SignUpRequest* request,
+                      v1::SignUpResponse* response) override;
+  grpc::Status CreateSession(grpc::ServerContext* context, const v1::CreateSessionRequest* request,
+                             v1::Session* response) override;
+  grpc::Status RefreshSession(grpc::ServerContext* context,
+                              const v1::RefreshSessionRequest* request,
+                              v1::Session* response) override;
+  grpc::Status DeleteSession(grpc::ServerContext* context, const v1::DeleteSessionRequest* request,
+                             v1::DeleteSessionResponse* response) override;
 
  private:
   AccountsRpcs& rpcs_;

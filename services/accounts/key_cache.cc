@@ -11,14 +11,17 @@ namespace kurt::accounts {
 
 std::string RedisKeyCache::Encode(const KeyRecord& key) {
   return absl::StrCat(key.id, "|", key.account_id, "|", key.secret_hash, "|",
-                      key.revoke_time ? absl::ToUnixMicros(*key.revoke_time) : 0);
+                      key.revoke_time ? absl::ToUnixMicros(*key.revoke_time) : 0, "|",
+                      key.expire_time ? absl::ToUnixMicros(*key.expire_time) : 0);
 }
 
 std::optional<KeyRecord> RedisKeyCache::Decode(const std::string& prefix,
                                                const std::string& value) {
   std::vector<std::string> parts = absl::StrSplit(value, '|');
   int64_t revoked = 0;
-  if (parts.size() != 4 || !absl::SimpleAtoi(parts[3], &revoked)) {
+  int64_t expires = 0;
+  if (parts.size() != 5 || !absl::SimpleAtoi(parts[3], &revoked) ||
+      !absl::SimpleAtoi(parts[4], &expires)) {
     return std::nullopt;
   }
   KeyRecord key;
@@ -28,6 +31,9 @@ std::optional<KeyRecord> RedisKeyCache::Decode(const std::string& prefix,
   key.prefix = prefix;
   if (revoked != 0) {
     key.revoke_time = absl::FromUnixMicros(revoked);
+  }
+  if (expires != 0) {
+    key.expire_time = absl::FromUnixMicros(expires);
   }
   return key;
 }

@@ -63,6 +63,8 @@ class AccountsEdgeTest : public ::testing::Test {
     ac.edge_secret = "edge-test-secret";
     ac.key_cache_ttl = kRedisTtl;
     ac.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    ac.signin_key_prefix = testing::RandomName("kurt:test:signin:") + ":";
+    ac.signin_limits = SignInLimits{3, 1000, absl::Minutes(15)};
     accounts_ = AccountsModule::Create(ac, {cluster_.get(), redis_.get()});
 
     topic_ = testing::RandomName("kurt.test.clicks.");
@@ -203,6 +205,79 @@ TEST_F(AccountsEdgeTest, NoOrBadKeyIs401AndPublicRoutesNeedNone) {
   // Account creation needs the admin token, checked by accounts itself.
   EXPECT_EQ(Call("POST", "/v1/accounts", "", "{\"name\":\"x\"}").status, 401u);
   EXPECT_EQ(Call("POST", "/v1/accounts", "wrong", "{\"name\":\"x\"}").status, 401u);
+}
+
+TEST_F(AccountsEdgeTest, PeopleSignUpSignInRefreshAndSignOutOverHttp) {
+  const std::string person = R"({"email":"Ada@Example.org","password":"correct horse"})";
+  // Sign-up is closed here (no open sign-up): the admin token opens it.
+  EXPECT_EQ(Call("POST", "/v1/signup", "", person).status, 401u);
+  Reply up = Call("POST", "/v1/signup", "edge-test-admin", person);
+  ASSERT_EQ(up.status, 200u) << up.body;
+  const std::string signup_token = Field(up.body, "sessionToken");
+  ASSERT_FALSE(signup_token.empty()) << up.body;
+  EXPECT_EQ(Field(up.body, "email"), "ada@example.org");
+  EXPECT_EQ(Call("POST", "/v1/signup", "edge-test-admin", person).status, 409u);
+
+  // A session token is taken wherever an API key is.
+  Reply link = Call("POST", "/v1/links", signup_token, R"({"targetUrl":"https://example.org/a"})");
+  ASSERT_EQ(link.status, 200u) << link.body;
+  ASSERT_EQ(Call("GET", "/v1/keys", signup_token).status, 200u);
+
+  Reply wrong = Call("POST", "/v1/sessions", "", R"({"email":"ada@example.org","password":"x"})");
+  EXPECT_EQ(wrong.status, 401u);
+  Reply nobody =
+      Call("POST", "/v1/sessions", "", R"({"email":"bob@example.org","password":"correct horse"})");
+  EXPECT_EQ(nobody.status, 401u);
+  EXPECT_EQ(Field(nobody.body, "message"), Field(wrong.body, "message"));
+  EXPECT_EQ(Field(wrong.body, "message"), "wrong email or password");
+
+  Reply in = Call("POST", "/v1/sessions", "", person);
+  ASSERT_EQ(in.status, 200u) << in.body;
+  Reply next = Call("POST", "/v1/sessions:refresh", "",
+                    absl::StrCat(R"({"refreshToken":")", Field(in.body, "refreshToken"), "\"}"));
+  ASSERT_EQ(next.status, 200u) << next.body;
+  const std::string token = Field(next.body, "sessionToken");
+  ASSERT_EQ(Call("GET", "/v1/links", token).status, 200u);  // now in the edge's cache
+
+  ASSERT_EQ(Call("DELETE", "/v1/sessions/current", Field(in.body, "sessionToken")).status, 200u);
+  absl::Time signed_out = absl::Now();
+  unsigned status = 0;
+  while (absl::Now() - signed_out < kEdgeCacheTtl + absl::Milliseconds(500)) {
+    status = Call("GET", "/v1/links", token).status;
+    if (status == 401) {
+      break;
+    }
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_EQ(status, 401u) << "the session's token still works after signing out";
+  EXPECT_EQ(Call("POST", "/v1/sessions:refresh", "",
+                 absl::StrCat(R"({"refreshToken":")", Field(next.body, "refreshToken"), "\"}"))
+                .status,
+            401u);
+  // The sign-up's own session is another one.
+  EXPECT_EQ(Call("GET", "/v1/links", signup_token).status, 200u);
+}
+
+TEST_F(AccountsEdgeTest, TooManyFailedSignInsAre429WithRetryAfter) {
+  ASSERT_EQ(Call("POST", "/v1/signup", "edge-test-admin",
+                 R"({"email":"grace@example.org","password":"correct horse"})")
+                .status,
+            200u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(
+        Call("POST", "/v1/sessions", "", R"({"email":"grace@example.org","password":"no"})").status,
+        401u);
+  }
+  Reply limited = Call("POST", "/v1/sessions", "",
+                       R"({"email":"grace@example.org","password":"correct horse"})");
+  EXPECT_EQ(limited.status, 429u) << limited.body;
+  EXPECT_EQ(limited.Header("retry-after"), "900");
+  EXPECT_NE(limited.body.find("retry after 900 s"), std::string::npos) << limited.body;
+  // Bad input is 400 naming the field, and counts as no attempt.
+  Reply bad = Call("POST", "/v1/signup", "edge-test-admin",
+                   R"({"email":"not an address","password":"correct horse"})");
+  EXPECT_EQ(bad.status, 400u);
+  EXPECT_NE(bad.body.find("email:"), std::string::npos) << bad.body;
 }
 
 TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
