@@ -228,7 +228,7 @@ module "cdn" {
 # The short domain is ingress-nginx's network load balancer (made by Kubernetes for the chart's
 # Service, hence known only once deploy/ is applied): an alias, since the short domain may be the
 # zone's apex, where no CNAME may be.
-data "aws_elb_hosted_zone_id" "network" {
+data "aws_lb_hosted_zone_id" "network" {
   load_balancer_type = "network"
 }
 
@@ -239,7 +239,7 @@ resource "aws_route53_record" "short" {
   type     = each.value
   alias {
     name                   = var.ingress_load_balancer_hostname
-    zone_id                = data.aws_elb_hosted_zone_id.network.id
+    zone_id                = data.aws_lb_hosted_zone_id.network.id
     evaluate_target_health = true
   }
 }
