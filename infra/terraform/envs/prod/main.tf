@@ -215,14 +215,33 @@ module "cdn" {
   }
   name                            = local.name
   app_domain                      = var.app_domain
-  acm_certificate_arn             = var.app_certificate_arn
+  zone_id                         = var.public_zone_id
   spa_bucket                      = module.storage.spa_bucket
   spa_bucket_arn                  = module.storage.spa_bucket_arn
   spa_bucket_regional_domain_name = module.storage.spa_bucket_regional_domain_name
-  edge_origin_domain              = var.edge_origin_domain
+  edge_origin_domain              = var.short_domain
   logs_bucket_domain_name         = module.storage.logs_bucket_domain_name
   waf_log_kms_key_arn             = aws_kms_key.us_east_1.arn
   tags                            = local.tags
+}
+
+# The short domain is ingress-nginx's network load balancer (made by Kubernetes for the chart's
+# Service, hence known only once deploy/ is applied): an alias, since the short domain may be the
+# zone's apex, where no CNAME may be.
+data "aws_lb_hosted_zone_id" "network" {
+  load_balancer_type = "network"
+}
+
+resource "aws_route53_record" "short" {
+  for_each = var.ingress_load_balancer_hostname == "" ? toset([]) : toset(["A", "AAAA"])
+  zone_id  = var.public_zone_id
+  name     = var.short_domain
+  type     = each.value
+  alias {
+    name                   = var.ingress_load_balancer_hostname
+    zone_id                = data.aws_lb_hosted_zone_id.network.id
+    evaluate_target_health = true
+  }
 }
 
 # Stable names for PostgreSQL, used by deploy/overlays/prod (pgbouncer-prod.ini, the migration Job,

@@ -49,7 +49,7 @@ output "spa_bucket" {
 }
 
 output "cdn_domain_name" {
-  description = "CloudFront host name; point app_domain at it."
+  description = "CloudFront host name, which app_domain's alias records point at."
   value       = module.cdn.distribution_domain_name
 }
 

@@ -63,19 +63,28 @@ variable "kafka_broker_instance_type" {
   default     = "kafka.m7g.large"
 }
 
+# The public hosts. The manifests name the same ones (deploy/overlays/prod: the Ingress, its
+# certificate kurt-public-tls, kurt-edge-config and kurt-links-config); tests/deploy/test_cdn.py
+# checks terraform.tfvars.example against them.
+variable "public_zone_id" {
+  description = "Public Route 53 hosted zone holding app_domain and short_domain (records and certificate validation go there)."
+  type        = string
+}
+
 variable "app_domain" {
-  description = "Host name of the SPA and its API on the CDN, e.g. app.kurt.example."
+  description = "Host name of the console (the SPA) and its API calls on the CDN, e.g. app.kurt.example; Terraform makes its certificate in us-east-1."
   type        = string
 }
 
-variable "app_certificate_arn" {
-  description = "ACM certificate (in us-east-1) for app_domain."
+variable "short_domain" {
+  description = "Host name of the short links and of the API for programs, e.g. kurt.example: the ingress-nginx load balancer directly (TLS by cert-manager in the cluster), and the CDN's origin for /v1/*."
   type        = string
 }
 
-variable "edge_origin_domain" {
-  description = "Public host name of the ingress-nginx load balancer in front of kurt-edge (known after deploy/ is applied; the CDN's /v1/* origin)."
+variable "ingress_load_balancer_hostname" {
+  description = "AWS host name of ingress-nginx's network load balancer (kubectl -n ingress-nginx get svc ingress-nginx-controller), which short_domain points at; empty until deploy/ is applied, and then no record is made."
   type        = string
+  default     = ""
 }
 
 variable "tags" {

@@ -1,16 +1,56 @@
-# The CDN: one CloudFront distribution on the app's domain. The SPA's files come from S3 (read
-# through origin access control; the bucket stays private) and everything under /v1/ goes to the
-# Kurt edge, cached only where the edge says so with Cache-Control (e.g. /v1/openapi.json, public
-# GETs); with Authorization in the cache key, one caller never sees another's response.
+# The CDN: one CloudFront distribution on the app's domain (app_domain, its certificate made here in
+# us-east-1). The SPA's files come from S3 (read through origin access control; the bucket stays
+# private) and everything under /v1/ goes to the Kurt edge, cached only where the edge says so with
+# Cache-Control (e.g. /v1/openapi.json, public GETs); with Authorization in the cache key, one
+# caller never sees another's response. Server-Sent Events are never cached.
 # Short-link redirects (GET /{code}) do not pass through the CDN: each click must reach the edge to
-# be counted, so the short domain points at the ingress load balancer directly.
+# be counted, so the short domain points at the ingress load balancer directly. That same host is
+# the CDN's origin for /v1/*: CloudFront drops the viewer's Host (the app's domain) and sends the
+# origin's name instead, so the origin must be a host the ingress has a rule and a certificate for,
+# and the short domain is one already (deploy/overlays/prod: the Ingress and kurt-public-tls).
 
 locals {
   spa_origin  = "spa"
   edge_origin = "edge"
   # AWS-managed policies.
   caching_optimized_policy_id = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+  caching_disabled_policy_id  = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
   all_viewer_except_host_id   = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+  # Server-Sent Events (server-streaming routes other than downloads: /v1/notifications:stream).
+  sse_path_patterns = ["/v1/*:stream"]
+}
+
+# The distribution's certificate: CloudFront takes only ACM certificates from us-east-1. Validated
+# through the public zone, so it renews by itself.
+resource "aws_acm_certificate" "app" {
+  provider          = aws.us_east_1
+  domain_name       = var.app_domain
+  validation_method = "DNS"
+  options {
+    certificate_transparency_logging_preference = "ENABLED"
+  }
+  lifecycle {
+    create_before_destroy = true
+  }
+  tags = var.tags
+}
+
+resource "aws_route53_record" "app_validation" {
+  for_each = {
+    for o in aws_acm_certificate.app.domain_validation_options : o.domain_name => o
+  }
+  zone_id         = var.zone_id
+  name            = each.value.resource_record_name
+  type            = each.value.resource_record_type
+  records         = [each.value.resource_record_value]
+  ttl             = 300
+  allow_overwrite = true
+}
+
+resource "aws_acm_certificate_validation" "app" {
+  provider                = aws.us_east_1
+  certificate_arn         = aws_acm_certificate.app.arn
+  validation_record_fqdns = [for r in aws_route53_record.app_validation : r.fqdn]
 }
 
 # Security headers on every response. CORS stays the edge's business (it knows the SPA's origins).
@@ -68,7 +108,9 @@ resource "aws_cloudfront_cache_policy" "edge" {
     headers_config {
       header_behavior = "whitelist"
       headers {
-        items = ["Authorization"]
+        # Origin too: the edge's CORS headers depend on it (it answers with Vary: Origin, which
+        # CloudFront does not honour by itself).
+        items = ["Authorization", "Origin"]
       }
     }
     query_strings_config {
@@ -231,7 +273,7 @@ resource "aws_cloudfront_distribution" "this" {
   enabled             = true
   is_ipv6_enabled     = true
   comment             = "Kurt: SPA and API"
-  aliases             = [var.app_domain]
+  aliases             = [aws_acm_certificate.app.domain_name]
   price_class         = var.price_class
   default_root_object = "index.html"
   http_version        = "http2and3"
@@ -243,6 +285,8 @@ resource "aws_cloudfront_distribution" "this" {
     origin_access_control_id = aws_cloudfront_origin_access_control.spa.id
   }
 
+  # The ingress-nginx load balancer, by the short domain: the Host the ingress sees, the name its
+  # certificate carries and CloudFront checks.
   origin {
     origin_id   = local.edge_origin
     domain_name = var.edge_origin_domain
@@ -252,7 +296,9 @@ resource "aws_cloudfront_distribution" "this" {
       origin_protocol_policy   = "https-only"
       origin_ssl_protocols     = ["TLSv1.2"]
       origin_keepalive_timeout = 60
-      origin_read_timeout      = 60
+      # Longer than the gap between an event stream's writes: the edge sends a keepalive comment
+      # every 15 s (kurt::edge::EdgeOptions::sse_keepalive).
+      origin_read_timeout = 60
     }
   }
 
@@ -268,6 +314,24 @@ resource "aws_cloudfront_distribution" "this" {
     function_association {
       event_type   = "viewer-request"
       function_arn = aws_cloudfront_function.spa_index.arn
+    }
+  }
+
+  # Event streams before the rest of /v1/*: never cached, never compressed (CloudFront would buffer
+  # them), each request straight to the edge. With caching disabled, AllViewerExceptHostHeader
+  # forwards Authorization too.
+  dynamic "ordered_cache_behavior" {
+    for_each = local.sse_path_patterns
+    content {
+      path_pattern               = ordered_cache_behavior.value
+      target_origin_id           = local.edge_origin
+      viewer_protocol_policy     = "https-only"
+      allowed_methods            = ["GET", "HEAD", "OPTIONS"]
+      cached_methods             = ["GET", "HEAD"]
+      compress                   = false
+      cache_policy_id            = local.caching_disabled_policy_id
+      origin_request_policy_id   = local.all_viewer_except_host_id
+      response_headers_policy_id = aws_cloudfront_response_headers_policy.security.id
     }
   }
 
@@ -290,7 +354,7 @@ resource "aws_cloudfront_distribution" "this" {
   }
 
   viewer_certificate {
-    acm_certificate_arn      = var.acm_certificate_arn
+    acm_certificate_arn      = aws_acm_certificate_validation.app.certificate_arn
     ssl_support_method       = "sni-only"
     minimum_protocol_version = "TLSv1.2_2021"
   }
@@ -302,6 +366,19 @@ resource "aws_cloudfront_distribution" "this" {
   }
 
   tags = var.tags
+}
+
+# The app's domain is the distribution (IPv4 and IPv6).
+resource "aws_route53_record" "app" {
+  for_each = toset(["A", "AAAA"])
+  zone_id  = var.zone_id
+  name     = var.app_domain
+  type     = each.value
+  alias {
+    name                   = aws_cloudfront_distribution.this.domain_name
+    zone_id                = aws_cloudfront_distribution.this.hosted_zone_id
+    evaluate_target_health = false
+  }
 }
 
 # Only this distribution may read the SPA bucket.

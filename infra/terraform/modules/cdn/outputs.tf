@@ -4,7 +4,7 @@ output "distribution_id" {
 }
 
 output "distribution_domain_name" {
-  description = "The distribution's own host name, the target of app_domain's DNS record."
+  description = "The distribution's own host name, the target of app_domain's alias records."
   value       = aws_cloudfront_distribution.this.domain_name
 }
 

@@ -4,12 +4,12 @@ variable "name" {
 }
 
 variable "app_domain" {
-  description = "Host name the SPA and its API calls are served on, e.g. \"app.kurt.example\" (DNS CNAME to the distribution)."
+  description = "Host name the SPA and its API calls are served on, e.g. \"app.kurt.example\": the distribution's alias, its us-east-1 certificate's name and an alias record in zone_id. The edge's --cors_origins (deploy/overlays/prod) holds https://<this>."
   type        = string
 }
 
-variable "acm_certificate_arn" {
-  description = "ACM certificate for app_domain, issued in us-east-1 (CloudFront's requirement)."
+variable "zone_id" {
+  description = "Public Route 53 hosted zone of app_domain: its alias records and its certificate's validation records."
   type        = string
 }
 
@@ -29,7 +29,7 @@ variable "spa_bucket_regional_domain_name" {
 }
 
 variable "edge_origin_domain" {
-  description = "Public host name of the Kurt edge (the ingress-nginx load balancer, with a certificate for it), which serves /v1/* behind the CDN."
+  description = "Host name CloudFront sends /v1/* to (over HTTPS, as the Host header): one the ingress in front of kurt-edge has a rule and a certificate for, e.g. the short domain \"kurt.example\", not the load balancer's AWS name."
   type        = string
 }
 
