@@ -26,6 +26,7 @@ export class ApiError extends Error {
 export class SignedOutError extends ApiError {
   constructor(message = 'your session has ended: sign in again') {
     super(401, message);
+    this.message = message;
     this.name = 'SignedOutError';
   }
 }

@@ -109,6 +109,8 @@ export async function followStream(
       opts.onStatus?.(true);
       delay = opts.retryMs ?? 1000;
       const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+      const stop = () => void reader.cancel().catch(() => {});
+      opts.signal.addEventListener('abort', stop, { once: true });
       for (;;) {
         const { value, done } = await reader.read();
         if (done) break;
@@ -121,6 +123,7 @@ export async function followStream(
           opts.onEvent(ev);
         }
       }
+      opts.signal.removeEventListener('abort', stop);
     } catch (e) {
       if (opts.signal.aborted) return;
       if (e instanceof SignedOutError) {
