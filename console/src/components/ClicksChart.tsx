@@ -37,5 +37,7 @@ export function ClicksChart({ times, clicks, label }: { times: number[]; clicks:
     plot.current?.setData([times, clicks]);
   }, [times, clicks]);
 
-  return <div class="chart" ref={box} role="img" aria-label={label} />;
+  // What the chart plots, for tests and for people who inspect the page.
+  const plotted = clicks.reduce((a, b) => a + b, 0);
+  return <div class="chart" ref={box} role="img" aria-label={label} data-plotted-clicks={plotted} />;
 }
