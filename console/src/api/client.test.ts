@@ -63,7 +63,7 @@ describe('ApiClient', () => {
     }, storage);
     const onSignedOut = vi.fn();
     api.onSignedOut = onSignedOut;
-    const err = await api.request('GET', '/v1/keys').catch((e) => e);
+    const err = (await api.request('GET', '/v1/keys').catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(SignedOutError);
     expect(err.message).toContain('refresh token spent');
     expect(onSignedOut).toHaveBeenCalledTimes(1);
@@ -76,7 +76,7 @@ describe('ApiClient', () => {
   it('keeps the refresh token when the refresh fails for another reason (503)', async () => {
     const storage = memoryStorage({ [REFRESH_TOKEN_KEY]: 'kurt_refresh_1' });
     const { api } = fakeApi(() => json(503, { code: 14, message: 'accounts unavailable' }), storage);
-    const err = await api.request('GET', '/v1/keys').catch((e) => e);
+    const err = (await api.request('GET', '/v1/keys').catch((e: unknown) => e)) as ApiError;
     expect(err).toBeInstanceOf(ApiError);
     expect(err).not.toBeInstanceOf(SignedOutError);
     expect(err.message).toBe('accounts unavailable (HTTP 503)');
@@ -87,7 +87,7 @@ describe('ApiClient', () => {
     const { api } = fakeApi(() =>
       json(429, { code: 8, message: 'too many failed sign-ins for this address' }, { 'Retry-After': '12' }),
     );
-    const err = (await api.signIn('ada@example.com', 'x').catch((e) => e)) as ApiError;
+    const err = (await api.signIn('ada@example.com', 'x').catch((e: ApiError) => e)) as ApiError;
     expect(err.status).toBe(429);
     expect(err.retryAfterSeconds).toBe(12);
     expect(describeError('Signing in', err)).toBe(
@@ -111,12 +111,12 @@ describe('ApiClient', () => {
       if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
       return json(400, { code: 3, message: 'target_url: not an http or https URL', details: [] });
     }, storage);
-    const err = await api.request('POST', '/v1/links', { body: { targetUrl: 'ftp://x' } }).catch((e) => e);
+    const err = (await api.request('POST', '/v1/links', { body: { targetUrl: 'ftp://x' } }).catch((e: unknown) => e)) as ApiError;
     expect(describeError('Creating the link', err)).toBe(
       'Creating the link failed: target_url: not an http or https URL (HTTP 400)',
     );
     down = true;
-    const err2 = await api.request('GET', '/v1/links').catch((e) => e);
+    const err2 = (await api.request('GET', '/v1/links').catch((e: unknown) => e)) as ApiError;
     expect(err2.status).toBe(0);
     expect(err2.message).toBe('could not reach the API (Failed to fetch)');
   });
