@@ -117,7 +117,7 @@ test('sign out, then sign in (a wrong password is refused, what was typed stays)
   assert.equal(await page.getByLabel('Email').inputValue(), email);
   await check('signin-refused');
   await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Password').press('Enter');
   await heading('Links').waitFor();
 });
 
@@ -127,10 +127,15 @@ test('a reload stays signed in (the refresh token in localStorage)', async () =>
 });
 
 let shortUrl = '';
-test('create a link with an alias', async () => {
-  await page.getByLabel('Target URL').fill(target);
-  await page.getByLabel('Alias (optional)').fill(alias);
-  await page.getByRole('button', { name: 'Shorten' }).click();
+test('create a link with an alias, by keyboard alone', async () => {
+  // The page's heading has the focus (for screen readers); Tab goes on to the form.
+  assert.equal(await page.evaluate(() => document.activeElement?.tagName), 'H1');
+  await page.keyboard.press('Tab');
+  assert.equal(await page.evaluate(() => document.activeElement?.id), 'target-url');
+  await page.keyboard.type(target);
+  await page.keyboard.press('Tab');
+  await page.keyboard.type(alias);
+  await page.keyboard.press('Enter');
   const card = page.getByRole('listitem').filter({ has: page.getByRole('link', { name: alias, exact: true }) });
   await card.waitFor();
   shortUrl = await card.locator('a.short').innerText();
