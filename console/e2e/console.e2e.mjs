@@ -216,13 +216,13 @@ test('the notification is listed, live', async () => {
 test('create an API key, use it, revoke it, see it refused', async () => {
   await page.getByRole('link', { name: 'API keys' }).click();
   await heading('API keys').waitFor();
-  await page.getByLabel('Name').fill('e2e');
+  await page.getByLabel('Name').fill(`key-${run}`);
   await page.getByRole('button', { name: 'Create key' }).click();
   const secret = await page.getByTestId('new-secret').innerText();
   assert.match(secret, /^kurt_/);
   assert.equal(await apiWithKey(secret, '/v1/links'), 200);
   await check('keys-created');
-  const row = page.locator('tr', { hasText: 'e2e' });
+  const row = page.locator('tr', { hasText: `key-${run}` });
   await row.getByRole('button', { name: 'Revoke' }).click();
   await row.getByRole('button', { name: /^Revoke .* for good$/ }).click();
   await row.getByRole('cell', { name: /^revoked/ }).waitFor();
