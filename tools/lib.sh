@@ -12,6 +12,8 @@ export KURT_KAFKA_PORT=${KURT_KAFKA_PORT:-19092}
 export KURT_KAFKA_CONTROLLER_PORT=${KURT_KAFKA_CONTROLLER_PORT:-19093}
 export KURT_KAFKA_SASL_PORT=${KURT_KAFKA_SASL_PORT:-19094}
 export KURT_EDGE_PORT=${KURT_EDGE_PORT:-8080}
+# The console (nginx standing in for the CDN; tools/console.sh).
+export KURT_CONSOLE_PORT=${KURT_CONSOLE_PORT:-8090}
 
 # Let ccache share results between checkouts in different directories (CI builds a fresh clone).
 export CCACHE_BASEDIR=$KURT_ROOT CCACHE_NOHASHDIR=true

@@ -6,11 +6,13 @@
 # a schema cannot state are kept by tests/e2e/schemathesis_hooks.py. Bounded: a few examples per
 # operation, well under two minutes.
 # With KURT_EDGE_URL and KURT_ADMIN_TOKEN set (e.g. from a running system's .kurt/env) it tests
-# that system; else it starts one with `tools/run --detach` and stops Kurt's binaries after.
+# that system; else it starts one with `tools/run --detach` and stops Kurt's binaries (and the
+# console's nginx) after.
 # Usage: tests/e2e/api_conformance.sh
 set -euo pipefail
 . "$(dirname "$0")/../../tools/lib.sh"
 . "$KURT_ROOT/tools/services.sh"
+. "$KURT_ROOT/tools/console.sh"
 
 SCHEMATHESIS_VERSION=4.32.5
 
@@ -30,7 +32,7 @@ fi
 
 if [ -z "${KURT_EDGE_URL:-}" ]; then
   KURT_SKIP_BUILD=1 "$KURT_ROOT/tools/run" --detach >/dev/null
-  trap services_stop EXIT
+  trap 'console_stop; services_stop' EXIT
   set -a
   . "$KURT_STATE_DIR/env"
   set +a

@@ -1,0 +1,168 @@
+import { cleanup, fireEvent, render, screen, waitFor } from '@testing-library/preact';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { REFRESH_TOKEN_KEY } from '../api/client';
+import { App } from '../app';
+import { ServicesContext } from '../context';
+import { type Call, fakeApi, json, memoryStorage, session } from '../test/fake';
+import { CreateLink, LinksPage, resetSearchMode } from './Links';
+import { ReportsPage } from './Reports';
+
+const link = (code: string, targetUrl: string) => ({
+  code,
+  targetUrl,
+  shortUrl: `http://127.0.0.1:8080/${code}`,
+  createTime: '2026-12-06T10:00:00Z',
+});
+
+afterEach(cleanup);
+beforeEach(() => {
+  window.history.replaceState({}, '', '/');
+  resetSearchMode();
+});
+
+const signedIn = () => memoryStorage({ [REFRESH_TOKEN_KEY]: 'kurt_refresh_0' });
+const type = (label: RegExp | string, value: string) =>
+  fireEvent.input(screen.getByLabelText(label), { target: { value } });
+
+describe('the link form', () => {
+  it('keeps everything typed when the API refuses, and empties only after a success', async () => {
+    let refuse = true;
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (refuse) return json(409, { code: 6, message: 'alias: already taken' });
+      return json(200, link('launch', 'https://example.com/launch'));
+    }, signedIn());
+    const created: string[] = [];
+    render(
+      <ServicesContext.Provider value={services}>
+        <CreateLink onCreated={(l) => created.push(l.code)} />
+      </ServicesContext.Provider>,
+    );
+    type('Target URL', 'https://example.com/launch');
+    type('Alias (optional)', 'launch');
+    type('Expires (optional)', '2030-01-02T03:04');
+    fireEvent.click(screen.getByRole('button', { name: 'Shorten' }));
+    expect((await screen.findByRole('alert')).textContent).toBe(
+      'Creating the link failed: alias: already taken (HTTP 409)',
+    );
+    expect((screen.getByLabelText('Target URL') as HTMLInputElement).value).toBe('https://example.com/launch');
+    expect((screen.getByLabelText('Alias (optional)') as HTMLInputElement).value).toBe('launch');
+    expect((screen.getByLabelText('Expires (optional)') as HTMLInputElement).value).toBe('2030-01-02T03:04');
+    const sent = calls.find((c) => c.url.pathname === '/v1/links')!;
+    expect(sent.body).toEqual({
+      targetUrl: 'https://example.com/launch',
+      alias: 'launch',
+      expireTime: new Date('2030-01-02T03:04').toISOString(),
+    });
+
+    refuse = false;
+    fireEvent.click(screen.getByRole('button', { name: 'Shorten' }));
+    await waitFor(() => expect(created).toEqual(['launch']));
+    expect((screen.getByLabelText('Target URL') as HTMLInputElement).value).toBe('');
+    expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
+describe('search', () => {
+  it('asks the API with query, and when the API does not know it, searches the loaded links', async () => {
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.url.searchParams.has('query')) {
+        return json(400, { code: 3, message: 'query parameter "query": no such field in kurt.links.v1.ListLinksRequest' });
+      }
+      return json(200, { links: [link('docs', 'https://example.com/docs'), link('blog', 'https://example.org/blog')] });
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <LinksPage />
+      </ServicesContext.Provider>,
+    );
+    expect(await screen.findByText('blog')).toBeTruthy();
+    type('Search links', 'example.org');
+    expect(await screen.findByText(/Searching the 2 links loaded/)).toBeTruthy();
+    expect(screen.queryByText('docs')).toBeNull();
+    expect(screen.getByText('blog')).toBeTruthy();
+    expect(screen.queryByRole('alert')).toBeNull();
+    const lists = calls.filter((c) => c.url.pathname === '/v1/links').map((c) => c.url.searchParams.get('query'));
+    expect(lists).toEqual([null, 'example.org', null]);
+  });
+});
+
+describe('reports', () => {
+  it('fetches a report again the moment its completion arrives on the live stream', async () => {
+    let state = 'RUNNING';
+    const report = () => ({
+      id: 'r-1',
+      kind: 'CLICKS_CSV',
+      state,
+      startTime: '2026-12-01T00:00:00Z',
+      endTime: '2026-12-07T00:00:00Z',
+      rowCount: state === 'SUCCEEDED' ? '3' : undefined,
+      progressRows: '1',
+    });
+    const { services, calls } = fakeApi((c: Call) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.url.pathname === '/v1/reports') return json(200, { reports: [report()] });
+      return json(200, report());
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <ReportsPage />
+      </ServicesContext.Provider>,
+    );
+    expect((await screen.findByTestId('report-state')).textContent).toBe('RUNNING');
+    state = 'SUCCEEDED';
+    // What the live stream hands on (LiveNotifications' listeners).
+    const live = services.live as unknown as { listeners: Set<(n: unknown) => void> };
+    for (const fn of live.listeners)
+      fn({ id: '5', type: 'report.completed', message: 'Your report is ready: 3 rows', report: { reportId: 'r-1', state: 'SUCCEEDED' } });
+    await waitFor(() => expect(screen.getByTestId('report-state').textContent).toBe('SUCCEEDED'));
+    expect(screen.getByRole('status', { name: '' }).textContent).toContain('Live: Your report is ready: 3 rows');
+    expect(screen.getByRole('button', { name: 'Download report r-1' })).toBeTruthy();
+    expect(calls.some((c) => c.url.pathname === '/v1/reports/r-1')).toBe(true);
+  });
+});
+
+describe('the shell', () => {
+  it('sends a signed-out visitor to sign in, and back to the page they asked for after', async () => {
+    window.history.replaceState({}, '', '/keys');
+    const { services } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions') return json(200, session(1));
+      if (c.url.pathname === '/v1/keys') return json(200, { keys: [{ id: 'key_0123456789abcdef', prefix: 'kurt_abc', name: 'ci' }] });
+      return json(404, { message: 'not found' });
+    }, memoryStorage());
+    render(<App services={services} />);
+    await screen.findByRole('heading', { name: 'Sign in' });
+    expect(window.location.pathname + window.location.search).toBe('/signin?next=%2Fkeys');
+    type('Email', 'ada@example.com');
+    type('Password', 'correct horse battery');
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    await screen.findByRole('heading', { name: 'API keys' });
+    expect(window.location.pathname).toBe('/keys');
+    expect(await screen.findByText('ci')).toBeTruthy();
+  });
+
+  it('when a refresh is refused mid-session, sends the user to sign in and keeps where they were', async () => {
+    window.history.replaceState({}, '', '/webhook');
+    const { services } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(401, { code: 16, message: 'session signed out' });
+      return json(401, { message: 'unauthenticated' });
+    }, signedIn());
+    render(<App services={services} />);
+    await screen.findByRole('heading', { name: 'Sign in' });
+    expect(window.location.pathname + window.location.search).toBe('/signin?next=%2Fwebhook');
+  });
+
+  it('says when to retry a sign-in refused with 429, keeping the email', async () => {
+    window.history.replaceState({}, '', '/signin');
+    const { services } = fakeApi(() => json(429, { code: 8, message: 'too many failed sign-ins' }, { 'Retry-After': '42' }));
+    render(<App services={services} />);
+    type('Email', 'ada@example.com');
+    type('Password', 'wrong one');
+    fireEvent.click(screen.getByRole('button', { name: 'Sign in' }));
+    expect((await screen.findByRole('alert')).textContent).toBe(
+      'Signing in failed: too many requests: try again in 42 s (too many failed sign-ins)',
+    );
+    expect((screen.getByLabelText('Email') as HTMLInputElement).value).toBe('ada@example.com');
+  });
+});
