@@ -15,6 +15,7 @@
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
 #include "services/links/link_rules.h"
+#include "services/links/qr_image.h"
 
 namespace kurt::links {
 namespace {
@@ -201,6 +202,41 @@ absl::Status LinksRpcs::DeleteLink(const platform::Caller& caller,
   resolver_->Changed(request.code(), CachedLink{}, /*existed=*/true);
   KURT_LOG(kInfo, "link deleted", {"code", request.code()}, {"account", caller.account_id()});
   return absl::OkStatus();
+}
+
+absl::StatusOr<google::api::HttpBody> LinksRpcs::GetLinkQrCode(
+    const platform::Caller& caller, const v1::GetLinkQrCodeRequest& request) {
+  if (absl::Status s = ValidateCode(request.code()); !s.ok()) {
+    return s;
+  }
+  QrFormat format = QrFormat::kPng;
+  if (request.format() == "svg") {
+    format = QrFormat::kSvg;
+  } else if (!request.format().empty() && request.format() != "png") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("format: must be png or svg, not '", request.format(), "'"));
+  }
+  int size = kDefaultQrSize;
+  if (request.has_size()) {
+    if (request.size() < kMinQrSize || request.size() > kMaxQrSize) {
+      return absl::InvalidArgumentError(absl::StrCat("size: must be ", kMinQrSize, " to ",
+                                                     kMaxQrSize, " pixels, not ", request.size()));
+    }
+    size = request.size();
+  }
+  absl::StatusOr<LinkRecord> link = store_->Get(caller.account_id(), request.code());
+  if (!link.ok()) {
+    return link.status();
+  }
+  absl::StatusOr<QrImage> image =
+      RenderQr(absl::StrCat(options_.short_url_base, link->code), format, size);
+  if (!image.ok()) {
+    return image.status();
+  }
+  google::api::HttpBody body;
+  body.set_content_type(std::move(image->content_type));
+  body.set_data(std::move(image->data));
+  return body;
 }
 
 absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,

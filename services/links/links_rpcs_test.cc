@@ -24,6 +24,7 @@
 #include "services/links/fake_link_cache.h"
 #include "services/links/link_rules.h"
 #include "services/links/links_service.h"
+#include "services/links/qr_image.h"
 
 namespace kurt::links {
 namespace {
@@ -225,6 +226,18 @@ class LinksRpcsTest : public ::testing::Test {
     request.set_page_size(page_size);
     request.set_page_token(token);
     return rpcs_.ListLinks(As(account), request);
+  }
+
+  absl::StatusOr<google::api::HttpBody> Qr(const std::string& account, const std::string& code,
+                                           const std::string& format = "",
+                                           std::optional<int> size = std::nullopt) {
+    v1::GetLinkQrCodeRequest request;
+    request.set_code(code);
+    request.set_format(format);
+    if (size) {
+      request.set_size(*size);
+    }
+    return rpcs_.GetLinkQrCode(As(account), request);
   }
 
   FakeLinksStore store_;
@@ -768,6 +781,50 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   EXPECT_EQ(clicks_.published.size(), 2u);
 }
 
+// The QR code is the owner's short URL's (qr_image_test.cc scans the images themselves): PNG
+// unless asked for SVG, 256 pixels unless asked otherwise; another account's link is NOT_FOUND.
+TEST_F(LinksRpcsTest, QrCodeIsTheShortUrlsForItsOwnerOnly) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-link").ok());
+  absl::StatusOr<google::api::HttpBody> png = Qr("acct-a", "qr-link");
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(png->content_type(), "image/png");
+  absl::StatusOr<QrImage> expected = RenderQr("https://kurt.test/qr-link", QrFormat::kPng, 256);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(png->data(), expected->data);
+
+  absl::StatusOr<google::api::HttpBody> svg = Qr("acct-a", "qr-link", "svg", 2048);
+  ASSERT_TRUE(svg.ok()) << svg.status();
+  EXPECT_EQ(svg->content_type(), "image/svg+xml");
+  EXPECT_EQ(svg->data(), RenderQr("https://kurt.test/qr-link", QrFormat::kSvg, 2048)->data);
+  EXPECT_EQ(Qr("acct-a", "qr-link", "png", 64)->data(),
+            RenderQr("https://kurt.test/qr-link", QrFormat::kPng, 64)->data);
+
+  EXPECT_EQ(Qr("acct-b", "qr-link").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Qr("acct-a", "no-such-link").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LinksRpcsTest, BadQrParametersAreRefusedNamingThemBeforeAnyRead) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-link").ok());
+  const int reads = store_.reads;
+  struct Case {
+    std::string code, format;
+    std::optional<int> size;
+    std::string field;
+  } cases[] = {{"qr-link", "PNG", std::nullopt, "format: "},
+               {"qr-link", "jpeg", std::nullopt, "format: "},
+               {"qr-link", "png", 63, "size: "},
+               {"qr-link", "svg", 2049, "size: "},
+               {"qr-link", "png", 0, "size: "},
+               {"qr-link", "png", -256, "size: "},
+               {"q", "png", 256, "code: "}};
+  for (const Case& c : cases) {
+    absl::Status s = Qr("acct-a", c.code, c.format, c.size).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.format << " " << s;
+    EXPECT_TRUE(absl::StartsWith(s.message(), c.field)) << s;
+  }
+  EXPECT_EQ(store_.reads, reads);
+}
+
 // The checks of every annotated request field agree with its kurt.api.v1.rules (what the OpenAPI
 // document publishes), at and past each limit.
 TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
@@ -814,6 +871,14 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
                         return rpcs_.GetLink(As("acct-a"), request).status().code() !=
                                absl::StatusCode::kInvalidArgument;
                       });
+
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-rules").ok());
+  const api::v1::FieldRules& format = RulesOf(v1::GetLinkQrCodeRequest::descriptor(), "format");
+  ExpectServiceAgrees(format, StringProbes(format, {"png", "svg", "PNG", "gif", "png ", "svgz"}),
+                      [&](const std::string& f) { return Qr("acct-a", "qr-rules", f).ok(); });
+  rules_testing::ExpectServiceAgrees(
+      RulesOf(v1::GetLinkQrCodeRequest::descriptor(), "size"),
+      [&](int64_t size) { return Qr("acct-a", "qr-rules", "", static_cast<int>(size)).ok(); });
 
   rules_testing::ExpectServiceAgrees(
       RulesOf(v1::ListLinksRequest::descriptor(), "page_size"),

@@ -3,6 +3,7 @@
 #include <qrencode.h>
 
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -30,7 +31,7 @@ absl::StatusOr<QrImage> Png(const QrMatrix& m, int size) {
       }
       for (int dy = 0; dy < scale; ++dy) {
         png_byte* row = &pixels[static_cast<size_t>(offset + y * scale + dy) * size];
-        std::memset(row + offset + x * scale, 0, scale);
+        std::memset(row + offset + static_cast<ptrdiff_t>(x) * scale, 0, scale);
       }
     }
   }
@@ -47,8 +48,8 @@ absl::StatusOr<QrImage> Png(const QrMatrix& m, int size) {
     return absl::InternalError(absl::StrCat("png: ", image.message));
   }
   QrImage out{"image/png", std::string(bytes, '\0')};
-  if (png_image_write_to_memory(&image, out.data.data(), &bytes, 0, pixels.data(), size,
-                                nullptr) == 0) {
+  if (png_image_write_to_memory(&image, out.data.data(), &bytes, 0, pixels.data(), size, nullptr) ==
+      0) {
     return absl::InternalError(absl::StrCat("png: ", image.message));
   }
   out.data.resize(bytes);
@@ -102,8 +103,7 @@ absl::StatusOr<QrMatrix> EncodeQr(absl::string_view text) {
       return absl::InvalidArgumentError(
           absl::StrCat("a text of ", text.size(), " bytes does not fit in a QR code"));
     }
-    return absl::ResourceExhaustedError(
-        absl::StrCat("libqrencode failed: ", std::strerror(errno)));
+    return absl::ResourceExhaustedError(absl::StrCat("libqrencode failed: ", std::strerror(errno)));
   }
   QrMatrix m;
   m.width = code->width;
@@ -121,9 +121,9 @@ absl::StatusOr<QrImage> RenderQr(absl::string_view text, QrFormat format, int si
   }
   const int total = m->width + 2 * kQrQuietZoneModules;
   if (size < total) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "size: this link's QR code needs at least ", total, " pixels (", m->width,
-        " modules and a quiet zone of ", kQrQuietZoneModules, " on each side)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("size: this link's QR code needs at least ", total, " pixels (", m->width,
+                     " modules and a quiet zone of ", kQrQuietZoneModules, " on each side)"));
   }
   if (format == QrFormat::kSvg) {
     return Svg(*m, size);

@@ -71,8 +71,8 @@ std::string RunCommand(const std::string& command) {
 // The text zbarimg reads in an image file (exactly one symbol).
 std::string Scan(const std::string& path) {
   return std::string(
-      absl::StripSuffix(RunCommand(absl::StrCat("zbarimg --quiet --raw -Sdisable -Sqrcode.enable '", path,
-                                         "' 2>/dev/null")),
+      absl::StripSuffix(RunCommand(absl::StrCat("zbarimg --quiet --raw -Sdisable -Sqrcode.enable '",
+                                                path, "' 2>/dev/null")),
                         "\n"));
 }
 
@@ -149,7 +149,8 @@ TEST(QrImageTest, SvgIsOnePathOfTheDarkModulesAndScansOnceRasterised) {
   // Well-formed enough for a real renderer, and what it draws scans.
   std::string svg_path = WriteTemp("qr.svg", svg->data);
   std::string png_path = absl::StrCat(::testing::TempDir(), "/qr-svg.png");
-  RunCommand(absl::StrCat("rsvg-convert --background-color=white -o '", png_path, "' '", svg_path, "'"));
+  RunCommand(
+      absl::StrCat("rsvg-convert --background-color=white -o '", png_path, "' '", svg_path, "'"));
   Gray g = ReadPng([&] {
     std::ifstream in(png_path, std::ios::binary);
     return std::string(std::istreambuf_iterator<char>(in), {});
