@@ -69,6 +69,9 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
   if (record.expire_time) {
     SetTimestamp(*record.expire_time, out.mutable_expire_time());
   }
+  for (const std::string& tag : record.tags) {
+    out.add_tags(tag);
+  }
   return out;
 }
 
@@ -91,6 +94,12 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
     }
     link.expire_time = FromTimestamp(request.expire_time());
   }
+  absl::StatusOr<std::vector<std::string>> tags =
+      NormalizeTags({request.tags().begin(), request.tags().end()});
+  if (!tags.ok()) {
+    return tags.status();
+  }
+  link.tags = *std::move(tags);
 
   absl::StatusOr<LinkRecord> created;
   if (!request.alias().empty()) {
@@ -137,13 +146,27 @@ absl::StatusOr<v1::ListLinksResponse> LinksRpcs::ListLinks(const platform::Calle
   if (!page.ok()) {
     return page.status();
   }
+  ListFilter filter;
+  if (!request.tag().empty()) {
+    absl::StatusOr<std::string> tag = NormalizeTag(request.tag(), "tag");
+    if (!tag.ok()) {
+      return tag.status();
+    }
+    filter.tag = *std::move(tag);
+  }
+  if (!request.query().empty()) {
+    if (absl::Status s = ValidateQuery(request.query()); !s.ok()) {
+      return s;
+    }
+    filter.query = request.query();
+  }
   std::optional<ListCursor> after;
   if (page->after) {
     after = ListCursor{page->after->time, std::move(page->after->key)};
   }
   // One more than asked tells whether there is a next page.
   absl::StatusOr<std::vector<LinkRecord>> links =
-      store_->List(caller.account_id(), page->size + 1, after);
+      store_->List(caller.account_id(), page->size + 1, after, filter);
   if (!links.ok()) {
     return links.status();
   }
@@ -179,15 +202,31 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
     update.expire_time = FromTimestamp(request.expire_time());
   }
   update.clear_expire_time = request.clear_expire_time();
-  if (!update.target_url && !update.expire_time && !update.clear_expire_time) {
+  if (request.tags_size() > 0 && request.clear_tags()) {
+    return absl::InvalidArgumentError("tags: cannot be set together with clear_tags");
+  }
+  if (request.tags_size() > 0) {
+    absl::StatusOr<std::vector<std::string>> tags =
+        NormalizeTags({request.tags().begin(), request.tags().end()});
+    if (!tags.ok()) {
+      return tags.status();
+    }
+    update.tags = *std::move(tags);
+  } else if (request.clear_tags()) {
+    update.tags.emplace();
+  }
+  if (!update.target_url && !update.expire_time && !update.clear_expire_time && !update.tags) {
     return absl::InvalidArgumentError(
-        "nothing to update: give target_url, expire_time or clear_expire_time");
+        "nothing to update: give target_url, expire_time, clear_expire_time, tags or clear_tags");
   }
   absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
   if (!link.ok()) {
     return link.status();
   }
-  resolver_->Changed(link->code, Live(*link), /*existed=*/true);
+  // Tags are no part of the redirect: a change of tags alone leaves its caches as they are.
+  if (update.target_url || update.expire_time || update.clear_expire_time) {
+    resolver_->Changed(link->code, Live(*link), /*existed=*/true);
+  }
   return ToProto(*link);
 }
 

@@ -1,6 +1,7 @@
 // Links through the real edge over HTTP: accounts and links in this process on the local stack (a
 // scratch database, Redis, Kafka) behind an edge with AccountsAuthorizer, as a client sees them:
-// QR codes scanned by a real reader (zbarimg, Debian's zbar-tools).
+// QR codes scanned by a real reader (zbarimg, Debian's zbar-tools); tags and search, and the
+// plans PostgreSQL makes for them with many links in one account.
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -20,6 +21,7 @@
 #include "platform/redis/redis.h"
 #include "services/accounts/accounts_module.h"
 #include "services/links/links_module.h"
+#include "services/links/links_store.h"
 #include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 
@@ -51,10 +53,10 @@ std::string Scan(const std::string& image, const std::string& name) {
   std::string path = absl::StrCat(::testing::TempDir(), "/", name);
   std::ofstream(path, std::ios::binary) << image;
   std::string out;
-  FILE* p = popen(
-      absl::StrCat("zbarimg --quiet --raw -Sdisable -Sqrcode.enable '", path, "' 2>/dev/null")
-          .c_str(),
-      "r");
+  FILE* p =
+      popen(absl::StrCat("zbarimg --quiet --raw -Sdisable -Sqrcode.enable '", path, "' 2>/dev/null")
+                .c_str(),
+            "r");
   if (p == nullptr) {
     ADD_FAILURE() << "cannot run zbarimg";
     return out;
@@ -92,7 +94,8 @@ class LinksEdgeTest : public ::testing::Test {
     lc.clicks_topic = topic_;
     lc.short_url_base = kShortUrlBase;
     lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
-    auto links = LinksModule::Create(lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
+    auto links =
+        LinksModule::Create(lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
     ASSERT_TRUE(links.ok()) << links.status();
     links_ = std::move(*links);
 
@@ -190,8 +193,8 @@ TEST_F(LinksEdgeTest, QrCodeOfALinkScansToItsShortUrlAndRevalidatesWith304) {
   EXPECT_EQ(png.Header("cache-control").find("no-store"), std::string::npos);
 
   // Revalidation: the same image is 304 with no body; another size is another image.
-  Reply again = Call("GET", absl::StrCat("/v1/links/", code, "/qr"), key, "",
-                     {{"If-None-Match", etag}});
+  Reply again =
+      Call("GET", absl::StrCat("/v1/links/", code, "/qr"), key, "", {{"If-None-Match", etag}});
   EXPECT_EQ(again.status, 304u);
   EXPECT_TRUE(again.body.empty());
   EXPECT_EQ(again.Header("etag"), etag);
@@ -245,6 +248,118 @@ TEST_F(LinksEdgeTest, BadQrParametersAre400NamingThem) {
   EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr?size=64&format=svg"), key).status,
             200u);
   EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr?size=2048"), key).status, 200u);
+}
+
+TEST_F(LinksEdgeTest, TagsAndSearchFilterTheListAndPageThroughIt) {
+  const std::string key = NewAccount("tags");
+  const std::string other = NewAccount("tags-other");
+  for (int i = 0; i < 9; ++i) {
+    Reply made = Call(
+        "POST", "/v1/links", key,
+        absl::StrCat("{\"targetUrl\":\"https://Docs.example/page/", i, "\",\"alias\":\"doc-", i,
+                     "\",\"tags\":[", i % 3 == 0 ? "\"Team-A\",\"team-a\",\"x\"" : "\"b\"", "]}"));
+    ASSERT_EQ(made.status, 200u) << made.body;
+  }
+  ASSERT_EQ(Call("POST", "/v1/links", other,
+                 "{\"targetUrl\":\"https://docs.example/page/x\",\"tags\":[\"team-a\"]}")
+                .status,
+            200u);
+  Reply one = Call("GET", "/v1/links/doc-3", key);
+  EXPECT_NE(one.body.find("\"tags\":[\"team-a\",\"x\"]"), std::string::npos) << one.body;
+
+  // Every page of a filtered list, 2 at a time.
+  auto codes = [&](const std::string& filter) {
+    std::string all;
+    std::string token;
+    do {
+      Reply page = Call(
+          "GET",
+          absl::StrCat("/v1/links?pageSize=2&", filter, token.empty() ? "" : "&pageToken=" + token),
+          key);
+      EXPECT_EQ(page.status, 200u) << filter << ": " << page.body;
+      if (page.status != 200) {
+        break;
+      }
+      for (size_t at = page.body.find("\"code\":\""); at != std::string::npos;
+           at = page.body.find("\"code\":\"", at + 1)) {
+        absl::StrAppend(&all, all.empty() ? "" : ",", Field(page.body.substr(at), "code"));
+      }
+      token = Field(page.body, "nextPageToken");
+    } while (!token.empty());
+    return all;
+  };
+  EXPECT_EQ(codes("tag=TEAM-A"), "doc-6,doc-3,doc-0");
+  EXPECT_EQ(codes("query=DOCS.EXAMPLE%2FPAGE"),
+            "doc-8,doc-7,doc-6,doc-5,doc-4,doc-3,doc-2,doc-1,doc-0");
+  EXPECT_EQ(codes("query=oc-7"), "doc-7");
+  EXPECT_EQ(codes("tag=b&query=page%2F4"), "doc-4");
+  EXPECT_EQ(codes("query=50%25_off"), "");  // % and _ are taken literally
+
+  // A change of tags through PATCH; bad filters are 400 naming the parameter.
+  Reply patched = Call("PATCH", "/v1/links/doc-4", key, "{\"tags\":[\"team-a\"]}");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_EQ(codes("tag=team-a"), "doc-6,doc-4,doc-3,doc-0");
+  ASSERT_EQ(Call("PATCH", "/v1/links/doc-4", key, "{\"clearTags\":true}").status, 200u);
+  EXPECT_EQ(codes("tag=team-a"), "doc-6,doc-3,doc-0");
+  for (const auto& [query, name] : std::vector<std::pair<std::string, std::string>>{
+           {"tag=a%20b", "tag"}, {"query=ab", "query"}, {"query=a%0Abc", "query"}}) {
+    Reply r = Call("GET", "/v1/links?" + query, key);
+    EXPECT_EQ(r.status, 400u) << query << ": " << r.body;
+    EXPECT_NE(r.body.find(name), std::string::npos) << query << ": " << r.body;
+  }
+  Reply bad =
+      Call("POST", "/v1/links", key, "{\"targetUrl\":\"https://e.example/\",\"tags\":[\"a b\"]}");
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_NE(bad.body.find("tags[0]"), std::string::npos) << bad.body;
+}
+
+// With 100,000 links in one account (and 20,000 in another), PostgreSQL serves the tag filter from
+// the GIN index on tags and the query from the trigram indexes: the very SQL that List runs.
+TEST_F(LinksEdgeTest, FilteredListsUseTheirIndexes) {
+  ASSERT_TRUE(cluster_->primary()
+                  .Transact([](pqxx::work& tx) {
+                    tx.exec(
+                        "INSERT INTO links (code, account_id, target_url, create_time, tags) "
+                        "SELECT 'code' || i, CASE WHEN i % 6 = 0 THEN 'other' ELSE 'big' END, "
+                        "'https://site' || (i % 1000) || '.example/' || md5(i::text), "
+                        "now() - i * interval '1 second', ARRAY['t' || (i % 5000), 'all'] "
+                        "FROM generate_series(1, 120000) AS i");
+                    tx.exec("ANALYZE links");
+                  })
+                  .ok());
+  auto plan = [&](const ListFilter& filter) {
+    SqlQuery q = ListQuery("big", 21, std::nullopt, filter);
+    std::string out;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      out = tx.exec_params("EXPLAIN (FORMAT JSON) " + q.sql,
+                                           pqxx::prepare::make_dynamic_params(q.params.begin(),
+                                                                              q.params.end()))[0][0]
+                                .as<std::string>();
+                    })
+                    .ok());
+    return out;
+  };
+  auto uses = [](const std::string& json, const std::string& index) {
+    return json.find(absl::StrCat("\"Index Name\": \"", index, "\"")) != std::string::npos;
+  };
+  const std::string by_tag = plan(ListFilter{"t7", std::nullopt});
+  EXPECT_TRUE(uses(by_tag, "links_tags")) << by_tag;
+  const std::string by_query = plan(ListFilter{std::nullopt, "a1b2c"});
+  EXPECT_TRUE(uses(by_query, "links_target_trgm")) << by_query;
+  EXPECT_TRUE(uses(by_query, "links_code_trgm")) << by_query;
+  // Without a filter, and with one nearly every link passes, newest first by the account's index.
+  EXPECT_TRUE(uses(plan(ListFilter{}), "links_account_create"));
+  EXPECT_TRUE(uses(plan(ListFilter{"all", std::nullopt}), "links_account_create"));
+
+  // And the answers are right: t7 is on every 5000th link (i = 7 + 5000k, none a multiple of 6).
+  metrics::Registry registry;
+  PgLinksStore store(cluster_.get(), &registry);
+  absl::StatusOr<std::vector<LinkRecord>> tagged =
+      store.List("big", 1000, std::nullopt, ListFilter{"t7", std::nullopt});
+  ASSERT_TRUE(tagged.ok()) << tagged.status();
+  EXPECT_EQ(tagged->size(), 24u);
 }
 
 }  // namespace
