@@ -158,10 +158,15 @@ TEST(OpenApiTest, PublishesEveryAnnotatedRequestField) {
         continue;
       }
       const api::v1::FieldRules& rules = f->options().GetExtension(api::v1::rules);
-      const auto& schema =
+      const auto& property =
           At(doc, {"components", "schemas", in->full_name(), "properties", f->json_name()})
               .struct_value();
       SCOPED_TRACE(f->full_name());
+      // A repeated field's rules are its elements', but for max_items.
+      if (f->is_repeated() && rules.has_max_items()) {
+        EXPECT_EQ(At(property, {"maxItems"}).number_value(), rules.max_items());
+      }
+      const auto& schema = f->is_repeated() ? At(property, {"items"}).struct_value() : property;
       if (rules.has_max_length()) {
         EXPECT_EQ(At(schema, {"maxLength"}).number_value(), rules.max_length());
       }
