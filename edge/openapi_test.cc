@@ -116,6 +116,18 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
   if (const auto* size = Parameter(doc, "/v1/links", "get", "pageSize")) {
     EXPECT_EQ(At(*size, {"schema", "minimum"}).number_value(), 0);
   }
+  if (const auto* format = Parameter(doc, "/v1/links/{code}/qr", "get", "format")) {
+    EXPECT_EQ(At(*format, {"schema", "pattern"}).string_value(), "^(png|svg)$");
+  }
+  if (const auto* size = Parameter(doc, "/v1/links/{code}/qr", "get", "size")) {
+    EXPECT_EQ(At(*size, {"schema", "minimum"}).number_value(), 64);
+    EXPECT_EQ(At(*size, {"schema", "maximum"}).number_value(), 2048);
+  }
+  // Raw content (google.api.HttpBody) is bytes of its own type, not JSON.
+  EXPECT_EQ(At(doc, {"paths", "/v1/links/{code}/qr", "get", "responses", "200", "content", "*/*",
+                     "schema", "format"})
+                .string_value(),
+            "binary");
 
   // A required enum leaves out its zero ("unset") value.
   const auto& kind = At(doc, {"components", "schemas", "kurt.reports.v1.CreateReportRequest",
@@ -146,10 +158,15 @@ TEST(OpenApiTest, PublishesEveryAnnotatedRequestField) {
         continue;
       }
       const api::v1::FieldRules& rules = f->options().GetExtension(api::v1::rules);
-      const auto& schema =
+      const auto& property =
           At(doc, {"components", "schemas", in->full_name(), "properties", f->json_name()})
               .struct_value();
       SCOPED_TRACE(f->full_name());
+      // A repeated field's rules are its elements', but for max_items.
+      if (f->is_repeated() && rules.has_max_items()) {
+        EXPECT_EQ(At(property, {"maxItems"}).number_value(), rules.max_items());
+      }
+      const auto& schema = f->is_repeated() ? At(property, {"items"}).struct_value() : property;
       if (rules.has_max_length()) {
         EXPECT_EQ(At(schema, {"maxLength"}).number_value(), rules.max_length());
       }

@@ -23,7 +23,10 @@ KURT_BUILD_PACKAGES=(
   cmake ninja-build ccache pkg-config g++ git python3 python3-pip unzip
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev libgtest-dev
-  libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libsodium-dev
+  libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libsodium-dev libqrencode-dev
+  libpng-dev
+  # The tests read QR codes back: zbarimg decodes them, rsvg-convert rasterises the SVG ones.
+  zbar-tools librsvg2-bin
 )
 KURT_STACK_PACKAGES=(postgresql redis-server kcat openjdk-17-jre-headless maven curl procps)
 

@@ -2,12 +2,14 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "platform/core/text.h"
 
 namespace kurt::links {
 namespace {
@@ -128,6 +130,55 @@ std::string RandomCode(size_t length) {
     }
   }
   return code;
+}
+
+absl::StatusOr<std::string> NormalizeTag(absl::string_view tag, absl::string_view field) {
+  if (tag.empty() || tag.size() > kMaxTagLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": a tag is 1 to ", kMaxTagLength, " characters"));
+  }
+  std::string out(tag);
+  for (char& c : out) {
+    if (!absl::ascii_isalnum(c) && c != '_' && c != '.' && c != ':' && c != '-') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, ": a tag is made of letters, digits, '_', '.', ':' and '-', not '", tag, "'"));
+    }
+    c = absl::ascii_tolower(c);
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<std::string>> NormalizeTags(const std::vector<std::string>& tags,
+                                                       absl::string_view field) {
+  if (tags.size() > kMaxTags) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", kMaxTags, " tags, not ", tags.size()));
+  }
+  std::vector<std::string> out;
+  for (size_t i = 0; i < tags.size(); ++i) {
+    absl::StatusOr<std::string> tag = NormalizeTag(tags[i], absl::StrCat(field, "[", i, "]"));
+    if (!tag.ok()) {
+      return tag.status();
+    }
+    if (std::find(out.begin(), out.end(), *tag) == out.end()) {
+      out.push_back(*std::move(tag));
+    }
+  }
+  return out;
+}
+
+absl::Status ValidateQuery(absl::string_view query) {
+  const size_t length = platform::Utf8Length(query);
+  if (length < kMinQueryLength || length > kMaxQueryLength) {
+    return absl::InvalidArgumentError(absl::StrCat("query: must be ", kMinQueryLength, " to ",
+                                                   kMaxQueryLength, " characters, not ", length));
+  }
+  for (char c : query) {
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
+      return absl::InvalidArgumentError("query: must not hold control characters");
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kurt::links

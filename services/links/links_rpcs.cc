@@ -15,6 +15,7 @@
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
 #include "services/links/link_rules.h"
+#include "services/links/qr_image.h"
 
 namespace kurt::links {
 namespace {
@@ -68,6 +69,9 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
   if (record.expire_time) {
     SetTimestamp(*record.expire_time, out.mutable_expire_time());
   }
+  for (const std::string& tag : record.tags) {
+    out.add_tags(tag);
+  }
   return out;
 }
 
@@ -90,6 +94,12 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
     }
     link.expire_time = FromTimestamp(request.expire_time());
   }
+  absl::StatusOr<std::vector<std::string>> tags =
+      NormalizeTags({request.tags().begin(), request.tags().end()});
+  if (!tags.ok()) {
+    return tags.status();
+  }
+  link.tags = *std::move(tags);
 
   absl::StatusOr<LinkRecord> created;
   if (!request.alias().empty()) {
@@ -136,13 +146,27 @@ absl::StatusOr<v1::ListLinksResponse> LinksRpcs::ListLinks(const platform::Calle
   if (!page.ok()) {
     return page.status();
   }
+  ListFilter filter;
+  if (!request.tag().empty()) {
+    absl::StatusOr<std::string> tag = NormalizeTag(request.tag(), "tag");
+    if (!tag.ok()) {
+      return tag.status();
+    }
+    filter.tag = *std::move(tag);
+  }
+  if (!request.query().empty()) {
+    if (absl::Status s = ValidateQuery(request.query()); !s.ok()) {
+      return s;
+    }
+    filter.query = request.query();
+  }
   std::optional<ListCursor> after;
   if (page->after) {
     after = ListCursor{page->after->time, std::move(page->after->key)};
   }
   // One more than asked tells whether there is a next page.
   absl::StatusOr<std::vector<LinkRecord>> links =
-      store_->List(caller.account_id(), page->size + 1, after);
+      store_->List(caller.account_id(), page->size + 1, after, filter);
   if (!links.ok()) {
     return links.status();
   }
@@ -178,15 +202,31 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
     update.expire_time = FromTimestamp(request.expire_time());
   }
   update.clear_expire_time = request.clear_expire_time();
-  if (!update.target_url && !update.expire_time && !update.clear_expire_time) {
+  if (request.tags_size() > 0 && request.clear_tags()) {
+    return absl::InvalidArgumentError("tags: cannot be set together with clear_tags");
+  }
+  if (request.tags_size() > 0) {
+    absl::StatusOr<std::vector<std::string>> tags =
+        NormalizeTags({request.tags().begin(), request.tags().end()});
+    if (!tags.ok()) {
+      return tags.status();
+    }
+    update.tags = *std::move(tags);
+  } else if (request.clear_tags()) {
+    update.tags.emplace();
+  }
+  if (!update.target_url && !update.expire_time && !update.clear_expire_time && !update.tags) {
     return absl::InvalidArgumentError(
-        "nothing to update: give target_url, expire_time or clear_expire_time");
+        "nothing to update: give target_url, expire_time, clear_expire_time, tags or clear_tags");
   }
   absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
   if (!link.ok()) {
     return link.status();
   }
-  resolver_->Changed(link->code, Live(*link), /*existed=*/true);
+  // Tags are no part of the redirect: a change of tags alone leaves its caches as they are.
+  if (update.target_url || update.expire_time || update.clear_expire_time) {
+    resolver_->Changed(link->code, Live(*link), /*existed=*/true);
+  }
   return ToProto(*link);
 }
 
@@ -201,6 +241,41 @@ absl::Status LinksRpcs::DeleteLink(const platform::Caller& caller,
   resolver_->Changed(request.code(), CachedLink{}, /*existed=*/true);
   KURT_LOG(kInfo, "link deleted", {"code", request.code()}, {"account", caller.account_id()});
   return absl::OkStatus();
+}
+
+absl::StatusOr<google::api::HttpBody> LinksRpcs::GetLinkQrCode(
+    const platform::Caller& caller, const v1::GetLinkQrCodeRequest& request) {
+  if (absl::Status s = ValidateCode(request.code()); !s.ok()) {
+    return s;
+  }
+  QrFormat format = QrFormat::kPng;
+  if (request.format() == "svg") {
+    format = QrFormat::kSvg;
+  } else if (!request.format().empty() && request.format() != "png") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("format: must be png or svg, not '", request.format(), "'"));
+  }
+  int size = kDefaultQrSize;
+  if (request.has_size()) {
+    if (request.size() < kMinQrSize || request.size() > kMaxQrSize) {
+      return absl::InvalidArgumentError(absl::StrCat("size: must be ", kMinQrSize, " to ",
+                                                     kMaxQrSize, " pixels, not ", request.size()));
+    }
+    size = request.size();
+  }
+  absl::StatusOr<LinkRecord> link = store_->Get(caller.account_id(), request.code());
+  if (!link.ok()) {
+    return link.status();
+  }
+  absl::StatusOr<QrImage> image =
+      RenderQr(absl::StrCat(options_.short_url_base, link->code), format, size);
+  if (!image.ok()) {
+    return image.status();
+  }
+  google::api::HttpBody body;
+  body.set_content_type(std::move(image->content_type));
+  body.set_data(std::move(image->data));
+  return body;
 }
 
 absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,

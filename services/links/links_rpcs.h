@@ -11,6 +11,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "google/api/httpbody.pb.h"
 #include "google/protobuf/empty.pb.h"
 #include "kurt/links/v1/links.pb.h"
 #include "platform/grpc/handler.h"
@@ -29,6 +30,11 @@ inline constexpr absl::Duration kCachedRedirectMaxSkew = absl::Minutes(1);
 inline constexpr size_t kMaxClickIdSize = 128;
 // How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
 inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
+
+// GetLinkQrCode's image sizes in pixels.
+inline constexpr int kMinQrSize = 64;
+inline constexpr int kMaxQrSize = 2048;
+inline constexpr int kDefaultQrSize = 256;
 
 // Resolve answers this long before the caller's deadline when its click is not yet in Kafka, so
 // that the caller hears UNAVAILABLE rather than nothing.
@@ -58,6 +64,9 @@ class LinksRpcs {
   absl::StatusOr<v1::Link> UpdateLink(const platform::Caller& caller,
                                       const v1::UpdateLinkRequest& request);
   absl::Status DeleteLink(const platform::Caller& caller, const v1::DeleteLinkRequest& request);
+  // The QR code of the link's short URL (qr_image.h), for its owner only, like GetLink.
+  absl::StatusOr<google::api::HttpBody> GetLinkQrCode(const platform::Caller& caller,
+                                                      const v1::GetLinkQrCodeRequest& request);
 
   // Open to any caller: the redirect. Publishes a click carrying the caller's x-kurt-referer,
   // x-kurt-user-agent, x-kurt-client-ip and traceparent, and answers only once Kafka has it, so

@@ -10,6 +10,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -24,11 +25,16 @@
 #include "services/links/fake_link_cache.h"
 #include "services/links/link_rules.h"
 #include "services/links/links_service.h"
+#include "services/links/qr_image.h"
 
 namespace kurt::links {
 namespace {
 
 using platform::Caller;
+
+bool ContainsIgnoringCase(const std::string& text, const std::string& part) {
+  return absl::StrContains(absl::AsciiStrToLower(text), absl::AsciiStrToLower(part));
+}
 
 // The links table in memory, as PgLinksStore answers: a code stays taken once deleted, lists are
 // newest first by (create_time, code). Each insert is `tick` after the one before.
@@ -56,12 +62,22 @@ class FakeLinksStore : public LinksStore {
     return row->link;
   }
   absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
-                                               const std::optional<ListCursor>& after) override {
+                                               const std::optional<ListCursor>& after,
+                                               const ListFilter& filter) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++reads;
+    last_filter = filter;
     std::vector<LinkRecord> out;
     for (const auto& [code, row] : rows_) {
       if (row.deleted || row.link.account_id != account_id) {
+        continue;
+      }
+      if (filter.tag && std::find(row.link.tags.begin(), row.link.tags.end(), *filter.tag) ==
+                            row.link.tags.end()) {
+        continue;
+      }
+      if (filter.query && !ContainsIgnoringCase(row.link.code, *filter.query) &&
+          !ContainsIgnoringCase(row.link.target_url, *filter.query)) {
         continue;
       }
       if (after && std::tie(row.link.create_time, row.link.code) >=
@@ -93,6 +109,9 @@ class FakeLinksStore : public LinksStore {
       row->link.expire_time.reset();
     } else if (update.expire_time) {
       row->link.expire_time = update.expire_time;
+    }
+    if (update.tags) {
+      row->link.tags = *update.tags;
     }
     row->link.update_time = clock;
     return row->link;
@@ -131,6 +150,7 @@ class FakeLinksStore : public LinksStore {
   absl::Time clock = absl::FromUnixSeconds(1'700'000'000);
   absl::Duration tick = absl::Seconds(1);
   int reads = 0, writes = 0, lookups = 0;
+  ListFilter last_filter;
 
  private:
   struct Row {
@@ -182,7 +202,7 @@ class RecordingClickSink : public ClickSink {
 bool SameLink(const LinkRecord& a, const LinkRecord& b) {
   return a.code == b.code && a.account_id == b.account_id && a.target_url == b.target_url &&
          a.create_time == b.create_time && a.update_time == b.update_time &&
-         a.expire_time == b.expire_time;
+         a.expire_time == b.expire_time && a.tags == b.tags;
 }
 
 bool SameLinks(const std::map<std::string, LinkRecord>& a,
@@ -225,6 +245,18 @@ class LinksRpcsTest : public ::testing::Test {
     request.set_page_size(page_size);
     request.set_page_token(token);
     return rpcs_.ListLinks(As(account), request);
+  }
+
+  absl::StatusOr<google::api::HttpBody> Qr(const std::string& account, const std::string& code,
+                                           const std::string& format = "",
+                                           std::optional<int> size = std::nullopt) {
+    v1::GetLinkQrCodeRequest request;
+    request.set_code(code);
+    request.set_format(format);
+    if (size) {
+      request.set_size(*size);
+    }
+    return rpcs_.GetLinkQrCode(As(account), request);
   }
 
   FakeLinksStore store_;
@@ -422,8 +454,9 @@ TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpirie
   nothing.set_code("updated");
   absl::Status refused = rpcs_.UpdateLink(As("acct-a"), nothing).status();
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(refused.message(),
-            "nothing to update: give target_url, expire_time or clear_expire_time");
+  EXPECT_EQ(
+      refused.message(),
+      "nothing to update: give target_url, expire_time, clear_expire_time, tags or clear_tags");
 
   v1::UpdateLinkRequest both;
   both.set_code("updated");
@@ -768,6 +801,160 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   EXPECT_EQ(clicks_.published.size(), 2u);
 }
 
+// Tags are kept in lower case, each once, in the order first given; an update replaces or clears
+// them; a bad tag, too many, or tags with clear_tags change nothing.
+TEST_F(LinksRpcsTest, TagsAreNormalizedReplacedAndCleared) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/");
+  create.set_alias("tagged");
+  for (const char* t : {"Spring-Sale", "q2:promo", "spring-sale", "a.b_c"}) {
+    create.add_tags(t);
+  }
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), create);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(std::vector<std::string>(link->tags().begin(), link->tags().end()),
+            (std::vector<std::string>{"spring-sale", "q2:promo", "a.b_c"}));
+
+  const auto before = store_.Snapshot();
+  const size_t announced = cache_.announced.size();
+  auto update = [&](const std::vector<std::string>& tags, bool clear) {
+    v1::UpdateLinkRequest request;
+    request.set_code("tagged");
+    for (auto& t : tags) {
+      request.add_tags(t);
+    }
+    request.set_clear_tags(clear);
+    return rpcs_.UpdateLink(As("acct-a"), request);
+  };
+  for (auto [tags, clear, field] :
+       std::vector<std::tuple<std::vector<std::string>, bool, std::string>>{
+           {{"ok", "bad tag"}, false, "tags[1]: "},
+           {{""}, false, "tags[0]: "},
+           {{std::string(51, 'x')}, false, "tags[0]: "},
+           {{"a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"}, false, "tags: "},
+           {{"a,b"}, false, "tags[0]: "},
+           {{"x"}, true, "tags: "}}) {
+    absl::Status s = update(tags, clear).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_TRUE(absl::StartsWith(s.message(), field)) << s;
+  }
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+
+  absl::StatusOr<v1::Link> replaced = update({"New", "new", "other"}, false);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  EXPECT_EQ(std::vector<std::string>(replaced->tags().begin(), replaced->tags().end()),
+            (std::vector<std::string>{"new", "other"}));
+  EXPECT_EQ(replaced->target_url(), "https://example.com/");
+  // The redirect does not change with tags: its caches are left alone.
+  EXPECT_EQ(cache_.announced.size(), announced);
+  absl::StatusOr<v1::Link> cleared = update({}, true);
+  ASSERT_TRUE(cleared.ok()) << cleared.status();
+  EXPECT_EQ(cleared->tags_size(), 0);
+}
+
+// Filters by tag and query (code or target, any case) and pages through the filtered list.
+TEST_F(LinksRpcsTest, ListFiltersByTagAndQueryAndPagesThroughThem) {
+  for (int i = 0; i < 7; ++i) {
+    v1::CreateLinkRequest create;
+    create.set_target_url(absl::StrCat("https://Shop.example/item/", i));
+    create.set_alias(absl::StrCat("item-", i));
+    if (i % 2 == 0) {
+      create.add_tags("Even");
+    }
+    ASSERT_TRUE(rpcs_.CreateLink(As("acct-a"), create).ok());
+  }
+  ASSERT_TRUE(Create("acct-b", "https://shop.example/other", "theirs").ok());
+  auto list = [&](const std::string& tag, const std::string& query, int size,
+                  const std::string& token) {
+    v1::ListLinksRequest request;
+    request.set_tag(tag);
+    request.set_query(query);
+    request.set_page_size(size);
+    request.set_page_token(token);
+    return rpcs_.ListLinks(As("acct-a"), request);
+  };
+  auto all_pages = [&](const std::string& tag, const std::string& query) {
+    std::vector<std::string> codes;
+    std::string token;
+    do {
+      absl::StatusOr<v1::ListLinksResponse> page = list(tag, query, 2, token);
+      EXPECT_TRUE(page.ok()) << page.status();
+      if (!page.ok()) {
+        break;
+      }
+      for (const auto& l : page->links()) {
+        codes.push_back(l.code());
+      }
+      token = page->next_page_token();
+    } while (!token.empty());
+    return codes;
+  };
+  EXPECT_EQ(all_pages("EVEN", ""),
+            (std::vector<std::string>{"item-6", "item-4", "item-2", "item-0"}));
+  EXPECT_EQ(store_.last_filter.tag, "even");
+  EXPECT_EQ(all_pages("", "SHOP.EXAMPLE/ITEM/").size(), 7u);
+  EXPECT_EQ(all_pages("", "tem-3"), (std::vector<std::string>{"item-3"}));
+  EXPECT_EQ(all_pages("even", "item/4"), (std::vector<std::string>{"item-4"}));
+  EXPECT_TRUE(all_pages("none", "").empty());
+
+  const int reads = store_.reads;
+  for (auto [tag, query, field] : std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"a b", "", "tag: "},
+           {std::string(51, 'a'), "", "tag: "},
+           {"", "ab", "query: "},
+           {"", std::string(201, 'a'), "query: "},
+           {"", "ab\ncd", "query: "}}) {
+    absl::Status s = list(tag, query, 10, "").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << s;
+    EXPECT_TRUE(absl::StartsWith(s.message(), field)) << s;
+  }
+  EXPECT_EQ(store_.reads, reads);
+}
+
+// The QR code is the owner's short URL's (qr_image_test.cc scans the images themselves): PNG
+// unless asked for SVG, 256 pixels unless asked otherwise; another account's link is NOT_FOUND.
+TEST_F(LinksRpcsTest, QrCodeIsTheShortUrlsForItsOwnerOnly) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-link").ok());
+  absl::StatusOr<google::api::HttpBody> png = Qr("acct-a", "qr-link");
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(png->content_type(), "image/png");
+  absl::StatusOr<QrImage> expected = RenderQr("https://kurt.test/qr-link", QrFormat::kPng, 256);
+  ASSERT_TRUE(expected.ok());
+  EXPECT_EQ(png->data(), expected->data);
+
+  absl::StatusOr<google::api::HttpBody> svg = Qr("acct-a", "qr-link", "svg", 2048);
+  ASSERT_TRUE(svg.ok()) << svg.status();
+  EXPECT_EQ(svg->content_type(), "image/svg+xml");
+  EXPECT_EQ(svg->data(), RenderQr("https://kurt.test/qr-link", QrFormat::kSvg, 2048)->data);
+  EXPECT_EQ(Qr("acct-a", "qr-link", "png", 64)->data(),
+            RenderQr("https://kurt.test/qr-link", QrFormat::kPng, 64)->data);
+
+  EXPECT_EQ(Qr("acct-b", "qr-link").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Qr("acct-a", "no-such-link").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LinksRpcsTest, BadQrParametersAreRefusedNamingThemBeforeAnyRead) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-link").ok());
+  const int reads = store_.reads;
+  struct Case {
+    std::string code, format;
+    std::optional<int> size;
+    std::string field;
+  } cases[] = {{"qr-link", "PNG", std::nullopt, "format: "},
+               {"qr-link", "jpeg", std::nullopt, "format: "},
+               {"qr-link", "png", 63, "size: "},
+               {"qr-link", "svg", 2049, "size: "},
+               {"qr-link", "png", 0, "size: "},
+               {"qr-link", "png", -256, "size: "},
+               {"q", "png", 256, "code: "}};
+  for (const Case& c : cases) {
+    absl::Status s = Qr("acct-a", c.code, c.format, c.size).status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << c.format << " " << s;
+    EXPECT_TRUE(absl::StartsWith(s.message(), c.field)) << s;
+  }
+  EXPECT_EQ(store_.reads, reads);
+}
+
 // The checks of every annotated request field agree with its kurt.api.v1.rules (what the OpenAPI
 // document publishes), at and past each limit.
 TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
@@ -814,6 +1001,49 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
                         return rpcs_.GetLink(As("acct-a"), request).status().code() !=
                                absl::StatusCode::kInvalidArgument;
                       });
+
+  // Tags, where a link takes them and where a list filters by one.
+  const api::v1::FieldRules& tags = RulesOf(v1::CreateLinkRequest::descriptor(), "tags");
+  const std::vector<std::string> tag_probes =
+      StringProbes(tags, {"Q2:promo", "a.b_c-d", "a b", "a,b", "a/b", "caf\u00e9", "#x"});
+  int tagged = 0;
+  ExpectServiceAgrees(tags, tag_probes, [&](const std::string& t) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    request.set_alias(absl::StrCat("tagged-", tagged++));
+    request.add_tags(t);
+    return rpcs_.CreateLink(As("acct-a"), request).ok();
+  });
+  const api::v1::FieldRules& update_tags = RulesOf(v1::UpdateLinkRequest::descriptor(), "tags");
+  ExpectServiceAgrees(update_tags, StringProbes(update_tags, {"a b", "ok"}),
+                      [&](const std::string& t) {
+                        v1::UpdateLinkRequest request;
+                        request.set_code("to-update");
+                        request.add_tags(t);
+                        return rpcs_.UpdateLink(As("acct-a"), request).ok();
+                      });
+  const api::v1::FieldRules& tag = RulesOf(v1::ListLinksRequest::descriptor(), "tag");
+  ExpectServiceAgrees(tag, StringProbes(tag, {"a b", "ok", "Q2:promo"}), [&](const std::string& t) {
+    v1::ListLinksRequest request;
+    request.set_tag(t);
+    return rpcs_.ListLinks(As("acct-a"), request).ok();
+  });
+  const api::v1::FieldRules& query = RulesOf(v1::ListLinksRequest::descriptor(), "query");
+  ExpectServiceAgrees(
+      query, StringProbes(query, {"\u00e4\u00e4\u00e4", "50%_off", "a\tb", "abc\x7f", "x y"}),
+      [&](const std::string& q) {
+        v1::ListLinksRequest request;
+        request.set_query(q);
+        return rpcs_.ListLinks(As("acct-a"), request).ok();
+      });
+
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "qr-rules").ok());
+  const api::v1::FieldRules& format = RulesOf(v1::GetLinkQrCodeRequest::descriptor(), "format");
+  ExpectServiceAgrees(format, StringProbes(format, {"png", "svg", "PNG", "gif", "png ", "svgz"}),
+                      [&](const std::string& f) { return Qr("acct-a", "qr-rules", f).ok(); });
+  rules_testing::ExpectServiceAgrees(
+      RulesOf(v1::GetLinkQrCodeRequest::descriptor(), "size"),
+      [&](int64_t size) { return Qr("acct-a", "qr-rules", "", static_cast<int>(size)).ok(); });
 
   rules_testing::ExpectServiceAgrees(
       RulesOf(v1::ListLinksRequest::descriptor(), "page_size"),

@@ -34,6 +34,12 @@ grpc::Status LinksService::DeleteLink(grpc::ServerContext* context,
   return Handle(context, *request, response, rpcs_, &LinksRpcs::DeleteLink);
 }
 
+grpc::Status LinksService::GetLinkQrCode(grpc::ServerContext* context,
+                                         const v1::GetLinkQrCodeRequest* request,
+                                         google::api::HttpBody* response) {
+  return Handle(context, *request, response, rpcs_, &LinksRpcs::GetLinkQrCode);
+}
+
 grpc::Status LinksService::Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
                                    v1::ResolveResponse* response) {
   return Handle(context, *request, response, rpcs_, &LinksRpcs::Resolve, Access::kAnyCaller);

@@ -28,6 +28,8 @@ class LinksService final : public v1::LinksService::Service {
                           v1::Link* response) override;
   grpc::Status DeleteLink(grpc::ServerContext* context, const v1::DeleteLinkRequest* request,
                           google::protobuf::Empty* response) override;
+  grpc::Status GetLinkQrCode(grpc::ServerContext* context, const v1::GetLinkQrCodeRequest* request,
+                             google::api::HttpBody* response) override;
   grpc::Status Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
                        v1::ResolveResponse* response) override;
   grpc::Status RecordCachedRedirects(grpc::ServerContext* context,

@@ -23,6 +23,8 @@ struct LinkRecord {
   absl::Time create_time;
   absl::Time update_time;
   std::optional<absl::Time> expire_time;
+  // Lower case, distinct, at most kMaxTags (links_rpcs.h checks them before they get here).
+  std::vector<std::string> tags;
 };
 
 // What the redirect needs of a live (not deleted) link.
@@ -35,6 +37,16 @@ struct LinkUpdate {
   std::optional<std::string> target_url;
   std::optional<absl::Time> expire_time;
   bool clear_expire_time = false;
+  // Replaces the tags when set (empty: removes them all).
+  std::optional<std::vector<std::string>> tags;
+};
+
+// ListLinks' filters; unset: no filter.
+struct ListFilter {
+  // Links carrying this tag (lower case).
+  std::optional<std::string> tag;
+  // Links whose code or target URL holds this text, compared case-insensitively.
+  std::optional<std::string> query;
 };
 
 // Keyset position for ListLinks: the last link of the previous page.
@@ -45,6 +57,16 @@ struct ListCursor {
 
 enum class ReadFrom { kReplica, kPrimary };
 
+// A query and its parameters, as text (PostgreSQL types each by its place in the query).
+struct SqlQuery {
+  std::string sql;
+  std::vector<std::string> params;
+};
+
+// The query PgLinksStore::List runs: here so that a test can EXPLAIN exactly that.
+SqlQuery ListQuery(const std::string& account_id, int limit, const std::optional<ListCursor>& after,
+                   const ListFilter& filter);
+
 class LinksStore {
  public:
   virtual ~LinksStore() = default;
@@ -53,9 +75,10 @@ class LinksStore {
   // NOT_FOUND unless the account owns a live link with this code.
   virtual absl::StatusOr<LinkRecord> Get(const std::string& account_id,
                                          const std::string& code) = 0;
-  // Up to `limit` live links of the account, newest first, after `after`.
+  // Up to `limit` live links of the account that pass `filter`, newest first, after `after`.
   virtual absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
-                                                       const std::optional<ListCursor>& after) = 0;
+                                                       const std::optional<ListCursor>& after,
+                                                       const ListFilter& filter) = 0;
   virtual absl::StatusOr<LinkRecord> Update(const std::string& account_id, const std::string& code,
                                             const LinkUpdate& update) = 0;
   virtual absl::Status Delete(const std::string& account_id, const std::string& code) = 0;
@@ -73,7 +96,8 @@ class PgLinksStore : public LinksStore {
   absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) override;
   absl::StatusOr<LinkRecord> Get(const std::string& account_id, const std::string& code) override;
   absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
-                                               const std::optional<ListCursor>& after) override;
+                                               const std::optional<ListCursor>& after,
+                                               const ListFilter& filter) override;
   absl::StatusOr<LinkRecord> Update(const std::string& account_id, const std::string& code,
                                     const LinkUpdate& update) override;
   absl::Status Delete(const std::string& account_id, const std::string& code) override;

@@ -26,7 +26,8 @@ class FakeStore : public LinksStore {
     return absl::UnimplementedError("");
   }
   absl::StatusOr<std::vector<LinkRecord>> List(const std::string&, int,
-                                               const std::optional<ListCursor>&) override {
+                                               const std::optional<ListCursor>&,
+                                               const ListFilter&) override {
     return absl::UnimplementedError("");
   }
   absl::StatusOr<LinkRecord> Update(const std::string&, const std::string&,

@@ -380,6 +380,7 @@ TEST_F(AccountsEdgeTest, OtherAccountsObjectsAre404OnEveryRouteWithAnId) {
        "nosuch" + code},
       {"DELETE", "/v1/links/{id}", "", code, "nosuch" + code},
       {"GET", "/v1/links/{id}/stats", "", code, "nosuch" + code},
+      {"GET", "/v1/links/{id}/qr", "", code, "nosuch" + code},
       {"DELETE", "/v1/keys/{id}", "", b_key_id, "key_00000000deadbeef"},
       {"GET", "/v1/reports/{id}", "", report, kNoReport},
       {"POST", "/v1/reports/{id}:cancel", "{}", report, kNoReport},

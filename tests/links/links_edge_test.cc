@@ -1,0 +1,366 @@
+// Links through the real edge over HTTP: accounts and links in this process on the local stack (a
+// scratch database, Redis, Kafka) behind an edge with AccountsAuthorizer, as a client sees them:
+// QR codes scanned by a real reader (zbarimg, Debian's zbar-tools); tags and search, and the
+// plans PostgreSQL makes for them with many links in one account.
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "edge/accounts_authorizer.h"
+#include "edge/edge_server.h"
+#include "edge/rate_limiter.h"
+#include "gtest/gtest.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/pg/pg.h"
+#include "platform/redis/redis.h"
+#include "services/accounts/accounts_module.h"
+#include "services/links/links_module.h"
+#include "services/links/links_store.h"
+#include "tests/support/http_client.h"
+#include "tests/support/stack_env.h"
+
+namespace kurt::links {
+namespace {
+
+using kurt::testing::Fetch;
+using kurt::testing::Reply;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+constexpr char kAdminToken[] = "links-edge-admin";
+constexpr char kEdgeSecret[] = "links-edge-secret";
+constexpr char kShortUrlBase[] = "https://kurt.example/";
+
+// A JSON string field's value (the first one of that name).
+std::string Field(const std::string& json, const std::string& name) {
+  std::string needle = absl::StrCat("\"", name, "\":");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) {
+    return "";
+  }
+  at = json.find('"', at + needle.size());
+  size_t end = json.find('"', at + 1);
+  return json.substr(at + 1, end - at - 1);
+}
+
+// What zbarimg reads in `image` (empty, and a failure, when it reads nothing).
+std::string Scan(const std::string& image, const std::string& name) {
+  std::string path = absl::StrCat(::testing::TempDir(), "/", name);
+  std::ofstream(path, std::ios::binary) << image;
+  std::string out;
+  FILE* p =
+      popen(absl::StrCat("zbarimg --quiet --raw -Sdisable -Sqrcode.enable '", path, "' 2>/dev/null")
+                .c_str(),
+            "r");
+  if (p == nullptr) {
+    ADD_FAILURE() << "cannot run zbarimg";
+    return out;
+  }
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) {
+    out.append(buf, n);
+  }
+  EXPECT_EQ(pclose(p), 0) << "zbarimg read nothing in " << path;
+  return std::string(absl::StripSuffix(out, "\n"));
+}
+
+class LinksEdgeTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::ClusterOptions po = db_.ClusterOptions();
+    po.primary.max_connections = 8;
+    cluster_ = std::make_unique<pg::PgCluster>(po);
+    redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
+
+    accounts::AccountsConfig ac;
+    ac.admin_token = kAdminToken;
+    ac.edge_secret = kEdgeSecret;
+    ac.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    accounts_ = accounts::AccountsModule::Create(ac, {cluster_.get(), redis_.get()});
+
+    topic_ = testing::RandomName("kurt.test.clicks.");
+    testing::CreateTopic(topic_, 1);
+    kafka::ProducerOptions ko;
+    ko.brokers = testing::KafkaBrokers();
+    producer_ = std::move(*kafka::KafkaProducer::Create(ko));
+    LinksConfig lc;
+    lc.click_hash_salt = "salt";
+    lc.clicks_topic = topic_;
+    lc.short_url_base = kShortUrlBase;
+    lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    auto links =
+        LinksModule::Create(lc, {cluster_.get(), redis_.get(), producer_.get(), &registry_});
+    ASSERT_TRUE(links.ok()) << links.status();
+    links_ = std::move(*links);
+
+    platform::GrpcServerOptions go;
+    go.name = "links-edge-test-upstream";
+    go.metrics_port = -1;
+    grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
+    grpc_->AddService(accounts_->service());
+    grpc_->AddService(links_->service());
+    ASSERT_TRUE(grpc_->Start().ok());
+    std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
+
+    edge::GrpcKeyAuthenticatorOptions gko;
+    gko.address = upstream;
+    gko.edge_secret = kEdgeSecret;
+    authenticator_ = edge::MakeGrpcKeyAuthenticator(gko);
+    edge::AccountsAuthorizerOptions eao;
+    eao.edge_secret = kEdgeSecret;
+    limiter_ = std::make_unique<edge::RedisRateLimiter>(redis_.get(), 2,
+                                                        testing::RandomName("kurt:test:rl:") + ":");
+    eao.limiter = limiter_.get();
+    eao.per_address = {1000, 1000};
+    eao.per_account = {1000, 1000};
+    authorizer_ = std::make_unique<edge::AccountsAuthorizer>(eao, authenticator_.get());
+
+    edge::EdgeServerConfig c;
+    c.http.port = 0;
+    c.http.threads = 2;
+    c.upstreams = {absl::StrCat("kurt.accounts.v1.AccountsService=", upstream),
+                   absl::StrCat("kurt.links.v1.LinksService=", upstream)};
+    c.default_upstream_host = "";
+    auto server = edge::EdgeServer::Start(std::move(c), authorizer_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    edge_ = std::move(*server);
+  }
+
+  void TearDown() override {
+    if (edge_) {
+      edge_->Shutdown(absl::Seconds(1));
+    }
+    if (grpc_) {
+      grpc_->Shutdown();
+    }
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& key,
+             const std::string& body = "", Headers h = {}) {
+    if (!key.empty()) {
+      h.emplace_back("Authorization", "Bearer " + key);
+    }
+    if (!body.empty()) {
+      h.emplace_back("Content-Type", "application/json");
+    }
+    return Fetch(edge_->port(), method, target, h, body);
+  }
+
+  // A new account's raw API key.
+  std::string NewAccount(const std::string& name) {
+    Reply r = Call("POST", "/v1/accounts", kAdminToken, absl::StrCat("{\"name\":\"", name, "\"}"));
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return Field(r.body, "secretKey");
+  }
+
+  testing::ScratchDatabase db_;
+  metrics::Registry registry_;
+  std::unique_ptr<pg::PgCluster> cluster_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<accounts::AccountsModule> accounts_;
+  std::string topic_;
+  std::unique_ptr<kafka::KafkaProducer> producer_;
+  std::unique_ptr<LinksModule> links_;
+  std::unique_ptr<platform::GrpcServer> grpc_;
+  std::unique_ptr<edge::RateLimiter> limiter_;
+  std::unique_ptr<edge::KeyAuthenticator> authenticator_;
+  std::unique_ptr<edge::AccountsAuthorizer> authorizer_;
+  std::unique_ptr<edge::EdgeServer> edge_;
+};
+
+TEST_F(LinksEdgeTest, QrCodeOfALinkScansToItsShortUrlAndRevalidatesWith304) {
+  const std::string key = NewAccount("qr");
+  Reply made = Call("POST", "/v1/links", key, "{\"targetUrl\":\"https://example.com/qr\"}");
+  ASSERT_EQ(made.status, 200u) << made.body;
+  const std::string code = Field(made.body, "code");
+  const std::string short_url = Field(made.body, "shortUrl");
+  ASSERT_EQ(short_url, kShortUrlBase + code);
+
+  Reply png = Call("GET", absl::StrCat("/v1/links/", code, "/qr"), key);
+  ASSERT_EQ(png.status, 200u) << png.body;
+  EXPECT_EQ(png.Header("content-type"), "image/png");
+  ASSERT_EQ(png.body.substr(0, 8), "\x89PNG\r\n\x1a\n");
+  EXPECT_EQ(Scan(png.body, "edge-qr.png"), short_url);
+  const std::string etag = png.Header("etag");
+  ASSERT_FALSE(etag.empty());
+  EXPECT_NE(png.Header("cache-control"), "");
+  EXPECT_EQ(png.Header("cache-control").find("no-store"), std::string::npos);
+
+  // Revalidation: the same image is 304 with no body; another size is another image.
+  Reply again =
+      Call("GET", absl::StrCat("/v1/links/", code, "/qr"), key, "", {{"If-None-Match", etag}});
+  EXPECT_EQ(again.status, 304u);
+  EXPECT_TRUE(again.body.empty());
+  EXPECT_EQ(again.Header("etag"), etag);
+  Reply bigger = Call("GET", absl::StrCat("/v1/links/", code, "/qr?format=png&size=512"), key, "",
+                      {{"If-None-Match", etag}});
+  ASSERT_EQ(bigger.status, 200u) << bigger.body;
+  EXPECT_NE(bigger.Header("etag"), etag);
+  EXPECT_EQ(Scan(bigger.body, "edge-qr-512.png"), short_url);
+
+  Reply svg = Call("GET", absl::StrCat("/v1/links/", code, "/qr?format=svg&size=300"), key);
+  ASSERT_EQ(svg.status, 200u) << svg.body;
+  EXPECT_EQ(svg.Header("content-type"), "image/svg+xml");
+  EXPECT_NE(svg.body.find("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"300\""),
+            std::string::npos)
+      << svg.body;
+}
+
+TEST_F(LinksEdgeTest, QrCodeOfAnotherAccountsLinkOrAnUnknownCodeIs404) {
+  const std::string a = NewAccount("qr-a");
+  const std::string b = NewAccount("qr-b");
+  Reply made = Call("POST", "/v1/links", b, "{\"targetUrl\":\"https://example.com/b\"}");
+  ASSERT_EQ(made.status, 200u) << made.body;
+  const std::string code = Field(made.body, "code");
+  ASSERT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr"), b).status, 200u);
+
+  Reply theirs = Call("GET", absl::StrCat("/v1/links/", code, "/qr"), a);
+  EXPECT_EQ(theirs.status, 404u) << theirs.body;
+  EXPECT_EQ(theirs.Header("content-type"), "application/json");
+  Reply unknown = Call("GET", "/v1/links/nosuchcode/qr", a);
+  EXPECT_EQ(unknown.status, 404u) << unknown.body;
+  EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr"), "").status, 401u);
+  // A deleted link has no QR code any more.
+  ASSERT_EQ(Call("DELETE", absl::StrCat("/v1/links/", code), b).status, 200u);
+  EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr"), b).status, 404u);
+}
+
+TEST_F(LinksEdgeTest, BadQrParametersAre400NamingThem) {
+  const std::string key = NewAccount("qr-bad");
+  Reply made = Call("POST", "/v1/links", key, "{\"targetUrl\":\"https://example.com/\"}");
+  ASSERT_EQ(made.status, 200u) << made.body;
+  const std::string code = Field(made.body, "code");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"format=gif", "format"}, {"format=PNG", "format"}, {"size=63", "size"},
+      {"size=2049", "size"},    {"size=0", "size"},       {"size=big", "size"},
+  };
+  for (const auto& [query, name] : bad) {
+    Reply r = Call("GET", absl::StrCat("/v1/links/", code, "/qr?", query), key);
+    EXPECT_EQ(r.status, 400u) << query << ": " << r.body;
+    EXPECT_NE(r.body.find(name), std::string::npos) << query << ": " << r.body;
+  }
+  EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr?size=64&format=svg"), key).status,
+            200u);
+  EXPECT_EQ(Call("GET", absl::StrCat("/v1/links/", code, "/qr?size=2048"), key).status, 200u);
+}
+
+TEST_F(LinksEdgeTest, TagsAndSearchFilterTheListAndPageThroughIt) {
+  const std::string key = NewAccount("tags");
+  const std::string other = NewAccount("tags-other");
+  for (int i = 0; i < 9; ++i) {
+    Reply made = Call(
+        "POST", "/v1/links", key,
+        absl::StrCat("{\"targetUrl\":\"https://Docs.example/page/", i, "\",\"alias\":\"doc-", i,
+                     "\",\"tags\":[", i % 3 == 0 ? "\"Team-A\",\"team-a\",\"x\"" : "\"b\"", "]}"));
+    ASSERT_EQ(made.status, 200u) << made.body;
+  }
+  ASSERT_EQ(Call("POST", "/v1/links", other,
+                 "{\"targetUrl\":\"https://docs.example/page/x\",\"tags\":[\"team-a\"]}")
+                .status,
+            200u);
+  Reply one = Call("GET", "/v1/links/doc-3", key);
+  EXPECT_NE(one.body.find("\"tags\":[\"team-a\",\"x\"]"), std::string::npos) << one.body;
+
+  // Every page of a filtered list, 2 at a time.
+  auto codes = [&](const std::string& filter) {
+    std::string all;
+    std::string token;
+    do {
+      Reply page = Call(
+          "GET",
+          absl::StrCat("/v1/links?pageSize=2&", filter, token.empty() ? "" : "&pageToken=" + token),
+          key);
+      EXPECT_EQ(page.status, 200u) << filter << ": " << page.body;
+      if (page.status != 200) {
+        break;
+      }
+      for (size_t at = page.body.find("\"code\":\""); at != std::string::npos;
+           at = page.body.find("\"code\":\"", at + 1)) {
+        absl::StrAppend(&all, all.empty() ? "" : ",", Field(page.body.substr(at), "code"));
+      }
+      token = Field(page.body, "nextPageToken");
+    } while (!token.empty());
+    return all;
+  };
+  EXPECT_EQ(codes("tag=TEAM-A"), "doc-6,doc-3,doc-0");
+  EXPECT_EQ(codes("query=DOCS.EXAMPLE%2FPAGE"),
+            "doc-8,doc-7,doc-6,doc-5,doc-4,doc-3,doc-2,doc-1,doc-0");
+  EXPECT_EQ(codes("query=oc-7"), "doc-7");
+  EXPECT_EQ(codes("tag=b&query=page%2F4"), "doc-4");
+  EXPECT_EQ(codes("query=50%25_off"), "");  // % and _ are taken literally
+
+  // A change of tags through PATCH; bad filters are 400 naming the parameter.
+  Reply patched = Call("PATCH", "/v1/links/doc-4", key, "{\"tags\":[\"team-a\"]}");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_EQ(codes("tag=team-a"), "doc-6,doc-4,doc-3,doc-0");
+  ASSERT_EQ(Call("PATCH", "/v1/links/doc-4", key, "{\"clearTags\":true}").status, 200u);
+  EXPECT_EQ(codes("tag=team-a"), "doc-6,doc-3,doc-0");
+  for (const auto& [query, name] : std::vector<std::pair<std::string, std::string>>{
+           {"tag=a%20b", "tag"}, {"query=ab", "query"}, {"query=a%0Abc", "query"}}) {
+    Reply r = Call("GET", "/v1/links?" + query, key);
+    EXPECT_EQ(r.status, 400u) << query << ": " << r.body;
+    EXPECT_NE(r.body.find(name), std::string::npos) << query << ": " << r.body;
+  }
+  Reply bad =
+      Call("POST", "/v1/links", key, "{\"targetUrl\":\"https://e.example/\",\"tags\":[\"a b\"]}");
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_NE(bad.body.find("tags[0]"), std::string::npos) << bad.body;
+}
+
+// With 100,000 links in one account (and 20,000 in another), PostgreSQL serves the tag filter from
+// the GIN index on tags and the query from the trigram indexes: the very SQL that List runs.
+TEST_F(LinksEdgeTest, FilteredListsUseTheirIndexes) {
+  ASSERT_TRUE(cluster_->primary()
+                  .Transact([](pqxx::work& tx) {
+                    tx.exec(
+                        "INSERT INTO links (code, account_id, target_url, create_time, tags) "
+                        "SELECT 'code' || i, CASE WHEN i % 6 = 0 THEN 'other' ELSE 'big' END, "
+                        "'https://site' || (i % 1000) || '.example/' || md5(i::text), "
+                        "now() - i * interval '1 second', ARRAY['t' || (i % 5000), 'all'] "
+                        "FROM generate_series(1, 120000) AS i");
+                    tx.exec("ANALYZE links");
+                  })
+                  .ok());
+  auto plan = [&](const ListFilter& filter) {
+    SqlQuery q = ListQuery("big", 21, std::nullopt, filter);
+    std::string out;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      out = tx.exec_params("EXPLAIN (FORMAT JSON) " + q.sql,
+                                           pqxx::prepare::make_dynamic_params(q.params.begin(),
+                                                                              q.params.end()))[0][0]
+                                .as<std::string>();
+                    })
+                    .ok());
+    return out;
+  };
+  auto uses = [](const std::string& json, const std::string& index) {
+    return json.find(absl::StrCat("\"Index Name\": \"", index, "\"")) != std::string::npos;
+  };
+  const std::string by_tag = plan(ListFilter{"t7", std::nullopt});
+  EXPECT_TRUE(uses(by_tag, "links_tags")) << by_tag;
+  const std::string by_query = plan(ListFilter{std::nullopt, "a1b2c"});
+  EXPECT_TRUE(uses(by_query, "links_target_trgm")) << by_query;
+  EXPECT_TRUE(uses(by_query, "links_code_trgm")) << by_query;
+  // Without a filter, and with one nearly every link passes, newest first by the account's index.
+  EXPECT_TRUE(uses(plan(ListFilter{}), "links_account_create"));
+  EXPECT_TRUE(uses(plan(ListFilter{"all", std::nullopt}), "links_account_create"));
+
+  // And the answers are right: t7 is on every 5000th link (i = 7 + 5000k, none a multiple of 6).
+  metrics::Registry registry;
+  PgLinksStore store(cluster_.get(), &registry);
+  absl::StatusOr<std::vector<LinkRecord>> tagged =
+      store.List("big", 1000, std::nullopt, ListFilter{"t7", std::nullopt});
+  ASSERT_TRUE(tagged.ok()) << tagged.status();
+  EXPECT_EQ(tagged->size(), 24u);
+}
+
+}  // namespace
+}  // namespace kurt::links
