@@ -1,6 +1,6 @@
 // The caller's links: search, create (with alias and expiry), edit, delete, copy the short URL.
 import { useEffect, useRef, useState } from 'preact/hooks';
-import { ApiError, describeError } from '../api/client';
+import { describeError } from '../api/client';
 import type { Link, ListLinksResponse } from '../api/types';
 import { ConfirmButton, CopyButton, ErrorLine, Field, PageTitle, StatusLine } from '../components/ui';
 import { useServices } from '../context';
@@ -9,20 +9,10 @@ import { fmtTime, fromLocalInput, toLocalInput } from '../format';
 const PAGE_SIZE = 50;
 
 /**
- * Whether ListLinks takes a `query` parameter. It does not yet (the edge answers 400 "no such
- * field" to a parameter it does not know): the first refusal switches the search to the pages
- * already loaded, and it stays so until the page is reloaded.
+ * ListLinks searches alias, code and target for `query` on the server, from 3 characters (its
+ * trigram index needs three; docs/links.md).
  */
-let serverSearch = true;
-export function resetSearchMode() {
-  serverSearch = true;
-}
-
-export function matches(link: Link, q: string): boolean {
-  const needle = q.trim().toLowerCase();
-  if (!needle) return true;
-  return [link.code, link.targetUrl, link.shortUrl].some((s) => s?.toLowerCase().includes(needle));
-}
+export const MIN_QUERY_LENGTH = 3;
 
 export function LinksPage() {
   const { api } = useServices();
@@ -32,14 +22,13 @@ export function LinksPage() {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState('');
   const [search, setSearch] = useState('');
-  const [searchedServer, setSearchedServer] = useState(false);
   const generation = useRef(0);
 
   const load = async (q: string, pageToken = '') => {
     const mine = ++generation.current;
     setLoading(true);
     setError(null);
-    const withQuery = serverSearch && q.trim() !== '';
+    const withQuery = q.trim().length >= MIN_QUERY_LENGTH;
     try {
       const out = await api.request<ListLinksResponse>('GET', '/v1/links', {
         query: { pageSize: PAGE_SIZE, pageToken, query: withQuery ? q.trim() : undefined },
@@ -47,25 +36,20 @@ export function LinksPage() {
       if (mine !== generation.current) return;
       setLinks((prev) => (pageToken ? [...prev, ...(out.links ?? [])] : (out.links ?? [])));
       setNextToken(out.nextPageToken ?? '');
-      setSearchedServer(withQuery);
     } catch (e) {
       if (mine !== generation.current) return;
-      if (withQuery && e instanceof ApiError && e.status === 400 && /query/.test(e.apiMessage)) {
-        serverSearch = false;
-        return load(q, pageToken);
-      }
       setError(describeError('Loading the links', e));
     }
     if (mine === generation.current) setLoading(false);
   };
 
-  // A search is sent 300 ms after the last keystroke.
+  // A search is sent 300 ms after the last keystroke; under three characters, all links show.
+  const searched = search.trim().length >= MIN_QUERY_LENGTH ? search.trim() : '';
   useEffect(() => {
-    const t = setTimeout(() => void load(search), search ? 300 : 0);
+    const t = setTimeout(() => void load(searched), searched ? 300 : 0);
     return () => clearTimeout(t);
-  }, [search]);
-
-  const shown = searchedServer ? links : links.filter((l) => matches(l, search));
+  }, [searched]);
+  const shown = links;
 
   return (
     <section>
@@ -87,15 +71,15 @@ export function LinksPage() {
           onInput={(e) => setSearch(e.currentTarget.value)}
         />
         <small id="search-note" class="hint">
-          {search && !serverSearch
-            ? `Searching the ${links.length} links loaded${nextToken ? ' so far: load more to search further' : ''}.`
-            : 'By code, target or short URL.'}
+          {search && !searched
+            ? `Type at least ${MIN_QUERY_LENGTH} characters to search.`
+            : 'By alias, code or target URL.'}
         </small>
       </div>
       <StatusLine>{notice}</StatusLine>
       <ErrorLine error={error} />
       {!loading && shown.length === 0 && !error && (
-        <p>{search ? 'No link matches.' : 'No links yet: create one above.'}</p>
+        <p>{searched ? 'No link matches.' : 'No links yet: create one above.'}</p>
       )}
       <ul class="cards" aria-label="Links" aria-busy={loading}>
         {shown.map((link) => (
@@ -111,7 +95,7 @@ export function LinksPage() {
         ))}
       </ul>
       {nextToken && (
-        <button type="button" class="secondary" disabled={loading} onClick={() => load(search, nextToken)}>
+        <button type="button" class="secondary" disabled={loading} onClick={() => load(searched, nextToken)}>
           Load more
         </button>
       )}

@@ -114,7 +114,7 @@ export function ReportsPage() {
             )}
             {r.state === 'SUCCEEDED' && (
               <p>
-                {num(r.rowCount)} rows, {fmtBytes(num(r.sizeBytes))}
+                {num(r.rowCount)} {num(r.rowCount) === 1 ? 'row' : 'rows'}, {fmtBytes(num(r.sizeBytes))}
               </p>
             )}
             {r.error && <p class="error">{r.error}</p>}

@@ -4,7 +4,7 @@ import { REFRESH_TOKEN_KEY } from '../api/client';
 import { App } from '../app';
 import { ServicesContext } from '../context';
 import { type Call, fakeApi, json, memoryStorage, session } from '../test/fake';
-import { CreateLink, LinksPage, resetSearchMode } from './Links';
+import { CreateLink, LinksPage } from './Links';
 import { ReportsPage } from './Reports';
 
 const link = (code: string, targetUrl: string) => ({
@@ -17,7 +17,6 @@ const link = (code: string, targetUrl: string) => ({
 afterEach(cleanup);
 beforeEach(() => {
   window.history.replaceState({}, '', '/');
-  resetSearchMode();
 });
 
 const signedIn = () => memoryStorage({ [REFRESH_TOKEN_KEY]: 'kurt_refresh_0' });
@@ -64,11 +63,11 @@ describe('the link form', () => {
 });
 
 describe('search', () => {
-  it('asks the API with query, and when the API does not know it, searches the loaded links', async () => {
+  it('asks the API with query from three characters, and lists everything below that', async () => {
     const { services, calls } = fakeApi((c) => {
       if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
-      if (c.url.searchParams.has('query')) {
-        return json(400, { code: 3, message: 'query parameter "query": no such field in kurt.links.v1.ListLinksRequest' });
+      if (c.url.searchParams.get('query') === 'example.org') {
+        return json(200, { links: [link('blog', 'https://example.org/blog')] });
       }
       return json(200, { links: [link('docs', 'https://example.com/docs'), link('blog', 'https://example.org/blog')] });
     }, signedIn());
@@ -77,12 +76,15 @@ describe('search', () => {
         <LinksPage />
       </ServicesContext.Provider>,
     );
-    expect(await screen.findByText('blog')).toBeTruthy();
+    expect(await screen.findByText('docs')).toBeTruthy();
+    type('Search links', 'ex');
+    expect(await screen.findByText('Type at least 3 characters to search.')).toBeTruthy();
     type('Search links', 'example.org');
-    expect(await screen.findByText(/Searching the 2 links loaded/)).toBeTruthy();
-    expect(screen.queryByText('docs')).toBeNull();
+    await waitFor(() => expect(screen.queryByText('docs')).toBeNull());
     expect(screen.getByText('blog')).toBeTruthy();
     expect(screen.queryByRole('alert')).toBeNull();
+    type('Search links', '');
+    expect(await screen.findByText('docs')).toBeTruthy();
     const lists = calls.filter((c) => c.url.pathname === '/v1/links').map((c) => c.url.searchParams.get('query'));
     expect(lists).toEqual([null, 'example.org', null]);
   });
