@@ -548,8 +548,8 @@ absl::StatusOr<v1::DeleteSessionResponse> AccountsRpcs::DeleteSession(
     return key.status();
   }
   if (key->session_id.empty()) {
-    return absl::InvalidArgumentError(
-        "Authorization: an API key, not a session token (API keys are revoked with DELETE "
+    return absl::UnauthenticatedError(
+        "signing out takes a session token, not an API key (API keys are revoked with DELETE "
         "/v1/keys/{id})");
   }
   if (absl::Status s = EndSession(key->session_id); !s.ok()) {

@@ -546,7 +546,7 @@ TEST_F(AccountsRpcsTest, SignOutNeedsASessionTokenNotAnApiKey) {
   Start(OpenSignUp());
   absl::StatusOr<v1::CreateAccountResponse> a = CreateAccount("admin-token");
   ASSERT_TRUE(a.ok());
-  EXPECT_EQ(SignOut(a->secret_key()).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SignOut(a->secret_key()).status().code(), absl::StatusCode::kUnauthenticated);
   EXPECT_TRUE(Authenticate(a->secret_key()).ok());
   EXPECT_EQ(SignOut("kurt_0123456789ab_" + std::string(64, 'a')).status().code(),
             absl::StatusCode::kUnauthenticated);
@@ -582,6 +582,13 @@ TEST_F(AccountsRpcsTest, SessionChecksAgreeWithTheFieldRulesOfTheProtos) {
         return SignUp(absl::StrCat("pw", ++n, "@example.com"), value).status().code() !=
                absl::StatusCode::kInvalidArgument;
       });
+  const api::v1::FieldRules& sign_in_email =
+      RulesOf(v1::CreateSessionRequest::descriptor(), "email");
+  ExpectServiceAgrees(sign_in_email, StringProbes(sign_in_email, {local64 + "@" + long_domain}),
+                      [&](const std::string& value) {
+                        return SignIn(value, "a password").status().code() !=
+                               absl::StatusCode::kInvalidArgument;
+                      });
   const api::v1::FieldRules& sign_in = RulesOf(v1::CreateSessionRequest::descriptor(), "password");
   ExpectServiceAgrees(
       sign_in, StringProbes(sign_in, {wide, wide + "e", "x"}), [&](const std::string& value) {

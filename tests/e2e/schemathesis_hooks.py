@@ -7,7 +7,8 @@ refusal of the data they leave is a real mismatch between the document and the s
 - an expiry must be in the future;
 - a report's and a stats query's range: end after start, at most 366 (reports) or 31 (hourly
   stats) days long;
-- an update changes something (a target, an expiry, or clearing it);
+- an update changes something (a target, an expiry, or clearing it), and sets tags or clears
+  them, not both;
 - a page token must come from a previous page;
 - the key the run authenticates with (KURT_API_KEY_ID) is not revoked by DELETE /v1/keys/{id},
   which would leave the rest of the run unauthenticated;
@@ -38,6 +39,8 @@ def before_call(ctx, case, kwargs):
             body.pop("clearExpireTime", None)
             body.pop("clear_expire_time", None)
         if path == "/v1/links/{code}" and case.method.upper() == "PATCH":
+            if body.get("tags"):
+                body.pop("clearTags", None)
             if not (body.get("targetUrl") is not None or body.get("expireTime") or
                     body.get("clearExpireTime")):
                 body["clearExpireTime"] = True
