@@ -1,5 +1,5 @@
-// A short-lived Redis cache of API-key lookups (prefix → account, key id, secret hash, revoked),
-// so that the edge's Authenticate calls do not all reach PostgreSQL. Entries live `ttl`; a revoke
+// A short-lived Redis cache of API-key and session-token lookups (prefix → account, key id, secret
+// hash, revoked, expiry), so that the edge's Authenticate calls do not all reach PostgreSQL. Entries live `ttl`; a revoke
 // deletes its entry, so a revoked key stops working at once on this path and within `ttl` even if
 // the delete is lost (Redis down). Redis errors are misses: the store answers instead. Records
 // are sealed (platform/redis/record_seal.h): one that does not verify, forged by someone who can
