@@ -199,9 +199,14 @@ test('request a report, see it complete live, download it', async () => {
   await page.getByRole('link', { name: 'Reports' }).click();
   await heading('Reports').waitFor();
   await page.getByLabel('Kind').selectOption('CLICKS_CSV');
+  // The new report follows its own stream (state and rows scanned) until it has finished.
+  const followed = page.waitForResponse(
+    (r) => /\/v1\/reports\/[0-9a-f-]+:stream$/.test(new URL(r.url()).pathname) && r.status() === 200,
+  );
   await page.getByRole('button', { name: 'Request report' }).click();
   const card = page.locator('li[data-report-id]').first();
   await card.waitFor();
+  await followed;
   // The completion arrives on the notification stream (SSE), which announces it.
   await page.locator('#report-live').filter({ hasText: /^Live: / }).waitFor({ timeout: 60_000 });
   await card.getByTestId('report-state').filter({ hasText: 'SUCCEEDED' }).waitFor();

@@ -21,6 +21,8 @@ ABSL_FLAG(bool, outbox_relay, true, "Run an outbox relay in this process");
 ABSL_FLAG(absl::Duration, pending_grace, absl::Seconds(60),
           "How long a new job waits for its Kafka message before workers claim it by scanning");
 ABSL_FLAG(int, max_range_days, 366, "Longest time range of a report, in days");
+ABSL_FLAG(int, max_report_streams_per_account, 10,
+          "Report streams (GET /v1/reports/{id}:stream) one account may have open at once");
 ABSL_FLAG(int, max_active_reports, 10,
           "Reports an account may have PENDING or RUNNING at once; one more is refused "
           "(RESOURCE_EXHAUSTED, 429 at the edge). 0: no limit");
@@ -46,6 +48,7 @@ int main(int argc, char** argv) {
   config.pending_grace = absl::GetFlag(FLAGS_pending_grace);
   config.max_range = absl::Hours(24 * absl::GetFlag(FLAGS_max_range_days));
   config.quota.max_active = std::max(0, absl::GetFlag(FLAGS_max_active_reports));
+  config.max_streams_per_account = std::max(1, absl::GetFlag(FLAGS_max_report_streams_per_account));
   config.quota.max_per_day = std::max(0, absl::GetFlag(FLAGS_max_reports_per_day));
   config.outbox_relay = absl::GetFlag(FLAGS_outbox_relay);
   config.outbox_listen_url = kurt::pg::ListenUrlFromFlags();

@@ -36,6 +36,8 @@ std::unique_ptr<outbox::OutboxRelay> RelayFor(const ReportsConfig& config, Repor
 ReportsRpcsOptions RpcsOptions(const ReportsConfig& config) {
   ReportsRpcsOptions options;
   options.max_range = config.max_range;
+  options.stream_poll = config.stream_poll;
+  options.max_streams_per_account = config.max_streams_per_account;
   return options;
 }
 

@@ -36,6 +36,9 @@ struct ReportsConfig {
   absl::Duration max_range = absl::Hours(24 * 366);
   // How many reports an account may have in progress, and create a day.
   ReportQuota quota;
+  // StreamReport: how often it reads the report, and how many one account may have open.
+  absl::Duration stream_poll = absl::Seconds(1);
+  int max_streams_per_account = 10;
   // Run an outbox relay in this process.
   bool outbox_relay = true;
   // The primary, directly, where the relay LISTENs for new outbox rows

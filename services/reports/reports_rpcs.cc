@@ -1,9 +1,11 @@
 #include "services/reports/reports_rpcs.h"
 
+#include <algorithm>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
@@ -208,6 +210,78 @@ absl::StatusOr<v1::Report> ReportsRpcs::CancelReport(const platform::Caller& cal
   }
   KURT_LOG(kInfo, "report cancelled", {"report", job->id}, {"account", caller.account_id()});
   return ToProto(*job);
+}
+
+namespace {
+
+bool Finished(v1::ReportState state) {
+  return state == v1::SUCCEEDED || state == v1::FAILED || state == v1::CANCELLED ||
+         state == v1::EXPIRED;
+}
+
+}  // namespace
+
+absl::Status ReportsRpcs::StreamReport(const platform::Caller& caller,
+                                       const v1::StreamReportRequest& request,
+                                       ReportWriter* writer) {
+  if (absl::Status s = ValidateId(request.id()); !s.ok()) {
+    return s;
+  }
+  const std::string& account = caller.account_id();
+  {
+    absl::MutexLock lock(&streams_mu_);
+    int& open = streams_[account];
+    if (open >= options_.max_streams_per_account) {
+      if (open == 0) {
+        streams_.erase(account);
+      }
+      return absl::ResourceExhaustedError(
+          absl::StrCat("this account already has ", options_.max_streams_per_account,
+                       " report streams open; close one before opening another"));
+    }
+    ++open;
+  }
+  absl::Cleanup release = [this, &account] {
+    absl::MutexLock lock(&streams_mu_);
+    if (--streams_[account] == 0) {
+      streams_.erase(account);
+    }
+  };
+  // Polling, not LISTEN: a worker records progress only every heartbeat (seconds), so a read a
+  // second costs one primary-key lookup and keeps nothing of the stream's in the database.
+  std::string last;
+  bool first = true;
+  for (;;) {
+    if (Cancelled(caller)) {
+      return absl::CancelledError("the client went away");
+    }
+    absl::StatusOr<ReportJob> job = store_->Get(account, request.id());
+    if (!job.ok()) {
+      if (first || absl::IsNotFound(job.status())) {
+        return job.status();
+      }
+      // A database hiccup should not end the stream: the next read may succeed.
+      KURT_LOG(kWarn, "report stream read failed", {"error", job.status().ToString()});
+    } else {
+      const v1::Report report = ToProto(*job);
+      std::string bytes = report.SerializeAsString();
+      if (bytes != last) {
+        if (!writer->Write(report)) {
+          return absl::CancelledError("the client went away");
+        }
+        last = std::move(bytes);
+      }
+      if (Finished(job->state)) {
+        return absl::OkStatus();
+      }
+    }
+    first = false;
+    // Short slices notice a client that went away.
+    const absl::Time until = absl::Now() + options_.stream_poll;
+    while (absl::Now() < until && !Cancelled(caller)) {
+      absl::SleepFor(std::min(absl::Milliseconds(100), until - absl::Now()));
+    }
+  }
 }
 
 absl::Status ReportsRpcs::GetReportContent(const platform::Caller& caller,

@@ -7,9 +7,12 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "google/api/httpbody.pb.h"
 #include "grpcpp/support/sync_stream.h"
@@ -27,10 +30,16 @@ struct ReportsRpcsOptions {
   absl::Duration max_range = absl::Hours(24 * 366);
   // Bytes per HttpBody message of GetReportContent.
   size_t content_chunk_bytes = size_t{256} * 1024;
+  // How often StreamReport reads its report.
+  absl::Duration stream_poll = absl::Seconds(1);
+  // StreamReport calls one account may have open at once (each holds a server thread).
+  int max_streams_per_account = 10;
 };
 
 // Where GetReportContent writes: the call's grpc::ServerWriter, or a test's fake.
 using ContentWriter = grpc::ServerWriterInterface<google::api::HttpBody>;
+// Where StreamReport writes.
+using ReportWriter = grpc::ServerWriterInterface<v1::Report>;
 
 class ReportsRpcs {
  public:
@@ -53,6 +62,10 @@ class ReportsRpcs {
   // message for an empty artifact); CANCELLED once the caller is gone.
   absl::Status GetReportContent(const platform::Caller& caller,
                                 const v1::GetReportContentRequest& request, ContentWriter* writer);
+  // Writes the report, then each change of it, until it has finished (OK) or the caller is gone
+  // (CANCELLED).
+  absl::Status StreamReport(const platform::Caller& caller, const v1::StreamReportRequest& request,
+                            ReportWriter* writer);
 
  private:
   // The checks CreateReport makes before touching the database.
@@ -65,6 +78,8 @@ class ReportsRpcs {
   metrics::Family<metrics::Counter>* created_;
   metrics::Counter* content_bytes_;
   metrics::Family<metrics::Counter>* quota_refusals_;
+  absl::Mutex streams_mu_;
+  absl::flat_hash_map<std::string, int> streams_ ABSL_GUARDED_BY(streams_mu_);  // per account
 };
 
 }  // namespace kurt::reports

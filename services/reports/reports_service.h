@@ -69,6 +69,10 @@ class ReportsService final : public v1::ReportsService::Service {
     return platform::HandleStream(context, *request, &download, rpcs_,
                                   &ReportsRpcs::GetReportContent);
   }
+  grpc::Status StreamReport(grpc::ServerContext* context, const v1::StreamReportRequest* request,
+                            grpc::ServerWriter<v1::Report>* writer) override {
+    return platform::HandleStream(context, *request, writer, rpcs_, &ReportsRpcs::StreamReport);
+  }
 
  private:
   ReportsRpcs& rpcs_;

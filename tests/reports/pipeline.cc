@@ -41,6 +41,7 @@ Pipeline::Pipeline(const PipelineOptions& options) {
   rc.artifacts.dir = artifact_dir_;
   rc.requested_topic = requested_;
   rc.outbox_listen_url = db_.primary_url();
+  rc.max_streams_per_account = options.max_report_streams_per_account;
   auto reports = reports::ReportsModule::Create(
       rc, {.cluster = cluster_.get(), .producer = producer_.get(), .registry = &registry_});
   if (!reports.ok()) {

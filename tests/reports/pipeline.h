@@ -27,6 +27,8 @@ struct PipelineOptions {
   int64_t scan_chunk_rows = 1000;
   // The gRPC servers' --edge_secret (empty: x-kurt-account-id is trusted from anyone).
   std::string edge_secret;
+  // kurt-reports' StreamReport streams per account.
+  int max_report_streams_per_account = 10;
 };
 
 // One notifications replica: its module (hub, webhook sender, consumer) on its own gRPC server.

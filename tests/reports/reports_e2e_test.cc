@@ -228,6 +228,12 @@ TEST(ReportsEndToEndTest, ThroughTheEdgeFromClicksToTheSseNotificationAndTheCsv)
   EXPECT_EQ(report.state(), rv1::PENDING);
   EXPECT_TRUE(absl::StrContains(created.body, R"("state":"PENDING")")) << created.body;
 
+  // Its own stream follows it to the end, as SSE.
+  SseClient watch(port, absl::StrCat("/v1/reports/", report.id(), ":stream"), {Bearer(owner)});
+  auto done = watch.WaitForEvent(R"("state":"SUCCEEDED")", absl::Seconds(30));
+  ASSERT_TRUE(done.has_value()) << "no SUCCEEDED event on the report's stream:\n" << watch.Raw();
+  EXPECT_EQ(done->first, report.id()) << "the SSE id is the report's";
+
   // Its notification arrives as an SSE event.
   auto event = sse.WaitForEvent(report.id(), absl::Seconds(30));
   ASSERT_TRUE(event.has_value()) << "no SSE event; the stream so far:\n" << sse.Raw() << d.Logs();

@@ -295,6 +295,66 @@ TEST_F(ReportsIntegrationTest, CancelStopsARunningReportAtItsNextChunk) {
   EXPECT_EQ(Notifications(p, created.id()), 0) << "a cancellation is not notified";
 }
 
+// A report's stream shows it PENDING or RUNNING, its progress as the worker records it, and ends
+// with it SUCCEEDED; an account has at most its limit of such streams open.
+TEST_F(ReportsIntegrationTest, AReportsStreamShowsItsProgressAndEndsWhenItHasFinished) {
+  PipelineOptions o;
+  o.scan_rows_per_second = 20000;  // 60,000 rows: about 3 s; the worker records progress often
+  o.scan_chunk_rows = 1000;
+  o.max_report_streams_per_account = 1;
+  Pipeline p(o);
+  SeedClicks(p.db().primary_url(), "acct-s", {"str001"}, 60000, kStart, absl::Seconds(1));
+  p.db().WaitForReplica();
+  rv1::Report created;
+  ASSERT_TRUE(p.reports()
+                  .CreateReport(As("acct-s").get(),
+                                Request(rv1::CLICKS_CSV, kStart, kStart + absl::Hours(48)),
+                                &created)
+                  .ok());
+  rv1::StreamReportRequest request;
+  request.set_id(created.id());
+  auto context = As("acct-s", absl::Seconds(60));
+  std::unique_ptr<grpc::ClientReader<rv1::Report>> stream =
+      p.reports().StreamReport(context.get(), request);
+  rv1::Report report;
+  std::vector<rv1::Report> seen;
+  ASSERT_TRUE(stream->Read(&report));
+  seen.push_back(report);
+  // A second stream of the same account is over its limit of one.
+  {
+    auto second_context = As("acct-s");
+    std::unique_ptr<grpc::ClientReader<rv1::Report>> second =
+        p.reports().StreamReport(second_context.get(), request);
+    rv1::Report ignored;
+    EXPECT_FALSE(second->Read(&ignored));
+    EXPECT_EQ(second->Finish().error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  }
+  while (stream->Read(&report)) {
+    seen.push_back(report);
+  }
+  grpc::Status finished = stream->Finish();
+  ASSERT_TRUE(finished.ok()) << finished.error_message();
+  ASSERT_GE(seen.size(), 3u);
+  EXPECT_EQ(seen.back().state(), rv1::SUCCEEDED);
+  EXPECT_EQ(seen.back().row_count(), 60000);
+  int with_progress = 0;
+  int64_t last_progress = 0;
+  for (size_t i = 0; i + 1 < seen.size(); ++i) {
+    EXPECT_TRUE(seen[i].state() == rv1::PENDING || seen[i].state() == rv1::RUNNING)
+        << seen[i].ShortDebugString();
+    EXPECT_GE(seen[i].progress_rows(), last_progress) << "progress never goes back";
+    last_progress = seen[i].progress_rows();
+    with_progress += seen[i].state() == rv1::RUNNING && seen[i].progress_rows() > 0 ? 1 : 0;
+  }
+  EXPECT_GE(with_progress, 1) << "no event showed the report's progress";
+  // Another account's stream of it: NOT_FOUND, as for GetReport.
+  auto stranger = As("acct-other");
+  std::unique_ptr<grpc::ClientReader<rv1::Report>> other =
+      p.reports().StreamReport(stranger.get(), request);
+  EXPECT_FALSE(other->Read(&report));
+  EXPECT_EQ(other->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
 // Reads a notification stream in the background.
 class StreamReader {
  public:

@@ -1,7 +1,8 @@
-// Reports: request one, watch its progress (polled while it runs) and its completion (the live
-// notification stream), download it, cancel it.
+// Reports: request one, watch its progress and completion live (the report's own SSE stream,
+// GET /v1/reports/{id}:stream, and the notification stream), download it, cancel it.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeError } from '../api/client';
+import { followStream } from '../api/sse';
 import { type ListReportsResponse, type Report, type ReportKind, num } from '../api/types';
 import { ErrorLine, Field, PageTitle, StatusLine } from '../components/ui';
 import { useServices } from '../context';
@@ -9,6 +10,12 @@ import { fmtBytes, fmtTime, fromLocalInput, toLocalInput } from '../format';
 
 const ACTIVE = new Set(['PENDING', 'RUNNING']);
 export const POLL_MS = 2000;
+/**
+ * Reports followed on their own stream at once: the newest active ones. A browser keeps about six
+ * HTTP/1.1 connections per origin, one is the notification stream's, and API calls need the rest;
+ * further active reports are polled every POLL_MS instead.
+ */
+export const MAX_REPORT_STREAMS = 2;
 
 /** The file name of a download: the API's Content-Disposition, else one made from the report. */
 export function fileNameOf(res: Response, report: Report): string {
@@ -25,6 +32,8 @@ export function ReportsPage() {
   const [announce, setAnnounce] = useState('');
   const reportsRef = useRef(reports);
   reportsRef.current = reports;
+  // The reports on a stream of their own, by id.
+  const streams = useRef(new Map<string, AbortController>());
 
   const upsert = (r: Report) =>
     setReports((prev) => (prev.some((p) => p.id === r.id) ? prev.map((p) => (p.id === r.id ? r : p)) : [r, ...prev]));
@@ -48,15 +57,51 @@ export function ReportsPage() {
       setAnnounce(`Live: ${n.message ?? `report ${n.report.reportId} ${n.report.state ?? 'finished'}`}`);
       void refreshOne(n.report.reportId);
     });
-    // Progress (rows scanned) has no event of its own: the running ones are polled.
+    // Active reports beyond those on a stream of their own are polled.
     const timer = setInterval(() => {
-      for (const r of reportsRef.current) if (ACTIVE.has(r.state)) void refreshOne(r.id);
+      for (const r of reportsRef.current) {
+        if (ACTIVE.has(r.state) && !streams.current.has(r.id)) void refreshOne(r.id);
+      }
     }, POLL_MS);
     return () => {
       off();
       clearInterval(timer);
+      for (const c of streams.current.values()) c.abort();
+      streams.current.clear();
     };
   }, []);
+
+  // The newest active reports follow their own stream: each change (state, rows scanned) as the
+  // server sees it, until the report has finished and the server ends the stream.
+  useEffect(() => {
+    const wanted = new Set(
+      reports.filter((r) => ACTIVE.has(r.state)).slice(0, MAX_REPORT_STREAMS).map((r) => r.id),
+    );
+    for (const [id, controller] of streams.current) {
+      if (!wanted.has(id)) {
+        controller.abort();
+        streams.current.delete(id);
+      }
+    }
+    for (const id of wanted) {
+      if (streams.current.has(id)) continue;
+      const controller = new AbortController();
+      streams.current.set(id, controller);
+      void followStream(api, `/v1/reports/${encodeURIComponent(id)}:stream`, {
+        signal: controller.signal,
+        onEvent: (ev) => {
+          let r: Report;
+          try {
+            r = JSON.parse(ev.data) as Report;
+          } catch {
+            return;
+          }
+          upsert(r);
+          if (!ACTIVE.has(r.state)) controller.abort();
+        },
+      });
+    }
+  }, [reports]);
 
   const cancel = async (r: Report) => {
     setError(null);

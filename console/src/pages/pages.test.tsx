@@ -3,7 +3,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REFRESH_TOKEN_KEY } from '../api/client';
 import { App } from '../app';
 import { ServicesContext } from '../context';
-import { type Call, fakeApi, json, memoryStorage, session } from '../test/fake';
+import { type Call, fakeApi, json, memoryStorage, session, sse } from '../test/fake';
 import { CreateLink, LinksPage } from './Links';
 import { ReportsPage } from './Reports';
 
@@ -105,6 +105,8 @@ describe('reports', () => {
     const { services, calls } = fakeApi((c: Call) => {
       if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
       if (c.url.pathname === '/v1/reports') return json(200, { reports: [report()] });
+      // Its own stream says nothing new here (it ends; the console tries it again later).
+      if (c.url.pathname.endsWith(':stream')) return sse([]);
       return json(200, report());
     }, signedIn());
     render(
@@ -122,6 +124,44 @@ describe('reports', () => {
     expect(screen.getByRole('status', { name: '' }).textContent).toContain('Live: Your report is ready: 3 rows');
     expect(screen.getByRole('button', { name: 'Download report r-1' })).toBeTruthy();
     expect(calls.some((c) => c.url.pathname === '/v1/reports/r-1')).toBe(true);
+  });
+});
+
+describe('a running report', () => {
+  it('shows the rows scanned and the end as its own stream sends them, and stops following it', async () => {
+    const base = {
+      id: 'r-2',
+      kind: 'CLICKS_CSV',
+      startTime: '2026-12-01T00:00:00Z',
+      endTime: '2026-12-07T00:00:00Z',
+    };
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { services, calls } = fakeApi(async (c: Call) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.url.pathname === '/v1/reports') return json(200, { reports: [{ ...base, state: 'PENDING' }] });
+      if (c.url.pathname === '/v1/reports/r-2:stream') {
+        await gate;
+        return sse([
+          { id: 'r-2', data: { ...base, state: 'RUNNING', progressRows: '4000' } },
+          { id: 'r-2', data: { ...base, state: 'SUCCEEDED', progressRows: '9000', rowCount: '9000', sizeBytes: '512' } },
+        ]);
+      }
+      return json(404, { message: 'not found' });
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <ReportsPage />
+      </ServicesContext.Provider>,
+    );
+    expect((await screen.findByTestId('report-state')).textContent).toBe('PENDING');
+    release();
+    await waitFor(() => expect(screen.getByTestId('report-state').textContent).toBe('SUCCEEDED'));
+    expect(screen.getByText(/9,?000 rows/)).toBeTruthy();
+    // Finished: the stream is not opened again, and nothing polls the report.
+    await new Promise((r) => setTimeout(r, 50));
+    expect(calls.filter((c) => c.url.pathname === '/v1/reports/r-2:stream').length).toBe(1);
+    expect(calls.some((c) => c.url.pathname === '/v1/reports/r-2')).toBe(false);
   });
 });
 

@@ -19,6 +19,12 @@ export function json(status: number, body: unknown, headers: Record<string, stri
   });
 }
 
+/** A text/event-stream response of these events (JSON data, `id:` each), then the end. */
+export function sse(events: { id: string; data: unknown }[]): Response {
+  const text = events.map((e) => `id: ${e.id}\ndata: ${JSON.stringify(e.data)}\n\n`).join('');
+  return new Response(text, { status: 200, headers: { 'Content-Type': 'text/event-stream' } });
+}
+
 export function memoryStorage(init: Record<string, string> = {}) {
   const m = new Map(Object.entries(init));
   return {
