@@ -12,6 +12,7 @@
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "edge/edge_call.h"
+#include "edge/field_encoding.h"
 #include "edge/http_util.h"
 #include "edge/openapi.h"
 #include "edge/status_mapping.h"
@@ -459,6 +460,17 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
                    [&ctx](absl::string_view key, const std::string& value) {
                      ctx.AddMetadata(std::string(key), value);
                    });
+  // A redirect may forward the short URL's query to its target (kurt-links' forward_query); the
+  // edge keeps no such redirect (its answer says max-age 0), so its cache key needs no query.
+  if (call->route->redirect) {
+    // A longer query is not forwarded at all rather than cut inside a parameter.
+    absl::string_view target = View(req.target());
+    if (size_t q = target.find('?');
+        q != target.npos && target.size() - q - 1 <= mesh::kMaxForwardedQuery) {
+      ctx.AddMetadata(mesh::kQueryMetadata,
+                      MetadataSafe(target.substr(q + 1), mesh::kMaxForwardedQuery));
+    }
+  }
 
   std::optional<absl::Duration> timeout;
   if (auto v = View(req["grpc-timeout"]); !v.empty()) {
@@ -516,6 +528,11 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
     // A CDN cannot tell the service of the redirects it answers: a route that counts them keeps
     // them to the edge's cache (and the browser's).
     int max_age = route.redirect->cache_max_age_seconds;
+    // The answer may bound it (a link that expires in 2 s, or one whose every redirect counts).
+    if (int32_t bound = 0; route.redirect->max_age_field_number > 0 &&
+                           FindInt32(bytes, route.redirect->max_age_field_number, &bound)) {
+      max_age = std::min(max_age, bound);
+    }
     std::string cache_control =
         max_age > 0 && route.is_public
             ? absl::StrCat(route.redirect->cached_hits_method.empty() ? "public" : "private",
@@ -523,7 +540,7 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
             : "no-store";
     res.set(http::field::location, location);
     res.set(http::field::cache_control, cache_control);
-    if (!call->cache_key.empty()) {
+    if (!call->cache_key.empty() && max_age > 0) {
       auto cached = std::make_shared<CachedResponse>();
       cached->status = route.redirect->status_code;
       cached->route_id = route.id;

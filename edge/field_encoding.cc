@@ -454,6 +454,32 @@ bool FindLengthDelimited(absl::string_view message, int field_number, absl::stri
   }
 }
 
+bool FindInt32(absl::string_view message, int field_number, int32_t* value) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()),
+                                            static_cast<int>(message.size()));
+  bool found = false;
+  while (true) {
+    uint32_t tag = in.ReadTag();
+    if (tag == 0) {
+      return found;
+    }
+    if (WireFormatLite::GetTagFieldNumber(tag) == field_number &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_VARINT) {
+      uint64_t v = 0;
+      if (!in.ReadVarint64(&v)) {
+        return false;
+      }
+      // An int32 is sent sign-extended to 64 bits; its low 32 bits are the value.
+      *value = static_cast<int32_t>(static_cast<uint32_t>(v));
+      found = true;
+      continue;
+    }
+    if (!WireFormatLite::SkipField(&in, tag)) {
+      return false;
+    }
+  }
+}
+
 std::string KeepOnlyField(absl::string_view message, int field_number) {
   std::string out;
   google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(message.data()),

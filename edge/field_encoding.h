@@ -30,6 +30,10 @@ std::string EncodeSecondsNanos(int64_t seconds, int32_t nanos);
 // message (a string, bytes or message field). False when absent or the bytes do not parse.
 bool FindLengthDelimited(absl::string_view message, int field_number, absl::string_view* value);
 
+// Reads the last occurrence of varint top-level field `field_number` of a serialized message as
+// an int32 (an int32 field). False when absent or the bytes do not parse.
+bool FindInt32(absl::string_view message, int field_number, int32_t* value);
+
 // The top-level occurrences of `field_number`, re-encoded as a message that has only that field.
 std::string KeepOnlyField(absl::string_view message, int field_number);
 

@@ -92,6 +92,17 @@ TEST(FieldEncodingTest, FindAndKeepFields) {
   ASSERT_TRUE(FindLengthDelimited(bytes, 1, &v));
   EXPECT_EQ(v, "a");
   EXPECT_FALSE(FindLengthDelimited(bytes, 20, &v));
+  // A varint field that is not there, and one that is (negative values are sign-extended).
+  int32_t n = 0;
+  EXPECT_FALSE(FindInt32(bytes, 1, &n));
+  std::string with_int = bytes;
+  with_int.push_back(static_cast<char>(0x38));  // field 7, varint
+  for (int i = 0; i < 9; ++i) {
+    with_int.push_back(static_cast<char>(0xff));
+  }
+  with_int.push_back(static_cast<char>(0x01));  // -1 as 10 bytes
+  ASSERT_TRUE(FindInt32(with_int, 7, &n));
+  EXPECT_EQ(n, -1);
   Thing only;
   ASSERT_TRUE(only.ParseFromString(KeepOnlyField(bytes, 11)));
   EXPECT_EQ(only.tags_size(), 2);

@@ -24,6 +24,9 @@ struct Route {
     int cache_max_age_seconds = 0;
     // "/pkg.Service/Method" that hears of the redirects served from the edge's cache; "" none.
     std::string cached_hits_method;
+    // The response's optional int32 field bounding the max-age (HttpRedirect.max_age_field); 0
+    // none.
+    int max_age_field_number = 0;
   };
 
   int id = 0;

@@ -236,6 +236,16 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
               return Bad(m, "a redirect cannot be a stream");
             }
             route->redirect = Route::Redirect{f->number(), code, opt.cache_max_age_seconds(), ""};
+            if (!opt.max_age_field().empty()) {
+              const FieldDescriptor* age = out->FindFieldByName(opt.max_age_field());
+              if (age == nullptr || age->type() != FieldDescriptor::TYPE_INT32 ||
+                  age->is_repeated() || !age->has_presence()) {
+                return Bad(m,
+                           absl::StrCat("http_redirect.max_age_field \"", opt.max_age_field(),
+                                        "\" is not an optional int32 field of ", out->full_name()));
+              }
+              route->redirect->max_age_field_number = age->number();
+            }
             if (!opt.cached_hits_method().empty()) {
               const MethodDescriptor* hits = service->FindMethodByName(opt.cached_hits_method());
               if (hits == nullptr || hits->client_streaming() || hits->server_streaming() ||

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstddef>
 
 #include "absl/strings/string_view.h"
 
@@ -46,6 +47,10 @@ inline constexpr char kClientIpMetadata[] = "x-kurt-client-ip";
 // another replica, a proxy's retry through another edge, a cached hit reported again): its event
 // id, by which analytics counts it once.
 inline constexpr char kClickIdMetadata[] = "x-kurt-click-id";
+// The redirect's query string as the client sent it (without the '?'; not sent when longer than
+// kMaxForwardedQuery characters), for links that forward it to their target.
+inline constexpr char kQueryMetadata[] = "x-kurt-query";
+inline constexpr size_t kMaxForwardedQuery = 4096;
 
 // The Redis pub/sub channel on which services announce redirects that changed
 // (kurt.api.v1.RedirectChanges) and every edge hears them.
