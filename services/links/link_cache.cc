@@ -12,19 +12,90 @@
 
 namespace kurt::links {
 
-// "L|<expire unix micros or empty>|<target>" or "M" (a confirmed miss).
+// "L|<expire unix micros or empty>|<target>", or for a link with limits
+// "X|<expire>|<valid since>|<max clicks>|<forward query 0/1>|<target length>|<target><fallback>"
+// (empty fields: unset; a fallback of its own "-" field when absent), or "M" (a confirmed miss).
+// A process that knows only "L" reads "X" as undecodable, a miss: it asks the database.
 std::string CachedLink::Encode() const {
   if (!exists) {
     return "M";
   }
-  return absl::StrCat("L|", expire_time ? absl::StrCat(absl::ToUnixMicros(*expire_time)) : "", "|",
-                      target_url);
+  auto micros = [](const std::optional<absl::Time>& t) {
+    return t ? absl::StrCat(absl::ToUnixMicros(*t)) : std::string();
+  };
+  if (!limits.Any()) {
+    return absl::StrCat("L|", micros(expire_time), "|", target_url);
+  }
+  return absl::StrCat("X|", micros(expire_time), "|", micros(limits.valid_since), "|",
+                      limits.max_clicks ? absl::StrCat(*limits.max_clicks) : "", "|",
+                      limits.forward_query ? "1" : "0", "|", limits.fallback_url ? "F" : "-", "|",
+                      target_url.size(), "|", target_url,
+                      limits.fallback_url ? *limits.fallback_url : "");
 }
+
+namespace {
+
+// The next '|'-terminated field of `data`, which loses it.
+std::optional<absl::string_view> NextField(absl::string_view* data) {
+  size_t bar = data->find('|');
+  if (bar == absl::string_view::npos) {
+    return std::nullopt;
+  }
+  absl::string_view field = data->substr(0, bar);
+  data->remove_prefix(bar + 1);
+  return field;
+}
+
+bool ReadTime(absl::string_view field, std::optional<absl::Time>* out) {
+  if (field.empty()) {
+    return true;
+  }
+  int64_t micros = 0;
+  if (!absl::SimpleAtoi(field, &micros)) {
+    return false;
+  }
+  *out = absl::FromUnixMicros(micros);
+  return true;
+}
+
+std::optional<CachedLink> DecodeWithLimits(absl::string_view data) {
+  CachedLink l;
+  l.exists = true;
+  std::optional<absl::string_view> expire = NextField(&data);
+  std::optional<absl::string_view> since = NextField(&data);
+  std::optional<absl::string_view> max = NextField(&data);
+  std::optional<absl::string_view> forward = NextField(&data);
+  std::optional<absl::string_view> fallback = NextField(&data);
+  std::optional<absl::string_view> length = NextField(&data);
+  size_t target_size = 0;
+  if (!length || !ReadTime(*expire, &l.expire_time) || !ReadTime(*since, &l.limits.valid_since) ||
+      !absl::SimpleAtoi(*length, &target_size) || target_size > data.size()) {
+    return std::nullopt;
+  }
+  if (!max->empty()) {
+    int64_t n = 0;
+    if (!absl::SimpleAtoi(*max, &n)) {
+      return std::nullopt;
+    }
+    l.limits.max_clicks = n;
+  }
+  l.limits.forward_query = *forward == "1";
+  l.target_url = std::string(data.substr(0, target_size));
+  if (*fallback == "F") {
+    l.limits.fallback_url = std::string(data.substr(target_size));
+  }
+  return l;
+}
+
+}  // namespace
 
 std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
   CachedLink l;
   if (data == "M") {
     return l;
+  }
+  if (data.size() >= 2 && data.substr(0, 2) == "X|") {
+    return DecodeWithLimits(data.substr(2));
   }
   if (data.size() < 3 || data.substr(0, 2) != "L|") {
     return std::nullopt;

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
+#include "services/links/link_limits.h"
 
 namespace kurt::links {
 
@@ -29,6 +30,8 @@ struct CachedLink {
   bool exists = false;  // false: the primary confirmed there is no live link
   std::string target_url;
   std::optional<absl::Time> expire_time;
+  // A link without limits is encoded as before they existed: the common value stays as short.
+  LinkLimits limits;
 
   std::string Encode() const;
   static std::optional<CachedLink> Decode(absl::string_view data);

@@ -6,18 +6,51 @@ namespace kurt::links {
 namespace {
 
 TEST(CachedLinkTest, EncodesAndDecodesLinksAndMisses) {
-  CachedLink link{true, "https://example.com/a|b", absl::FromUnixMicros(1700000000123456)};
+  CachedLink link{true, "https://example.com/a|b", absl::FromUnixMicros(1700000000123456), {}};
   auto back = CachedLink::Decode(link.Encode());
   ASSERT_TRUE(back.has_value());
   EXPECT_TRUE(back->exists);
   EXPECT_EQ(back->target_url, "https://example.com/a|b");
   EXPECT_EQ(back->expire_time, link.expire_time);
 
-  CachedLink forever{true, "http://x.y", std::nullopt};
+  CachedLink forever{true, "http://x.y", std::nullopt, {}};
   EXPECT_FALSE(CachedLink::Decode(forever.Encode())->expire_time.has_value());
   EXPECT_FALSE(CachedLink::Decode(CachedLink{}.Encode())->exists);
   EXPECT_FALSE(CachedLink::Decode("garbage").has_value());
   EXPECT_FALSE(CachedLink::Decode("L|notanumber|http://x").has_value());
+}
+
+TEST(CachedLinkTest, EncodesLimitsAndKeepsTheShortFormWithoutThem) {
+  CachedLink plain{true, "http://x.y", std::nullopt, {}};
+  EXPECT_EQ(plain.Encode(), "L||http://x.y");
+
+  CachedLink link{true, "https://example.com/a|b?c=1", absl::FromUnixMicros(1700000000123456), {}};
+  link.limits.valid_since = absl::FromUnixMicros(1600000000000001);
+  link.limits.max_clicks = 3;
+  link.limits.fallback_url = "https://fallback.example/|x";
+  link.limits.forward_query = true;
+  auto back = CachedLink::Decode(link.Encode());
+  ASSERT_TRUE(back.has_value()) << link.Encode();
+  EXPECT_TRUE(back->exists);
+  EXPECT_EQ(back->target_url, link.target_url);
+  EXPECT_EQ(back->expire_time, link.expire_time);
+  EXPECT_EQ(back->limits.valid_since, link.limits.valid_since);
+  EXPECT_EQ(back->limits.max_clicks, 3);
+  EXPECT_EQ(back->limits.fallback_url, link.limits.fallback_url);
+  EXPECT_TRUE(back->limits.forward_query);
+
+  // One limit alone; the others stay unset.
+  CachedLink only_forward{true, "http://x.y/?a=1", std::nullopt, {}};
+  only_forward.limits.forward_query = true;
+  back = CachedLink::Decode(only_forward.Encode());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(back->limits.forward_query);
+  EXPECT_FALSE(back->limits.max_clicks || back->limits.valid_since || back->limits.fallback_url ||
+               back->expire_time);
+  EXPECT_EQ(back->target_url, "http://x.y/?a=1");
+
+  EXPECT_FALSE(CachedLink::Decode("X|||||-|99|http://short").has_value());
+  EXPECT_FALSE(CachedLink::Decode("X|||abc|0|-|4|http").has_value());
 }
 
 TEST(LinkCacheTtlTest, JittersAroundTheTtlAndNeverOutlivesExpiry) {
@@ -26,7 +59,7 @@ TEST(LinkCacheTtlTest, JittersAroundTheTtlAndNeverOutlivesExpiry) {
   options.jitter = 0.2;
   RedisLinkCache cache(nullptr, options);
   absl::Time now = absl::Now();
-  CachedLink link{true, "http://x.y", std::nullopt};
+  CachedLink link{true, "http://x.y", std::nullopt, {}};
   absl::Duration lo = absl::InfiniteDuration(), hi = absl::ZeroDuration();
   for (int i = 0; i < 200; ++i) {
     absl::Duration ttl = cache.TtlFor(link, now);

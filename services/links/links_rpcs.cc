@@ -14,6 +14,7 @@
 #include "platform/grpc/timestamps.h"
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
+#include "services/links/link_limits.h"
 #include "services/links/link_rules.h"
 #include "services/links/qr_image.h"
 
@@ -51,7 +52,30 @@ std::string ClickId(std::string given) {
   return given.size() <= kMaxClickIdSize ? std::move(given) : std::string();
 }
 
-CachedLink Live(const LinkRecord& r) { return CachedLink{true, r.target_url, r.expire_time}; }
+CachedLink Live(const LinkRecord& r) {
+  return CachedLink{true, r.target_url, r.expire_time, r.limits};
+}
+
+absl::Status ValidateMaxClicks(int64_t n) {
+  if (n < 1 || n > kMaxMaxClicks) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_clicks: must be 1 to ", kMaxMaxClicks, ", not ", n));
+  }
+  return absl::OkStatus();
+}
+
+// valid_since: any valid instant (one in the past changes nothing but the record), before the
+// expiry when the request gives both (otherwise the database checks it against the stored one).
+absl::Status ValidateValidSince(const google::protobuf::Timestamp& t,
+                                const std::optional<absl::Time>& expire_time) {
+  if (absl::Status s = ValidateTimestamp(t, "valid_since"); !s.ok()) {
+    return s;
+  }
+  if (expire_time && FromTimestamp(t) >= *expire_time) {
+    return absl::InvalidArgumentError("valid_since: must be before expire_time");
+  }
+  return absl::OkStatus();
+}
 
 }  // namespace
 
@@ -72,6 +96,17 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
   for (const std::string& tag : record.tags) {
     out.add_tags(tag);
   }
+  if (record.limits.valid_since) {
+    SetTimestamp(*record.limits.valid_since, out.mutable_valid_since());
+  }
+  if (record.limits.max_clicks) {
+    out.set_max_clicks(static_cast<int32_t>(*record.limits.max_clicks));
+  }
+  if (record.limits.fallback_url) {
+    out.set_fallback_url(*record.limits.fallback_url);
+  }
+  out.set_forward_query(record.limits.forward_query);
+  out.set_click_count(static_cast<int32_t>(std::min<int64_t>(record.click_count, INT32_MAX)));
   return out;
 }
 
@@ -100,6 +135,25 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
     return tags.status();
   }
   link.tags = *std::move(tags);
+  if (request.has_valid_since()) {
+    if (absl::Status s = ValidateValidSince(request.valid_since(), link.expire_time); !s.ok()) {
+      return s;
+    }
+    link.limits.valid_since = FromTimestamp(request.valid_since());
+  }
+  if (request.has_max_clicks()) {
+    if (absl::Status s = ValidateMaxClicks(request.max_clicks()); !s.ok()) {
+      return s;
+    }
+    link.limits.max_clicks = request.max_clicks();
+  }
+  if (request.has_fallback_url()) {
+    if (absl::Status s = ValidateTargetUrl(request.fallback_url(), "fallback_url"); !s.ok()) {
+      return s;
+    }
+    link.limits.fallback_url = request.fallback_url();
+  }
+  link.limits.forward_query = request.forward_query();
 
   absl::StatusOr<LinkRecord> created;
   if (!request.alias().empty()) {
@@ -215,16 +269,58 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
   } else if (request.clear_tags()) {
     update.tags.emplace();
   }
-  if (!update.target_url && !update.expire_time && !update.clear_expire_time && !update.tags) {
+  auto both = [](absl::string_view field) {
     return absl::InvalidArgumentError(
-        "nothing to update: give target_url, expire_time, clear_expire_time, tags or clear_tags");
+        absl::StrCat(field, ": cannot be set together with clear_", field));
+  };
+  if (request.has_valid_since()) {
+    if (request.clear_valid_since()) {
+      return both("valid_since");
+    }
+    if (absl::Status s = ValidateValidSince(request.valid_since(), update.expire_time); !s.ok()) {
+      return s;
+    }
+    update.valid_since = FromTimestamp(request.valid_since());
+  }
+  update.clear_valid_since = request.clear_valid_since();
+  if (request.has_max_clicks()) {
+    if (request.clear_max_clicks()) {
+      return both("max_clicks");
+    }
+    if (absl::Status s = ValidateMaxClicks(request.max_clicks()); !s.ok()) {
+      return s;
+    }
+    update.max_clicks = request.max_clicks();
+  }
+  update.clear_max_clicks = request.clear_max_clicks();
+  if (request.has_fallback_url()) {
+    if (request.clear_fallback_url()) {
+      return both("fallback_url");
+    }
+    if (absl::Status s = ValidateTargetUrl(request.fallback_url(), "fallback_url"); !s.ok()) {
+      return s;
+    }
+    update.fallback_url = request.fallback_url();
+  }
+  update.clear_fallback_url = request.clear_fallback_url();
+  if (request.has_forward_query()) {
+    update.forward_query = request.forward_query();
+  }
+  const bool redirect_changes =
+      update.target_url || update.expire_time || update.clear_expire_time || update.valid_since ||
+      update.clear_valid_since || update.max_clicks || update.clear_max_clicks ||
+      update.fallback_url || update.clear_fallback_url || update.forward_query;
+  if (!redirect_changes && !update.tags) {
+    return absl::InvalidArgumentError(
+        "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
+        "forward_query, tags, or one of their clear_ fields");
   }
   absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
   if (!link.ok()) {
     return link.status();
   }
   // Tags are no part of the redirect: a change of tags alone leaves its caches as they are.
-  if (update.target_url || update.expire_time || update.clear_expire_time) {
+  if (redirect_changes) {
     resolver_->Changed(link->code, Live(*link), /*existed=*/true);
   }
   return ToProto(*link);
@@ -285,13 +381,44 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
     return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
   }
   const absl::Time now = absl::Now();
-  absl::StatusOr<std::string> target = resolver_->Resolve(request.code(), now);
-  if (!target.ok()) {
-    if (!absl::IsNotFound(target.status())) {
+  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
+  if (!link.ok()) {
+    if (!absl::IsNotFound(link.status())) {
       KURT_LOG(kError, "resolve failed", {"code", request.code()},
-               {"error", target.status().ToString()});
+               {"error", link.status().ToString()});
     }
-    return target.status();
+    return link.status();
+  }
+  v1::ResolveResponse response;
+  bool counted = false;
+  if (!link->limits.Any()) {
+    // The common case: no limits, nothing more to ask anyone.
+    if (link->expire_time && *link->expire_time <= now) {
+      return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+    }
+    if (std::optional<int32_t> age = CacheMaxAge(link->limits, link->expire_time, false, now)) {
+      response.set_cache_max_age_seconds(*age);
+    }
+    response.set_target_url(std::move(link->target_url));
+  } else {
+    absl::StatusOr<bool> within = WithinLimits(request.code(), *link, now);
+    if (!within.ok()) {
+      return within.status();
+    }
+    counted = *within && link->limits.max_clicks.has_value();
+    if (*within) {
+      response.set_target_url(
+          link->limits.forward_query
+              ? MergeQuery(link->target_url, caller.Metadata(mesh::kQueryMetadata))
+              : std::move(link->target_url));
+    } else if (link->limits.fallback_url) {
+      response.set_target_url(*link->limits.fallback_url);
+    } else {
+      return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+    }
+    if (std::optional<int32_t> age = CacheMaxAge(link->limits, link->expire_time, !*within, now)) {
+      response.set_cache_max_age_seconds(*age);
+    }
   }
   // The redirect goes out only once its click is durable (see the header).
   const absl::Time deadline =
@@ -305,12 +432,37 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
       !s.ok()) {
     KURT_LOG(kWarn, "redirect refused: its click is not in Kafka", {"code", request.code()},
              {"error", s.ToString()});
+    if (counted) {
+      // The redirect does not go out: it must not use up one of max_clicks.
+      if (absl::Status u = store_->UncountClick(request.code()); !u.ok()) {
+        KURT_LOG(kWarn, "could not give back a counted click", {"code", request.code()},
+                 {"error", u.ToString()});
+      }
+    }
     return absl::UnavailableError(
         absl::StrCat("the click of this redirect could not be recorded: ", s.message()));
   }
-  v1::ResolveResponse response;
-  response.set_target_url(*std::move(target));
   return response;
+}
+
+absl::StatusOr<bool> LinksRpcs::WithinLimits(const std::string& code, const CachedLink& link,
+                                             absl::Time now) {
+  if (!WithinWindow(link.limits, link.expire_time, now)) {
+    return false;
+  }
+  if (!link.limits.max_clicks) {
+    return true;
+  }
+  // Counted where the redirect is decided, on the primary (links_store.h): the edge keeps no
+  // such redirect (max-age 0), so every one comes here.
+  absl::StatusOr<bool> counted = store_->CountClick(code);
+  if (!counted.ok()) {
+    KURT_LOG(kError, "counting a click failed", {"code", code},
+             {"error", counted.status().ToString()});
+    return absl::UnavailableError(
+        absl::StrCat("the link's clicks could not be counted: ", counted.status().message()));
+  }
+  return *counted;
 }
 
 absl::Status LinksRpcs::RecordCachedRedirects(const platform::Caller& caller,

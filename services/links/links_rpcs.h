@@ -85,6 +85,10 @@ class LinksRpcs {
 
  private:
   v1::Link ToProto(const LinkRecord& record) const;
+  // Whether a redirect of `link` at `now` is within its limits: its window, and for a link with
+  // max_clicks one more count (which this takes).
+  absl::StatusOr<bool> WithinLimits(const std::string& code, const CachedLink& link,
+                                    absl::Time now);
 
   const LinksRpcsOptions options_;
   LinksStore* store_;

@@ -3,10 +3,12 @@
 #include "services/links/links_rpcs.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <mutex>
 #include <set>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <vector>
 
@@ -113,6 +115,29 @@ class FakeLinksStore : public LinksStore {
     if (update.tags) {
       row->link.tags = *update.tags;
     }
+    LinkLimits& l = row->link.limits;
+    if (update.clear_valid_since) {
+      l.valid_since.reset();
+    } else if (update.valid_since) {
+      l.valid_since = update.valid_since;
+    }
+    if (update.clear_max_clicks) {
+      l.max_clicks.reset();
+      row->link.click_count = 0;
+    } else if (update.max_clicks) {
+      l.max_clicks = update.max_clicks;
+    }
+    if (update.clear_fallback_url) {
+      l.fallback_url.reset();
+    } else if (update.fallback_url) {
+      l.fallback_url = update.fallback_url;
+    }
+    if (update.forward_query) {
+      l.forward_query = *update.forward_query;
+    }
+    if (l.valid_since && row->link.expire_time && *l.valid_since >= *row->link.expire_time) {
+      return absl::InvalidArgumentError("valid_since: must be before the link's expire_time");
+    }
     row->link.update_time = clock;
     return row->link;
   }
@@ -133,8 +158,30 @@ class FakeLinksStore : public LinksStore {
     if (it == rows_.end() || it->second.deleted) {
       return std::optional<ResolveRecord>();
     }
-    return std::optional<ResolveRecord>(
-        ResolveRecord{it->second.link.target_url, it->second.link.expire_time});
+    return std::optional<ResolveRecord>(ResolveRecord{
+        it->second.link.target_url, it->second.link.expire_time, it->second.link.limits});
+  }
+  // As the conditional UPDATE does: one at a time, never past max_clicks.
+  absl::StatusOr<bool> CountClick(const std::string& code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rows_.find(code);
+    if (it == rows_.end() || it->second.deleted) {
+      return false;
+    }
+    LinkRecord& l = it->second.link;
+    if (l.limits.max_clicks && l.click_count >= *l.limits.max_clicks) {
+      return false;
+    }
+    ++l.click_count;
+    return true;
+  }
+  absl::Status UncountClick(const std::string& code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = rows_.find(code);
+    if (it != rows_.end() && it->second.link.click_count > 0) {
+      --it->second.link.click_count;
+    }
+    return absl::OkStatus();
   }
 
   // Every link, deleted ones too: what a refused request must leave as it was.
@@ -202,7 +249,11 @@ class RecordingClickSink : public ClickSink {
 bool SameLink(const LinkRecord& a, const LinkRecord& b) {
   return a.code == b.code && a.account_id == b.account_id && a.target_url == b.target_url &&
          a.create_time == b.create_time && a.update_time == b.update_time &&
-         a.expire_time == b.expire_time && a.tags == b.tags;
+         a.expire_time == b.expire_time && a.tags == b.tags &&
+         a.limits.valid_since == b.limits.valid_since &&
+         a.limits.max_clicks == b.limits.max_clicks &&
+         a.limits.fallback_url == b.limits.fallback_url &&
+         a.limits.forward_query == b.limits.forward_query && a.click_count == b.click_count;
 }
 
 bool SameLinks(const std::map<std::string, LinkRecord>& a,
@@ -456,7 +507,8 @@ TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpirie
   EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(
       refused.message(),
-      "nothing to update: give target_url, expire_time, clear_expire_time, tags or clear_tags");
+      "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
+      "forward_query, tags, or one of their clear_ fields");
 
   v1::UpdateLinkRequest both;
   both.set_code("updated");
@@ -957,6 +1009,218 @@ TEST_F(LinksRpcsTest, BadQrParametersAreRefusedNamingThemBeforeAnyRead) {
 
 // The checks of every annotated request field agree with its kurt.api.v1.rules (what the OpenAPI
 // document publishes), at and past each limit.
+TEST_F(LinksRpcsTest, MaxClicksLetsExactlyThatManyRedirectsThroughUnderConcurrency) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/limited");
+  request.set_alias("limited");
+  request.set_max_clicks(25);
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), request);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_EQ(link->max_clicks(), 25);
+  EXPECT_EQ(link->click_count(), 0);
+
+  std::atomic<int> redirected{0}, not_found{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 10; ++i) {
+        absl::StatusOr<v1::ResolveResponse> r = Resolve("limited");
+        if (r.ok()) {
+          EXPECT_EQ(r->target_url(), "https://example.com/limited");
+          EXPECT_EQ(r->cache_max_age_seconds(), 0) << "every redirect must come back to count";
+          EXPECT_TRUE(r->has_cache_max_age_seconds());
+          ++redirected;
+        } else {
+          EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound) << r.status();
+          ++not_found;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(redirected, 25);
+  EXPECT_EQ(not_found, 55);
+  EXPECT_EQ(clicks_.published.size(), 25u) << "a refused redirect is no click";
+  EXPECT_EQ(store_.Snapshot().at("limited").click_count, 25);
+
+  // A fallback takes the refused ones; raising the limit lets more through, the count kept.
+  v1::UpdateLinkRequest update;
+  update.set_code("limited");
+  update.set_fallback_url("https://example.com/sold-out");
+  ASSERT_TRUE(rpcs_.UpdateLink(As("acct-a"), update).ok());
+  EXPECT_EQ(Resolve("limited")->target_url(), "https://example.com/sold-out");
+  update.clear_fallback_url();
+  update.set_max_clicks(26);
+  absl::StatusOr<v1::Link> raised = rpcs_.UpdateLink(As("acct-a"), update);
+  ASSERT_TRUE(raised.ok()) << raised.status();
+  EXPECT_EQ(raised->click_count(), 25);
+  EXPECT_EQ(Resolve("limited")->target_url(), "https://example.com/limited");
+  EXPECT_EQ(Resolve("limited")->target_url(), "https://example.com/sold-out");
+
+  // Clearing the limit clears the count; the link resolves without counting.
+  v1::UpdateLinkRequest clear;
+  clear.set_code("limited");
+  clear.set_clear_max_clicks(true);
+  absl::StatusOr<v1::Link> cleared = rpcs_.UpdateLink(As("acct-a"), clear);
+  ASSERT_TRUE(cleared.ok()) << cleared.status();
+  EXPECT_FALSE(cleared->has_max_clicks());
+  EXPECT_EQ(cleared->click_count(), 0);
+  absl::StatusOr<v1::ResolveResponse> free = Resolve("limited");
+  ASSERT_TRUE(free.ok());
+  EXPECT_EQ(free->target_url(), "https://example.com/limited");
+  EXPECT_FALSE(free->has_cache_max_age_seconds());
+}
+
+TEST_F(LinksRpcsTest, ARedirectWhoseClickIsNotRecordedGivesItsCountBack) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/once");
+  request.set_alias("once-only");
+  request.set_max_clicks(1);
+  ASSERT_TRUE(rpcs_.CreateLink(As("acct-a"), request).ok());
+  clicks_.publish_status = absl::UnavailableError("kafka down");
+  EXPECT_EQ(Resolve("once-only").status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(store_.Snapshot().at("once-only").click_count, 0);
+  clicks_.publish_status = absl::OkStatus();
+  EXPECT_TRUE(Resolve("once-only").ok());
+  EXPECT_EQ(Resolve("once-only").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(LinksRpcsTest, ValidSinceAndExpiryBoundTheRedirectAndItsCacheAge) {
+  const absl::Time now = absl::Now();
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/later");
+  request.set_alias("not-yet");
+  *request.mutable_valid_since() = ToTimestamp(now + absl::Hours(1));
+  ASSERT_TRUE(rpcs_.CreateLink(As("acct-a"), request).ok());
+  EXPECT_EQ(Resolve("not-yet").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(clicks_.published.empty());
+
+  // With a fallback, the redirect before valid_since goes there, kept at most until valid_since.
+  v1::UpdateLinkRequest fallback;
+  fallback.set_code("not-yet");
+  fallback.set_fallback_url("https://example.com/soon");
+  ASSERT_TRUE(rpcs_.UpdateLink(As("acct-a"), fallback).ok());
+  absl::StatusOr<v1::ResolveResponse> early = Resolve("not-yet");
+  ASSERT_TRUE(early.ok()) << early.status();
+  EXPECT_EQ(early->target_url(), "https://example.com/soon");
+  EXPECT_GT(early->cache_max_age_seconds(), 3590);
+  EXPECT_LE(early->cache_max_age_seconds(), 3600);
+
+  // Moved into the past: the target, kept no longer than the expiry is away.
+  v1::UpdateLinkRequest open;
+  open.set_code("not-yet");
+  *open.mutable_valid_since() = ToTimestamp(now - absl::Seconds(1));
+  *open.mutable_expire_time() = ToTimestamp(now + absl::Seconds(3));
+  ASSERT_TRUE(rpcs_.UpdateLink(As("acct-a"), open).ok());
+  absl::StatusOr<v1::ResolveResponse> live = Resolve("not-yet");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(live->target_url(), "https://example.com/later");
+  EXPECT_LE(live->cache_max_age_seconds(), 3);
+
+  // valid_since at or after the expiry is refused, whether given together or against the stored.
+  v1::UpdateLinkRequest inverted;
+  inverted.set_code("not-yet");
+  *inverted.mutable_valid_since() = ToTimestamp(now + absl::Hours(2));
+  *inverted.mutable_expire_time() = ToTimestamp(now + absl::Hours(1));
+  absl::Status refused = rpcs_.UpdateLink(As("acct-a"), inverted).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StartsWith(refused.message(), "valid_since: ")) << refused;
+  inverted.clear_expire_time();
+  refused = rpcs_.UpdateLink(As("acct-a"), inverted).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+
+  // A plain link that expires in 2.5 s is kept 2 s at most; one that never expires, unbounded.
+  v1::CreateLinkRequest soon;
+  soon.set_target_url("https://example.com/soon-gone");
+  soon.set_alias("soon-gone");
+  *soon.mutable_expire_time() = ToTimestamp(absl::Now() + absl::Milliseconds(2500));
+  ASSERT_TRUE(rpcs_.CreateLink(As("acct-a"), soon).ok());
+  EXPECT_LE(Resolve("soon-gone")->cache_max_age_seconds(), 2);
+  ASSERT_TRUE(Create("acct-a", "https://example.com/forever", "forever").ok());
+  EXPECT_FALSE(Resolve("forever")->has_cache_max_age_seconds());
+}
+
+TEST_F(LinksRpcsTest, BadLimitsAreRefusedNamingTheFieldAndChangeNothing) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "limits-bad").ok());
+  const auto before = store_.Snapshot();
+  const int writes = store_.writes;
+  auto create = [&](auto&& set) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    set(request);
+    return rpcs_.CreateLink(As("acct-a"), request).status();
+  };
+  auto update = [&](auto&& set) {
+    v1::UpdateLinkRequest request;
+    request.set_code("limits-bad");
+    set(request);
+    return rpcs_.UpdateLink(As("acct-a"), request).status();
+  };
+  auto names = [](const absl::Status& s, absl::string_view field) {
+    return s.code() == absl::StatusCode::kInvalidArgument && absl::StartsWith(s.message(), field);
+  };
+  EXPECT_TRUE(names(create([](auto& r) { r.set_max_clicks(0); }), "max_clicks: "));
+  EXPECT_TRUE(names(create([](auto& r) { r.set_max_clicks(-3); }), "max_clicks: "));
+  EXPECT_TRUE(names(create([](auto& r) { r.set_max_clicks(1000000001); }), "max_clicks: "));
+  EXPECT_TRUE(
+      names(create([](auto& r) { r.set_fallback_url("ftp://x.example/"); }), "fallback_url: "));
+  EXPECT_TRUE(names(create([](auto& r) { r.set_fallback_url(""); }), "fallback_url: "));
+  EXPECT_TRUE(names(create([](auto& r) {
+                      *r.mutable_expire_time() = ToTimestamp(absl::Now() + absl::Hours(1));
+                      *r.mutable_valid_since() = ToTimestamp(absl::Now() + absl::Hours(2));
+                    }),
+                    "valid_since: "));
+  EXPECT_TRUE(
+      names(create([](auto& r) { r.mutable_valid_since()->set_nanos(-1); }), "valid_since: "));
+  EXPECT_TRUE(names(update([](auto& r) {
+                      r.set_max_clicks(3);
+                      r.set_clear_max_clicks(true);
+                    }),
+                    "max_clicks: "));
+  EXPECT_TRUE(names(update([](auto& r) {
+                      r.set_fallback_url("https://x.example/");
+                      r.set_clear_fallback_url(true);
+                    }),
+                    "fallback_url: "));
+  EXPECT_TRUE(names(update([](auto& r) {
+                      *r.mutable_valid_since() = ToTimestamp(absl::Now());
+                      r.set_clear_valid_since(true);
+                    }),
+                    "valid_since: "));
+  EXPECT_TRUE(names(update([](auto& r) { r.set_fallback_url("https://u:p@x.example/"); }),
+                    "fallback_url: "));
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+}
+
+TEST_F(LinksRpcsTest, ForwardQueryMergesTheShortUrlsQueryIntoTheTarget) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/p?ref=kurt&utm_source=old#top");
+  request.set_alias("forwards");
+  request.set_forward_query(true);
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), request);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->forward_query());
+  Caller with_query("", {{std::string{mesh::kQueryMetadata}, "utm_source=news&utm_medium=mail"}});
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("forwards", with_query);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->target_url(), "https://example.com/p?ref=kurt&utm_source=news&utm_medium=mail#top");
+  EXPECT_EQ(r->cache_max_age_seconds(), 0) << "the answer depends on the query";
+  EXPECT_EQ(Resolve("forwards")->target_url(), "https://example.com/p?ref=kurt&utm_source=old#top");
+
+  // Off again: the query is ignored, and the redirect may be cached.
+  v1::UpdateLinkRequest off;
+  off.set_code("forwards");
+  off.set_forward_query(false);
+  ASSERT_TRUE(rpcs_.UpdateLink(As("acct-a"), off).ok());
+  r = Resolve("forwards", with_query);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target_url(), "https://example.com/p?ref=kurt&utm_source=old#top");
+  EXPECT_FALSE(r->has_cache_max_age_seconds());
+}
+
 TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
   using rules_testing::ExpectServiceAgrees;
   using rules_testing::RulesOf;
@@ -970,6 +1234,21 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
                "https://ex\u00e4mple.com/", "https://ex<ample.com/", "https://:80/"});
   ExpectServiceAgrees(target, urls,
                       [&](const std::string& url) { return Create("acct-a", url).ok(); });
+  const api::v1::FieldRules& fallback =
+      RulesOf(v1::CreateLinkRequest::descriptor(), "fallback_url");
+  ExpectServiceAgrees(fallback, urls, [&](const std::string& url) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    request.set_fallback_url(url);
+    return rpcs_.CreateLink(As("acct-a"), request).ok();
+  });
+  rules_testing::ExpectServiceAgrees(RulesOf(v1::CreateLinkRequest::descriptor(), "max_clicks"),
+                                     [&](int64_t n) {
+                                       v1::CreateLinkRequest request;
+                                       request.set_target_url("https://example.com/");
+                                       request.set_max_clicks(static_cast<int32_t>(n));
+                                       return rpcs_.CreateLink(As("acct-a"), request).ok();
+                                     });
   const api::v1::FieldRules& update = RulesOf(v1::UpdateLinkRequest::descriptor(), "target_url");
   ASSERT_TRUE(Create("acct-a", "https://example.com/", "to-update").ok());
   ExpectServiceAgrees(update, urls, [&](const std::string& url) {

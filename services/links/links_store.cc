@@ -1,5 +1,6 @@
 #include "services/links/links_store.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
@@ -14,7 +15,9 @@ constexpr const char* kColumns =
     "(extract(epoch from create_time) * 1000000)::bigint, "
     "(extract(epoch from update_time) * 1000000)::bigint, "
     "(extract(epoch from expire_time) * 1000000)::bigint, "
-    "array_to_string(tags, ',')";
+    "array_to_string(tags, ','), "
+    "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, clicks, fallback_url, "
+    "forward_query";
 
 // Tags cross the wire joined by commas, which their charset (links_rpcs.cc) leaves out.
 constexpr char kTagSeparator = ',';
@@ -27,6 +30,33 @@ std::optional<int64_t> Micros(const std::optional<absl::Time>& t) {
     return std::nullopt;
   }
   return absl::ToUnixMicros(*t);
+}
+
+// valid_since (as micros), max_clicks at first + 1, fallback_url at first + 3 and forward_query at
+// first + 4 (first + 2 is each query's own).
+LinkLimits LimitsFromRow(const pqxx::row& r, int first) {
+  LinkLimits limits;
+  if (!r[first].is_null()) {
+    limits.valid_since = absl::FromUnixMicros(r[first].as<int64_t>());
+  }
+  if (!r[first + 1].is_null()) {
+    limits.max_clicks = r[first + 1].as<int64_t>();
+  }
+  if (!r[first + 3].is_null()) {
+    limits.fallback_url = r[first + 3].as<std::string>();
+  }
+  limits.forward_query = r[first + 4].as<bool>();
+  return limits;
+}
+
+// The database's check that valid_since precedes expire_time (migrations/0014), said as the
+// request's mistake.
+absl::Status WindowChecked(absl::Status s) {
+  if (absl::IsFailedPrecondition(s) &&
+      absl::StrContains(s.message(), "links_valid_since_before_expiry")) {
+    return absl::InvalidArgumentError("valid_since: must be before the link's expire_time");
+  }
+  return s;
 }
 
 LinkRecord FromRow(const pqxx::row& r) {
@@ -42,6 +72,8 @@ LinkRecord FromRow(const pqxx::row& r) {
   if (std::string tags = r[6].as<std::string>(); !tags.empty()) {
     l.tags = absl::StrSplit(tags, kTagSeparator);
   }
+  l.limits = LimitsFromRow(r, 7);
+  l.click_count = r[9].as<int64_t>();
   return l;
 }
 
@@ -83,19 +115,19 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
   std::optional<LinkRecord> out;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
-        absl::StrCat("INSERT INTO links (code, account_id, target_url, expire_time, tags) VALUES "
-                     "($1, $2, $3, ",
-                     Param(kFromMicros, 4),
-                     ", string_to_array($5, ',')) ON CONFLICT (code) DO NOTHING RETURNING ",
-                     kColumns),
+        absl::StrCat("INSERT INTO links (code, account_id, target_url, expire_time, tags, "
+                     "valid_since, max_clicks, fallback_url, forward_query) VALUES ($1, $2, $3, ",
+                     Param(kFromMicros, 4), ", string_to_array($5, ','), ", Param(kFromMicros, 6),
+                     ", $7, $8, $9) ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
         link.code, link.account_id, link.target_url, Micros(link.expire_time),
-        absl::StrJoin(link.tags, std::string(1, kTagSeparator)));
+        absl::StrJoin(link.tags, std::string(1, kTagSeparator)), Micros(link.limits.valid_since),
+        link.limits.max_clicks, link.limits.fallback_url, link.limits.forward_query);
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
   });
   if (!s.ok()) {
-    return s;
+    return WindowChecked(s);
   }
   if (!out) {
     return absl::AlreadyExistsError(absl::StrCat("code '", link.code, "' is taken"));
@@ -186,19 +218,29 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
                      "expire_time = CASE WHEN $5 THEN NULL WHEN $4::bigint IS NOT NULL THEN ",
                      Param(kFromMicros, 4),
                      " ELSE expire_time END, "
-                     "tags = COALESCE(string_to_array($6, ','), tags), update_time = now() "
+                     "tags = COALESCE(string_to_array($6, ','), tags), "
+                     "valid_since = CASE WHEN $8 THEN NULL WHEN $7::bigint IS NOT NULL THEN ",
+                     Param(kFromMicros, 7),
+                     " ELSE valid_since END, "
+                     "max_clicks = CASE WHEN $10 THEN NULL ELSE COALESCE($9::bigint, max_clicks) "
+                     "END, clicks = CASE WHEN $10 THEN 0 ELSE clicks END, "
+                     "fallback_url = CASE WHEN $12 THEN NULL ELSE COALESCE($11, fallback_url) END, "
+                     "forward_query = COALESCE($13::boolean, forward_query), update_time = now() "
                      "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING ",
                      kColumns),
         code, account_id, update.target_url, Micros(update.expire_time), update.clear_expire_time,
         update.tags
             ? std::optional<std::string>(absl::StrJoin(*update.tags, std::string(1, kTagSeparator)))
-            : std::nullopt);
+            : std::nullopt,
+        Micros(update.valid_since), update.clear_valid_since, update.max_clicks,
+        update.clear_max_clicks, update.fallback_url, update.clear_fallback_url,
+        update.forward_query);
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
   });
   if (!s.ok()) {
-    return s;
+    return WindowChecked(s);
   }
   if (!out) {
     return NotFound(code);
@@ -231,13 +273,14 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
     out.reset();
     pqxx::nontransaction tx(c);
     pqxx::result r = tx.exec_params(
-        "SELECT target_url, (extract(epoch from expire_time) * 1000000)::bigint "
-        "FROM links WHERE code = $1 AND deleted_at IS NULL",
+        "SELECT target_url, (extract(epoch from expire_time) * 1000000)::bigint, "
+        "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, NULL, fallback_url, "
+        "forward_query FROM links WHERE code = $1 AND deleted_at IS NULL",
         code);
     if (r.empty()) {
       return;
     }
-    out = ResolveRecord{r[0][0].as<std::string>(), std::nullopt};
+    out = ResolveRecord{r[0][0].as<std::string>(), std::nullopt, LimitsFromRow(r[0], 2)};
     if (!r[0][1].is_null()) {
       out->expire_time = absl::FromUnixMicros(r[0][1].as<int64_t>());
     }
@@ -254,6 +297,34 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
     return s;
   }
   return out;
+}
+
+absl::StatusOr<bool> PgLinksStore::CountClick(const std::string& code) {
+  // One statement, on the primary, outside a transaction: PostgreSQL takes the row's lock for the
+  // UPDATE and re-checks `clicks < max_clicks` on the row as the previous holder left it, so
+  // concurrent counts (from any number of replicas) serialize on the row and exactly max_clicks
+  // of them succeed. A link whose max_clicks was removed a moment ago counts too (its count
+  // starts again from 0 once the removal is in: the UPDATE that removed it set it to 0).
+  bool counted = false;
+  absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    counted = tx.exec_params(
+                    "UPDATE links SET clicks = clicks + 1 WHERE code = $1 AND "
+                    "deleted_at IS NULL AND (max_clicks IS NULL OR clicks < max_clicks)",
+                    code)
+                  .affected_rows() > 0;
+  });
+  if (!s.ok()) {
+    return s;
+  }
+  return counted;
+}
+
+absl::Status PgLinksStore::UncountClick(const std::string& code) {
+  return cluster_->primary().Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec_params("UPDATE links SET clicks = clicks - 1 WHERE code = $1 AND clicks > 0", code);
+  });
 }
 
 }  // namespace kurt::links

@@ -13,6 +13,7 @@
 #include "absl/time/time.h"
 #include "platform/core/metrics.h"
 #include "platform/pg/pg.h"
+#include "services/links/link_limits.h"
 
 namespace kurt::links {
 
@@ -25,12 +26,16 @@ struct LinkRecord {
   std::optional<absl::Time> expire_time;
   // Lower case, distinct, at most kMaxTags (links_rpcs.h checks them before they get here).
   std::vector<std::string> tags;
+  LinkLimits limits;
+  // Redirects counted against limits.max_clicks.
+  int64_t click_count = 0;
 };
 
 // What the redirect needs of a live (not deleted) link.
 struct ResolveRecord {
   std::string target_url;
   std::optional<absl::Time> expire_time;
+  LinkLimits limits;
 };
 
 struct LinkUpdate {
@@ -39,6 +44,13 @@ struct LinkUpdate {
   bool clear_expire_time = false;
   // Replaces the tags when set (empty: removes them all).
   std::optional<std::vector<std::string>> tags;
+  std::optional<absl::Time> valid_since;
+  bool clear_valid_since = false;
+  std::optional<int64_t> max_clicks;
+  bool clear_max_clicks = false;  // also sets the count back to 0
+  std::optional<std::string> fallback_url;
+  bool clear_fallback_url = false;
+  std::optional<bool> forward_query;
 };
 
 // ListLinks' filters; unset: no filter.
@@ -86,6 +98,12 @@ class LinksStore {
   // check. kReplica falls back to the primary when no replica is usable.
   virtual absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code,
                                                               ReadFrom from) = 0;
+  // Counts one redirect of a link with a max_clicks, on the primary, atomically: false (and
+  // nothing counted) when the count has reached max_clicks or the link is gone. Exact however
+  // many replicas count at once.
+  virtual absl::StatusOr<bool> CountClick(const std::string& code) = 0;
+  // Gives back a CountClick whose redirect did not go out.
+  virtual absl::Status UncountClick(const std::string& code) = 0;
 };
 
 class PgLinksStore : public LinksStore {
@@ -103,6 +121,8 @@ class PgLinksStore : public LinksStore {
   absl::Status Delete(const std::string& account_id, const std::string& code) override;
   absl::StatusOr<std::optional<ResolveRecord>> LookUp(const std::string& code,
                                                       ReadFrom from) override;
+  absl::StatusOr<bool> CountClick(const std::string& code) override;
+  absl::Status UncountClick(const std::string& code) override;
 
  private:
   pg::PgCluster* cluster_;

@@ -11,7 +11,7 @@ absl::Status NotFound(const std::string& code) {
 }
 
 CachedLink FromRecord(const ResolveRecord& r) {
-  return CachedLink{true, r.target_url, r.expire_time};
+  return CachedLink{true, r.target_url, r.expire_time, r.limits};
 }
 
 }  // namespace
@@ -26,7 +26,7 @@ Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* regis
   cache_errors_ = &cache_metric.WithLabels({"error"});
 }
 
-absl::StatusOr<std::string> Resolver::Resolve(const std::string& code, absl::Time now) {
+absl::StatusOr<CachedLink> Resolver::Resolve(const std::string& code) {
   std::optional<CachedLink> link;
   auto cached = cache_->Get(code);
   if (cached.ok() && cached->has_value()) {
@@ -40,10 +40,10 @@ absl::StatusOr<std::string> Resolver::Resolve(const std::string& code, absl::Tim
     }
     link = std::move(*loaded);
   }
-  if (!link->exists || (link->expire_time && *link->expire_time <= now)) {
+  if (!link->exists) {
     return NotFound(code);
   }
-  return std::move(link->target_url);
+  return *std::move(link);
 }
 
 absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {

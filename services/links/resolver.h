@@ -32,8 +32,9 @@ class Resolver {
   Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
            absl::Duration recent_window = absl::Seconds(10));
 
-  // The target of the live, unexpired link with this code; NOT_FOUND otherwise.
-  absl::StatusOr<std::string> Resolve(const std::string& code, absl::Time now);
+  // The live link with this code (whatever its expiry and limits: the caller decides); NOT_FOUND
+  // when there is none.
+  absl::StatusOr<CachedLink> Resolve(const std::string& code);
 
   // Called after a mutation of `code` committed: writes the new state through to the cache and
   // keeps the replica out of this code's reads for a while. `existed`: the code had a link

@@ -51,6 +51,10 @@ class FakeStore : public LinksStore {
     }
     return std::optional<ResolveRecord>(it->second);
   }
+  absl::StatusOr<bool> CountClick(const std::string&) override {
+    return absl::UnimplementedError("");
+  }
+  absl::Status UncountClick(const std::string&) override { return absl::UnimplementedError(""); }
 };
 
 class ResolverTest : public ::testing::Test {
@@ -63,39 +67,48 @@ class ResolverTest : public ::testing::Test {
 };
 
 TEST_F(ResolverTest, ReplicaHitIsCachedAndServedFromCacheAfterwards) {
-  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt};
-  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
-  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt, {}};
+  EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
+  EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
   EXPECT_EQ(store_.replica_reads, 1);
   EXPECT_EQ(store_.primary_reads, 0);
 }
 
 TEST_F(ResolverTest, ReplicaMissIsConfirmedOnPrimaryBeforeNotFound) {
-  store_.primary["new"] = {"http://fresh", std::nullopt};  // the replica lags
-  EXPECT_EQ(resolver_.Resolve("new", now_).value(), "http://fresh");
-  EXPECT_EQ(resolver_.Resolve("nope", now_).status().code(), absl::StatusCode::kNotFound);
+  store_.primary["new"] = {"http://fresh", std::nullopt, {}};  // the replica lags
+  EXPECT_EQ(resolver_.Resolve("new").value().target_url, "http://fresh");
+  EXPECT_EQ(resolver_.Resolve("nope").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_.primary_reads, 2);
   ASSERT_TRUE(cache_.entries.count("nope"));
   EXPECT_FALSE(cache_.entries["nope"].exists) << "the confirmed miss is cached";
-  EXPECT_EQ(resolver_.Resolve("nope", now_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(resolver_.Resolve("nope").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_.primary_reads, 2) << "the cached miss needs no database";
 }
 
-TEST_F(ResolverTest, ExpiredLinksDoNotResolveEvenFromCache) {
-  store_.replica["old"] = {"http://t", now_ + absl::Seconds(1)};
-  EXPECT_TRUE(resolver_.Resolve("old", now_).ok());
-  EXPECT_EQ(resolver_.Resolve("old", now_ + absl::Seconds(2)).status().code(),
-            absl::StatusCode::kNotFound);
+TEST_F(ResolverTest, ExpiryAndLimitsComeBackFromTheDatabaseAndTheCache) {
+  // Resolve answers the link as it is; LinksRpcs decides what its expiry and limits mean.
+  ResolveRecord record{"http://t", now_ + absl::Seconds(1), {}};
+  record.limits.max_clicks = 3;
+  record.limits.fallback_url = "http://fallback";
+  store_.replica["old"] = record;
+  for (int i = 0; i < 2; ++i) {  // from the database, then from the cache
+    absl::StatusOr<CachedLink> link = resolver_.Resolve("old");
+    ASSERT_TRUE(link.ok());
+    EXPECT_EQ(link->expire_time, now_ + absl::Seconds(1));
+    EXPECT_EQ(link->limits.max_clicks, 3);
+    EXPECT_EQ(link->limits.fallback_url, "http://fallback");
+  }
+  EXPECT_EQ(store_.replica_reads, 1);
 }
 
 TEST_F(ResolverTest, ConcurrentMissesOfOneCodeShareOneRead) {
-  store_.replica["hot"] = {"http://hot", std::nullopt};
+  store_.replica["hot"] = {"http://hot", std::nullopt, {}};
   store_.delay = absl::Milliseconds(100);
   std::vector<std::thread> threads;
   threads.reserve(200);
   std::atomic<int> ok{0};
   for (int i = 0; i < 200; ++i) {
-    threads.emplace_back([&] { ok += resolver_.Resolve("hot", now_).ok(); });
+    threads.emplace_back([&] { ok += resolver_.Resolve("hot").ok(); });
   }
   for (auto& t : threads) {
     t.join();
@@ -105,30 +118,30 @@ TEST_F(ResolverTest, ConcurrentMissesOfOneCodeShareOneRead) {
 }
 
 TEST_F(ResolverTest, RecentlyChangedCodesSkipTheReplica) {
-  store_.replica["x1"] = {"http://stale", std::nullopt};
-  store_.primary["x1"] = {"http://new", std::nullopt};
-  resolver_.Changed("x1", CachedLink{true, "http://new", std::nullopt}, /*existed=*/true);
+  store_.replica["x1"] = {"http://stale", std::nullopt, {}};
+  store_.primary["x1"] = {"http://new", std::nullopt, {}};
+  resolver_.Changed("x1", CachedLink{true, "http://new", std::nullopt, {}}, /*existed=*/true);
   cache_.entries.clear();  // as if Redis lost the write
-  EXPECT_EQ(resolver_.Resolve("x1", now_).value(), "http://new");
+  EXPECT_EQ(resolver_.Resolve("x1").value().target_url, "http://new");
   EXPECT_EQ(store_.replica_reads, 0);
 }
 
 TEST_F(ResolverTest, CacheDownMeansDatabaseReadsNotErrors) {
   cache_.down = true;
-  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt};
+  store_.replica["abc"] = store_.primary["abc"] = {"http://t", std::nullopt, {}};
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+    EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
   }
   EXPECT_EQ(store_.replica_reads, 1) << "calls close together share one read";
   absl::SleepFor(Resolver::kCoalesceLinger + absl::Milliseconds(50));
-  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
   EXPECT_EQ(store_.replica_reads, 2) << "later calls read the database again";
 }
 
 TEST_F(ResolverTest, ReplicaDownFallsToPrimary) {
   store_.replica_down = true;
-  store_.primary["abc"] = {"http://t", std::nullopt};
-  EXPECT_EQ(resolver_.Resolve("abc", now_).value(), "http://t");
+  store_.primary["abc"] = {"http://t", std::nullopt, {}};
+  EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
 }
 
 }  // namespace

@@ -4,11 +4,12 @@ Each field's own limits are in the OpenAPI document (from the protos' kurt.api.v
 schemathesis generates data within them. What remains spans fields or needs the world, and is
 written in the fields' descriptions; these hooks make generated data keep to it, so that a
 refusal of the data they leave is a real mismatch between the document and the services:
-- an expiry must be in the future;
+- an expiry must be in the future, and validSince before it (the hooks put it a day back);
+- a link's limit (validSince, maxClicks, fallbackUrl) is not given with its clear_ field;
 - a report's and a stats query's range: end after start, at most 366 (reports) or 31 (hourly
   stats) days long;
-- an update changes something (a target, an expiry, or clearing it), and sets tags or clears
-  them, not both;
+- an update changes something (a target, an expiry, a limit, forwarding, or clearing one), and
+  sets tags or clears them, not both;
 - a page token must come from a previous page;
 - the key the run authenticates with (KURT_API_KEY_ID) is not revoked by DELETE /v1/keys/{id},
   which would leave the rest of the run unauthenticated;
@@ -38,11 +39,23 @@ def before_call(ctx, case, kwargs):
             body["expireTime"] = _stamp(now + timedelta(days=1))
             body.pop("clearExpireTime", None)
             body.pop("clear_expire_time", None)
+        if path in ("/v1/links", "/v1/links/{code}"):
+            # validSince is before the expiry (given or stored, which the line above keeps in the
+            # future); a limit and its clear_ are not given together.
+            for name, clear in (("validSince", "clearValidSince"), ("maxClicks", "clearMaxClicks"),
+                                ("fallbackUrl", "clearFallbackUrl")):
+                if name in body:
+                    body.pop(clear, None)
+            for name in ("validSince", "valid_since"):
+                if name in body:
+                    body[name] = _stamp(now - timedelta(days=1))
         if path == "/v1/links/{code}" and case.method.upper() == "PATCH":
             if body.get("tags"):
                 body.pop("clearTags", None)
-            if not (body.get("targetUrl") is not None or body.get("expireTime") or
-                    body.get("clearExpireTime")):
+            if not any(body.get(name) is not None and body.get(name) is not False
+                       for name in ("targetUrl", "expireTime", "clearExpireTime", "validSince",
+                                    "clearValidSince", "maxClicks", "clearMaxClicks",
+                                    "fallbackUrl", "clearFallbackUrl", "forwardQuery")):
                 body["clearExpireTime"] = True
         if path == "/v1/reports":
             body["startTime"] = _stamp(now - timedelta(days=2))

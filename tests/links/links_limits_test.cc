@@ -1,0 +1,353 @@
+// Limits on a link (valid_since, expire_time, max_clicks, a fallback) and query forwarding,
+// through the real edge over HTTP, as a visitor of the short URL sees them: accounts and two
+// replicas of links in this process on the local stack (a scratch database, Redis, Kafka), the
+// edge's redirect cache on, links' upstream the two replicas in turn.
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "edge/accounts_authorizer.h"
+#include "edge/edge_server.h"
+#include "edge/rate_limiter.h"
+#include "gtest/gtest.h"
+#include "platform/grpc/server.h"
+#include "platform/kafka/kafka.h"
+#include "platform/pg/pg.h"
+#include "platform/redis/redis.h"
+#include "services/accounts/accounts_module.h"
+#include "services/links/links_module.h"
+#include "tests/support/http_client.h"
+#include "tests/support/stack_env.h"
+
+namespace kurt::links {
+namespace {
+
+using kurt::testing::Fetch;
+using kurt::testing::Reply;
+using Headers = std::vector<std::pair<std::string, std::string>>;
+
+constexpr char kAdminToken[] = "links-limits-admin";
+constexpr char kEdgeSecret[] = "links-limits-secret";
+constexpr int kReplicas = 2;
+
+// A JSON string field's value (the first one of that name).
+std::string Field(const std::string& json, const std::string& name) {
+  std::string needle = absl::StrCat("\"", name, "\":");
+  size_t at = json.find(needle);
+  if (at == std::string::npos) {
+    return "";
+  }
+  at = json.find('"', at + needle.size());
+  size_t end = json.find('"', at + 1);
+  return json.substr(at + 1, end - at - 1);
+}
+
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", t, absl::UTCTimeZone());
+}
+
+class LinksLimitsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pg::ClusterOptions po = db_.ClusterOptions();
+    po.primary.max_connections = 16;
+    cluster_ = std::make_unique<pg::PgCluster>(po);
+    redis_ = std::make_unique<redis::RedisClient>(*redis::Options::FromUrl(testing::RedisUrl()));
+
+    accounts::AccountsConfig ac;
+    ac.admin_token = kAdminToken;
+    ac.edge_secret = kEdgeSecret;
+    ac.key_cache_prefix = testing::RandomName("kurt:test:apikey:") + ":";
+    accounts_ = accounts::AccountsModule::Create(ac, {cluster_.get(), redis_.get()});
+
+    topic_ = testing::RandomName("kurt.test.clicks.");
+    testing::CreateTopic(topic_, 1);
+    kafka::ProducerOptions ko;
+    ko.brokers = testing::KafkaBrokers();
+    producer_ = std::move(*kafka::KafkaProducer::Create(ko));
+    LinksConfig lc;
+    lc.click_hash_salt = "salt";
+    lc.clicks_topic = topic_;
+    lc.short_url_base = "https://kurt.example/";
+    lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    std::vector<std::string> links_addresses;
+    for (int i = 0; i < kReplicas; ++i) {
+      Replica& r = replicas_[i];
+      auto links =
+          LinksModule::Create(lc, {cluster_.get(), redis_.get(), producer_.get(), &r.registry});
+      ASSERT_TRUE(links.ok()) << links.status();
+      r.links = std::move(*links);
+      platform::GrpcServerOptions go;
+      go.name = absl::StrCat("links-limits-test-", i);
+      go.metrics_port = -1;
+      r.grpc = std::make_unique<platform::GrpcServer>(go, &r.registry);
+      if (i == 0) {
+        r.grpc->AddService(accounts_->service());
+      }
+      r.grpc->AddService(r.links->service());
+      ASSERT_TRUE(r.grpc->Start().ok());
+      links_addresses.push_back(absl::StrCat("127.0.0.1:", r.grpc->grpc_port()));
+    }
+
+    edge::GrpcKeyAuthenticatorOptions gko;
+    gko.address = links_addresses[0];
+    gko.edge_secret = kEdgeSecret;
+    authenticator_ = edge::MakeGrpcKeyAuthenticator(gko);
+    edge::AccountsAuthorizerOptions eao;
+    eao.edge_secret = kEdgeSecret;
+    limiter_ = std::make_unique<edge::RedisRateLimiter>(redis_.get(), 2,
+                                                        testing::RandomName("kurt:test:rl:") + ":");
+    eao.limiter = limiter_.get();
+    eao.per_address = {100000, 100000};
+    eao.per_account = {100000, 100000};
+    authorizer_ = std::make_unique<edge::AccountsAuthorizer>(eao, authenticator_.get());
+
+    edge::EdgeServerConfig c;
+    c.http.port = 0;
+    c.http.threads = 2;
+    c.upstreams = {
+        absl::StrCat("kurt.accounts.v1.AccountsService=", links_addresses[0]),
+        absl::StrCat("kurt.links.v1.LinksService=", links_addresses[0], ",", links_addresses[1])};
+    c.default_upstream_host = "";
+    auto server = edge::EdgeServer::Start(std::move(c), authorizer_.get());
+    ASSERT_TRUE(server.ok()) << server.status();
+    edge_ = std::move(*server);
+    key_ = NewAccount("limits");
+  }
+
+  void TearDown() override {
+    if (edge_) {
+      edge_->Shutdown(absl::Seconds(1));
+    }
+    for (Replica& r : replicas_) {
+      if (r.grpc) {
+        r.grpc->Shutdown();
+      }
+    }
+  }
+
+  Reply Call(const std::string& method, const std::string& target, const std::string& body = "") {
+    Headers h = {{"Authorization", "Bearer " + key_}};
+    if (!body.empty()) {
+      h.emplace_back("Content-Type", "application/json");
+    }
+    return Fetch(edge_->port(), method, target, h, body);
+  }
+  Reply Visit(const std::string& target) { return Fetch(edge_->port(), "GET", target, {}, ""); }
+
+  std::string NewAccount(const std::string& name) {
+    Reply r = Fetch(edge_->port(), "POST", "/v1/accounts",
+                    {{"Authorization", std::string("Bearer ") + kAdminToken},
+                     {"Content-Type", "application/json"}},
+                    absl::StrCat("{\"name\":\"", name, "\"}"));
+    EXPECT_EQ(r.status, 200u) << r.body;
+    return Field(r.body, "secretKey");
+  }
+
+  // Creates a link from a JSON body; its code.
+  std::string Create(const std::string& body) {
+    Reply r = Call("POST", "/v1/links", body);
+    EXPECT_EQ(r.status, 200u) << body << " -> " << r.body;
+    return Field(r.body, "code");
+  }
+
+  int64_t StoredClicks(const std::string& code) {
+    int64_t n = -1;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      n = tx.exec_params1("SELECT clicks FROM links WHERE code = $1", code)[0]
+                              .as<int64_t>();
+                    })
+                    .ok());
+    return n;
+  }
+
+  struct Replica {
+    metrics::Registry registry;
+    std::unique_ptr<LinksModule> links;
+    std::unique_ptr<platform::GrpcServer> grpc;
+  };
+
+  testing::ScratchDatabase db_;
+  std::unique_ptr<pg::PgCluster> cluster_;
+  std::unique_ptr<redis::RedisClient> redis_;
+  std::unique_ptr<accounts::AccountsModule> accounts_;
+  std::string topic_;
+  std::unique_ptr<kafka::KafkaProducer> producer_;
+  Replica replicas_[kReplicas];
+  std::unique_ptr<edge::RateLimiter> limiter_;
+  std::unique_ptr<edge::KeyAuthenticator> authenticator_;
+  std::unique_ptr<edge::AccountsAuthorizer> authorizer_;
+  std::unique_ptr<edge::EdgeServer> edge_;
+  std::string key_;
+};
+
+TEST_F(LinksLimitsTest, ExactlyMaxClicksConcurrentRedirectsAcrossReplicasGoThroughThenTheFallback) {
+  const std::string code = Create(R"({"targetUrl":"https://example.com/offer","maxClicks":20})");
+  ASSERT_FALSE(code.empty());
+  Reply got = Call("GET", "/v1/links/" + code);
+  EXPECT_NE(got.body.find("\"maxClicks\":20"), std::string::npos) << got.body;
+
+  constexpr int kThreads = 8, kEach = 10;
+  std::atomic<int> redirected{0}, not_found{0}, other{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < kEach; ++i) {
+        Reply r = Visit("/" + code);
+        if (r.status == 302) {
+          EXPECT_EQ(r.Header("location"), "https://example.com/offer");
+          EXPECT_EQ(r.Header("cache-control"), "no-store") << "a counted redirect is kept nowhere";
+          ++redirected;
+        } else if (r.status == 404) {
+          ++not_found;
+        } else {
+          ADD_FAILURE() << r.status << " " << r.body << r.error;
+          ++other;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(redirected, 20) << "the edge's cache or a race let more or fewer through";
+  // Both replicas took redirects (the edge sends to them in turn): the count is shared.
+  for (Replica& r : replicas_) {
+    const std::string metrics = r.registry.Render();
+    const std::string hits = "kurt_links_cache_requests_total{result=\"hit\"} ";
+    const size_t at = metrics.find(hits);
+    ASSERT_NE(at, std::string::npos) << metrics;
+    EXPECT_GT(std::stod(metrics.substr(at + hits.size())), 0) << metrics;
+  }
+  EXPECT_EQ(not_found, kThreads * kEach - 20);
+  EXPECT_EQ(StoredClicks(code), 20);
+  got = Call("GET", "/v1/links/" + code);
+  EXPECT_NE(got.body.find("\"clickCount\":20"), std::string::npos) << got.body;
+
+  // Past the limit a fallback takes the visitors; raising the limit lets one more through.
+  Reply patched = Call("PATCH", "/v1/links/" + code,
+                       R"({"fallbackUrl":"https://example.com/sold-out","maxClicks":21})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  Reply one = Visit("/" + code);
+  EXPECT_EQ(one.status, 302u);
+  EXPECT_EQ(one.Header("location"), "https://example.com/offer");
+  for (int i = 0; i < 3; ++i) {
+    Reply fallback = Visit("/" + code);
+    EXPECT_EQ(fallback.status, 302u);
+    EXPECT_EQ(fallback.Header("location"), "https://example.com/sold-out");
+    EXPECT_EQ(fallback.Header("cache-control"), "no-store");
+  }
+  EXPECT_EQ(StoredClicks(code), 21);
+}
+
+TEST_F(LinksLimitsTest, ALinkIsNotCachedPastTheInstantItsAnswerChanges) {
+  // Valid in 2 s: 404 until then (never cached), the target from then on.
+  const absl::Time since = absl::Now() + absl::Seconds(2);
+  const std::string later = Create(absl::StrCat(R"({"targetUrl":"https://example.com/later",)",
+                                                R"("validSince":")", Rfc3339(since), R"("})"));
+  EXPECT_EQ(Visit("/" + later).status, 404u);
+  // With a fallback, the early redirect is kept only until validSince.
+  const std::string early = Create(absl::StrCat(
+      R"({"targetUrl":"https://example.com/opened","fallbackUrl":"https://example.com/wait",)",
+      R"("validSince":")", Rfc3339(since), R"("})"));
+  Reply wait = Visit("/" + early);
+  ASSERT_EQ(wait.status, 302u) << wait.body;
+  EXPECT_EQ(wait.Header("location"), "https://example.com/wait");
+  EXPECT_TRUE(wait.Header("cache-control") == "private, max-age=1" ||
+              wait.Header("cache-control") == "no-store")
+      << wait.Header("cache-control");
+  // Expires in 2 s: kept no longer than that.
+  const std::string soon = Create(absl::StrCat(R"({"targetUrl":"https://example.com/soon",)",
+                                               R"("expireTime":")", Rfc3339(since), R"("})"));
+  Reply live = Visit("/" + soon);
+  ASSERT_EQ(live.status, 302u);
+  EXPECT_TRUE(live.Header("cache-control") == "private, max-age=1" ||
+              live.Header("cache-control") == "no-store")
+      << live.Header("cache-control");
+
+  absl::SleepFor(since - absl::Now() + absl::Milliseconds(50));
+  Reply now_later = Visit("/" + later);
+  EXPECT_EQ(now_later.status, 302u) << now_later.body;
+  EXPECT_EQ(now_later.Header("location"), "https://example.com/later");
+  Reply opened = Visit("/" + early);
+  EXPECT_EQ(opened.status, 302u);
+  EXPECT_EQ(opened.Header("location"), "https://example.com/opened")
+      << "the edge kept the early redirect past validSince";
+  EXPECT_EQ(Visit("/" + soon).status, 404u) << "the edge kept the redirect past its expiry";
+
+  // A plain link is as before: kept 5 s by the edge and the browser.
+  const std::string plain = Create(R"({"targetUrl":"https://example.com/plain"})");
+  EXPECT_EQ(Visit("/" + plain).Header("cache-control"), "private, max-age=5");
+}
+
+TEST_F(LinksLimitsTest, ForwardQueryMergesTheQueryIntoTheTargetAndIsNeverCached) {
+  const std::string code = Create(
+      R"({"targetUrl":"https://example.com/p?ref=kurt&utm_source=old#top","forwardQuery":true})");
+  Reply a = Visit("/" + code + "?utm_source=news&utm_campaign=spring%20sale");
+  ASSERT_EQ(a.status, 302u) << a.body;
+  EXPECT_EQ(a.Header("location"),
+            "https://example.com/p?ref=kurt&utm_source=news&utm_campaign=spring%20sale#top");
+  EXPECT_EQ(a.Header("cache-control"), "no-store");
+  // Another query right after: its own merge, not the first one from a cache.
+  Reply b = Visit("/" + code + "?utm_source=mail");
+  ASSERT_EQ(b.status, 302u);
+  EXPECT_EQ(b.Header("location"), "https://example.com/p?ref=kurt&utm_source=mail#top");
+  Reply none = Visit("/" + code);
+  EXPECT_EQ(none.Header("location"), "https://example.com/p?ref=kurt&utm_source=old#top");
+
+  // A link that does not forward ignores the query, and is cached as before.
+  const std::string plain = Create(R"({"targetUrl":"https://example.com/q?x=1"})");
+  Reply p = Visit("/" + plain + "?utm_source=news");
+  EXPECT_EQ(p.Header("location"), "https://example.com/q?x=1");
+  EXPECT_EQ(p.Header("cache-control"), "private, max-age=5");
+
+  // Turned on by an update: the edge drops nothing it should keep (it kept nothing), and the
+  // next visit forwards.
+  Reply patched = Call("PATCH", "/v1/links/" + plain, R"({"forwardQuery":true})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_NE(patched.body.find("\"forwardQuery\":true"), std::string::npos) << patched.body;
+}
+
+TEST_F(LinksLimitsTest, BadLimitsAre400NamingTheFieldAndCreateNothing) {
+  struct Case {
+    std::string body;
+    std::string field;
+  };
+  const absl::Time t = absl::Now() + absl::Hours(1);
+  const std::vector<Case> cases = {
+      {R"({"targetUrl":"https://example.com/","maxClicks":0})", "max_clicks: "},
+      {R"({"targetUrl":"https://example.com/","maxClicks":1000000001})", "max_clicks: "},
+      {R"j({"targetUrl":"https://example.com/","fallbackUrl":"javascript:alert(1)"})j",
+       "fallback_url: "},
+      {absl::StrCat(R"({"targetUrl":"https://example.com/","expireTime":")", Rfc3339(t),
+                    R"(","validSince":")", Rfc3339(t + absl::Seconds(1)), R"("})"),
+       "valid_since: "},
+  };
+  for (const Case& c : cases) {
+    Reply r = Call("POST", "/v1/links", c.body);
+    EXPECT_EQ(r.status, 400u) << c.body << " -> " << r.body;
+    EXPECT_NE(r.body.find(c.field), std::string::npos) << r.body;
+  }
+  const std::string code = Create(
+      absl::StrCat(R"({"targetUrl":"https://example.com/","expireTime":")", Rfc3339(t), R"("})"));
+  // Against the stored expiry: checked by the database, still the request's mistake.
+  Reply after = Call("PATCH", "/v1/links/" + code,
+                     absl::StrCat(R"({"validSince":")", Rfc3339(t + absl::Hours(1)), R"("})"));
+  EXPECT_EQ(after.status, 400u) << after.body;
+  EXPECT_NE(after.body.find("valid_since: "), std::string::npos) << after.body;
+  Reply both = Call("PATCH", "/v1/links/" + code, R"({"maxClicks":3,"clearMaxClicks":true})");
+  EXPECT_EQ(both.status, 400u) << both.body;
+  Reply list = Call("GET", "/v1/links");
+  EXPECT_EQ(list.body.find("maxClicks"), std::string::npos) << list.body;
+  EXPECT_EQ(list.body.find("validSince"), std::string::npos) << list.body;
+}
+
+}  // namespace
+}  // namespace kurt::links
