@@ -1021,6 +1021,7 @@ TEST_F(LinksRpcsTest, MaxClicksLetsExactlyThatManyRedirectsThroughUnderConcurren
 
   std::atomic<int> redirected{0}, not_found{0};
   std::vector<std::thread> threads;
+  threads.reserve(8);
   for (int t = 0; t < 8; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < 10; ++i) {

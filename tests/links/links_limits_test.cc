@@ -197,6 +197,7 @@ TEST_F(LinksLimitsTest, ExactlyMaxClicksConcurrentRedirectsAcrossReplicasGoThrou
   constexpr int kThreads = 8, kEach = 10;
   std::atomic<int> redirected{0}, not_found{0}, other{0};
   std::vector<std::thread> threads;
+  threads.reserve(kThreads);
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&] {
       for (int i = 0; i < kEach; ++i) {
