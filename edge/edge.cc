@@ -131,6 +131,9 @@ void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
     add(platform::kTraceparentMetadata, MetadataSafe(v, 256));
   }
   add(mesh::kClientIpMetadata, MetadataSafe(client_ip, 64));
+  if (req.method() == http::verb::head) {
+    add(mesh::kRequestMethodMetadata, std::string("HEAD"));
+  }
   if (auto v = View(req[http::field::user_agent]); !v.empty()) {
     add(mesh::kUserAgentMetadata, MetadataSafe(v, 512));
   }
@@ -340,6 +343,14 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   bool is_get = req.method() == http::verb::get;
 
   Router::Match match = routes_->router().Find(View(req.method_string()), path);
+  if (req.method() == http::verb::head && match.outcome != Router::Outcome::kFound) {
+    // A redirect answers HEAD as it answers GET (link checkers and preview fetchers send it;
+    // links counts the click as a bot's). Never from the cache: is_get is false.
+    Router::Match get = routes_->router().Find("GET", path);
+    if (get.outcome == Router::Outcome::kFound && routes_->routes()[get.route_id]->redirect) {
+      match = std::move(get);
+    }
+  }
   switch (match.outcome) {
     case Router::Outcome::kFound:
       break;

@@ -18,6 +18,21 @@ ClickConsumerOptions ConsumerOptions(const AnalyticsConfig& config) {
   return options;
 }
 
+std::unique_ptr<UapSpiderRules> LoadSpiders(const std::string& path) {
+  if (path.empty()) {
+    return nullptr;
+  }
+  absl::StatusOr<std::unique_ptr<UapSpiderRules>> rules = UapSpiderRules::Load(path);
+  if (!rules.ok()) {
+    KURT_LOG(kError, "uap_regexes_file: cannot load uap-core's regexes",
+             {"error", rules.status().ToString()});
+    std::abort();
+  }
+  KURT_LOG(kInfo, "uap-core device parsers loaded", {"parsers", (*rules)->parsers()},
+           {"skipped", (*rules)->skipped().size()});
+  return *std::move(rules);
+}
+
 }  // namespace
 
 std::unique_ptr<AnalyticsModule> AnalyticsModule::Create(const AnalyticsConfig& config,
@@ -28,10 +43,11 @@ std::unique_ptr<AnalyticsModule> AnalyticsModule::Create(const AnalyticsConfig& 
 AnalyticsModule::AnalyticsModule(const AnalyticsConfig& config, AnalyticsDeps deps)
     : consume_(config.consume),
       producer_(deps.producer),
+      spiders_(LoadSpiders(config.uap_regexes_file)),
       click_store_(&deps.cluster->primary()),
       dead_letters_(deps.producer, config.dead_letter_topic),
       processor_(config.consumer_group, &click_store_, &dead_letters_, deps.registry,
-                 config.write_parallelism),
+                 config.write_parallelism, EventWindowOptions(), spiders_.get()),
       consumer_(ConsumerOptions(config), &click_store_, &processor_, deps.registry),
       stats_store_(deps.cluster),
       rpcs_(&stats_store_, config.now),

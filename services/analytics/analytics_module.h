@@ -19,6 +19,7 @@
 #include "platform/pg/pg.h"
 #include "services/analytics/analytics_rpcs.h"
 #include "services/analytics/analytics_service.h"
+#include "services/analytics/bot_classifier.h"
 #include "services/analytics/click_consumer.h"
 #include "services/analytics/click_processor.h"
 #include "services/analytics/click_store.h"
@@ -48,6 +49,10 @@ struct AnalyticsConfig {
   int partition_months_ahead = 3;
   // Also commit consumed offsets to Kafka after each batch (for broker-side lag tools).
   bool mirror_offsets_to_kafka = false;
+  // uap-core's regexes.yaml (Debian's uap-core), whose "Spider" devices are counted as bots
+  // (UapSpiderRules). Empty: bots are told by known preview agents and HEAD only. A file that
+  // cannot be loaded stops the process at Create: it would count crawlers as people.
+  std::string uap_regexes_file = "/usr/share/uap-core/regexes.yaml";
   // The clock that stats ranges without an end end at (tests pin it).
   std::function<absl::Time()> now = absl::Now;
 };
@@ -83,6 +88,7 @@ class AnalyticsModule {
 
   const bool consume_;
   kafka::KafkaProducer* producer_;
+  std::unique_ptr<UapSpiderRules> spiders_;  // null: none configured
   PgClickStore click_store_;
   KafkaDeadLetterSink dead_letters_;
   ClickProcessor processor_;

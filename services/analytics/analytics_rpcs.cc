@@ -101,14 +101,20 @@ absl::StatusOr<v1::LinkStats> AnalyticsRpcs::GetLinkStats(const platform::Caller
   SetTimestamp(range->start, response.mutable_start_time());
   SetTimestamp(range->end, response.mutable_end_time());
   response.set_interval(interval);
-  int64_t total = 0;
-  for (const auto& [bucket, clicks] : FillSeries(*range, data->hourly)) {
+  int64_t total = 0, bots = 0;
+  const auto series = FillSeries(*range, data->hourly);
+  const auto bot_series = FillSeries(*range, data->hourly_bots);
+  for (size_t i = 0; i < series.size(); ++i) {
     v1::TimeBucket* b = response.add_series();
-    SetTimestamp(bucket, b->mutable_start_time());
-    b->set_clicks(clicks);
-    total += clicks;
+    SetTimestamp(series[i].first, b->mutable_start_time());
+    b->set_clicks(series[i].second);
+    b->set_bot_clicks(bot_series[i].second);
+    total += series[i].second;
+    bots += bot_series[i].second;
   }
   response.set_total_clicks(total);
+  response.set_bot_clicks(bots);
+  response.set_human_clicks(total - bots);
   for (const auto& [value, clicks] : data->referrers) {
     v1::DimensionCount* d = response.add_top_referrers();
     d->set_value(value.empty() ? std::string(kDirectReferrer) : value);
@@ -117,6 +123,11 @@ absl::StatusOr<v1::LinkStats> AnalyticsRpcs::GetLinkStats(const platform::Caller
   for (const auto& [value, clicks] : data->agents) {
     v1::DimensionCount* d = response.add_top_agents();
     d->set_value(value);
+    d->set_clicks(clicks);
+  }
+  for (const auto& [value, clicks] : data->countries) {
+    v1::DimensionCount* d = response.add_top_countries();
+    d->set_value(value.empty() ? std::string(kUnknownCountry) : value);
     d->set_clicks(clicks);
   }
   return response;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "platform/core/text.h"
@@ -112,6 +113,10 @@ std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::
   CleanText(event->mutable_referrer(), kMaxReferrer);
   CleanText(event->mutable_user_agent(), kMaxUserAgent);
   CleanText(event->mutable_client_hash(), kMaxClientHash);
+  if (const std::string& c = event->country();
+      !c.empty() && (c.size() != 2 || !absl::ascii_isupper(c[0]) || !absl::ascii_isupper(c[1]))) {
+    event->clear_country();
+  }
   return std::nullopt;
 }
 
@@ -174,9 +179,20 @@ void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click, 
                        int64_t offset) {
   const int code = Intern(&codes_, &code_ids_, event.code());
   const int host = Intern(&hosts_, &host_ids_, cache_->Host(event.referrer()));
-  ++hourly_[{code, click.hour}];
+  const int country = Intern(&countries_, &country_ids_, event.country());
+  const bool bot = cache_->Bot(event.user_agent(), event.head());
+  AgentFamily family = cache_->Agent(event.user_agent());
+  if (bot) {
+    family = AgentFamily::kBot;
+  } else if (family == AgentFamily::kBot) {
+    family = AgentFamily::kOther;  // "Bot" in the tops means what bot_clicks counts
+  }
+  auto& hourly = hourly_[{code, click.hour}];
+  ++hourly.first;
+  hourly.second += bot ? 1 : 0;
   ++referrers_[{code, click.hour, host}];
-  ++agents_[{code, click.hour, cache_->Agent(event.user_agent())}];
+  ++agents_[{code, click.hour, family}];
+  ++countries_by_hour_[{code, click.hour, country}];
   ++rows_;
 
   tuples_.push_back({code, click.time_micros, copy_.size()});
@@ -189,6 +205,8 @@ void BatchBuilder::Add(const events::v1::ClickEvent& event, const Click& click, 
   AppendField(event.client_hash(), &copy_);
   AppendIntField(partition, 4, &copy_);
   AppendIntField(offset, 8, &copy_);
+  AppendIntField(bot ? 1 : 0, 1, &copy_);
+  AppendField(event.country(), &copy_);
 }
 
 std::string BatchBuilder::TakeCopyData() {
@@ -235,7 +253,7 @@ Aggregates BatchBuilder::TakeAggregates() const {
   Aggregates out;
   out.hourly.reserve(hourly_.size());
   for (const auto& [k, n] : hourly_) {
-    out.hourly.push_back({codes_[k.first], k.second, n});
+    out.hourly.push_back({codes_[k.first], k.second, n.first, n.second});
   }
   out.referrers.reserve(referrers_.size());
   for (const auto& [k, n] : referrers_) {
@@ -246,6 +264,11 @@ Aggregates BatchBuilder::TakeAggregates() const {
     out.agents.push_back(
         {codes_[std::get<0>(k)], std::get<1>(k), std::string(AgentFamilyName(std::get<2>(k))), n});
   }
+  out.countries.reserve(countries_by_hour_.size());
+  for (const auto& [k, n] : countries_by_hour_) {
+    out.countries.push_back(
+        {codes_[std::get<0>(k)], std::get<1>(k), countries_[std::get<2>(k)], n});
+  }
   std::sort(out.hourly.begin(), out.hourly.end(), [](const auto& a, const auto& b) {
     return std::tie(a.code, a.hour) < std::tie(b.code, b.hour);
   });
@@ -254,6 +277,7 @@ Aggregates BatchBuilder::TakeAggregates() const {
   };
   std::sort(out.referrers.begin(), out.referrers.end(), by_key);
   std::sort(out.agents.begin(), out.agents.end(), by_key);
+  std::sort(out.countries.begin(), out.countries.end(), by_key);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/kafka/kafka.h"
+#include "services/analytics/bot_classifier.h"
 #include "services/analytics/dimensions.h"
 
 namespace kurt::analytics {
@@ -52,7 +53,8 @@ struct Click {
 // Parses `message` into `event` (reused between calls to spare allocations) and checks it. A code
 // that is not well-formed is kUnknownCode (it cannot name a link); an event without a valid time
 // is kInvalidEvent. Text fields are cut to the producer's limits and stripped of NUL characters
-// (PostgreSQL text cannot hold them); a missing event id falls back to the event-id header, then
+// (PostgreSQL text cannot hold them); a country that is not two upper-case letters becomes ""
+// (unknown); a missing event id falls back to the event-id header, then
 // to topic/partition/offset.
 std::optional<Rejection> DecodeClick(const kafka::Message& message, events::v1::ClickEvent* event,
                                      Click* click);
@@ -77,7 +79,8 @@ std::vector<PartitionKey> PartitionsOf(const std::vector<const kafka::Message*>&
 struct HourlyCount {
   std::string code;
   int64_t hour = 0;
-  int64_t clicks = 0;
+  int64_t clicks = 0;      // every click, bots' included
+  int64_t bot_clicks = 0;  // of which bots'
   bool operator==(const HourlyCount&) const = default;
 };
 
@@ -94,27 +97,32 @@ struct Aggregates {
   std::vector<HourlyCount> hourly;
   std::vector<DimensionHourlyCount> referrers;
   std::vector<DimensionHourlyCount> agents;
+  std::vector<DimensionHourlyCount> countries;  // "" when unknown
 };
 
-// Remembers the referrer host and the agent family of recently seen header values: the same few
-// thousand user agents make most of the traffic. Bounded; lives as long as the processor, used
-// from its thread only.
+// Remembers the referrer host, the agent family and whether it is a bot's of recently seen header
+// values: the same few thousand user agents make most of the traffic. Bounded; lives as long as
+// the processor, used from its thread only.
 class DimensionCache {
  public:
-  explicit DimensionCache(size_t max_entries = 20000) : max_entries_(max_entries) {}
+  // `spiders` (null: bots are told by kPreviewAgents and HEAD only) outlives the cache.
+  explicit DimensionCache(size_t max_entries = 20000, const UapSpiderRules* spiders = nullptr)
+      : max_entries_(max_entries), bots_(spiders, max_entries) {}
   AgentFamily Agent(absl::string_view user_agent);
   const std::string& Host(absl::string_view referrer);
+  bool Bot(absl::string_view user_agent, bool head) { return bots_.IsBot(user_agent, head); }
 
  private:
   const size_t max_entries_;
+  BotClassifier bots_;
   absl::flat_hash_map<std::string, AgentFamily> agents_;
   absl::flat_hash_map<std::string, std::string> hosts_;
 };
 
 // The columns of `clicks` the COPY data carries, in order.
 inline constexpr const char* kClickCopyColumns[] = {
-    "code",       "click_time",  "event_id",        "referrer",
-    "user_agent", "client_hash", "kafka_partition", "kafka_offset"};
+    "code",        "click_time",      "event_id",     "referrer", "user_agent",
+    "client_hash", "kafka_partition", "kafka_offset", "bot",      "country"};
 
 inline constexpr int kClickCopyFields = sizeof(kClickCopyColumns) / sizeof(kClickCopyColumns[0]);
 // Microseconds from the Unix epoch to PostgreSQL's (2000-01-01 00:00:00 UTC): binary COPY
@@ -137,7 +145,8 @@ class BatchBuilder {
     copy_.reserve(copy_bytes);
   }
 
-  // Adds a decoded click (its event as DecodeClick left it).
+  // Adds a decoded click (its event as DecodeClick left it). It is a bot's as BotClassifier says
+  // (through the cache); its agent family is then "Bot", and only then.
   void Add(const events::v1::ClickEvent& event, const Click& click, int32_t partition,
            int64_t offset);
 
@@ -166,9 +175,11 @@ class BatchBuilder {
   std::vector<Tuple> tuples_;
   int64_t rows_ = 0;
   // Per-batch ids of codes and referrer hosts, so that sums are keyed by numbers.
-  std::vector<std::string> codes_, hosts_;
-  absl::flat_hash_map<std::string, int> code_ids_, host_ids_;
-  absl::flat_hash_map<std::pair<int, int64_t>, int64_t> hourly_;
+  std::vector<std::string> codes_, hosts_, countries_;
+  absl::flat_hash_map<std::string, int> code_ids_, host_ids_, country_ids_;
+  // (clicks, bot clicks)
+  absl::flat_hash_map<std::pair<int, int64_t>, std::pair<int64_t, int64_t>> hourly_;
+  absl::flat_hash_map<std::tuple<int, int64_t, int>, int64_t> countries_by_hour_;
   absl::flat_hash_map<std::tuple<int, int64_t, int>, int64_t> referrers_;
   absl::flat_hash_map<std::tuple<int, int64_t, AgentFamily>, int64_t> agents_;
 };

@@ -14,8 +14,11 @@ constexpr int64_t kHour = 1709632800;  // 2024-03-05T10:00:00Z
 
 kafka::Message Message(int32_t partition, int64_t offset, const std::string& code,
                        int64_t seconds = kHour, const std::string& referrer = "",
-                       const std::string& ua = "") {
+                       const std::string& ua = "", bool head = false,
+                       const std::string& country = "") {
   events::v1::ClickEvent e;
+  e.set_head(head);
+  e.set_country(country);
   e.set_event_id(absl::StrCat("e", partition, "-", offset));
   e.set_code(code);
   e.mutable_time()->set_seconds(seconds);
@@ -154,19 +157,52 @@ TEST(BatchBuilderTest, CopyDataHasOneTuplePerClickWithEveryField) {
   std::string data = builder.TakeCopyData();
   const int64_t micros = kHour * 1000000 + 250000;
   EXPECT_EQ(Rows(data), (std::vector<CopyRow>{{"abc", micros, "e1-7", "https://r.example/a\tb\\c",
-                                               "UA\nnext\rline", "h", 1, 7}}));
-  // The exact bytes PostgreSQL reads: a field count of 8, then each field's length and value;
+                                               "UA\nnext\rline", "h", 1, 7, false, ""}}));
+  // The exact bytes PostgreSQL reads: a field count of 10, then each field's length and value;
   // the time in microseconds since 2000-01-01 UTC (2024-03-05 10:00:00.25 is 762948000250000).
   EXPECT_EQ(data.substr(0, 2 + 4 + 3 + 4 + 8),
-            absl::StrCat(std::string("\0\x08", 2), std::string("\0\0\0\x03", 4), "abc",
+            absl::StrCat(std::string("\0\x0a", 2), std::string("\0\0\0\x03", 4), "abc",
                          std::string("\0\0\0\x08", 4),
                          std::string("\x00\x02\xb5\xe5\xac\x89\x78\x90", 8)));
   EXPECT_EQ(builder.PendingCopyBytes(), 0u);
   AddAll({Message(1, 8, "abc"), Message(1, 9, "abc")}, &builder);
   std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
   ASSERT_EQ(rows.size(), 2u);
-  EXPECT_EQ(rows[1], (CopyRow{"abc", micros, "e1-9", "", "", "h", 1, 9}));
+  EXPECT_EQ(rows[1], (CopyRow{"abc", micros, "e1-9", "", "", "h", 1, 9, false, ""}));
   EXPECT_EQ(builder.rows(), 3);
+}
+
+TEST(BatchBuilderTest, CountsBotsApartAndClicksPerCountry) {
+  // No uap-core rules here (bot_classifier_test has them): a preview agent and HEAD make bots.
+  DimensionCache cache;
+  BatchBuilder builder(&cache);
+  const std::string firefox = "Mozilla/5.0 (X11; Linux x86_64; rv:121.0) Firefox/121.0";
+  AddAll({Message(0, 0, "aaa", kHour, "", firefox, false, "DE"),
+          Message(0, 1, "aaa", kHour, "", "Twitterbot/1.0", false, "US"),
+          Message(0, 2, "aaa", kHour, "", firefox, true, "DE"),
+          Message(0, 3, "aaa", kHour, "", firefox, false, ""),
+          // Not a country code: unknown.
+          Message(0, 4, "aaa", kHour, "", firefox, false, "de"),
+          // The older family heuristics call this Bot; these rules do not.
+          Message(0, 5, "aaa", kHour, "", "SomeBot/1.0", false, "DE")},
+         &builder);
+  Aggregates a = builder.TakeAggregates();
+  const int64_t h = kHour;
+  EXPECT_EQ(a.hourly, (std::vector<HourlyCount>{{"aaa", h, 6, 2}}));
+  EXPECT_EQ(a.countries, (std::vector<DimensionHourlyCount>{
+                             {"aaa", h, "", 2}, {"aaa", h, "DE", 3}, {"aaa", h, "US", 1}}));
+  EXPECT_EQ(a.agents, (std::vector<DimensionHourlyCount>{
+                          {"aaa", h, "Bot", 2}, {"aaa", h, "Firefox", 3}, {"aaa", h, "Other", 1}}));
+  std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
+  ASSERT_EQ(rows.size(), 6u);
+  std::vector<std::pair<bool, std::string>> marks;
+  for (const CopyRow& r : rows) {
+    marks.emplace_back(r.bot, r.country);
+  }
+  EXPECT_EQ(
+      marks,
+      (std::vector<std::pair<bool, std::string>>{
+          {false, "DE"}, {true, "US"}, {true, "DE"}, {false, ""}, {false, ""}, {false, "DE"}}));
 }
 
 TEST(BatchBuilderTest, CopyDataKeepsTimesBeforeTheEpochsAndLargeOffsets) {

@@ -25,13 +25,16 @@ constexpr size_t kLoggedDeadLetters = 10;
 
 ClickProcessor::ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
                                metrics::Registry* registry, int parallelism,
-                               EventWindowOptions windows)
+                               EventWindowOptions windows, const UapSpiderRules* spiders)
     : group_(std::move(group)),
       store_(store),
       dead_letters_(dead_letters),
       parallelism_(static_cast<size_t>(std::max(1, parallelism))),
-      dimensions_(parallelism_),
       window_options_(windows) {
+  dimensions_.reserve(parallelism_);
+  for (size_t i = 0; i < parallelism_; ++i) {
+    dimensions_.emplace_back(20000, spiders);
+  }
   auto& clicks = registry->AddCounter(
       "kurt_analytics_clicks_total",
       "Click events consumed, by outcome (stored; duplicate: an offset already counted; "

@@ -52,8 +52,10 @@ class ClickProcessor {
  public:
   // Every pointer outlives the processor.
   // `parallelism`: transactions of one batch at once (1: the whole batch in one transaction).
+  // `spiders`: uap-core's rules bots are told by (null: by kPreviewAgents and HEAD only).
   ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
-                 metrics::Registry* registry, int parallelism = 1, EventWindowOptions windows = {});
+                 metrics::Registry* registry, int parallelism = 1, EventWindowOptions windows = {},
+                 const UapSpiderRules* spiders = nullptr);
 
   absl::Status Handle(const std::vector<kafka::Message>& batch);
 

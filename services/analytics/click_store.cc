@@ -37,7 +37,7 @@ std::vector<ClickKey> ClickKeys(const pqxx::result& r) {
   return out;
 }
 
-// Adds one batch's sums to an hourly dimension table (referrers or agents).
+// Adds one batch's sums to an hourly dimension table (referrers, agents or countries).
 void UpsertDimension(pqxx::work& tx, const char* table, const char* column,
                      const std::vector<DimensionHourlyCount>& counts) {
   if (counts.empty()) {
@@ -266,17 +266,21 @@ class PgClickTransaction : public ClickTransaction {
       EndCopy();
       if (!a.hourly.empty()) {
         tx_.exec_params(
-            "INSERT INTO click_hourly (code, hour, clicks) "
-            "SELECT c, to_timestamp(h), n FROM unnest($1::text[], $2::bigint[], $3::bigint[]) "
-            "AS u(c, h, n) "
-            "ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hourly.clicks + EXCLUDED.clicks",
+            "INSERT INTO click_hourly (code, hour, clicks, bot_clicks) "
+            "SELECT c, to_timestamp(h), n, b "
+            "FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::bigint[]) AS u(c, h, n, b) "
+            "ON CONFLICT (code, hour) DO UPDATE SET clicks = click_hourly.clicks + "
+            "EXCLUDED.clicks, "
+            "bot_clicks = click_hourly.bot_clicks + EXCLUDED.bot_clicks",
             pg::TextArrayLiteral(a.hourly,
                                  [](const auto& c) -> const std::string& { return c.code; }),
             NumberArrayLiteral(a.hourly, [](const auto& c) { return c.hour; }),
-            NumberArrayLiteral(a.hourly, [](const auto& c) { return c.clicks; }));
+            NumberArrayLiteral(a.hourly, [](const auto& c) { return c.clicks; }),
+            NumberArrayLiteral(a.hourly, [](const auto& c) { return c.bot_clicks; }));
       }
       UpsertDimension(tx_, "click_referrers_hourly", "referrer", a.referrers);
       UpsertDimension(tx_, "click_agents_hourly", "agent", a.agents);
+      UpsertDimension(tx_, "click_countries_hourly", "country", a.countries);
       return absl::OkStatus();
     } catch (...) {
       return pg::StatusFromCurrentException("adding click aggregates");

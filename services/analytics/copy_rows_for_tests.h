@@ -19,6 +19,8 @@ struct CopyRow {
   std::string event_id, referrer, user_agent, client_hash;
   int32_t partition = 0;
   int64_t offset = 0;
+  bool bot = false;
+  std::string country;
   bool operator==(const CopyRow&) const = default;
 };
 
@@ -77,13 +79,15 @@ inline std::optional<std::vector<CopyRow>> DecodeCopyRows(absl::string_view data
     auto client_hash = field();
     auto partition = int_field(4);
     auto offset = int_field(8);
+    auto bot = int_field(1);
+    auto country = field();
     if (!code || !time || !event_id || !referrer || !user_agent || !client_hash || !partition ||
-        !offset) {
+        !offset || !bot || !country) {
       return std::nullopt;
     }
     rows.push_back({std::string(*code), *time + kPostgresEpochMicros, std::string(*event_id),
                     std::string(*referrer), std::string(*user_agent), std::string(*client_hash),
-                    static_cast<int32_t>(*partition), *offset});
+                    static_cast<int32_t>(*partition), *offset, *bot != 0, std::string(*country)});
   }
   return rows;
 }

@@ -25,5 +25,8 @@ std::string ReferrerHost(absl::string_view referrer);
 inline constexpr absl::string_view kUnknownReferrer = "(unknown)";
 // How the stats RPC shows clicks without a Referer (stored as "").
 inline constexpr absl::string_view kDirectReferrer = "(direct)";
+// How the stats RPC shows clicks of no known country (stored as ""): ISO 3166's code for an
+// unknown country.
+inline constexpr absl::string_view kUnknownCountry = "ZZ";
 
 }  // namespace kurt::analytics

@@ -32,6 +32,9 @@ ABSL_FLAG(bool, mirror_offsets_to_kafka, false,
           "the database stays where the consumer resumes from");
 ABSL_FLAG(absl::Duration, max_replica_lag, absl::Seconds(5),
           "A replica further behind is not read");
+ABSL_FLAG(std::string, uap_regexes_file, kurt::analytics::AnalyticsConfig().uap_regexes_file,
+          "uap-core's regexes.yaml: clicks whose device it calls Spider are counted as bots' "
+          "(empty: bots are known preview agents and HEAD requests only)");
 ABSL_FLAG(int, pg_pool_size, 8, "Connections per database pool");
 
 int main(int argc, char** argv) {
@@ -52,6 +55,7 @@ int main(int argc, char** argv) {
   config.lag_refresh = absl::GetFlag(FLAGS_lag_refresh);
   config.partition_months_ahead = absl::GetFlag(FLAGS_partition_months_ahead);
   config.mirror_offsets_to_kafka = absl::GetFlag(FLAGS_mirror_offsets_to_kafka);
+  config.uap_regexes_file = absl::GetFlag(FLAGS_uap_regexes_file);
 
   kurt::metrics::Registry registry;
   kurt::pg::ClusterOptions pg_options =

@@ -37,11 +37,16 @@ absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuer
     *owned = true;
     const int64_t start = absl::ToUnixSeconds(q.start), end = absl::ToUnixSeconds(q.end);
     for (const auto& row :
-         tx.exec_params("SELECT extract(epoch FROM hour)::bigint, clicks FROM click_hourly "
+         tx.exec_params("SELECT extract(epoch FROM hour)::bigint, clicks, bot_clicks "
+                        "FROM click_hourly "
                         "WHERE code = $1 AND hour >= to_timestamp($2) AND hour < to_timestamp($3) "
                         "ORDER BY hour",
                         q.code, start, end)) {
-      data.hourly.emplace_back(absl::FromUnixSeconds(row[0].as<int64_t>()), row[1].as<int64_t>());
+      const absl::Time hour = absl::FromUnixSeconds(row[0].as<int64_t>());
+      data.hourly.emplace_back(hour, row[1].as<int64_t>());
+      if (const int64_t bots = row[2].as<int64_t>(); bots > 0) {
+        data.hourly_bots.emplace_back(hour, bots);
+      }
     }
     for (const auto& row : tx.exec_params(TopQuery("referrer", "click_referrers_hourly"), q.code,
                                           start, end, q.limit)) {
@@ -50,6 +55,12 @@ absl::StatusOr<StatsData> PgStatsStore::ReadOn(pg::PgPool* pool, const StatsQuer
     for (const auto& row :
          tx.exec_params(TopQuery("agent", "click_agents_hourly"), q.code, start, end, q.limit)) {
       data.agents.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
+    }
+    // Unknown ('') is ranked as the "ZZ" it is shown as.
+    for (const auto& row : tx.exec_params(
+             TopQuery("CASE country WHEN '' THEN 'ZZ' ELSE country END", "click_countries_hourly"),
+             q.code, start, end, q.limit)) {
+      data.countries.emplace_back(row[0].as<std::string>(), row[1].as<int64_t>());
     }
     tx.commit();
   };

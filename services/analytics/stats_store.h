@@ -24,11 +24,13 @@ struct StatsQuery {
 };
 
 struct StatsData {
-  // (hour start, clicks), hours with clicks only, oldest first.
+  // (hour start, clicks), hours with clicks only, oldest first: every click, then bots' only.
   std::vector<std::pair<absl::Time, int64_t>> hourly;
+  std::vector<std::pair<absl::Time, int64_t>> hourly_bots;
   // (stored value, clicks), most first; ties by value.
   std::vector<std::pair<std::string, int64_t>> referrers;
   std::vector<std::pair<std::string, int64_t>> agents;
+  std::vector<std::pair<std::string, int64_t>> countries;  // "ZZ" when unknown
 };
 
 class StatsStore {

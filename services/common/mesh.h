@@ -43,6 +43,8 @@ inline constexpr char kReportsDeadLetterTopic[] = "kurt.reports.dlq.v1";
 inline constexpr char kRefererMetadata[] = "x-kurt-referer";
 inline constexpr char kUserAgentMetadata[] = "x-kurt-user-agent";
 inline constexpr char kClientIpMetadata[] = "x-kurt-client-ip";
+// "HEAD" when the redirect was asked for with HEAD; absent for GET.
+inline constexpr char kRequestMethodMetadata[] = "x-kurt-request-method";
 // The click's id, the same in every call that may carry the same redirect (the edge's retry on
 // another replica, a proxy's retry through another edge, a cached hit reported again): its event
 // id, by which analytics counts it once.

@@ -14,8 +14,8 @@
 namespace kurt::links {
 
 KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
-                               metrics::Registry* registry)
-    : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)) {
+                               metrics::Registry* registry, const CountryLookup* countries)
+    : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)), countries_(countries) {
   auto& clicks = registry->AddCounter("kurt_links_click_events_total",
                                       "Click events, by what became of them", {"outcome"});
   queued_ = &clicks.WithLabels({"queued"});
@@ -43,7 +43,13 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   event.set_user_agent(click.user_agent.substr(0, 512));
   if (!click.client_ip.empty()) {
     event.set_client_hash(HashClient(salt_, click.client_ip));
+    if (countries_ != nullptr) {
+      // The address is known only here: the event carries its hash, never the address.
+      absl::string_view country = countries_->Lookup(click.client_ip);
+      event.set_country(country.data(), country.size());
+    }
   }
+  event.set_head(click.head);
   kafka::Headers headers = {{"event-id", event_id}};
   if (!click.traceparent.empty()) {
     headers.emplace_back("traceparent", click.traceparent);

@@ -16,6 +16,7 @@
 #include "absl/types/span.h"
 #include "platform/core/metrics.h"
 #include "platform/kafka/kafka.h"
+#include "services/links/country_lookup.h"
 
 namespace kurt::links {
 
@@ -28,6 +29,7 @@ struct Click {
   std::string user_agent;
   std::string client_ip;  // hashed before it leaves the process
   std::string traceparent;
+  bool head = false;  // asked for with HEAD (mesh::kRequestMethodMetadata)
 };
 
 class ClickSink {
@@ -46,9 +48,10 @@ class ClickSink {
 class KafkaClickSink : public ClickSink {
  public:
   // `producer` outlives the sink. `salt` keeps client hashes from being reversed by hashing
-  // every address; replicas must share it so one client hashes alike everywhere.
+  // every address; replicas must share it so one client hashes alike everywhere. `countries`
+  // (may be null: no country in the events) outlives the sink.
   KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
-                 metrics::Registry* registry);
+                 metrics::Registry* registry, const CountryLookup* countries = nullptr);
   absl::Status Publish(const Click& click, absl::Time deadline) override;
   absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override;
 
@@ -62,6 +65,7 @@ class KafkaClickSink : public ClickSink {
   kafka::KafkaProducer* producer_;
   const std::string topic_;
   const std::string salt_;
+  const CountryLookup* countries_;
   metrics::Counter* queued_;
   metrics::Counter* dropped_;
   metrics::Counter* failed_;

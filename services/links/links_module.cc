@@ -58,16 +58,31 @@ absl::StatusOr<std::unique_ptr<LinksModule>> LinksModule::Create(const LinksConf
   if (absl::Status s = Validate(config, deps); !s.ok()) {
     return s;
   }
-  return std::unique_ptr<LinksModule>(new LinksModule(config, deps));
+  std::unique_ptr<CountryLookup> countries;
+  if (!config.geoip_file.empty() || !config.geoip6_file.empty()) {
+    absl::StatusOr<std::unique_ptr<CountryLookup>> loaded =
+        CountryLookup::Load(config.geoip_file, config.geoip6_file);
+    if (!loaded.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("geoip_file, geoip6_file: ", loaded.status().message()));
+    }
+    countries = *std::move(loaded);
+    KURT_LOG(kInfo, "country tables loaded", {"ipv4_ranges", countries->ipv4_ranges()},
+             {"ipv6_ranges", countries->ipv6_ranges()});
+  }
+  return std::unique_ptr<LinksModule>(new LinksModule(config, deps, std::move(countries)));
 }
 
-LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps)
+LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps,
+                         std::unique_ptr<CountryLookup> countries)
     : producer_(deps.producer),
       click_flush_timeout_(config.click_flush_timeout),
       store_(deps.cluster, deps.registry),
       cache_(deps.redis, CacheOptions(config)),
       resolver_(&store_, &cache_, deps.registry, RecentWindow(config)),
-      clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry),
+      countries_(std::move(countries)),
+      clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry,
+              countries_.get()),
       rpcs_(LinksRpcsOptions{.short_url_base = config.short_url_base,
                              .click_ack_timeout = config.click_ack_timeout},
             &store_, &resolver_, &clicks_),

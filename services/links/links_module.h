@@ -49,6 +49,10 @@ struct LinksConfig {
   absl::Duration click_ack_timeout = LinksRpcsOptions().click_ack_timeout;
   // How long a shutdown waits for queued click events to reach Kafka.
   absl::Duration click_flush_timeout = absl::Seconds(10);
+  // The country tables click events take their country from (CountryLookup; Debian's
+  // tor-geoipdb). Both empty: click events carry no country.
+  std::string geoip_file = "/usr/share/tor/geoip";
+  std::string geoip6_file = "/usr/share/tor/geoip6";
 };
 
 // The clients links uses, built by the caller; each outlives the module.
@@ -79,13 +83,15 @@ class LinksModule {
   RedisLinkCache& cache() { return cache_; }
 
  private:
-  LinksModule(const LinksConfig& config, const LinksDeps& deps);
+  LinksModule(const LinksConfig& config, const LinksDeps& deps,
+              std::unique_ptr<CountryLookup> countries);
 
   kafka::KafkaProducer* producer_;
   const absl::Duration click_flush_timeout_;
   PgLinksStore store_;
   RedisLinkCache cache_;
   Resolver resolver_;
+  std::unique_ptr<CountryLookup> countries_;  // null: no country tables
   KafkaClickSink clicks_;
   LinksRpcs rpcs_;
   LinksService service_;

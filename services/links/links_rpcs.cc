@@ -427,7 +427,8 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
           Click{request.code(), ClickId(caller.Metadata(mesh::kClickIdMetadata)), now,
                 caller.Metadata(mesh::kRefererMetadata), caller.Metadata(mesh::kUserAgentMetadata),
                 caller.Metadata(mesh::kClientIpMetadata),
-                caller.Metadata(platform::kTraceparentMetadata)},
+                caller.Metadata(platform::kTraceparentMetadata),
+                caller.Metadata(mesh::kRequestMethodMetadata) == "HEAD"},
           deadline);
       !s.ok()) {
     KURT_LOG(kWarn, "redirect refused: its click is not in Kafka", {"code", request.code()},
@@ -506,7 +507,8 @@ absl::Status LinksRpcs::RecordCachedRedirects(const platform::Caller& caller,
     }
     clicks.push_back(Click{resolve.code(), std::move(id), time, value(mesh::kRefererMetadata),
                            value(mesh::kUserAgentMetadata), value(mesh::kClientIpMetadata),
-                           value(platform::kTraceparentMetadata)});
+                           value(platform::kTraceparentMetadata),
+                           value(mesh::kRequestMethodMetadata) == "HEAD"});
   }
   // The edge forgets the hits once this answers OK: they must be in Kafka by then. Answer a little
   // before the caller's deadline, so that it hears UNAVAILABLE rather than nothing.

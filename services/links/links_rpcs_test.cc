@@ -618,6 +618,27 @@ TEST_F(LinksRpcsTest, ResolvePublishesOneClickCarryingTheRedirectsMetadata) {
   EXPECT_EQ(clicks_.published.size(), 1u) << "an unknown code is no click";
 }
 
+TEST_F(LinksRpcsTest, AHeadRequestsClickSaysSoWhetherResolvedOrCached) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/checked", "checked").ok());
+  ASSERT_TRUE(Resolve("checked", Caller("", {{mesh::kRequestMethodMetadata, "HEAD"}})).ok());
+  ASSERT_TRUE(Resolve("checked", Caller("", {})).ok());
+  ASSERT_EQ(clicks_.published.size(), 2u);
+  EXPECT_TRUE(clicks_.published[0].head);
+  EXPECT_FALSE(clicks_.published[1].head);
+
+  api::v1::CachedRedirects batch;
+  api::v1::CachedRedirects::Hit hit;
+  v1::ResolveRequest resolve;
+  resolve.set_code("checked");
+  hit.set_request(resolve.SerializeAsString());
+  *hit.mutable_time() = ToTimestamp(absl::Now());
+  (*hit.mutable_metadata())[mesh::kRequestMethodMetadata] = "HEAD";
+  *batch.add_hits() = hit;
+  ASSERT_TRUE(rpcs_.RecordCachedRedirects(Caller(""), batch).ok());
+  ASSERT_EQ(clicks_.published.size(), 3u);
+  EXPECT_TRUE(clicks_.published[2].head);
+}
+
 // The edge's click id is the event id, so that the same redirect sent again (the edge's retry on
 // another replica) is one click for analytics; without one, or with one too long, a new id.
 TEST_F(LinksRpcsTest, ResolvesClickIdIsTheEdgesWhenItFits) {

@@ -37,6 +37,11 @@ ABSL_FLAG(absl::Duration, max_replica_lag, kurt::links::LinksConfig().max_replic
 ABSL_FLAG(absl::Duration, click_ack_timeout, kurt::links::LinksConfig().click_ack_timeout,
           "How long a redirect waits at most for Kafka to have its click before it is refused "
           "(UNAVAILABLE)");
+ABSL_FLAG(std::string, geoip_file, kurt::links::LinksConfig().geoip_file,
+          "IPv4 country table (\"first,last,CC\" lines, Debian's tor-geoipdb) click events take "
+          "their country from; with --geoip6_file empty too: no country");
+ABSL_FLAG(std::string, geoip6_file, kurt::links::LinksConfig().geoip6_file,
+          "IPv6 country table (as --geoip_file)");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
 
 namespace {
@@ -52,6 +57,8 @@ kurt::links::LinksConfig ConfigFromFlags() {
   config.record_secret = kurt::redis::RecordSeal::SecretFromFlags();
   config.max_replica_lag = absl::GetFlag(FLAGS_max_replica_lag);
   config.click_ack_timeout = absl::GetFlag(FLAGS_click_ack_timeout);
+  config.geoip_file = absl::GetFlag(FLAGS_geoip_file);
+  config.geoip6_file = absl::GetFlag(FLAGS_geoip6_file);
   return config;
 }
 

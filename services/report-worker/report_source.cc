@@ -151,12 +151,12 @@ std::string CsvSafeText(absl::string_view column, absl::string_view name) {
 
 std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote) {
   // Referrers and user agents are whatever clients sent, and codes may start with '-'.
-  return absl::StrCat("COPY (SELECT ", CsvSafeText("c.code", "code"), ", c.click_time, ",
-                      CsvSafeText("c.referrer", "referrer"), ", ",
-                      CsvSafeText("c.user_agent", "user_agent"), ", c.client_hash, c.event_id ",
-                      ClicksOfJob(job, quote),
-                      " ORDER BY c.code, c.click_time, c.event_id) TO STDOUT WITH (FORMAT csv, "
-                      "HEADER, FORCE_QUOTE (code, referrer, user_agent))");
+  return absl::StrCat(
+      "COPY (SELECT ", CsvSafeText("c.code", "code"), ", c.click_time, ",
+      CsvSafeText("c.referrer", "referrer"), ", ", CsvSafeText("c.user_agent", "user_agent"),
+      ", c.client_hash, c.event_id, c.bot::text AS bot, c.country ", ClicksOfJob(job, quote),
+      " ORDER BY c.code, c.click_time, c.event_id) TO STDOUT WITH (FORMAT csv, "
+      "HEADER, FORCE_QUOTE (code, referrer, user_agent))");
 }
 
 PgReportSource::PgReportSource(PgReportSourceOptions options, pg::PgCluster* cluster)
@@ -251,10 +251,11 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
     return s;
   }
   std::shared_ptr<PGresult> res;
-  if (absl::Status s = conn.Exec(
-          absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
-                       IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ", from),
-          &res);
+  if (absl::Status s =
+          conn.Exec(absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",
+                                 IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"),
+                                 ", count(*) FILTER (WHERE c.bot) ", from),
+                    &res);
       !s.ok()) {
     return s;
   }
@@ -265,7 +266,8 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   absl::StrAppend(&doc, ",\"kind\":\"SUMMARY_JSON\",\"startTime\":\"", Rfc3339(job.start_time),
                   "\",\"endTime\":\"", Rfc3339(job.end_time), "\",\"code\":");
   AppendJsonString(&doc, job.code);
-  absl::StrAppend(&doc, ",\"totalClicks\":", total, ",\"uniqueClients\":", Value(res.get(), 0, 1));
+  absl::StrAppend(&doc, ",\"totalClicks\":", total, ",\"botClicks\":", Value(res.get(), 0, 4),
+                  ",\"uniqueClients\":", Value(res.get(), 0, 1));
   if (total > 0) {
     absl::StrAppend(&doc, ",\"firstClick\":\"", Value(res.get(), 0, 2), "\",\"lastClick\":\"",
                     Value(res.get(), 0, 3), "\"");
@@ -306,19 +308,19 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
 
   absl::StrAppend(&doc, ",\"links\":[");
   bool first = true;
-  absl::Status s =
-      stream("report_links",
-             absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
-                          IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"), " ",
-                          from, " GROUP BY c.code ORDER BY c.code"),
-             [&](PGresult* r, int i) {
-               absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
-               AppendJsonString(&doc, Value(r, i, 0));
-               absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1),
-                               ",\"uniqueClients\":", Value(r, i, 2), ",\"firstClick\":\"",
-                               Value(r, i, 3), "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
-               first = false;
-             });
+  absl::Status s = stream(
+      "report_links",
+      absl::StrCat("SELECT c.code, count(*), count(DISTINCT c.client_hash), ",
+                   IsoTime("min(c.click_time)"), ", ", IsoTime("max(c.click_time)"),
+                   ", count(*) FILTER (WHERE c.bot) ", from, " GROUP BY c.code ORDER BY c.code"),
+      [&](PGresult* r, int i) {
+        absl::StrAppend(&doc, first ? "" : ",", "{\"code\":");
+        AppendJsonString(&doc, Value(r, i, 0));
+        absl::StrAppend(&doc, ",\"clicks\":", Value(r, i, 1), ",\"botClicks\":", Value(r, i, 5),
+                        ",\"uniqueClients\":", Value(r, i, 2), ",\"firstClick\":\"", Value(r, i, 3),
+                        "\",\"lastClick\":\"", Value(r, i, 4), "\"}");
+        first = false;
+      });
   if (!s.ok()) {
     return s;
   }
@@ -326,11 +328,11 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   first = true;
   s = stream(
       "report_days",
-      absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*) ", from,
-                   " GROUP BY 1 ORDER BY 1"),
+      absl::StrCat("SELECT to_char(date_trunc('day', c.click_time), 'YYYY-MM-DD'), count(*), ",
+                   "count(*) FILTER (WHERE c.bot) ", from, " GROUP BY 1 ORDER BY 1"),
       [&](PGresult* r, int i) {
         absl::StrAppend(&doc, first ? "" : ",", "{\"day\":\"", Value(r, i, 0),
-                        "\",\"clicks\":", Value(r, i, 1), "}");
+                        "\",\"clicks\":", Value(r, i, 1), ",\"botClicks\":", Value(r, i, 2), "}");
         first = false;
       });
   if (!s.ok()) {
@@ -345,6 +347,20 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
   absl::StrAppend(&doc, "],\"topReferrers\":[");
   for (int i = 0; i < PQntuples(res.get()); ++i) {
     absl::StrAppend(&doc, i ? "," : "", "{\"referrer\":");
+    AppendJsonString(&doc, Value(res.get(), i, 0));
+    absl::StrAppend(&doc, ",\"clicks\":", Value(res.get(), i, 1), "}");
+  }
+  // Unknown countries ('') are "ZZ", as in the stats API.
+  if (s = conn.Exec(absl::StrCat("SELECT CASE c.country WHEN '' THEN 'ZZ' ELSE c.country END, "
+                                 "count(*) ",
+                                 from, " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 20"),
+                    &res);
+      !s.ok()) {
+    return s;
+  }
+  absl::StrAppend(&doc, "],\"topCountries\":[");
+  for (int i = 0; i < PQntuples(res.get()); ++i) {
+    absl::StrAppend(&doc, i ? "," : "", "{\"country\":");
     AppendJsonString(&doc, Value(res.get(), i, 0));
     absl::StrAppend(&doc, ",\"clicks\":", Value(res.get(), i, 1), "}");
   }

@@ -639,6 +639,93 @@ TEST_F(AnalyticsIntegrationTest, StatsTotalsSeriesTopsAndOwnership) {
   EXPECT_EQ(Stats("alice", deleted, &stats).error_code(), grpc::StatusCode::NOT_FOUND);
 }
 
+// Bots (uap-core's Spider through the module's real regexes file, a preview agent, HEAD) and
+// countries through Kafka, the consumer and PostgreSQL, read back by the stats RPC and in the
+// raw rows.
+TEST_F(AnalyticsIntegrationTest, StatsCountBotsApartAndClicksPerCountry) {
+  CreateTopics(1);
+  auto codes = testing::InsertLinks(cluster_->primary(), "dave", "bots", 1);
+  const std::string chrome =
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36";
+  struct Sent {
+    std::string agent;
+    bool head;
+    std::string country;
+    int times;
+  };
+  const std::vector<Sent> sent = {
+      {chrome, false, "DE", 4},
+      {chrome, false, "", 1},
+      {chrome, true, "DE", 2},
+      {"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", false, "US", 3},
+      {"Mozilla/5.0 (compatible; Discordbot/2.0; +https://discordapp.com)", false, "FR", 1},
+  };
+  int n = 0;
+  for (const Sent& c : sent) {
+    for (int i = 0; i < c.times; ++i, ++n) {
+      events::v1::ClickEvent e;
+      e.set_event_id(absl::StrCat("bots-", n));
+      e.set_code(codes[0]);
+      SetTime(T("2024-03-10T09:30:00Z") + absl::Seconds(n), e.mutable_time());
+      e.set_user_agent(c.agent);
+      e.set_head(c.head);
+      e.set_country(c.country);
+      ASSERT_TRUE(producer_->Produce(topic_, codes[0], e.SerializeAsString(), {}, nullptr).ok());
+    }
+  }
+  ASSERT_TRUE(producer_->Flush(absl::Seconds(10)).ok());
+  StartConsumer();
+  ASSERT_EQ(WaitForHourly(n), n);
+  db_.WaitForReplica();
+  StartStatsServer();
+
+  v1::GetLinkStatsRequest req;
+  req.set_code(codes[0]);
+  req.set_interval(v1::HOUR);
+  v1::LinkStats stats;
+  grpc::Status s = Stats("dave", req, &stats);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(stats.total_clicks(), 11);
+  EXPECT_EQ(stats.bot_clicks(), 6);  // 2 HEAD, 3 Googlebot, 1 Discordbot
+  EXPECT_EQ(stats.human_clicks(), 5);
+  int64_t bucket_bots = 0;
+  for (const auto& b : stats.series()) {
+    bucket_bots += b.bot_clicks();
+    EXPECT_LE(b.bot_clicks(), b.clicks());
+  }
+  EXPECT_EQ(bucket_bots, 6);
+  ASSERT_EQ(stats.top_countries_size(), 4);
+  EXPECT_EQ(stats.top_countries(0).value(), "DE");
+  EXPECT_EQ(stats.top_countries(0).clicks(), 6);
+  EXPECT_EQ(stats.top_countries(1).value(), "US");
+  EXPECT_EQ(stats.top_countries(1).clicks(), 3);
+  EXPECT_EQ(stats.top_countries(2).value(), "FR");
+  EXPECT_EQ(stats.top_countries(3).value(), "ZZ");
+  EXPECT_EQ(stats.top_countries(3).clicks(), 1);
+  ASSERT_EQ(stats.top_agents_size(), 2);
+  EXPECT_EQ(stats.top_agents(0).value(), "Bot");
+  EXPECT_EQ(stats.top_agents(0).clicks(), 6);
+  EXPECT_EQ(stats.top_agents(1).value(), "Chrome");
+  EXPECT_EQ(stats.top_agents(1).clicks(), 5);
+
+  // The raw rows say the same, click by click.
+  int64_t bots = 0, german = 0;
+  ASSERT_TRUE(cluster_->primary()
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    pqxx::row r = tx.exec1(
+                        "SELECT count(*) FILTER (WHERE bot), count(*) FILTER (WHERE country = "
+                        "'DE') FROM clicks WHERE code = " +
+                        tx.quote(codes[0]));
+                    bots = r[0].as<int64_t>();
+                    german = r[1].as<int64_t>();
+                  })
+                  .ok());
+  EXPECT_EQ(bots, 6);
+  EXPECT_EQ(german, 6);
+}
+
 TEST_F(AnalyticsIntegrationTest, StatsOfALinkTheReplicaHasNotSeenComeFromThePrimary) {
   StartStatsServer();
   cluster_->CheckReplicasNow();

@@ -80,10 +80,11 @@ void SeedClicks(const std::string& url, const std::string& account,
           code, account);
       tx.exec_params(
           "INSERT INTO clicks (code, click_time, event_id, referrer, user_agent, "
-          "client_hash, kafka_partition, kafka_offset) "
+          "client_hash, kafka_partition, kafka_offset, bot, country) "
           "SELECT $1, to_timestamp($2::double precision) + i * ($3::bigint * interval "
           "'1 microsecond'), $1 || '-' || i, 'https://ref' || (i % 7) || '.example/', "
-          "'agent' || (i % 3), 'client' || (i % 101), 0, i "
+          "'agent' || (i % 3), 'client' || (i % 101), 0, i, i % 4 = 0, "
+          "(ARRAY['', 'DE', 'US', 'DE', 'JP'])[i % 5 + 1] "
           "FROM generate_series(0, $4::bigint - 1) AS i",
           code, absl::ToDoubleSeconds(start - absl::UnixEpoch()),
           absl::ToInt64Microseconds(spacing), per_code);
@@ -107,7 +108,7 @@ std::string CsvCell(const std::string& column) {
 std::string ExpectedCsv(const std::string& url, const std::string& account, absl::Time start,
                         absl::Time end) {
   pg::PgPool pool(Pool(url));
-  std::string out = "code,click_time,referrer,user_agent,client_hash,event_id\n";
+  std::string out = "code,click_time,referrer,user_agent,client_hash,event_id,bot,country\n";
   Check(pool.Run([&](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     tx.exec("SET TimeZone = 'UTC'");
@@ -116,7 +117,8 @@ std::string ExpectedCsv(const std::string& url, const std::string& account, absl
         // user agent are always quoted, and neutralized where a spreadsheet sees a formula.
         "SELECT string_agg(concat_ws(',', " + CsvCell("c.code") + ", c.click_time::text, " +
             CsvCell("c.referrer") + ", " + CsvCell("c.user_agent") + ", " +
-            "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id), E'\\n' "
+            "CASE c.client_hash WHEN '' THEN '\"\"' ELSE c.client_hash END, c.event_id, "
+            "c.bot::text, CASE c.country WHEN '' THEN '\"\"' ELSE c.country END), E'\\n' "
             "ORDER BY c.code, c.click_time, c.event_id) "
             "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = $1 AND "
             "c.click_time >= to_timestamp($2::double precision) AND "

@@ -204,6 +204,17 @@ TEST_F(ReportsIntegrationTest, SummaryJsonCountsPerLinkAndDay) {
   EXPECT_EQ(days.values(0).struct_value().fields().at("day").string_value(), "2026-01-05");
   EXPECT_EQ(days.values(0).struct_value().fields().at("clicks").number_value(), 3 * 96);
   EXPECT_EQ(f.at("topReferrers").list_value().values_size(), 7);
+  // The seed makes every fourth click a bot's and gives each fifth no country ("ZZ").
+  EXPECT_EQ(f.at("botClicks").number_value(), 3 * 50);
+  EXPECT_EQ(
+      f.at("links").list_value().values(1).struct_value().fields().at("botClicks").number_value(),
+      50);
+  const auto& countries = f.at("topCountries").list_value();
+  ASSERT_EQ(countries.values_size(), 4) << json;
+  EXPECT_EQ(countries.values(0).struct_value().fields().at("country").string_value(), "DE");
+  EXPECT_EQ(countries.values(0).struct_value().fields().at("clicks").number_value(), 3 * 80);
+  EXPECT_EQ(countries.values(3).struct_value().fields().at("country").string_value(), "ZZ");
+  EXPECT_EQ(countries.values(3).struct_value().fields().at("clicks").number_value(), 3 * 40);
 }
 
 TEST_F(ReportsIntegrationTest, RetriedRequestsAndDuplicateMessagesMakeOneReport) {

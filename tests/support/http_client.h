@@ -68,14 +68,16 @@ class HttpConnection {
     if (ec) {
       return Reply{0, {}, "", "write: " + ec.message()};
     }
-    return Read();
+    return Read(method == "HEAD");
   }
 
-  Reply Read() {
+  // `head`: the answer to a HEAD, whose Content-Length announces a body that never comes.
+  Reply Read(bool head = false) {
     namespace http = boost::beast::http;
     boost::beast::error_code ec;
     http::response_parser<http::string_body> parser;
     parser.body_limit(64 << 20);
+    parser.skip(head);
     http::read(socket_, buffer_, parser, ec);
     if (ec) {
       return Reply{0, {}, "", "read: " + ec.message()};
