@@ -142,13 +142,14 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(static_cast<int64_t>(csv.size()), done.size_bytes());
   const std::string quoted_line =
       "\"bbb222\",2026-01-05 00:00:00.5+00,\"https://x.example/?a=1,b=\"\"2\"\"\",\"Agent, "
-      "\"\"quoted\"\"\",h,quoted\n";
+      "\"\"quoted\"\"\",h,quoted,false,\"\"\n";
   ASSERT_TRUE(absl::StrContains(csv, quoted_line)) << csv.substr(0, 2000);
   // Formulas are neutralized (OWASP): a leading single quote, the cell quoted.
   EXPECT_TRUE(
       absl::StrContains(csv,
                         "\"bbb222\",2026-01-05 00:00:01+00,"
-                        "\"'=HYPERLINK(\"\"http://evil.example\"\")\",\"'-2+3\",h,formula\n"))
+                        "\"'=HYPERLINK(\"\"http://evil.example\"\")\",\"'-2+3\",h,formula,false,"
+                        "\"\"\n"))
       << csv.substr(0, 2000);
   // Everything else, byte for byte, against an independent query.
   std::string without_quoted = absl::StrReplaceAll(csv, {{quoted_line, ""}});
