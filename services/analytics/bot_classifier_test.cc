@@ -74,6 +74,18 @@ TEST_F(BotClassifierTest, CrawlersAreSpidersAndBrowsersAreNot) {
 
 TEST_F(BotClassifierTest, EveryKnownPreviewAgentIsABot) {
   // What each fetcher sends (as published by its maker or seen in access logs).
+  const std::string facebook_safari = absl::StrCat(
+      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) ",
+      "Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0");
+  const std::string applebot = absl::StrCat(
+      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) ",
+      "Version/17.0 Safari/605.1.15 (Applebot/0.1; +http://www.apple.com/go/applebot)");
+  const std::string microsoft_preview = absl::StrCat(
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) ",
+      "Chrome/51.0.2704.103 Safari/537.36 MicrosoftPreview/2.0 +https://aka.ms/MicrosoftPreview");
+  const std::string google_renderer = absl::StrCat(
+      "Mozilla/5.0 (Linux; Android 11) Google-PageRenderer Google (+https://developers.google.com/",
+      "+/web/snippet/)");
   const std::vector<std::string> previews = {
       "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)",
       "Slack-ImgProxy (+https://api.slack.com/robots)",
@@ -87,19 +99,15 @@ TEST_F(BotClassifierTest, EveryKnownPreviewAgentIsABot) {
       "Iframely/1.3.1 (+https://iframely.com/docs/about)",
       "Mozilla/5.0 (compatible; Embedly/0.2; +http://support.embed.ly/)",
       "Mozilla/5.0 (compatible; Pinterestbot/1.0; +http://www.pinterest.com/bot.html)",
-      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) "
-      "Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0",
-      "Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) "
-      "Version/17.0 Safari/605.1.15 (Applebot/0.1; +http://www.apple.com/go/applebot)",
+      facebook_safari,
+      applebot,
       "http.rb/5.1.1 (Mastodon/4.2.1; +https://mastodon.social/)",
       "Mozilla/5.0 (compatible; redditbot/1.0; +http://www.reddit.com/feedback)",
-      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-      "Chrome/51.0.2704.103 Safari/537.36 MicrosoftPreview/2.0 +https://aka.ms/MicrosoftPreview",
+      microsoft_preview,
       "Mozilla/5.0 (compatible; Bluesky Cardyb/1.1; +mailto:support@bsky.app)",
       "Mozilla/5.0 (compatible; vkShare; +http://vk.com/dev/Share)",
       "bitlybot/3.0 (+http://bit.ly/)",
-      "Mozilla/5.0 (Linux; Android 11) Google-PageRenderer Google (+https://developers.google.com/"
-      "+/web/snippet/)",
+      google_renderer,
   };
   BotClassifier classifier(rules_);
   for (const std::string& ua : previews) {

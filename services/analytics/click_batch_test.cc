@@ -196,6 +196,7 @@ TEST(BatchBuilderTest, CountsBotsApartAndClicksPerCountry) {
   std::vector<CopyRow> rows = Rows(builder.TakeCopyData());
   ASSERT_EQ(rows.size(), 6u);
   std::vector<std::pair<bool, std::string>> marks;
+  marks.reserve(rows.size());
   for (const CopyRow& r : rows) {
     marks.emplace_back(r.bot, r.country);
   }

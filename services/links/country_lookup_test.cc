@@ -128,6 +128,7 @@ TEST_F(CountryLookupTest, ALookupTakesLessThanAMicrosecond) {
   // Random public-looking IPv4 addresses, parsed from text as the redirect has them.
   std::mt19937 rng(7);
   std::vector<std::string> addresses;
+  addresses.reserve(4096 + 1100);
   for (int i = 0; i < 4096; ++i) {
     addresses.push_back(V4Text(static_cast<uint32_t>(rng())));
   }
