@@ -109,7 +109,7 @@ cpu_groups() {
 ingest_once() {
   local i=$1 topic=$topics.$1
   psql -qX "$primary" -c "TRUNCATE clicks, click_hourly, click_referrers_hourly,
-    click_agents_hourly, analytics_consumer_offsets" >/dev/null
+    click_agents_hourly, click_countries_hourly, analytics_consumer_offsets" >/dev/null
   new_topic "$topic"
   new_topic "$topic.dlq"
   start_analytics "$topic" "kurt-bench-analytics-$run-$i"
