@@ -1,6 +1,7 @@
 #include "services/links/links_rpcs.h"
 
 #include <algorithm>
+#include <map>
 #include <optional>
 #include <string_view>
 #include <utility>
@@ -77,6 +78,63 @@ absl::Status ValidateValidSince(const google::protobuf::Timestamp& t,
   return absl::OkStatus();
 }
 
+// CreateLink's request checked, as the record to insert (its code still to be chosen).
+absl::StatusOr<LinkRecord> LinkToCreate(const std::string& account_id,
+                                        const v1::CreateLinkRequest& request, absl::Time now) {
+  if (absl::Status s = ValidateTargetUrl(request.target_url()); !s.ok()) {
+    return s;
+  }
+  if (!request.alias().empty()) {
+    if (absl::Status s = ValidateAlias(request.alias()); !s.ok()) {
+      return s;
+    }
+  }
+  LinkRecord link;
+  link.account_id = account_id;
+  link.target_url = request.target_url();
+  if (request.has_expire_time()) {
+    if (absl::Status s = ValidateFutureExpiry(request.expire_time(), now); !s.ok()) {
+      return s;
+    }
+    link.expire_time = FromTimestamp(request.expire_time());
+  }
+  absl::StatusOr<std::vector<std::string>> tags =
+      NormalizeTags({request.tags().begin(), request.tags().end()});
+  if (!tags.ok()) {
+    return tags.status();
+  }
+  link.tags = *std::move(tags);
+  if (request.has_valid_since()) {
+    if (absl::Status s = ValidateValidSince(request.valid_since(), link.expire_time); !s.ok()) {
+      return s;
+    }
+    link.limits.valid_since = FromTimestamp(request.valid_since());
+  }
+  if (request.has_max_clicks()) {
+    if (absl::Status s = ValidateMaxClicks(request.max_clicks()); !s.ok()) {
+      return s;
+    }
+    link.limits.max_clicks = request.max_clicks();
+  }
+  if (request.has_fallback_url()) {
+    if (absl::Status s = ValidateTargetUrl(request.fallback_url(), "fallback_url"); !s.ok()) {
+      return s;
+    }
+    link.limits.fallback_url = request.fallback_url();
+  }
+  link.limits.forward_query = request.forward_query();
+  return link;
+}
+
+absl::Status AliasTaken(const std::string& alias) {
+  return absl::AlreadyExistsError(absl::StrCat("alias: '", alias, "' is already taken"));
+}
+
+void SetError(const absl::Status& status, v1::BatchCreateLinksResult* result) {
+  result->mutable_error()->set_code(static_cast<int>(status.code()));
+  result->mutable_error()->set_message(std::string(status.message()));
+}
+
 }  // namespace
 
 LinksRpcs::LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver,
@@ -112,56 +170,17 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
 
 absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
                                                const v1::CreateLinkRequest& request) {
-  if (absl::Status s = ValidateTargetUrl(request.target_url()); !s.ok()) {
-    return s;
+  absl::StatusOr<LinkRecord> checked = LinkToCreate(caller.account_id(), request, absl::Now());
+  if (!checked.ok()) {
+    return checked.status();
   }
-  if (!request.alias().empty()) {
-    if (absl::Status s = ValidateAlias(request.alias()); !s.ok()) {
-      return s;
-    }
-  }
-  LinkRecord link;
-  link.account_id = caller.account_id();
-  link.target_url = request.target_url();
-  if (request.has_expire_time()) {
-    if (absl::Status s = ValidateFutureExpiry(request.expire_time(), absl::Now()); !s.ok()) {
-      return s;
-    }
-    link.expire_time = FromTimestamp(request.expire_time());
-  }
-  absl::StatusOr<std::vector<std::string>> tags =
-      NormalizeTags({request.tags().begin(), request.tags().end()});
-  if (!tags.ok()) {
-    return tags.status();
-  }
-  link.tags = *std::move(tags);
-  if (request.has_valid_since()) {
-    if (absl::Status s = ValidateValidSince(request.valid_since(), link.expire_time); !s.ok()) {
-      return s;
-    }
-    link.limits.valid_since = FromTimestamp(request.valid_since());
-  }
-  if (request.has_max_clicks()) {
-    if (absl::Status s = ValidateMaxClicks(request.max_clicks()); !s.ok()) {
-      return s;
-    }
-    link.limits.max_clicks = request.max_clicks();
-  }
-  if (request.has_fallback_url()) {
-    if (absl::Status s = ValidateTargetUrl(request.fallback_url(), "fallback_url"); !s.ok()) {
-      return s;
-    }
-    link.limits.fallback_url = request.fallback_url();
-  }
-  link.limits.forward_query = request.forward_query();
-
+  LinkRecord link = *std::move(checked);
   absl::StatusOr<LinkRecord> created;
   if (!request.alias().empty()) {
     link.code = request.alias();
     created = store_->Insert(link);
     if (absl::IsAlreadyExists(created.status())) {
-      return absl::AlreadyExistsError(
-          absl::StrCat("alias: '", request.alias(), "' is already taken"));
+      return AliasTaken(request.alias());
     }
   } else {
     // 62^7 codes: a collision is rare, several in a row mean something is wrong.
@@ -179,6 +198,99 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
   resolver_->Changed(created->code, Live(*created), /*existed=*/false);
   KURT_LOG(kInfo, "link created", {"code", created->code}, {"account", caller.account_id()});
   return ToProto(*created);
+}
+
+absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
+    const platform::Caller& caller, const v1::BatchCreateLinksRequest& request) {
+  if (request.links_size() == 0) {
+    return absl::InvalidArgumentError("links: required, 1 to 1000 links");
+  }
+  if (request.links_size() > kMaxBatchLinks) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "links: at most ", kMaxBatchLinks, " links in one call, not ", request.links_size()));
+  }
+  if (!request.request_id().empty() &&
+      (request.request_id().size() > kMaxBatchRequestIdLength ||
+       !std::all_of(request.request_id().begin(), request.request_id().end(),
+                    [](char c) { return c >= '!' && c <= '~'; }))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id: must be 1 to ", kMaxBatchRequestIdLength, " printable ASCII characters"));
+  }
+  // Each link checked as CreateLink checks it; those refused answer their error and go no further.
+  const absl::Time now = absl::Now();
+  v1::BatchCreateLinksResponse response;
+  std::vector<BatchLink> links;
+  std::vector<int> index_of;  // links[k] is request.links(index_of[k])
+  std::map<std::string, int> first_with_alias;
+  for (int i = 0; i < request.links_size(); ++i) {
+    v1::BatchCreateLinksResult* result = response.add_results();
+    result->set_index(i);
+    const v1::CreateLinkRequest& item = request.links(i);
+    absl::StatusOr<LinkRecord> checked = LinkToCreate(caller.account_id(), item, now);
+    if (!checked.ok()) {
+      SetError(checked.status(), result);
+      continue;
+    }
+    BatchLink link{*std::move(checked), !item.alias().empty()};
+    if (link.alias) {
+      auto [first, fresh] = first_with_alias.emplace(item.alias(), i);
+      if (!fresh) {
+        SetError(absl::AlreadyExistsError(absl::StrCat(
+                     "alias: '", item.alias(), "' is already given by links[", first->second, "]")),
+                 result);
+        continue;
+      }
+      link.link.code = item.alias();
+    } else {
+      link.link.code = RandomCode();
+    }
+    links.push_back(std::move(link));
+    index_of.push_back(i);
+  }
+  auto fill = [&](const std::vector<std::optional<LinkRecord>>& created) {
+    for (size_t k = 0; k < created.size(); ++k) {
+      v1::BatchCreateLinksResult* result = response.mutable_results(index_of[k]);
+      if (created[k]) {
+        *result->mutable_link() = ToProto(*created[k]);
+      } else {
+        SetError(AliasTaken(request.links(index_of[k]).alias()), result);
+      }
+    }
+  };
+  if (links.empty()) {
+    // Nothing to insert, and nothing the request id needs to guard.
+    return response;
+  }
+  absl::StatusOr<BatchInsertResult> inserted = store_->InsertBatch(
+      caller.account_id(), request.request_id(), std::move(links),
+      [] { return RandomCode(kRandomCodeLength + 1); },
+      [&](const std::vector<std::optional<LinkRecord>>& created) {
+        fill(created);
+        return response.SerializeAsString();
+      });
+  if (!inserted.ok()) {
+    return inserted.status();
+  }
+  if (inserted->replayed) {
+    v1::BatchCreateLinksResponse first;
+    if (!first.ParseFromString(*inserted->replayed)) {
+      return absl::InternalError("the recorded answer of this request_id is unreadable");
+    }
+    return first;
+  }
+  if (request.request_id().empty()) {
+    fill(inserted->created);
+  }
+  int count = 0;
+  for (const std::optional<LinkRecord>& l : inserted->created) {
+    if (l) {
+      resolver_->Changed(l->code, Live(*l), /*existed=*/false);
+      ++count;
+    }
+  }
+  KURT_LOG(kInfo, "links created in a batch", {"count", absl::StrCat(count)},
+           {"account", caller.account_id()});
+  return response;
 }
 
 absl::StatusOr<v1::Link> LinksRpcs::GetLink(const platform::Caller& caller,

@@ -31,6 +31,10 @@ inline constexpr size_t kMaxClickIdSize = 128;
 // How long RecordCachedRedirects waits for Kafka when the caller set no earlier deadline.
 inline constexpr absl::Duration kCachedRedirectPublishTimeout = absl::Seconds(60);
 
+// BatchCreateLinks' bounds: links per call, and the length of a request id.
+inline constexpr int kMaxBatchLinks = 1000;
+inline constexpr size_t kMaxBatchRequestIdLength = 128;
+
 // GetLinkQrCode's image sizes in pixels.
 inline constexpr int kMinQrSize = 64;
 inline constexpr int kMaxQrSize = 2048;
@@ -57,6 +61,12 @@ class LinksRpcs {
   // owned by another account is NOT_FOUND, like an unknown one.
   absl::StatusOr<v1::Link> CreateLink(const platform::Caller& caller,
                                       const v1::CreateLinkRequest& request);
+  // Up to kMaxBatchLinks links, each checked and created as CreateLink does, in one transaction:
+  // per link, in order, the link or its error (an alias given twice: ALREADY_EXISTS for the
+  // second). With a request_id, a call repeated within kBatchRequestIdRetention answers what the
+  // first answered and creates nothing, whatever links it carries.
+  absl::StatusOr<v1::BatchCreateLinksResponse> BatchCreateLinks(
+      const platform::Caller& caller, const v1::BatchCreateLinksRequest& request);
   absl::StatusOr<v1::Link> GetLink(const platform::Caller& caller,
                                    const v1::GetLinkRequest& request);
   absl::StatusOr<v1::ListLinksResponse> ListLinks(const platform::Caller& caller,

@@ -54,6 +54,45 @@ class FakeLinksStore : public LinksStore {
     clock += tick;
     return row.link;
   }
+  // As PgLinksStore: all or nothing (`fail_batches` fails the whole batch before any insert),
+  // the record kept per (account, request id).
+  absl::StatusOr<BatchInsertResult> InsertBatch(const std::string& account_id,
+                                                const std::string& request_id,
+                                                std::vector<BatchLink> links,
+                                                const std::function<std::string()>& new_code,
+                                                const BatchRecorder& record) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++batches;
+    if (!fail_batches.ok()) {
+      return fail_batches;
+    }
+    BatchInsertResult out;
+    if (!request_id.empty()) {
+      if (auto it = batch_records_.find({account_id, request_id}); it != batch_records_.end()) {
+        out.replayed = it->second;
+        return out;
+      }
+    }
+    for (BatchLink& l : links) {
+      while (rows_.contains(l.link.code) && !l.alias) {
+        l.link.code = new_code();
+      }
+      if (rows_.contains(l.link.code)) {
+        out.created.emplace_back();
+        continue;
+      }
+      Row& row = rows_[l.link.code];
+      row.link = l.link;
+      row.link.account_id = account_id;
+      row.link.create_time = row.link.update_time = clock;
+      clock += tick;
+      out.created.emplace_back(row.link);
+    }
+    if (!request_id.empty()) {
+      batch_records_[{account_id, request_id}] = record(out.created);
+    }
+    return out;
+  }
   absl::StatusOr<LinkRecord> Get(const std::string& account_id, const std::string& code) override {
     std::lock_guard<std::mutex> lock(mu_);
     ++reads;
@@ -196,7 +235,8 @@ class FakeLinksStore : public LinksStore {
 
   absl::Time clock = absl::FromUnixSeconds(1'700'000'000);
   absl::Duration tick = absl::Seconds(1);
-  int reads = 0, writes = 0, lookups = 0;
+  int reads = 0, writes = 0, lookups = 0, batches = 0;
+  absl::Status fail_batches;
   ListFilter last_filter;
 
  private:
@@ -214,6 +254,7 @@ class FakeLinksStore : public LinksStore {
 
   std::mutex mu_;
   std::map<std::string, Row> rows_;
+  std::map<std::pair<std::string, std::string>, std::string> batch_records_;
 };
 
 // Records every click it is given; Publish answers `publish_status`, PublishAll
@@ -357,6 +398,123 @@ TEST_F(LinksRpcsTest, CreateWithAnAliasUsesItAndATakenAliasIsAlreadyExistsNaming
   EXPECT_EQ(taken.status().message(), "alias: 'my-alias' is already taken");
   EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
   EXPECT_EQ(Resolve("my-alias")->target_url(), "https://example.com/1");
+}
+
+v1::CreateLinkRequest Item(const std::string& target, const std::string& alias = "") {
+  v1::CreateLinkRequest item;
+  item.set_target_url(target);
+  item.set_alias(alias);
+  return item;
+}
+
+TEST_F(LinksRpcsTest, BatchAnswersEachLinkInOrderWithTheLinkOrCreateLinksOwnError) {
+  ASSERT_TRUE(Create("acct-1", "https://example.com/old", "taken").ok());
+  v1::BatchCreateLinksRequest request;
+  *request.add_links() = Item("https://example.com/0");
+  *request.add_links() = Item("ftp://example.com/1");
+  *request.add_links() = Item("https://example.com/2", "taken");
+  *request.add_links() = Item("https://example.com/3", "mine");
+  *request.add_links() = Item("https://example.com/4", "mine");
+  v1::CreateLinkRequest past = Item("https://example.com/5");
+  past.mutable_expire_time()->set_seconds(1);
+  *request.add_links() = past;
+  v1::CreateLinkRequest tagged = Item("https://example.com/6");
+  tagged.add_tags("Sale");
+  *request.add_links() = tagged;
+
+  absl::StatusOr<v1::BatchCreateLinksResponse> r = rpcs_.BatchCreateLinks(As("acct-1"), request);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->results_size(), 7);
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(r->results(i).index(), i);
+  }
+  ASSERT_TRUE(r->results(0).has_link());
+  EXPECT_EQ(r->results(0).link().short_url(), "https://kurt.test/" + r->results(0).link().code());
+  EXPECT_EQ(Resolve(r->results(0).link().code())->target_url(), "https://example.com/0");
+  // The errors are those CreateLink gives for the same link.
+  for (int i : {1, 2, 5}) {
+    ASSERT_TRUE(r->results(i).has_error()) << i;
+    absl::StatusOr<v1::Link> alone = rpcs_.CreateLink(As("acct-1"), request.links(i));
+    EXPECT_EQ(r->results(i).error().code(), static_cast<int>(alone.status().code())) << i;
+    EXPECT_EQ(r->results(i).error().message(), alone.status().message()) << i;
+  }
+  EXPECT_EQ(r->results(2).error().message(), "alias: 'taken' is already taken");
+  ASSERT_TRUE(r->results(3).has_link());
+  EXPECT_EQ(r->results(3).link().code(), "mine");
+  ASSERT_TRUE(r->results(4).has_error());
+  EXPECT_EQ(r->results(4).error().code(), static_cast<int>(absl::StatusCode::kAlreadyExists));
+  EXPECT_EQ(r->results(4).error().message(), "alias: 'mine' is already given by links[3]");
+  EXPECT_EQ(Resolve("mine")->target_url(), "https://example.com/3");
+  ASSERT_TRUE(r->results(6).has_link());
+  EXPECT_EQ(r->results(6).link().tags(0), "sale");
+  EXPECT_EQ(store_.batches, 1);  // one store call, not one per link
+}
+
+TEST_F(LinksRpcsTest, BatchRetriedWithItsRequestIdCreatesNothingAndAnswersTheSame) {
+  v1::BatchCreateLinksRequest request;
+  request.set_request_id("retry-1");
+  *request.add_links() = Item("https://example.com/a");
+  *request.add_links() = Item("https://example.com/b", "bee");
+  *request.add_links() = Item("nope");
+  absl::StatusOr<v1::BatchCreateLinksResponse> first =
+      rpcs_.BatchCreateLinks(As("acct-1"), request);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const size_t links_after_first = store_.Snapshot().size();
+  ASSERT_EQ(links_after_first, 2u);
+
+  absl::StatusOr<v1::BatchCreateLinksResponse> again =
+      rpcs_.BatchCreateLinks(As("acct-1"), request);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
+  EXPECT_EQ(store_.Snapshot().size(), links_after_first);
+
+  // Another account's request id is its own: its batch is created (the alias is taken now).
+  absl::StatusOr<v1::BatchCreateLinksResponse> other =
+      rpcs_.BatchCreateLinks(As("acct-2"), request);
+  ASSERT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(other->results(0).has_link());
+  EXPECT_NE(other->results(0).link().code(), first->results(0).link().code());
+  EXPECT_EQ(other->results(1).error().message(), "alias: 'bee' is already taken");
+  EXPECT_EQ(store_.Snapshot().size(), links_after_first + 1);
+}
+
+TEST_F(LinksRpcsTest, BatchOfNoneOrOverAThousandOrABadRequestIdIsRefusedWhole) {
+  v1::BatchCreateLinksRequest none;
+  absl::Status s = rpcs_.BatchCreateLinks(As("acct-1"), none).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "links: ")) << s;
+
+  v1::BatchCreateLinksRequest many;
+  for (int i = 0; i < kMaxBatchLinks + 1; ++i) {
+    *many.add_links() = Item(absl::StrCat("https://example.com/", i));
+  }
+  s = rpcs_.BatchCreateLinks(As("acct-1"), many).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_EQ(s.message(), "links: at most 1000 links in one call, not 1001");
+  EXPECT_EQ(rules_testing::RulesOf(v1::BatchCreateLinksRequest::descriptor(), "links").max_items(),
+            static_cast<uint32_t>(kMaxBatchLinks));
+
+  many.mutable_links()->RemoveLast();
+  many.set_request_id("has space");
+  s = rpcs_.BatchCreateLinks(As("acct-1"), many).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
+  EXPECT_TRUE(absl::StartsWith(s.message(), "request_id: ")) << s;
+  EXPECT_TRUE(store_.Snapshot().empty());
+  EXPECT_EQ(store_.batches, 0);
+
+  many.set_request_id("fine");
+  absl::StatusOr<v1::BatchCreateLinksResponse> r = rpcs_.BatchCreateLinks(As("acct-1"), many);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(store_.Snapshot().size(), 1000u);
+}
+
+TEST_F(LinksRpcsTest, BatchWhoseStoreFailsAnswersTheErrorAndCreatesNothing) {
+  store_.fail_batches = absl::UnavailableError("primary down");
+  v1::BatchCreateLinksRequest request;
+  *request.add_links() = Item("https://example.com/a");
+  absl::Status s = rpcs_.BatchCreateLinks(As("acct-1"), request).status();
+  EXPECT_TRUE(absl::IsUnavailable(s)) << s;
+  EXPECT_TRUE(store_.Snapshot().empty());
 }
 
 TEST_F(LinksRpcsTest, BadTargetAliasOrExpiryIsRefusedNamingTheFieldAndChangesNothing) {
@@ -1301,6 +1459,16 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
                         request.set_code(c);
                         return rpcs_.GetLink(As("acct-a"), request).status().code() !=
                                absl::StatusCode::kInvalidArgument;
+                      });
+
+  const api::v1::FieldRules& request_id =
+      RulesOf(v1::BatchCreateLinksRequest::descriptor(), "request_id");
+  ExpectServiceAgrees(request_id, StringProbes(request_id, {"", "a b", "x\ty", "r\u00e9q", "~!"}),
+                      [&](const std::string& id) {
+                        v1::BatchCreateLinksRequest request;
+                        request.set_request_id(id);
+                        *request.add_links() = Item("https://example.com/");
+                        return rpcs_.BatchCreateLinks(As("acct-a"), request).ok();
                       });
 
   // Tags, where a link takes them and where a list filters by one.

@@ -12,6 +12,12 @@ grpc::Status LinksService::CreateLink(grpc::ServerContext* context,
   return Handle(context, *request, response, rpcs_, &LinksRpcs::CreateLink);
 }
 
+grpc::Status LinksService::BatchCreateLinks(grpc::ServerContext* context,
+                                            const v1::BatchCreateLinksRequest* request,
+                                            v1::BatchCreateLinksResponse* response) {
+  return Handle(context, *request, response, rpcs_, &LinksRpcs::BatchCreateLinks);
+}
+
 grpc::Status LinksService::GetLink(grpc::ServerContext* context, const v1::GetLinkRequest* request,
                                    v1::Link* response) {
   return Handle(context, *request, response, rpcs_, &LinksRpcs::GetLink);

@@ -20,6 +20,9 @@ class LinksService final : public v1::LinksService::Service {
 
   grpc::Status CreateLink(grpc::ServerContext* context, const v1::CreateLinkRequest* request,
                           v1::Link* response) override;
+  grpc::Status BatchCreateLinks(grpc::ServerContext* context,
+                                const v1::BatchCreateLinksRequest* request,
+                                v1::BatchCreateLinksResponse* response) override;
   grpc::Status GetLink(grpc::ServerContext* context, const v1::GetLinkRequest* request,
                        v1::Link* response) override;
   grpc::Status ListLinks(grpc::ServerContext* context, const v1::ListLinksRequest* request,

@@ -1,5 +1,8 @@
 #include "services/links/links_store.h"
 
+#include <map>
+#include <utility>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -94,6 +97,9 @@ std::string ContainsPattern(const std::string& text) {
   return out;
 }
 
+// Tries of a batch's random codes, as CreateLink's: 62^7 codes make one collision rare.
+constexpr int kBatchCodeAttempts = 5;
+
 std::string Param(const char* fmt, int n) {
   char buf[96];
   std::snprintf(buf, sizeof(buf), fmt, n);
@@ -133,6 +139,105 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
     return absl::AlreadyExistsError(absl::StrCat("code '", link.code, "' is taken"));
   }
   return *out;
+}
+
+absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
+    const std::string& account_id, const std::string& request_id, std::vector<BatchLink> links,
+    const std::function<std::string()>& new_code, const BatchRecorder& record) {
+  BatchInsertResult out;
+  absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
+    out = BatchInsertResult{};
+    out.created.assign(links.size(), std::nullopt);
+    if (!request_id.empty()) {
+      tx.exec_params(absl::StrCat("DELETE FROM link_batches WHERE account_id = $1 AND "
+                                  "create_time < now() - interval '",
+                                  absl::ToInt64Seconds(kBatchRequestIdRetention), " seconds'"),
+                     account_id);
+      // Claims the request id; a concurrent call with the same one waits here until this
+      // transaction ends, then finds its record.
+      pqxx::result claimed = tx.exec_params(
+          "INSERT INTO link_batches (account_id, request_id, response) VALUES ($1, $2, '') "
+          "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING 1",
+          account_id, request_id);
+      if (claimed.empty()) {
+        pqxx::result seen = tx.exec_params(
+            "SELECT response FROM link_batches WHERE account_id = $1 AND request_id = $2",
+            account_id, request_id);
+        if (!seen.empty()) {
+          out.replayed = pqxx::binarystring(seen[0][0]).str();
+          return;
+        }
+      }
+    }
+    // Every link still to insert, by index; all of them go in one multi-row INSERT per round.
+    std::vector<size_t> pending;
+    for (size_t i = 0; i < links.size(); ++i) {
+      pending.push_back(i);
+    }
+    for (int attempt = 0; attempt < kBatchCodeAttempts && !pending.empty(); ++attempt) {
+      std::string sql =
+          "INSERT INTO links (code, account_id, target_url, expire_time, tags, valid_since, "
+          "max_clicks, fallback_url, forward_query) VALUES ";
+      constexpr int kParamsPerLink = 9;
+      std::vector<std::string> params;
+      params.reserve(pending.size() * kParamsPerLink);
+      std::map<std::string, size_t> by_code;
+      // Text parameters, NULL written as '': a microsecond count, a URL or a count is never empty.
+      auto micros = [](const std::optional<absl::Time>& t) {
+        const std::optional<int64_t> m = Micros(t);
+        return m ? absl::StrCat(*m) : std::string();
+      };
+      for (size_t i : pending) {
+        const LinkRecord& l = links[i].link;
+        const int n = static_cast<int>(params.size());
+        auto p = [n](int k) { return absl::StrCat("$", n + k); };
+        auto time = [&](int k) {
+          return absl::StrCat("timestamptz 'epoch' + NULLIF(", p(k),
+                              ", '')::bigint * interval '1 microsecond'");
+        };
+        absl::StrAppend(&sql, params.empty() ? "" : ", ", "(", p(1), ", ", p(2), ", ", p(3), ", ",
+                        time(4), ", string_to_array(", p(5), ", ','), ", time(6), ", NULLIF(",
+                        p(7), ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean)");
+        params.push_back(l.code);
+        params.push_back(account_id);
+        params.push_back(l.target_url);
+        params.push_back(micros(l.expire_time));
+        params.push_back(absl::StrJoin(l.tags, std::string(1, kTagSeparator)));
+        params.push_back(micros(l.limits.valid_since));
+        params.push_back(l.limits.max_clicks ? absl::StrCat(*l.limits.max_clicks) : std::string());
+        params.push_back(l.limits.fallback_url.value_or(""));
+        params.push_back(l.limits.forward_query ? "true" : "false");
+        by_code.emplace(l.code, i);
+      }
+      absl::StrAppend(&sql, " ON CONFLICT (code) DO NOTHING RETURNING ", kColumns);
+      for (const pqxx::row& row :
+           tx.exec_params(sql, pqxx::prepare::make_dynamic_params(params.begin(), params.end()))) {
+        LinkRecord created = FromRow(row);
+        out.created[by_code.at(created.code)] = std::move(created);
+      }
+      std::vector<size_t> again;
+      for (size_t i : pending) {
+        if (!out.created[i] && !links[i].alias) {
+          links[i].link.code = new_code();
+          again.push_back(i);
+        }
+      }
+      pending = std::move(again);
+    }
+    if (!pending.empty()) {
+      throw std::runtime_error("no free random code after several tries");
+    }
+    if (!request_id.empty()) {
+      const std::string response = record(out.created);
+      tx.exec_params(
+          "UPDATE link_batches SET response = $3 WHERE account_id = $1 AND request_id = $2",
+          account_id, request_id, pqxx::binarystring(response.data(), response.size()));
+    }
+  });
+  if (!s.ok()) {
+    return WindowChecked(s);
+  }
+  return out;
 }
 
 absl::StatusOr<LinkRecord> PgLinksStore::Get(const std::string& account_id,

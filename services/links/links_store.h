@@ -4,6 +4,7 @@
 // primary.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,27 @@ struct ListCursor {
   std::string code;
 };
 
+// One link of a batch to create: under its alias, or under a random code the store may change
+// when it is taken.
+struct BatchLink {
+  LinkRecord link;
+  bool alias = false;
+};
+
+// What InsertBatch did: either the batch's request id had been seen (`replayed` holds what was
+// recorded then), or the links were inserted: per BatchLink, the link, or nullopt when its alias
+// was taken.
+struct BatchInsertResult {
+  std::optional<std::string> replayed;
+  std::vector<std::optional<LinkRecord>> created;
+};
+
+// Makes the record of a batch (the response the caller gets) from what was inserted.
+using BatchRecorder = std::function<std::string(const std::vector<std::optional<LinkRecord>>&)>;
+
+// How long a batch's request id is remembered.
+inline constexpr absl::Duration kBatchRequestIdRetention = absl::Hours(24);
+
 enum class ReadFrom { kReplica, kPrimary };
 
 // A query and its parameters, as text (PostgreSQL types each by its place in the query).
@@ -84,6 +106,14 @@ class LinksStore {
   virtual ~LinksStore() = default;
   // ALREADY_EXISTS when the code is taken (by a live or a deleted link).
   virtual absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) = 0;
+  // Inserts the links of one batch for `account_id` in one transaction. A random code that is
+  // taken is replaced by `new_code()` (a few times at most); a taken alias is left out. With a
+  // `request_id`, `record(created)` is stored with the links, in the same transaction, and a
+  // later call with the same (account_id, request_id), within kBatchRequestIdRetention, inserts
+  // nothing and returns it as `replayed`.
+  virtual absl::StatusOr<BatchInsertResult> InsertBatch(
+      const std::string& account_id, const std::string& request_id, std::vector<BatchLink> links,
+      const std::function<std::string()>& new_code, const BatchRecorder& record) = 0;
   // NOT_FOUND unless the account owns a live link with this code.
   virtual absl::StatusOr<LinkRecord> Get(const std::string& account_id,
                                          const std::string& code) = 0;
@@ -112,6 +142,11 @@ class PgLinksStore : public LinksStore {
   PgLinksStore(pg::PgCluster* cluster, metrics::Registry* registry);
 
   absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) override;
+  absl::StatusOr<BatchInsertResult> InsertBatch(const std::string& account_id,
+                                                const std::string& request_id,
+                                                std::vector<BatchLink> links,
+                                                const std::function<std::string()>& new_code,
+                                                const BatchRecorder& record) override;
   absl::StatusOr<LinkRecord> Get(const std::string& account_id, const std::string& code) override;
   absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
                                                const std::optional<ListCursor>& after,

@@ -22,6 +22,12 @@ class FakeStore : public LinksStore {
   absl::StatusOr<LinkRecord> Insert(const LinkRecord&) override {
     return absl::UnimplementedError("");
   }
+  absl::StatusOr<BatchInsertResult> InsertBatch(const std::string&, const std::string&,
+                                                std::vector<BatchLink>,
+                                                const std::function<std::string()>&,
+                                                const BatchRecorder&) override {
+    return absl::UnimplementedError("");
+  }
   absl::StatusOr<LinkRecord> Get(const std::string&, const std::string&) override {
     return absl::UnimplementedError("");
   }
