@@ -573,7 +573,12 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
   if (req.method() == http::verb::get) {
     std::string etag = StrongEtag(payload->body);
     res.set(http::field::etag, etag);
-    res.set(http::field::cache_control, route.is_public ? "public, no-cache" : "private, no-cache");
+    // A route that says so may be kept by any cache: the CDN keys /v1/* by Authorization too, so
+    // it serves a caller's answer to that caller only.
+    res.set(http::field::cache_control,
+            route.cache_max_age_seconds > 0
+                ? absl::StrCat("public, max-age=", route.cache_max_age_seconds)
+                : (route.is_public ? "public, no-cache" : "private, no-cache"));
     if (auto inm = View(req[http::field::if_none_match]); !inm.empty() && IfNoneMatch(inm, etag)) {
       res.result(http::status::not_modified);
       res.erase(http::field::content_type);

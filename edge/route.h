@@ -55,6 +55,8 @@ struct Route {
 
   std::optional<Redirect> redirect;  // (kurt.api.v1.http_redirect)
   bool is_public = false;            // (kurt.api.v1.access).public
+  // (kurt.api.v1.http_cache).max_age_seconds: GETs answer `public, max-age=N`; 0: no-cache.
+  int cache_max_age_seconds = 0;
   // Deadline when the request names none; zero: none (server streams).
   absl::Duration default_timeout = absl::ZeroDuration();
 };

@@ -262,6 +262,17 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
           if (m->options().HasExtension(kurt::api::v1::access)) {
             route->is_public = m->options().GetExtension(kurt::api::v1::access).public_();
           }
+          if (m->options().HasExtension(kurt::api::v1::http_cache)) {
+            const int max_age =
+                m->options().GetExtension(kurt::api::v1::http_cache).max_age_seconds();
+            if (route->http_method != "GET" || route->redirect || route->server_streaming ||
+                max_age <= 0) {
+              return Bad(m,
+                         "http_cache is for a unary GET route that is no redirect, with "
+                         "max_age_seconds > 0");
+            }
+            route->cache_max_age_seconds = max_age;
+          }
           if (auto it = options.route_timeouts.find(route->name);
               it != options.route_timeouts.end()) {
             route->default_timeout = it->second;

@@ -22,6 +22,14 @@ TEST(RouteTableTest, BuildsRoutesFromAnnotations) {
 
   const Route& create = t.Find("POST", "/v1/links", nullptr);
   EXPECT_EQ(create.body, Route::Body::kAll);
+  // A custom verb on the collection is its own route, body and all.
+  const Route& batch = t.Find("POST", "/v1/links:batchCreate", nullptr);
+  EXPECT_EQ(batch.name, "kurt.links.v1.LinksService.BatchCreateLinks");
+  EXPECT_EQ(batch.body, Route::Body::kAll);
+
+  // (kurt.api.v1.http_cache): the QR code may be kept a day; the link itself not.
+  EXPECT_EQ(t.Find("GET", "/v1/links/abc/qr", nullptr).cache_max_age_seconds, 86400);
+  EXPECT_EQ(get.cache_max_age_seconds, 0);
 
   const Route& resolve = t.Find("GET", "/abc", nullptr);
   EXPECT_EQ(resolve.name, "kurt.links.v1.LinksService.Resolve");
@@ -109,6 +117,36 @@ TEST(RouteTableTest, ACachedHitsMethodMustBeAUnaryRpcOfTheServiceTakingCachedRed
   absl::Status wrong_type = BuildWithRedirect("Record", ".kurt.links.v1.ResolveRequest");
   EXPECT_NE(wrong_type.message().find("taking kurt.api.v1.CachedRedirects"), std::string::npos)
       << wrong_type;
+}
+
+// An http_cache on a route it cannot apply to stops the edge at start, naming the RPC.
+TEST(RouteTableTest, HttpCacheIsOnlyForAGetThatIsNoRedirect) {
+  google::protobuf::FileDescriptorSet set;
+  ASSERT_TRUE(set.ParseFromString(std::string(kurt::proto::DescriptorSet())));
+  google::protobuf::FileDescriptorProto* file = set.add_file();
+  file->set_name("bad/cache.proto");
+  file->set_package("bad");
+  for (const char* dependency :
+       {"google/api/annotations.proto", "kurt/api/v1/options.proto", "kurt/links/v1/links.proto"}) {
+    file->add_dependency(dependency);
+  }
+  google::protobuf::MethodDescriptorProto* post = file->add_service()->add_method();
+  file->mutable_service(0)->set_name("Bad");
+  post->set_name("Post");
+  post->set_input_type(".kurt.links.v1.GetLinkRequest");
+  post->set_output_type(".kurt.links.v1.Link");
+  google::api::HttpRule rule;
+  rule.set_post("/bad/{code}");
+  rule.set_body("*");
+  *post->mutable_options()->MutableExtension(google::api::http) = rule;
+  post->mutable_options()->MutableExtension(kurt::api::v1::http_cache)->set_max_age_seconds(60);
+  auto api = ApiDescriptors::Create({set.SerializeAsString()});
+  ASSERT_TRUE(api.ok()) << api.status();
+  absl::Status s = RouteTable::Build(**api, {}).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("bad.Bad.Post: http_cache is for a unary GET route"),
+            std::string::npos)
+      << s;
 }
 
 TEST(RouteTableTest, ServicesWithRoutes) {

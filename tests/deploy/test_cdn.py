@@ -124,6 +124,23 @@ def api_routes():
     return routes
 
 
+def cached_routes():
+    """(path, max-age) of every GET route whose RPC carries (kurt.api.v1.http_cache): the edge
+    answers it `Cache-Control: public, max-age=N`, which the CDN may keep."""
+    routes = []
+    for proto in sorted((ROOT / "proto" / "kurt").rglob("*.proto")):
+        if "testing" in proto.parts:
+            continue
+        for m in re.finditer(r"rpc\s+\w+\s*\([^)]*\)\s*returns\s*\([^)]*\)\s*\{(.*?)\n  \}",
+                             proto.read_text(), re.S):
+            cache = re.search(r"\(kurt\.api\.v1\.http_cache\)\s*=\s*\{\s*max_age_seconds\s*:\s*(\d+)",
+                              m.group(1))
+            rule = re.search(r'get\s*:\s*"([^"]+)"', m.group(1))
+            if cache and rule:
+                routes.append((rule.group(1), int(cache.group(1))))
+    return routes
+
+
 def concrete(path):
     """A request path for a templated route: /v1/links/{code} -> /v1/links/x."""
     return re.sub(r"\{[^}]*\}", "x", path)
@@ -174,6 +191,25 @@ def cache_policy(reference):
     m = re.fullmatch(r"aws_cloudfront_cache_policy\.([a-z_0-9]+)\.id", reference)
     assert m, f"{reference}: expected one of the module's cache policies or a managed one"
     return one_block('resource "aws_cloudfront_cache_policy"', m.group(1), CDN)[2]
+
+
+class CdnKeepsWhatTheEdgeMarksCacheable(unittest.TestCase):
+    def test_cached_routes_are_kept_per_authorization_as_long_as_the_edge_says(self):
+        cdn = Distribution()
+        routes = cached_routes()
+        self.assertIn(("/v1/links/{code}/qr", 86400), routes)
+        for path, max_age in routes:
+            with self.subTest(path=path):
+                _, behaviour = cdn.behaviour_for(concrete(path))
+                cache = cdn.policy_id(behaviour, "cache")
+                self.assertNotEqual(cache, CACHING_DISABLED, "the CDN would never keep it")
+                policy = cache_policy(cache)
+                # Kept per API key: one caller's answer never goes to another.
+                headers = nested(policy, "headers_config")[0][0]
+                self.assertIn("Authorization", string_list(attribute(headers, "items")))
+                self.assertEqual(attribute(policy, "min_ttl"), "0")
+                self.assertGreaterEqual(int(attribute(policy, "max_ttl")), max_age,
+                                        "the CDN would drop it before the edge's max-age")
 
 
 class CdnOriginIsServedByTheIngress(unittest.TestCase):
