@@ -1,6 +1,6 @@
 // End to end: the console in a real browser (Debian's Chromium driven by playwright-core) against
 // the running system, through the console's own origin (nginx standing in for the CDN): sign up,
-// sign out and in, create a link, open its short URL at the edge, see the click in the chart,
+// sign out and in, create a link (and more from a CSV file), open its short URL at the edge, see the click in the chart,
 // request a report and see its completion arrive live, download it and check its rows, create and
 // revoke an API key and see it refused, set the webhook, sign out and see the session refused.
 // Every page is screenshotted (KURT_CONSOLE_SCREENSHOTS) and checked by axe-core: a serious or
@@ -162,6 +162,24 @@ test('search the links on the server', async () => {
   await check('links-search');
   await page.getByLabel('Search links').fill('');
   await item.waitFor();
+});
+
+test('create links from a CSV file: one batch, a result per row', async () => {
+  const csv = `targetUrl,alias,expireTime\r\n${target}&row=1,${alias}-csv,\r\n"ftp://not-http.example/, bad",,\r\n${target}&row=3,,2099-01-01T00:00:00Z\r\n`;
+  const batch = page.waitForResponse((r) => new URL(r.url()).pathname === '/v1/links:batchCreate');
+  await page.getByLabel('Create links from a CSV file').setInputFiles({ name: 'links.csv', mimeType: 'text/csv', buffer: Buffer.from(csv) });
+  assert.equal((await batch).status(), 200);
+  const table = page.getByRole('table', { name: 'CSV upload results' });
+  await table.waitFor();
+  const rows = await table.locator('tbody tr').evaluateAll((trs) => trs.map((tr) => [...tr.cells].map((td) => td.innerText)));
+  assert.equal(rows.length, 3);
+  assert.deepEqual(rows.map((r) => r[0]), ['2', '3', '4']);
+  assert.ok(rows[0][2].endsWith(`/${alias}-csv`), rows[0][2]);
+  assert.match(rows[1][2], /^target_url: /);
+  assert.match(rows[2][2], /^https?:\/\/.+\/[A-Za-z0-9]{7}$/);
+  await page.getByText('links.csv: 2 of 3 links created').waitFor();
+  await page.getByRole('listitem').filter({ has: page.getByRole('link', { name: `${alias}-csv`, exact: true }) }).waitFor();
+  await check('links-csv');
 });
 
 test('open the short URL: the edge redirects to the target', async () => {

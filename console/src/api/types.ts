@@ -122,3 +122,8 @@ export interface Webhook {
 export function num(v: string | number | undefined): number {
   return v === undefined ? 0 : Number(v);
 }
+
+/** POST /v1/links:batchCreate: per link asked for, in order, the link or its error. */
+export interface BatchCreateLinksResponse {
+  results?: { index?: number; link?: Link; error?: { code?: number; message?: string } }[];
+}

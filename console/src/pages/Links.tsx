@@ -1,9 +1,11 @@
-// The caller's links: search, create (with alias and expiry), edit, delete, copy the short URL.
+// The caller's links: search, create (with alias and expiry, or many from a CSV file), edit, delete,
+// copy the short URL.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeError } from '../api/client';
 import type { Link, ListLinksResponse } from '../api/types';
 import { ConfirmButton, CopyButton, ErrorLine, Field, PageTitle, StatusLine } from '../components/ui';
 import { useServices } from '../context';
+import { CsvUpload } from './CsvUpload';
 import { fmtTime, fromLocalInput, toLocalInput } from '../format';
 
 const PAGE_SIZE = 50;
@@ -58,6 +60,12 @@ export function LinksPage() {
         onCreated={(link) => {
           setLinks((prev) => [link, ...prev]);
           setNotice(`Created ${link.shortUrl}`);
+        }}
+      />
+      <CsvUpload
+        onCreated={(made) => {
+          // Newest first, as listed; a retried upload answers links already shown.
+          setLinks((prev) => [...made.filter((m) => !prev.some((p) => p.code === m.code)).reverse(), ...prev]);
         }}
       />
       <h2>Your links</h2>

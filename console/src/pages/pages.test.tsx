@@ -4,6 +4,7 @@ import { REFRESH_TOKEN_KEY } from '../api/client';
 import { App } from '../app';
 import { ServicesContext } from '../context';
 import { type Call, fakeApi, json, memoryStorage, session, sse } from '../test/fake';
+import { CsvUpload } from './CsvUpload';
 import { CreateLink, LinksPage } from './Links';
 import { ReportsPage } from './Reports';
 
@@ -59,6 +60,75 @@ describe('the link form', () => {
     await waitFor(() => expect(created).toEqual(['launch']));
     expect((screen.getByLabelText('Target URL') as HTMLInputElement).value).toBe('');
     expect(screen.queryByRole('alert')).toBeNull();
+  });
+});
+
+describe('CSV upload', () => {
+  const csvFile = (text: string) => new File([text], 'links.csv', { type: 'text/csv' });
+  const choose = (file: File) =>
+    fireEvent.change(screen.getByLabelText('Create links from a CSV file'), { target: { files: [file] } });
+
+  it('sends the rows as one batchCreate and shows each row’s short URL or error; a retry reuses the requestId', async () => {
+    let fail = true;
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (fail) return json(503, { code: 14, message: 'links is unavailable' });
+      return json(200, {
+        results: [
+          { index: 0, link: link('spring', 'https://example.com/a') },
+          { index: 1, error: { code: 3, message: 'target_url: must be an absolute http or https URL' } },
+        ],
+      });
+    }, signedIn());
+    const created: string[] = [];
+    render(
+      <ServicesContext.Provider value={services}>
+        <CsvUpload onCreated={(ls) => created.push(...ls.map((l) => l.code))} />
+      </ServicesContext.Provider>,
+    );
+    choose(csvFile('targetUrl,alias\r\nhttps://example.com/a,spring\r\n"not, a url",\r\n'));
+    expect((await screen.findByRole('alert')).textContent).toBe(
+      'Uploading links.csv failed: links is unavailable (HTTP 503)',
+    );
+    const first = calls.find((c) => c.url.pathname === '/v1/links:batchCreate')!;
+    expect(first.method).toBe('POST');
+    const body = first.body as { requestId: string; links: unknown[] };
+    expect(body.links).toEqual([{ targetUrl: 'https://example.com/a', alias: 'spring' }, { targetUrl: 'not, a url' }]);
+    expect(body.requestId).toMatch(/^[0-9a-f-]{36}$/);
+
+    fail = false;
+    fireEvent.click(screen.getByRole('button', { name: 'Send again' }));
+    const table = await screen.findByRole('table', { name: 'CSV upload results' });
+    const batches = calls.filter((c) => c.url.pathname === '/v1/links:batchCreate');
+    expect(batches).toHaveLength(2);
+    expect((batches[1].body as { requestId: string }).requestId).toBe(body.requestId);
+    const cells = [...table.querySelectorAll('tbody tr')].map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent));
+    expect(cells).toEqual([
+      ['2', 'https://example.com/a', 'http://127.0.0.1:8080/spring'],
+      ['3', 'not, a url', 'target_url: must be an absolute http or https URL'],
+    ]);
+    expect(screen.getByText('links.csv: 1 of 2 links created')).toBeTruthy();
+    expect(created).toEqual(['spring']);
+
+    // Choosing a file again is a new upload: a new request id.
+    choose(csvFile('targetUrl,alias\r\nhttps://example.com/a,spring\r\n"not, a url",\r\n'));
+    await waitFor(() => expect(calls.filter((c) => c.url.pathname === '/v1/links:batchCreate')).toHaveLength(3));
+    const third = calls.filter((c) => c.url.pathname === '/v1/links:batchCreate')[2];
+    expect((third.body as { requestId: string }).requestId).not.toBe(body.requestId);
+  });
+
+  it('says what is wrong with a file it cannot read, and sends nothing', async () => {
+    const { services, calls } = fakeApi(() => json(200, session(1)), signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <CsvUpload onCreated={() => {}} />
+      </ServicesContext.Provider>,
+    );
+    choose(csvFile('url,alias\nhttps://example.com/,x\n'));
+    expect((await screen.findByRole('alert')).textContent).toContain(
+      'links.csv cannot be read: line 1: unknown column "url"',
+    );
+    expect(calls.filter((c) => c.url.pathname === '/v1/links:batchCreate')).toHaveLength(0);
   });
 });
 
