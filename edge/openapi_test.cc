@@ -129,6 +129,12 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
                 .string_value(),
             "binary");
 
+  // A custom verb on a collection; a list's bound.
+  const auto& batch = At(doc, {"components", "schemas", "kurt.links.v1.BatchCreateLinksRequest"});
+  EXPECT_EQ(At(batch.struct_value(), {"properties", "links", "maxItems"}).number_value(), 1000);
+  EXPECT_EQ(At(doc, {"paths", "/v1/links:batchCreate", "post", "operationId"}).string_value(),
+            "LinksService_BatchCreateLinks");
+
   // A required enum leaves out its zero ("unset") value.
   const auto& kind = At(doc, {"components", "schemas", "kurt.reports.v1.CreateReportRequest",
                               "properties", "kind"})

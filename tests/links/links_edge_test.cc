@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
 #include "services/accounts/accounts_module.h"
+#include "services/links/link_rules.h"
 #include "services/links/links_module.h"
 #include "services/links/links_store.h"
 #include "tests/support/http_client.h"
@@ -458,6 +460,50 @@ TEST_F(LinksEdgeTest, BatchCreateAnswersPerLinkAndARetryWithItsRequestIdCreatesN
   EXPECT_EQ(their.results(2).error().message(), "alias: 'batch-b' is already taken");
   EXPECT_EQ(Count("links"), 3);
   EXPECT_EQ(Count("link_batches"), 2);
+}
+
+// Calls with one request id at the same time: the first claims it, the others wait for it and
+// answer its record; the links are inserted once.
+TEST_F(LinksEdgeTest, ConcurrentBatchesWithOneRequestIdInsertOnce) {
+  metrics::Registry registry;
+  PgLinksStore store(cluster_.get(), &registry);
+  constexpr int kCalls = 6;
+  std::vector<absl::StatusOr<BatchInsertResult>> results(kCalls);
+  std::vector<std::thread> threads;
+  threads.reserve(kCalls);
+  for (int t = 0; t < kCalls; ++t) {
+    threads.emplace_back([&, t] {
+      std::vector<BatchLink> links;
+      for (int i = 0; i < 50; ++i) {
+        LinkRecord l;
+        l.code = RandomCode();
+        l.target_url = absl::StrCat("https://example.com/", i);
+        links.push_back({std::move(l), false});
+      }
+      results[t] = store.InsertBatch(
+          "acct-concurrent", "same-id", std::move(links), [] { return RandomCode(); },
+          [t](const std::vector<std::optional<LinkRecord>>& created) {
+            return absl::StrCat("call ", t, " made ", created.size());
+          });
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  int inserted = 0;
+  std::string record;
+  for (const auto& r : results) {
+    ASSERT_TRUE(r.ok()) << r.status();
+    if (r->replayed) {
+      record = *r->replayed;
+    } else {
+      ++inserted;
+      EXPECT_EQ(r->created.size(), 50u);
+    }
+  }
+  EXPECT_EQ(inserted, 1);
+  EXPECT_TRUE(absl::StrContains(record, " made 50")) << record;
+  EXPECT_EQ(Count("links"), 50);
 }
 
 TEST_F(LinksEdgeTest, BatchOfNoLinksOrOfMoreThanAThousandIs400NamingLinks) {
