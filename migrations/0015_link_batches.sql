@@ -6,6 +6,8 @@ CREATE TABLE link_batches (
   account_id  text NOT NULL,
   request_id  text NOT NULL,
   create_time timestamptz NOT NULL DEFAULT now(),
+  -- SHA-256 of the links asked for: the same request id with other links is refused.
+  request_hash bytea NOT NULL,
   -- kurt.links.v1.BatchCreateLinksResponse, serialized. Empty only inside the creating
   -- transaction: the row is inserted first, so that a concurrent retry waits on it.
   response    bytea NOT NULL,

@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "openssl/sha.h"
 #include "platform/core/log.h"
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/pagination.h"
@@ -261,8 +262,15 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
     // Nothing to insert, and nothing the request id needs to guard.
     return response;
   }
+  // What the request id stands for: the links asked for, as sent.
+  v1::BatchCreateLinksRequest asked = request;
+  asked.clear_request_id();
+  const std::string serialized = asked.SerializeAsString();
+  std::string digest(SHA256_DIGEST_LENGTH, '\0');
+  SHA256(reinterpret_cast<const unsigned char*>(serialized.data()), serialized.size(),
+         reinterpret_cast<unsigned char*>(digest.data()));
   absl::StatusOr<BatchInsertResult> inserted = store_->InsertBatch(
-      caller.account_id(), request.request_id(), std::move(links),
+      caller.account_id(), request.request_id(), digest, std::move(links),
       [] { return RandomCode(kRandomCodeLength + 1); },
       [&](const std::vector<std::optional<LinkRecord>>& created) {
         fill(created);
@@ -270,6 +278,11 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
       });
   if (!inserted.ok()) {
     return inserted.status();
+  }
+  if (inserted->other_request) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("request_id: '", request.request_id(),
+                     "' was used in the last 24 hours for other links; give each batch its own"));
   }
   if (inserted->replayed) {
     v1::BatchCreateLinksResponse first;

@@ -64,7 +64,7 @@ class LinksRpcs {
   // Up to kMaxBatchLinks links, each checked and created as CreateLink does, in one transaction:
   // per link, in order, the link or its error (an alias given twice: ALREADY_EXISTS for the
   // second). With a request_id, a call repeated within kBatchRequestIdRetention answers what the
-  // first answered and creates nothing, whatever links it carries.
+  // first answered and creates nothing; with other links it is INVALID_ARGUMENT naming request_id.
   absl::StatusOr<v1::BatchCreateLinksResponse> BatchCreateLinks(
       const platform::Caller& caller, const v1::BatchCreateLinksRequest& request);
   absl::StatusOr<v1::Link> GetLink(const platform::Caller& caller,

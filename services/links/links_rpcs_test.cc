@@ -58,6 +58,7 @@ class FakeLinksStore : public LinksStore {
   // the record kept per (account, request id).
   absl::StatusOr<BatchInsertResult> InsertBatch(const std::string& account_id,
                                                 const std::string& request_id,
+                                                const std::string& request_hash,
                                                 std::vector<BatchLink> links,
                                                 const std::function<std::string()>& new_code,
                                                 const BatchRecorder& record) override {
@@ -69,7 +70,11 @@ class FakeLinksStore : public LinksStore {
     BatchInsertResult out;
     if (!request_id.empty()) {
       if (auto it = batch_records_.find({account_id, request_id}); it != batch_records_.end()) {
-        out.replayed = it->second;
+        if (it->second.first != request_hash) {
+          out.other_request = true;
+        } else {
+          out.replayed = it->second.second;
+        }
         return out;
       }
     }
@@ -89,7 +94,7 @@ class FakeLinksStore : public LinksStore {
       out.created.emplace_back(row.link);
     }
     if (!request_id.empty()) {
-      batch_records_[{account_id, request_id}] = record(out.created);
+      batch_records_[{account_id, request_id}] = {request_hash, record(out.created)};
     }
     return out;
   }
@@ -254,7 +259,8 @@ class FakeLinksStore : public LinksStore {
 
   std::mutex mu_;
   std::map<std::string, Row> rows_;
-  std::map<std::pair<std::string, std::string>, std::string> batch_records_;
+  // (account, request id) -> (request hash, record)
+  std::map<std::pair<std::string, std::string>, std::pair<std::string, std::string>> batch_records_;
 };
 
 // Records every click it is given; Publish answers `publish_status`, PublishAll
@@ -466,6 +472,16 @@ TEST_F(LinksRpcsTest, BatchRetriedWithItsRequestIdCreatesNothingAndAnswersTheSam
       rpcs_.BatchCreateLinks(As("acct-1"), request);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(again->SerializeAsString(), first->SerializeAsString());
+  EXPECT_EQ(store_.Snapshot().size(), links_after_first);
+
+  // The same request id with other links: refused whole, nothing created.
+  v1::BatchCreateLinksRequest changed = request;
+  changed.mutable_links(0)->set_target_url("https://example.com/changed");
+  absl::Status reused = rpcs_.BatchCreateLinks(As("acct-1"), changed).status();
+  EXPECT_TRUE(absl::IsInvalidArgument(reused)) << reused;
+  EXPECT_EQ(reused.message(),
+            "request_id: 'retry-1' was used in the last 24 hours for other links; give each batch "
+            "its own");
   EXPECT_EQ(store_.Snapshot().size(), links_after_first);
 
   // Another account's request id is its own: its batch is created (the alias is taken now).

@@ -142,8 +142,9 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
 }
 
 absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
-    const std::string& account_id, const std::string& request_id, std::vector<BatchLink> links,
-    const std::function<std::string()>& new_code, const BatchRecorder& record) {
+    const std::string& account_id, const std::string& request_id, const std::string& request_hash,
+    std::vector<BatchLink> links, const std::function<std::string()>& new_code,
+    const BatchRecorder& record) {
   BatchInsertResult out;
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
     out = BatchInsertResult{};
@@ -155,16 +156,22 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
                      account_id);
       // Claims the request id; a concurrent call with the same one waits here until this
       // transaction ends, then finds its record.
+      const pqxx::binarystring hash(request_hash.data(), request_hash.size());
       pqxx::result claimed = tx.exec_params(
-          "INSERT INTO link_batches (account_id, request_id, response) VALUES ($1, $2, '') "
-          "ON CONFLICT (account_id, request_id) DO NOTHING RETURNING 1",
-          account_id, request_id);
+          "INSERT INTO link_batches (account_id, request_id, request_hash, response) "
+          "VALUES ($1, $2, $3, '') ON CONFLICT (account_id, request_id) DO NOTHING RETURNING 1",
+          account_id, request_id, hash);
       if (claimed.empty()) {
         pqxx::result seen = tx.exec_params(
-            "SELECT response FROM link_batches WHERE account_id = $1 AND request_id = $2",
+            "SELECT response, request_hash FROM link_batches "
+            "WHERE account_id = $1 AND request_id = $2",
             account_id, request_id);
         if (!seen.empty()) {
-          out.replayed = pqxx::binarystring(seen[0][0]).str();
+          if (pqxx::binarystring(seen[0][1]).str() != request_hash) {
+            out.other_request = true;
+          } else {
+            out.replayed = pqxx::binarystring(seen[0][0]).str();
+          }
           return;
         }
       }

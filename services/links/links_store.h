@@ -76,10 +76,11 @@ struct BatchLink {
 };
 
 // What InsertBatch did: either the batch's request id had been seen (`replayed` holds what was
-// recorded then), or the links were inserted: per BatchLink, the link, or nullopt when its alias
-// was taken.
+// recorded then, or `other_request` says it came with other links and nothing was done), or the
+// links were inserted: per BatchLink, the link, or nullopt when its alias was taken.
 struct BatchInsertResult {
   std::optional<std::string> replayed;
+  bool other_request = false;
   std::vector<std::optional<LinkRecord>> created;
 };
 
@@ -110,10 +111,12 @@ class LinksStore {
   // taken is replaced by `new_code()` (a few times at most); a taken alias is left out. With a
   // `request_id`, `record(created)` is stored with the links, in the same transaction, and a
   // later call with the same (account_id, request_id), within kBatchRequestIdRetention, inserts
-  // nothing and returns it as `replayed`.
+  // nothing and returns it as `replayed` (or `other_request` when its `request_hash`, a digest
+  // of the links asked for, differs).
   virtual absl::StatusOr<BatchInsertResult> InsertBatch(
-      const std::string& account_id, const std::string& request_id, std::vector<BatchLink> links,
-      const std::function<std::string()>& new_code, const BatchRecorder& record) = 0;
+      const std::string& account_id, const std::string& request_id, const std::string& request_hash,
+      std::vector<BatchLink> links, const std::function<std::string()>& new_code,
+      const BatchRecorder& record) = 0;
   // NOT_FOUND unless the account owns a live link with this code.
   virtual absl::StatusOr<LinkRecord> Get(const std::string& account_id,
                                          const std::string& code) = 0;
@@ -144,6 +147,7 @@ class PgLinksStore : public LinksStore {
   absl::StatusOr<LinkRecord> Insert(const LinkRecord& link) override;
   absl::StatusOr<BatchInsertResult> InsertBatch(const std::string& account_id,
                                                 const std::string& request_id,
+                                                const std::string& request_hash,
                                                 std::vector<BatchLink> links,
                                                 const std::function<std::string()>& new_code,
                                                 const BatchRecorder& record) override;

@@ -23,7 +23,7 @@ class FakeStore : public LinksStore {
     return absl::UnimplementedError("");
   }
   absl::StatusOr<BatchInsertResult> InsertBatch(const std::string&, const std::string&,
-                                                std::vector<BatchLink>,
+                                                const std::string&, std::vector<BatchLink>,
                                                 const std::function<std::string()>&,
                                                 const BatchRecorder&) override {
     return absl::UnimplementedError("");

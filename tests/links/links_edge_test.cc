@@ -450,6 +450,15 @@ TEST_F(LinksEdgeTest, BatchCreateAnswersPerLinkAndARetryWithItsRequestIdCreatesN
   EXPECT_EQ(again.body, r.body);
   EXPECT_EQ(Count("links"), 2);
   EXPECT_EQ(Count("link_batches"), 1);
+  // The same request id with other links is refused, naming it.
+  std::string other_body = body;
+  other_body.replace(other_body.find("example.com/a"), 13, "example.com/z");
+  Reply reused = Call("POST", "/v1/links:batchCreate", key, other_body);
+  EXPECT_EQ(reused.status, 400u) << reused.body;
+  EXPECT_NE(reused.body.find("request_id: 'file-1' was used in the last 24 hours for other links"),
+            std::string::npos)
+      << reused.body;
+  EXPECT_EQ(Count("links"), 2);
 
   // Another account's "file-1" is its own batch: created (its alias is taken by now).
   Reply theirs = Call("POST", "/v1/links:batchCreate", other, body);
@@ -481,7 +490,7 @@ TEST_F(LinksEdgeTest, ConcurrentBatchesWithOneRequestIdInsertOnce) {
         links.push_back({std::move(l), false});
       }
       results[t] = store.InsertBatch(
-          "acct-concurrent", "same-id", std::move(links), [] { return RandomCode(); },
+          "acct-concurrent", "same-id", "digest", std::move(links), [] { return RandomCode(); },
           [t](const std::vector<std::optional<LinkRecord>>& created) {
             return absl::StrCat("call ", t, " made ", created.size());
           });
