@@ -44,7 +44,7 @@ bool HasBehavior(const FieldDescriptor* f, google::api::FieldBehavior behavior) 
 }
 
 // A field's kurt.api.v1.rules as JSON Schema keywords on `schema` (the element's schema for a
-// repeated field; max_items goes on the array).
+// repeated field; min_items and max_items go on the array).
 void ApplyRules(const api::v1::FieldRules& rules, Json* schema) {
   if (rules.has_min_length()) {
     (*schema)["minLength"] = Json::Number(static_cast<double>(rules.min_length()));
@@ -395,6 +395,9 @@ class Generator {
       Json j = Json::Object();
       j["type"] = Json::String("array");
       j["items"] = FieldSchema(f, true);
+      if (rules.has_min_items()) {
+        j["minItems"] = Json::Number(static_cast<double>(rules.min_items()));
+      }
       if (rules.has_max_items()) {
         j["maxItems"] = Json::Number(static_cast<double>(rules.max_items()));
       }

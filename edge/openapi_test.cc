@@ -132,6 +132,7 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
   // A custom verb on a collection; a list's bound.
   const auto& batch = At(doc, {"components", "schemas", "kurt.links.v1.BatchCreateLinksRequest"});
   EXPECT_EQ(At(batch.struct_value(), {"properties", "links", "maxItems"}).number_value(), 1000);
+  EXPECT_EQ(At(batch.struct_value(), {"properties", "links", "minItems"}).number_value(), 1);
   EXPECT_EQ(At(doc, {"paths", "/v1/links:batchCreate", "post", "operationId"}).string_value(),
             "LinksService_BatchCreateLinks");
 
@@ -168,9 +169,12 @@ TEST(OpenApiTest, PublishesEveryAnnotatedRequestField) {
           At(doc, {"components", "schemas", in->full_name(), "properties", f->json_name()})
               .struct_value();
       SCOPED_TRACE(f->full_name());
-      // A repeated field's rules are its elements', but for max_items.
+      // A repeated field's rules are its elements', but for min_items and max_items.
       if (f->is_repeated() && rules.has_max_items()) {
         EXPECT_EQ(At(property, {"maxItems"}).number_value(), rules.max_items());
+      }
+      if (f->is_repeated() && rules.has_min_items()) {
+        EXPECT_EQ(At(property, {"minItems"}).number_value(), rules.min_items());
       }
       const auto& schema = f->is_repeated() ? At(property, {"items"}).struct_value() : property;
       if (rules.has_max_length()) {

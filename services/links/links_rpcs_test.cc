@@ -507,8 +507,10 @@ TEST_F(LinksRpcsTest, BatchOfNoneOrOverAThousandOrABadRequestIdIsRefusedWhole) {
   s = rpcs_.BatchCreateLinks(As("acct-1"), many).status();
   EXPECT_TRUE(absl::IsInvalidArgument(s)) << s;
   EXPECT_EQ(s.message(), "links: at most 1000 links in one call, not 1001");
-  EXPECT_EQ(rules_testing::RulesOf(v1::BatchCreateLinksRequest::descriptor(), "links").max_items(),
-            static_cast<uint32_t>(kMaxBatchLinks));
+  const api::v1::FieldRules& links =
+      rules_testing::RulesOf(v1::BatchCreateLinksRequest::descriptor(), "links");
+  EXPECT_EQ(links.max_items(), static_cast<uint32_t>(kMaxBatchLinks));
+  EXPECT_EQ(links.min_items(), 1u);
 
   many.mutable_links()->RemoveLast();
   many.set_request_id("has space");
