@@ -426,19 +426,24 @@ TEST_F(LinksRpcsTest, BatchAnswersEachLinkInOrderWithTheLinkOrCreateLinksOwnErro
   *request.add_links() = past;
   v1::CreateLinkRequest tagged = Item("https://example.com/6");
   tagged.add_tags("Sale");
+  tagged.set_max_clicks(3);
+  tagged.set_fallback_url("https://example.com/over");
   *request.add_links() = tagged;
+  v1::CreateLinkRequest no_clicks = Item("https://example.com/7");
+  no_clicks.set_max_clicks(0);
+  *request.add_links() = no_clicks;
 
   absl::StatusOr<v1::BatchCreateLinksResponse> r = rpcs_.BatchCreateLinks(As("acct-1"), request);
   ASSERT_TRUE(r.ok()) << r.status();
-  ASSERT_EQ(r->results_size(), 7);
-  for (int i = 0; i < 7; ++i) {
+  ASSERT_EQ(r->results_size(), 8);
+  for (int i = 0; i < 8; ++i) {
     EXPECT_EQ(r->results(i).index(), i);
   }
   ASSERT_TRUE(r->results(0).has_link());
   EXPECT_EQ(r->results(0).link().short_url(), "https://kurt.test/" + r->results(0).link().code());
   EXPECT_EQ(Resolve(r->results(0).link().code())->target_url(), "https://example.com/0");
   // The errors are those CreateLink gives for the same link.
-  for (int i : {1, 2, 5}) {
+  for (int i : {1, 2, 5, 7}) {
     ASSERT_TRUE(r->results(i).has_error()) << i;
     absl::StatusOr<v1::Link> alone = rpcs_.CreateLink(As("acct-1"), request.links(i));
     EXPECT_EQ(r->results(i).error().code(), static_cast<int>(alone.status().code())) << i;
@@ -453,6 +458,10 @@ TEST_F(LinksRpcsTest, BatchAnswersEachLinkInOrderWithTheLinkOrCreateLinksOwnErro
   EXPECT_EQ(Resolve("mine")->target_url(), "https://example.com/3");
   ASSERT_TRUE(r->results(6).has_link());
   EXPECT_EQ(r->results(6).link().tags(0), "sale");
+  EXPECT_EQ(r->results(6).link().max_clicks(), 3);
+  EXPECT_EQ(r->results(6).link().fallback_url(), "https://example.com/over");
+  EXPECT_TRUE(absl::StartsWith(r->results(7).error().message(), "max_clicks: "))
+      << r->ShortDebugString();
   EXPECT_EQ(store_.batches, 1);  // one store call, not one per link
 }
 

@@ -203,8 +203,8 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
                               ", '')::bigint * interval '1 microsecond'");
         };
         absl::StrAppend(&sql, params.empty() ? "" : ", ", "(", p(1), ", ", p(2), ", ", p(3), ", ",
-                        time(4), ", string_to_array(", p(5), ", ','), ", time(6), ", NULLIF(",
-                        p(7), ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean)");
+                        time(4), ", string_to_array(", p(5), ", ','), ", time(6), ", NULLIF(", p(7),
+                        ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean)");
         params.push_back(l.code);
         params.push_back(account_id);
         params.push_back(l.target_url);

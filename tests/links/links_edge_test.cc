@@ -418,7 +418,8 @@ TEST_F(LinksEdgeTest, BatchCreateAnswersPerLinkAndARetryWithItsRequestIdCreatesN
       R"({"requestId":"file-1","links":[)"
       R"({"targetUrl":"https://example.com/a"},)"
       R"({"targetUrl":"notaurl","alias":"bad-one"},)"
-      R"({"targetUrl":"https://example.com/b","alias":"batch-b","tags":["Q1"]},)"
+      R"({"targetUrl":"https://example.com/b","alias":"batch-b","tags":["Q1"],"maxClicks":5,)"
+      R"("fallbackUrl":"https://example.com/over","forwardQuery":true},)"
       R"({"targetUrl":"https://example.com/c","alias":"batch-b"},)"
       R"({"targetUrl":"https://example.com/d","expireTime":"2001-01-01T00:00:00Z"}]})";
   Reply r = Call("POST", "/v1/links:batchCreate", key, body);
@@ -432,6 +433,9 @@ TEST_F(LinksEdgeTest, BatchCreateAnswersPerLinkAndARetryWithItsRequestIdCreatesN
   EXPECT_TRUE(absl::StartsWith(first.results(1).error().message(), "target_url: ")) << r.body;
   EXPECT_EQ(first.results(2).link().code(), "batch-b");
   EXPECT_EQ(first.results(2).link().tags(0), "q1");
+  EXPECT_EQ(first.results(2).link().max_clicks(), 5);
+  EXPECT_EQ(first.results(2).link().fallback_url(), "https://example.com/over");
+  EXPECT_TRUE(first.results(2).link().forward_query());
   EXPECT_EQ(first.results(3).error().code(), 6);  // ALREADY_EXISTS
   EXPECT_EQ(first.results(3).error().message(), "alias: 'batch-b' is already given by links[2]");
   EXPECT_EQ(first.results(4).error().message(), "expire_time: must be in the future");
