@@ -1,9 +1,9 @@
 // A short-lived Redis cache of API-key and session-token lookups (prefix → account, key id, secret
-// hash, revoked, expiry), so that the edge's Authenticate calls do not all reach PostgreSQL. Entries live `ttl`; a revoke
-// deletes its entry, so a revoked key stops working at once on this path and within `ttl` even if
-// the delete is lost (Redis down). Redis errors are misses: the store answers instead. Records
-// are sealed (platform/redis/record_seal.h): one that does not verify, forged by someone who can
-// write Redis, is a miss too, and is deleted.
+// hash, revoked, expiry), so that the edge's Authenticate calls do not all reach PostgreSQL.
+// Entries live `ttl`; a revoke deletes its entry, so a revoked key stops working at once on this
+// path and within `ttl` even if the delete is lost (Redis down). Redis errors are misses: the store
+// answers instead. Records are sealed (platform/redis/record_seal.h): one that does not verify,
+// forged by someone who can write Redis, is a miss too, and is deleted.
 //
 // Lives as long as the service; thread-safe.
 #pragma once

@@ -12,9 +12,8 @@ namespace kurt::accounts {
 PasswordHasher::Slot::Slot(PasswordHasher* hasher) : hasher_(hasher) {
   absl::MutexLock lock(&hasher_->mu_);
   hasher_->mu_.Await(absl::Condition(
-      +[](PasswordHasher* h) ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu_) {
-        return h->running_ < h->options_.concurrency;
-      },
+      +[](PasswordHasher* h)
+           ABSL_EXCLUSIVE_LOCKS_REQUIRED(h->mu_) { return h->running_ < h->options_.concurrency; },
       hasher_));
   ++hasher_->running_;
 }

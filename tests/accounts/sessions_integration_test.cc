@@ -56,9 +56,8 @@ class SessionsIntegrationTest : public ::testing::Test {
       r.server = std::make_unique<platform::GrpcServer>(go, &registry_);
       r.server->AddService(r.module->service());
       ASSERT_TRUE(r.server->Start().ok());
-      r.stub = v1::AccountsService::NewStub(
-          grpc::CreateChannel(absl::StrCat("127.0.0.1:", r.server->grpc_port()),
-                              grpc::InsecureChannelCredentials()));
+      r.stub = v1::AccountsService::NewStub(grpc::CreateChannel(
+          absl::StrCat("127.0.0.1:", r.server->grpc_port()), grpc::InsecureChannelCredentials()));
     }
   }
   void TearDown() override {
@@ -140,8 +139,7 @@ TEST_F(SessionsIntegrationTest, ASessionLivesFromSignUpToSignOutAcrossReplicas) 
   v1::Session next;
   ASSERT_TRUE(Refresh(in.refresh_token(), &next, 0).ok());
   EXPECT_TRUE(Authenticate(next.session_token(), 1).ok());
-  EXPECT_EQ(Refresh(in.refresh_token(), &next, 1).error_code(),
-            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(Refresh(in.refresh_token(), &next, 1).error_code(), grpc::StatusCode::UNAUTHENTICATED);
 
   // Session tokens are kept out of the API keys people manage.
   EXPECT_EQ(Count(absl::StrCat("SELECT count(*) FROM api_keys WHERE account_id = '",
@@ -199,9 +197,9 @@ TEST_F(SessionsIntegrationTest, PasswordsAndTokensAreStoredOnlyAsHashes) {
   EXPECT_TRUE(absl::StrContains(logs, "signed in")) << "logs were not captured";
   const std::string db = testing::AllRowsAsText(db_.primary_url());
   EXPECT_TRUE(absl::StrContains(db, "$argon2id$v=19$m=65536,t=2,p=1$"));
-  for (const std::string& secret : {std::string(kPassword), std::string("not the password"),
-                                    up.session().session_token(), up.session().refresh_token(),
-                                    in.session_token(), in.refresh_token()}) {
+  for (const std::string& secret :
+       {std::string(kPassword), std::string("not the password"), up.session().session_token(),
+        up.session().refresh_token(), in.session_token(), in.refresh_token()}) {
     EXPECT_FALSE(absl::StrContains(db, secret)) << secret;
     EXPECT_FALSE(absl::StrContains(logs, secret)) << secret;
   }
@@ -253,7 +251,8 @@ TEST_F(SessionsIntegrationTest, FailedSignInsCountAcrossReplicas) {
   for (int r : {0, 1}) {
     grpc::Status limited = SignIn("turing@example.org", kPassword, &out, r);
     EXPECT_EQ(limited.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
-    EXPECT_TRUE(absl::StrContains(limited.error_message(), "retry after")) << limited.error_message();
+    EXPECT_TRUE(absl::StrContains(limited.error_message(), "retry after"))
+        << limited.error_message();
     EXPECT_FALSE(limited.error_details().empty()) << "no RetryInfo";
   }
   // Another address is not affected; Redis holds no address in clear.

@@ -129,7 +129,7 @@ TEST_F(RedisFailoverTest, SentinelPromotesTheReplicaAndTheClientFollows) {
   auto target = [](int i) { return absl::StrCat("https://example.com/ha/", i); };
   for (int i = 0; i < kLinks; ++i) {
     cache.Put(absl::StrCat("c", i),
-              {.exists = true, .target_url = target(i), .expire_time = std::nullopt},
+              {.exists = true, .target_url = target(i), .expire_time = std::nullopt, .limits = {}},
               /*announce=*/false);
   }
   auto waited = client->Command({"WAIT", "1", "5000"});
