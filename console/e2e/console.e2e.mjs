@@ -235,12 +235,14 @@ test('request a report, see it complete live, download it', async () => {
   ]);
   const csv = readFileSync(await download.path(), 'utf8');
   const lines = csv.trim().split('\n');
-  assert.equal(lines[0], 'code,click_time,referrer,user_agent,client_hash,event_id');
+  assert.equal(lines[0], 'code,click_time,referrer,user_agent,client_hash,event_id,bot,country');
   // The first field is the code, quoted or not (RFC 4180 lets a writer quote any field).
   reportRows = lines.slice(1).filter((l) => l.split(',')[0].replace(/^"(.*)"$/, '$1') === alias);
   assert.equal(reportRows.length, 1, csv);
   assert.ok(reportRows[0].includes('Chrome/156.0.0.0'), reportRows[0]);
   assert.ok(reportRows[0].includes('news.example.org'), reportRows[0]);
+  // A person's click (not a bot's), from a loopback address, which has no country.
+  assert.match(reportRows[0], /,false,(""|)$/);
 });
 
 test('the notification is listed, live', async () => {
