@@ -342,6 +342,25 @@ absl::StatusOr<std::pair<KeyRecord, RefreshRecord>> AccountsRpcs::NewTokens(
   return std::make_pair(std::move(token->first), std::move(refresh));
 }
 
+absl::StatusOr<NewSession> AccountsRpcs::MakeSession(const UserRecord& user,
+                                                     v1::Session* shown) const {
+  absl::StatusOr<std::string> id = RandomHex(8);
+  if (!id.ok()) {
+    return id.status();
+  }
+  NewSession session;
+  session.id = absl::StrCat("ses_", *id);
+  session.account_id = user.account_id;
+  session.user_id = user.id;
+  auto tokens = NewTokens(session.account_id, session.id, user.email, shown);
+  if (!tokens.ok()) {
+    return tokens.status();
+  }
+  session.token = std::move(tokens->first);
+  session.refresh = std::move(tokens->second);
+  return session;
+}
+
 absl::StatusOr<v1::SignUpResponse> AccountsRpcs::SignUp(const Caller& caller,
                                                         const v1::SignUpRequest& request) {
   if (absl::Status s = CheckAdmin(caller); !s.ok()) {
@@ -360,8 +379,7 @@ absl::StatusOr<v1::SignUpResponse> AccountsRpcs::SignUp(const Caller& caller,
   }
   absl::StatusOr<std::string> account_id = RandomHex(8);
   absl::StatusOr<std::string> user_id = RandomHex(8);
-  absl::StatusOr<std::string> session_id = RandomHex(8);
-  for (const auto* id : {&account_id, &user_id, &session_id}) {
+  for (const auto* id : {&account_id, &user_id}) {
     if (!id->ok()) {
       return id->status();
     }
@@ -370,18 +388,12 @@ absl::StatusOr<v1::SignUpResponse> AccountsRpcs::SignUp(const Caller& caller,
   AccountRecord account{absl::StrCat("acc_", *account_id), email.substr(0, email.find('@')),
                         absl::Now()};
   UserRecord user{absl::StrCat("usr_", *user_id), account.id, email, *std::move(password_hash)};
-  NewSession session;
-  session.id = absl::StrCat("ses_", *session_id);
-  session.account_id = account.id;
-  session.user_id = user.id;
   v1::SignUpResponse response;
-  auto tokens = NewTokens(account.id, session.id, email, response.mutable_session());
-  if (!tokens.ok()) {
-    return tokens.status();
+  absl::StatusOr<NewSession> session = MakeSession(user, response.mutable_session());
+  if (!session.ok()) {
+    return session.status();
   }
-  session.token = std::move(tokens->first);
-  session.refresh = std::move(tokens->second);
-  absl::StatusOr<AccountRecord> created = store_->SignUp(account, user, session);
+  absl::StatusOr<AccountRecord> created = store_->SignUp(account, user, *session);
   if (absl::IsAlreadyExists(created.status())) {
     return absl::AlreadyExistsError("email: already registered; sign in instead");
   }
@@ -391,7 +403,7 @@ absl::StatusOr<v1::SignUpResponse> AccountsRpcs::SignUp(const Caller& caller,
   response.mutable_account()->set_id(created->id);
   response.mutable_account()->set_name(created->name);
   SetTimestamp(created->create_time, response.mutable_account()->mutable_create_time());
-  KURT_LOG(kInfo, "signed up", {"account", created->id}, {"session", session.id});
+  KURT_LOG(kInfo, "signed up", {"account", created->id}, {"session", session->id});
   return response;
 }
 
@@ -435,25 +447,15 @@ absl::StatusOr<v1::Session> AccountsRpcs::CreateSession(const Caller& caller,
     return absl::UnauthenticatedError(std::string(kWrongCredentials));
   }
   throttle_->Succeeded(email);
-  absl::StatusOr<std::string> session_id = RandomHex(8);
-  if (!session_id.ok()) {
-    return session_id.status();
-  }
-  NewSession session;
-  session.id = absl::StrCat("ses_", *session_id);
-  session.account_id = (*user)->account_id;
-  session.user_id = (*user)->id;
   v1::Session response;
-  auto tokens = NewTokens(session.account_id, session.id, email, &response);
-  if (!tokens.ok()) {
-    return tokens.status();
+  absl::StatusOr<NewSession> session = MakeSession(**user, &response);
+  if (!session.ok()) {
+    return session.status();
   }
-  session.token = std::move(tokens->first);
-  session.refresh = std::move(tokens->second);
-  if (absl::Status s = store_->StartSession(session); !s.ok()) {
+  if (absl::Status s = store_->StartSession(*session); !s.ok()) {
     return s;
   }
-  KURT_LOG(kInfo, "signed in", {"account", session.account_id}, {"session", session.id});
+  KURT_LOG(kInfo, "signed in", {"account", session->account_id}, {"session", session->id});
   return response;
 }
 

@@ -85,6 +85,8 @@ class AccountsRpcs {
                                                                 const std::string& session_id,
                                                                 const std::string& email,
                                                                 v1::Session* shown) const;
+  // A new session of `user` with its first tokens (and the Session to answer with); not stored.
+  absl::StatusOr<NewSession> MakeSession(const UserRecord& user, v1::Session* shown) const;
   // The key named by `Authorization: Bearer`, checked; UNAUTHENTICATED otherwise.
   absl::StatusOr<KeyRecord> BearerKey(const platform::Caller& caller) const;
   // Revokes the session's tokens, in the store and in the cache.
