@@ -271,32 +271,36 @@ absl::StatusOr<LinkRecord> PgLinksStore::Get(const std::string& account_id,
 
 SqlQuery ListQuery(const std::string& account_id, int limit, const std::optional<ListCursor>& after,
                    const ListFilter& filter) {
-  // Unfiltered, through the (account_id, create_time DESC, code DESC) index; a tag through the
-  // GIN index on tags, a query through the trigram indexes on code and target_url
-  // (migrations/0012), each as the planner finds cheaper. Every filter is a condition on the same
-  // keyset order, so pages stay exact whichever index serves them.
+  // Unfiltered, through the (account_id, create_time DESC, code DESC) index; a tag through
+  // link_tags' primary key (account, tag, create time, code), whose order is the list's, so a page
+  // reads only its own rows; a query through the per-account trigram indexes on code and
+  // target_url (both in migrations/0017). Every filter keeps the same keyset order, so pages are
+  // exact whichever index serves them.
   SqlQuery q;
-  q.sql =
-      absl::StrCat("SELECT ", kColumns, " FROM links WHERE account_id = $1 AND deleted_at IS NULL");
+  // link_tags' create time is the link's; ordering by it lets its index give the order.
+  const char* time = filter.tag ? "link_time" : "create_time";
+  q.sql = absl::StrCat("SELECT ", kColumns, " FROM links",
+                       filter.tag ? " JOIN link_tags USING (code)" : "",
+                       " WHERE account_id = $1 AND deleted_at IS NULL");
   q.params.push_back(account_id);
   int n = 1;
+  if (filter.tag) {
+    absl::StrAppend(&q.sql, " AND tag_account = $1 AND tag = $", ++n);
+    q.params.push_back(*filter.tag);
+  }
   if (after) {
-    absl::StrAppend(&q.sql, " AND (create_time, code) < (", Param(kFromMicros, n + 1), ", $", n + 2,
+    absl::StrAppend(&q.sql, " AND (", time, ", code) < (", Param(kFromMicros, n + 1), ", $", n + 2,
                     ")");
     q.params.push_back(absl::StrCat(absl::ToUnixMicros(after->create_time)));
     q.params.push_back(after->code);
     n += 2;
-  }
-  if (filter.tag) {
-    absl::StrAppend(&q.sql, " AND tags @> ARRAY[$", ++n, "::text]");
-    q.params.push_back(*filter.tag);
   }
   if (filter.query) {
     ++n;
     absl::StrAppend(&q.sql, " AND (code ILIKE $", n, " OR target_url ILIKE $", n, ")");
     q.params.push_back(ContainsPattern(*filter.query));
   }
-  absl::StrAppend(&q.sql, " ORDER BY create_time DESC, code DESC LIMIT $", ++n);
+  absl::StrAppend(&q.sql, " ORDER BY ", time, " DESC, code DESC LIMIT $", ++n);
   q.params.push_back(absl::StrCat(limit));
   return q;
 }
