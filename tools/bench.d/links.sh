@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # tools/bench links: Resolve (the redirect's RPC) under load for a hot set of codes, driven by
-# ghz, beside redis-benchmark GET against the same Redis, in one run.
-# Writes $KURT_STATE_DIR/bench/links.json (ratio resolve_rps_vs_redis_get).
-# Knobs: KURT_BENCH_SECONDS (10), KURT_BENCH_CONCURRENCY (50), KURT_BENCH_HOT_CODES (100).
+# ghz, beside redis-benchmark GET against the same Redis, in one run. Beside throughput it reports
+# what each Resolve costs kurt-links in CPU (resolve_cpu_us: its process's user + system time
+# during the ghz window, from /proc, per completed call; target: at most 50 µs) and, for context,
+# the Redis server's CPU per call over the same window (from INFO cpu; it includes anything else
+# that uses that Redis meanwhile).
+# Writes $KURT_STATE_DIR/bench/links.json (ratio resolve_rps_vs_redis_get; resolve.cpu_us_per_call).
+# Uses the running stack when KURT_PG_PRIMARY_URL is set, else starts it; KURT_SKIP_BUILD=1 takes
+# the binaries as built. Knobs: KURT_BENCH_SECONDS (10), KURT_BENCH_CONCURRENCY (50),
+# KURT_BENCH_HOT_CODES (100).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
@@ -12,29 +18,32 @@ hot=${KURT_BENCH_HOT_CODES:-100}
 grpc_port=17101
 http_port=19101
 topic=kurt.bench.clicks.v1
+cpu_target_us=50
 out=$KURT_STATE_DIR/bench
 work=$(mktemp -d)
 mkdir -p "$out"
 
-"$KURT_ROOT/tools/build" kurt-links kurt-migrate
-"$KURT_ROOT/tools/stack" up >/dev/null
-set -a
-. "$KURT_STATE_DIR/stack.env"
-set +a
+apt_install curl postgresql-client redis-tools
+[ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate
+if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
+  "$KURT_ROOT/tools/stack" up >/dev/null
+  set -a
+  . "$KURT_STATE_DIR/stack.env"
+  set +a
+fi
+redis_port=${KURT_REDIS_URL##*:}
+redis_port=${redis_port%%/*}
 ghz=$(go_tool ghz github.com/bojand/ghz/cmd/ghz@v0.93.0)
 "$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
 
-psql -q "$KURT_PG_PRIMARY_URL" -c "INSERT INTO links (code, account_id, target_url)
-  SELECT 'bench' || i, 'bench', 'https://example.com/landing/' || i
-  FROM generate_series(1, $hot) i ON CONFLICT (code) DO NOTHING" >/dev/null
-"$KURT_ROOT/tools/kafka" topics --bootstrap-server "$KURT_KAFKA_BROKERS" --create \
-  --if-not-exists --topic "$topic" --partitions 3 --replication-factor 1 >/dev/null 2>&1
+. "$KURT_ROOT/tools/bench.d/lib/servers.sh"
+bench_seed bench bench "$hot" "$topic"
 
 "$KURT_BUILD_DIR/bin/kurt-links" --grpc_port=$grpc_port --metrics_port=$http_port \
   --clicks_topic=$topic --log_level=warn >"$work/links.log" 2>&1 &
 links_pid=$!
-trap 'kill $links_pid 2>/dev/null; wait $links_pid 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$http_port/readyz" && break; sleep 0.1; done
+pids+=("$links_pid")
+wait_http "http://127.0.0.1:$http_port/readyz"
 
 python3 -c "import json; print(json.dumps([{'code': f'bench{i}'} for i in range(1, $hot + 1)]))" \
   >"$work/codes.json"
@@ -42,17 +51,33 @@ python3 -c "import json; print(json.dumps([{'code': f'bench{i}'} for i in range(
 "$ghz" --insecure --call kurt.links.v1.LinksService/Resolve --data-file "$work/codes.json" \
   -n "$hot" -c 1 127.0.0.1:$grpc_port >/dev/null
 
+process_cpu_ticks() { # PID: its user + system time so far, in clock ticks (/proc/PID/stat)
+  # The command name (field 2) may hold spaces: count the fields after its closing parenthesis.
+  sed -E 's/^.*\) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'
+}
+redis_cpu_seconds() { # the Redis server's used_cpu_sys + used_cpu_user so far
+  redis-cli -p "$redis_port" INFO cpu | tr -d '\r' |
+    awk -F: '/^used_cpu_(sys|user):/ { s += $2 } END { printf "%.6f\n", s }'
+}
+
 echo "Resolve: ${seconds}s, $concurrency concurrent, $hot hot codes (ghz) ..." >&2
+links_before=$(process_cpu_ticks "$links_pid")
+redis_before=$(redis_cpu_seconds)
 "$ghz" --insecure --call kurt.links.v1.LinksService/Resolve --data-file "$work/codes.json" \
   -c "$concurrency" --connections=4 -z "${seconds}s" -O json 127.0.0.1:$grpc_port \
   >"$work/ghz.json"
+links_after=$(process_cpu_ticks "$links_pid")
+redis_after=$(redis_cpu_seconds)
 echo "Redis GET: $concurrency clients (redis-benchmark) ..." >&2
-redis-benchmark -h 127.0.0.1 -p "$KURT_REDIS_PORT" -t get -c "$concurrency" -n 1000000 --csv \
+redis-benchmark -h 127.0.0.1 -p "$redis_port" -t get -c "$concurrency" -n 1000000 --csv \
   >"$work/redis.csv"
 
-python3 - "$work/ghz.json" "$work/redis.csv" "$out/links.json" "$seconds" "$concurrency" "$hot" <<'PY'
+python3 - "$work/ghz.json" "$work/redis.csv" "$out/links.json" "$seconds" "$concurrency" "$hot" \
+  "$(getconf CLK_TCK)" "$links_before" "$links_after" "$redis_before" "$redis_after" \
+  "$cpu_target_us" <<'PY'
 import csv, json, sys
-ghz_file, redis_file, out_file, seconds, concurrency, hot = sys.argv[1:]
+(ghz_file, redis_file, out_file, seconds, concurrency, hot, clk_tck, links_before, links_after,
+ redis_before, redis_after, cpu_target_us) = sys.argv[1:]
 g = json.load(open(ghz_file))
 lat = {int(d["percentage"]): d["latency"] / 1e6 for d in g.get("latencyDistribution") or []}
 ok = g.get("statusCodeDistribution", {}).get("OK", 0)
@@ -60,10 +85,17 @@ errors = sum(v for k, v in g.get("statusCodeDistribution", {}).items() if k != "
 # ghz cancels the calls still in flight when the duration ends ("... is closing").
 cut = sum(n for e, n in (g.get("errorDistribution") or {}).items() if "closing" in e)
 errors -= cut
+completed = max(ok + errors, 1)
+links_cpu_s = (int(links_after) - int(links_before)) / int(clk_tck)
+redis_cpu_s = float(redis_after) - float(redis_before)
+cpu_us = links_cpu_s * 1e6 / completed
+redis_cpu_us = redis_cpu_s * 1e6 / completed
 rows = list(csv.DictReader(open(redis_file)))
 r = next(row for row in rows if row["test"].startswith("GET"))
 resolve = {"rps": round(g["rps"]), "p50_ms": round(lat.get(50, 0), 3),
-           "p99_ms": round(lat.get(99, 0), 3), "ok": ok, "errors": errors}
+           "p99_ms": round(lat.get(99, 0), 3), "ok": ok, "errors": errors,
+           "cpu_seconds": round(links_cpu_s, 2), "cpu_us_per_call": round(cpu_us, 1),
+           "redis_cpu_us_per_call": round(redis_cpu_us, 1)}
 redis = {"rps": round(float(r["rps"])), "p50_ms": float(r["p50_latency_ms"]),
          "p99_ms": float(r["p99_latency_ms"])}
 ratio = resolve["rps"] / redis["rps"]
@@ -72,11 +104,15 @@ print(f"{'links Resolve (ghz)':28} {resolve['rps']:>10} {resolve['p50_ms']:>8} {
 print(f"{'redis GET (redis-benchmark)':28} {redis['rps']:>10} {redis['p50_ms']:>8} {redis['p99_ms']:>8}")
 print(f"resolve_rps_vs_redis_get = {ratio:.3f}   (Resolve errors: {errors}; "
       f"{cut} in flight when the run ended)")
+print(f"resolve_cpu_us = {cpu_us:.1f}   (target: at most {cpu_target_us}; kurt-links "
+      f"{links_cpu_s:.2f} s CPU for {completed} calls; Redis server "
+      f"{redis_cpu_us:.1f} µs per call)")
 for err, n in (g.get("errorDistribution") or {}).items():
     if "closing" not in err:
         print(f"  {n} x {err}")
 json.dump({"benchmark": "links", "seconds": int(seconds), "concurrency": int(concurrency),
            "hot_codes": int(hot), "resolve": resolve, "redis_get": redis,
+           "resolve_cpu_us": round(cpu_us, 1), "resolve_cpu_us_target": int(cpu_target_us),
            "ratios": {"resolve_rps_vs_redis_get": round(ratio, 4)}},
           open(out_file, "w"), indent=2)
 PY
