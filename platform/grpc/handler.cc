@@ -14,7 +14,7 @@ namespace {
 constexpr absl::string_view kRetryInfoUrl = "type.googleapis.com/google.rpc.RetryInfo";
 
 // A metadata value of the call, viewed where gRPC keeps it for the length of the call.
-absl::string_view MetadataView(const grpc::ServerContext& context, absl::string_view key) {
+absl::string_view MetadataView(const grpc::ServerContextBase& context, absl::string_view key) {
   const auto& md = context.client_metadata();
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) {
@@ -25,7 +25,7 @@ absl::string_view MetadataView(const grpc::ServerContext& context, absl::string_
 
 }  // namespace
 
-Caller::Caller(const grpc::ServerContext& context)
+Caller::Caller(const grpc::ServerContextBase& context)
     : context_(&context),
       account_id_(MetadataView(context, kAccountIdMetadata)),
       request_id_(MetadataView(context, kRequestIdMetadata)),

@@ -16,6 +16,11 @@
 // checks and streams included. A unit test calls the function with a Caller it made and fakes
 // behind the RPCs object, without gRPC.
 //
+// An RPC that waits on something outside the process (an acknowledgement) can be served on gRPC's
+// callback API instead, so that no thread waits with it: HandleAsync serves it with a function
+// taking (const Caller&, const Request&, Response*, AsyncDone) that calls the AsyncDone once,
+// from any thread, when the response is complete or with the error.
+//
 // Caller is a view of one call; it lives on the handler's stack for the length of the RPC.
 #pragma once
 
@@ -30,6 +35,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpcpp/server_context.h"
+#include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 #include "platform/core/log.h"
 
@@ -43,8 +49,8 @@ enum class Access { kAccount, kAnyCaller, kEdge };
 // Who is calling and what the call carries.
 class Caller {
  public:
-  // A call served by gRPC.
-  explicit Caller(const grpc::ServerContext& context);
+  // A call served by gRPC (its synchronous or its callback API).
+  explicit Caller(const grpc::ServerContextBase& context);
   // A call made up by a test (or any caller outside gRPC).
   explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
                   absl::Time deadline = absl::InfiniteFuture());
@@ -66,10 +72,10 @@ class Caller {
   // When the caller stops waiting (absl::InfiniteFuture() when it set no deadline).
   absl::Time deadline() const { return deadline_; }
   // The gRPC call, when there is one (streams write through it); nullptr for a made-up caller.
-  const grpc::ServerContext* context() const { return context_; }
+  const grpc::ServerContextBase* context() const { return context_; }
 
  private:
-  const grpc::ServerContext* context_ = nullptr;
+  const grpc::ServerContextBase* context_ = nullptr;
   std::map<std::string, std::string> metadata_;  // a made-up caller's only
   std::string account_id_;
   std::string new_request_id_;    // when the call carried none
@@ -119,6 +125,36 @@ grpc::Status Handle(grpc::ServerContext* context, const Request& request, Respon
     return ToGrpcStatus(allowed);
   }
   return internal::Finish(std::invoke(rpc, rpcs, caller, request), response);
+}
+
+// How an asynchronous RPC answers: once, from any thread; OK when the response is complete.
+using AsyncDone = std::function<void(const absl::Status&)>;
+
+// Serves a unary RPC on gRPC's callback API with `rpc`, a member function of `rpcs` taking
+// (const Caller&, const Request&, Response*, AsyncDone). The Caller lives only while `rpc` runs;
+// the request and the response live until `done` is called.
+template <typename Rpcs, typename Request, typename Response, typename Rpc>
+grpc::ServerUnaryReactor* HandleAsync(grpc::CallbackServerContext* context, const Request& request,
+                                      Response* response, Rpcs& rpcs, Rpc rpc,
+                                      Access access = Access::kAccount) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const Caller caller(*context);
+  log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
+  if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
+    reactor->Finish(ToGrpcStatus(allowed));
+    return reactor;
+  }
+  std::invoke(rpc, rpcs, caller, request, response,
+              [reactor, request_id = std::string(caller.request_id())](const absl::Status& s) {
+                // An error's message names the request id (ToGrpcStatus), on whatever thread.
+                if (s.ok()) {
+                  reactor->Finish(grpc::Status::OK);
+                  return;
+                }
+                log::RequestScope scope(request_id, log::RequestScope::Borrow{});
+                reactor->Finish(ToGrpcStatus(s));
+              });
+  return reactor;
 }
 
 // Serves a server-streaming RPC with `rpc`, taking (const Caller&, const Request&, Writer*) and

@@ -2,12 +2,14 @@
 
 #include <openssl/sha.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "grpcpp/alarm.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/core/log.h"
 
@@ -67,6 +69,48 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
 
 absl::Status KafkaClickSink::Publish(const Click& click, absl::Time deadline) {
   return PublishAndWait(absl::MakeConstSpan(&click, 1), deadline);
+}
+
+void KafkaClickSink::PublishAsync(const Click& click, absl::Time deadline,
+                                  std::function<void(const absl::Status&)> done) {
+  // Kept alive by the delivery callback, which librdkafka always makes (delivered, failed or
+  // timed out), so that the alarm can be cancelled from there. The alarm's callback holds it
+  // weakly: the alarm belongs to it and must not outlive it from inside its own callback.
+  struct Pending {
+    std::atomic<bool> answered{false};
+    std::function<void(const absl::Status&)> done;
+    grpc::Alarm alarm;
+
+    void Answer(const absl::Status& s) {
+      if (!answered.exchange(true, std::memory_order_acq_rel)) {
+        done(s);
+        done = nullptr;
+      }
+    }
+  };
+  auto pending = std::make_shared<Pending>();
+  pending->done = std::move(done);
+  // Set before the click is queued: the delivery callback may cancel it at once.
+  pending->alarm.Set(absl::ToChronoTime(deadline),
+                     [weak = std::weak_ptr<Pending>(pending)](bool expired) {
+                       std::shared_ptr<Pending> p = weak.lock();
+                       if (expired && p != nullptr) {
+                         p->Answer(absl::UnavailableError("1 of 1 clicks not yet in Kafka"));
+                       }
+                     });
+  absl::Status queued = Produce(click, [pending, failed = failed_](const absl::Status& delivered) {
+    if (!delivered.ok()) {
+      failed->Increment();
+      pending->Answer(absl::UnavailableError(absl::StrCat("not delivered: ", delivered.message())));
+    } else {
+      pending->Answer(absl::OkStatus());
+    }
+    pending->alarm.Cancel();
+  });
+  if (!queued.ok()) {
+    pending->alarm.Cancel();
+    pending->Answer(absl::UnavailableError(absl::StrCat("not queued: ", queued.message())));
+  }
 }
 
 absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::Time deadline) {

@@ -9,7 +9,9 @@
 // A sink lives as long as the service; Publish and PublishAll are called from any thread.
 #pragma once
 
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/time/time.h"
@@ -43,6 +45,14 @@ class ClickSink {
   // above; the caller may send them all again (with their ids, those already delivered are
   // counted once: analytics drops a second event of the same code and id).
   virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) = 0;
+  // Publish without waiting: `done` is called once, with what Publish would return, from
+  // whichever thread learns it first (the producer's, a timer's, or this one), by `deadline` at
+  // the latest. This default waits in Publish; KafkaClickSink's waits nowhere.
+  virtual void PublishAsync(const Click& click, absl::Time deadline,
+                            std::function<void(const absl::Status&)> done) {
+    const std::function<void(const absl::Status&)> answer = std::move(done);
+    answer(Publish(click, deadline));
+  }
 };
 
 class KafkaClickSink : public ClickSink {
@@ -54,6 +64,9 @@ class KafkaClickSink : public ClickSink {
                  metrics::Registry* registry, const CountryLookup* countries = nullptr);
   absl::Status Publish(const Click& click, absl::Time deadline) override;
   absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override;
+  // The deadline is kept by a grpc::Alarm (gRPC's timer): no thread waits for the click.
+  void PublishAsync(const Click& click, absl::Time deadline,
+                    std::function<void(const absl::Status&)> done) override;
 
   // Hex SHA-256 of salt + address.
   static std::string HashClient(absl::string_view salt, absl::string_view ip);

@@ -499,8 +499,8 @@ absl::StatusOr<google::api::HttpBody> LinksRpcs::GetLinkQrCode(
   return body;
 }
 
-absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,
-                                                       const v1::ResolveRequest& request) {
+absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Caller& caller,
+                                                              const v1::ResolveRequest& request) {
   // The redirect: nothing here is copied or allocated that the answer and the click do not need.
   if (!IsWellFormedCode(request.code())) {
     return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
@@ -514,8 +514,9 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
     }
     return link.status();
   }
-  v1::ResolveResponse response;
-  bool counted = false;
+  Redirect redirect;
+  v1::ResolveResponse& response = redirect.response;
+  bool& counted = redirect.counted;
   if (!link->limits.Any()) {
     // The common case: no limits, nothing more to ask anyone.
     if (link->expire_time && *link->expire_time <= now) {
@@ -546,29 +547,65 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
     }
   }
   // The redirect goes out only once its click is durable (see the header).
-  const absl::Time deadline =
+  redirect.click_deadline =
       std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
-  if (absl::Status s = clicks_->Publish(
-          Click{request.code(), ClickId(caller.Metadata(mesh::kClickIdMetadata)), now,
-                caller.Metadata(mesh::kRefererMetadata), caller.Metadata(mesh::kUserAgentMetadata),
-                caller.Metadata(mesh::kClientIpMetadata),
-                caller.Metadata(platform::kTraceparentMetadata),
-                caller.Metadata(mesh::kRequestMethodMetadata) == "HEAD"},
-          deadline);
-      !s.ok()) {
-    KURT_LOG(kWarn, "redirect refused: its click is not in Kafka", {"code", request.code()},
-             {"error", s.ToString()});
-    if (counted) {
-      // The redirect does not go out: it must not use up one of max_clicks.
-      if (absl::Status u = store_->UncountClick(request.code()); !u.ok()) {
-        KURT_LOG(kWarn, "could not give back a counted click", {"code", request.code()},
-                 {"error", u.ToString()});
-      }
-    }
-    return absl::UnavailableError(
-        absl::StrCat("the click of this redirect could not be recorded: ", s.message()));
+  redirect.click = Click{request.code(),
+                         ClickId(caller.Metadata(mesh::kClickIdMetadata)),
+                         now,
+                         caller.Metadata(mesh::kRefererMetadata),
+                         caller.Metadata(mesh::kUserAgentMetadata),
+                         caller.Metadata(mesh::kClientIpMetadata),
+                         caller.Metadata(platform::kTraceparentMetadata),
+                         caller.Metadata(mesh::kRequestMethodMetadata) == "HEAD"};
+  return redirect;
+}
+
+absl::Status LinksRpcs::ClickOutcome(const std::string& code, bool counted,
+                                     const absl::Status& published) {
+  if (published.ok()) {
+    return absl::OkStatus();
   }
-  return response;
+  KURT_LOG(kWarn, "redirect refused: its click is not in Kafka", {"code", code},
+           {"error", published.ToString()});
+  if (counted) {
+    // The redirect does not go out: it must not use up one of max_clicks.
+    if (absl::Status u = store_->UncountClick(code); !u.ok()) {
+      KURT_LOG(kWarn, "could not give back a counted click", {"code", code},
+               {"error", u.ToString()});
+    }
+  }
+  return absl::UnavailableError(
+      absl::StrCat("the click of this redirect could not be recorded: ", published.message()));
+}
+
+absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,
+                                                       const v1::ResolveRequest& request) {
+  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
+  if (!redirect.ok()) {
+    return redirect.status();
+  }
+  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
+                                    clicks_->Publish(redirect->click, redirect->click_deadline));
+      !s.ok()) {
+    return s;
+  }
+  return std::move(redirect->response);
+}
+
+void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
+                             v1::ResolveResponse* response, platform::AsyncDone done) {
+  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
+  if (!redirect.ok()) {
+    done(redirect.status());
+    return;
+  }
+  *response = std::move(redirect->response);
+  const bool counted = redirect->counted;
+  clicks_->PublishAsync(
+      redirect->click, redirect->click_deadline,
+      [this, &request, counted, done = std::move(done)](const absl::Status& published) {
+        done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
+      });
 }
 
 absl::StatusOr<bool> LinksRpcs::WithinLimits(const std::string& code, const CachedLink& link,

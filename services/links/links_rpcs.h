@@ -85,6 +85,12 @@ class LinksRpcs {
   // caller's deadline - kResolveAnswerMargin).
   absl::StatusOr<v1::ResolveResponse> Resolve(const platform::Caller& caller,
                                               const v1::ResolveRequest& request);
+  // Resolve without a thread waiting for Kafka: decides the redirect on the calling thread, fills
+  // `response`, then calls `done` once its click is in Kafka (OK) or is not by the deadline above
+  // (UNAVAILABLE; the response must then not go out), from the thread that learns it. The
+  // request and response outlive `done`; the caller only this call.
+  void ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
+                    v1::ResolveResponse* response, platform::AsyncDone done);
   // Open to any caller (the edge). Publishes a click per redirect the edge answered from its
   // cache, and answers OK once Kafka has them all (UNAVAILABLE otherwise, a little before the
   // caller's deadline: the edge sends them again). The whole batch is refused (INVALID_ARGUMENT
@@ -94,6 +100,20 @@ class LinksRpcs {
                                      const api::v1::CachedRedirects& request);
 
  private:
+  // A redirect decided: the answer, and the click that must be in Kafka before it goes out.
+  struct Redirect {
+    v1::ResolveResponse response;
+    Click click;
+    absl::Time click_deadline;
+    bool counted = false;  // it used up one of the link's max_clicks
+  };
+  // Resolve up to its click: what the code redirects to, and the click to publish.
+  absl::StatusOr<Redirect> DecideRedirect(const platform::Caller& caller,
+                                          const v1::ResolveRequest& request);
+  // What Resolve answers once publishing its click came to `published`: OK, or UNAVAILABLE after
+  // giving back the click it counted.
+  absl::Status ClickOutcome(const std::string& code, bool counted, const absl::Status& published);
+
   v1::Link ToProto(const LinkRecord& record) const;
   // Whether a redirect of `link` at `now` is within its limits: its window, and for a link with
   // max_clicks one more count (which this takes).

@@ -332,9 +332,17 @@ class LinksRpcsTest : public ::testing::Test {
 
   absl::StatusOr<v1::ResolveResponse> Resolve(const std::string& code,
                                               const Caller& caller = Caller("")) {
+    // As it is served: asynchronously (the fake sink answers at once, on this thread).
     v1::ResolveRequest request;
     request.set_code(code);
-    return rpcs_.Resolve(caller, request);
+    v1::ResolveResponse response;
+    absl::Status answer = absl::UnknownError("not answered");
+    rpcs_.ResolveAsync(caller, request, &response,
+                       [&answer](const absl::Status& s) { answer = s; });
+    if (!answer.ok()) {
+      return answer;
+    }
+    return response;
   }
 
   absl::StatusOr<v1::ListLinksResponse> List(const std::string& account, int page_size,
@@ -857,11 +865,20 @@ TEST_F(LinksRpcsTest, ResolveIsUnavailableWithoutATargetWhenItsClickIsNotRecorde
   EXPECT_EQ(clicks_.last_deadline, caller_deadline - kResolveAnswerMargin)
       << "it answers before the caller gives up";
 
+  // The synchronous Resolve (a caller outside gRPC's callback API) answers the same.
+  v1::ResolveRequest request;
+  request.set_code("unrecorded");
+  EXPECT_EQ(rpcs_.Resolve(Caller(""), request).status().code(), absl::StatusCode::kUnavailable);
+
   clicks_.publish_status = absl::OkStatus();
   resolved = Resolve("unrecorded");
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   EXPECT_EQ(resolved->target_url(), "https://example.com/unrecorded");
   EXPECT_EQ(clicks_.published.size(), 1u);
+  resolved = rpcs_.Resolve(Caller(""), request);
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "https://example.com/unrecorded");
+  EXPECT_EQ(clicks_.published.size(), 2u);
 }
 
 TEST_F(LinksRpcsTest, ResolveOfAMalformedCodeIsNotFoundWithoutTouchingTheStoreOrCache) {
@@ -1031,14 +1048,24 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   v1::ResolveRequest resolve;
   resolve.set_code("open-link");
   v1::ResolveResponse resolved;
-  grpc::Status s = service_.Resolve(&context, &resolve, &resolved);
+  // Resolve is served on the callback API (a reactor needs a real call: the integration tests
+  // make those); its access is the one any caller has, and it reads the call's metadata.
+  const platform::Caller anyone(context);
+  ASSERT_TRUE(platform::CheckAccess(anyone, platform::Access::kAnyCaller).ok());
+  auto resolve_async = [&] {
+    grpc::Status answer(grpc::StatusCode::UNKNOWN, "not answered");
+    rpcs_.ResolveAsync(anyone, resolve, &resolved,
+                       [&](const absl::Status& st) { answer = platform::ToGrpcStatus(st); });
+    return answer;
+  };
+  grpc::Status s = resolve_async();
   ASSERT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(resolved.target_url(), "https://example.com/open");
   ASSERT_EQ(clicks_.published.size(), 1u);
   EXPECT_EQ(clicks_.published[0].user_agent, "Browser/1") << "metadata read from the call";
 
   resolve.set_code("bad/code");
-  s = service_.Resolve(&context, &resolve, &resolved);
+  s = resolve_async();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_EQ(s.error_message(), "no link with code 'bad/code'");
 

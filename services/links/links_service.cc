@@ -46,9 +46,11 @@ grpc::Status LinksService::GetLinkQrCode(grpc::ServerContext* context,
   return Handle(context, *request, response, rpcs_, &LinksRpcs::GetLinkQrCode);
 }
 
-grpc::Status LinksService::Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
-                                   v1::ResolveResponse* response) {
-  return Handle(context, *request, response, rpcs_, &LinksRpcs::Resolve, Access::kAnyCaller);
+grpc::ServerUnaryReactor* LinksService::Resolve(grpc::CallbackServerContext* context,
+                                                const v1::ResolveRequest* request,
+                                                v1::ResolveResponse* response) {
+  return platform::HandleAsync(context, *request, response, rpcs_, &LinksRpcs::ResolveAsync,
+                               Access::kAnyCaller);
 }
 
 grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext* context,

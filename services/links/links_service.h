@@ -4,6 +4,10 @@
 // any caller; RecordCachedRedirects (the edge's report of cached redirects, each one a click) only
 // to the edge (its secret or its certificate), else PERMISSION_DENIED.
 //
+// Resolve is served on gRPC's callback API (platform::HandleAsync): each redirect waits for
+// Kafka to acknowledge its click, and with the synchronous API every one in flight held a
+// thread blocked on that wait; now the acknowledgement itself finishes the call.
+//
 // Lives as long as the server that serves it (LinksModule owns both it and the RPCs).
 #pragma once
 
@@ -13,7 +17,8 @@
 
 namespace kurt::links {
 
-class LinksService final : public v1::LinksService::Service {
+class LinksService final
+    : public v1::LinksService::WithCallbackMethod_Resolve<v1::LinksService::Service> {
  public:
   // `rpcs` outlives the service.
   explicit LinksService(LinksRpcs* rpcs) : rpcs_(*rpcs) {}
@@ -33,8 +38,9 @@ class LinksService final : public v1::LinksService::Service {
                           google::protobuf::Empty* response) override;
   grpc::Status GetLinkQrCode(grpc::ServerContext* context, const v1::GetLinkQrCodeRequest* request,
                              google::api::HttpBody* response) override;
-  grpc::Status Resolve(grpc::ServerContext* context, const v1::ResolveRequest* request,
-                       v1::ResolveResponse* response) override;
+  grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
+                                    const v1::ResolveRequest* request,
+                                    v1::ResolveResponse* response) override;
   grpc::Status RecordCachedRedirects(grpc::ServerContext* context,
                                      const api::v1::CachedRedirects* request,
                                      google::protobuf::Empty* response) override;
