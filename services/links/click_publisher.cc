@@ -15,6 +15,100 @@
 
 namespace kurt::links {
 
+// The waves of click events (see the header). Shared with the delivery callbacks, which may
+// outlive the sink (the producer reports what is left when it is destroyed): they hold it, and
+// it holds nothing of the sink's.
+class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
+ public:
+  // A click event ready for the producer; on_delivery is shared so that it can still be told
+  // when the producer refuses the event.
+  struct Event {
+    std::string key;
+    std::string value;
+    kafka::Headers headers;
+    std::shared_ptr<kafka::DeliveryCallback> on_delivery;
+  };
+  static constexpr size_t kMaxNextWave = 100000;  // librdkafka's own queue bound
+
+  ClickWaves(kafka::KafkaProducer* producer, std::string topic, metrics::Counter* queued,
+             metrics::Counter* dropped)
+      : producer_(producer), topic_(std::move(topic)), queued_(queued), dropped_(dropped) {}
+
+  // To the producer, or to the next wave when one is on its way. OK when either took it: then
+  // on_delivery will be called.
+  absl::Status Send(Event e) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (in_wave_ > 0) {
+        if (next_wave_.size() >= kMaxNextWave) {
+          dropped_->Increment();
+          return absl::ResourceExhaustedError(
+              absl::StrCat(kMaxNextWave, " click events already wait for Kafka"));
+        }
+        next_wave_.push_back(std::move(e));
+        return absl::OkStatus();
+      }
+      ++in_wave_;
+    }
+    absl::Status s = Hand(e);
+    if (!s.ok()) {
+      Reported(1);
+    }
+    return s;
+  }
+
+ private:
+  // Gives the event to the producer; its delivery report counts against the wave.
+  absl::Status Hand(const Event& e) {
+    absl::Status s = producer_->Produce(
+        topic_, e.key, e.value, e.headers,
+        [self = shared_from_this(), on_delivery = e.on_delivery](const absl::Status& delivered) {
+          (*on_delivery)(delivered);
+          self->Reported(1);
+        });
+    if (s.ok()) {
+      queued_->Increment();
+    } else {
+      dropped_->Increment();
+      KURT_LOG(kWarn, "click event not queued", {"code", e.key}, {"error", s.ToString()});
+    }
+    return s;
+  }
+
+  // `n` events of the wave on its way were reported on (or refused): when none is left, the
+  // next wave goes.
+  void Reported(size_t n) {
+    std::vector<Event> wave;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      in_wave_ -= n;
+      if (in_wave_ > 0 || next_wave_.empty()) {
+        return;
+      }
+      wave.swap(next_wave_);
+      in_wave_ = wave.size();
+    }
+    size_t refused = 0;
+    for (const Event& e : wave) {
+      if (absl::Status s = Hand(e); !s.ok()) {
+        ++refused;
+        (*e.on_delivery)(absl::UnavailableError(absl::StrCat("not queued: ", s.message())));
+      }
+    }
+    if (refused > 0) {
+      Reported(refused);
+    }
+  }
+
+  kafka::KafkaProducer* const producer_;
+  const std::string topic_;
+  metrics::Counter* const queued_;
+  metrics::Counter* const dropped_;
+  std::mutex mu_;
+  size_t in_wave_ = 0;  // events given to the producer and not yet reported on
+  std::vector<Event> next_wave_;
+};
+
 KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
                                metrics::Registry* registry, const CountryLookup* countries)
     : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)), countries_(countries) {
@@ -23,7 +117,10 @@ KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic
   queued_ = &clicks.WithLabels({"queued"});
   dropped_ = &clicks.WithLabels({"dropped"});
   failed_ = &clicks.WithLabels({"failed"});
+  waves_ = std::make_shared<ClickWaves>(producer_, topic_, queued_, dropped_);
 }
+
+KafkaClickSink::~KafkaClickSink() = default;
 
 std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view ip) {
   std::string data = absl::StrCat(salt, ip);
@@ -56,15 +153,9 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   if (!click.traceparent.empty()) {
     headers.emplace_back("traceparent", click.traceparent);
   }
-  absl::Status s = producer_->Produce(topic_, click.code, event.SerializeAsString(), headers,
-                                      std::move(on_delivery));
-  if (s.ok()) {
-    queued_->Increment();
-  } else {
-    dropped_->Increment();
-    KURT_LOG(kWarn, "click event not queued", {"code", click.code}, {"error", s.ToString()});
-  }
-  return s;
+  return waves_->Send(ClickWaves::Event{
+      click.code, event.SerializeAsString(), std::move(headers),
+      std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
 }
 
 absl::Status KafkaClickSink::Publish(const Click& click, absl::Time deadline) {
