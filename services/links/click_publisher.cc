@@ -153,9 +153,9 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   if (!click.traceparent.empty()) {
     headers.emplace_back("traceparent", click.traceparent);
   }
-  return waves_->Send(ClickWaves::Event{
-      click.code, event.SerializeAsString(), std::move(headers),
-      std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
+  return waves_->Send(
+      ClickWaves::Event{click.code, event.SerializeAsString(), std::move(headers),
+                        std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
 }
 
 absl::Status KafkaClickSink::Publish(const Click& click, absl::Time deadline) {
