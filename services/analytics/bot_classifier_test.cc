@@ -37,7 +37,7 @@ constexpr char kBingbot[] =
 class BotClassifierTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto loaded = UapSpiderRules::Load(kRegexes);
+    auto loaded = user_agent::UapRegexes::Load(kRegexes);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     rules_ = loaded->release();
   }
@@ -45,19 +45,21 @@ class BotClassifierTest : public ::testing::Test {
     delete rules_;
     rules_ = nullptr;
   }
-  static UapSpiderRules* rules_;
+  static user_agent::UapRegexes* rules_;
 };
-UapSpiderRules* BotClassifierTest::rules_ = nullptr;
+user_agent::UapRegexes* BotClassifierTest::rules_ = nullptr;
 
-TEST_F(BotClassifierTest, CompilesUapCoresDeviceParsersAndSaysWhichRe2Refuses) {
+TEST_F(BotClassifierTest, CompilesUapCoresParsersAndSaysWhichRe2Refuses) {
   // uap-core 0.16 (bookworm) has 640 device parsers; RE2 refuses those that use what only PCRE
   // has. Each refused one is listed so that a new uap-core version shows what changed.
-  for (const UapSpiderRules::Skipped& s : rules_->skipped()) {
-    std::printf("skipped device parser %d: %s (%s)\n", s.index, s.regex.c_str(), s.error.c_str());
+  for (const user_agent::UapRegexes::Skipped& s : rules_->skipped()) {
+    std::printf("skipped %s[%d]: %s (%s)\n", s.list.c_str(), s.index, s.regex.c_str(),
+                s.error.c_str());
   }
-  std::printf("device parsers: %zu compiled, %zu skipped\n", rules_->parsers(),
-              rules_->skipped().size());
-  EXPECT_GT(rules_->parsers(), 500u);
+  std::printf("parsers: %zu device and %zu os compiled, %zu skipped\n", rules_->device_parsers(),
+              rules_->os_parsers(), rules_->skipped().size());
+  EXPECT_GT(rules_->device_parsers(), 500u);
+  EXPECT_GT(rules_->os_parsers(), 100u);
   EXPECT_EQ(rules_->skipped().size(), 0u);
 }
 
@@ -111,11 +113,11 @@ TEST_F(BotClassifierTest, EveryKnownPreviewAgentIsABot) {
   };
   BotClassifier classifier(rules_);
   for (const std::string& ua : previews) {
-    EXPECT_TRUE(IsPreviewAgent(ua)) << ua;
+    EXPECT_TRUE(user_agent::IsPreviewAgent(ua)) << ua;
     EXPECT_TRUE(classifier.IsBot(ua, false)) << ua;
   }
   // Every entry of the list is matched by itself, whatever its case.
-  for (absl::string_view agent : kPreviewAgents) {
+  for (absl::string_view agent : user_agent::kPreviewAgents) {
     EXPECT_TRUE(classifier.IsBot(absl::StrCat("Mozilla/5.0 (", agent, ")"), false)) << agent;
   }
 }
