@@ -24,6 +24,8 @@
 #include "services/common/field_rules_testing.h"
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
+#include "services/common/user_agent.h"
+#include "services/links/country_lookup.h"
 #include "services/links/fake_link_cache.h"
 #include "services/links/link_rules.h"
 #include "services/links/links_service.h"
@@ -179,6 +181,9 @@ class FakeLinksStore : public LinksStore {
     if (update.forward_query) {
       l.forward_query = *update.forward_query;
     }
+    if (update.redirect_rules) {
+      l.redirect_rules = *update.redirect_rules;
+    }
     if (l.valid_since && row->link.expire_time && *l.valid_since >= *row->link.expire_time) {
       return absl::InvalidArgumentError("valid_since: must be before the link's expire_time");
     }
@@ -300,7 +305,8 @@ bool SameLink(const LinkRecord& a, const LinkRecord& b) {
          a.limits.valid_since == b.limits.valid_since &&
          a.limits.max_clicks == b.limits.max_clicks &&
          a.limits.fallback_url == b.limits.fallback_url &&
-         a.limits.forward_query == b.limits.forward_query && a.click_count == b.click_count;
+         a.limits.forward_query == b.limits.forward_query &&
+         a.limits.redirect_rules == b.limits.redirect_rules && a.click_count == b.click_count;
 }
 
 bool SameLinks(const std::map<std::string, LinkRecord>& a,
@@ -318,6 +324,20 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 
 class LinksRpcsTest : public ::testing::Test {
  protected:
+  // The real uap-core regexes and country tables (Debian's uap-core and tor-geoipdb), loaded once.
+  static void SetUpTestSuite() {
+    if (uap_ == nullptr) {
+      auto regexes = user_agent::UapRegexes::Load("/usr/share/uap-core/regexes.yaml");
+      ASSERT_TRUE(regexes.ok()) << regexes.status();
+      uap_ = regexes->release();
+      auto countries = CountryLookup::Load("/usr/share/tor/geoip", "/usr/share/tor/geoip6");
+      ASSERT_TRUE(countries.ok()) << countries.status();
+      countries_ = countries->release();
+    }
+  }
+  static inline const user_agent::UapRegexes* uap_ = nullptr;
+  static inline const CountryLookup* countries_ = nullptr;
+
   static Caller As(const std::string& account) {
     return Caller(account, {{std::string{platform::kRequestIdMetadata}, "req-1"}});
   }
@@ -362,7 +382,10 @@ class LinksRpcsTest : public ::testing::Test {
   metrics::Registry registry_;
   Resolver resolver_{&store_, &cache_, &registry_};
   RecordingClickSink clicks_;
-  LinksRpcs rpcs_{LinksRpcsOptions{"https://kurt.test/"}, &store_, &resolver_, &clicks_};
+  user_agent::ClassificationCache agents_{uap_};
+  LinksRpcs rpcs_{LinksRpcsOptions{.short_url_base = "https://kurt.test/",
+                                   .visitors = {&agents_, countries_}},
+                  &store_, &resolver_, &clicks_};
 };
 
 TEST_F(LinksRpcsTest, CreateWithoutAnAliasMakesARandomCodeThatResolves) {
@@ -693,7 +716,7 @@ TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpirie
   EXPECT_EQ(
       refused.message(),
       "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
-      "forward_query, tags, or one of their clear_ fields");
+      "forward_query, redirect_rules, tags, or one of their clear_ fields");
 
   v1::UpdateLinkRequest both;
   both.set_code("updated");
