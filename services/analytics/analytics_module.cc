@@ -22,7 +22,8 @@ std::unique_ptr<user_agent::UapRegexes> LoadSpiders(const std::string& path) {
   if (path.empty()) {
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<user_agent::UapRegexes>> rules = user_agent::UapRegexes::Load(path);
+  absl::StatusOr<std::unique_ptr<user_agent::UapRegexes>> rules =
+      user_agent::UapRegexes::Load(path);
   if (!rules.ok()) {
     KURT_LOG(kError, "uap_regexes_file: cannot load uap-core's regexes",
              {"error", rules.status().ToString()});

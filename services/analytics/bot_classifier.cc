@@ -8,7 +8,8 @@ BotClassifier::BotClassifier(const user_agent::UapRegexes* spiders, size_t max_e
     : spiders_(spiders), max_entries_(std::max<size_t>(1, max_entries)) {}
 
 bool BotClassifier::Classify(absl::string_view user_agent) const {
-  return user_agent::IsPreviewAgent(user_agent) || (spiders_ != nullptr && spiders_->IsSpider(user_agent));
+  return user_agent::IsPreviewAgent(user_agent) ||
+         (spiders_ != nullptr && spiders_->IsSpider(user_agent));
 }
 
 bool BotClassifier::IsBot(absl::string_view user_agent, bool head) {

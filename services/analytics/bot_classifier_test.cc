@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/timing_testing.h"
 
 namespace kurt::analytics {
 namespace {
@@ -158,23 +157,13 @@ TEST_F(BotClassifierTest, TheCacheIsABoundedLruThatKeepsTheAnswers) {
   EXPECT_EQ(classifier.hits() + classifier.misses(), 6);
 }
 
-double NanosPerCall(int calls, const std::function<void(int)>& f) {
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) {
-    f(i);
-  }
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-             .count() /
-         calls;
-}
-
 TEST_F(BotClassifierTest, ACachedAgentCostsLittleAndANewOneIsBounded) {
   // A miss walks uap-core's device parsers (a browser's agent goes through all of them, since
   // none matches it early); a hit is a hash lookup and a list splice.
   const std::vector<std::string> agents = {kChrome, kIphoneSafari, kAndroidFirefox, kGooglebot,
                                            kBingbot};
   int sink = 0;
-  const double miss_ns = NanosPerCall(200, [&](int i) {
+  const double miss_ns = timing_testing::NanosPerCall(200, [&](int i) {
     BotClassifier fresh(rules_, 4);
     // Distinct strings: every call is a miss.
     sink += fresh.IsBot(absl::StrCat(agents[i % agents.size()], " ", i), false);
@@ -183,7 +172,7 @@ TEST_F(BotClassifierTest, ACachedAgentCostsLittleAndANewOneIsBounded) {
   for (const std::string& a : agents) {
     classifier.IsBot(a, false);
   }
-  const double hit_ns = NanosPerCall(
+  const double hit_ns = timing_testing::NanosPerCall(
       200000, [&](int i) { sink += classifier.IsBot(agents[i % agents.size()], false); });
   std::printf("bot classification: %.1f us per new agent (cache miss), %.0f ns per cached one\n",
               miss_ns / 1000, hit_ns);

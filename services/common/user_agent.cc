@@ -175,9 +175,9 @@ namespace {
 
 // The Linux distributions uap-core's os parsers name (their family is the group they match).
 constexpr absl::string_view kLinuxFamilies[] = {
-    "Linux",  "Ubuntu", "Kubuntu",  "Xubuntu", "Lubuntu",   "Debian", "Fedora",   "Red Hat",
-    "CentOS", "Gentoo", "openSUSE", "SUSE",    "Slackware", "Mint",   "Mandriva", "Mageia",
-    "Arch",   "PCLinuxOS"};
+    "Linux",     "Ubuntu",  "Kubuntu",  "Xubuntu", "Lubuntu",  "Debian",
+    "Fedora",    "Red Hat", "CentOS",   "Gentoo",  "openSUSE", "SUSE",
+    "Slackware", "Mint",    "Mandriva", "Mageia",  "Arch",     "PCLinuxOS"};
 
 Os OsOf(absl::string_view family) {
   if (family == "iOS" || family == "iPadOS") {
@@ -259,11 +259,11 @@ Classification ClassificationCache::Get(absl::string_view user_agent) {
   {
     std::lock_guard<std::mutex> lock(shard.mu);
     if (auto it = shard.index.find(user_agent); it != shard.index.end()) {
-      ++shard.hits;
+      ++shard.counts.hits;
       shard.order.splice(shard.order.begin(), shard.order, it->second);
       return it->second->second;
     }
-    ++shard.misses;
+    ++shard.counts.misses;
   }
   // Outside the lock: a new agent's walk over the regexes holds up no other agent of the shard.
   // Two threads may classify the same new agent at once; the second insert finds the first's.
@@ -281,22 +281,14 @@ Classification ClassificationCache::Get(absl::string_view user_agent) {
   return answer;
 }
 
-int64_t ClassificationCache::hits() const {
-  int64_t n = 0;
+ClassificationCache::Counts ClassificationCache::counts() const {
+  Counts total;
   for (const Shard& s : shards_) {
     std::lock_guard<std::mutex> lock(s.mu);
-    n += s.hits;
+    total.hits += s.counts.hits;
+    total.misses += s.counts.misses;
   }
-  return n;
-}
-
-int64_t ClassificationCache::misses() const {
-  int64_t n = 0;
-  for (const Shard& s : shards_) {
-    std::lock_guard<std::mutex> lock(s.mu);
-    n += s.misses;
-  }
-  return n;
+  return total;
 }
 
 }  // namespace kurt::user_agent

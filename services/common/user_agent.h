@@ -136,8 +136,12 @@ class ClassificationCache {
 
   Classification Get(absl::string_view user_agent);
 
-  int64_t hits() const;
-  int64_t misses() const;
+  struct Counts {
+    int64_t hits = 0;
+    int64_t misses = 0;
+  };
+  // The answers found cached and those classified, since the cache was made.
+  Counts counts() const;
 
  private:
   static constexpr size_t kShards = 16;
@@ -148,8 +152,7 @@ class ClassificationCache {
     absl::flat_hash_map<absl::string_view,
                         std::list<std::pair<std::string, Classification>>::iterator>
         index;
-    int64_t hits = 0;
-    int64_t misses = 0;
+    Counts counts;
   };
 
   const UapRegexes* regexes_;

@@ -50,7 +50,8 @@ std::optional<int32_t> CacheMaxAge(const LinkLimits& limits,
                                    absl::Time now) {
   // Counted answers reach the service every time, whichever the target; so do those that depend
   // on the query or the visitor, within the limits.
-  if (limits.max_clicks || ((limits.forward_query || !limits.redirect_rules.empty()) && !fallback)) {
+  if (limits.max_clicks ||
+      ((limits.forward_query || !limits.redirect_rules.empty()) && !fallback)) {
     return 0;
   }
   std::optional<int32_t> age;

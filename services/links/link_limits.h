@@ -1,6 +1,6 @@
 // When a link answers and where to: its limits (valid_since, max_clicks, the fallback), query
-// forwarding and redirect rules (docs/links.md). Plain data and pure functions, no I/O; the counting of max_clicks is
-// the store's (LinksStore::CountClick).
+// forwarding and redirect rules (docs/links.md). Plain data and pure functions, no I/O; the
+// counting of max_clicks is the store's (LinksStore::CountClick).
 #pragma once
 
 #include <cstdint>
@@ -40,9 +40,9 @@ bool WithinWindow(const LinkLimits& limits, const std::optional<absl::Time>& exp
 // How long a redirect decided at `now` stays the right answer, for the edge's and the browser's
 // caches (ResolveResponse.cache_max_age_seconds): nullopt when nothing bounds it; 0 when every
 // redirect must reach the service (max_clicks counts each one; forward_query's answer depends on
-// the query, and redirect rules' on the visitor, which the edge's cache key leaves out); else the whole seconds until the next
-// instant at which the answer changes (valid_since, then expire_time). `fallback`: the answer is
-// the fallback (the link is past its limits).
+// the query, and redirect rules' on the visitor, which the edge's cache key leaves out); else the
+// whole seconds until the next instant at which the answer changes (valid_since, then expire_time).
+// `fallback`: the answer is the fallback (the link is past its limits).
 std::optional<int32_t> CacheMaxAge(const LinkLimits& limits,
                                    const std::optional<absl::Time>& expire_time, bool fallback,
                                    absl::Time now);

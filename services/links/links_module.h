@@ -98,7 +98,7 @@ class LinksModule {
   PgLinksStore store_;
   RedisLinkCache cache_;
   Resolver resolver_;
-  std::unique_ptr<CountryLookup> countries_;  // null: no country tables
+  std::unique_ptr<CountryLookup> countries_;        // null: no country tables
   std::unique_ptr<user_agent::UapRegexes> agents_;  // null: no uap-core regexes
   user_agent::ClassificationCache agent_classes_;
   KafkaClickSink clicks_;

@@ -557,8 +557,8 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
         const std::string languages = caller.Metadata(mesh::kAcceptLanguageMetadata);
         const std::string client_ip = caller.Metadata(mesh::kClientIpMetadata);
         if (std::optional<size_t> rule =
-                ChooseRule(link->limits.redirect_rules,
-                           Visitor{user_agent, languages, client_ip}, options_.visitors)) {
+                ChooseRule(link->limits.redirect_rules, Visitor{user_agent, languages, client_ip},
+                           options_.visitors)) {
           target = &link->limits.redirect_rules[*rule].target_url;
         }
       }

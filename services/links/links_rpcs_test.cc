@@ -30,6 +30,7 @@
 #include "services/links/link_rules.h"
 #include "services/links/links_service.h"
 #include "services/links/qr_image.h"
+#include "services/links/visitor_sources_testing.h"
 
 namespace kurt::links {
 namespace {
@@ -324,19 +325,9 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 
 class LinksRpcsTest : public ::testing::Test {
  protected:
-  // The real uap-core regexes and country tables (Debian's uap-core and tor-geoipdb), loaded once.
-  static void SetUpTestSuite() {
-    if (uap_ == nullptr) {
-      auto regexes = user_agent::UapRegexes::Load("/usr/share/uap-core/regexes.yaml");
-      ASSERT_TRUE(regexes.ok()) << regexes.status();
-      uap_ = regexes->release();
-      auto countries = CountryLookup::Load("/usr/share/tor/geoip", "/usr/share/tor/geoip6");
-      ASSERT_TRUE(countries.ok()) << countries.status();
-      countries_ = countries->release();
-    }
-  }
-  static inline const user_agent::UapRegexes* uap_ = nullptr;
-  static inline const CountryLookup* countries_ = nullptr;
+  // The real uap-core regexes and country tables (Debian's uap-core and tor-geoipdb).
+  static inline const user_agent::UapRegexes* const uap_ = visitor_testing::RealUapRegexes();
+  static inline const CountryLookup* const countries_ = visitor_testing::RealCountries();
 
   static Caller As(const std::string& account) {
     return Caller(account, {{std::string{platform::kRequestIdMetadata}, "req-1"}});
@@ -383,9 +374,9 @@ class LinksRpcsTest : public ::testing::Test {
   Resolver resolver_{&store_, &cache_, &registry_};
   RecordingClickSink clicks_;
   user_agent::ClassificationCache agents_{uap_};
-  LinksRpcs rpcs_{LinksRpcsOptions{.short_url_base = "https://kurt.test/",
-                                   .visitors = {&agents_, countries_}},
-                  &store_, &resolver_, &clicks_};
+  LinksRpcs rpcs_{
+      LinksRpcsOptions{.short_url_base = "https://kurt.test/", .visitors = {&agents_, countries_}},
+      &store_, &resolver_, &clicks_};
 };
 
 TEST_F(LinksRpcsTest, CreateWithoutAnAliasMakesARandomCodeThatResolves) {
@@ -1458,7 +1449,8 @@ constexpr char kDesktopAgent[] =
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/120.0.0.0 Safari/537.36";
 
-v1::RedirectRule RuleOf(const std::string& target, const std::function<void(v1::RedirectCondition*)>& set) {
+v1::RedirectRule RuleOf(const std::string& target,
+                        const std::function<void(v1::RedirectCondition*)>& set) {
   v1::RedirectRule rule;
   rule.set_target_url(target);
   set(rule.add_conditions());
@@ -1581,8 +1573,9 @@ TEST_F(LinksRpcsTest, BadRedirectRulesAreRefusedNamingTheFieldAndChangeNothing) 
   EXPECT_TRUE(names(create({good, RuleOf("https://x.example/", [](auto* c) { c->set_os("ios"); }),
                             RuleOf("https://x.example/", [](auto* c) { c->set_os("beos"); })}),
                     "redirect_rules[2].conditions[0].os: "));
-  EXPECT_TRUE(names(create({good, RuleOf("https://x.example/", [](auto* c) { c->set_country("fr"); })}),
-                    "redirect_rules[1].conditions[0].country: "));
+  EXPECT_TRUE(
+      names(create({good, RuleOf("https://x.example/", [](auto* c) { c->set_country("fr"); })}),
+            "redirect_rules[1].conditions[0].country: "));
   EXPECT_TRUE(names(create({RuleOf("javascript:alert(1)", [](auto* c) { c->set_os("ios"); })}),
                     "redirect_rules[0].target_url: "));
   v1::RedirectRule none = good;
@@ -1632,8 +1625,7 @@ TEST_F(LinksRpcsTest, BatchCreatedLinksCarryTheirRedirectRules) {
   EXPECT_EQ(r->results(0).link().redirect_rules(0).conditions(0).device(), "bot");
   absl::StatusOr<v1::ResolveResponse> resolved = Resolve(
       "batch-ruled",
-      Visiting("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "",
-               ""));
+      Visiting("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "", ""));
   ASSERT_TRUE(resolved.ok()) << resolved.status();
   EXPECT_EQ(resolved->target_url(), "https://example.com/bot");
 }
@@ -1699,12 +1691,11 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
         return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_language(v); }));
       });
   const api::v1::FieldRules& country = RulesOf(condition, "country");
-  ExpectServiceAgrees(country,
-                      StringProbes(country, {"FR", "DE", "fr", "F", "FRA", "F1", "", "ÉU"}),
-                      [&](const std::string& v) {
-                        return with_rule(
-                            RuleOf("https://x.example/", [&](auto* c) { c->set_country(v); }));
-                      });
+  ExpectServiceAgrees(
+      country, StringProbes(country, {"FR", "DE", "fr", "F", "FRA", "F1", "", "ÉU"}),
+      [&](const std::string& v) {
+        return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_country(v); }));
+      });
 
   const api::v1::FieldRules& update = RulesOf(v1::UpdateLinkRequest::descriptor(), "target_url");
   ASSERT_TRUE(Create("acct-a", "https://example.com/", "to-update").ok());

@@ -88,8 +88,8 @@ absl::StatusOr<RuleCondition> ConditionFromProto(const v1::RedirectCondition& c,
 absl::StatusOr<std::vector<RedirectRule>> RulesFromProto(
     const google::protobuf::RepeatedPtrField<v1::RedirectRule>& rules, absl::string_view field) {
   if (static_cast<size_t>(rules.size()) > kMaxRedirectRules) {
-    return absl::InvalidArgumentError(absl::StrCat(field, ": at most ", kMaxRedirectRules,
-                                                   " rules, not ", rules.size()));
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": at most ", kMaxRedirectRules, " rules, not ", rules.size()));
   }
   std::vector<RedirectRule> out;
   out.reserve(rules.size());
@@ -99,8 +99,7 @@ absl::StatusOr<std::vector<RedirectRule>> RulesFromProto(
     if (given.conditions().empty() ||
         static_cast<size_t>(given.conditions_size()) > kMaxRuleConditions) {
       return absl::InvalidArgumentError(absl::StrCat(at, ".conditions: 1 to ", kMaxRuleConditions,
-                                                     " conditions, not ",
-                                                     given.conditions_size()));
+                                                     " conditions, not ", given.conditions_size()));
     }
     RedirectRule rule;
     for (int j = 0; j < given.conditions_size(); ++j) {
@@ -238,8 +237,8 @@ std::optional<std::vector<RedirectRule>> DecodeRules(absl::string_view data, siz
       return std::nullopt;
     }
     for (absl::string_view c : absl::StrSplit(data.substr(0, bar), ',')) {
-      const char* letter = std::find(std::begin(kKindLetters), std::end(kKindLetters),
-                                     c.empty() ? '\0' : c[0]);
+      const char* letter =
+          std::find(std::begin(kKindLetters), std::end(kKindLetters), c.empty() ? '\0' : c[0]);
       if (c.size() < 3 || c[1] != '=' || letter == std::end(kKindLetters)) {
         return std::nullopt;
       }

@@ -6,16 +6,16 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "services/common/timing_testing.h"
 #include "services/common/user_agent.h"
 #include "services/links/country_lookup.h"
+#include "services/links/visitor_sources_testing.h"
 
 namespace kurt::links {
 namespace {
@@ -52,20 +52,8 @@ constexpr char kSlack[] = "Slackbot-LinkExpanding 1.0 (+https://api.slack.com/ro
 
 class RedirectRulesTest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
-    auto regexes = user_agent::UapRegexes::Load("/usr/share/uap-core/regexes.yaml");
-    ASSERT_TRUE(regexes.ok()) << regexes.status();
-    uap_ = regexes->release();
-    auto countries = CountryLookup::Load("/usr/share/tor/geoip", "/usr/share/tor/geoip6");
-    ASSERT_TRUE(countries.ok()) << countries.status();
-    countries_ = countries->release();
-  }
-  static void TearDownTestSuite() {
-    delete uap_;
-    delete countries_;
-  }
-  static inline user_agent::UapRegexes* uap_ = nullptr;
-  static inline CountryLookup* countries_ = nullptr;
+  static inline const user_agent::UapRegexes* const uap_ = visitor_testing::RealUapRegexes();
+  static inline const CountryLookup* const countries_ = visitor_testing::RealCountries();
 
   // A rule made of conditions written "device=mobile", "language=fr"...
   static v1::RedirectRule Rule(const std::vector<std::string>& conditions,
@@ -131,10 +119,10 @@ TEST_F(RedirectRulesTest, RealBrowsersAgentsAreClassifiedByDeviceAndOs) {
     EXPECT_EQ(user_agent::OsName(got.os), user_agent::OsName(c.os)) << c.agent;
   }
   // Asked again, each is a cache hit with the same answer.
-  const int64_t misses = agents_.misses();
+  const user_agent::ClassificationCache::Counts before = agents_.counts();
   EXPECT_EQ(agents_.Get(kIpad).device, Device::kTablet);
-  EXPECT_EQ(agents_.misses(), misses);
-  EXPECT_GE(agents_.hits(), 1);
+  EXPECT_EQ(agents_.counts().misses, before.misses);
+  EXPECT_EQ(agents_.counts().hits, before.hits + 1);
 }
 
 TEST_F(RedirectRulesTest, AcceptLanguageIsReadWithItsWeightsAndPrimarySubtags) {
@@ -242,16 +230,6 @@ TEST_F(RedirectRulesTest, TheRedisFormKeepsEveryRuleAndRefusesGarbage) {
   EXPECT_EQ(out[0].target_url(), "https://a.example/x|y?q=1,2");
 }
 
-double NanosPerCall(int calls, const std::function<void(int)>& f) {
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) {
-    f(i);
-  }
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-             .count() /
-         calls;
-}
-
 TEST_F(RedirectRulesTest, ChoosingCostsLittleOnceTheAgentIsKnown) {
   // The figures the redirect pays per call for a link with rules (reported, not a gate but for a
   // pathological bound): a device rule (a cached classification), a language rule, a country
@@ -269,19 +247,20 @@ TEST_F(RedirectRulesTest, ChoosingCostsLittleOnceTheAgentIsKnown) {
   size_t sink = 0;
   constexpr int kCalls = 200000;
   auto cost = [&](const std::vector<RedirectRule>& rules) {
-    return NanosPerCall(kCalls, [&](int) {
-      sink += ChooseRule(rules, visitor, sources_).value_or(7);
-    });
+    return timing_testing::NanosPerCall(
+        kCalls, [&](int) { sink += ChooseRule(rules, visitor, sources_).value_or(7); });
   };
   const double device_ns = cost(device);
   const double language_ns = cost(language);
   const double country_ns = cost(country);
   const double three_ns = cost(three);
-  const double miss_us = NanosPerCall(100, [&](int i) {
-                           sink += agents_.Get(absl::StrCat(kWindowsChrome, " x/", i)).os ==
-                                   Os::kWindows;
-                         }) /
-                         1000;
+  const double miss_us =
+      timing_testing::NanosPerCall(
+          100,
+          [&](int i) {
+            sink += agents_.Get(absl::StrCat(kWindowsChrome, " x/", i)).os == Os::kWindows;
+          }) /
+      1000;
   std::printf(
       "choosing a rule: device %.0f ns, language %.0f ns, country %.0f ns, three rules missed "
       "%.0f ns; a new agent's classification %.1f us\n",

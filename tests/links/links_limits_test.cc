@@ -341,8 +341,7 @@ TEST_F(LinksLimitsTest, RedirectRulesSendEachVisitorToTheirTargetAndAreNeverCach
   const std::string desktop =
       "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
       "Chrome/120.0.0.0 Safari/537.36";
-  const Headers french = {{"User-Agent", desktop},
-                          {"Accept-Language", "fr-FR,fr;q=0.9,en;q=0.8"}};
+  const Headers french = {{"User-Agent", desktop}, {"Accept-Language", "fr-FR,fr;q=0.9,en;q=0.8"}};
   // 2.26.24.1 is in one of Germany's ranges in Debian's tor-geoipdb.
   const Headers german = {{"User-Agent", desktop},
                           {"Accept-Language", "en-US,fr;q=0"},
@@ -368,8 +367,9 @@ TEST_F(LinksLimitsTest, RedirectRulesSendEachVisitorToTheirTargetAndAreNeverCach
   }
 
   // Bad rules: 400 naming the field, and the link keeps its rules.
-  Reply bad = Call("PATCH", "/v1/links/" + code,
-                   R"({"redirectRules":[{"conditions":[{"os":"ios"}],"targetUrl":"https://a.example/"},
+  Reply bad =
+      Call("PATCH", "/v1/links/" + code,
+           R"({"redirectRules":[{"conditions":[{"os":"ios"}],"targetUrl":"https://a.example/"},
                        {"conditions":[{"os":"beos"}],"targetUrl":"https://b.example/"}]})");
   EXPECT_EQ(bad.status, 400u) << bad.body;
   EXPECT_NE(bad.body.find("redirect_rules[1].conditions[0].os: "), std::string::npos) << bad.body;
