@@ -471,9 +471,14 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
                    [&ctx](absl::string_view key, const std::string& value) {
                      ctx.AddMetadata(std::string(key), value);
                    });
-  // A redirect may forward the short URL's query to its target (kurt-links' forward_query); the
-  // edge keeps no such redirect (its answer says max-age 0), so its cache key needs no query.
+  // A redirect may forward the short URL's query to its target (kurt-links' forward_query), or
+  // choose its target by the browser's languages (redirect rules); the edge keeps no such
+  // redirect (its answer says max-age 0), so its cache key needs neither.
   if (call->route->redirect) {
+    if (auto v = View(req[http::field::accept_language]); !v.empty()) {
+      ctx.AddMetadata(mesh::kAcceptLanguageMetadata,
+                      MetadataSafe(v, mesh::kMaxForwardedAcceptLanguage));
+    }
     // A longer query is not forwarded at all rather than cut inside a parameter.
     absl::string_view target = View(req.target());
     if (size_t q = target.find('?');

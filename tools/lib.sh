@@ -25,8 +25,8 @@ KURT_BUILD_PACKAGES=(
   librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libsodium-dev libqrencode-dev
   libpng-dev
-  # Click analytics tells bots by uap-core's regexes (RE2, yaml-cpp); links places client
-  # addresses in countries by tor-geoipdb's tables.
+  # Click analytics tells bots, and links' redirect rules devices, by uap-core's regexes (RE2,
+  # yaml-cpp); links places client addresses in countries by tor-geoipdb's tables.
   libre2-dev libyaml-cpp-dev uap-core tor-geoipdb
   # The tests read QR codes back: zbarimg decodes them, rsvg-convert rasterises the SVG ones.
   zbar-tools librsvg2-bin

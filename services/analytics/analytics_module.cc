@@ -18,17 +18,18 @@ ClickConsumerOptions ConsumerOptions(const AnalyticsConfig& config) {
   return options;
 }
 
-std::unique_ptr<UapSpiderRules> LoadSpiders(const std::string& path) {
+std::unique_ptr<user_agent::UapRegexes> LoadSpiders(const std::string& path) {
   if (path.empty()) {
     return nullptr;
   }
-  absl::StatusOr<std::unique_ptr<UapSpiderRules>> rules = UapSpiderRules::Load(path);
+  absl::StatusOr<std::unique_ptr<user_agent::UapRegexes>> rules =
+      user_agent::UapRegexes::Load(path);
   if (!rules.ok()) {
     KURT_LOG(kError, "uap_regexes_file: cannot load uap-core's regexes",
              {"error", rules.status().ToString()});
     std::abort();
   }
-  KURT_LOG(kInfo, "uap-core device parsers loaded", {"parsers", (*rules)->parsers()},
+  KURT_LOG(kInfo, "uap-core parsers loaded", {"device_parsers", (*rules)->device_parsers()},
            {"skipped", (*rules)->skipped().size()});
   return *std::move(rules);
 }

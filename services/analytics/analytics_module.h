@@ -50,8 +50,8 @@ struct AnalyticsConfig {
   // Also commit consumed offsets to Kafka after each batch (for broker-side lag tools).
   bool mirror_offsets_to_kafka = false;
   // uap-core's regexes.yaml (Debian's uap-core), whose "Spider" devices are counted as bots
-  // (UapSpiderRules). Empty: bots are told by known preview agents and HEAD only. A file that
-  // cannot be loaded stops the process at Create: it would count crawlers as people.
+  // (user_agent::UapRegexes). Empty: bots are told by known preview agents and HEAD only. A file
+  // that cannot be loaded stops the process at Create: it would count crawlers as people.
   std::string uap_regexes_file = "/usr/share/uap-core/regexes.yaml";
   // The clock that stats ranges without an end end at (tests pin it).
   std::function<absl::Time()> now = absl::Now;
@@ -88,7 +88,7 @@ class AnalyticsModule {
 
   const bool consume_;
   kafka::KafkaProducer* producer_;
-  std::unique_ptr<UapSpiderRules> spiders_;  // null: none configured
+  std::unique_ptr<user_agent::UapRegexes> spiders_;  // null: none configured
   PgClickStore click_store_;
   KafkaDeadLetterSink dead_letters_;
   ClickProcessor processor_;

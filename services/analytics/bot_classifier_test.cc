@@ -4,13 +4,12 @@
 
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/timing_testing.h"
 
 namespace kurt::analytics {
 namespace {
@@ -37,7 +36,7 @@ constexpr char kBingbot[] =
 class BotClassifierTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    auto loaded = UapSpiderRules::Load(kRegexes);
+    auto loaded = user_agent::UapRegexes::Load(kRegexes);
     ASSERT_TRUE(loaded.ok()) << loaded.status();
     rules_ = loaded->release();
   }
@@ -45,19 +44,21 @@ class BotClassifierTest : public ::testing::Test {
     delete rules_;
     rules_ = nullptr;
   }
-  static UapSpiderRules* rules_;
+  static user_agent::UapRegexes* rules_;
 };
-UapSpiderRules* BotClassifierTest::rules_ = nullptr;
+user_agent::UapRegexes* BotClassifierTest::rules_ = nullptr;
 
-TEST_F(BotClassifierTest, CompilesUapCoresDeviceParsersAndSaysWhichRe2Refuses) {
+TEST_F(BotClassifierTest, CompilesUapCoresParsersAndSaysWhichRe2Refuses) {
   // uap-core 0.16 (bookworm) has 640 device parsers; RE2 refuses those that use what only PCRE
   // has. Each refused one is listed so that a new uap-core version shows what changed.
-  for (const UapSpiderRules::Skipped& s : rules_->skipped()) {
-    std::printf("skipped device parser %d: %s (%s)\n", s.index, s.regex.c_str(), s.error.c_str());
+  for (const user_agent::UapRegexes::Skipped& s : rules_->skipped()) {
+    std::printf("skipped %s[%d]: %s (%s)\n", s.list.c_str(), s.index, s.regex.c_str(),
+                s.error.c_str());
   }
-  std::printf("device parsers: %zu compiled, %zu skipped\n", rules_->parsers(),
-              rules_->skipped().size());
-  EXPECT_GT(rules_->parsers(), 500u);
+  std::printf("parsers: %zu device and %zu os compiled, %zu skipped\n", rules_->device_parsers(),
+              rules_->os_parsers(), rules_->skipped().size());
+  EXPECT_GT(rules_->device_parsers(), 500u);
+  EXPECT_GT(rules_->os_parsers(), 100u);
   EXPECT_EQ(rules_->skipped().size(), 0u);
 }
 
@@ -111,11 +112,11 @@ TEST_F(BotClassifierTest, EveryKnownPreviewAgentIsABot) {
   };
   BotClassifier classifier(rules_);
   for (const std::string& ua : previews) {
-    EXPECT_TRUE(IsPreviewAgent(ua)) << ua;
+    EXPECT_TRUE(user_agent::IsPreviewAgent(ua)) << ua;
     EXPECT_TRUE(classifier.IsBot(ua, false)) << ua;
   }
   // Every entry of the list is matched by itself, whatever its case.
-  for (absl::string_view agent : kPreviewAgents) {
+  for (absl::string_view agent : user_agent::kPreviewAgents) {
     EXPECT_TRUE(classifier.IsBot(absl::StrCat("Mozilla/5.0 (", agent, ")"), false)) << agent;
   }
 }
@@ -156,23 +157,13 @@ TEST_F(BotClassifierTest, TheCacheIsABoundedLruThatKeepsTheAnswers) {
   EXPECT_EQ(classifier.hits() + classifier.misses(), 6);
 }
 
-double NanosPerCall(int calls, const std::function<void(int)>& f) {
-  auto start = std::chrono::steady_clock::now();
-  for (int i = 0; i < calls; ++i) {
-    f(i);
-  }
-  return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-             .count() /
-         calls;
-}
-
 TEST_F(BotClassifierTest, ACachedAgentCostsLittleAndANewOneIsBounded) {
   // A miss walks uap-core's device parsers (a browser's agent goes through all of them, since
   // none matches it early); a hit is a hash lookup and a list splice.
   const std::vector<std::string> agents = {kChrome, kIphoneSafari, kAndroidFirefox, kGooglebot,
                                            kBingbot};
   int sink = 0;
-  const double miss_ns = NanosPerCall(200, [&](int i) {
+  const double miss_ns = timing_testing::NanosPerCall(200, [&](int i) {
     BotClassifier fresh(rules_, 4);
     // Distinct strings: every call is a miss.
     sink += fresh.IsBot(absl::StrCat(agents[i % agents.size()], " ", i), false);
@@ -181,7 +172,7 @@ TEST_F(BotClassifierTest, ACachedAgentCostsLittleAndANewOneIsBounded) {
   for (const std::string& a : agents) {
     classifier.IsBot(a, false);
   }
-  const double hit_ns = NanosPerCall(
+  const double hit_ns = timing_testing::NanosPerCall(
       200000, [&](int i) { sink += classifier.IsBot(agents[i % agents.size()], false); });
   std::printf("bot classification: %.1f us per new agent (cache miss), %.0f ns per cached one\n",
               miss_ns / 1000, hit_ns);

@@ -106,7 +106,8 @@ struct Aggregates {
 class DimensionCache {
  public:
   // `spiders` (null: bots are told by kPreviewAgents and HEAD only) outlives the cache.
-  explicit DimensionCache(size_t max_entries = 20000, const UapSpiderRules* spiders = nullptr)
+  explicit DimensionCache(size_t max_entries = 20000,
+                          const user_agent::UapRegexes* spiders = nullptr)
       : max_entries_(max_entries), bots_(spiders, max_entries) {}
   AgentFamily Agent(absl::string_view user_agent);
   const std::string& Host(absl::string_view referrer);

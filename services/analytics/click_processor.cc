@@ -25,7 +25,7 @@ constexpr size_t kLoggedDeadLetters = 10;
 
 ClickProcessor::ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
                                metrics::Registry* registry, int parallelism,
-                               EventWindowOptions windows, const UapSpiderRules* spiders)
+                               EventWindowOptions windows, const user_agent::UapRegexes* spiders)
     : group_(std::move(group)),
       store_(store),
       dead_letters_(dead_letters),

@@ -55,7 +55,7 @@ class ClickProcessor {
   // `spiders`: uap-core's rules bots are told by (null: by kPreviewAgents and HEAD only).
   ClickProcessor(std::string group, ClickStore* store, DeadLetterSink* dead_letters,
                  metrics::Registry* registry, int parallelism = 1, EventWindowOptions windows = {},
-                 const UapSpiderRules* spiders = nullptr);
+                 const user_agent::UapRegexes* spiders = nullptr);
 
   absl::Status Handle(const std::vector<kafka::Message>& batch);
 

@@ -53,6 +53,10 @@ inline constexpr char kClickIdMetadata[] = "x-kurt-click-id";
 // kMaxForwardedQuery characters), for links that forward it to their target.
 inline constexpr char kQueryMetadata[] = "x-kurt-query";
 inline constexpr size_t kMaxForwardedQuery = 4096;
+// The redirect's Accept-Language, for links whose redirect rules ask for a language (cut to
+// kMaxForwardedAcceptLanguage characters).
+inline constexpr char kAcceptLanguageMetadata[] = "x-kurt-accept-language";
+inline constexpr size_t kMaxForwardedAcceptLanguage = 256;
 
 // The Redis pub/sub channel on which services announce redirects that changed
 // (kurt.api.v1.RedirectChanges) and every edge hears them.

@@ -14,8 +14,10 @@ namespace kurt::links {
 
 // "L|<expire unix micros or empty>|<target>", or for a link with limits
 // "X|<expire>|<valid since>|<max clicks>|<forward query 0/1>|<target length>|<target><fallback>"
-// (empty fields: unset; a fallback of its own "-" field when absent), or "M" (a confirmed miss).
-// A process that knows only "L" reads "X" as undecodable, a miss: it asks the database.
+// (empty fields: unset; a fallback of its own "-" field when absent), or for a link with redirect
+// rules "R|<the fields of X up to the target length>|<fallback length>|<rule count>|<target>
+// <fallback><rules>" (redirect_rules.h: EncodeRules), or "M" (a confirmed miss). A process that
+// knows only "L" (or "L" and "X") reads the others as undecodable, a miss: it asks the database.
 std::string CachedLink::Encode() const {
   if (!exists) {
     return "M";
@@ -25,6 +27,15 @@ std::string CachedLink::Encode() const {
   };
   if (!limits.Any()) {
     return absl::StrCat("L|", micros(expire_time), "|", target_url);
+  }
+  if (!limits.redirect_rules.empty()) {
+    return absl::StrCat(
+        "R|", micros(expire_time), "|", micros(limits.valid_since), "|",
+        limits.max_clicks ? absl::StrCat(*limits.max_clicks) : "", "|",
+        limits.forward_query ? "1" : "0", "|", limits.fallback_url ? "F" : "-", "|",
+        target_url.size(), "|", limits.fallback_url ? limits.fallback_url->size() : 0, "|",
+        limits.redirect_rules.size(), "|", target_url,
+        limits.fallback_url ? *limits.fallback_url : "", EncodeRules(limits.redirect_rules));
   }
   return absl::StrCat("X|", micros(expire_time), "|", micros(limits.valid_since), "|",
                       limits.max_clicks ? absl::StrCat(*limits.max_clicks) : "", "|",
@@ -58,7 +69,8 @@ bool ReadTime(absl::string_view field, std::optional<absl::Time>* out) {
   return true;
 }
 
-std::optional<CachedLink> DecodeWithLimits(absl::string_view data) {
+// `with_rules`: an "R" record (two more length fields, and the rules after the fallback).
+std::optional<CachedLink> DecodeWithLimits(absl::string_view data, bool with_rules) {
   CachedLink l;
   l.exists = true;
   std::optional<absl::string_view> expire = NextField(&data);
@@ -72,6 +84,23 @@ std::optional<CachedLink> DecodeWithLimits(absl::string_view data) {
       !absl::SimpleAtoi(*length, &target_size) || target_size > data.size()) {
     return std::nullopt;
   }
+  size_t fallback_size = data.size() - target_size;
+  if (with_rules) {
+    std::optional<absl::string_view> fallback_length = NextField(&data);
+    std::optional<absl::string_view> rules = NextField(&data);
+    size_t count = 0;
+    if (!rules || !absl::SimpleAtoi(*fallback_length, &fallback_size) ||
+        !absl::SimpleAtoi(*rules, &count) || count == 0 || count > kMaxRedirectRules ||
+        target_size > data.size() || fallback_size > data.size() - target_size) {
+      return std::nullopt;
+    }
+    std::optional<std::vector<RedirectRule>> decoded =
+        DecodeRules(data.substr(target_size + fallback_size), count);
+    if (!decoded) {
+      return std::nullopt;
+    }
+    l.limits.redirect_rules = *std::move(decoded);
+  }
   if (!max->empty()) {
     int64_t n = 0;
     if (!absl::SimpleAtoi(*max, &n)) {
@@ -82,7 +111,7 @@ std::optional<CachedLink> DecodeWithLimits(absl::string_view data) {
   l.limits.forward_query = *forward == "1";
   l.target_url = std::string(data.substr(0, target_size));
   if (*fallback == "F") {
-    l.limits.fallback_url = std::string(data.substr(target_size));
+    l.limits.fallback_url = std::string(data.substr(target_size, fallback_size));
   }
   return l;
 }
@@ -94,8 +123,8 @@ std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
   if (data == "M") {
     return l;
   }
-  if (data.size() >= 2 && data.substr(0, 2) == "X|") {
-    return DecodeWithLimits(data.substr(2));
+  if (data.size() >= 2 && (data.substr(0, 2) == "X|" || data.substr(0, 2) == "R|")) {
+    return DecodeWithLimits(data.substr(2), data[0] == 'R');
   }
   if (data.size() < 3 || data.substr(0, 2) != "L|") {
     return std::nullopt;

@@ -1,5 +1,6 @@
 #include "services/links/link_cache.h"
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 
 namespace kurt::links {
@@ -51,6 +52,48 @@ TEST(CachedLinkTest, EncodesLimitsAndKeepsTheShortFormWithoutThem) {
 
   EXPECT_FALSE(CachedLink::Decode("X|||||-|99|http://short").has_value());
   EXPECT_FALSE(CachedLink::Decode("X|||abc|0|-|4|http").has_value());
+}
+
+TEST(CachedLinkTest, EncodesRedirectRulesInTheirOwnRecordAndStillReadsTheOldOnes) {
+  CachedLink link{true, "https://example.com/a|b", absl::FromUnixMicros(1700000000123456), {}};
+  link.limits.fallback_url = "https://fallback.example/|x";
+  link.limits.max_clicks = 9;
+  link.limits.redirect_rules = {
+      RedirectRule{{{RuleCondition::Kind::kOs, "ios"}, {RuleCondition::Kind::kLanguage, "pt-BR"}},
+                   "https://ios.example/|1"},
+      RedirectRule{{{RuleCondition::Kind::kCountry, "FR"}}, "https://fr.example/"}};
+  const std::string encoded = link.Encode();
+  EXPECT_TRUE(absl::StartsWith(encoded, "R|")) << encoded;
+  auto back = CachedLink::Decode(encoded);
+  ASSERT_TRUE(back.has_value()) << encoded;
+  EXPECT_EQ(back->target_url, link.target_url);
+  EXPECT_EQ(back->expire_time, link.expire_time);
+  EXPECT_EQ(back->limits.fallback_url, link.limits.fallback_url);
+  EXPECT_EQ(back->limits.max_clicks, 9);
+  EXPECT_EQ(back->limits.redirect_rules, link.limits.redirect_rules);
+
+  // Rules alone, without a fallback.
+  CachedLink only_rules{true, "http://x.y/", std::nullopt, {}};
+  only_rules.limits.redirect_rules = {
+      RedirectRule{{{RuleCondition::Kind::kDevice, "mobile"}}, "http://m.x.y/"}};
+  back = CachedLink::Decode(only_rules.Encode());
+  ASSERT_TRUE(back.has_value()) << only_rules.Encode();
+  EXPECT_FALSE(back->limits.fallback_url.has_value());
+  EXPECT_EQ(back->limits.redirect_rules, only_rules.limits.redirect_rules);
+  EXPECT_EQ(back->target_url, "http://x.y/");
+
+  // Records written before rules existed read as they did.
+  back = CachedLink::Decode("X||||1|F|11|http://x.y/http://f.y/");
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(back->limits.redirect_rules.empty());
+  EXPECT_EQ(back->limits.fallback_url, "http://f.y/");
+  EXPECT_TRUE(back->limits.forward_query);
+  EXPECT_EQ(CachedLink::Decode("L||http://x.y")->target_url, "http://x.y");
+
+  // A cut or padded record is a miss, never a link with half its rules.
+  EXPECT_FALSE(CachedLink::Decode(encoded.substr(0, encoded.size() - 1)).has_value());
+  EXPECT_FALSE(CachedLink::Decode(encoded + "x").has_value());
+  EXPECT_FALSE(CachedLink::Decode("R|||||0|-|4|0|0|http").has_value());
 }
 
 TEST(LinkCacheTtlTest, JittersAroundTheTtlAndNeverOutlivesExpiry) {

@@ -48,8 +48,10 @@ bool WithinWindow(const LinkLimits& limits, const std::optional<absl::Time>& exp
 std::optional<int32_t> CacheMaxAge(const LinkLimits& limits,
                                    const std::optional<absl::Time>& expire_time, bool fallback,
                                    absl::Time now) {
-  // Counted and query-dependent answers reach the service every time, whichever the target.
-  if (limits.max_clicks || (limits.forward_query && !fallback)) {
+  // Counted answers reach the service every time, whichever the target; so do those that depend
+  // on the query or the visitor, within the limits.
+  if (limits.max_clicks ||
+      ((limits.forward_query || !limits.redirect_rules.empty()) && !fallback)) {
     return 0;
   }
   std::optional<int32_t> age;

@@ -1,14 +1,16 @@
-// When a link answers and where to: its limits (valid_since, max_clicks, the fallback) and query
-// forwarding (docs/links.md). Plain data and pure functions, no I/O; the counting of max_clicks is
-// the store's (LinksStore::CountClick).
+// When a link answers and where to: its limits (valid_since, max_clicks, the fallback), query
+// forwarding and redirect rules (docs/links.md). Plain data and pure functions, no I/O; the
+// counting of max_clicks is the store's (LinksStore::CountClick).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "services/links/redirect_rules.h"
 
 namespace kurt::links {
 
@@ -23,8 +25,12 @@ struct LinkLimits {
   std::optional<std::string> fallback_url;
   // The short URL's query is merged into the target's (MergeQuery).
   bool forward_query = false;
+  // Within the limits, the first rule that holds for the visitor gives the target (ChooseRule).
+  std::vector<RedirectRule> redirect_rules;
 
-  bool Any() const { return valid_since || max_clicks || fallback_url || forward_query; }
+  bool Any() const {
+    return valid_since || max_clicks || fallback_url || forward_query || !redirect_rules.empty();
+  }
 };
 
 // Whether `now` is within [valid_since, expire_time) (either unset: unbounded on that side).
@@ -34,9 +40,9 @@ bool WithinWindow(const LinkLimits& limits, const std::optional<absl::Time>& exp
 // How long a redirect decided at `now` stays the right answer, for the edge's and the browser's
 // caches (ResolveResponse.cache_max_age_seconds): nullopt when nothing bounds it; 0 when every
 // redirect must reach the service (max_clicks counts each one; forward_query's answer depends on
-// the query, which the edge's cache key leaves out); else the whole seconds until the next
-// instant at which the answer changes (valid_since, then expire_time). `fallback`: the answer is
-// the fallback (the link is past its limits).
+// the query, and redirect rules' on the visitor, which the edge's cache key leaves out); else the
+// whole seconds until the next instant at which the answer changes (valid_since, then expire_time).
+// `fallback`: the answer is the fallback (the link is past its limits).
 std::optional<int32_t> CacheMaxAge(const LinkLimits& limits,
                                    const std::optional<absl::Time>& expire_time, bool fallback,
                                    absl::Time now);

@@ -70,21 +70,38 @@ absl::StatusOr<std::unique_ptr<LinksModule>> LinksModule::Create(const LinksConf
     KURT_LOG(kInfo, "country tables loaded", {"ipv4_ranges", countries->ipv4_ranges()},
              {"ipv6_ranges", countries->ipv6_ranges()});
   }
-  return std::unique_ptr<LinksModule>(new LinksModule(config, deps, std::move(countries)));
+  std::unique_ptr<user_agent::UapRegexes> agents;
+  if (!config.uap_regexes_file.empty()) {
+    absl::StatusOr<std::unique_ptr<user_agent::UapRegexes>> loaded =
+        user_agent::UapRegexes::Load(config.uap_regexes_file);
+    if (!loaded.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("uap_regexes_file: ", loaded.status().message()));
+    }
+    agents = *std::move(loaded);
+    KURT_LOG(kInfo, "uap-core parsers loaded", {"device_parsers", agents->device_parsers()},
+             {"os_parsers", agents->os_parsers()}, {"skipped", agents->skipped().size()});
+  }
+  return std::unique_ptr<LinksModule>(
+      new LinksModule(config, deps, std::move(countries), std::move(agents)));
 }
 
 LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps,
-                         std::unique_ptr<CountryLookup> countries)
+                         std::unique_ptr<CountryLookup> countries,
+                         std::unique_ptr<user_agent::UapRegexes> agents)
     : producer_(deps.producer),
       click_flush_timeout_(config.click_flush_timeout),
       store_(deps.cluster, deps.registry),
       cache_(deps.redis, CacheOptions(config)),
       resolver_(&store_, &cache_, deps.registry, RecentWindow(config)),
       countries_(std::move(countries)),
+      agents_(std::move(agents)),
+      agent_classes_(agents_.get(), config.user_agent_cache_entries),
       clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry,
               countries_.get()),
       rpcs_(LinksRpcsOptions{.short_url_base = config.short_url_base,
-                             .click_ack_timeout = config.click_ack_timeout},
+                             .click_ack_timeout = config.click_ack_timeout,
+                             .visitors = {&agent_classes_, countries_.get()}},
             &store_, &resolver_, &clicks_),
       service_(&rpcs_) {}
 

@@ -17,6 +17,7 @@
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
 #include "services/common/mesh.h"
+#include "services/common/user_agent.h"
 #include "services/links/click_publisher.h"
 #include "services/links/link_cache.h"
 #include "services/links/links_rpcs.h"
@@ -53,6 +54,11 @@ struct LinksConfig {
   // tor-geoipdb). Both empty: click events carry no country.
   std::string geoip_file = "/usr/share/tor/geoip";
   std::string geoip6_file = "/usr/share/tor/geoip6";
+  // uap-core's regexes.yaml, by which redirect rules' device and os conditions read the
+  // User-Agent (services/common/user_agent.h). Empty: those conditions never hold.
+  std::string uap_regexes_file = "/usr/share/uap-core/regexes.yaml";
+  // How many User-Agents' classifications are kept (ClassificationCache).
+  size_t user_agent_cache_entries = 20000;
 };
 
 // The clients links uses, built by the caller; each outlives the module.
@@ -66,7 +72,7 @@ struct LinksDeps {
 class LinksModule {
  public:
   // INVALID_ARGUMENT naming the field when the config cannot work (a negative duration, no
-  // topic) or a client is missing.
+  // topic, a table or regexes file that cannot be read) or a client is missing.
   static absl::StatusOr<std::unique_ptr<LinksModule>> Create(const LinksConfig& config,
                                                              LinksDeps deps);
 
@@ -84,14 +90,17 @@ class LinksModule {
 
  private:
   LinksModule(const LinksConfig& config, const LinksDeps& deps,
-              std::unique_ptr<CountryLookup> countries);
+              std::unique_ptr<CountryLookup> countries,
+              std::unique_ptr<user_agent::UapRegexes> agents);
 
   kafka::KafkaProducer* producer_;
   const absl::Duration click_flush_timeout_;
   PgLinksStore store_;
   RedisLinkCache cache_;
   Resolver resolver_;
-  std::unique_ptr<CountryLookup> countries_;  // null: no country tables
+  std::unique_ptr<CountryLookup> countries_;        // null: no country tables
+  std::unique_ptr<user_agent::UapRegexes> agents_;  // null: no uap-core regexes
+  user_agent::ClassificationCache agent_classes_;
   KafkaClickSink clicks_;
   LinksRpcs rpcs_;
   LinksService service_;

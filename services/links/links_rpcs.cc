@@ -124,6 +124,11 @@ absl::StatusOr<LinkRecord> LinkToCreate(const std::string& account_id,
     link.limits.fallback_url = request.fallback_url();
   }
   link.limits.forward_query = request.forward_query();
+  absl::StatusOr<std::vector<RedirectRule>> rules = RulesFromProto(request.redirect_rules());
+  if (!rules.ok()) {
+    return rules.status();
+  }
+  link.limits.redirect_rules = *std::move(rules);
   return link;
 }
 
@@ -165,6 +170,7 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
     out.set_fallback_url(*record.limits.fallback_url);
   }
   out.set_forward_query(record.limits.forward_query);
+  RulesToProto(record.limits.redirect_rules, out.mutable_redirect_rules());
   out.set_click_count(static_cast<int32_t>(std::min<int64_t>(record.click_count, INT32_MAX)));
   return out;
 }
@@ -431,14 +437,27 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
   if (request.has_forward_query()) {
     update.forward_query = request.forward_query();
   }
+  if (request.redirect_rules_size() > 0) {
+    if (request.clear_redirect_rules()) {
+      return both("redirect_rules");
+    }
+    absl::StatusOr<std::vector<RedirectRule>> rules = RulesFromProto(request.redirect_rules());
+    if (!rules.ok()) {
+      return rules.status();
+    }
+    update.redirect_rules = *std::move(rules);
+  } else if (request.clear_redirect_rules()) {
+    update.redirect_rules.emplace();
+  }
   const bool redirect_changes =
       update.target_url || update.expire_time || update.clear_expire_time || update.valid_since ||
       update.clear_valid_since || update.max_clicks || update.clear_max_clicks ||
-      update.fallback_url || update.clear_fallback_url || update.forward_query;
+      update.fallback_url || update.clear_fallback_url || update.forward_query ||
+      update.redirect_rules;
   if (!redirect_changes && !update.tags) {
     return absl::InvalidArgumentError(
         "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
-        "forward_query, tags, or one of their clear_ fields");
+        "forward_query, redirect_rules, tags, or one of their clear_ fields");
   }
   absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
   if (!link.ok()) {
@@ -533,10 +552,20 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Ca
     }
     counted = *within && link->limits.max_clicks.has_value();
     if (*within) {
-      response.set_target_url(
-          link->limits.forward_query
-              ? MergeQuery(link->target_url, caller.Metadata(mesh::kQueryMetadata))
-              : std::move(link->target_url));
+      std::string* target = &link->target_url;
+      if (!link->limits.redirect_rules.empty()) {
+        const std::string user_agent = caller.Metadata(mesh::kUserAgentMetadata);
+        const std::string languages = caller.Metadata(mesh::kAcceptLanguageMetadata);
+        const std::string client_ip = caller.Metadata(mesh::kClientIpMetadata);
+        if (std::optional<size_t> rule =
+                ChooseRule(link->limits.redirect_rules, Visitor{user_agent, languages, client_ip},
+                           options_.visitors)) {
+          target = &link->limits.redirect_rules[*rule].target_url;
+        }
+      }
+      response.set_target_url(link->limits.forward_query
+                                  ? MergeQuery(*target, caller.Metadata(mesh::kQueryMetadata))
+                                  : std::move(*target));
     } else if (link->limits.fallback_url) {
       response.set_target_url(*link->limits.fallback_url);
     } else {

@@ -17,6 +17,7 @@
 #include "platform/grpc/handler.h"
 #include "services/links/click_publisher.h"
 #include "services/links/links_store.h"
+#include "services/links/redirect_rules.h"
 #include "services/links/resolver.h"
 
 namespace kurt::links {
@@ -50,6 +51,8 @@ struct LinksRpcsOptions {
   // How long Resolve waits at most for Kafka to have its click (less when the caller's deadline
   // is nearer). Long enough to ride out a broker's failover (its session timeout and an election).
   absl::Duration click_ack_timeout = absl::Seconds(10);
+  // What redirect rules learn about a visitor from (null parts: their conditions never hold).
+  VisitorSources visitors;
 };
 
 class LinksRpcs {
@@ -78,7 +81,9 @@ class LinksRpcs {
   absl::StatusOr<google::api::HttpBody> GetLinkQrCode(const platform::Caller& caller,
                                                       const v1::GetLinkQrCodeRequest& request);
 
-  // Open to any caller: the redirect. Publishes a click carrying the caller's x-kurt-referer,
+  // Open to any caller: the redirect. Within the link's limits, its target is that of the first
+  // redirect rule that holds for the visitor (x-kurt-user-agent, x-kurt-accept-language,
+  // x-kurt-client-ip), else the link's own. Publishes a click carrying the caller's x-kurt-referer,
   // x-kurt-user-agent, x-kurt-client-ip and traceparent, and answers only once Kafka has it, so
   // that every redirect that went out is counted even if this process dies right after:
   // UNAVAILABLE (and no target) when the click is not in Kafka by min(click_ack_timeout, the

@@ -24,10 +24,13 @@
 #include "services/common/field_rules_testing.h"
 #include "services/common/link_code.h"
 #include "services/common/mesh.h"
+#include "services/common/user_agent.h"
+#include "services/links/country_lookup.h"
 #include "services/links/fake_link_cache.h"
 #include "services/links/link_rules.h"
 #include "services/links/links_service.h"
 #include "services/links/qr_image.h"
+#include "services/links/visitor_sources_testing.h"
 
 namespace kurt::links {
 namespace {
@@ -179,6 +182,9 @@ class FakeLinksStore : public LinksStore {
     if (update.forward_query) {
       l.forward_query = *update.forward_query;
     }
+    if (update.redirect_rules) {
+      l.redirect_rules = *update.redirect_rules;
+    }
     if (l.valid_since && row->link.expire_time && *l.valid_since >= *row->link.expire_time) {
       return absl::InvalidArgumentError("valid_since: must be before the link's expire_time");
     }
@@ -300,7 +306,8 @@ bool SameLink(const LinkRecord& a, const LinkRecord& b) {
          a.limits.valid_since == b.limits.valid_since &&
          a.limits.max_clicks == b.limits.max_clicks &&
          a.limits.fallback_url == b.limits.fallback_url &&
-         a.limits.forward_query == b.limits.forward_query && a.click_count == b.click_count;
+         a.limits.forward_query == b.limits.forward_query &&
+         a.limits.redirect_rules == b.limits.redirect_rules && a.click_count == b.click_count;
 }
 
 bool SameLinks(const std::map<std::string, LinkRecord>& a,
@@ -318,6 +325,10 @@ google::protobuf::Timestamp ToTimestamp(absl::Time t) {
 
 class LinksRpcsTest : public ::testing::Test {
  protected:
+  // The real uap-core regexes and country tables (Debian's uap-core and tor-geoipdb).
+  static inline const user_agent::UapRegexes* const uap_ = visitor_testing::RealUapRegexes();
+  static inline const CountryLookup* const countries_ = visitor_testing::RealCountries();
+
   static Caller As(const std::string& account) {
     return Caller(account, {{std::string{platform::kRequestIdMetadata}, "req-1"}});
   }
@@ -370,7 +381,10 @@ class LinksRpcsTest : public ::testing::Test {
   metrics::Registry registry_;
   Resolver resolver_{&store_, &cache_, &registry_};
   RecordingClickSink clicks_;
-  LinksRpcs rpcs_{LinksRpcsOptions{"https://kurt.test/"}, &store_, &resolver_, &clicks_};
+  user_agent::ClassificationCache agents_{uap_};
+  LinksRpcs rpcs_{
+      LinksRpcsOptions{.short_url_base = "https://kurt.test/", .visitors = {&agents_, countries_}},
+      &store_, &resolver_, &clicks_};
 };
 
 TEST_F(LinksRpcsTest, CreateWithoutAnAliasMakesARandomCodeThatResolves) {
@@ -701,7 +715,7 @@ TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpirie
   EXPECT_EQ(
       refused.message(),
       "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
-      "forward_query, tags, or one of their clear_ fields");
+      "forward_query, redirect_rules, tags, or one of their clear_ fields");
 
   v1::UpdateLinkRequest both;
   both.set_code("updated");
@@ -1455,6 +1469,194 @@ TEST_F(LinksRpcsTest, ForwardQueryMergesTheShortUrlsQueryIntoTheTarget) {
   EXPECT_FALSE(r->has_cache_max_age_seconds());
 }
 
+constexpr char kIphoneAgent[] =
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+    "Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+constexpr char kDesktopAgent[] =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/120.0.0.0 Safari/537.36";
+
+v1::RedirectRule RuleOf(const std::string& target,
+                        const std::function<void(v1::RedirectCondition*)>& set) {
+  v1::RedirectRule rule;
+  rule.set_target_url(target);
+  set(rule.add_conditions());
+  return rule;
+}
+
+Caller Visiting(const std::string& agent, const std::string& languages, const std::string& ip,
+                const std::string& query = "") {
+  return Caller("", {{std::string{mesh::kUserAgentMetadata}, agent},
+                     {std::string{mesh::kAcceptLanguageMetadata}, languages},
+                     {std::string{mesh::kClientIpMetadata}, ip},
+                     {std::string{mesh::kQueryMetadata}, query}});
+}
+
+TEST_F(LinksRpcsTest, RedirectRulesChooseTheTargetByTheVisitorAndAreNeverCached) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/default");
+  request.set_alias("ruled");
+  *request.add_redirect_rules() =
+      RuleOf("https://example.com/ios", [](auto* c) { c->set_os("ios"); });
+  *request.add_redirect_rules() =
+      RuleOf("https://example.com/fr", [](auto* c) { c->set_language("fr"); });
+  *request.add_redirect_rules() =
+      RuleOf("https://example.com/de", [](auto* c) { c->set_country("DE"); });
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), request);
+  ASSERT_TRUE(link.ok()) << link.status();
+  ASSERT_EQ(link->redirect_rules_size(), 3);
+  EXPECT_EQ(link->redirect_rules(1).conditions(0).language(), "fr");
+  EXPECT_EQ(link->redirect_rules(2).target_url(), "https://example.com/de");
+
+  // An address of Germany's in Debian's tor-geoipdb.
+  const std::string german = "2.26.24.1";
+  ASSERT_EQ(countries_->Lookup(german), "DE");
+  auto target = [&](const Caller& visitor) {
+    absl::StatusOr<v1::ResolveResponse> r = Resolve("ruled", visitor);
+    EXPECT_TRUE(r.ok()) << r.status();
+    if (r.ok()) {
+      EXPECT_TRUE(r->has_cache_max_age_seconds());
+      EXPECT_EQ(r->cache_max_age_seconds(), 0) << "the answer depends on the visitor";
+    }
+    return r.ok() ? r->target_url() : std::string();
+  };
+  EXPECT_EQ(target(Visiting(kIphoneAgent, "fr", german)), "https://example.com/ios");
+  EXPECT_EQ(target(Visiting(kDesktopAgent, "fr-FR,en;q=0.8", german)), "https://example.com/fr");
+  EXPECT_EQ(target(Visiting(kDesktopAgent, "en,fr;q=0", german)), "https://example.com/de");
+  EXPECT_EQ(target(Visiting(kDesktopAgent, "en", "127.0.0.1")), "https://example.com/default");
+  EXPECT_EQ(target(Caller("")), "https://example.com/default");
+
+  // The stored link has them: a fresh read (the cache dropped) answers the same.
+  cache_.entries.erase("ruled");
+  EXPECT_EQ(target(Visiting(kIphoneAgent, "", "")), "https://example.com/ios");
+  v1::GetLinkRequest get;
+  get.set_code("ruled");
+  EXPECT_EQ(rpcs_.GetLink(As("acct-a"), get)->redirect_rules_size(), 3);
+
+  // forward_query applies to a rule's target too.
+  v1::UpdateLinkRequest forward;
+  forward.set_code("ruled");
+  forward.set_forward_query(true);
+  ASSERT_TRUE(rpcs_.UpdateLink(As("acct-a"), forward).ok());
+  EXPECT_EQ(target(Visiting(kIphoneAgent, "", "", "utm_source=x")),
+            "https://example.com/ios?utm_source=x");
+
+  // Replaced, then cleared: the default answers, and may be cached again.
+  v1::UpdateLinkRequest replace;
+  replace.set_code("ruled");
+  *replace.add_redirect_rules() =
+      RuleOf("https://example.com/mobile", [](auto* c) { c->set_device("mobile"); });
+  absl::StatusOr<v1::Link> replaced = rpcs_.UpdateLink(As("acct-a"), replace);
+  ASSERT_TRUE(replaced.ok()) << replaced.status();
+  ASSERT_EQ(replaced->redirect_rules_size(), 1);
+  EXPECT_EQ(target(Visiting(kIphoneAgent, "", "")), "https://example.com/mobile");
+  EXPECT_EQ(target(Visiting(kDesktopAgent, "fr", german)), "https://example.com/default");
+  v1::UpdateLinkRequest clear;
+  clear.set_code("ruled");
+  clear.set_clear_redirect_rules(true);
+  clear.set_forward_query(false);
+  absl::StatusOr<v1::Link> cleared = rpcs_.UpdateLink(As("acct-a"), clear);
+  ASSERT_TRUE(cleared.ok()) << cleared.status();
+  EXPECT_EQ(cleared->redirect_rules_size(), 0);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("ruled", Visiting(kIphoneAgent, "", ""));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target_url(), "https://example.com/default");
+  EXPECT_FALSE(r->has_cache_max_age_seconds());
+}
+
+TEST_F(LinksRpcsTest, RedirectRulesApplyOnlyWithinTheLinksLimits) {
+  v1::CreateLinkRequest request;
+  request.set_target_url("https://example.com/default");
+  request.set_alias("ruled-later");
+  *request.mutable_valid_since() = ToTimestamp(absl::Now() + absl::Hours(1));
+  request.set_fallback_url("https://example.com/not-yet");
+  *request.add_redirect_rules() =
+      RuleOf("https://example.com/ios", [](auto* c) { c->set_os("ios"); });
+  ASSERT_TRUE(rpcs_.CreateLink(As("acct-a"), request).ok());
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("ruled-later", Visiting(kIphoneAgent, "", ""));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->target_url(), "https://example.com/not-yet");
+  EXPECT_GT(r->cache_max_age_seconds(), 0) << "the fallback depends on no visitor";
+}
+
+TEST_F(LinksRpcsTest, BadRedirectRulesAreRefusedNamingTheFieldAndChangeNothing) {
+  ASSERT_TRUE(Create("acct-a", "https://example.com/", "rules-bad").ok());
+  const auto before = store_.Snapshot();
+  const int writes = store_.writes;
+  const v1::RedirectRule good =
+      RuleOf("https://example.com/m", [](auto* c) { c->set_device("mobile"); });
+  auto create = [&](const std::vector<v1::RedirectRule>& rules) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    for (const v1::RedirectRule& r : rules) {
+      *request.add_redirect_rules() = r;
+    }
+    return rpcs_.CreateLink(As("acct-a"), request).status();
+  };
+  auto names = [](const absl::Status& s, absl::string_view field) {
+    return s.code() == absl::StatusCode::kInvalidArgument && absl::StartsWith(s.message(), field);
+  };
+  EXPECT_TRUE(names(create(std::vector<v1::RedirectRule>(11, good)), "redirect_rules: "));
+  EXPECT_TRUE(names(create({good, RuleOf("https://x.example/", [](auto* c) { c->set_os("ios"); }),
+                            RuleOf("https://x.example/", [](auto* c) { c->set_os("beos"); })}),
+                    "redirect_rules[2].conditions[0].os: "));
+  EXPECT_TRUE(
+      names(create({good, RuleOf("https://x.example/", [](auto* c) { c->set_country("fr"); })}),
+            "redirect_rules[1].conditions[0].country: "));
+  EXPECT_TRUE(names(create({RuleOf("javascript:alert(1)", [](auto* c) { c->set_os("ios"); })}),
+                    "redirect_rules[0].target_url: "));
+  v1::RedirectRule none = good;
+  none.clear_conditions();
+  EXPECT_TRUE(names(create({none}), "redirect_rules[0].conditions: "));
+
+  v1::UpdateLinkRequest both;
+  both.set_code("rules-bad");
+  *both.add_redirect_rules() = good;
+  both.set_clear_redirect_rules(true);
+  EXPECT_TRUE(names(rpcs_.UpdateLink(As("acct-a"), both).status(), "redirect_rules: "));
+  v1::UpdateLinkRequest bad;
+  bad.set_code("rules-bad");
+  *bad.add_redirect_rules() = RuleOf("https://x.example/", [](auto* c) { c->set_device("tv"); });
+  EXPECT_TRUE(names(rpcs_.UpdateLink(As("acct-a"), bad).status(),
+                    "redirect_rules[0].conditions[0].device: "));
+
+  EXPECT_EQ(store_.writes, writes);
+  EXPECT_TRUE(SameLinks(store_.Snapshot(), before));
+
+  // In a batch, the bad link answers its error, naming the field as CreateLink does.
+  v1::BatchCreateLinksRequest batch;
+  *batch.add_links() = Item("https://example.com/");
+  v1::CreateLinkRequest* item = batch.add_links();
+  *item = Item("https://example.com/");
+  *item->add_redirect_rules() =
+      RuleOf("https://x.example/", [](auto* c) { c->set_language("english"); });
+  absl::StatusOr<v1::BatchCreateLinksResponse> r = rpcs_.BatchCreateLinks(As("acct-b"), batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(r->results(0).has_link());
+  EXPECT_TRUE(absl::StartsWith(r->results(1).error().message(),
+                               "redirect_rules[0].conditions[0].language: "))
+      << r->results(1).error().message();
+  EXPECT_EQ(store_.Snapshot().size(), before.size() + 1) << "only the good link was added";
+}
+
+TEST_F(LinksRpcsTest, BatchCreatedLinksCarryTheirRedirectRules) {
+  v1::BatchCreateLinksRequest batch;
+  v1::CreateLinkRequest* item = batch.add_links();
+  *item = Item("https://example.com/default");
+  item->set_alias("batch-ruled");
+  *item->add_redirect_rules() =
+      RuleOf("https://example.com/bot", [](auto* c) { c->set_device("bot"); });
+  absl::StatusOr<v1::BatchCreateLinksResponse> r = rpcs_.BatchCreateLinks(As("acct-a"), batch);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->results(0).has_link());
+  EXPECT_EQ(r->results(0).link().redirect_rules(0).conditions(0).device(), "bot");
+  absl::StatusOr<v1::ResolveResponse> resolved = Resolve(
+      "batch-ruled",
+      Visiting("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "", ""));
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "https://example.com/bot");
+}
+
 TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
   using rules_testing::ExpectServiceAgrees;
   using rules_testing::RulesOf;
@@ -1483,6 +1685,45 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
                                        request.set_max_clicks(static_cast<int32_t>(n));
                                        return rpcs_.CreateLink(As("acct-a"), request).ok();
                                      });
+  // A redirect rule's target, and each kind of condition.
+  const api::v1::FieldRules& rule_target = RulesOf(v1::RedirectRule::descriptor(), "target_url");
+  auto with_rule = [&](const v1::RedirectRule& rule) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    *request.add_redirect_rules() = rule;
+    return rpcs_.CreateLink(As("acct-a"), request).ok();
+  };
+  ExpectServiceAgrees(rule_target, urls, [&](const std::string& url) {
+    return with_rule(RuleOf(url, [](auto* c) { c->set_os("ios"); }));
+  });
+  const google::protobuf::Descriptor* condition = v1::RedirectCondition::descriptor();
+  ExpectServiceAgrees(
+      RulesOf(condition, "device"),
+      {"mobile", "tablet", "desktop", "bot", "Mobile", "phone", "tv", "", "mobile "},
+      [&](const std::string& v) {
+        return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_device(v); }));
+      });
+  ExpectServiceAgrees(
+      RulesOf(condition, "os"),
+      {"android", "ios", "windows", "macos", "linux", "chromeos", "iOS", "osx", "", "other"},
+      [&](const std::string& v) {
+        return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_os(v); }));
+      });
+  const api::v1::FieldRules& language = RulesOf(condition, "language");
+  ExpectServiceAgrees(
+      language,
+      StringProbes(language, {"fr", "pt-BR", "zh-Hant", "gsw", "en-419", "e", "engl", "fr_FR",
+                              "fr-", "fr-B", "fr-CA-x", "*", "es-abcdefghi", "dé"}),
+      [&](const std::string& v) {
+        return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_language(v); }));
+      });
+  const api::v1::FieldRules& country = RulesOf(condition, "country");
+  ExpectServiceAgrees(
+      country, StringProbes(country, {"FR", "DE", "fr", "F", "FRA", "F1", "", "ÉU"}),
+      [&](const std::string& v) {
+        return with_rule(RuleOf("https://x.example/", [&](auto* c) { c->set_country(v); }));
+      });
+
   const api::v1::FieldRules& update = RulesOf(v1::UpdateLinkRequest::descriptor(), "target_url");
   ASSERT_TRUE(Create("acct-a", "https://example.com/", "to-update").ok());
   ExpectServiceAgrees(update, urls, [&](const std::string& url) {

@@ -7,6 +7,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "google/protobuf/util/json_util.h"
+#include "kurt/links/v1/links.pb.h"
+#include "platform/core/log.h"
 #include "pqxx/prepared_statement"
 
 namespace kurt::links {
@@ -20,7 +23,7 @@ constexpr const char* kColumns =
     "(extract(epoch from expire_time) * 1000000)::bigint, "
     "array_to_string(tags, ','), "
     "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, clicks, fallback_url, "
-    "forward_query";
+    "forward_query, redirect_rules::text";
 
 // Tags cross the wire joined by commas, which their charset (links_rpcs.cc) leaves out.
 constexpr char kTagSeparator = ',';
@@ -35,8 +38,48 @@ std::optional<int64_t> Micros(const std::optional<absl::Time>& t) {
   return absl::ToUnixMicros(*t);
 }
 
-// valid_since (as micros), max_clicks at first + 1, fallback_url at first + 3 and forward_query at
-// first + 4 (first + 2 is each query's own).
+// Redirect rules cross the wire as the JSON of a Link holding only them; the column keeps the
+// array (readable in psql), NULL for none.
+std::optional<std::string> RulesJson(const std::vector<RedirectRule>& rules) {
+  if (rules.empty()) {
+    return std::nullopt;
+  }
+  v1::Link link;
+  RulesToProto(rules, link.mutable_redirect_rules());
+  std::string json;
+  if (auto s = google::protobuf::util::MessageToJsonString(link, &json); !s.ok()) {
+    KURT_LOG(kError, "redirect rules not written as JSON", {"error", std::string(s.message())});
+    std::abort();  // a message of ours always prints
+  }
+  return json;
+}
+
+constexpr const char* kRulesFromJson = "($%d::jsonb -> 'redirectRules')";
+
+std::vector<RedirectRule> RulesFromColumn(const pqxx::field& f) {
+  if (f.is_null()) {
+    return {};
+  }
+  v1::Link link;
+  absl::StatusOr<std::vector<RedirectRule>> rules;
+  if (auto s = google::protobuf::util::JsonStringToMessage(
+          absl::StrCat("{\"redirectRules\":", f.as<std::string>(), "}"), &link);
+      !s.ok()) {
+    rules = absl::DataLossError(std::string(s.message()));
+  } else {
+    rules = RulesFromProto(link.redirect_rules());
+  }
+  if (!rules.ok()) {
+    // Only this file writes the column, with rules checked before: someone else wrote it.
+    KURT_LOG(kError, "stored redirect rules unreadable; the link answers without them",
+             {"error", rules.status().ToString()});
+    return {};
+  }
+  return *std::move(rules);
+}
+
+// valid_since (as micros), max_clicks at first + 1, fallback_url at first + 3, forward_query at
+// first + 4 and redirect_rules at first + 5 (first + 2 is each query's own).
 LinkLimits LimitsFromRow(const pqxx::row& r, int first) {
   LinkLimits limits;
   if (!r[first].is_null()) {
@@ -49,6 +92,7 @@ LinkLimits LimitsFromRow(const pqxx::row& r, int first) {
     limits.fallback_url = r[first + 3].as<std::string>();
   }
   limits.forward_query = r[first + 4].as<bool>();
+  limits.redirect_rules = RulesFromColumn(r[first + 5]);
   return limits;
 }
 
@@ -122,12 +166,15 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
         absl::StrCat("INSERT INTO links (code, account_id, target_url, expire_time, tags, "
-                     "valid_since, max_clicks, fallback_url, forward_query) VALUES ($1, $2, $3, ",
+                     "valid_since, max_clicks, fallback_url, forward_query, redirect_rules) "
+                     "VALUES ($1, $2, $3, ",
                      Param(kFromMicros, 4), ", string_to_array($5, ','), ", Param(kFromMicros, 6),
-                     ", $7, $8, $9) ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
+                     ", $7, $8, $9, ", Param(kRulesFromJson, 10),
+                     ") ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
         link.code, link.account_id, link.target_url, Micros(link.expire_time),
         absl::StrJoin(link.tags, std::string(1, kTagSeparator)), Micros(link.limits.valid_since),
-        link.limits.max_clicks, link.limits.fallback_url, link.limits.forward_query);
+        link.limits.max_clicks, link.limits.fallback_url, link.limits.forward_query,
+        RulesJson(link.limits.redirect_rules));
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
@@ -184,8 +231,8 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
     for (int attempt = 0; attempt < kBatchCodeAttempts && !pending.empty(); ++attempt) {
       std::string sql =
           "INSERT INTO links (code, account_id, target_url, expire_time, tags, valid_since, "
-          "max_clicks, fallback_url, forward_query) VALUES ";
-      constexpr int kParamsPerLink = 9;
+          "max_clicks, fallback_url, forward_query, redirect_rules) VALUES ";
+      constexpr int kParamsPerLink = 10;
       std::vector<std::string> params;
       params.reserve(pending.size() * kParamsPerLink);
       std::map<std::string, size_t> by_code;
@@ -204,7 +251,8 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
         };
         absl::StrAppend(&sql, params.empty() ? "" : ", ", "(", p(1), ", ", p(2), ", ", p(3), ", ",
                         time(4), ", string_to_array(", p(5), ", ','), ", time(6), ", NULLIF(", p(7),
-                        ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean)");
+                        ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean, (NULLIF(",
+                        p(10), ", '')::jsonb -> 'redirectRules'))");
         params.push_back(l.code);
         params.push_back(account_id);
         params.push_back(l.target_url);
@@ -214,6 +262,7 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
         params.push_back(l.limits.max_clicks ? absl::StrCat(*l.limits.max_clicks) : std::string());
         params.push_back(l.limits.fallback_url.value_or(""));
         params.push_back(l.limits.forward_query ? "true" : "false");
+        params.push_back(RulesJson(l.limits.redirect_rules).value_or(""));
         by_code.emplace(l.code, i);
       }
       absl::StrAppend(&sql, " ON CONFLICT (code) DO NOTHING RETURNING ", kColumns);
@@ -341,7 +390,10 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
                      "max_clicks = CASE WHEN $10 THEN NULL ELSE COALESCE($9::bigint, max_clicks) "
                      "END, clicks = CASE WHEN $10 THEN 0 ELSE clicks END, "
                      "fallback_url = CASE WHEN $12 THEN NULL ELSE COALESCE($11, fallback_url) END, "
-                     "forward_query = COALESCE($13::boolean, forward_query), update_time = now() "
+                     "forward_query = COALESCE($13::boolean, forward_query), "
+                     "redirect_rules = CASE WHEN $15 THEN NULL WHEN $14::jsonb IS NOT NULL THEN ",
+                     Param(kRulesFromJson, 14),
+                     " ELSE redirect_rules END, update_time = now() "
                      "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING ",
                      kColumns),
         code, account_id, update.target_url, Micros(update.expire_time), update.clear_expire_time,
@@ -350,7 +402,9 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
             : std::nullopt,
         Micros(update.valid_since), update.clear_valid_since, update.max_clicks,
         update.clear_max_clicks, update.fallback_url, update.clear_fallback_url,
-        update.forward_query);
+        update.forward_query,
+        update.redirect_rules ? RulesJson(*update.redirect_rules) : std::nullopt,
+        update.redirect_rules && update.redirect_rules->empty());
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
@@ -391,7 +445,7 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
     pqxx::result r = tx.exec_params(
         "SELECT target_url, (extract(epoch from expire_time) * 1000000)::bigint, "
         "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, NULL, fallback_url, "
-        "forward_query FROM links WHERE code = $1 AND deleted_at IS NULL",
+        "forward_query, redirect_rules::text FROM links WHERE code = $1 AND deleted_at IS NULL",
         code);
     if (r.empty()) {
       return;

@@ -52,6 +52,8 @@ struct LinkUpdate {
   std::optional<std::string> fallback_url;
   bool clear_fallback_url = false;
   std::optional<bool> forward_query;
+  // Replaces the redirect rules when set (empty: removes them all).
+  std::optional<std::vector<RedirectRule>> redirect_rules;
 };
 
 // ListLinks' filters; unset: no filter.

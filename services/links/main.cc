@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, geoip_file, kurt::links::LinksConfig().geoip_file,
           "their country from; with --geoip6_file empty too: no country");
 ABSL_FLAG(std::string, geoip6_file, kurt::links::LinksConfig().geoip6_file,
           "IPv6 country table (as --geoip_file)");
+ABSL_FLAG(std::string, uap_regexes_file, kurt::links::LinksConfig().uap_regexes_file,
+          "uap-core's regexes.yaml, by which redirect rules' device and os conditions read the "
+          "User-Agent (empty: those conditions never hold)");
 ABSL_FLAG(int, pg_pool_size, 16, "Connections per database pool");
 
 namespace {
@@ -59,6 +62,7 @@ kurt::links::LinksConfig ConfigFromFlags() {
   config.click_ack_timeout = absl::GetFlag(FLAGS_click_ack_timeout);
   config.geoip_file = absl::GetFlag(FLAGS_geoip_file);
   config.geoip6_file = absl::GetFlag(FLAGS_geoip6_file);
+  config.uap_regexes_file = absl::GetFlag(FLAGS_uap_regexes_file);
   return config;
 }
 

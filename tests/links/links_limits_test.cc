@@ -1,7 +1,9 @@
-// Limits on a link (valid_since, expire_time, max_clicks, a fallback) and query forwarding,
-// through the real edge over HTTP, as a visitor of the short URL sees them: accounts and two
-// replicas of links in this process on the local stack (a scratch database, Redis, Kafka), the
-// edge's redirect cache on, links' upstream the two replicas in turn.
+// Limits on a link (valid_since, expire_time, max_clicks, a fallback), query forwarding and
+// redirect rules, through the real edge over HTTP, as a visitor of the short URL sees them:
+// accounts and two replicas of links in this process on the local stack (a scratch database,
+// Redis, Kafka), the edge's redirect cache on, links' upstream the two replicas in turn, and the
+// edge trusting loopback's X-Forwarded-For (as behind a load balancer), so that a test can visit
+// from a country.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -13,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
+#include "edge/http_util.h"
 #include "edge/rate_limiter.h"
 #include "gtest/gtest.h"
 #include "platform/grpc/server.h"
@@ -114,6 +117,7 @@ class LinksLimitsTest : public ::testing::Test {
         absl::StrCat("kurt.accounts.v1.AccountsService=", links_addresses[0]),
         absl::StrCat("kurt.links.v1.LinksService=", links_addresses[0], ",", links_addresses[1])};
     c.default_upstream_host = "";
+    c.edge.trusted_proxies = *edge::TrustedProxies::Parse({"127.0.0.0/8"});
     auto server = edge::EdgeServer::Start(std::move(c), authorizer_.get());
     ASSERT_TRUE(server.ok()) << server.status();
     edge_ = std::move(*server);
@@ -138,7 +142,9 @@ class LinksLimitsTest : public ::testing::Test {
     }
     return Fetch(edge_->port(), method, target, h, body);
   }
-  Reply Visit(const std::string& target) { return Fetch(edge_->port(), "GET", target, {}, ""); }
+  Reply Visit(const std::string& target, const Headers& headers = {}) {
+    return Fetch(edge_->port(), "GET", target, headers, "");
+  }
 
   std::string NewAccount(const std::string& name) {
     Reply r = Fetch(edge_->port(), "POST", "/v1/accounts",
@@ -314,6 +320,71 @@ TEST_F(LinksLimitsTest, ForwardQueryMergesTheQueryIntoTheTargetAndIsNeverCached)
   Reply patched = Call("PATCH", "/v1/links/" + plain, R"({"forwardQuery":true})");
   ASSERT_EQ(patched.status, 200u) << patched.body;
   EXPECT_NE(patched.body.find("\"forwardQuery\":true"), std::string::npos) << patched.body;
+}
+
+TEST_F(LinksLimitsTest, RedirectRulesSendEachVisitorToTheirTargetAndAreNeverCached) {
+  const std::string code = Create(R"({"targetUrl":"https://example.com/default",
+      "redirectRules":[
+        {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
+        {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
+        {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}
+      ]})");
+  ASSERT_FALSE(code.empty());
+  Reply got = Call("GET", "/v1/links/" + code);
+  EXPECT_NE(got.body.find(R"("redirectRules":[{"conditions":[{"os":"ios"}],)"), std::string::npos)
+      << got.body;
+
+  const Headers iphone = {{"User-Agent",
+                           "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) "
+                           "AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.1 "
+                           "Mobile/15E148 Safari/604.1"}};
+  const std::string desktop =
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36";
+  const Headers french = {{"User-Agent", desktop}, {"Accept-Language", "fr-FR,fr;q=0.9,en;q=0.8"}};
+  // 2.26.24.1 is in one of Germany's ranges in Debian's tor-geoipdb.
+  const Headers german = {{"User-Agent", desktop},
+                          {"Accept-Language", "en-US,fr;q=0"},
+                          {"X-Forwarded-For", "2.26.24.1"}};
+  struct Case {
+    Headers headers;
+    std::string target;
+  };
+  const std::vector<Case> cases = {{iphone, "https://example.com/ios"},
+                                   {french, "https://example.com/fr"},
+                                   {german, "https://example.com/de"},
+                                   {{}, "https://example.com/default"},
+                                   {{{"User-Agent", desktop}}, "https://example.com/default"}};
+  // Twice over, one visitor right after another: the edge keeps none of these answers.
+  for (int round = 0; round < 2; ++round) {
+    for (const Case& c : cases) {
+      Reply r = Visit("/" + code, c.headers);
+      ASSERT_EQ(r.status, 302u) << r.body << r.error;
+      EXPECT_EQ(r.Header("location"), c.target);
+      EXPECT_EQ(r.Header("cache-control"), "no-store")
+          << "a browser or a CDN must not keep an answer that depends on the visitor";
+    }
+  }
+
+  // Bad rules: 400 naming the field, and the link keeps its rules.
+  Reply bad =
+      Call("PATCH", "/v1/links/" + code,
+           R"({"redirectRules":[{"conditions":[{"os":"ios"}],"targetUrl":"https://a.example/"},
+                       {"conditions":[{"os":"beos"}],"targetUrl":"https://b.example/"}]})");
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_NE(bad.body.find("redirect_rules[1].conditions[0].os: "), std::string::npos) << bad.body;
+  EXPECT_EQ(Visit("/" + code, iphone).Header("location"), "https://example.com/ios");
+
+  // Cleared: every visitor gets the default, which the edge may keep again.
+  Reply cleared = Call("PATCH", "/v1/links/" + code, R"({"clearRedirectRules":true})");
+  ASSERT_EQ(cleared.status, 200u) << cleared.body;
+  EXPECT_EQ(cleared.body.find("redirectRules"), std::string::npos) << cleared.body;
+  for (const Case& c : cases) {
+    Reply r = Visit("/" + code, c.headers);
+    ASSERT_EQ(r.status, 302u) << r.body;
+    EXPECT_EQ(r.Header("location"), "https://example.com/default");
+    EXPECT_EQ(r.Header("cache-control"), "private, max-age=5");
+  }
 }
 
 TEST_F(LinksLimitsTest, BadLimitsAre400NamingTheFieldAndCreateNothing) {

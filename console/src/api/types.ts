@@ -17,6 +17,20 @@ export interface Link {
   createTime?: string;
   updateTime?: string;
   expireTime?: string;
+  redirectRules?: RedirectRule[];
+}
+
+/** One condition of a redirect rule: exactly one of the four (docs/links.md). */
+export type RedirectCondition =
+  | { device: string }
+  | { os: string }
+  | { language: string }
+  | { country: string };
+
+/** Where the redirect sends when all of `conditions` hold for the visitor. */
+export interface RedirectRule {
+  conditions: RedirectCondition[];
+  targetUrl: string;
 }
 
 export interface ListLinksResponse {

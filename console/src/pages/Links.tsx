@@ -1,5 +1,5 @@
-// The caller's links: search, create (with alias and expiry, or many from a CSV file), edit, delete,
-// copy the short URL.
+// The caller's links: search, create (with alias and expiry, or many from a CSV file), edit (target,
+// expiry, redirect rules), delete, copy the short URL.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { describeError } from '../api/client';
 import type { Link, ListLinksResponse } from '../api/types';
@@ -7,6 +7,7 @@ import { ConfirmButton, CopyButton, ErrorLine, Field, PageTitle, StatusLine } fr
 import { useServices } from '../context';
 import { CsvUpload } from './CsvUpload';
 import { fmtTime, fromLocalInput, toLocalInput } from '../format';
+import { fromRows, RulesEditor, toRows } from './RedirectRules';
 
 const PAGE_SIZE = 50;
 
@@ -192,9 +193,11 @@ function LinkItem({
   const [editing, setEditing] = useState(false);
   const [targetUrl, setTargetUrl] = useState(link.targetUrl);
   const [expiry, setExpiry] = useState(toLocalInput(link.expireTime));
+  const [rules, setRules] = useState(toRows(link.redirectRules));
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const id = `link-${link.code}`;
+  const ruleCount = link.redirectRules?.length ?? 0;
 
   const save = async (e: Event) => {
     e.preventDefault();
@@ -204,6 +207,8 @@ function LinkItem({
       const body: Record<string, unknown> = { targetUrl: targetUrl.trim() };
       if (expiry) body.expireTime = fromLocalInput(expiry);
       else if (link.expireTime) body.clearExpireTime = true;
+      if (rules.length > 0) body.redirectRules = fromRows(rules);
+      else if (ruleCount > 0) body.clearRedirectRules = true;
       const updated = await api.request<Link>('PATCH', `/v1/links/${encodeURIComponent(link.code)}`, { body });
       onChanged(updated);
       setEditing(false);
@@ -256,6 +261,7 @@ function LinkItem({
               onInput={(e) => setExpiry(e.currentTarget.value)}
             />
           </div>
+          <RulesEditor id={id} rows={rules} onChange={setRules} />
           <ErrorLine error={error} />
           <button type="submit" disabled={busy}>
             Save
@@ -270,6 +276,7 @@ function LinkItem({
           <p class="meta">
             Created {fmtTime(link.createTime)}
             {link.expireTime ? ` · expires ${fmtTime(link.expireTime)}` : ' · never expires'}
+            {ruleCount > 0 && ` · ${ruleCount} redirect rule${ruleCount > 1 ? 's' : ''}`}
           </p>
           <ErrorLine error={error} />
           <div class="actions">
@@ -283,6 +290,7 @@ function LinkItem({
               onClick={() => {
                 setTargetUrl(link.targetUrl);
                 setExpiry(toLocalInput(link.expireTime));
+                setRules(toRows(link.redirectRules));
                 setEditing(true);
               }}
             >

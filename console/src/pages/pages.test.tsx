@@ -160,6 +160,58 @@ describe('search', () => {
   });
 });
 
+describe('redirect rules', () => {
+  it('edits a link’s rules in its form, sends them whole, and clears them when none is left', async () => {
+    const ruled = {
+      ...link('app', 'https://example.com/app'),
+      redirectRules: [{ conditions: [{ os: 'ios' }], targetUrl: 'https://apps.apple.com/app/id1' }],
+    };
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.method === 'PATCH') {
+        const body = c.body as { redirectRules?: unknown[] };
+        return json(200, { ...ruled, redirectRules: body.redirectRules });
+      }
+      return json(200, { links: [ruled] });
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <LinksPage />
+      </ServicesContext.Provider>,
+    );
+    expect(await screen.findByText(/1 redirect rule$/)).toBeTruthy();
+    fireEvent.click(screen.getByRole('button', { name: 'Edit app' }));
+    expect((screen.getByLabelText('Rule 1 condition 1') as HTMLSelectElement).value).toBe('os');
+    expect((screen.getByLabelText('Rule 1 condition 1 value') as HTMLSelectElement).value).toBe('ios');
+    // A second rule: French speakers in France.
+    fireEvent.click(screen.getByRole('button', { name: 'Add a redirect rule' }));
+    fireEvent.change(screen.getByLabelText('Rule 2 condition 1'), { target: { value: 'language' } });
+    type('Rule 2 condition 1 value', 'fr');
+    fireEvent.click(screen.getByRole('button', { name: 'Add a condition to rule 2' }));
+    fireEvent.change(screen.getByLabelText('Rule 2 condition 2'), { target: { value: 'country' } });
+    type('Rule 2 condition 2 value', 'FR');
+    type('Rule 2 target URL', 'https://example.com/fr ');
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect(await screen.findByText(/2 redirect rules$/)).toBeTruthy();
+    const patches = () => calls.filter((c) => c.method === 'PATCH');
+    expect(patches()[0].body).toEqual({
+      targetUrl: 'https://example.com/app',
+      redirectRules: [
+        { conditions: [{ os: 'ios' }], targetUrl: 'https://apps.apple.com/app/id1' },
+        { conditions: [{ language: 'fr' }, { country: 'FR' }], targetUrl: 'https://example.com/fr' },
+      ],
+    });
+
+    // Every rule removed: the update clears them.
+    fireEvent.click(screen.getByRole('button', { name: 'Edit app' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Remove rule 2' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Remove rule 1' }));
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(patches().length).toBe(2));
+    expect(patches()[1].body).toEqual({ targetUrl: 'https://example.com/app', clearRedirectRules: true });
+  });
+});
+
 describe('reports', () => {
   it('fetches a report again the moment its completion arrives on the live stream', async () => {
     let state = 'RUNNING';
