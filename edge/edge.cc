@@ -638,12 +638,13 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
     SendCached(call, *hit);
     return true;
   }
-  // Held: the answer goes out from the I/O thread once the service has the hit (or the service
-  // is failing: HitReporter). Counted as an upstream call, so that WaitIdle waits for the post
-  // (the reporter's thread touches the io_context).
+  // Held: the answer goes out once the service has the hit (or the service is failing:
+  // HitReporter), written by the thread that learns it (the reporter's; the connection waits,
+  // idle), as a unary call's answer is. Counted as an upstream call, so that WaitIdle waits for
+  // it (the reporter's thread touches the io_context).
   upstream_calls_.fetch_add(1);
   ReportCachedHit(*call, *hit, [this, call, hit](bool /*reported*/) {
-    net::post(call->exchange->executor(), [this, call, hit] { SendCached(call, *hit); });
+    SendCached(call, *hit);
     upstream_calls_.fetch_sub(1);
   });
   return true;
