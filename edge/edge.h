@@ -3,7 +3,9 @@
 // server stream served as Server-Sent Events / chunked raw content) and the HTTP answer.
 //
 // Created in main after its dependencies, which it does not own and which outlive it. Handle
-// runs on the I/O threads; upstream completions are posted back to the connection's thread.
+// runs on the I/O threads; a unary call is answered on the completion thread that got its
+// response; the other completions (streams, the authorizer's, held cached redirects) are posted
+// back to the connection's thread.
 #pragma once
 
 #include <atomic>

@@ -1,5 +1,6 @@
 // The state of one routed request inside the Edge (edge.cc, edge_stream.cc): shared by the
-// callbacks that continue it, touched only on its connection's I/O thread (the gRPC context and
+// callbacks that continue it, touched by one thread at a time: its connection's I/O thread, then,
+// for a unary call's answer, the completion thread that got the response (the gRPC context and
 // buffers also by gRPC while the call runs).
 #pragma once
 

@@ -11,6 +11,7 @@
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
+#include "boost/beast/core/buffers_range.hpp"
 #include "boost/beast/core/flat_buffer.hpp"
 #include "boost/beast/core/tcp_stream.hpp"
 #include "boost/beast/http/chunk_encode.hpp"
@@ -18,6 +19,7 @@
 #include "boost/beast/http/error.hpp"
 #include "boost/beast/http/parser.hpp"
 #include "boost/beast/http/read.hpp"
+#include "boost/beast/http/serializer.hpp"
 #include "boost/beast/http/write.hpp"
 #include "grpcpp/support/status.h"
 #include "platform/core/log.h"
@@ -72,20 +74,37 @@ class Connection : public std::enable_shared_from_this<Connection> {
       peer_ = peer.address().to_string();
     }
     stream_.socket().set_option(tcp::no_delay(true), ec);
+    // Send writes what it can at once, without waiting (asynchronous operations work as before).
+    stream_.socket().non_blocking(true, ec);
     WaitForRequest();
   }
 
   const std::string& peer() const { return peer_; }
   net::any_io_executor executor() { return stream_.get_executor(); }
 
+  // May be called on any thread while the connection waits for its answer (nothing else touches
+  // it then): an upstream call's completion thread answers without a hop to the I/O thread. The
+  // response is serialized into one buffer and written at once with a non-blocking send; only
+  // what the socket does not take goes through an asynchronous write, completed on the I/O
+  // thread. The next read is started from here too; its completion runs on the I/O thread.
   void Send(HttpResponse response) {
-    response_ = std::make_unique<HttpResponse>(std::move(response));
-    if (!response_->has_content_length()) {
-      response_->prepare_payload();
+    if (!response.has_content_length()) {
+      response.prepare_payload();
+    }
+    keep_alive_ = response.keep_alive();
+    Serialize(response, &out_);
+    error_code ec;
+    size_t written = stream_.socket().write_some(net::buffer(out_), ec);
+    if (ec == net::error::would_block || ec == net::error::try_again) {
+      ec = {};
+      written = 0;
+    }
+    if (ec || written == out_.size()) {
+      return OnWritten(ec);
     }
     stream_.expires_after(ToChrono(server_->options_.write_timeout));
-    http::async_write(stream_, *response_,
-                      [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
+    net::async_write(stream_, net::buffer(out_.data() + written, out_.size() - written),
+                     [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
   }
 
   void StartStream(HttpResponse head, std::function<void(bool)> done) {
@@ -289,10 +308,26 @@ class Connection : public std::enable_shared_from_this<Connection> {
     server_->handler_->Handle(std::move(exchange));
   }
 
+  // The whole response (status line, fields and body) into *out.
+  static void Serialize(HttpResponse& response, std::string* out) {
+    out->clear();
+    http::response_serializer<http::string_body> serializer(response);
+    error_code ec;
+    while (!ec && !serializer.is_done()) {
+      serializer.next(ec, [&](error_code&, const auto& buffers) {
+        for (net::const_buffer b : beast::buffers_range_ref(buffers)) {
+          out->append(static_cast<const char*>(b.data()), b.size());
+        }
+        serializer.consume(beast::buffer_bytes(buffers));
+      });
+    }
+  }
+
   void OnWritten(error_code ec) {
-    bool keep_alive = response_->keep_alive();
-    response_.reset();
-    if (ec || !keep_alive) {
+    if (out_.capacity() > kKeptBufferBytes) {
+      std::string().swap(out_);
+    }
+    if (ec || !keep_alive_) {
       return Close();
     }
     WaitForRequest();
@@ -356,7 +391,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
   HttpServer* server_;
   std::string peer_;
   std::optional<http::request_parser<http::string_body>> parser_;
-  std::unique_ptr<HttpResponse> response_;
+  // The serialized response being written; kept between requests up to kKeptBufferBytes.
+  static constexpr size_t kKeptBufferBytes = 64 << 10;
+  std::string out_;
+  bool keep_alive_ = false;
   std::optional<http::response<http::empty_body>> continue_;
 
   bool streaming_ = false;

@@ -58,7 +58,9 @@ struct HttpServerOptions {
 class Connection;
 
 // One request and its answer. The handler answers with Respond, or streams with StartStream,
-// WriteChunk... and EndStream. Every method must be called on executor().
+// WriteChunk... and EndStream. Every method must be called on executor(), except Respond, which
+// may also be called on another thread while nothing else touches the exchange (an upstream
+// call's completion thread): the connection waits, idle, for its answer.
 class Exchange {
  public:
   Exchange(std::shared_ptr<Connection> connection, HttpRequest request);

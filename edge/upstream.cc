@@ -278,23 +278,25 @@ void Upstreams::CheckHealth(absl::Duration timeout, std::function<void(std::vect
     auto call = std::make_shared<HealthCall>();
     call->context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     call->request = ToByteBuffer("");  // HealthCheckRequest{service: ""}: the whole server
-    upstreams_.at(service)->stubs[0]->UnaryCall(
-        &call->context, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
-        [fan, call, result](const grpc::Status& status) {
-          if (!status.ok()) {
-            result->state = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
-                                ? Health::State::kUnknown
-                                : Health::State::kNotServing;
-            result->problem = status.error_message();
-          } else if (FromByteBuffer(call->response) == std::string("\x08\x01", 2)) {
-            // HealthCheckResponse{status = 1: SERVING}: bytes 08 01.
-            result->state = Health::State::kServing;
-          } else {
-            result->state = Health::State::kNotServing;
-            result->problem = "not serving";
-          }
-          fan->Finish();
-        });
+    // On the completion queues like every unary call: a single use of gRPC's callback API would
+    // start its own polling threads, which then read the calls' responses off the connection and
+    // must wake the completion thread for each (a thread hop per request).
+    AsyncUnary(upstreams_.at(service)->stubs[0].get(), &call->context, kHealthCheckMethod,
+               call->request, &call->response, [fan, call, result](const grpc::Status& status) {
+                 if (!status.ok()) {
+                   result->state = status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                                       ? Health::State::kUnknown
+                                       : Health::State::kNotServing;
+                   result->problem = status.error_message();
+                 } else if (FromByteBuffer(call->response) == std::string("\x08\x01", 2)) {
+                   // HealthCheckResponse{status = 1: SERVING}: bytes 08 01.
+                   result->state = Health::State::kServing;
+                 } else {
+                   result->state = Health::State::kNotServing;
+                   result->problem = "not serving";
+                 }
+                 fan->Finish();
+               });
   }
 }
 
