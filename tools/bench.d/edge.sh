@@ -15,7 +15,8 @@
 # Writes $KURT_STATE_DIR/bench/edge.json (ratios create_rps_vs_grpc_gateway,
 # get_rps_vs_grpc_gateway, redirect_rps_vs_grpc_gateway, cached_redirect_rps_vs_nginx, higher is
 # better; get_cpu_vs_grpc_gateway, create_cpu_vs_grpc_gateway, redirect_cpu_vs_grpc_gateway,
-# cached_redirect_cpu_vs_nginx, CPU per request, lower is better). Uses the running stack when
+# cached_redirect_cpu_vs_nginx, CPU per request, lower is better; rule_redirect_rps_vs_plain and
+# rule_redirect_cpu_vs_plain: a link with a redirect rule against one without). Uses the running stack when
 # KURT_PG_PRIMARY_URL is set, else starts it; KURT_SKIP_BUILD=1 takes the binaries as built.
 # Knobs: KURT_BENCH_SECONDS (5 per run), KURT_BENCH_RUNS (3), KURT_BENCH_CONNECTIONS (64),
 # KURT_BENCH_HOT_CODES (100).
@@ -203,6 +204,40 @@ for kind in create get redirect; do
   pair "edge_$kind" "http://127.0.0.1:$edge_port" "$edge_pid" \
     "gateway_$kind" "http://127.0.0.1:$gateway_port" "$gateway_pid" "$work/$kind.lua"
 done
+# Redirect rules (docs/links.md): the same uncached redirect, of links that each carry a rule
+# (os ios) that the visitor's agent (a desktop Chrome, French) does not meet, beside links
+# without, both through this edge: what a rule costs the redirect (the edge and kurt-links).
+for i in $(seq "$hot"); do
+  curl -s -o /dev/null -H "X-Kurt-Account-Id: $account" -H "Content-Type: application/json" \
+    -d "{\"targetUrl\":\"https://example.com/landing/$i\",\"alias\":\"edgerule$i\",
+      \"redirectRules\":[{\"conditions\":[{\"os\":\"ios\"}],\"targetUrl\":\"https://apps.example/$i\"}]}" \
+    "http://127.0.0.1:$edge_port/v1/links"
+done
+[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$edge_port/edgerule1")" = 302 ] ||
+  die "the links with a rule were not made"
+for what in plain rule; do
+  prefix=edgebench
+  [ "$what" = rule ] && prefix=edgerule
+  cat >"$work/visit_$what.lua" <<LUA
+local i = 0
+request = function()
+  i = i % $hot + 1
+  return wrk.format("GET", "/$prefix" .. i, {["User-Agent"] =
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
+    ["Accept-Language"] = "fr-FR,fr;q=0.9,en;q=0.8"})
+end
+LUA
+  wrk -t1 -c4 -d1s -s "$work/visit_$what.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
+done
+for i in $(seq "$runs"); do
+  if [ $((i % 2)) = 1 ]; then
+    run_wrk "edge_rule_redirect.$i" "http://127.0.0.1:$edge_port" "$work/visit_rule.lua" "$edge_pid"
+    run_wrk "edge_plain_redirect.$i" "http://127.0.0.1:$edge_port" "$work/visit_plain.lua" "$edge_pid"
+  else
+    run_wrk "edge_plain_redirect.$i" "http://127.0.0.1:$edge_port" "$work/visit_plain.lua" "$edge_pid"
+    run_wrk "edge_rule_redirect.$i" "http://127.0.0.1:$edge_port" "$work/visit_rule.lua" "$edge_pid"
+  fi
+done
 kill "$edge_pid"; wait "$edge_pid" 2>/dev/null || true
 start_edge
 wrk -t1 -c4 -d1s -s "$work/redirect.lua" "http://127.0.0.1:$edge_port" >/dev/null 2>&1
@@ -295,6 +330,17 @@ for load, (ours, ref, ref_row) in loads.items():
         ratios[name] = round(statistics.median(pairs[name]), 3)
     rows[ours] = summary(a, ours)
     rows[ref_row] = summary(b)
+# A rule on the link against none, the same uncached redirect through the same edge: throughput,
+# and the CPU of the edge and of kurt-links (which evaluates the rule) per request.
+a, b = runs_of("edge_rule_redirect"), runs_of("edge_plain_redirect")
+pairs["rule_redirect_rps_vs_plain"] = [round(x["rps"] / max(y["rps"], 1), 3) for x, y in zip(a, b)]
+pairs["rule_redirect_cpu_vs_plain"] = [
+    round((x["proxy_cpu_us_per_request"] + x["links_cpu_us_per_request"]) /
+          max(y["proxy_cpu_us_per_request"] + y["links_cpu_us_per_request"], 0.1), 3)
+    for x, y in zip(a, b)]
+for name in ("rule_redirect_rps_vs_plain", "rule_redirect_cpu_vs_plain"):
+    ratios[name] = round(statistics.median(pairs[name]), 3)
+rows["edge_rule_redirect"], rows["edge_plain_redirect"] = summary(a), summary(b)
 for name in ("edge_cached_redirect", "edge_cached_redirect_unheld"):
     drain = []
     for i in range(1, runs + 1):
@@ -310,7 +356,9 @@ extra = {"cached_redirect_rps_vs_grpc_gateway":
 targets = {"get_cpu_vs_grpc_gateway": ("<=", 0.35), "create_cpu_vs_grpc_gateway": ("<=", 0.35),
            "cached_redirect_cpu_vs_nginx": ("<=", 1.3), "cached_redirect_rps_vs_nginx": (">=", 0.75),
            "cached_redirect_unheld_cpu_vs_nginx": ("<=", 1.3),
-           "cached_redirect_unheld_rps_vs_nginx": (">=", 0.75)}
+           "cached_redirect_unheld_rps_vs_nginx": (">=", 0.75),
+           # Issue 19: a rule on the link costs the redirect at most 10 %.
+           "rule_redirect_rps_vs_plain": (">=", 0.9), "rule_redirect_cpu_vs_plain": ("<=", 1.1)}
 
 print(f"{'':28} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'proxy CPU':>10} "
       f"{'links CPU':>10} {'RSS MB':>7}  req/s and proxy CPU us/req of each run")
