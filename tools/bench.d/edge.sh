@@ -35,14 +35,7 @@ mkdir -p "$out" "$gw"
 
 apt_install wrk nginx-light protobuf-compiler
 command -v go >/dev/null || apt_install golang-go
-# KURT_SKIP_BUILD=1: the binaries already built (as tools/run).
-[ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
-if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
-  "$KURT_ROOT/tools/stack" up >/dev/null
-  set -a
-  . "$KURT_STATE_DIR/stack.env"
-  set +a
-fi
+bench_stack kurt-links kurt-migrate kurt-edge
 "$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
 
 # --- the grpc-gateway proxy, generated from proto/ (cached under $gw) ----------------------------

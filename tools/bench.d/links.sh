@@ -11,6 +11,7 @@
 # KURT_BENCH_HOT_CODES (100).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
+. "$KURT_ROOT/tools/bench.d/lib/knobs.sh"
 
 seconds=${KURT_BENCH_SECONDS:-10}
 concurrency=${KURT_BENCH_CONCURRENCY:-50}
@@ -24,13 +25,7 @@ work=$(mktemp -d)
 mkdir -p "$out"
 
 apt_install curl postgresql-client redis-tools
-[ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate
-if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
-  "$KURT_ROOT/tools/stack" up >/dev/null
-  set -a
-  . "$KURT_STATE_DIR/stack.env"
-  set +a
-fi
+bench_stack kurt-links kurt-migrate
 redis_port=${KURT_REDIS_URL##*:}
 redis_port=${redis_port%%/*}
 ghz=$(go_tool ghz github.com/bojand/ghz/cmd/ghz@v0.93.0)

@@ -22,14 +22,7 @@ work=$(mktemp -d)
 mkdir -p "$out"
 
 apt_install wrk curl postgresql-client
-# KURT_SKIP_BUILD=1: the binaries already built (as tools/run).
-[ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
-if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
-  "$KURT_ROOT/tools/stack" up >/dev/null
-  set -a
-  . "$KURT_STATE_DIR/stack.env"
-  set +a
-fi
+bench_stack kurt-links kurt-migrate kurt-edge
 "$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
 "$KURT_ROOT/tools/certs" "$work/certs" kurt-links kurt-edge
 
@@ -101,25 +94,13 @@ reported=$(curl -s "http://127.0.0.1:$tls_edge/metrics" |
   awk '$1 == "kurt_edge_cached_hits_total{outcome=\"dropped\"}" { v = $2 } END { print v + 0 }')
 [ "${reported%.*}" = 0 ] || die "the mTLS edge dropped $reported reports of cached redirects"
 
-python3 - "$work" "$out/mtls.json" "$runs" <<'PY'
-import json, re, statistics, sys
+PYTHONPATH="$KURT_ROOT/tools/bench.d/lib" python3 - "$work" "$out/mtls.json" "$runs" <<'PY'
+import json, statistics, sys
+from wrk_report import parse as wrk_parse
 work, out_file, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 
-def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
-    return round(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)], 3)
-
 def parse(name):
-    text = open(f"{work}/{name}.txt").read()
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    if not rps:
-        sys.exit(f"wrk {name} failed:\n{text}")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    if bad and int(bad.group(1)):
-        sys.exit(f"wrk {name}: {bad.group(1)} answers were not 302")
-    return {"rps": round(float(rps.group(1))),
-            "p50_ms": ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
-            "p99_ms": ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))}
+    return wrk_parse(f"{work}/{name}.txt", "302")
 
 rows, ratios = {}, {}
 for kind in ["redirect", "cached_redirect"]:

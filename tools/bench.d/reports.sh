@@ -36,15 +36,8 @@ replica=${KURT_PG_REPLICA_URL%/*}/$db
 
 # A database of the benchmark's own, seeded once: $clicks clicks of the account's links in January
 # 2026, and a fifth as many of another account's (which the report must leave out).
-psql -qtA "$KURT_PG_PRIMARY_URL" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
-  psql -q "$KURT_PG_PRIMARY_URL" -c "CREATE DATABASE $db"
-if ! "$KURT_BUILD_DIR/bin/kurt-migrate" --pg_primary_url="$primary" >"$work/migrate.log" 2>&1; then
-  # Migrations changed since the benchmark's database was made: start it afresh.
-  log "recreating $db ($(tail -n 1 "$work/migrate.log"))"
-  psql -q "$KURT_PG_PRIMARY_URL" -c "DROP DATABASE $db WITH (FORCE)" -c "CREATE DATABASE $db"
-  "$KURT_BUILD_DIR/bin/kurt-migrate" --pg_primary_url="$primary" >"$work/migrate.log" 2>&1 ||
-    die "migrations failed: $(tail -n 3 "$work/migrate.log")"
-fi
+. "$KURT_ROOT/tools/bench.d/lib/database.sh"
+bench_database "$db"
 have=$(psql -qtA "$primary" -c "SELECT count(*) FROM clicks c JOIN links l ON l.code = c.code
   WHERE l.account_id = '$account'")
 if [ "$have" -ne $((links * per_link)) ]; then

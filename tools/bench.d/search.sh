@@ -25,11 +25,7 @@ work=$(mktemp -d)
 mkdir -p "$out"
 
 apt_install wrk
-"$KURT_ROOT/tools/build" kurt-links kurt-migrate kurt-edge
-"$KURT_ROOT/tools/stack" up >/dev/null
-set -a
-. "$KURT_STATE_DIR/stack.env"
-set +a
+bench_stack kurt-links kurt-migrate kurt-edge
 unset PGHOST PGPORT PGUSER PGDATABASE PGOPTIONS
 primary=${KURT_PG_PRIMARY_URL%/*}/$db
 replica=${KURT_PG_REPLICA_URL%/*}/$db
@@ -39,14 +35,8 @@ replica=${KURT_PG_REPLICA_URL%/*}/$db
 # the tag "t<i mod 1000>" (so a tag is on 1,000 of a million links, on 1 of a thousand), the
 # target https://site<i mod 1000>.example/<md5 of i> (a text of trigrams every link shares, such
 # as "site7.example", the slow case) and one create time per second back from now.
-psql -qtA "$KURT_PG_PRIMARY_URL" -c "SELECT 1 FROM pg_database WHERE datname = '$db'" | grep -q 1 ||
-  psql -q "$KURT_PG_PRIMARY_URL" -c "CREATE DATABASE $db"
-if ! "$KURT_BUILD_DIR/bin/kurt-migrate" --pg_primary_url="$primary" >"$work/migrate.log" 2>&1; then
-  log "recreating $db ($(tail -n 1 "$work/migrate.log"))"
-  psql -q "$KURT_PG_PRIMARY_URL" -c "DROP DATABASE $db WITH (FORCE)" -c "CREATE DATABASE $db"
-  "$KURT_BUILD_DIR/bin/kurt-migrate" --pg_primary_url="$primary" >"$work/migrate.log" 2>&1 ||
-    die "migrations failed: $(tail -n 3 "$work/migrate.log")"
-fi
+. "$KURT_ROOT/tools/bench.d/lib/database.sh"
+bench_database "$db"
 seed() { # ACCOUNT PREFIX COUNT: the account's links, made once
   local have
   have=$(psql -qtA "$primary" -c "SELECT count(*) FROM links WHERE account_id = '$1'")
@@ -130,26 +120,14 @@ for f in $filters; do
   done
 done
 
-python3 - "$work" "$out/search.json" "$seconds" "$connections" "$runs" "$big" "$filters" <<'PY'
-import json, re, statistics, sys
+PYTHONPATH="$KURT_ROOT/tools/bench.d/lib" python3 - "$work" "$out/search.json" "$seconds" "$connections" "$runs" "$big" "$filters" <<'PY'
+import json, statistics, sys
+from wrk_report import parse as wrk_parse
 work, out_file, seconds, connections, runs, big, filters = sys.argv[1:]
 runs = int(runs)
 
-def ms(text):
-    m = re.match(r"([\d.]+)(us|ms|s|m)", text)
-    return round(float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000, "m": 60000}[m.group(2)], 3)
-
 def parse(name):
-    text = open(f"{work}/{name}.txt").read()
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    if not rps:
-        sys.exit(f"wrk {name} failed:\n{text}")
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
-    if bad:
-        sys.exit(f"wrk {name}: {bad.group(1)} answers were errors")
-    return {"rps": round(float(rps.group(1))),
-            "p50_ms": ms(re.search(r"^\s+50%\s+(\S+)", text, re.M).group(1)),
-            "p99_ms": ms(re.search(r"^\s+99%\s+(\S+)", text, re.M).group(1))}
+    return wrk_parse(f"{work}/{name}.txt", "200")
 
 def summary(rs):
     r = dict(sorted(rs, key=lambda x: x["rps"])[len(rs) // 2])

@@ -8,3 +8,15 @@ bench_knobs() { # CONNECTIONS HOT_CODES (the defaults): sets seconds, runs, conn
   connections=${KURT_BENCH_CONNECTIONS:-$1}
   hot=${KURT_BENCH_HOT_CODES:-$2}
 }
+
+bench_stack() { # BINARY...: builds them (unless KURT_SKIP_BUILD=1: the binaries as built) and
+  # uses the running stack when its environment is set (KURT_PG_PRIMARY_URL), else starts it
+  [ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" "$@"
+  if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
+    "$KURT_ROOT/tools/stack" up >/dev/null
+    set -a
+    # shellcheck disable=SC1091 # written by tools/stack
+    . "$KURT_STATE_DIR/stack.env"
+    set +a
+  fi
+}
