@@ -242,9 +242,24 @@ class Generator {
     }
     const Descriptor* d = route.body == Route::Body::kAll ? route.method->input_type()
                                                           : route.body_field->message_type();
-    // The edge refuses a body with a field its message does not have.
-    closed_.insert(d);
+    // The edge refuses a body with a field its message does not have, at any depth.
+    Close(d);
     body["content"]["application/json"]["schema"] = Ref(d);
+  }
+
+  // `d` and the messages of its fields, transitively (not map entries, which are objects of
+  // their own, nor protobuf's well-known types, which are JSON scalars here).
+  void Close(const Descriptor* d) {
+    if (!closed_.insert(d).second) {
+      return;
+    }
+    for (int i = 0; i < d->field_count(); ++i) {
+      const Descriptor* m = d->field(i)->message_type();
+      if (m != nullptr && !m->options().map_entry() &&
+          !absl::StartsWith(m->full_name(), "google.protobuf.")) {
+        Close(m);
+      }
+    }
   }
 
   void AddResponses(const Route& route, Json* op) {

@@ -91,8 +91,11 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
       absl::StartsWith(At(target, {"pattern"}).string_value(), "^[Hh][Tt][Tt][Pp][Ss]?://"));
   EXPECT_EQ(At(create.struct_value(), {"required"}).list_value().values(0).string_value(),
             "targetUrl");
-  // The edge refuses unknown fields in a body; responses may grow new ones.
+  // The edge refuses unknown fields in a body, at any depth; responses may grow new ones.
   EXPECT_FALSE(At(create.struct_value(), {"additionalProperties"}).bool_value());
+  EXPECT_FALSE(At(doc, {"components", "schemas", "kurt.links.v1.RedirectCondition",
+                        "additionalProperties"})
+                   .bool_value());
   EXPECT_EQ(At(doc, {"components", "schemas", "kurt.links.v1.Link"})
                 .struct_value()
                 .fields()
