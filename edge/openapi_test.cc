@@ -93,9 +93,9 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
             "targetUrl");
   // The edge refuses unknown fields in a body, at any depth; responses may grow new ones.
   EXPECT_FALSE(At(create.struct_value(), {"additionalProperties"}).bool_value());
-  EXPECT_FALSE(At(doc, {"components", "schemas", "kurt.links.v1.RedirectCondition",
-                        "additionalProperties"})
-                   .bool_value());
+  EXPECT_FALSE(
+      At(doc, {"components", "schemas", "kurt.links.v1.RedirectCondition", "additionalProperties"})
+          .bool_value());
   EXPECT_EQ(At(doc, {"components", "schemas", "kurt.links.v1.Link"})
                 .struct_value()
                 .fields()
