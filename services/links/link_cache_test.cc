@@ -117,5 +117,27 @@ TEST(LinkCacheTtlTest, JittersAroundTheTtlAndNeverOutlivesExpiry) {
   EXPECT_EQ(cache.TtlFor(CachedLink{}, now), options.miss_ttl);
 }
 
+TEST(CachedLinkTest, AProtectedLinkIsMarkedSoThatNoOlderProcessServesItsTarget) {
+  CachedLink link{true, "https://example.com/secret", std::nullopt, {}};
+  link.limits.password_protected = true;
+  const std::string encoded = link.Encode();
+  EXPECT_EQ(encoded.substr(0, 2), "P|") << "none of the L, X or R forms of older processes";
+  EXPECT_EQ(encoded.find("argon2"), std::string::npos);
+  auto back = CachedLink::Decode(encoded);
+  ASSERT_TRUE(back.has_value()) << encoded;
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_EQ(back->target_url, "https://example.com/secret");
+
+  link.limits.max_clicks = 7;
+  back = CachedLink::Decode(link.Encode());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_EQ(back->limits.max_clicks, 7);
+  // Without a password, the forms are the ones older processes read.
+  link.limits.password_protected = false;
+  EXPECT_EQ(link.Encode().substr(0, 2), "X|");
+  EXPECT_FALSE(CachedLink::Decode(link.Encode())->limits.password_protected);
+}
+
 }  // namespace
 }  // namespace kurt::links
