@@ -1963,5 +1963,74 @@ TEST_F(LinksRpcsTest, UpdatingThePasswordChangesTheRedirectAndAnnouncesIt) {
   EXPECT_EQ(r->target_url(), "https://example.com/x");
 }
 
+TEST_F(LinksRpcsTest, AProtectedLinkWithRulesAsksEveryoneThenUnlocksToTheRuleThatHolds) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/default");
+  create.set_alias("locked-rules");
+  create.set_password("letmein");
+  create.set_forward_query(true);
+  *create.add_redirect_rules() =
+      RuleOf("https://example.com/ios", [](auto* c) { c->set_os("ios"); });
+  *create.add_redirect_rules() =
+      RuleOf("https://example.com/fr", [](auto* c) { c->set_language("fr"); });
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), create);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->password_protected());
+  EXPECT_EQ(link->redirect_rules_size(), 2);
+
+  // The form for every visitor, whichever rule would hold for them; no click.
+  for (const Caller& visitor :
+       {Visiting(kIphoneAgent, "", ""), Visiting(kDesktopAgent, "fr", ""), Caller("")}) {
+    absl::StatusOr<v1::ResolveResponse> r = Resolve("locked-rules", visitor);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->target_url(), "");
+    EXPECT_TRUE(r->has_page());
+  }
+  EXPECT_TRUE(clicks_.published.empty());
+
+  // As Redis would hand it back: both the password and the rules survive the record.
+  ASSERT_TRUE(cache_.entries.count("locked-rules"));
+  const std::string record = cache_.entries.at("locked-rules").Encode();
+  EXPECT_TRUE(absl::StartsWith(record, "P|")) << record;
+  std::optional<CachedLink> decoded = CachedLink::Decode(record);
+  ASSERT_TRUE(decoded.has_value()) << record;
+  cache_.entries["locked-rules"] = *decoded;
+
+  auto unlock = [&](const Caller& visitor, const std::string& password) {
+    v1::UnlockLinkRequest request;
+    request.set_code("locked-rules");
+    request.set_password(password);
+    return rpcs_.UnlockLink(visitor, request);
+  };
+  EXPECT_TRUE(absl::IsUnauthenticated(unlock(Visiting(kIphoneAgent, "", ""), "wrong").status()));
+  EXPECT_TRUE(clicks_.published.empty());
+
+  // The right password: the target Resolve's rules choose for that visitor, the query forwarded.
+  absl::StatusOr<v1::ResolveResponse> ios =
+      unlock(Visiting(kIphoneAgent, "", "", "utm_source=x"), "letmein");
+  ASSERT_TRUE(ios.ok()) << ios.status();
+  EXPECT_EQ(ios->target_url(), "https://example.com/ios?utm_source=x");
+  EXPECT_EQ(ios->cache_max_age_seconds(), 0);
+  absl::StatusOr<v1::ResolveResponse> fr = unlock(Visiting(kDesktopAgent, "fr-CA", ""), "letmein");
+  ASSERT_TRUE(fr.ok()) << fr.status();
+  EXPECT_EQ(fr->target_url(), "https://example.com/fr");
+  absl::StatusOr<v1::ResolveResponse> other = unlock(Visiting(kDesktopAgent, "en", ""), "letmein");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->target_url(), "https://example.com/default");
+  EXPECT_EQ(clicks_.published.size(), 3u) << "each unlocked redirect is a click";
+
+  // The password removed, the rules stay: Resolve redirects by them at once.
+  v1::UpdateLinkRequest open;
+  open.set_code("locked-rules");
+  open.set_clear_password(true);
+  absl::StatusOr<v1::Link> opened = rpcs_.UpdateLink(As("acct-a"), open);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_FALSE(opened->password_protected());
+  EXPECT_EQ(opened->redirect_rules_size(), 2);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("locked-rules", Visiting(kIphoneAgent, "", ""));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->target_url(), "https://example.com/ios");
+}
+
 }  // namespace
 }  // namespace kurt::links

@@ -545,6 +545,71 @@ TEST_F(LinksLimitsTest, AProtectedLinkAsksForItsPasswordAndRedirectsOnlyWithIt) 
   EXPECT_EQ(open.Header("location"), "https://example.com/secret?a=1");
 }
 
+TEST_F(LinksLimitsTest, AProtectedLinkWithRulesUnlocksToTheTargetItsRulesChooseForTheVisitor) {
+  const std::string code = Create(R"({"targetUrl":"https://example.com/default",
+      "password":"letmein","forwardQuery":true,
+      "redirectRules":[
+        {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
+        {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
+        {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}
+      ]})");
+  ASSERT_FALSE(code.empty());
+  Reply got = Call("GET", "/v1/links/" + code);
+  EXPECT_NE(got.body.find("\"passwordProtected\":true"), std::string::npos) << got.body;
+  EXPECT_NE(got.body.find(R"("redirectRules":[{"conditions":[{"os":"ios"}],)"), std::string::npos)
+      << got.body;
+
+  const std::string iphone_agent =
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+      "Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+  const std::string desktop =
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36";
+  struct Case {
+    Headers headers;
+    std::string target;
+  };
+  // 2.26.24.1 is in one of Germany's ranges in Debian's tor-geoipdb.
+  const std::vector<Case> cases = {
+      {{{"User-Agent", iphone_agent}}, "https://example.com/ios?utm_source=mail"},
+      {{{"User-Agent", desktop}, {"Accept-Language", "fr-FR,en;q=0.8"}},
+       "https://example.com/fr?utm_source=mail"},
+      {{{"User-Agent", desktop}, {"Accept-Language", "en"}, {"X-Forwarded-For", "2.26.24.1"}},
+       "https://example.com/de?utm_source=mail"},
+      {{{"User-Agent", desktop}}, "https://example.com/default?utm_source=mail"}};
+
+  // Every visitor gets the form first, whichever rule holds for them (the link's record now in
+  // Redis, which the unlocks below read), and no click.
+  const double clicks = ClicksQueued();
+  for (const Case& c : cases) {
+    Reply form = Visit("/" + code + "?utm_source=mail", c.headers);
+    EXPECT_EQ(form.status, 200u) << form.body;
+    EXPECT_EQ(form.Header("location"), "");
+    EXPECT_NE(form.body.find("name=\"password\""), std::string::npos) << form.body;
+  }
+  EXPECT_EQ(ClicksQueued(), clicks);
+
+  // The right password: 303 to the target the rules choose for that visitor, one click each.
+  for (const Case& c : cases) {
+    Headers headers = c.headers;
+    headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    Reply right =
+        Fetch(edge_->port(), "POST", "/" + code + "?utm_source=mail", headers, "password=letmein");
+    EXPECT_EQ(right.status, 303u) << right.body << right.error;
+    EXPECT_EQ(right.Header("location"), c.target);
+    EXPECT_EQ(right.Header("cache-control"), "no-store");
+  }
+  EXPECT_EQ(ClicksQueued(), clicks + static_cast<double>(cases.size()));
+
+  // The password removed: the rules answer the redirect itself.
+  Reply cleared = Call("PATCH", "/v1/links/" + code, R"({"clearPassword":true})");
+  ASSERT_EQ(cleared.status, 200u) << cleared.body;
+  EXPECT_NE(cleared.body.find("redirectRules"), std::string::npos) << cleared.body;
+  Reply open = Visit("/" + code, cases[0].headers);
+  EXPECT_EQ(open.status, 302u) << open.body;
+  EXPECT_EQ(open.Header("location"), "https://example.com/ios");
+}
+
 TEST_F(LinksLimitsTest, APasswordAddedLaterStopsTheRedirectTheEdgeCachedAtOnce) {
   const std::string code = Create(R"({"targetUrl":"https://example.com/public"})");
   ASSERT_FALSE(code.empty());
