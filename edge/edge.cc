@@ -283,7 +283,35 @@ grpc::Status Edge::PublicStatus(const Call& call, const grpc::Status& status) co
   return grpc::Status(status.error_code(), message);
 }
 
+void Edge::SendPage(const std::shared_ptr<Call>& call, unsigned http_status, HttpPayload page,
+                    absl::string_view details) {
+  HttpResponse res{static_cast<http::status>(http_status), 11};
+  res.set(http::field::content_type, page.content_type);
+  res.set(http::field::cache_control, "no-store");
+  res.set("x-content-type-options", "nosniff");
+  res.set("referrer-policy", "no-referrer");
+  if (!call->route->redirect->content_security_policy.empty()) {
+    res.set("content-security-policy", call->route->redirect->content_security_policy);
+  }
+  if (std::optional<int64_t> seconds = RetryAfterSeconds(details)) {
+    res.set(http::field::retry_after, absl::StrCat(*seconds));
+  }
+  if (call->exchange->request().method() == http::verb::head) {
+    res.content_length(page.body.size());
+  } else {
+    res.body() = std::move(page.body);
+  }
+  Send(call, std::move(res));
+}
+
 void Edge::SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+  // A redirect route with pages answers a person: an error that carries a page is that page.
+  if (HttpPayload page; call->route != nullptr && call->route->redirect &&
+                        call->route->redirect->body_field_number > 0 &&
+                        Transcoder::ErrorPage(status.error_details(), &page)) {
+    return SendPage(call, HttpStatusFromGrpc(status.error_code()), std::move(page),
+                    status.error_details());
+  }
   grpc::Status shown = PublicStatus(*call, status);
   SendError(call, HttpStatusFromGrpc(shown.error_code()), shown.error_code(), shown.error_message(),
             shown.error_details());
@@ -539,6 +567,10 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
 
   if (route.redirect) {
     std::string location = Transcoder::Location(route, bytes);
+    if (HttpPayload page; location.empty() && Transcoder::Page(route, bytes, &page)) {
+      // Never kept: the page stands in front of a redirect that must not be served without it.
+      return SendPage(call, 200, std::move(page), "");
+    }
     if (location.empty()) {
       return SendError(call, 500, grpc::StatusCode::INTERNAL,
                        "the upstream answered the redirect without a location");

@@ -124,6 +124,10 @@ class Edge : public HttpHandler {
   void SendError(const std::shared_ptr<Call>& call, unsigned http_status, int grpc_code,
                  absl::string_view message, absl::string_view details = "");
   void SendGrpcError(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  // A redirect route's page (HttpRedirect.body_field): never cached, with the route's CSP, and
+  // Retry-After from a RetryInfo in `details` (an error's).
+  void SendPage(const std::shared_ptr<Call>& call, unsigned http_status, HttpPayload page,
+                absl::string_view details);
   // An upstream's status as the client may see it: the code always; for server-side failures
   // (UNAVAILABLE, INTERNAL, UNKNOWN, DATA_LOSS) a message of the edge's own naming the service and
   // the request id instead of the upstream's (which may name hosts, databases or addresses: it

@@ -245,6 +245,9 @@ class Generator {
     // The edge refuses a body with a field its message does not have, at any depth.
     Close(d);
     body["content"]["application/json"]["schema"] = Ref(d);
+    if (route.body_accepts_form) {
+      body["content"]["application/x-www-form-urlencoded"]["schema"] = Ref(d);
+    }
   }
 
   // `d` and the messages of its fields, transitively (not map entries, which are objects of
@@ -269,6 +272,12 @@ class Generator {
       Json& r = responses[absl::StrCat(route.redirect->status_code)];
       r["description"] = Json::String("A redirect to the target.");
       r["headers"]["Location"]["schema"]["type"] = Json::String("string");
+      if (route.redirect->body_field_number > 0) {
+        Json& page = responses["200"];
+        page["description"] =
+            Json::String("A page instead of the redirect (a form asking for the link's password).");
+        page["content"]["text/html"]["schema"] = BinarySchema();
+      }
     } else {
       Json& r = responses["200"];
       r["description"] = Json::String(
@@ -287,6 +296,13 @@ class Generator {
     error["description"] = Json::String("An error: the gRPC status as JSON.");
     error["content"]["application/json"]["schema"]["$ref"] =
         Json::String("#/components/schemas/google.rpc.Status");
+    if (route.redirect && route.redirect->body_field_number > 0) {
+      // Errors meant for a person (a wrong password, too many tries) come as a page.
+      error["description"] = Json::String(
+          "An error: the gRPC status as JSON, or a page for a person (the form again after a "
+          "wrong password, 401; the time to wait after too many, 429 with Retry-After).");
+      error["content"]["text/html"]["schema"] = BinarySchema();
+    }
   }
 
   Json Ref(const Descriptor* d) {

@@ -27,6 +27,11 @@ struct Route {
     // The response's optional int32 field bounding the max-age (HttpRedirect.max_age_field); 0
     // none.
     int max_age_field_number = 0;
+    // The response's google.api.HttpBody field answered instead of a redirect when the location
+    // is empty, and whose kind an error's details may carry (HttpRedirect.body_field); 0 none.
+    int body_field_number = 0;
+    // Those pages' Content-Security-Policy header; "" none.
+    std::string content_security_policy;
   };
 
   int id = 0;
@@ -45,6 +50,8 @@ struct Route {
   const google::protobuf::FieldDescriptor* body_field = nullptr;  // kField
   // The body is raw content: the request is a google.api.HttpBody (body "*") or body_field is.
   bool body_is_http_body = false;
+  // A body "*" may also be an HTML form's (HttpRedirect.accepts_form).
+  bool body_accepts_form = false;
 
   const google::protobuf::FieldDescriptor* response_body = nullptr;
   // The response (or its response_body field) is a google.api.HttpBody.

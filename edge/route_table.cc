@@ -235,7 +235,11 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
             if (route->server_streaming) {
               return Bad(m, "a redirect cannot be a stream");
             }
-            route->redirect = Route::Redirect{f->number(), code, opt.cache_max_age_seconds(), ""};
+            Route::Redirect redirect;
+            redirect.location_field_number = f->number();
+            redirect.status_code = code;
+            redirect.cache_max_age_seconds = opt.cache_max_age_seconds();
+            route->redirect = std::move(redirect);
             if (!opt.max_age_field().empty()) {
               const FieldDescriptor* age = out->FindFieldByName(opt.max_age_field());
               if (age == nullptr || age->type() != FieldDescriptor::TYPE_INT32 ||
@@ -245,6 +249,22 @@ absl::StatusOr<std::unique_ptr<RouteTable>> RouteTable::Build(const ApiDescripto
                                         "\" is not an optional int32 field of ", out->full_name()));
               }
               route->redirect->max_age_field_number = age->number();
+            }
+            if (!opt.body_field().empty()) {
+              const FieldDescriptor* page = out->FindFieldByName(opt.body_field());
+              if (page == nullptr || page->is_repeated() || !IsHttpBody(page->message_type())) {
+                return Bad(
+                    m, absl::StrCat("http_redirect.body_field \"", opt.body_field(),
+                                    "\" is not a google.api.HttpBody field of ", out->full_name()));
+              }
+              route->redirect->body_field_number = page->number();
+              route->redirect->content_security_policy = opt.body_content_security_policy();
+            }
+            if (opt.accepts_form()) {
+              if (route->body != Route::Body::kAll || route->body_is_http_body) {
+                return Bad(m, "http_redirect.accepts_form needs a body \"*\" of fields");
+              }
+              route->body_accepts_form = true;
             }
             if (!opt.cached_hits_method().empty()) {
               const MethodDescriptor* hits = service->FindMethodByName(opt.cached_hits_method());

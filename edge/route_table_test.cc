@@ -40,6 +40,21 @@ TEST(RouteTableTest, BuildsRoutesFromAnnotations) {
             "/kurt.links.v1.LinksService/RecordCachedRedirects");
   EXPECT_TRUE(resolve.is_public);
   EXPECT_FALSE(get.is_public);
+  // A protected link's form stands in for the redirect (HttpRedirect.body_field: page = 3).
+  EXPECT_EQ(resolve.redirect->body_field_number, 3);
+  EXPECT_NE(resolve.redirect->content_security_policy.find("default-src 'none'"),
+            std::string::npos);
+
+  // ...and is posted back to the short URL: a form body, answered with a 303.
+  const Route& unlock = t.Find("POST", "/abc", nullptr);
+  EXPECT_EQ(unlock.name, "kurt.links.v1.LinksService.UnlockLink");
+  EXPECT_EQ(unlock.body, Route::Body::kAll);
+  EXPECT_TRUE(unlock.body_accepts_form);
+  ASSERT_TRUE(unlock.redirect.has_value());
+  EXPECT_EQ(unlock.redirect->status_code, 303);
+  EXPECT_EQ(unlock.redirect->cache_max_age_seconds, 0);
+  EXPECT_EQ(unlock.redirect->body_field_number, 3);
+  EXPECT_TRUE(unlock.is_public);
 }
 
 TEST(RouteTableTest, TestServiceMappingRules) {

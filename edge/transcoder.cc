@@ -48,6 +48,12 @@ HttpPayload DecodeHttpBody(absl::string_view message) {
 
 absl::string_view StripSpace(absl::string_view s) { return absl::StripAsciiWhitespace(s); }
 
+// application/x-www-form-urlencoded, parameters (a charset) aside.
+bool IsForm(absl::string_view content_type) {
+  return absl::EqualsIgnoreCase(StripSpace(content_type.substr(0, content_type.find(';'))),
+                                "application/x-www-form-urlencoded");
+}
+
 bool SamePath(const FieldPath& a, const std::vector<const FieldDescriptor*>& b, size_t n) {
   if (a.size() < n || b.size() < n) {
     return false;
@@ -118,6 +124,26 @@ absl::StatusOr<std::string> Transcoder::BodyJsonToBinary(const Route& route,
     return wrapped;
   }
   return binary;
+}
+
+absl::Status Transcoder::AppendForm(const Route& route, absl::string_view body,
+                                    std::string* out) const {
+  std::vector<std::pair<std::string, std::string>> fields;
+  if (!ParseQuery(body, &fields)) {
+    return absl::InvalidArgumentError("malformed form body (a bad %-escape)");
+  }
+  for (const auto& [name, value] : fields) {
+    std::string what = absl::StrCat("form field \"", name, "\"");
+    const FieldDescriptor* f = FindField(route.method->input_type(), name);
+    if (f == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": no such field in ", route.method->input_type()->full_name()));
+    }
+    if (absl::Status s = AppendFieldFromText({f}, value, what, out); !s.ok()) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::Status Transcoder::AppendQuery(const Route& route, absl::string_view query,
@@ -195,6 +221,10 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
     case Route::Body::kAll:
       if (route.body_is_http_body) {
         out = EncodeHttpBody(content_type, body);
+      } else if (route.body_accepts_form && IsForm(content_type)) {
+        if (absl::Status s = AppendForm(route, body, &out); !s.ok()) {
+          return s;
+        }
       } else {
         absl::StatusOr<std::string> b = BodyJsonToBinary(route, body);
         if (!b.ok()) {
@@ -376,6 +406,31 @@ std::string Transcoder::Location(const Route& route, absl::string_view message) 
     return "";
   }
   return std::string(v);
+}
+
+bool Transcoder::Page(const Route& route, absl::string_view message, HttpPayload* page) {
+  absl::string_view v;
+  if (!route.redirect || route.redirect->body_field_number == 0 ||
+      !FindLengthDelimited(message, route.redirect->body_field_number, &v)) {
+    return false;
+  }
+  *page = DecodeHttpBody(v);
+  return true;
+}
+
+bool Transcoder::ErrorPage(absl::string_view status_details, HttpPayload* page) {
+  google::rpc::Status status;
+  if (status_details.empty() ||
+      !status.ParseFromArray(status_details.data(), static_cast<int>(status_details.size()))) {
+    return false;
+  }
+  for (const google::protobuf::Any& any : status.details()) {
+    if (any.type_url() == "type.googleapis.com/google.api.HttpBody") {
+      *page = DecodeHttpBody(any.value());
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string Transcoder::ErrorBody(int grpc_code, absl::string_view message,

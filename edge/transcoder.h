@@ -47,6 +47,12 @@ class Transcoder {
 
   // The redirect target from the response ("" when unset).
   static std::string Location(const Route& route, absl::string_view message);
+  // A redirect route's page (HttpRedirect.body_field) from the response: false when the route
+  // has none or the response does not hold it.
+  static bool Page(const Route& route, absl::string_view message, HttpPayload* page);
+  // The first google.api.HttpBody among the details of a serialized google.rpc.Status (an
+  // error's page, for a redirect route with a body_field): false when there is none.
+  static bool ErrorPage(absl::string_view status_details, HttpPayload* page);
 
   // {"code": <grpc code>, "message": ..., "details": [...]} with details from a serialized
   // google.rpc.Status (grpc-status-details-bin), each Any as JSON where its type is known.
@@ -66,6 +72,8 @@ class Transcoder {
                                              absl::string_view message) const;
   absl::StatusOr<std::string> BodyJsonToBinary(const Route& route, absl::string_view body) const;
   absl::Status AppendQuery(const Route& route, absl::string_view query, std::string* out) const;
+  // An HTML form's body (body_accepts_form): each name a field of the request, as in a query.
+  absl::Status AppendForm(const Route& route, absl::string_view body, std::string* out) const;
 
   const ApiDescriptors* api_;
   google::protobuf::util::JsonPrintOptions print_options_;

@@ -5,6 +5,7 @@
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "kurt/links/v1/links.pb.h"
 #include "kurt/testing/v1/echo.pb.h"
 
 namespace kurt::edge {
@@ -226,6 +227,60 @@ TEST_F(TranscoderTest, ErrorBodyWithDetails) {
             R"("must be http or https"}]},{"@type":"type.googleapis.com/no.such.Type",)"
             R"("value":"eno="}]})");
   EXPECT_EQ(transcoder_->ErrorBody(5, "gone", ""), R"({"code":5,"message":"gone","details":[]})");
+}
+
+TEST_F(TranscoderTest, ARouteThatAcceptsFormsReadsAnHtmlFormsBodyAsItsFields) {
+  // UnlockLink (HttpRedirect.accepts_form): what a browser posts, and JSON alike.
+  for (const auto& [body, type] : std::vector<std::pair<std::string, std::string>>{
+           {"password=open+s%C3%A9same%26", "application/x-www-form-urlencoded"},
+           {"password=open+s%C3%A9same%26", "Application/X-WWW-Form-Urlencoded; charset=UTF-8"},
+           {R"({"password":"open s\u00e9same&"})", "application/json"}}) {
+    absl::StatusOr<std::string> bytes = Request("POST", "/abc1234", "", body, type);
+    ASSERT_TRUE(bytes.ok()) << bytes.status();
+    kurt::links::v1::UnlockLinkRequest r;
+    ASSERT_TRUE(r.ParseFromString(*bytes));
+    EXPECT_EQ(r.code(), "abc1234");
+    EXPECT_EQ(r.password(), "open s\xC3\xA9same&");
+  }
+  absl::StatusOr<std::string> unknown =
+      Request("POST", "/abc1234", "", "pass=x", "application/x-www-form-urlencoded");
+  EXPECT_EQ(unknown.status().message(),
+            "form field \"pass\": no such field in kurt.links.v1.UnlockLinkRequest");
+  absl::StatusOr<std::string> bad =
+      Request("POST", "/abc1234", "", "password=%zz", "application/x-www-form-urlencoded");
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+  // Other routes take no form: it is read as JSON, and is none.
+  absl::StatusOr<std::string> elsewhere =
+      Request("POST", "/v1/links", "", "targetUrl=https%3A%2F%2Fexample.com",
+              "application/x-www-form-urlencoded");
+  EXPECT_TRUE(absl::IsInvalidArgument(elsewhere.status())) << elsewhere.status();
+}
+
+TEST_F(TranscoderTest, ARedirectRoutesPageAndAnErrorsPageAreFound) {
+  std::vector<std::string> values;
+  const Route& resolve = api_.Find("GET", "/abc1234", &values);
+  kurt::links::v1::ResolveResponse response;
+  response.mutable_page()->set_content_type("text/html; charset=utf-8");
+  response.mutable_page()->set_data("<p>form</p>");
+  HttpPayload page;
+  ASSERT_TRUE(Transcoder::Page(resolve, response.SerializeAsString(), &page));
+  EXPECT_EQ(page.content_type, "text/html; charset=utf-8");
+  EXPECT_EQ(page.body, "<p>form</p>");
+  response.clear_page();
+  response.set_target_url("https://example.com/");
+  EXPECT_FALSE(Transcoder::Page(resolve, response.SerializeAsString(), &page));
+
+  google::rpc::Status status;
+  status.set_code(16);
+  google::api::HttpBody body;
+  body.set_content_type("text/html");
+  body.set_data("wrong");
+  status.add_details()->PackFrom(google::rpc::RetryInfo());
+  status.add_details()->PackFrom(body);
+  ASSERT_TRUE(Transcoder::ErrorPage(status.SerializeAsString(), &page));
+  EXPECT_EQ(page.body, "wrong");
+  status.mutable_details()->RemoveLast();
+  EXPECT_FALSE(Transcoder::ErrorPage(status.SerializeAsString(), &page));
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "platform/grpc/handler.h"
 
 #include "absl/strings/cord.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
@@ -81,16 +82,22 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
                            code == grpc::StatusCode::INTERNAL ||
                            code == grpc::StatusCode::UNKNOWN || code == grpc::StatusCode::DATA_LOSS;
   if (!server_side && !IsBackendError(status)) {
-    absl::optional<absl::Cord> retry = status.GetPayload(kRetryInfoUrl);
-    if (!retry) {
+    google::rpc::Status details;
+    // Each payload of WithRetryAfter's and WithDetail's is keyed by its type URL; others (a
+    // service's own marks, type.kurt.dev/...) stay inside.
+    status.ForEachPayload([&details](absl::string_view type_url, const absl::Cord& value) {
+      if (!absl::StartsWith(type_url, "type.googleapis.com/")) {
+        return;
+      }
+      google::protobuf::Any* any = details.add_details();
+      any->set_type_url(std::string(type_url));
+      any->set_value(std::string(value));
+    });
+    if (details.details().empty()) {
       return grpc::Status(code, std::string(status.message()));
     }
-    google::rpc::Status details;
     details.set_code(static_cast<int>(code));
     details.set_message(std::string(status.message()));
-    google::protobuf::Any* any = details.add_details();
-    any->set_type_url(std::string(kRetryInfoUrl));
-    any->set_value(std::string(*retry));
     return grpc::Status(code, std::string(status.message()), details.SerializeAsString());
   }
   // The text may name databases, hosts, tables or values: it goes to the log, under the request
@@ -124,6 +131,12 @@ absl::Status WithRetryAfter(absl::Status status, absl::Duration delay) {
   info.mutable_retry_delay()->set_nanos(
       static_cast<int32_t>(absl::ToInt64Nanoseconds(delay - absl::Seconds(seconds))));
   status.SetPayload(kRetryInfoUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+absl::Status WithDetail(absl::Status status, const google::protobuf::Message& detail) {
+  status.SetPayload(absl::StrCat("type.googleapis.com/", detail.GetDescriptor()->full_name()),
+                    absl::Cord(detail.SerializeAsString()));
   return status;
 }
 

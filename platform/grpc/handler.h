@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
@@ -89,11 +90,16 @@ class Caller {
 // text (platform/core/backend_error.h) keeps its code but gets a generic message with the request
 // id, and its text goes to the log: PostgreSQL's and Redis's errors never reach a client.
 // A status marked WithRetryAfter carries a google.rpc.RetryInfo in its details (the edge answers
-// it with Retry-After).
+// it with Retry-After), and one given details WithDetail carries those.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 
 // `status` (RESOURCE_EXHAUSTED, UNAVAILABLE...) with when the caller may try again.
 absl::Status WithRetryAfter(absl::Status status, absl::Duration delay);
+
+// `status` carrying `detail` too: ToGrpcStatus puts it in the google.rpc.Status details, as an
+// Any (a google.api.HttpBody page the edge answers instead of the JSON error, say). Not for
+// server-side failures, whose details are dropped with their text.
+absl::Status WithDetail(absl::Status status, const google::protobuf::Message& detail);
 
 // UNAUTHENTICATED unless `caller` names an account, when `access` asks for one; PERMISSION_DENIED
 // unless the edge calls, when `access` is kEdge.

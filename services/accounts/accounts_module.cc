@@ -26,7 +26,8 @@ AccountsModule::AccountsModule(const AccountsConfig& config, AccountsDeps deps)
     : store_(deps.cluster),
       cache_(deps.redis, config.key_cache_ttl, config.key_cache_prefix, config.record_secret),
       passwords_(config.passwords),
-      throttle_(deps.redis, config.signin_limits, config.signin_key_prefix),
+      signin_failures_(deps.redis, config.signin_key_prefix),
+      throttle_(&signin_failures_, config.signin_limits),
       rpcs_(RpcsOptions(config), &store_, &cache_, &passwords_, &throttle_),
       service_(&rpcs_),
       sweep_interval_(config.sweep_interval) {

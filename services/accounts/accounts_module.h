@@ -19,8 +19,9 @@
 #include "services/accounts/accounts_service.h"
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/key_cache.h"
-#include "services/accounts/password.h"
 #include "services/accounts/signin_throttle.h"
+#include "services/common/failure_throttle.h"
+#include "services/common/password_hasher.h"
 
 namespace kurt::accounts {
 
@@ -69,7 +70,8 @@ class AccountsModule {
   PgAccountsStore store_;
   RedisKeyCache cache_;
   PasswordHasher passwords_;
-  RedisSignInThrottle throttle_;
+  RedisFailureThrottle signin_failures_;
+  SignInThrottle throttle_;
   AccountsRpcs rpcs_;
   AccountsService service_;
   const absl::Duration sweep_interval_;

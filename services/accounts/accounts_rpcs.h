@@ -30,8 +30,8 @@
 #include "platform/grpc/handler.h"
 #include "services/accounts/accounts_store.h"
 #include "services/accounts/key_cache.h"
-#include "services/accounts/password.h"
 #include "services/accounts/signin_throttle.h"
+#include "services/common/password_hasher.h"
 
 namespace kurt::accounts {
 

@@ -256,7 +256,8 @@ class AccountsRpcsTest : public ::testing::Test {
   // The cheapest argon2id libsodium allows: these tests are about the rules, not the cost.
   PasswordHasher passwords_{PasswordHasherOptions{1, 8192, 2}};
   absl::Time now_ = absl::FromUnixSeconds(1800000000);
-  LocalSignInThrottle throttle_{SignInLimits{3, 5, absl::Minutes(15)}, [this] { return now_; }};
+  LocalFailureThrottle signin_failures_{[this] { return now_; }};
+  SignInThrottle throttle_{&signin_failures_, SignInLimits{3, 5, absl::Minutes(15)}};
   std::unique_ptr<AccountsRpcs> rpcs_;
 };
 

@@ -16,8 +16,11 @@ namespace kurt::links {
 // "X|<expire>|<valid since>|<max clicks>|<forward query 0/1>|<target length>|<target><fallback>"
 // (empty fields: unset; a fallback of its own "-" field when absent), or for a link with redirect
 // rules "R|<the fields of X up to the target length>|<fallback length>|<rule count>|<target>
-// <fallback><rules>" (redirect_rules.h: EncodeRules), or "M" (a confirmed miss). A process that
-// knows only "L" (or "L" and "X") reads the others as undecodable, a miss: it asks the database.
+// <fallback><rules>" (redirect_rules.h: EncodeRules), or for a password-protected link, with
+// rules or without, "P|" and the rest as "R|" (a rule count of 0: none), or "M" (a confirmed
+// miss). A process that knows only "L" (or "L" and "X", or "L", "X" and "R") reads the others as
+// undecodable, a miss: it asks the database. So a protected link is never "L", "X" or "R": no
+// process that does not know passwords serves its target from the cache.
 std::string CachedLink::Encode() const {
   if (!exists) {
     return "M";
@@ -28,11 +31,11 @@ std::string CachedLink::Encode() const {
   if (!limits.Any()) {
     return absl::StrCat("L|", micros(expire_time), "|", target_url);
   }
-  if (!limits.redirect_rules.empty()) {
+  if (limits.password_protected || !limits.redirect_rules.empty()) {
     return absl::StrCat(
-        "R|", micros(expire_time), "|", micros(limits.valid_since), "|",
-        limits.max_clicks ? absl::StrCat(*limits.max_clicks) : "", "|",
-        limits.forward_query ? "1" : "0", "|", limits.fallback_url ? "F" : "-", "|",
+        limits.password_protected ? "P|" : "R|", micros(expire_time), "|",
+        micros(limits.valid_since), "|", limits.max_clicks ? absl::StrCat(*limits.max_clicks) : "",
+        "|", limits.forward_query ? "1" : "0", "|", limits.fallback_url ? "F" : "-", "|",
         target_url.size(), "|", limits.fallback_url ? limits.fallback_url->size() : 0, "|",
         limits.redirect_rules.size(), "|", target_url,
         limits.fallback_url ? *limits.fallback_url : "", EncodeRules(limits.redirect_rules));
@@ -69,8 +72,11 @@ bool ReadTime(absl::string_view field, std::optional<absl::Time>* out) {
   return true;
 }
 
-// `with_rules`: an "R" record (two more length fields, and the rules after the fallback).
-std::optional<CachedLink> DecodeWithLimits(absl::string_view data, bool with_rules) {
+// The records with limits (see Encode): "X"; "R", two more length fields and the rules after the
+// fallback; "P", as "R" with any number of rules (none too), for a password-protected link.
+enum class Shape { kLimits, kRules, kProtected };
+
+std::optional<CachedLink> DecodeWithLimits(absl::string_view data, Shape shape) {
   CachedLink l;
   l.exists = true;
   std::optional<absl::string_view> expire = NextField(&data);
@@ -85,13 +91,14 @@ std::optional<CachedLink> DecodeWithLimits(absl::string_view data, bool with_rul
     return std::nullopt;
   }
   size_t fallback_size = data.size() - target_size;
-  if (with_rules) {
+  if (shape != Shape::kLimits) {
     std::optional<absl::string_view> fallback_length = NextField(&data);
     std::optional<absl::string_view> rules = NextField(&data);
     size_t count = 0;
     if (!rules || !absl::SimpleAtoi(*fallback_length, &fallback_size) ||
-        !absl::SimpleAtoi(*rules, &count) || count == 0 || count > kMaxRedirectRules ||
-        target_size > data.size() || fallback_size > data.size() - target_size) {
+        !absl::SimpleAtoi(*rules, &count) || (count == 0 && shape == Shape::kRules) ||
+        count > kMaxRedirectRules || target_size > data.size() ||
+        fallback_size > data.size() - target_size) {
       return std::nullopt;
     }
     std::optional<std::vector<RedirectRule>> decoded =
@@ -100,6 +107,7 @@ std::optional<CachedLink> DecodeWithLimits(absl::string_view data, bool with_rul
       return std::nullopt;
     }
     l.limits.redirect_rules = *std::move(decoded);
+    l.limits.password_protected = shape == Shape::kProtected;
   }
   if (!max->empty()) {
     int64_t n = 0;
@@ -123,8 +131,17 @@ std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
   if (data == "M") {
     return l;
   }
-  if (data.size() >= 2 && (data.substr(0, 2) == "X|" || data.substr(0, 2) == "R|")) {
-    return DecodeWithLimits(data.substr(2), data[0] == 'R');
+  if (data.size() >= 2 && data[1] == '|') {
+    switch (data[0]) {
+      case 'X':
+        return DecodeWithLimits(data.substr(2), Shape::kLimits);
+      case 'R':
+        return DecodeWithLimits(data.substr(2), Shape::kRules);
+      case 'P':
+        return DecodeWithLimits(data.substr(2), Shape::kProtected);
+      default:
+        break;
+    }
   }
   if (data.size() < 3 || data.substr(0, 2) != "L|") {
     return std::nullopt;

@@ -117,5 +117,67 @@ TEST(LinkCacheTtlTest, JittersAroundTheTtlAndNeverOutlivesExpiry) {
   EXPECT_EQ(cache.TtlFor(CachedLink{}, now), options.miss_ttl);
 }
 
+TEST(CachedLinkTest, AProtectedLinkIsMarkedSoThatNoOlderProcessServesItsTarget) {
+  CachedLink link{true, "https://example.com/secret", std::nullopt, {}};
+  link.limits.password_protected = true;
+  const std::string encoded = link.Encode();
+  EXPECT_EQ(encoded.substr(0, 2), "P|") << "none of the L, X or R forms of older processes";
+  EXPECT_EQ(encoded.find("argon2"), std::string::npos);
+  auto back = CachedLink::Decode(encoded);
+  ASSERT_TRUE(back.has_value()) << encoded;
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_EQ(back->target_url, "https://example.com/secret");
+
+  link.limits.max_clicks = 7;
+  back = CachedLink::Decode(link.Encode());
+  ASSERT_TRUE(back.has_value());
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_EQ(back->limits.max_clicks, 7);
+  // Without a password, the forms are the ones older processes read.
+  link.limits.password_protected = false;
+  EXPECT_EQ(link.Encode().substr(0, 2), "X|");
+  EXPECT_FALSE(CachedLink::Decode(link.Encode())->limits.password_protected);
+}
+
+TEST(CachedLinkTest, ALinkWithBothAPasswordAndRulesKeepsBothInOneRecord) {
+  CachedLink link{true, "https://example.com/a|b", absl::FromUnixMicros(1700000000123456), {}};
+  link.limits.password_protected = true;
+  link.limits.fallback_url = "https://fallback.example/|x";
+  link.limits.forward_query = true;
+  link.limits.redirect_rules = {
+      RedirectRule{{{RuleCondition::Kind::kOs, "ios"}}, "https://ios.example/|1"},
+      RedirectRule{
+          {{RuleCondition::Kind::kCountry, "FR"}, {RuleCondition::Kind::kDevice, "mobile"}},
+          "https://fr.example/"}};
+  const std::string encoded = link.Encode();
+  // Not "R|": a process that knows rules but not passwords must not serve the target.
+  EXPECT_TRUE(absl::StartsWith(encoded, "P|")) << encoded;
+  auto back = CachedLink::Decode(encoded);
+  ASSERT_TRUE(back.has_value()) << encoded;
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_EQ(back->limits.redirect_rules, link.limits.redirect_rules);
+  EXPECT_EQ(back->target_url, link.target_url);
+  EXPECT_EQ(back->expire_time, link.expire_time);
+  EXPECT_EQ(back->limits.fallback_url, link.limits.fallback_url);
+  EXPECT_TRUE(back->limits.forward_query);
+
+  // The same record without rules (a count of 0) is a protected link without rules.
+  link.limits.redirect_rules.clear();
+  back = CachedLink::Decode(link.Encode());
+  ASSERT_TRUE(back.has_value()) << link.Encode();
+  EXPECT_TRUE(back->limits.password_protected);
+  EXPECT_TRUE(back->limits.redirect_rules.empty());
+  EXPECT_EQ(back->limits.fallback_url, link.limits.fallback_url);
+
+  // Rules without a password stay "R|" and unprotected; a cut "P|" record is a miss.
+  link.limits.password_protected = false;
+  link.limits.redirect_rules = {
+      RedirectRule{{{RuleCondition::Kind::kLanguage, "fr"}}, "http://f/"}};
+  EXPECT_TRUE(absl::StartsWith(link.Encode(), "R|")) << link.Encode();
+  EXPECT_FALSE(CachedLink::Decode(link.Encode())->limits.password_protected);
+  EXPECT_FALSE(CachedLink::Decode(encoded.substr(0, encoded.size() - 1)).has_value());
+  EXPECT_FALSE(CachedLink::Decode(encoded + "x").has_value());
+}
+
 }  // namespace
 }  // namespace kurt::links

@@ -27,9 +27,13 @@ struct LinkLimits {
   bool forward_query = false;
   // Within the limits, the first rule that holds for the visitor gives the target (ChooseRule).
   std::vector<RedirectRule> redirect_rules;
+  // The redirect asks for the link's password first (password_page.h); the hash stays in the
+  // database, read only when a password is posted.
+  bool password_protected = false;
 
   bool Any() const {
-    return valid_since || max_clicks || fallback_url || forward_query || !redirect_rules.empty();
+    return valid_since || max_clicks || fallback_url || forward_query || !redirect_rules.empty() ||
+           password_protected;
   }
 };
 

@@ -99,10 +99,13 @@ LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps,
       agent_classes_(agents_.get(), config.user_agent_cache_entries),
       clicks_(deps.producer, config.clicks_topic, config.click_hash_salt, deps.registry,
               countries_.get()),
+      passwords_(config.passwords),
+      unlock_failures_(deps.redis, config.unlock_key_prefix),
       rpcs_(LinksRpcsOptions{.short_url_base = config.short_url_base,
                              .click_ack_timeout = config.click_ack_timeout,
-                             .visitors = {&agent_classes_, countries_.get()}},
-            &store_, &resolver_, &clicks_),
+                             .visitors = {&agent_classes_, countries_.get()},
+                             .unlock_limits = config.unlock_limits},
+            &store_, &resolver_, &clicks_, &passwords_, &unlock_failures_),
       service_(&rpcs_) {}
 
 void LinksModule::AddTo(platform::GrpcServer* server) {

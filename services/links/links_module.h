@@ -59,6 +59,11 @@ struct LinksConfig {
   std::string uap_regexes_file = "/usr/share/uap-core/regexes.yaml";
   // How many User-Agents' classifications are kept (ClassificationCache).
   size_t user_agent_cache_entries = 20000;
+  // Wrong passwords allowed on a protected link (links_rpcs.h), counted in Redis under this
+  // prefix (tests take one of their own), and the cost of hashing passwords.
+  UnlockLimits unlock_limits;
+  std::string unlock_key_prefix = "kurt:unlock:";
+  PasswordHasherOptions passwords;
 };
 
 // The clients links uses, built by the caller; each outlives the module.
@@ -102,6 +107,8 @@ class LinksModule {
   std::unique_ptr<user_agent::UapRegexes> agents_;  // null: no uap-core regexes
   user_agent::ClassificationCache agent_classes_;
   KafkaClickSink clicks_;
+  PasswordHasher passwords_;
+  RedisFailureThrottle unlock_failures_;
   LinksRpcs rpcs_;
   LinksService service_;
 };

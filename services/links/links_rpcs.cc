@@ -18,6 +18,7 @@
 #include "services/common/mesh.h"
 #include "services/links/link_limits.h"
 #include "services/links/link_rules.h"
+#include "services/links/password_page.h"
 #include "services/links/qr_image.h"
 
 namespace kurt::links {
@@ -129,7 +130,18 @@ absl::StatusOr<LinkRecord> LinkToCreate(const std::string& account_id,
     return rules.status();
   }
   link.limits.redirect_rules = *std::move(rules);
+  if (request.has_password()) {
+    // Hashed by the caller, once everything else is known to be right (a hash costs ~75 ms).
+    if (absl::Status s = ValidatePassword(request.password()); !s.ok()) {
+      return s;
+    }
+    link.limits.password_protected = true;
+  }
   return link;
+}
+
+absl::Status NoLink(absl::string_view code) {
+  return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
 }
 
 absl::Status AliasTaken(const std::string& alias) {
@@ -144,8 +156,30 @@ void SetError(const absl::Status& status, v1::BatchCreateLinksResult* result) {
 }  // namespace
 
 LinksRpcs::LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver,
-                     ClickSink* clicks)
-    : options_(std::move(options)), store_(store), resolver_(resolver), clicks_(clicks) {}
+                     ClickSink* clicks, PasswordHasher* passwords, FailureThrottle* unlock_failures)
+    : options_(std::move(options)),
+      store_(store),
+      resolver_(resolver),
+      clicks_(clicks),
+      passwords_(passwords),
+      unlock_failures_(unlock_failures) {}
+
+absl::StatusOr<std::string> LinksRpcs::HashPassword(const std::string& password,
+                                                    std::map<std::string, std::string>* memo) {
+  if (auto it = memo->find(password); it != memo->end()) {
+    return it->second;
+  }
+  if (memo->size() >= kMaxBatchPasswords) {
+    return absl::InvalidArgumentError(absl::StrCat("password: at most ", kMaxBatchPasswords,
+                                                   " different passwords in one batch"));
+  }
+  absl::StatusOr<std::string> hash = passwords_->Hash(password);
+  if (!hash.ok()) {
+    return hash.status();
+  }
+  memo->emplace(password, *hash);
+  return hash;
+}
 
 v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
   v1::Link out;
@@ -172,6 +206,7 @@ v1::Link LinksRpcs::ToProto(const LinkRecord& record) const {
   out.set_forward_query(record.limits.forward_query);
   RulesToProto(record.limits.redirect_rules, out.mutable_redirect_rules());
   out.set_click_count(static_cast<int32_t>(std::min<int64_t>(record.click_count, INT32_MAX)));
+  out.set_password_protected(record.limits.password_protected);
   return out;
 }
 
@@ -182,6 +217,14 @@ absl::StatusOr<v1::Link> LinksRpcs::CreateLink(const platform::Caller& caller,
     return checked.status();
   }
   LinkRecord link = *std::move(checked);
+  if (request.has_password()) {
+    std::map<std::string, std::string> memo;
+    absl::StatusOr<std::string> hash = HashPassword(request.password(), &memo);
+    if (!hash.ok()) {
+      return hash.status();
+    }
+    link.password_hash = *std::move(hash);
+  }
   absl::StatusOr<LinkRecord> created;
   if (!request.alias().empty()) {
     link.code = request.alias();
@@ -229,6 +272,7 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
   std::vector<BatchLink> links;
   std::vector<int> index_of;  // links[k] is request.links(index_of[k])
   std::map<std::string, int> first_with_alias;
+  std::map<std::string, std::string> password_hashes;  // each distinct password hashed once
   for (int i = 0; i < request.links_size(); ++i) {
     v1::BatchCreateLinksResult* result = response.add_results();
     result->set_index(i);
@@ -237,6 +281,14 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
     if (!checked.ok()) {
       SetError(checked.status(), result);
       continue;
+    }
+    if (item.has_password()) {
+      absl::StatusOr<std::string> hash = HashPassword(item.password(), &password_hashes);
+      if (!hash.ok()) {
+        SetError(hash.status(), result);
+        continue;
+      }
+      checked->password_hash = *std::move(hash);
     }
     BatchLink link{*std::move(checked), !item.alias().empty()};
     if (link.alias) {
@@ -271,6 +323,12 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
   // What the request id stands for: the links asked for, as sent.
   v1::BatchCreateLinksRequest asked = request;
   asked.clear_request_id();
+  // Whether a link has a password, not which: no digest of a password is stored.
+  for (v1::CreateLinkRequest& l : *asked.mutable_links()) {
+    if (l.has_password()) {
+      l.set_password("");
+    }
+  }
   const std::string serialized = asked.SerializeAsString();
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
   SHA256(reinterpret_cast<const unsigned char*>(serialized.data()), serialized.size(),
@@ -449,15 +507,34 @@ absl::StatusOr<v1::Link> LinksRpcs::UpdateLink(const platform::Caller& caller,
   } else if (request.clear_redirect_rules()) {
     update.redirect_rules.emplace();
   }
+  if (request.has_password()) {
+    if (request.clear_password()) {
+      return both("password");
+    }
+    if (absl::Status s = ValidatePassword(request.password()); !s.ok()) {
+      return s;
+    }
+  }
+  update.clear_password = request.clear_password();
+  // A password change is a change of the redirect: edges holding the link's 302 drop it.
   const bool redirect_changes =
       update.target_url || update.expire_time || update.clear_expire_time || update.valid_since ||
       update.clear_valid_since || update.max_clicks || update.clear_max_clicks ||
       update.fallback_url || update.clear_fallback_url || update.forward_query ||
-      update.redirect_rules;
+      update.redirect_rules || request.has_password() || update.clear_password;
   if (!redirect_changes && !update.tags) {
     return absl::InvalidArgumentError(
         "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
-        "forward_query, redirect_rules, tags, or one of their clear_ fields");
+        "forward_query, password, redirect_rules, tags, or one of their clear_ fields");
+  }
+  if (request.has_password()) {
+    // Last: only a request right in every other way costs a hash.
+    std::map<std::string, std::string> memo;
+    absl::StatusOr<std::string> hash = HashPassword(request.password(), &memo);
+    if (!hash.ok()) {
+      return hash.status();
+    }
+    update.password_hash = *std::move(hash);
   }
   absl::StatusOr<LinkRecord> link = store_->Update(caller.account_id(), request.code(), update);
   if (!link.ok()) {
@@ -522,7 +599,7 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Ca
                                                               const v1::ResolveRequest& request) {
   // The redirect: nothing here is copied or allocated that the answer and the click do not need.
   if (!IsWellFormedCode(request.code())) {
-    return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+    return NoLink(request.code());
   }
   const absl::Time now = absl::Now();
   absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
@@ -533,52 +610,68 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Ca
     }
     return link.status();
   }
+  return DecideFor(caller, request.code(), *link, now, /*unlocked=*/false);
+}
+
+absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller& caller,
+                                                         const std::string& code, CachedLink& link,
+                                                         absl::Time now, bool unlocked) {
   Redirect redirect;
   v1::ResolveResponse& response = redirect.response;
   bool& counted = redirect.counted;
-  if (!link->limits.Any()) {
+  if (!link.limits.Any()) {
     // The common case: no limits, nothing more to ask anyone.
-    if (link->expire_time && *link->expire_time <= now) {
-      return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+    if (link.expire_time && *link.expire_time <= now) {
+      return NoLink(code);
     }
-    if (std::optional<int32_t> age = CacheMaxAge(link->limits, link->expire_time, false, now)) {
+    if (std::optional<int32_t> age = CacheMaxAge(link.limits, link.expire_time, false, now)) {
       response.set_cache_max_age_seconds(*age);
     }
-    response.set_target_url(std::move(link->target_url));
+    response.set_target_url(std::move(link.target_url));
+  } else if (link.limits.password_protected && !unlocked) {
+    // The form, and no click: the redirect (and its click) comes when the password does. A link
+    // past its window with nowhere to send is gone for everyone, password or not.
+    if (!WithinWindow(link.limits, link.expire_time, now) && !link.limits.fallback_url) {
+      return NoLink(code);
+    }
+    response.set_cache_max_age_seconds(0);
+    *response.mutable_page() = PasswordPage(code, PasswordPageState::kAsk);
+    redirect.page = true;
+    return redirect;
   } else {
-    absl::StatusOr<bool> within = WithinLimits(request.code(), *link, now);
+    absl::StatusOr<bool> within = WithinLimits(code, link, now);
     if (!within.ok()) {
       return within.status();
     }
-    counted = *within && link->limits.max_clicks.has_value();
+    counted = *within && link.limits.max_clicks.has_value();
     if (*within) {
-      std::string* target = &link->target_url;
-      if (!link->limits.redirect_rules.empty()) {
+      std::string* target = &link.target_url;
+      if (!link.limits.redirect_rules.empty()) {
         const std::string user_agent = caller.Metadata(mesh::kUserAgentMetadata);
         const std::string languages = caller.Metadata(mesh::kAcceptLanguageMetadata);
         const std::string client_ip = caller.Metadata(mesh::kClientIpMetadata);
         if (std::optional<size_t> rule =
-                ChooseRule(link->limits.redirect_rules, Visitor{user_agent, languages, client_ip},
+                ChooseRule(link.limits.redirect_rules, Visitor{user_agent, languages, client_ip},
                            options_.visitors)) {
-          target = &link->limits.redirect_rules[*rule].target_url;
+          target = &link.limits.redirect_rules[*rule].target_url;
         }
       }
-      response.set_target_url(link->limits.forward_query
+      response.set_target_url(link.limits.forward_query
                                   ? MergeQuery(*target, caller.Metadata(mesh::kQueryMetadata))
                                   : std::move(*target));
-    } else if (link->limits.fallback_url) {
-      response.set_target_url(*link->limits.fallback_url);
+    } else if (link.limits.fallback_url) {
+      response.set_target_url(*link.limits.fallback_url);
     } else {
-      return absl::NotFoundError(absl::StrCat("no link with code '", request.code(), "'"));
+      return NoLink(code);
     }
-    if (std::optional<int32_t> age = CacheMaxAge(link->limits, link->expire_time, !*within, now)) {
+    if (std::optional<int32_t> age = CacheMaxAge(link.limits, link.expire_time, !*within, now)) {
       response.set_cache_max_age_seconds(*age);
     }
   }
   // The redirect goes out only once its click is durable (see the header).
   redirect.click_deadline =
       std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
-  redirect.click = Click{request.code(),
+  redirect.click = Click{code,
                          ClickId(caller.Metadata(mesh::kClickIdMetadata)),
                          now,
                          caller.Metadata(mesh::kRefererMetadata),
@@ -613,6 +706,9 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& c
   if (!redirect.ok()) {
     return redirect.status();
   }
+  if (redirect->page) {
+    return std::move(redirect->response);
+  }
   if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
                                     clicks_->Publish(redirect->click, redirect->click_deadline));
       !s.ok()) {
@@ -629,12 +725,81 @@ void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRe
     return;
   }
   *response = std::move(redirect->response);
+  if (redirect->page) {
+    done(absl::OkStatus());
+    return;
+  }
   const bool counted = redirect->counted;
   clicks_->PublishAsync(
       redirect->click, redirect->click_deadline,
       [this, &request, counted, done = std::move(done)](const absl::Status& published) {
         done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
       });
+}
+
+absl::StatusOr<v1::ResolveResponse> LinksRpcs::UnlockLink(const platform::Caller& caller,
+                                                          const v1::UnlockLinkRequest& request) {
+  if (!IsWellFormedCode(request.code())) {
+    return NoLink(request.code());
+  }
+  if (request.password().empty()) {
+    return absl::InvalidArgumentError("password: required");
+  }
+  // Longer than any password can be: refused before it costs a hash.
+  if (absl::Status s = ValidatePassword(request.password(), "password", 1); !s.ok()) {
+    return s;
+  }
+  const absl::Time now = absl::Now();
+  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
+  if (!link.ok()) {
+    return link.status();
+  }
+  if (link->limits.password_protected) {
+    const std::string client = caller.Metadata(mesh::kClientIpMetadata);
+    const UnlockLimits& limits = options_.unlock_limits;
+    const std::string link_key = absl::StrCat("link:", request.code());
+    const std::string client_key = absl::StrCat(link_key, ":client:", client);
+    const FailureLimit counts[] = {{client_key, limits.per_client, limits.window},
+                                   {link_key, limits.per_link, limits.window}};
+    auto too_many = [&](absl::Duration wait) {
+      return platform::WithDetail(
+          platform::WithRetryAfter(
+              absl::ResourceExhaustedError(
+                  absl::StrCat("too many wrong passwords for this link; try again in ",
+                               absl::ToInt64Seconds(absl::Ceil(wait, absl::Seconds(1))), " s")),
+              wait),
+          PasswordPage(request.code(), PasswordPageState::kTooMany, wait));
+    };
+    if (absl::Duration wait = unlock_failures_->Wait(counts); wait > absl::ZeroDuration()) {
+      return too_many(wait);
+    }
+    // The hash from the primary: a password changed a moment ago holds at once.
+    absl::StatusOr<std::optional<std::string>> hash = store_->PasswordHash(request.code());
+    if (!hash.ok()) {
+      return hash.status();
+    }
+    // No hash: the password was removed since the cache said otherwise; the link is open.
+    if (*hash && !passwords_->Verify(**hash, request.password())) {
+      unlock_failures_->Failed(counts);
+      KURT_LOG(kInfo, "wrong password for a protected link", {"code", request.code()});
+      return platform::WithDetail(absl::UnauthenticatedError("wrong password for this link"),
+                                  PasswordPage(request.code(), PasswordPageState::kWrong));
+    }
+    unlock_failures_->Clear(client_key);
+  }
+  absl::StatusOr<Redirect> redirect =
+      DecideFor(caller, request.code(), *link, now, /*unlocked=*/true);
+  if (!redirect.ok()) {
+    return redirect.status();
+  }
+  // Each unlocked redirect reaches the service: none is kept by any cache.
+  redirect->response.set_cache_max_age_seconds(0);
+  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
+                                    clicks_->Publish(redirect->click, redirect->click_deadline));
+      !s.ok()) {
+    return s;
+  }
+  return std::move(redirect->response);
 }
 
 absl::StatusOr<bool> LinksRpcs::WithinLimits(const std::string& code, const CachedLink& link,

@@ -6,6 +6,7 @@
 // gRPC's threads and keeps no state of its own between calls.
 #pragma once
 
+#include <map>
 #include <string>
 
 #include "absl/status/status.h"
@@ -15,6 +16,8 @@
 #include "google/protobuf/empty.pb.h"
 #include "kurt/links/v1/links.pb.h"
 #include "platform/grpc/handler.h"
+#include "services/common/failure_throttle.h"
+#include "services/common/password_hasher.h"
 #include "services/links/click_publisher.h"
 #include "services/links/links_store.h"
 #include "services/links/redirect_rules.h"
@@ -45,6 +48,18 @@ inline constexpr int kDefaultQrSize = 256;
 // that the caller hears UNAVAILABLE rather than nothing.
 inline constexpr absl::Duration kResolveAnswerMargin = absl::Milliseconds(250);
 
+// A batch hashes each distinct password once (about 75 ms each): at most this many in one.
+inline constexpr size_t kMaxBatchPasswords = 10;
+
+// Wrong passwords posted to a protected link before UnlockLink answers RESOURCE_EXHAUSTED, right
+// password or not, until the window that began with the first of them ends: per client address
+// and link, and per link from all clients (against guessing from many addresses).
+struct UnlockLimits {
+  int per_client = 10;
+  int per_link = 100;
+  absl::Duration window = absl::Minutes(15);
+};
+
 struct LinksRpcsOptions {
   // Prefix of short URLs: short_url = base + code.
   std::string short_url_base = "http://127.0.0.1:8080/";
@@ -53,12 +68,14 @@ struct LinksRpcsOptions {
   absl::Duration click_ack_timeout = absl::Seconds(10);
   // What redirect rules learn about a visitor from (null parts: their conditions never hold).
   VisitorSources visitors;
+  UnlockLimits unlock_limits;
 };
 
 class LinksRpcs {
  public:
   // Every pointer outlives the RPCs.
-  LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver, ClickSink* clicks);
+  LinksRpcs(LinksRpcsOptions options, LinksStore* store, Resolver* resolver, ClickSink* clicks,
+            PasswordHasher* passwords, FailureThrottle* unlock_failures);
 
   // On behalf of the caller's account (the adapter answers UNAUTHENTICATED without one). A code
   // owned by another account is NOT_FOUND, like an unknown one.
@@ -96,6 +113,15 @@ class LinksRpcs {
   // request and response outlive `done`; the caller only this call.
   void ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
                     v1::ResolveResponse* response, platform::AsyncDone done);
+  // Open to any caller: the redirect of a password-protected link, its form posted (Resolve
+  // answers a protected link with that form, as `page`, and records no click). The right
+  // password: decided as Resolve decides, by the same code (DecideFor: the limits, the redirect
+  // rule that holds for this visitor, forward_query, the click), never cacheable. A wrong one:
+  // UNAUTHENTICATED carrying the form again (a google.api.HttpBody in its details), counted
+  // against unlock_limits; at a limit, RESOURCE_EXHAUSTED with a Retry-After and a page saying
+  // when. INVALID_ARGUMENT (naming form) for a form that is not one; NOT_FOUND as Resolve.
+  absl::StatusOr<v1::ResolveResponse> UnlockLink(const platform::Caller& caller,
+                                                 const v1::UnlockLinkRequest& request);
   // Open to any caller (the edge). Publishes a click per redirect the edge answered from its
   // cache, and answers OK once Kafka has them all (UNAVAILABLE otherwise, a little before the
   // caller's deadline: the edge sends them again). The whole batch is refused (INVALID_ARGUMENT
@@ -111,6 +137,7 @@ class LinksRpcs {
     Click click;
     absl::Time click_deadline;
     bool counted = false;  // it used up one of the link's max_clicks
+    bool page = false;     // a protected link's form: no redirect, no click to publish
   };
   // Resolve up to its click: what the code redirects to, and the click to publish.
   absl::StatusOr<Redirect> DecideRedirect(const platform::Caller& caller,
@@ -124,11 +151,21 @@ class LinksRpcs {
   // max_clicks one more count (which this takes).
   absl::StatusOr<bool> WithinLimits(const std::string& code, const CachedLink& link,
                                     absl::Time now);
+  // DecideRedirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
+  // checked its password), else its redirect as Resolve decides it, and the click to publish.
+  absl::StatusOr<Redirect> DecideFor(const platform::Caller& caller, const std::string& code,
+                                     CachedLink& link, absl::Time now, bool unlocked);
+  // The hash of `password` for a link to create or update; each distinct password of one call
+  // hashed once (`memo`), at most kMaxBatchPasswords of them.
+  absl::StatusOr<std::string> HashPassword(const std::string& password,
+                                           std::map<std::string, std::string>* memo);
 
   const LinksRpcsOptions options_;
   LinksStore* store_;
   Resolver* resolver_;
   ClickSink* clicks_;
+  PasswordHasher* passwords_;
+  FailureThrottle* unlock_failures_;
 };
 
 }  // namespace kurt::links

@@ -55,7 +55,7 @@ class FakeLinksStore : public LinksStore {
     row.link = link;
     row.link.create_time = row.link.update_time = clock;
     clock += tick;
-    return row.link;
+    return Shown(row.link);
   }
   // As PgLinksStore: all or nothing (`fail_batches` fails the whole batch before any insert),
   // the record kept per (account, request id).
@@ -94,7 +94,7 @@ class FakeLinksStore : public LinksStore {
       row.link.account_id = account_id;
       row.link.create_time = row.link.update_time = clock;
       clock += tick;
-      out.created.emplace_back(row.link);
+      out.created.emplace_back(Shown(row.link));
     }
     if (!request_id.empty()) {
       batch_records_[{account_id, request_id}] = {request_hash, record(out.created)};
@@ -108,7 +108,7 @@ class FakeLinksStore : public LinksStore {
     if (row == nullptr) {
       return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
     }
-    return row->link;
+    return Shown(row->link);
   }
   absl::StatusOr<std::vector<LinkRecord>> List(const std::string& account_id, int limit,
                                                const std::optional<ListCursor>& after,
@@ -133,7 +133,7 @@ class FakeLinksStore : public LinksStore {
                        std::tie(after->create_time, after->code)) {
         continue;
       }
-      out.push_back(row.link);
+      out.push_back(Shown(row.link));
     }
     std::sort(out.begin(), out.end(), [](const LinkRecord& a, const LinkRecord& b) {
       return std::tie(a.create_time, a.code) > std::tie(b.create_time, b.code);
@@ -185,11 +185,17 @@ class FakeLinksStore : public LinksStore {
     if (update.redirect_rules) {
       l.redirect_rules = *update.redirect_rules;
     }
+    if (update.clear_password) {
+      row->link.password_hash.reset();
+    } else if (update.password_hash) {
+      row->link.password_hash = update.password_hash;
+    }
+    l.password_protected = row->link.password_hash.has_value();
     if (l.valid_since && row->link.expire_time && *l.valid_since >= *row->link.expire_time) {
       return absl::InvalidArgumentError("valid_since: must be before the link's expire_time");
     }
     row->link.update_time = clock;
-    return row->link;
+    return Shown(row->link);
   }
   absl::Status Delete(const std::string& account_id, const std::string& code) override {
     std::lock_guard<std::mutex> lock(mu_);
@@ -233,6 +239,21 @@ class FakeLinksStore : public LinksStore {
     }
     return absl::OkStatus();
   }
+  absl::StatusOr<std::optional<std::string>> PasswordHash(const std::string& code) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++password_reads;
+    auto it = rows_.find(code);
+    if (it == rows_.end() || it->second.deleted) {
+      return absl::NotFoundError("no link");
+    }
+    return it->second.link.password_hash;
+  }
+  // As PgLinksStore reads a link: whether it has a password, never the hash.
+  static LinkRecord Shown(LinkRecord link) {
+    link.limits.password_protected = link.password_hash.has_value();
+    link.password_hash.reset();
+    return link;
+  }
 
   // Every link, deleted ones too: what a refused request must leave as it was.
   std::map<std::string, LinkRecord> Snapshot() {
@@ -246,7 +267,7 @@ class FakeLinksStore : public LinksStore {
 
   absl::Time clock = absl::FromUnixSeconds(1'700'000'000);
   absl::Duration tick = absl::Seconds(1);
-  int reads = 0, writes = 0, lookups = 0, batches = 0;
+  int reads = 0, writes = 0, lookups = 0, batches = 0, password_reads = 0;
   absl::Status fail_batches;
   ListFilter last_filter;
 
@@ -382,9 +403,18 @@ class LinksRpcsTest : public ::testing::Test {
   Resolver resolver_{&store_, &cache_, &registry_};
   RecordingClickSink clicks_;
   user_agent::ClassificationCache agents_{uap_};
-  LinksRpcs rpcs_{
-      LinksRpcsOptions{.short_url_base = "https://kurt.test/", .visitors = {&agents_, countries_}},
-      &store_, &resolver_, &clicks_};
+  // The cheapest argon2id libsodium allows: the tests check behaviour, not cost.
+  PasswordHasher passwords_{PasswordHasherOptions{1, 8192, 2}};
+  LocalFailureThrottle unlock_failures_{[this] { return now_; }};
+  absl::Time now_ = absl::FromUnixSeconds(1'700'000'000);
+  LinksRpcs rpcs_{LinksRpcsOptions{.short_url_base = "https://kurt.test/",
+                                   .visitors = {&agents_, countries_},
+                                   .unlock_limits = UnlockLimits{3, 5, absl::Minutes(15)}},
+                  &store_,
+                  &resolver_,
+                  &clicks_,
+                  &passwords_,
+                  &unlock_failures_};
 };
 
 TEST_F(LinksRpcsTest, CreateWithoutAnAliasMakesARandomCodeThatResolves) {
@@ -715,7 +745,7 @@ TEST_F(LinksRpcsTest, UpdateChangesTargetAndExpiryAndRefusesNothingOrBothExpirie
   EXPECT_EQ(
       refused.message(),
       "nothing to update: give target_url, expire_time, valid_since, max_clicks, fallback_url, "
-      "forward_query, redirect_rules, tags, or one of their clear_ fields");
+      "forward_query, password, redirect_rules, tags, or one of their clear_ fields");
 
   v1::UpdateLinkRequest both;
   both.set_code("updated");
@@ -1733,6 +1763,24 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
     return rpcs_.UpdateLink(As("acct-a"), request).ok();
   });
 
+  // Passwords, where a link takes one and where an update sets it.
+  const api::v1::FieldRules& password = RulesOf(v1::CreateLinkRequest::descriptor(), "password");
+  const std::vector<std::string> password_probes =
+      StringProbes(password, {"abcd", "\u00e9\u00e9\u00e9\u00e9", "a b c", "abc", ""});
+  ExpectServiceAgrees(password, password_probes, [&](const std::string& p) {
+    v1::CreateLinkRequest request;
+    request.set_target_url("https://example.com/");
+    request.set_password(p);
+    return rpcs_.CreateLink(As("acct-a"), request).ok();
+  });
+  ExpectServiceAgrees(RulesOf(v1::UpdateLinkRequest::descriptor(), "password"), password_probes,
+                      [&](const std::string& p) {
+                        v1::UpdateLinkRequest request;
+                        request.set_code("to-update");
+                        request.set_password(p);
+                        return rpcs_.UpdateLink(As("acct-a"), request).ok();
+                      });
+
   const api::v1::FieldRules& alias = RulesOf(v1::CreateLinkRequest::descriptor(), "alias");
   int n = 0;
   ExpectServiceAgrees(
@@ -1812,6 +1860,176 @@ TEST_F(LinksRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
   rules_testing::ExpectServiceAgrees(
       RulesOf(v1::ListLinksRequest::descriptor(), "page_size"),
       [&](int64_t size) { return List("acct-a", static_cast<int>(size), "").ok(); });
+}
+
+TEST_F(LinksRpcsTest, AProtectedLinkAnswersItsFormWithoutAClickAndRedirectsForItsPassword) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/secret");
+  create.set_password("letmein");
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), create);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->password_protected());
+  const std::string hash = *store_.PasswordHash(link->code()).value();
+  EXPECT_TRUE(absl::StartsWith(hash, "$argon2id$")) << hash;
+  EXPECT_EQ(link->DebugString().find("letmein"), std::string::npos);
+
+  absl::StatusOr<v1::ResolveResponse> resolved = Resolve(link->code());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->target_url(), "");
+  EXPECT_EQ(resolved->cache_max_age_seconds(), 0);
+  EXPECT_NE(resolved->page().data().find("<form"), std::string::npos);
+  EXPECT_TRUE(clicks_.published.empty()) << "the form is no click";
+
+  const int password_reads = store_.password_reads;
+  v1::UnlockLinkRequest unlock;
+  unlock.set_code(link->code());
+  unlock.set_password("wrong");
+  absl::StatusOr<v1::ResolveResponse> wrong = rpcs_.UnlockLink(Caller(""), unlock);
+  EXPECT_TRUE(absl::IsUnauthenticated(wrong.status())) << wrong.status();
+  EXPECT_TRUE(wrong.status().GetPayload("type.googleapis.com/google.api.HttpBody").has_value());
+  EXPECT_TRUE(clicks_.published.empty());
+
+  unlock.set_password("letmein");
+  absl::StatusOr<v1::ResolveResponse> right = rpcs_.UnlockLink(Caller(""), unlock);
+  ASSERT_TRUE(right.ok()) << right.status();
+  EXPECT_EQ(right->target_url(), "https://example.com/secret");
+  EXPECT_EQ(right->cache_max_age_seconds(), 0);
+  EXPECT_EQ(clicks_.published.size(), 1u);
+  EXPECT_EQ(store_.password_reads, password_reads + 2) << "the hash is read per attempt";
+
+  // A link without a password: one cache read, no hash read, as before passwords existed.
+  absl::StatusOr<v1::Link> open = Create("acct-a", "https://example.com/open");
+  ASSERT_TRUE(open.ok());
+  EXPECT_FALSE(open->password_protected());
+  ASSERT_TRUE(Resolve(open->code()).ok());
+  ASSERT_TRUE(Resolve(open->code()).ok());
+  EXPECT_EQ(store_.password_reads, password_reads + 2);
+}
+
+TEST_F(LinksRpcsTest, WrongPasswordsAreLimitedPerClientAndLinkThenRefusedRightOrNot) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/secret");
+  create.set_password("letmein");
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), create);
+  ASSERT_TRUE(link.ok());
+  auto attempt = [&](const std::string& ip, const std::string& password) {
+    v1::UnlockLinkRequest unlock;
+    unlock.set_code(link->code());
+    unlock.set_password(password);
+    return rpcs_.UnlockLink(Caller("", {{std::string(mesh::kClientIpMetadata), ip}}), unlock)
+        .status();
+  };
+  // 3 per client (the fixture's limits), 5 per link.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(absl::IsUnauthenticated(attempt("10.0.0.1", "guess")));
+  }
+  absl::Status limited = attempt("10.0.0.1", "letmein");
+  EXPECT_TRUE(absl::IsResourceExhausted(limited)) << limited;
+  EXPECT_TRUE(limited.GetPayload("type.googleapis.com/google.rpc.RetryInfo").has_value());
+  EXPECT_TRUE(attempt("10.0.0.2", "letmein").ok()) << "another client is not held back";
+  EXPECT_TRUE(absl::IsUnauthenticated(attempt("10.0.0.2", "guess")));
+  EXPECT_TRUE(absl::IsUnauthenticated(attempt("10.0.0.3", "guess")));
+  // The link's own ceiling: 5 wrong ones from any clients.
+  EXPECT_TRUE(absl::IsResourceExhausted(attempt("10.0.0.4", "letmein")));
+  now_ += absl::Minutes(15);
+  EXPECT_TRUE(attempt("10.0.0.1", "letmein").ok()) << "the window is over";
+}
+
+TEST_F(LinksRpcsTest, UpdatingThePasswordChangesTheRedirectAndAnnouncesIt) {
+  absl::StatusOr<v1::Link> link = Create("acct-a", "https://example.com/x", "pw-later");
+  ASSERT_TRUE(link.ok());
+  ASSERT_TRUE(Resolve("pw-later").ok());
+  v1::UpdateLinkRequest update;
+  update.set_code("pw-later");
+  update.set_password("secret!");
+  absl::StatusOr<v1::Link> updated = rpcs_.UpdateLink(As("acct-a"), update);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_TRUE(updated->password_protected());
+  EXPECT_NE(std::find(cache_.announced.begin(), cache_.announced.end(), "pw-later"),
+            cache_.announced.end())
+      << "edges holding its 302 must drop it";
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("pw-later");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target_url(), "");
+  EXPECT_TRUE(r->has_page());
+
+  update.clear_password();
+  update.set_clear_password(true);
+  updated = rpcs_.UpdateLink(As("acct-a"), update);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_FALSE(updated->password_protected());
+  r = Resolve("pw-later");
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->target_url(), "https://example.com/x");
+}
+
+TEST_F(LinksRpcsTest, AProtectedLinkWithRulesAsksEveryoneThenUnlocksToTheRuleThatHolds) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/default");
+  create.set_alias("locked-rules");
+  create.set_password("letmein");
+  create.set_forward_query(true);
+  *create.add_redirect_rules() =
+      RuleOf("https://example.com/ios", [](auto* c) { c->set_os("ios"); });
+  *create.add_redirect_rules() =
+      RuleOf("https://example.com/fr", [](auto* c) { c->set_language("fr"); });
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct-a"), create);
+  ASSERT_TRUE(link.ok()) << link.status();
+  EXPECT_TRUE(link->password_protected());
+  EXPECT_EQ(link->redirect_rules_size(), 2);
+
+  // The form for every visitor, whichever rule would hold for them; no click.
+  for (const Caller& visitor :
+       {Visiting(kIphoneAgent, "", ""), Visiting(kDesktopAgent, "fr", ""), Caller("")}) {
+    absl::StatusOr<v1::ResolveResponse> r = Resolve("locked-rules", visitor);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->target_url(), "");
+    EXPECT_TRUE(r->has_page());
+  }
+  EXPECT_TRUE(clicks_.published.empty());
+
+  // As Redis would hand it back: both the password and the rules survive the record.
+  ASSERT_TRUE(cache_.entries.count("locked-rules"));
+  const std::string record = cache_.entries.at("locked-rules").Encode();
+  EXPECT_TRUE(absl::StartsWith(record, "P|")) << record;
+  std::optional<CachedLink> decoded = CachedLink::Decode(record);
+  ASSERT_TRUE(decoded.has_value()) << record;
+  cache_.entries["locked-rules"] = *decoded;
+
+  auto unlock = [&](const Caller& visitor, const std::string& password) {
+    v1::UnlockLinkRequest request;
+    request.set_code("locked-rules");
+    request.set_password(password);
+    return rpcs_.UnlockLink(visitor, request);
+  };
+  EXPECT_TRUE(absl::IsUnauthenticated(unlock(Visiting(kIphoneAgent, "", ""), "wrong").status()));
+  EXPECT_TRUE(clicks_.published.empty());
+
+  // The right password: the target Resolve's rules choose for that visitor, the query forwarded.
+  absl::StatusOr<v1::ResolveResponse> ios =
+      unlock(Visiting(kIphoneAgent, "", "", "utm_source=x"), "letmein");
+  ASSERT_TRUE(ios.ok()) << ios.status();
+  EXPECT_EQ(ios->target_url(), "https://example.com/ios?utm_source=x");
+  EXPECT_EQ(ios->cache_max_age_seconds(), 0);
+  absl::StatusOr<v1::ResolveResponse> fr = unlock(Visiting(kDesktopAgent, "fr-CA", ""), "letmein");
+  ASSERT_TRUE(fr.ok()) << fr.status();
+  EXPECT_EQ(fr->target_url(), "https://example.com/fr");
+  absl::StatusOr<v1::ResolveResponse> other = unlock(Visiting(kDesktopAgent, "en", ""), "letmein");
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_EQ(other->target_url(), "https://example.com/default");
+  EXPECT_EQ(clicks_.published.size(), 3u) << "each unlocked redirect is a click";
+
+  // The password removed, the rules stay: Resolve redirects by them at once.
+  v1::UpdateLinkRequest open;
+  open.set_code("locked-rules");
+  open.set_clear_password(true);
+  absl::StatusOr<v1::Link> opened = rpcs_.UpdateLink(As("acct-a"), open);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_FALSE(opened->password_protected());
+  EXPECT_EQ(opened->redirect_rules_size(), 2);
+  absl::StatusOr<v1::ResolveResponse> r = Resolve("locked-rules", Visiting(kIphoneAgent, "", ""));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->target_url(), "https://example.com/ios");
 }
 
 }  // namespace

@@ -53,6 +53,12 @@ grpc::ServerUnaryReactor* LinksService::Resolve(grpc::CallbackServerContext* con
                                Access::kAnyCaller);
 }
 
+grpc::Status LinksService::UnlockLink(grpc::ServerContext* context,
+                                      const v1::UnlockLinkRequest* request,
+                                      v1::ResolveResponse* response) {
+  return Handle(context, *request, response, rpcs_, &LinksRpcs::UnlockLink, Access::kAnyCaller);
+}
+
 grpc::Status LinksService::RecordCachedRedirects(grpc::ServerContext* context,
                                                  const api::v1::CachedRedirects* request,
                                                  google::protobuf::Empty* response) {

@@ -1,12 +1,15 @@
 // kurt.links.v1.LinksService over gRPC: each override hands its call to platform::Handle, which
 // serves it with the matching LinksRpcs function (links_rpcs.h says what each RPC does). The
 // account RPCs answer UNAUTHENTICATED without x-kurt-account-id; Resolve (the redirect) is open to
-// any caller; RecordCachedRedirects (the edge's report of cached redirects, each one a click) only
-// to the edge (its secret or its certificate), else PERMISSION_DENIED.
+// any caller, and so is UnlockLink (its form posted); RecordCachedRedirects (the edge's report of
+// cached redirects, each one a click) only to the edge (its secret or its certificate), else
+// PERMISSION_DENIED.
 //
 // Resolve is served on gRPC's callback API (platform::HandleAsync): each redirect waits for
 // Kafka to acknowledge its click, and with the synchronous API every one in flight held a
-// thread blocked on that wait; now the acknowledgement itself finishes the call.
+// thread blocked on that wait; now the acknowledgement itself finishes the call. UnlockLink stays
+// synchronous: its argon2id check takes a thread's CPU for tens of milliseconds anyway, and
+// unlocks are few next to redirects.
 //
 // Lives as long as the server that serves it (LinksModule owns both it and the RPCs).
 #pragma once
@@ -41,6 +44,8 @@ class LinksService final
   grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
                                     const v1::ResolveRequest* request,
                                     v1::ResolveResponse* response) override;
+  grpc::Status UnlockLink(grpc::ServerContext* context, const v1::UnlockLinkRequest* request,
+                          v1::ResolveResponse* response) override;
   grpc::Status RecordCachedRedirects(grpc::ServerContext* context,
                                      const api::v1::CachedRedirects* request,
                                      google::protobuf::Empty* response) override;

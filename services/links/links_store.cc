@@ -23,7 +23,7 @@ constexpr const char* kColumns =
     "(extract(epoch from expire_time) * 1000000)::bigint, "
     "array_to_string(tags, ','), "
     "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, clicks, fallback_url, "
-    "forward_query, redirect_rules::text";
+    "forward_query, redirect_rules::text, password_hash IS NOT NULL";
 
 // Tags cross the wire joined by commas, which their charset (links_rpcs.cc) leaves out.
 constexpr char kTagSeparator = ',';
@@ -79,7 +79,8 @@ std::vector<RedirectRule> RulesFromColumn(const pqxx::field& f) {
 }
 
 // valid_since (as micros), max_clicks at first + 1, fallback_url at first + 3, forward_query at
-// first + 4 and redirect_rules at first + 5 (first + 2 is each query's own).
+// first + 4, redirect_rules at first + 5 and whether there is a password at first + 6 (first + 2
+// is each query's own).
 LinkLimits LimitsFromRow(const pqxx::row& r, int first) {
   LinkLimits limits;
   if (!r[first].is_null()) {
@@ -93,6 +94,7 @@ LinkLimits LimitsFromRow(const pqxx::row& r, int first) {
   }
   limits.forward_query = r[first + 4].as<bool>();
   limits.redirect_rules = RulesFromColumn(r[first + 5]);
+  limits.password_protected = r[first + 6].as<bool>();
   return limits;
 }
 
@@ -166,15 +168,15 @@ absl::StatusOr<LinkRecord> PgLinksStore::Insert(const LinkRecord& link) {
   absl::Status s = cluster_->primary().Transact([&](pqxx::work& tx) {
     pqxx::result r = tx.exec_params(
         absl::StrCat("INSERT INTO links (code, account_id, target_url, expire_time, tags, "
-                     "valid_since, max_clicks, fallback_url, forward_query, redirect_rules) "
-                     "VALUES ($1, $2, $3, ",
+                     "valid_since, max_clicks, fallback_url, forward_query, redirect_rules, "
+                     "password_hash) VALUES ($1, $2, $3, ",
                      Param(kFromMicros, 4), ", string_to_array($5, ','), ", Param(kFromMicros, 6),
                      ", $7, $8, $9, ", Param(kRulesFromJson, 10),
-                     ") ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
+                     ", $11) ON CONFLICT (code) DO NOTHING RETURNING ", kColumns),
         link.code, link.account_id, link.target_url, Micros(link.expire_time),
         absl::StrJoin(link.tags, std::string(1, kTagSeparator)), Micros(link.limits.valid_since),
         link.limits.max_clicks, link.limits.fallback_url, link.limits.forward_query,
-        RulesJson(link.limits.redirect_rules));
+        RulesJson(link.limits.redirect_rules), link.password_hash);
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
@@ -231,8 +233,8 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
     for (int attempt = 0; attempt < kBatchCodeAttempts && !pending.empty(); ++attempt) {
       std::string sql =
           "INSERT INTO links (code, account_id, target_url, expire_time, tags, valid_since, "
-          "max_clicks, fallback_url, forward_query, redirect_rules) VALUES ";
-      constexpr int kParamsPerLink = 10;
+          "max_clicks, fallback_url, forward_query, redirect_rules, password_hash) VALUES ";
+      constexpr int kParamsPerLink = 11;
       std::vector<std::string> params;
       params.reserve(pending.size() * kParamsPerLink);
       std::map<std::string, size_t> by_code;
@@ -252,7 +254,7 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
         absl::StrAppend(&sql, params.empty() ? "" : ", ", "(", p(1), ", ", p(2), ", ", p(3), ", ",
                         time(4), ", string_to_array(", p(5), ", ','), ", time(6), ", NULLIF(", p(7),
                         ", '')::bigint, NULLIF(", p(8), ", ''), ", p(9), "::boolean, (NULLIF(",
-                        p(10), ", '')::jsonb -> 'redirectRules'))");
+                        p(10), ", '')::jsonb -> 'redirectRules'), NULLIF(", p(11), ", ''))");
         params.push_back(l.code);
         params.push_back(account_id);
         params.push_back(l.target_url);
@@ -263,6 +265,7 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
         params.push_back(l.limits.fallback_url.value_or(""));
         params.push_back(l.limits.forward_query ? "true" : "false");
         params.push_back(RulesJson(l.limits.redirect_rules).value_or(""));
+        params.push_back(l.password_hash.value_or(""));
         by_code.emplace(l.code, i);
       }
       absl::StrAppend(&sql, " ON CONFLICT (code) DO NOTHING RETURNING ", kColumns);
@@ -393,7 +396,9 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
                      "forward_query = COALESCE($13::boolean, forward_query), "
                      "redirect_rules = CASE WHEN $15 THEN NULL WHEN $14::jsonb IS NOT NULL THEN ",
                      Param(kRulesFromJson, 14),
-                     " ELSE redirect_rules END, update_time = now() "
+                     " ELSE redirect_rules END, "
+                     "password_hash = CASE WHEN $17 THEN NULL ELSE COALESCE($16, password_hash) "
+                     "END, update_time = now() "
                      "WHERE code = $1 AND account_id = $2 AND deleted_at IS NULL RETURNING ",
                      kColumns),
         code, account_id, update.target_url, Micros(update.expire_time), update.clear_expire_time,
@@ -404,7 +409,8 @@ absl::StatusOr<LinkRecord> PgLinksStore::Update(const std::string& account_id,
         update.clear_max_clicks, update.fallback_url, update.clear_fallback_url,
         update.forward_query,
         update.redirect_rules ? RulesJson(*update.redirect_rules) : std::nullopt,
-        update.redirect_rules && update.redirect_rules->empty());
+        update.redirect_rules && update.redirect_rules->empty(), update.password_hash,
+        update.clear_password);
     if (!r.empty()) {
       out = FromRow(r[0]);
     }
@@ -445,7 +451,8 @@ absl::StatusOr<std::optional<ResolveRecord>> PgLinksStore::LookUp(const std::str
     pqxx::result r = tx.exec_params(
         "SELECT target_url, (extract(epoch from expire_time) * 1000000)::bigint, "
         "(extract(epoch from valid_since) * 1000000)::bigint, max_clicks, NULL, fallback_url, "
-        "forward_query, redirect_rules::text FROM links WHERE code = $1 AND deleted_at IS NULL",
+        "forward_query, redirect_rules::text, password_hash IS NOT NULL FROM links WHERE code = $1 "
+        "AND deleted_at IS NULL",
         code);
     if (r.empty()) {
       return;
@@ -495,6 +502,28 @@ absl::Status PgLinksStore::UncountClick(const std::string& code) {
     pqxx::nontransaction tx(c);
     tx.exec_params("UPDATE links SET clicks = clicks - 1 WHERE code = $1 AND clicks > 0", code);
   });
+}
+
+absl::StatusOr<std::optional<std::string>> PgLinksStore::PasswordHash(const std::string& code) {
+  bool found = false;
+  std::optional<std::string> hash;
+  absl::Status s = cluster_->primary().Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    pqxx::result r = tx.exec_params(
+        "SELECT password_hash FROM links WHERE code = $1 AND deleted_at IS NULL", code);
+    found = !r.empty();
+    hash.reset();
+    if (found && !r[0][0].is_null()) {
+      hash = r[0][0].as<std::string>();
+    }
+  });
+  if (!s.ok()) {
+    return s;
+  }
+  if (!found) {
+    return NotFound(code);
+  }
+  return hash;
 }
 
 }  // namespace kurt::links

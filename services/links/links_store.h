@@ -30,6 +30,9 @@ struct LinkRecord {
   LinkLimits limits;
   // Redirects counted against limits.max_clicks.
   int64_t click_count = 0;
+  // For Insert and InsertBatch: the argon2id hash of the link's password (then
+  // limits.password_protected). Reads leave it empty: the hash is read by PasswordHash alone.
+  std::optional<std::string> password_hash;
 };
 
 // What the redirect needs of a live (not deleted) link.
@@ -54,6 +57,9 @@ struct LinkUpdate {
   std::optional<bool> forward_query;
   // Replaces the redirect rules when set (empty: removes them all).
   std::optional<std::vector<RedirectRule>> redirect_rules;
+  // A new password's argon2id hash, or clear_password to remove it.
+  std::optional<std::string> password_hash;
+  bool clear_password = false;
 };
 
 // ListLinks' filters; unset: no filter.
@@ -139,6 +145,9 @@ class LinksStore {
   virtual absl::StatusOr<bool> CountClick(const std::string& code) = 0;
   // Gives back a CountClick whose redirect did not go out.
   virtual absl::Status UncountClick(const std::string& code) = 0;
+  // The password hash of the live link with this code, from the primary (a password set a
+  // moment ago holds at once); nullopt when the link has none, NOT_FOUND when there is no link.
+  virtual absl::StatusOr<std::optional<std::string>> PasswordHash(const std::string& code) = 0;
 };
 
 class PgLinksStore : public LinksStore {
@@ -164,6 +173,7 @@ class PgLinksStore : public LinksStore {
                                                       ReadFrom from) override;
   absl::StatusOr<bool> CountClick(const std::string& code) override;
   absl::Status UncountClick(const std::string& code) override;
+  absl::StatusOr<std::optional<std::string>> PasswordHash(const std::string& code) override;
 
  private:
   pg::PgCluster* cluster_;

@@ -57,6 +57,9 @@ class FakeStore : public LinksStore {
     }
     return std::optional<ResolveRecord>(it->second);
   }
+  absl::StatusOr<std::optional<std::string>> PasswordHash(const std::string&) override {
+    return absl::UnimplementedError("");
+  }
   absl::StatusOr<bool> CountClick(const std::string&) override {
     return absl::UnimplementedError("");
   }

@@ -63,9 +63,9 @@ def before_call(ctx, case, kwargs):
             body.pop("clear_expire_time", None)
         if path in ("/v1/links", "/v1/links/{code}"):
             # validSince is before the expiry (given or stored, which the line above keeps in the
-            # future); a limit and its clear_ are not given together.
+            # future); a limit (or a password) and its clear_ are not given together.
             for name, clear in (("validSince", "clearValidSince"), ("maxClicks", "clearMaxClicks"),
-                                ("fallbackUrl", "clearFallbackUrl")):
+                                ("fallbackUrl", "clearFallbackUrl"), ("password", "clearPassword")):
                 if name in body:
                     body.pop(clear, None)
             for name in ("validSince", "valid_since"):
@@ -86,7 +86,7 @@ def before_call(ctx, case, kwargs):
                     for name in ("targetUrl", "expireTime", "clearExpireTime", "validSince",
                                  "clearValidSince", "maxClicks", "clearMaxClicks",
                                  "fallbackUrl", "clearFallbackUrl", "forwardQuery",
-                                 "clearRedirectRules")):
+                                 "password", "clearPassword", "clearRedirectRules")):
                 body["clearExpireTime"] = True
         if path == "/v1/reports":
             body["startTime"] = _stamp(now - timedelta(days=2))

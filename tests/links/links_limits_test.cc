@@ -1,9 +1,9 @@
 // Limits on a link (valid_since, expire_time, max_clicks, a fallback), query forwarding and
-// redirect rules, through the real edge over HTTP, as a visitor of the short URL sees them:
-// accounts and two replicas of links in this process on the local stack (a scratch database,
-// Redis, Kafka), the edge's redirect cache on, links' upstream the two replicas in turn, and the
-// edge trusting loopback's X-Forwarded-For (as behind a load balancer), so that a test can visit
-// from a country.
+// redirect rules and passwords, through the real edge over HTTP, as a visitor of the short URL
+// sees them: accounts and two replicas of links in this process on the local stack (a scratch
+// database, Redis, Kafka), the edge's redirect cache on and hearing of changed redirects as
+// kurt-edge does, links' upstream the two replicas in turn, and the edge trusting loopback's
+// X-Forwarded-For (as behind a load balancer), so that a test can visit from a country.
 #include <atomic>
 #include <memory>
 #include <string>
@@ -22,6 +22,7 @@
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
 #include "platform/redis/redis.h"
+#include "platform/redis/subscriber.h"
 #include "services/accounts/accounts_module.h"
 #include "services/links/links_module.h"
 #include "tests/support/http_client.h"
@@ -78,6 +79,10 @@ class LinksLimitsTest : public ::testing::Test {
     lc.clicks_topic = topic_;
     lc.short_url_base = "https://kurt.example/";
     lc.cache_key_prefix = testing::RandomName("kurt:test:link:") + ":";
+    lc.redirect_changes_channel = testing::RandomName("kurt:test:changes:");
+    lc.unlock_key_prefix = testing::RandomName("kurt:test:unlock:") + ":";
+    lc.unlock_limits = UnlockLimits{3, 1000, absl::Minutes(15)};
+    lc.passwords = PasswordHasherOptions{1, 8192, 2};  // the cheapest argon2id: a fast test
     std::vector<std::string> links_addresses;
     for (int i = 0; i < kReplicas; ++i) {
       Replica& r = replicas_[i];
@@ -122,9 +127,17 @@ class LinksLimitsTest : public ::testing::Test {
     ASSERT_TRUE(server.ok()) << server.status();
     edge_ = std::move(*server);
     key_ = NewAccount("limits");
+    // As kurt-edge's main: changed redirects leave the edge's cache at once.
+    redis::SubscriberOptions so;
+    so.channel = lc.redirect_changes_channel;
+    edge::Edge* edge = &edge_->edge();
+    changes_ = std::make_unique<redis::Subscriber>(
+        redis_.get(), so, [edge](absl::string_view m) { edge->DropChangedRedirects(m); },
+        [edge] { edge->DropCachedRedirects(); });
   }
 
   void TearDown() override {
+    changes_.reset();
     if (edge_) {
       edge_->Shutdown(absl::Seconds(1));
     }
@@ -145,6 +158,25 @@ class LinksLimitsTest : public ::testing::Test {
   Reply Visit(const std::string& target, const Headers& headers = {}) {
     return Fetch(edge_->port(), "GET", target, headers, "");
   }
+
+  // Posts a protected link's form, as a browser does.
+  Reply PostForm(const std::string& target, const std::string& form,
+                 const std::string& type = "application/x-www-form-urlencoded") {
+    return Fetch(edge_->port(), "POST", target, {{"Content-Type", type}}, form);
+  }
+
+  // The sum over the replicas of a counter line of their metrics (0 when absent).
+  double Metric(const std::string& line) {
+    double sum = 0;
+    for (Replica& r : replicas_) {
+      const std::string metrics = r.registry.Render();
+      if (size_t at = metrics.find(line + " "); at != std::string::npos) {
+        sum += std::stod(metrics.substr(at + line.size() + 1));
+      }
+    }
+    return sum;
+  }
+  double ClicksQueued() { return Metric("kurt_links_click_events_total{outcome=\"queued\"}"); }
 
   std::string NewAccount(const std::string& name) {
     Reply r = Fetch(edge_->port(), "POST", "/v1/accounts",
@@ -191,6 +223,7 @@ class LinksLimitsTest : public ::testing::Test {
   std::unique_ptr<edge::KeyAuthenticator> authenticator_;
   std::unique_ptr<edge::AccountsAuthorizer> authorizer_;
   std::unique_ptr<edge::EdgeServer> edge_;
+  std::unique_ptr<redis::Subscriber> changes_;
   std::string key_;
 };
 
@@ -419,6 +452,234 @@ TEST_F(LinksLimitsTest, BadLimitsAre400NamingTheFieldAndCreateNothing) {
   Reply list = Call("GET", "/v1/links");
   EXPECT_EQ(list.body.find("maxClicks"), std::string::npos) << list.body;
   EXPECT_EQ(list.body.find("validSince"), std::string::npos) << list.body;
+}
+
+TEST_F(LinksLimitsTest, AProtectedLinkAsksForItsPasswordAndRedirectsOnlyWithIt) {
+  constexpr char kPassword[] = "open s\xC3\xA9same";
+  Reply created = Call("POST", "/v1/links",
+                       absl::StrCat(R"({"targetUrl":"https://example.com/secret?a=1",)",
+                                    R"("forwardQuery":true,"password":")", kPassword, R"("})"));
+  ASSERT_EQ(created.status, 200u) << created.body;
+  const std::string code = Field(created.body, "code");
+  EXPECT_NE(created.body.find("\"passwordProtected\":true"), std::string::npos) << created.body;
+  EXPECT_EQ(created.body.find("sesame"), std::string::npos) << created.body;
+  EXPECT_EQ(created.body.find("\"password\""), std::string::npos) << created.body;
+  for (const std::string& read : {"/v1/links/" + code, std::string("/v1/links")}) {
+    Reply r = Call("GET", read);
+    EXPECT_NE(r.body.find("\"passwordProtected\":true"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("sesame"), std::string::npos) << r.body;
+    EXPECT_EQ(r.body.find("argon2"), std::string::npos) << r.body;
+  }
+
+  // The short URL answers the form, twice (never from a cache), and records no click.
+  const double clicks = ClicksQueued();
+  for (int i = 0; i < 2; ++i) {
+    Reply form = Visit("/" + code + "?utm_source=mail");
+    EXPECT_EQ(form.status, 200u) << form.body;
+    EXPECT_EQ(form.Header("location"), "");
+    EXPECT_EQ(form.Header("content-type"), "text/html; charset=utf-8");
+    EXPECT_EQ(form.Header("cache-control"), "no-store");
+    EXPECT_EQ(form.Header("content-security-policy"),
+              "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+              "frame-ancestors 'none'; base-uri 'none'");
+    EXPECT_NE(form.body.find("<form method=\"post\">"), std::string::npos) << form.body;
+    EXPECT_NE(form.body.find("name=\"password\""), std::string::npos) << form.body;
+  }
+  EXPECT_EQ(ClicksQueued(), clicks) << "showing the form is no click";
+
+  // A wrong password: the form again, 401.
+  Reply wrong = PostForm("/" + code + "?utm_source=mail", "password=open+sesame");
+  EXPECT_EQ(wrong.status, 401u) << wrong.body;
+  EXPECT_EQ(wrong.Header("location"), "");
+  EXPECT_EQ(wrong.Header("content-type"), "text/html; charset=utf-8");
+  EXPECT_EQ(wrong.Header("cache-control"), "no-store");
+  EXPECT_NE(wrong.body.find("Wrong password"), std::string::npos) << wrong.body;
+  EXPECT_NE(wrong.body.find("<form"), std::string::npos) << wrong.body;
+  EXPECT_EQ(ClicksQueued(), clicks);
+
+  // The right one: 303 to the target (the query forwarded), one click, kept by no cache.
+  Reply right = PostForm("/" + code + "?utm_source=mail", "password=open+s%C3%A9same");
+  EXPECT_EQ(right.status, 303u) << right.body;
+  EXPECT_EQ(right.Header("location"), "https://example.com/secret?a=1&utm_source=mail");
+  EXPECT_EQ(right.Header("cache-control"), "no-store");
+  EXPECT_EQ(ClicksQueued(), clicks + 1);
+
+  // What is no form with a password: 400, naming what is wrong, and no attempt counted.
+  Reply none = PostForm("/" + code, "pass=x");
+  EXPECT_EQ(none.status, 400u) << none.body;
+  EXPECT_NE(none.body.find("no such field in kurt.links.v1.UnlockLinkRequest"), std::string::npos)
+      << none.body;
+  Reply empty = PostForm("/" + code, "");
+  EXPECT_EQ(empty.status, 400u) << empty.body;
+  EXPECT_NE(empty.body.find("password: required"), std::string::npos) << empty.body;
+  Reply text = PostForm("/" + code, "password=x", "text/plain");
+  EXPECT_EQ(text.status, 400u) << text.body;
+  EXPECT_NE(text.body.find("invalid JSON body"), std::string::npos) << text.body;
+  Reply bad = PostForm("/" + code, "password=%zz");
+  EXPECT_EQ(bad.status, 400u) << bad.body;
+  EXPECT_NE(bad.body.find("malformed form body"), std::string::npos) << bad.body;
+
+  // Three wrong ones (this test's limit per client): then 429 with Retry-After, right or not.
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(PostForm("/" + code, "password=guess" + std::to_string(i)).status, 401u);
+  }
+  for (const char* form : {"password=guess9", "password=open+s%C3%A9same"}) {
+    Reply limited = PostForm("/" + code, form);
+    EXPECT_EQ(limited.status, 429u) << limited.body;
+    EXPECT_EQ(limited.Header("location"), "");
+    EXPECT_EQ(limited.Header("content-type"), "text/html; charset=utf-8");
+    const int retry_after = std::atoi(limited.Header("retry-after").c_str());
+    EXPECT_GT(retry_after, 14 * 60) << limited.Header("retry-after");
+    EXPECT_LE(retry_after, 15 * 60);
+    EXPECT_NE(limited.body.find("Try again in 15 minutes"), std::string::npos) << limited.body;
+  }
+  EXPECT_EQ(ClicksQueued(), clicks + 1);
+
+  // Without its password the link redirects again, at once.
+  Reply cleared = Call("PATCH", "/v1/links/" + code, R"({"clearPassword":true})");
+  ASSERT_EQ(cleared.status, 200u) << cleared.body;
+  EXPECT_EQ(cleared.body.find("\"passwordProtected\""), std::string::npos)
+      << "false, so left out: " << cleared.body;
+  Reply open = Visit("/" + code);
+  EXPECT_EQ(open.status, 302u) << open.body;
+  EXPECT_EQ(open.Header("location"), "https://example.com/secret?a=1");
+}
+
+TEST_F(LinksLimitsTest, AProtectedLinkWithRulesUnlocksToTheTargetItsRulesChooseForTheVisitor) {
+  const std::string code = Create(R"({"targetUrl":"https://example.com/default",
+      "password":"letmein","forwardQuery":true,
+      "redirectRules":[
+        {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
+        {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
+        {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}
+      ]})");
+  ASSERT_FALSE(code.empty());
+  Reply got = Call("GET", "/v1/links/" + code);
+  EXPECT_NE(got.body.find("\"passwordProtected\":true"), std::string::npos) << got.body;
+  EXPECT_NE(got.body.find(R"("redirectRules":[{"conditions":[{"os":"ios"}],)"), std::string::npos)
+      << got.body;
+
+  const std::string iphone_agent =
+      "Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like "
+      "Gecko) Version/17.1 Mobile/15E148 Safari/604.1";
+  const std::string desktop =
+      "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+      "Chrome/120.0.0.0 Safari/537.36";
+  struct Case {
+    Headers headers;
+    std::string target;
+  };
+  // 2.26.24.1 is in one of Germany's ranges in Debian's tor-geoipdb.
+  const std::vector<Case> cases = {
+      {{{"User-Agent", iphone_agent}}, "https://example.com/ios?utm_source=mail"},
+      {{{"User-Agent", desktop}, {"Accept-Language", "fr-FR,en;q=0.8"}},
+       "https://example.com/fr?utm_source=mail"},
+      {{{"User-Agent", desktop}, {"Accept-Language", "en"}, {"X-Forwarded-For", "2.26.24.1"}},
+       "https://example.com/de?utm_source=mail"},
+      {{{"User-Agent", desktop}}, "https://example.com/default?utm_source=mail"}};
+
+  // Every visitor gets the form first, whichever rule holds for them (the link's record now in
+  // Redis, which the unlocks below read), and no click.
+  const double clicks = ClicksQueued();
+  for (const Case& c : cases) {
+    Reply form = Visit("/" + code + "?utm_source=mail", c.headers);
+    EXPECT_EQ(form.status, 200u) << form.body;
+    EXPECT_EQ(form.Header("location"), "");
+    EXPECT_NE(form.body.find("name=\"password\""), std::string::npos) << form.body;
+  }
+  EXPECT_EQ(ClicksQueued(), clicks);
+
+  // The right password: 303 to the target the rules choose for that visitor, one click each.
+  for (const Case& c : cases) {
+    Headers headers = c.headers;
+    headers.emplace_back("Content-Type", "application/x-www-form-urlencoded");
+    Reply right =
+        Fetch(edge_->port(), "POST", "/" + code + "?utm_source=mail", headers, "password=letmein");
+    EXPECT_EQ(right.status, 303u) << right.body << right.error;
+    EXPECT_EQ(right.Header("location"), c.target);
+    EXPECT_EQ(right.Header("cache-control"), "no-store");
+  }
+  EXPECT_EQ(ClicksQueued(), clicks + static_cast<double>(cases.size()));
+
+  // The password removed: the rules answer the redirect itself.
+  Reply cleared = Call("PATCH", "/v1/links/" + code, R"({"clearPassword":true})");
+  ASSERT_EQ(cleared.status, 200u) << cleared.body;
+  EXPECT_NE(cleared.body.find("redirectRules"), std::string::npos) << cleared.body;
+  Reply open = Visit("/" + code, cases[0].headers);
+  EXPECT_EQ(open.status, 302u) << open.body;
+  EXPECT_EQ(open.Header("location"), "https://example.com/ios");
+}
+
+TEST_F(LinksLimitsTest, APasswordAddedLaterStopsTheRedirectTheEdgeCachedAtOnce) {
+  const std::string code = Create(R"({"targetUrl":"https://example.com/public"})");
+  ASSERT_FALSE(code.empty());
+  // The second visit comes from the edge's cache (the redirect may be kept 5 s).
+  EXPECT_EQ(Visit("/" + code).status, 302u);
+  Reply cached = Visit("/" + code);
+  EXPECT_EQ(cached.status, 302u);
+  Reply metrics = Fetch(edge_->port(), "GET", "/metrics", {}, "");
+  EXPECT_NE(metrics.body.find("kurt_edge_cache_hits_total 1"), std::string::npos) << metrics.body;
+
+  Reply patched = Call("PATCH", "/v1/links/" + code, R"({"password":"letmein"})");
+  ASSERT_EQ(patched.status, 200u) << patched.body;
+  EXPECT_NE(patched.body.find("\"passwordProtected\":true"), std::string::npos) << patched.body;
+  EXPECT_EQ(patched.body.find("letmein"), std::string::npos) << patched.body;
+  // The announcement reaches the edge well before the cached entry would expire (5 s).
+  const absl::Time deadline = absl::Now() + absl::Seconds(1);
+  Reply r;
+  do {
+    r = Visit("/" + code);
+  } while (r.status == 302 && absl::Now() < deadline);
+  EXPECT_EQ(r.status, 200u) << r.body;
+  EXPECT_EQ(r.Header("location"), "");
+  EXPECT_NE(r.body.find("<form"), std::string::npos) << r.body;
+  // And it keeps asking: nothing of the old redirect is left anywhere.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_EQ(Visit("/" + code).status, 200u);
+  }
+  Reply right = PostForm("/" + code, "password=letmein");
+  EXPECT_EQ(right.status, 303u) << right.body;
+  EXPECT_EQ(right.Header("location"), "https://example.com/public");
+}
+
+TEST_F(LinksLimitsTest, BadPasswordsAre400NamingTheFieldAndChangeNothing) {
+  Reply short_one =
+      Call("POST", "/v1/links", R"({"targetUrl":"https://example.com/x","password":"abc"})");
+  EXPECT_EQ(short_one.status, 400u) << short_one.body;
+  EXPECT_NE(short_one.body.find("password: must be 4 to 128 characters"), std::string::npos)
+      << short_one.body;
+  Reply empty = Call("POST", "/v1/links", R"({"targetUrl":"https://example.com/x","password":""})");
+  EXPECT_EQ(empty.status, 400u) << empty.body;
+  EXPECT_EQ(Call("GET", "/v1/links").body.find("example.com/x"), std::string::npos);
+
+  const std::string code = Create(R"({"targetUrl":"https://example.com/y"})");
+  Reply both =
+      Call("PATCH", "/v1/links/" + code, R"({"password":"long enough","clearPassword":true})");
+  EXPECT_EQ(both.status, 400u) << both.body;
+  EXPECT_NE(both.body.find("password"), std::string::npos) << both.body;
+  Reply long_one = Call("PATCH", "/v1/links/" + code,
+                        absl::StrCat(R"({"password":")", std::string(129, 'x'), R"("})"));
+  EXPECT_EQ(long_one.status, 400u) << long_one.body;
+  EXPECT_NE(long_one.body.find("password: must be 4 to 128 characters, not 129"), std::string::npos)
+      << long_one.body;
+  EXPECT_EQ(Visit("/" + code).status, 302u) << "the link is as it was";
+
+  // A batch: each link checked alone; two links with one password.
+  Reply batch = Call("POST", "/v1/links:batchCreate",
+                     R"({"links":[{"targetUrl":"https://example.com/b1","password":"same one"},)"
+                     R"({"targetUrl":"https://example.com/b2","password":"x"},)"
+                     R"({"targetUrl":"https://example.com/b3","password":"same one"}]})");
+  ASSERT_EQ(batch.status, 200u) << batch.body;
+  EXPECT_NE(batch.body.find("password: must be 4 to 128 characters"), std::string::npos)
+      << batch.body;
+  EXPECT_EQ(batch.body.find("same one"), std::string::npos) << batch.body;
+  size_t at = 0;
+  int protected_links = 0;
+  while ((at = batch.body.find("\"passwordProtected\":true", at)) != std::string::npos) {
+    ++protected_links;
+    ++at;
+  }
+  EXPECT_EQ(protected_links, 2) << batch.body;
 }
 
 }  // namespace

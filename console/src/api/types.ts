@@ -17,6 +17,8 @@ export interface Link {
   createTime?: string;
   updateTime?: string;
   expireTime?: string;
+  /** The redirect asks for a password first (the password itself is never shown). */
+  passwordProtected?: boolean;
   redirectRules?: RedirectRule[];
 }
 

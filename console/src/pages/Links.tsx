@@ -117,6 +117,7 @@ export function CreateLink({ onCreated }: { onCreated: (l: Link) => void }) {
   const [targetUrl, setTargetUrl] = useState('');
   const [alias, setAlias] = useState('');
   const [expiry, setExpiry] = useState('');
+  const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -130,12 +131,14 @@ export function CreateLink({ onCreated }: { onCreated: (l: Link) => void }) {
           targetUrl: targetUrl.trim(),
           ...(alias.trim() ? { alias: alias.trim() } : {}),
           ...(expiry ? { expireTime: fromLocalInput(expiry) } : {}),
+          ...(password ? { password } : {}),
         },
       });
       // Only a success empties the form: on an error everything typed stays.
       setTargetUrl('');
       setAlias('');
       setExpiry('');
+      setPassword('');
       onCreated(link);
     } catch (err) {
       setError(describeError('Creating the link', err));
@@ -171,6 +174,17 @@ export function CreateLink({ onCreated }: { onCreated: (l: Link) => void }) {
           value={expiry}
           onInput={(e) => setExpiry(e.currentTarget.value)}
         />
+        <Field
+          label="Password (optional)"
+          id="link-password"
+          type="password"
+          autocomplete="new-password"
+          minLength={4}
+          maxLength={128}
+          hint="Visitors must enter it before they are sent on"
+          value={password}
+          onInput={(e) => setPassword(e.currentTarget.value)}
+        />
       </div>
       <ErrorLine error={error} />
       <button type="submit" disabled={busy}>
@@ -194,6 +208,8 @@ function LinkItem({
   const [targetUrl, setTargetUrl] = useState(link.targetUrl);
   const [expiry, setExpiry] = useState(toLocalInput(link.expireTime));
   const [rules, setRules] = useState(toRows(link.redirectRules));
+  const [password, setPassword] = useState('');
+  const [removePassword, setRemovePassword] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
   const id = `link-${link.code}`;
@@ -209,8 +225,12 @@ function LinkItem({
       else if (link.expireTime) body.clearExpireTime = true;
       if (rules.length > 0) body.redirectRules = fromRows(rules);
       else if (ruleCount > 0) body.clearRedirectRules = true;
+      if (removePassword) body.clearPassword = true;
+      else if (password) body.password = password;
       const updated = await api.request<Link>('PATCH', `/v1/links/${encodeURIComponent(link.code)}`, { body });
       onChanged(updated);
+      setPassword('');
+      setRemovePassword(false);
       setEditing(false);
     } catch (err) {
       setError(describeError(`Saving ${link.code}`, err));
@@ -240,6 +260,11 @@ function LinkItem({
           {link.shortUrl}
         </a>
         <CopyButton text={link.shortUrl} label={`Copy the short URL of ${link.code}`} />
+        {link.passwordProtected && (
+          <span class="protected" title="Visitors must enter a password before they are sent on">
+            Password-protected
+          </span>
+        )}
       </div>
       {editing ? (
         <form onSubmit={save} aria-label={`Edit ${link.code}`}>
@@ -260,7 +285,29 @@ function LinkItem({
               value={expiry}
               onInput={(e) => setExpiry(e.currentTarget.value)}
             />
+            <Field
+              label={link.passwordProtected ? 'New password' : 'Password'}
+              id={`${id}-password`}
+              type="password"
+              autocomplete="new-password"
+              minLength={4}
+              maxLength={128}
+              hint={link.passwordProtected ? 'Empty: keep the current one' : 'Empty: none'}
+              disabled={removePassword}
+              value={password}
+              onInput={(e) => setPassword(e.currentTarget.value)}
+            />
           </div>
+          {link.passwordProtected && (
+            <label class="check">
+              <input
+                type="checkbox"
+                checked={removePassword}
+                onChange={(e) => setRemovePassword(e.currentTarget.checked)}
+              />{' '}
+              Remove the password
+            </label>
+          )}
           <RulesEditor id={id} rows={rules} onChange={setRules} />
           <ErrorLine error={error} />
           <button type="submit" disabled={busy}>
@@ -291,6 +338,8 @@ function LinkItem({
                 setTargetUrl(link.targetUrl);
                 setExpiry(toLocalInput(link.expireTime));
                 setRules(toRows(link.redirectRules));
+                setPassword('');
+                setRemovePassword(false);
                 setEditing(true);
               }}
             >

@@ -63,6 +63,47 @@ describe('the link form', () => {
   });
 });
 
+describe('password-protected links', () => {
+  it('sends a password on create, marks protected links, and sets or removes one on edit', async () => {
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.method === 'PATCH') return json(200, { ...link('vault', 'https://example.com/vault') });
+      return json(200, {
+        links: [{ ...link('vault', 'https://example.com/vault'), passwordProtected: true }, link('open', 'https://example.com/open')],
+      });
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <LinksPage />
+      </ServicesContext.Provider>,
+    );
+    expect(await screen.findByText('vault')).toBeTruthy();
+    // One mark, on the protected link's card only.
+    expect(screen.getAllByText('Password-protected')).toHaveLength(1);
+    expect(screen.getByText('Password-protected').closest('li')!.textContent).toContain('vault');
+
+    type('Target URL', 'https://example.com/new');
+    type('Password (optional)', 'open sesame');
+    fireEvent.click(screen.getByRole('button', { name: 'Shorten' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'POST' && c.url.pathname === '/v1/links')).toBe(true));
+    expect(calls.find((c) => c.method === 'POST' && c.url.pathname === '/v1/links')!.body).toEqual({
+      targetUrl: 'https://example.com/new',
+      password: 'open sesame',
+    });
+
+    fireEvent.click(screen.getByRole('button', { name: 'Edit vault' }));
+    fireEvent.click(screen.getByLabelText('Remove the password'));
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    await waitFor(() => expect(calls.some((c) => c.method === 'PATCH')).toBe(true));
+    expect(calls.find((c) => c.method === 'PATCH')!.body).toEqual({
+      targetUrl: 'https://example.com/vault',
+      clearPassword: true,
+    });
+    // The answer says it is open now: the mark goes.
+    await waitFor(() => expect(screen.queryByText('Password-protected')).toBeNull());
+  });
+});
+
 describe('CSV upload', () => {
   const csvFile = (text: string) => new File([text], 'links.csv', { type: 'text/csv' });
   const choose = (file: File) =>

@@ -1,4 +1,4 @@
-#include "services/accounts/password.h"
+#include "services/common/password_hasher.h"
 
 #include <sodium.h>
 
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
 
-namespace kurt::accounts {
+namespace kurt {
 
 PasswordHasher::Slot::Slot(PasswordHasher* hasher) : hasher_(hasher) {
   absl::MutexLock lock(&hasher_->mu_);
@@ -60,4 +60,4 @@ bool PasswordHasher::Verify(absl::string_view hash, absl::string_view password) 
 
 void PasswordHasher::VerifyNobody(absl::string_view password) { (void)Verify(nobody_, password); }
 
-}  // namespace kurt::accounts
+}  // namespace kurt

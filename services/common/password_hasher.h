@@ -1,10 +1,11 @@
-// Passwords: hashed with argon2id (libsodium's crypto_pwhash_str_alg, its salt and cost inside the
-// string it returns) and checked against such a string. Each hash takes tens of milliseconds and
-// `memory` bytes (64 MiB by default), so at most `concurrency` run at once and the others wait:
-// a burst of sign-ins costs time, never the process's memory.
+// Passwords (people's, and protected links'): hashed with argon2id (libsodium's
+// crypto_pwhash_str_alg, its salt and cost inside the string it returns) and checked against such
+// a string. Each hash takes tens of milliseconds and `memory` bytes (64 MiB by default), so at
+// most `concurrency` run at once and the others wait: a burst of sign-ins or unlocks costs time,
+// never the process's memory.
 //
-// A sign-in for an email nobody has is checked against a hash made at start-up (VerifyNobody), so
-// that it takes as long as a wrong password.
+// A check for something that has no password (a sign-in for an email nobody has) can be made
+// against a hash made at start-up (VerifyNobody), so that it takes as long as a wrong password.
 //
 // Lives as long as the service; thread-safe.
 #pragma once
@@ -17,7 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 
-namespace kurt::accounts {
+namespace kurt {
 
 struct PasswordHasherOptions {
   // libsodium's "interactive" cost: 2 passes over 64 MiB (about 75 ms on one core here).
@@ -56,4 +57,4 @@ class PasswordHasher {
   std::string nobody_;  // a hash of a random password, made in the constructor
 };
 
-}  // namespace kurt::accounts
+}  // namespace kurt
