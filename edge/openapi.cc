@@ -498,7 +498,23 @@ class Generator {
     if (closed_.count(d) > 0) {
       j["additionalProperties"] = Json::Bool(false);
     }
+    if (IsOneChoice(d)) {
+      j["minProperties"] = Json::Number(1);
+      j["maxProperties"] = Json::Number(1);
+    }
     return j;
+  }
+
+  // A message that is nothing but one oneof (RedirectCondition) says one thing: exactly one of
+  // its fields. JSON Schema states that as one property; a oneof beside other fields would need
+  // a `not` for every pair of its members, which no message here has.
+  static bool IsOneChoice(const Descriptor* d) {
+    if (d->field_count() < 2 || d->real_oneof_decl_count() != 1) {
+      return false;
+    }
+    // Real oneofs come before synthetic ones (proto3 optional).
+    const google::protobuf::OneofDescriptor* o = d->oneof_decl(0);
+    return o->field_count() == d->field_count();
   }
 
   Json EnumSchema(const EnumDescriptor* e) {

@@ -101,6 +101,18 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
                 .fields()
                 .count("additionalProperties"),
             0);
+  // A condition is exactly one of device, os, language or country (a proto oneof).
+  const auto& condition =
+      At(doc, {"components", "schemas", "kurt.links.v1.RedirectCondition"}).struct_value();
+  EXPECT_EQ(At(condition, {"minProperties"}).number_value(), 1);
+  EXPECT_EQ(At(condition, {"maxProperties"}).number_value(), 1);
+  EXPECT_EQ(At(condition, {"properties"}).struct_value().fields_size(), 4);
+  // A oneof beside other fields is not one choice: a batch's result has its index too.
+  EXPECT_EQ(At(doc, {"components", "schemas", "kurt.links.v1.BatchCreateLinksResult"})
+                .struct_value()
+                .fields()
+                .count("maxProperties"),
+            0);
   const auto& alias = At(create.struct_value(), {"properties", "alias"}).struct_value();
   EXPECT_EQ(At(alias, {"pattern"}).string_value(), "^[A-Za-z0-9_-]{3,64}$");
   EXPECT_EQ(At(alias, {"minLength"}).number_value(), 3);

@@ -10,8 +10,6 @@ refusal of the data they leave is a real mismatch between the document and the s
   stats) days long;
 - an update changes something (a target, an expiry, a limit, forwarding, redirect rules, or
   clearing one), and sets tags or clears them, not both (and so for redirect rules);
-- a redirect rule's condition is exactly one of device, os, language or country (the document
-  lists the four as optional properties of one object);
 - a page token must come from a previous page;
 - the key the run authenticates with (KURT_API_KEY_ID) is not revoked by DELETE /v1/keys/{id},
   which would leave the rest of the run unauthenticated;
@@ -27,26 +25,6 @@ import schemathesis
 
 def _stamp(t):
     return t.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-_CONDITION_KINDS = ("device", "os", "language", "country")
-
-
-def _one_kind_per_condition(link):
-    """Each condition of a link's redirect rules keeps its first kind; one without any is a
-    country's."""
-    rules = link.get("redirectRules") if isinstance(link, dict) else None
-    if not isinstance(rules, list):
-        return
-    for rule in rules:
-        for condition in (rule.get("conditions") or []) if isinstance(rule, dict) else []:
-            if not isinstance(condition, dict):
-                continue
-            kinds = [k for k in _CONDITION_KINDS if k in condition]
-            for extra in kinds[1:]:
-                condition.pop(extra)
-            if not kinds:
-                condition["country"] = "FR"
 
 
 @schemathesis.hook
@@ -71,11 +49,6 @@ def before_call(ctx, case, kwargs):
             for name in ("validSince", "valid_since"):
                 if name in body:
                     body[name] = _stamp(now - timedelta(days=1))
-        if path in ("/v1/links", "/v1/links/{code}"):
-            _one_kind_per_condition(body)
-        if path == "/v1/links:batchCreate" and isinstance(body.get("links"), list):
-            for link in body["links"]:
-                _one_kind_per_condition(link)
         if path == "/v1/links/{code}" and case.method.upper() == "PATCH":
             if body.get("tags"):
                 body.pop("clearTags", None)
