@@ -91,13 +91,21 @@ count_aggregated() {
   psql -qtAX "$primary" -c "SELECT COALESCE(sum(clicks), 0) FROM click_hourly"
 }
 now() { date +%s.%N; }
+# The processes of this stack's server $1 (pg-primary, pg-replica, kafka): the one whose pid
+# tools/stack recorded and its children. By pid, not by name: another stack on the machine (one
+# per worktree) runs processes of the same names.
+stack_pids() {
+  local pid
+  pid=$(cat "$KURT_STATE_DIR/run/$1.pid" 2>/dev/null) || return 0
+  echo "$pid $(pgrep -d' ' -P "$pid")"
+}
 # CPU seconds (user + system) used so far by each group of processes, one line per group:
 # kurt-analytics, PostgreSQL primary, replica, the Kafka broker (the load generator reports its
 # own: it may be gone by the end).
 cpu_groups() {
   local pids pid
-  for pids in "$analytics_pid" "$(pgrep -d' ' -f 'postgres: kurt-primary')" \
-    "$(pgrep -d' ' -f 'postgres: kurt-replica')" "$(pgrep -d' ' -f 'kafka\.Kafka ')"; do
+  for pids in "$analytics_pid" "$(stack_pids pg-primary)" "$(stack_pids pg-replica)" \
+    "$(stack_pids kafka)"; do
     # shellcheck disable=SC2086 # a list of pids, some of which may have ended
     for pid in $pids; do cat "/proc/$pid/stat" 2>/dev/null || true; done |
       awk -v hz="$(getconf CLK_TCK)" '{ t += $14 + $15 } END { printf "%.2f\n", t / hz }'
