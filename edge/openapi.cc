@@ -140,6 +140,15 @@ class Generator {
       } else {
         op["security"].Push(Json::Object())["bearerAuth"] = Json::Array();
       }
+      if (route->redirect && route->http_method == "GET") {
+        // Link checkers and preview fetchers ask with HEAD; the edge answers it as the GET.
+        Json head = op;
+        head["operationId"] = Json::String(absl::StrCat(op_id, "_Head"));
+        head["description"] = Json::String(absl::StrCat(
+            comment.empty() ? "" : absl::StrCat(comment, "\n\n"),
+            "HEAD answers as GET does, without a body; the click is counted as a bot's."));
+        item["head"] = std::move(head);
+      }
     }
     AddOperational(paths, "/healthz", "Alive: 200 while the process runs.", "text/plain");
     AddOperational(paths, "/readyz", "Ready: 200 when every upstream service is serving.",

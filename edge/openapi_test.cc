@@ -144,6 +144,14 @@ TEST(OpenApiTest, CarriesTheFieldRulesOfTheProtos) {
                 .string_value(),
             "binary");
 
+  // The redirect answers HEAD as it answers GET; nothing else does.
+  EXPECT_EQ(At(doc, {"paths", "/{code}", "head", "operationId"}).string_value(),
+            "LinksService_Resolve_Head");
+  EXPECT_EQ(At(doc, {"paths", "/{code}", "head", "parameters"}).list_value().values_size(),
+            At(doc, {"paths", "/{code}", "get", "parameters"}).list_value().values_size());
+  EXPECT_EQ(At(doc, {"paths", "/{code}"}).struct_value().fields().count("head"), 1);
+  EXPECT_EQ(At(doc, {"paths", "/v1/links/{code}"}).struct_value().fields().count("head"), 0);
+
   // A custom verb on a collection; a list's bound.
   const auto& batch = At(doc, {"components", "schemas", "kurt.links.v1.BatchCreateLinksRequest"});
   EXPECT_EQ(At(batch.struct_value(), {"properties", "links", "maxItems"}).number_value(), 1000);

@@ -53,7 +53,7 @@ export KURT_SESSION_TOKEN
 KURT_SESSION_TOKEN=$(field '["session"]["sessionToken"]' <<<"$person")
 # Every operation of the document but the document itself, which schemathesis leaves out.
 operations=$(curl -sf "$KURT_EDGE_URL/v1/openapi.json" | python3 -c 'import json, sys
-print(sum(m in ("get", "put", "post", "patch", "delete") for path, ops in json.load(sys.stdin)["paths"].items()
+print(sum(m in ("get", "head", "put", "post", "patch", "delete") for path, ops in json.load(sys.stdin)["paths"].items()
           if path != "/v1/openapi.json" for m in ops))')
 
 out=$KURT_STATE_DIR/api-conformance
