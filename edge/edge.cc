@@ -203,10 +203,40 @@ void Edge::WaitIdle(absl::Duration max) {
 }
 
 void Edge::CancelStreams() {
-  std::lock_guard<std::mutex> lock(streams_mu_);
-  for (grpc::ClientContext* context : streams_) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  for (const auto& [context, stream] : calls_) {
+    if (stream) {
+      context->TryCancel();
+    }
+  }
+}
+
+void Edge::CancelUpstreamCalls() {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_cancelled_ = true;
+  for (const auto& [context, stream] : calls_) {
     context->TryCancel();
   }
+}
+
+bool Edge::Track(grpc::ClientContext* context, bool stream) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  if (calls_cancelled_) {
+    return false;
+  }
+  calls_.emplace(context, stream);
+  return true;
+}
+
+void Edge::Untrack(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_.erase(context);
+}
+
+void Edge::SendShuttingDown(const std::shared_ptr<Call>& call) {
+  SendError(
+      call, 503, grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("this server is shutting down; retry (request id ", call->request_id, ")"));
 }
 
 bool Edge::OriginAllowed(absl::string_view origin) const {
@@ -539,6 +569,9 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  if (!Track(&*call->context, /*stream=*/false)) {
+    return SendShuttingDown(call);
+  }
   call->request = ToByteBuffer(request);
   upstream_calls_.fetch_add(1);
   // The answer is made and written on the completion thread that read the upstream's response,
@@ -547,6 +580,7 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
   // thread through gRPC's completion queue.
   upstreams_->AsyncUnary(stub, &*call->context, call->route->grpc_method, call->request,
                          &call->response, [this, call](const grpc::Status& status) {
+                           Untrack(&*call->context);
                            FinishUnary(call, status);
                            // After the answer: once the count is zero, no gRPC thread touches an
                            // io_context any more (see WaitIdle).
@@ -557,6 +591,10 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
 void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {
   const Route& route = *call->route;
   if (!status.ok()) {
+    if (status.error_code() == grpc::StatusCode::CANCELLED && calls_cancelled_) {
+      // Cancelled by the shutdown (CancelUpstreamCalls), not by the client.
+      return SendShuttingDown(call);
+    }
     if (IsServerSide(status.error_code())) {
       route_states_[route.id].upstream_errors->Increment();
     }

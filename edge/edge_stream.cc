@@ -5,7 +5,6 @@
 // slow client slows the stream instead of filling memory.
 #include <atomic>
 #include <deque>
-#include <mutex>
 
 #include "absl/strings/str_cat.h"
 #include "boost/asio/post.hpp"
@@ -109,10 +108,7 @@ struct Edge::StreamCall : std::enable_shared_from_this<Edge::StreamCall> {
     }
     // Nothing of gRPC's refers to this call any more.
     Edge* e = edge;
-    {
-      std::lock_guard<std::mutex> lock(e->streams_mu_);
-      e->streams_.erase(&*call->context);
-    }
+    e->Untrack(&*call->context);
     net::post(call->exchange->executor(), [s = std::move(self)] { s->HandleDone(s->status); });
     e->upstream_calls_.fetch_sub(1);
   }
@@ -306,12 +302,11 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, const std::string& req
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  if (!Track(&*call->context, /*stream=*/true)) {
+    return SendShuttingDown(call);
+  }
   auto stream = std::make_shared<StreamCall>(this, call);
   upstream_calls_.fetch_add(1);
-  {
-    std::lock_guard<std::mutex> lock(streams_mu_);
-    streams_.insert(&*call->context);
-  }
   stream->Begin(stub, request);
 }
 
