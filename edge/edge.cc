@@ -1,6 +1,7 @@
 #include "edge/edge.h"
 
 #include <algorithm>
+#include <array>
 #include <future>
 #include <optional>
 #include <thread>
@@ -32,6 +33,23 @@ namespace {
 
 absl::string_view View(boost::beast::string_view s) {
   return absl::string_view(s.data(), s.size());
+}
+
+// A response's status line and header fields, as Beast would write them (Exchange::
+// RespondPrebuilt); "" when a name or value holds what must not go out as is (CR, LF).
+std::string PrebuiltHead(unsigned status,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ",
+                   View(http::obsolete_reason(static_cast<http::status>(status))), "\r\n");
+  for (const auto& [name, value] : headers) {
+    if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      return "";
+    }
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  return head;
 }
 
 // A cached redirect's key: its route and the upstream request, what the answer depends on and
@@ -635,6 +653,7 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
       cached->route_id = route.id;
       cached->headers.emplace_back("Location", location);
       cached->headers.emplace_back("Cache-Control", cache_control);
+      cached->head = PrebuiltHead(cached->status, cached->headers);
       cached->request = std::move(call->cached_request);
       absl::Duration ttl = std::min(absl::Seconds(max_age), options_.cache_ttl_cap);
       cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl, call->cache_generation);
@@ -726,6 +745,20 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
 }
 
 void Edge::SendCached(const std::shared_ptr<Call>& call, const CachedResponse& hit) {
+  if (!hit.head.empty() && call->exchange->request().version() == 11) {
+    // The entry's head as made once, and the fields AddCommonHeaders would add.
+    std::array<std::pair<absl::string_view, absl::string_view>, 4> fields;
+    size_t n = 0;
+    fields[n++] = {"x-request-id", call->request_id};
+    if (!call->origin.empty() && OriginAllowed(call->origin)) {
+      fields[n++] = {"Access-Control-Allow-Origin", call->origin};
+      fields[n++] = {"Access-Control-Expose-Headers", kCorsExposeHeaders};
+      fields[n++] = {"Vary", "Origin"};
+    }
+    Record(*call, hit.status);
+    call->exchange->RespondPrebuilt(hit.head, absl::MakeConstSpan(fields.data(), n), hit.body);
+    return;
+  }
   HttpResponse res{static_cast<http::status>(hit.status), 11};
   for (const auto& [name, value] : hit.headers) {
     res.set(name, value);
