@@ -1,6 +1,7 @@
 #include "edge/edge.h"
 
 #include <algorithm>
+#include <array>
 #include <future>
 #include <optional>
 #include <thread>
@@ -32,6 +33,23 @@ namespace {
 
 absl::string_view View(boost::beast::string_view s) {
   return absl::string_view(s.data(), s.size());
+}
+
+// A response's status line and header fields, as Beast would write them (Exchange::
+// RespondPrebuilt); "" when a name or value holds what must not go out as is (CR, LF).
+std::string PrebuiltHead(unsigned status,
+                         const std::vector<std::pair<std::string, std::string>>& headers) {
+  std::string head =
+      absl::StrCat("HTTP/1.1 ", status, " ",
+                   View(http::obsolete_reason(static_cast<http::status>(status))), "\r\n");
+  for (const auto& [name, value] : headers) {
+    if (name.empty() || name.find_first_of("\r\n: ") != std::string::npos ||
+        value.find_first_of("\r\n") != std::string::npos) {
+      return "";
+    }
+    absl::StrAppend(&head, name, ": ", value, "\r\n");
+  }
+  return head;
 }
 
 // A cached redirect's key: its route and the upstream request, what the answer depends on and
@@ -203,10 +221,40 @@ void Edge::WaitIdle(absl::Duration max) {
 }
 
 void Edge::CancelStreams() {
-  std::lock_guard<std::mutex> lock(streams_mu_);
-  for (grpc::ClientContext* context : streams_) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  for (const auto& [context, stream] : calls_) {
+    if (stream) {
+      context->TryCancel();
+    }
+  }
+}
+
+void Edge::CancelUpstreamCalls() {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_cancelled_ = true;
+  for (const auto& [context, stream] : calls_) {
     context->TryCancel();
   }
+}
+
+bool Edge::Track(grpc::ClientContext* context, bool stream) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  if (calls_cancelled_) {
+    return false;
+  }
+  calls_.emplace(context, stream);
+  return true;
+}
+
+void Edge::Untrack(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  calls_.erase(context);
+}
+
+void Edge::SendShuttingDown(const std::shared_ptr<Call>& call) {
+  SendError(
+      call, 503, grpc::StatusCode::UNAVAILABLE,
+      absl::StrCat("this server is shutting down; retry (request id ", call->request_id, ")"));
 }
 
 bool Edge::OriginAllowed(absl::string_view origin) const {
@@ -539,6 +587,9 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  if (!Track(&*call->context, /*stream=*/false)) {
+    return SendShuttingDown(call);
+  }
   call->request = ToByteBuffer(request);
   upstream_calls_.fetch_add(1);
   // The answer is made and written on the completion thread that read the upstream's response,
@@ -547,6 +598,7 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
   // thread through gRPC's completion queue.
   upstreams_->AsyncUnary(stub, &*call->context, call->route->grpc_method, call->request,
                          &call->response, [this, call](const grpc::Status& status) {
+                           Untrack(&*call->context);
                            FinishUnary(call, status);
                            // After the answer: once the count is zero, no gRPC thread touches an
                            // io_context any more (see WaitIdle).
@@ -557,6 +609,10 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
 void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {
   const Route& route = *call->route;
   if (!status.ok()) {
+    if (status.error_code() == grpc::StatusCode::CANCELLED && calls_cancelled_) {
+      // Cancelled by the shutdown (CancelUpstreamCalls), not by the client.
+      return SendShuttingDown(call);
+    }
     if (IsServerSide(status.error_code())) {
       route_states_[route.id].upstream_errors->Increment();
     }
@@ -597,6 +653,7 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
       cached->route_id = route.id;
       cached->headers.emplace_back("Location", location);
       cached->headers.emplace_back("Cache-Control", cache_control);
+      cached->head = PrebuiltHead(cached->status, cached->headers);
       cached->request = std::move(call->cached_request);
       absl::Duration ttl = std::min(absl::Seconds(max_age), options_.cache_ttl_cap);
       cache_.Put(call->cache_key, std::move(cached), absl::Now() + ttl, call->cache_generation);
@@ -688,6 +745,20 @@ bool Edge::ServeFromCache(const std::shared_ptr<Call>& call, const std::string& 
 }
 
 void Edge::SendCached(const std::shared_ptr<Call>& call, const CachedResponse& hit) {
+  if (!hit.head.empty() && call->exchange->request().version() == 11) {
+    // The entry's head as made once, and the fields AddCommonHeaders would add.
+    std::array<std::pair<absl::string_view, absl::string_view>, 4> fields;
+    size_t n = 0;
+    fields[n++] = {"x-request-id", call->request_id};
+    if (!call->origin.empty() && OriginAllowed(call->origin)) {
+      fields[n++] = {"Access-Control-Allow-Origin", call->origin};
+      fields[n++] = {"Access-Control-Expose-Headers", kCorsExposeHeaders};
+      fields[n++] = {"Vary", "Origin"};
+    }
+    Record(*call, hit.status);
+    call->exchange->RespondPrebuilt(hit.head, absl::MakeConstSpan(fields.data(), n), hit.body);
+    return;
+  }
   HttpResponse res{static_cast<http::status>(hit.status), 11};
   for (const auto& [name, value] : hit.headers) {
     res.set(name, value);

@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/container/flat_hash_set.h"
 #include "absl/time/time.h"
 #include "edge/api_descriptors.h"
 #include "edge/auth.h"
@@ -87,6 +86,11 @@ class Edge : public HttpHandler {
   void WaitIdle(absl::Duration max);
   // Cancels the server streams in flight (shutdown: they have no deadline of their own).
   void CancelStreams();
+  // Cancels every upstream call still in flight, and refuses (503) any call that would start
+  // (shutdown, once the listeners are closed and the grace period is over): their clients get a
+  // 503 now rather than a closed connection later, and once WaitIdle returns no completion thread
+  // writes to a connection, whose I/O service goes with the HttpServer.
+  void CancelUpstreamCalls();
   // Sends the pending reports of cached redirects now, and returns when that is done (tests;
   // destruction sends what is left).
   void FlushCachedHits() { hit_reporter_->Flush(); }
@@ -135,6 +139,8 @@ class Edge : public HttpHandler {
   grpc::Status PublicStatus(const Call& call, const grpc::Status& status) const;
   // 503 for a route whose service is not serving (UpstreamHealth), without calling it.
   void SendUpstreamNotServing(const std::shared_ptr<Call>& call);
+  // 503 for a call cancelled, or not started, because the edge is shutting down.
+  void SendShuttingDown(const std::shared_ptr<Call>& call);
   void AddCommonHeaders(const Call& call, HttpResponse* response) const;
   // Reports a cached redirect; with `done`, the hit is held (HitReporter::Add).
   // The id of a redirect's click (mesh::kClickIdMetadata), the same in every call that may
@@ -176,8 +182,13 @@ class Edge : public HttpHandler {
   std::string cors_allow_headers_;
   std::string cors_max_age_;
   std::atomic<bool> draining_{false};
-  std::mutex streams_mu_;
-  absl::flat_hash_set<grpc::ClientContext*> streams_;  // guarded by streams_mu_
+  // The upstream calls in flight, so that shutdown can cancel them; false once it has.
+  bool Track(grpc::ClientContext* context, bool stream);
+  void Untrack(grpc::ClientContext* context);
+  std::mutex calls_mu_;
+  // Context -> whether the call is a server stream.
+  absl::flat_hash_map<grpc::ClientContext*, bool> calls_;  // guarded by calls_mu_
+  std::atomic<bool> calls_cancelled_{false};               // set under calls_mu_
   std::atomic<int> upstream_calls_{0};
 };
 

@@ -128,9 +128,10 @@ void EdgeServer::Shutdown(absl::Duration grace) {
   if (admin_) {
     admin_->Stop();
   }
-  // The I/O threads have stopped but their io_contexts live until http_ goes: upstream
-  // completions may still post to them until WaitIdle returns.
-  edge_->CancelStreams();
+  // The I/O threads have stopped but their io_contexts (and the connections' sockets) live until
+  // http_ goes: the calls still in flight are cancelled, and their completions (which write to
+  // their connections, or post to them) are waited for. A cancelled call completes at once.
+  edge_->CancelUpstreamCalls();
   edge_->WaitIdle(absl::Seconds(5));
   // Reports of cached redirects still pending go when the Edge is destroyed (HitReporter's last
   // round, with a short deadline that fits the pod's termination grace period).

@@ -3,6 +3,7 @@
 // google.api.HttpBody (the service's content-disposition metadata becoming that header). One
 // message is read from the upstream only after the previous one was written to the client, so a
 // slow client slows the stream instead of filling memory.
+#include <atomic>
 #include <deque>
 
 #include "absl/strings/str_cat.h"
@@ -17,19 +18,40 @@ namespace kurt::edge {
 namespace http = boost::beast::http;
 namespace net = boost::asio;
 
-// Lives until the upstream call is done and the client's response ended; shared by the gRPC
-// reactor callbacks (any thread), which post everything to the connection's I/O thread, where
-// the rest of its state is touched.
-struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
-                          std::enable_shared_from_this<Edge::StreamCall> {
+// Lives until the upstream call is done and the client's response ended. The upstream call runs on
+// Upstreams' completion queues (the unary calls' threads); its completions post everything to the
+// connection's I/O thread, where the rest of its state is touched. Operations on the call: one
+// write (the request, with the initial metadata and the half-close: a single batch), then one read
+// at a time, then Finish once no read will follow (the last one failed, or the client left).
+struct Edge::StreamCall : std::enable_shared_from_this<Edge::StreamCall> {
   StreamCall(Edge* edge, std::shared_ptr<Call> call)
       : edge(edge), call(std::move(call)), timer(this->call->exchange->executor()) {}
 
+  // A completion of one of the call's operations, on the completion thread.
+  struct Op final : Upstreams::Tag {
+    Op(StreamCall* stream, void (StreamCall::*on)(bool)) : stream(stream), on(on) {}
+    StreamCall* stream;
+    void (StreamCall::*on)(bool);
+    void Proceed(bool ok) override {
+      StreamCall* s = stream;
+      (s->*on)(ok);
+      s->OpDone();  // may let the StreamCall (and this Op) go
+    }
+  };
+
   Edge* edge;
   std::shared_ptr<Call> call;
+  // After `call`, so that it goes first: it lives in memory call->context owns.
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> stream;
   grpc::ByteBuffer request;
   grpc::ByteBuffer message;
-  std::shared_ptr<StreamCall> self;  // set while gRPC may still call us back
+  grpc::Status status;
+  Op write_op{this, &StreamCall::OnWriteDone};
+  Op read_op{this, &StreamCall::OnReadDone};
+  Op finish_op{this, &StreamCall::OnFinishDone};
+  std::atomic<int> pending_ops{0};
+  bool finished = false;             // completion thread
+  std::shared_ptr<StreamCall> self;  // set while an operation is pending
   net::steady_timer timer;
 
   bool sse = true;
@@ -37,7 +59,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   bool head_pending = false;
   bool writing = false;
   bool read_outstanding = false;
-  bool hold_released = false;
+  bool finish_started = false;
   bool upstream_done = false;
   bool client_gone = false;
   bool ended = false;
@@ -48,7 +70,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
   };
   std::deque<Chunk> queue;
 
-  void Begin(const std::string& bytes) {
+  void Begin(grpc::GenericStub* stub, const std::string& bytes) {
     sse = !call->route->response_is_http_body;
     request = ToByteBuffer(bytes);
     self = shared_from_this();
@@ -57,53 +79,61 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
         s->ClientGone();
       }
     });
-    AddHold();
-    StartWriteLast(&request, grpc::WriteOptions());
+    // The initial metadata waits for the request, and goes with it and the half-close.
+    call->context->set_initial_metadata_corked(true);
+    stream = edge->upstreams_->PrepareStream(stub, &*call->context, call->route->grpc_method);
+    stream->StartCall(nullptr);
+    pending_ops = 2;
+    stream->Write(request, grpc::WriteOptions().set_last_message(), &write_op);
     read_outstanding = true;
-    StartRead(&message);
-    StartCall();
+    stream->Read(&message, &read_op);
     if (sse) {
       ArmTimer(edge->options_.sse_first_flush);
     }
   }
 
-  // gRPC threads.
-  void OnReadDone(bool ok) override {
+  // Completion thread.
+  void OnWriteDone(bool /*ok*/) {}  // a failed write shows as the read's and Finish's failure
+  void OnReadDone(bool ok) {
     std::string bytes = ok ? FromByteBuffer(message) : std::string();
     net::post(call->exchange->executor(),
               [s = shared_from_this(), ok, bytes = std::move(bytes)]() mutable {
                 s->HandleRead(ok, bytes);
               });
   }
-  void OnDone(const grpc::Status& status) override {
-    Edge* e = edge;
-    {
-      std::lock_guard<std::mutex> lock(e->streams_mu_);
-      e->streams_.erase(&*call->context);
+  void OnFinishDone(bool /*ok*/) { finished = true; }
+  void OpDone() {
+    if (pending_ops.fetch_sub(1) != 1 || !finished) {
+      return;
     }
-    net::post(call->exchange->executor(), [s = std::move(self), status] { s->HandleDone(status); });
+    // Nothing of gRPC's refers to this call any more.
+    Edge* e = edge;
+    e->Untrack(&*call->context);
+    net::post(call->exchange->executor(), [s = std::move(self)] { s->HandleDone(s->status); });
     e->upstream_calls_.fetch_sub(1);
   }
 
   // I/O thread from here on.
-  void ReleaseHold() {
-    if (hold_released) {
+  // No read follows: the call's status, once it has one.
+  void StartFinish() {
+    if (finish_started) {
       return;
     }
-    hold_released = true;
-    RemoveHold();
+    finish_started = true;
+    pending_ops.fetch_add(1);
+    stream->Finish(&status, &finish_op);
   }
 
   void HandleRead(bool ok, const std::string& bytes) {
     read_outstanding = false;
     if (!ok || client_gone) {
-      return ReleaseHold();
+      return StartFinish();
     }
     if (sse) {
       absl::StatusOr<HttpPayload> json = edge->transcoder_.StreamMessage(*call->route, bytes);
       if (!json.ok()) {
         call->context->TryCancel();
-        return ReleaseHold();
+        return StartFinish();
       }
       std::string id = edge->transcoder_.EventId(*call->route, bytes);
       std::string event;
@@ -154,7 +184,7 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     timer.cancel();
     call->context->TryCancel();
     if (!read_outstanding) {
-      ReleaseHold();
+      StartFinish();
     }
   }
 
@@ -226,7 +256,8 @@ struct Edge::StreamCall : grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBu
     }
     if (then_read && !client_gone && !upstream_done) {
       read_outstanding = true;
-      StartRead(&message);
+      pending_ops.fetch_add(1);
+      stream->Read(&message, &read_op);
     }
     Pump();
     MaybeEnd();
@@ -271,15 +302,12 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, const std::string& req
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  if (!Track(&*call->context, /*stream=*/true)) {
+    return SendShuttingDown(call);
+  }
   auto stream = std::make_shared<StreamCall>(this, call);
   upstream_calls_.fetch_add(1);
-  {
-    std::lock_guard<std::mutex> lock(streams_mu_);
-    streams_.insert(&*call->context);
-  }
-  stub->PrepareBidiStreamingCall(&*call->context, call->route->grpc_method, grpc::StubOptions(),
-                                 stream.get());
-  stream->Begin(request);
+  stream->Begin(stub, request);
 }
 
 }  // namespace kurt::edge

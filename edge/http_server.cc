@@ -93,6 +93,20 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     keep_alive_ = response.keep_alive();
     Serialize(response, &out_);
+    Write();
+  }
+
+  // The response already in out() (RespondPrebuilt); the same threads as Send.
+  std::string& out() { return out_; }
+  void SendOut(bool keep_alive) {
+    keep_alive_ = keep_alive;
+    Write();
+  }
+
+ private:
+  // Writes out_: at once with a non-blocking send, and what the socket does not take
+  // asynchronously.
+  void Write() {
     error_code ec;
     size_t written = stream_.socket().write_some(net::buffer(out_), ec);
     if (ec == net::error::would_block || ec == net::error::try_again) {
@@ -107,6 +121,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
                      [self = shared_from_this()](error_code ec, size_t) { self->OnWritten(ec); });
   }
 
+ public:
   void StartStream(HttpResponse head, std::function<void(bool)> done) {
     streaming_ = true;
     stream_head_.emplace(std::move(head.base()));
@@ -443,6 +458,30 @@ void Exchange::Respond(HttpResponse response) {
     response.content_length(length);
   }
   connection_->Send(std::move(response));
+}
+
+void Exchange::RespondPrebuilt(
+    absl::string_view head,
+    absl::Span<const std::pair<absl::string_view, absl::string_view>> fields,
+    absl::string_view body) {
+  if (responded_) {
+    return;
+  }
+  responded_ = true;
+  bool keep_alive = request_.keep_alive() && !connection_->stopping();
+  bool head_only = request_.method() == boost::beast::http::verb::head;
+  std::string& out = connection_->out();
+  out.clear();
+  out.append(head.data(), head.size());
+  for (const auto& [name, value] : fields) {
+    absl::StrAppend(&out, name, ": ", value, "\r\n");
+  }
+  absl::StrAppend(&out, "Content-Length: ", body.size(), "\r\n",
+                  keep_alive ? "" : "Connection: close\r\n", "\r\n");
+  if (!head_only) {
+    out.append(body.data(), body.size());
+  }
+  connection_->SendOut(keep_alive);
 }
 
 void Exchange::StartStream(HttpResponse head, std::function<void(bool ok)> done) {

@@ -12,11 +12,13 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "boost/asio/any_io_executor.hpp"
 #include "boost/asio/io_context.hpp"
 #include "boost/asio/ip/tcp.hpp"
@@ -73,6 +75,14 @@ class Exchange {
 
   // Sends the response; then the connection reads its next request or closes.
   void Respond(HttpResponse response);
+
+  // Sends a response given as bytes, as Respond does: `head` (the status line and header fields,
+  // each line ending in CRLF), then `fields`, Content-Length and, when the connection is not kept
+  // alive, Connection: close, then `body` (none to a HEAD). Written straight into the
+  // connection's buffer: no header map, no serializer. For an HTTP/1.1 request only.
+  void RespondPrebuilt(absl::string_view head,
+                       absl::Span<const std::pair<absl::string_view, absl::string_view>> fields,
+                       absl::string_view body);
 
   // Sends the head of a chunked response (its body is ignored), then calls `done(ok)`.
   void StartStream(HttpResponse head, std::function<void(bool ok)> done);

@@ -25,7 +25,8 @@ ResponseCache::ResponseCache(size_t max_entries, size_t max_bytes, int shards) {
 size_t ResponseCache::EntryBytes(absl::string_view key, const CachedResponse& response) {
   // Two copies of the key (the entry's and the index's), the strings, and ~256 bytes of
   // allocations around them.
-  size_t n = 2 * key.size() + response.body.size() + response.request.size() + 256;
+  size_t n =
+      2 * key.size() + response.body.size() + response.request.size() + response.head.size() + 256;
   for (const auto& [name, value] : response.headers) {
     n += name.size() + value.size() + 64;
   }

@@ -26,6 +26,9 @@ struct CachedResponse {
   int route_id = -1;  // for metrics
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
+  // The status line and `headers` as sent (Exchange::RespondPrebuilt), made once for every hit;
+  // empty: sent through a header map.
+  std::string head;
   // The upstream request that produced it, when its route reports cached answers (HitReporter).
   std::string request;
 };

@@ -124,10 +124,19 @@ std::string DefaultUpstreamAddress(absl::string_view service, absl::string_view 
 namespace {
 
 // One unary call waiting on a completion queue.
-struct UnaryTag {
+struct UnaryTag final : Upstreams::Tag {
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
   grpc::Status status;
   std::function<void(const grpc::Status&)> done;
+
+  // Finish always completes with ok == true; the call's outcome is in the status.
+  void Proceed(bool /*ok*/) override {
+    std::unique_ptr<UnaryTag> self(this);
+    // The reader lives in memory its ClientContext owns, and `done` may let the context go
+    // (the caller's Call, or a caller waiting on the stack): destroy the reader first.
+    reader.reset();
+    done(status);
+  }
 };
 
 }  // namespace
@@ -193,12 +202,7 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       void* tag;
       bool ok;
       while (queue->Next(&tag, &ok)) {
-        // Finish always completes with ok == true; the call's outcome is in the status.
-        std::unique_ptr<UnaryTag> call(static_cast<UnaryTag*>(tag));
-        // The reader lives in memory its ClientContext owns, and `done` may let the context go
-        // (the caller's Call, or a caller waiting on the stack): destroy the reader first.
-        call->reader.reset();
-        call->done(call->status);
+        static_cast<Tag*>(tag)->Proceed(ok);
       }
     });
   }
@@ -217,13 +221,16 @@ void Upstreams::AsyncUnary(grpc::GenericStub* stub, grpc::ClientContext* context
                            const std::string& method, const grpc::ByteBuffer& request,
                            grpc::ByteBuffer* response,
                            std::function<void(const grpc::Status&)> done) {
-  grpc::CompletionQueue* queue =
-      queues_[next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_.size()].get();
   auto* tag = new UnaryTag();
   tag->done = std::move(done);
-  tag->reader = stub->PrepareUnaryCall(context, method, request, queue);
+  tag->reader = stub->PrepareUnaryCall(context, method, request, NextQueue());
   tag->reader->StartCall();
   tag->reader->Finish(response, &tag->status, tag);
+}
+
+std::unique_ptr<grpc::GenericClientAsyncReaderWriter> Upstreams::PrepareStream(
+    grpc::GenericStub* stub, grpc::ClientContext* context, const std::string& method) {
+  return stub->PrepareCall(context, method, NextQueue());
 }
 
 grpc::GenericStub* Upstreams::Stub(absl::string_view service) {

@@ -80,6 +80,24 @@ class Upstreams {
   grpc::GenericStub* Stub(absl::string_view service);
   bool Has(absl::string_view service) const { return upstreams_.contains(service); }
 
+  // Something waiting on one of the completion queues: Proceed runs on that queue's thread.
+  class Tag {
+   public:
+    virtual void Proceed(bool ok) = 0;
+
+   protected:
+    ~Tag() = default;
+  };
+
+  // A streaming call on one of the completion queues, not started (StartCall, then operations
+  // whose tags are Tags). Streams share the unary calls' completion threads for the same reason
+  // (AsyncUnary): one use of the callback API starts gRPC's own polling threads, which then read
+  // the unary calls' responses off the connections and wake a completion thread for each.
+  // `context` and `method` must outlive the call; the reader must go before the context.
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> PrepareStream(grpc::GenericStub* stub,
+                                                                      grpc::ClientContext* context,
+                                                                      const std::string& method);
+
   // Starts a unary call; `done` runs on one of the completion threads. `context`, `request`,
   // `response` and `method` must live until then. Unary calls go through completion queues, not
   // the callback API: the thread waiting on a queue also polls the connection, so a response is
@@ -112,6 +130,10 @@ class Upstreams {
   std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   std::atomic<unsigned> next_queue_{0};
+
+  grpc::CompletionQueue* NextQueue() {
+    return queues_[next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_.size()].get();
+  }
 };
 
 // Serializes raw bytes into a ByteBuffer and back.

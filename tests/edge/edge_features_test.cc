@@ -291,6 +291,25 @@ TEST(EdgeShutdownTest, ShutdownEndsOpenStreamsQuickly) {
   EXPECT_CONTAINS(raw, "event: error");  // the stream says it ended; the client may resume
 }
 
+TEST(EdgeShutdownTest, CallsStillInFlightAfterTheGraceAre503AndShutdownReturns) {
+  TestUpstream upstream;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server =
+      EdgeServer::Start(TestConfig(upstream.port(), 0));
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpConnection c((*server)->port());
+  // An upstream call that outlasts the grace period (the upstream answers after 20 s).
+  ASSERT_TRUE(c.Send("GET /v1/sleep?duration=20s HTTP/1.1\r\nHost: x\r\n\r\n"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  auto start = std::chrono::steady_clock::now();
+  (*server)->Shutdown(absl::Milliseconds(200));
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(2));
+  // The client was answered before the server went, not left to a connection that closes.
+  std::string raw = c.ReadToEnd();
+  EXPECT_CONTAINS(raw, "HTTP/1.1 503");
+  EXPECT_CONTAINS(raw, "shutting down");
+  server->reset();
+}
+
 TEST_F(EdgeTest, MetricsAreExposed) {
   Get("/v1/things/m");
   Reply r = Get("/metrics");

@@ -7,11 +7,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
 #include "platform/core/text.h"
 #include "tests/edge/edge_fixture.h"
 
@@ -255,6 +260,50 @@ TEST(EdgeCacheTest, JunkQueryStringsNeitherGrowTheCacheNorEvictHotLinks) {
   EXPECT_EQ(upstream.echo().go_calls - calls, 1);  // only /t/other's first request
   ASSERT_EQ(Fetch(port, "GET", "/t/hot?utm_source=mail").status, 302u);
   EXPECT_EQ(upstream.echo().go_calls - calls, 1);
+}
+
+// A cached redirect goes out as bytes made once for the entry (no header map): it must say
+// everything the first answer said, through the header map, and end the connection when asked.
+TEST(EdgeCacheTest, ACachedRedirectSaysWhatTheFirstAnswerSaid) {
+  TestUpstream upstream;
+  absl::StatusOr<std::unique_ptr<EdgeServer>> server =
+      EdgeServer::Start(TestConfig(upstream.port(), 0));
+  ASSERT_TRUE(server.ok()) << server.status();
+  const int port = (*server)->port();
+  // Status line and header lines, names lower-cased, sorted; the request id's value left out.
+  auto answer = [port](std::string* request_id) {
+    HttpConnection c(port);
+    EXPECT_TRUE(
+        c.Send("GET /t/same HTTP/1.1\r\nHost: x\r\nOrigin: http://localhost:5173\r\n"
+               "Connection: close\r\n\r\n"));
+    std::string raw = c.ReadToEnd();  // the edge closes the connection after it
+    std::vector<std::string> lines = absl::StrSplit(raw.substr(0, raw.find("\r\n\r\n")), "\r\n");
+    for (size_t i = 1; i < lines.size(); ++i) {
+      size_t colon = lines[i].find(':');
+      std::string name = absl::AsciiStrToLower(lines[i].substr(0, colon));
+      if (name == "x-request-id") {
+        *request_id = lines[i].substr(colon + 2);
+        lines[i] = name;
+      } else {
+        lines[i] = absl::StrCat(name, lines[i].substr(colon));
+      }
+    }
+    std::sort(lines.begin() + 1, lines.end());
+    return lines;
+  };
+  std::string first_id, cached_id;
+  std::vector<std::string> first = answer(&first_id);
+  const int calls = upstream.echo().go_calls;
+  std::vector<std::string> cached = answer(&cached_id);
+  EXPECT_EQ(upstream.echo().go_calls, calls);  // from the cache
+  EXPECT_EQ(cached, first);
+  EXPECT_EQ(first.front(), "HTTP/1.1 302 Found");
+  EXPECT_THAT(cached, ::testing::Contains("location: https://example.com/same"));
+  EXPECT_THAT(cached, ::testing::Contains("access-control-allow-origin: http://localhost:5173"));
+  EXPECT_THAT(cached, ::testing::Contains("connection: close"));
+  EXPECT_THAT(cached, ::testing::Contains("content-length: 0"));
+  EXPECT_EQ(cached_id.size(), 32u);
+  EXPECT_NE(cached_id, first_id);
 }
 
 // Past --max_connections a new connection is answered 503 and closed, and counted.

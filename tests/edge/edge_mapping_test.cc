@@ -167,6 +167,38 @@ TEST_F(EdgeTest, ClientLeavingAStreamCancelsTheUpstream) {
   EXPECT_TRUE(upstream_->echo().watch_cancelled);
 }
 
+TEST_F(EdgeTest, AStreamEndsAtItsDeadlineWithAnErrorEvent) {
+  HttpConnection c(port());
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(
+      c.Send("GET /v1/events:watch?count=-1&interval=0.05s HTTP/1.1\r\nHost: x\r\n"
+             "X-Request-Timeout: 0.4\r\n\r\n"));
+  std::string raw = c.ReadToEnd();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(3));
+  EXPECT_CONTAINS(raw, "HTTP/1.1 200 OK");
+  EXPECT_CONTAINS(raw, "id: e1");
+  EXPECT_CONTAINS(raw, "event: error\ndata: {\"code\":4,");
+}
+
+TEST_F(EdgeTest, UnaryCallsAreAnsweredWhileStreamsAreOpen) {
+  std::vector<std::unique_ptr<HttpConnection>> streams;
+  for (int i = 0; i < 3; ++i) {
+    streams.push_back(std::make_unique<HttpConnection>(port()));
+    ASSERT_TRUE(streams.back()->Send(
+        "GET /v1/events:watch?count=-1&interval=0.02s HTTP/1.1\r\nHost: x\r\n\r\n"));
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (int i = 0; i < 50; ++i) {
+    Reply r = Get(absl::StrCat("/v1/things/t", i));
+    ASSERT_EQ(r.status, 200u) << r.body;
+    EXPECT_CONTAINS(r.body, absl::StrCat("\"t", i, "\""));
+  }
+  // The streams went on meanwhile, each on its own connection.
+  for (auto& s : streams) {
+    s->Close();
+  }
+}
+
 TEST_F(EdgeTest, Redirect) {
   Reply r = Get("/t/abc");
   ASSERT_EQ(r.status, 302u) << r.body;

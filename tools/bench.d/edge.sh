@@ -19,13 +19,16 @@
 # rule_redirect_cpu_vs_plain: a link with a redirect rule against one without). Uses the running stack when
 # KURT_PG_PRIMARY_URL is set, else starts it; KURT_SKIP_BUILD=1 takes the binaries as built.
 # Knobs: KURT_BENCH_SECONDS (5 per run), KURT_BENCH_RUNS (3), KURT_BENCH_CONNECTIONS (64),
-# KURT_BENCH_HOT_CODES (100).
+# KURT_BENCH_HOT_CODES (100), KURT_BENCH_EDGE_SSE (0; 1: the edge also has kurt-notifications as
+# an upstream, and one SSE stream of it stays open through every run of the edge, as a dashboard's
+# would: what an open server stream costs the unary calls).
 set -euo pipefail
 . "$(dirname "$0")/../lib.sh"
 
 . "$KURT_ROOT/tools/bench.d/lib/knobs.sh"
 bench_knobs 64 100
 links_grpc=17111 links_http=19111 edge_port=18181 gateway_port=18182 nginx_port=18183
+notifications_grpc=17116 notifications_http=19116
 topic=kurt.bench.clicks.v1
 account=bench-edge
 out=$KURT_STATE_DIR/bench
@@ -35,7 +38,13 @@ mkdir -p "$out" "$gw"
 
 apt_install wrk nginx-light protobuf-compiler
 command -v go >/dev/null || apt_install golang-go
-bench_stack kurt-links kurt-migrate kurt-edge
+sse=${KURT_BENCH_EDGE_SSE:-0}
+case $sse in 0 | 1) ;; *) die "KURT_BENCH_EDGE_SSE must be 0 or 1" ;; esac
+if [ "$sse" = 1 ]; then
+  bench_stack kurt-links kurt-migrate kurt-edge kurt-notifications
+else
+  bench_stack kurt-links kurt-migrate kurt-edge
+fi
 "$KURT_BUILD_DIR/bin/kurt-migrate" >/dev/null 2>&1
 
 # --- the grpc-gateway proxy, generated from proto/ (cached under $gw) ----------------------------
@@ -75,13 +84,36 @@ links_pid=$!
 pids+=($links_pid)
 for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$links_http/readyz" && break; sleep 0.1; done
 
+sse_upstream=()
+if [ "$sse" = 1 ]; then
+  "$KURT_BUILD_DIR/bin/kurt-notifications" --grpc_port=$notifications_grpc \
+    --metrics_port=$notifications_http --log_level=warn >"$work/notifications.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 150); do
+    curl -sf -o /dev/null "http://127.0.0.1:$notifications_http/readyz" && break
+    sleep 0.1
+  done
+  sse_upstream=("--upstream=kurt.notifications.v1.NotificationsService=127.0.0.1:$notifications_grpc")
+fi
 start_edge() { # extra flags...
   "$KURT_BUILD_DIR/bin/kurt-edge" --edge_port=$edge_port --log_level=warn \
     --upstream=kurt.links.v1.LinksService=127.0.0.1:$links_grpc --dev_trust_account_header \
-    "$@" >>"$work/edge.log" 2>&1 &
+    "${sse_upstream[@]}" "$@" >>"$work/edge.log" 2>&1 &
   edge_pid=$!
   pids+=($edge_pid)
   wait_http "http://127.0.0.1:$edge_port/healthz"
+  if [ "$sse" = 1 ]; then
+    # Open until the edge goes (curl ends with it).
+    curl -sN -H "X-Kurt-Account-Id: $account" \
+      "http://127.0.0.1:$edge_port/v1/notifications:stream" >"$work/sse.$edge_pid" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 50); do
+      curl -s "http://127.0.0.1:$edge_port/metrics" |
+        grep -q 'StreamNotifications",status_class="2xx"' && return 0
+      sleep 0.1
+    done
+    die "the SSE stream to the edge did not open: $(cat "$work/sse.$edge_pid")"
+  fi
 }
 "$gw/gateway" -listen 127.0.0.1:$gateway_port -upstream 127.0.0.1:$links_grpc >"$work/gateway.log" 2>&1 &
 gateway_pid=$!
@@ -249,9 +281,9 @@ pair edge_cached_redirect_unheld "http://127.0.0.1:$edge_port" "$edge_pid" \
   drain_reports
 sleep 1
 
-python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" "$runs" <<'PY'
+python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" "$runs" "$sse" <<'PY'
 import json, re, statistics, sys
-work, out_file, seconds, connections, hot, runs = sys.argv[1:]
+work, out_file, seconds, connections, hot, runs, sse = sys.argv[1:]
 runs = int(runs)
 
 def ms(text):
@@ -376,7 +408,7 @@ print(f"every cached answer reported to kurt-links (none dropped); the last repo
 p99 = {k: rows[f"edge_{k}"]["p99_ms"] <= rows[f"grpc_gateway_{k}"]["p99_ms"]
        for k in ("create", "get", "redirect")}
 print("p99 no worse than grpc-gateway: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in p99.items()))
-json.dump({"benchmark": "edge", "seconds": int(seconds), "runs": runs, "connections": int(connections),
+json.dump({"benchmark": "edge", "seconds": int(seconds), "sse_stream_open": sse == "1", "runs": runs, "connections": int(connections),
            "threads": 2, "hot_codes": int(hot), "results": rows, "p99_no_worse": p99,
            "targets": {k: {"at_most" if op == "<=" else "at_least": v} for k, (op, v) in targets.items()},
            "ratios": ratios, "pairs": pairs, "information": extra}, open(out_file, "w"), indent=2)
