@@ -70,6 +70,8 @@ class Caller {
   absl::string_view request_id() const { return request_id_; }
   // A metadata value of the call ("" when absent).
   std::string Metadata(absl::string_view key) const;
+  // The same, viewed where the call keeps it: valid while the call (or a made-up Caller) lives.
+  absl::string_view MetadataView(absl::string_view key) const;
   // When the caller stops waiting (absl::InfiniteFuture() when it set no deadline).
   absl::Time deadline() const { return deadline_; }
   // The gRPC call, when there is one (streams write through it); nullptr for a made-up caller.
@@ -77,7 +79,7 @@ class Caller {
 
  private:
   const grpc::ServerContextBase* context_ = nullptr;
-  std::map<std::string, std::string> metadata_;  // a made-up caller's only
+  std::map<std::string, std::string, std::less<>> metadata_;  // a made-up caller's only
   std::string account_id_;
   std::string new_request_id_;    // when the call carried none
   absl::string_view request_id_;  // into the call's metadata, metadata_ or new_request_id_

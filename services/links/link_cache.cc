@@ -191,7 +191,7 @@ absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string&
   if (!value->has_value()) {
     return std::optional<CachedLink>();
   }
-  std::optional<std::string> record = seal_.Open(key, **value);
+  std::optional<absl::string_view> record = seal_.Open(key, **value);
   if (!record) {
     // Forged, or from before sealing: gone, so the database's answer can fill its place.
     KURT_LOG(kWarn, "cached link does not verify; ignored and deleted", {"code", code});

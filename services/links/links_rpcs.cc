@@ -51,8 +51,8 @@ absl::Status ValidateCode(const std::string& code) {
 }
 
 // Resolve's click id: the caller's when it has one that fits (else a new one is made).
-std::string ClickId(std::string given) {
-  return given.size() <= kMaxClickIdSize ? std::move(given) : std::string();
+std::string ClickId(absl::string_view given) {
+  return given.size() <= kMaxClickIdSize ? std::string(given) : std::string();
 }
 
 CachedLink Live(const LinkRecord& r) {
@@ -647,17 +647,17 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller&
     if (*within) {
       std::string* target = &link.target_url;
       if (!link.limits.redirect_rules.empty()) {
-        const std::string user_agent = caller.Metadata(mesh::kUserAgentMetadata);
-        const std::string languages = caller.Metadata(mesh::kAcceptLanguageMetadata);
-        const std::string client_ip = caller.Metadata(mesh::kClientIpMetadata);
+        // Viewed where the call keeps them: the click copies what it needs once, below.
+        const Visitor visitor{caller.MetadataView(mesh::kUserAgentMetadata),
+                              caller.MetadataView(mesh::kAcceptLanguageMetadata),
+                              caller.MetadataView(mesh::kClientIpMetadata)};
         if (std::optional<size_t> rule =
-                ChooseRule(link.limits.redirect_rules, Visitor{user_agent, languages, client_ip},
-                           options_.visitors)) {
+                ChooseRule(link.limits.redirect_rules, visitor, options_.visitors)) {
           target = &link.limits.redirect_rules[*rule].target_url;
         }
       }
       response.set_target_url(link.limits.forward_query
-                                  ? MergeQuery(*target, caller.Metadata(mesh::kQueryMetadata))
+                                  ? MergeQuery(*target, caller.MetadataView(mesh::kQueryMetadata))
                                   : std::move(*target));
     } else if (link.limits.fallback_url) {
       response.set_target_url(*link.limits.fallback_url);
@@ -672,13 +672,13 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller&
   redirect.click_deadline =
       std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
   redirect.click = Click{code,
-                         ClickId(caller.Metadata(mesh::kClickIdMetadata)),
+                         ClickId(caller.MetadataView(mesh::kClickIdMetadata)),
                          now,
                          caller.Metadata(mesh::kRefererMetadata),
                          caller.Metadata(mesh::kUserAgentMetadata),
                          caller.Metadata(mesh::kClientIpMetadata),
                          caller.Metadata(platform::kTraceparentMetadata),
-                         caller.Metadata(mesh::kRequestMethodMetadata) == "HEAD"};
+                         caller.MetadataView(mesh::kRequestMethodMetadata) == "HEAD"};
   return redirect;
 }
 
@@ -698,23 +698,6 @@ absl::Status LinksRpcs::ClickOutcome(const std::string& code, bool counted,
   }
   return absl::UnavailableError(
       absl::StrCat("the click of this redirect could not be recorded: ", published.message()));
-}
-
-absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,
-                                                       const v1::ResolveRequest& request) {
-  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
-  if (!redirect.ok()) {
-    return redirect.status();
-  }
-  if (redirect->page) {
-    return std::move(redirect->response);
-  }
-  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
-                                    clicks_->Publish(redirect->click, redirect->click_deadline));
-      !s.ok()) {
-    return s;
-  }
-  return std::move(redirect->response);
 }
 
 void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
@@ -792,10 +775,12 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::UnlockLink(const platform::Caller
   if (!redirect.ok()) {
     return redirect.status();
   }
-  // Each unlocked redirect reaches the service: none is kept by any cache.
+  // Each unlocked redirect reaches the service: none is kept by any cache. Waiting here costs
+  // nothing worth saving: the password's hash has just taken this thread for far longer.
   redirect->response.set_cache_max_age_seconds(0);
-  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
-                                    clicks_->Publish(redirect->click, redirect->click_deadline));
+  if (absl::Status s =
+          ClickOutcome(request.code(), redirect->counted,
+                       clicks_->PublishAll({std::move(redirect->click)}, redirect->click_deadline));
       !s.ok()) {
     return s;
   }
