@@ -595,24 +595,6 @@ absl::StatusOr<google::api::HttpBody> LinksRpcs::GetLinkQrCode(
   return body;
 }
 
-absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Caller& caller,
-                                                              const v1::ResolveRequest& request) {
-  // The redirect: nothing here is copied or allocated that the answer and the click do not need.
-  if (!IsWellFormedCode(request.code())) {
-    return NoLink(request.code());
-  }
-  const absl::Time now = absl::Now();
-  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
-  if (!link.ok()) {
-    if (!absl::IsNotFound(link.status())) {
-      KURT_LOG(kError, "resolve failed", {"code", request.code()},
-               {"error", link.status().ToString()});
-    }
-    return link.status();
-  }
-  return DecideFor(caller, request.code(), *link, now, /*unlocked=*/false);
-}
-
 absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller& caller,
                                                          const std::string& code, CachedLink& link,
                                                          absl::Time now, bool unlocked) {
@@ -702,21 +684,41 @@ absl::Status LinksRpcs::ClickOutcome(const std::string& code, bool counted,
 
 void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
                              v1::ResolveResponse* response, platform::AsyncDone done) {
-  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
-  if (!redirect.ok()) {
-    done(redirect.status());
+  if (!IsWellFormedCode(request.code())) {
+    done(NoLink(request.code()));
     return;
   }
-  *response = std::move(redirect->response);
-  if (redirect->page) {
-    done(absl::OkStatus());
-    return;
-  }
-  const bool counted = redirect->counted;
-  clicks_->PublishAsync(
-      redirect->click, redirect->click_deadline,
-      [this, &request, counted, done = std::move(done)](const absl::Status& published) {
-        done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
+  // The redirect is decided where the link's cache entry arrives (resolver.h): the caller,
+  // request and response live until `done`.
+  resolver_->ResolveAsync(
+      request.code(), [this, &caller, &request, response,
+                       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
+        log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
+        if (!link.ok()) {
+          if (!absl::IsNotFound(link.status())) {
+            KURT_LOG(kError, "resolve failed", {"code", request.code()},
+                     {"error", link.status().ToString()});
+          }
+          done(link.status());
+          return;
+        }
+        absl::StatusOr<Redirect> redirect =
+            DecideFor(caller, request.code(), *link, absl::Now(), /*unlocked=*/false);
+        if (!redirect.ok()) {
+          done(redirect.status());
+          return;
+        }
+        *response = std::move(redirect->response);
+        if (redirect->page) {
+          done(absl::OkStatus());
+          return;
+        }
+        const bool counted = redirect->counted;
+        clicks_->PublishAsync(
+            redirect->click, redirect->click_deadline,
+            [this, &request, counted, done = std::move(done)](const absl::Status& published) {
+              done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
+            });
       });
 }
 

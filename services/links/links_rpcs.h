@@ -136,9 +136,6 @@ class LinksRpcs {
     bool counted = false;  // it used up one of the link's max_clicks
     bool page = false;     // a protected link's form: no redirect, no click to publish
   };
-  // Resolve up to its click: what the code redirects to, and the click to publish.
-  absl::StatusOr<Redirect> DecideRedirect(const platform::Caller& caller,
-                                          const v1::ResolveRequest& request);
   // What Resolve answers once publishing its click came to `published`: OK, or UNAVAILABLE after
   // giving back the click it counted.
   absl::Status ClickOutcome(const std::string& code, bool counted, const absl::Status& published);
@@ -148,7 +145,7 @@ class LinksRpcs {
   // max_clicks one more count (which this takes).
   absl::StatusOr<bool> WithinLimits(const std::string& code, const CachedLink& link,
                                     absl::Time now);
-  // DecideRedirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
+  // The redirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
   // checked its password), else its redirect as Resolve decides it, and the click to publish.
   absl::StatusOr<Redirect> DecideFor(const platform::Caller& caller, const std::string& code,
                                      CachedLink& link, absl::Time now, bool unlocked);

@@ -15,6 +15,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "grpcpp/test/server_context_test_spouse.h"
 #include "gtest/gtest.h"
@@ -369,13 +370,20 @@ class LinksRpcsTest : public ::testing::Test {
 
   absl::StatusOr<v1::ResolveResponse> Resolve(const std::string& code,
                                               const Caller& caller = Caller("")) {
-    // As it is served: asynchronously (the fake sink answers at once, on this thread).
+    // As it is served: asynchronously (a cache miss is answered from the resolver's load
+    // threads; the fake cache and sink answer on the calling thread).
     v1::ResolveRequest request;
     request.set_code(code);
     v1::ResolveResponse response;
     absl::Status answer = absl::UnknownError("not answered");
-    rpcs_.ResolveAsync(caller, request, &response,
-                       [&answer](const absl::Status& s) { answer = s; });
+    absl::Notification answered;
+    rpcs_.ResolveAsync(caller, request, &response, [&](const absl::Status& s) {
+      answer = s;
+      answered.Notify();
+    });
+    if (!answered.WaitForNotificationWithTimeout(absl::Seconds(10))) {
+      return absl::DeadlineExceededError("ResolveAsync never answered");
+    }
     if (!answer.ok()) {
       return answer;
     }
