@@ -15,7 +15,7 @@ namespace {
 constexpr absl::string_view kRetryInfoUrl = "type.googleapis.com/google.rpc.RetryInfo";
 
 // A metadata value of the call, viewed where gRPC keeps it for the length of the call.
-absl::string_view MetadataView(const grpc::ServerContextBase& context, absl::string_view key) {
+absl::string_view ContextMetadata(const grpc::ServerContextBase& context, absl::string_view key) {
   const auto& md = context.client_metadata();
   auto it = md.find(grpc::string_ref(key.data(), key.size()));
   if (it == md.end()) {
@@ -28,8 +28,8 @@ absl::string_view MetadataView(const grpc::ServerContextBase& context, absl::str
 
 Caller::Caller(const grpc::ServerContextBase& context)
     : context_(&context),
-      account_id_(MetadataView(context, kAccountIdMetadata)),
-      request_id_(MetadataView(context, kRequestIdMetadata)),
+      account_id_(ContextMetadata(context, kAccountIdMetadata)),
+      request_id_(ContextMetadata(context, kRequestIdMetadata)),
       deadline_(context.deadline() == std::chrono::system_clock::time_point::max()
                     ? absl::InfiniteFuture()
                     : absl::FromChrono(context.deadline())) {
@@ -41,15 +41,17 @@ Caller::Caller(const grpc::ServerContextBase& context)
 
 Caller::Caller(std::string account_id, std::map<std::string, std::string> metadata,
                absl::Time deadline)
-    : metadata_(std::move(metadata)), account_id_(std::move(account_id)), deadline_(deadline) {
-  auto it = metadata_.find(std::string(kRequestIdMetadata));
+    : metadata_(std::make_move_iterator(metadata.begin()), std::make_move_iterator(metadata.end())),
+      account_id_(std::move(account_id)),
+      deadline_(deadline) {
+  auto it = metadata_.find(kRequestIdMetadata);
   if (it != metadata_.end() && !it->second.empty()) {
     request_id_ = it->second;
   } else {
     new_request_id_ = log::NewRequestId();
     request_id_ = new_request_id_;
   }
-  from_edge_ = metadata_.contains(std::string(kEdgeSecretMetadata));
+  from_edge_ = metadata_.contains(kEdgeSecretMetadata);
 }
 
 bool Caller::from_edge() const {
@@ -65,12 +67,14 @@ bool Caller::from_edge() const {
   return auth != nullptr && PeerHasIdentity(*auth, kEdgeIdentity);
 }
 
-std::string Caller::Metadata(absl::string_view key) const {
+std::string Caller::Metadata(absl::string_view key) const { return std::string(MetadataView(key)); }
+
+absl::string_view Caller::MetadataView(absl::string_view key) const {
   if (context_ != nullptr) {
-    return std::string(MetadataView(*context_, key));
+    return ContextMetadata(*context_, key);
   }
-  auto it = metadata_.find(std::string(key));
-  return it == metadata_.end() ? std::string() : it->second;
+  auto it = metadata_.find(key);
+  return it == metadata_.end() ? absl::string_view() : absl::string_view(it->second);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -26,6 +26,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -70,6 +71,8 @@ class Caller {
   absl::string_view request_id() const { return request_id_; }
   // A metadata value of the call ("" when absent).
   std::string Metadata(absl::string_view key) const;
+  // The same, viewed where the call keeps it: valid while the call (or a made-up Caller) lives.
+  absl::string_view MetadataView(absl::string_view key) const;
   // When the caller stops waiting (absl::InfiniteFuture() when it set no deadline).
   absl::Time deadline() const { return deadline_; }
   // The gRPC call, when there is one (streams write through it); nullptr for a made-up caller.
@@ -77,7 +80,7 @@ class Caller {
 
  private:
   const grpc::ServerContextBase* context_ = nullptr;
-  std::map<std::string, std::string> metadata_;  // a made-up caller's only
+  std::map<std::string, std::string, std::less<>> metadata_;  // a made-up caller's only
   std::string account_id_;
   std::string new_request_id_;    // when the call carried none
   absl::string_view request_id_;  // into the call's metadata, metadata_ or new_request_id_
@@ -137,27 +140,28 @@ grpc::Status Handle(grpc::ServerContext* context, const Request& request, Respon
 using AsyncDone = std::function<void(const absl::Status&)>;
 
 // Serves a unary RPC on gRPC's callback API with `rpc`, a member function of `rpcs` taking
-// (const Caller&, const Request&, Response*, AsyncDone). The Caller lives only while `rpc` runs;
-// the request and the response live until `done` is called.
+// (const Caller&, const Request&, Response*, AsyncDone). The Caller, the request and the response
+// live until `done` is called.
 template <typename Rpcs, typename Request, typename Response, typename Rpc>
 grpc::ServerUnaryReactor* HandleAsync(grpc::CallbackServerContext* context, const Request& request,
                                       Response* response, Rpcs& rpcs, Rpc rpc,
                                       Access access = Access::kAccount) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const Caller caller(*context);
-  log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
-  if (absl::Status allowed = CheckAccess(caller, access); !allowed.ok()) {
+  auto caller = std::make_shared<const Caller>(*context);
+  log::RequestScope scope(caller->request_id(), log::RequestScope::Borrow{});
+  if (absl::Status allowed = CheckAccess(*caller, access); !allowed.ok()) {
     reactor->Finish(ToGrpcStatus(allowed));
     return reactor;
   }
-  std::invoke(rpc, rpcs, caller, request, response,
-              [reactor, request_id = std::string(caller.request_id())](const absl::Status& s) {
+  const Caller& view = *caller;
+  std::invoke(rpc, rpcs, view, request, response,
+              [reactor, caller = std::move(caller)](const absl::Status& s) {
                 // An error's message names the request id (ToGrpcStatus), on whatever thread.
                 if (s.ok()) {
                   reactor->Finish(grpc::Status::OK);
                   return;
                 }
-                log::RequestScope scope(request_id, log::RequestScope::Borrow{});
+                log::RequestScope scope(caller->request_id(), log::RequestScope::Borrow{});
                 reactor->Finish(ToGrpcStatus(s));
               });
   return reactor;

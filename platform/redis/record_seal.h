@@ -8,6 +8,8 @@
 // an empty secret means a fixed development key (which protects nothing).
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -16,15 +18,23 @@
 
 ABSL_DECLARE_FLAG(std::string, redis_record_secret);
 
+typedef struct evp_mac_ctx_st EVP_MAC_CTX;
+
 namespace kurt::redis {
 
 // The development key: what an empty --redis_record_secret means under --dev_mode, and the
 // modules' default (in-process tests).
 inline constexpr char kDevelopmentRecordSecret[] = "kurt-development-record-secret";
 
+// Seals and opens on any thread. The key's HMAC state is prepared once (with the secret mixed
+// in) and each thread keeps a copy of its own to start every MAC from, so that a MAC costs the
+// hashing of the record alone: no key schedule, no algorithm lookup, no shared lock.
 class RecordSeal {
  public:
   explicit RecordSeal(std::string secret);
+  ~RecordSeal();
+  RecordSeal(const RecordSeal&) = delete;
+  RecordSeal& operator=(const RecordSeal&) = delete;
 
   // --redis_record_secret, or the development key when it is empty (dev mode only: the startup
   // check refuses an empty one otherwise).
@@ -32,13 +42,21 @@ class RecordSeal {
 
   // The value to store under `key`: the MAC (64 hex digits), then the record.
   std::string Seal(absl::string_view key, absl::string_view record) const;
-  // The record, if `sealed` was sealed under `key` with this secret.
-  std::optional<std::string> Open(absl::string_view key, absl::string_view sealed) const;
+  // The record (a view into `sealed`), if `sealed` was sealed under `key` with this secret.
+  std::optional<absl::string_view> Open(absl::string_view key, absl::string_view sealed) const;
 
  private:
-  std::string Mac(absl::string_view key, absl::string_view record) const;
+  static constexpr size_t kMacHexSize = 64;
+  // HMAC-SHA256 under the secret of len(key) ":" key record, as 64 lowercase hex digits.
+  void Mac(absl::string_view key, absl::string_view record, char hex[kMacHexSize]) const;
+  // This thread's copy of prepared_.
+  EVP_MAC_CTX* ThreadContext() const;
 
-  const std::string secret_;
+  struct FreeContext {
+    void operator()(EVP_MAC_CTX* ctx) const;
+  };
+  const uint64_t id_;  // names this seal's copies in each thread's slots (never reused)
+  std::unique_ptr<EVP_MAC_CTX, FreeContext> prepared_;
 };
 
 }  // namespace kurt::redis

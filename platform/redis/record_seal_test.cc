@@ -1,5 +1,14 @@
 #include "platform/redis/record_seal.h"
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 
 namespace kurt::redis {
@@ -35,6 +44,53 @@ TEST(RecordSealTest, TheKeyAndTheRecordCannotTradeBytes) {
   RecordSeal seal("s");
   // "ab" + "c" and "a" + "bc" are different pairs with the same concatenation.
   EXPECT_EQ(seal.Open("a", seal.Seal("ab", "c")), std::nullopt);
+}
+
+// The seal's MAC starts each time from a prepared copy of the key's state: it must be, call after
+// call, on every thread and for each of several seals, OpenSSL's one-shot HMAC-SHA256 of the
+// key's length, ':', the key and the record, so that records sealed before (and by other
+// replicas) still open.
+TEST(RecordSealTest, TheMacIsOpenSslsHmacOfTheKeyLengthKeyAndRecordOnEveryThread) {
+  auto one_shot = [](const std::string& secret, const std::string& key, const std::string& record) {
+    const std::string message = absl::StrCat(key.size(), ":", key, record);
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(message.data()), message.size(), digest, &size);
+    return absl::StrCat(absl::BytesToHexString(absl::string_view(
+                            reinterpret_cast<const char*>(digest), static_cast<size_t>(size))),
+                        record);
+  };
+  const RecordSeal first("first-secret");
+  const RecordSeal second("a-second-secret-longer-than-one-sha256-block-of-64-bytes-........");
+  std::vector<std::thread> threads;
+  std::atomic<int> wrong{0};
+  threads.reserve(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        const std::string key = absl::StrCat("kurt:link:v1:code", t, "-", i);
+        const std::string record = absl::StrCat("L||https://example.com/", i, std::string(i, 'x'));
+        const RecordSeal& seal = i % 2 == 0 ? first : second;
+        const std::string& secret =
+            i % 2 == 0 ? "first-secret"
+                       : "a-second-secret-longer-than-one-sha256-block-of-64-bytes-........";
+        const std::string sealed = seal.Seal(key, record);
+        if (sealed != one_shot(secret, key, record) || seal.Open(key, sealed) != record) {
+          wrong.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (std::thread& t : threads) {
+    t.join();
+  }
+  EXPECT_EQ(wrong.load(), 0);
+  // A seal made after others are gone (its thread slots reused) still seals with its own key.
+  for (int i = 0; i < 6; ++i) {
+    const std::string secret = absl::StrCat("short-lived-", i);
+    EXPECT_EQ(RecordSeal(secret).Seal("k", "r"), one_shot(secret, "k", "r")) << i;
+  }
 }
 
 }  // namespace

@@ -44,13 +44,13 @@ std::optional<KeyRecord> RedisKeyCache::Get(const std::string& prefix) {
   if (!value.ok() || !value->has_value()) {
     return std::nullopt;
   }
-  std::optional<std::string> record = seal_.Open(key, **value);
+  std::optional<absl::string_view> record = seal_.Open(key, **value);
   if (!record) {
     KURT_LOG(kWarn, "cached key record does not verify; ignored and deleted", {"prefix", prefix});
     (void)redis_->Del({key});
     return std::nullopt;
   }
-  return Decode(prefix, *record);
+  return Decode(prefix, std::string(*record));
 }
 
 void RedisKeyCache::Put(const KeyRecord& key) {

@@ -2,14 +2,15 @@
 
 #include <openssl/sha.h>
 
-#include <atomic>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
+#include <thread>
 
+#include "absl/container/btree_map.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
-#include "grpcpp/alarm.h"
+#include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/core/log.h"
 
@@ -109,6 +110,109 @@ class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
   std::vector<Event> next_wave_;
 };
 
+// The deadlines of the clicks PublishAsync was given: each click's `done` waits here until its
+// delivery report takes it (Take) or its deadline passes, whichever comes first, so that it is
+// called exactly once. One thread for all of them sleeps until the earliest deadline, and is
+// woken only by a click due before that: under load the deadlines come in order, so it sleeps
+// through them while the delivery reports take the clicks away.
+//
+// Shared with the delivery callbacks, which may outlive the sink; the thread stops with the sink
+// (Stop), after which only delivery reports answer.
+class ClickDeadlines {
+ public:
+  using Done = std::function<void(const absl::Status&)>;
+  // Names one watched click.
+  struct Ticket {
+    absl::Time deadline;
+    uint64_t seq = 0;
+  };
+
+  ClickDeadlines() : thread_([this] { Run(); }) {}
+  ~ClickDeadlines() { Stop(); }
+  ClickDeadlines(const ClickDeadlines&) = delete;
+  ClickDeadlines& operator=(const ClickDeadlines&) = delete;
+
+  // Keeps `done` until Take(ticket) or `deadline`, when it is called with UNAVAILABLE.
+  Ticket Watch(absl::Time deadline, Done done) {
+    bool sooner = false;
+    Ticket ticket{deadline, 0};
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ticket.seq = next_seq_++;
+      waiting_.emplace(std::make_pair(deadline, ticket.seq), std::move(done));
+      sooner = deadline < sleeping_until_;
+      if (sooner) {
+        sleeping_until_ = deadline;
+      }
+    }
+    if (sooner) {
+      wake_.notify_one();
+    }
+    return ticket;
+  }
+
+  // The click's `done`, unless its deadline has called it already (then an empty one).
+  Done Take(const Ticket& ticket) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = waiting_.find(std::make_pair(ticket.deadline, ticket.seq));
+    if (it == waiting_.end()) {
+      return nullptr;
+    }
+    Done done = std::move(it->second);
+    waiting_.erase(it);
+    return done;
+  }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    wake_.notify_one();
+    if (thread_.joinable()) {
+      thread_.join();
+    }
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!stop_) {
+      const absl::Time now = absl::Now();
+      std::vector<Done> expired;
+      while (!waiting_.empty() && waiting_.begin()->first.first <= now) {
+        expired.push_back(std::move(waiting_.begin()->second));
+        waiting_.erase(waiting_.begin());
+      }
+      if (!expired.empty()) {
+        lock.unlock();
+        for (Done& done : expired) {
+          done(absl::UnavailableError("1 of 1 clicks not yet in Kafka"));
+        }
+        lock.lock();
+        continue;
+      }
+      if (waiting_.empty()) {
+        sleeping_until_ = absl::InfiniteFuture();
+        wake_.wait(lock);
+      } else {
+        // A click taken meanwhile leaves this wake-up early: it finds nothing due, and sleeps
+        // until the next one.
+        sleeping_until_ = waiting_.begin()->first.first;
+        wake_.wait_until(lock, absl::ToChronoTime(sleeping_until_));
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable wake_;
+  bool stop_ = false;
+  uint64_t next_seq_ = 0;
+  absl::btree_map<std::pair<absl::Time, uint64_t>, Done> waiting_;  // by deadline
+  absl::Time sleeping_until_ = absl::InfiniteFuture();              // when the thread wakes next
+  std::thread thread_;  // last: it reads the members above
+};
+
 KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
                                metrics::Registry* registry, const CountryLookup* countries)
     : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)), countries_(countries) {
@@ -118,9 +222,10 @@ KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic
   dropped_ = &clicks.WithLabels({"dropped"});
   failed_ = &clicks.WithLabels({"failed"});
   waves_ = std::make_shared<ClickWaves>(producer_, topic_, queued_, dropped_);
+  deadlines_ = std::make_shared<ClickDeadlines>();
 }
 
-KafkaClickSink::~KafkaClickSink() = default;
+KafkaClickSink::~KafkaClickSink() { deadlines_->Stop(); }
 
 std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view ip) {
   std::string data = absl::StrCat(salt, ip);
@@ -158,49 +263,25 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
                         std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
 }
 
-absl::Status KafkaClickSink::Publish(const Click& click, absl::Time deadline) {
-  return PublishAndWait(absl::MakeConstSpan(&click, 1), deadline);
-}
-
 void KafkaClickSink::PublishAsync(const Click& click, absl::Time deadline,
                                   std::function<void(const absl::Status&)> done) {
-  // Kept alive by the delivery callback, which librdkafka always makes (delivered, failed or
-  // timed out), so that the alarm can be cancelled from there. The alarm's callback holds it
-  // weakly: the alarm belongs to it and must not outlive it from inside its own callback.
-  struct Pending {
-    std::atomic<bool> answered{false};
-    std::function<void(const absl::Status&)> done;
-    grpc::Alarm alarm;
-
-    void Answer(const absl::Status& s) {
-      if (!answered.exchange(true, std::memory_order_acq_rel)) {
-        done(s);
-        done = nullptr;
-      }
-    }
-  };
-  auto pending = std::make_shared<Pending>();
-  pending->done = std::move(done);
-  // Set before the click is queued: the delivery callback may cancel it at once.
-  pending->alarm.Set(absl::ToChronoTime(deadline),
-                     [weak = std::weak_ptr<Pending>(pending)](bool expired) {
-                       std::shared_ptr<Pending> p = weak.lock();
-                       if (expired && p != nullptr) {
-                         p->Answer(absl::UnavailableError("1 of 1 clicks not yet in Kafka"));
-                       }
-                     });
-  absl::Status queued = Produce(click, [pending, failed = failed_](const absl::Status& delivered) {
+  // Watched before the click is queued: its delivery report may come at once.
+  const ClickDeadlines::Ticket ticket = deadlines_->Watch(deadline, std::move(done));
+  absl::Status queued = Produce(click, [deadlines = deadlines_, ticket,
+                                        failed = failed_](const absl::Status& delivered) {
     if (!delivered.ok()) {
       failed->Increment();
-      pending->Answer(absl::UnavailableError(absl::StrCat("not delivered: ", delivered.message())));
-    } else {
-      pending->Answer(absl::OkStatus());
     }
-    pending->alarm.Cancel();
+    if (ClickDeadlines::Done answer = deadlines->Take(ticket)) {
+      answer(delivered.ok()
+                 ? absl::OkStatus()
+                 : absl::UnavailableError(absl::StrCat("not delivered: ", delivered.message())));
+    }
   });
   if (!queued.ok()) {
-    pending->alarm.Cancel();
-    pending->Answer(absl::UnavailableError(absl::StrCat("not queued: ", queued.message())));
+    if (ClickDeadlines::Done answer = deadlines_->Take(ticket)) {
+      answer(absl::UnavailableError(absl::StrCat("not queued: ", queued.message())));
+    }
   }
 }
 

@@ -1,8 +1,8 @@
-// Publishes click events to the clicks topic (mesh::kClicksTopic; key: the code) and waits until
+// Publishes click events to the clicks topic (mesh::kClicksTopic; key: the code) and tells when
 // Kafka has them (acks=all: every in-sync replica, at least min.insync.replicas of them). A
-// resolve's click (Publish) must be durable before its redirect goes out, since a process killed
-// after answering would otherwise lose the clicks still in its producer's queue; the clicks of
-// the edge's cached redirects (PublishAll) likewise, since the edge forgets them once this
+// resolve's click (PublishAsync) must be durable before its redirect goes out, since a process
+// killed after answering would otherwise lose the clicks still in its producer's queue; the clicks
+// of the edge's cached redirects (PublishAll) likewise, since the edge forgets them once this
 // service has answered. Concurrent waiters share the producer's batches (linger.ms): the wait
 // costs a redirect about one produce round trip, not one per click.
 //
@@ -14,7 +14,7 @@
 // produce round trip, that spin was the largest part of a redirect's CPU. A lone click (no wave
 // on its way) goes at once, so the wave costs nothing when idle.
 //
-// A sink lives as long as the service; Publish and PublishAll are called from any thread.
+// A sink lives as long as the service; PublishAll and PublishAsync are called from any thread.
 #pragma once
 
 #include <functional>
@@ -46,25 +46,21 @@ struct Click {
 class ClickSink {
  public:
   virtual ~ClickSink() = default;
-  // Publishes the click and returns once Kafka has it: OK only then. UNAVAILABLE when it could not
-  // be queued, failed, or was not delivered by `deadline` (it may still arrive later: librdkafka
-  // keeps retrying it).
-  virtual absl::Status Publish(const Click& click, absl::Time deadline) = 0;
-  // Publishes every click and returns once Kafka has all of them: OK only then. UNAVAILABLE as
-  // above; the caller may send them all again (with their ids, those already delivered are
-  // counted once: analytics drops a second event of the same code and id).
+  // Publishes every click and returns once Kafka has all of them: OK only then. UNAVAILABLE when
+  // one could not be queued, failed, or was not delivered by `deadline` (it may still arrive
+  // later: librdkafka keeps retrying it); the caller may send them all again (with their ids,
+  // those already delivered are counted once: analytics drops a second event of the same code
+  // and id).
   virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) = 0;
-  // Publish without waiting: `done` is called once, with what Publish would return, from
-  // whichever thread learns it first (the producer's, a timer's, or this one), by `deadline` at
-  // the latest. This default waits in Publish; KafkaClickSink's waits nowhere.
+  // Publishes one click without waiting: `done` is called once, OK when Kafka has it, else
+  // UNAVAILABLE as above, from whichever thread learns it first (the producer's, the deadline's,
+  // or this one), by `deadline` at the latest.
   virtual void PublishAsync(const Click& click, absl::Time deadline,
-                            std::function<void(const absl::Status&)> done) {
-    const std::function<void(const absl::Status&)> answer = std::move(done);
-    answer(Publish(click, deadline));
-  }
+                            std::function<void(const absl::Status&)> done) = 0;
 };
 
 class ClickWaves;
+class ClickDeadlines;
 
 class KafkaClickSink : public ClickSink {
  public:
@@ -74,9 +70,11 @@ class KafkaClickSink : public ClickSink {
   KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
                  metrics::Registry* registry, const CountryLookup* countries = nullptr);
   ~KafkaClickSink() override;
-  absl::Status Publish(const Click& click, absl::Time deadline) override;
   absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override;
-  // The deadline is kept by a grpc::Alarm (gRPC's timer): no thread waits for the click.
+  // No thread waits for the click: its delivery report answers, or, past the deadline, the one
+  // thread that keeps every pending click's deadline (ClickDeadlines), which sleeps until the
+  // earliest of them. The delivery report takes the click from there, so a redirect costs no
+  // timer and no thread hop of its own.
   void PublishAsync(const Click& click, absl::Time deadline,
                     std::function<void(const absl::Status&)> done) override;
 
@@ -97,6 +95,7 @@ class KafkaClickSink : public ClickSink {
   metrics::Counter* dropped_;
   metrics::Counter* failed_;
   std::shared_ptr<ClickWaves> waves_;
+  std::shared_ptr<ClickDeadlines> deadlines_;
 };
 
 }  // namespace kurt::links

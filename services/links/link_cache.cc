@@ -164,7 +164,7 @@ std::optional<CachedLink> CachedLink::Decode(absl::string_view data) {
 }
 
 RedisLinkCache::RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions options)
-    : redis_(redis), options_(std::move(options)), seal_(options_.record_secret) {}
+    : redis_(redis), options_(std::move(options)), seal_(options_.record_secret), gets_(redis) {}
 
 absl::Duration RedisLinkCache::TtlFor(const CachedLink& link, absl::Time now) const {
   if (!link.exists) {
@@ -188,15 +188,35 @@ absl::StatusOr<std::optional<CachedLink>> RedisLinkCache::Get(const std::string&
   if (!value.ok()) {
     return value.status();
   }
-  if (!value->has_value()) {
-    return std::optional<CachedLink>();
+  return Opened(code, key, *value);
+}
+
+void RedisLinkCache::GetAsync(const std::string& code, GetDone done) {
+  if (has_pending_) {
+    ReplayPending();
   }
-  std::optional<std::string> record = seal_.Open(key, **value);
+  std::string key = Key(code);
+  gets_.Get(key, [this, code, key,
+                  done = std::move(done)](absl::StatusOr<std::optional<std::string>> value) {
+    if (!value.ok()) {
+      done(value.status());
+      return;
+    }
+    done(Opened(code, key, *value));
+  });
+}
+
+std::optional<CachedLink> RedisLinkCache::Opened(const std::string& code, const std::string& key,
+                                                 const std::optional<std::string>& value) {
+  if (!value.has_value()) {
+    return std::nullopt;
+  }
+  std::optional<absl::string_view> record = seal_.Open(key, *value);
   if (!record) {
     // Forged, or from before sealing: gone, so the database's answer can fill its place.
     KURT_LOG(kWarn, "cached link does not verify; ignored and deleted", {"code", code});
     (void)redis_->Del({key});
-    return std::optional<CachedLink>();
+    return std::nullopt;
   }
   std::optional<CachedLink> link = CachedLink::Decode(*record);
   if (!link) {

@@ -13,13 +13,16 @@
 // that none of them serves the old redirect from its own cache once Redis has the new one.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "platform/redis/get_batcher.h"
 #include "platform/redis/record_seal.h"
 #include "platform/redis/redis.h"
 #include "services/links/link_limits.h"
@@ -39,8 +42,16 @@ struct CachedLink {
 
 class LinkCache {
  public:
+  using GetDone = std::function<void(absl::StatusOr<std::optional<CachedLink>>)>;
+
   virtual ~LinkCache() = default;
   virtual absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) = 0;
+  // Get without waiting: `done` gets what Get would return, from whichever thread has it (this
+  // one by default; RedisLinkCache's batcher's). `done` must not block for long.
+  virtual void GetAsync(const std::string& code, GetDone done) {
+    const GetDone answer = std::move(done);
+    answer(Get(code));
+  }
   // After a database read: only if nothing is cached for the code.
   virtual void Fill(const std::string& code, const CachedLink& link) = 0;
   // After a mutation: always. `announce` when the code had a link before (an update or a
@@ -66,6 +77,8 @@ class RedisLinkCache : public LinkCache {
   RedisLinkCache(redis::RedisClient* redis, LinkCacheOptions options);
 
   absl::StatusOr<std::optional<CachedLink>> Get(const std::string& code) override;
+  // Concurrent GetAsyncs go to Redis together, as one MGET (redis::GetBatcher).
+  void GetAsync(const std::string& code, GetDone done) override;
   void Fill(const std::string& code, const CachedLink& link) override;
   void Put(const std::string& code, const CachedLink& link, bool announce) override;
 
@@ -77,12 +90,16 @@ class RedisLinkCache : public LinkCache {
   void Write(const std::string& code, const CachedLink& link, bool only_if_absent,
              bool announce = false);
   void ReplayPending();
+  // What Redis's `value` of `code` (under `key`) says: a link, a confirmed miss, or nothing.
+  std::optional<CachedLink> Opened(const std::string& code, const std::string& key,
+                                   const std::optional<std::string>& value);
   // PUBLISHes the RedirectChanges of Resolve(code) on options_.changes_channel.
   absl::Status Announce(const std::string& code);
 
   redis::RedisClient* redis_;
   const LinkCacheOptions options_;
   const redis::RecordSeal seal_;
+  redis::GetBatcher gets_;
   std::mutex mu_;
   struct Pending {
     CachedLink link;

@@ -51,8 +51,8 @@ absl::Status ValidateCode(const std::string& code) {
 }
 
 // Resolve's click id: the caller's when it has one that fits (else a new one is made).
-std::string ClickId(std::string given) {
-  return given.size() <= kMaxClickIdSize ? std::move(given) : std::string();
+std::string ClickId(absl::string_view given) {
+  return given.size() <= kMaxClickIdSize ? std::string(given) : std::string();
 }
 
 CachedLink Live(const LinkRecord& r) {
@@ -595,24 +595,6 @@ absl::StatusOr<google::api::HttpBody> LinksRpcs::GetLinkQrCode(
   return body;
 }
 
-absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideRedirect(const platform::Caller& caller,
-                                                              const v1::ResolveRequest& request) {
-  // The redirect: nothing here is copied or allocated that the answer and the click do not need.
-  if (!IsWellFormedCode(request.code())) {
-    return NoLink(request.code());
-  }
-  const absl::Time now = absl::Now();
-  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
-  if (!link.ok()) {
-    if (!absl::IsNotFound(link.status())) {
-      KURT_LOG(kError, "resolve failed", {"code", request.code()},
-               {"error", link.status().ToString()});
-    }
-    return link.status();
-  }
-  return DecideFor(caller, request.code(), *link, now, /*unlocked=*/false);
-}
-
 absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller& caller,
                                                          const std::string& code, CachedLink& link,
                                                          absl::Time now, bool unlocked) {
@@ -647,17 +629,17 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller&
     if (*within) {
       std::string* target = &link.target_url;
       if (!link.limits.redirect_rules.empty()) {
-        const std::string user_agent = caller.Metadata(mesh::kUserAgentMetadata);
-        const std::string languages = caller.Metadata(mesh::kAcceptLanguageMetadata);
-        const std::string client_ip = caller.Metadata(mesh::kClientIpMetadata);
+        // Viewed where the call keeps them: the click copies what it needs once, below.
+        const Visitor visitor{caller.MetadataView(mesh::kUserAgentMetadata),
+                              caller.MetadataView(mesh::kAcceptLanguageMetadata),
+                              caller.MetadataView(mesh::kClientIpMetadata)};
         if (std::optional<size_t> rule =
-                ChooseRule(link.limits.redirect_rules, Visitor{user_agent, languages, client_ip},
-                           options_.visitors)) {
+                ChooseRule(link.limits.redirect_rules, visitor, options_.visitors)) {
           target = &link.limits.redirect_rules[*rule].target_url;
         }
       }
       response.set_target_url(link.limits.forward_query
-                                  ? MergeQuery(*target, caller.Metadata(mesh::kQueryMetadata))
+                                  ? MergeQuery(*target, caller.MetadataView(mesh::kQueryMetadata))
                                   : std::move(*target));
     } else if (link.limits.fallback_url) {
       response.set_target_url(*link.limits.fallback_url);
@@ -672,13 +654,13 @@ absl::StatusOr<LinksRpcs::Redirect> LinksRpcs::DecideFor(const platform::Caller&
   redirect.click_deadline =
       std::min(caller.deadline() - kResolveAnswerMargin, now + options_.click_ack_timeout);
   redirect.click = Click{code,
-                         ClickId(caller.Metadata(mesh::kClickIdMetadata)),
+                         ClickId(caller.MetadataView(mesh::kClickIdMetadata)),
                          now,
                          caller.Metadata(mesh::kRefererMetadata),
                          caller.Metadata(mesh::kUserAgentMetadata),
                          caller.Metadata(mesh::kClientIpMetadata),
                          caller.Metadata(platform::kTraceparentMetadata),
-                         caller.Metadata(mesh::kRequestMethodMetadata) == "HEAD"};
+                         caller.MetadataView(mesh::kRequestMethodMetadata) == "HEAD"};
   return redirect;
 }
 
@@ -700,40 +682,43 @@ absl::Status LinksRpcs::ClickOutcome(const std::string& code, bool counted,
       absl::StrCat("the click of this redirect could not be recorded: ", published.message()));
 }
 
-absl::StatusOr<v1::ResolveResponse> LinksRpcs::Resolve(const platform::Caller& caller,
-                                                       const v1::ResolveRequest& request) {
-  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
-  if (!redirect.ok()) {
-    return redirect.status();
-  }
-  if (redirect->page) {
-    return std::move(redirect->response);
-  }
-  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
-                                    clicks_->Publish(redirect->click, redirect->click_deadline));
-      !s.ok()) {
-    return s;
-  }
-  return std::move(redirect->response);
-}
-
 void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
                              v1::ResolveResponse* response, platform::AsyncDone done) {
-  absl::StatusOr<Redirect> redirect = DecideRedirect(caller, request);
-  if (!redirect.ok()) {
-    done(redirect.status());
+  if (!IsWellFormedCode(request.code())) {
+    done(NoLink(request.code()));
     return;
   }
-  *response = std::move(redirect->response);
-  if (redirect->page) {
-    done(absl::OkStatus());
-    return;
-  }
-  const bool counted = redirect->counted;
-  clicks_->PublishAsync(
-      redirect->click, redirect->click_deadline,
-      [this, &request, counted, done = std::move(done)](const absl::Status& published) {
-        done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
+  // The redirect is decided where the link's cache entry arrives (resolver.h): the caller,
+  // request and response live until `done`.
+  resolver_->ResolveAsync(
+      request.code(), [this, &caller, &request, response,
+                       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
+        log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
+        if (!link.ok()) {
+          if (!absl::IsNotFound(link.status())) {
+            KURT_LOG(kError, "resolve failed", {"code", request.code()},
+                     {"error", link.status().ToString()});
+          }
+          done(link.status());
+          return;
+        }
+        absl::StatusOr<Redirect> redirect =
+            DecideFor(caller, request.code(), *link, absl::Now(), /*unlocked=*/false);
+        if (!redirect.ok()) {
+          done(redirect.status());
+          return;
+        }
+        *response = std::move(redirect->response);
+        if (redirect->page) {
+          done(absl::OkStatus());
+          return;
+        }
+        const bool counted = redirect->counted;
+        clicks_->PublishAsync(
+            redirect->click, redirect->click_deadline,
+            [this, &request, counted, done = std::move(done)](const absl::Status& published) {
+              done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
+            });
       });
 }
 
@@ -792,10 +777,12 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::UnlockLink(const platform::Caller
   if (!redirect.ok()) {
     return redirect.status();
   }
-  // Each unlocked redirect reaches the service: none is kept by any cache.
+  // Each unlocked redirect reaches the service: none is kept by any cache. Waiting here costs
+  // nothing worth saving: the password's hash has just taken this thread for far longer.
   redirect->response.set_cache_max_age_seconds(0);
-  if (absl::Status s = ClickOutcome(request.code(), redirect->counted,
-                                    clicks_->Publish(redirect->click, redirect->click_deadline));
+  if (absl::Status s =
+          ClickOutcome(request.code(), redirect->counted,
+                       clicks_->PublishAll({std::move(redirect->click)}, redirect->click_deadline));
       !s.ok()) {
     return s;
   }

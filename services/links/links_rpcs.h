@@ -98,19 +98,16 @@ class LinksRpcs {
   absl::StatusOr<google::api::HttpBody> GetLinkQrCode(const platform::Caller& caller,
                                                       const v1::GetLinkQrCodeRequest& request);
 
-  // Open to any caller: the redirect. Within the link's limits, its target is that of the first
-  // redirect rule that holds for the visitor (x-kurt-user-agent, x-kurt-accept-language,
-  // x-kurt-client-ip), else the link's own. Publishes a click carrying the caller's x-kurt-referer,
-  // x-kurt-user-agent, x-kurt-client-ip and traceparent, and answers only once Kafka has it, so
-  // that every redirect that went out is counted even if this process dies right after:
-  // UNAVAILABLE (and no target) when the click is not in Kafka by min(click_ack_timeout, the
-  // caller's deadline - kResolveAnswerMargin).
-  absl::StatusOr<v1::ResolveResponse> Resolve(const platform::Caller& caller,
-                                              const v1::ResolveRequest& request);
-  // Resolve without a thread waiting for Kafka: decides the redirect on the calling thread, fills
-  // `response`, then calls `done` once its click is in Kafka (OK) or is not by the deadline above
-  // (UNAVAILABLE; the response must then not go out), from the thread that learns it. The
-  // request and response outlive `done`; the caller only this call.
+  // Open to any caller: the redirect, without a thread waiting for Kafka. Within the link's
+  // limits, its target is that of the first redirect rule that holds for the visitor
+  // (x-kurt-user-agent, x-kurt-accept-language, x-kurt-client-ip), else the link's own. Decides
+  // the redirect on the calling thread and fills `response`, publishes a click carrying the
+  // caller's x-kurt-referer, x-kurt-user-agent, x-kurt-client-ip and traceparent, and calls `done`
+  // only once Kafka has it (OK), so that every redirect that went out is counted even if this
+  // process dies right after: UNAVAILABLE (the response must then not go out) when the click is
+  // not in Kafka by min(click_ack_timeout, the caller's deadline - kResolveAnswerMargin). `done`
+  // runs on the thread that learns the outcome (this one for an error or a protected link's
+  // form); the request and response outlive it, the caller only this call.
   void ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
                     v1::ResolveResponse* response, platform::AsyncDone done);
   // Open to any caller: the redirect of a password-protected link, its form posted (Resolve
@@ -139,9 +136,6 @@ class LinksRpcs {
     bool counted = false;  // it used up one of the link's max_clicks
     bool page = false;     // a protected link's form: no redirect, no click to publish
   };
-  // Resolve up to its click: what the code redirects to, and the click to publish.
-  absl::StatusOr<Redirect> DecideRedirect(const platform::Caller& caller,
-                                          const v1::ResolveRequest& request);
   // What Resolve answers once publishing its click came to `published`: OK, or UNAVAILABLE after
   // giving back the click it counted.
   absl::Status ClickOutcome(const std::string& code, bool counted, const absl::Status& published);
@@ -151,7 +145,7 @@ class LinksRpcs {
   // max_clicks one more count (which this takes).
   absl::StatusOr<bool> WithinLimits(const std::string& code, const CachedLink& link,
                                     absl::Time now);
-  // DecideRedirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
+  // The redirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
   // checked its password), else its redirect as Resolve decides it, and the click to publish.
   absl::StatusOr<Redirect> DecideFor(const platform::Caller& caller, const std::string& code,
                                      CachedLink& link, absl::Time now, bool unlocked);

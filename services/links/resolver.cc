@@ -24,6 +24,66 @@ Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* regis
   cache_hits_ = &cache_metric.WithLabels({"hit"});
   cache_misses_ = &cache_metric.WithLabels({"miss"});
   cache_errors_ = &cache_metric.WithLabels({"error"});
+  for (int i = 0; i < kLoadThreads; ++i) {
+    load_threads_.emplace_back([this] { RunLoads(); });
+  }
+}
+
+Resolver::~Resolver() {
+  {
+    std::lock_guard<std::mutex> lock(loads_mu_);
+    stopping_ = true;
+  }
+  loads_wake_.notify_all();
+  for (std::thread& t : load_threads_) {
+    t.join();
+  }
+}
+
+void Resolver::RunLoads() {
+  std::unique_lock<std::mutex> lock(loads_mu_);
+  while (true) {
+    loads_wake_.wait(lock, [this] { return stopping_ || !loads_.empty(); });
+    if (loads_.empty()) {
+      return;  // stopping, and every load taken has been answered
+    }
+    std::function<void()> load = std::move(loads_.front());
+    loads_.pop_front();
+    lock.unlock();
+    load();
+    lock.lock();
+  }
+}
+
+void Resolver::ResolveAsync(const std::string& code, ResolveDone done) {
+  cache_->GetAsync(code, [this, code, done = std::move(done)](
+                             absl::StatusOr<std::optional<CachedLink>> cached) mutable {
+    if (cached.ok() && cached->has_value()) {
+      cache_hits_->Increment();
+      if (!(*cached)->exists) {
+        done(NotFound(code));
+        return;
+      }
+      done(**std::move(cached));
+      return;
+    }
+    (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
+    {
+      std::lock_guard<std::mutex> lock(loads_mu_);
+      loads_.emplace_back([this, code, done = std::move(done)] {
+        absl::StatusOr<CachedLink> link = LoadShared(code);
+        if (link.ok() && !link->exists) {
+          link = NotFound(code);
+        }
+        done(std::move(link));
+      });
+    }
+    loads_wake_.notify_one();
+  });
+}
+
+absl::StatusOr<CachedLink> Resolver::LoadShared(const std::string& code) {
+  return flight_.Do(code, [&] { return Load(code); });
 }
 
 absl::StatusOr<CachedLink> Resolver::Resolve(const std::string& code) {
@@ -34,7 +94,7 @@ absl::StatusOr<CachedLink> Resolver::Resolve(const std::string& code) {
     link = std::move(**cached);
   } else {
     (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
-    absl::StatusOr<CachedLink> loaded = flight_.Do(code, [&] { return Load(code); });
+    absl::StatusOr<CachedLink> loaded = LoadShared(code);
     if (!loaded.ok()) {
       return loaded.status();
     }

@@ -7,13 +7,22 @@
 // also answers misses of that code for a moment after it (kCoalesceLinger), so that a burst makes
 // one read even when Redis is slow or down.
 //
-// Lives as long as the service; Resolve is thread-safe.
+// ResolveAsync answers a cache hit from the thread that has Redis's answer (LinkCache::GetAsync)
+// and takes the rest (misses and Redis errors, which read the database) to threads of its own
+// (kLoadThreads), so that a database read never holds up the cache's other answers.
+//
+// Lives as long as the service; Resolve and ResolveAsync are thread-safe.
 #pragma once
 
+#include <condition_variable>
+#include <deque>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -27,14 +36,21 @@ namespace kurt::links {
 class Resolver {
  public:
   static constexpr absl::Duration kCoalesceLinger = absl::Milliseconds(200);
+  // Threads reading the database for ResolveAsync (as many reads at once; more wait their turn).
+  static constexpr int kLoadThreads = 4;
+  using ResolveDone = std::function<void(absl::StatusOr<CachedLink>)>;
 
   // Every pointer outlives the resolver. `recent_window` should exceed the replica lag bound.
   Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* registry,
            absl::Duration recent_window = absl::Seconds(10));
+  ~Resolver();
 
   // The live link with this code (whatever its expiry and limits: the caller decides); NOT_FOUND
   // when there is none.
   absl::StatusOr<CachedLink> Resolve(const std::string& code);
+  // Resolve without waiting: `done` gets what Resolve would return, from the cache's thread (a
+  // hit) or one of the load threads.
+  void ResolveAsync(const std::string& code, ResolveDone done);
 
   // Called after a mutation of `code` committed: writes the new state through to the cache and
   // keeps the replica out of this code's reads for a while. `existed`: the code had a link
@@ -43,7 +59,10 @@ class Resolver {
 
  private:
   absl::StatusOr<CachedLink> Load(const std::string& code);
+  // The cache had no answer: the database's, shared by concurrent misses of the code.
+  absl::StatusOr<CachedLink> LoadShared(const std::string& code);
   bool RecentlyChanged(const std::string& code);
+  void RunLoads();
 
   LinksStore* store_;
   LinkCache* cache_;
@@ -54,6 +73,11 @@ class Resolver {
   metrics::Counter* cache_hits_;
   metrics::Counter* cache_misses_;
   metrics::Counter* cache_errors_;
+  std::mutex loads_mu_;
+  std::condition_variable loads_wake_;
+  std::deque<std::function<void()>> loads_;  // ResolveAsync's misses, waiting for a thread
+  bool stopping_ = false;
+  std::vector<std::thread> load_threads_;  // last: they read the members above
 };
 
 }  // namespace kurt::links

@@ -10,6 +10,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <future>
 #include <iostream>
 #include <mutex>
 #include <thread>
@@ -147,9 +148,13 @@ TEST_F(KafkaBrokerFaultTest, SigkillOfABrokerUnderClickLoadLosesAndDoublesNoClic
         absl::SleepFor(start + absl::Seconds(static_cast<double>(i) / kClicksPerSecond) -
                        absl::Now());  // the load's pace
         const absl::Time sent = absl::Now();
-        absl::Status s = sink.Publish(links::Click{codes[i], "", sent, "https://ref.example/",
-                                                   "HaTest/1.0", "203.0.113.9", ""},
-                                      sent + absl::Seconds(60));
+        // As a redirect waits: PublishAsync, its answer awaited here.
+        std::promise<absl::Status> answered;
+        sink.PublishAsync(links::Click{codes[i], "", sent, "https://ref.example/", "HaTest/1.0",
+                                       "203.0.113.9", ""},
+                          sent + absl::Seconds(60),
+                          [&answered](const absl::Status& s) { answered.set_value(s); });
+        absl::Status s = answered.get_future().get();
         const absl::Time done = absl::Now();
         outcome[i] = s.ok() ? kAcknowledged : kRefused;
         if (s.ok()) {
