@@ -1,12 +1,14 @@
 #include "edge/accounts_authorizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <memory>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "edge/upstream.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
 #include "openssl/sha.h"
@@ -35,41 +37,66 @@ std::shared_ptr<grpc::Channel> AccountsChannel(const GrpcKeyAuthenticatorOptions
 class GrpcKeyAuthenticator : public KeyAuthenticator {
  public:
   explicit GrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options)
-      : options_(std::move(options)),
-        stub_(accounts::v1::AccountsService::NewStub(AccountsChannel(options_))) {}
+      : options_(std::move(options)), stub_(AccountsChannel(options_)) {}
+
+  void AttachUpstreams(Upstreams* upstreams) override {
+    upstreams_.store(upstreams, std::memory_order_release);
+  }
 
   void Authenticate(const std::string& key,
                     std::function<void(absl::StatusOr<std::string>)> done) override {
+    Upstreams* upstreams = upstreams_.load(std::memory_order_acquire);
+    if (upstreams == nullptr) {
+      // No completion queues to call on (not attached to an EdgeServer): the edge's problem.
+      return done(Unavailable());
+    }
     struct CallState {
       grpc::ClientContext context;
-      accounts::v1::AuthenticateRequest request;
-      accounts::v1::AuthenticateResponse response;
+      grpc::ByteBuffer request;
+      grpc::ByteBuffer response;
     };
     auto state = std::make_shared<CallState>();
-    state->request.set_key(key);
+    accounts::v1::AuthenticateRequest request;
+    request.set_key(key);
+    state->request = ToByteBuffer(request.SerializeAsString());
     state->context.set_deadline(std::chrono::system_clock::now() +
                                 absl::ToChronoMilliseconds(options_.timeout));
     if (!options_.edge_secret.empty()) {
       state->context.AddMetadata(std::string(platform::kEdgeSecretMetadata), options_.edge_secret);
     }
-    stub_->async()->Authenticate(
-        &state->context, &state->request, &state->response,
-        [state, done = std::move(done)](const grpc::Status& status) {
-          if (status.ok()) {
-            return done(state->response.account_id());
-          }
-          if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
-            return done(absl::UnauthenticatedError(status.error_message()));
-          }
-          // Anything else (accounts down, slow, misconfigured) is the edge's problem, not the
-          // caller's: 503, and never cached.
-          done(absl::UnavailableError("cannot check the API key right now; retry"));
-        });
+    // On the unary calls' completion queues (their threads), as every call of the edge.
+    upstreams->AsyncUnary(&stub_, &state->context, method_, state->request, &state->response,
+                          [state, done = std::move(done)](const grpc::Status& status) {
+                            done(Outcome(status, state->response));
+                          });
   }
 
  private:
+  // Anything but an answer or UNAUTHENTICATED (accounts down, slow, misconfigured) is the edge's
+  // problem, not the caller's: 503, and never cached.
+  static absl::Status Unavailable() {
+    return absl::UnavailableError("cannot check the API key right now; retry");
+  }
+
+  // The account, or why not, from a finished call.
+  static absl::StatusOr<std::string> Outcome(const grpc::Status& status,
+                                             const grpc::ByteBuffer& response) {
+    if (status.error_code() == grpc::StatusCode::UNAUTHENTICATED) {
+      return absl::UnauthenticatedError(status.error_message());
+    }
+    accounts::v1::AuthenticateResponse parsed;
+    // An answer that does not parse: what the typed stub made of it (INTERNAL), unavailable.
+    if (!status.ok() || !parsed.ParseFromString(FromByteBuffer(response))) {
+      return Unavailable();
+    }
+    return parsed.account_id();
+  }
+
   const GrpcKeyAuthenticatorOptions options_;
-  std::unique_ptr<accounts::v1::AccountsService::Stub> stub_;
+  grpc::GenericStub stub_;
+  const std::string method_ =
+      absl::StrCat("/", accounts::v1::AccountsService::service_full_name(), "/Authenticate");
+  std::atomic<Upstreams*> upstreams_{nullptr};
 };
 
 }  // namespace

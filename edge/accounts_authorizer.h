@@ -5,8 +5,8 @@
 // so a revoked key stops working within that TTL plus accounts' Redis TTL.
 //
 // Lives as long as the EdgeServer using it; Authorize is called from any I/O thread and never
-// blocks: the accounts call is asynchronous and `done` runs on a gRPC callback thread (or inline
-// on a cache hit).
+// blocks: the accounts call is asynchronous and `done` runs on one of the upstream calls'
+// completion threads (or inline on a cache hit).
 #pragma once
 
 #include <functional>
@@ -31,6 +31,8 @@ class KeyAuthenticator {
   // Calls `done` exactly once, on any thread.
   virtual void Authenticate(const std::string& key,
                             std::function<void(absl::StatusOr<std::string>)> done) = 0;
+  // The completion queues its calls go through (Authorizer::AttachUpstreams).
+  virtual void AttachUpstreams(Upstreams* /*upstreams*/) {}
 };
 
 struct GrpcKeyAuthenticatorOptions {
@@ -41,7 +43,10 @@ struct GrpcKeyAuthenticatorOptions {
   absl::Duration timeout = absl::Seconds(2);
 };
 
-// KeyAuthenticator over kurt.accounts.v1.AccountsService/Authenticate (gRPC callback API).
+// KeyAuthenticator over kurt.accounts.v1.AccountsService/Authenticate, on its own channel. Its
+// calls go through the upstream calls' completion queues, not gRPC's callback API, whose first use
+// would start gRPC's own polling threads and cost every upstream call a thread hop
+// (Upstreams::AsyncUnary); until AttachUpstreams gives the queues, every key is UNAVAILABLE.
 std::unique_ptr<KeyAuthenticator> MakeGrpcKeyAuthenticator(GrpcKeyAuthenticatorOptions options);
 
 struct AccountsAuthorizerOptions {
@@ -64,6 +69,10 @@ class AccountsAuthorizer : public Authorizer {
   void Authorize(const AuthRequest& request, std::function<void(AuthDecision)> done) override;
   // kurt_edge_rate_limit_refusals_total{reason="limited"|"overloaded"}.
   void AttachMetrics(metrics::Registry* registry) override;
+  // Passed on to the KeyAuthenticator.
+  void AttachUpstreams(Upstreams* upstreams) override {
+    authenticator_->AttachUpstreams(upstreams);
+  }
 
  private:
   struct Entry {

@@ -17,6 +17,8 @@
 
 namespace kurt::edge {
 
+class Upstreams;
+
 struct AuthRequest {
   const Route* route = nullptr;     // route->is_public: (kurt.api.v1.access).public
   absl::string_view authorization;  // the Authorization header ("" when absent)
@@ -45,6 +47,10 @@ class Authorizer {
   // Registers the authorizer's metrics in the edge's registry; called once by EdgeServer::Start,
   // before any request.
   virtual void AttachMetrics(metrics::Registry* /*registry*/) {}
+  // Gives an authorizer that calls a service the edge's completion queues, which it must use
+  // instead of gRPC's callback API (Upstreams::AsyncUnary says why); called by EdgeServer::Start,
+  // before any request. `upstreams` lives until that EdgeServer is destroyed.
+  virtual void AttachUpstreams(Upstreams* /*upstreams*/) {}
 };
 
 class PassThroughAuthorizer : public Authorizer {

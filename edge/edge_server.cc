@@ -83,6 +83,7 @@ absl::StatusOr<std::unique_ptr<EdgeServer>> EdgeServer::Start(EdgeServerConfig c
     authorizer = s->own_authorizer_.get();
   }
   authorizer->AttachMetrics(&s->registry_);
+  authorizer->AttachUpstreams(s->upstreams_.get());
   config.edge.edge_secret = config.edge_secret;
   s->edge_ = std::make_unique<Edge>(config.edge, s->api_.get(), s->routes_.get(),
                                     s->upstreams_.get(), authorizer, &s->registry_);

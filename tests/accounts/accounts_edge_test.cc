@@ -1,11 +1,15 @@
 // Through the real edge: the accounts, links, analytics (stats), reports and notifications
 // services in this process on the local stack (a scratch database, Redis, Kafka), and the edge
 // with AccountsAuthorizer in front.
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
@@ -23,6 +27,8 @@
 #include "services/links/links_module.h"
 #include "services/notifications/notifications_module.h"
 #include "services/reports/reports_module.h"
+#include "tests/support/child_process.h"
+#include "tests/support/free_port.h"
 #include "tests/support/http_client.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/stderr_capture.h"
@@ -36,6 +42,22 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 
 constexpr absl::Duration kEdgeCacheTtl = absl::Seconds(1);
 constexpr absl::Duration kRedisTtl = absl::Seconds(2);
+
+// The names of a process's threads (/proc/<pid>/task/*/comm), sorted.
+std::vector<std::string> ThreadNames(pid_t pid) {
+  std::vector<std::string> names;
+  std::error_code ec;
+  for (const auto& task :
+       std::filesystem::directory_iterator(absl::StrCat("/proc/", pid, "/task"), ec)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    if (std::getline(comm, name)) {
+      names.push_back(name);
+    }
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
 
 // A JSON string field's value (good enough for the flat answers these tests read).
 std::string Field(const std::string& json, const std::string& name) {
@@ -511,6 +533,49 @@ TEST_F(AccountsEdgeTest, RawKeysAppearInNoLogAndNoTable) {
   for (const std::string& k : keys) {
     EXPECT_EQ(all.find(ParseApiKey(k)->secret), std::string::npos);
   }
+}
+
+// The real kurt-edge checks API keys on its upstream calls' completion queues: the first key it
+// checks starts no thread. gRPC 1.51's callback API, which it used for them, starts two polling
+// threads ("nexting_thread") the first time it is used; they then read the upstream calls'
+// responses off the connections, and each call paid a thread hop to its completion thread.
+TEST_F(AccountsEdgeTest, CheckingAKeyStartsNoGrpcCallbackThreads) {
+  const std::string key = NewAccount("no-callback-threads").second;
+  ASSERT_FALSE(key.empty());
+  const std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
+  const int port = kurt::testing::FreePort();
+  const int admin_port = kurt::testing::FreePort();
+  kurt::testing::ChildProcess edge(
+      KURT_EDGE_BINARY,
+      {absl::StrCat("--edge_port=", port), absl::StrCat("--admin_port=", admin_port),
+       absl::StrCat("--accounts_address=", upstream),
+       absl::StrCat("--upstream=kurt.accounts.v1.AccountsService=", upstream),
+       "--edge_secret=edge-test-secret", "--upstream_host=", "--rate_per_address=0",
+       "--rate_per_account=0", "--redirect_changes_channel=", "--io_threads=1"},
+      absl::StrCat(::testing::TempDir(), "/", testing::RandomName("kurt-edge-"), ".log"));
+  ASSERT_TRUE(edge.Start().ok()) << KURT_EDGE_BINARY;
+  ASSERT_TRUE(kurt::testing::WaitReady(admin_port, absl::Seconds(30)))
+      << "kurt-edge did not become ready: " << edge.LogTail();
+  const Headers auth = {{"Authorization", "Bearer " + key}};
+  // A request refused before any key check: the threads of an edge that serves requests (and
+  // whose health checks have reached the upstream).
+  ASSERT_EQ(Fetch(port, "GET", "/v1/keys", {}).status, 401u);
+  const std::vector<std::string> before = ThreadNames(edge.pid());
+
+  Reply r = Fetch(port, "GET", "/v1/keys", auth);
+  ASSERT_EQ(r.status, 200u) << r.body << edge.LogTail();
+  // A wrong key is checked too (not cached), and refused.
+  EXPECT_EQ(Fetch(port, "GET", "/v1/keys", {{"Authorization", "Bearer " + key + "x"}}).status,
+            401u);
+  // Only gRPC's callback threads are looked for: its executors and event engine may grow on
+  // their own.
+  const std::vector<std::string> after = ThreadNames(edge.pid());
+  int callback_threads = 0;
+  for (const std::string& name : after) {
+    callback_threads += absl::StartsWith(name, "nexting") ? 1 : 0;
+  }
+  EXPECT_EQ(callback_threads, 0) << "threads before: " << absl::StrJoin(before, ", ")
+                                 << "; after: " << absl::StrJoin(after, ", ");
 }
 
 }  // namespace
