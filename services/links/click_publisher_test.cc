@@ -48,14 +48,15 @@ class ClickSinkWithoutBrokerTest : public ::testing::Test {
     kafka::ProducerOptions options;
     options.brokers = absl::StrCat("127.0.0.1:", kurt::testing::FreePort());
     options.security = kafka::ClientSecurity{};
-    options.extra = {{"message.timeout.ms", absl::StrCat(absl::ToInt64Milliseconds(message_timeout))},
-                     {"log_level", "0"}};
+    options.extra = {
+        {"message.timeout.ms", absl::StrCat(absl::ToInt64Milliseconds(message_timeout))},
+        {"log_level", "0"}};
     absl::StatusOr<std::unique_ptr<kafka::KafkaProducer>> producer =
         kafka::KafkaProducer::Create(options);
     ASSERT_TRUE(producer.ok()) << producer.status();
     producer_ = *std::move(producer);
-    sink_ = std::make_unique<KafkaClickSink>(producer_.get(), "kurt.test.clicks", "salt",
-                                             &registry_);
+    sink_ =
+        std::make_unique<KafkaClickSink>(producer_.get(), "kurt.test.clicks", "salt", &registry_);
   }
 
   static Click AClick(int i) {

@@ -355,13 +355,15 @@ TEST_F(LinksLimitsTest, ForwardQueryMergesTheQueryIntoTheTargetAndIsNeverCached)
   EXPECT_NE(patched.body.find("\"forwardQuery\":true"), std::string::npos) << patched.body;
 }
 
+// An iPhone, a French speaker and a desktop in Germany each have a target of their own.
+constexpr char kThreeRules[] = R"("redirectRules":[
+    {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
+    {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
+    {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}])";
+
 TEST_F(LinksLimitsTest, RedirectRulesSendEachVisitorToTheirTargetAndAreNeverCached) {
-  const std::string code = Create(R"({"targetUrl":"https://example.com/default",
-      "redirectRules":[
-        {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
-        {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
-        {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}
-      ]})");
+  const std::string code =
+      Create(absl::StrCat(R"({"targetUrl":"https://example.com/default",)", kThreeRules, "}"));
   ASSERT_FALSE(code.empty());
   Reply got = Call("GET", "/v1/links/" + code);
   EXPECT_NE(got.body.find(R"("redirectRules":[{"conditions":[{"os":"ios"}],)"), std::string::npos)
@@ -546,13 +548,9 @@ TEST_F(LinksLimitsTest, AProtectedLinkAsksForItsPasswordAndRedirectsOnlyWithIt) 
 }
 
 TEST_F(LinksLimitsTest, AProtectedLinkWithRulesUnlocksToTheTargetItsRulesChooseForTheVisitor) {
-  const std::string code = Create(R"({"targetUrl":"https://example.com/default",
-      "password":"letmein","forwardQuery":true,
-      "redirectRules":[
-        {"conditions":[{"os":"ios"}],"targetUrl":"https://example.com/ios"},
-        {"conditions":[{"language":"fr"}],"targetUrl":"https://example.com/fr"},
-        {"conditions":[{"country":"DE"},{"device":"desktop"}],"targetUrl":"https://example.com/de"}
-      ]})");
+  const std::string code =
+      Create(absl::StrCat(R"({"targetUrl":"https://example.com/default",)",
+                          R"("password":"letmein","forwardQuery":true,)", kThreeRules, "}"));
   ASSERT_FALSE(code.empty());
   Reply got = Call("GET", "/v1/links/" + code);
   EXPECT_NE(got.body.find("\"passwordProtected\":true"), std::string::npos) << got.body;
