@@ -2,12 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
+#include <chrono>
 #include <future>
 #include <memory>
 #include <optional>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "boost/asio/dispatch.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
 #include "boost/asio/steady_timer.hpp"
@@ -52,7 +55,12 @@ struct HttpServer::Worker {
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(tcp::socket socket, HttpServer* server)
-      : stream_(std::move(socket)), read_timer_(stream_.get_executor()), server_(server) {
+      : stream_(std::move(socket)),
+        read_timer_(stream_.get_executor()),
+        timer_period_(
+            ToChrono(std::max(absl::Milliseconds(1), std::min(server->options_.read_timeout,
+                                                              server->options_.idle_timeout)))),
+        server_(server) {
     int open = server_->connections_.fetch_add(1, std::memory_order_relaxed) + 1;
     if (server_->open_gauge_ != nullptr) {
       server_->open_gauge_->Set(open);
@@ -77,6 +85,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     // Send writes what it can at once, without waiting (asynchronous operations work as before).
     stream_.socket().non_blocking(true, ec);
     WaitForRequest();
+    if (!closed_.load()) {
+      WatchReadDeadline();
+    }
   }
 
   const std::string& peer() const { return peer_; }
@@ -196,10 +207,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     stream_.expires_never();
-    ArmReadTimer(options().idle_timeout);
+    SetReadDeadline(options().idle_timeout);
     stream_.async_read_some(buffer_.prepare(8192),
                             [self = shared_from_this()](error_code ec, size_t n) {
-                              self->read_timer_.cancel();
                               if (ec) {
                                 return self->Close();
                               }
@@ -214,21 +224,46 @@ class Connection : public std::enable_shared_from_this<Connection> {
     parser_->body_limit(options().max_body_bytes);
     // Our own timer rather than the stream's expiry: on a timeout the stream would close the
     // socket, and a slow client should still hear 408.
-    ArmReadTimer(options().read_timeout);
+    SetReadDeadline(options().read_timeout);
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
   }
 
-  void ArmReadTimer(absl::Duration timeout) {
-    read_timed_out_ = false;
-    read_timer_.expires_after(ToChrono(timeout));
+  // The read's deadline is a time stored per request (from any thread) and watched by one timer
+  // per connection, never cancelled or armed on the way: arming and cancelling a timer twice per
+  // request took locks, a timerfd update and a cancelled handler's run each. The timer fires at
+  // most timer_period_ (the shorter of the two timeouts) after it was armed, so a deadline set
+  // later is never earlier than the timer's expiry; it then looks at the deadline, cuts the read
+  // off if it has passed, and waits again.
+  void SetReadDeadline(absl::Duration timeout) {
+    read_timed_out_.store(false, std::memory_order_relaxed);
+    Clock::time_point now = Clock::now();
+    Clock::duration d = ToChrono(timeout);
+    Clock::time_point deadline =
+        d >= Clock::time_point::max() - now ? Clock::time_point::max() : now + d;
+    read_deadline_.store(deadline.time_since_epoch().count(), std::memory_order_release);
+  }
+  void ClearReadDeadline() {
+    read_deadline_.store(Clock::time_point::max().time_since_epoch().count(),
+                         std::memory_order_release);
+  }
+
+  // On the I/O thread only, as is everything that touches read_timer_.
+  void WatchReadDeadline() {
+    Clock::time_point deadline{Clock::duration(read_deadline_.load(std::memory_order_acquire))};
+    read_timer_.expires_at(std::min(deadline, Clock::now() + timer_period_));
     read_timer_.async_wait([self = shared_from_this()](error_code ec) {
-      if (ec) {
-        return;  // cancelled: the read finished in time
+      if (ec || self->closed_.load()) {
+        return;
       }
-      self->read_timed_out_ = true;
-      self->stream_.socket().cancel(ec);
+      Clock::rep deadline = self->read_deadline_.load(std::memory_order_acquire);
+      if (deadline <= Clock::now().time_since_epoch().count()) {
+        self->ClearReadDeadline();
+        self->read_timed_out_.store(true, std::memory_order_relaxed);
+        self->stream_.socket().cancel(ec);
+      }
+      self->WatchReadDeadline();
     });
   }
 
@@ -250,7 +285,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return RefuseBodyTooLarge();
     }
     if (parser_->is_done()) {
-      read_timer_.cancel();
+      ClearReadDeadline();
       return Dispatch();
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
@@ -272,14 +307,14 @@ class Connection : public std::enable_shared_from_this<Connection> {
                        if (ec) {
                          return self->OnReadError(ec);
                        }
-                       self->read_timer_.cancel();
+                       self->ClearReadDeadline();
                        self->Dispatch();
                      });
   }
 
   void OnReadError(error_code ec) {
-    read_timer_.cancel();
-    if (read_timed_out_) {
+    ClearReadDeadline();
+    if (read_timed_out_.load(std::memory_order_relaxed)) {
       ec = beast::error::timeout;
     }
     if (ec == http::error::header_limit) {
@@ -309,7 +344,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   // Answers a request the server will not pass on, then closes the connection.
   void Refuse(unsigned status, grpc::StatusCode code, absl::string_view message) {
-    read_timer_.cancel();
+    ClearReadDeadline();
     const HttpRequest* req = parser_ ? &parser_->get() : nullptr;
     HttpResponse res = server_->handler_->ServerError(status, code, message, req);
     res.keep_alive(false);
@@ -374,11 +409,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void Close() {
-    if (closed_) {
+    if (closed_.exchange(true)) {
       return;
     }
-    closed_ = true;
-    read_timer_.cancel();
+    ClearReadDeadline();
+    // Close may run on an upstream call's completion thread; the timer belongs to the I/O thread.
+    net::dispatch(stream_.get_executor(),
+                  [self = shared_from_this()] { self->read_timer_.cancel(); });
     error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
     // Drain what the client still sends for a moment, so that closing does not reset the
@@ -399,9 +436,13 @@ class Connection : public std::enable_shared_from_this<Connection> {
                             });
   }
 
+  using Clock = std::chrono::steady_clock;
   beast::tcp_stream stream_;
   net::steady_timer read_timer_;
-  bool read_timed_out_ = false;
+  const Clock::duration timer_period_;
+  // Clock ticks; Clock::time_point::max() while no read is under way.
+  std::atomic<Clock::rep> read_deadline_{Clock::time_point::max().time_since_epoch().count()};
+  std::atomic<bool> read_timed_out_{false};
   beast::flat_buffer buffer_;
   HttpServer* server_;
   std::string peer_;
@@ -414,7 +455,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
   bool streaming_ = false;
   bool client_gone_ = false;
-  bool closed_ = false;
+  std::atomic<bool> closed_{false};
   std::optional<http::response<http::empty_body>> stream_head_;
   std::optional<http::response_serializer<http::empty_body>> head_serializer_;
   std::string chunk_;

@@ -1,5 +1,6 @@
 // End to end over real HTTP: every error the edge answers, and the limits it enforces.
 #include <chrono>
+#include <thread>
 
 #include "tests/edge/edge_fixture.h"
 
@@ -118,6 +119,22 @@ TEST_F(EdgeTest, SlowClientIsCutOff) {
   EXPECT_EQ(r.status, 408u);
   EXPECT_LT(took, std::chrono::seconds(3));
   EXPECT_EQ(c.ReadToEnd(), "");  // and closed
+}
+
+// The read timeout counts from the next request's first byte, also after the connection sat idle
+// for longer than the read timeout (the deadline then comes before the idle one would have).
+TEST_F(EdgeTest, ASlowRequestAfterAnIdleWhileIsCutOffByTheReadTimeout) {
+  HttpConnection c(port());
+  ASSERT_EQ(c.Fetch("GET", "/healthz").status, 200u);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // read timeout 1 s, idle 5 s
+  auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.Send("GET /v1/things/x HTTP/1.1\r\nHost: x\r\n"));  // never finishes the header
+  Reply r = c.Read();
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status, 408u);
+  EXPECT_GT(took, std::chrono::milliseconds(900));
+  EXPECT_LT(took, std::chrono::milliseconds(2500));
+  EXPECT_EQ(c.ReadToEnd(), "");
 }
 
 TEST_F(EdgeTest, IdleKeepAliveConnectionIsClosed) {
