@@ -203,7 +203,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
       return;
     }
     if (buffer_.size() > 0) {
-      ReadHeader();
+      ReadHeader(/*on_io_thread=*/false);
       return;
     }
     stream_.expires_never();
@@ -214,17 +214,28 @@ class Connection : public std::enable_shared_from_this<Connection> {
                                 return self->Close();
                               }
                               self->buffer_.commit(n);
-                              self->ReadHeader();
+                              self->ReadHeader(/*on_io_thread=*/true);
                             });
   }
 
-  void ReadHeader() {
+  // `on_io_thread`: called on the I/O thread, where the handler may be called at once.
+  void ReadHeader(bool on_io_thread) {
     parser_.emplace();
     parser_->header_limit(static_cast<uint32_t>(options().max_header_bytes));
     parser_->body_limit(options().max_body_bytes);
     // Our own timer rather than the stream's expiry: on a timeout the stream would close the
     // socket, and a slow client should still hear 408.
     SetReadDeadline(options().read_timeout);
+    if (on_io_thread) {
+      // A header that came whole with the last read (the usual case) is parsed here, as
+      // async_read_header would, without its round through the executor's queue.
+      error_code ec;
+      size_t used = parser_->put(buffer_.data(), ec);
+      buffer_.consume(used);
+      if (ec ? ec != http::error::need_more : parser_->is_header_done()) {
+        return OnHeader(ec);
+      }
+    }
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
