@@ -310,5 +310,21 @@ TEST_F(EdgeTest, KeepAliveServesManyRequestsOnOneConnection) {
   }
 }
 
+// Requests sent back to back in one write (pipelined; the next one waits in the connection's
+// buffer while the first is answered upstream) are answered in order, each once.
+TEST_F(EdgeTest, PipelinedRequestsAreAnsweredInOrder) {
+  HttpConnection c(port());
+  ASSERT_TRUE(
+      c.Send("GET /v1/things/p0 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /v1/things/p1 HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /v1/things/p2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  for (int i = 0; i < 3; ++i) {
+    Reply r = c.Read();
+    ASSERT_EQ(r.status, 200u) << i << " " << r.error;
+    EXPECT_EQ(r.body, absl::StrCat(R"({"id":"p)", i, R"("})"));
+  }
+  EXPECT_EQ(c.ReadToEnd(), "");
+}
+
 }  // namespace
 }  // namespace kurt::edge::testing
