@@ -199,10 +199,19 @@ absl::StatusOr<BatchInsertResult> PgLinksStore::InsertBatch(
     out = BatchInsertResult{};
     out.created.assign(links.size(), std::nullopt);
     if (!request_id.empty()) {
-      tx.exec_params(absl::StrCat("DELETE FROM link_batches WHERE account_id = $1 AND "
-                                  "create_time < now() - interval '",
-                                  absl::ToInt64Seconds(kBatchRequestIdRetention), " seconds'"),
-                     account_id);
+      // This account's expired records, whose ids may be given again now, and a few of any
+      // account's: a record whose account never makes another batch still goes, as long as
+      // batches are made at all (each removes up to kBatchSweep, more than the one it adds).
+      const std::string expired =
+          absl::StrCat("create_time < now() - interval '",
+                       absl::ToInt64Seconds(kBatchRequestIdRetention), " seconds'");
+      tx.exec_params(
+          absl::StrCat("DELETE FROM link_batches WHERE (account_id = $1 AND ", expired,
+                       ") OR (account_id, request_id) IN (SELECT account_id, request_id FROM "
+                       "link_batches WHERE ",
+                       expired, " ORDER BY create_time LIMIT ", kBatchSweep,
+                       " FOR UPDATE SKIP LOCKED)"),
+          account_id);
       // Claims the request id; a concurrent call with the same one waits here until this
       // transaction ends, then finds its record.
       const pqxx::binarystring hash(request_hash.data(), request_hash.size());

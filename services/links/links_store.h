@@ -97,6 +97,9 @@ using BatchRecorder = std::function<std::string(const std::vector<std::optional<
 
 // How long a batch's request id is remembered.
 inline constexpr absl::Duration kBatchRequestIdRetention = absl::Hours(24);
+// How many expired records of other accounts each batch with a request id removes (the index
+// link_batches_create_time finds the oldest).
+inline constexpr int kBatchSweep = 16;
 
 enum class ReadFrom { kReplica, kPrimary };
 

@@ -556,6 +556,51 @@ TEST_F(LinksEdgeTest, ConcurrentBatchesWithOneRequestIdInsertOnce) {
   EXPECT_EQ(Count("links"), 50);
 }
 
+// A batch record outlives its 24 hours only until some batch is made: each batch with a request
+// id also removes the oldest expired records of other accounts, at most kBatchSweep of them.
+TEST_F(LinksEdgeTest, BatchesRemoveOtherAccountsExpiredRecordsOldestFirst) {
+  ASSERT_TRUE(cluster_->primary()
+                  .Transact([](pqxx::work& tx) {
+                    tx.exec_params(
+                        "INSERT INTO link_batches (account_id, request_id, create_time, "
+                        "request_hash, response) SELECT 'gone', 'r' || i, now() - interval "
+                        "'25 hours' - i * interval '1 minute', '', '' "
+                        "FROM generate_series(1, $1) AS i",
+                        kBatchSweep + 3);
+                    tx.exec(
+                        "INSERT INTO link_batches (account_id, request_id, create_time, "
+                        "request_hash, response) VALUES ('recent', 'r', now() - interval "
+                        "'23 hours', '', '')");
+                  })
+                  .ok());
+  metrics::Registry registry;
+  PgLinksStore store(cluster_.get(), &registry);
+  LinkRecord link;
+  link.code = RandomCode();
+  link.target_url = "https://example.com/sweep";
+  std::vector<BatchLink> links;
+  links.push_back({std::move(link), false});
+  absl::StatusOr<BatchInsertResult> made = store.InsertBatch(
+      "acct-sweep", "sweep-1", "digest", std::move(links), [] { return RandomCode(); },
+      [](const std::vector<std::optional<LinkRecord>>&) { return std::string("made"); });
+  ASSERT_TRUE(made.ok()) << made.status();
+
+  // The three newest of the expired ones are left for the next batches; nothing recent went.
+  std::vector<std::string> left;
+  ASSERT_TRUE(cluster_->primary()
+                  .Run([&](pqxx::connection& c) {
+                    pqxx::nontransaction tx(c);
+                    for (const auto& row :
+                         tx.exec("SELECT account_id || '/' || request_id FROM link_batches "
+                                 "ORDER BY account_id, create_time DESC")) {
+                      left.push_back(row[0].as<std::string>());
+                    }
+                  })
+                  .ok());
+  EXPECT_EQ(left, (std::vector<std::string>{"acct-sweep/sweep-1", "gone/r1", "gone/r2", "gone/r3",
+                                            "recent/r"}));
+}
+
 TEST_F(LinksEdgeTest, BatchOfNoLinksOrOfMoreThanAThousandIs400NamingLinks) {
   const std::string key = NewAccount("batch-limits");
   Reply none = Call("POST", "/v1/links:batchCreate", key, R"({"links":[]})");
