@@ -54,9 +54,14 @@ std::string PrebuiltHead(unsigned status,
 
 // A cached redirect's key: its route and the upstream request, what the answer depends on and
 // nothing else (a query string the route ignores does not make another entry).
+void CacheKey(int route_id, absl::string_view request, std::string* key) {
+  key->assign(reinterpret_cast<const char*>(&route_id), sizeof(route_id));
+  key->append(request.data(), request.size());
+}
+
 std::string CacheKey(int route_id, absl::string_view request) {
-  std::string key(reinterpret_cast<const char*>(&route_id), sizeof(route_id));
-  key.append(request.data(), request.size());
+  std::string key;
+  CacheKey(route_id, request, &key);
   return key;
 }
 
@@ -475,11 +480,13 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   }
   if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
       cache_.enabled()) {
-    std::string key = CacheKey(route.id, *request);
+    // Looked up in a buffer the thread keeps; kept by the call only on a miss.
+    thread_local std::string key;
+    CacheKey(route.id, *request, &key);
     if (ServeFromCache(call, key)) {
       return;
     }
-    call->cache_key = std::move(key);
+    call->cache_key = key;
     call->cache_generation = cache_.generation();
     metrics_.cache_misses().Increment();
   }
