@@ -41,12 +41,22 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
+// A connection's socket, stream and timers name their io_context's executor type rather than
+// any_io_executor: each asynchronous operation copies its I/O object's executor and tracks work
+// on it, which through the type-erased wrapper costs indirect calls and copies per operation.
+using IoExecutor = net::io_context::executor_type;
+using Acceptor = tcp::acceptor::rebind_executor<IoExecutor>::other;
+using Socket = tcp::socket::rebind_executor<IoExecutor>::other;
+using Stream = beast::basic_stream<tcp, IoExecutor>;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, IoExecutor>;
+
 }  // namespace
 
 struct HttpServer::Worker {
   net::io_context ioc{1};
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<net::steady_timer> retry;  // the wait after a failed accept
+  std::optional<Acceptor> acceptor;
+  std::optional<Timer> retry;  // the wait after a failed accept
   absl::Duration backoff = absl::ZeroDuration();
 };
 
@@ -54,7 +64,7 @@ struct HttpServer::Worker {
 // Shared by its pending operations and the Exchange of the request being answered.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, HttpServer* server)
+  Connection(Socket socket, HttpServer* server)
       : stream_(std::move(socket)),
         read_timer_(stream_.get_executor()),
         timer_period_(
@@ -448,8 +458,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   using Clock = std::chrono::steady_clock;
-  beast::tcp_stream stream_;
-  net::steady_timer read_timer_;
+  Stream stream_;
+  Timer read_timer_;
   const Clock::duration timer_period_;
   // Clock ticks; Clock::time_point::max() while no read is under way.
   std::atomic<Clock::rep> read_deadline_{Clock::time_point::max().time_since_epoch().count()};
@@ -591,7 +601,7 @@ absl::StatusOr<int> HttpServer::Start() {
   int threads = std::max(1, options_.threads);
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_unique<Worker>();
-    tcp::acceptor& acceptor = worker->acceptor.emplace(worker->ioc);
+    Acceptor& acceptor = worker->acceptor.emplace(worker->ioc.get_executor());
     tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) {
@@ -624,7 +634,7 @@ absl::StatusOr<int> HttpServer::Start() {
 }
 
 void HttpServer::Accept(Worker* w) {
-  w->acceptor->async_accept([this, w](error_code ec, tcp::socket socket) {
+  w->acceptor->async_accept([this, w](error_code ec, Socket socket) {
     if (ec == net::error::operation_aborted || !w->acceptor->is_open()) {
       return;
     }
@@ -639,7 +649,7 @@ void HttpServer::Accept(Worker* w) {
                        : std::min(w->backoff * 2, options_.max_accept_backoff);
       KURT_LOG(kWarn, "accept failed; backing off", {"error", ec.message()},
                {"ms", absl::ToInt64Milliseconds(w->backoff)});
-      w->retry.emplace(w->ioc);
+      w->retry.emplace(w->ioc.get_executor());
       w->retry->expires_after(ToChrono(w->backoff));
       w->retry->async_wait([this, w](error_code wait_ec) {
         if (!wait_ec && w->acceptor->is_open()) {
