@@ -54,9 +54,14 @@ std::string PrebuiltHead(unsigned status,
 
 // A cached redirect's key: its route and the upstream request, what the answer depends on and
 // nothing else (a query string the route ignores does not make another entry).
+void CacheKey(int route_id, absl::string_view request, std::string* key) {
+  key->assign(reinterpret_cast<const char*>(&route_id), sizeof(route_id));
+  key->append(request.data(), request.size());
+}
+
 std::string CacheKey(int route_id, absl::string_view request) {
-  std::string key(reinterpret_cast<const char*>(&route_id), sizeof(route_id));
-  key.append(request.data(), request.size());
+  std::string key;
+  CacheKey(route_id, request, &key);
   return key;
 }
 
@@ -136,30 +141,43 @@ absl::string_view ForwardedFor(const HttpRequest& req, std::string* joined) {
   return *joined;
 }
 
+// `value` as MetadataSafe makes it, without a copy when it is already so (the usual case);
+// otherwise made in `*scratch`.
+absl::string_view SafeView(absl::string_view value, size_t max_size, std::string* scratch) {
+  if (value.size() <= max_size &&
+      std::all_of(value.begin(), value.end(), [](char c) { return c >= 0x20 && c <= 0x7e; })) {
+    return value;
+  }
+  *scratch = MetadataSafe(value, max_size);
+  return *scratch;
+}
+
 // The metadata an upstream call carries for the client's request (besides the auth decision's
-// and the credentials), bounded in size; also what the report of a cached redirect says.
+// and the credentials), bounded in size; also what the report of a cached redirect says. Each
+// value given to `add` lives until `add` returns.
 template <typename Add>
 void ForEachForwarded(const HttpRequest& req, const std::string& request_id,
                       absl::string_view client_ip, absl::string_view click_id, Add&& add) {
-  add(platform::kRequestIdMetadata, request_id);
+  std::string scratch;
+  add(platform::kRequestIdMetadata, absl::string_view(request_id));
   if (!click_id.empty()) {
-    add(mesh::kClickIdMetadata, std::string(click_id));
+    add(mesh::kClickIdMetadata, click_id);
   }
   if (auto v = View(req["traceparent"]); !v.empty()) {
-    add(platform::kTraceparentMetadata, MetadataSafe(v, 256));
+    add(platform::kTraceparentMetadata, SafeView(v, 256, &scratch));
   }
-  add(mesh::kClientIpMetadata, MetadataSafe(client_ip, 64));
+  add(mesh::kClientIpMetadata, SafeView(client_ip, 64, &scratch));
   if (req.method() == http::verb::head) {
-    add(mesh::kRequestMethodMetadata, std::string("HEAD"));
+    add(mesh::kRequestMethodMetadata, absl::string_view("HEAD"));
   }
   if (auto v = View(req[http::field::user_agent]); !v.empty()) {
-    add(mesh::kUserAgentMetadata, MetadataSafe(v, 512));
+    add(mesh::kUserAgentMetadata, SafeView(v, 512, &scratch));
   }
   if (auto v = View(req[http::field::referer]); !v.empty()) {
-    add(mesh::kRefererMetadata, MetadataSafe(v, 1024));
+    add(mesh::kRefererMetadata, SafeView(v, 1024, &scratch));
   }
   if (auto v = View(req["last-event-id"]); !v.empty()) {
-    add("last-event-id", MetadataSafe(v, 256));
+    add("last-event-id", SafeView(v, 256, &scratch));
   }
 }
 
@@ -462,11 +480,13 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
   }
   if (is_get && route.redirect && route.is_public && route.redirect->cache_max_age_seconds > 0 &&
       cache_.enabled()) {
-    std::string key = CacheKey(route.id, *request);
+    // Looked up in a buffer the thread keeps; kept by the call only on a miss.
+    thread_local std::string key;
+    CacheKey(route.id, *request, &key);
     if (ServeFromCache(call, key)) {
       return;
     }
-    call->cache_key = std::move(key);
+    call->cache_key = key;
     call->cache_generation = cache_.generation();
     metrics_.cache_misses().Increment();
   }
@@ -544,8 +564,8 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
   }
   ForEachForwarded(req, call->request_id, call->client_ip,
                    call->route->redirect ? ClickId(*call) : std::string(),
-                   [&ctx](absl::string_view key, const std::string& value) {
-                     ctx.AddMetadata(std::string(key), value);
+                   [&ctx](absl::string_view key, absl::string_view value) {
+                     ctx.AddMetadata(std::string(key), std::string(value));
                    });
   // A redirect may forward the short URL's query to its target (kurt-links' forward_query), or
   // choose its target by the browser's languages (redirect rules); the edge keeps no such
@@ -767,16 +787,16 @@ void Edge::SendCached(const std::shared_ptr<Call>& call, const CachedResponse& h
   Send(call, std::move(res));
 }
 
-std::string Edge::ClickId(const Call& call) const {
+bool Edge::ClickIdIsRequestId(const Call& call) const {
   // The request id when this edge made it, or when a trusted proxy gave it (a proxy sends the
   // same request again, with its id, to another edge when this one died before answering);
   // never one a client chose, or a client could have its clicks counted as one.
-  const HttpRequest& req = call.exchange->request();
-  if (View(req["x-request-id"]).empty() ||
-      options_.trusted_proxies.Contains(call.exchange->peer_address())) {
-    return call.request_id;
-  }
-  return log::NewRequestId();
+  return View(call.exchange->request()["x-request-id"]).empty() ||
+         options_.trusted_proxies.Contains(call.exchange->peer_address());
+}
+
+std::string Edge::ClickId(const Call& call) const {
+  return ClickIdIsRequestId(call) ? call.request_id : log::NewRequestId();
 }
 
 void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitReporter::Done done) {
@@ -784,14 +804,24 @@ void Edge::ReportCachedHit(const Call& call, const CachedResponse& hit, HitRepor
   std::string joined;
   const std::string client_ip =
       ClientIp(call.exchange->peer_address(), ForwardedFor(req, &joined), options_.trusted_proxies);
-  std::vector<std::pair<absl::string_view, std::string>> metadata;
-  metadata.reserve(5);
-  ForEachForwarded(req, call.request_id, client_ip, ClickId(call),
-                   [&metadata](absl::string_view key, std::string value) {
-                     metadata.emplace_back(key, std::move(value));
+  std::string fresh_click_id;
+  if (!ClickIdIsRequestId(call)) {
+    fresh_click_id = log::NewRequestId();
+  }
+  // Encoded in a buffer the thread keeps (no allocation once it has grown), which the reporter
+  // copies into its batch.
+  thread_local std::string encoded;
+  encoded.clear();
+  AppendCachedHitStart(hit.request, call.start, &encoded);
+  ForEachForwarded(req, call.request_id, client_ip,
+                   fresh_click_id.empty() ? absl::string_view(call.request_id) : fresh_click_id,
+                   [](absl::string_view key, absl::string_view value) {
+                     AppendCachedHitMetadata(key, value, &encoded);
                    });
-  hit_reporter_->Add(route_states_[hit.route_id].cached_hits,
-                     EncodeCachedHit(hit.request, call.start, metadata), std::move(done));
+  hit_reporter_->Add(route_states_[hit.route_id].cached_hits, encoded, std::move(done));
+  if (encoded.capacity() > 4096) {
+    std::string().swap(encoded);  // a hit with huge headers does not keep its buffer
+  }
 }
 
 void Edge::Builtin(const std::shared_ptr<Call>& call, absl::string_view path) {

@@ -146,6 +146,8 @@ class Edge : public HttpHandler {
   // The id of a redirect's click (mesh::kClickIdMetadata), the same in every call that may
   // carry it again.
   std::string ClickId(const Call& call) const;
+  // Whether that id is the call's request id (else each call makes a new one).
+  bool ClickIdIsRequestId(const Call& call) const;
   void ReportCachedHit(const Call& call, const CachedResponse& hit,
                        HitReporter::Done done = nullptr);
   // Sends a cached answer.

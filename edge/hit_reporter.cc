@@ -22,13 +22,33 @@ bool Retryable(grpc::StatusCode code) {
 
 }  // namespace
 
-std::string EncodeCachedHit(
-    absl::string_view request, absl::Time time,
-    const std::vector<std::pair<absl::string_view, std::string>>& metadata) {
+namespace {
+
+size_t VarintSize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    ++n;
+  }
+  return n;
+}
+
+// A length-delimited field's size (field numbers below 16: a one-byte tag).
+size_t LengthDelimitedSize(size_t bytes) { return 1 + VarintSize(bytes) + bytes; }
+
+void AppendLength(size_t n, std::string* out) {
+  while (n >= 0x80) {
+    out->push_back(static_cast<char>(n | 0x80));
+    n >>= 7;
+  }
+  out->push_back(static_cast<char>(n));
+}
+
+}  // namespace
+
+void AppendCachedHitStart(absl::string_view request, absl::Time time, std::string* out) {
   // kurt.api.v1.CachedRedirects.Hit: request = 1, time = 2, metadata = 3 (map entries).
-  std::string hit;
-  hit.reserve(request.size() + 24 + 8 * metadata.size());
-  AppendLengthDelimited(1, request, &hit);
+  AppendLengthDelimited(1, request, out);
   const int64_t micros = absl::ToUnixMicros(time);
   int64_t seconds = micros / 1000000;
   int64_t nanos = micros % 1000000 * 1000;
@@ -36,13 +56,34 @@ std::string EncodeCachedHit(
     seconds -= 1;
     nanos += 1000000000;
   }
-  AppendLengthDelimited(2, EncodeSecondsNanos(seconds, static_cast<int32_t>(nanos)), &hit);
-  std::string entry;
+  // google.protobuf.Timestamp {seconds = 1; nanos = 2}, zero fields omitted.
+  const size_t size = (seconds != 0 ? 1 + VarintSize(static_cast<uint64_t>(seconds)) : 0) +
+                      (nanos != 0 ? 1 + VarintSize(static_cast<uint64_t>(nanos)) : 0);
+  out->push_back(static_cast<char>((2 << 3) | 2));
+  AppendLength(size, out);
+  if (seconds != 0) {
+    AppendVarintField(1, static_cast<uint64_t>(seconds), out);
+  }
+  if (nanos != 0) {
+    AppendVarintField(2, static_cast<uint64_t>(nanos), out);
+  }
+}
+
+void AppendCachedHitMetadata(absl::string_view key, absl::string_view value, std::string* out) {
+  // A map entry {key = 1; value = 2}.
+  out->push_back(static_cast<char>((3 << 3) | 2));
+  AppendLength(LengthDelimitedSize(key.size()) + LengthDelimitedSize(value.size()), out);
+  AppendLengthDelimited(1, key, out);
+  AppendLengthDelimited(2, value, out);
+}
+
+std::string EncodeCachedHit(
+    absl::string_view request, absl::Time time,
+    absl::Span<const std::pair<absl::string_view, absl::string_view>> metadata) {
+  std::string hit;
+  AppendCachedHitStart(request, time, &hit);
   for (const auto& [key, value] : metadata) {
-    entry.clear();
-    AppendLengthDelimited(1, key, &entry);
-    AppendLengthDelimited(2, value, &entry);
-    AppendLengthDelimited(3, entry, &hit);
+    AppendCachedHitMetadata(key, value, &hit);
   }
   return hit;
 }

@@ -45,6 +45,7 @@
 #include "absl/functional/any_invocable.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "grpcpp/support/status.h"
 #include "platform/core/metrics.h"
 
@@ -87,8 +88,13 @@ class HitSender {
 };
 
 // One cached redirect as a kurt.api.v1.CachedRedirects.Hit, in wire format.
-std::string EncodeCachedHit(absl::string_view request, absl::Time time,
-                            const std::vector<std::pair<absl::string_view, std::string>>& metadata);
+std::string EncodeCachedHit(
+    absl::string_view request, absl::Time time,
+    absl::Span<const std::pair<absl::string_view, absl::string_view>> metadata);
+// The same, appended to `out` in parts without a string in between (the edge encodes each hit
+// into a buffer its thread keeps): first the request and the time, then each metadata entry.
+void AppendCachedHitStart(absl::string_view request, absl::Time time, std::string* out);
+void AppendCachedHitMetadata(absl::string_view key, absl::string_view value, std::string* out);
 
 class HitReporter {
  public:

@@ -41,12 +41,22 @@ std::chrono::steady_clock::duration ToChrono(absl::Duration d) {
   return absl::ToChronoNanoseconds(d);
 }
 
+// A connection's socket, stream and timers name their io_context's executor type rather than
+// any_io_executor: each asynchronous operation copies its I/O object's executor and tracks work
+// on it, which through the type-erased wrapper costs indirect calls and copies per operation.
+using IoExecutor = net::io_context::executor_type;
+using Acceptor = tcp::acceptor::rebind_executor<IoExecutor>::other;
+using Socket = tcp::socket::rebind_executor<IoExecutor>::other;
+using Stream = beast::basic_stream<tcp, IoExecutor>;
+using Timer = net::basic_waitable_timer<std::chrono::steady_clock,
+                                        net::wait_traits<std::chrono::steady_clock>, IoExecutor>;
+
 }  // namespace
 
 struct HttpServer::Worker {
   net::io_context ioc{1};
-  std::optional<tcp::acceptor> acceptor;
-  std::optional<net::steady_timer> retry;  // the wait after a failed accept
+  std::optional<Acceptor> acceptor;
+  std::optional<Timer> retry;  // the wait after a failed accept
   absl::Duration backoff = absl::ZeroDuration();
 };
 
@@ -54,7 +64,7 @@ struct HttpServer::Worker {
 // Shared by its pending operations and the Exchange of the request being answered.
 class Connection : public std::enable_shared_from_this<Connection> {
  public:
-  Connection(tcp::socket socket, HttpServer* server)
+  Connection(Socket socket, HttpServer* server)
       : stream_(std::move(socket)),
         read_timer_(stream_.get_executor()),
         timer_period_(
@@ -206,16 +216,18 @@ class Connection : public std::enable_shared_from_this<Connection> {
       ReadHeader(/*on_io_thread=*/false);
       return;
     }
-    stream_.expires_never();
     SetReadDeadline(options().idle_timeout);
-    stream_.async_read_some(buffer_.prepare(8192),
-                            [self = shared_from_this()](error_code ec, size_t n) {
-                              if (ec) {
-                                return self->Close();
-                              }
-                              self->buffer_.commit(n);
-                              self->ReadHeader(/*on_io_thread=*/true);
-                            });
+    // Straight on the socket: the read timer watches it, not the stream's expiry, whose
+    // machinery (two timers reset per request, a shared state and a guard per operation) costs
+    // every request.
+    stream_.socket().async_read_some(buffer_.prepare(8192),
+                                     [self = shared_from_this()](error_code ec, size_t n) {
+                                       if (ec) {
+                                         return self->Close();
+                                       }
+                                       self->buffer_.commit(n);
+                                       self->ReadHeader(/*on_io_thread=*/true);
+                                     });
   }
 
   // `on_io_thread`: called on the I/O thread, where the handler may be called at once.
@@ -236,6 +248,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
         return OnHeader(ec);
       }
     }
+    stream_.expires_never();  // a write may have left its expiry
     http::async_read_header(
         stream_, buffer_, *parser_,
         [self = shared_from_this()](error_code ec, size_t) { self->OnHeader(ec); });
@@ -301,6 +314,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     }
     if (beast::iequals(req[http::field::expect], "100-continue")) {
       continue_.emplace(http::status::continue_, 11);
+      stream_.expires_never();
       http::async_write(stream_, *continue_, [self = shared_from_this()](error_code ec, size_t) {
         if (ec) {
           return self->Close();
@@ -313,6 +327,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   void ReadBody() {
+    stream_.expires_never();
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](error_code ec, size_t) {
                        if (ec) {
@@ -362,8 +377,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Send(std::move(res));
   }
 
+  // Every write sets its own expiry, and every read through the stream clears it first.
   void Dispatch() {
-    stream_.expires_never();
     auto exchange = std::make_shared<Exchange>(shared_from_this(), parser_->release());
     parser_.reset();
     server_->handler_->Handle(std::move(exchange));
@@ -448,8 +463,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
   }
 
   using Clock = std::chrono::steady_clock;
-  beast::tcp_stream stream_;
-  net::steady_timer read_timer_;
+  Stream stream_;
+  Timer read_timer_;
   const Clock::duration timer_period_;
   // Clock ticks; Clock::time_point::max() while no read is under way.
   std::atomic<Clock::rep> read_deadline_{Clock::time_point::max().time_since_epoch().count()};
@@ -591,7 +606,7 @@ absl::StatusOr<int> HttpServer::Start() {
   int threads = std::max(1, options_.threads);
   for (int i = 0; i < threads; ++i) {
     auto worker = std::make_unique<Worker>();
-    tcp::acceptor& acceptor = worker->acceptor.emplace(worker->ioc);
+    Acceptor& acceptor = worker->acceptor.emplace(worker->ioc.get_executor());
     tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
     acceptor.open(endpoint.protocol(), ec);
     if (!ec) {
@@ -624,7 +639,7 @@ absl::StatusOr<int> HttpServer::Start() {
 }
 
 void HttpServer::Accept(Worker* w) {
-  w->acceptor->async_accept([this, w](error_code ec, tcp::socket socket) {
+  w->acceptor->async_accept([this, w](error_code ec, Socket socket) {
     if (ec == net::error::operation_aborted || !w->acceptor->is_open()) {
       return;
     }
@@ -639,7 +654,7 @@ void HttpServer::Accept(Worker* w) {
                        : std::min(w->backoff * 2, options_.max_accept_backoff);
       KURT_LOG(kWarn, "accept failed; backing off", {"error", ec.message()},
                {"ms", absl::ToInt64Milliseconds(w->backoff)});
-      w->retry.emplace(w->ioc);
+      w->retry.emplace(w->ioc.get_executor());
       w->retry->expires_after(ToChrono(w->backoff));
       w->retry->async_wait([this, w](error_code wait_ec) {
         if (!wait_ec && w->acceptor->is_open()) {

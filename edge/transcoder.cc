@@ -252,10 +252,11 @@ absl::StatusOr<std::string> Transcoder::Request(const Route& route,
   }
   // Path values last: where the body also set them, the path wins.
   for (size_t i = 0; i < route.bindings.size() && i < path_values.size(); ++i) {
-    std::string what = absl::StrCat("path variable \"", route.bindings[i].back()->name(), "\"");
-    if (absl::Status s = AppendFieldFromText(route.bindings[i], path_values[i], what, &out);
-        !s.ok()) {
-      return s;
+    // The value's name is made only for the error (every request has a path variable).
+    if (!AppendFieldFromText(route.bindings[i], path_values[i], "", &out).ok()) {
+      return AppendFieldFromText(
+          route.bindings[i], path_values[i],
+          absl::StrCat("path variable \"", route.bindings[i].back()->name(), "\""), &out);
     }
   }
   return out;

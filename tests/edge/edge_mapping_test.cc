@@ -268,6 +268,27 @@ TEST_F(EdgeTest, RedirectsAnsweredFromTheCacheAreReportedToTheirService) {
   EXPECT_CONTAINS(metrics.body, "kurt_edge_cached_hits_total{outcome=\"reported\"}");
 }
 
+// A cached hit's report carries the request's headers as the upstream call would: control
+// characters dropped, each value cut at its bound, the click id the request id the edge made.
+TEST_F(EdgeTest, ACachedHitsReportCarriesItsHeadersMadeSafe) {
+  ASSERT_EQ(Get("/safehit").status, 302u);  // cached from now on
+  server_->edge().FlushCachedHits();
+  const size_t reported_before = upstream_->links().CachedHits().size();
+  const std::string long_referer = "https://ref.example/" + std::string(2000, 'r');
+  Reply r = Get("/safehit", {{"User-Agent", "Agent\t/7"}, {"Referer", long_referer}});
+  ASSERT_EQ(r.status, 302u) << r.body;
+  server_->edge().FlushCachedHits();
+  std::vector<kurt::api::v1::CachedRedirects::Hit> hits = upstream_->links().CachedHits();
+  ASSERT_EQ(hits.size() - reported_before, 1u);
+  const kurt::api::v1::CachedRedirects::Hit& hit = hits.back();
+  EXPECT_EQ(hit.metadata().at("x-kurt-user-agent"), "Agent/7");
+  EXPECT_EQ(hit.metadata().at("x-kurt-referer"), long_referer.substr(0, 1024));
+  EXPECT_EQ(hit.metadata().at("x-kurt-client-ip"), "127.0.0.1");
+  EXPECT_EQ(hit.metadata().at("x-request-id"), r.Header("x-request-id"));
+  EXPECT_EQ(hit.metadata().at("x-kurt-click-id"), r.Header("x-request-id"));
+  EXPECT_EQ(hit.metadata().count("traceparent"), 0u);
+}
+
 // A redirect answered from the cache goes out only once links has its click: while links does
 // not take it the answer waits (a killed edge would lose no counted redirect) and goes out once
 // links takes it. Links down for longer than the hold does not take the redirects down: the
