@@ -431,8 +431,10 @@ absl::StatusOr<DayIndexing> PgClickStore::IndexEndedDays() {
     // are given. The open transaction holds no snapshot between statements (READ COMMITTED) and
     // no lock on clicks, so the builds do not wait for it.
     pqxx::work lock(lock_conn);
-    if (!lock.exec1("SELECT pg_try_advisory_xact_lock(hashtext('kurt.analytics.click_day_indexes'))")[0]
-             .as<bool>()) {
+    if (!lock.exec1(
+                 "SELECT pg_try_advisory_xact_lock(hashtext('kurt.analytics.click_day_indexes'))")
+             [0]
+                 .as<bool>()) {
       out.busy_elsewhere = true;
       return;
     }

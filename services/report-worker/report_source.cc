@@ -121,16 +121,16 @@ constexpr int kMostCodesListed = 2000;
 // current day by a scan that checks each row against the list hashed.
 std::string ClicksOfJob(const ReportJob& job, const Quoter& quote,
                         const std::optional<std::vector<std::string>>& codes) {
-  const std::string range =
-      absl::StrCat("c.click_time >= ", quote(Rfc3339(job.start_time)),
-                   "::timestamptz AND c.click_time < ", quote(Rfc3339(job.end_time)),
-                   "::timestamptz");
+  const std::string range = absl::StrCat("c.click_time >= ", quote(Rfc3339(job.start_time)),
+                                         "::timestamptz AND c.click_time < ",
+                                         quote(Rfc3339(job.end_time)), "::timestamptz");
   if (codes.has_value()) {
     return absl::StrCat("FROM clicks c WHERE c.code = ANY (", quote(pg::TextArrayLiteral(*codes)),
                         "::text[]) AND ", range);
   }
-  std::string sql = absl::StrCat("FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = ",
-                                 quote(job.account_id), " AND ", range);
+  std::string sql = absl::StrCat(
+      "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = ", quote(job.account_id),
+      " AND ", range);
   if (!job.code.empty()) {
     absl::StrAppend(&sql, " AND l.code = ", quote(job.code), " AND c.code = ", quote(job.code));
   }
@@ -141,8 +141,8 @@ std::string ClicksOfJob(const ReportJob& job, const Quoter& quote,
 // scan's transaction; none (join links) when there are more than kMostCodesListed.
 absl::StatusOr<std::optional<std::vector<std::string>>> CodesOfJob(PqConnection& conn,
                                                                    const ReportJob& job) {
-  std::string sql = absl::StrCat("SELECT code FROM links WHERE account_id = ",
-                                 conn.Quote(job.account_id));
+  std::string sql =
+      absl::StrCat("SELECT code FROM links WHERE account_id = ", conn.Quote(job.account_id));
   if (!job.code.empty()) {
     absl::StrAppend(&sql, " AND code = ", conn.Quote(job.code));
   }
@@ -244,8 +244,8 @@ absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const Repor
   if (!codes.ok()) {
     return codes.status();
   }
-  const std::string sql =
-      ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); }, *codes);
+  const std::string sql = ClicksCsvQuery(
+      job, [&](const std::string& v) { return conn.Quote(v); }, *codes);
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
   if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) {
     return s;

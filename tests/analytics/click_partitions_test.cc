@@ -146,18 +146,18 @@ TEST_F(ClickPartitionsTest, AnEndedDayGetsItsBtreeOnceAndTheCurrentDayNone) {
   // The planner can read an ended day by code through it (500 rows: a scan is cheaper unless
   // ruled out).
   std::string plan;
-  ASSERT_TRUE(pool_
-                  ->Run([&](pqxx::connection& c) {
-                    pqxx::work tx(c);
-                    tx.exec("SET LOCAL enable_seqscan = off");
-                    for (const auto& row : tx.exec(absl::StrCat(
-                             "EXPLAIN SELECT * FROM clicks WHERE code = 'd' AND click_time < '",
-                             absl::FormatTime(absl::RFC3339_full, DaysAgo(2), absl::UTCTimeZone()),
-                             "'"))) {
-                      plan += row[0].as<std::string>() + "\n";
-                    }
-                  })
-                  .ok());
+  ASSERT_TRUE(
+      pool_
+          ->Run([&](pqxx::connection& c) {
+            pqxx::work tx(c);
+            tx.exec("SET LOCAL enable_seqscan = off");
+            for (const auto& row : tx.exec(absl::StrCat(
+                     "EXPLAIN SELECT * FROM clicks WHERE code = 'd' AND click_time < '",
+                     absl::FormatTime(absl::RFC3339_full, DaysAgo(2), absl::UTCTimeZone()), "'"))) {
+              plan += row[0].as<std::string>() + "\n";
+            }
+          })
+          .ok());
   EXPECT_NE(plan.find(absl::StrCat(old_day, "_code_time")), std::string::npos) << plan;
 }
 

@@ -6,7 +6,6 @@
 #include <thread>
 
 #include "absl/strings/match.h"
-
 #include "gtest/gtest.h"
 #include "tests/support/stack_env.h"
 
@@ -168,8 +167,9 @@ TEST_F(MigratorTest, DailyClickPartitionsKeepEveryClickOfBefore) {
             "3");
   // The days of next month are daily partitions without the B-tree; today's clicks still go to
   // this month's partition, which holds its days.
-  query("SELECT analytics_ensure_click_days(date_trunc('month', now() AT TIME ZONE 'UTC') "
-        "AT TIME ZONE 'UTC' + interval '1 month', 2)");
+  query(
+      "SELECT analytics_ensure_click_days(date_trunc('month', now() AT TIME ZONE 'UTC') "
+      "AT TIME ZONE 'UTC' + interval '1 month', 2)");
   EXPECT_EQ(query("SELECT count(*) FROM analytics_click_partitions() p WHERE hi - lo = interval "
                   "'1 day' AND lo >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE "
                   "'UTC' + interval '1 month' AND NOT EXISTS (SELECT 1 FROM pg_index x WHERE "

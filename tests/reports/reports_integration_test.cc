@@ -190,17 +190,16 @@ TEST_F(ReportsIntegrationTest, ReportsSpanningAnIndexedDayAndTheCurrentDayHoldEv
   // Yesterday: 300 per link, a minute apart from 01:00. Today: 200 per link up to now.
   SeedClicks(url, "acct-p", {"pday01", "pday02"}, 300, yesterday + absl::Hours(1),
              absl::Minutes(1));
-  const absl::Duration spacing =
-      std::max(absl::Microseconds(1), (absl::Now() - today) / 201);
+  const absl::Duration spacing = std::max(absl::Microseconds(1), (absl::Now() - today) / 201);
   SeedClicks(url, "acct-p", {"pday01", "pday02"}, 200, today, spacing);
   SeedClicks(url, "acct-other", {"pday03"}, 200, today, spacing);
   // What the maintenance builds for an ended day (PgClickStore::IndexEndedDays).
   Exec(url, absl::StrCat("CREATE INDEX ", partition(yesterday), "_code_time ON ",
                          partition(yesterday), " (code, click_time)"));
   auto btrees = [&](absl::Time day) {
-    return QueryInt(url, absl::StrCat("SELECT count(*) FROM pg_indexes WHERE tablename = '",
-                                      partition(day),
-                                      "' AND indexdef LIKE '%USING btree (code, click_time)'"));
+    return QueryInt(
+        url, absl::StrCat("SELECT count(*) FROM pg_indexes WHERE tablename = '", partition(day),
+                          "' AND indexdef LIKE '%USING btree (code, click_time)'"));
   };
   ASSERT_EQ(btrees(yesterday), 1);
   ASSERT_EQ(btrees(today), 0) << "the day being written has no B-tree";
@@ -208,10 +207,10 @@ TEST_F(ReportsIntegrationTest, ReportsSpanningAnIndexedDayAndTheCurrentDayHoldEv
   const absl::Time end = absl::Now() + absl::Hours(1);
 
   rv1::Report created;
-  ASSERT_TRUE(p.reports()
-                  .CreateReport(As("acct-p").get(), Request(rv1::CLICKS_CSV, yesterday, end),
-                                &created)
-                  .ok());
+  ASSERT_TRUE(
+      p.reports()
+          .CreateReport(As("acct-p").get(), Request(rv1::CLICKS_CSV, yesterday, end), &created)
+          .ok());
   rv1::Report done = p.WaitFinal("acct-p", created.id());
   ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
   EXPECT_EQ(done.row_count(), 2 * 300 + 2 * 200);
@@ -220,10 +219,10 @@ TEST_F(ReportsIntegrationTest, ReportsSpanningAnIndexedDayAndTheCurrentDayHoldEv
   EXPECT_EQ(csv, ExpectedCsv(url, "acct-p", yesterday, end));
 
   rv1::Report summary;
-  ASSERT_TRUE(p.reports()
-                  .CreateReport(As("acct-p").get(), Request(rv1::SUMMARY_JSON, yesterday, end),
-                                &summary)
-                  .ok());
+  ASSERT_TRUE(
+      p.reports()
+          .CreateReport(As("acct-p").get(), Request(rv1::SUMMARY_JSON, yesterday, end), &summary)
+          .ok());
   done = p.WaitFinal("acct-p", summary.id());
   ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
   std::string json, content_type;
