@@ -45,16 +45,7 @@ class ClickPartitionsTest : public ::testing::Test {
     });
     ASSERT_TRUE(s.ok()) << sql << ": " << s;
   }
-  std::string Text(const std::string& sql) {
-    std::string out;
-    absl::Status s = pool_->Run([&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      pqxx::row r = tx.exec1(sql);
-      out = r[0].is_null() ? "NULL" : r[0].as<std::string>();
-    });
-    EXPECT_TRUE(s.ok()) << sql << ": " << s;
-    return out;
-  }
+  std::string Text(const std::string& sql) { return testing::QueryText(*pool_, sql); }
   // "valid", "invalid" or "none": the partition's B-tree on (code, click_time).
   std::string Btree(const std::string& part) {
     return Text(absl::StrCat(

@@ -119,16 +119,7 @@ TEST_F(MigratorTest, DailyClickPartitionsKeepEveryClickOfBefore) {
     }
   }
   ASSERT_TRUE(Apply(*pool_, before).ok());
-  auto query = [&](const std::string& sql) {
-    std::string out;
-    absl::Status s = pool_->Run([&](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      pqxx::row r = tx.exec1(sql);
-      out = r[0].is_null() ? "NULL" : r[0].as<std::string>();
-    });
-    EXPECT_TRUE(s.ok()) << sql << ": " << s;
-    return out;
-  };
+  auto query = [&](const std::string& sql) { return testing::QueryText(*pool_, sql); };
   // 0003 made the monthly partitions of last month to two months ahead. Clicks last month, this
   // month, two months ahead (a clock gone wrong), and two years ago (the default partition);
   // next month's stays empty.
