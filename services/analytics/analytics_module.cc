@@ -13,7 +13,7 @@ ClickConsumerOptions ConsumerOptions(const AnalyticsConfig& config) {
   options.max_batch = config.batch_max_messages;
   options.batch_wait = config.batch_wait;
   options.lag_refresh = config.lag_refresh;
-  options.partition_months_ahead = config.partition_months_ahead;
+  options.partition_days_ahead = config.partition_days_ahead;
   options.mirror_offsets_to_kafka = config.mirror_offsets_to_kafka;
   return options;
 }

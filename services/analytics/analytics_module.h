@@ -45,8 +45,8 @@ struct AnalyticsConfig {
   absl::Duration batch_wait = absl::Milliseconds(100);
   // How often kurt_kafka_consumer_lag is refreshed.
   absl::Duration lag_refresh = absl::Seconds(5);
-  // Monthly partitions of the clicks table kept ready ahead of the current month.
-  int partition_months_ahead = 3;
+  // Daily partitions of the clicks table kept ready ahead of the current day.
+  int partition_days_ahead = 7;
   // Also commit consumed offsets to Kafka after each batch (for broker-side lag tools).
   bool mirror_offsets_to_kafka = false;
   // uap-core's regexes.yaml (Debian's uap-core), whose "Spider" devices are counted as bots

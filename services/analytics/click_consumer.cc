@@ -127,9 +127,10 @@ void ClickConsumer::EnsurePartitions() {
   if (now < next_partition_check_) {
     return;
   }
-  // From last month (late clicks) to partition_months_ahead months ahead.
+  // From yesterday (late clicks; older ones land in the default partition) to
+  // partition_days_ahead days ahead.
   absl::StatusOr<int> created =
-      store_->EnsurePartitions(now - absl::Hours(24 * 31), options_.partition_months_ahead + 2);
+      store_->EnsurePartitions(now - absl::Hours(24), options_.partition_days_ahead + 2);
   if (!created.ok()) {
     KURT_LOG(kWarn, "cannot create click partitions; will retry",
              {"error", created.status().ToString()});
@@ -138,6 +139,20 @@ void ClickConsumer::EnsurePartitions() {
   }
   if (*created > 0) {
     KURT_LOG(kInfo, "click partitions created", {"count", *created});
+  }
+  absl::StatusOr<DayIndexing> indexed = store_->IndexEndedDays();
+  if (!indexed.ok()) {
+    // An interrupted build leaves an INVALID index, which the next pass drops and builds again.
+    KURT_LOG(kWarn, "cannot build the index of an ended day of clicks; will retry",
+             {"error", indexed.status().ToString()});
+    next_partition_check_ = now + absl::Minutes(1);
+    return;
+  }
+  for (const std::string& part : indexed->built) {
+    KURT_LOG(kInfo, "click partition indexed", {"partition", part});
+  }
+  for (const std::string& part : indexed->repaired) {
+    KURT_LOG(kWarn, "click partition had an INVALID index, rebuilt", {"partition", part});
   }
   next_partition_check_ = now + options_.partition_check;
 }

@@ -1,7 +1,8 @@
 // The click consumer: a member of a Kafka consumer group on kurt.clicks.v1 whose offsets live in
 // the database (never committed to Kafka), with a background thread that publishes the lag metric
-// kurt_kafka_consumer_lag{topic,partition,group} and creates monthly partitions of the clicks
-// table ahead of time.
+// kurt_kafka_consumer_lag{topic,partition,group}, creates daily partitions of the clicks table
+// ahead of time and builds the (code, click_time) B-tree of each day once it has ended (that
+// thread's lag figures stand still while it builds one, a minute or so a day).
 //
 // Owned by AnalyticsModule; Start and Stop from one thread. Stop lets the batch in hand finish
 // (commit or roll back), then leaves the group.
@@ -33,8 +34,8 @@ struct ClickConsumerOptions {
   int max_batch = 5000;
   absl::Duration batch_wait = absl::Milliseconds(100);
   absl::Duration lag_refresh = absl::Seconds(5);
-  // Monthly partitions are kept this many months ahead of the current one.
-  int partition_months_ahead = 3;
+  // Daily partitions are kept this many days ahead of the current one.
+  int partition_days_ahead = 7;
   absl::Duration partition_check = absl::Hours(1);
   // Also commit each batch's offsets to Kafka, for broker-side lag tools (kafka-exporter); the
   // database stays the only source consumers resume from.
@@ -58,6 +59,7 @@ class ClickConsumer {
   absl::Status OnAssign(std::vector<kafka::TopicPartition>* partitions);
   void MaintenanceLoop();
   void RefreshLag();
+  // Creates the days ahead, then builds the B-trees of ended days, every partition_check.
   void EnsurePartitions();
 
   const ClickConsumerOptions options_;

@@ -40,6 +40,7 @@ class FakeStore : public ClickStore {
     return state.offsets;
   }
   absl::StatusOr<int> EnsurePartitions(absl::Time, int) override { return 0; }
+  absl::StatusOr<DayIndexing> IndexEndedDays() override { return DayIndexing(); }
 
   std::mutex mu;
   int transactions = 0;

@@ -2,6 +2,7 @@
 
 #include <libpq-fe.h>
 
+#include <algorithm>
 #include <memory>
 #include <tuple>
 #include <utility>
@@ -235,19 +236,30 @@ class PgClickTransaction : public ClickTransaction {
     }
     try {
       EndCopy();
-      // One probe of clicks_code_time per click: its code, over its time and the margin.
+      // Per click, its code over its time and the margin: a probe of the (code, click_time)
+      // B-tree on an ended day. The day being written has none (migration 0020), so the times of
+      // all the clicks bound the scan as well: the planner prunes the partitions outside them and
+      // may read the current day's rows of that span once (clicks_time_brin), not per click.
+      absl::Time first = clicks.front().time;
+      absl::Time last = first;
+      for (const ClickKey& c : clicks) {
+        first = std::min(first, c.time);
+        last = std::max(last, c.time);
+      }
       pqxx::result r = tx_.exec_params(
           "SELECT u.code, u.id, u.us FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(code, "
           "id, us) WHERE EXISTS (SELECT 1 FROM clicks c WHERE c.code = u.code AND "
           "c.event_id = u.id AND c.click_time BETWEEN timestamptz 'epoch' + (u.us - $4) * "
           "interval '1 microsecond' AND timestamptz 'epoch' + (u.us + $4) * "
-          "interval '1 microsecond')",
+          "interval '1 microsecond' AND c.click_time BETWEEN timestamptz 'epoch' + $5 * "
+          "interval '1 microsecond' AND timestamptz 'epoch' + $6 * interval '1 microsecond')",
           pg::TextArrayLiteral(clicks,
                                [](const ClickKey& c) -> const std::string& { return c.code; }),
           pg::TextArrayLiteral(clicks,
                                [](const ClickKey& c) -> const std::string& { return c.event_id; }),
           NumberArrayLiteral(clicks, [](const ClickKey& c) { return absl::ToUnixMicros(c.time); }),
-          absl::ToInt64Microseconds(margin));
+          absl::ToInt64Microseconds(margin), absl::ToUnixMicros(first - margin),
+          absl::ToUnixMicros(last + margin));
       return ClickKeys(r);
     } catch (...) {
       return pg::StatusFromCurrentException("looking up clicks stored already");
@@ -378,19 +390,88 @@ absl::StatusOr<OffsetMap> PgClickStore::LoadOffsets(const std::string& group,
   return out;
 }
 
-absl::StatusOr<int> PgClickStore::EnsurePartitions(absl::Time first_month, int months) {
+absl::StatusOr<int> PgClickStore::EnsurePartitions(absl::Time first_day, int days) {
   int created = 0;
   absl::Status s = primary_->Transact([&](pqxx::work& tx) {
     created = tx.exec_params1(
-                    "SELECT analytics_ensure_click_partitions("
+                    "SELECT analytics_ensure_click_days("
                     "timestamptz 'epoch' + $1::bigint * interval '1 second', $2)",
-                    absl::ToUnixSeconds(first_month), months)[0]
+                    absl::ToUnixSeconds(first_day), days)[0]
                   .as<int>();
   });
   if (!s.ok()) {
     return s;
   }
   return created;
+}
+
+namespace {
+
+// The maintenance pool: the primary's, without a statement timeout (a day's index build reads the
+// whole day), two connections (the lock's and the builds').
+pg::PoolOptions MaintenanceOptions(pg::PoolOptions o) {
+  o.name = absl::StrCat(o.name, "-maintenance");
+  o.max_connections = 2;
+  o.statement_timeout = absl::ZeroDuration();
+  return o;
+}
+
+}  // namespace
+
+PgClickStore::PgClickStore(pg::PgPool* primary)
+    : primary_(primary), maintenance_(MaintenanceOptions(primary->options())) {}
+
+absl::StatusOr<DayIndexing> PgClickStore::IndexEndedDays() {
+  DayIndexing out;
+  absl::Status built;
+  absl::Status s = maintenance_.Run([&](pqxx::connection& lock_conn) {
+    // Instances take turns on an advisory lock of a transaction kept open on one connection while
+    // another builds: CREATE INDEX CONCURRENTLY refuses to run in a transaction block, and under
+    // PgBouncer's transaction pooling a session lock could stay on a server session other clients
+    // are given. The open transaction holds no snapshot between statements (READ COMMITTED) and
+    // no lock on clicks, so the builds do not wait for it.
+    pqxx::work lock(lock_conn);
+    if (!lock.exec1(
+                 "SELECT pg_try_advisory_xact_lock(hashtext('kurt.analytics.click_day_indexes'))")
+             [0]
+                 .as<bool>()) {
+      out.busy_elsewhere = true;
+      return;
+    }
+    built = maintenance_.Run([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      // Ended partitions (the default one has no end) without a valid B-tree on (code,
+      // click_time) and without a build in progress (one started by hand, or by an instance
+      // whose lock connection was lost), and whether an INVALID index holds this work's name.
+      pqxx::result todo = tx.exec(
+          "SELECT c.relname, EXISTS (SELECT 1 FROM pg_index x JOIN pg_class i ON i.oid = "
+          "x.indexrelid WHERE x.indrelid = c.oid AND i.relname = c.relname || '_code_time' AND "
+          "NOT x.indisvalid) FROM analytics_click_partitions() p JOIN pg_class c ON c.oid = p.part "
+          "WHERE p.hi <= now() AND NOT EXISTS (SELECT 1 FROM pg_index x WHERE x.indrelid = c.oid "
+          "AND x.indisvalid AND pg_get_indexdef(x.indexrelid) LIKE '%USING btree (code, "
+          "click_time)') AND NOT EXISTS (SELECT 1 FROM pg_stat_progress_create_index b WHERE "
+          "b.relid = c.oid) ORDER BY p.lo");
+      for (const auto& row : todo) {
+        const std::string part = row[0].as<std::string>();
+        const std::string index = tx.quote_name(part + "_code_time");
+        if (row[1].as<bool>()) {
+          tx.exec(absl::StrCat("DROP INDEX CONCURRENTLY IF EXISTS ", index));
+          out.repaired.push_back(part);
+        }
+        tx.exec(absl::StrCat("CREATE INDEX CONCURRENTLY ", index, " ON ", tx.quote_name(part),
+                             " (code, click_time)"));
+        out.built.push_back(part);
+      }
+    });
+    lock.commit();
+  });
+  if (!s.ok()) {
+    return s;
+  }
+  if (!built.ok()) {
+    return built;
+  }
+  return out;
 }
 
 }  // namespace kurt::analytics

@@ -45,6 +45,16 @@ class ClickTransaction {
   virtual absl::Status SetOffsets(const std::string& group, const OffsetMap& next) = 0;
 };
 
+// What one pass of ClickStore::IndexEndedDays did.
+struct DayIndexing {
+  // Another instance holds the lock of this work: this pass looked at nothing.
+  bool busy_elsewhere = false;
+  // The partitions whose (code, click_time) B-tree it built, oldest first.
+  std::vector<std::string> built;
+  // Those of them whose INVALID index (a build that was interrupted) it dropped first.
+  std::vector<std::string> repaired;
+};
+
 class ClickStore {
  public:
   virtual ~ClickStore() = default;
@@ -53,23 +63,32 @@ class ClickStore {
   // The stored next offsets of a group on a topic (where a consumer resumes).
   virtual absl::StatusOr<OffsetMap> LoadOffsets(const std::string& group,
                                                 const std::string& topic) = 0;
-  // Creates missing monthly partitions of the clicks table: `months` months from the one holding
-  // `first_month`. Returns how many it created.
-  virtual absl::StatusOr<int> EnsurePartitions(absl::Time first_month, int months) = 0;
+  // Creates missing daily partitions of the clicks table, without the (code, click_time) B-tree:
+  // `days` UTC days from the one holding `first_day` (days an older monthly partition holds
+  // excepted). Returns how many it created.
+  virtual absl::StatusOr<int> EnsurePartitions(absl::Time first_day, int days) = 0;
+  // Builds the (code, click_time) B-tree of every partition whose range has ended and that has
+  // no valid one, one at a time (CREATE INDEX CONCURRENTLY: writers go on), dropping first an
+  // INVALID one an interrupted build left. Idempotent; instances serialise on an advisory lock,
+  // and one that finds it held returns at once. Takes seconds to minutes per day of clicks.
+  virtual absl::StatusOr<DayIndexing> IndexEndedDays() = 0;
 };
 
 class PgClickStore : public ClickStore {
  public:
-  // `primary` outlives the store.
-  explicit PgClickStore(pg::PgPool* primary) : primary_(primary) {}
+  // `primary` outlives the store. The index builds of ended days use connections of their own
+  // to the same database, without the pool's statement timeout.
+  explicit PgClickStore(pg::PgPool* primary);
 
   absl::Status InTransaction(const std::function<absl::Status(ClickTransaction&)>& fn) override;
   absl::StatusOr<OffsetMap> LoadOffsets(const std::string& group,
                                         const std::string& topic) override;
-  absl::StatusOr<int> EnsurePartitions(absl::Time first_month, int months) override;
+  absl::StatusOr<int> EnsurePartitions(absl::Time first_day, int days) override;
+  absl::StatusOr<DayIndexing> IndexEndedDays() override;
 
  private:
   pg::PgPool* primary_;
+  pg::PgPool maintenance_;
 };
 
 }  // namespace kurt::analytics

@@ -25,8 +25,8 @@ ABSL_FLAG(absl::Duration, batch_wait, absl::Milliseconds(100),
           "How long a batch waits to fill before it is handled");
 ABSL_FLAG(absl::Duration, lag_refresh, absl::Seconds(5),
           "How often kurt_kafka_consumer_lag is refreshed");
-ABSL_FLAG(int, partition_months_ahead, 3,
-          "Monthly partitions of the clicks table kept ready ahead of the current month");
+ABSL_FLAG(int, partition_days_ahead, 7,
+          "Daily partitions of the clicks table kept ready ahead of the current day");
 ABSL_FLAG(bool, mirror_offsets_to_kafka, false,
           "Also commit consumed offsets to Kafka after each batch (for broker-side lag tools); "
           "the database stays where the consumer resumes from");
@@ -53,7 +53,7 @@ int main(int argc, char** argv) {
   config.write_parallelism = absl::GetFlag(FLAGS_write_parallelism);
   config.batch_wait = absl::GetFlag(FLAGS_batch_wait);
   config.lag_refresh = absl::GetFlag(FLAGS_lag_refresh);
-  config.partition_months_ahead = absl::GetFlag(FLAGS_partition_months_ahead);
+  config.partition_days_ahead = absl::GetFlag(FLAGS_partition_days_ahead);
   config.mirror_offsets_to_kafka = absl::GetFlag(FLAGS_mirror_offsets_to_kafka);
   config.uap_regexes_file = absl::GetFlag(FLAGS_uap_regexes_file);
 

@@ -3,6 +3,8 @@
 #include <libpq-fe.h>
 
 #include <memory>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -100,17 +102,65 @@ namespace {
 
 using Quoter = std::function<std::string(const std::string&)>;
 
+std::string Value(PGresult* res, int row, int col) {
+  return std::string(PQgetvalue(res, row, col), PQgetlength(res, row, col));
+}
+
+// Above this many links, an account's report queries join links rather than list its codes (a
+// literal that long would cost the planner more than it saves).
+constexpr int kMostCodesListed = 2000;
+
 // FROM and WHERE of every report query: the account's links (deleted ones too: their clicks are
 // still the account's), the job's range and optional code.
-std::string ClicksOfJob(const ReportJob& job, const Quoter& quote) {
+//
+// `codes`, when given, are the codes of those links, read in the scan's transaction, and the
+// query names them as a constant list instead of joining links. The clicks partition being
+// written has no (code, click_time) B-tree (migration 0020, docs/analytics.md), and a join makes
+// the planner choose one plan for every partition of the range: a hash join scanning all of them.
+// With a constant list each partition is read its own way: an ended day through its B-tree, the
+// current day by a scan that checks each row against the list hashed.
+std::string ClicksOfJob(const ReportJob& job, const Quoter& quote,
+                        const std::optional<std::vector<std::string>>& codes) {
+  const std::string range = absl::StrCat("c.click_time >= ", quote(Rfc3339(job.start_time)),
+                                         "::timestamptz AND c.click_time < ",
+                                         quote(Rfc3339(job.end_time)), "::timestamptz");
+  if (codes.has_value()) {
+    return absl::StrCat("FROM clicks c WHERE c.code = ANY (", quote(pg::TextArrayLiteral(*codes)),
+                        "::text[]) AND ", range);
+  }
   std::string sql = absl::StrCat(
       "FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = ", quote(job.account_id),
-      " AND c.click_time >= ", quote(Rfc3339(job.start_time)), "::timestamptz AND c.click_time < ",
-      quote(Rfc3339(job.end_time)), "::timestamptz");
+      " AND ", range);
   if (!job.code.empty()) {
     absl::StrAppend(&sql, " AND l.code = ", quote(job.code), " AND c.code = ", quote(job.code));
   }
   return sql;
+}
+
+// The codes of the job's links (its one code, or all of the account's, deleted ones too), in the
+// scan's transaction; none (join links) when there are more than kMostCodesListed.
+absl::StatusOr<std::optional<std::vector<std::string>>> CodesOfJob(PqConnection& conn,
+                                                                   const ReportJob& job) {
+  std::string sql =
+      absl::StrCat("SELECT code FROM links WHERE account_id = ", conn.Quote(job.account_id));
+  if (!job.code.empty()) {
+    absl::StrAppend(&sql, " AND code = ", conn.Quote(job.code));
+  }
+  absl::StrAppend(&sql, " LIMIT ", kMostCodesListed + 1);
+  std::shared_ptr<PGresult> res;
+  if (absl::Status s = conn.Exec(sql, &res); !s.ok()) {
+    return s;
+  }
+  const int n = PQntuples(res.get());
+  if (n > kMostCodesListed) {
+    return std::nullopt;
+  }
+  std::vector<std::string> codes;
+  codes.reserve(n);
+  for (int i = 0; i < n; ++i) {
+    codes.push_back(Value(res.get(), i, 0));
+  }
+  return codes;
 }
 
 std::string IsoTime(absl::string_view column) {
@@ -122,10 +172,6 @@ void AppendJsonString(std::string* out, absl::string_view s) {
   out->push_back('"');
   platform::AppendJsonEscaped(s, out);
   out->push_back('"');
-}
-
-std::string Value(PGresult* res, int row, int col) {
-  return std::string(PQgetvalue(res, row, col), PQgetlength(res, row, col));
 }
 
 // Sleeps as needed so that `rows` rows take at least rows / rate seconds since `start`.
@@ -149,12 +195,13 @@ std::string CsvSafeText(absl::string_view column, absl::string_view name) {
                       "THEN '''' || ", column, " ELSE ", column, " END AS ", name);
 }
 
-std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote) {
+std::string ClicksCsvQuery(const ReportJob& job, const Quoter& quote,
+                           const std::optional<std::vector<std::string>>& codes) {
   // Referrers and user agents are whatever clients sent, and codes may start with '-'.
   return absl::StrCat(
       "COPY (SELECT ", CsvSafeText("c.code", "code"), ", c.click_time, ",
       CsvSafeText("c.referrer", "referrer"), ", ", CsvSafeText("c.user_agent", "user_agent"),
-      ", c.client_hash, c.event_id, c.bot::text AS bot, c.country ", ClicksOfJob(job, quote),
+      ", c.client_hash, c.event_id, c.bot::text AS bot, c.country ", ClicksOfJob(job, quote, codes),
       " ORDER BY c.code, c.click_time, c.event_id) TO STDOUT WITH (FORMAT csv, "
       "HEADER, FORCE_QUOTE (code, referrer, user_agent))");
 }
@@ -190,10 +237,15 @@ std::string PgReportSource::ScanSettings() const {
 absl::StatusOr<int64_t> PgReportSource::WriteCsv(PqConnection& conn, const ReportJob& job,
                                                  ArtifactWriter* out,
                                                  const ProgressCallback& progress) {
-  const std::string sql = ClicksCsvQuery(job, [&](const std::string& v) { return conn.Quote(v); });
   if (absl::Status s = conn.Exec(absl::StrCat("BEGIN READ ONLY; ", ScanSettings())); !s.ok()) {
     return s;
   }
+  absl::StatusOr<std::optional<std::vector<std::string>>> codes = CodesOfJob(conn, job);
+  if (!codes.ok()) {
+    return codes.status();
+  }
+  const std::string sql = ClicksCsvQuery(
+      job, [&](const std::string& v) { return conn.Quote(v); }, *codes);
   std::unique_ptr<PGresult, void (*)(PGresult*)> res(PQexec(conn.get(), sql.c_str()), PQclear);
   if (absl::Status s = conn.Check(res.get(), PGRES_COPY_OUT, PGRES_COPY_OUT); !s.ok()) {
     return s;
@@ -243,13 +295,17 @@ absl::StatusOr<int64_t> PgReportSource::WriteSummary(PqConnection& conn, const R
                                                      ArtifactWriter* out,
                                                      const ProgressCallback& progress) {
   const Quoter quote = [&](const std::string& v) { return conn.Quote(v); };
-  const std::string from = ClicksOfJob(job, quote);
   // One snapshot for every part of the summary.
   if (absl::Status s = conn.Exec(
           absl::StrCat("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; ", ScanSettings()));
       !s.ok()) {
     return s;
   }
+  absl::StatusOr<std::optional<std::vector<std::string>>> codes = CodesOfJob(conn, job);
+  if (!codes.ok()) {
+    return codes.status();
+  }
+  const std::string from = ClicksOfJob(job, quote, *codes);
   std::shared_ptr<PGresult> res;
   if (absl::Status s =
           conn.Exec(absl::StrCat("SELECT count(*), count(DISTINCT c.client_hash), ",

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -27,9 +29,11 @@ class ReportSource {
 };
 
 // The COPY statement of a CLICKS_CSV report (also what tools/bench.d/reports.sh times psql's
-// \copy with). `quote` turns a value into an SQL literal.
+// \copy with). `quote` turns a value into an SQL literal; `codes`, the codes of the job's links
+// when listed rather than joined (report_source.cc says why).
 std::string ClicksCsvQuery(const reports::ReportJob& job,
-                           const std::function<std::string(const std::string&)>& quote);
+                           const std::function<std::string(const std::string&)>& quote,
+                           const std::optional<std::vector<std::string>>& codes);
 
 struct PgReportSourceOptions {
   // Rows between progress calls (and cancellation checks).

@@ -375,18 +375,18 @@ TEST_F(AnalyticsIntegrationTest, RawRowsKeepEveryFieldExactly) {
                     EXPECT_EQ(r[5].as<std::string>(), "0123456789abcdef");
                     EXPECT_EQ(r[6].as<int>(), 2);
                     EXPECT_EQ(r[7].as<int64_t>(), 77);
-                    // March 2024 has no monthly partition here: the default one holds it.
+                    // 5 March 2024 has no partition here: the default one holds it.
                     EXPECT_EQ(r[8].as<std::string>(), "clicks_default");
                   })
                   .ok());
-  // The hour's partition, created later, takes the row out of the default partition.
+  // The day's partition, created later, takes the row out of the default partition.
   ASSERT_TRUE(PgClickStore(&cluster_->primary()).EnsurePartitions(t, 1).ok());
   ASSERT_TRUE(
       cluster_->primary()
           .Run([&](pqxx::connection& c) {
             pqxx::nontransaction tx(c);
             EXPECT_EQ(tx.exec1("SELECT tableoid::regclass::text FROM clicks")[0].as<std::string>(),
-                      "clicks_y2024m03");
+                      "clicks_y2024m03d05");
           })
           .ok());
 }

@@ -1,9 +1,11 @@
 #include "tools/migrate/migrator.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "gtest/gtest.h"
 #include "tests/support/stack_env.h"
 
@@ -102,6 +104,75 @@ TEST_F(MigratorTest, ConcurrentMigratorsApplyEachFileOnce) {
   t2.join();
   EXPECT_EQ(a.size() + b.size(), 2u);
   EXPECT_EQ(RowsOfT(), 1);
+}
+
+// Migration 0020 on a database with clicks from before it: monthly partitions that hold clicks
+// keep them and their B-trees, empty ones give way to daily partitions, the partitioned B-tree is
+// gone, and not one click is lost, moved or doubled.
+TEST_F(MigratorTest, DailyClickPartitionsKeepEveryClickOfBefore) {
+  auto all = LoadMigrations(testing::SourceDir() + "/migrations");
+  ASSERT_TRUE(all.ok()) << all.status();
+  std::vector<Migration> before;
+  for (const Migration& m : *all) {
+    if (m.version < 20) {
+      before.push_back(m);
+    }
+  }
+  ASSERT_TRUE(Apply(*pool_, before).ok());
+  auto query = [&](const std::string& sql) { return testing::QueryText(*pool_, sql); };
+  // 0003 made the monthly partitions of last month to two months ahead. Clicks last month, this
+  // month, two months ahead (a clock gone wrong), and two years ago (the default partition);
+  // next month's stays empty.
+  EXPECT_EQ(
+      query("WITH ins AS (INSERT INTO clicks (code, click_time, event_id, kafka_partition, "
+            "kafka_offset) SELECT 'c' || (i % 7), t + i * interval '1 second', 'e' || i || '-' "
+            "|| t, 0, i FROM (SELECT date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE "
+            "'UTC' AS m0) m, unnest(ARRAY[m0 - interval '1 month' + interval '9 days', m0, "
+            "m0 + interval '2 months', m0 - interval '2 years']) t, generate_series(0, 99) i "
+            "RETURNING 1) SELECT count(*) FROM ins"),
+      "400");
+  const std::string kRows =
+      "SELECT count(*) || ' ' || md5(string_agg(concat_ws(',', code, click_time, event_id, "
+      "kafka_partition, kafka_offset, tableoid::regclass), ';' ORDER BY event_id)) FROM clicks";
+  const std::string rows_before = query(kRows);
+  const std::string months = query(
+      "SELECT string_agg(inhrelid::regclass::text, ',' ORDER BY inhrelid::regclass::text) FROM "
+      "pg_inherits WHERE inhparent = 'clicks'::regclass");
+  ASSERT_EQ(std::count(months.begin(), months.end(), ','), 4) << months;
+
+  auto applied = Apply(*pool_, *all);
+  ASSERT_TRUE(applied.ok()) << applied.status();
+  EXPECT_EQ(query(kRows), rows_before) << "same clicks in the same partitions";
+  EXPECT_TRUE(absl::StartsWith(rows_before, "400 "));
+  EXPECT_EQ(query("SELECT to_regclass('clicks_code_time')"), "NULL");
+  // The three monthly partitions with clicks and the default one keep a valid B-tree; the empty
+  // month is gone.
+  EXPECT_EQ(query("SELECT string_agg(c.relname, ',' ORDER BY c.relname) FROM pg_inherits i "
+                  "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_index x ON x.indrelid = c.oid "
+                  "WHERE i.inhparent = 'clicks'::regclass AND x.indisvalid AND "
+                  "pg_get_indexdef(x.indexrelid) LIKE '%USING btree (code, click_time)'"),
+            query("SELECT string_agg(DISTINCT tableoid::regclass::text, ',' ORDER BY "
+                  "tableoid::regclass::text) FROM clicks"));
+  EXPECT_EQ(query("SELECT count(*) FROM analytics_click_partitions() WHERE hi - lo > interval "
+                  "'1 day'"),
+            "3");
+  // The days of next month are daily partitions without the B-tree; today's clicks still go to
+  // this month's partition, which holds its days.
+  query(
+      "SELECT analytics_ensure_click_days(date_trunc('month', now() AT TIME ZONE 'UTC') "
+      "AT TIME ZONE 'UTC' + interval '1 month', 2)");
+  EXPECT_EQ(query("SELECT count(*) FROM analytics_click_partitions() p WHERE hi - lo = interval "
+                  "'1 day' AND lo >= date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE "
+                  "'UTC' + interval '1 month' AND NOT EXISTS (SELECT 1 FROM pg_index x WHERE "
+                  "x.indrelid = p.part AND pg_get_indexdef(x.indexrelid) LIKE '%btree%')"),
+            query("SELECT count(*) FROM analytics_click_partitions() p WHERE lo >= "
+                  "date_trunc('month', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + "
+                  "interval '1 month' AND lo < date_trunc('month', now() AT TIME ZONE 'UTC') AT "
+                  "TIME ZONE 'UTC' + interval '2 months'"));
+  EXPECT_EQ(query("SELECT analytics_ensure_click_days(now(), 1)"), "0");
+  EXPECT_EQ(query("INSERT INTO clicks (code, click_time, event_id, kafka_partition, kafka_offset) "
+                  "VALUES ('new', now(), 'new', 0, 0) RETURNING tableoid::regclass::text"),
+            query("SELECT 'clicks_y' || to_char(now() AT TIME ZONE 'UTC', 'YYYY\"m\"MM')"));
 }
 
 }  // namespace

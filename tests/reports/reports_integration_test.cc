@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -172,6 +173,77 @@ TEST_F(ReportsIntegrationTest, CsvReportHoldsExactlyTheCallersClicksInTheRange) 
   EXPECT_EQ(n.report().content_path(), absl::StrCat("/v1/reports/", created.id(), "/content"));
   ASSERT_TRUE(p.notifications(0).stub->ListNotifications(As("acct-b").get(), list, &listed).ok());
   EXPECT_EQ(listed.notifications_size(), 0);
+}
+
+// Clicks partitions are daily, and only ended days carry the (code, click_time) B-tree (migration
+// 0020; kurt-analytics builds it after the day). A report over yesterday, indexed, and today,
+// not, holds every click of the account's links and no other account's.
+TEST_F(ReportsIntegrationTest, ReportsSpanningAnIndexedDayAndTheCurrentDayHoldEveryClick) {
+  Pipeline p;
+  const std::string url = p.db().primary_url();
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  const absl::Time today = absl::FromCivil(absl::ToCivilDay(absl::Now(), utc), utc);
+  const absl::Time yesterday = today - absl::Hours(24);
+  auto partition = [&](absl::Time day) {
+    return absl::StrCat("clicks_", absl::FormatTime("y%Ym%md%d", day, utc));
+  };
+  // Yesterday: 300 per link, a minute apart from 01:00. Today: 200 per link up to now.
+  SeedClicks(url, "acct-p", {"pday01", "pday02"}, 300, yesterday + absl::Hours(1),
+             absl::Minutes(1));
+  const absl::Duration spacing = std::max(absl::Microseconds(1), (absl::Now() - today) / 201);
+  SeedClicks(url, "acct-p", {"pday01", "pday02"}, 200, today, spacing);
+  SeedClicks(url, "acct-other", {"pday03"}, 200, today, spacing);
+  // What the maintenance builds for an ended day (PgClickStore::IndexEndedDays).
+  Exec(url, absl::StrCat("CREATE INDEX ", partition(yesterday), "_code_time ON ",
+                         partition(yesterday), " (code, click_time)"));
+  auto btrees = [&](absl::Time day) {
+    return QueryInt(
+        url, absl::StrCat("SELECT count(*) FROM pg_indexes WHERE tablename = '", partition(day),
+                          "' AND indexdef LIKE '%USING btree (code, click_time)'"));
+  };
+  ASSERT_EQ(btrees(yesterday), 1);
+  ASSERT_EQ(btrees(today), 0) << "the day being written has no B-tree";
+  p.db().WaitForReplica();
+  const absl::Time end = absl::Now() + absl::Hours(1);
+
+  rv1::Report created;
+  ASSERT_TRUE(
+      p.reports()
+          .CreateReport(As("acct-p").get(), Request(rv1::CLICKS_CSV, yesterday, end), &created)
+          .ok());
+  rv1::Report done = p.WaitFinal("acct-p", created.id());
+  ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
+  EXPECT_EQ(done.row_count(), 2 * 300 + 2 * 200);
+  std::string csv;
+  ASSERT_TRUE(p.Download("acct-p", created.id(), &csv).ok());
+  EXPECT_EQ(csv, ExpectedCsv(url, "acct-p", yesterday, end));
+
+  rv1::Report summary;
+  ASSERT_TRUE(
+      p.reports()
+          .CreateReport(As("acct-p").get(), Request(rv1::SUMMARY_JSON, yesterday, end), &summary)
+          .ok());
+  done = p.WaitFinal("acct-p", summary.id());
+  ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
+  std::string json, content_type;
+  ASSERT_TRUE(p.Download("acct-p", summary.id(), &json, &content_type).ok());
+  google::protobuf::Struct doc;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(json, &doc).ok()) << json;
+  const auto& f = doc.fields();
+  EXPECT_EQ(f.at("totalClicks").number_value(), 1000);
+  const auto& days = f.at("clicksPerDay").list_value();
+  ASSERT_EQ(days.values_size(), 2) << json;
+  EXPECT_EQ(days.values(0).struct_value().fields().at("clicks").number_value(), 600);
+  EXPECT_EQ(days.values(1).struct_value().fields().at("clicks").number_value(), 400);
+  EXPECT_EQ(f.at("links").list_value().values_size(), 2);
+
+  // One link's report, the same way.
+  rv1::CreateReportRequest one = Request(rv1::CLICKS_CSV, yesterday, end);
+  one.set_code("pday02");
+  ASSERT_TRUE(p.reports().CreateReport(As("acct-p").get(), one, &created).ok());
+  done = p.WaitFinal("acct-p", created.id());
+  ASSERT_EQ(done.state(), rv1::SUCCEEDED) << done.error();
+  EXPECT_EQ(done.row_count(), 300 + 200);
 }
 
 TEST_F(ReportsIntegrationTest, SummaryJsonCountsPerLinkAndDay) {

@@ -53,6 +53,17 @@ std::string WithDatabase(const std::string& url, const std::string& database) {
   return absl::StrCat(base, "/", database, rest);
 }
 
+std::string QueryText(pg::PgPool& pool, const std::string& sql) {
+  std::string out;
+  Check(pool.Run([&](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    pqxx::row r = tx.exec1(sql);
+    out = r[0].is_null() ? "NULL" : r[0].as<std::string>();
+  }),
+        sql);
+  return out;
+}
+
 std::string AllRowsAsText(const std::string& url) {
   pg::PoolOptions o;
   o.url = url;

@@ -46,6 +46,10 @@ class ScratchDatabase {
 // line: for tests that a secret is stored nowhere.
 std::string AllRowsAsText(const std::string& url);
 
+// The first column of the one row `sql` returns, as text ("NULL" for a null); throws when the
+// query fails or returns other than one row.
+std::string QueryText(pg::PgPool& pool, const std::string& sql);
+
 // Replaces the database name of a postgresql:// URL.
 std::string WithDatabase(const std::string& url, const std::string& database);
 

@@ -88,11 +88,14 @@ rss_start=$(awk '/VmHWM/ {print $2}' "/proc/$worker_pid/status")
 
 start=2026-01-01T00:00:00Z
 end=2026-02-01T00:00:00Z
-# The worker's query (services/report-worker/report_source.cc, ClicksCsvQuery), for psql.
+# The worker's query (services/report-worker/report_source.cc, ClicksCsvQuery), for psql: the
+# account's codes as a constant list, read first, as the worker does.
+codes=$(psql -qtAX "$replica" -c "SELECT COALESCE(array_agg(code), '{}')::text FROM links
+  WHERE account_id = '$account'")
 safe() { echo "CASE WHEN left($1, 1) IN ('=', '+', '-', '@', E'\\t', E'\\r') THEN '''' || $1 ELSE $1 END AS $2"; }
 query="SELECT $(safe c.code code), c.click_time, $(safe c.referrer referrer),
   $(safe c.user_agent user_agent), c.client_hash, c.event_id
-  FROM clicks c JOIN links l ON l.code = c.code WHERE l.account_id = '$account'
+  FROM clicks c WHERE c.code = ANY ('$codes'::text[])
   AND c.click_time >= '2026-01-01T00:00:00.000000Z'::timestamptz
   AND c.click_time < '2026-02-01T00:00:00.000000Z'::timestamptz
   ORDER BY c.code, c.click_time, c.event_id"
