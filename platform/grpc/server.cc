@@ -116,6 +116,8 @@ GrpcServer::~GrpcServer() { Shutdown(); }
 
 void GrpcServer::AddService(grpc::Service* service) { services_.push_back(service); }
 
+void GrpcServer::AddAsyncMethod(AsyncMethod* method) { async_methods_.push_back(method); }
+
 void GrpcServer::OnShutdown(std::function<void()> hook) {
   shutdown_hooks_.push_back(std::move(hook));
 }
@@ -147,6 +149,11 @@ absl::Status GrpcServer::Start() {
   builder.AddListeningPort(address, credentials, &grpc_port_);
   for (grpc::Service* s : services_) {
     builder.RegisterService(s);
+  }
+  if (!async_methods_.empty()) {
+    for (int i = 0; i < std::max(options_.async_queues, 1); ++i) {
+      queues_.push_back(builder.AddCompletionQueue());
+    }
   }
   // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
   // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).
@@ -183,6 +190,18 @@ absl::Status GrpcServer::Start() {
   if (!server_ || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address));
   }
+  for (const std::unique_ptr<grpc::ServerCompletionQueue>& queue : queues_) {
+    for (AsyncMethod* method : async_methods_) {
+      method->Serve(queue.get());
+    }
+    queue_threads_.emplace_back([queue = queue.get()] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (queue->Next(&tag, &ok)) {
+        static_cast<CompletionTag*>(tag)->Completed(ok);
+      }
+    });
+  }
   server_->GetHealthCheckService()->SetServingStatus(true);
 
   if (options_.metrics_port >= 0) {
@@ -216,6 +235,13 @@ void GrpcServer::Shutdown() {
   // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
+  // Every call has finished: what is left on the queues is requests the shutdown ended.
+  for (const std::unique_ptr<grpc::ServerCompletionQueue>& queue : queues_) {
+    queue->Shutdown();
+  }
+  for (std::thread& t : queue_threads_) {
+    t.join();
+  }
   for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
     (*it)();
   }
