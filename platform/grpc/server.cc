@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
@@ -123,7 +122,8 @@ void GrpcServer::OnShutdown(std::function<void()> hook) {
 }
 
 absl::Status GrpcServer::Start() {
-  grpc::EnableDefaultHealthCheckService(true);
+  // Ours (platform/grpc/health.h), not gRPC's on its callback API.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
@@ -147,6 +147,7 @@ absl::Status GrpcServer::Start() {
                                                 [refused] { refused->Increment(); });
   }
   builder.AddListeningPort(address, credentials, &grpc_port_);
+  builder.RegisterService(&health_);
   for (grpc::Service* s : services_) {
     builder.RegisterService(s);
   }
@@ -202,7 +203,7 @@ absl::Status GrpcServer::Start() {
       }
     });
   }
-  server_->GetHealthCheckService()->SetServingStatus(true);
+  health_.SetServing(true);
 
   if (options_.metrics_port >= 0) {
     admin_ = std::make_unique<AdminHttpServer>(registry_, [this] { return serving_.load(); });
@@ -231,7 +232,8 @@ void GrpcServer::Shutdown() {
   }
   shut_down_ = true;
   serving_ = false;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // NOT_SERVING, and every health Watch ends: they do not hold up the calls' grace period.
+  health_.Shutdown();
   // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));

@@ -1,8 +1,9 @@
-// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
-// metrics for every RPC (kurt_grpc_server_*), mutual TLS when configured (--tls_cert, --tls_key,
-// --tls_ca; platform/grpc/tls.h), trust in x-kurt-account-id only from the edge (--edge_secret or
-// its certificate, platform/grpc/edge_trust.h), the admin HTTP server (plaintext), and a graceful
-// SIGTERM: mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period,
+// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1,
+// platform/grpc/health.h), reflection, metrics for every RPC (kurt_grpc_server_*), mutual TLS when
+// configured (--tls_cert, --tls_key, --tls_ca; platform/grpc/tls.h), trust in x-kurt-account-id
+// only from the edge (--edge_secret or its certificate, platform/grpc/edge_trust.h), the admin
+// HTTP server (plaintext), and a graceful SIGTERM: mark NOT_SERVING (health watches end), stop
+// accepting, let in-flight calls finish within the grace period,
 // then run the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
 //
 // Methods served on the asynchronous API (platform/grpc/async_method.h) run on completion queues
@@ -26,6 +27,7 @@
 #include "grpcpp/grpcpp.h"
 #include "platform/core/metrics.h"
 #include "platform/grpc/async_method.h"
+#include "platform/grpc/health.h"
 #include "platform/grpc/tls.h"
 #include "platform/http/admin_http.h"
 
@@ -83,6 +85,7 @@ class GrpcServer {
   GrpcServerOptions options_;
   metrics::Registry* registry_;
   std::vector<grpc::Service*> services_;
+  HealthService health_;
   std::vector<AsyncMethod*> async_methods_;
   std::vector<std::function<void()>> shutdown_hooks_;
   std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // of async_methods_
