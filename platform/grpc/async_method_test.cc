@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpcpp/server_builder.h"
 #include "gtest/gtest.h"
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "platform/grpc/edge_trust.h"
@@ -107,8 +108,8 @@ class AsyncMethodTest : public ::testing::Test {
 };
 
 TEST_F(AsyncMethodTest, EachCallIsAnsweredWhenItsRpcSaysDoneFromAnotherThread) {
-  // More calls at once than the queues keep requested: each still comes through.
-  constexpr int kCalls = 2 * 2 * AsyncUnaryMethod<AsyncWebhooks, nv1::GetWebhookRequest,
+  // More calls at once than the queue keeps requested: each still comes through.
+  constexpr int kCalls = 2 * AsyncUnaryMethod<AsyncWebhooks, nv1::GetWebhookRequest,
                                                   nv1::Webhook, HeldRpcs>::kRequestedPerQueue +
                          5;
   std::vector<std::unique_ptr<Pending>> calls;
@@ -175,6 +176,75 @@ TEST_F(AsyncMethodTest, AShutdownWaitsForTheCallsInFlight) {
   call->thread.join();
   ASSERT_TRUE(call->status.ok()) << call->status.error_message();
   EXPECT_EQ(call->response.url(), "https://hooks.example/last");
+}
+
+// Tags posted from other threads complete on the queue's own thread, each once; one posted from
+// that thread completes at once.
+TEST(ServerQueueTest, PostedTagsCompleteOnTheQueuesThread) {
+  grpc::ServerBuilder builder;
+  ServerQueue queue(builder.AddCompletionQueue());
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  queue.Start();
+
+  struct Recorder final : CompletionTag {
+    void Completed(bool ok) override {
+      std::lock_guard<std::mutex> lock(mu);
+      threads.push_back(std::this_thread::get_id());
+      oks += ok;
+      if (inner != nullptr) {
+        queue->Post(inner);  // from the queue's thread: completes before this returns
+        EXPECT_EQ(inner->threads.size(), 1u);
+      }
+    }
+    std::mutex mu;
+    std::vector<std::thread::id> threads;
+    int oks = 0;
+    ServerQueue* queue = nullptr;
+    Recorder* inner = nullptr;
+  };
+  constexpr int kTags = 200;
+  std::vector<Recorder> tags(kTags);
+  Recorder inner;
+  tags[0].queue = &queue;
+  tags[0].inner = &inner;
+  std::vector<std::thread> posters;
+  for (int p = 0; p < 4; ++p) {
+    posters.emplace_back([&, p] {
+      for (int i = p; i < kTags; i += 4) {
+        queue.Post(&tags[i]);
+      }
+    });
+  }
+  for (std::thread& t : posters) {
+    t.join();
+  }
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  auto all_done = [&] {
+    for (Recorder& r : tags) {
+      std::lock_guard<std::mutex> lock(r.mu);
+      if (r.threads.empty()) {
+        return false;
+      }
+    }
+    return true;
+  };
+  while (!all_done() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(all_done());
+  const std::thread::id queue_thread = tags[0].threads[0];
+  EXPECT_NE(queue_thread, std::this_thread::get_id());
+  for (Recorder& r : tags) {
+    std::lock_guard<std::mutex> lock(r.mu);
+    ASSERT_EQ(r.threads.size(), 1u);
+    EXPECT_EQ(r.threads[0], queue_thread);
+    EXPECT_EQ(r.oks, 1);
+  }
+  ASSERT_EQ(inner.threads.size(), 1u);
+  EXPECT_EQ(inner.threads[0], queue_thread);
+  server->Shutdown();
+  queue.Shutdown();
 }
 
 }  // namespace

@@ -153,7 +153,7 @@ absl::Status GrpcServer::Start() {
   }
   if (!async_methods_.empty()) {
     for (int i = 0; i < std::max(options_.async_queues, 1); ++i) {
-      queues_.push_back(builder.AddCompletionQueue());
+      queues_.push_back(std::make_unique<ServerQueue>(builder.AddCompletionQueue()));
     }
   }
   // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
@@ -191,17 +191,11 @@ absl::Status GrpcServer::Start() {
   if (!server_ || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address));
   }
-  for (const std::unique_ptr<grpc::ServerCompletionQueue>& queue : queues_) {
+  for (const std::unique_ptr<ServerQueue>& queue : queues_) {
     for (AsyncMethod* method : async_methods_) {
       method->Serve(queue.get());
     }
-    queue_threads_.emplace_back([queue = queue.get()] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (queue->Next(&tag, &ok)) {
-        static_cast<CompletionTag*>(tag)->Completed(ok);
-      }
-    });
+    queue->Start();
   }
   health_.SetServing(true);
 
@@ -238,11 +232,8 @@ void GrpcServer::Shutdown() {
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
   // Every call has finished: what is left on the queues is requests the shutdown ended.
-  for (const std::unique_ptr<grpc::ServerCompletionQueue>& queue : queues_) {
+  for (const std::unique_ptr<ServerQueue>& queue : queues_) {
     queue->Shutdown();
-  }
-  for (std::thread& t : queue_threads_) {
-    t.join();
   }
   for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
     (*it)();

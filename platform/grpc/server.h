@@ -17,7 +17,6 @@
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/flags/declare.h"
@@ -55,8 +54,9 @@ struct GrpcServerOptions {
   int sync_cqs = 2;
   int sync_min_pollers = 8;
   int sync_max_pollers = 64;
-  // Completion queues, one thread each, of the methods served on the asynchronous API.
-  int async_queues = 2;
+  // Completion queues, one thread each, of the methods served on the asynchronous API. One
+  // thread reads, and writes, every call of theirs: no hop between threads inside gRPC.
+  int async_queues = 1;
   // Fills host, ports, grace, connection age, the edge secret and TLS from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
@@ -88,8 +88,7 @@ class GrpcServer {
   HealthService health_;
   std::vector<AsyncMethod*> async_methods_;
   std::vector<std::function<void()>> shutdown_hooks_;
-  std::vector<std::unique_ptr<grpc::ServerCompletionQueue>> queues_;  // of async_methods_
-  std::vector<std::thread> queue_threads_;
+  std::vector<std::unique_ptr<ServerQueue>> queues_;  // of async_methods_
   std::unique_ptr<grpc::Server> server_;  // after queues_: destroyed before them
   std::unique_ptr<AdminHttpServer> admin_;
   std::atomic<bool> serving_{false};
