@@ -23,9 +23,8 @@ namespace {
 namespace nv1 = notifications::v1;
 
 // Any generated service does: this one's GetWebhook is the unary method served asynchronously.
-class AsyncWebhooks final
-    : public nv1::NotificationsService::WithAsyncMethod_GetWebhook<nv1::NotificationsService::Service> {
-};
+class AsyncWebhooks final : public nv1::NotificationsService::WithAsyncMethod_GetWebhook<
+                                nv1::NotificationsService::Service> {};
 
 // Holds every call until the test answers it, as an RPC waiting on an acknowledgement does.
 class HeldRpcs {
@@ -74,9 +73,8 @@ class AsyncMethodTest : public ::testing::Test {
     server_->AddService(&service_);
     server_->AddAsyncMethod(&method_);
     ASSERT_TRUE(server_->Start().ok());
-    stub_ = nv1::NotificationsService::NewStub(
-        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->grpc_port()),
-                            grpc::InsecureChannelCredentials()));
+    stub_ = nv1::NotificationsService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", server_->grpc_port()), grpc::InsecureChannelCredentials()));
   }
 
   // A call started on its own thread; its status and response once joined.
@@ -109,8 +107,8 @@ class AsyncMethodTest : public ::testing::Test {
 
 TEST_F(AsyncMethodTest, EachCallIsAnsweredWhenItsRpcSaysDoneFromAnotherThread) {
   // More calls at once than the queue keeps requested: each still comes through.
-  constexpr int kCalls = 2 * AsyncUnaryMethod<AsyncWebhooks, nv1::GetWebhookRequest,
-                                                  nv1::Webhook, HeldRpcs>::kRequestedPerQueue +
+  constexpr int kCalls = 2 * AsyncUnaryMethod<AsyncWebhooks, nv1::GetWebhookRequest, nv1::Webhook,
+                                              HeldRpcs>::kRequestedPerQueue +
                          5;
   std::vector<std::unique_ptr<Pending>> calls;
   for (int i = 0; i < kCalls; ++i) {

@@ -89,7 +89,7 @@ class GrpcServer {
   std::vector<AsyncMethod*> async_methods_;
   std::vector<std::function<void()>> shutdown_hooks_;
   std::vector<std::unique_ptr<ServerQueue>> queues_;  // of async_methods_
-  std::unique_ptr<grpc::Server> server_;  // after queues_: destroyed before them
+  std::unique_ptr<grpc::Server> server_;              // after queues_: destroyed before them
   std::unique_ptr<AdminHttpServer> admin_;
   std::atomic<bool> serving_{false};
   bool shut_down_ = false;

@@ -691,8 +691,9 @@ void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRe
   // The redirect is decided where the link's cache entry arrives (resolver.h): the caller,
   // request and response live until `done`.
   resolver_->ResolveAsync(
-      request.code(), caller.deadline(), [this, &caller, &request, response,
-                       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
+      request.code(), caller.deadline(),
+      [this, &caller, &request, response,
+       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
         log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
         if (!link.ok()) {
           if (!absl::IsNotFound(link.status())) {

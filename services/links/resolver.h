@@ -24,10 +24,10 @@
 #include <functional>
 #include <map>
 #include <mutex>
-#include <unordered_map>
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -99,7 +99,7 @@ class Resolver {
   size_t in_flight_ = 0;  // ResolveAsyncs not yet answered
   std::mutex loads_mu_;
   std::condition_variable loads_wake_;
-  std::deque<std::string> load_order_;                             // codes waiting, oldest first
+  std::deque<std::string> load_order_;                            // codes waiting, oldest first
   std::unordered_map<std::string, std::vector<Waiter>> waiting_;  // their calls, by code
   size_t waiting_calls_ = 0;
   bool stopping_ = false;
