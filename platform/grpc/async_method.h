@@ -57,7 +57,7 @@ class CompletionTag {
 // to complete on that thread (Post): the first one posted since its last wake-up wakes it (an
 // alarm on the queue), the rest ride along. Calls answered together elsewhere (by one
 // acknowledgement) thus cost the queue's thread one wake-up, and since it finishes them itself,
-// their completions land on its own queue without waking anyone.
+// their completions go to the queue of the thread busy writing them: no other thread is woken.
 //
 // Owned by GrpcServer: Start after the server has started, Shutdown after the server's.
 class ServerQueue {
