@@ -111,10 +111,12 @@ TEST_F(AsyncMethodTest, EachCallIsAnsweredWhenItsRpcSaysDoneFromAnotherThread) {
                                               HeldRpcs>::kRequestedPerQueue +
                          5;
   std::vector<std::unique_ptr<Pending>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(absl::StrCat("acct-", i)));
   }
   std::vector<HeldRpcs::Held> held;
+  held.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     held.push_back(rpcs_.Next());
   }
@@ -207,6 +209,7 @@ TEST(ServerQueueTest, PostedTagsCompleteOnTheQueuesThread) {
   tags[0].queue = &queue;
   tags[0].inner = &inner;
   std::vector<std::thread> posters;
+  posters.reserve(4);
   for (int p = 0; p < 4; ++p) {
     posters.emplace_back([&, p] {
       for (int i = p; i < kTags; i += 4) {

@@ -165,7 +165,7 @@ class BusyLoadsTest : public ResolverTest {
     for (int i = 0; i < Resolver::kLoadThreads; ++i) {
       const std::string code = absl::StrCat("busy", i);
       store_.replica[code] = {"http://busy", std::nullopt, {}};
-      resolver_.ResolveAsync(code, absl::InfiniteFuture(), [](absl::StatusOr<CachedLink> l) {
+      resolver_.ResolveAsync(code, absl::InfiniteFuture(), [](const absl::StatusOr<CachedLink>& l) {
         EXPECT_TRUE(l.ok()) << l.status();
       });
     }
@@ -178,7 +178,7 @@ TEST_F(BusyLoadsTest, ACallWhoseDeadlinePassedWhileItWaitedIsAnsweredWithoutARea
   std::condition_variable answered;
   std::optional<absl::Status> late;
   resolver_.ResolveAsync("late", absl::Now() + absl::Milliseconds(50),
-                         [&](absl::StatusOr<CachedLink> l) {
+                         [&](const absl::StatusOr<CachedLink>& l) {
                            std::lock_guard<std::mutex> lock(mu);
                            late = l.status();
                            answered.notify_one();
@@ -194,13 +194,13 @@ TEST_F(BusyLoadsTest, ACallWhoseDeadlinePassedWhileItWaitedIsAnsweredWithoutARea
 TEST_F(BusyLoadsTest, TheCallsWaitingForAReadAreBoundedAndACodeWaitsOnce) {
   std::atomic<int> not_found{0};
   for (size_t i = 0; i < Resolver::kMaxWaitingLoads; ++i) {
-    resolver_.ResolveAsync("queued", absl::InfiniteFuture(), [&](absl::StatusOr<CachedLink> l) {
-      not_found += absl::IsNotFound(l.status());
-    });
+    resolver_.ResolveAsync(
+        "queued", absl::InfiniteFuture(),
+        [&](const absl::StatusOr<CachedLink>& l) { not_found += absl::IsNotFound(l.status()); });
   }
   std::optional<absl::Status> refused;
   resolver_.ResolveAsync("onemore", absl::InfiniteFuture(),
-                         [&](absl::StatusOr<CachedLink> l) { refused = l.status(); });
+                         [&](const absl::StatusOr<CachedLink>& l) { refused = l.status(); });
   ASSERT_TRUE(refused.has_value()) << "refused at once, on the calling thread";
   EXPECT_EQ(refused->code(), absl::StatusCode::kUnavailable) << *refused;
   // The queued calls of one code share one read (replica, then primary for the miss).
