@@ -17,9 +17,9 @@
 // behind the RPCs object, without gRPC.
 //
 // An RPC that waits on something outside the process (an acknowledgement) can be served on gRPC's
-// callback API instead, so that no thread waits with it: HandleAsync serves it with a function
-// taking (const Caller&, const Request&, Response*, AsyncDone) that calls the AsyncDone once,
-// from any thread, when the response is complete or with the error.
+// asynchronous API instead, so that no thread waits with it (platform/grpc/async_method.h), by a
+// function taking (const Caller&, const Request&, Response*, AsyncDone) that calls the AsyncDone
+// once, from any thread, when the response is complete or with the error.
 //
 // Caller is a view of one call; it lives on the handler's stack for the length of the RPC.
 #pragma once
@@ -37,7 +37,6 @@
 #include "absl/time/time.h"
 #include "google/protobuf/message.h"
 #include "grpcpp/server_context.h"
-#include "grpcpp/support/server_callback.h"
 #include "grpcpp/support/status.h"
 #include "platform/core/log.h"
 
@@ -51,7 +50,7 @@ enum class Access { kAccount, kAnyCaller, kEdge };
 // Who is calling and what the call carries.
 class Caller {
  public:
-  // A call served by gRPC (its synchronous or its callback API).
+  // A call served by gRPC (its synchronous or its asynchronous API).
   explicit Caller(const grpc::ServerContextBase& context);
   // A call made up by a test (or any caller outside gRPC).
   explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
@@ -138,34 +137,6 @@ grpc::Status Handle(grpc::ServerContext* context, const Request& request, Respon
 
 // How an asynchronous RPC answers: once, from any thread; OK when the response is complete.
 using AsyncDone = std::function<void(const absl::Status&)>;
-
-// Serves a unary RPC on gRPC's callback API with `rpc`, a member function of `rpcs` taking
-// (const Caller&, const Request&, Response*, AsyncDone). The Caller, the request and the response
-// live until `done` is called.
-template <typename Rpcs, typename Request, typename Response, typename Rpc>
-grpc::ServerUnaryReactor* HandleAsync(grpc::CallbackServerContext* context, const Request& request,
-                                      Response* response, Rpcs& rpcs, Rpc rpc,
-                                      Access access = Access::kAccount) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  auto caller = std::make_shared<const Caller>(*context);
-  log::RequestScope scope(caller->request_id(), log::RequestScope::Borrow{});
-  if (absl::Status allowed = CheckAccess(*caller, access); !allowed.ok()) {
-    reactor->Finish(ToGrpcStatus(allowed));
-    return reactor;
-  }
-  const Caller& view = *caller;
-  std::invoke(rpc, rpcs, view, request, response,
-              [reactor, caller = std::move(caller)](const absl::Status& s) {
-                // An error's message names the request id (ToGrpcStatus), on whatever thread.
-                if (s.ok()) {
-                  reactor->Finish(grpc::Status::OK);
-                  return;
-                }
-                log::RequestScope scope(caller->request_id(), log::RequestScope::Borrow{});
-                reactor->Finish(ToGrpcStatus(s));
-              });
-  return reactor;
-}
 
 // Serves a server-streaming RPC with `rpc`, taking (const Caller&, const Request&, Writer*) and
 // returning absl::Status; it writes its messages through the writer.

@@ -7,7 +7,6 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
-#include "grpcpp/health_check_service_interface.h"
 #include "grpcpp/support/server_interceptor.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
@@ -116,12 +115,15 @@ GrpcServer::~GrpcServer() { Shutdown(); }
 
 void GrpcServer::AddService(grpc::Service* service) { services_.push_back(service); }
 
+void GrpcServer::AddAsyncMethod(AsyncMethod* method) { async_methods_.push_back(method); }
+
 void GrpcServer::OnShutdown(std::function<void()> hook) {
   shutdown_hooks_.push_back(std::move(hook));
 }
 
 absl::Status GrpcServer::Start() {
-  grpc::EnableDefaultHealthCheckService(true);
+  // Ours (platform/grpc/health.h), not gRPC's on its callback API.
+  grpc::EnableDefaultHealthCheckService(false);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   grpc::ServerBuilder builder;
@@ -145,8 +147,14 @@ absl::Status GrpcServer::Start() {
                                                 [refused] { refused->Increment(); });
   }
   builder.AddListeningPort(address, credentials, &grpc_port_);
+  builder.RegisterService(&health_);
   for (grpc::Service* s : services_) {
     builder.RegisterService(s);
+  }
+  if (!async_methods_.empty()) {
+    for (int i = 0; i < std::max(options_.async_queues, 1); ++i) {
+      queues_.push_back(std::make_unique<ServerQueue>(builder.AddCompletionQueue()));
+    }
   }
   // Handlers block on Redis and PostgreSQL: keep enough polling threads around that a burst
   // does not make gRPC create and destroy a thread per call (its defaults are 1 to 2 pollers).
@@ -183,7 +191,13 @@ absl::Status GrpcServer::Start() {
   if (!server_ || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen for gRPC on ", address));
   }
-  server_->GetHealthCheckService()->SetServingStatus(true);
+  for (const std::unique_ptr<ServerQueue>& queue : queues_) {
+    for (AsyncMethod* method : async_methods_) {
+      method->Serve(queue.get());
+    }
+    queue->Start();
+  }
+  health_.SetServing(true);
 
   if (options_.metrics_port >= 0) {
     admin_ = std::make_unique<AdminHttpServer>(registry_, [this] { return serving_.load(); });
@@ -212,10 +226,15 @@ void GrpcServer::Shutdown() {
   }
   shut_down_ = true;
   serving_ = false;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // NOT_SERVING, and every health Watch ends: they do not hold up the calls' grace period.
+  health_.Shutdown();
   // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
+  // Every call has finished: what is left on the queues is requests the shutdown ended.
+  for (const std::unique_ptr<ServerQueue>& queue : queues_) {
+    queue->Shutdown();
+  }
   for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
     (*it)();
   }

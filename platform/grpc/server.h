@@ -1,11 +1,17 @@
-// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1), reflection,
-// metrics for every RPC (kurt_grpc_server_*), mutual TLS when configured (--tls_cert, --tls_key,
-// --tls_ca; platform/grpc/tls.h), trust in x-kurt-account-id only from the edge (--edge_secret or
-// its certificate, platform/grpc/edge_trust.h), the admin HTTP server (plaintext), and a graceful
-// SIGTERM: mark NOT_SERVING, stop accepting, let in-flight calls finish within the grace period,
+// The bootstrap every gRPC service binary uses: health checking (grpc.health.v1,
+// platform/grpc/health.h), reflection, metrics for every RPC (kurt_grpc_server_*), mutual TLS when
+// configured (--tls_cert, --tls_key, --tls_ca; platform/grpc/tls.h), trust in x-kurt-account-id
+// only from the edge (--edge_secret or its certificate, platform/grpc/edge_trust.h), the admin
+// HTTP server (plaintext), and a graceful SIGTERM: mark NOT_SERVING (health watches end), stop
+// accepting, let in-flight calls finish within the grace period,
 // then run the shutdown hooks (flush producers, commit offsets) in reverse order of registration.
 //
-// Lives in main for the whole process; AddService and OnShutdown before Start, from one thread.
+// Methods served on the asynchronous API (platform/grpc/async_method.h) run on completion queues
+// the server owns, each read by a thread of its own; they keep being read while a shutdown waits
+// for the calls in flight, and stop after it.
+//
+// Lives in main for the whole process; AddService, AddAsyncMethod and OnShutdown before Start,
+// from one thread.
 #pragma once
 
 #include <functional>
@@ -19,6 +25,8 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "platform/core/metrics.h"
+#include "platform/grpc/async_method.h"
+#include "platform/grpc/health.h"
 #include "platform/grpc/tls.h"
 #include "platform/http/admin_http.h"
 
@@ -46,6 +54,9 @@ struct GrpcServerOptions {
   int sync_cqs = 2;
   int sync_min_pollers = 8;
   int sync_max_pollers = 64;
+  // Completion queues, one thread each, of the methods served on the asynchronous API. One
+  // thread reads, and writes, every call of theirs: no hop between threads inside gRPC.
+  int async_queues = 1;
   // Fills host, ports, grace, connection age, the edge secret and TLS from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
@@ -56,6 +67,9 @@ class GrpcServer {
   ~GrpcServer();
 
   void AddService(grpc::Service* service);
+  // Serves `method` on the server's completion queues; its service is added with AddService.
+  // `method` outlives the server.
+  void AddAsyncMethod(AsyncMethod* method);
   void OnShutdown(std::function<void()> hook);
 
   absl::Status Start();
@@ -71,8 +85,11 @@ class GrpcServer {
   GrpcServerOptions options_;
   metrics::Registry* registry_;
   std::vector<grpc::Service*> services_;
+  HealthService health_;
+  std::vector<AsyncMethod*> async_methods_;
   std::vector<std::function<void()>> shutdown_hooks_;
-  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::unique_ptr<ServerQueue>> queues_;  // of async_methods_
+  std::unique_ptr<grpc::Server> server_;              // after queues_: destroyed before them
   std::unique_ptr<AdminHttpServer> admin_;
   std::atomic<bool> serving_{false};
   bool shut_down_ = false;

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "platform/core/backend_error.h"
@@ -194,6 +195,37 @@ TEST(GrpcServerTest, WithoutAnEdgeSecretNothingIsChecked) {
           .error_code(),
       grpc::StatusCode::UNIMPLEMENTED);
   server.Shutdown();
+}
+
+// The edges' channels watch each replica's health: SERVING, then NOT_SERVING once it shuts down,
+// and the watch ends then rather than holding the shutdown up for its grace period.
+TEST(GrpcServerTest, AHealthWatchSeesServingThenNotServingAndEndsAtShutdown) {
+  metrics::Registry registry;
+  GrpcServerOptions options = TestOptions();
+  options.shutdown_grace = absl::Seconds(20);
+  GrpcServer server(options, &registry);
+  ASSERT_TRUE(server.Start().ok());
+  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  auto watch = health->Watch(&context, grpc::health::v1::HealthCheckRequest());
+  grpc::health::v1::HealthCheckResponse status;
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  grpc::ClientContext unknown_context;
+  grpc::health::v1::HealthCheckRequest unknown;
+  unknown.set_service("kurt.testing.v1.Nothing");
+  EXPECT_EQ(health->Check(&unknown_context, unknown, &status).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+
+  const absl::Time start = absl::Now();
+  server.Shutdown();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10)) << "the watch held the shutdown up";
+  ASSERT_TRUE(watch->Read(&status));
+  EXPECT_EQ(status.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  EXPECT_FALSE(watch->Read(&status));
+  EXPECT_TRUE(watch->Finish().ok());
 }
 
 TEST(GrpcServerTest, StatusConversionKeepsCodeAndMessage) {

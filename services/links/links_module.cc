@@ -106,10 +106,13 @@ LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps,
                              .visitors = {&agent_classes_, countries_.get()},
                              .unlock_limits = config.unlock_limits},
             &store_, &resolver_, &clicks_, &passwords_, &unlock_failures_),
-      service_(&rpcs_) {}
+      service_(&rpcs_),
+      resolve_(&service_, &LinksService::RequestResolve, &rpcs_, &LinksRpcs::ResolveAsync,
+               platform::Access::kAnyCaller) {}
 
 void LinksModule::AddTo(platform::GrpcServer* server) {
   server->AddService(&service_);
+  server->AddAsyncMethod(&resolve_);
   server->OnShutdown([this] { FlushClicks(); });
 }
 

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "platform/core/metrics.h"
+#include "platform/grpc/async_method.h"
 #include "platform/grpc/server.h"
 #include "platform/kafka/kafka.h"
 #include "platform/pg/pg.h"
@@ -81,14 +82,13 @@ class LinksModule {
   static absl::StatusOr<std::unique_ptr<LinksModule>> Create(const LinksConfig& config,
                                                              LinksDeps deps);
 
-  // Serves kurt.links.v1.LinksService on `server`, and flushes click events when it shuts down.
-  // Before server->Start().
+  // Serves kurt.links.v1.LinksService on `server` (its Resolve on the server's completion
+  // queues), and flushes click events when it shuts down. Before server->Start().
   void AddTo(platform::GrpcServer* server);
   // Waits up to click_flush_timeout for the click events queued so far to reach Kafka; logs what
   // is left.
   void FlushClicks();
 
-  grpc::Service* service() { return &service_; }
   LinksRpcs& rpcs() { return rpcs_; }
   // The redirect's cache (tests read and drop its keys).
   RedisLinkCache& cache() { return cache_; }
@@ -111,6 +111,8 @@ class LinksModule {
   RedisFailureThrottle unlock_failures_;
   LinksRpcs rpcs_;
   LinksService service_;
+  platform::AsyncUnaryMethod<LinksService, v1::ResolveRequest, v1::ResolveResponse, LinksRpcs>
+      resolve_;
 };
 
 }  // namespace kurt::links

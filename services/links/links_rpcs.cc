@@ -691,8 +691,9 @@ void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRe
   // The redirect is decided where the link's cache entry arrives (resolver.h): the caller,
   // request and response live until `done`.
   resolver_->ResolveAsync(
-      request.code(), [this, &caller, &request, response,
-                       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
+      request.code(), caller.deadline(),
+      [this, &caller, &request, response,
+       done = std::move(done)](absl::StatusOr<CachedLink> link) mutable {
         log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
         if (!link.ok()) {
           if (!absl::IsNotFound(link.status())) {
@@ -735,7 +736,7 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::UnlockLink(const platform::Caller
     return s;
   }
   const absl::Time now = absl::Now();
-  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code());
+  absl::StatusOr<CachedLink> link = resolver_->Resolve(request.code(), caller.deadline());
   if (!link.ok()) {
     return link.status();
   }

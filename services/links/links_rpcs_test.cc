@@ -1096,7 +1096,7 @@ TEST_F(LinksServiceTest, TheRedirectAndCachedRedirectsNeedNoAccount) {
   v1::ResolveRequest resolve;
   resolve.set_code("open-link");
   v1::ResolveResponse resolved;
-  // Resolve is served on the callback API (a reactor needs a real call: the integration tests
+  // Resolve is served on the asynchronous API (a call needs a real server: the integration tests
   // make those); its access is the one any caller has, and it reads the call's metadata.
   const platform::Caller anyone(context);
   ASSERT_TRUE(platform::CheckAccess(anyone, platform::Access::kAnyCaller).ok());

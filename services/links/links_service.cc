@@ -46,13 +46,6 @@ grpc::Status LinksService::GetLinkQrCode(grpc::ServerContext* context,
   return Handle(context, *request, response, rpcs_, &LinksRpcs::GetLinkQrCode);
 }
 
-grpc::ServerUnaryReactor* LinksService::Resolve(grpc::CallbackServerContext* context,
-                                                const v1::ResolveRequest* request,
-                                                v1::ResolveResponse* response) {
-  return platform::HandleAsync(context, *request, response, rpcs_, &LinksRpcs::ResolveAsync,
-                               Access::kAnyCaller);
-}
-
 grpc::Status LinksService::UnlockLink(grpc::ServerContext* context,
                                       const v1::UnlockLinkRequest* request,
                                       v1::ResolveResponse* response) {

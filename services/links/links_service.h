@@ -5,11 +5,11 @@
 // cached redirects, each one a click) only to the edge (its secret or its certificate), else
 // PERMISSION_DENIED.
 //
-// Resolve is served on gRPC's callback API (platform::HandleAsync): each redirect waits for
-// Kafka to acknowledge its click, and with the synchronous API every one in flight held a
-// thread blocked on that wait; now the acknowledgement itself finishes the call. UnlockLink stays
-// synchronous: its argon2id check takes a thread's CPU for tens of milliseconds anyway, and
-// unlocks are few next to redirects.
+// Resolve is served on gRPC's asynchronous API (platform::AsyncUnaryMethod, which LinksModule
+// adds beside this service): each redirect waits for Kafka to acknowledge its click, and with the
+// synchronous API every one in flight held a thread blocked on that wait; now the acknowledgement
+// itself finishes the call. UnlockLink stays synchronous: its argon2id check takes a thread's CPU
+// for tens of milliseconds anyway, and unlocks are few next to redirects.
 //
 // Lives as long as the server that serves it (LinksModule owns both it and the RPCs).
 #pragma once
@@ -21,7 +21,7 @@
 namespace kurt::links {
 
 class LinksService final
-    : public v1::LinksService::WithCallbackMethod_Resolve<v1::LinksService::Service> {
+    : public v1::LinksService::WithAsyncMethod_Resolve<v1::LinksService::Service> {
  public:
   // `rpcs` outlives the service.
   explicit LinksService(LinksRpcs* rpcs) : rpcs_(*rpcs) {}
@@ -41,9 +41,6 @@ class LinksService final
                           google::protobuf::Empty* response) override;
   grpc::Status GetLinkQrCode(grpc::ServerContext* context, const v1::GetLinkQrCodeRequest* request,
                              google::api::HttpBody* response) override;
-  grpc::ServerUnaryReactor* Resolve(grpc::CallbackServerContext* context,
-                                    const v1::ResolveRequest* request,
-                                    v1::ResolveResponse* response) override;
   grpc::Status UnlockLink(grpc::ServerContext* context, const v1::UnlockLinkRequest* request,
                           v1::ResolveResponse* response) override;
   grpc::Status RecordCachedRedirects(grpc::ServerContext* context,

@@ -31,6 +31,12 @@ Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* regis
 
 Resolver::~Resolver() {
   {
+    // Lookups still in the cache's hands, or queued for a load, are answered by threads that
+    // keep running meanwhile.
+    std::unique_lock<std::mutex> lock(in_flight_mu_);
+    idle_.wait(lock, [this] { return in_flight_ == 0; });
+  }
+  {
     std::lock_guard<std::mutex> lock(loads_mu_);
     stopping_ = true;
   }
@@ -40,70 +46,108 @@ Resolver::~Resolver() {
   }
 }
 
-void Resolver::RunLoads() {
-  std::unique_lock<std::mutex> lock(loads_mu_);
-  while (true) {
-    loads_wake_.wait(lock, [this] { return stopping_ || !loads_.empty(); });
-    if (loads_.empty()) {
-      return;  // stopping, and every load taken has been answered
-    }
-    std::function<void()> load = std::move(loads_.front());
-    loads_.pop_front();
-    lock.unlock();
-    load();
-    lock.lock();
+void Resolver::Answer(ResolveDone& done, absl::StatusOr<CachedLink> link) {
+  done(std::move(link));
+  std::lock_guard<std::mutex> lock(in_flight_mu_);
+  if (--in_flight_ == 0) {
+    idle_.notify_all();
   }
 }
 
-void Resolver::ResolveAsync(const std::string& code, ResolveDone done) {
-  cache_->GetAsync(code, [this, code, done = std::move(done)](
+void Resolver::ResolveAsync(const std::string& code, absl::Time deadline, ResolveDone done) {
+  {
+    std::lock_guard<std::mutex> lock(in_flight_mu_);
+    ++in_flight_;
+  }
+  cache_->GetAsync(code, [this, code, deadline, done = std::move(done)](
                              absl::StatusOr<std::optional<CachedLink>> cached) mutable {
     if (cached.ok() && cached->has_value()) {
       cache_hits_->Increment();
       if (!(*cached)->exists) {
-        done(NotFound(code));
+        Answer(done, NotFound(code));
         return;
       }
-      done(**std::move(cached));
+      Answer(done, **std::move(cached));
       return;
     }
     (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
-    {
-      std::lock_guard<std::mutex> lock(loads_mu_);
-      loads_.emplace_back([this, code, done = std::move(done)] {
-        absl::StatusOr<CachedLink> link = LoadShared(code);
-        if (link.ok() && !link->exists) {
-          link = NotFound(code);
-        }
-        done(std::move(link));
-      });
-    }
-    loads_wake_.notify_one();
+    QueueLoad(code, Waiter{deadline, std::move(done)});
   });
+}
+
+void Resolver::QueueLoad(const std::string& code, Waiter waiter) {
+  {
+    std::lock_guard<std::mutex> lock(loads_mu_);
+    if (waiting_calls_ < kMaxWaitingLoads) {
+      auto [it, added] = waiting_.try_emplace(code);
+      if (added) {
+        load_order_.push_back(code);
+      }
+      it->second.push_back(std::move(waiter));
+      ++waiting_calls_;
+      if (added) {
+        loads_wake_.notify_one();
+      }
+      return;
+    }
+  }
+  Answer(waiter.done, absl::UnavailableError(absl::StrCat(
+                          kMaxWaitingLoads, " redirects already wait for the database")));
+}
+
+void Resolver::RunLoads() {
+  std::unique_lock<std::mutex> lock(loads_mu_);
+  while (true) {
+    loads_wake_.wait(lock, [this] { return stopping_ || !load_order_.empty(); });
+    if (load_order_.empty()) {
+      return;  // stopping, and every load taken has been answered
+    }
+    const std::string code = std::move(load_order_.front());
+    load_order_.pop_front();
+    std::vector<Waiter> waiters = std::move(waiting_.extract(code).mapped());
+    waiting_calls_ -= waiters.size();
+    lock.unlock();
+    LoadFor(code, waiters);
+    lock.lock();
+  }
+}
+
+void Resolver::LoadFor(const std::string& code, std::vector<Waiter>& waiters) {
+  const absl::Time now = absl::Now();
+  std::optional<absl::StatusOr<CachedLink>> link;
+  for (Waiter& w : waiters) {
+    if (w.deadline <= now) {
+      // Its caller has stopped waiting: no read on its account.
+      Answer(w.done, absl::DeadlineExceededError(
+                         absl::StrCat("no database read for '", code, "' before the deadline")));
+      continue;
+    }
+    if (!link) {
+      link = LoadShared(code);
+      if (link->ok() && !(*link)->exists) {
+        link = NotFound(code);
+      }
+    }
+    Answer(w.done, *link);
+  }
 }
 
 absl::StatusOr<CachedLink> Resolver::LoadShared(const std::string& code) {
   return flight_.Do(code, [&] { return Load(code); });
 }
 
-absl::StatusOr<CachedLink> Resolver::Resolve(const std::string& code) {
-  std::optional<CachedLink> link;
-  auto cached = cache_->Get(code);
-  if (cached.ok() && cached->has_value()) {
-    cache_hits_->Increment();
-    link = std::move(**cached);
-  } else {
-    (cached.ok() ? cache_misses_ : cache_errors_)->Increment();
-    absl::StatusOr<CachedLink> loaded = LoadShared(code);
-    if (!loaded.ok()) {
-      return loaded.status();
-    }
-    link = std::move(*loaded);
-  }
-  if (!link->exists) {
-    return NotFound(code);
-  }
-  return *std::move(link);
+absl::StatusOr<CachedLink> Resolver::Resolve(const std::string& code, absl::Time deadline) {
+  std::mutex mu;
+  std::condition_variable answered;
+  std::optional<absl::StatusOr<CachedLink>> result;
+  ResolveAsync(code, deadline, [&](absl::StatusOr<CachedLink> link) {
+    std::lock_guard<std::mutex> lock(mu);
+    result = std::move(link);
+    answered.notify_one();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  answered.wait(lock, [&] { return result.has_value(); });
+  return *std::move(result);
 }
 
 absl::StatusOr<CachedLink> Resolver::Load(const std::string& code) {

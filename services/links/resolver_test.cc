@@ -1,6 +1,10 @@
 #include "services/links/resolver.h"
 
 #include <atomic>
+#include <condition_variable>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -151,6 +155,100 @@ TEST_F(ResolverTest, ReplicaDownFallsToPrimary) {
   store_.replica_down = true;
   store_.primary["abc"] = {"http://t", std::nullopt, {}};
   EXPECT_EQ(resolver_.Resolve("abc").value().target_url, "http://t");
+}
+
+// Four slow reads take the four load threads; what comes after them waits in the queue.
+class BusyLoadsTest : public ResolverTest {
+ protected:
+  void SetUp() override {
+    store_.delay = absl::Seconds(1);
+    for (int i = 0; i < Resolver::kLoadThreads; ++i) {
+      const std::string code = absl::StrCat("busy", i);
+      store_.replica[code] = {"http://busy", std::nullopt, {}};
+      resolver_.ResolveAsync(code, absl::InfiniteFuture(), [](const absl::StatusOr<CachedLink>& l) {
+        EXPECT_TRUE(l.ok()) << l.status();
+      });
+    }
+    absl::SleepFor(absl::Milliseconds(100));  // each load thread has taken its read
+  }
+};
+
+TEST_F(BusyLoadsTest, ACallWhoseDeadlinePassedWhileItWaitedIsAnsweredWithoutARead) {
+  std::mutex mu;
+  std::condition_variable answered;
+  std::optional<absl::Status> late;
+  resolver_.ResolveAsync("late", absl::Now() + absl::Milliseconds(50),
+                         [&](const absl::StatusOr<CachedLink>& l) {
+                           std::lock_guard<std::mutex> lock(mu);
+                           late = l.status();
+                           answered.notify_one();
+                         });
+  std::unique_lock<std::mutex> lock(mu);
+  answered.wait(lock, [&] { return late.has_value(); });
+  EXPECT_EQ(late->code(), absl::StatusCode::kDeadlineExceeded) << *late;
+  absl::SleepFor(absl::Milliseconds(100));  // the other busy reads have counted themselves
+  EXPECT_EQ(store_.replica_reads, Resolver::kLoadThreads) << "only the busy codes were read";
+  EXPECT_EQ(store_.primary_reads, 0);
+}
+
+TEST_F(BusyLoadsTest, TheCallsWaitingForAReadAreBoundedAndACodeWaitsOnce) {
+  std::atomic<int> not_found{0};
+  for (size_t i = 0; i < Resolver::kMaxWaitingLoads; ++i) {
+    resolver_.ResolveAsync(
+        "queued", absl::InfiniteFuture(),
+        [&](const absl::StatusOr<CachedLink>& l) { not_found += absl::IsNotFound(l.status()); });
+  }
+  std::optional<absl::Status> refused;
+  resolver_.ResolveAsync("onemore", absl::InfiniteFuture(),
+                         [&](const absl::StatusOr<CachedLink>& l) { refused = l.status(); });
+  ASSERT_TRUE(refused.has_value()) << "refused at once, on the calling thread";
+  EXPECT_EQ(refused->code(), absl::StatusCode::kUnavailable) << *refused;
+  // The queued calls of one code share one read (replica, then primary for the miss).
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (not_found < static_cast<int>(Resolver::kMaxWaitingLoads) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_EQ(not_found, static_cast<int>(Resolver::kMaxWaitingLoads));
+  EXPECT_EQ(store_.replica_reads, Resolver::kLoadThreads + 1);
+  EXPECT_EQ(store_.primary_reads, 1);
+}
+
+// A cache that answers lookups later, on a thread of its own, as Redis's batcher does.
+class HeldLinkCache : public FakeLinkCache {
+ public:
+  void GetAsync(const std::string&, GetDone done) override {
+    std::lock_guard<std::mutex> lock(held_mu);
+    held.push_back(std::move(done));
+  }
+  std::mutex held_mu;
+  std::vector<GetDone> held;
+};
+
+TEST(ResolverLifetimeTest, DestroyingTheResolverWaitsForTheLookupsTheCacheHolds) {
+  FakeStore store;
+  HeldLinkCache cache;
+  metrics::Registry registry;
+  auto resolver = std::make_unique<Resolver>(&store, &cache, &registry);
+  std::atomic<bool> answered{false};
+  resolver->ResolveAsync("held", absl::InfiniteFuture(), [&](absl::StatusOr<CachedLink> link) {
+    EXPECT_EQ(link.value().target_url, "http://held");
+    answered = true;
+  });
+  std::atomic<bool> destroyed{false};
+  std::thread destroyer([&] {
+    resolver.reset();
+    destroyed = true;
+  });
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE(destroyed) << "the resolver went while the cache held one of its lookups";
+  {
+    std::lock_guard<std::mutex> lock(cache.held_mu);
+    ASSERT_EQ(cache.held.size(), 1u);
+    cache.held[0](std::optional<CachedLink>(CachedLink{true, "http://held", std::nullopt, {}}));
+  }
+  destroyer.join();
+  EXPECT_TRUE(answered);
+  EXPECT_TRUE(destroyed);
 }
 
 }  // namespace

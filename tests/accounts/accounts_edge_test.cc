@@ -129,7 +129,7 @@ class AccountsEdgeTest : public ::testing::Test {
     go.metrics_port = -1;
     grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
     grpc_->AddService(accounts_->service());
-    grpc_->AddService(links_->service());
+    links_->AddTo(grpc_.get());
     grpc_->AddService(analytics_->service());
     grpc_->AddService(reports_->service());
     grpc_->AddService(notifications_->service());

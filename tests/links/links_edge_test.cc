@@ -111,7 +111,7 @@ class LinksEdgeTest : public ::testing::Test {
     go.metrics_port = -1;
     grpc_ = std::make_unique<platform::GrpcServer>(go, &registry_);
     grpc_->AddService(accounts_->service());
-    grpc_->AddService(links_->service());
+    links_->AddTo(grpc_.get());
     ASSERT_TRUE(grpc_->Start().ok());
     std::string upstream = absl::StrCat("127.0.0.1:", grpc_->grpc_port());
 

@@ -548,7 +548,7 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   go.name = "links-without-kafka";
   go.metrics_port = -1;
   platform::GrpcServer server(go, &registry);
-  server.AddService(unreachable->service());
+  unreachable->AddTo(&server);
   ASSERT_TRUE(server.Start().ok());
   auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
       absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));

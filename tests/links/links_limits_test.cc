@@ -97,7 +97,7 @@ class LinksLimitsTest : public ::testing::Test {
       if (i == 0) {
         r.grpc->AddService(accounts_->service());
       }
-      r.grpc->AddService(r.links->service());
+      r.links->AddTo(r.grpc.get());
       ASSERT_TRUE(r.grpc->Start().ok());
       links_addresses.push_back(absl::StrCat("127.0.0.1:", r.grpc->grpc_port()));
     }
