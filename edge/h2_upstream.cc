@@ -270,8 +270,6 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
   bool DueForReconnect(absl::Time now) const {
     return state_ == State::kIdle || (state_ == State::kFailed && now >= retry_after_);
   }
-  void set_backoff(absl::Duration backoff) { backoff_ = backoff; }
-  absl::Duration backoff() const { return backoff_; }
 
   void Connect();
   // Sends the call (or queues it until connected).
@@ -432,17 +430,19 @@ void H2Upstreams::Loop::WatchDeadline(absl::Time deadline) {
 void H2Upstreams::Loop::OnTimer() {
   timer_at_ = absl::InfiniteFuture();
   absl::Time now = absl::Now();
-  absl::Time earliest = absl::InfiniteFuture();
-  std::vector<Call*> expired;
-  for (Call* call : calls_) {
-    if (call->deadline <= now) {
-      expired.push_back(call);
-    } else {
-      earliest = std::min(earliest, call->deadline);
+  // One at a time, looking again each time: ending one call may end others (its connection's
+  // RST_STREAM may find the connection gone).
+  for (;;) {
+    auto expired = std::find_if(calls_.begin(), calls_.end(),
+                                [now](const Call* call) { return call->deadline <= now; });
+    if (expired == calls_.end()) {
+      break;
     }
+    Complete(*expired, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"));
   }
-  for (Call* call : expired) {
-    Complete(call, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"));
+  absl::Time earliest = absl::InfiniteFuture();
+  for (const Call* call : calls_) {
+    earliest = std::min(earliest, call->deadline);
   }
   if (earliest != absl::InfiniteFuture()) {
     WatchDeadline(earliest);
