@@ -266,6 +266,13 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
   }
 
   State state() const { return state_; }
+  // Up, and its server's grpc.health.v1 Watch says SERVING (client-side health checking, as
+  // the channels' service config asks): calls go to it.
+  bool Serving() const { return state_ == State::kReady && health_ == Health::kServing; }
+  // Connecting, or up and its health not heard yet: calls wait on it.
+  bool Waiting() const {
+    return state_ == State::kConnecting || (state_ == State::kReady && health_ == Health::kUnknown);
+  }
   const tcp::endpoint& endpoint() const { return endpoint_; }
   bool DueForReconnect(absl::Time now) const {
     return state_ == State::kIdle || (state_ == State::kFailed && now >= retry_after_);
@@ -283,6 +290,10 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
 
  private:
   void OnConnected(const error_code& ec);
+  // Opens the grpc.health.v1.Health/Watch stream of the whole server.
+  void WatchHealth();
+  // What the health stream said, acted on once nghttp2 is out of its callbacks.
+  void OnHealthChanged();
   void Submit(Call* call);
   void Read();
   void Flush();
@@ -322,7 +333,13 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
   absl::Time retry_after_ = absl::InfinitePast();
   absl::Duration backoff_ = absl::ZeroDuration();
   int32_t goaway_last_stream_ = INT32_MAX;
-  std::vector<Call*> queued_;  // while connecting
+  enum class Health { kUnknown, kServing, kNotServing };
+  Health health_ = Health::kUnknown;
+  bool health_changed_ = false;
+  int32_t health_stream_ = 0;
+  std::optional<int> health_status_;  // the Watch stream's grpc-status
+  std::string health_messages_;
+  std::vector<Call*> queued_;  // while connecting, or until the server's health is known
   absl::flat_hash_map<int32_t, Call*> streams_;
   // Outcomes found while nghttp2 reads, delivered once it is done.
   struct Completed {
@@ -404,7 +421,8 @@ void H2Upstreams::Loop::Complete(Call* call, const grpc::Status& status) {
   }
   std::string response;
   if (status.ok()) {
-    response = call->response.substr(5);
+    response = std::move(call->response);
+    response.erase(0, 5);  // the message's prefix (Outcome checked it)
   }
   Done done = std::move(call->done);
   delete call;
@@ -508,14 +526,14 @@ void H2Upstreams::Service::Dispatch(Call* call, const Connection* avoid) {
     if (c->DueForReconnect(now)) {
       c->Connect();
     }
-    if (c->state() == Connection::State::kReady) {
+    if (c->Serving()) {
       if (c == avoid) {
         ready_avoided = c;
       } else if (ready == nullptr) {
         ready = c;
         next = k + 1;
       }
-    } else if (c->state() == Connection::State::kConnecting) {
+    } else if (c->Waiting()) {
       if (c == avoid) {
         connecting_avoided = c;
       } else if (connecting == nullptr) {
@@ -699,20 +717,59 @@ void H2Upstreams::Connection::OnConnected(const error_code& ec) {
   nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, settings.data(), settings.size());
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, options.connection_window);
   state_ = State::kReady;
+  health_ = Health::kUnknown;
   backoff_ = absl::ZeroDuration();
   goaway_last_stream_ = INT32_MAX;
-  std::vector<Call*> queued = std::move(queued_);
-  queued_.clear();
-  for (Call* call : queued) {
-    Submit(call);
-  }
+  // The queued calls wait for the server's health (one round trip).
+  WatchHealth();
   Read();
   Flush();
 }
 
+void H2Upstreams::Connection::WatchHealth() {
+  health_status_.reset();
+  health_messages_.clear();
+  std::array<nghttp2_nv, 6> headers = {
+      Header(":method", "POST"),          Header(":scheme", "http"),
+      Header(":path", "/grpc.health.v1.Health/Watch"), Header(":authority", service_->authority),
+      Header("content-type", "application/grpc"), Header("te", "trailers")};
+  nghttp2_data_provider body;
+  body.source.ptr = nullptr;
+  body.read_callback = &Connection::ReadBody;
+  health_stream_ =
+      nghttp2_submit_request(session_, nullptr, headers.data(), headers.size(), &body, nullptr);
+  if (health_stream_ < 0) {
+    health_stream_ = 0;
+    health_ = Health::kServing;  // cannot tell: as without health checking
+    OnHealthChanged();
+  }
+}
+
+void H2Upstreams::Connection::OnHealthChanged() {
+  health_changed_ = false;
+  if (state_ != State::kReady || health_ == Health::kUnknown) {
+    return;
+  }
+  std::vector<Call*> queued = std::move(queued_);
+  queued_.clear();
+  if (health_ == Health::kServing) {
+    for (Call* call : queued) {
+      Submit(call);
+    }
+    return;
+  }
+  // Not serving (starting, or going away): its calls go to another replica.
+  KURT_LOG(kInfo, "h2 upstream: replica not serving", {"service", service_->name},
+           {"address", absl::StrCat(endpoint_.address().to_string(), ":", endpoint_.port())});
+  for (Call* call : queued) {
+    call->connection.reset();
+    completed_.push_back({call, std::nullopt});
+  }
+}
+
 void H2Upstreams::Connection::Add(Call* call) {
   call->connection = shared_from_this();
-  if (state_ == State::kConnecting) {
+  if (Waiting()) {
     queued_.push_back(call);
     return;
   }
@@ -737,7 +794,9 @@ void H2Upstreams::Connection::Submit(Call* call) {
   if (!timeout.empty()) {
     headers.push_back(Header("grpc-timeout", timeout));
   }
-  encoded.reserve(call->metadata.size());
+  // Pointers into `encoded` go into `headers`: it must not grow past what it reserved.
+  encoded.reserve(std::count_if(call->metadata.begin(), call->metadata.end(),
+                                [](const auto& kv) { return absl::EndsWith(kv.first, "-bin"); }));
   for (const auto& [name, value] : call->metadata) {
     if (absl::EndsWith(name, "-bin")) {
       encoded.push_back(absl::Base64Escape(value));
@@ -844,6 +903,9 @@ void H2Upstreams::Connection::Read() {
         if (rv < 0) {
           self->DeliverCompleted();
           return self->Fail(absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv))));
+        }
+        if (self->health_changed_) {
+          self->OnHealthChanged();
         }
         self->Flush();
         self->DeliverCompleted();
@@ -994,12 +1056,18 @@ int H2Upstreams::Connection::OnHeader(nghttp2_session*, const nghttp2_frame* fra
   if (frame->hd.type != NGHTTP2_HEADERS) {
     return 0;
   }
+  absl::string_view n(reinterpret_cast<const char*>(name), namelen);
+  absl::string_view v(reinterpret_cast<const char*>(value), valuelen);
+  if (frame->hd.stream_id == self->health_stream_ && self->health_stream_ != 0) {
+    if (int code = 0; n == "grpc-status" && absl::SimpleAtoi(v, &code)) {
+      self->health_status_ = code;
+    }
+    return 0;
+  }
   Call* call = self->Find(frame->hd.stream_id);
   if (call == nullptr) {
     return 0;
   }
-  absl::string_view n(reinterpret_cast<const char*>(name), namelen);
-  absl::string_view v(reinterpret_cast<const char*>(value), valuelen);
   if (n == ":status") {
     (void)absl::SimpleAtoi(v, &call->http_status);
   } else if (n == "grpc-status") {
@@ -1018,6 +1086,28 @@ int H2Upstreams::Connection::OnHeader(nghttp2_session*, const nghttp2_frame* fra
 int H2Upstreams::Connection::OnData(nghttp2_session* session, uint8_t /*flags*/, int32_t stream_id,
                                     const uint8_t* data, size_t len, void* user_data) {
   auto* self = static_cast<Connection*>(user_data);
+  if (stream_id == self->health_stream_ && stream_id != 0) {
+    // HealthCheckResponse messages: {status: SERVING} is the bytes 08 01.
+    std::string& buf = self->health_messages_;
+    buf.append(reinterpret_cast<const char*>(data), len);
+    while (buf.size() >= 5) {
+      uint32_t length = (uint32_t{static_cast<uint8_t>(buf[1])} << 24) |
+                        (uint32_t{static_cast<uint8_t>(buf[2])} << 16) |
+                        (uint32_t{static_cast<uint8_t>(buf[3])} << 8) |
+                        uint32_t{static_cast<uint8_t>(buf[4])};
+      if (buf.size() - 5 < length) {
+        break;
+      }
+      Health health = buf.compare(5, length, "\x08\x01") == 0 ? Health::kServing
+                                                               : Health::kNotServing;
+      buf.erase(0, 5 + length);
+      if (health != self->health_) {
+        self->health_ = health;
+        self->health_changed_ = true;
+      }
+    }
+    return 0;
+  }
   Call* call = self->Find(stream_id);
   if (call == nullptr || call->too_large) {
     return 0;
@@ -1078,6 +1168,26 @@ grpc::Status Outcome(const std::string& service, int http_status, std::optional<
 int H2Upstreams::Connection::OnStreamClose(nghttp2_session*, int32_t stream_id,
                                            uint32_t error_code, void* user_data) {
   auto* self = static_cast<Connection*>(user_data);
+  if (stream_id == self->health_stream_ && stream_id != 0) {
+    self->health_stream_ = 0;
+    if (self->health_status_ == static_cast<int>(grpc::StatusCode::UNIMPLEMENTED)) {
+      // A server without health checking: taken as serving, as gRPC's channels do.
+      self->health_ = Health::kServing;
+      self->health_changed_ = true;
+    } else if (self->state_ == State::kReady) {
+      // Ended otherwise: the last word stands, and the watch starts again in a second.
+      auto keep = self->shared_from_this();
+      const uint64_t generation = self->generation_;
+      self->connect_timer_.expires_after(std::chrono::seconds(1));
+      self->connect_timer_.async_wait([keep, generation](const boost::system::error_code& ec) {
+        if (!ec && keep->generation_ == generation && keep->state_ == State::kReady) {
+          keep->WatchHealth();
+          keep->Flush();
+        }
+      });
+    }
+    return 0;
+  }
   Call* call = self->Find(stream_id);
   if (call == nullptr) {
     return 0;
@@ -1143,6 +1253,12 @@ ssize_t H2Upstreams::Connection::ReadBody(nghttp2_session*, int32_t stream_id, u
                                           size_t length, uint32_t* data_flags,
                                           nghttp2_data_source* /*source*/, void* user_data) {
   auto* self = static_cast<Connection*>(user_data);
+  if (stream_id == self->health_stream_ && length >= 5) {
+    // HealthCheckRequest{service: ""}: an empty message.
+    std::memset(buf, 0, 5);
+    *data_flags |= NGHTTP2_DATA_FLAG_EOF;
+    return 5;
+  }
   Call* call = self->Find(stream_id);
   if (call == nullptr) {
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
