@@ -112,10 +112,9 @@ std::optional<tcp::endpoint> IpEndpoint(absl::string_view address) {
 }
 
 nghttp2_nv Header(absl::string_view name, absl::string_view value) {
-  return nghttp2_nv{
-      const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
-      const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())), name.size(),
-      value.size(), NGHTTP2_NV_FLAG_NONE};
+  return nghttp2_nv{const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(name.data())),
+                    const_cast<uint8_t*>(reinterpret_cast<const uint8_t*>(value.data())),
+                    name.size(), value.size(), NGHTTP2_NV_FLAG_NONE};
 }
 
 }  // namespace
@@ -191,7 +190,8 @@ struct H2Upstreams::Call {
 // each service. Lives from the thread's first call to Shutdown.
 class H2Upstreams::Loop {
  public:
-  Loop(H2Upstreams* owner, net::io_context& ioc) : owner_(owner), ioc_(ioc), timer_(std::in_place, ioc) {}
+  Loop(H2Upstreams* owner, net::io_context& ioc)
+      : owner_(owner), ioc_(ioc), timer_(std::in_place, ioc) {}
 
   H2Upstreams* owner() const { return owner_; }
   net::io_context& ioc() { return ioc_; }
@@ -367,8 +367,7 @@ H2Upstreams::Service* H2Upstreams::Loop::FindService(absl::string_view name) {
   service->loop = this;
   service->name = std::string(name);
   absl::string_view addresses = target->second;
-  addresses = absl::StripPrefix(absl::StripPrefix(absl::StripPrefix(addresses, "dns:///"),
-                                                  "ipv4:"),
+  addresses = absl::StripPrefix(absl::StripPrefix(absl::StripPrefix(addresses, "dns:///"), "ipv4:"),
                                 "ipv6:");
   std::vector<absl::string_view> list = absl::StrSplit(addresses, ',', absl::SkipWhitespace());
   service->authority = list.empty() ? std::string() : std::string(list.front());
@@ -501,8 +500,8 @@ void H2Upstreams::Service::Dispatch(Call* call, const Connection* avoid) {
   }
   if (!dns_host.empty() && connections.empty()) {
     if (!resolving && now < resolve_after) {
-      return loop->Complete(call, grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                               absl::StrCat(name, ": ", last_error)));
+      return loop->Complete(
+          call, grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(name, ": ", last_error)));
     }
     call->waiting_for_address = true;
     waiting.push_back(call);
@@ -546,10 +545,9 @@ void H2Upstreams::Service::Dispatch(Call* call, const Connection* avoid) {
                        : connecting != nullptr    ? connecting
                                                   : connecting_avoided;
   if (chosen == nullptr) {
-    return loop->Complete(call,
-                          grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                       absl::StrCat(name, ": no replica reachable (", last_error,
-                                                    ")")));
+    return loop->Complete(
+        call, grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                           absl::StrCat(name, ": no replica reachable (", last_error, ")")));
   }
   chosen->Add(call);
 }
@@ -581,8 +579,7 @@ void H2Upstreams::Service::RetryTransparently(Call* call, const Connection* from
 void H2Upstreams::Service::Resolve() {
   resolving = true;
   resolver->async_resolve(
-      dns_host, dns_port,
-      [this](const error_code& ec, const tcp::resolver::results_type& results) {
+      dns_host, dns_port, [this](const error_code& ec, const tcp::resolver::results_type& results) {
         if (ec == net::error::operation_aborted || loop->shut_down()) {
           return;
         }
@@ -729,10 +726,12 @@ void H2Upstreams::Connection::OnConnected(const error_code& ec) {
 void H2Upstreams::Connection::WatchHealth() {
   health_status_.reset();
   health_messages_.clear();
-  std::array<nghttp2_nv, 6> headers = {
-      Header(":method", "POST"),          Header(":scheme", "http"),
-      Header(":path", "/grpc.health.v1.Health/Watch"), Header(":authority", service_->authority),
-      Header("content-type", "application/grpc"), Header("te", "trailers")};
+  std::array<nghttp2_nv, 6> headers = {Header(":method", "POST"),
+                                       Header(":scheme", "http"),
+                                       Header(":path", "/grpc.health.v1.Health/Watch"),
+                                       Header(":authority", service_->authority),
+                                       Header("content-type", "application/grpc"),
+                                       Header("te", "trailers")};
   nghttp2_data_provider body;
   body.source.ptr = nullptr;
   body.read_callback = &Connection::ReadBody;
@@ -889,43 +888,42 @@ void H2Upstreams::Connection::CloseIfDone() {
 void H2Upstreams::Connection::Read() {
   auto self = shared_from_this();
   const uint64_t generation = generation_;
-  socket_.async_read_some(
-      net::buffer(in_), [self, generation](const error_code& ec, size_t n) {
-        if (self->generation_ != generation ||
-            (self->state_ != State::kReady && self->state_ != State::kDraining)) {
-          return;
-        }
-        if (ec) {
-          return self->Fail(ec == net::error::eof ? std::string("the upstream closed the connection")
-                                                  : ec.message());
-        }
-        ssize_t rv = nghttp2_session_mem_recv(self->session_, self->in_.data(), n);
-        if (rv < 0) {
-          self->DeliverCompleted();
-          return self->Fail(absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv))));
-        }
-        if (self->health_changed_) {
-          self->OnHealthChanged();
-        }
-        self->Flush();
-        self->DeliverCompleted();
-        if (self->generation_ != generation) {
-          return;
-        }
-        if (self->state_ == State::kReady || self->state_ == State::kDraining) {
-          if (!nghttp2_session_want_read(self->session_) &&
-              !nghttp2_session_want_write(self->session_)) {
-            // The server's GOAWAY, every stream done.
-            self->state_ = State::kDraining;
-            self->CloseIfDone();
-            return;
-          }
-          self->CloseIfDone();
-          if (self->generation_ == generation) {
-            self->Read();
-          }
-        }
-      });
+  socket_.async_read_some(net::buffer(in_), [self, generation](const error_code& ec, size_t n) {
+    if (self->generation_ != generation ||
+        (self->state_ != State::kReady && self->state_ != State::kDraining)) {
+      return;
+    }
+    if (ec) {
+      return self->Fail(ec == net::error::eof ? std::string("the upstream closed the connection")
+                                              : ec.message());
+    }
+    ssize_t rv = nghttp2_session_mem_recv(self->session_, self->in_.data(), n);
+    if (rv < 0) {
+      self->DeliverCompleted();
+      return self->Fail(absl::StrCat("HTTP/2: ", nghttp2_strerror(static_cast<int>(rv))));
+    }
+    if (self->health_changed_) {
+      self->OnHealthChanged();
+    }
+    self->Flush();
+    self->DeliverCompleted();
+    if (self->generation_ != generation) {
+      return;
+    }
+    if (self->state_ == State::kReady || self->state_ == State::kDraining) {
+      if (!nghttp2_session_want_read(self->session_) &&
+          !nghttp2_session_want_write(self->session_)) {
+        // The server's GOAWAY, every stream done.
+        self->state_ = State::kDraining;
+        self->CloseIfDone();
+        return;
+      }
+      self->CloseIfDone();
+      if (self->generation_ == generation) {
+        self->Read();
+      }
+    }
+  });
 }
 
 void H2Upstreams::Connection::Flush() {
@@ -1040,14 +1038,14 @@ void H2Upstreams::Connection::Fail(absl::string_view why) {
   }
   for (Call* call : lost) {
     call->connection.reset();
-    service_->Finish(call,
-                     grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                                  absl::StrCat(service_->name, ": ", why)),
-                     this);
+    service_->Finish(
+        call, grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(service_->name, ": ", why)),
+        this);
   }
 }
 
-// --- nghttp2's callbacks (inside mem_recv / mem_send) ---------------------------------------------
+// --- nghttp2's callbacks (inside mem_recv / mem_send)
+// ---------------------------------------------
 
 int H2Upstreams::Connection::OnHeader(nghttp2_session*, const nghttp2_frame* frame,
                                       const uint8_t* name, size_t namelen, const uint8_t* value,
@@ -1098,8 +1096,8 @@ int H2Upstreams::Connection::OnData(nghttp2_session* session, uint8_t /*flags*/,
       if (buf.size() - 5 < length) {
         break;
       }
-      Health health = buf.compare(5, length, "\x08\x01") == 0 ? Health::kServing
-                                                               : Health::kNotServing;
+      Health health =
+          buf.compare(5, length, "\x08\x01") == 0 ? Health::kServing : Health::kNotServing;
       buf.erase(0, 5 + length);
       if (health != self->health_) {
         self->health_ = health;
@@ -1125,8 +1123,7 @@ namespace {
 
 grpc::Status Outcome(const std::string& service, int http_status, std::optional<int> grpc_status,
                      const std::string& message, const std::string& details,
-                     const std::string& response, bool too_large, size_t max,
-                     uint32_t error_code) {
+                     const std::string& response, bool too_large, size_t max, uint32_t error_code) {
   if (too_large) {
     return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
                         absl::StrCat(service, ": the response is larger than ", max, " bytes"));
@@ -1137,8 +1134,9 @@ grpc::Status Outcome(const std::string& service, int http_status, std::optional<
     }
     // A unary call's answer: one uncompressed message (no compression was offered).
     if (response.size() < 5 || response[0] != 0) {
-      return grpc::Status(grpc::StatusCode::INTERNAL,
-                          absl::StrCat(service, ": no message, or a compressed one, in the answer"));
+      return grpc::Status(
+          grpc::StatusCode::INTERNAL,
+          absl::StrCat(service, ": no message, or a compressed one, in the answer"));
     }
     uint32_t length = (uint32_t{static_cast<uint8_t>(response[1])} << 24) |
                       (uint32_t{static_cast<uint8_t>(response[2])} << 16) |
@@ -1155,9 +1153,9 @@ grpc::Status Outcome(const std::string& service, int http_status, std::optional<
                         absl::StrCat(service, ": HTTP status ", http_status));
   }
   if (error_code != NGHTTP2_NO_ERROR) {
-    return grpc::Status(FromResetCode(error_code),
-                        absl::StrCat(service, ": stream reset (",
-                                     nghttp2_http2_strerror(error_code), ")"));
+    return grpc::Status(
+        FromResetCode(error_code),
+        absl::StrCat(service, ": stream reset (", nghttp2_http2_strerror(error_code), ")"));
   }
   return grpc::Status(grpc::StatusCode::UNKNOWN,
                       absl::StrCat(service, ": the call ended without a status"));
@@ -1165,8 +1163,8 @@ grpc::Status Outcome(const std::string& service, int http_status, std::optional<
 
 }  // namespace
 
-int H2Upstreams::Connection::OnStreamClose(nghttp2_session*, int32_t stream_id,
-                                           uint32_t error_code, void* user_data) {
+int H2Upstreams::Connection::OnStreamClose(nghttp2_session*, int32_t stream_id, uint32_t error_code,
+                                           void* user_data) {
   auto* self = static_cast<Connection*>(user_data);
   if (stream_id == self->health_stream_ && stream_id != 0) {
     self->health_stream_ = 0;
@@ -1200,8 +1198,8 @@ int H2Upstreams::Connection::OnStreamClose(nghttp2_session*, int32_t stream_id,
     return 0;
   }
   self->completed_.push_back(
-      {call, Outcome(self->service_->name, call->http_status, call->grpc_status,
-                     call->grpc_message, call->details, call->response, call->too_large,
+      {call, Outcome(self->service_->name, call->http_status, call->grpc_status, call->grpc_message,
+                     call->details, call->response, call->too_large,
                      self->service_->loop->options().max_response_bytes, error_code)});
   return 0;
 }

@@ -198,8 +198,9 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
   }
   if (options.transport == UpstreamOptions::Transport::kH2 && options.credentials != nullptr) {
     // The h2 client speaks plaintext only: never send in the clear what TLS was asked for.
-    KURT_LOG(kWarn, "TLS to the upstreams: unary calls use gRPC's channels (mutual TLS), not the "
-                    "h2 transport, which has no TLS yet");
+    KURT_LOG(kWarn,
+             "TLS to the upstreams: unary calls use gRPC's channels (mutual TLS), not the "
+             "h2 transport, which has no TLS yet");
   } else if (options.transport == UpstreamOptions::Transport::kH2) {
     H2UpstreamOptions h2;
     h2.connect_timeout = options.connect_timeout;

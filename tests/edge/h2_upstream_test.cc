@@ -45,9 +45,9 @@ struct Result {
 class Client {
  public:
   Client(const std::map<std::string, std::string>& targets, H2UpstreamOptions options = {})
-      : h2_(targets, std::move(options)), work_(ioc_.get_executor()), thread_([this] {
-          ioc_.run();
-        }) {}
+      : h2_(targets, std::move(options)),
+        work_(ioc_.get_executor()),
+        thread_([this] { ioc_.run(); }) {}
   ~Client() {
     work_.reset();
     ioc_.stop();
@@ -61,10 +61,10 @@ class Client {
                             absl::Duration timeout = absl::Seconds(5), H2Metadata metadata = {}) {
     auto promise = std::make_shared<std::promise<Result>>();
     std::future<Result> result = promise->get_future();
-    net::post(ioc_, [this, promise, &service, &method, bytes = request.SerializeAsString(),
-                     timeout, metadata = std::move(metadata)]() mutable {
-      h2_.Unary(ioc_, service, method, std::move(metadata), absl::Now() + timeout,
-                std::move(bytes), [promise](const grpc::Status& status, std::string response) {
+    net::post(ioc_, [this, promise, &service, &method, bytes = request.SerializeAsString(), timeout,
+                     metadata = std::move(metadata)]() mutable {
+      h2_.Unary(ioc_, service, method, std::move(metadata), absl::Now() + timeout, std::move(bytes),
+                [promise](const grpc::Status& status, std::string response) {
                   promise->set_value({status, std::move(response)});
                 });
     });
@@ -451,7 +451,9 @@ TEST(H2UpstreamTest, TimeoutHeaderAndMessageDecoding) {
   EXPECT_EQ(GrpcTimeoutHeader(absl::Milliseconds(1500)), "1500m");
   EXPECT_EQ(GrpcTimeoutHeader(absl::Microseconds(10)), "1m");
   EXPECT_EQ(GrpcTimeoutHeader(absl::Hours(100)), "360000S");
-  EXPECT_EQ(PercentDecode("a%20b%C2%ABc%"), "a b\xC2\xAB" "c%");
+  EXPECT_EQ(PercentDecode("a%20b%C2%ABc%"),
+            "a b\xC2\xAB"
+            "c%");
 }
 
 }  // namespace
