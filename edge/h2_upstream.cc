@@ -298,6 +298,8 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
   void Read();
   void Flush();
   void Fail(absl::string_view why);
+  // Closes the socket and drops the HTTP/2 session; what was pending on them is ignored.
+  void Teardown();
   // Delivers what a read completed (after nghttp2 is done with its callbacks).
   void DeliverCompleted();
   void CloseIfDone();
@@ -860,8 +862,7 @@ void H2Upstreams::Connection::Retire() {
   }
 }
 
-void H2Upstreams::Connection::Close() {
-  state_ = State::kClosed;
+void H2Upstreams::Connection::Teardown() {
   ++generation_;
   error_code ignored;
   socket_.close(ignored);
@@ -870,11 +871,16 @@ void H2Upstreams::Connection::Close() {
     nghttp2_session_del(session_);
     session_ = nullptr;
   }
+  out_.clear();
+  writing_ = false;
+}
+
+void H2Upstreams::Connection::Close() {
+  state_ = State::kClosed;
+  Teardown();
   queued_.clear();
   streams_.clear();
   completed_.clear();
-  out_.clear();
-  writing_ = false;
 }
 
 void H2Upstreams::Connection::CloseIfDone() {
@@ -998,7 +1004,6 @@ void H2Upstreams::Connection::Fail(absl::string_view why) {
   auto self = shared_from_this();
   const bool was_up = state_ != State::kConnecting;
   state_ = State::kFailed;
-  ++generation_;
   const H2UpstreamOptions& options = service_->loop->options();
   backoff_ = backoff_ == absl::ZeroDuration()
                  ? std::min(absl::Milliseconds(100), options.max_reconnect_backoff)
@@ -1008,15 +1013,7 @@ void H2Upstreams::Connection::Fail(absl::string_view why) {
   KURT_LOG(kWarn, "h2 upstream: connection failed", {"service", service_->name},
            {"address", absl::StrCat(endpoint_.address().to_string(), ":", endpoint_.port())},
            {"error", why}, {"was_up", was_up});
-  error_code ignored;
-  socket_.close(ignored);
-  connect_timer_.cancel();
-  if (session_ != nullptr) {
-    nghttp2_session_del(session_);
-    session_ = nullptr;
-  }
-  out_.clear();
-  writing_ = false;
+  Teardown();
   // Calls the server never saw go again at once (to another replica if there is one); the others
   // fail UNAVAILABLE (and the retried methods go once more).
   std::vector<Call*> unseen = std::move(queued_);
