@@ -506,7 +506,7 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
       if (call->route->server_streaming) {
         StartStream(call, *serialized);
       } else {
-        StartUnary(call, std::move(*serialized));
+        StartUnary(call, *serialized);
       }
       return;
     }
@@ -519,7 +519,7 @@ void Edge::Handle(std::shared_ptr<Exchange> exchange) {
                 if (call->route->server_streaming) {
                   StartStream(call, *serialized);
                 } else {
-                  StartUnary(call, std::move(*serialized));
+                  StartUnary(call, *serialized);
                 }
               });
   });
@@ -598,7 +598,7 @@ void Edge::MakeContext(Call& call) {
   }
 }
 
-void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
+void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& request) {
   if (H2Upstreams* h2 = upstreams_->h2(); h2 != nullptr && h2->Has(call->route->service)) {
     if (calls_cancelled_) {
       return SendShuttingDown(call);
@@ -609,8 +609,8 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, std::string request) {
     auto& ioc = static_cast<net::io_context&>(
         net::query(call->exchange->executor(), net::execution::context));
     h2->Unary(ioc, call->route->service, call->route->grpc_method, std::move(call->metadata),
-              call->deadline, std::move(request),
-              [this, call](const grpc::Status& status, std::string response) {
+              call->deadline, request,
+              [this, call](const grpc::Status& status, const std::string& response) {
                 FinishUnary(call, status, response);
                 upstream_calls_.fetch_sub(1);
               });

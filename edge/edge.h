@@ -121,7 +121,7 @@ class Edge : public HttpHandler {
   void Preflight(const std::shared_ptr<Call>& call, absl::string_view path);
   bool ServeFromCache(const std::shared_ptr<Call>& call, const std::string& key);
   void Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision);
-  void StartUnary(const std::shared_ptr<Call>& call, std::string request);
+  void StartUnary(const std::shared_ptr<Call>& call, const std::string& request);
   void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status,
                    const std::string& bytes);
   // The gRPC ClientContext of a call through gRPC's channels, of its metadata and deadline.

@@ -256,7 +256,7 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
 
   Connection(Service* service, tcp::endpoint endpoint)
       : service_(service),
-        endpoint_(endpoint),
+        endpoint_(std::move(endpoint)),
         socket_(service->loop->ioc()),
         connect_timer_(service->loop->ioc()) {}
   ~Connection() {
@@ -1259,7 +1259,7 @@ ssize_t H2Upstreams::Connection::ReadBody(nghttp2_session*, int32_t stream_id, u
     return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
   }
   size_t n = std::min(length, call->body.size() - call->offset);
-  std::memcpy(buf, call->body.data() + call->offset, n);
+  std::copy_n(call->body.data() + call->offset, n, buf);
   call->offset += n;
   if (call->offset == call->body.size()) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -1313,7 +1313,8 @@ H2Upstreams::Loop* H2Upstreams::LoopFor(net::io_context& ioc) {
 }
 
 void H2Upstreams::Unary(net::io_context& ioc, absl::string_view service, const std::string& method,
-                        H2Metadata metadata, absl::Time deadline, std::string request, Done done) {
+                        H2Metadata metadata, absl::Time deadline, absl::string_view request,
+                        Done done) {
   if (shut_down_.load(std::memory_order_relaxed)) {
     return done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"), "");
   }
@@ -1338,7 +1339,7 @@ void H2Upstreams::Unary(net::io_context& ioc, absl::string_view service, const s
   call->body.push_back(static_cast<char>(length >> 16));
   call->body.push_back(static_cast<char>(length >> 8));
   call->body.push_back(static_cast<char>(length));
-  call->body.append(request);
+  call->body.append(request.data(), request.size());
   in_flight_.fetch_add(1, std::memory_order_relaxed);
   loop->Start(call);
 }

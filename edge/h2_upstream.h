@@ -66,7 +66,7 @@ class H2Upstreams {
   // Calls `method` ("/pkg.Service/Method") of `service` with `request` (a serialized message).
   // `ioc` is the calling thread's own io_context. A deadline of InfiniteFuture: none.
   void Unary(boost::asio::io_context& ioc, absl::string_view service, const std::string& method,
-             H2Metadata metadata, absl::Time deadline, std::string request, Done done);
+             H2Metadata metadata, absl::Time deadline, absl::string_view request, Done done);
 
   // Cancels every call in flight (CANCELLED), refuses the ones that would start (UNAVAILABLE)
   // and closes every connection. Only once no I/O thread runs.

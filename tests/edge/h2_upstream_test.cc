@@ -44,7 +44,7 @@ struct Result {
 // An H2Upstreams on one I/O thread of its own, as the edge's.
 class Client {
  public:
-  Client(const std::map<std::string, std::string>& targets, H2UpstreamOptions options = {})
+  explicit Client(const std::map<std::string, std::string>& targets, H2UpstreamOptions options = {})
       : h2_(targets, std::move(options)),
         work_(ioc_.get_executor()),
         thread_([this] { ioc_.run(); }) {}
@@ -143,8 +143,8 @@ class MeddlingProxy {
   int accepted() const { return accepted_; }
 
  private:
-  void Pump(std::shared_ptr<net::ip::tcp::socket> from, std::shared_ptr<net::ip::tcp::socket> to,
-            bool from_client) {
+  void Pump(const std::shared_ptr<net::ip::tcp::socket>& from,
+            const std::shared_ptr<net::ip::tcp::socket>& to, bool from_client) {
     char buf[65536];
     bool hung = false;
     boost::system::error_code ec;
@@ -338,6 +338,7 @@ TEST(H2UpstreamTest, NothingIsLostAcrossGoawaysUnderLoad) {
   absl::Time end = absl::Now() + absl::Seconds(2);
   while (absl::Now() < end) {
     std::vector<std::future<Result>> batch;
+    batch.reserve(16);
     for (int i = 0; i < 16; ++i) {
       batch.push_back(client.Start(kEcho, kSleep, sleep));
     }
