@@ -63,7 +63,7 @@ class Client {
     std::future<Result> result = promise->get_future();
     net::post(ioc_, [this, promise, &service, &method, bytes = request.SerializeAsString(), timeout,
                      metadata = std::move(metadata)]() mutable {
-      h2_.Unary(ioc_, service, method, std::move(metadata), absl::Now() + timeout, std::move(bytes),
+      h2_.Unary(ioc_, service, method, std::move(metadata), absl::Now() + timeout, bytes,
                 [promise](const grpc::Status& status, std::string response) {
                   promise->set_value({status, std::move(response)});
                 });
