@@ -248,10 +248,16 @@ void Edge::CancelStreams() {
 }
 
 void Edge::CancelUpstreamCalls() {
-  std::lock_guard<std::mutex> lock(calls_mu_);
-  calls_cancelled_ = true;
-  for (const auto& [context, stream] : calls_) {
-    context->TryCancel();
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    calls_cancelled_ = true;
+    for (const auto& [context, stream] : calls_) {
+      context->TryCancel();
+    }
+  }
+  // The h2 calls live on the I/O threads, stopped by now: they are answered (503) from here.
+  if (H2Upstreams* h2 = upstreams_->h2(); h2 != nullptr) {
+    h2->Shutdown();
   }
 }
 
@@ -552,35 +558,36 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
     return Send(call, std::move(res));
   }
   HttpRequest& req = call->exchange->request();
-  grpc::ClientContext& ctx = call->context.emplace();
+  H2Metadata& metadata = call->metadata;
+  metadata.reserve(decision.metadata.size() + 8);
   for (auto& [key, value] : decision.metadata) {
-    ctx.AddMetadata(key, value);
+    metadata.emplace_back(key, value);
   }
   // The client's credentials go only to public routes, whose service checks them itself
   // (CreateAccount's admin token). On every other route the edge has authenticated the key, and
   // the upstream learns the account, never the key.
   if (auto v = View(req[http::field::authorization]); !v.empty() && call->route->is_public) {
-    ctx.AddMetadata("authorization", MetadataSafe(v, 4096));
+    metadata.emplace_back("authorization", MetadataSafe(v, 4096));
   }
   ForEachForwarded(req, call->request_id, call->client_ip,
                    call->route->redirect ? ClickId(*call) : std::string(),
-                   [&ctx](absl::string_view key, absl::string_view value) {
-                     ctx.AddMetadata(std::string(key), std::string(value));
+                   [&metadata](absl::string_view key, absl::string_view value) {
+                     metadata.emplace_back(std::string(key), std::string(value));
                    });
   // A redirect may forward the short URL's query to its target (kurt-links' forward_query), or
   // choose its target by the browser's languages (redirect rules); the edge keeps no such
   // redirect (its answer says max-age 0), so its cache key needs neither.
   if (call->route->redirect) {
     if (auto v = View(req[http::field::accept_language]); !v.empty()) {
-      ctx.AddMetadata(mesh::kAcceptLanguageMetadata,
-                      MetadataSafe(v, mesh::kMaxForwardedAcceptLanguage));
+      metadata.emplace_back(mesh::kAcceptLanguageMetadata,
+                            MetadataSafe(v, mesh::kMaxForwardedAcceptLanguage));
     }
     // A longer query is not forwarded at all rather than cut inside a parameter.
     absl::string_view target = View(req.target());
     if (size_t q = target.find('?');
         q != target.npos && target.size() - q - 1 <= mesh::kMaxForwardedQuery) {
-      ctx.AddMetadata(mesh::kQueryMetadata,
-                      MetadataSafe(target.substr(q + 1), mesh::kMaxForwardedQuery));
+      metadata.emplace_back(mesh::kQueryMetadata,
+                            MetadataSafe(target.substr(q + 1), mesh::kMaxForwardedQuery));
     }
   }
 
@@ -597,16 +604,44 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
     timeout = call->route->default_timeout;
   }
   if (timeout) {
-    ctx.set_deadline(absl::ToChronoTime(call->start + std::min(*timeout, options_.max_timeout)));
+    call->deadline = call->start + std::min(*timeout, options_.max_timeout);
+  }
+}
+
+void Edge::MakeContext(Call& call) {
+  grpc::ClientContext& context = call.context.emplace();
+  for (const auto& [key, value] : call.metadata) {
+    context.AddMetadata(key, value);
+  }
+  if (call.deadline != absl::InfiniteFuture()) {
+    context.set_deadline(absl::ToChronoTime(call.deadline));
   }
 }
 
 void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& request) {
+  if (H2Upstreams* h2 = upstreams_->h2(); h2 != nullptr && h2->Has(call->route->service)) {
+    if (calls_cancelled_) {
+      return SendShuttingDown(call);
+    }
+    upstream_calls_.fetch_add(1);
+    // On this I/O thread's own connections to the service: the response is read, and the answer
+    // written, on this thread, with no hand-off to another.
+    auto& ioc = static_cast<net::io_context&>(
+        net::query(call->exchange->executor(), net::execution::context));
+    h2->Unary(ioc, call->route->service, call->route->grpc_method, std::move(call->metadata),
+              call->deadline, request,
+              [this, call](const grpc::Status& status, const std::string& response) {
+                FinishUnary(call, status, response);
+                upstream_calls_.fetch_sub(1);
+              });
+    return;
+  }
   grpc::GenericStub* stub = upstreams_->Stub(call->route->service);
   if (stub == nullptr) {
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  MakeContext(*call);
   if (!Track(&*call->context, /*stream=*/false)) {
     return SendShuttingDown(call);
   }
@@ -619,14 +654,16 @@ void Edge::StartUnary(const std::shared_ptr<Call>& call, const std::string& requ
   upstreams_->AsyncUnary(stub, &*call->context, call->route->grpc_method, call->request,
                          &call->response, [this, call](const grpc::Status& status) {
                            Untrack(&*call->context);
-                           FinishUnary(call, status);
+                           FinishUnary(call, status,
+                                       status.ok() ? FromByteBuffer(call->response) : "");
                            // After the answer: once the count is zero, no gRPC thread touches an
                            // io_context any more (see WaitIdle).
                            upstream_calls_.fetch_sub(1);
                          });
 }
 
-void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status) {
+void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status,
+                       const std::string& bytes) {
   const Route& route = *call->route;
   if (!status.ok()) {
     if (status.error_code() == grpc::StatusCode::CANCELLED && calls_cancelled_) {
@@ -638,7 +675,6 @@ void Edge::FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& st
     }
     return SendGrpcError(call, status);
   }
-  std::string bytes = FromByteBuffer(call->response);
   HttpRequest& req = call->exchange->request();
 
   if (route.redirect) {

@@ -3,8 +3,9 @@
 // server stream served as Server-Sent Events / chunked raw content) and the HTTP answer.
 //
 // Created in main after its dependencies, which it does not own and which outlive it. Handle
-// runs on the I/O threads; a unary call is answered on the completion thread that got its
-// response; the other completions (streams, the authorizer's, held cached redirects) are posted
+// runs on the I/O threads; a unary call is answered on the I/O thread that made it (the h2
+// transport, H2Upstreams) or on the completion thread that got its response (gRPC's channels);
+// the other completions (streams, the authorizer's, held cached redirects) are posted
 // back to the connection's thread.
 #pragma once
 
@@ -89,7 +90,8 @@ class Edge : public HttpHandler {
   // Cancels every upstream call still in flight, and refuses (503) any call that would start
   // (shutdown, once the listeners are closed and the grace period is over): their clients get a
   // 503 now rather than a closed connection later, and once WaitIdle returns no completion thread
-  // writes to a connection, whose I/O service goes with the HttpServer.
+  // writes to a connection, whose I/O service goes with the HttpServer. Only once the I/O threads
+  // have stopped: the h2 transport's calls are ended from here (H2Upstreams::Shutdown).
   void CancelUpstreamCalls();
   // Sends the pending reports of cached redirects now, and returns when that is done (tests;
   // destruction sends what is left).
@@ -120,7 +122,10 @@ class Edge : public HttpHandler {
   bool ServeFromCache(const std::shared_ptr<Call>& call, const std::string& key);
   void Authorized(const std::shared_ptr<Call>& call, const AuthDecision& decision);
   void StartUnary(const std::shared_ptr<Call>& call, const std::string& request);
-  void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status);
+  void FinishUnary(const std::shared_ptr<Call>& call, const grpc::Status& status,
+                   const std::string& bytes);
+  // The gRPC ClientContext of a call through gRPC's channels, of its metadata and deadline.
+  static void MakeContext(Call& call);
   void StartStream(const std::shared_ptr<Call>& call, const std::string& request);
 
   // Fills the headers every response carries (request id, CORS) and sends it.

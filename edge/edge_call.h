@@ -1,7 +1,8 @@
 // The state of one routed request inside the Edge (edge.cc, edge_stream.cc): shared by the
-// callbacks that continue it, touched by one thread at a time: its connection's I/O thread, then,
-// for a unary call's answer, the completion thread that got the response (the gRPC context and
-// buffers also by gRPC while the call runs).
+// callbacks that continue it, touched by one thread at a time: its connection's I/O thread (which
+// also answers a unary call made over the h2 transport), or, for a unary call through gRPC's
+// channels, the completion thread that got the response (the gRPC context and buffers also by
+// gRPC while the call runs).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,7 @@
 
 #include "absl/time/time.h"
 #include "edge/edge.h"
+#include "edge/h2_upstream.h"
 #include "grpcpp/grpcpp.h"
 
 namespace kurt::edge {
@@ -28,7 +30,11 @@ struct Edge::Call {
   // The upstream request, kept for the cache entry when its route reports cached answers.
   std::string cached_request;
 
-  // Only for requests that go upstream (a cache hit never builds one).
+  // What the upstream call carries (Edge::Authorized): its metadata and deadline.
+  H2Metadata metadata;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Only for calls through gRPC's channels (server streams; unary calls with
+  // --upstream_transport=grpc), made of `metadata` and `deadline`.
   std::optional<grpc::ClientContext> context;
   grpc::ByteBuffer request;
   grpc::ByteBuffer response;

@@ -302,6 +302,7 @@ void Edge::StartStream(const std::shared_ptr<Call>& call, const std::string& req
     return SendError(call, 503, grpc::StatusCode::UNAVAILABLE,
                      absl::StrCat("no upstream configured for ", call->route->service));
   }
+  MakeContext(*call);
   if (!Track(&*call->context, /*stream=*/true)) {
     return SendShuttingDown(call);
   }

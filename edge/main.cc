@@ -40,6 +40,10 @@ ABSL_FLAG(int, upstream_channels, 1, "Connections (channels) per upstream servic
 ABSL_FLAG(int, upstream_threads, 1, "Threads completing unary upstream calls");
 ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(1),
           "How long connecting to an upstream may take before calls fail with 503");
+ABSL_FLAG(std::string, upstream_transport, "h2",
+          "How unary upstream calls go: h2 (an HTTP/2 client on the I/O threads, no thread hop; "
+          "plaintext only: with --tls_cert the edge uses grpc) or grpc (gRPC's channels). Server "
+          "streams, health and API-key checks always use gRPC's channels");
 ABSL_FLAG(std::vector<std::string>, extra_descriptor_sets, {},
           "Files with serialized FileDescriptorSets of more services to serve (tests)");
 ABSL_FLAG(std::vector<std::string>, cors_origins, {"http://localhost:5173"},
@@ -234,7 +238,16 @@ int main(int argc, char** argv) {
     KURT_LOG(kError, "bad TLS settings", {"error", credentials.status().ToString()});
     return 2;
   }
-  config.upstream.credentials = *credentials;
+  const bool tls = kurt::platform::TlsFiles::FromFlags().enabled();
+  // Null when plaintext: the h2 transport (plaintext only) is used only then.
+  config.upstream.credentials = tls ? *credentials : nullptr;
+  const std::string transport = absl::GetFlag(FLAGS_upstream_transport);
+  if (transport == "grpc") {
+    config.upstream.transport = kurt::edge::UpstreamOptions::Transport::kGrpc;
+  } else if (transport != "h2") {
+    KURT_LOG(kError, "bad --upstream_transport (want h2 or grpc)", {"value", transport});
+    return 2;
+  }
   config.upstreams = absl::GetFlag(FLAGS_upstream);
   config.default_upstream_host = absl::GetFlag(FLAGS_upstream_host);
   config.extra_descriptor_sets = absl::GetFlag(FLAGS_extra_descriptor_sets);

@@ -9,6 +9,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "boost/asio/ip/address.hpp"
+#include "platform/core/log.h"
 #include "services/common/mesh.h"
 
 namespace kurt::edge {
@@ -194,6 +195,18 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       upstream->stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
     }
     upstreams_.emplace(service, std::move(upstream));
+  }
+  if (options.transport == UpstreamOptions::Transport::kH2 && options.credentials != nullptr) {
+    // The h2 client speaks plaintext only: never send in the clear what TLS was asked for.
+    KURT_LOG(kWarn,
+             "TLS to the upstreams: unary calls use gRPC's channels (mutual TLS), not the "
+             "h2 transport, which has no TLS yet");
+  } else if (options.transport == UpstreamOptions::Transport::kH2) {
+    H2UpstreamOptions h2;
+    h2.connect_timeout = options.connect_timeout;
+    h2.max_reconnect_backoff = options.max_reconnect_backoff;
+    h2.retried_methods = options.retried_methods;
+    h2_ = std::make_unique<H2Upstreams>(targets, std::move(h2));
   }
   for (int i = 0; i < std::max(1, options.completion_threads); ++i) {
     queues_.push_back(std::make_unique<grpc::CompletionQueue>());

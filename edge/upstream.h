@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "edge/h2_upstream.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 
@@ -61,7 +62,13 @@ struct UpstreamOptions {
   // calls carry a click id that makes a second one count once.
   std::map<std::string, std::vector<std::string>> retried_methods;
   // The channels' credentials (platform/grpc/tls.h: mutual TLS or plaintext); null: plaintext.
+  // Any credentials given keep the unary calls on the channels (the h2 transport has no TLS).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // How unary calls go: kH2, on the I/O threads' own HTTP/2 connections (H2Upstreams, plaintext
+  // only), or kGrpc, through the channels. Server streams, health checks, API-key checks and the
+  // reports of cached redirects always go through the channels.
+  enum class Transport { kH2, kGrpc };
+  Transport transport = Transport::kH2;
 };
 
 // The service config of an upstream's channels: round robin over its replicas that serve
@@ -119,6 +126,8 @@ class Upstreams {
   void CheckHealth(absl::Duration timeout, std::function<void(std::vector<Health>)> done);
 
   const std::map<std::string, std::string>& targets() const { return targets_; }
+  // The unary calls' HTTP/2 client; null with the kGrpc transport.
+  H2Upstreams* h2() { return h2_.get(); }
 
  private:
   struct Upstream {
@@ -130,6 +139,7 @@ class Upstreams {
   std::vector<std::unique_ptr<grpc::CompletionQueue>> queues_;
   std::vector<std::thread> threads_;
   std::atomic<unsigned> next_queue_{0};
+  std::unique_ptr<H2Upstreams> h2_;
 
   grpc::CompletionQueue* NextQueue() {
     return queues_[next_queue_.fetch_add(1, std::memory_order_relaxed) % queues_.size()].get();

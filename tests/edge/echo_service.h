@@ -9,6 +9,7 @@
 #include <mutex>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "kurt/links/v1/links.grpc.pb.h"
 #include "kurt/testing/v1/echo.grpc.pb.h"
@@ -95,6 +96,10 @@ class TestUpstream {
   FakeLinksService& links() { return links_; }
   // What grpc.health.v1 answers for the whole server (SERVING at first).
   void SetServing(bool serving) { server_->GetHealthCheckService()->SetServingStatus(serving); }
+  // A graceful shutdown: GOAWAY, then the calls in flight have up to `grace` to finish.
+  void Shutdown(absl::Duration grace) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  }
 
  private:
   EchoServiceImpl echo_;
