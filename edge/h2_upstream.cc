@@ -303,6 +303,12 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
   // Delivers what a read completed (after nghttp2 is done with its callbacks).
   void DeliverCompleted();
   void CloseIfDone();
+  // Takes no more calls: the ones queued (waiting for the connection or its first health answer)
+  // go to another connection, as the server never saw them.
+  void Drain();
+  // Closes a connection that takes no more calls and has none in flight; what it had queued or
+  // completed goes on (delivered, or sent again elsewhere).
+  void CloseAndRetryQueued();
 
   static int OnHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
@@ -449,15 +455,18 @@ void H2Upstreams::Loop::WatchDeadline(absl::Time deadline) {
 void H2Upstreams::Loop::OnTimer() {
   timer_at_ = absl::InfiniteFuture();
   absl::Time now = absl::Now();
-  // One at a time, looking again each time: ending one call may end others (its connection's
-  // RST_STREAM may find the connection gone).
-  for (;;) {
-    auto expired = std::find_if(calls_.begin(), calls_.end(),
-                                [now](const Call* call) { return call->deadline <= now; });
-    if (expired == calls_.end()) {
-      break;
+  // One pass from the end. Complete moves the last call into the slot it frees, and ending one
+  // call may end others (its connection's RST_STREAM may find the connection gone), each time
+  // moving a call already looked at, or one still below `i`: every call is looked at, and the
+  // pass stays linear however many calls a stalled upstream holds.
+  for (size_t i = calls_.size(); i-- > 0;) {
+    if (i >= calls_.size()) {
+      i = calls_.size();
+      continue;
     }
-    Complete(*expired, grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"));
+    if (calls_[i]->deadline <= now) {
+      Complete(calls_[i], grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "Deadline Exceeded"));
+    }
   }
   absl::Time earliest = absl::InfiniteFuture();
   for (const Call* call : calls_) {
@@ -473,6 +482,9 @@ void H2Upstreams::Loop::Shutdown() {
   timer_.reset();
   for (auto& [name, service] : services_) {
     service->resolver.reset();
+    for (Call* call : service->waiting) {
+      call->waiting_for_address = false;  // Complete must not look for it in the cleared list
+    }
     service->waiting.clear();
     for (auto& connection : service->connections) {
       connection->Close();
@@ -616,13 +628,19 @@ void H2Upstreams::Service::Resolve() {
           kept.push_back(old != connections.end() ? std::move(*old)
                                                   : std::make_shared<Connection>(this, endpoint));
         }
-        for (auto& gone : connections) {
-          if (gone != nullptr) {
-            draining.push_back(gone);
-            gone->Retire();
+        // The list is whole again before a retired connection sends its queued calls elsewhere
+        // (Dispatch walks it).
+        std::vector<std::shared_ptr<Connection>> gone;
+        for (auto& c : connections) {
+          if (c != nullptr) {
+            gone.push_back(std::move(c));
           }
         }
         connections = std::move(kept);
+        for (auto& c : gone) {
+          draining.push_back(c);
+          c->Retire();
+        }
         for (Call* call : calls) {
           Dispatch(call, nullptr);
         }
@@ -819,7 +837,7 @@ void H2Upstreams::Connection::Submit(Call* call) {
     call->connection.reset();
     completed_.push_back({call, std::nullopt});
     if (state_ == State::kReady) {
-      state_ = State::kDraining;
+      Drain();
       service_->Replace(this);
     }
     return;
@@ -848,12 +866,28 @@ void H2Upstreams::Connection::Cancel(Call* call) {
 
 void H2Upstreams::Connection::Retire() {
   if (state_ == State::kReady && !streams_.empty()) {
-    state_ = State::kDraining;
+    auto self = shared_from_this();
+    Drain();
+    DeliverCompleted();
     return;
   }
+  CloseAndRetryQueued();
+}
+
+void H2Upstreams::Connection::Drain() {
+  state_ = State::kDraining;
+  for (Call* call : queued_) {
+    call->connection.reset();
+    completed_.push_back({call, std::nullopt});
+  }
+  queued_.clear();
+}
+
+void H2Upstreams::Connection::CloseAndRetryQueued() {
+  auto self = shared_from_this();
+  DeliverCompleted();
   std::vector<Call*> queued = std::move(queued_);
   queued_.clear();
-  auto self = shared_from_this();
   Close();
   service_->Forget(this);
   for (Call* call : queued) {
@@ -885,9 +919,7 @@ void H2Upstreams::Connection::Close() {
 
 void H2Upstreams::Connection::CloseIfDone() {
   if (state_ == State::kDraining && streams_.empty() && !writing_) {
-    auto self = shared_from_this();
-    Close();
-    service_->Forget(this);
+    CloseAndRetryQueued();
   }
 }
 
@@ -919,8 +951,12 @@ void H2Upstreams::Connection::Read() {
     if (self->state_ == State::kReady || self->state_ == State::kDraining) {
       if (!nghttp2_session_want_read(self->session_) &&
           !nghttp2_session_want_write(self->session_)) {
+        if (self->state_ == State::kReady || !self->streams_.empty()) {
+          // nghttp2 ended the session itself (a protocol error: its GOAWAY is out), or nothing
+          // more will be read for the streams left: a failed connection, reconnected later.
+          return self->Fail("the HTTP/2 session ended");
+        }
         // The server's GOAWAY, every stream done.
-        self->state_ = State::kDraining;
         self->CloseIfDone();
         return;
       }
@@ -1039,6 +1075,8 @@ void H2Upstreams::Connection::Fail(absl::string_view why) {
         call, grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat(service_->name, ": ", why)),
         this);
   }
+  // What nghttp2 gave up before the failure (HEADERS not sent, from a Flush that then failed).
+  DeliverCompleted();
 }
 
 // --- nghttp2's callbacks (inside mem_recv / mem_send)
@@ -1209,7 +1247,7 @@ int H2Upstreams::Connection::OnFrameRecv(nghttp2_session*, const nghttp2_frame* 
     // a new connection; those above last_stream_id are closed REFUSED_STREAM by nghttp2 (retried).
     self->goaway_last_stream_ = std::min(self->goaway_last_stream_, frame->goaway.last_stream_id);
     if (self->state_ == State::kReady) {
-      self->state_ = State::kDraining;
+      self->Drain();
       self->service_->Replace(self);
     }
   }
