@@ -45,6 +45,23 @@ void ServerQueue::Post(CompletionTag* tag) {
   alarm_.Set(queue_.get(), gpr_time_0(GPR_CLOCK_MONOTONIC), &wake_);
 }
 
+void ServerQueue::CallStarted() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++calls_;
+}
+
+void ServerQueue::CallEnded() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (--calls_ == 0) {
+    calls_ended_.notify_all();
+  }
+}
+
+void ServerQueue::WaitForCalls() {
+  std::unique_lock<std::mutex> lock(mu_);
+  calls_ended_.wait(lock, [this] { return calls_ == 0; });
+}
+
 void ServerQueue::RunPosted() {
   std::vector<CompletionTag*> posted;
   {

@@ -25,6 +25,7 @@
 // is handed to that one with the others given meanwhile.
 #pragma once
 
+#include <condition_variable>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -74,6 +75,13 @@ class ServerQueue {
   void Shutdown();
   // `tag`->Completed(true) on this queue's thread: at once when called there, else soon.
   void Post(CompletionTag* tag);
+  // A call came (CallStarted) / its Finish completed (CallEnded). Shutdown of the server waits
+  // (WaitForCalls) until every call has ended before the queue shuts down: a call still being
+  // served after the grace period (a database read that hangs) answers later, and its Post and
+  // Finish need the queue.
+  void CallStarted();
+  void CallEnded();
+  void WaitForCalls();
 
  private:
   class Wake final : public CompletionTag {
@@ -91,6 +99,8 @@ class ServerQueue {
   std::mutex mu_;
   std::vector<CompletionTag*> posted_;
   bool waking_ = false;  // the alarm is set: what is posted meanwhile rides along
+  int calls_ = 0;        // calls between CallStarted and CallEnded
+  std::condition_variable calls_ended_;
   grpc::Alarm alarm_;
   Wake wake_{this};
   std::thread thread_;
@@ -148,6 +158,7 @@ class AsyncUnaryMethod final : public AsyncMethod {
             return;
           }
           state_ = State::kRunning;
+          queue_->CallStarted();
           Await(method_, queue_);  // the next caller's, while this one is served
           Run();
           return;
@@ -156,9 +167,12 @@ class AsyncUnaryMethod final : public AsyncMethod {
           Finish();
           return;
         case State::kRunning:
-        case State::kFinishing:
+        case State::kFinishing: {
+          ServerQueue* queue = queue_;
           delete this;  // finished, whether or not the answer reached the client
+          queue->CallEnded();
           return;
+        }
       }
     }
 

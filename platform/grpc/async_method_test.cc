@@ -68,7 +68,7 @@ class AsyncMethodTest : public ::testing::Test {
     GrpcServerOptions options;
     options.name = "async-test";
     options.metrics_port = -1;
-    options.shutdown_grace = absl::Seconds(5);
+    options.shutdown_grace = grace_;
     server_ = std::make_unique<GrpcServer>(options, &registry_);
     server_->AddService(&service_);
     server_->AddAsyncMethod(&method_);
@@ -96,6 +96,7 @@ class AsyncMethodTest : public ::testing::Test {
     return p;
   }
 
+  absl::Duration grace_ = absl::Seconds(5);
   metrics::Registry registry_;
   AsyncWebhooks service_;
   HeldRpcs rpcs_;
@@ -176,6 +177,31 @@ TEST_F(AsyncMethodTest, AShutdownWaitsForTheCallsInFlight) {
   call->thread.join();
   ASSERT_TRUE(call->status.ok()) << call->status.error_message();
   EXPECT_EQ(call->response.url(), "https://hooks.example/last");
+}
+
+class AsyncMethodShortGraceTest : public AsyncMethodTest {
+ protected:
+  AsyncMethodShortGraceTest() { grace_ = absl::Milliseconds(200); }
+};
+
+// A call still being served when the grace period ends (a database read that hangs) is cancelled
+// for its client, but the server serves its queues until it answers: the answer's Post and
+// Finish find the queue there (once it was shut down, they aborted the process).
+TEST_F(AsyncMethodShortGraceTest, ACallAnsweredAfterTheGraceEndsBeforeTheQueuesDo) {
+  std::unique_ptr<Pending> call = Start("acct-1");
+  HeldRpcs::Held held = rpcs_.Next();
+  std::atomic<bool> stopped{false};
+  std::thread stopper([&] {
+    server_->Shutdown();
+    stopped = true;
+  });
+  call->thread.join();  // cancelled at the end of the grace
+  EXPECT_FALSE(call->status.ok());
+  absl::SleepFor(absl::Milliseconds(300));
+  EXPECT_FALSE(stopped) << "the server shut down with a call still being served";
+  held.done(absl::OkStatus());
+  stopper.join();
+  EXPECT_TRUE(stopped);
 }
 
 // Tags posted from other threads complete on the queue's own thread, each once; one posted from

@@ -231,8 +231,11 @@ void GrpcServer::Shutdown() {
   // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
   server_->Shutdown(std::chrono::system_clock::now() +
                     absl::ToChronoMilliseconds(options_.shutdown_grace));
-  // Every call has finished: what is left on the queues is requests the shutdown ended.
+  // The synchronous calls have finished. An asynchronous one may still be served (its answer
+  // comes later, from another thread): each queue serves until its calls have ended, then what
+  // is left on it is requests the shutdown ended.
   for (const std::unique_ptr<ServerQueue>& queue : queues_) {
+    queue->WaitForCalls();
     queue->Shutdown();
   }
   for (auto it = shutdown_hooks_.rbegin(); it != shutdown_hooks_.rend(); ++it) {
