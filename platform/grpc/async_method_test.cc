@@ -96,6 +96,14 @@ class AsyncMethodTest : public ::testing::Test {
     return p;
   }
 
+  // The server's Shutdown on a thread of its own; `stopped` once it has returned.
+  std::thread ShutDownAside(std::atomic<bool>* stopped) {
+    return std::thread([this, stopped] {
+      server_->Shutdown();
+      *stopped = true;
+    });
+  }
+
   absl::Duration grace_ = absl::Seconds(5);
   metrics::Registry registry_;
   AsyncWebhooks service_;
@@ -162,10 +170,7 @@ TEST_F(AsyncMethodTest, AShutdownWaitsForTheCallsInFlight) {
   std::unique_ptr<Pending> call = Start("acct-1");
   HeldRpcs::Held held = rpcs_.Next();
   std::atomic<bool> stopped{false};
-  std::thread stopper([&] {
-    server_->Shutdown();
-    stopped = true;
-  });
+  std::thread stopper = ShutDownAside(&stopped);
   absl::SleepFor(absl::Milliseconds(300));
   EXPECT_FALSE(stopped) << "the shutdown did not wait for the call in flight";
   std::unique_ptr<Pending> late = Start("acct-2");
@@ -191,10 +196,7 @@ TEST_F(AsyncMethodShortGraceTest, ACallAnsweredAfterTheGraceEndsBeforeTheQueuesD
   std::unique_ptr<Pending> call = Start("acct-1");
   HeldRpcs::Held held = rpcs_.Next();
   std::atomic<bool> stopped{false};
-  std::thread stopper([&] {
-    server_->Shutdown();
-    stopped = true;
-  });
+  std::thread stopper = ShutDownAside(&stopped);
   call->thread.join();  // cancelled at the end of the grace
   EXPECT_FALSE(call->status.ok());
   absl::SleepFor(absl::Milliseconds(300));
