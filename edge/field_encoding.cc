@@ -24,25 +24,6 @@ namespace {
 using google::protobuf::FieldDescriptor;
 using google::protobuf::internal::WireFormatLite;
 
-void AppendVarint(uint64_t v, std::string* out) {
-  while (v >= 0x80) {
-    out->push_back(static_cast<char>(v | 0x80));
-    v >>= 7;
-  }
-  out->push_back(static_cast<char>(v));
-}
-
-void AppendTag(int field_number, WireFormatLite::WireType type, std::string* out) {
-  AppendVarint((static_cast<uint64_t>(field_number) << 3) | type, out);
-}
-
-template <typename T>
-void AppendFixed(T v, std::string* out) {
-  char bytes[sizeof(T)];
-  std::memcpy(bytes, &v, sizeof(T));  // little-endian hosts only (x86-64, arm64)
-  out->append(bytes, sizeof(T));
-}
-
 std::string Describe(const FieldDescriptor* f) {
   if (f->enum_type() != nullptr) {
     return f->enum_type()->full_name();
@@ -376,6 +357,18 @@ bool WellFormed(const google::protobuf::Descriptor* type, absl::string_view mess
 
 bool IsWellFormed(const google::protobuf::Descriptor* type, absl::string_view message) {
   return WellFormed(type, message, 0);
+}
+
+void AppendVarint(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+void AppendTag(int field_number, WireFormatLite::WireType type, std::string* out) {
+  AppendVarint((static_cast<uint64_t>(field_number) << 3) | type, out);
 }
 
 void AppendVarintField(int field_number, uint64_t value, std::string* out) {

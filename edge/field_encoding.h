@@ -4,11 +4,13 @@
 // how the transcoder adds path and query values to the JSON body without a message in between.
 #pragma once
 
+#include <cstring>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "edge/route.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace kurt::edge {
 
@@ -17,6 +19,17 @@ namespace kurt::edge {
 // say which field and why.
 absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
                                  absl::string_view what, std::string* out);
+
+// Wire format's pieces: a varint, a field's tag, a fixed-width value.
+void AppendVarint(uint64_t v, std::string* out);
+void AppendTag(int field_number, google::protobuf::internal::WireFormatLite::WireType type,
+               std::string* out);
+template <typename T>
+void AppendFixed(T v, std::string* out) {
+  char bytes[sizeof(T)];
+  std::memcpy(bytes, &v, sizeof(T));  // little-endian hosts only (x86-64, arm64)
+  out->append(bytes, sizeof(T));
+}
 
 // Appends a length-delimited field (a message, string or bytes) to `out`.
 void AppendLengthDelimited(int field_number, absl::string_view bytes, std::string* out);
