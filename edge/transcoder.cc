@@ -277,6 +277,9 @@ const google::protobuf::Descriptor* Transcoder::FindType(absl::string_view type_
 
 absl::StatusOr<std::string> Transcoder::Render(const Descriptor* type,
                                                absl::string_view message) const {
+  if (std::string json; PrintJsonFromWire(type, message, &json)) {
+    return json;
+  }
   if (const google::protobuf::Message* prototype = api_->Prototype(type)) {
     alignas(8) char block[8192];
     google::protobuf::ArenaOptions options;
@@ -319,6 +322,14 @@ absl::StatusOr<std::string> Transcoder::ToJson(absl::string_view type_url,
 
 absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
                                                  absl::string_view message) const {
+  // The usual answer, a message printed whole, is read straight from its bytes, which the reading
+  // checks as it goes: the well-formedness pass is for what it leaves to the parsed path.
+  if (route.response_body == nullptr && !route.response_is_http_body) {
+    std::string json;
+    if (PrintJsonFromWire(route.method->output_type(), message, &json)) {
+      return HttpPayload{"application/json", std::move(json)};
+    }
+  }
   if (!IsWellFormed(route.method->output_type(), message)) {
     return absl::InternalError("the upstream's response is not a well-formed message");
   }

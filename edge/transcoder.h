@@ -64,8 +64,9 @@ class Transcoder {
 
  private:
   const google::protobuf::Descriptor* FindType(absl::string_view type_url) const;
-  // Without the well-formedness check: for bytes already checked. By reflection (PrintJson),
-  // or by the util printer for what PrintJson leaves to it.
+  // Without the well-formedness check: for bytes already checked. Straight from the bytes
+  // (PrintJsonFromWire), else parsed and printed by reflection (PrintJson), else by the util
+  // printer for what PrintJson leaves to it.
   absl::StatusOr<std::string> Render(const google::protobuf::Descriptor* type,
                                      absl::string_view message) const;
   absl::StatusOr<std::string> RenderWithUtil(absl::string_view type_url,
