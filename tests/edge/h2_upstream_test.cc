@@ -169,6 +169,20 @@ class Client {
     return Start(service, method, request, timeout, std::move(metadata)).get();
   }
 
+  // Calls Headers every 50 ms until one succeeds or `within` has passed: the last one's status.
+  grpc::Status HeadersUntilOk(absl::Duration within) {
+    const absl::Time end = absl::Now() + within;
+    grpc::Status status;
+    while (absl::Now() < end) {
+      status = Call(kEcho, kHeaders, google::protobuf::Empty()).status;
+      if (status.ok()) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return status;
+  }
+
   H2Upstreams& h2() { return h2_; }
 
  private:
@@ -447,15 +461,7 @@ TEST(H2UpstreamTest, ANameIsResolvedAndResolvedAgainWhenItsReplicaGoes) {
   builder.RegisterService(&echo);
   std::unique_ptr<grpc::Server> again = builder.BuildAndStart();
   ASSERT_NE(again, nullptr);
-  absl::Time end = absl::Now() + absl::Seconds(3);
-  grpc::Status status;
-  while (absl::Now() < end) {
-    status = client.Call(kEcho, kHeaders, google::protobuf::Empty()).status;
-    if (status.ok()) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  grpc::Status status = client.HeadersUntilOk(absl::Seconds(3));
   EXPECT_TRUE(status.ok()) << status.error_message();
   again->Shutdown(std::chrono::system_clock::now());
 }
@@ -686,15 +692,7 @@ TEST(H2UpstreamTest, ASessionNghttp2EndsOnAProtocolErrorFailsItsCallsAndIsReconn
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
   // A new connection once the backoff is over: calls on this thread work again.
-  grpc::Status status;
-  absl::Time end = absl::Now() + absl::Seconds(3);
-  while (absl::Now() < end) {
-    status = client.Call(kEcho, kHeaders, google::protobuf::Empty()).status;
-    if (status.ok()) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  grpc::Status status = client.HeadersUntilOk(absl::Seconds(3));
   EXPECT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(proxy.accepted(), 2);
 }
