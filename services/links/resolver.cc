@@ -10,6 +10,8 @@ absl::Status NotFound(const std::string& code) {
   return absl::NotFoundError(absl::StrCat("no link with code '", code, "'"));
 }
 
+absl::Status Stopping() { return absl::UnavailableError("kurt-links is stopping"); }
+
 CachedLink FromRecord(const ResolveRecord& r) {
   return CachedLink{true, r.target_url, r.expire_time, r.limits};
 }
@@ -30,17 +32,30 @@ Resolver::Resolver(LinksStore* store, LinkCache* cache, metrics::Registry* regis
 }
 
 Resolver::~Resolver() {
-  {
-    // Lookups still in the cache's hands, or queued for a load, are answered by threads that
-    // keep running meanwhile.
-    std::unique_lock<std::mutex> lock(in_flight_mu_);
-    idle_.wait(lock, [this] { return in_flight_ == 0; });
-  }
+  // The calls still waiting for a load thread are answered at once: during a database outage they
+  // would each wait for a read's timeout, kLoadThreads at a time. Lookups the cache still holds
+  // meet the same answer in QueueLoad; the loads under way finish.
+  std::vector<Waiter> queued;
   {
     std::lock_guard<std::mutex> lock(loads_mu_);
     stopping_ = true;
+    for (auto& [code, waiters] : waiting_) {
+      for (Waiter& w : waiters) {
+        queued.push_back(std::move(w));
+      }
+    }
+    waiting_.clear();
+    load_order_.clear();
+    waiting_calls_ = 0;
   }
   loads_wake_.notify_all();
+  for (Waiter& w : queued) {
+    Answer(w.done, Stopping());
+  }
+  {
+    std::unique_lock<std::mutex> lock(in_flight_mu_);
+    idle_.wait(lock, [this] { return in_flight_ == 0; });
+  }
   for (std::thread& t : load_threads_) {
     t.join();
   }
@@ -76,9 +91,11 @@ void Resolver::ResolveAsync(const std::string& code, absl::Time deadline, Resolv
 }
 
 void Resolver::QueueLoad(const std::string& code, Waiter waiter) {
+  bool stopping = false;
   {
     std::lock_guard<std::mutex> lock(loads_mu_);
-    if (waiting_calls_ < kMaxWaitingLoads) {
+    stopping = stopping_;
+    if (!stopping && waiting_calls_ < kMaxWaitingLoads) {
       auto [it, added] = waiting_.try_emplace(code);
       if (added) {
         load_order_.push_back(code);
@@ -91,8 +108,10 @@ void Resolver::QueueLoad(const std::string& code, Waiter waiter) {
       return;
     }
   }
-  Answer(waiter.done, absl::UnavailableError(absl::StrCat(
-                          kMaxWaitingLoads, " redirects already wait for the database")));
+  Answer(waiter.done, stopping
+                          ? Stopping()
+                          : absl::UnavailableError(absl::StrCat(
+                                kMaxWaitingLoads, " redirects already wait for the database")));
 }
 
 void Resolver::RunLoads() {
@@ -100,7 +119,7 @@ void Resolver::RunLoads() {
   while (true) {
     loads_wake_.wait(lock, [this] { return stopping_ || !load_order_.empty(); });
     if (load_order_.empty()) {
-      return;  // stopping, and every load taken has been answered
+      return;  // stopping: the queue was answered, and this thread's last load too
     }
     const std::string code = std::move(load_order_.front());
     load_order_.pop_front();

@@ -15,8 +15,10 @@
 // DEADLINE_EXCEEDED without a read once their caller's deadline has passed. Resolve is
 // ResolveAsync waited for.
 //
-// Lives as long as the service; Resolve and ResolveAsync are thread-safe. Destroying it waits
-// until every lookup in flight has been answered (the cache answers on its own thread).
+// Lives as long as the service; Resolve and ResolveAsync are thread-safe. Destroying it answers
+// the calls still waiting for a load thread UNAVAILABLE ("kurt-links is stopping") at once, on the
+// destroying thread, and waits only for the loads under way and the lookups the cache still holds
+// (answered on its own thread; a miss among them gets the same UNAVAILABLE).
 #pragma once
 
 #include <condition_variable>

@@ -1,9 +1,15 @@
 // The edge's HTTP/2 gRPC client (edge/h2_upstream.h) against a real gRPC server (the test
 // upstreams, grpc++) and against raw TCP servers that misbehave: metadata, errors, deadlines,
-// replicas down, GOAWAY, flow control, lost connections and the retry of the retried methods.
+// replicas down, GOAWAY, flow control, lost connections and the retry of the retried methods;
+// names whose lookups the test answers (FakeDns), for what a re-resolution and a slow one do.
 #include "edge/h2_upstream.h"
 
+#include <dlfcn.h>
+#include <netdb.h>
+
 #include <atomic>
+#include <condition_variable>
+#include <deque>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -20,6 +26,93 @@
 #include "gtest/gtest.h"
 #include "tests/edge/echo_service.h"
 #include "tests/support/free_port.h"
+
+// The names under .kurt-test are answered by the test instead of the system's resolver: the
+// client resolves with Asio, whose getaddrinfo is this one (the test binary's definition comes
+// before libc's). Every other name goes to libc's.
+namespace kurt::edge::testing {
+
+// The answers (IPv4 addresses) the next lookups of a .kurt-test name get, one answer per lookup
+// in order; a lookup with no answer queued waits for one.
+class FakeDns {
+ public:
+  static FakeDns& Get() {
+    static FakeDns dns;
+    return dns;
+  }
+  void Answer(std::vector<std::string> addresses) {
+    std::lock_guard<std::mutex> lock(mu_);
+    answers_.push_back(std::move(addresses));
+    cv_.notify_all();
+  }
+  // Every lookup from now on, held ones included, gets `addresses` once the queue is empty.
+  void AnswerAlways(std::vector<std::string> addresses) {
+    std::lock_guard<std::mutex> lock(mu_);
+    always_ = std::move(addresses);
+    cv_.notify_all();
+  }
+  void Reset() {
+    std::lock_guard<std::mutex> lock(mu_);
+    answers_.clear();
+    always_.reset();
+    lookups_ = 0;
+  }
+  // Waits until `n` lookups have begun (answered or not).
+  bool WaitForLookups(int n, absl::Duration timeout = absl::Seconds(5)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, absl::ToChronoNanoseconds(timeout), [&] { return lookups_ >= n; });
+  }
+  std::vector<std::string> Lookup() {
+    std::unique_lock<std::mutex> lock(mu_);
+    ++lookups_;
+    cv_.notify_all();
+    cv_.wait(lock, [&] { return !answers_.empty() || always_.has_value(); });
+    if (answers_.empty()) {
+      return *always_;
+    }
+    std::vector<std::string> answer = std::move(answers_.front());
+    answers_.pop_front();
+    return answer;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::vector<std::string>> answers_;
+  std::optional<std::vector<std::string>> always_;
+  int lookups_ = 0;
+};
+
+}  // namespace kurt::edge::testing
+
+extern "C" int getaddrinfo(const char* node, const char* service, const addrinfo* hints,
+                           addrinfo** res) {
+  using Libc = int (*)(const char*, const char*, const addrinfo*, addrinfo**);
+  static const Libc libc = reinterpret_cast<Libc>(dlsym(RTLD_NEXT, "getaddrinfo"));
+  if (node == nullptr || !absl::EndsWith(node, ".kurt-test")) {
+    return libc(node, service, hints, res);
+  }
+  addrinfo numeric{};
+  numeric.ai_family = AF_INET;
+  numeric.ai_socktype = SOCK_STREAM;
+  numeric.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
+  *res = nullptr;
+  addrinfo** tail = res;
+  // libc's nodes, chained: its freeaddrinfo frees them one by one.
+  for (const std::string& address : kurt::edge::testing::FakeDns::Get().Lookup()) {
+    if (int rc = libc(address.c_str(), service, &numeric, tail); rc != 0) {
+      if (*res != nullptr) {
+        freeaddrinfo(*res);
+        *res = nullptr;
+      }
+      return rc;
+    }
+    while (*tail != nullptr) {
+      tail = &(*tail)->ai_next;
+    }
+  }
+  return *res == nullptr ? EAI_NONAME : 0;
+}
 
 namespace kurt::edge {
 namespace {
@@ -76,6 +169,20 @@ class Client {
     return Start(service, method, request, timeout, std::move(metadata)).get();
   }
 
+  // Calls Headers every 50 ms until one succeeds or `within` has passed: the last one's status.
+  grpc::Status HeadersUntilOk(absl::Duration within) {
+    const absl::Time end = absl::Now() + within;
+    grpc::Status status;
+    while (absl::Now() < end) {
+      status = Call(kEcho, kHeaders, google::protobuf::Empty()).status;
+      if (status.ok()) {
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(50));
+    }
+    return status;
+  }
+
   H2Upstreams& h2() { return h2_; }
 
  private:
@@ -93,16 +200,21 @@ std::string Local(int port) { return absl::StrCat("127.0.0.1:", port); }
 
 // A TCP proxy in front of a real upstream that meddles: a connection whose client sends bytes
 // holding "die-now" is closed before they go on (a replica that dies mid-call); from bytes holding
-// "hang-now" on, nothing more of the client's goes on (a replica that hangs).
+// "hang-now" on, nothing more of the client's goes on (a replica that hangs); bytes holding
+// "garbage-now" do not go on, and the client gets a malformed SETTINGS frame instead (a protocol
+// error: nghttp2 ends the session itself). With `goaway_first`, the first connection never reaches
+// the upstream: a moment after the client's first bytes it gets a server's SETTINGS and a GOAWAY
+// (last stream 0) before any health answer, and the socket stays open.
 class MeddlingProxy {
  public:
-  explicit MeddlingProxy(int upstream_port) : upstream_port_(upstream_port) {
+  explicit MeddlingProxy(int upstream_port, bool goaway_first = false)
+      : upstream_port_(upstream_port) {
     acceptor_.open(net::ip::tcp::v4());
     acceptor_.set_option(net::ip::tcp::acceptor::reuse_address(true));
     acceptor_.bind({net::ip::make_address("127.0.0.1"), 0});
     acceptor_.listen();
     port_ = acceptor_.local_endpoint().port();
-    accept_thread_ = std::thread([this] {
+    accept_thread_ = std::thread([this, goaway_first] {
       for (;;) {
         auto client = std::make_shared<net::ip::tcp::socket>(ioc_);
         boost::system::error_code ec;
@@ -110,7 +222,12 @@ class MeddlingProxy {
         if (ec || stop_) {
           return;
         }
-        ++accepted_;
+        if (accepted_++ == 0 && goaway_first) {
+          std::lock_guard<std::mutex> lock(mu_);
+          pumps_.emplace_back([client] { GoAwayAtOnce(*client); });
+          sockets_.push_back(client);
+          continue;
+        }
         auto server = std::make_shared<net::ip::tcp::socket>(ioc_);
         server->connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(upstream_port_)},
                         ec);
@@ -157,6 +274,13 @@ class MeddlingProxy {
       if (from_client && absl::StrContains(bytes, "die-now")) {
         break;
       }
+      if (from_client && absl::StrContains(bytes, "garbage-now")) {
+        // SETTINGS whose length is no multiple of 6: a connection error (FRAME_SIZE_ERROR). The
+        // upstream is quiet meanwhile (one call at a time), so no frame of its is cut.
+        static constexpr char kBadSettings[] = {0, 0, 3, 0x4, 0, 0, 0, 0, 0, 0, 0, 0};
+        net::write(*from, net::buffer(kBadSettings, sizeof(kBadSettings)), ec);
+        continue;
+      }
       hung = hung || (from_client && absl::StrContains(bytes, "hang-now"));
       if (!hung) {
         net::write(*to, net::buffer(buf, n), ec);
@@ -164,6 +288,22 @@ class MeddlingProxy {
     }
     from->shutdown(net::ip::tcp::socket::shutdown_both, ec);
     to->shutdown(net::ip::tcp::socket::shutdown_both, ec);
+  }
+
+  static void GoAwayAtOnce(net::ip::tcp::socket& client) {
+    char buf[65536];
+    boost::system::error_code ec;
+    client.read_some(net::buffer(buf), ec);
+    // The calls made meanwhile wait on the connection for its health answer.
+    absl::SleepFor(absl::Milliseconds(200));
+    static constexpr char kSettingsAndGoaway[] = {
+        0, 0, 0, 0x4, 0, 0, 0, 0, 0,                          // SETTINGS, empty
+        0, 0, 8, 0x7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // GOAWAY, last stream 0, NO_ERROR
+    };
+    net::write(client, net::buffer(kSettingsAndGoaway, sizeof(kSettingsAndGoaway)), ec);
+    while (!ec) {
+      client.read_some(net::buffer(buf), ec);
+    }
   }
 
   int upstream_port_;
@@ -176,6 +316,46 @@ class MeddlingProxy {
   std::mutex mu_;
   std::vector<std::thread> pumps_;
   std::vector<std::shared_ptr<net::ip::tcp::socket>> sockets_;
+};
+
+// A replica that takes connections and never says a word: the client's calls wait on it for
+// its first health answer. At `ip`:`port`, beside a TestUpstream on 127.0.0.1 at the same port
+// (a name's addresses share one port).
+class SilentServer {
+ public:
+  SilentServer(const std::string& ip, int port) {
+    acceptor_.open(net::ip::tcp::v4());
+    acceptor_.bind({net::ip::make_address(ip), static_cast<uint16_t>(port)});
+    acceptor_.listen();
+    accept_thread_ = std::thread([this] {
+      for (;;) {
+        auto socket = std::make_unique<net::ip::tcp::socket>(ioc_);
+        boost::system::error_code ec;
+        acceptor_.accept(*socket, ec);
+        if (ec || stop_) {
+          return;
+        }
+        ++accepted_;
+        sockets_.push_back(std::move(socket));
+      }
+    });
+  }
+  ~SilentServer() {
+    stop_ = true;
+    boost::system::error_code ec;
+    net::ip::tcp::socket poke(ioc_);
+    poke.connect(acceptor_.local_endpoint(), ec);
+    accept_thread_.join();
+  }
+  int accepted() const { return accepted_; }
+
+ private:
+  net::io_context ioc_;
+  net::ip::tcp::acceptor acceptor_{ioc_};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> accepted_{0};
+  std::vector<std::unique_ptr<net::ip::tcp::socket>> sockets_;  // the accept thread's
+  std::thread accept_thread_;
 };
 
 TEST(H2UpstreamTest, UnaryCallCarriesMetadataAndDeadline) {
@@ -281,15 +461,7 @@ TEST(H2UpstreamTest, ANameIsResolvedAndResolvedAgainWhenItsReplicaGoes) {
   builder.RegisterService(&echo);
   std::unique_ptr<grpc::Server> again = builder.BuildAndStart();
   ASSERT_NE(again, nullptr);
-  absl::Time end = absl::Now() + absl::Seconds(3);
-  grpc::Status status;
-  while (absl::Now() < end) {
-    status = client.Call(kEcho, kHeaders, google::protobuf::Empty()).status;
-    if (status.ok()) {
-      break;
-    }
-    absl::SleepFor(absl::Milliseconds(50));
-  }
+  grpc::Status status = client.HeadersUntilOk(absl::Seconds(3));
   EXPECT_TRUE(status.ok()) << status.error_message();
   again->Shutdown(std::chrono::system_clock::now());
 }
@@ -446,6 +618,102 @@ TEST(H2UpstreamTest, ShutdownCancelsTheCallsInFlight) {
   ASSERT_EQ(call.wait_for(std::chrono::seconds(0)), std::future_status::ready);
   EXPECT_EQ(call.get().status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+// Fix-by-fix tests of the review fixes in the client (each fails without its fix).
+
+TEST(H2UpstreamTest, ShutdownCancelsTheCallsWaitingForAnAddress) {
+  testing::FakeDns& dns = testing::FakeDns::Get();
+  dns.Reset();  // no answer queued: the lookup waits
+  auto client = std::make_unique<Client>(Targets("slow.kurt-test:1"));
+  std::future<Result> a = client->Start(kEcho, kHeaders, google::protobuf::Empty());
+  std::future<Result> b = client->Start(kEcho, kHeaders, google::protobuf::Empty());
+  ASSERT_TRUE(dns.WaitForLookups(1));
+  absl::Time end = absl::Now() + absl::Seconds(2);
+  while (client->h2().in_flight() < 2 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(client->h2().in_flight(), 2);
+  // The lookup is answered once Shutdown has answered the calls (the io_context, destroyed last,
+  // waits for its resolver thread).
+  std::thread answer([&] {
+    a.wait();
+    b.wait();
+    dns.AnswerAlways({"127.0.0.1"});
+  });
+  client.reset();  // stops the thread, then Shutdown
+  answer.join();
+  EXPECT_EQ(a.get().status.error_code(), grpc::StatusCode::CANCELLED);
+  EXPECT_EQ(b.get().status.error_code(), grpc::StatusCode::CANCELLED);
+}
+
+TEST(H2UpstreamTest, AReResolutionThatKeepsOneAddressAndDropsAnotherMovesItsQueuedCalls) {
+  TestUpstream a;  // 127.0.0.1: not serving at first, then serving
+  const int port = a.port();
+  SilentServer b("127.0.0.2", port);  // takes the call, for its health answer, and never gives it
+  // 127.0.0.3: nothing listens; its refused connection makes the client look the name up again.
+  testing::FakeDns& dns = testing::FakeDns::Get();
+  dns.Reset();
+  dns.Answer({"127.0.0.1", "127.0.0.2", "127.0.0.3"});
+  a.SetServing(false);
+  Client client(Targets(absl::StrCat("replicas.kurt-test:", port)));
+  std::future<Result> call =
+      client.Start(kEcho, kHeaders, google::protobuf::Empty(), absl::Seconds(5));
+  // The call went to a (not serving), then to b, where it waits; the second lookup waits too.
+  ASSERT_TRUE(dns.WaitForLookups(2));
+  absl::Time end = absl::Now() + absl::Seconds(2);
+  while (b.accepted() == 0 && absl::Now() < end) {
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(b.accepted(), 1);
+  absl::SleepFor(absl::Milliseconds(200));
+  a.SetServing(true);
+  absl::SleepFor(absl::Milliseconds(200));  // heard on a's Watch stream
+  ASSERT_EQ(call.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  // The name now stands for a alone: b's connection goes, and the call waiting on it goes to a.
+  dns.Answer({"127.0.0.1"});
+  dns.AnswerAlways({"127.0.0.1"});
+  ASSERT_EQ(call.wait_for(std::chrono::seconds(3)), std::future_status::ready);
+  Result r = call.get();
+  EXPECT_TRUE(r.status.ok()) << r.status.error_code() << ": " << r.status.error_message();
+  EXPECT_TRUE(client.Call(kEcho, kHeaders, google::protobuf::Empty()).status.ok());
+}
+
+TEST(H2UpstreamTest, ASessionNghttp2EndsOnAProtocolErrorFailsItsCallsAndIsReconnected) {
+  TestUpstream upstream;
+  MeddlingProxy proxy(upstream.port());
+  Client client(Targets(Local(proxy.port())));
+  ASSERT_TRUE(client.Call(kEcho, kHeaders, google::protobuf::Empty()).status.ok());
+  v1::Thing thing;
+  thing.set_id("garbage-now");
+  absl::Time start = absl::Now();
+  Result r = client.Call(kEcho, kGetThing, thing, absl::Seconds(3));
+  // Failed with its connection, not left to its deadline.
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  // A new connection once the backoff is over: calls on this thread work again.
+  grpc::Status status = client.HeadersUntilOk(absl::Seconds(3));
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(proxy.accepted(), 2);
+}
+
+TEST(H2UpstreamTest, CallsWaitingForTheFirstHealthAnswerGoOnAtAGoaway) {
+  TestUpstream upstream;
+  MeddlingProxy proxy(upstream.port(), /*goaway_first=*/true);
+  Client client(Targets(Local(proxy.port())));
+  absl::Time start = absl::Now();
+  std::vector<std::future<Result>> calls;
+  calls.reserve(8);
+  for (int i = 0; i < 8; ++i) {
+    calls.push_back(client.Start(kEcho, kHeaders, google::protobuf::Empty(), absl::Seconds(3)));
+  }
+  for (auto& call : calls) {
+    Result r = call.get();
+    EXPECT_TRUE(r.status.ok()) << r.status.error_code() << ": " << r.status.error_message();
+  }
+  // On the connection that replaced the first, not at their deadline.
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  EXPECT_EQ(proxy.accepted(), 2);
 }
 
 TEST(H2UpstreamTest, TimeoutHeaderAndMessageDecoding) {

@@ -24,7 +24,9 @@
 #include "platform/redis/redis.h"
 #include "services/common/mesh.h"
 #include "services/links/click_publisher.h"
+#include "services/links/fake_link_cache.h"
 #include "services/links/links_module.h"
+#include "services/links/resolver.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/topic_reader.h"
@@ -650,6 +652,54 @@ TEST_F(LinksIntegrationTest, ReadsGoToThePrimaryWhileTheReplicaIsStopped) {
   EXPECT_TRUE(s.ok()) << s.error_message();
   EXPECT_EQ(target, "https://example.com/replica-down");
   Stack("start", "pg-replica");
+}
+
+// kurt-links stopping while its database hangs (the links table locked: every read waits for its
+// statement timeout): the redirects queued for a load thread are answered UNAVAILABLE at once, and
+// the stop waits only for the reads under way, not for the queue, kLoadThreads reads at a time.
+TEST(ResolverStopTest, StoppingDuringADatabaseOutageAnswersTheQueuedLoadsAtOnce) {
+  testing::ScratchDatabase db;
+  pg::ClusterOptions po = db.ClusterOptions();
+  po.replicas.clear();  // the reads go to the primary, where the lock is
+  po.primary.statement_timeout = absl::Milliseconds(300);
+  po.primary.max_connections = 2 * Resolver::kLoadThreads;
+  pg::PgCluster cluster(po);
+  metrics::Registry registry;
+  PgLinksStore store(&cluster, &registry);
+  FakeLinkCache cache;  // every code a miss: a database read
+  auto resolver = std::make_unique<Resolver>(&store, &cache, &registry);
+
+  pqxx::connection blocker(db.primary_url());
+  pqxx::work lock(blocker);
+  lock.exec("LOCK TABLE links IN ACCESS EXCLUSIVE MODE");
+
+  constexpr int kCodes = 100;  // one call each: as many loads
+  std::mutex mu;
+  std::vector<absl::Status> answers;
+  for (int i = 0; i < kCodes; ++i) {
+    resolver->ResolveAsync(absl::StrCat("hang", i), absl::InfiniteFuture(),
+                           [&](const absl::StatusOr<CachedLink>& link) {
+                             std::lock_guard<std::mutex> guard(mu);
+                             answers.push_back(link.status());
+                           });
+  }
+  absl::SleepFor(absl::Milliseconds(100));  // each load thread waits on the lock
+  // One load reads the replica's pool, then the primary: two statement timeouts at most.
+  const absl::Time start = absl::Now();
+  resolver.reset();
+  const absl::Duration stop = absl::Now() - start;
+  EXPECT_LT(stop, absl::Seconds(2)) << "the stop waited for the queued loads";
+
+  std::lock_guard<std::mutex> guard(mu);
+  ASSERT_EQ(answers.size(), static_cast<size_t>(kCodes));
+  int stopping = 0;
+  for (const absl::Status& s : answers) {
+    EXPECT_FALSE(s.ok()) << s;
+    if (absl::IsUnavailable(s) && s.message() == "kurt-links is stopping") {
+      ++stopping;
+    }
+  }
+  EXPECT_GE(stopping, kCodes - 2 * Resolver::kLoadThreads) << "queued calls answered at the stop";
 }
 
 }  // namespace

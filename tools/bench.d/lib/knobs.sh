@@ -11,7 +11,15 @@ bench_knobs() { # CONNECTIONS HOT_CODES (the defaults): sets seconds, runs, conn
 
 bench_stack() { # BINARY...: builds them (unless KURT_SKIP_BUILD=1: the binaries as built) and
   # uses the running stack when its environment is set (KURT_PG_PRIMARY_URL), else starts it
-  [ "${KURT_SKIP_BUILD:-}" = 1 ] || "$KURT_ROOT/tools/build" "$@"
+  if [ "${KURT_SKIP_BUILD:-}" = 1 ]; then
+    local binary
+    for binary in "$@"; do
+      [ -x "$KURT_BUILD_DIR/bin/$binary" ] || die "KURT_SKIP_BUILD=1, but $binary is not built" \
+        "($KURT_BUILD_DIR/bin/$binary): run tools/build $*, or unset KURT_SKIP_BUILD"
+    done
+  else
+    "$KURT_ROOT/tools/build" "$@"
+  fi
   if [ -z "${KURT_PG_PRIMARY_URL:-}" ]; then
     "$KURT_ROOT/tools/stack" up >/dev/null
     set -a
