@@ -73,6 +73,7 @@ TEST_F(JsonParserTest, TakesUsualBodiesAsTheUtilParserReadsThem) {
       "{\n\t\"id\":\"x\",\r\n\"count\":-7}",
       R"({"id":"quote \" back \\ slash \/ \b\f\n\r\t ctl \u0001 é \u00e9 \u2028 \ud83d\ude00"})",
       R"({"id":"é 😀 straight UTF-8"})",
+      R"({"id":"nul \u0000 inside","title":"\uD83D\uDE00 upper-case hex"})",
       R"({"count":2147483647,"big":"-9223372036854775808","ubig":"18446744073709551615"})",
       R"({"count":-2147483648,"big":9007199254740993,"ubig":18446744073709551615})",
       R"({"count":"42","small":4294967295,"delta":-5,"fixed":"18446744073709551615"})",
