@@ -1,6 +1,8 @@
 #include "edge/h2_upstream.h"
 
 #include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include <algorithm>
 #include <array>
@@ -19,6 +21,9 @@
 #include "absl/strings/strip.h"
 #include "boost/asio/ip/address.hpp"
 #include "boost/asio/ip/tcp.hpp"
+#include "boost/asio/ssl/context.hpp"
+#include "boost/asio/ssl/error.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "platform/core/log.h"
@@ -222,6 +227,11 @@ struct H2Upstreams::Service {
   Loop* loop = nullptr;
   std::string name;
   std::string authority;
+  const char* scheme = "http";  // "https" with TLS
+  // With TLS, the name the servers' certificates must carry: the DNS name dialled, the service's
+  // identity for a list of IP addresses (tls_server_names), or, when empty, each replica's own
+  // address.
+  std::string tls_name;
   // A DNS name (resolved by Asio, again when a connection fails), or a fixed list of endpoints.
   std::string dns_host, dns_port;
   std::optional<tcp::resolver> resolver;
@@ -290,6 +300,16 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
 
  private:
   void OnConnected(const error_code& ec);
+  // TLS: the handshake, with the server's name to check, then StartSession.
+  void Handshake();
+  void OnHandshake(const error_code& ec);
+  // The HTTP/2 session on a connected (and with TLS, handshaken) socket.
+  void StartSession();
+  // The socket of this attempt: the TLS stream's, or the plaintext one.
+  tcp::socket& Socket() { return tls_ != nullptr ? tls_->next_layer() : socket_; }
+  std::string Address() const {
+    return absl::StrCat(endpoint_.address().to_string(), ":", endpoint_.port());
+  }
   // Opens the grpc.health.v1.Health/Watch stream of the whole server.
   void WatchHealth();
   // What the health stream said, acted on once nghttp2 is out of its callbacks.
@@ -331,7 +351,14 @@ class H2Upstreams::Connection : public std::enable_shared_from_this<Connection> 
 
   Service* service_;
   tcp::endpoint endpoint_;
-  tcp::socket socket_;
+  tcp::socket socket_;  // plaintext
+  // With TLS, one stream (and socket) per connection attempt, new at each Connect: the operations
+  // of an earlier attempt hold their stream until they complete, and never touch a later socket.
+  using TlsStream = net::ssl::stream<tcp::socket>;
+  std::shared_ptr<TlsStream> tls_;
+  // The last failure logged, until the connection is up again: one line per change, not one per
+  // attempt of a replica that stays down.
+  std::string logged_failure_;
   net::steady_timer connect_timer_;
   nghttp2_session* session_ = nullptr;
   State state_ = State::kIdle;
@@ -392,6 +419,15 @@ H2Upstreams::Service* H2Upstreams::Loop::FindService(absl::string_view name) {
       break;
     }
     service->connections.push_back(std::make_shared<Connection>(service.get(), *endpoint));
+  }
+  if (options().tls) {
+    service->scheme = "https";
+    if (!service->dns_host.empty()) {
+      service->tls_name = service->dns_host;
+    } else if (auto it = options().tls_server_names.find(service->name);
+               it != options().tls_server_names.end()) {
+      service->tls_name = it->second;
+    }
   }
   if (auto retried = options().retried_methods.find(service->name);
       retried != options().retried_methods.end()) {
@@ -680,18 +716,23 @@ void H2Upstreams::Connection::Connect() {
   timed_out_ = false;
   const uint64_t generation = ++generation_;
   error_code ignored;
-  socket_.close(ignored);
+  Socket().close(ignored);
+  const H2Upstreams& owner = *service_->loop->owner();
+  if (owner.tls_context_ != nullptr) {
+    tls_ = std::make_shared<TlsStream>(service_->loop->ioc(), *owner.tls_context_);
+  }
   auto self = shared_from_this();
+  // The timeout covers the TCP connection and the TLS handshake.
   connect_timer_.expires_after(
       absl::ToChronoNanoseconds(service_->loop->options().connect_timeout));
   connect_timer_.async_wait([self, generation](const error_code& ec) {
     if (!ec && self->generation_ == generation && self->state_ == State::kConnecting) {
       self->timed_out_ = true;
       error_code e;
-      self->socket_.close(e);
+      self->Socket().close(e);
     }
   });
-  socket_.async_connect(endpoint_, [self, generation](const error_code& ec) {
+  Socket().async_connect(endpoint_, [self, generation](const error_code& ec) {
     if (self->generation_ == generation) {
       self->OnConnected(ec);
     }
@@ -699,18 +740,83 @@ void H2Upstreams::Connection::Connect() {
 }
 
 void H2Upstreams::Connection::OnConnected(const error_code& ec) {
+  if (state_ != State::kConnecting) {
+    connect_timer_.cancel();
+    return;
+  }
+  if (ec) {
+    connect_timer_.cancel();
+    return Fail(absl::StrCat("cannot connect to ", Address(), ": ",
+                             timed_out_ ? std::string("timed out") : ec.message()));
+  }
+  error_code ignored;
+  Socket().set_option(tcp::no_delay(true), ignored);
+  const H2Upstreams& owner = *service_->loop->owner();
+  if (owner.options_.tls) {
+    if (tls_ == nullptr) {
+      connect_timer_.cancel();
+      return Fail(absl::StrCat("TLS with ", Address(), ": ", owner.tls_error_));
+    }
+    return Handshake();
+  }
+  connect_timer_.cancel();
+  // Flush writes what the socket takes at once, without a round through the reactor.
+  socket_.non_blocking(true, ignored);
+  StartSession();
+}
+
+void H2Upstreams::Connection::Handshake() {
+  SSL* ssl = tls_->native_handle();
+  // The name checked by OpenSSL during the handshake (subject alternative names, or the common
+  // name when there are none), as gRPC's channels check it; SNI with a DNS name.
+  const std::string name =
+      service_->tls_name.empty() ? endpoint_.address().to_string() : service_->tls_name;
+  error_code not_ip;
+  (void)net::ip::make_address(name, not_ip);
+  SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+  const bool named = not_ip ? SSL_set_tlsext_host_name(ssl, name.c_str()) == 1 &&
+                                  SSL_set1_host(ssl, name.c_str()) == 1
+                            : X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), name.c_str()) == 1;
+  if (!named) {
+    connect_timer_.cancel();
+    return Fail(absl::StrCat("TLS with ", Address(), ": cannot check the name \"", name, "\""));
+  }
+  auto self = shared_from_this();
+  const uint64_t generation = generation_;
+  tls_->async_handshake(net::ssl::stream_base::client,
+                        [self, generation, tls = tls_](const error_code& ec) {
+                          if (self->generation_ == generation) {
+                            self->OnHandshake(ec);
+                          }
+                        });
+}
+
+void H2Upstreams::Connection::OnHandshake(const error_code& ec) {
   connect_timer_.cancel();
   if (state_ != State::kConnecting) {
     return;
   }
+  SSL* ssl = tls_->native_handle();
   if (ec) {
-    return Fail(absl::StrCat("cannot connect to ", endpoint_.address().to_string(), ":",
-                             endpoint_.port(), ": ",
-                             timed_out_ ? std::string("timed out") : ec.message()));
+    std::string why = timed_out_ ? std::string("timed out") : ec.message();
+    // Why the server's certificate was refused, when it was (unknown CA, name mismatch...).
+    if (int64_t verify = SSL_get_verify_result(ssl); verify != X509_V_OK) {
+      why = absl::StrCat("the server's certificate is refused: ",
+                         X509_verify_cert_error_string(verify));
+    }
+    return Fail(absl::StrCat("TLS handshake with ", Address(), ": ", why));
   }
-  error_code ignored;
-  socket_.set_option(tcp::no_delay(true), ignored);
-  socket_.non_blocking(true, ignored);
+  const unsigned char* protocol = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(ssl, &protocol, &length);
+  if (absl::string_view(reinterpret_cast<const char*>(protocol), length) != "h2") {
+    return Fail(absl::StrCat("TLS handshake with ", Address(),
+                             ": the server did not select HTTP/2 (ALPN h2)"));
+  }
+  StartSession();
+}
+
+void H2Upstreams::Connection::StartSession() {
   static nghttp2_session_callbacks* const callbacks = [] {
     nghttp2_session_callbacks* cb = nullptr;
     nghttp2_session_callbacks_new(&cb);
@@ -736,6 +842,7 @@ void H2Upstreams::Connection::OnConnected(const error_code& ec) {
   state_ = State::kReady;
   health_ = Health::kUnknown;
   backoff_ = absl::ZeroDuration();
+
   goaway_last_stream_ = INT32_MAX;
   // The queued calls wait for the server's health (one round trip).
   WatchHealth();
@@ -747,7 +854,7 @@ void H2Upstreams::Connection::WatchHealth() {
   health_status_.reset();
   health_messages_.clear();
   std::array<nghttp2_nv, 6> headers = {Header(":method", "POST"),
-                                       Header(":scheme", "http"),
+                                       Header(":scheme", service_->scheme),
                                        Header(":path", "/grpc.health.v1.Health/Watch"),
                                        Header(":authority", service_->authority),
                                        Header("content-type", "application/grpc"),
@@ -779,7 +886,7 @@ void H2Upstreams::Connection::OnHealthChanged() {
   }
   // Not serving (starting, or going away): its calls go to another replica.
   KURT_LOG(kInfo, "h2 upstream: replica not serving", {"service", service_->name},
-           {"address", absl::StrCat(endpoint_.address().to_string(), ":", endpoint_.port())});
+           {"address", Address()});
   for (Call* call : queued) {
     call->connection.reset();
     completed_.push_back({call, std::nullopt});
@@ -805,7 +912,7 @@ void H2Upstreams::Connection::Submit(Call* call) {
   std::vector<nghttp2_nv> headers;
   headers.reserve(8 + call->metadata.size());
   headers.push_back(Header(":method", "POST"));
-  headers.push_back(Header(":scheme", "http"));
+  headers.push_back(Header(":scheme", service_->scheme));
   headers.push_back(Header(":path", *call->path));
   headers.push_back(Header(":authority", service_->authority));
   headers.push_back(Header("content-type", "application/grpc"));
@@ -899,7 +1006,7 @@ void H2Upstreams::Connection::CloseAndRetryQueued() {
 void H2Upstreams::Connection::Teardown() {
   ++generation_;
   error_code ignored;
-  socket_.close(ignored);
+  Socket().close(ignored);
   connect_timer_.cancel();
   if (session_ != nullptr) {
     nghttp2_session_del(session_);
@@ -911,6 +1018,13 @@ void H2Upstreams::Connection::Teardown() {
 
 void H2Upstreams::Connection::Close() {
   state_ = State::kClosed;
+  if (tls_ != nullptr && session_ != nullptr && !writing_) {
+    // TLS's close_notify if the socket takes it at once; the peer's is not waited for (this may
+    // run once the I/O threads are gone), the socket closes right after.
+    error_code ignored;
+    tls_->next_layer().non_blocking(true, ignored);
+    tls_->shutdown(ignored);
+  }
   Teardown();
   queued_.clear();
   streams_.clear();
@@ -926,14 +1040,22 @@ void H2Upstreams::Connection::CloseIfDone() {
 void H2Upstreams::Connection::Read() {
   auto self = shared_from_this();
   const uint64_t generation = generation_;
-  socket_.async_read_some(net::buffer(in_), [self, generation](const error_code& ec, size_t n) {
+  // `tls` keeps the attempt's stream alive until its operation completes.
+  auto on_read = [self, generation, tls = tls_](const error_code& ec, size_t n) {
     if (self->generation_ != generation ||
         (self->state_ != State::kReady && self->state_ != State::kDraining)) {
       return;
     }
     if (ec) {
-      return self->Fail(ec == net::error::eof ? std::string("the upstream closed the connection")
-                                              : ec.message());
+      return self->Fail(ec == net::error::eof || ec == net::ssl::error::stream_truncated
+                            ? std::string("the upstream closed the connection")
+                            : ec.message());
+    }
+    if (!self->logged_failure_.empty()) [[unlikely]] {
+      // The server speaks (with TLS 1.3 it may refuse the edge's certificate only now).
+      KURT_LOG(kInfo, "h2 upstream: connected again", {"service", self->service_->name},
+               {"address", self->Address()});
+      self->logged_failure_.clear();
     }
     ssize_t rv = nghttp2_session_mem_recv(self->session_, self->in_.data(), n);
     if (rv < 0) {
@@ -965,7 +1087,12 @@ void H2Upstreams::Connection::Read() {
         self->Read();
       }
     }
-  });
+  };
+  if (tls_ != nullptr) {
+    tls_->async_read_some(net::buffer(in_), std::move(on_read));
+  } else {
+    socket_.async_read_some(net::buffer(in_), std::move(on_read));
+  }
 }
 
 void H2Upstreams::Connection::Flush() {
@@ -984,15 +1111,20 @@ void H2Upstreams::Connection::Flush() {
     out_.append(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
   }
   if (!out_.empty()) {
-    // What the socket takes at once goes now, without a round through the reactor.
-    error_code ec;
-    size_t written = socket_.write_some(net::buffer(out_), ec);
-    if (ec == net::error::would_block || ec == net::error::try_again) {
-      ec = {};
-      written = 0;
-    }
-    if (ec) {
-      return Fail(ec.message());
+    // Plaintext: what the socket takes at once goes now, without a round through the reactor.
+    // TLS always writes asynchronously: Asio's SSL stream must not meet a full non-blocking
+    // socket in a synchronous write (what it encrypted and could not send would be lost).
+    size_t written = 0;
+    if (tls_ == nullptr) {
+      error_code ec;
+      written = socket_.write_some(net::buffer(out_), ec);
+      if (ec == net::error::would_block || ec == net::error::try_again) {
+        ec = {};
+        written = 0;
+      }
+      if (ec) {
+        return Fail(ec.message());
+      }
     }
     if (written == out_.size()) {
       out_.clear();
@@ -1001,19 +1133,23 @@ void H2Upstreams::Connection::Flush() {
       writing_ = true;
       auto self = shared_from_this();
       const uint64_t generation = generation_;
-      net::async_write(socket_, net::buffer(out_),
-                       [self, generation](const error_code& ec, size_t /*n*/) {
-                         if (self->generation_ != generation) {
-                           return;
-                         }
-                         self->writing_ = false;
-                         if (ec) {
-                           return self->Fail(ec.message());
-                         }
-                         self->out_.clear();
-                         self->Flush();
-                         self->CloseIfDone();
-                       });
+      auto on_written = [self, generation, tls = tls_](const error_code& ec, size_t /*n*/) {
+        if (self->generation_ != generation) {
+          return;
+        }
+        self->writing_ = false;
+        if (ec) {
+          return self->Fail(ec.message());
+        }
+        self->out_.clear();
+        self->Flush();
+        self->CloseIfDone();
+      };
+      if (tls_ != nullptr) {
+        net::async_write(*tls_, net::buffer(out_), std::move(on_written));
+      } else {
+        net::async_write(socket_, net::buffer(out_), std::move(on_written));
+      }
     }
   }
   DeliverCompleted();
@@ -1046,9 +1182,13 @@ void H2Upstreams::Connection::Fail(absl::string_view why) {
                  : std::min(backoff_ * 1.6, options.max_reconnect_backoff);
   retry_after_ = absl::Now() + backoff_;
   service_->last_error = std::string(why);
-  KURT_LOG(kWarn, "h2 upstream: connection failed", {"service", service_->name},
-           {"address", absl::StrCat(endpoint_.address().to_string(), ":", endpoint_.port())},
-           {"error", why}, {"was_up", was_up});
+  // Once per change: a replica that stays down (or keeps refusing the handshake, or closes each
+  // connection before it says anything) for the same reason is not logged at each attempt.
+  if (why != logged_failure_) {
+    KURT_LOG(kWarn, "h2 upstream: connection failed", {"service", service_->name},
+             {"address", Address()}, {"error", why}, {"was_up", was_up});
+    logged_failure_ = std::string(why);
+  }
   Teardown();
   // Calls the server never saw go again at once (to another replica if there is one); the others
   // fail UNAVAILABLE (and the retried methods go once more).
@@ -1307,9 +1447,52 @@ ssize_t H2Upstreams::Connection::ReadBody(nghttp2_session*, int32_t stream_id, u
 
 // --- H2Upstreams --------------------------------------------------------------------------------
 
+absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ClientTlsContext(
+    const platform::TlsConfig& tls) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  SSL_CTX* ctx = context->native_handle();
+  auto refused = [](absl::string_view what, const error_code& ec) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", ec.message()));
+  };
+  error_code ec;
+  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+    return absl::InternalError("OpenSSL refuses TLS 1.2 as the lowest version");
+  }
+  if (context->use_certificate_chain(net::buffer(tls.cert_pem), ec); ec) {
+    return refused("--tls_cert", ec);
+  }
+  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
+  if (context->use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem, ec); ec) {
+    return refused("--tls_key", ec);
+  }
+  if (context->add_certificate_authority(net::buffer(tls.ca_pem), ec); ec) {
+    return refused("--tls_ca", ec);
+  }
+  if (context->set_verify_mode(net::ssl::verify_peer, ec); ec) {
+    return refused("verification", ec);
+  }
+  // gRPC over TLS is HTTP/2 chosen by ALPN (the handshake checks the server chose it).
+  static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
+  if (SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn)) != 0) {
+    return absl::InternalError("OpenSSL refuses the ALPN protocol list");
+  }
+  return context;
+}
+
 H2Upstreams::H2Upstreams(const std::map<std::string, std::string>& targets,
                          H2UpstreamOptions options)
-    : id_(next_upstreams_id.fetch_add(1)), targets_(targets), options_(std::move(options)) {}
+    : id_(next_upstreams_id.fetch_add(1)), targets_(targets), options_(std::move(options)) {
+  if (options_.tls) {
+    absl::StatusOr<std::shared_ptr<net::ssl::context>> context = H2ClientTlsContext(*options_.tls);
+    if (context.ok()) {
+      tls_context_ = *std::move(context);
+    } else {
+      // Every connection fails with this (main checks the files before it gets here).
+      tls_error_ = std::string(context.status().message());
+      KURT_LOG(kError, "h2 upstream: no TLS", {"error", tls_error_});
+    }
+  }
+}
 
 H2Upstreams::~H2Upstreams() {
   if (!shut_down_) {

@@ -10,7 +10,10 @@
 // one retry on another replica of the methods that may be sent twice when they fail UNAVAILABLE
 // (throttled as gRPC's retry policy is), and transparent retries of the calls a server never
 // processed (above a GOAWAY's last stream, refused, or queued on a connection that failed).
-// Plaintext only: with TLS configured the edge keeps the gRPC channels (main.cc says so).
+// With `tls` set, each connection is mutual TLS (1.2 or later, on OpenSSL through Asio): the edge's
+// certificate presented, the server's verified against the CA and its name checked, ALPN h2
+// required; the handshake is part of connecting (its failure is a connection failure like a refused
+// connect).
 //
 // H2Upstreams is created with the Upstreams and outlives every call. Unary must be called on an
 // I/O thread whose io_context runs only on that thread; its `done` runs on that thread (possibly
@@ -24,14 +27,21 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "boost/asio/io_context.hpp"
 #include "grpcpp/support/status.h"
+#include "platform/grpc/tls.h"
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace kurt::edge {
 
@@ -48,7 +58,18 @@ struct H2UpstreamOptions {
   // HTTP/2 receive windows (SETTINGS_INITIAL_WINDOW_SIZE per stream; the connection's).
   int32_t stream_window = 1 << 20;
   int32_t connection_window = 16 << 20;
+  // Mutual TLS to every replica (platform/grpc/tls.h); none: plaintext (h2c).
+  std::optional<platform::TlsConfig> tls;
+  // With TLS, per service whose target is IP addresses, the name its servers' certificates must
+  // carry (upstream.cc: CheckServersAsService's identity); otherwise the host dialled is checked.
+  std::map<std::string, std::string> tls_server_names;
 };
+
+// The client side of `tls` as OpenSSL's context: TLS 1.2+, ALPN h2, the certificate chain and key
+// presented, peers verified against the CA. INVALID_ARGUMENT when a PEM does not parse or the key
+// is not the certificate's.
+absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> H2ClientTlsContext(
+    const platform::TlsConfig& tls);
 
 class H2Upstreams {
  public:
@@ -86,6 +107,9 @@ class H2Upstreams {
   const uint64_t id_;
   const std::map<std::string, std::string> targets_;
   const H2UpstreamOptions options_;
+  // With options_.tls: its context, or why there is none (every connection then fails with it).
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;
+  std::string tls_error_;
   std::mutex loops_mu_;
   std::vector<std::unique_ptr<Loop>> loops_;  // guarded by loops_mu_
   std::atomic<bool> shut_down_{false};

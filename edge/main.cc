@@ -1,6 +1,7 @@
 // kurt-edge: the public HTTP/JSON API, translated to gRPC calls to Kurt's services.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "edge/accounts_authorizer.h"
 #include "edge/edge_server.h"
+#include "edge/h2_upstream.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
 #include "platform/grpc/tls.h"
@@ -42,7 +44,7 @@ ABSL_FLAG(absl::Duration, upstream_connect_timeout, absl::Seconds(1),
           "How long connecting to an upstream may take before calls fail with 503");
 ABSL_FLAG(std::string, upstream_transport, "h2",
           "How unary upstream calls go: h2 (an HTTP/2 client on the I/O threads, no thread hop; "
-          "plaintext only: with --tls_cert the edge uses grpc) or grpc (gRPC's channels). Server "
+          "mutual TLS too with --tls_cert/--tls_key/--tls_ca) or grpc (gRPC's channels). Server "
           "streams, health and API-key checks always use gRPC's channels");
 ABSL_FLAG(std::vector<std::string>, extra_descriptor_sets, {},
           "Files with serialized FileDescriptorSets of more services to serve (tests)");
@@ -231,16 +233,23 @@ int main(int argc, char** argv) {
   config.upstream.channels_per_service = absl::GetFlag(FLAGS_upstream_channels);
   config.upstream.completion_threads = absl::GetFlag(FLAGS_upstream_threads);
   config.upstream.connect_timeout = absl::GetFlag(FLAGS_upstream_connect_timeout);
-  // Mutual TLS to every service when --tls_cert/--tls_key/--tls_ca are set (platform/grpc/tls.h).
-  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      kurt::platform::ChannelCredentialsFromFlags();
-  if (!credentials.ok()) {
-    KURT_LOG(kError, "bad TLS settings", {"error", credentials.status().ToString()});
+  // Mutual TLS to every service when --tls_cert/--tls_key/--tls_ca are set (platform/grpc/tls.h),
+  // on gRPC's channels and on the h2 transport's connections alike.
+  absl::StatusOr<std::optional<kurt::platform::TlsConfig>> tls =
+      kurt::platform::LoadTls(kurt::platform::TlsFiles::FromFlags());
+  if (tls.ok() && *tls) {
+    // What OpenSSL makes of the files (a key that is not the certificate's...), before serving.
+    if (absl::Status usable = kurt::edge::H2ClientTlsContext(**tls).status(); !usable.ok()) {
+      tls = usable;
+    }
+  }
+  if (!tls.ok()) {
+    KURT_LOG(kError, "bad TLS settings", {"error", tls.status().ToString()});
     return 2;
   }
-  const bool tls = kurt::platform::TlsFiles::FromFlags().enabled();
-  // Null when plaintext: the h2 transport (plaintext only) is used only then.
-  config.upstream.credentials = tls ? *credentials : nullptr;
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      kurt::platform::ChannelCredentials(*tls);
+  config.upstream.tls = *tls;
   const std::string transport = absl::GetFlag(FLAGS_upstream_transport);
   if (transport == "grpc") {
     config.upstream.transport = kurt::edge::UpstreamOptions::Transport::kGrpc;
@@ -274,7 +283,7 @@ int main(int argc, char** argv) {
     kurt::edge::GrpcKeyAuthenticatorOptions auth_options;
     auth_options.address = absl::GetFlag(FLAGS_accounts_address);
     auth_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);
-    auth_options.credentials = *credentials;
+    auth_options.credentials = credentials;
     authenticator = kurt::edge::MakeGrpcKeyAuthenticator(auth_options);
     kurt::edge::AccountsAuthorizerOptions authorizer_options;
     authorizer_options.edge_secret = absl::GetFlag(FLAGS_edge_secret);

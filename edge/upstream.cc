@@ -104,11 +104,16 @@ std::string ServiceIdentity(absl::string_view service) {
   return "";
 }
 
+std::string ServerIdentityToCheck(absl::string_view target, absl::string_view service) {
+  if (absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:")) {
+    return ServiceIdentity(service);
+  }
+  return "";
+}
+
 void CheckServersAsService(absl::string_view target, absl::string_view service,
                            grpc::ChannelArguments* args) {
-  const std::string identity = ServiceIdentity(service);
-  if (!identity.empty() &&
-      (absl::StartsWith(target, "ipv4:") || absl::StartsWith(target, "ipv6:"))) {
+  if (std::string identity = ServerIdentityToCheck(target, service); !identity.empty()) {
     args->SetSslTargetNameOverride(identity);
   }
 }
@@ -167,6 +172,8 @@ std::string UpstreamServiceConfig(absl::string_view service,
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
                      const UpstreamOptions& options)
     : targets_(targets) {
+  const std::shared_ptr<grpc::ChannelCredentials> credentials =
+      platform::ChannelCredentials(options.tls);
   for (const auto& [service, addresses] : targets) {
     auto upstream = std::make_unique<Upstream>();
     for (int i = 0; i < std::max(1, options.channels_per_service); ++i) {
@@ -189,23 +196,24 @@ Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
       // Retries stay on, with no retry policy: only transparent ones, of calls the server never
       // began (one crossing the GOAWAY by which a service ends a connection at its maximum age
       // goes on the next connection instead of failing). Nothing is sent twice to a handler.
-      auto channel = grpc::CreateCustomChannel(
-          target, options.credentials ? options.credentials : grpc::InsecureChannelCredentials(),
-          args);
+      auto channel = grpc::CreateCustomChannel(target, credentials, args);
       upstream->stubs.push_back(std::make_unique<grpc::GenericStub>(channel));
     }
     upstreams_.emplace(service, std::move(upstream));
   }
-  if (options.transport == UpstreamOptions::Transport::kH2 && options.credentials != nullptr) {
-    // The h2 client speaks plaintext only: never send in the clear what TLS was asked for.
-    KURT_LOG(kWarn,
-             "TLS to the upstreams: unary calls use gRPC's channels (mutual TLS), not the "
-             "h2 transport, which has no TLS yet");
-  } else if (options.transport == UpstreamOptions::Transport::kH2) {
+  if (options.transport == UpstreamOptions::Transport::kH2) {
     H2UpstreamOptions h2;
     h2.connect_timeout = options.connect_timeout;
     h2.max_reconnect_backoff = options.max_reconnect_backoff;
     h2.retried_methods = options.retried_methods;
+    h2.tls = options.tls;
+    for (const auto& [service, addresses] : targets) {
+      // The servers' names checked as the channels check them (CheckServersAsService).
+      if (std::string identity = ServerIdentityToCheck(ChannelTarget(addresses), service);
+          !identity.empty()) {
+        h2.tls_server_names[service] = identity;
+      }
+    }
     h2_ = std::make_unique<H2Upstreams>(targets, std::move(h2));
   }
   for (int i = 0; i < std::max(1, options.completion_threads); ++i) {

@@ -7,6 +7,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -18,6 +19,7 @@
 #include "edge/h2_upstream.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
+#include "platform/grpc/tls.h"
 
 namespace kurt::edge {
 
@@ -36,10 +38,12 @@ std::string ChannelTarget(absl::string_view addresses);
 // kurt-links); "" for a service that is not one of Kurt's.
 std::string ServiceIdentity(absl::string_view service);
 
-// Channel arguments for `target` (ChannelTarget's form) of Kurt's `service`: with mTLS, a list of
-// IP addresses has no one name to check the servers' certificates against, so each replica must
-// prove to be the service (its certificate names kurt-links, whatever its address). A DNS target
-// is checked against the name it dials, as usual.
+// With mTLS, a list of IP addresses (`target` in ChannelTarget's form) has no one name to check the
+// servers' certificates against, so each replica of Kurt's `service` must prove to be the service
+// (its certificate names kurt-links, whatever its address): that identity, or "" when the name
+// dialled is checked as usual (a DNS target, or a service that is not one of Kurt's).
+std::string ServerIdentityToCheck(absl::string_view target, absl::string_view service);
+// Channel arguments for that (SslTargetNameOverride), as the h2 transport's tls_server_names.
 void CheckServersAsService(absl::string_view target, absl::string_view service,
                            grpc::ChannelArguments* args);
 
@@ -61,11 +65,11 @@ struct UpstreamOptions {
   // UNAVAILABLE (once, with a little backoff, throttled when many fail): the redirects, whose
   // calls carry a click id that makes a second one count once.
   std::map<std::string, std::vector<std::string>> retried_methods;
-  // The channels' credentials (platform/grpc/tls.h: mutual TLS or plaintext); null: plaintext.
-  // Any credentials given keep the unary calls on the channels (the h2 transport has no TLS).
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  // How unary calls go: kH2, on the I/O threads' own HTTP/2 connections (H2Upstreams, plaintext
-  // only), or kGrpc, through the channels. Server streams, health checks, API-key checks and the
+  // Mutual TLS to every upstream (platform/grpc/tls.h), on the channels and on the h2 transport
+  // alike; none: plaintext.
+  std::optional<platform::TlsConfig> tls;
+  // How unary calls go: kH2, on the I/O threads' own HTTP/2 connections (H2Upstreams), or kGrpc,
+  // through the channels. Server streams, health checks, API-key checks and the
   // reports of cached redirects always go through the channels.
   enum class Transport { kH2, kGrpc };
   Transport transport = Transport::kH2;

@@ -228,10 +228,13 @@ std::vector<kurt::api::v1::CachedRedirects::Hit> FakeLinksService::CachedHits() 
   return cached_hits_;
 }
 
-TestUpstream::TestUpstream(int max_connection_age_ms) {
+TestUpstream::TestUpstream(int max_connection_age_ms,
+                           const std::shared_ptr<grpc::ServerCredentials>& credentials) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
-  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort("127.0.0.1:0",
+                           credentials != nullptr ? credentials : grpc::InsecureServerCredentials(),
+                           &port_);
   if (max_connection_age_ms > 0) {
     builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, max_connection_age_ms);
   }

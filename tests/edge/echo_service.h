@@ -88,8 +88,10 @@ class FakeLinksService final : public kurt::links::v1::LinksService::Service {
 class TestUpstream {
  public:
   // max_connection_age_ms > 0: the server ends each connection after that long (GOAWAY), as
-  // Kurt's services do every two minutes.
-  explicit TestUpstream(int max_connection_age_ms = 0);
+  // Kurt's services do every two minutes. `credentials`: plaintext when null (mutual TLS: the
+  // services' own, platform::EdgeTrustingServerCredentials).
+  explicit TestUpstream(int max_connection_age_ms = 0,
+                        const std::shared_ptr<grpc::ServerCredentials>& credentials = nullptr);
   ~TestUpstream();
   int port() const { return port_; }
   EchoServiceImpl& echo() { return echo_; }

@@ -1,7 +1,9 @@
 // The edge's HTTP/2 gRPC client (edge/h2_upstream.h) against a real gRPC server (the test
 // upstreams, grpc++) and against raw TCP servers that misbehave: metadata, errors, deadlines,
 // replicas down, GOAWAY, flow control, lost connections and the retry of the retried methods;
-// names whose lookups the test answers (FakeDns), for what a re-resolution and a slow one do.
+// names whose lookups the test answers (FakeDns), for what a re-resolution and a slow one do;
+// and mutual TLS against servers with the services' own credentials and certificates from
+// tools/certs (a server of another CA, of another name, one that does not speak h2).
 #include "edge/h2_upstream.h"
 
 #include <dlfcn.h>
@@ -9,7 +11,9 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <future>
 #include <mutex>
 #include <optional>
@@ -17,15 +21,22 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "boost/asio/executor_work_guard.hpp"
 #include "boost/asio/ip/tcp.hpp"
 #include "boost/asio/post.hpp"
+#include "boost/asio/ssl/context.hpp"
+#include "boost/asio/ssl/stream.hpp"
 #include "boost/asio/write.hpp"
 #include "google/rpc/status.pb.h"
 #include "gtest/gtest.h"
+#include "platform/grpc/edge_trust.h"
+#include "platform/grpc/tls.h"
 #include "tests/edge/echo_service.h"
 #include "tests/support/free_port.h"
+#include "tests/support/stack_env.h"
+#include "tests/support/stderr_capture.h"
 
 // The names under .kurt-test are answered by the test instead of the system's resolver: the
 // client resolves with Asio, whose getaddrinfo is this one (the test binary's definition comes
@@ -499,15 +510,12 @@ TEST(H2UpstreamTest, AResponseLargerThanTheWindowsArrivesWhole) {
   EXPECT_TRUE(client.Call(kEcho, kHeaders, google::protobuf::Empty()).status.ok());
 }
 
-TEST(H2UpstreamTest, NothingIsLostAcrossGoawaysUnderLoad) {
-  // The server ends each connection after 150 ms (GOAWAY), as Kurt's services do after two
-  // minutes: the calls crossing it go on the next connection.
-  TestUpstream upstream(/*max_connection_age_ms=*/150);
-  Client client(Targets(Local(upstream.port())));
+// Batches of 16 short calls for `how_long`: every one succeeds, at least `at_least` in all.
+void ExpectNothingLostUnderLoad(Client& client, absl::Duration how_long, int at_least) {
   v1::SleepRequest sleep;
   sleep.mutable_duration()->set_nanos(20 * 1000 * 1000);
   int failed = 0, done = 0;
-  absl::Time end = absl::Now() + absl::Seconds(2);
+  absl::Time end = absl::Now() + how_long;
   while (absl::Now() < end) {
     std::vector<std::future<Result>> batch;
     batch.reserve(16);
@@ -524,7 +532,15 @@ TEST(H2UpstreamTest, NothingIsLostAcrossGoawaysUnderLoad) {
     }
   }
   EXPECT_EQ(failed, 0) << "of " << done;
-  EXPECT_GT(done, 100);
+  EXPECT_GT(done, at_least);
+}
+
+TEST(H2UpstreamTest, NothingIsLostAcrossGoawaysUnderLoad) {
+  // The server ends each connection after 150 ms (GOAWAY), as Kurt's services do after two
+  // minutes: the calls crossing it go on the next connection.
+  TestUpstream upstream(/*max_connection_age_ms=*/150);
+  Client client(Targets(Local(upstream.port())));
+  ExpectNothingLostUnderLoad(client, absl::Seconds(2), 100);
 }
 
 TEST(H2UpstreamTest, AGracefulShutdownOfAReplicaLosesNothing) {
@@ -606,9 +622,8 @@ TEST(H2UpstreamTest, AReplicaNotServingGetsNoCalls) {
   EXPECT_GE(starting.links().resolve_calls.load(), 4);
 }
 
-TEST(H2UpstreamTest, ShutdownCancelsTheCallsInFlight) {
-  TestUpstream upstream;
-  auto client = std::make_unique<Client>(Targets(Local(upstream.port())));
+// A call in flight when the client goes: CANCELLED at once.
+void ExpectShutdownCancelsAtOnce(std::unique_ptr<Client> client) {
   v1::SleepRequest sleep;
   sleep.mutable_duration()->set_seconds(3);
   std::future<Result> call = client->Start(kEcho, kSleep, sleep);
@@ -618,6 +633,11 @@ TEST(H2UpstreamTest, ShutdownCancelsTheCallsInFlight) {
   ASSERT_EQ(call.wait_for(std::chrono::seconds(0)), std::future_status::ready);
   EXPECT_EQ(call.get().status.error_code(), grpc::StatusCode::CANCELLED);
   EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+}
+
+TEST(H2UpstreamTest, ShutdownCancelsTheCallsInFlight) {
+  TestUpstream upstream;
+  ExpectShutdownCancelsAtOnce(std::make_unique<Client>(Targets(Local(upstream.port()))));
 }
 
 // Fix-by-fix tests of the review fixes in the client (each fails without its fix).
@@ -723,6 +743,269 @@ TEST(H2UpstreamTest, TimeoutHeaderAndMessageDecoding) {
   EXPECT_EQ(PercentDecode("a%20b%C2%ABc%"),
             "a b\xC2\xAB"
             "c%");
+}
+
+// --- Mutual TLS ---------------------------------------------------------------------------------
+
+// Certificates made by the project's tools/certs: Kurt's CA with the edge, links and reports (each
+// also names localhost and 127.0.0.1), and a stranger's CA with an edge and a links of its own.
+class H2UpstreamTlsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(std::filesystem::temp_directory_path() /
+                           kurt::testing::RandomName("kurt-h2tls-test-"));
+    for (const auto& [ca, identities] : {std::pair{"kurt", "kurt-edge kurt-links kurt-reports"},
+                                         std::pair{"stranger", "kurt-edge kurt-links"}}) {
+      std::string cmd = absl::StrCat(kurt::testing::SourceDir(), "/tools/certs ", *dir_, "/", ca,
+                                     " ", identities);
+      ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    }
+  }
+  static void TearDownTestSuite() {
+    std::filesystem::remove_all(*dir_);
+    delete dir_;
+  }
+
+  // The certificate and key of `identity` from `ca`'s directory, trusting `trusted`'s CA.
+  static platform::TlsConfig Tls(const std::string& ca, const std::string& identity,
+                                 const std::string& trusted = "") {
+    const std::string d = absl::StrCat(*dir_, "/", ca);
+    absl::StatusOr<std::optional<platform::TlsConfig>> tls = platform::LoadTls(
+        {absl::StrCat(d, "/", identity, ".crt"), absl::StrCat(d, "/", identity, ".key"),
+         absl::StrCat(*dir_, "/", trusted.empty() ? ca : trusted, "/ca.crt")});
+    EXPECT_TRUE(tls.ok() && tls->has_value()) << tls.status();
+    return tls.ok() && tls->has_value() ? **tls : platform::TlsConfig{};
+  }
+  // A server as Kurt's services are with mTLS: a client certificate of its CA required.
+  static std::unique_ptr<TestUpstream> Server(const std::string& ca, const std::string& identity,
+                                              int max_connection_age_ms = 0) {
+    return std::make_unique<TestUpstream>(
+        max_connection_age_ms, platform::EdgeTrustingServerCredentials("", Tls(ca, identity), {}));
+  }
+  // The edge's side, as upstream.cc configures it: links' replicas at IP addresses must be
+  // kurt-links; the test service (not one of Kurt's) is checked against the address dialled.
+  static H2UpstreamOptions Options(const platform::TlsConfig& tls) {
+    H2UpstreamOptions options;
+    options.tls = tls;
+    options.tls_server_names[kLinks] = "kurt-links";
+    return options;
+  }
+
+  static std::string* dir_;
+};
+std::string* H2UpstreamTlsTest::dir_ = nullptr;
+
+kurt::links::v1::ResolveRequest AResolve() {
+  kurt::links::v1::ResolveRequest resolve;
+  resolve.set_code("x");
+  return resolve;
+}
+
+TEST_F(H2UpstreamTlsTest, CallsGoThroughMutualTls) {
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-links");
+  Client client(Targets(Local(upstream->port())), Options(Tls("kurt", "kurt-edge")));
+  Result r = client.Call(kEcho, kHeaders, google::protobuf::Empty(), absl::Seconds(5),
+                         {{"x-test", "over tls"}});
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  v1::HeadersResponse headers;
+  ASSERT_TRUE(headers.ParseFromString(r.response));
+  EXPECT_EQ(headers.metadata().at("x-test"), "over tls");
+  // Links' replica proves to be kurt-links; a large answer crosses many TLS records.
+  ASSERT_TRUE(client.Call(kLinks, kResolve, AResolve()).status.ok());
+  EXPECT_EQ(upstream->links().resolve_calls.load(), 1);
+  v1::Thing thing;
+  thing.set_blob(std::string(3 << 20, 'x'));
+  r = client.Call(kEcho, kGetThing, thing);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  ASSERT_TRUE(thing.ParseFromString(r.response));
+  EXPECT_EQ(thing.blob().size(), size_t{3} << 20);
+
+  // A DNS name is checked as dialled (SNI and the certificate's localhost).
+  Client by_name(Targets(absl::StrCat("localhost:", upstream->port())),
+                 Options(Tls("kurt", "kurt-edge")));
+  r = by_name.Call(kLinks, kResolve, AResolve());
+  EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+}
+
+TEST_F(H2UpstreamTlsTest, AServerOfAnotherCaIsRefused) {
+  std::unique_ptr<TestUpstream> upstream = Server("stranger", "kurt-links");
+  Client client(Targets(Local(upstream->port())), Options(Tls("kurt", "kurt-edge")));
+  Result r = client.Call(kLinks, kResolve, AResolve());
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(r.status.error_message(), "the server's certificate is refused"))
+      << r.status.error_message();
+  EXPECT_EQ(upstream->links().resolve_calls.load(), 0);
+}
+
+TEST_F(H2UpstreamTlsTest, AServerWithAnotherNameIsRefused) {
+  // kurt-reports' certificate (Kurt's CA, and 127.0.0.1) is no kurt-links: links' calls are
+  // refused, the test service's (checked against the address) go through.
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-reports");
+  Client client(Targets(Local(upstream->port())), Options(Tls("kurt", "kurt-edge")));
+  Result r = client.Call(kLinks, kResolve, AResolve());
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(r.status.error_message(), "mismatch")) << r.status.error_message();
+  EXPECT_EQ(upstream->links().resolve_calls.load(), 0);
+  r = client.Call(kEcho, kHeaders, google::protobuf::Empty());
+  EXPECT_TRUE(r.status.ok()) << r.status.error_message();
+
+  // The same server as another service's identity.
+  H2UpstreamOptions named = Options(Tls("kurt", "kurt-edge"));
+  named.tls_server_names[kEcho] = "kurt-links";
+  Client wrong(Targets(Local(upstream->port())), named);
+  r = wrong.Call(kEcho, kHeaders, google::protobuf::Empty());
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+TEST_F(H2UpstreamTlsTest, AnEdgeWhoseCertificateTheServersCaDidNotSignIsRefused) {
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-links");
+  // The stranger's edge certificate, trusting Kurt's CA: the server refuses it.
+  Client client(Targets(Local(upstream->port())),
+                Options(Tls("stranger", "kurt-edge", /*trusted=*/"kurt")));
+  Result r = client.Call(kLinks, kResolve, AResolve());
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE) << r.status.error_message();
+  EXPECT_EQ(upstream->links().resolve_calls.load(), 0);
+}
+
+// A TLS server that speaks no HTTP/2 (its handshake selects no ALPN protocol): counts the bytes
+// the client sends it once the handshake is done.
+class TlsServerWithoutH2 {
+ public:
+  explicit TlsServerWithoutH2(const platform::TlsConfig& tls) {
+    context_.use_certificate_chain(net::buffer(tls.cert_pem));
+    context_.use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem);
+    acceptor_.open(net::ip::tcp::v4());
+    acceptor_.bind({net::ip::make_address("127.0.0.1"), 0});
+    acceptor_.listen();
+    port_ = acceptor_.local_endpoint().port();
+    thread_ = std::thread([this] {
+      for (;;) {
+        net::ip::tcp::socket socket(ioc_);
+        boost::system::error_code ec;
+        acceptor_.accept(socket, ec);
+        if (ec || stop_) {
+          return;
+        }
+        net::ssl::stream<net::ip::tcp::socket&> stream(socket, context_);
+        stream.handshake(net::ssl::stream_base::server, ec);
+        if (!ec) {
+          ++handshakes_;
+        }
+        std::array<char, 4096> buf;
+        while (!ec) {
+          received_ += stream.read_some(net::buffer(buf), ec);
+        }
+        ++closed_;
+      }
+    });
+  }
+  ~TlsServerWithoutH2() {
+    stop_ = true;
+    boost::system::error_code ec;
+    net::ip::tcp::socket poke(ioc_);
+    poke.connect({net::ip::make_address("127.0.0.1"), static_cast<uint16_t>(port_)}, ec);
+    thread_.join();
+  }
+  int port() const { return port_; }
+  int handshakes() const { return handshakes_; }
+  size_t received() const { return received_; }
+  int closed() const { return closed_; }
+
+ private:
+  net::io_context ioc_;
+  net::ssl::context context_{net::ssl::context::tls_server};
+  net::ip::tcp::acceptor acceptor_{ioc_};
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> handshakes_{0};
+  std::atomic<size_t> received_{0};
+  std::atomic<int> closed_{0};
+  std::thread thread_;
+};
+
+TEST_F(H2UpstreamTlsTest, AServerThatDoesNotSelectH2IsRefused) {
+  TlsServerWithoutH2 server(Tls("kurt", "kurt-links"));
+  {
+    Client client(Targets(Local(server.port())), Options(Tls("kurt", "kurt-edge")));
+    Result r = client.Call(kLinks, kResolve, AResolve());
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+    EXPECT_TRUE(absl::StrContains(r.status.error_message(), "ALPN")) << r.status.error_message();
+  }
+  // The server's side of the first connection ends a moment later.
+  for (int i = 0; i < 200 && server.closed() < 1; ++i) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_GE(server.handshakes(), 1);
+  EXPECT_GE(server.closed(), 1);
+  EXPECT_EQ(server.received(), 0u) << "no HTTP/2 preface, no call";
+}
+
+TEST_F(H2UpstreamTlsTest, AHandshakeThatNeverEndsTimesOutAsAConnect) {
+  // Connections are taken (the listen backlog) and never answered.
+  net::io_context ioc;
+  net::ip::tcp::acceptor silent(ioc, {net::ip::make_address("127.0.0.1"), 0});
+  H2UpstreamOptions options = Options(Tls("kurt", "kurt-edge"));
+  options.connect_timeout = absl::Milliseconds(300);
+  Client client(Targets(Local(silent.local_endpoint().port())), options);
+  absl::Time start = absl::Now();
+  Result r = client.Call(kLinks, kResolve, AResolve(), absl::Seconds(10));
+  EXPECT_EQ(r.status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_TRUE(absl::StrContains(r.status.error_message(), "TLS handshake"))
+      << r.status.error_message();
+  EXPECT_TRUE(absl::StrContains(r.status.error_message(), "timed out")) << r.status.error_message();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+}
+
+TEST_F(H2UpstreamTlsTest, NothingIsLostAcrossGoawaysUnderLoad) {
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-links", 150);
+  Client client(Targets(Local(upstream->port())), Options(Tls("kurt", "kurt-edge")));
+  ExpectNothingLostUnderLoad(client, absl::Seconds(1), 50);
+}
+
+TEST_F(H2UpstreamTlsTest, ShutdownDoesNotWaitForThePeer) {
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-links");
+  auto client =
+      std::make_unique<Client>(Targets(Local(upstream->port())), Options(Tls("kurt", "kurt-edge")));
+  ASSERT_TRUE(client->Call(kLinks, kResolve, AResolve()).status.ok());
+  ExpectShutdownCancelsAtOnce(std::move(client));
+}
+
+TEST_F(H2UpstreamTlsTest, AReplicaThatKeepsRefusingIsLoggedOnce) {
+  std::unique_ptr<TestUpstream> upstream = Server("stranger", "kurt-links");
+  H2UpstreamOptions options = Options(Tls("kurt", "kurt-edge"));
+  options.max_reconnect_backoff = absl::Milliseconds(20);
+  kurt::testing::StderrCapture capture;
+  {
+    Client client(Targets(Local(upstream->port())), options);
+    absl::Time end = absl::Now() + absl::Milliseconds(500);
+    int calls = 0;
+    while (absl::Now() < end) {
+      EXPECT_EQ(client.Call(kLinks, kResolve, AResolve()).status.error_code(),
+                grpc::StatusCode::UNAVAILABLE);
+      ++calls;
+      absl::SleepFor(absl::Milliseconds(25));
+    }
+    EXPECT_GT(calls, 5);
+  }
+  std::string logged = capture.Stop();
+  int lines = 0;
+  for (absl::string_view line : absl::StrSplit(logged, '\n')) {
+    lines += absl::StrContains(line, "h2 upstream: connection failed") &&
+             absl::StrContains(line, kLinks);
+  }
+  EXPECT_EQ(lines, 1) << logged;
+}
+
+TEST_F(H2UpstreamTlsTest, FilesOpenSslCannotUseAreRefusedUpFront) {
+  platform::TlsConfig tls = Tls("kurt", "kurt-edge");
+  EXPECT_TRUE(H2ClientTlsContext(tls).ok());
+  tls.key_pem = Tls("kurt", "kurt-links").key_pem;
+  absl::Status status = H2ClientTlsContext(tls).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(status.message(), "--tls_key: key values mismatch")) << status;
+  tls.cert_pem = "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n";
+  status = H2ClientTlsContext(tls).status();
+  EXPECT_TRUE(absl::StrContains(status.message(), "--tls_cert")) << status;
 }
 
 }  // namespace

@@ -273,7 +273,7 @@ TEST_F(LinksMtlsTest, TheEdgeServesThroughMutualTlsToRealLinks) {
     // Two addresses (replicas), as tools/run --ha gives them: checked against kurt-links.
     c.upstreams = {absl::StrCat("kurt.links.v1.LinksService=", Address(), ",", Address())};
     c.default_upstream_host = "";
-    c.upstream.credentials = platform::ChannelCredentials(Load(Files(ca_dir, "kurt-edge")));
+    c.upstream.tls = Load(Files(ca_dir, "kurt-edge"));
     c.edge.cached_hits.interval = absl::Milliseconds(50);
     absl::StatusOr<std::unique_ptr<edge::EdgeServer>> s = edge::EdgeServer::Start(std::move(c));
     EXPECT_TRUE(s.ok()) << s.status();
