@@ -25,7 +25,8 @@ KURT_BUILD_PACKAGES=(
   librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev libgtest-dev
   libgmock-dev libbenchmark-dev libcurl4-openssl-dev libssl-dev libsodium-dev libqrencode-dev
   libpng-dev
-  # The edge's unary upstream calls: an HTTP/2 client on its I/O threads (edge/h2_upstream.h).
+  # The edge's unary upstream calls: an HTTP/2 client on its I/O threads (edge/h2_upstream.h),
+  # mutual TLS with OpenSSL (libssl-dev, above).
   libnghttp2-dev
   # Click analytics tells bots, and links' redirect rules devices, by uap-core's regexes (RE2,
   # yaml-cpp); links places client addresses in countries by tor-geoipdb's tables.

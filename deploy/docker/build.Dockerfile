@@ -20,7 +20,7 @@ RUN apt-get update \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev \
       librdkafka-dev libpqxx-dev libpq-dev libhiredis-dev libjemalloc-dev libboost-dev \
       libgtest-dev libgmock-dev libbenchmark-dev libcurl4-openssl-dev libsodium-dev \
-      libqrencode-dev libpng-dev libnghttp2-dev \
+      libqrencode-dev libpng-dev libnghttp2-dev libssl-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # google/api and google/rpc protos from the googleapis-common-protos wheel (Debian's copy lacks
