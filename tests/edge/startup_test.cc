@@ -1,12 +1,15 @@
 // The real binaries refuse to start with settings that are unsafe outside development: an empty
 // --edge_secret (any binary that has it; kurt-links stands for the services), and the edge
 // without an authorizer (--accounts_address). --dev_mode lets both start. The checks run before a
-// binary connects to anything, so no server is needed here.
+// binary connects to anything, so no server is needed here. The edge also refuses TLS files that
+// OpenSSL cannot use.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -98,6 +101,23 @@ TEST(StartupTest, ServiceWithoutASecretRefusesToStart) {
   ASSERT_TRUE(o.exited) << o.output;
   EXPECT_EQ(o.code, 2) << o.output;
   EXPECT_NE(o.output.find("--edge_secret"), std::string::npos) << o.output;
+}
+
+TEST(StartupTest, EdgeWithATlsKeyThatIsNotItsCertificatesRefusesToStart) {
+  // Files that LoadTls takes (PEM blocks, all three), but OpenSSL would not: the edge says so at
+  // start rather than failing every connection of its h2 client.
+  const std::string dir = absl::StrCat(testing::TempDir(), "kurt-startup-certs-", getpid());
+  const std::string certs = absl::StrCat(KURT_CERTS_TOOL, " ", dir, " kurt-edge kurt-links");
+  ASSERT_EQ(std::system(certs.c_str()), 0) << certs;
+  Outcome o =
+      RunBinary(KURT_EDGE_BINARY,
+                {"--edge_port=0", "--upstream_host=", "--tls_cert=" + dir + "/kurt-edge.crt",
+                 "--tls_key=" + dir + "/kurt-links.key", "--tls_ca=" + dir + "/ca.crt"},
+                {"KURT_DEV_MODE=true"}, absl::Seconds(20));
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(o.exited) << o.output;
+  EXPECT_EQ(o.code, 2) << o.output;
+  EXPECT_NE(o.output.find("--tls_key: key values mismatch"), std::string::npos) << o.output;
 }
 
 TEST(StartupTest, DevModeLetsTheEdgeStartWithNeither) {
