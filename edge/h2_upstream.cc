@@ -842,7 +842,6 @@ void H2Upstreams::Connection::StartSession() {
   state_ = State::kReady;
   health_ = Health::kUnknown;
   backoff_ = absl::ZeroDuration();
-
   goaway_last_stream_ = INT32_MAX;
   // The queued calls wait for the server's health (one round trip).
   WatchHealth();
