@@ -97,6 +97,85 @@ void AppendFloat(float v, std::string* out) {
   }
 }
 
+// `value` in `width` decimal digits, zero-padded (0 <= value < 10^width).
+void AppendDigits(int64_t value, int width, std::string* out) {
+  char digits[10];
+  for (int i = width - 1; i >= 0; --i) {
+    digits[i] = static_cast<char>('0' + value % 10);
+    value /= 10;
+  }
+  out->append(digits, static_cast<size_t>(width));
+}
+
+// A Timestamp (`timestamp`) or Duration as the util printer writes it, quoted; false for a
+// Timestamp outside 0001-01-01 to 9999-12-31, which it refuses. A Timestamp with valid nanos is
+// written here (TimeUtil's StringPrintf was a tenth of a response's printing), the rest by
+// TimeUtil.
+bool AppendTime(bool timestamp, int64_t seconds, int32_t nanos, std::string* out) {
+  using google::protobuf::util::TimeUtil;
+  if (timestamp &&
+      (seconds < TimeUtil::kTimestampMinSeconds || seconds > TimeUtil::kTimestampMaxSeconds)) {
+    return false;
+  }
+  if (!timestamp || nanos < 0 || nanos > 999'999'999) {
+    std::string text;
+    if (timestamp) {
+      google::protobuf::Timestamp ts;
+      ts.set_seconds(seconds);
+      ts.set_nanos(nanos);
+      text = TimeUtil::ToString(ts);
+    } else {
+      google::protobuf::Duration du;
+      du.set_seconds(seconds);
+      du.set_nanos(nanos);
+      text = TimeUtil::ToString(du);
+    }
+    AppendQuoted(text, out);
+    return true;
+  }
+  // The civil date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
+  int64_t days = seconds / 86400;
+  int64_t of_day = seconds % 86400;
+  if (of_day < 0) {
+    of_day += 86400;
+    --days;
+  }
+  const int64_t z = days + 719468;
+  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+  const int64_t doe = z - era * 146097;
+  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const int64_t mp = (5 * doy + 2) / 153;
+  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
+  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
+  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  out->push_back('"');
+  AppendDigits(year, 4, out);
+  out->push_back('-');
+  AppendDigits(month, 2, out);
+  out->push_back('-');
+  AppendDigits(day, 2, out);
+  out->push_back('T');
+  AppendDigits(of_day / 3600, 2, out);
+  out->push_back(':');
+  AppendDigits(of_day / 60 % 60, 2, out);
+  out->push_back(':');
+  AppendDigits(of_day % 60, 2, out);
+  // Fractions in 3, 6 or 9 digits, the fewest that hold the nanos exactly.
+  if (nanos != 0) {
+    out->push_back('.');
+    if (nanos % 1'000'000 == 0) {
+      AppendDigits(nanos / 1'000'000, 3, out);
+    } else if (nanos % 1'000 == 0) {
+      AppendDigits(nanos / 1'000, 6, out);
+    } else {
+      AppendDigits(nanos, 9, out);
+    }
+  }
+  out->append("Z\"");
+  return true;
+}
+
 bool PrintMessage(const Message& m, std::string* out);
 
 // One value of `f` (element `index` when repeated).
@@ -193,26 +272,8 @@ bool PrintWellKnown(const Message& m, std::string* out, bool* handled) {
   }
   const Reflection* r = m.GetReflection();
   if (name == "google.protobuf.Timestamp" || name == "google.protobuf.Duration") {
-    int64_t seconds = r->GetInt64(m, d->field(0));
-    int32_t nanos = r->GetInt32(m, d->field(1));
-    std::string text;
-    if (name == "google.protobuf.Timestamp") {
-      google::protobuf::Timestamp ts;
-      ts.set_seconds(seconds);
-      ts.set_nanos(nanos);
-      if (ts.seconds() < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-          ts.seconds() > google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
-        return false;
-      }
-      text = google::protobuf::util::TimeUtil::ToString(ts);
-    } else {
-      google::protobuf::Duration du;
-      du.set_seconds(seconds);
-      du.set_nanos(nanos);
-      text = google::protobuf::util::TimeUtil::ToString(du);
-    }
-    AppendQuoted(text, out);
-    return true;
+    return AppendTime(name == "google.protobuf.Timestamp", r->GetInt64(m, d->field(0)),
+                      r->GetInt32(m, d->field(1)), out);
   }
   if (name == "google.protobuf.FieldMask") {
     google::protobuf::FieldMask mask;
@@ -603,24 +664,9 @@ bool PrintWireWellKnown(const Descriptor* d, absl::string_view bytes, std::strin
         !LastValue(d, d->field(1), bytes, &nanos, &has_nanos)) {
       return false;
     }
-    const int64_t s = has_seconds ? static_cast<int64_t>(seconds.bits) : 0;
-    const int32_t n = has_nanos ? static_cast<int32_t>(nanos.bits) : 0;
-    if (name == "google.protobuf.Timestamp") {
-      google::protobuf::Timestamp ts;
-      ts.set_seconds(s);
-      ts.set_nanos(n);
-      if (s < google::protobuf::util::TimeUtil::kTimestampMinSeconds ||
-          s > google::protobuf::util::TimeUtil::kTimestampMaxSeconds) {
-        return false;
-      }
-      AppendQuoted(google::protobuf::util::TimeUtil::ToString(ts), out);
-    } else {
-      google::protobuf::Duration du;
-      du.set_seconds(s);
-      du.set_nanos(n);
-      AppendQuoted(google::protobuf::util::TimeUtil::ToString(du), out);
-    }
-    return true;
+    return AppendTime(name == "google.protobuf.Timestamp",
+                      has_seconds ? static_cast<int64_t>(seconds.bits) : 0,
+                      has_nanos ? static_cast<int32_t>(nanos.bits) : 0, out);
   }
   if (name == "google.protobuf.Empty") {
     out->append("{}");

@@ -9,6 +9,7 @@
 #include "edge/test_api.h"
 #include "edge/test_things.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/time_util.h"
 #include "gtest/gtest.h"
 #include "kurt/testing/v1/echo.pb.h"
 
@@ -215,6 +216,45 @@ TEST(JsonPrinterTest, FromTheWireAgreesOnRandomBytes) {
   // malformed (about 270 of the 12,000 are taken). Both still leave many checked.
   EXPECT_GT(merged_taken, 300);
   EXPECT_GT(changed_taken, 150);
+}
+
+// Timestamps are written by the printers themselves: the same text as the util printer's across
+// the whole range, with each precision of nanos.
+TEST(JsonPrinterTest, TimestampsAsTheUtilPrinterWritesThem) {
+  TestApi t = TestApi::Load();
+  ASSERT_NE(t.api, nullptr);
+  std::vector<int64_t> seconds = {google::protobuf::util::TimeUtil::kTimestampMinSeconds,
+                                  google::protobuf::util::TimeUtil::kTimestampMaxSeconds,
+                                  0,
+                                  -1,
+                                  1,
+                                  86399,
+                                  86400,
+                                  -86400,
+                                  -86401,
+                                  951782400,     // 2000-02-29
+                                  4107542399,    // 2100-02-28T23:59:59
+                                  -2208988800};  // 1900-01-01
+  RandomThings random(42);
+  for (int i = 0; i < 2000; ++i) {
+    const auto span = static_cast<uint64_t>(google::protobuf::util::TimeUtil::kTimestampMaxSeconds -
+                                            google::protobuf::util::TimeUtil::kTimestampMinSeconds);
+    seconds.push_back(google::protobuf::util::TimeUtil::kTimestampMinSeconds +
+                      static_cast<int64_t>(random.Bits() % (span + 1)));
+  }
+  const std::vector<int32_t> nanos = {0, 1, 999'999'999, 5'000'000, 120'000, 123'456'789};
+  for (size_t i = 0; i < seconds.size(); ++i) {
+    Thing thing;
+    thing.mutable_when()->set_seconds(seconds[i]);
+    thing.mutable_when()->set_nanos(nanos[i % nanos.size()]);
+    const std::string bytes = thing.SerializeAsString();
+    const std::string util = UtilJson(*t.api, bytes);
+    EXPECT_EQ(OurJson(*t.api, bytes), util);
+    const auto* type = t.api->pool().FindMessageTypeByName("kurt.testing.v1.Thing");
+    std::string wire;
+    EXPECT_TRUE(PrintJsonFromWire(type, bytes, &wire));
+    EXPECT_EQ(wire, util);
+  }
 }
 
 }  // namespace
