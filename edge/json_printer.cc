@@ -97,6 +97,20 @@ void AppendFloat(float v, std::string* out) {
   }
 }
 
+// An enum value by name; a number it does not name, as the number; NullValue as null.
+void AppendEnum(const google::protobuf::EnumDescriptor* type, int number, std::string* out) {
+  if (type->full_name() == "google.protobuf.NullValue") {
+    out->append("null");
+    return;
+  }
+  const auto* value = type->FindValueByNumber(number);
+  if (value != nullptr) {
+    AppendQuoted(value->name(), out);
+  } else {
+    absl::StrAppend(out, number);
+  }
+}
+
 // `value` in `width` decimal digits, zero-padded (0 <= value < 10^width).
 void AppendDigits(int64_t value, int width, std::string* out) {
   char digits[10];
@@ -206,17 +220,8 @@ bool PrintValue(const Message& m, const FieldDescriptor* f, int index, std::stri
       out->append((rep ? r->GetRepeatedBool(m, f, index) : r->GetBool(m, f)) ? "true" : "false");
       return true;
     case FieldDescriptor::CPPTYPE_ENUM: {
-      int number = rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f);
-      if (f->enum_type()->full_name() == "google.protobuf.NullValue") {
-        out->append("null");
-        return true;
-      }
-      const auto* value = f->enum_type()->FindValueByNumber(number);
-      if (value != nullptr) {
-        AppendQuoted(value->name(), out);
-      } else {
-        absl::StrAppend(out, number);
-      }
+      AppendEnum(f->enum_type(), rep ? r->GetRepeatedEnumValue(m, f, index) : r->GetEnumValue(m, f),
+                 out);
       return true;
     }
     case FieldDescriptor::CPPTYPE_STRING: {
@@ -558,17 +563,7 @@ bool PrintWireValue(const FieldDescriptor* f, const WireValue& v, std::string* o
       out->append(v.bits != 0 ? "true" : "false");
       return true;
     case FieldDescriptor::TYPE_ENUM: {
-      const auto number = static_cast<int32_t>(v.bits);
-      if (f->enum_type()->full_name() == "google.protobuf.NullValue") {
-        out->append("null");
-        return true;
-      }
-      const auto* value = f->enum_type()->FindValueByNumber(number);
-      if (value != nullptr) {
-        AppendQuoted(value->name(), out);
-      } else {
-        absl::StrAppend(out, number);
-      }
+      AppendEnum(f->enum_type(), static_cast<int32_t>(v.bits), out);
       return true;
     }
     case FieldDescriptor::TYPE_STRING:
