@@ -841,7 +841,6 @@ void H2Upstreams::Connection::StartSession() {
   nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0, options.connection_window);
   state_ = State::kReady;
   health_ = Health::kUnknown;
-  backoff_ = absl::ZeroDuration();
   goaway_last_stream_ = INT32_MAX;
   // The queued calls wait for the server's health (one round trip).
   WatchHealth();
@@ -1050,6 +1049,9 @@ void H2Upstreams::Connection::Read() {
                             ? std::string("the upstream closed the connection")
                             : ec.message());
     }
+    // The server speaks: only now does the backoff start again from its shortest (with TLS 1.3
+    // a server may refuse the edge's certificate after the handshake, at the first read).
+    self->backoff_ = absl::ZeroDuration();
     if (!self->logged_failure_.empty()) [[unlikely]] {
       // The server speaks (with TLS 1.3 it may refuse the edge's certificate only now).
       KURT_LOG(kInfo, "h2 upstream: connected again", {"service", self->service_->name},

@@ -867,6 +867,25 @@ TEST_F(H2UpstreamTlsTest, AnEdgeWhoseCertificateTheServersCaDidNotSignIsRefused)
   EXPECT_EQ(upstream->links().resolve_calls.load(), 0);
 }
 
+// With TLS 1.3 the server refuses the edge's certificate only after the edge's handshake is done,
+// at the first read: the reconnections still back off (100 ms, then 1.6 times longer each, up to
+// a second), rather than starting from the shortest wait each time a handshake completes.
+TEST_F(H2UpstreamTlsTest, AServerThatRefusesTheEdgeAfterTheHandshakeIsRetriedWithBackoff) {
+  std::unique_ptr<TestUpstream> upstream = Server("kurt", "kurt-links");
+  MeddlingProxy proxy(upstream->port());
+  Client client(Targets(Local(proxy.port())),
+                Options(Tls("stranger", "kurt-edge", /*trusted=*/"kurt")));
+  const absl::Time end = absl::Now() + absl::Milliseconds(1500);
+  while (absl::Now() < end) {
+    EXPECT_EQ(client.Call(kLinks, kResolve, AResolve()).status.error_code(),
+              grpc::StatusCode::UNAVAILABLE);
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  // Backing off: attempts at about 0, 0.1, 0.26, 0.52, 0.93 s (5); without: one per 100 ms (15).
+  EXPECT_GE(proxy.accepted(), 2);
+  EXPECT_LE(proxy.accepted(), 8);
+}
+
 // A TLS server that speaks no HTTP/2 (its handshake selects no ALPN protocol): counts the bytes
 // the client sends it once the handshake is done.
 class TlsServerWithoutH2 {
