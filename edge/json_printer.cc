@@ -429,9 +429,10 @@ bool PrintMessage(const Message& m, std::string* out) {
 
 constexpr int kMaxWireDepth = 64;
 
-bool ReadVarint(const char** p, const char* end, uint64_t* v) {
+// A varint of at most `max_bytes` (a parse takes tags and lengths of at most 5).
+bool ReadVarint(const char** p, const char* end, uint64_t* v, int max_bytes = 10) {
   *v = 0;
-  for (int shift = 0; shift < 64 && *p < end; shift += 7) {
+  for (int shift = 0; shift < 7 * max_bytes && *p < end; shift += 7) {
     const auto byte = static_cast<uint8_t>(*(*p)++);
     *v |= static_cast<uint64_t>(byte & 0x7F) << shift;
     if (byte < 0x80) {
@@ -473,7 +474,8 @@ bool ReadValue(WireFormatLite::WireType wire, const char** p, const char* end, W
     }
     case WireFormatLite::WIRETYPE_LENGTH_DELIMITED: {
       uint64_t size;
-      if (!ReadVarint(p, end, &size) || size > static_cast<uint64_t>(end - *p)) {
+      if (!ReadVarint(p, end, &size, 5) || size > INT32_MAX ||
+          size > static_cast<uint64_t>(end - *p)) {
         return false;
       }
       v->bytes = absl::string_view(*p, size);
@@ -594,7 +596,7 @@ struct Occurrences {
 bool ReadTag(const Descriptor* d, const char** p, const char* end, int* hint,
              const FieldDescriptor** f, WireFormatLite::WireType* wire) {
   uint64_t tag;
-  if (!ReadVarint(p, end, &tag) || tag > UINT32_MAX) {
+  if (!ReadVarint(p, end, &tag, 5) || tag > UINT32_MAX) {
     return false;
   }
   const int number = WireFormatLite::GetTagFieldNumber(static_cast<uint32_t>(tag));

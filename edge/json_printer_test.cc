@@ -170,6 +170,9 @@ TEST(JsonPrinterTest, FromTheWirePrintsWhatTheParsedPathPrints) {
       encoded(bytes(1, "\xff")),
       encoded(bytes(16, encoded(bytes(1, "a")))),
       "\x0b\x0c",  // a group
+      // A tag and a length in more than the 5 bytes a parse takes.
+      std::string("\x90\x80\x80\x80\x80\x00\x05", 7),
+      std::string("\x0a\x81\x80\x80\x80\x80\x00\x61", 8),
   };
   const auto* type = t.api->pool().FindMessageTypeByName("kurt.testing.v1.Thing");
   for (const std::string& d : declined) {
