@@ -11,16 +11,15 @@
 #include "grpcpp/generic/generic_stub.h"
 #include "grpcpp/grpcpp.h"
 #include "kurt/accounts/v1/accounts.grpc.pb.h"
-#include "openssl/sha.h"
+#include "platform/core/sha256.h"
 #include "platform/grpc/edge_trust.h"
 
 namespace kurt::edge {
 namespace {
 
 std::string Digest(absl::string_view key) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), digest);
-  return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
+  const platform::Sha256Digest digest = platform::Sha256(key);
+  return std::string(reinterpret_cast<const char*>(digest.data()), digest.size());
 }
 
 std::shared_ptr<grpc::Channel> AccountsChannel(const GrpcKeyAuthenticatorOptions& options) {

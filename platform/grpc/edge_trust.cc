@@ -10,8 +10,8 @@
 #include "absl/strings/str_cat.h"
 #include "grpc/grpc_security.h"
 #include "openssl/crypto.h"
-#include "openssl/sha.h"
 #include "platform/core/config.h"
+#include "platform/core/sha256.h"
 
 ABSL_FLAG(std::string, edge_secret, "",
           "Secret shared by the edge and the services: the edge sends it as x-kurt-edge-secret, "
@@ -21,13 +21,7 @@ ABSL_FLAG(std::string, edge_secret, "",
 namespace kurt::platform {
 namespace {
 
-using Digest = std::array<unsigned char, SHA256_DIGEST_LENGTH>;
-
-Digest Sha256(absl::string_view data) {
-  Digest out;
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), out.data());
-  return out;
-}
+using Digest = Sha256Digest;
 
 // Calls the check lets through whatever the secret: no account named, or health and reflection.
 bool NeedsNoSecret(absl::string_view method, bool has_account_id) {

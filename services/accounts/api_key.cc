@@ -8,7 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "openssl/crypto.h"
 #include "openssl/rand.h"
-#include "openssl/sha.h"
+#include "platform/core/sha256.h"
 
 namespace kurt::accounts {
 namespace {
@@ -42,12 +42,7 @@ absl::StatusOr<std::string> RandomHex(int bytes) {
   return out;
 }
 
-std::string Sha256Hex(absl::string_view data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
+std::string Sha256Hex(absl::string_view data) { return platform::Sha256Hex(data); }
 
 absl::StatusOr<NewApiKey> GenerateApiKey() {
   absl::StatusOr<std::string> prefix = RandomHex(kPrefixBytes);

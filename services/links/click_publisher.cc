@@ -1,7 +1,5 @@
 #include "services/links/click_publisher.h"
 
-#include <openssl/sha.h>
-
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -13,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "kurt/events/v1/click.pb.h"
 #include "platform/core/log.h"
+#include "platform/core/sha256.h"
 
 namespace kurt::links {
 
@@ -228,11 +227,7 @@ KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic
 KafkaClickSink::~KafkaClickSink() { deadlines_->Stop(); }
 
 std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view ip) {
-  std::string data = absl::StrCat(salt, ip);
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+  return platform::Sha256Hex(absl::StrCat(salt, ip));
 }
 
 absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback on_delivery) {

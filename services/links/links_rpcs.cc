@@ -9,8 +9,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "openssl/sha.h"
 #include "platform/core/log.h"
+#include "platform/core/sha256.h"
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/pagination.h"
 #include "platform/grpc/timestamps.h"
@@ -330,9 +330,8 @@ absl::StatusOr<v1::BatchCreateLinksResponse> LinksRpcs::BatchCreateLinks(
     }
   }
   const std::string serialized = asked.SerializeAsString();
-  std::string digest(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(serialized.data()), serialized.size(),
-         reinterpret_cast<unsigned char*>(digest.data()));
+  const platform::Sha256Digest sha = platform::Sha256(serialized);
+  const std::string digest(reinterpret_cast<const char*>(sha.data()), sha.size());
   absl::StatusOr<BatchInsertResult> inserted = store_->InsertBatch(
       caller.account_id(), request.request_id(), digest, std::move(links),
       [] { return RandomCode(kRandomCodeLength + 1); },
