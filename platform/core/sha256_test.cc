@@ -21,6 +21,7 @@ TEST(Sha256Test, KnownDigestsFromSeveralThreads) {
        "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
   };
   std::vector<std::thread> threads;
+  threads.reserve(4);
   for (int t = 0; t < 4; ++t) {
     threads.emplace_back([&cases] {
       for (int round = 0; round < 50; ++round) {
