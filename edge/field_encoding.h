@@ -20,6 +20,13 @@ namespace kurt::edge {
 absl::Status AppendFieldFromText(const FieldPath& path, absl::string_view text,
                                  absl::string_view what, std::string* out);
 
+// The wire type of one (unpacked) value of `f`.
+inline google::protobuf::internal::WireFormatLite::WireType WireTypeOf(
+    const google::protobuf::FieldDescriptor* f) {
+  using google::protobuf::internal::WireFormatLite;
+  return WireFormatLite::WireTypeForFieldType(static_cast<WireFormatLite::FieldType>(f->type()));
+}
+
 // Wire format's pieces: a varint, a field's tag, a fixed-width value.
 void AppendVarint(uint64_t v, std::string* out);
 void AppendTag(int field_number, google::protobuf::internal::WireFormatLite::WireType type,

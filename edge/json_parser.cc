@@ -356,12 +356,11 @@ class Parser {
   // One non-message value of `f`, into `v` (`scratch` holds an unescaped string).
   bool ScalarOf(const FieldDescriptor* f, Scalar* v, std::string* scratch) {
     SkipSpace();
+    v->wire = WireTypeOf(f);
     switch (f->type()) {
       case FieldDescriptor::TYPE_STRING:
-        v->wire = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
         return String(&v->bytes, scratch);
       case FieldDescriptor::TYPE_BOOL:
-        v->wire = WireFormatLite::WIRETYPE_VARINT;
         if (Literal("true")) {
           v->bits = 1;
           return true;
@@ -392,7 +391,6 @@ class Parser {
         if (value == nullptr) {
           return false;
         }
-        v->wire = WireFormatLite::WIRETYPE_VARINT;
         v->bits = static_cast<uint64_t>(static_cast<int64_t>(value->number()));
         return true;
       }
@@ -403,15 +401,10 @@ class Parser {
         if (!Integer(&i)) {
           return false;
         }
-        if (f->type() == FieldDescriptor::TYPE_SFIXED32) {
-          v->wire = WireFormatLite::WIRETYPE_FIXED32;
-          v->bits = static_cast<uint32_t>(i);
-        } else {
-          v->wire = WireFormatLite::WIRETYPE_VARINT;
-          v->bits = f->type() == FieldDescriptor::TYPE_SINT32
-                        ? WireFormatLite::ZigZagEncode32(i)
-                        : static_cast<uint64_t>(static_cast<int64_t>(i));
-        }
+        v->bits = f->type() == FieldDescriptor::TYPE_SFIXED32 ? static_cast<uint32_t>(i)
+                  : f->type() == FieldDescriptor::TYPE_SINT32
+                      ? WireFormatLite::ZigZagEncode32(i)
+                      : static_cast<uint64_t>(static_cast<int64_t>(i));
         return true;
       }
       case FieldDescriptor::TYPE_INT64:
@@ -421,8 +414,6 @@ class Parser {
         if (!Integer(&i)) {
           return false;
         }
-        v->wire = f->type() == FieldDescriptor::TYPE_SFIXED64 ? WireFormatLite::WIRETYPE_FIXED64
-                                                              : WireFormatLite::WIRETYPE_VARINT;
         v->bits = f->type() == FieldDescriptor::TYPE_SINT64 ? WireFormatLite::ZigZagEncode64(i)
                                                             : static_cast<uint64_t>(i);
         return true;
@@ -433,8 +424,6 @@ class Parser {
         if (!Integer(&u)) {
           return false;
         }
-        v->wire = f->type() == FieldDescriptor::TYPE_FIXED32 ? WireFormatLite::WIRETYPE_FIXED32
-                                                             : WireFormatLite::WIRETYPE_VARINT;
         v->bits = u;
         return true;
       }
@@ -444,8 +433,6 @@ class Parser {
         if (!Integer(&u)) {
           return false;
         }
-        v->wire = f->type() == FieldDescriptor::TYPE_FIXED64 ? WireFormatLite::WIRETYPE_FIXED64
-                                                             : WireFormatLite::WIRETYPE_VARINT;
         v->bits = u;
         return true;
       }
@@ -454,7 +441,6 @@ class Parser {
         if (!Floating(&d)) {
           return false;
         }
-        v->wire = WireFormatLite::WIRETYPE_FIXED64;
         std::memcpy(&v->bits, &d, sizeof(d));
         return true;
       }
@@ -463,7 +449,6 @@ class Parser {
         if (!Floating(&x)) {
           return false;
         }
-        v->wire = WireFormatLite::WIRETYPE_FIXED32;
         uint32_t bits;
         std::memcpy(&bits, &x, sizeof(x));
         v->bits = bits;
@@ -472,7 +457,6 @@ class Parser {
       case FieldDescriptor::TYPE_BYTES:
         // Only the empty value, which every base64 variant reads alike; the rest (standard or
         // URL-safe, padded or not) is the util parser's.
-        v->wire = WireFormatLite::WIRETYPE_LENGTH_DELIMITED;
         v->bytes = {};
         return Literal("\"\"");
       default:  // messages, groups

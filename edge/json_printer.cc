@@ -5,6 +5,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "edge/field_encoding.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/field_mask.pb.h"
 #include "google/protobuf/stubs/strutil.h"
@@ -485,11 +486,6 @@ bool ReadValue(WireFormatLite::WireType wire, const char** p, const char* end, W
     default:  // groups
       return false;
   }
-}
-
-// The wire type of one (unpacked) value of `f`.
-WireFormatLite::WireType WireTypeOf(const FieldDescriptor* f) {
-  return WireFormatLite::WireTypeForFieldType(static_cast<WireFormatLite::FieldType>(f->type()));
 }
 
 // The value of `f` absent from the wire: its default.

@@ -280,6 +280,11 @@ absl::StatusOr<std::string> Transcoder::Render(const Descriptor* type,
   if (std::string json; PrintJsonFromWire(type, message, &json)) {
     return json;
   }
+  return RenderParsed(type, message);
+}
+
+absl::StatusOr<std::string> Transcoder::RenderParsed(const Descriptor* type,
+                                                     absl::string_view message) const {
   if (const google::protobuf::Message* prototype = api_->Prototype(type)) {
     alignas(8) char block[8192];
     google::protobuf::ArenaOptions options;
@@ -337,7 +342,8 @@ absl::StatusOr<HttpPayload> Transcoder::Response(const Route& route,
     if (route.response_is_http_body) {
       return DecodeHttpBody(message);
     }
-    absl::StatusOr<std::string> json = Render(route.method->output_type(), message);
+    // PrintJsonFromWire declined it above.
+    absl::StatusOr<std::string> json = RenderParsed(route.method->output_type(), message);
     if (!json.ok()) {
       return json.status();
     }

@@ -69,6 +69,9 @@ class Transcoder {
   // printer for what PrintJson leaves to it.
   absl::StatusOr<std::string> Render(const google::protobuf::Descriptor* type,
                                      absl::string_view message) const;
+  // Render without the first step, for bytes PrintJsonFromWire declined.
+  absl::StatusOr<std::string> RenderParsed(const google::protobuf::Descriptor* type,
+                                           absl::string_view message) const;
   absl::StatusOr<std::string> RenderWithUtil(absl::string_view type_url,
                                              absl::string_view message) const;
   absl::StatusOr<std::string> BodyJsonToBinary(const Route& route, absl::string_view body) const;
