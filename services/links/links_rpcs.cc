@@ -687,8 +687,8 @@ void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRe
     done(NoLink(request.code()));
     return;
   }
-  // The redirect is decided where the link's cache entry arrives (resolver.h): the caller,
-  // request and response live until `done`.
+  // The redirect is decided where the link's cache entry arrives (resolver.h), unless it must be
+  // counted: the caller, request and response live until `done`.
   resolver_->ResolveAsync(
       request.code(), caller.deadline(),
       [this, &caller, &request, response,
@@ -702,23 +702,67 @@ void LinksRpcs::ResolveAsync(const platform::Caller& caller, const v1::ResolveRe
           done(link.status());
           return;
         }
-        absl::StatusOr<Redirect> redirect =
-            DecideFor(caller, request.code(), *link, absl::Now(), /*unlocked=*/false);
-        if (!redirect.ok()) {
-          done(redirect.status());
+        if (!link->limits.max_clicks) {
+          AnswerResolve(caller, request, response, *link, std::move(done));
           return;
         }
-        *response = std::move(redirect->response);
-        if (redirect->page) {
-          done(absl::OkStatus());
+        // Counting is a statement on the primary, which may wait for a row lock or a failover:
+        // not on this thread, which answers the cache's other lookups (or reads the database
+        // for other codes).
+        platform::WorkQueue::Task count = [this, &caller, &request, response,
+                                           link = std::move(*link),
+                                           done = std::move(done)](bool run) mutable {
+          log::RequestScope scope(caller.request_id(), log::RequestScope::Borrow{});
+          if (!run) {
+            done(absl::UnavailableError(
+                "the link's clicks cannot be counted now: kurt-links is stopping or too many "
+                "redirects wait for the database"));
+          } else if (absl::Now() >= caller.deadline()) {
+            // Its redirect would not go out: it must not use up one of max_clicks.
+            done(absl::DeadlineExceededError("the deadline passed before the click was counted"));
+          } else {
+            AnswerResolve(caller, request, response, link, std::move(done));
+          }
+        };
+        if (!counting_.Submit(count)) {
+          KURT_LOG(kWarn, "redirect refused: too many wait to be counted", {"code", request.code()},
+                   {"waiting", counting_.Waiting()});
+          std::move(count)(false);
+        }
+      });
+}
+
+void LinksRpcs::AnswerResolve(const platform::Caller& caller, const v1::ResolveRequest& request,
+                              v1::ResolveResponse* response, CachedLink& link,
+                              platform::AsyncDone done) {
+  absl::StatusOr<Redirect> redirect =
+      DecideFor(caller, request.code(), link, absl::Now(), /*unlocked=*/false);
+  if (!redirect.ok()) {
+    done(redirect.status());
+    return;
+  }
+  *response = std::move(redirect->response);
+  if (redirect->page) {
+    done(absl::OkStatus());
+    return;
+  }
+  const bool counted = redirect->counted;
+  clicks_->PublishAsync(
+      redirect->click, redirect->click_deadline,
+      [this, &request, counted, done = std::move(done)](const absl::Status& published) mutable {
+        if (published.ok() || !counted) {
+          done(ClickOutcome(request.code(), /*counted=*/false, published));
           return;
         }
-        const bool counted = redirect->counted;
-        clicks_->PublishAsync(
-            redirect->click, redirect->click_deadline,
-            [this, &request, counted, done = std::move(done)](const absl::Status& published) {
-              done(published.ok() ? published : ClickOutcome(request.code(), counted, published));
-            });
+        // The count goes back on a counting thread, not on the thread that learns of Kafka's
+        // answers (or on this one when they are all taken).
+        platform::WorkQueue::Task give_back = [this, &request, published,
+                                               done = std::move(done)](bool) mutable {
+          done(ClickOutcome(request.code(), true, published));
+        };
+        if (!counting_.Submit(give_back)) {
+          std::move(give_back)(false);
+        }
       });
 }
 

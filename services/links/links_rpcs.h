@@ -15,6 +15,7 @@
 #include "google/api/httpbody.pb.h"
 #include "google/protobuf/empty.pb.h"
 #include "kurt/links/v1/links.pb.h"
+#include "platform/core/work_queue.h"
 #include "platform/grpc/handler.h"
 #include "services/common/failure_throttle.h"
 #include "services/common/password_hasher.h"
@@ -47,6 +48,12 @@ inline constexpr int kDefaultQrSize = 256;
 // Resolve answers this long before the caller's deadline when its click is not yet in Kafka, so
 // that the caller hears UNAVAILABLE rather than nothing.
 inline constexpr absl::Duration kResolveAnswerMargin = absl::Milliseconds(250);
+
+// Redirects of links with max_clicks are counted on the primary by threads of their own, not by
+// the thread that answers the cache's other lookups: this many at once, and at most this many
+// waiting for them (more are answered UNAVAILABLE, as during a database outage).
+inline constexpr int kCountingThreads = 4;
+inline constexpr size_t kMaxWaitingCounts = 10000;
 
 // A batch hashes each distinct password once (about 75 ms each): at most this many in one.
 inline constexpr size_t kMaxBatchPasswords = 10;
@@ -101,13 +108,15 @@ class LinksRpcs {
   // Open to any caller: the redirect, without a thread waiting for Kafka. Within the link's
   // limits, its target is that of the first redirect rule that holds for the visitor
   // (x-kurt-user-agent, x-kurt-accept-language, x-kurt-client-ip), else the link's own. Decides
-  // the redirect on the calling thread and fills `response`, publishes a click carrying the
-  // caller's x-kurt-referer, x-kurt-user-agent, x-kurt-client-ip and traceparent, and calls `done`
-  // only once Kafka has it (OK), so that every redirect that went out is counted even if this
-  // process dies right after: UNAVAILABLE (the response must then not go out) when the click is
-  // not in Kafka by min(click_ack_timeout, the caller's deadline - kResolveAnswerMargin). `done`
-  // runs on the thread that learns the outcome (this one for an error or a protected link's
-  // form); the request and response outlive it, the caller only this call.
+  // the redirect on the thread that has the link (a link with max_clicks: on a counting thread,
+  // kCountingThreads; DEADLINE_EXCEEDED, nothing counted, when the caller's deadline passed while
+  // it waited) and fills `response`, publishes a click carrying the caller's x-kurt-referer,
+  // x-kurt-user-agent, x-kurt-client-ip and traceparent, and calls `done` only once Kafka has it
+  // (OK), so that every redirect that went out is counted even if this process dies right after:
+  // UNAVAILABLE (the response must then not go out; a count it took is given back, on a counting
+  // thread) when the click is not in Kafka by min(click_ack_timeout, the caller's deadline -
+  // kResolveAnswerMargin). `done` runs on the thread that learns the outcome (this one for an
+  // error or a protected link's form); the caller, request and response outlive it.
   void ResolveAsync(const platform::Caller& caller, const v1::ResolveRequest& request,
                     v1::ResolveResponse* response, platform::AsyncDone done);
   // Open to any caller: the redirect of a password-protected link, its form posted (Resolve
@@ -145,6 +154,9 @@ class LinksRpcs {
   // max_clicks one more count (which this takes).
   absl::StatusOr<bool> WithinLimits(const std::string& code, const CachedLink& link,
                                     absl::Time now);
+  // ResolveAsync once the link is known: the redirect decided, its click published, `done`.
+  void AnswerResolve(const platform::Caller& caller, const v1::ResolveRequest& request,
+                     v1::ResolveResponse* response, CachedLink& link, platform::AsyncDone done);
   // The redirect once the link is known: a protected link's form unless `unlocked` (UnlockLink
   // checked its password), else its redirect as Resolve decides it, and the click to publish.
   absl::StatusOr<Redirect> DecideFor(const platform::Caller& caller, const std::string& code,
@@ -160,6 +172,9 @@ class LinksRpcs {
   ClickSink* clicks_;
   PasswordHasher* passwords_;
   FailureThrottle* unlock_failures_;
+  // Counts (and gives back) redirects of links with max_clicks. Last: destroyed first, its
+  // waiting redirects answered while the members above still live.
+  platform::WorkQueue counting_{kCountingThreads, kMaxWaitingCounts};
 };
 
 }  // namespace kurt::links

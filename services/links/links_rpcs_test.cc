@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <string>
@@ -218,8 +219,12 @@ class FakeLinksStore : public LinksStore {
     return std::optional<ResolveRecord>(ResolveRecord{
         it->second.link.target_url, it->second.link.expire_time, it->second.link.limits});
   }
-  // As the conditional UPDATE does: one at a time, never past max_clicks.
+  // As the conditional UPDATE does: one at a time, never past max_clicks. Each first waits for
+  // `count_waits` (when set), as an UPDATE waits for its row's lock.
   absl::StatusOr<bool> CountClick(const std::string& code) override {
+    if (count_waits != nullptr) {
+      count_waits->WaitForNotification();
+    }
     std::lock_guard<std::mutex> lock(mu_);
     auto it = rows_.find(code);
     if (it == rows_.end() || it->second.deleted) {
@@ -271,6 +276,7 @@ class FakeLinksStore : public LinksStore {
   int reads = 0, writes = 0, lookups = 0, batches = 0, password_reads = 0;
   absl::Status fail_batches;
   ListFilter last_filter;
+  absl::Notification* count_waits = nullptr;
 
  private:
   struct Row {
@@ -1353,6 +1359,56 @@ TEST_F(LinksRpcsTest, MaxClicksLetsExactlyThatManyRedirectsThroughUnderConcurren
   ASSERT_TRUE(free.ok());
   EXPECT_EQ(free->target_url(), "https://example.com/limited");
   EXPECT_FALSE(free->has_cache_max_age_seconds());
+}
+
+TEST_F(LinksRpcsTest, ARedirectWhoseDeadlinePassesWhileWaitingToBeCountedIsNotCounted) {
+  v1::CreateLinkRequest create;
+  create.set_target_url("https://example.com/limited");
+  create.set_max_clicks(100);
+  absl::StatusOr<v1::Link> link = rpcs_.CreateLink(As("acct"), create);
+  ASSERT_TRUE(link.ok()) << link.status();
+
+  // Every counting thread waits in its UPDATE; one more redirect waits for a thread, past its
+  // caller's deadline.
+  absl::Notification row_unlocked;
+  store_.count_waits = &row_unlocked;
+  v1::ResolveRequest request;
+  request.set_code(link->code());
+  struct Call {
+    std::unique_ptr<Caller> caller;
+    v1::ResolveResponse response;
+    absl::Status answer;
+    absl::Notification answered;
+  };
+  std::vector<Call> calls(kCountingThreads + 1);
+  for (size_t i = 0; i < calls.size(); ++i) {
+    Call& c = calls[i];
+    c.caller = std::make_unique<Caller>(
+        "", std::map<std::string, std::string>{},
+        i < kCountingThreads ? absl::Now() + absl::Seconds(30) : absl::Now() + absl::Seconds(1));
+    rpcs_.ResolveAsync(*c.caller, request, &c.response, [&c](const absl::Status& s) {
+      c.answer = s;
+      c.answered.Notify();
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(1100));
+  row_unlocked.Notify();
+  for (Call& c : calls) {
+    ASSERT_TRUE(c.answered.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  }
+  store_.count_waits = nullptr;
+  for (size_t i = 0; i < kCountingThreads; ++i) {
+    EXPECT_TRUE(calls[i].answer.ok()) << calls[i].answer;
+  }
+  EXPECT_TRUE(absl::IsDeadlineExceeded(calls.back().answer)) << calls.back().answer;
+  absl::StatusOr<v1::Link> after = rpcs_.GetLink(As("acct"), [&] {
+    v1::GetLinkRequest get;
+    get.set_code(link->code());
+    return get;
+  }());
+  ASSERT_TRUE(after.ok());
+  EXPECT_EQ(after->click_count(), kCountingThreads) << "the late redirect used up a click";
+  EXPECT_EQ(clicks_.published.size(), static_cast<size_t>(kCountingThreads));
 }
 
 TEST_F(LinksRpcsTest, ARedirectWhoseClickIsNotRecordedGivesItsCountBack) {

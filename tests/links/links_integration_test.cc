@@ -654,6 +654,65 @@ TEST_F(LinksIntegrationTest, ReadsGoToThePrimaryWhileTheReplicaIsStopped) {
   Stack("start", "pg-replica");
 }
 
+// A link with max_clicks is counted by an UPDATE on the primary, which waits while its row is
+// locked (another replica counting it, a long transaction, a failover). Meanwhile the other links'
+// redirects, answered from Redis by one thread, go on; the counted one goes out once it is counted.
+TEST_F(LinksIntegrationTest, ARedirectWaitingToBeCountedHoldsUpNoOtherRedirect) {
+  v1::CreateLinkRequest req;
+  req.set_target_url("https://example.com/limited");
+  req.set_max_clicks(5);
+  v1::Link limited;
+  ASSERT_TRUE(stub_->CreateLink(As("acct-a").get(), req, &limited).ok());
+  v1::Link plain;
+  ASSERT_TRUE(Create("acct-a", "https://example.com/plain", &plain).ok());
+  // Both in Redis: each redirect below is a cache hit, answered by the cache's thread.
+  ASSERT_TRUE(Resolve(limited.code()).ok());
+  ASSERT_TRUE(Resolve(plain.code()).ok());
+
+  pqxx::connection blocker(db_.primary_url());
+  pqxx::work lock(blocker);
+  lock.exec_params("SELECT 1 FROM links WHERE code = $1 FOR UPDATE", limited.code());
+  std::future<grpc::Status> counted =
+      std::async(std::launch::async, [&] { return Resolve(limited.code()); });
+  // Until its UPDATE waits for the row.
+  auto waiting_for_lock = [&] {
+    pqxx::connection c(db_.primary_url());
+    pqxx::nontransaction tx(c);
+    return tx.exec1(
+                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                 "AND datname = current_database()")[0]
+               .as<int>() > 0;
+  };
+  const absl::Time until = absl::Now() + absl::Seconds(5);
+  while (!waiting_for_lock() && absl::Now() < until) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  ASSERT_TRUE(waiting_for_lock()) << "the counted redirect never reached its UPDATE";
+
+  for (int i = 0; i < 20; ++i) {
+    v1::ResolveRequest r;
+    r.set_code(plain.code());
+    v1::ResolveResponse res;
+    auto ctx = As("");
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    const absl::Time start = absl::Now();
+    grpc::Status s = stub_->Resolve(ctx.get(), r, &res);
+    ASSERT_TRUE(s.ok()) << "a plain redirect waited for the counted one: " << s.error_message();
+    EXPECT_EQ(res.target_url(), "https://example.com/plain");
+    EXPECT_LT(absl::Now() - start, absl::Seconds(1));
+  }
+  EXPECT_EQ(counted.wait_for(std::chrono::milliseconds(0)), std::future_status::timeout)
+      << "the counted redirect went out while its row was locked";
+
+  lock.commit();
+  grpc::Status s = counted.get();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  pqxx::nontransaction read(blocker);
+  EXPECT_EQ(
+      read.exec_params1("SELECT clicks FROM links WHERE code = $1", limited.code())[0].as<int>(),
+      2);
+}
+
 // kurt-links stopping while its database hangs (the links table locked: every read waits for its
 // statement timeout): the redirects queued for a load thread are answered UNAVAILABLE at once, and
 // the stop waits only for the reads under way, not for the queue, kLoadThreads reads at a time.
