@@ -19,10 +19,11 @@ ABSL_FLAG(std::string, short_url_base, kurt::links::LinksConfig().short_url_base
 ABSL_FLAG(std::string, click_hash_salt, kurt::links::LinksConfig().click_hash_salt,
           "Secret mixed into client address hashes; the same on every replica");
 ABSL_FLAG(std::string, clicks_topic, kurt::mesh::kClicksTopic, "Kafka topic of click events");
-ABSL_FLAG(absl::Duration, click_linger, absl::Milliseconds(1),
+ABSL_FLAG(absl::Duration, click_linger, absl::ZeroDuration(),
           "How long the click producer waits to fill a batch (linger.ms): every redirect waits "
           "for its click's acknowledgement, so this adds to each one's latency; concurrent "
-          "redirects share batches whatever it is");
+          "redirects share batches whatever it is (the clicks that come while a batch is on its "
+          "way go together in the next)");
 ABSL_FLAG(absl::Duration, cache_ttl, kurt::links::LinksConfig().cache_ttl,
           "How long Redis keeps a resolved link (±20% jitter)");
 ABSL_FLAG(absl::Duration, cache_miss_ttl, kurt::links::LinksConfig().cache_miss_ttl,
