@@ -249,7 +249,7 @@ std::map<std::string, std::string> ProducerConfig(const ProducerOptions& options
       // reordering, nothing acknowledged before every in-sync replica has it.
       {"enable.idempotence", "true"},
       {"acks", "all"},
-      {"linger.ms", absl::StrCat(absl::ToInt64Milliseconds(options.linger))},
+      {"linger.ms", absl::StrCat(absl::ToDoubleMilliseconds(options.linger))},
       {"compression.type", "lz4"},
       {"queue.buffering.max.messages", "1000000"},
       // Keep retrying through a broker restart for up to five minutes.

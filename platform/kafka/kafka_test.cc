@@ -20,6 +20,23 @@ TEST(KafkaProducerConfigTest, ExtraSettingsLayerOnTop) {
   EXPECT_EQ(ProducerConfig(o)["linger.ms"], "50");
 }
 
+TEST(KafkaProducerConfigTest, TheLingerKeepsItsFractionOfAMillisecond) {
+  ProducerOptions o;
+  o.linger = absl::Microseconds(250);
+  EXPECT_EQ(ProducerConfig(o)["linger.ms"], "0.25") << "a linger under 1 ms was sent as 0";
+  o.linger = absl::ZeroDuration();
+  EXPECT_EQ(ProducerConfig(o)["linger.ms"], "0");
+  o.linger = absl::Milliseconds(5);
+  EXPECT_EQ(ProducerConfig(o)["linger.ms"], "5");
+}
+
+TEST(KafkaProducerTest, AFractionalLingerIsTakenByLibrdkafka) {
+  ProducerOptions o;
+  o.brokers = "127.0.0.1:1";
+  o.linger = absl::Microseconds(250);
+  EXPECT_TRUE(KafkaProducer::Create(o).ok());
+}
+
 TEST(KafkaProducerTest, BadSettingIsAnErrorNamingIt) {
   ProducerOptions o;
   o.brokers = "127.0.0.1:1";
