@@ -95,9 +95,10 @@ ABSL_FLAG(bool, hold_cached_redirects, true,
           "A redirect answered from the cache goes out only once kurt-links has its click (a "
           "killed edge loses none), or after --cached_hits_hold_timeout; false: at once, its "
           "click reported within --cached_hits_interval");
-ABSL_FLAG(int64_t, cached_hits_senders, 4,
+ABSL_FLAG(int64_t, cached_hits_senders, 2,
           "Calls reporting cached redirects in flight at once (held redirects each wait for "
-          "theirs)");
+          "theirs): two keep one batch on its way while the next fills; more split the hits "
+          "into smaller batches");
 ABSL_FLAG(absl::Duration, cached_hits_hold_timeout, absl::Seconds(1),
           "How long a held cached redirect waits for its click to be recorded before it goes out "
           "anyway (its click is then reported later, and later redirects are not held until a "
