@@ -1,30 +1,21 @@
 #include "tools/migrate/migrator.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
 #include <sstream>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
+#include "platform/core/sha256.h"
 
 namespace kurt::migrate {
 namespace {
 
 // Any constant will do, as long as every migrator uses the same one.
 constexpr int64_t kAdvisoryLockKey = 0x6b7572746d696772;  // "kurtmigr"
-
-std::string Sha256Hex(const std::string& data) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(), digest);
-  return absl::BytesToHexString(
-      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
-}
 
 }  // namespace
 
@@ -51,7 +42,7 @@ absl::StatusOr<std::vector<Migration>> LoadMigrations(const std::string& dir) {
     std::stringstream ss;
     ss << in.rdbuf();
     Migration m{version, file, ss.str(), ""};
-    m.checksum = Sha256Hex(m.sql);
+    m.checksum = platform::Sha256Hex(m.sql);
     auto [it, inserted] = by_version.emplace(version, std::move(m));
     if (!inserted) {
       return absl::InvalidArgumentError(absl::StrCat("two migrations with number ", version, ": ",
