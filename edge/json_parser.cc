@@ -545,11 +545,14 @@ class Parser {
   bool Map(const FieldDescriptor* f, std::string* out, int depth) {
     const FieldDescriptor* key = f->message_type()->map_key();
     const FieldDescriptor* value = f->message_type()->map_value();
-    if (key->type() != FieldDescriptor::TYPE_STRING || !Consume('{')) {
-      return false;  // keys of other types come as strings to convert: the util parser's
+    if (!Consume('{')) {
+      return false;
     }
     if (Consume('}')) {
       return true;
+    }
+    if (key->type() != FieldDescriptor::TYPE_STRING) {
+      return false;  // keys of other types come as strings to convert: the util parser's
     }
     std::string scratch;
     do {

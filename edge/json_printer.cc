@@ -242,29 +242,28 @@ bool PrintValue(const Message& m, const FieldDescriptor* f, int index, std::stri
   return false;
 }
 
-bool PrintMapKey(const Message& entry, const FieldDescriptor* key, std::string* out) {
-  const Reflection* r = entry.GetReflection();
-  switch (key->cpp_type()) {
-    case FieldDescriptor::CPPTYPE_STRING: {
-      std::string scratch;
-      AppendQuoted(r->GetStringReference(entry, key, &scratch), out);
-      return true;
-    }
-    case FieldDescriptor::CPPTYPE_BOOL:
-      out->append(r->GetBool(entry, key) ? "\"true\"" : "\"false\"");
-      return true;
-    default: {
-      std::string number;
-      if (!PrintValue(entry, key, -1, &number)) {
-        return false;
-      }
-      if (number.front() != '"') {
-        number = absl::StrCat("\"", number, "\"");
-      }
-      out->append(number);
-      return true;
-    }
+// A map key that is not a string, as JSON has it: `printed` (a bool or a number as printed as a
+// value) in quotes, which 64-bit numbers already have.
+void AppendMapKey(absl::string_view printed, std::string* out) {
+  if (!printed.empty() && printed.front() == '"') {
+    out->append(printed.data(), printed.size());
+  } else {
+    absl::StrAppend(out, "\"", printed, "\"");
   }
+}
+
+bool PrintMapKey(const Message& entry, const FieldDescriptor* key, std::string* out) {
+  if (key->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
+    std::string scratch;
+    AppendQuoted(entry.GetReflection()->GetStringReference(entry, key, &scratch), out);
+    return true;
+  }
+  std::string printed;
+  if (!PrintValue(entry, key, -1, &printed)) {
+    return false;
+  }
+  AppendMapKey(printed, out);
+  return true;
 }
 
 // Well-known types with a JSON form of their own; `handled` false for ordinary messages.
@@ -818,17 +817,12 @@ bool PrintWireMessage(const Descriptor* d, absl::string_view bytes, std::string*
           if (!PrintWireValue(key_field, k, out, depth)) {
             return false;
           }
-        } else if (key_field->type() == FieldDescriptor::TYPE_BOOL) {
-          out->append(k.bits != 0 ? "\"true\"" : "\"false\"");
         } else {
-          std::string number;
-          if (!PrintWireValue(key_field, k, &number, depth)) {
+          std::string printed;
+          if (!PrintWireValue(key_field, k, &printed, depth)) {
             return false;
           }
-          if (number.front() != '"') {
-            number = absl::StrCat("\"", number, "\"");
-          }
-          out->append(number);
+          AppendMapKey(printed, out);
         }
         out->push_back(':');
         if (!PrintWireValue(entry->field(1), value, out, depth)) {

@@ -19,7 +19,8 @@ class RandomThings {
   uint64_t Bits() { return rng_(); }
 
   // A Thing with each field set or not at random. `every_kind` adds the fields the JSON parser
-  // leaves to protobuf's (bytes, Duration); FieldMask and Struct are never set.
+  // leaves to protobuf's (bytes, Duration, maps whose keys are not strings); FieldMask and Struct
+  // are never set.
   kurt::testing::v1::Thing Thing(bool every_kind) {
     using kurt::testing::v1::Color;
     kurt::testing::v1::Thing thing;
@@ -102,6 +103,12 @@ class RandomThings {
       if (Pick(3) == 0) {
         thing.mutable_ttl()->set_seconds(Pick(100000) - 50000);
         thing.mutable_ttl()->set_nanos(0);
+      }
+      for (int i = Pick(3); i > 0; --i) {
+        (*thing.mutable_names_by_id())[static_cast<int64_t>(rng_())] = String();
+      }
+      for (int i = Pick(3); i > 0; --i) {
+        (*thing.mutable_counts_by_flag())[Pick(2) == 1] = static_cast<int32_t>(rng_());
       }
     }
     return thing;
