@@ -1049,11 +1049,11 @@ void H2Upstreams::Connection::Read() {
                             ? std::string("the upstream closed the connection")
                             : ec.message());
     }
-    // The server speaks: only now does the backoff start again from its shortest (with TLS 1.3
-    // a server may refuse the edge's certificate after the handshake, at the first read).
+    // The server speaks: only now does the backoff start again from its shortest, and the
+    // connection count as back (with TLS 1.3 a server may refuse the edge's certificate after the
+    // handshake, at the first read).
     self->backoff_ = absl::ZeroDuration();
     if (!self->logged_failure_.empty()) [[unlikely]] {
-      // The server speaks (with TLS 1.3 it may refuse the edge's certificate only now).
       KURT_LOG(kInfo, "h2 upstream: connected again", {"service", self->service_->name},
                {"address", self->Address()});
       self->logged_failure_.clear();

@@ -5,6 +5,8 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "absl/time/time.h"
 #include "edge/field_encoding.h"
 #include "google/protobuf/duration.pb.h"
 #include "google/protobuf/field_mask.pb.h"
@@ -148,34 +150,20 @@ bool AppendTime(bool timestamp, int64_t seconds, int32_t nanos, std::string* out
     AppendQuoted(text, out);
     return true;
   }
-  // The civil date of a day count since 1970-01-01 (Howard Hinnant's civil_from_days).
-  int64_t days = seconds / 86400;
-  int64_t of_day = seconds % 86400;
-  if (of_day < 0) {
-    of_day += 86400;
-    --days;
-  }
-  const int64_t z = days + 719468;
-  const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-  const int64_t doe = z - era * 146097;
-  const int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-  const int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-  const int64_t mp = (5 * doy + 2) / 153;
-  const int64_t day = doy - (153 * mp + 2) / 5 + 1;
-  const int64_t month = mp < 10 ? mp + 3 : mp - 9;
-  const int64_t year = yoe + era * 400 + (month <= 2 ? 1 : 0);
+  const absl::CivilSecond civil =
+      absl::ToCivilSecond(absl::FromUnixSeconds(seconds), absl::UTCTimeZone());
   out->push_back('"');
-  AppendDigits(year, 4, out);
+  AppendDigits(civil.year(), 4, out);
   out->push_back('-');
-  AppendDigits(month, 2, out);
+  AppendDigits(civil.month(), 2, out);
   out->push_back('-');
-  AppendDigits(day, 2, out);
+  AppendDigits(civil.day(), 2, out);
   out->push_back('T');
-  AppendDigits(of_day / 3600, 2, out);
+  AppendDigits(civil.hour(), 2, out);
   out->push_back(':');
-  AppendDigits(of_day / 60 % 60, 2, out);
+  AppendDigits(civil.minute(), 2, out);
   out->push_back(':');
-  AppendDigits(of_day % 60, 2, out);
+  AppendDigits(civil.second(), 2, out);
   // Fractions in 3, 6 or 9 digits, the fewest that hold the nanos exactly.
   if (nanos != 0) {
     out->push_back('.');

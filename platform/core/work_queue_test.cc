@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <memory>
 #include <mutex>
@@ -11,6 +12,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "gtest/gtest.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::platform {
 namespace {
@@ -37,16 +39,8 @@ class Gate {
 };
 
 // Waits until `done` holds, at most 5 s.
-template <typename Pred>
-bool Eventually(Pred done) {
-  const absl::Time until = absl::Now() + absl::Seconds(5);
-  while (!done()) {
-    if (absl::Now() > until) {
-      return false;
-    }
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
+bool Eventually(const std::function<bool()>& done) {
+  return testing::WaitUntil(done, absl::Seconds(5));
 }
 
 TEST(WorkQueueTest, TasksRunOnTheQueuesThreadOldestFirst) {

@@ -21,8 +21,6 @@ ABSL_FLAG(std::string, edge_secret, "",
 namespace kurt::platform {
 namespace {
 
-using Digest = Sha256Digest;
-
 // Calls the check lets through whatever the secret: no account named, or health and reflection.
 bool NeedsNoSecret(absl::string_view method, bool has_account_id) {
   return !has_account_id || absl::StartsWith(method, "/grpc.health.v1.Health/") ||
@@ -176,7 +174,7 @@ bool EdgeSecret::Matches(absl::string_view presented) const {
   if (empty_) {
     return true;
   }
-  const Digest a = Sha256(presented);
+  const Sha256Digest a = Sha256(presented);
   return CRYPTO_memcmp(a.data(), digest_.data(), a.size()) == 0;
 }
 

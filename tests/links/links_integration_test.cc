@@ -30,6 +30,7 @@
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
 #include "tests/support/topic_reader.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::links {
 namespace {
@@ -683,11 +684,8 @@ TEST_F(LinksIntegrationTest, ARedirectWaitingToBeCountedHoldsUpNoOtherRedirect) 
                  "AND datname = current_database()")[0]
                .as<int>() > 0;
   };
-  const absl::Time until = absl::Now() + absl::Seconds(5);
-  while (!waiting_for_lock() && absl::Now() < until) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  ASSERT_TRUE(waiting_for_lock()) << "the counted redirect never reached its UPDATE";
+  ASSERT_TRUE(testing::WaitUntil(waiting_for_lock, absl::Seconds(5)))
+      << "the counted redirect never reached its UPDATE";
 
   for (int i = 0; i < 20; ++i) {
     v1::ResolveRequest r;
