@@ -69,9 +69,8 @@ bool PeerIsEdge(const grpc_auth_context* context) {
 // Lives as long as the credentials (gRPC calls Destroy); Process runs on gRPC's threads, and
 // only reads.
 struct EdgeTrustProcessor {
-  EdgeSecret expected;
-  bool has_secret;  // a secret is configured
-  bool tls;         // client certificates are verified
+  EdgeTrustRule rule;
+  bool tls;  // client certificates are verified
   std::function<void()> on_refused;
 
   static void Process(void* state, grpc_auth_context* context, const grpc_metadata* md,
@@ -92,12 +91,8 @@ struct EdgeTrustProcessor {
         ++secrets;
       }
     }
-    const bool checking = self->has_secret || self->tls;
-    // One secret header, and the right one; with nothing to check it against, only in
-    // development (no TLS either), where every caller is believed.
-    const bool secret_proves =
-        secrets == 1 && (self->has_secret ? self->expected.Matches(secret) : !self->tls);
-    const bool from_edge = !checking || secret_proves || (self->tls && PeerIsEdge(context));
+    const bool secret_proves = self->rule.SecretProves(secrets, secret);
+    const bool from_edge = self->rule.FromEdge(secret_proves, self->tls && PeerIsEdge(context));
     // A secret header that proved nothing goes, so that handlers may read its presence as proof.
     std::vector<grpc_metadata> consumed;
     if (secrets > 0 && !secret_proves) {
@@ -152,7 +147,7 @@ class EdgeTrustingCredentials : public grpc::ServerCredentials {
     grpc_auth_metadata_processor processor;
     processor.process = &EdgeTrustProcessor::Process;
     processor.destroy = &EdgeTrustProcessor::Destroy;
-    processor.state = new EdgeTrustProcessor{EdgeSecret(expected_), !expected_.empty(),
+    processor.state = new EdgeTrustProcessor{EdgeTrustRule(expected_, tls_.has_value()),
                                              tls_.has_value(), on_refused_};
     grpc_server_credentials_set_auth_metadata_processor(creds, processor);
     int port = grpc_server_add_http2_port(server, addr.c_str(), creds);

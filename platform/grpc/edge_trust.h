@@ -62,6 +62,30 @@ absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id, bool 
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
                             absl::string_view presented_secret, const EdgeSecret& expected);
 
+// Who is the edge on a server's calls, given what the server is configured with: the call is the
+// edge's when it carries exactly one x-kurt-edge-secret and it is the secret, or (TLS on) when its
+// client certificate names kEdgeIdentity; with neither a secret nor TLS configured, every caller
+// is believed (local development). One rule for gRPC's server (the credentials below) and Kurt's
+// own HTTP/2 server (platform/grpc/h2_server.h).
+class EdgeTrustRule {
+ public:
+  EdgeTrustRule(absl::string_view expected_secret, bool tls)
+      : expected_(expected_secret), has_secret_(!expected_secret.empty()), tls_(tls) {}
+  // Whether the call's secret headers (`count` of them, `secret` one of them) prove the edge; a
+  // header that proves nothing is to be removed, so that handlers may take its presence as proof.
+  bool SecretProves(int count, absl::string_view secret) const {
+    return count == 1 && (has_secret_ ? expected_.Matches(secret) : !tls_);
+  }
+  bool FromEdge(bool secret_proves, bool certificate_names_edge) const {
+    return !(has_secret_ || tls_) || secret_proves || (tls_ && certificate_names_edge);
+  }
+
+ private:
+  EdgeSecret expected_;
+  bool has_secret_;
+  bool tls_;
+};
+
 // Server credentials that apply CheckEdgeTrust to every incoming call before interceptors and
 // handlers (a gRPC auth metadata processor): plaintext without `tls`, else mutual TLS that
 // requires and verifies a client certificate signed by tls->ca_pem. The call is the edge's when it

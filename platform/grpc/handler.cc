@@ -7,6 +7,7 @@
 #include "google/rpc/status.pb.h"
 #include "platform/core/backend_error.h"
 #include "platform/grpc/edge_trust.h"
+#include "platform/grpc/h2_server.h"
 #include "platform/grpc/tls.h"
 
 namespace kurt::platform {
@@ -52,6 +53,22 @@ Caller::Caller(std::string account_id, std::map<std::string, std::string> metada
     request_id_ = new_request_id_;
   }
   from_edge_ = metadata_.contains(kEdgeSecretMetadata);
+}
+
+Caller::Caller(const H2Request& request) : deadline_(request.deadline) {
+  for (const auto& [name, value] : request.metadata) {
+    metadata_.emplace(name, value);  // the first of a repeated name, as gRPC's find() gives
+  }
+  if (auto it = metadata_.find(kAccountIdMetadata); it != metadata_.end()) {
+    account_id_ = it->second;
+  }
+  if (auto it = metadata_.find(kRequestIdMetadata); it != metadata_.end() && !it->second.empty()) {
+    request_id_ = it->second;
+  } else {
+    new_request_id_ = log::NewRequestId();
+    request_id_ = new_request_id_;
+  }
+  from_edge_ = request.from_edge;
 }
 
 bool Caller::from_edge() const {

@@ -42,6 +42,8 @@
 
 namespace kurt::platform {
 
+struct H2Request;
+
 // Whether an RPC acts on behalf of an account (the edge's authenticated caller), is open to any
 // caller the server let in (the redirect's Resolve, calls between services), or is the edge's
 // alone (reports only the edge can make, e.g. of the redirects it answered from its cache).
@@ -52,6 +54,9 @@ class Caller {
  public:
   // A call served by gRPC (its synchronous or its asynchronous API).
   explicit Caller(const grpc::ServerContextBase& context);
+  // A call served by Kurt's own HTTP/2 server (platform/grpc/h2_server.h): its metadata copied,
+  // the edge as the server's trust check found.
+  explicit Caller(const H2Request& request);
   // A call made up by a test (or any caller outside gRPC).
   explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
                   absl::Time deadline = absl::InfiniteFuture());

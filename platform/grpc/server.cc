@@ -17,6 +17,10 @@ ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(2),
           "A gRPC server ends each client connection after about this long (calls in flight "
           "finish), so that clients resolve again and spread over new replicas (0: never)");
 
+ABSL_FLAG(int, h2_port, -1,
+          "Port of Kurt's own HTTP/2 server for the service's hottest methods (the links "
+          "service's Resolve), beside the gRPC port; -1: none (the binary may set a default)");
+
 namespace kurt::platform {
 namespace {
 
@@ -103,6 +107,7 @@ GrpcServerOptions GrpcServerOptions::FromFlags(std::string name) {
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   o.shutdown_grace = absl::GetFlag(FLAGS_shutdown_grace);
   o.max_connection_age = absl::GetFlag(FLAGS_grpc_max_connection_age);
+  o.h2_port = absl::GetFlag(FLAGS_h2_port);
   o.edge_secret = absl::GetFlag(FLAGS_edge_secret);
   o.tls = TlsFiles::FromFlags();
   return o;
@@ -116,6 +121,10 @@ GrpcServer::~GrpcServer() { Shutdown(); }
 void GrpcServer::AddService(grpc::Service* service) { services_.push_back(service); }
 
 void GrpcServer::AddAsyncMethod(AsyncMethod* method) { async_methods_.push_back(method); }
+
+void GrpcServer::AddH2Method(std::string path, H2Handler handler) {
+  h2_methods_.emplace_back(std::move(path), std::move(handler));
+}
 
 void GrpcServer::OnShutdown(std::function<void()> hook) {
   shutdown_hooks_.push_back(std::move(hook));
@@ -135,9 +144,11 @@ absl::Status GrpcServer::Start() {
   if (!tls.ok()) {
     return tls.status();
   }
+  const std::optional<TlsConfig> tls_config = *tls;
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  metrics::Counter* refused = nullptr;
   if (!options_.edge_secret.empty() || tls->has_value()) {
-    metrics::Counter* refused =
+    refused =
         &registry_
              ->AddCounter("kurt_grpc_server_untrusted_calls_total",
                           "Calls refused for carrying x-kurt-account-id without the edge's secret "
@@ -197,6 +208,13 @@ absl::Status GrpcServer::Start() {
     }
     queue->Start();
   }
+  if (options_.h2_port >= 0 && !h2_methods_.empty()) {
+    if (absl::Status started =
+            StartH2(tls_config, rpc_metrics.requests, rpc_metrics.latency, refused);
+        !started.ok()) {
+      return started;
+    }
+  }
   health_.SetServing(true);
 
   if (options_.metrics_port >= 0) {
@@ -209,8 +227,72 @@ absl::Status GrpcServer::Start() {
   }
   serving_ = true;
   KURT_LOG(kInfo, "serving", {"grpc", absl::StrCat(options_.host, ":", grpc_port_)},
+           {"h2", h2_ != nullptr ? absl::StrCat(options_.host, ":", h2_port_) : "none"},
            {"tls", options_.tls.enabled() ? "mutual" : "off"},
            {"http", absl::StrCat(options_.host, ":", metrics_port_)});
+  return absl::OkStatus();
+}
+
+absl::Status GrpcServer::StartH2(const std::optional<TlsConfig>& tls,
+                                 metrics::Family<metrics::Counter>* requests,
+                                 metrics::Family<metrics::Histogram>* latency,
+                                 metrics::Counter* refused) {
+  H2ServerOptions h2;
+  h2.host = options_.host;
+  h2.port = options_.h2_port;
+  h2.io_threads = options_.h2_io_threads;
+  h2.tls = tls;
+  h2.max_connection_age = options_.max_connection_age;
+  h2.observe = [requests, latency](absl::string_view path, grpc::StatusCode code,
+                                   absl::Duration took) {
+    std::vector<absl::string_view> parts = absl::StrSplit(path, '/');
+    absl::string_view service = parts.size() == 3 ? parts[1] : "";
+    absl::string_view method = parts.size() == 3 ? parts[2] : path;
+    requests->WithLabels({std::string(service), std::string(method), CodeName(code)}).Increment();
+    latency->WithLabels({std::string(service), std::string(method)}).ObserveDuration(took);
+  };
+  h2_ = std::make_unique<H2Server>(std::move(h2));
+  auto rule = std::make_shared<const EdgeTrustRule>(options_.edge_secret, tls.has_value());
+  for (auto& [path, handler] : h2_methods_) {
+    // What EdgeTrustingServerCredentials does on the gRPC port, before the handler.
+    h2_->AddMethod(path, [rule, refused, handler = std::move(handler)](H2Request&& request,
+                                                                       H2Responder respond) {
+      int secrets = 0;
+      absl::string_view secret;
+      bool has_account = false;
+      for (const auto& [name, value] : request.metadata) {
+        if (name == kEdgeSecretMetadata) {
+          ++secrets;
+          secret = value;
+        } else if (name == kAccountIdMetadata) {
+          has_account = true;
+        }
+      }
+      const bool secret_proves = rule->SecretProves(secrets, secret);
+      const bool names_edge = std::find(request.peer_names.begin(), request.peer_names.end(),
+                                        kEdgeIdentity) != request.peer_names.end();
+      request.from_edge = rule->FromEdge(secret_proves, names_edge);
+      if (absl::Status trusted = CheckEdgeTrust(request.path, has_account, request.from_edge);
+          !trusted.ok()) {
+        if (refused != nullptr) {
+          refused->Increment();
+        }
+        respond(grpc::Status(static_cast<grpc::StatusCode>(trusted.code()),
+                             std::string(trusted.message())));
+        return;
+      }
+      if (secrets > 0 && !secret_proves) {
+        std::erase_if(request.metadata,
+                      [](const auto& entry) { return entry.first == kEdgeSecretMetadata; });
+      }
+      handler(std::move(request), std::move(respond));
+    });
+  }
+  absl::StatusOr<int> port = h2_->Start();
+  if (!port.ok()) {
+    return port.status();
+  }
+  h2_port_ = *port;
   return absl::OkStatus();
 }
 
@@ -228,9 +310,16 @@ void GrpcServer::Shutdown() {
   serving_ = false;
   // NOT_SERVING, and every health Watch ends: they do not hold up the calls' grace period.
   health_.Shutdown();
-  // Stops accepting calls; in-flight ones get the grace period, then are cancelled.
-  server_->Shutdown(std::chrono::system_clock::now() +
-                    absl::ToChronoMilliseconds(options_.shutdown_grace));
+  // Stops accepting calls; in-flight ones get the grace period, then are cancelled. The h2 port's
+  // connections get their GOAWAY first, and the rest of the same grace period.
+  const absl::Time grace_ends = absl::Now() + options_.shutdown_grace;
+  if (h2_ != nullptr) {
+    h2_->Drain();
+  }
+  server_->Shutdown(absl::ToChronoTime(grace_ends));
+  if (h2_ != nullptr) {
+    h2_->Shutdown(grace_ends - absl::Now());
+  }
   // The synchronous calls have finished. An asynchronous one may still be served (its answer
   // comes later, from another thread): each queue serves until its calls have ended, then what
   // is left on it is requests the shutdown ended.

@@ -10,6 +10,10 @@
 // the server owns, each read by a thread of its own; they keep being read while a shutdown waits
 // for the calls in flight, and stop after it.
 //
+// The hottest methods may also be served on a second port by Kurt's own HTTP/2 server
+// (platform/grpc/h2_server.h, platform/grpc/h2_method.h; --h2_port), with the same TLS, the same
+// trust in the edge and the same metrics; it drains and stops with the gRPC port.
+//
 // Lives in main for the whole process; AddService, AddAsyncMethod and OnShutdown before Start,
 // from one thread.
 #pragma once
@@ -17,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/declare.h"
@@ -26,12 +31,14 @@
 #include "grpcpp/grpcpp.h"
 #include "platform/core/metrics.h"
 #include "platform/grpc/async_method.h"
+#include "platform/grpc/h2_server.h"
 #include "platform/grpc/health.h"
 #include "platform/grpc/tls.h"
 #include "platform/http/admin_http.h"
 
 ABSL_DECLARE_FLAG(int, grpc_port);
 ABSL_DECLARE_FLAG(absl::Duration, grpc_max_connection_age);
+ABSL_DECLARE_FLAG(int, h2_port);
 
 namespace kurt::platform {
 
@@ -57,6 +64,10 @@ struct GrpcServerOptions {
   // Completion queues, one thread each, of the methods served on the asynchronous API. One
   // thread reads, and writes, every call of theirs: no hop between threads inside gRPC.
   int async_queues = 1;
+  // The port of the methods added with AddH2Method (-1: none served; 0 picks a free port), and the
+  // I/O threads that serve it.
+  int h2_port = -1;
+  int h2_io_threads = 1;
   // Fills host, ports, grace, connection age, the edge secret and TLS from the standard flags.
   static GrpcServerOptions FromFlags(std::string name);
 };
@@ -70,10 +81,16 @@ class GrpcServer {
   // Serves `method` on the server's completion queues; its service is added with AddService.
   // `method` outlives the server.
   void AddAsyncMethod(AsyncMethod* method);
+  // Serves `path` on the h2 port too (when there is one), with `handler`
+  // (platform::H2UnaryHandler): a call naming an account without the edge's proof is refused
+  // there as on the gRPC port, and a secret that proves nothing is removed before the handler.
+  void AddH2Method(std::string path, H2Handler handler);
   void OnShutdown(std::function<void()> hook);
 
   absl::Status Start();
   int grpc_port() const { return grpc_port_; }
+  // 0 when no h2 port is served.
+  int h2_port() const { return h2_port_; }
   int metrics_port() const { return metrics_port_; }
 
   // Blocks until SIGTERM/SIGINT, then shuts down gracefully.
@@ -82,6 +99,10 @@ class GrpcServer {
   void Shutdown();
 
  private:
+  absl::Status StartH2(const std::optional<TlsConfig>& tls,
+                       metrics::Family<metrics::Counter>* requests,
+                       metrics::Family<metrics::Histogram>* latency, metrics::Counter* refused);
+
   GrpcServerOptions options_;
   metrics::Registry* registry_;
   std::vector<grpc::Service*> services_;
@@ -89,11 +110,14 @@ class GrpcServer {
   std::vector<AsyncMethod*> async_methods_;
   std::vector<std::function<void()>> shutdown_hooks_;
   std::vector<std::unique_ptr<ServerQueue>> queues_;  // of async_methods_
-  std::unique_ptr<grpc::Server> server_;              // after queues_: destroyed before them
+  std::vector<std::pair<std::string, H2Handler>> h2_methods_;
+  std::unique_ptr<grpc::Server> server_;  // after queues_: destroyed before them
+  std::unique_ptr<H2Server> h2_;
   std::unique_ptr<AdminHttpServer> admin_;
   std::atomic<bool> serving_{false};
   bool shut_down_ = false;
   int grpc_port_ = 0;
+  int h2_port_ = 0;
   int metrics_port_ = 0;
 };
 
