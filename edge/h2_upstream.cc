@@ -401,6 +401,8 @@ H2Upstreams::Service* H2Upstreams::Loop::FindService(absl::string_view name) {
   auto service = std::make_unique<Service>();
   service->loop = this;
   service->name = std::string(name);
+  // A method's own target ("pkg.Service/Method") retries as its service does.
+  const std::string configured(name.substr(0, name.find('/')));
   absl::string_view addresses = target->second;
   addresses = absl::StripPrefix(absl::StripPrefix(absl::StripPrefix(addresses, "dns:///"), "ipv4:"),
                                 "ipv6:");
@@ -429,10 +431,10 @@ H2Upstreams::Service* H2Upstreams::Loop::FindService(absl::string_view name) {
       service->tls_name = it->second;
     }
   }
-  if (auto retried = options().retried_methods.find(service->name);
+  if (auto retried = options().retried_methods.find(configured);
       retried != options().retried_methods.end()) {
     for (const std::string& method : retried->second) {
-      service->retried_paths.insert(absl::StrCat("/", service->name, "/", method));
+      service->retried_paths.insert(absl::StrCat("/", configured, "/", method));
     }
   }
   Service* s = service.get();
@@ -1483,6 +1485,11 @@ absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ClientTlsContext(
 H2Upstreams::H2Upstreams(const std::map<std::string, std::string>& targets,
                          H2UpstreamOptions options)
     : id_(next_upstreams_id.fetch_add(1)), targets_(targets), options_(std::move(options)) {
+  for (const auto& [key, addresses] : targets_) {
+    if (absl::StrContains(key, '/')) {
+      method_targets_.insert(key);
+    }
+  }
   if (options_.tls) {
     absl::StatusOr<std::shared_ptr<net::ssl::context>> context = H2ClientTlsContext(*options_.tls);
     if (context.ok()) {
@@ -1541,6 +1548,13 @@ void H2Upstreams::Unary(net::io_context& ioc, absl::string_view service, const s
     return done(grpc::Status(grpc::StatusCode::UNAVAILABLE, "shutting down"), "");
   }
   Loop* loop = LoopFor(ioc);
+  if (!method_targets_.empty()) {
+    // "/pkg.Service/Method" -> "pkg.Service/Method": a target of its own, when it has one.
+    if (absl::string_view key = absl::string_view(method).substr(1);
+        method_targets_.contains(key)) {
+      service = key;
+    }
+  }
   Service* s = loop->FindService(service);
   if (s == nullptr) {
     return done(grpc::Status(grpc::StatusCode::UNAVAILABLE,

@@ -32,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
@@ -73,7 +74,9 @@ absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> H2ClientTlsContext(
 
 class H2Upstreams {
  public:
-  // `targets`: service full name -> comma-separated host:port addresses (ParseUpstreams).
+  // `targets`: service full name -> comma-separated host:port addresses (ParseUpstreams); a key
+  // "pkg.Service/Method" gives that method's calls their own (a port of its own on the same
+  // replicas: kurt-links' Resolve on its h2 port).
   H2Upstreams(const std::map<std::string, std::string>& targets, H2UpstreamOptions options);
   ~H2Upstreams();
   H2Upstreams(const H2Upstreams&) = delete;
@@ -106,6 +109,7 @@ class H2Upstreams {
 
   const uint64_t id_;
   const std::map<std::string, std::string> targets_;
+  absl::flat_hash_set<std::string> method_targets_;  // the keys of targets_ that name a method
   const H2UpstreamOptions options_;
   // With options_.tls: its context, or why there is none (every connection then fails with it).
   std::shared_ptr<boost::asio::ssl::context> tls_context_;

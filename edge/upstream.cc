@@ -69,6 +69,17 @@ absl::StatusOr<std::map<std::string, std::string>> ParseUpstreams(
   return out;
 }
 
+std::map<std::string, std::string> ServiceTargets(
+    const std::map<std::string, std::string>& targets) {
+  std::map<std::string, std::string> services;
+  for (const auto& [key, addresses] : targets) {
+    if (!absl::StrContains(key, '/')) {
+      services.emplace(key, addresses);
+    }
+  }
+  return services;
+}
+
 std::string ChannelTarget(absl::string_view addresses) {
   if (absl::StrContains(addresses, ":///") || absl::StartsWith(addresses, "ipv4:") ||
       absl::StartsWith(addresses, "ipv6:") || absl::StartsWith(addresses, "unix:") ||
@@ -171,10 +182,10 @@ std::string UpstreamServiceConfig(absl::string_view service,
 
 Upstreams::Upstreams(const std::map<std::string, std::string>& targets,
                      const UpstreamOptions& options)
-    : targets_(targets) {
+    : targets_(ServiceTargets(targets)) {
   const std::shared_ptr<grpc::ChannelCredentials> credentials =
       platform::ChannelCredentials(options.tls);
-  for (const auto& [service, addresses] : targets) {
+  for (const auto& [service, addresses] : targets_) {
     auto upstream = std::make_unique<Upstream>();
     for (int i = 0; i < std::max(1, options.channels_per_service); ++i) {
       grpc::ChannelArguments args;

@@ -25,9 +25,15 @@ namespace kurt::edge {
 
 // Parses "Service=target[,Service2=target2]" entries; a comma-separated item without '=' is one
 // more address of the previous service ("S=10.0.0.1:7101,10.0.0.2:7101"). Returns service ->
-// comma-separated addresses.
+// comma-separated addresses. A key "Service/Method" names where one method's calls go instead
+// of its service's (kurt-links' Resolve on its h2 port: platform/grpc/h2_server.h); only the h2
+// transport takes it, and the service's health still decides whether the method is served.
 absl::StatusOr<std::map<std::string, std::string>> ParseUpstreams(
     const std::vector<std::string>& entries);
+
+// The entries of `targets` that name a service, not one of its methods.
+std::map<std::string, std::string> ServiceTargets(
+    const std::map<std::string, std::string>& targets);
 
 // The gRPC target for a list of addresses: "ipv4:a:1,b:2" for IP literals (round-robin over
 // them), "dns:///host:port" for a name (round-robin over what it resolves to); a target that
@@ -129,6 +135,7 @@ class Upstreams {
   // kNotServing; a check that merely timed out is kUnknown. Runs on gRPC's threads.
   void CheckHealth(absl::Duration timeout, std::function<void(std::vector<Health>)> done);
 
+  // The services' targets (method-level ones are the h2 transport's alone).
   const std::map<std::string, std::string>& targets() const { return targets_; }
   // The unary calls' HTTP/2 client; null with the kGrpc transport.
   H2Upstreams* h2() { return h2_.get(); }

@@ -36,20 +36,27 @@ ha_instances() {
   done
 }
 
-# ha_upstreams: the edge's --upstream value in the --ha shape: every replica of each service.
+# links_h2_port GRPC_PORT: the port of kurt-links' Resolve on its own HTTP/2 server (--h2_port)
+# for the instance on GRPC_PORT: 7111 beside 7101 (services/common/mesh.h), gRPC port + 200 in the
+# --ha shape (25611, 25612, ...).
+links_h2_port() { if [ "$1" = 7101 ]; then echo 7111; else echo $(($1 + 200)); fi; }
+
+# ha_upstreams: the edge's --upstream value in the --ha shape: every replica of each service, and
+# of links' Resolve on their h2 ports.
 ha_upstreams() {
-  local line instance bin grpc http out="" service
+  local line instance bin grpc http out="" service resolve=""
   declare -A addrs=()
   while IFS=: read -r instance bin grpc http; do
     [ "$grpc" != - ] || continue
     addrs[$bin]+="${addrs[$bin]:+,}127.0.0.1:$grpc"
+    [ "$bin" != kurt-links ] || resolve+="${resolve:+,}127.0.0.1:$(links_h2_port "$grpc")"
   done < <(ha_instances)
   for bin in kurt-links kurt-accounts kurt-analytics kurt-reports kurt-notifications; do
     service=${bin#kurt-}
     service="kurt.$service.v1.${service^}Service"
     out+="${out:+,}$service=${addrs[$bin]}"
   done
-  echo "$out"
+  echo "$out,kurt.links.v1.LinksService/Resolve=$resolve"
 }
 
 _svc_pid() { # INSTANCE [BINARY]: the pid of our running INSTANCE (of BINARY), if any
@@ -102,7 +109,10 @@ _svc_launch() {
   IFS=: read -r instance bin grpc http <<<"$1"
   if [ "$grpc" != - ]; then
     args+=(--grpc_port="$grpc" --metrics_port="$http")
-  elif [ "$instance" != "$bin" ]; then # an edge of the --ha shape
+    [ "$bin" != kurt-links ] || args+=(--h2_port="$(links_h2_port "$grpc")")
+  elif [ "$instance" = "$bin" ]; then # the edge of the single shape: links' Resolve on its h2 port
+    args+=(--upstream=kurt.links.v1.LinksService/Resolve=127.0.0.1:$(links_h2_port 7101))
+  else # an edge of the --ha shape
     # Served on while the balancer's checks (every 1 s, down after 2) take it out.
     # The balancer is a trusted proxy: its X-Request-ID, the same when it sends a request again
     # to the other edge, is the click's id there too (counted once).

@@ -28,6 +28,10 @@ inline constexpr Program kReportWorker = {"kurt-report-worker", "", 7105, 9105};
 inline constexpr Program kNotifications = {"kurt-notifications", "kurt.notifications.", 7106, 9106};
 inline constexpr std::array<Program, 6> kPrograms = {kLinks,   kAccounts,     kAnalytics,
                                                      kReports, kReportWorker, kNotifications};
+// kurt-links' Resolve on Kurt's own HTTP/2 server (platform/grpc/h2_server.h): the --h2_port that
+// tools/run and the manifests give it, and the edge's upstream for Resolve (off by default, so that
+// replicas on one host need no port of their own).
+inline constexpr int kLinksH2Port = 7111;
 // The edge's HTTP port (flag --edge_port).
 inline constexpr int kEdgeHttpPort = 8080;
 

@@ -5,6 +5,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "platform/core/log.h"
+#include "platform/grpc/h2_method.h"
 
 namespace kurt::links {
 namespace {
@@ -113,6 +114,10 @@ LinksModule::LinksModule(const LinksConfig& config, const LinksDeps& deps,
 void LinksModule::AddTo(platform::GrpcServer* server) {
   server->AddService(&service_);
   server->AddAsyncMethod(&resolve_);
+  // The same Resolve on the server's h2 port, when it has one (--h2_port).
+  server->AddH2Method(
+      absl::StrCat("/", v1::LinksService::service_full_name(), "/Resolve"),
+      platform::H2UnaryHandler(&rpcs_, &LinksRpcs::ResolveAsync, platform::Access::kAnyCaller));
   server->OnShutdown([this] { FlushClicks(); });
 }
 

@@ -83,7 +83,8 @@ class LinksModule {
                                                              LinksDeps deps);
 
   // Serves kurt.links.v1.LinksService on `server` (its Resolve on the server's completion
-  // queues), and flushes click events when it shuts down. Before server->Start().
+  // queues, and on its h2 port when it has one), and flushes click events when it shuts down.
+  // Before server->Start().
   void AddTo(platform::GrpcServer* server);
   // Waits up to click_flush_timeout for the click events queued so far to reach Kafka; logs what
   // is left.

@@ -32,8 +32,11 @@ KUSTOMIZATIONS = ["overlays/dev", "overlays/prod", "monitoring", "ingress-nginx"
 OVERLAYS = ["overlays-dev", "overlays-prod"]
 
 
+H2_PORTS = {}  # binary: its h2 port (--h2_port), for the binaries that have one
+
+
 def parse_development_md():
-    """Returns ({binary: (grpc_port or None, http_port or None)}, {flag names})."""
+    """Returns ({binary: (grpc_port or None, http_port or None)}, {flag names}); fills H2_PORTS."""
     text = (ROOT / "docs" / "development.md").read_text()
     binaries, flags = {}, set()
     for line in text.splitlines():
@@ -46,6 +49,9 @@ def parse_development_md():
             http = re.match(r"(\d+)", cells[2])
             binaries[name.group(1)] = (int(grpc.group(1)) if grpc else None,
                                        int(http.group(1)) if http else None)
+            h2 = re.match(r"(\d+)", cells[3]) if len(cells) > 3 else None
+            if h2:
+                H2_PORTS[name.group(1)] = int(h2.group(1))
         flag = re.fullmatch(r"`--([a-z0-9_]+)`", cells[0])
         if flag:
             flags.add(flag.group(1))
@@ -140,7 +146,7 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                 with self.subTest(overlay=overlay, workload=name):
                     (container,) = template["spec"]["containers"]
                     ports = sorted(p["containerPort"] for p in container.get("ports", []))
-                    self.assertEqual(ports, sorted(p for p in (grpc, http) if p))
+                    self.assertEqual(ports, sorted(p for p in (grpc, http, H2_PORTS.get(name)) if p))
                     if http is None:
                         for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
                             self.assertNotIn(probe, container)
@@ -172,6 +178,8 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                     if grpc:
                         self.assertEqual(ports["grpc"]["port"], grpc)
                         self.assertEqual(ports["metrics"]["port"], http)
+                        if name in H2_PORTS:
+                            self.assertEqual(ports["h2"]["port"], H2_PORTS[name])
                         # Headless, so gRPC clients see every pod and balance themselves.
                         self.assertEqual(services[name]["spec"].get("clusterIP"), "None")
                     else:
@@ -186,19 +194,23 @@ class ManifestsMatchDevelopmentMd(unittest.TestCase):
                 target = d["spec"]["podSelector"].get("matchLabels", {}).get(
                     "app.kubernetes.io/name")
                 if target in self.binaries:
-                    served = {p for p in self.binaries[target] if p}
+                    served = {p for p in self.binaries[target] if p} | (
+                        {H2_PORTS[target]} if target in H2_PORTS else set())
                     for rule in d["spec"].get("ingress", []):
                         for port in rule.get("ports", []):
                             self.assertIn(port["port"], served, f"{overlay}: {d['metadata']['name']}")
-                # Egress to another Kurt binary must use its gRPC port.
+                # Egress to another Kurt binary must use its gRPC port (and may use its h2 one).
                 for rule in d["spec"].get("egress", []):
                     for peer in rule.get("to", []):
                         callee = peer.get("podSelector", {}).get("matchLabels", {}).get(
                             "app.kubernetes.io/name")
                         if callee in self.binaries:
                             ports = {p["port"] for p in rule.get("ports", [])}
-                            self.assertEqual(ports, {self.binaries[callee][0]},
-                                             f"{overlay}: {d['metadata']['name']} → {callee}")
+                            grpc = self.binaries[callee][0]
+                            allowed = {grpc} | ({H2_PORTS[callee]} if callee in H2_PORTS else set())
+                            self.assertIn(grpc, ports, f"{overlay}: {d['metadata']['name']} → {callee}")
+                            self.assertLessEqual(ports, allowed,
+                                                 f"{overlay}: {d['metadata']['name']} → {callee}")
 
     def used_flags(self, overlay):
         """{workload: {flag: where}}: every flag a workload is given, by a KURT_* variable (its own

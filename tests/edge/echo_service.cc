@@ -203,6 +203,7 @@ Status FakeLinksService::Resolve(ServerContext* ctx, const kurt::links::v1::Reso
 
 Status FakeLinksService::ListLinks(ServerContext*, const kurt::links::v1::ListLinksRequest* req,
                                    kurt::links::v1::ListLinksResponse* res) {
+  ++list_calls;
   res->set_next_page_token(absl::StrCat("page-size-", req->page_size()));
   return Status::OK;
 }

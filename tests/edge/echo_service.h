@@ -71,6 +71,7 @@ class FakeLinksService final : public kurt::links::v1::LinksService::Service {
   std::vector<kurt::api::v1::CachedRedirects::Hit> CachedHits();
 
   std::atomic<int> resolve_calls{0};
+  std::atomic<int> list_calls{0};
   // This many Resolve calls from now on answer UNAVAILABLE (a replica that died mid-call).
   std::atomic<int> fail_resolves{0};
   // The click id (x-kurt-click-id) of each Resolve call, in order.

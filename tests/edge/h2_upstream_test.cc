@@ -489,6 +489,28 @@ TEST(H2UpstreamTest, CallsSpreadOverReplicasRoundRobin) {
   EXPECT_GE(b.links().resolve_calls.load(), 8);
 }
 
+// kurt-links' Resolve on its h2 port: a method with a target of its own goes there, every other
+// method of its service to the service's target.
+TEST(H2UpstreamTest, AMethodWithATargetOfItsOwnGoesThereAndTheRestOfItsServiceDoesNot) {
+  TestUpstream service, method;
+  std::map<std::string, std::string> targets = {{kLinks, Local(service.port())},
+                                                {kResolve.substr(1), Local(method.port())}};
+  Client client(targets);
+  kurt::links::v1::ResolveRequest resolve;
+  resolve.set_code("x");
+  for (int i = 0; i < 5; ++i) {
+    Result r = client.Call(kLinks, kResolve, resolve);
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  }
+  Result list = client.Call(kLinks, "/kurt.links.v1.LinksService/ListLinks",
+                            kurt::links::v1::ListLinksRequest());
+  ASSERT_TRUE(list.status.ok()) << list.status.error_message();
+  EXPECT_EQ(method.links().resolve_calls.load(), 5);
+  EXPECT_EQ(service.links().resolve_calls.load(), 0);
+  EXPECT_EQ(method.links().list_calls.load(), 0);
+  EXPECT_EQ(service.links().list_calls.load(), 1);
+}
+
 TEST(H2UpstreamTest, AResponseLargerThanTheWindowsArrivesWhole) {
   TestUpstream upstream;
   H2UpstreamOptions options;

@@ -110,6 +110,7 @@ class LinksMtlsTest : public ::testing::Test {
     platform::GrpcServerOptions go;
     go.name = "links-mtls";
     go.metrics_port = -1;
+    go.h2_port = 0;  // Resolve on Kurt's own HTTP/2 server too, as deployed
     go.tls = std::move(tls);
     go.edge_secret = std::move(edge_secret);
     server_ = std::make_unique<platform::GrpcServer>(go, &registry_);
@@ -119,6 +120,7 @@ class LinksMtlsTest : public ::testing::Test {
   }
 
   std::string Address() const { return absl::StrCat("127.0.0.1:", server_->grpc_port()); }
+  std::string H2Address() const { return absl::StrCat("127.0.0.1:", server_->h2_port()); }
 
   std::unique_ptr<v1::LinksService::Stub> Stub(
       const std::shared_ptr<grpc::ChannelCredentials>& credentials) {
@@ -259,8 +261,9 @@ TEST_F(LinksMtlsTest, WithoutTlsOnlyTheEdgesSecretMayReportCachedRedirects) {
 }
 
 // The real edge in front of the real kurt-links, every call through mTLS and no secret at all:
-// the edge's certificate carries the account it authenticated, the redirect works, and the
-// redirects it answers from its cache reach links as clicks. An edge of another CA gets 503.
+// the edge's certificate carries the account it authenticated, the redirect works (its Resolve
+// only on links' h2 port, as deployed), and the redirects it answers from its cache reach links as
+// clicks. An edge of another CA gets 503.
 TEST_F(LinksMtlsTest, TheEdgeServesThroughMutualTlsToRealLinks) {
   const std::string kurt = *dir_ + "/kurt";
   StartLinks(Files(kurt, "kurt-links"));
@@ -271,7 +274,9 @@ TEST_F(LinksMtlsTest, TheEdgeServesThroughMutualTlsToRealLinks) {
     c.http.threads = 2;
     c.dev_trust_account_header = true;  // the account from X-Kurt-Account-Id, no accounts service
     // Two addresses (replicas), as tools/run --ha gives them: checked against kurt-links.
-    c.upstreams = {absl::StrCat("kurt.links.v1.LinksService=", Address(), ",", Address())};
+    c.upstreams = {
+        absl::StrCat("kurt.links.v1.LinksService=", Address(), ",", Address()),
+        absl::StrCat("kurt.links.v1.LinksService/Resolve=", H2Address(), ",", H2Address())};
     c.default_upstream_host = "";
     c.upstream.tls = Load(Files(ca_dir, "kurt-edge"));
     c.edge.cached_hits.interval = absl::Milliseconds(50);

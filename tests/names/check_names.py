@@ -22,6 +22,7 @@ programs = {
 }
 topics = set(re.findall(r'k\w+Topic\[\] = "([\w.]+)";', mesh))
 edge_port = int(re.search(r"kEdgeHttpPort = (\d+);", mesh).group(1))
+links_h2_port = int(re.search(r"kLinksH2Port = (\d+);", mesh).group(1))
 if len(programs) != 6 or len(topics) != 5:
     sys.exit(f"mesh.h: expected 6 programs and 5 topics, read {programs} and {topics}")
 
@@ -53,15 +54,25 @@ check("the topics created", listed, topics, "tools/stack")
 
 # deploy/base: the edge's upstreams, and each program's container ports.
 kustomization = (root / "deploy/base/kustomization.yaml").read_text()
-upstreams = dict(re.findall(r"=(kurt-[\w-]+):(\d+)", re.search(r"KURT_UPSTREAM=(\S+)",
-                                                               kustomization).group(1)))
+upstream = re.search(r"KURT_UPSTREAM=(\S+)", kustomization).group(1)
+# "Service=kurt-x:port" entries; "Service/Method=..." ones are a method's own target.
+upstreams = dict(re.findall(r"(?:^|,)[\w.]+=(kurt-[\w-]+):(\d+)", upstream))
 for binary, port in upstreams.items():
     check(f"{binary}'s upstream port", int(port), programs[binary][0],
           "deploy/base/kustomization.yaml")
+resolve = re.search(r"kurt\.links\.v1\.LinksService/Resolve=kurt-links:(\d+)", upstream)
+check("links' Resolve upstream port", int(resolve.group(1)) if resolve else None, links_h2_port,
+      "deploy/base/kustomization.yaml")
+check("kurt-links' KURT_H2_PORT",
+      int(re.search(r"KURT_H2_PORT=(\d+)", kustomization).group(1)), links_h2_port,
+      "deploy/base/kustomization.yaml")
+check("links' h2 port", int(re.search(r'if \[ "\$1" = 7101 \]; then echo (\d+)', services).group(1)),
+      links_h2_port, "tools/services.sh")
 for binary, (grpc, metrics) in programs.items():
     manifest = (root / f"deploy/base/{binary}.yaml").read_text()
     ports = {int(p) for p in re.findall(r"containerPort: (\d+)", manifest)}
-    check(f"{binary}'s container ports", ports, {grpc, metrics}, f"deploy/base/{binary}.yaml")
+    expected = {grpc, metrics} | ({links_h2_port} if binary == "kurt-links" else set())
+    check(f"{binary}'s container ports", ports, expected, f"deploy/base/{binary}.yaml")
 
 for e in errors:
     print(e)
