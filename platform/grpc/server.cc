@@ -1,8 +1,11 @@
 #include "platform/grpc/server.h"
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cstdint>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -243,13 +246,48 @@ absl::Status GrpcServer::StartH2(const std::optional<TlsConfig>& tls,
   h2.io_threads = options_.h2_io_threads;
   h2.tls = tls;
   h2.max_connection_age = options_.max_connection_age;
-  h2.observe = [requests, latency](absl::string_view path, grpc::StatusCode code,
-                                   absl::Duration took) {
-    std::vector<absl::string_view> parts = absl::StrSplit(path, '/');
-    absl::string_view service = parts.size() == 3 ? parts[1] : "";
-    absl::string_view method = parts.size() == 3 ? parts[2] : path;
-    requests->WithLabels({std::string(service), std::string(method), CodeName(code)}).Increment();
-    latency->WithLabels({std::string(service), std::string(method)}).ObserveDuration(took);
+  // The series of each method served, found once (a code's the first time it is answered), not
+  // per call: WithLabels builds its label vector and looks it up.
+  struct MethodSeries {
+    std::vector<std::string> labels;  // service, method
+    std::array<std::atomic<metrics::Counter*>, 17> by_code{};
+    metrics::Histogram* latency = nullptr;
+  };
+  auto series = std::make_shared<absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>>>();
+  auto labels_of = [](absl::string_view path) {
+    std::vector<std::string> parts = absl::StrSplit(path, '/');
+    return parts.size() == 3 ? std::vector<std::string>{parts[1], parts[2]}
+                             : std::vector<std::string>{"", std::string(path)};
+  };
+  for (const auto& [path, handler] : h2_methods_) {
+    auto s = std::make_unique<MethodSeries>();
+    s->labels = labels_of(path);
+    s->latency = &latency->WithLabels(s->labels);
+    (*series)[path] = std::move(s);
+  }
+  h2.observe = [series, labels_of, requests, latency](absl::string_view path, grpc::StatusCode code,
+                                                      absl::Duration took) {
+    const int c = static_cast<int>(code) >= 0 && static_cast<int>(code) <= 16
+                      ? static_cast<int>(code)
+                      : static_cast<int>(grpc::StatusCode::UNKNOWN);
+    auto it = series->find(path);
+    if (it == series->end()) {  // a method not served here (UNIMPLEMENTED)
+      std::vector<std::string> labels = labels_of(path);
+      latency->WithLabels(labels).ObserveDuration(took);
+      labels.emplace_back(CodeName(code));
+      requests->WithLabels(labels).Increment();
+      return;
+    }
+    MethodSeries& s = *it->second;
+    metrics::Counter* counter = s.by_code[c].load(std::memory_order_acquire);
+    if (counter == nullptr) {
+      std::vector<std::string> labels = s.labels;
+      labels.emplace_back(CodeName(code));
+      counter = &requests->WithLabels(labels);
+      s.by_code[c].store(counter, std::memory_order_release);
+    }
+    counter->Increment();
+    s.latency->ObserveDuration(took);
   };
   h2_ = std::make_unique<H2Server>(std::move(h2));
   auto rule = std::make_shared<const EdgeTrustRule>(options_.edge_secret, tls.has_value());
