@@ -61,8 +61,8 @@ std::vector<std::string> PeerNames(SSL* ssl) {
   if (cert == nullptr) {
     return names;
   }
-  auto* sans = static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr,
-                                                            nullptr));
+  auto* sans =
+      static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert, NID_subject_alt_name, nullptr, nullptr));
   if (sans != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(sans); ++i) {
       const GENERAL_NAME* name = sk_GENERAL_NAME_value(sans, i);
@@ -177,13 +177,13 @@ absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ServerTlsContext(const TlsC
 struct H2Server::Stream {
   int32_t id = 0;
   std::string path;
-  std::string method;        // :method
-  bool grpc_content = false;  // content-type application/grpc[+proto...]
+  std::string method;          // :method
+  bool grpc_content = false;   // content-type application/grpc[+proto...]
   bool compressed_ok = false;  // grpc-encoding names a codec (only "identity" is taken)
   H2Request request;
   std::optional<grpc::Status> refusal;  // what was wrong with the headers or the body
   size_t header_bytes = 0;
-  std::string body;  // the DATA frames' bytes (up to the limit)
+  std::string body;                    // the DATA frames' bytes (up to the limit)
   const H2Handler* handler = nullptr;  // once its headers named a method served here
   bool dispatched = false;             // handed to its handler, or refused
   bool answered = false;
@@ -210,8 +210,13 @@ class H2Server::Loop {
 
   void Adopt(const std::shared_ptr<Connection>& connection) {
     connections_.emplace(connection.get(), connection);
+    server_->connections_.fetch_add(1, std::memory_order_relaxed);
   }
-  void Forget(Connection* connection) { connections_.erase(connection); }
+  void Forget(Connection* connection) {
+    if (connections_.erase(connection) > 0) {
+      server_->connections_.fetch_sub(1, std::memory_order_relaxed);
+    }
+  }
 
   // From any thread. Only the first answer handed over since the loop last took them wakes it.
   void Answer(std::unique_ptr<H2Responder::Target> target, const grpc::Status& status,
@@ -270,8 +275,8 @@ class H2Server::Loop {
   net::io_context ioc_{1};
   net::executor_work_guard<net::io_context::executor_type> guard_;
   absl::flat_hash_map<Connection*, std::shared_ptr<Connection>> connections_;
-  std::vector<Pending> running_;        // the batch being answered
-  std::vector<Connection*> to_flush_;   // connections the batch answered on
+  std::vector<Pending> running_;       // the batch being answered
+  std::vector<Connection*> to_flush_;  // connections the batch answered on
   std::mutex mu_;
   std::vector<Pending> pending_;  // guarded by mu_
   bool wake_posted_ = false;      // guarded by mu_
@@ -283,7 +288,10 @@ class H2Server::Loop {
 class H2Server::Connection : public std::enable_shared_from_this<Connection> {
  public:
   Connection(Loop* loop, tcp::socket socket, net::ssl::context* tls)
-      : loop_(loop), socket_(std::move(socket)), age_timer_(loop->ioc()) {
+      : loop_(loop),
+        socket_(std::move(socket)),
+        age_timer_(loop->ioc()),
+        handshake_timer_(loop->ioc()) {
     if (tls != nullptr) {
       tls_ = std::make_unique<net::ssl::stream<tcp::socket&>>(socket_, *tls);
     }
@@ -298,6 +306,15 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
     error_code ignored;
     socket_.set_option(tcp::no_delay(true), ignored);
     ArmAge();
+    // A client that never completes its handshake (TLS, then HTTP/2's preface and SETTINGS) does
+    // not keep its socket.
+    handshake_timer_.expires_after(absl::ToChronoNanoseconds(server()->options_.handshake_timeout));
+    handshake_timer_.async_wait([weak = weak_from_this()](const error_code& ec) {
+      if (auto self = weak.lock(); self && !ec && !self->settings_seen_) {
+        KURT_LOG(kDebug, "h2 server: no handshake in time; closing");
+        self->Close();
+      }
+    });
     if (tls_ == nullptr) {
       return StartSession();
     }
@@ -338,6 +355,7 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
     closed_ = true;
     error_code ignored;
     age_timer_.cancel();
+    handshake_timer_.cancel();
     socket_.shutdown(tcp::socket::shutdown_both, ignored);
     socket_.close(ignored);
     streams_.clear();
@@ -347,7 +365,7 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
 
   // The answer to stream `id`, if it is still open (its client may have cancelled, or gone).
   // True when there is something to write.
-  bool Respond(int32_t id, const grpc::Status& status, std::string response);
+  bool Respond(int32_t id, const grpc::Status& status, const std::string& response);
   void Flush();
 
   bool flush_queued = false;  // by Loop::RunAnswers
@@ -381,8 +399,8 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
   static int OnHeader(nghttp2_session* session, const nghttp2_frame* frame, const uint8_t* name,
                       size_t namelen, const uint8_t* value, size_t valuelen, uint8_t flags,
                       void* user);
-  static int OnData(nghttp2_session* session, uint8_t flags, int32_t stream_id,
-                    const uint8_t* data, size_t len, void* user);
+  static int OnData(nghttp2_session* session, uint8_t flags, int32_t stream_id, const uint8_t* data,
+                    size_t len, void* user);
   static int OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame, void* user);
   static int OnStreamClose(nghttp2_session* session, int32_t stream_id, uint32_t error_code,
                            void* user);
@@ -393,6 +411,8 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
   tcp::socket socket_;
   std::unique_ptr<net::ssl::stream<tcp::socket&>> tls_;
   net::steady_timer age_timer_;
+  net::steady_timer handshake_timer_;
+  bool settings_seen_ = false;  // the client's first SETTINGS: its handshake is done
   nghttp2_session* session_ = nullptr;
   absl::flat_hash_map<int32_t, std::unique_ptr<Stream>> streams_;
   std::vector<std::string> peer_names_;
@@ -411,7 +431,7 @@ void H2Server::Loop::RunAnswers() {
   }
   for (Pending& p : running_) {
     Connection* connection = p.target->connection.get();
-    if (connection->Respond(p.target->stream_id, p.status, std::move(p.response)) &&
+    if (connection->Respond(p.target->stream_id, p.status, p.response) &&
         !connection->flush_queued) {
       connection->flush_queued = true;
       to_flush_.push_back(connection);
@@ -658,16 +678,16 @@ int H2Server::Connection::OnData(nghttp2_session* session, uint8_t /*flags*/, in
                                  const uint8_t* data, size_t len, void* user) {
   auto* self = static_cast<Connection*>(user);
   auto* stream = static_cast<Stream*>(nghttp2_session_get_stream_user_data(session, stream_id));
-  if (stream == nullptr || stream->refusal) {
-    return 0;
+  if (stream == nullptr || stream->refusal || stream->dispatched) {
+    return 0;  // refused already, or answered on its headers: the rest is dropped
   }
   const size_t limit = self->server()->options_.max_request_bytes + kPrefixBytes;
   if (stream->body.size() + len > limit) {
     // Read and dropped from here on; answered once the request ends.
-    stream->refusal = grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("the request message is larger than ",
-                     self->server()->options_.max_request_bytes, " bytes"));
+    stream->refusal =
+        grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                     absl::StrCat("the request message is larger than ",
+                                  self->server()->options_.max_request_bytes, " bytes"));
     stream->body.clear();
     stream->body.shrink_to_fit();
     return 0;
@@ -679,6 +699,10 @@ int H2Server::Connection::OnData(nghttp2_session* session, uint8_t /*flags*/, in
 int H2Server::Connection::OnFrameRecv(nghttp2_session* session, const nghttp2_frame* frame,
                                       void* user) {
   auto* self = static_cast<Connection*>(user);
+  if (frame->hd.type == NGHTTP2_SETTINGS && !self->settings_seen_) {
+    self->settings_seen_ = true;
+    self->handshake_timer_.cancel();
+  }
   if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA) {
     return 0;
   }
@@ -738,8 +762,8 @@ void H2Server::Connection::Dispatch(Stream* stream) {
                                             "a unary call's request carries one message"));
   }
   const auto* p = reinterpret_cast<const uint8_t*>(body.data());
-  const uint32_t length = (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) |
-                          (uint32_t{p[3]} << 8) | uint32_t{p[4]};
+  const uint32_t length =
+      (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 8) | uint32_t{p[4]};
   if (p[0] != 0 && !(p[0] == 1 && stream->compressed_ok)) {
     return SubmitError(stream, grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                                             "compressed request messages are not accepted"));
@@ -769,7 +793,8 @@ void H2Server::Connection::Dispatch(Stream* stream) {
   (*stream->handler)(std::move(request), H2Responder(std::move(target)));
 }
 
-bool H2Server::Connection::Respond(int32_t id, const grpc::Status& status, std::string response) {
+bool H2Server::Connection::Respond(int32_t id, const grpc::Status& status,
+                                   const std::string& response) {
   Stream* stream = closed_ ? nullptr : Find(id);
   if (stream == nullptr || stream->answered) {
     return false;  // the client reset the stream, or the connection is gone
@@ -804,7 +829,9 @@ ssize_t H2Server::Connection::ReadBody(nghttp2_session* session, int32_t stream_
                                        nghttp2_data_source* source, void* /*user*/) {
   auto* stream = static_cast<Stream*>(source->ptr);
   const size_t n = std::min(length, stream->out.size() - stream->out_sent);
-  std::memcpy(buf, stream->out.data() + stream->out_sent, n);
+  // Bytes, not a C string (bugprone-not-null-terminated-result takes a memcpy of string data for
+  // one, and its fix would make it a strcpy).
+  std::copy_n(stream->out.data() + stream->out_sent, n, reinterpret_cast<char*>(buf));
   stream->out_sent += n;
   if (stream->out_sent == stream->out.size()) {
     *data_flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -852,8 +879,8 @@ class H2Server::Acceptor {
     error_code ec;
     const net::ip::address address = net::ip::make_address(host, ec);
     if (ec) {
-      return absl::InvalidArgumentError(absl::StrCat("cannot listen on \"", host, "\": ",
-                                                     ec.message()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("cannot listen on \"", host, "\": ", ec.message()));
     }
     const tcp::endpoint endpoint(address, static_cast<uint16_t>(port));
     acceptor_.open(endpoint.protocol(), ec);
@@ -882,8 +909,8 @@ class H2Server::Acceptor {
       if (!ec) {
         // The connection starts on its own loop's thread.
         net::post(loop->ioc(), [loop, socket = std::move(socket), server = server_]() mutable {
-          auto connection = std::make_shared<Connection>(loop, std::move(socket),
-                                                         server->tls_context_.get());
+          auto connection =
+              std::make_shared<Connection>(loop, std::move(socket), server->tls_context_.get());
           loop->Adopt(connection);
           connection->Start();
         });
@@ -938,7 +965,7 @@ H2Server::H2Server(H2ServerOptions options) : options_(std::move(options)) {}
 H2Server::~H2Server() { Shutdown(absl::ZeroDuration()); }
 
 void H2Server::AddMethod(std::string path, H2Handler handler) {
-  methods_[std::move(path)] = std::move(handler);
+  methods_.insert_or_assign(std::move(path), std::move(handler));
 }
 
 absl::StatusOr<int> H2Server::Start() {

@@ -12,9 +12,11 @@
 // grpc-message percent-encoded, grpc-status-details-bin), deadlines from grpc-timeout, "-bin"
 // metadata decoded, clients' cancellation (RST_STREAM: the answer is dropped), a request size
 // limit (RESOURCE_EXHAUSTED), HTTP/2's flow control and stream limit, mutual TLS (1.2 or later,
-// ALPN h2, a client certificate signed by the CA required), the connection age after which a
-// GOAWAY sends clients to resolve the service again, and a graceful shutdown: GOAWAY, the calls in
-// flight answered within the grace period, then the connections closed.
+// ALPN h2, a client certificate signed by the CA required), a handshake timeout, the connection
+// age after which a GOAWAY sends clients to resolve the service again, and a graceful shutdown:
+// GOAWAY, the calls in flight answered within the grace period, then the connections closed.
+// Not kept: server reflection and health checking (the gRPC port serves both), server-side
+// deadline expiry (a client cancels at its deadline, which drops the answer), compression.
 //
 // Lives as long as its owner (GrpcServer). AddMethod before Start; Start, Shutdown and the
 // destructor from one thread. A method's handler runs on an I/O thread and must not block; its
@@ -58,6 +60,9 @@ struct H2ServerOptions {
   std::optional<TlsConfig> tls;
   // The largest request message taken (gRPC's default receive limit): RESOURCE_EXHAUSTED above.
   size_t max_request_bytes = size_t{4} << 20;
+  // How long a new connection may take to complete its handshake (TLS, then HTTP/2's preface and
+  // first SETTINGS) before it is closed.
+  absl::Duration handshake_timeout = absl::Seconds(10);
   // SETTINGS_MAX_CONCURRENT_STREAMS: calls in flight per connection.
   uint32_t max_concurrent_streams = 1000;
   // Each connection gets a GOAWAY after about this long (±10 %), its calls finishing: clients
@@ -135,6 +140,8 @@ class H2Server {
   int port() const { return port_; }
   // Calls handed to a method and not yet answered.
   int in_flight() const;
+  // Client connections open.
+  int connections() const { return connections_.load(std::memory_order_relaxed); }
 
   class Loop;
   class Connection;
@@ -157,13 +164,13 @@ class H2Server {
   mutable std::mutex mu_;
   std::condition_variable answered_;
   int in_flight_ = 0;  // guarded by mu_
+  std::atomic<int> connections_{0};
 };
 
 // The server side of `tls` as OpenSSL's context: TLS 1.2+, ALPN h2 chosen, the certificate chain
 // and key presented, a client certificate signed by the CA required. INVALID_ARGUMENT when a PEM
 // does not parse or the key is not the certificate's.
-absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> H2ServerTlsContext(
-    const TlsConfig& tls);
+absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> H2ServerTlsContext(const TlsConfig& tls);
 
 // gRPC's grpc-timeout header ("100m", "5S"...) as a duration; nullopt when malformed.
 std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view value);

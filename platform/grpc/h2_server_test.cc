@@ -4,6 +4,11 @@
 // port.
 #include "platform/grpc/h2_server.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <cstdlib>
@@ -27,6 +32,7 @@
 #include "platform/grpc/server.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
+#include "tests/support/wait_until.h"
 
 namespace kurt::platform {
 namespace {
@@ -55,9 +61,9 @@ class HeldRpcs {
     arrived_.notify_all();
   }
 
-  // Answers at once with the URL it was given.
+  // Answers at once with the URL it was given. (By value: the signature H2UnaryHandler serves.)
   void SetWebhook(const Caller&, const nv1::SetWebhookRequest& request, nv1::Webhook* response,
-                  AsyncDone done) {
+                  AsyncDone done) {  // NOLINT(performance-unnecessary-value-param)
     response->set_url(request.url());
     done(absl::OkStatus());
   }
@@ -156,10 +162,12 @@ TEST_F(H2ServerTest, ManyCallsOnOneConnectionEachGetTheirOwnAnswerFromAnotherThr
   auto stub = Stub();
   constexpr int kCalls = 100;
   std::vector<std::unique_ptr<Pending>> calls;
+  calls.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     calls.push_back(Start(stub.get(), absl::StrCat("acct-", i)));
   }
   std::vector<HeldRpcs::Held> held;
+  held.reserve(kCalls);
   for (int i = 0; i < kCalls; ++i) {
     held.push_back(rpcs_.Next());
   }
@@ -358,8 +366,7 @@ TEST_F(H2ServerEdgeSecretTest, AnAccountIsTrustedOnlyWithTheEdgesSecret) {
   request.set_url("https://hooks.example/x");
   nv1::Webhook response;
   EXPECT_TRUE(stub->SetWebhook(&context, request, &response).ok());
-  EXPECT_EQ(testing::MetricValue(registry_.Render(), "kurt_grpc_server_untrusted_calls_total"),
-            1);
+  EXPECT_EQ(testing::MetricValue(registry_.Render(), "kurt_grpc_server_untrusted_calls_total"), 1);
 }
 
 class H2ServerTlsTest : public H2ServerTest {
@@ -439,6 +446,57 @@ TEST_F(H2ServerTlsTest, OnlyClientsWithACertificateOfItsCaAreServedAndTheEdgesNa
   forged->thread.join();
   EXPECT_EQ(forged->status.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_EQ(rpcs_.calls(), 0u);
+}
+
+// A client that connects and never speaks HTTP/2 loses its socket at the handshake timeout; one
+// that completed its handshake keeps its connection, idle, past it.
+TEST(H2ServerHandshakeTest, AConnectionThatNeverHandshakesIsClosedAndAnIdleOneIsNot) {
+  H2ServerOptions options;
+  options.handshake_timeout = absl::Milliseconds(300);
+  H2Server server(options);
+  server.AddMethod("/kurt.notifications.v1.NotificationsService/SetWebhook",
+                   [](H2Request&& request, H2Responder respond) {
+                     nv1::SetWebhookRequest in;
+                     nv1::Webhook out;
+                     in.ParseFromString(request.message);
+                     out.set_url(in.url());
+                     respond(grpc::Status::OK, out.SerializeAsString());
+                   });
+  absl::StatusOr<int> port = server.Start();
+  ASSERT_TRUE(port.ok()) << port.status();
+
+  const int silent = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(*port));
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(silent, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+  timeval wait{.tv_sec = 3, .tv_usec = 0};
+  setsockopt(silent, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof(wait));
+  const absl::Time start = absl::Now();
+  char buffer[256];
+  ssize_t n;
+  // The server's SETTINGS may come first; then the end of the connection.
+  while ((n = read(silent, buffer, sizeof(buffer))) > 0) {
+  }
+  EXPECT_EQ(n, 0) << "the silent connection was not closed";
+  EXPECT_LT(absl::Now() - start, absl::Seconds(2));
+  close(silent);
+
+  auto stub = nv1::NotificationsService::NewStub(
+      grpc::CreateChannel(absl::StrCat("127.0.0.1:", *port), grpc::InsecureChannelCredentials()));
+  nv1::SetWebhookRequest request;
+  request.set_url("https://hooks.example/idle");
+  EXPECT_TRUE(testing::WaitUntil([&] { return server.connections() == 0; }, absl::Seconds(1)));
+  grpc::ClientContext context;
+  nv1::Webhook response;
+  grpc::Status status = stub->SetWebhook(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.url(), request.url());
+  absl::SleepFor(absl::Milliseconds(600));  // idle past the handshake timeout
+  EXPECT_EQ(server.connections(), 1);
+  server.Shutdown(absl::Seconds(1));
+  EXPECT_EQ(server.connections(), 0);
 }
 
 TEST(GrpcWireTest, TimeoutsAndMessagesAsGrpcWritesThem) {

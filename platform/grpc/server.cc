@@ -21,8 +21,8 @@ ABSL_FLAG(absl::Duration, grpc_max_connection_age, absl::Minutes(2),
           "finish), so that clients resolve again and spread over new replicas (0: never)");
 
 ABSL_FLAG(int, h2_port, -1,
-          "Port of Kurt's own HTTP/2 server for the service's hottest methods (the links "
-          "service's Resolve), beside the gRPC port; -1: none (the binary may set a default)");
+          "Port of Kurt's own HTTP/2 server for the service's hottest methods (kurt-links' "
+          "Resolve), beside the gRPC port, with its TLS, edge trust and metrics; -1: none");
 
 namespace kurt::platform {
 namespace {
