@@ -22,6 +22,7 @@
 #include "kurt/api/v1/options.pb.h"
 #include "platform/core/log.h"
 #include "platform/grpc/edge_trust.h"
+#include "platform/grpc/h2_server.h"
 #include "services/common/mesh.h"
 
 namespace kurt::edge {
@@ -593,7 +594,7 @@ void Edge::Authorized(const std::shared_ptr<Call>& call, const AuthDecision& dec
 
   std::optional<absl::Duration> timeout;
   if (auto v = View(req["grpc-timeout"]); !v.empty()) {
-    timeout = ParseGrpcTimeout(v);
+    timeout = platform::ParseGrpcTimeout(v);
   }
   if (!timeout) {
     if (auto v = View(req["x-request-timeout"]); !v.empty()) {

@@ -27,6 +27,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "platform/core/log.h"
+#include "platform/grpc/h2_server.h"
 
 namespace kurt::edge {
 
@@ -1453,27 +1454,10 @@ ssize_t H2Upstreams::Connection::ReadBody(nghttp2_session*, int32_t stream_id, u
 absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ClientTlsContext(
     const platform::TlsConfig& tls) {
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_client);
+  if (absl::Status s = platform::UseMutualTls(context.get(), tls, net::ssl::verify_peer); !s.ok()) {
+    return s;
+  }
   SSL_CTX* ctx = context->native_handle();
-  auto refused = [](absl::string_view what, const error_code& ec) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ", ec.message()));
-  };
-  error_code ec;
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
-    return absl::InternalError("OpenSSL refuses TLS 1.2 as the lowest version");
-  }
-  if (context->use_certificate_chain(net::buffer(tls.cert_pem), ec); ec) {
-    return refused("--tls_cert", ec);
-  }
-  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
-  if (context->use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem, ec); ec) {
-    return refused("--tls_key", ec);
-  }
-  if (context->add_certificate_authority(net::buffer(tls.ca_pem), ec); ec) {
-    return refused("--tls_ca", ec);
-  }
-  if (context->set_verify_mode(net::ssl::verify_peer, ec); ec) {
-    return refused("verification", ec);
-  }
   // gRPC over TLS is HTTP/2 chosen by ALPN (the handshake checks the server chose it).
   static constexpr unsigned char kAlpn[] = {2, 'h', '2'};
   if (SSL_CTX_set_alpn_protos(ctx, kAlpn, sizeof(kAlpn)) != 0) {

@@ -11,38 +11,6 @@
 
 namespace kurt::edge {
 
-std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view text) {
-  if (text.size() < 2 || text.size() > 9) {
-    return std::nullopt;
-  }
-  int64_t n;
-  absl::string_view digits = text.substr(0, text.size() - 1);
-  for (char c : digits) {
-    if (!absl::ascii_isdigit(c)) {
-      return std::nullopt;
-    }
-  }
-  if (!absl::SimpleAtoi(digits, &n)) {
-    return std::nullopt;
-  }
-  switch (text.back()) {
-    case 'H':
-      return absl::Hours(n);
-    case 'M':
-      return absl::Minutes(n);
-    case 'S':
-      return absl::Seconds(n);
-    case 'm':
-      return absl::Milliseconds(n);
-    case 'u':
-      return absl::Microseconds(n);
-    case 'n':
-      return absl::Nanoseconds(n);
-    default:
-      return std::nullopt;
-  }
-}
-
 std::optional<absl::Duration> ParseRequestTimeout(absl::string_view text) {
   text = absl::StripAsciiWhitespace(text);
   double seconds;

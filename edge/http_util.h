@@ -13,8 +13,6 @@
 
 namespace kurt::edge {
 
-// gRPC's timeout format: up to 8 digits and a unit (H, M, S, m, u, n), e.g. "250m".
-std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view text);
 // x-request-timeout: a duration ("1.5s", "250ms") or a number of seconds ("2", "0.5").
 std::optional<absl::Duration> ParseRequestTimeout(absl::string_view text);
 

@@ -92,9 +92,11 @@ std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
   if (value.size() < 2 || value.size() > 9) {
     return std::nullopt;
   }
+  absl::string_view digits = value.substr(0, value.size() - 1);
   int64_t n = 0;
-  if (!absl::SimpleAtoi(value.substr(0, value.size() - 1), &n) || n < 0 ||
-      !absl::ascii_isdigit(static_cast<unsigned char>(value[0]))) {
+  if (!std::all_of(digits.begin(), digits.end(),
+                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
+      !absl::SimpleAtoi(digits, &n)) {
     return std::nullopt;
   }
   switch (value.back()) {
@@ -132,29 +134,38 @@ std::string PercentEncodeGrpcMessage(absl::string_view message) {
   return out;
 }
 
-absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ServerTlsContext(const TlsConfig& tls) {
-  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
-  SSL_CTX* ctx = context->native_handle();
+absl::Status UseMutualTls(net::ssl::context* context, const TlsConfig& tls, int verify) {
   auto refused = [](absl::string_view what, const error_code& ec) {
     return absl::InvalidArgumentError(absl::StrCat(what, ": ", ec.message()));
   };
   error_code ec;
-  if (SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION) != 1) {
+  if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
     return absl::InternalError("OpenSSL refuses TLS 1.2 as the lowest version");
   }
   if (context->use_certificate_chain(net::buffer(tls.cert_pem), ec); ec) {
     return refused("--tls_cert", ec);
   }
+  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
   if (context->use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem, ec); ec) {
     return refused("--tls_key", ec);
   }
   if (context->add_certificate_authority(net::buffer(tls.ca_pem), ec); ec) {
     return refused("--tls_ca", ec);
   }
-  if (context->set_verify_mode(net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert, ec);
-      ec) {
+  if (context->set_verify_mode(verify, ec); ec) {
     return refused("verification", ec);
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ServerTlsContext(const TlsConfig& tls) {
+  auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);
+  if (absl::Status s = UseMutualTls(context.get(), tls,
+                                    net::ssl::verify_peer | net::ssl::verify_fail_if_no_peer_cert);
+      !s.ok()) {
+    return s;
+  }
+  SSL_CTX* ctx = context->native_handle();
   // gRPC over TLS is HTTP/2, chosen by ALPN: a client that does not offer h2 is refused.
   SSL_CTX_set_alpn_select_cb(
       ctx,

@@ -506,7 +506,7 @@ TEST(GrpcWireTest, TimeoutsAndMessagesAsGrpcWritesThem) {
   EXPECT_EQ(ParseGrpcTimeout("250u"), absl::Microseconds(250));
   EXPECT_EQ(ParseGrpcTimeout("7n"), absl::Nanoseconds(7));
   EXPECT_EQ(ParseGrpcTimeout("1M"), absl::Minutes(1));
-  for (const char* bad : {"", "m", "100", "100x", "-1m", "+1m", "123456789S", "1.5S"}) {
+  for (const char* bad : {"", "m", "100", "100x", "-1m", "+1m", "123456789S", "1.5S", "12 m"}) {
     EXPECT_EQ(ParseGrpcTimeout(bad), std::nullopt) << bad;
   }
   EXPECT_EQ(PercentEncodeGrpcMessage("plain text: ok"), "plain text: ok");
