@@ -188,7 +188,7 @@ absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ServerTlsContext(const TlsC
 struct H2Server::Stream {
   int32_t id = 0;
   std::string path;
-  std::string method;          // :method
+  bool post = false;           // :method is POST
   bool grpc_content = false;   // content-type application/grpc[+proto...]
   bool compressed_ok = false;  // grpc-encoding names a codec (only "identity" is taken)
   H2Request request;
@@ -205,7 +205,6 @@ struct H2Server::Stream {
 };
 
 struct H2Responder::Target {
-  H2Server* server = nullptr;
   H2Server::Loop* loop = nullptr;
   std::shared_ptr<H2Server::Connection> connection;
   int32_t stream_id = 0;
@@ -655,7 +654,7 @@ int H2Server::Connection::OnHeader(nghttp2_session* session, const nghttp2_frame
   if (name == ":path") {
     stream->path = std::string(value);
   } else if (name == ":method") {
-    stream->method = std::string(value);
+    stream->post = value == "POST";
   } else if (name == "content-type") {
     stream->grpc_content = absl::StartsWith(value, "application/grpc") &&
                            (value.size() == 16 || value[16] == '+' || value[16] == ';');
@@ -744,7 +743,7 @@ bool H2Server::Connection::Screen(Stream* stream) {
   H2Server* owner = server();
   stream->handler = nullptr;
   stream->arrived = absl::Now();
-  if (stream->method != "POST") {
+  if (!stream->post) {
     SubmitHttpError(stream, "405");
   } else if (!stream->grpc_content) {
     SubmitHttpError(stream, "415");
@@ -797,7 +796,6 @@ void H2Server::Connection::Dispatch(Stream* stream) {
   request.message.assign(body, kPrefixBytes, std::string::npos);
   stream->body.clear();
   auto target = std::make_unique<H2Responder::Target>();
-  target->server = owner;
   target->loop = loop_;
   target->connection = shared_from_this();
   target->stream_id = stream->id;
