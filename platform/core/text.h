@@ -16,6 +16,11 @@ bool IsValidUtf8(absl::string_view s);
 // Schema's maxLength) or PostgreSQL's varchar(n) counts, not bytes.
 size_t Utf8Length(absl::string_view s);
 
+// Whether `s` holds an ASCII control character (U+0000 to U+001F, U+007F): what a one-line text a
+// person gives (a name, a search) never holds, and NUL is what PostgreSQL's text refuses. The
+// API's schema states it as the pattern "^[^\x00-\x1F\x7F]*$".
+bool HasControlCharacter(absl::string_view s);
+
 // Appends `text` as the inside of a JSON string (without the quotes): '"', '\\' and control
 // characters escaped (\n, \r, \t by name, the others as \u00xx); well-formed UTF-8 as it is; each
 // byte that is not part of well-formed UTF-8 as \ufffd (U+FFFD, the replacement character), so that

@@ -14,6 +14,17 @@ TEST(Utf8LengthTest, CountsCharactersNotBytes) {
   EXPECT_EQ(Utf8Length("\xE6\x97\xA5\xF0\x9F\x98\x80"), 2u);  // a CJK character, an emoji
 }
 
+TEST(HasControlCharacterTest, FindsAsciiControlsAnywhereAndNothingElse) {
+  EXPECT_FALSE(HasControlCharacter(""));
+  EXPECT_FALSE(HasControlCharacter("Acme, Inc. ~ caf\xc3\xa9 \xf0\x9f\x98\x80"));
+  EXPECT_TRUE(HasControlCharacter(std::string("\0Q", 2)));  // what PostgreSQL's text refuses
+  EXPECT_TRUE(HasControlCharacter("two\nlines"));
+  EXPECT_TRUE(HasControlCharacter("tab\t"));
+  EXPECT_TRUE(HasControlCharacter("\x1f"));
+  EXPECT_TRUE(HasControlCharacter("del\x7f"));
+  EXPECT_FALSE(HasControlCharacter("\xc2\x80"));  // U+0080: a C1 control, outside ASCII's
+}
+
 TEST(IsValidUtf8Test, AcceptsWellFormedText) {
   EXPECT_TRUE(IsValidUtf8(""));
   EXPECT_TRUE(IsValidUtf8("plain ascii"));

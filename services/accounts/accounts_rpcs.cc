@@ -52,6 +52,9 @@ absl::Status ValidateName(const std::string& name, bool required) {
     return absl::InvalidArgumentError(
         absl::StrCat("name: at most ", kMaxNameLength, " characters"));
   }
+  if (platform::HasControlCharacter(name)) {
+    return absl::InvalidArgumentError("name: must not hold control characters");
+  }
   return absl::OkStatus();
 }
 

@@ -314,15 +314,21 @@ TEST_F(AccountsRpcsTest, ChecksAgreeWithTheFieldRulesOfTheProtos) {
   for (int i = 0; i < 200; ++i) {
     wide += "\xC3\xA9";
   }
+  // A NUL (which PostgreSQL's text cannot hold), a line break, a DEL.
+  const std::vector<std::string> controls = {std::string("\0Q", 2), "two\nlines", "del\x7f"};
   const api::v1::FieldRules& account = RulesOf(v1::CreateAccountRequest::descriptor(), "name");
-  ExpectServiceAgrees(
-      account, StringProbes(account, {wide, wide + "e", "\xC3\xA9"}),
-      [&](const std::string& name) { return CreateAccount("admin-token", name).ok(); });
+  std::vector<std::string> account_probes = {wide, wide + "e", "\xC3\xA9"};
+  account_probes.insert(account_probes.end(), controls.begin(), controls.end());
+  ExpectServiceAgrees(account, StringProbes(account, account_probes), [&](const std::string& name) {
+    return CreateAccount("admin-token", name).ok();
+  });
 
   absl::StatusOr<v1::CreateAccountResponse> a = CreateAccount("admin-token");
   ASSERT_TRUE(a.ok());
   const api::v1::FieldRules& key = RulesOf(v1::CreateKeyRequest::descriptor(), "name");
-  ExpectServiceAgrees(key, StringProbes(key, {wide, wide + "e"}), [&](const std::string& name) {
+  std::vector<std::string> key_probes = {wide, wide + "e"};
+  key_probes.insert(key_probes.end(), controls.begin(), controls.end());
+  ExpectServiceAgrees(key, StringProbes(key, key_probes), [&](const std::string& name) {
     v1::CreateKeyRequest request;
     request.set_name(name);
     return rpcs_->CreateKey(As(a->account().id()), request).ok();

@@ -173,10 +173,8 @@ absl::Status ValidateQuery(absl::string_view query) {
     return absl::InvalidArgumentError(absl::StrCat("query: must be ", kMinQueryLength, " to ",
                                                    kMaxQueryLength, " characters, not ", length));
   }
-  for (char c : query) {
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return absl::InvalidArgumentError("query: must not hold control characters");
-    }
+  if (platform::HasControlCharacter(query)) {
+    return absl::InvalidArgumentError("query: must not hold control characters");
   }
   return absl::OkStatus();
 }

@@ -229,6 +229,39 @@ TEST_F(AccountsEdgeTest, NoOrBadKeyIs401AndPublicRoutesNeedNone) {
   EXPECT_EQ(Call("POST", "/v1/accounts", "wrong", "{\"name\":\"x\"}").status, 401u);
 }
 
+// A name with a control character (a NUL, which PostgreSQL's text cannot hold, or a line break) is
+// the caller's mistake: 400 INVALID_ARGUMENT naming the field, and no account or key is made.
+TEST_F(AccountsEdgeTest, ControlCharactersInANameAre400NamingItAndMakeNothing) {
+  auto count = [&](const char* table) {
+    int64_t n = -1;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      n = tx.exec1(absl::StrCat("SELECT count(*) FROM ", table))[0].as<int64_t>();
+                    })
+                    .ok());
+    return n;
+  };
+  auto [id, key] = NewAccount("Names");
+  const int64_t accounts = count("accounts");
+  const int64_t keys = count("api_keys");
+  for (const char* name : {"\\u0000Q", "two\\nlines", "del\\u007f"}) {
+    Reply account =
+        Call("POST", "/v1/accounts", "edge-test-admin", absl::StrCat("{\"name\":\"", name, "\"}"));
+    EXPECT_EQ(account.status, 400u) << name;
+    // google.rpc.Status as JSON: code 3 is INVALID_ARGUMENT.
+    EXPECT_NE(account.body.find("\"code\":3,"), std::string::npos) << account.body;
+    EXPECT_NE(account.body.find("name: must not hold control characters"), std::string::npos)
+        << account.body;
+    Reply made = Call("POST", "/v1/keys", key, absl::StrCat("{\"name\":\"", name, "\"}"));
+    EXPECT_EQ(made.status, 400u) << name;
+    EXPECT_NE(made.body.find("name: must not hold control characters"), std::string::npos)
+        << made.body;
+  }
+  EXPECT_EQ(count("accounts"), accounts);
+  EXPECT_EQ(count("api_keys"), keys);
+}
+
 TEST_F(AccountsEdgeTest, PeopleSignUpSignInRefreshAndSignOutOverHttp) {
   const std::string person = R"({"email":"Ada@Example.org","password":"correct horse"})";
   // Sign-up is closed here (no open sign-up): the admin token opens it.
