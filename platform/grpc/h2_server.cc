@@ -337,7 +337,8 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
         KURT_LOG(kDebug, "h2 server: TLS handshake failed", {"error", ec.message()});
         return self->Close();
       }
-      self->peer_names_ = PeerNames(self->tls_->native_handle());
+      self->peer_names_ =
+          std::make_shared<const std::vector<std::string>>(PeerNames(self->tls_->native_handle()));
       self->StartSession();
     });
   }
@@ -425,7 +426,7 @@ class H2Server::Connection : public std::enable_shared_from_this<Connection> {
   bool settings_seen_ = false;  // the client's first SETTINGS: its handshake is done
   nghttp2_session* session_ = nullptr;
   absl::flat_hash_map<int32_t, std::unique_ptr<Stream>> streams_;
-  std::vector<std::string> peer_names_;
+  std::shared_ptr<const std::vector<std::string>> peer_names_;
   std::array<uint8_t, kReadBufferBytes> in_{};
   std::string out_;
   bool writing_ = false;

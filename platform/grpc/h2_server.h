@@ -82,8 +82,9 @@ struct H2Request {
   std::vector<std::pair<std::string, std::string>> metadata;
   absl::Time deadline = absl::InfiniteFuture();  // from grpc-timeout
   // With TLS: the names the client's certificate carries (its DNS subject alternative names, or
-  // its common name when it has none); none without TLS.
-  std::vector<std::string> peer_names;
+  // its common name when it has none), read once per connection and shared by its calls; null
+  // without TLS.
+  std::shared_ptr<const std::vector<std::string>> peer_names;
   std::string message;  // the request message's bytes
   // Whether the edge makes the call: left to whoever serves the method (GrpcServer's trust check,
   // platform/grpc/edge_trust.h) to decide and set.

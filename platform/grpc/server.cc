@@ -307,8 +307,9 @@ absl::Status GrpcServer::StartH2(const std::optional<TlsConfig>& tls,
         }
       }
       const bool secret_proves = rule->SecretProves(secrets, secret);
-      const bool names_edge = std::find(request.peer_names.begin(), request.peer_names.end(),
-                                        kEdgeIdentity) != request.peer_names.end();
+      const bool names_edge = request.peer_names != nullptr &&
+                              std::find(request.peer_names->begin(), request.peer_names->end(),
+                                        kEdgeIdentity) != request.peer_names->end();
       request.from_edge = rule->FromEdge(secret_proves, names_edge);
       if (absl::Status trusted = CheckEdgeTrust(request.path, has_account, request.from_edge);
           !trusted.ok()) {
