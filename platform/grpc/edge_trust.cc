@@ -77,32 +77,26 @@ struct EdgeTrustProcessor {
                       size_t num_md, grpc_process_auth_metadata_done_cb done, void* user_data) {
     const auto* self = static_cast<const EdgeTrustProcessor*>(state);
     absl::string_view method;
-    absl::string_view secret;
-    int secrets = 0;
-    bool has_account = false;
+    EdgeTrustHeaders headers;
     for (size_t i = 0; i < num_md; ++i) {
       absl::string_view key = View(md[i].key);
       if (key == ":path") {
         method = View(md[i].value);
-      } else if (key == kAccountIdMetadata) {
-        has_account = true;
-      } else if (key == kEdgeSecretMetadata) {
-        secret = View(md[i].value);
-        ++secrets;
+      } else {
+        headers.See(key, View(md[i].value));
       }
     }
-    const bool secret_proves = self->rule.SecretProves(secrets, secret);
-    const bool from_edge = self->rule.FromEdge(secret_proves, self->tls && PeerIsEdge(context));
+    EdgeTrustVerdict verdict = self->rule.Judge(method, headers, self->tls && PeerIsEdge(context));
     // A secret header that proved nothing goes, so that handlers may read its presence as proof.
     std::vector<grpc_metadata> consumed;
-    if (secrets > 0 && !secret_proves) {
+    if (verdict.drop_secrets) {
       for (size_t i = 0; i < num_md; ++i) {
         if (View(md[i].key) == kEdgeSecretMetadata) {
           consumed.push_back(md[i]);
         }
       }
     }
-    absl::Status status = CheckEdgeTrust(method, has_account, from_edge);
+    const absl::Status& status = verdict.status;
     if (status.ok()) {
       done(user_data, consumed.data(), consumed.size(), nullptr, 0, GRPC_STATUS_OK, nullptr);
       return;

@@ -67,6 +67,32 @@ absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
 // client certificate names kEdgeIdentity; with neither a secret nor TLS configured, every caller
 // is believed (local development). One rule for gRPC's server (the credentials below) and Kurt's
 // own HTTP/2 server (platform/grpc/h2_server.h).
+// What the rule reads of a call's metadata, gathered one entry at a time (See) by whichever server
+// holds it: its x-kurt-edge-secret headers and whether it names an account.
+struct EdgeTrustHeaders {
+  int secrets = 0;
+  absl::string_view secret;  // the last one seen
+  bool has_account = false;
+
+  void See(absl::string_view key, absl::string_view value) {
+    if (key == kEdgeSecretMetadata) {
+      ++secrets;
+      secret = value;
+    } else if (key == kAccountIdMetadata) {
+      has_account = true;
+    }
+  }
+};
+
+// The rule's verdict on one call.
+struct EdgeTrustVerdict {
+  bool from_edge = false;
+  // The call's x-kurt-edge-secret headers proved nothing: they are to be removed, so that handlers
+  // may take their presence as proof.
+  bool drop_secrets = false;
+  absl::Status status;  // OK, or why the call is refused (CheckEdgeTrust)
+};
+
 class EdgeTrustRule {
  public:
   EdgeTrustRule(absl::string_view expected_secret, bool tls)
@@ -78,6 +104,17 @@ class EdgeTrustRule {
   }
   bool FromEdge(bool secret_proves, bool certificate_names_edge) const {
     return !(has_secret_ || tls_) || secret_proves || (tls_ && certificate_names_edge);
+  }
+  // The whole rule for a call to `method` with `headers`, whose client certificate (TLS on) does
+  // or does not name kEdgeIdentity.
+  EdgeTrustVerdict Judge(absl::string_view method, const EdgeTrustHeaders& headers,
+                         bool certificate_names_edge) const {
+    EdgeTrustVerdict verdict;
+    const bool secret_proves = SecretProves(headers.secrets, headers.secret);
+    verdict.from_edge = FromEdge(secret_proves, certificate_names_edge);
+    verdict.drop_secrets = headers.secrets > 0 && !secret_proves;
+    verdict.status = CheckEdgeTrust(method, headers.has_account, verdict.from_edge);
+    return verdict;
   }
 
  private:

@@ -45,13 +45,7 @@ Caller::Caller(std::string account_id, std::map<std::string, std::string> metada
     : metadata_(std::make_move_iterator(metadata.begin()), std::make_move_iterator(metadata.end())),
       account_id_(std::move(account_id)),
       deadline_(deadline) {
-  auto it = metadata_.find(kRequestIdMetadata);
-  if (it != metadata_.end() && !it->second.empty()) {
-    request_id_ = it->second;
-  } else {
-    new_request_id_ = log::NewRequestId();
-    request_id_ = new_request_id_;
-  }
+  SetRequestIdFromMetadata();
   from_edge_ = metadata_.contains(kEdgeSecretMetadata);
 }
 
@@ -62,13 +56,17 @@ Caller::Caller(const H2Request& request) : deadline_(request.deadline) {
   if (auto it = metadata_.find(kAccountIdMetadata); it != metadata_.end()) {
     account_id_ = it->second;
   }
+  SetRequestIdFromMetadata();
+  from_edge_ = request.from_edge;
+}
+
+void Caller::SetRequestIdFromMetadata() {
   if (auto it = metadata_.find(kRequestIdMetadata); it != metadata_.end() && !it->second.empty()) {
     request_id_ = it->second;
   } else {
     new_request_id_ = log::NewRequestId();
     request_id_ = new_request_id_;
   }
-  from_edge_ = request.from_edge;
 }
 
 bool Caller::from_edge() const {

@@ -83,6 +83,10 @@ class Caller {
   const grpc::ServerContextBase* context() const { return context_; }
 
  private:
+  // request_id_ from metadata_'s x-request-id, or a new one when it has none (the constructors
+  // that take the metadata as given).
+  void SetRequestIdFromMetadata();
+
   const grpc::ServerContextBase* context_ = nullptr;
   std::map<std::string, std::string, std::less<>> metadata_;  // a made-up caller's only
   std::string account_id_;

@@ -295,32 +295,24 @@ absl::Status GrpcServer::StartH2(const std::optional<TlsConfig>& tls,
     // What EdgeTrustingServerCredentials does on the gRPC port, before the handler.
     h2_->AddMethod(path, [rule, refused, handler = std::move(handler)](H2Request&& request,
                                                                        H2Responder respond) {
-      int secrets = 0;
-      absl::string_view secret;
-      bool has_account = false;
+      EdgeTrustHeaders headers;
       for (const auto& [name, value] : request.metadata) {
-        if (name == kEdgeSecretMetadata) {
-          ++secrets;
-          secret = value;
-        } else if (name == kAccountIdMetadata) {
-          has_account = true;
-        }
+        headers.See(name, value);
       }
-      const bool secret_proves = rule->SecretProves(secrets, secret);
       const bool names_edge = request.peer_names != nullptr &&
                               std::find(request.peer_names->begin(), request.peer_names->end(),
                                         kEdgeIdentity) != request.peer_names->end();
-      request.from_edge = rule->FromEdge(secret_proves, names_edge);
-      if (absl::Status trusted = CheckEdgeTrust(request.path, has_account, request.from_edge);
-          !trusted.ok()) {
+      EdgeTrustVerdict verdict = rule->Judge(request.path, headers, names_edge);
+      request.from_edge = verdict.from_edge;
+      if (!verdict.status.ok()) {
         if (refused != nullptr) {
           refused->Increment();
         }
-        respond(grpc::Status(static_cast<grpc::StatusCode>(trusted.code()),
-                             std::string(trusted.message())));
+        respond(grpc::Status(static_cast<grpc::StatusCode>(verdict.status.code()),
+                             std::string(verdict.status.message())));
         return;
       }
-      if (secrets > 0 && !secret_proves) {
+      if (verdict.drop_secrets) {
         std::erase_if(request.metadata,
                       [](const auto& entry) { return entry.first == kEdgeSecretMetadata; });
       }
