@@ -15,52 +15,18 @@
 #include "gtest/gtest.h"
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "platform/grpc/edge_trust.h"
+#include "platform/grpc/held_rpcs_testing.h"
 #include "platform/grpc/server.h"
 
 namespace kurt::platform {
 namespace {
 
 namespace nv1 = notifications::v1;
+using testing::HeldRpcs;
 
 // Any generated service does: this one's GetWebhook is the unary method served asynchronously.
 class AsyncWebhooks final : public nv1::NotificationsService::WithAsyncMethod_GetWebhook<
                                 nv1::NotificationsService::Service> {};
-
-// Holds every call until the test answers it, as an RPC waiting on an acknowledgement does.
-class HeldRpcs {
- public:
-  struct Held {
-    std::string account_id;
-    nv1::Webhook* response;
-    AsyncDone done;
-  };
-
-  void GetWebhook(const Caller& caller, const nv1::GetWebhookRequest&, nv1::Webhook* response,
-                  AsyncDone done) {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.push_back(Held{caller.account_id(), response, std::move(done)});
-    arrived_.notify_all();
-  }
-
-  // The oldest held call, once there is one.
-  Held Next() {
-    std::unique_lock<std::mutex> lock(mu_);
-    arrived_.wait(lock, [this] { return !held_.empty(); });
-    Held h = std::move(held_.front());
-    held_.pop_front();
-    return h;
-  }
-
-  size_t calls() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable arrived_;
-  std::deque<Held> held_;
-};
 
 class AsyncMethodTest : public ::testing::Test {
  protected:

@@ -29,6 +29,7 @@
 #include "kurt/notifications/v1/notifications.grpc.pb.h"
 #include "platform/grpc/edge_trust.h"
 #include "platform/grpc/h2_method.h"
+#include "platform/grpc/held_rpcs_testing.h"
 #include "platform/grpc/server.h"
 #include "tests/support/metric_value.h"
 #include "tests/support/stack_env.h"
@@ -38,54 +39,7 @@ namespace kurt::platform {
 namespace {
 
 namespace nv1 = notifications::v1;
-
-// Holds every call until the test answers it, as an RPC waiting on an acknowledgement does.
-class HeldRpcs {
- public:
-  struct Held {
-    std::string account_id;
-    std::string request_id;
-    std::string custom;  // x-test-custom
-    bool from_edge = false;
-    absl::Time deadline;
-    nv1::Webhook* response;
-    AsyncDone done;
-  };
-
-  void GetWebhook(const Caller& caller, const nv1::GetWebhookRequest&, nv1::Webhook* response,
-                  AsyncDone done) {
-    std::lock_guard<std::mutex> lock(mu_);
-    held_.push_back(Held{caller.account_id(), std::string(caller.request_id()),
-                         caller.Metadata("x-test-custom"), caller.from_edge(), caller.deadline(),
-                         response, std::move(done)});
-    arrived_.notify_all();
-  }
-
-  // Answers at once with the URL it was given. (By value: the signature H2UnaryHandler serves.)
-  void SetWebhook(const Caller&, const nv1::SetWebhookRequest& request, nv1::Webhook* response,
-                  AsyncDone done) {  // NOLINT(performance-unnecessary-value-param)
-    response->set_url(request.url());
-    done(absl::OkStatus());
-  }
-
-  Held Next() {
-    std::unique_lock<std::mutex> lock(mu_);
-    arrived_.wait(lock, [this] { return !held_.empty(); });
-    Held h = std::move(held_.front());
-    held_.pop_front();
-    return h;
-  }
-
-  size_t calls() {
-    std::lock_guard<std::mutex> lock(mu_);
-    return held_.size();
-  }
-
- private:
-  std::mutex mu_;
-  std::condition_variable arrived_;
-  std::deque<Held> held_;
-};
+using testing::HeldRpcs;
 
 class H2ServerTest : public ::testing::Test {
  protected:
