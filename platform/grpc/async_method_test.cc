@@ -1,8 +1,6 @@
 #include "platform/grpc/async_method.h"
 
 #include <atomic>
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
 #include <string>

@@ -62,11 +62,6 @@ absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id, bool 
 absl::Status CheckEdgeTrust(absl::string_view method, bool has_account_id,
                             absl::string_view presented_secret, const EdgeSecret& expected);
 
-// Who is the edge on a server's calls, given what the server is configured with: the call is the
-// edge's when it carries exactly one x-kurt-edge-secret and it is the secret, or (TLS on) when its
-// client certificate names kEdgeIdentity; with neither a secret nor TLS configured, every caller
-// is believed (local development). One rule for gRPC's server (the credentials below) and Kurt's
-// own HTTP/2 server (platform/grpc/h2_server.h).
 // What the rule reads of a call's metadata, gathered one entry at a time (See) by whichever server
 // holds it: its x-kurt-edge-secret headers and whether it names an account.
 struct EdgeTrustHeaders {
@@ -93,6 +88,11 @@ struct EdgeTrustVerdict {
   absl::Status status;  // OK, or why the call is refused (CheckEdgeTrust)
 };
 
+// Who is the edge on a server's calls, given what the server is configured with: the call is the
+// edge's when it carries exactly one x-kurt-edge-secret and it is the secret, or (TLS on) when its
+// client certificate names kEdgeIdentity; with neither a secret nor TLS configured, every caller
+// is believed (local development). One rule for gRPC's server (the credentials below) and Kurt's
+// own HTTP/2 server (platform/grpc/h2_server.h).
 class EdgeTrustRule {
  public:
   EdgeTrustRule(absl::string_view expected_secret, bool tls)
