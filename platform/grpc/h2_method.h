@@ -28,13 +28,15 @@ H2Handler H2UnaryHandler(Rpcs* rpcs,
                          Access access = Access::kAccount) {
   return [rpcs, rpc, access](H2Request&& h2, H2Responder respond) {
     struct Call {
-      Call(const H2Request& h2, H2Responder respond) : caller(h2), respond(std::move(respond)) {}
+      Call(H2Request&& h2, H2Responder respond)
+          : caller(std::move(h2)), respond(std::move(respond)) {}
       const Caller caller;
       Request request;
       Response response;
       H2Responder respond;
     };
-    auto* call = new Call(h2, std::move(respond));
+    const std::string message = std::move(h2.message);
+    auto* call = new Call(std::move(h2), std::move(respond));
     log::RequestScope scope(call->caller.request_id(), log::RequestScope::Borrow{});
     // Nothing of the call is touched after `done`: it may be answered on another thread at once.
     auto done = [call](const absl::Status& s) {
@@ -53,7 +55,7 @@ H2Handler H2UnaryHandler(Rpcs* rpcs,
       }
       delete call;
     };
-    if (!call->request.ParseFromString(h2.message)) {
+    if (!call->request.ParseFromString(message)) {
       call->respond(grpc::Status(grpc::StatusCode::INTERNAL, "the request message does not parse"));
       delete call;
       return;

@@ -46,23 +46,32 @@ Caller::Caller(std::string account_id, std::map<std::string, std::string> metada
       account_id_(std::move(account_id)),
       deadline_(deadline) {
   SetRequestIdFromMetadata();
-  from_edge_ = metadata_.contains(kEdgeSecretMetadata);
+  from_edge_ = Find(kEdgeSecretMetadata) != nullptr;
 }
 
-Caller::Caller(const H2Request& request) : deadline_(request.deadline) {
-  for (const auto& [name, value] : request.metadata) {
-    metadata_.emplace(name, value);  // the first of a repeated name, as gRPC's find() gives
-  }
-  if (auto it = metadata_.find(kAccountIdMetadata); it != metadata_.end()) {
-    account_id_ = it->second;
+Caller::Caller(H2Request&& request)
+    : metadata_(std::move(request.metadata)),
+      deadline_(request.deadline),
+      from_edge_(request.from_edge) {
+  if (const std::string* account = Find(kAccountIdMetadata)) {
+    account_id_ = *account;
   }
   SetRequestIdFromMetadata();
-  from_edge_ = request.from_edge;
+}
+
+const std::string* Caller::Find(absl::string_view key) const {
+  // The first of a repeated name, as gRPC's find() gives; a call carries a handful.
+  for (const auto& [name, value] : metadata_) {
+    if (name == key) {
+      return &value;
+    }
+  }
+  return nullptr;
 }
 
 void Caller::SetRequestIdFromMetadata() {
-  if (auto it = metadata_.find(kRequestIdMetadata); it != metadata_.end() && !it->second.empty()) {
-    request_id_ = it->second;
+  if (const std::string* id = Find(kRequestIdMetadata); id != nullptr && !id->empty()) {
+    request_id_ = *id;
   } else {
     new_request_id_ = log::NewRequestId();
     request_id_ = new_request_id_;
@@ -88,8 +97,8 @@ absl::string_view Caller::MetadataView(absl::string_view key) const {
   if (context_ != nullptr) {
     return ContextMetadata(*context_, key);
   }
-  auto it = metadata_.find(key);
-  return it == metadata_.end() ? absl::string_view() : absl::string_view(it->second);
+  const std::string* value = Find(key);
+  return value == nullptr ? absl::string_view() : absl::string_view(*value);
 }
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {

@@ -30,6 +30,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -54,9 +55,9 @@ class Caller {
  public:
   // A call served by gRPC (its synchronous or its asynchronous API).
   explicit Caller(const grpc::ServerContextBase& context);
-  // A call served by Kurt's own HTTP/2 server (platform/grpc/h2_server.h): its metadata copied,
-  // the edge as the server's trust check found.
-  explicit Caller(const H2Request& request);
+  // A call served by Kurt's own HTTP/2 server (platform/grpc/h2_server.h): its metadata taken
+  // over (the rest of the request is left as it was), the edge as the server's trust check found.
+  explicit Caller(H2Request&& request);
   // A call made up by a test (or any caller outside gRPC).
   explicit Caller(std::string account_id, std::map<std::string, std::string> metadata = {},
                   absl::Time deadline = absl::InfiniteFuture());
@@ -86,9 +87,12 @@ class Caller {
   // request_id_ from metadata_'s x-request-id, or a new one when it has none (the constructors
   // that take the metadata as given).
   void SetRequestIdFromMetadata();
+  // The value of `key` in metadata_ (the first, when repeated), or null.
+  const std::string* Find(absl::string_view key) const;
 
   const grpc::ServerContextBase* context_ = nullptr;
-  std::map<std::string, std::string, std::less<>> metadata_;  // a made-up caller's only
+  // A made-up caller's or an h2 call's (lowercase names); gRPC's calls keep theirs.
+  std::vector<std::pair<std::string, std::string>> metadata_;
   std::string account_id_;
   std::string new_request_id_;    // when the call carried none
   absl::string_view request_id_;  // into the call's metadata, metadata_ or new_request_id_

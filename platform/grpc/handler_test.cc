@@ -4,6 +4,7 @@
 #include "google/protobuf/timestamp.pb.h"
 #include "grpcpp/test/server_context_test_spouse.h"
 #include "gtest/gtest.h"
+#include "platform/grpc/h2_server.h"
 
 namespace kurt::platform {
 namespace {
@@ -139,6 +140,34 @@ TEST(CallerTest, AMadeUpCallerCarriesItsAccountMetadataAndDeadline) {
   EXPECT_EQ(caller.context(), nullptr);
   EXPECT_TRUE(CheckAccess(caller, Access::kAccount).ok());
   EXPECT_EQ(CheckAccess(Caller(""), Access::kAccount).code(), absl::StatusCode::kUnauthenticated);
+}
+
+TEST(CallerTest, AnH2CallsCallerHasItsAccountRequestIdAndTheFirstOfARepeatedName) {
+  const absl::Time deadline = absl::FromUnixSeconds(1800000000);
+  H2Request request;
+  request.metadata = {{"x-kurt-account-id", "acct-3"},
+                      {"x-request-id", "r-7"},
+                      {"x-kurt-user-agent", "Agent/1"},
+                      {"x-kurt-user-agent", "Agent/2"}};
+  request.deadline = deadline;
+  request.from_edge = true;
+  Caller caller(std::move(request));
+  EXPECT_EQ(caller.account_id(), "acct-3");
+  EXPECT_EQ(caller.request_id(), "r-7");
+  EXPECT_EQ(caller.Metadata("x-kurt-user-agent"), "Agent/1");  // as gRPC's find() gives
+  EXPECT_EQ(caller.Metadata("x-kurt-referer"), "");
+  EXPECT_EQ(caller.deadline(), deadline);
+  EXPECT_TRUE(caller.from_edge());
+  EXPECT_TRUE(CheckAccess(caller, Access::kEdge).ok());
+
+  // Without an account or a request id: unauthenticated, and a request id of its own.
+  H2Request bare;
+  bare.metadata = {{"x-request-id", ""}};
+  Caller anonymous(std::move(bare));
+  EXPECT_EQ(anonymous.account_id(), "");
+  EXPECT_FALSE(anonymous.request_id().empty());
+  EXPECT_FALSE(anonymous.from_edge());
+  EXPECT_EQ(CheckAccess(anonymous, Access::kAccount).code(), absl::StatusCode::kUnauthenticated);
 }
 
 }  // namespace
