@@ -22,7 +22,7 @@
 #include "kurt/api/v1/options.pb.h"
 #include "platform/core/log.h"
 #include "platform/grpc/edge_trust.h"
-#include "platform/grpc/h2_server.h"
+#include "platform/grpc/grpc_wire.h"
 #include "services/common/mesh.h"
 
 namespace kurt::edge {

@@ -27,7 +27,8 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "platform/core/log.h"
-#include "platform/grpc/h2_server.h"
+#include "platform/grpc/grpc_wire.h"
+#include "platform/grpc/tls.h"
 
 namespace kurt::edge {
 
@@ -124,33 +125,6 @@ nghttp2_nv Header(absl::string_view name, absl::string_view value) {
 }
 
 }  // namespace
-
-std::string GrpcTimeoutHeader(absl::Duration timeout) {
-  // At most 8 digits: milliseconds while they fit, then seconds, rounded up.
-  int64_t ms = absl::ToInt64Milliseconds(absl::Ceil(timeout, absl::Milliseconds(1)));
-  if (ms < 100000000) {
-    return absl::StrCat(std::max<int64_t>(1, ms), "m");
-  }
-  return absl::StrCat(std::min<int64_t>(99999999, (ms + 999) / 1000), "S");
-}
-
-std::string PercentDecode(absl::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && absl::ascii_isxdigit(s[i + 1]) &&
-        absl::ascii_isxdigit(s[i + 2])) {
-      auto digit = [](char c) {
-        return c <= '9' ? c - '0' : (absl::ascii_tolower(static_cast<unsigned char>(c)) - 'a' + 10);
-      };
-      out.push_back(static_cast<char>(digit(s[i + 1]) * 16 + digit(s[i + 2])));
-      i += 2;
-    } else {
-      out.push_back(s[i]);
-    }
-  }
-  return out;
-}
 
 // One unary call, from Unary to its `done`; owned by its Loop. Touched by the loop's thread only.
 struct H2Upstreams::Call {
@@ -907,7 +881,7 @@ void H2Upstreams::Connection::Add(Call* call) {
 void H2Upstreams::Connection::Submit(Call* call) {
   std::string timeout;
   if (call->deadline != absl::InfiniteFuture()) {
-    timeout = GrpcTimeoutHeader(call->deadline - absl::Now());
+    timeout = platform::GrpcTimeoutHeader(call->deadline - absl::Now());
   }
   std::vector<std::string> encoded;  // -bin values, base64
   std::vector<nghttp2_nv> headers;
@@ -1253,7 +1227,7 @@ int H2Upstreams::Connection::OnHeader(nghttp2_session*, const nghttp2_frame* fra
                             ? code
                             : static_cast<int>(grpc::StatusCode::UNKNOWN);
   } else if (n == "grpc-message") {
-    call->grpc_message = PercentDecode(v);
+    call->grpc_message = platform::PercentDecodeGrpcMessage(v);
   } else if (n == "grpc-status-details-bin") {
     absl::Base64Unescape(v, &call->details);
   }

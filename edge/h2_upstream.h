@@ -120,9 +120,4 @@ class H2Upstreams {
   std::atomic<int> in_flight_{0};
 };
 
-// "1234m" / "99S"...: a grpc-timeout header value for `timeout` (positive), rounded up.
-std::string GrpcTimeoutHeader(absl::Duration timeout);
-// grpc-message's percent-encoding undone.
-std::string PercentDecode(absl::string_view s);
-
 }  // namespace kurt::edge

@@ -5,7 +5,7 @@
 namespace kurt::edge {
 namespace {
 
-// grpc-timeout is platform::ParseGrpcTimeout's (platform/grpc/h2_server_test.cc).
+// grpc-timeout is platform::ParseGrpcTimeout's (platform/grpc/grpc_wire_test.cc).
 TEST(HttpUtilTest, Timeouts) {
   EXPECT_EQ(ParseRequestTimeout("1.5s"), absl::Milliseconds(1500));
   EXPECT_EQ(ParseRequestTimeout("250ms"), absl::Milliseconds(250));

@@ -23,6 +23,7 @@
 #include "boost/asio/steady_timer.hpp"
 #include "boost/asio/write.hpp"
 #include "platform/core/log.h"
+#include "platform/grpc/grpc_wire.h"
 
 namespace kurt::platform {
 
@@ -87,76 +88,6 @@ std::vector<std::string> PeerNames(SSL* ssl) {
 }
 
 }  // namespace
-
-std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view value) {
-  if (value.size() < 2 || value.size() > 9) {
-    return std::nullopt;
-  }
-  absl::string_view digits = value.substr(0, value.size() - 1);
-  int64_t n = 0;
-  if (!std::all_of(digits.begin(), digits.end(),
-                   [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); }) ||
-      !absl::SimpleAtoi(digits, &n)) {
-    return std::nullopt;
-  }
-  switch (value.back()) {
-    case 'H':
-      return absl::Hours(n);
-    case 'M':
-      return absl::Minutes(n);
-    case 'S':
-      return absl::Seconds(n);
-    case 'm':
-      return absl::Milliseconds(n);
-    case 'u':
-      return absl::Microseconds(n);
-    case 'n':
-      return absl::Nanoseconds(n);
-    default:
-      return std::nullopt;
-  }
-}
-
-std::string PercentEncodeGrpcMessage(absl::string_view message) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(message.size());
-  for (char ch : message) {
-    auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c > 0x7e || c == '%') {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    } else {
-      out.push_back(ch);
-    }
-  }
-  return out;
-}
-
-absl::Status UseMutualTls(net::ssl::context* context, const TlsConfig& tls, int verify) {
-  auto refused = [](absl::string_view what, const error_code& ec) {
-    return absl::InvalidArgumentError(absl::StrCat(what, ": ", ec.message()));
-  };
-  error_code ec;
-  if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
-    return absl::InternalError("OpenSSL refuses TLS 1.2 as the lowest version");
-  }
-  if (context->use_certificate_chain(net::buffer(tls.cert_pem), ec); ec) {
-    return refused("--tls_cert", ec);
-  }
-  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
-  if (context->use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem, ec); ec) {
-    return refused("--tls_key", ec);
-  }
-  if (context->add_certificate_authority(net::buffer(tls.ca_pem), ec); ec) {
-    return refused("--tls_ca", ec);
-  }
-  if (context->set_verify_mode(verify, ec); ec) {
-    return refused("verification", ec);
-  }
-  return absl::OkStatus();
-}
 
 absl::StatusOr<std::shared_ptr<net::ssl::context>> H2ServerTlsContext(const TlsConfig& tls) {
   auto context = std::make_shared<net::ssl::context>(net::ssl::context::tls_server);

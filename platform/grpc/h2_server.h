@@ -168,20 +168,9 @@ class H2Server {
   std::atomic<int> connections_{0};
 };
 
-// `tls` in OpenSSL's `context`, for either side of mutual TLS: TLS 1.2 or later, the certificate
-// chain and key presented, peers verified against the CA with `verify`. INVALID_ARGUMENT naming the
-// flag whose PEM does not parse, or when the key is not the certificate's.
-absl::Status UseMutualTls(boost::asio::ssl::context* context, const TlsConfig& tls, int verify);
-
 // The server side of `tls` as OpenSSL's context: TLS 1.2+, ALPN h2 chosen, the certificate chain
 // and key presented, a client certificate signed by the CA required. INVALID_ARGUMENT when a PEM
 // does not parse or the key is not the certificate's.
 absl::StatusOr<std::shared_ptr<boost::asio::ssl::context>> H2ServerTlsContext(const TlsConfig& tls);
-
-// gRPC's grpc-timeout header (up to 8 digits and a unit: "100m", "5S"...) as a duration; nullopt
-// when malformed. The edge reads its clients' grpc-timeout with it too.
-std::optional<absl::Duration> ParseGrpcTimeout(absl::string_view value);
-// grpc-message's percent-encoding of `message` (bytes outside printable ASCII, and '%').
-std::string PercentEncodeGrpcMessage(absl::string_view message);
 
 }  // namespace kurt::platform

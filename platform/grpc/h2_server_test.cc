@@ -450,19 +450,5 @@ TEST(H2ServerHandshakeTest, AConnectionThatNeverHandshakesIsClosedAndAnIdleOneIs
   EXPECT_EQ(server.connections(), 0);
 }
 
-TEST(GrpcWireTest, TimeoutsAndMessagesAsGrpcWritesThem) {
-  EXPECT_EQ(ParseGrpcTimeout("100m"), absl::Milliseconds(100));
-  EXPECT_EQ(ParseGrpcTimeout("99999999S"), absl::Seconds(99999999));
-  EXPECT_EQ(ParseGrpcTimeout("5H"), absl::Hours(5));
-  EXPECT_EQ(ParseGrpcTimeout("250u"), absl::Microseconds(250));
-  EXPECT_EQ(ParseGrpcTimeout("7n"), absl::Nanoseconds(7));
-  EXPECT_EQ(ParseGrpcTimeout("1M"), absl::Minutes(1));
-  for (const char* bad : {"", "m", "100", "100x", "-1m", "+1m", "123456789S", "1.5S", "12 m"}) {
-    EXPECT_EQ(ParseGrpcTimeout(bad), std::nullopt) << bad;
-  }
-  EXPECT_EQ(PercentEncodeGrpcMessage("plain text: ok"), "plain text: ok");
-  EXPECT_EQ(PercentEncodeGrpcMessage("100%\n\xc3\xa9"), "100%25%0A%C3%A9");
-}
-
 }  // namespace
 }  // namespace kurt::platform

@@ -1,5 +1,7 @@
 #include "platform/grpc/tls.h"
 
+#include <openssl/ssl.h>
+
 #include <fstream>
 #include <sstream>
 #include <utility>
@@ -8,6 +10,8 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "boost/asio/buffer.hpp"
+#include "boost/asio/ssl/context.hpp"
 #include "grpc/grpc_security_constants.h"
 
 ABSL_FLAG(std::string, tls_cert, "",
@@ -106,6 +110,31 @@ bool PeerHasIdentity(const grpc::AuthContext& context, absl::string_view identit
     }
   }
   return false;
+}
+
+absl::Status UseMutualTls(boost::asio::ssl::context* context, const TlsConfig& tls, int verify) {
+  namespace net = boost::asio;
+  auto refused = [](absl::string_view what, const boost::system::error_code& ec) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ": ", ec.message()));
+  };
+  boost::system::error_code ec;
+  if (SSL_CTX_set_min_proto_version(context->native_handle(), TLS1_2_VERSION) != 1) {
+    return absl::InternalError("OpenSSL refuses TLS 1.2 as the lowest version");
+  }
+  if (context->use_certificate_chain(net::buffer(tls.cert_pem), ec); ec) {
+    return refused("--tls_cert", ec);
+  }
+  // OpenSSL checks here that the key is the certificate's ("key values mismatch").
+  if (context->use_private_key(net::buffer(tls.key_pem), net::ssl::context::pem, ec); ec) {
+    return refused("--tls_key", ec);
+  }
+  if (context->add_certificate_authority(net::buffer(tls.ca_pem), ec); ec) {
+    return refused("--tls_ca", ec);
+  }
+  if (context->set_verify_mode(verify, ec); ec) {
+    return refused("verification", ec);
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace kurt::platform

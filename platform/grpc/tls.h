@@ -14,6 +14,7 @@
 #include <string>
 
 #include "absl/flags/declare.h"
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "grpcpp/security/auth_context.h"
@@ -22,6 +23,10 @@
 ABSL_DECLARE_FLAG(std::string, tls_cert);
 ABSL_DECLARE_FLAG(std::string, tls_key);
 ABSL_DECLARE_FLAG(std::string, tls_ca);
+
+namespace boost::asio::ssl {
+class context;
+}  // namespace boost::asio::ssl
 
 namespace kurt::platform {
 
@@ -56,5 +61,11 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
 // Whether the peer of a call presented a certificate (verified by the server's CA) whose subject
 // alternative name, or common name when it has none, is `identity`.
 bool PeerHasIdentity(const grpc::AuthContext& context, absl::string_view identity);
+
+// `tls` in OpenSSL's `context` (Kurt's own HTTP/2 server and the edge's HTTP/2 client), for
+// either side of mutual TLS: TLS 1.2 or later, the certificate chain and key presented, peers
+// verified against the CA with `verify` (boost::asio::ssl::verify_* flags). INVALID_ARGUMENT naming
+// the flag whose PEM does not parse, or when the key is not the certificate's.
+absl::Status UseMutualTls(boost::asio::ssl::context* context, const TlsConfig& tls, int verify);
 
 }  // namespace kurt::platform

@@ -758,15 +758,6 @@ TEST(H2UpstreamTest, CallsWaitingForTheFirstHealthAnswerGoOnAtAGoaway) {
   EXPECT_EQ(proxy.accepted(), 2);
 }
 
-TEST(H2UpstreamTest, TimeoutHeaderAndMessageDecoding) {
-  EXPECT_EQ(GrpcTimeoutHeader(absl::Milliseconds(1500)), "1500m");
-  EXPECT_EQ(GrpcTimeoutHeader(absl::Microseconds(10)), "1m");
-  EXPECT_EQ(GrpcTimeoutHeader(absl::Hours(100)), "360000S");
-  EXPECT_EQ(PercentDecode("a%20b%C2%ABc%"),
-            "a b\xC2\xAB"
-            "c%");
-}
-
 // --- Mutual TLS ---------------------------------------------------------------------------------
 
 // Certificates made by the project's tools/certs: Kurt's CA with the edge, links and reports (each
