@@ -419,6 +419,11 @@ absl::StatusOr<v1::Session> AccountsRpcs::CreateSession(const Caller& caller,
     return absl::InvalidArgumentError(
         absl::StrCat("email: at most ", kMaxEmailLength, " characters"));
   }
+  // No address signed up with one (ValidateEmail), and PostgreSQL's driver would end the text at
+  // a NUL: the rest would find the person while the throttle counted another address.
+  if (platform::HasControlCharacter(request.email())) {
+    return absl::InvalidArgumentError("email: must not hold control characters");
+  }
   if (request.password().empty()) {
     return absl::InvalidArgumentError("password: required");
   }

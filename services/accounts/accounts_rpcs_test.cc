@@ -591,11 +591,14 @@ TEST_F(AccountsRpcsTest, SessionChecksAgreeWithTheFieldRulesOfTheProtos) {
       });
   const api::v1::FieldRules& sign_in_email =
       RulesOf(v1::CreateSessionRequest::descriptor(), "email");
-  ExpectServiceAgrees(sign_in_email, StringProbes(sign_in_email, {local64 + "@" + long_domain}),
-                      [&](const std::string& value) {
-                        return SignIn(value, "a password").status().code() !=
-                               absl::StatusCode::kInvalidArgument;
-                      });
+  // With a NUL, a line break, a DEL: refused before anything is looked up.
+  ExpectServiceAgrees(
+      sign_in_email,
+      StringProbes(sign_in_email, {local64 + "@" + long_domain, std::string("a@b.c\0x", 7),
+                                   "a@b.c\nx", "a@b.c\x7f", "a b@c.d"}),
+      [&](const std::string& value) {
+        return SignIn(value, "a password").status().code() != absl::StatusCode::kInvalidArgument;
+      });
   const api::v1::FieldRules& sign_in = RulesOf(v1::CreateSessionRequest::descriptor(), "password");
   ExpectServiceAgrees(
       sign_in, StringProbes(sign_in, {wide, wide + "e", "x"}), [&](const std::string& value) {

@@ -335,6 +335,45 @@ TEST_F(AccountsEdgeTest, TooManyFailedSignInsAre429WithRetryAfter) {
   EXPECT_NE(bad.body.find("email:"), std::string::npos) << bad.body;
 }
 
+// PostgreSQL's driver ends a text parameter at its first NUL: "hedy@example.org\0x" would find
+// Hedy while the sign-in throttle counted it as another address, and a locked account could be
+// tried again with a new suffix each time. An email with a control character is refused first.
+TEST_F(AccountsEdgeTest, ASignInEmailWithAControlCharacterIs400AndDoesNotSlipPastTheThrottle) {
+  ASSERT_EQ(Call("POST", "/v1/signup", "edge-test-admin",
+                 R"({"email":"hedy@example.org","password":"correct horse"})")
+                .status,
+            200u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(
+        Call("POST", "/v1/sessions", "", R"({"email":"hedy@example.org","password":"no"})").status,
+        401u);
+  }
+  ASSERT_EQ(
+      Call("POST", "/v1/sessions", "", R"({"email":"hedy@example.org","password":"correct horse"})")
+          .status,
+      429u);
+  auto sessions = [&] {
+    int64_t n = -1;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      n = tx.exec1("SELECT count(*) FROM sessions")[0].as<int64_t>();
+                    })
+                    .ok());
+    return n;
+  };
+  const int64_t before = sessions();
+  for (const char* email : {"hedy@example.org\\u0000x", "hedy@example.org\\u0000",
+                            "hedy@example.org\\nx", "hedy@example.org\\u007f"}) {
+    Reply in = Call("POST", "/v1/sessions", "",
+                    absl::StrCat(R"({"email":")", email, R"(","password":"correct horse"})"));
+    EXPECT_EQ(in.status, 400u) << email << ": " << in.body;
+    EXPECT_NE(in.body.find("email: must not hold control characters"), std::string::npos)
+        << in.body;
+  }
+  EXPECT_EQ(sessions(), before);
+}
+
 TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
   auto [account, key] = NewAccount("Ada");
   ASSERT_FALSE(key.empty());
