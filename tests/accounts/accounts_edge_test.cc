@@ -194,6 +194,33 @@ class AccountsEdgeTest : public ::testing::Test {
     return {Field(r.body, "id"), Field(r.body, "secretKey")};
   }
 
+  // Signs `email` up (password "correct horse"), then fails to sign in as often as the test's
+  // throttle allows (3).
+  void SignUpAndFailThrice(const std::string& email) {
+    ASSERT_EQ(Call("POST", "/v1/signup", "edge-test-admin",
+                   absl::StrCat(R"({"email":")", email, R"(","password":"correct horse"})"))
+                  .status,
+              200u);
+    for (int i = 0; i < 3; ++i) {
+      EXPECT_EQ(Call("POST", "/v1/sessions", "",
+                     absl::StrCat(R"({"email":")", email, R"(","password":"no"})"))
+                    .status,
+                401u);
+    }
+  }
+
+  // The rows of `table` in the primary.
+  int64_t Count(absl::string_view table) {
+    int64_t n = -1;
+    EXPECT_TRUE(cluster_->primary()
+                    .Run([&](pqxx::connection& c) {
+                      pqxx::nontransaction tx(c);
+                      n = tx.exec1(absl::StrCat("SELECT count(*) FROM ", table))[0].as<int64_t>();
+                    })
+                    .ok());
+    return n;
+  }
+
   testing::ScratchDatabase db_;
   metrics::Registry registry_;
   std::unique_ptr<pg::PgCluster> cluster_;
@@ -232,19 +259,9 @@ TEST_F(AccountsEdgeTest, NoOrBadKeyIs401AndPublicRoutesNeedNone) {
 // A name with a control character (a NUL, which PostgreSQL's text cannot hold, or a line break) is
 // the caller's mistake: 400 INVALID_ARGUMENT naming the field, and no account or key is made.
 TEST_F(AccountsEdgeTest, ControlCharactersInANameAre400NamingItAndMakeNothing) {
-  auto count = [&](const char* table) {
-    int64_t n = -1;
-    EXPECT_TRUE(cluster_->primary()
-                    .Run([&](pqxx::connection& c) {
-                      pqxx::nontransaction tx(c);
-                      n = tx.exec1(absl::StrCat("SELECT count(*) FROM ", table))[0].as<int64_t>();
-                    })
-                    .ok());
-    return n;
-  };
   auto [id, key] = NewAccount("Names");
-  const int64_t accounts = count("accounts");
-  const int64_t keys = count("api_keys");
+  const int64_t accounts = Count("accounts");
+  const int64_t keys = Count("api_keys");
   for (const char* name : {"\\u0000Q", "two\\nlines", "del\\u007f"}) {
     Reply account =
         Call("POST", "/v1/accounts", "edge-test-admin", absl::StrCat("{\"name\":\"", name, "\"}"));
@@ -258,8 +275,8 @@ TEST_F(AccountsEdgeTest, ControlCharactersInANameAre400NamingItAndMakeNothing) {
     EXPECT_NE(made.body.find("name: must not hold control characters"), std::string::npos)
         << made.body;
   }
-  EXPECT_EQ(count("accounts"), accounts);
-  EXPECT_EQ(count("api_keys"), keys);
+  EXPECT_EQ(Count("accounts"), accounts);
+  EXPECT_EQ(Count("api_keys"), keys);
 }
 
 TEST_F(AccountsEdgeTest, PeopleSignUpSignInRefreshAndSignOutOverHttp) {
@@ -314,15 +331,7 @@ TEST_F(AccountsEdgeTest, PeopleSignUpSignInRefreshAndSignOutOverHttp) {
 }
 
 TEST_F(AccountsEdgeTest, TooManyFailedSignInsAre429WithRetryAfter) {
-  ASSERT_EQ(Call("POST", "/v1/signup", "edge-test-admin",
-                 R"({"email":"grace@example.org","password":"correct horse"})")
-                .status,
-            200u);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(
-        Call("POST", "/v1/sessions", "", R"({"email":"grace@example.org","password":"no"})").status,
-        401u);
-  }
+  SignUpAndFailThrice("grace@example.org");
   Reply limited = Call("POST", "/v1/sessions", "",
                        R"({"email":"grace@example.org","password":"correct horse"})");
   EXPECT_EQ(limited.status, 429u) << limited.body;
@@ -339,30 +348,12 @@ TEST_F(AccountsEdgeTest, TooManyFailedSignInsAre429WithRetryAfter) {
 // Hedy while the sign-in throttle counted it as another address, and a locked account could be
 // tried again with a new suffix each time. An email with a control character is refused first.
 TEST_F(AccountsEdgeTest, ASignInEmailWithAControlCharacterIs400AndDoesNotSlipPastTheThrottle) {
-  ASSERT_EQ(Call("POST", "/v1/signup", "edge-test-admin",
-                 R"({"email":"hedy@example.org","password":"correct horse"})")
-                .status,
-            200u);
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(
-        Call("POST", "/v1/sessions", "", R"({"email":"hedy@example.org","password":"no"})").status,
-        401u);
-  }
+  SignUpAndFailThrice("hedy@example.org");
   ASSERT_EQ(
       Call("POST", "/v1/sessions", "", R"({"email":"hedy@example.org","password":"correct horse"})")
           .status,
       429u);
-  auto sessions = [&] {
-    int64_t n = -1;
-    EXPECT_TRUE(cluster_->primary()
-                    .Run([&](pqxx::connection& c) {
-                      pqxx::nontransaction tx(c);
-                      n = tx.exec1("SELECT count(*) FROM sessions")[0].as<int64_t>();
-                    })
-                    .ok());
-    return n;
-  };
-  const int64_t before = sessions();
+  const int64_t before = Count("sessions");
   for (const char* email : {"hedy@example.org\\u0000x", "hedy@example.org\\u0000",
                             "hedy@example.org\\nx", "hedy@example.org\\u007f"}) {
     Reply in = Call("POST", "/v1/sessions", "",
@@ -371,7 +362,7 @@ TEST_F(AccountsEdgeTest, ASignInEmailWithAControlCharacterIs400AndDoesNotSlipPas
     EXPECT_NE(in.body.find("email: must not hold control characters"), std::string::npos)
         << in.body;
   }
-  EXPECT_EQ(sessions(), before);
+  EXPECT_EQ(Count("sessions"), before);
 }
 
 TEST_F(AccountsEdgeTest, KeysOverHttpAndRevocationWithinTheBound) {
