@@ -97,14 +97,6 @@ class EdgeTrustRule {
  public:
   EdgeTrustRule(absl::string_view expected_secret, bool tls)
       : expected_(expected_secret), has_secret_(!expected_secret.empty()), tls_(tls) {}
-  // Whether the call's secret headers (`count` of them, `secret` one of them) prove the edge; a
-  // header that proves nothing is to be removed, so that handlers may take its presence as proof.
-  bool SecretProves(int count, absl::string_view secret) const {
-    return count == 1 && (has_secret_ ? expected_.Matches(secret) : !tls_);
-  }
-  bool FromEdge(bool secret_proves, bool certificate_names_edge) const {
-    return !(has_secret_ || tls_) || secret_proves || (tls_ && certificate_names_edge);
-  }
   // The whole rule for a call to `method` with `headers`, whose client certificate (TLS on) does
   // or does not name kEdgeIdentity.
   EdgeTrustVerdict Judge(absl::string_view method, const EdgeTrustHeaders& headers,
@@ -118,6 +110,14 @@ class EdgeTrustRule {
   }
 
  private:
+  // Whether the call's secret headers (`count` of them, `secret` one of them) prove the edge.
+  bool SecretProves(int count, absl::string_view secret) const {
+    return count == 1 && (has_secret_ ? expected_.Matches(secret) : !tls_);
+  }
+  bool FromEdge(bool secret_proves, bool certificate_names_edge) const {
+    return !(has_secret_ || tls_) || secret_proves || (tls_ && certificate_names_edge);
+  }
+
   EdgeSecret expected_;
   bool has_secret_;
   bool tls_;
