@@ -9,11 +9,17 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "edge/field_encoding.h"
 #include "platform/core/log.h"
 
 namespace kurt::edge {
 namespace {
+
+// kurt.api.v1.CachedRedirects.held = true (field 2, a varint), after the hits: a held batch
+// tells its service that redirects wait for it. Held batches are small (each is sent as soon as
+// it has a hit), so the copy that adds it costs little.
+constexpr absl::string_view kHeldField("\x10\x01", 2);
 
 // Worth another try with the same hits: the service did not answer, or not in time.
 bool Retryable(grpc::StatusCode code) {
@@ -415,7 +421,7 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       const bool held = !batch.waiters.empty();
       lock.unlock();
       grpc::Status status = sender_->Send(
-          m.service, m.method, batch.hits,
+          m.service, m.method, held ? absl::StrCat(batch.hits, kHeldField) : batch.hits,
           held ? std::min(timeout, std::max(batch.held_since + options_.hold_timeout - absl::Now(),
                                             absl::Milliseconds(1)))
                : timeout);

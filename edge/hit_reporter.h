@@ -15,17 +15,18 @@
 // - At most max_pending hits and max_pending_bytes wait per method; beyond that new hits are
 //   dropped.
 // - A hit added with a `done` callback is held: its redirect has not gone out yet, and goes out
-//   when its service has it (done(true)). Such a batch is sent at once, not after the interval:
-//   while calls are under way the next batch fills, so hits are committed in groups. A
-//   retryable failure tries again after hold_retry (the channel picks another replica). Past
-//   hold_timeout, or when the service refuses the batch, the redirects go out all the same
-//   (done(false)): the service being down must not take the cached redirects down with it. The
-//   hits of a batch past its hold stay queued as above, and until a call succeeds again new hits
-//   are not held (done(false) at once). Such hits are first written to the spool
-//   (spool_path, fdatasync'ed) and sent again by the next reporter on the file, so a killed edge
-//   loses no click of a redirect it answered; without a spool it loses those whose service was
-//   unreachable (or whose Kafka was slower than the hold) at the time. Callbacks never run under
-//   the reporter's lock.
+//   when its service has it (done(true)). Such a batch is sent at once, not after the interval,
+//   and says so (CachedRedirects.held: the service publishes it at once, where it may gather
+//   the others for a few milliseconds): while calls are under way the next batch fills, so hits
+//   are committed in groups. A retryable failure tries again after hold_retry (the channel
+//   picks another replica). Past hold_timeout, or when the service refuses the batch, the
+//   redirects go out all the same (done(false)): the service being down must not take the
+//   cached redirects down with it. The hits of a batch past its hold stay queued as above, and
+//   until a call succeeds again new hits are not held (done(false) at once). Such hits are
+//   first written to the spool (spool_path, fdatasync'ed) and sent again by the next reporter
+//   on the file, so a killed edge loses no click of a redirect it answered; without a spool it
+//   loses those whose service was unreachable (or whose Kafka was slower than the hold) at the
+//   time. Callbacks never run under the reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
 // edge shutting down) sends what is pending once more, with a shorter deadline, and puts what
 // still did not go in the spool (counts it as dropped without one).

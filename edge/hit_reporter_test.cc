@@ -291,6 +291,23 @@ TEST_F(HitReporterTest, AHeldHitIsSentAtOnceAndItsCallbackHearsTheServiceHasIt) 
   EXPECT_EQ(Counter(registry, "reported"), 1);
 }
 
+// The service learns from each batch whether redirects wait for it: it publishes a held batch at
+// once, and may gather the others (links' unhurried producer).
+TEST_F(HitReporterTest, ABatchSaysWhetherRedirectsWaitForIt) {
+  HitReporter reporter(Slow(), &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  reporter.Add(id, Hit("not held"));
+  reporter.Flush();
+  Outcomes outcomes;
+  reporter.Add(id, Hit("held"), outcomes.Next());
+  ASSERT_EQ(outcomes.Wait(1), (std::vector<bool>{true}));
+  ASSERT_EQ(sender.Batches(), 2u);
+  EXPECT_EQ(sender.batches[0].hits(0).request(), "not held");
+  EXPECT_FALSE(sender.batches[0].held());
+  EXPECT_EQ(sender.batches[1].hits(0).request(), "held");
+  EXPECT_TRUE(sender.batches[1].held());
+}
+
 // The service restarting: the held batch goes again after hold_retry (the channel picks another
 // replica), and its redirects go out once it is taken.
 TEST_F(HitReporterTest, AHeldBatchTheServiceDidNotTakeGoesAgainSoon) {
