@@ -213,7 +213,8 @@ class ClickDeadlines {
 };
 
 KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
-                               metrics::Registry* registry, const CountryLookup* countries)
+                               metrics::Registry* registry, const CountryLookup* countries,
+                               kafka::KafkaProducer* unhurried)
     : producer_(producer), topic_(std::move(topic)), salt_(std::move(salt)), countries_(countries) {
   auto& clicks = registry->AddCounter("kurt_links_click_events_total",
                                       "Click events, by what became of them", {"outcome"});
@@ -221,6 +222,9 @@ KafkaClickSink::KafkaClickSink(kafka::KafkaProducer* producer, std::string topic
   dropped_ = &clicks.WithLabels({"dropped"});
   failed_ = &clicks.WithLabels({"failed"});
   waves_ = std::make_shared<ClickWaves>(producer_, topic_, queued_, dropped_);
+  unhurried_waves_ = unhurried == nullptr
+                         ? waves_
+                         : std::make_shared<ClickWaves>(unhurried, topic_, queued_, dropped_);
   deadlines_ = std::make_shared<ClickDeadlines>();
 }
 
@@ -230,7 +234,8 @@ std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view
   return platform::Sha256Hex(absl::StrCat(salt, ip));
 }
 
-absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback on_delivery) {
+absl::Status KafkaClickSink::Produce(ClickWaves& waves, const Click& click,
+                                     kafka::DeliveryCallback on_delivery) {
   events::v1::ClickEvent event;
   std::string event_id = click.id.empty() ? log::NewRequestId() : click.id;
   event.set_event_id(event_id);
@@ -253,7 +258,7 @@ absl::Status KafkaClickSink::Produce(const Click& click, kafka::DeliveryCallback
   if (!click.traceparent.empty()) {
     headers.emplace_back("traceparent", click.traceparent);
   }
-  return waves_->Send(
+  return waves.Send(
       ClickWaves::Event{click.code, event.SerializeAsString(), std::move(headers),
                         std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
 }
@@ -262,17 +267,18 @@ void KafkaClickSink::PublishAsync(const Click& click, absl::Time deadline,
                                   std::function<void(const absl::Status&)> done) {
   // Watched before the click is queued: its delivery report may come at once.
   const ClickDeadlines::Ticket ticket = deadlines_->Watch(deadline, std::move(done));
-  absl::Status queued = Produce(click, [deadlines = deadlines_, ticket,
-                                        failed = failed_](const absl::Status& delivered) {
-    if (!delivered.ok()) {
-      failed->Increment();
-    }
-    if (ClickDeadlines::Done answer = deadlines->Take(ticket)) {
-      answer(delivered.ok()
-                 ? absl::OkStatus()
-                 : absl::UnavailableError(absl::StrCat("not delivered: ", delivered.message())));
-    }
-  });
+  absl::Status queued =
+      Produce(*waves_, click,
+              [deadlines = deadlines_, ticket, failed = failed_](const absl::Status& delivered) {
+                if (!delivered.ok()) {
+                  failed->Increment();
+                }
+                if (ClickDeadlines::Done answer = deadlines->Take(ticket)) {
+                  answer(delivered.ok() ? absl::OkStatus()
+                                        : absl::UnavailableError(absl::StrCat(
+                                              "not delivered: ", delivered.message())));
+                }
+              });
   if (!queued.ok()) {
     if (ClickDeadlines::Done answer = deadlines_->Take(ticket)) {
       answer(absl::UnavailableError(absl::StrCat("not queued: ", queued.message())));
@@ -280,11 +286,14 @@ void KafkaClickSink::PublishAsync(const Click& click, absl::Time deadline,
   }
 }
 
-absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::Time deadline) {
-  return PublishAndWait(clicks, deadline);
+absl::Status KafkaClickSink::PublishAll(const std::vector<Click>& clicks, absl::Time deadline,
+                                        ClickWait wait) {
+  return PublishAndWait(wait == ClickWait::kNothingWaits ? *unhurried_waves_ : *waves_, clicks,
+                        deadline);
 }
 
-absl::Status KafkaClickSink::PublishAndWait(absl::Span<const Click> clicks, absl::Time deadline) {
+absl::Status KafkaClickSink::PublishAndWait(ClickWaves& waves, absl::Span<const Click> clicks,
+                                            absl::Time deadline) {
   // Shared with the delivery callbacks, which may run after this returns (a timeout).
   struct Wait {
     std::mutex mu;
@@ -296,7 +305,7 @@ absl::Status KafkaClickSink::PublishAndWait(absl::Span<const Click> clicks, absl
   wait->pending = clicks.size();
   absl::Status queued;
   for (const Click& click : clicks) {
-    absl::Status s = Produce(click, [wait, failed = failed_](const absl::Status& delivered) {
+    absl::Status s = Produce(waves, click, [wait, failed = failed_](const absl::Status& delivered) {
       if (!delivered.ok()) {
         failed->Increment();
       }

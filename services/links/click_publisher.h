@@ -14,6 +14,14 @@
 // produce round trip, that spin was the largest part of a redirect's CPU. A lone click (no wave
 // on its way) goes at once, so the wave costs nothing when idle.
 //
+// Clicks no redirect waits for (the edge's cached redirects when it does not hold them) may go
+// through a second producer of their own that lingers (--unhurried_click_linger, 10 ms): without
+// a linger, librdkafka's broker thread starts sending while a wave of thousands is still being
+// handed over, in many small requests, and wakes for each; gathered, they cost kurt-links less
+// than half as much per click, and the broker a third (docs/links.md, "Click events"). They go
+// to it in waves of their own, as above: a linger shorter than a slow broker's round trip would
+// otherwise bring back the spin.
+//
 // A sink lives as long as the service; PublishAll and PublishAsync are called from any thread.
 #pragma once
 
@@ -43,6 +51,12 @@ struct Click {
   bool head = false;  // asked for with HEAD (mesh::kRequestMethodMetadata)
 };
 
+// Whether a redirect waits for the clicks PublishAll is given.
+enum class ClickWait {
+  kRedirectWaits,  // published at once: their wait is the redirect's
+  kNothingWaits,   // may be gathered with others for a few milliseconds first
+};
+
 class ClickSink {
  public:
   virtual ~ClickSink() = default;
@@ -51,7 +65,8 @@ class ClickSink {
   // later: librdkafka keeps retrying it); the caller may send them all again (with their ids,
   // those already delivered are counted once: analytics drops a second event of the same code
   // and id).
-  virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) = 0;
+  virtual absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline,
+                                  ClickWait wait) = 0;
   // Publishes one click without waiting: `done` is called once, OK when Kafka has it, else
   // UNAVAILABLE as above, from whichever thread learns it first (the producer's, the deadline's,
   // or this one), by `deadline` at the latest.
@@ -66,11 +81,14 @@ class KafkaClickSink : public ClickSink {
  public:
   // `producer` outlives the sink. `salt` keeps client hashes from being reversed by hashing
   // every address; replicas must share it so one client hashes alike everywhere. `countries`
-  // (may be null: no country in the events) outlives the sink.
+  // (may be null: no country in the events) outlives the sink. `unhurried` (may be null: then
+  // `producer`) takes the clicks nothing waits for; it outlives the sink too.
   KafkaClickSink(kafka::KafkaProducer* producer, std::string topic, std::string salt,
-                 metrics::Registry* registry, const CountryLookup* countries = nullptr);
+                 metrics::Registry* registry, const CountryLookup* countries = nullptr,
+                 kafka::KafkaProducer* unhurried = nullptr);
   ~KafkaClickSink() override;
-  absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline) override;
+  absl::Status PublishAll(const std::vector<Click>& clicks, absl::Time deadline,
+                          ClickWait wait) override;
   // No thread waits for the click: its delivery report answers, or, past the deadline, the one
   // thread that keeps every pending click's deadline (ClickDeadlines), which sleeps until the
   // earliest of them. The delivery report takes the click from there, so a redirect costs no
@@ -84,8 +102,9 @@ class KafkaClickSink : public ClickSink {
  private:
   // Serialises the click and hands it to the producer, or to the next wave when one is on its
   // way; OK when either took it (then on_delivery will be called).
-  absl::Status Produce(const Click& click, kafka::DeliveryCallback on_delivery);
-  absl::Status PublishAndWait(absl::Span<const Click> clicks, absl::Time deadline);
+  absl::Status Produce(ClickWaves& waves, const Click& click, kafka::DeliveryCallback on_delivery);
+  absl::Status PublishAndWait(ClickWaves& waves, absl::Span<const Click> clicks,
+                              absl::Time deadline);
 
   kafka::KafkaProducer* producer_;
   const std::string topic_;
@@ -95,6 +114,7 @@ class KafkaClickSink : public ClickSink {
   metrics::Counter* dropped_;
   metrics::Counter* failed_;
   std::shared_ptr<ClickWaves> waves_;
+  std::shared_ptr<ClickWaves> unhurried_waves_;  // waves_ when there is no unhurried producer
   std::shared_ptr<ClickDeadlines> deadlines_;
 };
 

@@ -73,6 +73,9 @@ struct LinksDeps {
   redis::RedisClient* redis = nullptr;
   kafka::KafkaProducer* producer = nullptr;  // of the click events
   metrics::Registry* registry = nullptr;
+  // Of the click events no redirect waits for (ClickWait::kNothingWaits), with a linger; null:
+  // `producer` takes those too.
+  kafka::KafkaProducer* unhurried_producer = nullptr;
 };
 
 class LinksModule {
@@ -100,6 +103,7 @@ class LinksModule {
               std::unique_ptr<user_agent::UapRegexes> agents);
 
   kafka::KafkaProducer* producer_;
+  kafka::KafkaProducer* unhurried_producer_;  // may be null
   const absl::Duration click_flush_timeout_;
   PgLinksStore store_;
   RedisLinkCache cache_;

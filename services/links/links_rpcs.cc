@@ -826,7 +826,8 @@ absl::StatusOr<v1::ResolveResponse> LinksRpcs::UnlockLink(const platform::Caller
   redirect->response.set_cache_max_age_seconds(0);
   if (absl::Status s =
           ClickOutcome(request.code(), redirect->counted,
-                       clicks_->PublishAll({std::move(redirect->click)}, redirect->click_deadline));
+                       clicks_->PublishAll({std::move(redirect->click)}, redirect->click_deadline,
+                                           ClickWait::kRedirectWaits));
       !s.ok()) {
     return s;
   }
@@ -898,10 +899,12 @@ absl::Status LinksRpcs::RecordCachedRedirects(const platform::Caller& caller,
                            value(mesh::kRequestMethodMetadata) == "HEAD"});
   }
   // The edge forgets the hits once this answers OK: they must be in Kafka by then. Answer a little
-  // before the caller's deadline, so that it hears UNAVAILABLE rather than nothing.
+  // before the caller's deadline, so that it hears UNAVAILABLE rather than nothing. Unless the
+  // edge holds their redirects, nothing but its reporter waits for them: they may be gathered.
   const absl::Time deadline = std::min(caller.deadline() - absl::Milliseconds(500),
                                        absl::Now() + kCachedRedirectPublishTimeout);
-  return clicks_->PublishAll(clicks, deadline);
+  return clicks_->PublishAll(clicks, deadline,
+                             request.held() ? ClickWait::kRedirectWaits : ClickWait::kNothingWaits);
 }
 
 }  // namespace kurt::links

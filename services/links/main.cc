@@ -2,6 +2,7 @@
 #include <string>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "platform/core/config.h"
 #include "platform/core/log.h"
@@ -24,6 +25,11 @@ ABSL_FLAG(absl::Duration, click_linger, absl::ZeroDuration(),
           "for its click's acknowledgement, so this adds to each one's latency; concurrent "
           "redirects share batches whatever it is (the clicks that come while a batch is on its "
           "way go together in the next)");
+ABSL_FLAG(absl::Duration, unhurried_click_linger, absl::Milliseconds(10),
+          "How long the second click producer, of the clicks no redirect waits for (the edge's "
+          "cached redirects when it does not hold them), gathers them before it sends (its "
+          "linger.ms): a batch of the edge's reports then goes to Kafka in a few large requests "
+          "instead of many small ones");
 ABSL_FLAG(absl::Duration, cache_ttl, kurt::links::LinksConfig().cache_ttl,
           "How long Redis keeps a resolved link (±20% jitter)");
 ABSL_FLAG(absl::Duration, cache_miss_ttl, kurt::links::LinksConfig().cache_miss_ttl,
@@ -98,10 +104,20 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  auto links = kurt::links::LinksModule::Create(config, {.cluster = &cluster,
-                                                         .redis = redis->get(),
-                                                         .producer = producer->get(),
-                                                         .registry = &registry});
+  producer_options.client_id = absl::StrCat(kurt::mesh::kLinks.binary, "-unhurried");
+  producer_options.linger = absl::GetFlag(FLAGS_unhurried_click_linger);
+  auto unhurried_producer = kurt::kafka::KafkaProducer::Create(producer_options);
+  if (!unhurried_producer.ok()) {
+    KURT_LOG(kError, "kafka producer", {"error", unhurried_producer.status().ToString()});
+    return 2;
+  }
+
+  auto links =
+      kurt::links::LinksModule::Create(config, {.cluster = &cluster,
+                                                .redis = redis->get(),
+                                                .producer = producer->get(),
+                                                .registry = &registry,
+                                                .unhurried_producer = unhurried_producer->get()});
   if (!links.ok()) {
     KURT_LOG(kError, "bad configuration", {"error", links.status().ToString()});
     return 2;

@@ -79,13 +79,15 @@ class LinksIntegrationTest : public ::testing::Test {
     stub_ = v1::LinksService::NewStub(channel_);
   }
 
-  // A links module of this test's config on the stack's clients, with its own click producer and
+  // A links module of this test's config on the stack's clients, with its own click producers and
   // metrics.
-  std::unique_ptr<LinksModule> Links(kafka::KafkaProducer* producer, metrics::Registry* registry) {
+  std::unique_ptr<LinksModule> Links(kafka::KafkaProducer* producer, metrics::Registry* registry,
+                                     kafka::KafkaProducer* unhurried = nullptr) {
     auto links = LinksModule::Create(config_, {.cluster = cluster_.get(),
                                                .redis = redis_.get(),
                                                .producer = producer,
-                                               .registry = registry});
+                                               .registry = registry,
+                                               .unhurried_producer = unhurried});
     EXPECT_TRUE(links.ok()) << links.status();
     return links.ok() ? *std::move(links) : nullptr;
   }
@@ -574,6 +576,48 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   ASSERT_TRUE(ok.ok()) << ok.error_message();
   std::vector<kafka::Message> got = ConsumeClicks(1);
   ASSERT_EQ(got.size(), 1u);
+}
+
+// A held batch (redirects wait for it) goes to Kafka at once; an unheld one goes through the
+// unhurried producer, which gathers clicks for its linger (1.5 s here, to tell them apart).
+TEST_F(LinksIntegrationTest, OnlyAnUnheldBatchOfCachedRedirectsWaitsForTheUnhurriedLinger) {
+  kafka::ProducerOptions ko;
+  ko.brokers = testing::KafkaBrokers();
+  ko.linger = absl::Milliseconds(1500);
+  auto unhurried = std::move(*kafka::KafkaProducer::Create(ko));
+  metrics::Registry registry;
+  std::unique_ptr<LinksModule> links = Links(producer_.get(), &registry, unhurried.get());
+  ASSERT_NE(links, nullptr);
+  platform::GrpcServerOptions go;
+  go.name = "links-unhurried";
+  go.metrics_port = -1;
+  platform::GrpcServer server(go, &registry);
+  links->AddTo(&server);
+  ASSERT_TRUE(server.Start().ok());
+  auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
+      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
+  auto record = [&](bool held, const std::string& agent) {
+    api::v1::CachedRedirects batch;
+    *batch.add_hits() = CachedHit("gathered", absl::Now(), agent);
+    batch.set_held(held);
+    google::protobuf::Empty empty;
+    const absl::Time start = absl::Now();
+    grpc::Status s = stub->RecordCachedRedirects(AsEdge().get(), batch, &empty);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return absl::Now() - start;
+  };
+  EXPECT_LT(record(true, "Held/1"), absl::Seconds(1)) << "a held batch waited for the linger";
+  EXPECT_GE(record(false, "Unheld/1"), absl::Milliseconds(1200))
+      << "an unheld batch went without the unhurried producer's linger";
+  std::vector<kafka::Message> got = ConsumeClicks(2, absl::Milliseconds(500));
+  std::set<std::string> agents;
+  for (const auto& m : got) {
+    events::v1::ClickEvent e;
+    ASSERT_TRUE(e.ParseFromString(m.value));
+    agents.insert(e.user_agent());
+  }
+  EXPECT_EQ(agents, (std::set<std::string>{"Held/1", "Unheld/1"}));
+  server.Shutdown();
 }
 
 TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPublishesNothing) {
