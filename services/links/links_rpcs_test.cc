@@ -1973,6 +1973,7 @@ TEST_F(LinksRpcsTest, AProtectedLinkAnswersItsFormWithoutAClickAndRedirectsForIt
   EXPECT_EQ(right->target_url(), "https://example.com/secret");
   EXPECT_EQ(right->cache_max_age_seconds(), 0);
   EXPECT_EQ(clicks_.published.size(), 1u);
+  EXPECT_EQ(clicks_.last_wait, ClickWait::kRedirectWaits) << "the unlocked redirect waits";
   EXPECT_EQ(store_.password_reads, password_reads + 2) << "the hash is read per attempt";
 
   // A link without a password: one cache read, no hash read, as before passwords existed.

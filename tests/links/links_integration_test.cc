@@ -92,6 +92,23 @@ class LinksIntegrationTest : public ::testing::Test {
     return links.ok() ? *std::move(links) : nullptr;
   }
 
+  // `links` on a server of its own (a port the fixture's module is not on), and a stub to it.
+  struct OwnServer {
+    std::unique_ptr<platform::GrpcServer> server;
+    std::unique_ptr<v1::LinksService::Stub> stub;
+  };
+  OwnServer Serve(LinksModule* links, metrics::Registry* registry, const std::string& name) {
+    platform::GrpcServerOptions go;
+    go.name = name;
+    go.metrics_port = -1;
+    OwnServer own{std::make_unique<platform::GrpcServer>(go, registry), nullptr};
+    links->AddTo(own.server.get());
+    EXPECT_TRUE(own.server->Start().ok());
+    own.stub = v1::LinksService::NewStub(grpc::CreateChannel(
+        absl::StrCat("127.0.0.1:", own.server->grpc_port()), grpc::InsecureChannelCredentials()));
+    return own;
+  }
+
   void TearDown() override {
     server_->Shutdown();
     ASSERT_TRUE(testing::PauseReplicaReplay(false).ok());
@@ -549,14 +566,7 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   metrics::Registry registry;
   std::unique_ptr<LinksModule> unreachable = Links(nowhere.get(), &registry);
   ASSERT_NE(unreachable, nullptr);
-  platform::GrpcServerOptions go;
-  go.name = "links-without-kafka";
-  go.metrics_port = -1;
-  platform::GrpcServer server(go, &registry);
-  unreachable->AddTo(&server);
-  ASSERT_TRUE(server.Start().ok());
-  auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
+  OwnServer own = Serve(unreachable.get(), &registry, "links-without-kafka");
 
   api::v1::CachedRedirects batch;
   *batch.add_hits() = CachedHit("unsentcode", absl::Now(), "Agent/1");
@@ -565,11 +575,11 @@ TEST_F(LinksIntegrationTest, CachedRedirectsAreAcknowledgedOnlyOnceKafkaHasTheir
   // librdkafka fails the message after its 500 ms timeout (it looks about once a second).
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   google::protobuf::Empty empty;
-  grpc::Status s = stub->RecordCachedRedirects(&ctx, batch, &empty);
+  grpc::Status s = own.stub->RecordCachedRedirects(&ctx, batch, &empty);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE) << s.error_message();
   // Kafka's own words stay in the log: the caller gets a generic message with the request id.
   EXPECT_EQ(s.error_message().find("Message timed out"), std::string::npos) << s.error_message();
-  server.Shutdown();
+  own.server->Shutdown();
 
   // With Kafka reachable the same batch is acknowledged, and its click is on the topic by then.
   grpc::Status ok = stub_->RecordCachedRedirects(AsEdge().get(), batch, &empty);
@@ -588,21 +598,14 @@ TEST_F(LinksIntegrationTest, OnlyAnUnheldBatchOfCachedRedirectsWaitsForTheUnhurr
   metrics::Registry registry;
   std::unique_ptr<LinksModule> links = Links(producer_.get(), &registry, unhurried.get());
   ASSERT_NE(links, nullptr);
-  platform::GrpcServerOptions go;
-  go.name = "links-unhurried";
-  go.metrics_port = -1;
-  platform::GrpcServer server(go, &registry);
-  links->AddTo(&server);
-  ASSERT_TRUE(server.Start().ok());
-  auto stub = v1::LinksService::NewStub(grpc::CreateChannel(
-      absl::StrCat("127.0.0.1:", server.grpc_port()), grpc::InsecureChannelCredentials()));
+  OwnServer own = Serve(links.get(), &registry, "links-unhurried");
   auto record = [&](bool held, const std::string& agent) {
     api::v1::CachedRedirects batch;
     *batch.add_hits() = CachedHit("gathered", absl::Now(), agent);
     batch.set_held(held);
     google::protobuf::Empty empty;
     const absl::Time start = absl::Now();
-    grpc::Status s = stub->RecordCachedRedirects(AsEdge().get(), batch, &empty);
+    grpc::Status s = own.stub->RecordCachedRedirects(AsEdge().get(), batch, &empty);
     EXPECT_TRUE(s.ok()) << s.error_message();
     return absl::Now() - start;
   };
@@ -617,7 +620,7 @@ TEST_F(LinksIntegrationTest, OnlyAnUnheldBatchOfCachedRedirectsWaitsForTheUnhurr
     agents.insert(e.user_agent());
   }
   EXPECT_EQ(agents, (std::set<std::string>{"Held/1", "Unheld/1"}));
-  server.Shutdown();
+  own.server->Shutdown();
 }
 
 TEST_F(LinksIntegrationTest, ABadCachedRedirectBatchIsRefusedNamingTheHitAndPublishesNothing) {
