@@ -340,6 +340,33 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
   }
 }
 
+void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method& m) {
+  const absl::Time now = absl::Now();
+  std::vector<Done> released;
+  for (Batch& b : m.batches) {
+    if (b.waiters.empty() || now < b.held_since + options_.hold_timeout) {
+      continue;
+    }
+    // As for a held batch whose own call failed past its hold (SendPending).
+    if (b.spooled < b.count && Spool(m, b.hits, b.count - b.spooled)) {
+      b.spooled = b.count;
+    }
+    for (Done& done : b.waiters) {
+      released.push_back(std::move(done));
+    }
+    b.waiters.clear();
+    m.failing = true;
+  }
+  if (released.empty()) {
+    return;
+  }
+  lock.unlock();
+  for (Done& done : released) {
+    std::move(done)(false);
+  }
+  lock.lock();
+}
+
 void HitReporter::Finish(Batch& batch, bool reported) {
   for (Done& done : batch.waiters) {
     std::move(done)(reported);
@@ -431,6 +458,13 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
           Spool(m, batch.hits, batch.count - batch.spooled)) {
         batch.spooled = batch.count;  // its redirects go out below, their hits kept
       }
+      if (!status.ok() && retry && expired) {
+        // Failing from now on, before its redirects go out: a hit that comes once they have (the
+        // same client again) is not held behind this batch.
+        lock.lock();
+        m.failing = true;
+        lock.unlock();
+      }
       if (status.ok() || !retry || expired) {
         Finish(batch, status.ok());  // the redirects go out
       }
@@ -452,6 +486,7 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
         m.batches.push_front(std::move(batch));
         KURT_LOG(kWarn, "cached redirects not reported yet; trying again", {"method", m.method},
                  {"hits", m.pending}, {"error", status.error_message()});
+        ReleaseExpiredHolds(lock, m);
         all_sent = false;
         break;
       }

@@ -146,6 +146,10 @@ class HitReporter {
   bool AnyHeld() const;
   // Runs the callbacks of a batch and empties them.
   static void Finish(Batch& batch, bool reported);
+  // The held batches of `m` waiting behind one that just failed (they are not sent this round)
+  // whose hold has passed: their redirects go out now (done(false)), their hits spooled first
+  // and kept, and `m` is failing. Called with `lock` held; releases it for the callbacks.
+  void ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method& m);
   // Appends hits (repeated `hits` entries) of `method` to the spool and syncs it; false when
   // there is no spool or it could not be written (logged).
   bool Spool(const Method& method, absl::string_view hits, size_t count);

@@ -308,6 +308,60 @@ TEST_F(HitReporterTest, ABatchSaysWhetherRedirectsWaitForIt) {
   EXPECT_TRUE(sender.batches[1].held());
 }
 
+// A held hit queued behind a batch the service keeps refusing (never sent while that one fails)
+// still goes out once its hold has passed: the service being down must not keep its redirect
+// waiting. Its hit stays queued and is reported once the service takes batches again.
+TEST_F(HitReporterTest, AHeldHitBehindARefusedBatchGoesOutAfterItsHold) {
+  for (int i = 0; i < 1000; ++i) {  // 20 s of refusals at hold_retry
+    sender.answers.push_back(grpc::Status(grpc::StatusCode::UNAVAILABLE, "restarting"));
+  }
+  HitReporterOptions options = Slow(/*max_batch=*/1);  // each hit a batch of its own
+  options.hold_timeout = absl::Milliseconds(200);
+  HitReporter reporter(options, &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  reporter.Add(id, Hit("not held"));
+  Outcomes outcomes;
+  reporter.Add(id, Hit("held"), outcomes.Next());
+  EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false})) << "the redirect still waits";
+  {
+    std::lock_guard<std::mutex> lock(sender.mu);
+    sender.answers.clear();  // the service is back
+  }
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"not held", "held"}));
+  EXPECT_EQ(Counter(registry, "dropped"), 0);
+}
+
+// The client whose redirect went out past its hold asks again at once: the service is failing by
+// then, so the second redirect is not held (it would wait a whole hold of its own).
+TEST_F(HitReporterTest, AHitThatComesAsAHeldBatchGivesUpIsNotHeld) {
+  for (int i = 0; i < 1000; ++i) {
+    sender.answers.push_back(grpc::Status(grpc::StatusCode::UNAVAILABLE, "restarting"));
+  }
+  HitReporterOptions options = Slow();
+  options.hold_timeout = absl::Milliseconds(500);
+  HitReporter reporter(options, &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  Outcomes outcomes;
+  absl::Time first_out, second_out;
+  reporter.Add(id, Hit("first"), [&](bool reported) {
+    first_out = absl::Now();
+    outcomes.Next()(reported);
+    reporter.Add(id, Hit("second"), [&](bool reported) {
+      second_out = absl::Now();
+      outcomes.Next()(reported);
+    });
+  });
+  ASSERT_EQ(outcomes.Wait(2), (std::vector<bool>{false, false}));
+  EXPECT_LT(second_out - first_out, absl::Milliseconds(250)) << "the second redirect was held";
+  {
+    std::lock_guard<std::mutex> lock(sender.mu);
+    sender.answers.clear();
+  }
+  reporter.Flush();
+  EXPECT_EQ(sender.Requests(), (std::vector<std::string>{"first", "second"}));
+}
+
 // The service restarting: the held batch goes again after hold_retry (the channel picks another
 // replica), and its redirects go out once it is taken.
 TEST_F(HitReporterTest, AHeldBatchTheServiceDidNotTakeGoesAgainSoon) {
