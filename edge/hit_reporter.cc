@@ -340,6 +340,12 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
   }
 }
 
+void HitReporter::SpoolRest(const Method& m, Batch& b) {
+  if (b.spooled < b.count && Spool(m, b.hits, b.count - b.spooled)) {
+    b.spooled = b.count;
+  }
+}
+
 void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method& m) {
   const absl::Time now = absl::Now();
   std::vector<Done> released;
@@ -347,10 +353,7 @@ void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method
     if (b.waiters.empty() || now < b.held_since + options_.hold_timeout) {
       continue;
     }
-    // As for a held batch whose own call failed past its hold (SendPending).
-    if (b.spooled < b.count && Spool(m, b.hits, b.count - b.spooled)) {
-      b.spooled = b.count;
-    }
+    SpoolRest(m, b);  // as for a held batch whose own call failed past its hold
     for (Done& done : b.waiters) {
       released.push_back(std::move(done));
     }
@@ -454,11 +457,8 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
                : timeout);
       const bool retry = Retryable(status.error_code());
       const bool expired = held && absl::Now() >= batch.held_since + options_.hold_timeout;
-      if (!status.ok() && retry && expired && batch.spooled < batch.count &&
-          Spool(m, batch.hits, batch.count - batch.spooled)) {
-        batch.spooled = batch.count;  // its redirects go out below, their hits kept
-      }
       if (!status.ok() && retry && expired) {
+        SpoolRest(m, batch);  // its redirects go out below, their hits kept
         // Failing from now on, before its redirects go out: a hit that comes once they have (the
         // same client again) is not held behind this batch.
         lock.lock();
@@ -479,8 +479,8 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       }
       if (retry) {
         // Back in front, whole, for the next round (new hits went to batches behind it). Past
-        // the hold its redirects went out: until a call succeeds, new hits are not held.
-        m.failing = m.failing || expired;
+        // the hold its redirects went out (failing, above): until a call succeeds, new hits are
+        // not held.
         m.pending += batch.count;
         m.pending_bytes += batch.hits.size();
         m.batches.push_front(std::move(batch));

@@ -153,6 +153,8 @@ class HitReporter {
   // Appends hits (repeated `hits` entries) of `method` to the spool and syncs it; false when
   // there is no spool or it could not be written (logged).
   bool Spool(const Method& method, absl::string_view hits, size_t count);
+  // Spools the hits of `b` not in the spool yet, before its redirects go out unreported.
+  void SpoolRest(const Method& m, Batch& b);
   // `count` spooled hits were reported (or dropped for good): the spool is emptied once none is
   // left.
   void Unspool(size_t count);

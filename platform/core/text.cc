@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "absl/strings/str_cat.h"
+
 namespace kurt::platform {
 
 namespace {
@@ -69,6 +71,13 @@ size_t Utf8Length(absl::string_view s) {
 bool HasControlCharacter(absl::string_view s) {
   return std::any_of(s.begin(), s.end(),
                      [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; });
+}
+
+absl::Status ValidateNoControlCharacter(absl::string_view value, absl::string_view field) {
+  if (HasControlCharacter(value)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, ": must not hold control characters"));
+  }
+  return absl::OkStatus();
 }
 
 bool IsValidUtf8(absl::string_view s) {

@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 
 namespace kurt::platform {
@@ -20,6 +21,8 @@ size_t Utf8Length(absl::string_view s);
 // person gives (a name, a search) never holds, and NUL is what PostgreSQL's text refuses. The
 // API's schema states it as the pattern "^[^\x00-\x1F\x7F]*$".
 bool HasControlCharacter(absl::string_view s);
+// INVALID_ARGUMENT "<field>: must not hold control characters" when `value` holds one, else OK.
+absl::Status ValidateNoControlCharacter(absl::string_view value, absl::string_view field);
 
 // Appends `text` as the inside of a JSON string (without the quotes): '"', '\\' and control
 // characters escaped (\n, \r, \t by name, the others as \u00xx); well-formed UTF-8 as it is; each

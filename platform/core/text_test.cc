@@ -14,6 +14,13 @@ TEST(Utf8LengthTest, CountsCharactersNotBytes) {
   EXPECT_EQ(Utf8Length("\xE6\x97\xA5\xF0\x9F\x98\x80"), 2u);  // a CJK character, an emoji
 }
 
+TEST(HasControlCharacterTest, TheValidationNamesTheField) {
+  EXPECT_TRUE(ValidateNoControlCharacter("caf\xc3\xa9 ok", "name").ok());
+  absl::Status s = ValidateNoControlCharacter("two\nlines", "query");
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.message(), "query: must not hold control characters");
+}
+
 TEST(HasControlCharacterTest, FindsAsciiControlsAnywhereAndNothingElse) {
   EXPECT_FALSE(HasControlCharacter(""));
   EXPECT_FALSE(HasControlCharacter("Acme, Inc. ~ caf\xc3\xa9 \xf0\x9f\x98\x80"));

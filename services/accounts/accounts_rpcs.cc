@@ -52,10 +52,7 @@ absl::Status ValidateName(const std::string& name, bool required) {
     return absl::InvalidArgumentError(
         absl::StrCat("name: at most ", kMaxNameLength, " characters"));
   }
-  if (platform::HasControlCharacter(name)) {
-    return absl::InvalidArgumentError("name: must not hold control characters");
-  }
-  return absl::OkStatus();
+  return platform::ValidateNoControlCharacter(name, "name");
 }
 
 // Neither spaces nor control characters (nor '@' outside the one).
@@ -421,8 +418,8 @@ absl::StatusOr<v1::Session> AccountsRpcs::CreateSession(const Caller& caller,
   }
   // No address signed up with one (ValidateEmail), and PostgreSQL's driver would end the text at
   // a NUL: the rest would find the person while the throttle counted another address.
-  if (platform::HasControlCharacter(request.email())) {
-    return absl::InvalidArgumentError("email: must not hold control characters");
+  if (absl::Status s = platform::ValidateNoControlCharacter(request.email(), "email"); !s.ok()) {
+    return s;
   }
   if (request.password().empty()) {
     return absl::InvalidArgumentError("password: required");

@@ -173,10 +173,7 @@ absl::Status ValidateQuery(absl::string_view query) {
     return absl::InvalidArgumentError(absl::StrCat("query: must be ", kMinQueryLength, " to ",
                                                    kMaxQueryLength, " characters, not ", length));
   }
-  if (platform::HasControlCharacter(query)) {
-    return absl::InvalidArgumentError("query: must not hold control characters");
-  }
-  return absl::OkStatus();
+  return platform::ValidateNoControlCharacter(query, "query");
 }
 
 }  // namespace kurt::links
