@@ -110,6 +110,9 @@ HitReporter::HitReporter(HitReporterOptions options, HitSender* sender, metrics:
   if (!options_.spool_path.empty()) {
     ReadSpool();
   }
+  if (spool_fd_ >= 0) {
+    syncer_ = std::thread([this] { SyncLoop(); });
+  }
   for (size_t i = 0; i < std::max<size_t>(1, options_.senders); ++i) {
     threads_.emplace_back([this] { Run(); });
   }
@@ -124,18 +127,29 @@ HitReporter::~HitReporter() {
   for (std::thread& t : threads_) {
     t.join();
   }
+  if (syncer_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(sync_mu_);
+      sync_stop_ = true;  // after one more sync for the redirects still waiting for one
+    }
+    sync_wake_.notify_one();
+    syncer_.join();
+  }
   // The last round could not send these (the service is unreachable): kept in the spool for
-  // the next start, or lost without one.
+  // the next start, or lost without one. Held redirects still waiting go out after the sync.
+  bool written = false;
   for (const auto& m : methods_) {
     if (m->pending == 0) {
       continue;
     }
     size_t kept = 0;
     for (Batch& b : m->batches) {
-      if (b.spooled == b.count || Spool(*m, b.hits, b.count - b.spooled)) {
+      if (b.spooled == b.count) {
         kept += b.count;
+      } else if (Spool(*m, b.hits, b.count - b.spooled)) {
+        kept += b.count;
+        written = true;
       }
-      Finish(b, false);
     }
     if (kept > 0) {
       KURT_LOG(kWarn, "cached redirects not reported before shutdown; kept in the spool",
@@ -145,6 +159,14 @@ HitReporter::~HitReporter() {
       dropped_->Increment(static_cast<double>(m->pending - kept));
       KURT_LOG(kError, "cached redirects not reported before shutdown; dropped",
                {"method", m->method}, {"hits", m->pending - kept});
+    }
+  }
+  if (written) {
+    SyncSpool();
+  }
+  for (const auto& m : methods_) {
+    for (Batch& b : m->batches) {
+      Finish(b, false);
     }
   }
   if (spool_fd_ >= 0) {
@@ -245,14 +267,56 @@ bool HitReporter::Spool(const Method& method, absl::string_view hits, size_t cou
     }
     rest.remove_prefix(static_cast<size_t>(n));
   }
-  if (fdatasync(spool_fd_) != 0) {
+  spooled_unreported_ += count;
+  spooled_->Increment(static_cast<double>(count));
+  return true;
+}
+
+bool HitReporter::SyncSpool() {
+  const int rc =
+      options_.spool_sync != nullptr ? options_.spool_sync(spool_fd_) : fdatasync(spool_fd_);
+  if (rc != 0) {
     KURT_LOG(kError, "cannot sync the cached hits' spool", {"spool", options_.spool_path},
              {"error", std::strerror(errno)});
     return false;
   }
-  spooled_unreported_ += count;
-  spooled_->Increment(static_cast<double>(count));
   return true;
+}
+
+void HitReporter::AfterSync(std::vector<Done> dones) {
+  if (spool_fd_ < 0) {
+    for (Done& done : dones) {
+      std::move(done)(false);
+    }
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(sync_mu_);
+    for (Done& done : dones) {
+      unsynced_.push_back(std::move(done));
+    }
+  }
+  sync_wake_.notify_one();
+}
+
+void HitReporter::SyncLoop() {
+  std::unique_lock<std::mutex> lock(sync_mu_);
+  while (true) {
+    sync_wake_.wait(lock, [&] { return sync_stop_ || !unsynced_.empty(); });
+    if (unsynced_.empty()) {
+      return;  // stopping, and no redirect waits
+    }
+    // Their hits were written before they were queued: the sync that starts now covers them,
+    // and those queued meanwhile wait for the next one.
+    std::vector<Done> dones;
+    dones.swap(unsynced_);
+    lock.unlock();
+    SyncSpool();  // a failure is logged; the redirects go out all the same
+    for (Done& done : dones) {
+      std::move(done)(false);
+    }
+    lock.lock();
+  }
 }
 
 void HitReporter::Unspool(size_t count) {
@@ -336,7 +400,9 @@ void HitReporter::Add(int id, absl::string_view hit, Done done) {
     wake_.notify_one();
   }
   if (release != nullptr) {
-    std::move(release)(false);
+    std::vector<Done> released;
+    released.push_back(std::move(release));
+    AfterSync(std::move(released));  // its hit is written above; the redirect goes out once synced
   }
 }
 
@@ -364,9 +430,7 @@ void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method
     return;
   }
   lock.unlock();
-  for (Done& done : released) {
-    std::move(done)(false);
-  }
+  AfterSync(std::move(released));
   lock.lock();
 }
 
@@ -458,14 +522,15 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
       const bool retry = Retryable(status.error_code());
       const bool expired = held && absl::Now() >= batch.held_since + options_.hold_timeout;
       if (!status.ok() && retry && expired) {
-        SpoolRest(m, batch);  // its redirects go out below, their hits kept
+        SpoolRest(m, batch);  // its redirects go out once synced, their hits kept
         // Failing from now on, before its redirects go out: a hit that comes once they have (the
         // same client again) is not held behind this batch.
         lock.lock();
         m.failing = true;
         lock.unlock();
-      }
-      if (status.ok() || !retry || expired) {
+        AfterSync(std::move(batch.waiters));
+        batch.waiters.clear();
+      } else if (status.ok() || !retry) {
         Finish(batch, status.ok());  // the redirects go out
       }
       lock.lock();

@@ -23,10 +23,13 @@
 //   redirects go out all the same (done(false)): the service being down must not take the
 //   cached redirects down with it. The hits of a batch past its hold stay queued as above, and
 //   until a call succeeds again new hits are not held (done(false) at once). Such hits are
-//   first written to the spool (spool_path, fdatasync'ed) and sent again by the next reporter
-//   on the file, so a killed edge loses no click of a redirect it answered; without a spool it
-//   loses those whose service was unreachable (or whose Kafka was slower than the hold) at the
-//   time. Callbacks never run under the reporter's lock.
+//   first written to the spool (spool_path) and sent again by the next reporter on the file, so
+//   a killed edge loses no click of a redirect it answered; without a spool it loses those
+//   whose service was unreachable (or whose Kafka was slower than the hold) at the time. Their
+//   redirects go out once the spool is synced: a thread of the spool's own syncs (fdatasync)
+//   whatever was written while it synced last, then lets those redirects go, so that no I/O
+//   thread waits for the disk and one sync serves many hits. Callbacks never run under the
+//   reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
 // edge shutting down) sends what is pending once more, with a shorter deadline, and puts what
 // still did not go in the spool (counts it as dropped without one).
@@ -36,6 +39,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -72,10 +76,13 @@ struct HitReporterOptions {
   size_t senders = 1;
   // A file that keeps the hits whose redirects went out before their service had them (past
   // the hold, or while the service was failing), and at shutdown those not reported yet: each is
-  // written and fdatasync'ed before its redirect goes out, and sent again by the next reporter
-  // on the same file (the edge restarted; its click id makes the second copy count once). The
-  // file is emptied once every hit in it was reported. "": none (such hits live in memory only).
+  // written and synced before its redirect goes out, and sent again by the next reporter on the
+  // same file (the edge restarted; its click id makes the second copy count once). The file is
+  // emptied once every hit in it was reported. "": none (such hits live in memory only).
   std::string spool_path;
+  // How the spool is synced: 0 on success, else -1 and errno (nullptr: fdatasync). Tests slow
+  // it down.
+  std::function<int(int fd)> spool_sync;
 };
 
 // The call that delivers a batch: Upstreams in the edge, a fake in tests.
@@ -109,8 +116,9 @@ class HitReporter {
   // Called once, when the redirect may go out: whether the service has the hit by then.
   using Done = absl::AnyInvocable<void(bool reported) &&>;
   // Queues one hit (EncodeCachedHit) for method `id`. With `done`, the hit is held (see above);
-  // when it cannot even be queued (too many pending) or is not held (the service is failing),
-  // done(false) runs before Add returns.
+  // when it cannot even be queued (too many pending), done(false) runs before Add returns; when
+  // it is not held (the service is failing), done(false) runs once the hit is in the spool (on
+  // the spool's thread), or before Add returns without a spool.
   void Add(int id, absl::string_view hit, Done done = nullptr);
   // Sends what is pending now and returns when that is done (tests).
   void Flush();
@@ -150,11 +158,18 @@ class HitReporter {
   // whose hold has passed: their redirects go out now (done(false)), their hits spooled first
   // and kept, and `m` is failing. Called with `lock` held; releases it for the callbacks.
   void ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method& m);
-  // Appends hits (repeated `hits` entries) of `method` to the spool and syncs it; false when
-  // there is no spool or it could not be written (logged).
+  // Appends hits (repeated `hits` entries) of `method` to the spool, not synced yet (SyncSpool,
+  // AfterSync); false when there is no spool or it could not be written (logged).
   bool Spool(const Method& method, absl::string_view hits, size_t count);
-  // Spools the hits of `b` not in the spool yet, before its redirects go out unreported.
+  // Writes the hits of `b` not in the spool yet, before its redirects go out unreported.
   void SpoolRest(const Method& m, Batch& b);
+  // Makes what was written to the spool so far durable; false (logged) when it failed.
+  bool SyncSpool();
+  // Runs each of `dones` (done(false): their redirects go out unreported) once what was written
+  // to the spool before this call is synced, on the spool's thread; at once without a spool.
+  void AfterSync(std::vector<Done> dones);
+  // The spool's thread: syncs for the redirects waiting on it, many at once.
+  void SyncLoop();
   // `count` spooled hits were reported (or dropped for good): the spool is emptied once none is
   // left.
   void Unspool(size_t count);
@@ -187,6 +202,12 @@ class HitReporter {
   size_t spooled_unreported_ = 0;   // guarded by spool_mu_
   std::vector<Spooled> recovered_;  // guarded by mu_
   metrics::Counter* spooled_ = nullptr;
+  // The redirects that go out after the next sync; the spool's thread (spool_fd_ >= 0).
+  std::mutex sync_mu_;  // taken alone
+  std::condition_variable sync_wake_;
+  std::vector<Done> unsynced_;  // guarded by sync_mu_
+  bool sync_stop_ = false;      // guarded by sync_mu_
+  std::thread syncer_;
 };
 
 }  // namespace kurt::edge

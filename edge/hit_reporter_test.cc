@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <mutex>
 
 #include "absl/strings/str_cat.h"
@@ -429,8 +430,8 @@ TEST_F(HitReporterTest, HitsReleasedBeforeTheirServiceHadThemOutliveTheProcess) 
   Outcomes outcomes;
   killed->Add(id, Hit("past-the-hold"), outcomes.Next());
   EXPECT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));
-  killed->Add(id, Hit("while-failing"), outcomes.Next());  // not held: out at once
-  EXPECT_EQ(outcomes.heard, (std::vector<bool>{false, false}));
+  killed->Add(id, Hit("while-failing"), outcomes.Next());  // not held: out once synced
+  EXPECT_EQ(outcomes.Wait(2), (std::vector<bool>{false, false}));
   EXPECT_GT(std::filesystem::file_size(spool), 0u);
 
   // The next process, while the first is still "alive" (as after a SIGKILL, nothing of it ran).
@@ -444,6 +445,62 @@ TEST_F(HitReporterTest, HitsReleasedBeforeTheirServiceHadThemOutliveTheProcess) 
   EXPECT_EQ(fresh.Requests(), (std::vector<std::string>{"past-the-hold", "while-failing"}));
   EXPECT_EQ(next->Pending(next_id), 0u);
   EXPECT_EQ(std::filesystem::file_size(spool), 0u) << "reported: the spool is emptied";
+  std::remove(spool.c_str());
+}
+
+// While the service fails, a redirect goes out only once its hit is synced to the spool, yet no
+// caller of Add (an I/O thread) waits for the disk: one sync serves every hit written while the
+// one before it ran.
+TEST_F(HitReporterTest, RedirectsWhileFailingWaitForTheSpoolsSyncButNotForEachOthers) {
+  for (int i = 0; i < 1000; ++i) {
+    sender.answers.emplace_back(grpc::StatusCode::UNAVAILABLE, "down");
+  }
+  const std::string spool = ::testing::TempDir() + "/hits-sync-" + std::to_string(getpid());
+  std::remove(spool.c_str());
+  // A slow disk: each sync takes 100 ms and covers what the file held when it began.
+  std::mutex mu;
+  off_t synced_bytes = 0;
+  int syncs = 0;
+  constexpr int kRedirects = 20;
+  std::vector<int> in_synced_part(kRedirects, -1);  // per redirect: was its hit synced (1)?
+  Outcomes outcomes;
+  HitReporterOptions o = Slow();
+  o.hold_timeout = absl::Milliseconds(50);
+  o.spool_path = spool;
+  o.spool_sync = [&](int fd) {
+    const off_t size = lseek(fd, 0, SEEK_END);
+    absl::SleepFor(absl::Milliseconds(100));
+    std::lock_guard<std::mutex> lock(mu);
+    synced_bytes = size;
+    ++syncs;
+    return 0;
+  };
+  HitReporter reporter(o, &sender, &registry);
+  int id = reporter.AddMethod("S", "/S/R");
+  reporter.Add(id, Hit("past-the-hold"), outcomes.Next());
+  ASSERT_EQ(outcomes.Wait(1), (std::vector<bool>{false}));  // failing from now on
+
+  const absl::Time start = absl::Now();
+  for (int i = 0; i < kRedirects; ++i) {
+    const std::string request = absl::StrCat("while-failing-", i < 10 ? "0" : "", i);
+    reporter.Add(id, Hit(request), [&, i, request](bool reported) {
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        std::string file(static_cast<size_t>(synced_bytes), '\0');
+        std::ifstream(spool, std::ios::binary).read(file.data(), synced_bytes);
+        in_synced_part[static_cast<size_t>(i)] = file.find(request) != std::string::npos;
+      }
+      outcomes.Next()(reported);
+    });
+  }
+  const absl::Duration adding = absl::Now() - start;
+  EXPECT_LT(adding, absl::Milliseconds(100))
+      << "each Add waited for a sync of its own (20 x 100 ms)";
+  EXPECT_EQ(outcomes.Wait(1 + kRedirects), std::vector<bool>(1 + kRedirects, false));
+  std::lock_guard<std::mutex> lock(mu);
+  EXPECT_EQ(in_synced_part, std::vector<int>(kRedirects, 1))
+      << "a redirect went out before its hit was synced";
+  EXPECT_LE(syncs, 3) << "one for the first hit, then at most two for the twenty";
   std::remove(spool.c_str());
 }
 
