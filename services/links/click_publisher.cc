@@ -15,46 +15,74 @@
 
 namespace kurt::links {
 
+// A click event ready for the producer; on_delivery is shared so that it can still be told when
+// the producer refuses the event.
+struct ClickWaveEvent {
+  std::string key;
+  std::string value;
+  kafka::Headers headers;
+  std::shared_ptr<kafka::DeliveryCallback> on_delivery;
+};
+
 // The waves of click events (see the header). Shared with the delivery callbacks, which may
 // outlive the sink (the producer reports what is left when it is destroyed): they hold it, and
 // it holds nothing of the sink's.
 class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
  public:
-  // A click event ready for the producer; on_delivery is shared so that it can still be told
-  // when the producer refuses the event.
-  struct Event {
-    std::string key;
-    std::string value;
-    kafka::Headers headers;
-    std::shared_ptr<kafka::DeliveryCallback> on_delivery;
-  };
+  using Event = ClickWaveEvent;
   static constexpr size_t kMaxNextWave = 100000;  // librdkafka's own queue bound
 
   ClickWaves(kafka::KafkaProducer* producer, std::string topic, metrics::Counter* queued,
              metrics::Counter* dropped)
       : producer_(producer), topic_(std::move(topic)), queued_(queued), dropped_(dropped) {}
 
+  // The events of SendAll that were not taken, with why: their on_delivery is not called.
+  struct Refused {
+    size_t count = 0;
+    absl::Status first;
+  };
+
   // To the producer, or to the next wave when one is on its way. OK when either took it: then
   // on_delivery will be called.
-  absl::Status Send(Event e) {
+  absl::Status Send(Event e) { return SendAll(absl::MakeSpan(&e, 1)).first; }
+
+  // The same for several events at once, which stay together: all go to the producer now (no
+  // wave on its way), or all join the next wave. One at a time, the first of a batch would go
+  // alone and the rest wait for its acknowledgement: two round trips to Kafka instead of one.
+  Refused SendAll(absl::Span<Event> events) {
+    Refused refused;
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (in_wave_ > 0) {
-        if (next_wave_.size() >= kMaxNextWave) {
-          dropped_->Increment();
-          return absl::ResourceExhaustedError(
+        const size_t room = kMaxNextWave - std::min(kMaxNextWave, next_wave_.size());
+        for (size_t i = 0; i < events.size(); ++i) {
+          if (i >= room) {
+            dropped_->Increment();
+            ++refused.count;
+            continue;
+          }
+          next_wave_.push_back(std::move(events[i]));
+        }
+        if (refused.count > 0) {
+          refused.first = absl::ResourceExhaustedError(
               absl::StrCat(kMaxNextWave, " click events already wait for Kafka"));
         }
-        next_wave_.push_back(std::move(e));
-        return absl::OkStatus();
+        return refused;
       }
-      ++in_wave_;
+      in_wave_ += events.size();
     }
-    absl::Status s = Hand(e);
-    if (!s.ok()) {
-      Reported(1);
+    for (const Event& e : events) {
+      if (absl::Status s = Hand(e); !s.ok()) {
+        if (refused.first.ok()) {
+          refused.first = s;
+        }
+        ++refused.count;
+      }
     }
-    return s;
+    if (refused.count > 0) {
+      Reported(refused.count);
+    }
+    return refused;
   }
 
  private:
@@ -234,8 +262,7 @@ std::string KafkaClickSink::HashClient(absl::string_view salt, absl::string_view
   return platform::Sha256Hex(absl::StrCat(salt, ip));
 }
 
-absl::Status KafkaClickSink::Produce(ClickWaves& waves, const Click& click,
-                                     kafka::DeliveryCallback on_delivery) {
+ClickWaveEvent KafkaClickSink::EventOf(const Click& click, kafka::DeliveryCallback on_delivery) {
   events::v1::ClickEvent event;
   std::string event_id = click.id.empty() ? log::NewRequestId() : click.id;
   event.set_event_id(event_id);
@@ -258,27 +285,25 @@ absl::Status KafkaClickSink::Produce(ClickWaves& waves, const Click& click,
   if (!click.traceparent.empty()) {
     headers.emplace_back("traceparent", click.traceparent);
   }
-  return waves.Send(
-      ClickWaves::Event{click.code, event.SerializeAsString(), std::move(headers),
-                        std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))});
+  return ClickWaveEvent{click.code, event.SerializeAsString(), std::move(headers),
+                        std::make_shared<kafka::DeliveryCallback>(std::move(on_delivery))};
 }
 
 void KafkaClickSink::PublishAsync(const Click& click, absl::Time deadline,
                                   std::function<void(const absl::Status&)> done) {
   // Watched before the click is queued: its delivery report may come at once.
   const ClickDeadlines::Ticket ticket = deadlines_->Watch(deadline, std::move(done));
-  absl::Status queued =
-      Produce(*waves_, click,
-              [deadlines = deadlines_, ticket, failed = failed_](const absl::Status& delivered) {
-                if (!delivered.ok()) {
-                  failed->Increment();
-                }
-                if (ClickDeadlines::Done answer = deadlines->Take(ticket)) {
-                  answer(delivered.ok() ? absl::OkStatus()
-                                        : absl::UnavailableError(absl::StrCat(
-                                              "not delivered: ", delivered.message())));
-                }
-              });
+  absl::Status queued = waves_->Send(EventOf(
+      click, [deadlines = deadlines_, ticket, failed = failed_](const absl::Status& delivered) {
+        if (!delivered.ok()) {
+          failed->Increment();
+        }
+        if (ClickDeadlines::Done answer = deadlines->Take(ticket)) {
+          answer(delivered.ok() ? absl::OkStatus()
+                                : absl::UnavailableError(
+                                      absl::StrCat("not delivered: ", delivered.message())));
+        }
+      }));
   if (!queued.ok()) {
     if (ClickDeadlines::Done answer = deadlines_->Take(ticket)) {
       answer(absl::UnavailableError(absl::StrCat("not queued: ", queued.message())));
@@ -303,9 +328,10 @@ absl::Status KafkaClickSink::PublishAndWait(ClickWaves& waves, absl::Span<const 
   };
   auto wait = std::make_shared<Wait>();
   wait->pending = clicks.size();
-  absl::Status queued;
+  std::vector<ClickWaveEvent> events;
+  events.reserve(clicks.size());
   for (const Click& click : clicks) {
-    absl::Status s = Produce(waves, click, [wait, failed = failed_](const absl::Status& delivered) {
+    events.push_back(EventOf(click, [wait, failed = failed_](const absl::Status& delivered) {
       if (!delivered.ok()) {
         failed->Increment();
       }
@@ -316,16 +342,13 @@ absl::Status KafkaClickSink::PublishAndWait(ClickWaves& waves, absl::Span<const 
       if (--wait->pending == 0) {
         wait->done.notify_all();
       }
-    });
-    if (!s.ok()) {
-      std::lock_guard<std::mutex> lock(wait->mu);
-      --wait->pending;
-      if (queued.ok()) {
-        queued = s;
-      }
-    }
+    }));
   }
+  // Together: in one wave, so that the batch costs one round trip to Kafka.
+  const ClickWaves::Refused refused = waves.SendAll(absl::MakeSpan(events));
+  const absl::Status& queued = refused.first;
   std::unique_lock<std::mutex> lock(wait->mu);
+  wait->pending -= refused.count;
   bool all =
       wait->done.wait_until(lock, absl::ToChronoTime(deadline), [&] { return wait->pending == 0; });
   if (!queued.ok()) {

@@ -12,7 +12,8 @@
 // on a partition while 5 messages are in flight on it, yet wakes its broker thread as though it
 // could, which then spins polling until the acknowledgement arrives: with a linger shorter than a
 // produce round trip, that spin was the largest part of a redirect's CPU. A lone click (no wave
-// on its way) goes at once, so the wave costs nothing when idle.
+// on its way) goes at once, so the wave costs nothing when idle; the clicks of one PublishAll
+// stay together (all at once, or all in the next wave), so a batch costs one round trip.
 //
 // Clicks no redirect waits for (the edge's cached redirects when it does not hold them) may go
 // through a second producer of their own that lingers (--unhurried_click_linger, 10 ms): without
@@ -75,6 +76,7 @@ class ClickSink {
 };
 
 class ClickWaves;
+struct ClickWaveEvent;
 class ClickDeadlines;
 
 class KafkaClickSink : public ClickSink {
@@ -100,9 +102,8 @@ class KafkaClickSink : public ClickSink {
   static std::string HashClient(absl::string_view salt, absl::string_view ip);
 
  private:
-  // Serialises the click and hands it to the producer, or to the next wave when one is on its
-  // way; OK when either took it (then on_delivery will be called).
-  absl::Status Produce(ClickWaves& waves, const Click& click, kafka::DeliveryCallback on_delivery);
+  // The click's event, serialised, for the producer's waves (ClickWaves).
+  ClickWaveEvent EventOf(const Click& click, kafka::DeliveryCallback on_delivery);
   absl::Status PublishAndWait(ClickWaves& waves, absl::Span<const Click> clicks,
                               absl::Time deadline);
 

@@ -14,6 +14,7 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "tests/support/free_port.h"
+#include "tests/support/metric_value.h"
 
 namespace kurt::links {
 namespace {
@@ -111,6 +112,22 @@ TEST_F(ClickSinkWithoutBrokerTest, TheProducersReportAnswersBeforeTheDeadlineAnd
   // Past the deadline, which must not answer again.
   absl::SleepFor(start + absl::Milliseconds(1700) - absl::Now());
   EXPECT_EQ(answers.count(), 1u);
+}
+
+// The clicks of one PublishAll (a batch of the edge's cached redirects) go to the producer
+// together, in one wave: not the first alone and the others once Kafka has acknowledged it, which
+// made a batch that found no wave on its way wait for two round trips to Kafka instead of one.
+TEST_F(ClickSinkWithoutBrokerTest, TheClicksOfABatchGoToTheProducerTogether) {
+  StartProducer(absl::Seconds(1));  // longer than the call's deadline
+  const absl::Status s =
+      sink_->PublishAll({AClick(1), AClick(2), AClick(3)}, absl::Now() + absl::Milliseconds(200),
+                        ClickWait::kRedirectWaits);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(s.message(), "3 of 3 clicks not yet in Kafka");
+  EXPECT_EQ(
+      testing::MetricValue(registry_.Render(), "kurt_links_click_events_total{outcome=\"queued\"}"),
+      3)
+      << "all three handed to the producer before any was acknowledged";
 }
 
 }  // namespace
