@@ -314,6 +314,7 @@ void HitReporter::SyncLoop() {
     SyncSpool();  // a failure is logged; the redirects go out all the same
     for (Done& done : dones) {
       std::move(done)(false);
+      done = nullptr;  // what it holds (the call) goes now, not after the others
     }
     lock.lock();
   }

@@ -155,15 +155,20 @@ class HitReporter {
   // Runs the callbacks of a batch and empties them.
   static void Finish(Batch& batch, bool reported);
   // The held batches of `m` waiting behind one that just failed (they are not sent this round)
-  // whose hold has passed: their redirects go out now (done(false)), their hits spooled first
-  // and kept, and `m` is failing. Called with `lock` held; releases it for the callbacks.
+  // whose hold has passed: their hits are written to the spool and kept, their redirects go out
+  // once it is synced (done(false), AfterSync), and `m` is failing. Called with `lock` held;
+  // releases it to hand the callbacks over.
   void ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method& m);
   // Appends hits (repeated `hits` entries) of `method` to the spool, not synced yet (SyncSpool,
   // AfterSync); false when there is no spool or it could not be written (logged).
   bool Spool(const Method& method, absl::string_view hits, size_t count);
-  // Writes the hits of `b` not in the spool yet, before its redirects go out unreported.
+  // Writes `b`'s hits to the spool before its redirects go out unreported, unless all are in it
+  // already. Hits written one by one before (Add, while failing) are written again: their click
+  // ids make the copies count once. Only those not counted before are counted.
   void SpoolRest(const Method& m, Batch& b);
-  // Makes what was written to the spool so far durable; false (logged) when it failed.
+  // Makes what was written to the spool so far durable; false (logged) when it failed. The hits
+  // stay counted as spooled either way (their redirects go out all the same): after a failed
+  // sync the disk may have lost them.
   bool SyncSpool();
   // Runs each of `dones` (done(false): their redirects go out unreported) once what was written
   // to the spool before this call is synced, on the spool's thread; at once without a spool.

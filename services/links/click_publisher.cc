@@ -36,19 +36,21 @@ class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
              metrics::Counter* dropped)
       : producer_(producer), topic_(std::move(topic)), queued_(queued), dropped_(dropped) {}
 
-  // The events of SendAll that were not taken, with why: their on_delivery is not called.
+  // The events of SendAll that were not taken, and why the first was not: their on_delivery
+  // is not called.
   struct Refused {
     size_t count = 0;
-    absl::Status first;
+    absl::Status first_error;
   };
 
   // To the producer, or to the next wave when one is on its way. OK when either took it: then
   // on_delivery will be called.
-  absl::Status Send(Event e) { return SendAll(absl::MakeSpan(&e, 1)).first; }
+  absl::Status Send(Event e) { return SendAll(absl::MakeSpan(&e, 1)).first_error; }
 
   // The same for several events at once, which stay together: all go to the producer now (no
-  // wave on its way), or all join the next wave. One at a time, the first of a batch would go
-  // alone and the rest wait for its acknowledgement: two round trips to Kafka instead of one.
+  // wave on its way), or all join the next wave, but for those the producer (or a full next
+  // wave) refuses. One at a time, the first of a batch would go alone and the rest wait for its
+  // acknowledgement: two round trips to Kafka instead of one.
   Refused SendAll(absl::Span<Event> events) {
     Refused refused;
     {
@@ -64,7 +66,7 @@ class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
           next_wave_.push_back(std::move(events[i]));
         }
         if (refused.count > 0) {
-          refused.first = absl::ResourceExhaustedError(
+          refused.first_error = absl::ResourceExhaustedError(
               absl::StrCat(kMaxNextWave, " click events already wait for Kafka"));
         }
         return refused;
@@ -73,8 +75,8 @@ class ClickWaves : public std::enable_shared_from_this<ClickWaves> {
     }
     for (const Event& e : events) {
       if (absl::Status s = Hand(e); !s.ok()) {
-        if (refused.first.ok()) {
-          refused.first = s;
+        if (refused.first_error.ok()) {
+          refused.first_error = s;
         }
         ++refused.count;
       }
@@ -346,13 +348,13 @@ absl::Status KafkaClickSink::PublishAndWait(ClickWaves& waves, absl::Span<const 
   }
   // Together: in one wave, so that the batch costs one round trip to Kafka.
   const ClickWaves::Refused refused = waves.SendAll(absl::MakeSpan(events));
-  const absl::Status& queued = refused.first;
+  const absl::Status& not_queued = refused.first_error;
   std::unique_lock<std::mutex> lock(wait->mu);
   wait->pending -= refused.count;
   bool all =
       wait->done.wait_until(lock, absl::ToChronoTime(deadline), [&] { return wait->pending == 0; });
-  if (!queued.ok()) {
-    return absl::UnavailableError(absl::StrCat("not queued: ", queued.message()));
+  if (!not_queued.ok()) {
+    return absl::UnavailableError(absl::StrCat("not queued: ", not_queued.message()));
   }
   if (!all) {
     return absl::UnavailableError(

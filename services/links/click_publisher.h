@@ -13,7 +13,8 @@
 // could, which then spins polling until the acknowledgement arrives: with a linger shorter than a
 // produce round trip, that spin was the largest part of a redirect's CPU. A lone click (no wave
 // on its way) goes at once, so the wave costs nothing when idle; the clicks of one PublishAll
-// stay together (all at once, or all in the next wave), so a batch costs one round trip.
+// stay together (all at once, or all in the next wave, but for any refused), so a batch costs
+// one round trip.
 //
 // Clicks no redirect waits for (the edge's cached redirects when it does not hold them) may go
 // through a second producer of their own that lingers (--unhurried_click_linger, 10 ms): without
