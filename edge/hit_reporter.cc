@@ -287,6 +287,7 @@ void HitReporter::AfterSync(std::vector<Done> dones) {
   if (spool_fd_ < 0) {
     for (Done& done : dones) {
       std::move(done)(false);
+      done = nullptr;
     }
     return;
   }
@@ -438,6 +439,7 @@ void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method
 void HitReporter::Finish(Batch& batch, bool reported) {
   for (Done& done : batch.waiters) {
     std::move(done)(reported);
+    done = nullptr;  // what it holds (the call) goes now, not after the others
   }
   batch.waiters.clear();
 }
