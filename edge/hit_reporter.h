@@ -27,7 +27,7 @@
 //   a killed edge loses no click of a redirect it answered; without a spool it loses those
 //   whose service was unreachable (or whose Kafka was slower than the hold) at the time. Their
 //   redirects go out once the spool is synced: a thread of the spool's own syncs (fdatasync)
-//   whatever was written while it synced last, then lets those redirects go, so that no I/O
+//   whatever was written since its last sync, then lets those redirects go, so that no I/O
 //   thread waits for the disk and one sync serves many hits. Callbacks never run under the
 //   reporter's lock.
 // Every hit ends in kurt_edge_cached_hits_total{outcome="reported"|"dropped"}; the destructor (the
