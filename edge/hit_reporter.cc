@@ -166,7 +166,7 @@ HitReporter::~HitReporter() {
   }
   for (const auto& m : methods_) {
     for (Batch& b : m->batches) {
-      Finish(b, false);
+      RunCallbacks(b.waiters, false);
     }
   }
   if (spool_fd_ >= 0) {
@@ -283,12 +283,17 @@ bool HitReporter::SyncSpool() {
   return true;
 }
 
+void HitReporter::RunCallbacks(std::vector<Done>& dones, bool reported) {
+  for (Done& done : dones) {
+    std::move(done)(reported);
+    done = nullptr;  // what it holds (the call) goes now, not after the others
+  }
+  dones.clear();
+}
+
 void HitReporter::AfterSync(std::vector<Done> dones) {
   if (spool_fd_ < 0) {
-    for (Done& done : dones) {
-      std::move(done)(false);
-      done = nullptr;
-    }
+    RunCallbacks(dones, false);
     return;
   }
   {
@@ -313,10 +318,7 @@ void HitReporter::SyncLoop() {
     dones.swap(unsynced_);
     lock.unlock();
     SyncSpool();  // a failure is logged; the redirects go out all the same
-    for (Done& done : dones) {
-      std::move(done)(false);
-      done = nullptr;  // what it holds (the call) goes now, not after the others
-    }
+    RunCallbacks(dones, false);
     lock.lock();
   }
 }
@@ -436,14 +438,6 @@ void HitReporter::ReleaseExpiredHolds(std::unique_lock<std::mutex>& lock, Method
   lock.lock();
 }
 
-void HitReporter::Finish(Batch& batch, bool reported) {
-  for (Done& done : batch.waiters) {
-    std::move(done)(reported);
-    done = nullptr;  // what it holds (the call) goes now, not after the others
-  }
-  batch.waiters.clear();
-}
-
 void HitReporter::Flush() {
   std::unique_lock<std::mutex> lock(mu_);
   // A round that begins after this call, and every round under way, must have finished.
@@ -534,7 +528,7 @@ bool HitReporter::SendPending(std::unique_lock<std::mutex>& lock, absl::Duration
         AfterSync(std::move(batch.waiters));
         batch.waiters.clear();
       } else if (status.ok() || !retry) {
-        Finish(batch, status.ok());  // the redirects go out
+        RunCallbacks(batch.waiters, status.ok());  // the redirects go out
       }
       lock.lock();
       if (status.ok()) {

@@ -152,8 +152,8 @@ class HitReporter {
   bool AnyFull() const;
   // A method has a batch with held hits.
   bool AnyHeld() const;
-  // Runs the callbacks of a batch and empties them.
-  static void Finish(Batch& batch, bool reported);
+  // Runs each callback (freeing it as soon as it ran) and empties `dones`.
+  static void RunCallbacks(std::vector<Done>& dones, bool reported);
   // The held batches of `m` waiting behind one that just failed (they are not sent this round)
   // whose hold has passed: their hits are written to the spool and kept, their redirects go out
   // once it is synced (done(false), AfterSync), and `m` is failing. Called with `lock` held;
