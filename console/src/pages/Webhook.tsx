@@ -20,7 +20,8 @@ export function WebhookPage() {
       .request<Webhook>('GET', '/v1/webhook')
       .then((w) => {
         setCurrent(w);
-        setUrl(w.url ?? '');
+        // What was typed while the setting loaded stays.
+        setUrl((typed) => typed || (w.url ?? ''));
       })
       .catch((e) => setError(describeError('Loading the webhook', e)));
   }, []);

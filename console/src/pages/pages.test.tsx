@@ -7,6 +7,7 @@ import { type Call, fakeApi, json, memoryStorage, session, sse } from '../test/f
 import { CsvUpload } from './CsvUpload';
 import { CreateLink, LinksPage } from './Links';
 import { ReportsPage } from './Reports';
+import { WebhookPage } from './Webhook';
 
 const link = (code: string, targetUrl: string) => ({
   code,
@@ -369,5 +370,29 @@ describe('the shell', () => {
       'Signing in failed: too many requests: try again in 42 s (too many failed sign-ins)',
     );
     expect((screen.getByLabelText('Email') as HTMLInputElement).value).toBe('ada@example.com');
+  });
+});
+
+describe('the webhook', () => {
+  it('keeps a URL typed while the current setting was still loading', async () => {
+    let answerGet: (r: Response) => void = () => {};
+    const { services, calls } = fakeApi((c) => {
+      if (c.url.pathname === '/v1/sessions:refresh') return json(200, session(1));
+      if (c.method === 'GET') return new Promise<Response>((resolve) => (answerGet = resolve));
+      return json(400, { code: 3, message: 'url: must be http or https' });
+    }, signedIn());
+    render(
+      <ServicesContext.Provider value={services}>
+        <WebhookPage />
+      </ServicesContext.Provider>,
+    );
+    await waitFor(() => expect(calls.some((c) => c.method === 'GET')).toBe(true));
+    type('Webhook URL', 'ftp://not-http.example.com/');
+    answerGet(json(200, { url: 'https://hooks.example.com/old', updateTime: '2026-12-06T10:00:00Z' }));
+    await screen.findByRole('button', { name: 'Remove webhook' }); // the setting has loaded
+    expect((screen.getByLabelText('Webhook URL') as HTMLInputElement).value).toBe('ftp://not-http.example.com/');
+    fireEvent.click(screen.getByRole('button', { name: 'Save' }));
+    expect((await screen.findByRole('alert')).textContent).toContain('HTTP 400');
+    expect(calls.find((c) => c.method === 'PUT')!.body).toEqual({ url: 'ftp://not-http.example.com/' });
   });
 });
