@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <iostream>
 
+#include "absl/debugging/failure_signal_handler.h"
+#include "absl/debugging/symbolize.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
@@ -74,6 +76,12 @@ std::vector<char*> InitProcess(int argc, char** argv, absl::string_view componen
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   // A peer closing a socket must not kill the process.
   signal(SIGPIPE, SIG_IGN);
+  // A crash (SIGSEGV, SIGBUS, SIGABRT, ...) writes its signal and the crashing thread's stack,
+  // symbolized, to stderr (the log), then the process dies of it as before: without this a crash
+  // left the log without a word. SIGTERM stays a shutdown signal (blocked above, for sigwait).
+  absl::InitializeSymbolizer(argv[0]);
+  absl::InstallFailureSignalHandler(absl::FailureSignalHandlerOptions());
+  signal(SIGTERM, SIG_DFL);
   // Debian's Abseil is built with mutex deadlock detection on, which costs every gRPC call a
   // graph update (seen in profiles of the edge and links); the services rely on tests, not on it.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);

@@ -1,5 +1,6 @@
 #include "platform/core/config.h"
 
+#include <csignal>
 #include <cstdlib>
 
 #include "gtest/gtest.h"
@@ -36,6 +37,18 @@ TEST(ConfigDeathTest, BadEnvironmentValueExitsNamingTheVariable) {
         InitProcess(1, argv, "config_test", "test");
       },
       testing::ExitedWithCode(2), "KURT_CONFIG_TEST_ANSWER");
+}
+
+TEST(ConfigDeathTest, ACrashSaysWhichSignalAndWhereThenDiesOfIt) {
+  // Without a word in the log, a crashed service could not be told from one killed from outside.
+  EXPECT_EXIT(
+      {
+        std::string arg0 = "prog";
+        char* argv[] = {arg0.data()};
+        InitProcess(1, argv, "config_test", "test");
+        std::raise(SIGSEGV);
+      },
+      testing::KilledBySignal(SIGSEGV), "SIGSEGV received at time=[0-9]+[^\n]*\n(.|\n)*@ ");
 }
 
 }  // namespace
