@@ -133,24 +133,33 @@ _svc_launch() {
   echo $! >"$KURT_STATE_DIR/run/$instance.pid"
 }
 
-# _svc_exit INSTANCE: how the instance this shell started ended ("exited with status 1", "died of
-# SIGSEGV"), from its exit status.
+# _svc_running PID: the process exists and is not a zombie. For an instance this shell has just
+# started, not _svc_pid: while a process execs (setsid, then env, then the binary) its command
+# line reads empty, and a live instance looked exited (it failed a CI run).
+_svc_running() {
+  local state
+  state=$(awk '{print $3}' "/proc/${1:-0}/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# _svc_exit PID: how a process that this shell started, and that is gone, ended ("exited with
+# status 1", "died of SIGSEGV"), from its exit status.
 _svc_exit() {
-  local pid rc=0
-  pid=$(head -n1 "$KURT_STATE_DIR/run/$1.pid" 2>/dev/null) || { echo exited; return; }
-  wait "$pid" 2>/dev/null || rc=$?
-  if [ "$rc" -eq 127 ]; then echo exited # not a child of this shell: its status is unknown
+  local rc=0
+  wait "$1" 2>/dev/null || rc=$?
+  if [ "$rc" -eq 127 ] || [ "$rc" -lt 0 ]; then echo exited # not a child of this shell
   elif [ "$rc" -gt 128 ]; then echo "died of SIG$(kill -l $((rc - 128)))"
   else echo "exited with status $rc"; fi
 }
 
-# _svc_wait_ready LINE: waits until the instance answers /readyz; dies if it exits or takes 60 s.
+# _svc_wait_ready LINE: waits until the instance (just started by this shell) answers /readyz;
+# dies if it ends or takes 60 s.
 _svc_wait_ready() {
-  local instance bin grpc http deadline=$((SECONDS + 60))
+  local instance bin grpc http pid deadline=$((SECONDS + 60))
   IFS=: read -r instance bin grpc http <<<"$1"
+  pid=$(head -n1 "$KURT_STATE_DIR/run/$instance.pid")
   until curl -sf -o /dev/null "http://127.0.0.1:$http/readyz"; do
-    _svc_pid "$instance" "$bin" >/dev/null ||
-      die "$instance $(_svc_exit "$instance"); its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
+    _svc_running "$pid" ||
+      die "$instance $(_svc_exit "$pid"); its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
     [ $SECONDS -lt $deadline ] || die "$instance not ready within 60 s; see $KURT_STATE_DIR/log/$instance.log"
     sleep 0.2
   done

@@ -65,7 +65,9 @@ ha_kafka_answers() {
 }
 
 ha_kafka_ready() { # N
-  if ! ha_kafka_pid "$1" >/dev/null; then
+  # The process just started: whether it lives, not what its command line says (empty while it
+  # execs, which read as "exited").
+  if ! pid_alive "$(head -n1 "$HA_RUN_DIR/kafka-$1.pid" 2>/dev/null)"; then
     tail -n 30 "$HA_LOG_DIR/kafka-$1.out" "$HA_LOG_DIR/kafka-$1.log" >&2 2>/dev/null || true
     die "kafka-$1 exited while starting (logs: $HA_LOG_DIR/kafka-$1.out, $HA_LOG_DIR/kafka-$1.log)"
   fi

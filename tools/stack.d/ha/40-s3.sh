@@ -103,7 +103,9 @@ ha_s3_answers() {
 }
 
 ha_s3_ready() {
-  if ! ha_s3_pid >/dev/null; then
+  # The process just started: whether it lives, not what its command line says (empty while it
+  # execs, which read as "exited").
+  if ! pid_alive "$(head -n1 "$HA_RUN_DIR/s3.pid" 2>/dev/null)"; then
     tail -n 30 "$HA_LOG_DIR/s3.log" >&2 2>/dev/null || true
     die "s3 exited while starting (log: $HA_LOG_DIR/s3.log)"
   fi
