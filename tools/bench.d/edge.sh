@@ -9,7 +9,8 @@
 # machine's speed drifts by a third within minutes).
 # Besides throughput and latency, each run measures the CPU time (user + system, from
 # /proc/<pid>/stat) that each proxy's process spends during the wrk window (nginx: its master and
-# workers), and that of the shared kurt-links, divided by the requests wrk completed: on a machine
+# workers), and that of the shared kurt-links and of the stack's Kafka broker (the pipeline a
+# cached redirect's click goes through), divided by the requests wrk completed: on a machine
 # whose cores the upstream shares, throughput mostly shows the upstream; the proxy's own cost shows
 # in its CPU per request.
 # Writes $KURT_STATE_DIR/bench/edge.json (ratios create_rps_vs_grpc_gateway,
@@ -84,6 +85,9 @@ bench_seed edgebench "$account" "$hot" "$topic"
 links_pid=$!
 pids+=($links_pid)
 for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$links_http/readyz" && break; sleep 0.1; done
+# The stack's Kafka broker, whose CPU per request is reported too (none when the stack is not
+# this checkout's own): the held cached redirect waits for it.
+broker_pid=$(head -n1 "$KURT_STATE_DIR/run/kafka.pid" 2>/dev/null) || broker_pid=""
 
 sse_upstream=()
 if [ "$sse" = 1 ]; then
@@ -179,13 +183,16 @@ cpu_ticks() { # PID...: their user+system CPU time so far, summed, in clock tick
   echo "$total"
 }
 run_wrk() { # NAME URL SCRIPT "PIDS": wrk's report in $work/NAME.txt; in NAME.cpu the CPU ticks
-  # that the proxy's processes (PIDS) and kurt-links spent during the run, and the clock rate.
+  # that the proxy's processes (PIDS) and kurt-links spent during the run, the clock rate, and
+  # the broker's ticks (-1: not known).
   log "wrk $1: ${seconds}s, $connections connections"
-  local before links_before
+  local before links_before broker_before
   before=$(cpu_ticks $4)
   links_before=$(cpu_ticks "$links_pid")
+  broker_before=$([ -z "$broker_pid" ] || cpu_ticks "$broker_pid")
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$3" "$2" >"$work/$1.txt" 2>&1
   echo "$(($(cpu_ticks $4) - before)) $(($(cpu_ticks "$links_pid") - links_before)) $(getconf CLK_TCK)" \
+    "$(if [ -n "$broker_pid" ]; then echo $(($(cpu_ticks "$broker_pid") - broker_before)); else echo -1; fi)" \
     >"$work/$1.cpu"
 }
 rss_during() { # PID NAME: samples the resident set in the middle of the next run
@@ -310,11 +317,13 @@ def parse(name):
          "non_2xx_3xx": int(bad.group(1)) if bad else 0, "requests": int(total.group(1))}
     if errs:
         r["socket_errors"] = errs.group(1).strip()
-    # CPU (user + system) per request completed: the proxy's own processes, and kurt-links'.
-    proxy, links, hz = (int(x) for x in open(f"{work}/{name}.cpu").read().split())
+    # CPU (user + system) per request completed: the proxy's own processes, kurt-links' and the
+    # Kafka broker's (None: not known).
+    proxy, links, hz, broker = (int(x) for x in open(f"{work}/{name}.cpu").read().split())
     per_request = lambda ticks: round(ticks / hz * 1e6 / max(r["requests"], 1), 1)
     r["proxy_cpu_us_per_request"] = per_request(proxy)
     r["links_cpu_us_per_request"] = per_request(links)
+    r["broker_cpu_us_per_request"] = per_request(broker) if broker >= 0 else None
     return r
 
 def rss(name):
@@ -331,8 +340,9 @@ def summary(rs, rss_name=None):
     r = dict(sorted(rs, key=lambda x: x["rps"])[len(rs) // 2])
     r["rps_runs"] = [x["rps"] for x in rs]
     r["proxy_cpu_us_runs"] = [x["proxy_cpu_us_per_request"] for x in rs]
-    for k in ("proxy_cpu_us_per_request", "links_cpu_us_per_request"):
-        r[k] = round(statistics.median(x[k] for x in rs), 1)
+    for k in ("proxy_cpu_us_per_request", "links_cpu_us_per_request", "broker_cpu_us_per_request"):
+        known = [x[k] for x in rs if x[k] is not None]
+        r[k] = round(statistics.median(known), 1) if known else None
     if rss_name:
         r["rss_mb"] = rss(rss_name)
     return r
@@ -391,12 +401,13 @@ targets = {"get_cpu_vs_grpc_gateway": ("<=", 0.35), "create_cpu_vs_grpc_gateway"
            "rule_redirect_rps_vs_plain": (">=", 0.9), "rule_redirect_cpu_vs_plain": ("<=", 1.1)}
 
 print(f"{'':28} {'req/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'non-2xx':>8} {'proxy CPU':>10} "
-      f"{'links CPU':>10} {'RSS MB':>7}  req/s and proxy CPU us/req of each run")
-print(f"{'':28} {'':>8} {'':>7} {'':>7} {'/3xx':>8} {'us/req':>10} {'us/req':>10}")
+      f"{'links CPU':>10} {'broker CPU':>10} {'RSS MB':>7}  req/s and proxy CPU us/req of each run")
+print(f"{'':28} {'':>8} {'':>7} {'':>7} {'/3xx':>8} {'us/req':>10} {'us/req':>10} {'us/req':>10}")
+blank = lambda v: "" if v is None else v
 for name, r in rows.items():
     print(f"{name:28} {r['rps']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} {r['non_2xx_3xx']:>8} "
           f"{r['proxy_cpu_us_per_request']:>10} {r['links_cpu_us_per_request']:>10} "
-          f"{r.get('rss_mb') if r.get('rss_mb') is not None else '':>7}  "
+          f"{blank(r['broker_cpu_us_per_request']):>10} {blank(r.get('rss_mb')):>7}  "
           f"{r['rps_runs']} {r['proxy_cpu_us_runs']}")
 for k, v in ratios.items():
     t = targets.get(k)
