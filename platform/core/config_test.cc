@@ -48,7 +48,9 @@ TEST(ConfigDeathTest, ACrashSaysWhichSignalAndWhereThenDiesOfIt) {
         InitProcess(1, argv, "config_test", "test");
         std::raise(SIGSEGV);
       },
-      testing::KilledBySignal(SIGSEGV), "SIGSEGV received at time=[0-9]+[^\n]*\n(.|\n)*@ ");
+      testing::KilledBySignal(SIGSEGV),
+      "SIGSEGV received at time=[0-9]+[^\n]*\nPC: @ +0x[0-9a-f]+(.|\n)*the crashing thread's "
+      "stack:\n([^\n]*\\[0x[0-9a-f]+\\]\n){3,}");
 }
 
 }  // namespace
