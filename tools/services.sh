@@ -137,17 +137,19 @@ _svc_launch() {
 # started, not _svc_pid: while a process execs (setsid, then env, then the binary) its command
 # line reads empty, and a live instance looked exited (it failed a CI run).
 _svc_running() {
-  local state
-  state=$(awk '{print $3}' "/proc/${1:-0}/stat" 2>/dev/null) && [ -n "$state" ] && [ "$state" != Z ]
+  local stat
+  [ -n "${1:-}" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) } # after the command name, which may hold spaces
+  [ "${stat%% *}" != Z ]
 }
 
 # _svc_exit PID: how a process that this shell started, and that is gone, ended ("exited with
 # status 1", "died of SIGSEGV"), from its exit status.
 _svc_exit() {
-  local rc=0
+  local rc=0 sig
   wait "$1" 2>/dev/null || rc=$?
   if [ "$rc" -eq 127 ] || [ "$rc" -lt 0 ]; then echo exited # not a child of this shell
-  elif [ "$rc" -gt 128 ]; then echo "died of SIG$(kill -l $((rc - 128)))"
+  elif [ "$rc" -gt 128 ] && sig=$(kill -l $((rc - 128)) 2>/dev/null); then echo "died of SIG$sig"
   else echo "exited with status $rc"; fi
 }
 

@@ -34,6 +34,7 @@ wait_for() { # BODY OF THE FAKE kurt-links (or "" for the one above): tools/serv
   [ -z "$1" ] || printf '#!/usr/bin/env bash\n%s\n' "$1" >"$dir/bin/kurt-links"
   set +e
   out=$(KURT_BUILD_DIR=$dir KURT_STATE_DIR=$dir/state bash -c '
+    set -euo pipefail # as tools/run
     . "$1/tools/lib.sh"
     . "$1/tools/services.sh"
     mkdir -p "$KURT_STATE_DIR/run" "$KURT_STATE_DIR/log"
@@ -46,7 +47,14 @@ wait_for() { # BODY OF THE FAKE kurt-links (or "" for the one above): tools/serv
 wait_for ""
 [ "$rc" = 0 ] || fail "a live instance whose command line lacks its name: exit status $rc"
 grep -q "kurt-links-1: ready" <<<"$out" || fail "not reported ready"
-kill "$(cat "$dir/state/run/kurt-links-1.pid")"
+pid=$(cat "$dir/state/run/kurt-links-1.pid")
+kill "$pid"
+for _ in $(seq 200); do # until it is gone or a zombie (its port free for the next case)
+  state=$(cat "/proc/$pid/stat" 2>/dev/null) || break
+  state=${state##*) }
+  [ "${state%% *}" != Z ] || break
+  sleep 0.05
+done
 
 wait_for 'kill -SEGV $$'
 [ "$rc" = 1 ] || fail "a crashed instance: exit status $rc, not 1"
@@ -56,4 +64,7 @@ wait_for 'echo "cannot start: a reason" >&2; exit 3'
 [ "$rc" = 1 ] || fail "an instance that exited: exit status $rc, not 1"
 grep -q "kurt-links-1 exited with status 3" <<<"$out" || fail "the exit status not named"
 grep -q "cannot start: a reason" <<<"$out" || fail "its log's last lines not shown"
+
+wait_for 'exit 200'
+grep -q "kurt-links-1 exited with status 200" <<<"$out" || fail "a status above 128 taken for a signal"
 echo "ok"

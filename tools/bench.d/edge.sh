@@ -85,9 +85,15 @@ bench_seed edgebench "$account" "$hot" "$topic"
 links_pid=$!
 pids+=($links_pid)
 for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$links_http/readyz" && break; sleep 0.1; done
-# The stack's Kafka broker, whose CPU per request is reported too (none when the stack is not
-# this checkout's own): the held cached redirect waits for it.
+# The stack's Kafka broker, whose CPU per request is reported too: the held cached redirect waits
+# for it. None when the services' broker is not this checkout's stack's, or its pid file is stale.
 broker_pid=$(head -n1 "$KURT_STATE_DIR/run/kafka.pid" 2>/dev/null) || broker_pid=""
+broker_cmdline=$([ -z "$broker_pid" ] || tr '\0' ' ' 2>/dev/null <"/proc/$broker_pid/cmdline") ||
+  broker_cmdline=""
+if [ "${KURT_KAFKA_BROKERS:-}" != "127.0.0.1:${KURT_KAFKA_PORT:-}" ] ||
+  [[ $broker_cmdline != *"$KURT_STATE_DIR/kafka/server.properties"* ]]; then
+  broker_pid=""
+fi
 
 sse_upstream=()
 if [ "$sse" = 1 ]; then
