@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # tools/services.sh's wait for an instance it started (what tools/run and tools/service do):
-# - an instance whose command line does not name its binary, as a process's reads while it execs
-#   (setsid, then env, then the binary), is waited for until ready, not reported as exited (a CI
-#   run of tools/run --ha failed on a live edge that way);
+# - an instance whose command line does not name its binary (a process's command line reads empty
+#   while it execs: setsid, then env, then the binary) is waited for until ready, not reported as
+#   exited (a CI run of tools/run --ha failed on a live edge that way);
 # - one that crashes is reported with its signal, one that exits with its status.
 # Usage: tests/tools/services_wait_test.sh
 set -euo pipefail
