@@ -39,6 +39,21 @@ KURT_STACK_PACKAGES=(postgresql redis-server kcat openjdk-17-jre-headless maven 
 log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
+pid_alive() { # PID: the process exists and is not a zombie
+  local stat
+  [ -n "${1:-}" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) } # after the command name, which may hold spaces
+  [ "${stat%% *}" != Z ]
+}
+
+# cmdline_has PID STRING: the process's command line holds STRING. Not for a process that may be
+# starting: while it execs its command line reads empty (or as its parent's).
+cmdline_has() {
+  local cmdline
+  cmdline=$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null) || return 1
+  [[ $cmdline == *"$2"* ]]
+}
+
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }

@@ -62,9 +62,7 @@ ha_upstreams() {
 _svc_pid() { # INSTANCE [BINARY]: the pid of our running INSTANCE (of BINARY), if any
   local pid
   pid=$(head -n1 "$KURT_STATE_DIR/run/$1.pid" 2>/dev/null) || return 1
-  [[ $pid =~ ^[0-9]+$ ]] && [ -r "/proc/$pid/cmdline" ] &&
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "${2:-$1}" || return 1
-  [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && pid_alive "$pid" && cmdline_has "$pid" "${2:-$1}" || return 1
   echo "$pid"
 }
 
@@ -78,7 +76,7 @@ services_stop() {
     if pid=$(_svc_pid "$instance" "$(_svc_binary "$instance")"); then
       log "$instance: stopping (pid $pid)"
       kill -TERM "$pid" 2>/dev/null || true
-      for _ in $(seq 150); do [ -d "/proc/$pid" ] && [ "$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null)" != Z ] || break; sleep 0.1; done
+      for _ in $(seq 150); do pid_alive "$pid" || break; sleep 0.1; done
       [ -d "/proc/$pid" ] && kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$file"
@@ -133,16 +131,6 @@ _svc_launch() {
   echo $! >"$KURT_STATE_DIR/run/$instance.pid"
 }
 
-# _svc_running PID: the process exists and is not a zombie. For an instance this shell has just
-# started, not _svc_pid: while a process execs (setsid, then env, then the binary) its command
-# line reads empty, and a live instance looked exited (it failed a CI run).
-_svc_running() {
-  local stat
-  [ -n "${1:-}" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) } # after the command name, which may hold spaces
-  [ "${stat%% *}" != Z ]
-}
-
 # _svc_exit PID: how a process that this shell started, and that is gone, ended ("exited with
 # status 1", "died of SIGSEGV"), from its exit status.
 _svc_exit() {
@@ -160,7 +148,9 @@ _svc_wait_ready() {
   IFS=: read -r instance bin grpc http <<<"$1"
   pid=$(head -n1 "$KURT_STATE_DIR/run/$instance.pid")
   until curl -sf -o /dev/null "http://127.0.0.1:$http/readyz"; do
-    _svc_running "$pid" ||
+    # The process, not _svc_pid: while it execs (setsid, then env, then the binary) its command
+    # line reads empty, and a live instance looked exited (it failed a CI run).
+    pid_alive "$pid" ||
       die "$instance $(_svc_exit "$pid"); its log: $KURT_STATE_DIR/log/$instance.log ($(tail -n 3 "$KURT_STATE_DIR/log/$instance.log"))"
     [ $SECONDS -lt $deadline ] || die "$instance not ready within 60 s; see $KURT_STATE_DIR/log/$instance.log"
     sleep 0.2

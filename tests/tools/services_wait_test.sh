@@ -7,6 +7,7 @@
 # Usage: tests/tools/services_wait_test.sh
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
+. "$root/tools/lib.sh" # pid_alive
 dir=$(mktemp -d)
 trap 'kill $(cat "$dir"/state/run/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$dir"' EXIT
 mkdir -p "$dir/bin" "$dir/state"
@@ -50,9 +51,7 @@ grep -q "kurt-links-1: ready" <<<"$out" || fail "not reported ready"
 pid=$(cat "$dir/state/run/kurt-links-1.pid")
 kill "$pid"
 for _ in $(seq 200); do # until it is gone or a zombie (its port free for the next case)
-  state=$(cat "/proc/$pid/stat" 2>/dev/null) || break
-  state=${state##*) }
-  [ "${state%% *}" != Z ] || break
+  pid_alive "$pid" || break
   sleep 0.05
 done
 

@@ -88,10 +88,8 @@ for _ in $(seq 150); do curl -sf -o /dev/null "http://127.0.0.1:$links_http/read
 # The stack's Kafka broker, whose CPU per request is reported too: the held cached redirect waits
 # for it. None when the services' broker is not this checkout's stack's, or its pid file is stale.
 broker_pid=$(head -n1 "$KURT_STATE_DIR/run/kafka.pid" 2>/dev/null) || broker_pid=""
-broker_cmdline=$([ -z "$broker_pid" ] || tr '\0' ' ' 2>/dev/null <"/proc/$broker_pid/cmdline") ||
-  broker_cmdline=""
-if [ "${KURT_KAFKA_BROKERS:-}" != "127.0.0.1:${KURT_KAFKA_PORT:-}" ] ||
-  [[ $broker_cmdline != *"$KURT_STATE_DIR/kafka/server.properties"* ]]; then
+if [ "${KURT_KAFKA_BROKERS:-}" != "127.0.0.1:${KURT_KAFKA_PORT:-}" ] || [ -z "$broker_pid" ] ||
+  ! cmdline_has "$broker_pid" "$KURT_STATE_DIR/kafka/server.properties"; then
   broker_pid=""
 fi
 
@@ -189,17 +187,16 @@ cpu_ticks() { # PID...: their user+system CPU time so far, summed, in clock tick
   echo "$total"
 }
 run_wrk() { # NAME URL SCRIPT "PIDS": wrk's report in $work/NAME.txt; in NAME.cpu the CPU ticks
-  # that the proxy's processes (PIDS) and kurt-links spent during the run, the clock rate, and
-  # the broker's ticks (-1: not known).
+  # that the proxy's processes (PIDS), kurt-links and the broker (0 without one) spent during the
+  # run, and the clock rate.
   log "wrk $1: ${seconds}s, $connections connections"
   local before links_before broker_before
   before=$(cpu_ticks $4)
   links_before=$(cpu_ticks "$links_pid")
-  broker_before=$([ -z "$broker_pid" ] || cpu_ticks "$broker_pid")
+  broker_before=$(cpu_ticks $broker_pid)
   wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$3" "$2" >"$work/$1.txt" 2>&1
-  echo "$(($(cpu_ticks $4) - before)) $(($(cpu_ticks "$links_pid") - links_before)) $(getconf CLK_TCK)" \
-    "$(if [ -n "$broker_pid" ]; then echo $(($(cpu_ticks "$broker_pid") - broker_before)); else echo -1; fi)" \
-    >"$work/$1.cpu"
+  echo "$(($(cpu_ticks $4) - before)) $(($(cpu_ticks "$links_pid") - links_before))" \
+    "$(($(cpu_ticks $broker_pid) - broker_before)) $(getconf CLK_TCK)" >"$work/$1.cpu"
 }
 rss_during() { # PID NAME: samples the resident set in the middle of the next run
   (sleep $((seconds / 2)); ps -o rss= -p "$1" >"$work/$2.rss" 2>/dev/null || true) &
@@ -299,9 +296,10 @@ pair edge_cached_redirect_unheld "http://127.0.0.1:$edge_port" "$edge_pid" \
   drain_reports
 sleep 1
 
-python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" "$runs" "$sse" <<'PY'
+python3 - "$work" "$out/edge.json" "$seconds" "$connections" "$hot" "$runs" "$sse" \
+  "${broker_pid:+1}" <<'PY'
 import json, re, statistics, sys
-work, out_file, seconds, connections, hot, runs, sse = sys.argv[1:]
+work, out_file, seconds, connections, hot, runs, sse, broker_known = sys.argv[1:]
 runs = int(runs)
 
 def ms(text):
@@ -325,11 +323,11 @@ def parse(name):
         r["socket_errors"] = errs.group(1).strip()
     # CPU (user + system) per request completed: the proxy's own processes, kurt-links' and the
     # Kafka broker's (None: not known).
-    proxy, links, hz, broker = (int(x) for x in open(f"{work}/{name}.cpu").read().split())
+    proxy, links, broker, hz = (int(x) for x in open(f"{work}/{name}.cpu").read().split())
     per_request = lambda ticks: round(ticks / hz * 1e6 / max(r["requests"], 1), 1)
     r["proxy_cpu_us_per_request"] = per_request(proxy)
     r["links_cpu_us_per_request"] = per_request(links)
-    r["broker_cpu_us_per_request"] = per_request(broker) if broker >= 0 else None
+    r["broker_cpu_us_per_request"] = per_request(broker) if broker_known else None
     return r
 
 def rss(name):
@@ -347,8 +345,7 @@ def summary(rs, rss_name=None):
     r["rps_runs"] = [x["rps"] for x in rs]
     r["proxy_cpu_us_runs"] = [x["proxy_cpu_us_per_request"] for x in rs]
     for k in ("proxy_cpu_us_per_request", "links_cpu_us_per_request", "broker_cpu_us_per_request"):
-        known = [x[k] for x in rs if x[k] is not None]
-        r[k] = round(statistics.median(known), 1) if known else None
+        r[k] = None if rs[0][k] is None else round(statistics.median(x[k] for x in rs), 1)
     if rss_name:
         r["rss_mb"] = rss(rss_name)
     return r
